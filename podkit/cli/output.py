@@ -1,0 +1,74 @@
+"""Printing helpers shared by all commands: tables, JSON, ids, sizes, ages."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
+    """Docker-style table: upper-case headers, columns padded by 3 spaces."""
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, c in enumerate(r):
+            widths[i] = max(widths[i], len(c))
+    out = sys.stdout
+    for r in [list(headers), *rows]:
+        cells = [c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]
+        out.write("   ".join(cells).rstrip() + "\n")
+
+
+def listing(
+    args: Any,
+    items: list[dict[str, Any]],
+    headers: Sequence[str],
+    row: Callable[[dict[str, Any]], Sequence[Any]],
+    id_of: Callable[[dict[str, Any]], str],
+) -> None:
+    """Print a listing honouring --format json and -q, as every `ls` does."""
+    if getattr(args, "quiet", False):
+        for it in items:
+            print(id_of(it))
+    elif getattr(args, "format", None) == "json":
+        print_json(items)
+    else:
+        table((row(it) for it in items), headers)
+
+
+def human_size(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1000.0
+    return f"{n}"
+
+
+def ago(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    d = max(0.0, time.time() - ts)
+    for unit, secs in (("year", 31536000), ("month", 2592000), ("week", 604800), ("day", 86400),
+                       ("hour", 3600), ("minute", 60)):
+        if d >= secs:
+            n = int(d // secs)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "Less than a minute ago" if d >= 1 else "Just now"
+
+
+def short_id(full: str) -> str:
+    return full.split(":", 1)[-1][:12]
+
+
+def err(msg: str) -> None:
+    sys.stderr.write(msg.rstrip("\n") + "\n")

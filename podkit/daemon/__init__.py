@@ -1,0 +1,1 @@
+"""podkitd: the daemon. Wires the layers together and serves the API."""

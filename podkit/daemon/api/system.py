@@ -1,0 +1,80 @@
+"""System routes: version, info, events."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from podkit._version import API_VERSION, __version__
+from podkit.daemon.api._routing import Ctx, Router
+
+router = Router("system")
+
+
+@router.get("/version", "Daemon and API version")
+async def version(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "api_version": API_VERSION,
+        "python": platform.python_version(),
+        "os": "linux",
+        "arch": platform.machine(),
+        "kernel": platform.release(),
+    }
+
+
+@router.get("/info", "Host, store and runtime facts")
+async def info(ctx: Ctx) -> dict[str, Any]:
+    s = ctx.services
+    out: dict[str, Any] = {
+        "version": __version__,
+        "root": str(s.config.root),
+        "state": str(s.config.state),
+        "socket": str(s.config.socket),
+        "pid": os.getpid(),
+        "namespace": ctx.ns,
+        "namespaces": s.db.namespaces(),
+        "kernel": platform.release(),
+        "arch": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+    for name in ("snapshots", "images", "runtime", "networks", "containers", "pods"):
+        layer = getattr(s, name)
+        if layer is not None and hasattr(layer, "info"):
+            out[name] = layer.info(ctx.ns)
+    return out
+
+
+@router.get(
+    "/events",
+    "Stream lifecycle events",
+    params={"since": "unix time: replay recent events from then", "type": "filter by type",
+            "until": "unix time: stop then"},
+    stream=True,
+)
+async def events(ctx: Ctx) -> Any:
+    bus = ctx.services.events
+    since = ctx.query.get("since")
+    until = ctx.query.get("until")
+    typ = ctx.query.get("type")
+
+    def keep(ev: Any) -> bool:
+        return ev.namespace == ctx.ns and (not typ or ev.type == typ)
+
+    async def gen() -> AsyncIterator[dict]:
+        if since:
+            for ev in bus.recent(float(since)):
+                if keep(ev):
+                    yield ev.to_dict()
+        if until and float(until) <= time.time():
+            return
+        async for ev in bus.subscribe():
+            if until and ev.time > float(until):
+                return
+            if keep(ev):
+                yield ev.to_dict()
+
+    return await ctx.stream(gen())

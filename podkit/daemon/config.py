@@ -1,0 +1,56 @@
+"""podkitd configuration: TOML file, overridden by command-line flags.
+
+Core settings are typed fields; each layer reads its own section from ``raw``
+(``[runtime]``, ``[network]``, ``[registries."host"]``...) so that a layer can grow
+settings without touching this module.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podkit.errors import InvalidArgument
+
+DEFAULT_CONFIG = "/etc/podkit/podkitd.toml"
+DEFAULT_ROOT = "/var/lib/podkit"
+DEFAULT_STATE = "/run/podkit"
+DEFAULT_SOCKET = "/run/podkit/podkit.sock"
+
+
+@dataclass
+class Config:
+    root: Path = Path(DEFAULT_ROOT)
+    state: Path = Path(DEFAULT_STATE)
+    socket: Path = Path(DEFAULT_SOCKET)
+    log_level: str = "info"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.raw.get(name, {})
+        if not isinstance(value, dict):
+            raise InvalidArgument(f"config: [{name}] must be a table")
+        return value
+
+
+def load(path: str | None, overrides: dict[str, Any]) -> Config:
+    raw: dict[str, Any] = {}
+    cfg_path = Path(path or DEFAULT_CONFIG)
+    if cfg_path.exists():
+        try:
+            raw = tomllib.loads(cfg_path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise InvalidArgument(f"config {cfg_path}: {e}") from None
+    elif path:
+        raise InvalidArgument(f"config file {cfg_path} does not exist")
+    cfg = Config(raw=raw)
+    for key in ("root", "state", "socket", "log_level"):
+        value = overrides.get(key) or raw.get(key)
+        if value is None:
+            continue
+        setattr(cfg, key, Path(value) if key != "log_level" else str(value))
+    if overrides.get("state") and not overrides.get("socket") and "socket" not in raw:
+        cfg.socket = cfg.state / "podkit.sock"
+    return cfg

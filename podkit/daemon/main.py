@@ -1,0 +1,130 @@
+"""podkitd entry point: flags, the single-instance lock, the socket, signals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from podkit._version import __version__
+from podkit.daemon import config as config_mod
+from podkit.errors import PodkitError
+
+log = logging.getLogger("podkitd")
+
+
+class AlreadyRunning(PodkitError):
+    code = "already_running"
+
+
+def acquire_lock(root: Path) -> int:
+    """Hold an exclusive flock on <root>/podkitd.lock for the daemon's life."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    path = root / "podkitd.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise AlreadyRunning(
+            f"another podkitd (pid {pid}) is already running with root {root}; "
+            "stop it first or use a different --root"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+async def serve(cfg: config_mod.Config) -> None:
+    from aiohttp import web
+
+    from podkit.daemon.server import make_app
+    from podkit.daemon.services import build
+
+    services = build(cfg)
+    await services.start()
+    app = make_app(services)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    cfg.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    with contextlib.suppress(FileNotFoundError):
+        cfg.socket.unlink()  # stale: we hold the lock, so no live daemon owns it
+    old_umask = os.umask(0o117)  # the socket is born 0660, never briefly world-open
+    try:
+        site = web.UnixSite(runner, str(cfg.socket))
+        await site.start()
+    finally:
+        os.umask(old_umask)
+    os.chown(cfg.socket, 0, 0)
+    os.chmod(cfg.socket, 0o660)
+    log.info("podkitd %s listening on unix://%s (root %s)", __version__, cfg.socket, cfg.root)
+    if os.environ.get("NOTIFY_SOCKET"):
+        _sd_notify("READY=1")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+    await services.close()
+    with contextlib.suppress(FileNotFoundError):
+        cfg.socket.unlink()
+
+
+def _sd_notify(msg: str) -> None:
+    import socket
+
+    addr = os.environ["NOTIFY_SOCKET"]
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(msg.encode(), addr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="podkitd", description="The podkit container and pod daemon.")
+    p.add_argument("--config", help=f"TOML config file (default {config_mod.DEFAULT_CONFIG})")
+    p.add_argument("--root", help=f"persistent state directory (default {config_mod.DEFAULT_ROOT})")
+    p.add_argument("--state", help=f"runtime state directory (default {config_mod.DEFAULT_STATE})")
+    p.add_argument("--socket", help=f"API unix socket (default {config_mod.DEFAULT_SOCKET})")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--version", action="version", version=f"podkitd {__version__}")
+    args = p.parse_args(argv)
+
+    try:
+        cfg = config_mod.load(args.config, vars(args))
+    except PodkitError as e:
+        print(f"podkitd: {e.message}", file=sys.stderr)
+        sys.exit(1)
+    logging.basicConfig(
+        level=cfg.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if os.geteuid() != 0:
+        print("podkitd: must run as root", file=sys.stderr)
+        sys.exit(1)
+    try:
+        lock_fd = acquire_lock(cfg.root)
+    except PodkitError as e:
+        print(f"podkitd: {e.message}", file=sys.stderr)
+        sys.exit(1)
+    try:
+        asyncio.run(serve(cfg))
+    except PodkitError as e:
+        print(f"podkitd: {e.message}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        os.close(lock_fd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The composition root: builds every layer, bottom up, for one daemon.
+
+Each layer is constructed here and handed only what is below it. API handlers
+reach the layers through ``Services``; the layers never import the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from podkit.daemon.config import Config
+from podkit.daemon.events import EventBus
+from podkit.store import ContentStore, Database
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class Services:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        config.state.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.db = Database(config.root / "metadata.db")
+        self.content = ContentStore(config.root)
+        self.events = EventBus()
+        # Filled by build(), layer by layer. Typed Any until each layer lands.
+        self.snapshots: Any = None
+        self.images: Any = None
+        self.registry: Any = None
+        self.runtime: Any = None
+        self.volumes: Any = None
+        self.networks: Any = None
+        self.containers: Any = None
+        self.pods: Any = None
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+
+    def on_startup(self, hook: Hook) -> None:
+        self._startup.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        self._shutdown.append(hook)
+
+    async def start(self) -> None:
+        swept = self.content.sweep_ingest()
+        if swept:
+            log.info("removed %d half-written blobs left by an earlier crash", swept)
+        for hook in self._startup:
+            await hook()
+
+    async def close(self) -> None:
+        for hook in reversed(self._shutdown):
+            try:
+                await hook()
+            except Exception:  # keep shutting the rest down
+                log.exception("shutdown hook failed")
+        self.db.close()
+
+
+def build(config: Config) -> Services:
+    s = Services(config)
+    # Layers are added below in dependency order (snapshots, images, runtime,
+    # network, containers, pods). Each block is owned by its layer.
+    return s
