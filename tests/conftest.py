@@ -12,6 +12,14 @@ import pytest
 
 from tests.helpers import Daemon
 
+# Each area keeps its fixtures in tests/fixtures/<area>.py.
+pytest_plugins = [
+    "tests.fixtures.images",
+    "tests.fixtures.registry",
+    "tests.fixtures.runtime",
+    "tests.fixtures.network",
+]
+
 if os.geteuid() != 0:
     pytest.exit("podkit's tests run as root (they drive runc, overlayfs, CNI)", returncode=2)
 

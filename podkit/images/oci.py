@@ -1,0 +1,148 @@
+"""OCI image-spec (and Docker schema2) vocabulary: media types, descriptors, platforms.
+
+Docker schema2 manifests and manifest lists are treated as equivalents of OCI
+manifests and indexes throughout podkit.
+"""
+
+from __future__ import annotations
+
+import platform as _platform
+from dataclasses import dataclass, field
+from typing import Any
+
+from podkit.errors import InvalidArgument
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_LAYER_NONDIST_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
+
+# Accept header for manifest fetches: everything we can read, most preferred first.
+MANIFEST_ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
+
+
+def layer_compression(media_type: str) -> str:
+    """'gzip', 'zstd' or '' (plain tar) for a layer media type."""
+    if media_type.endswith("+gzip") or media_type.endswith(".tar.gzip") or media_type.endswith("tar.gzip"):
+        return "gzip"
+    if media_type.endswith("+zstd"):
+        return "zstd"
+    if media_type in (OCI_LAYER, DOCKER_LAYER) or media_type.endswith(".tar"):
+        return ""
+    raise InvalidArgument(f"unsupported layer media type {media_type!r}")
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: str = "linux"
+    architecture: str = "amd64"
+    variant: str = ""
+
+    @classmethod
+    def host(cls) -> Platform:
+        m = _platform.machine()
+        arch, variant = _ARCH.get(m, (m, ""))
+        return cls("linux", arch, variant)
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """'linux/arm64', 'linux/arm/v7', 'amd64'."""
+        parts = [p for p in text.strip().split("/") if p]
+        if len(parts) == 1:
+            parts = ["linux", parts[0]]
+        if len(parts) not in (2, 3) or not all(parts):
+            raise InvalidArgument(f"invalid platform {text!r}: want os/arch[/variant]")
+        arch, variant = _ARCH.get(parts[1], (parts[1], ""))
+        return cls(parts[0], arch, parts[2] if len(parts) == 3 else variant)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Platform | None:
+        if not d:
+            return None
+        return cls(d.get("os", ""), d.get("architecture", ""), d.get("variant", ""))
+
+    def matches(self, other: Platform | None) -> bool:
+        if other is None:
+            return False
+        if (self.os, self.architecture) != (other.os, other.architecture):
+            return False
+        return not self.variant or not other.variant or self.variant == other.variant
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    def to_dict(self) -> dict[str, str]:
+        d = {"os": self.os, "architecture": self.architecture}
+        if self.variant:
+            d["variant"] = self.variant
+        return d
+
+
+_ARCH = {
+    "x86_64": ("amd64", ""),
+    "amd64": ("amd64", ""),
+    "aarch64": ("arm64", "v8"),
+    "arm64": ("arm64", ""),
+    "armv7l": ("arm", "v7"),
+    "i686": ("386", ""),
+    "i386": ("386", ""),
+}
+
+
+@dataclass
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str] = field(default_factory=dict)
+    platform: Platform | None = None
+    urls: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Descriptor:
+        try:
+            return cls(
+                media_type=d.get("mediaType", ""),
+                digest=d["digest"],
+                size=int(d["size"]),
+                annotations=dict(d.get("annotations") or {}),
+                platform=Platform.from_dict(d.get("platform")),
+                urls=list(d.get("urls") or []),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidArgument(f"malformed descriptor {d!r}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.annotations:
+            d["annotations"] = self.annotations
+        if self.platform:
+            d["platform"] = self.platform.to_dict()
+        if self.urls:
+            d["urls"] = self.urls
+        return d
+
+
+def select_manifest(index: dict[str, Any], want: Platform) -> Descriptor:
+    """Pick the manifest for a platform out of an index / manifest list."""
+    candidates = [Descriptor.from_dict(m) for m in index.get("manifests", [])]
+    for d in candidates:
+        if d.media_type in MANIFEST_TYPES or not d.media_type:
+            if want.matches(d.platform):
+                return d
+    available = ", ".join(str(d.platform) for d in candidates if d.platform) or "none"
+    raise InvalidArgument(f"no manifest for platform {want} in the index (available: {available})")
