@@ -141,8 +141,7 @@ def select_manifest(index: dict[str, Any], want: Platform) -> Descriptor:
     """Pick the manifest for a platform out of an index / manifest list."""
     candidates = [Descriptor.from_dict(m) for m in index.get("manifests", [])]
     for d in candidates:
-        if d.media_type in MANIFEST_TYPES or not d.media_type:
-            if want.matches(d.platform):
-                return d
+        if (d.media_type in MANIFEST_TYPES or not d.media_type) and want.matches(d.platform):
+            return d
     available = ", ".join(str(d.platform) for d in candidates if d.platform) or "none"
     raise InvalidArgument(f"no manifest for platform {want} in the index (available: {available})")
