@@ -29,6 +29,14 @@ def wait_for(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0
         time.sleep(interval)
 
 
+def unique_network() -> tuple[str, str]:
+    """A bridge name (<= 15 chars) and a /24 in 10.200.0.0/13 unlikely to be in use."""
+    import secrets
+
+    n = secrets.randbelow(8 * 256)
+    return f"pkt{secrets.token_hex(4)}", f"10.{200 + n // 256}.{n % 256}.0/24"
+
+
 class Daemon:
     """One podkitd process with its own root, state dir and socket."""
 
@@ -38,7 +46,13 @@ class Daemon:
         self.state = base / "state"
         self.socket = self.state / "podkit.sock"
         self.config = base / "podkitd.toml"
-        self.config.write_text(extra_config)
+        # Each daemon gets its own default bridge and subnet, so tests never share
+        # (or clash with podman's 10.88/16 or another run's) network state.
+        self.bridge, self.subnet = unique_network()
+        self.config.write_text(
+            f'[network]\ndefault_bridge = "{self.bridge}"\ndefault_subnet = "{self.subnet}"\n\n'
+            + extra_config
+        )
         self.log = base / "podkitd.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.host = f"unix://{self.socket}"
