@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import Daemon
+from tests.leaks import processes_mentioning, unmount_all_under
 
 # Each area keeps its fixtures in tests/fixtures/<area>.py.
 pytest_plugins = [
@@ -28,10 +31,21 @@ if os.geteuid() != 0:
 def workdir() -> Iterator[Path]:
     """A private directory on a real disk (overlayfs needs one; not tmpfs-only paths)."""
     d = Path(tempfile.mkdtemp(prefix="podkit-test-", dir="/var/tmp"))
+    leaked_mounts: list[str] = []
+    leaked_procs: list[tuple[int, str]] = []
     try:
         yield d
     finally:
+        # Anything still running from this test's directories is a leak; kill it so
+        # the next test starts clean, then report.
+        leaked_procs = processes_mentioning(str(d))
+        for pid, _ in leaked_procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        leaked_mounts = unmount_all_under(d)
         shutil.rmtree(d, ignore_errors=True)
+    assert not leaked_procs, f"test left processes running: {leaked_procs}"
+    assert not leaked_mounts, f"test left mounts behind: {leaked_mounts}"
 
 
 @pytest.fixture
