@@ -1,0 +1,157 @@
+"""Unit tests of container option parsing and CRI log reading (no daemon needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from podkit.containers.logs import LogReader, format_time, parse_since, parse_time
+from podkit.containers.options import (
+    CreateOptions,
+    parse_port,
+    parse_restart,
+    parse_signal,
+    parse_size,
+    parse_ulimit,
+    parse_volume,
+)
+from podkit.errors import InvalidArgument
+
+
+def test_sizes_and_signals() -> None:
+    assert parse_size("64m") == 64 << 20
+    assert parse_size("1g") == 1 << 30
+    assert parse_size("512") == 512
+    assert parse_size("1.5k") == 1536
+    with pytest.raises(InvalidArgument, match="'12x'"):
+        parse_size("12x")
+    assert parse_signal("TERM") == 15
+    assert parse_signal("SIGKILL") == 9
+    assert parse_signal("2") == 2
+    with pytest.raises(InvalidArgument):
+        parse_signal("SIGNOPE")
+
+
+def test_volume_specs(tmp_path: Path) -> None:
+    m = parse_volume(f"{tmp_path}:/data:ro")
+    assert (m.type, m.source, m.target, m.readonly) == ("bind", str(tmp_path), "/data", True)
+    m = parse_volume("cache:/var/cache")
+    assert (m.type, m.source, m.readonly) == ("volume", "cache", False)
+    assert parse_volume("/anon").type == "volume" and parse_volume("/anon").source == ""
+    for bad in ("data:relative", "a:b:c:d", "x:/y:bogus", "../up:/y", "vol:/"):
+        with pytest.raises(InvalidArgument):
+            parse_volume(bad)
+
+
+def test_port_specs() -> None:
+    assert parse_port("8080:80") == [
+        {"host_ip": "", "host_port": 8080, "container_port": 80, "protocol": "tcp"}]
+    assert parse_port("127.0.0.1:53:53/udp")[0]["protocol"] == "udp"
+    assert len(parse_port("9000-9002:9000-9002")) == 3
+    assert parse_port("80")[0]["host_port"] == 0
+    for bad in ("99999:80", "a:b", "1.2.3:80:80", "80/icmp", "1-3:1-2"):
+        with pytest.raises(InvalidArgument):
+            parse_port(bad)
+
+
+def test_restart_and_ulimit() -> None:
+    assert parse_restart("on-failure:3") == {"name": "on-failure", "max_retries": 3}
+    assert parse_restart(None)["name"] == "no"
+    with pytest.raises(InvalidArgument):
+        parse_restart("always:3")
+    with pytest.raises(InvalidArgument):
+        parse_restart("sometimes")
+    assert parse_ulimit("nofile=1024:2048") == ("nofile", 1024, 2048)
+    with pytest.raises(InvalidArgument):
+        parse_ulimit("nofile=10:5")
+    with pytest.raises(InvalidArgument):
+        parse_ulimit("bogus=1")
+
+
+def test_create_options_parse_and_roundtrip(tmp_path: Path) -> None:
+    envf = tmp_path / "env"
+    envf.write_text("# comment\nA=1\n\nB=two\n")
+    o = CreateOptions.parse({
+        "image": "busybox", "name": "web-1", "cmd": ["sh", "-c", "echo hi"], "env": ["C=3"],
+        "env_file": [str(envf)], "volumes": [f"{tmp_path}:/h:ro", "v1:/v"], "tmpfs": ["/t:size=1m"],
+        "memory": "64m", "cpus": "0.5", "ulimits": ["nofile=100:200"], "restart": "on-failure:2",
+        "ports": ["8080:80"], "security_opt": ["seccomp=unconfined", "no-new-privileges=false"],
+        "cap_add": ["net_admin"], "stop_signal": "SIGINT", "labels": ["a=b"],
+    })
+    assert o.env == ["A=1", "B=two", "C=3"]
+    assert o.memory == 64 << 20 and o.cpus == 0.5
+    assert [m.type for m in o.mounts] == ["bind", "volume", "tmpfs"]
+    assert o.seccomp == "unconfined" and o.no_new_privileges is False
+    assert o.cap_add == ["CAP_NET_ADMIN"] and o.stop_signal == 2
+    back = CreateOptions.from_stored(o.to_dict())
+    assert back == o
+
+
+@pytest.mark.parametrize("body, msg", [
+    ({}, "image is required"),
+    ({"image": "x", "name": "bad name"}, "invalid container name"),
+    ({"image": "x", "memory": "1k"}, "minimum memory"),
+    ({"image": "x", "volumes": ["/no/such/dir/here:/x"]}, "does not exist"),
+    ({"image": "x", "restart": "always", "auto_remove": True}, "--restart and --rm"),
+    ({"image": "x", "network": "host", "ports": ["80:80"]}, "port publishing"),
+    ({"image": "x", "bogus": 1}, "unknown container option"),
+    ({"image": "x", "workdir": "rel"}, "must be absolute"),
+    ({"image": "x", "volumes": ["/tmp:/x", "/var:/x"]}, "duplicate mount point"),
+])
+def test_create_options_refusals(body: dict, msg: str) -> None:
+    with pytest.raises(InvalidArgument, match=msg):
+        CreateOptions.parse(body)
+
+
+def test_time_parsing() -> None:
+    t = parse_time("2026-11-27T01:02:03.123456789Z")
+    assert abs(t - parse_time("2026-11-27T02:02:03.123456789+01:00")) < 1e-6
+    assert parse_time(format_time(t)) == pytest.approx(t, abs=1e-6)
+    assert parse_since("10m", now=1000.0) == pytest.approx(400.0)
+    assert parse_since("1700000000") == 1700000000.0
+    with pytest.raises(InvalidArgument):
+        parse_since("yesterday-ish")
+
+
+def _write_log(p: Path, lines: list[tuple[float, str, str, str]]) -> None:
+    with open(p, "a") as f:
+        for t, s, tag, text in lines:
+            f.write(f"{format_time(t)} {s} {tag} {text}\n")
+
+
+def test_log_reader_filters_and_partials(tmp_path: Path) -> None:
+    p = tmp_path / "ctr.log"
+    _write_log(p, [(100, "stdout", "F", "one"), (101, "stderr", "F", "err1"),
+                   (102, "stdout", "P", "par"), (102.5, "stdout", "F", "tial"),
+                   (103, "stdout", "F", "three")])
+    r = LogReader(p)
+    assert [e.data for e in r.read()] == [b"one\n", b"err1\n", b"partial\n", b"three\n"]
+    assert [e.data for e in r.read(streams=("stderr",))] == [b"err1\n"]
+    assert [e.data for e in r.read(tail=2)] == [b"partial\n", b"three\n"]
+    assert [e.data for e in r.read(since=101.5, until=102.9)] == [b"partial\n"]
+    assert LogReader(tmp_path / "none").read() == []
+
+
+def test_log_follow_handles_replaced_file(tmp_path: Path) -> None:
+    """conmon's --log-size-max swaps in a new file: the follower reopens it."""
+    p = tmp_path / "ctr.log"
+    _write_log(p, [(100, "stdout", "F", "a")])
+    state = {"running": True}
+
+    async def main() -> list[bytes]:
+        got: list[bytes] = []
+        agen = LogReader(p).follow(running=lambda: state["running"], poll=0.01)
+        async for e in agen:
+            got.append(e.data)
+            if e.data == b"a\n":
+                tmp = tmp_path / "ctr.log.tmp"
+                _write_log(tmp, [(101, "stdout", "F", "b")])
+                tmp.replace(p)
+            if e.data == b"b\n":
+                _write_log(p, [(102, "stderr", "F", "c")])
+                state["running"] = False
+        return got
+
+    assert asyncio.run(asyncio.wait_for(main(), 10)) == [b"a\n", b"b\n", b"c\n"]
