@@ -1,0 +1,275 @@
+"""Pod commands: `podkit pod create|ls|inspect|start|stop|restart|rm|logs|stats|top|prune`
+and `podkit play kube [--down] FILE.yaml`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from podkit import errors
+from podkit.cli.output import ago, err, human_size, listing, print_json, short_id, table
+
+
+def register(sub: Any) -> None:
+    from podkit.cli.main import add_format
+
+    pod = sub.add_parser("pod", help="manage pods (containers sharing net, ipc, uts)")
+    ps = pod.add_subparsers(dest="pod_command", metavar="COMMAND")
+    pod.set_defaults(func=lambda a, c: (pod.print_help(), 1)[1])
+
+    p = ps.add_parser("create", help="create a pod")
+    p.add_argument("--name", help="the pod's name (default: a generated one)")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/PROTO]",
+                   help="publish a port of the pod on the host")
+    p.add_argument("--share", default="net,ipc,uts",
+                   help="namespaces the containers share: net,ipc,uts[,pid] (default net,ipc,uts)")
+    p.add_argument("--hostname", help="the pod's hostname (default: its name)")
+    p.add_argument("--memory", "-m", help="memory limit of the whole pod (e.g. 256m)")
+    p.add_argument("--cpus", type=float, help="CPU limit of the whole pod (e.g. 1.5)")
+    p.add_argument("--dns", action="append", default=[], help="DNS server for the pod")
+    p.add_argument("--dns-search", action="append", default=[], help="DNS search domain")
+    p.add_argument("--dns-option", action="append", default=[], help="resolv.conf option")
+    p.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                   help="add a line to the pod's /etc/hosts")
+    p.add_argument("--network", default=None, help="bridge (default), host, none or a network name")
+    p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--start", action="store_true", help="start the pod right away")
+    p.set_defaults(func=cmd_create, engine_exit=125)
+
+    p = ps.add_parser("ls", aliases=["list", "ps"], help="list pods")
+    add_format(p)
+    p.add_argument("--filter", "-f", action="append", default=[], metavar="label=KEY[=VALUE]")
+    p.set_defaults(func=cmd_ls)
+
+    p = ps.add_parser("inspect", help="show a pod's details")
+    p.add_argument("pods", nargs="+", metavar="POD")
+    p.add_argument("--format", choices=["json"], default="json")
+    p.set_defaults(func=cmd_inspect)
+
+    for name, helptext, fn in (("start", "start pods", cmd_start), ("stop", "stop pods", cmd_stop),
+                               ("restart", "restart pods", cmd_restart)):
+        p = ps.add_parser(name, help=helptext)
+        p.add_argument("pods", nargs="+", metavar="POD")
+        if name != "start":
+            p.add_argument("-t", "--time", type=int, default=None, help="seconds to wait before SIGKILL")
+        p.set_defaults(func=fn, engine_exit=125 if name == "start" else 1)
+
+    p = ps.add_parser("rm", aliases=["remove"], help="remove pods")
+    p.add_argument("pods", nargs="+", metavar="POD")
+    p.add_argument("-f", "--force", action="store_true", help="stop and remove running containers too")
+    p.add_argument("-t", "--time", type=int, default=None, help="stop timeout with -f")
+    p.set_defaults(func=cmd_rm)
+
+    p = ps.add_parser("logs", help="show the logs of every container of a pod")
+    p.add_argument("pod", metavar="POD")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int, default=None, help="last N lines of each container")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.set_defaults(func=cmd_logs)
+
+    p = ps.add_parser("stats", help="show resource usage of pods")
+    p.add_argument("pods", nargs="+", metavar="POD")
+    p.add_argument("--no-stream", action="store_true", help="print one sample and exit")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_stats)
+
+    p = ps.add_parser("top", help="show the processes of a pod")
+    p.add_argument("pod", metavar="POD")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER, help="ps options (default -ef)")
+    p.set_defaults(func=cmd_top)
+
+    p = ps.add_parser("prune", help="remove every pod with no running container")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
+    p.set_defaults(func=cmd_prune)
+
+    play = sub.add_parser("play", help="run Kubernetes YAML")
+    pls = play.add_subparsers(dest="play_command", metavar="KIND")
+    play.set_defaults(func=lambda a, c: (play.print_help(), 1)[1])
+    p = pls.add_parser("kube", help="run the Pods and Deployments of a Kubernetes YAML file")
+    p.add_argument("file", metavar="FILE.yaml", help="the YAML file ('-' for stdin)")
+    p.add_argument("--down", action="store_true", help="remove what the file created")
+    p.add_argument("--start", default="true", choices=["true", "false"],
+                   help="start the pods (default true)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only pod ids")
+    p.set_defaults(func=cmd_play_kube, engine_exit=125)
+
+
+def _mem(v: str | None) -> int | None:
+    if v is None:
+        return None
+    s = v.strip().lower()
+    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+             "g": 1 << 30, "gb": 1 << 30}
+    num = s.rstrip("bkmg")
+    unit = s[len(num):]
+    try:
+        if unit not in units:
+            raise ValueError
+        return int(float(num) * units[unit])
+    except ValueError:
+        raise errors.InvalidArgument(f"invalid --memory {v!r}: use a number with unit b, k, m or g") \
+            from None
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    out = {}
+    for it in items:
+        k, _, v = it.partition("=")
+        if not k:
+            raise errors.InvalidArgument(f"invalid label {it!r}: want KEY=VALUE")
+        out[k] = v
+    return out
+
+
+def cmd_create(args: argparse.Namespace, client: Any) -> int:
+    share = [s for s in args.share.split(",") if s.strip()] if args.share else []
+    pod = client.pods.create(
+        args.name, ports=args.publish or None, share=share, hostname=args.hostname,
+        memory=_mem(args.memory), cpus=args.cpus, dns=args.dns, dns_search=args.dns_search,
+        dns_option=args.dns_option, add_hosts=args.add_host or None, network=args.network,
+        labels=_labels(args.label) or None, start=args.start,
+    )
+    print(pod.id)
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace, client: Any) -> int:
+    labels = []
+    for f in args.filter:
+        k, _, v = f.partition("=")
+        if k != "label" or not v:
+            raise errors.InvalidArgument(f"invalid filter {f!r}: pod ls filters by label=KEY[=VALUE]")
+        labels.append(v)
+    pods = client.pods.list(labels=labels or None)
+    listing(
+        args, [p.raw for p in pods],
+        ["POD ID", "NAME", "STATUS", "CREATED", "INFRA ID", "# OF CONTAINERS", "IP", "PORTS"],
+        lambda d: [short_id(d["id"]), d["name"], d.get("status", ""), ago(d.get("created")),
+                   short_id(d.get("infra_id") or "-"), str(d.get("num_containers", 0)),
+                   ",".join(ip.split("/", 1)[0] for ip in d.get("ips") or []) or "-",
+                   ", ".join(d.get("ports_text") or [])],
+        lambda d: d["id"],
+    )
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+    out = []
+    rc = 0
+    for ref in args.pods:
+        try:
+            out.append(client.pods.inspect(ref))
+        except errors.NotFound as e:
+            err(f"Error: {e.message}")
+            rc = 1
+    print_json(out if len(args.pods) > 1 else (out[0] if out else []))
+    return rc
+
+
+def _each(refs: list[str], fn: Any) -> int:
+    rc = 0
+    for ref in refs:
+        try:
+            fn(ref)
+            print(ref)
+        except errors.PodkitError as e:
+            err(f"Error: {e.message}")
+            rc = 125 if not isinstance(e, errors.NotFound) else 1
+    return rc
+
+
+def cmd_start(args: argparse.Namespace, client: Any) -> int:
+    return _each(args.pods, client.pods.start)
+
+
+def cmd_stop(args: argparse.Namespace, client: Any) -> int:
+    return _each(args.pods, lambda r: client.pods.stop(r, timeout=args.time))
+
+
+def cmd_restart(args: argparse.Namespace, client: Any) -> int:
+    return _each(args.pods, lambda r: client.pods.restart(r, timeout=args.time))
+
+
+def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+    return _each(args.pods, lambda r: client.pods.remove(r, force=args.force, timeout=args.time))
+
+
+def cmd_logs(args: argparse.Namespace, client: Any) -> int:
+    for ln in client.pods.logs(args.pod, follow=args.follow, tail=args.tail,
+                               timestamps=args.timestamps):
+        text = ln.get("line", "")
+        prefix = f"{ln.get('container', '?')} "
+        if args.timestamps and ln.get("time"):
+            prefix += f"{ln['time']} "
+        out = sys.stderr if ln.get("stream") == "stderr" else sys.stdout
+        out.write(prefix + text + ("" if text.endswith("\n") else "\n"))
+        out.flush()
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, client: Any) -> int:
+    import itertools
+
+    streams = [client.pods.stats(ref, stream=not args.no_stream) for ref in args.pods]
+    for samples in itertools.zip_longest(*streams):
+        samples = [s for s in samples if s]
+        if args.format == "json":
+            print_json(samples)
+            continue
+        if not args.no_stream:
+            sys.stdout.write("\033[2J\033[H")
+        rows = []
+        for s in samples:
+            for c in [s, *s.get("containers", [])]:
+                lim = c.get("memory_limit")
+                rows.append([
+                    short_id(s["id"]), s.get("name", ""), c.get("container", "(pod)"),
+                    f"{c.get('cpu_percent', 0.0):.2f}%",
+                    f"{human_size(c.get('memory_usage'))} / {human_size(lim) if lim else 'unlimited'}",
+                    str(c.get("pids", "-")),
+                ])
+        table(rows, ["POD", "NAME", "CONTAINER", "CPU %", "MEM USAGE / LIMIT", "PIDS"])
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_top(args: argparse.Namespace, client: Any) -> int:
+    res = client.pods.top(args.pod, " ".join(args.ps_args))
+    table(res.get("processes", []), res.get("titles", []))
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+    for pid in client.pods.prune():
+        print(pid)
+    return 0
+
+
+def cmd_play_kube(args: argparse.Namespace, client: Any) -> int:
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as f:
+                text = f.read()
+    except OSError as e:
+        raise errors.InvalidArgument(f"cannot read {args.file}: {e.strerror}") from None
+    if args.down:
+        res = client.pods.down_kube(text)
+        for p in res.get("removed", []):
+            print(p if args.quiet else f"removed pod {p}")
+        for n in res.get("missing", []):
+            err(f"pod {n} was not found (already removed)")
+        return 0
+    res = client.pods.play_kube(text, start=args.start == "true")
+    for w in res.get("warnings", []):
+        err(f"Warning: {w}")
+    for p in res.get("pods", []):
+        if args.quiet:
+            print(p["id"])
+            continue
+        print(f"Pod: {p['name']} ({p['id']})")
+        for c in p.get("containers", []):
+            print(f"  Container: {c['name']} ({c['id']})")
+    return 0

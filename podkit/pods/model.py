@@ -1,0 +1,223 @@
+"""The pod record: what a pod sandbox is made of, in a shape the CRI can fill too.
+
+A pod is a set of containers that share some kernel namespaces (net, ipc, uts and
+optionally pid) held by an infra process, plus the files and mounts those
+containers share (/etc/hosts, /etc/resolv.conf, /dev/shm) and a cgroup that parents
+theirs. ``Pod`` carries everything Kubernetes' PodSandboxConfig can ask for
+(metadata name/uid/namespace/attempt, hostname, log directory, DNS config, port
+mappings, labels/annotations, cgroup parent, namespace options, sysctls) so the
+CRI front end can map onto it without another model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from podkit.errors import InvalidArgument
+
+# What a pod may share; net+ipc+uts is what Kubernetes pods share by default.
+SHAREABLE = ("net", "ipc", "uts", "pid")
+DEFAULT_SHARE = ("net", "ipc", "uts")
+
+# Lifecycle of the record itself. The pod's reported status (Running, Degraded,
+# Exited...) is derived from its containers at read time.
+STATE_CREATING = "creating"  # resources being set up; a crash here is rolled back on start
+STATE_READY = "ready"  # every sandbox resource exists
+STATE_REMOVING = "removing"  # tear-down began; finished on the next start if it crashed
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$")
+
+
+@dataclass
+class PortMapping:
+    """A published port: host_ip:host_port on the host → container_port in the pod."""
+
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""
+
+    @classmethod
+    def parse(cls, spec: str) -> PortMapping:
+        """Parse ``[ip:]hostPort:containerPort[/tcp|udp]`` (docker's -p syntax)."""
+        text, _, proto = spec.partition("/")
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp", "sctp"):
+            raise InvalidArgument(f"invalid port mapping {spec!r}: protocol must be tcp, udp or sctp")
+        ip = ""
+        if text.startswith("["):  # [v6addr]:host:container
+            end = text.find("]")
+            ip, text = text[1:end], text[end + 2:]
+        parts = text.rsplit(":", 2) if not ip else text.split(":")
+        if len(parts) == 3:
+            ip, host, ctr = parts
+        elif len(parts) == 2:
+            host, ctr = parts
+        elif len(parts) == 1:
+            host = ctr = parts[0]
+        else:
+            raise InvalidArgument(f"invalid port mapping {spec!r}: use [ip:]hostPort:containerPort[/proto]")
+        return cls(_port(host, spec), _port(ctr, spec), proto, ip)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PortMapping:
+        try:
+            return cls(
+                host_port=_port(d.get("host_port", d.get("container_port")), str(d)),
+                container_port=_port(d["container_port"], str(d)),
+                protocol=str(d.get("protocol") or "tcp").lower(),
+                host_ip=str(d.get("host_ip") or ""),
+            )
+        except KeyError:
+            raise InvalidArgument(f"port mapping {d!r} needs container_port") from None
+
+    def __str__(self) -> str:
+        ip = f"{self.host_ip}:" if self.host_ip else "0.0.0.0:"
+        return f"{ip}{self.host_port}->{self.container_port}/{self.protocol}"
+
+
+def _port(v: Any, spec: str) -> int:
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"invalid port mapping {spec!r}: {v!r} is not a port number") from None
+    if not 0 < n < 65536:
+        raise InvalidArgument(f"invalid port mapping {spec!r}: port {n} out of range 1-65535")
+    return n
+
+
+@dataclass
+class DNSConfig:
+    servers: list[str] = field(default_factory=list)
+    searches: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PodSpec:
+    """What a client asks for (the body of POST /pods, the CRI's PodSandboxConfig)."""
+
+    name: str = ""
+    hostname: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    share: list[str] = field(default_factory=lambda: list(DEFAULT_SHARE))
+    # bridge (the default network) | host | none | a network's name
+    network: str = "bridge"
+    ports: list[PortMapping] = field(default_factory=list)
+    dns: DNSConfig = field(default_factory=DNSConfig)
+    add_hosts: list[str] = field(default_factory=list)  # "name:ip"
+    cgroup_parent: str = ""  # where the pod's own cgroup goes (CRI); default podkit's
+    memory: int = 0  # bytes, 0 = unlimited
+    cpus: float = 0.0  # CPUs, 0 = unlimited
+    shm_size: int = 64 * 1024 * 1024
+    log_directory: str = ""
+    sysctls: dict[str, str] = field(default_factory=dict)
+    # CRI metadata (uid, namespace, attempt), kept as given
+    uid: str = ""
+    kube_namespace: str = ""
+    attempt: int = 0
+    restart_policy: str = ""  # for containers added without their own policy
+    infra_image: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PodSpec:
+        if not isinstance(d, dict):
+            raise InvalidArgument("pod spec must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InvalidArgument(f"unknown pod field(s): {', '.join(unknown)}")
+        kw = dict(d)
+        if "ports" in kw:
+            kw["ports"] = [p if isinstance(p, PortMapping) else
+                           PortMapping.parse(p) if isinstance(p, str) else PortMapping.from_dict(p)
+                           for p in kw["ports"] or []]
+        if "dns" in kw:
+            dns = kw["dns"] or {}
+            if not isinstance(dns, dict):
+                raise InvalidArgument("dns must be an object with servers, searches, options")
+            kw["dns"] = DNSConfig(**{k: list(dns.get(k) or []) for k in ("servers", "searches", "options")})
+        for k in ("labels", "annotations", "sysctls"):
+            if k in kw:
+                v = kw[k] or {}
+                if not isinstance(v, dict):
+                    raise InvalidArgument(f"{k} must be an object of strings")
+                kw[k] = {str(a): str(b) for a, b in v.items()}
+        spec = cls(**kw)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        if self.name and not NAME_RE.match(self.name):
+            raise InvalidArgument(
+                f"invalid pod name {self.name!r}: use letters, digits, '_', '.', '-' (max 128)"
+            )
+        if self.hostname and not HOSTNAME_RE.match(self.hostname):
+            raise InvalidArgument(f"invalid hostname {self.hostname!r}")
+        share = [s.strip() for s in self.share if s.strip()]
+        bad = [s for s in share if s not in SHAREABLE]
+        if bad:
+            raise InvalidArgument(
+                f"cannot share {', '.join(bad)}: a pod shares any of {', '.join(SHAREABLE)}"
+            )
+        if "net" not in share and self.ports:
+            raise InvalidArgument("published ports need a shared network namespace (--share net)")
+        self.share = sorted(set(share), key=SHAREABLE.index)
+        if self.memory < 0 or self.cpus < 0:
+            raise InvalidArgument("memory and cpus must not be negative")
+        if self.memory and self.memory < 6 * 1024 * 1024:
+            raise InvalidArgument("pod memory limit must be at least 6MB")
+        if self.network == "host" and self.ports:
+            raise InvalidArgument("published ports make no sense with the host network")
+        for h in self.add_hosts:
+            name, sep, ip = h.partition(":")
+            if not sep or not name or not ip:
+                raise InvalidArgument(f"invalid --add-host {h!r}: use name:ip")
+        seen: set[tuple[int, str, str]] = set()
+        for p in self.ports:
+            key = (p.host_port, p.protocol, p.host_ip)
+            if key in seen:
+                raise InvalidArgument(f"host port {p.host_port}/{p.protocol} published twice")
+            seen.add(key)
+
+
+@dataclass
+class Pod:
+    """A pod as stored: the spec plus what podkit made for it."""
+
+    id: str
+    namespace: str
+    spec: PodSpec
+    created: float
+    state: str = STATE_CREATING
+    infra_id: str = ""
+    netns_path: str = ""  # "" when the pod uses the host's network
+    ips: list[str] = field(default_factory=list)
+    gateway: str = ""
+    cgroup_path: str = ""  # the pod's own cgroup, relative to each hierarchy
+    state_dir: str = ""  # hosts, resolv.conf, shm, pinned ipc/uts namespaces
+    started: float = 0.0
+    # emptyDir volumes made for kube pods: name -> host directory
+    volumes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Pod:
+        d = dict(d)
+        spec = dict(d.pop("spec"))
+        spec["ports"] = [PortMapping(**p) for p in spec.get("ports", [])]
+        spec["dns"] = DNSConfig(**spec.get("dns", {}))
+        known = {f.name for f in fields(PodSpec)}
+        pod_known = {f.name for f in fields(cls)}
+        return cls(spec=PodSpec(**{k: v for k, v in spec.items() if k in known}),
+                   **{k: v for k, v in d.items() if k in pod_known})
