@@ -1,9 +1,189 @@
-"""Registry operations of the SDK (pull, push, login, logout), mixed into ``ImagesAPI``."""
+"""Registry operations of the SDK (pull, push, login, logout), mixed into ``ImagesAPI``.
+
+Credentials live where docker keeps them, ``~/.docker/config.json`` (or
+``$DOCKER_CONFIG/config.json``): ``login`` writes an ``auths`` entry there (mode
+0600) and ``pull``/``push`` send the entry for the image's registry to the daemon
+in the ``X-Registry-Auth`` header, as the docker CLI does.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from podkit import errors
 from podkit.client._transport import Transport
+
+Progress = Callable[[dict[str, Any]], None]
+
+HUB_KEY = "https://index.docker.io/v1/"
+_HUB_ALIASES = (HUB_KEY, "index.docker.io", "docker.io", "registry-1.docker.io",
+                "https://index.docker.io/v1", "https://registry-1.docker.io")
+
+
+def docker_config_path() -> Path:
+    base = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    return Path(base) / "config.json"
+
+
+def registry_host(text: str) -> str:
+    """'https://index.docker.io/v1/' -> 'docker.io'; 'http://h:5000/x' -> 'h:5000'."""
+    host = text.strip()
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    host = host.split("/", 1)[0]
+    if not host:
+        raise errors.InvalidArgument(f"invalid registry address {text!r}")
+    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
+
+
+def _keys(host: str) -> tuple[str, ...]:
+    if host == "docker.io":
+        return _HUB_ALIASES
+    return (host, f"https://{host}", f"http://{host}", f"https://{host}/", f"http://{host}/",
+            f"https://{host}/v2/", f"http://{host}/v2/")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise errors.InvalidArgument(f"{path} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidArgument(f"{path} does not hold a JSON object")
+    return data
+
+
+def _write_config(path: Path, data: dict[str, Any]) -> None:
+    """Atomically, readable by the owner only (it holds passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent="\t")
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def stored_auth(host: str, path: Path | None = None) -> dict[str, str] | None:
+    """The stored credentials for a registry as {"username","password"} or {"identitytoken"}."""
+    auths = _read_config(path or docker_config_path()).get("auths") or {}
+    for key in _keys(host):
+        entry = auths.get(key)
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("identitytoken"):
+            return {"identitytoken": entry["identitytoken"]}
+        user, pw = entry.get("username", ""), entry.get("password", "")
+        if entry.get("auth") and not user:
+            try:
+                user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise errors.InvalidArgument(
+                    f"{path or docker_config_path()}: the entry for {key} is not base64 of user:password"
+                ) from None
+        if user:
+            return {"username": user, "password": pw}
+    return None
+
+
+def encode_auth(auth: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
 
 
 class DistributionMixin:
     _t: Transport
+
+    def _auth_headers(self, ref: str, auth: dict[str, str] | None) -> dict[str, str]:
+        from podkit.images.reference import parse  # stdlib-only module; parsed lazily
+
+        host = parse(ref).registry
+        creds = auth if auth is not None else stored_auth(host)
+        return {"X-Registry-Auth": encode_auth(creds)} if creds else {}
+
+    def pull(self, ref: str, platform: str | None = None, progress: Progress | None = None,
+             auth: dict[str, str] | None = None) -> Any:
+        """Pull an image; ``progress`` gets each progress dict. Returns the ``Image``.
+
+        ``auth`` ({"username","password"}) overrides the stored credentials.
+        """
+        body: dict[str, Any] = {"reference": ref}
+        if platform:
+            body["platform"] = platform
+        final: dict[str, Any] | None = None
+        for line in self._t.stream("POST", "/images/pull", json_body=body,
+                                   headers=self._auth_headers(ref, auth)):
+            if line.get("status") == "done" and "image" in line:
+                final = line["image"]
+            elif progress is not None:
+                progress(line)
+        if final is None:
+            raise errors.Unavailable(f"pull of {ref}: the daemon ended the stream without a result")
+        return _to_image(final)
+
+    def push(self, ref: str, progress: Progress | None = None,
+             auth: dict[str, str] | None = None) -> dict[str, Any]:
+        """Push an image; returns {"name", "digest", "size", "media_type"}."""
+        final: dict[str, Any] | None = None
+        for line in self._t.stream("POST", "/images/push", json_body={"reference": ref},
+                                   headers=self._auth_headers(ref, auth)):
+            if line.get("status") == "done":
+                final = {k: v for k, v in line.items() if k != "status"}
+            elif progress is not None:
+                progress(line)
+        if final is None:
+            raise errors.Unavailable(f"push of {ref}: the daemon ended the stream without a result")
+        return final
+
+    def login(self, registry: str, username: str, password: str, *,
+              config_path: str | os.PathLike[str] | None = None) -> None:
+        """Check the credentials with the registry (through the daemon), then store them."""
+        host = registry_host(registry)
+        if not username or not password:
+            raise errors.InvalidArgument("login needs a username and a password")
+        self._t.post("/auth/login", json_body={"serveraddress": host, "username": username,
+                                                "password": password})
+        path = Path(config_path) if config_path else docker_config_path()
+        data = _read_config(path)
+        auths = data.setdefault("auths", {})
+        for key in _keys(host):
+            auths.pop(key, None)
+        key = HUB_KEY if host == "docker.io" else host
+        auths[key] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
+        _write_config(path, data)
+
+    def logout(self, registry: str, *, config_path: str | os.PathLike[str] | None = None) -> bool:
+        """Forget stored credentials; False when there were none."""
+        host = registry_host(registry)
+        path = Path(config_path) if config_path else docker_config_path()
+        data = _read_config(path)
+        auths = data.get("auths") or {}
+        removed = [k for k in _keys(host) if auths.pop(k, None) is not None]
+        if removed:
+            _write_config(path, data)
+        return bool(removed)
+
+
+def _to_image(d: dict[str, Any]) -> Any:
+    try:
+        from podkit.client.images import Image
+    except ImportError:
+        return d
+    from_dict = getattr(Image, "from_dict", None)
+    return from_dict(d) if from_dict is not None else d

@@ -1,0 +1,154 @@
+"""Registry commands: pull, push, login, logout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+from podkit import errors
+from podkit.cli.output import err, human_size
+
+BAR_WIDTH = 50
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("pull", help="pull an image from a registry")
+    p.add_argument("reference", metavar="REF", help="image reference, e.g. busybox or host:5000/app:1.0")
+    p.add_argument("--platform", help="os/arch[/variant] to pull from a multi-platform image")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the image name")
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("push", help="push an image to a registry")
+    p.add_argument("reference", metavar="REF", help="image reference, e.g. host:5000/app:1.0")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("login", help="log in to a registry")
+    p.add_argument("registry", metavar="REGISTRY", nargs="?", default="docker.io",
+                   help="registry host[:port] (default docker.io)")
+    p.add_argument("-u", "--username", help="user name")
+    p.add_argument("-p", "--password", help="password (prefer --password-stdin)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.set_defaults(func=cmd_login)
+
+    p = sub.add_parser("logout", help="forget the credentials stored for a registry")
+    p.add_argument("registry", metavar="REGISTRY", nargs="?", default="docker.io")
+    p.set_defaults(func=cmd_logout)
+
+
+class ProgressView:
+    """Draws docker-style progress: one line per layer, redrawn in place on a terminal,
+    plain lines (one per state change) otherwise."""
+
+    def __init__(self, out: TextIO, tty: bool) -> None:
+        self.out = out
+        self.tty = tty
+        self.order: list[str] = []  # ids of the lines on screen, top to bottom
+        self.last: dict[str, str] = {}
+
+    def __call__(self, msg: dict[str, Any]) -> None:
+        ident = msg.get("id")
+        status = str(msg.get("status", ""))
+        if not ident or "current" not in msg:
+            # A line of its own ("latest: Pulling from library/busybox", "Digest: ...").
+            text = f"{ident}: {status}" if ident else status
+            self.out.write(text + "\n")
+            if self.tty:
+                self.order.append("")
+            self.out.flush()
+            return
+        line = f"{ident}: {status}"
+        if status in ("Downloading", "Pushing", "Extracting") and self.tty:
+            line += " " + _bar(int(msg.get("current") or 0), int(msg.get("total") or 0))
+        if not self.tty:
+            if self.last.get(ident) == status:
+                return  # plain output: one line per state change, not per byte
+            self.last[ident] = status
+            self.out.write(line + "\n")
+            self.out.flush()
+            return
+        if ident not in self.order:
+            self.order.append(ident)
+            self.out.write(line + "\n")
+        else:
+            up = len(self.order) - self.order.index(ident)
+            self.out.write(f"\x1b[{up}A\r\x1b[2K{line}\x1b[{up}B\r")
+        self.out.flush()
+
+
+def _bar(current: int, total: int) -> str:
+    if total <= 0:
+        return human_size(current)
+    frac = min(1.0, current / total)
+    n = int(frac * BAR_WIDTH)
+    arrow = "=" * max(0, n - 1) + (">" if n else "")
+    return f"[{arrow.ljust(BAR_WIDTH)}] {human_size(current):>7}/{human_size(total)}"
+
+
+def cmd_pull(args: argparse.Namespace, client: Any) -> int:
+    from podkit.images.reference import parse
+
+    ref = parse(args.reference)
+    view = None if args.quiet else ProgressView(sys.stdout, sys.stdout.isatty())
+    image = client.images.pull(args.reference, platform=args.platform, progress=view)
+    if not args.quiet:
+        print(f"Status: Image is up to date for {ref.familiar()}" if view and _nothing_new(view)
+              else f"Status: Downloaded newer image for {ref.familiar()}")
+    print(str(ref))
+    del image
+    return 0
+
+
+def _nothing_new(view: ProgressView) -> bool:
+    return bool(view.last) and all(s == "Already exists" for s in view.last.values())
+
+
+def cmd_push(args: argparse.Namespace, client: Any) -> int:
+    view = None if args.quiet else ProgressView(sys.stdout, sys.stdout.isatty())
+    result = client.images.push(args.reference, progress=view)
+    if args.quiet:
+        print(result["digest"])
+    return 0
+
+
+def cmd_login(args: argparse.Namespace, client: Any) -> int:
+    import getpass
+
+    from podkit.client.distribution import registry_host
+
+    host = registry_host(args.registry)
+    user = args.username
+    password = args.password
+    if args.password_stdin:
+        if password:
+            raise errors.InvalidArgument("--password and --password-stdin are mutually exclusive")
+        if not user:
+            raise errors.InvalidArgument("--password-stdin needs --username")
+        password = sys.stdin.read().rstrip("\r\n")
+    elif password:
+        err("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+    if not user:
+        if not sys.stdin.isatty():
+            raise errors.InvalidArgument("no username given: use -u/--username")
+        user = input("Username: ").strip()
+    if not password:
+        if not sys.stdin.isatty():
+            raise errors.InvalidArgument("no password given: use -p or --password-stdin")
+        password = getpass.getpass("Password: ")
+    if not user or not password:
+        raise errors.InvalidArgument("login needs a username and a password")
+    client.images.login(host, user, password)
+    print("Login Succeeded")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace, client: Any) -> int:
+    from podkit.client.distribution import registry_host
+
+    host = registry_host(args.registry)
+    if client.images.logout(host):
+        print(f"Removing login credentials for {host}")
+    else:
+        print(f"Not logged in to {host}")
+    return 0

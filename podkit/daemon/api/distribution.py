@@ -1,0 +1,195 @@
+"""Registry routes: pull, push, login.
+
+Credentials travel in the ``X-Registry-Auth`` header (base64url JSON of
+``{"username", "password"}`` or ``{"identitytoken"}``, as docker sends them) or in
+the body's ``auth``; without either the daemon uses its own user's
+``~/.docker/config.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from podkit.daemon.api._routing import Ctx, Router
+from podkit.errors import Internal, InvalidArgument, PodkitError, Unavailable
+
+log = logging.getLogger(__name__)
+router = Router("distribution")
+
+AUTH_HEADER = "X-Registry-Auth"
+
+_AUTH_SCHEMA = {
+    "type": "object",
+    "properties": {"username": {"type": "string"}, "password": {"type": "string"},
+                   "identitytoken": {"type": "string"}},
+}
+_PROGRESS_SCHEMA = {
+    "type": "object",
+    "description": "a progress line: {id, status, current, total}; the last line is "
+                   "{status: done, ...} or {error: {code, message}}",
+}
+
+
+def _registry(ctx: Ctx) -> Any:
+    reg = ctx.services.registry
+    if reg is None:
+        raise Unavailable("the registry service is not available in this daemon")
+    return reg
+
+
+def _credentials(ctx: Ctx, body: dict[str, Any]) -> Any:
+    from podkit.images.registry.auth import Credentials, decode_header, entry_to_credentials
+
+    auth = body.get("auth")
+    if auth is not None:
+        if not isinstance(auth, dict):
+            raise InvalidArgument("'auth' must be an object with username/password or identitytoken")
+        return entry_to_credentials(auth)
+    header = ctx.request.headers.get(AUTH_HEADER)
+    return decode_header(header) if header else Credentials()
+
+
+def _str_field(body: dict[str, Any], name: str, required: bool = True) -> str | None:
+    v = body.get(name)
+    if v is None or v == "":
+        if required:
+            raise InvalidArgument(f"'{name}' is required")
+        return None
+    if not isinstance(v, str):
+        raise InvalidArgument(f"'{name}' must be a string")
+    return v
+
+
+def _image_dict(image: Any) -> dict[str, Any]:
+    if hasattr(image, "to_dict"):
+        return image.to_dict()
+    if dataclasses.is_dataclass(image) and not isinstance(image, type):
+        return dataclasses.asdict(image)
+    return dict(image) if isinstance(image, dict) else {"image": str(image)}
+
+
+async def _run_streamed(ctx: Ctx, work: Any, done: Any) -> Any:
+    """Run ``work(emit)`` and stream what it emits, then ``done(result)`` or an error line.
+
+    If the client goes away the operation is cancelled, as with docker.
+    """
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    task = asyncio.create_task(work(queue.put_nowait))
+
+    async def lines() -> AsyncIterator[dict[str, Any]]:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+                continue
+            getter.cancel()
+            while not queue.empty():
+                yield queue.get_nowait()
+            exc = task.exception()
+            if exc is None:
+                yield done(task.result())
+            elif isinstance(exc, PodkitError):
+                yield exc.to_dict()
+            else:
+                log.error("%s failed", ctx.request.path, exc_info=exc)
+                yield Internal(f"internal error: {type(exc).__name__}: {exc}").to_dict()
+            return
+
+    try:
+        return await ctx.stream(lines())
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+@router.post(
+    "/images/pull",
+    "Pull an image from a registry (ndjson progress)",
+    body={"type": "object", "required": ["reference"], "properties": {
+        "reference": {"type": "string"}, "platform": {"type": "string", "description": "os/arch[/variant]"},
+        "auth": _AUTH_SCHEMA}},
+    response=_PROGRESS_SCHEMA,
+    stream=True,
+)
+async def pull(ctx: Ctx) -> Any:
+    from podkit.images import reference
+    from podkit.images.oci import Platform
+
+    body = await ctx.json()
+    ref_text = _str_field(body, "reference")
+    platform = _str_field(body, "platform", required=False)
+    ref = reference.parse(ref_text or "")  # refuse bad input before the stream starts
+    if platform:
+        Platform.parse(platform)
+    creds = _credentials(ctx, body)
+    reg = _registry(ctx)
+    ns = ctx.ns
+
+    async def work(emit: Any) -> Any:
+        image = await reg.pull(ns, str(ref), platform=platform, creds=creds, emit=emit)
+        d = _image_dict(image)
+        ctx.services.events.publish(ns, "image", "pull", str(ref), digest=d.get("digest", ""))
+        return d
+
+    return await _run_streamed(ctx, work, lambda d: {"status": "done", "image": d})
+
+
+@router.post(
+    "/images/push",
+    "Push an image to a registry (ndjson progress)",
+    body={"type": "object", "required": ["reference"], "properties": {
+        "reference": {"type": "string"}, "auth": _AUTH_SCHEMA}},
+    response=_PROGRESS_SCHEMA,
+    stream=True,
+)
+async def push(ctx: Ctx) -> Any:
+    from podkit.images import reference
+
+    body = await ctx.json()
+    ref = reference.parse(_str_field(body, "reference") or "")
+    creds = _credentials(ctx, body)
+    reg = _registry(ctx)
+    ns = ctx.ns
+    # Refuse an unknown image with a plain 404 rather than inside the stream.
+    img = ctx.services.images.get(ns, str(ref)) if ctx.services.images is not None else None
+    if asyncio.iscoroutine(img):
+        await img
+
+    async def work(emit: Any) -> Any:
+        result = await reg.push(ns, str(ref), creds=creds, emit=emit)
+        ctx.services.events.publish(ns, "image", "push", str(ref), digest=result["digest"])
+        return result
+
+    return await _run_streamed(ctx, work, lambda r: {"status": "done", **r})
+
+
+@router.post(
+    "/auth/login",
+    "Check credentials against a registry",
+    body={"type": "object", "required": ["serveraddress"], "properties": {
+        "serveraddress": {"type": "string"}, "username": {"type": "string"},
+        "password": {"type": "string"}, "identitytoken": {"type": "string"}}},
+    response={"type": "object", "properties": {"status": {"type": "string"},
+                                               "serveraddress": {"type": "string"}}},
+)
+async def login(ctx: Ctx) -> dict[str, Any]:
+    from podkit.images.distribution import normalise_registry
+    from podkit.images.registry.auth import Credentials
+
+    body = await ctx.json()
+    server = normalise_registry(_str_field(body, "serveraddress") or "")
+    creds = Credentials(
+        username=_str_field(body, "username", required=False) or "",
+        password=_str_field(body, "password", required=False) or "",
+        identitytoken=_str_field(body, "identitytoken", required=False) or "",
+    )
+    if creds.username and not creds.password:
+        raise InvalidArgument("a password is required with a username")
+    await _registry(ctx).login(server, creds)
+    return {"status": "Login Succeeded", "serveraddress": server}

@@ -1,0 +1,110 @@
+"""``Registry``: the daemon's distribution service (pull, push, login).
+
+Built by the composition root as ``services.registry`` from the content store,
+the image service, the database and the ``[registries]`` config section::
+
+    [registries]
+    max_concurrent_downloads = 4
+    max_concurrent_uploads = 4
+
+    [registries."registry.example:5000"]
+    mirrors = ["mirror.local:5000"]
+    insecure = false
+    plain_http = false
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from podkit.errors import InvalidArgument, Unavailable
+from podkit.images import reference
+from podkit.images.oci import Platform
+from podkit.images.pull import Emit, Puller
+from podkit.images.push import Pusher
+from podkit.images.registry.auth import Credentials, from_docker_config
+from podkit.images.registry.client import RegistryClient
+from podkit.images.registry.hosts import RegistryHosts
+from podkit.store import ContentStore, Database
+
+_SCALARS = {"max_concurrent_downloads": 4, "max_concurrent_uploads": 4}
+
+
+class _Late:
+    """Forwards to a layer looked up at call time (the composition root may build the
+    image service after the registry)."""
+
+    def __init__(self, get: Callable[[], Any], what: str) -> None:
+        self._get = get
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        obj = self._get()
+        if obj is None:
+            raise Unavailable(f"the {self._what} is not available in this daemon")
+        return getattr(obj, name)
+
+
+class Registry:
+    def __init__(self, content: ContentStore, images: Any, db: Database,
+                 config: dict[str, Any] | None = None, *, snapshots: Any = None,
+                 docker_config: Path | None = None, client: RegistryClient | None = None) -> None:
+        config = dict(config or {})
+        limits: dict[str, int] = {}
+        for key, default in _SCALARS.items():
+            value = config.pop(key, default)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidArgument(f"config: [registries] {key} must be a positive integer")
+            limits[key] = value
+        self.hosts = RegistryHosts(config)
+        self.client = client or RegistryClient(self.hosts)
+        self.docker_config = docker_config
+        if callable(images):
+            images = _Late(images, "image service")
+        if callable(snapshots):
+            snapshots = _Late(snapshots, "snapshotter")
+        self.puller = Puller(content, images, db, self.client, snapshots,
+                             limits["max_concurrent_downloads"])
+        self.pusher = Pusher(content, images, db, self.client, limits["max_concurrent_uploads"])
+
+    def credentials(self, registry: str, given: Credentials | None = None) -> Credentials:
+        """The request's credentials, else those in the daemon user's docker config."""
+        if given:
+            return given
+        return from_docker_config(registry, self.docker_config)
+
+    async def pull(self, ns: str, ref: str, *, platform: str | None = None,
+                   creds: Credentials | None = None, emit: Emit | None = None) -> Any:
+        r = reference.parse(ref)
+        plat = Platform.parse(platform) if platform else None
+        return await self.puller.pull(ns, r, platform=plat, creds=self.credentials(r.registry, creds),
+                                      emit=emit)
+
+    async def push(self, ns: str, ref: str, *, creds: Credentials | None = None,
+                   emit: Emit | None = None) -> dict[str, Any]:
+        r = reference.parse(ref)
+        return await self.pusher.push(ns, r, creds=self.credentials(r.registry, creds), emit=emit)
+
+    async def login(self, registry: str, creds: Credentials) -> None:
+        """Check credentials against the registry (raises Unauthorized when refused)."""
+        if not creds:
+            raise InvalidArgument("login needs a username and password (or an identity token)")
+        await self.client.login(normalise_registry(registry), creds)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def normalise_registry(text: str) -> str:
+    """'https://index.docker.io/v1/' -> 'docker.io'; 'http://h:5000/' -> 'h:5000'."""
+    host = text.strip()
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    host = host.split("/", 1)[0]
+    if not host:
+        raise InvalidArgument(f"invalid registry {text!r}")
+    if host in ("index.docker.io", "registry-1.docker.io"):
+        return "docker.io"
+    return host

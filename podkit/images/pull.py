@@ -1,0 +1,239 @@
+"""Pulling an image: resolve, fetch manifests and config, download layers in
+parallel and apply them in order as soon as each one (and those below it) is in.
+
+Consistency: blobs reach the content store only verified (``Writer``), layers are
+applied through the image service (snapshots are committed atomically there), and
+the image name is recorded last. A pull that dies at any point leaves committed
+blobs and snapshots that the next pull reuses, and half-written ingest files that
+the next start sweeps. While a pull runs, a lease in the metadata names the blobs
+it has committed, so that garbage collection leaves them alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from podkit.errors import DigestMismatch, InvalidArgument, NotFound, PodkitError
+from podkit.images.oci import (
+    CONFIG_TYPES,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    Descriptor,
+    Platform,
+    layer_compression,
+    select_manifest,
+)
+from podkit.images.reference import Reference
+from podkit.images.registry.auth import Credentials
+from podkit.images.registry.client import RegistryClient, Repository
+from podkit.store import ContentStore, Database
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any]], None]
+LEASE_TTL = 3600.0
+
+
+def short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """The chain ID of each layer stack, per the OCI image spec:
+    ChainID(0) = DiffID(0); ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n)).
+    """
+    out: list[str] = []
+    for d in diff_ids:
+        if not out:
+            out.append(d)
+        else:
+            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+    return out
+
+
+class Lease:
+    """Marks content a running operation holds, so GC does not collect it mid-way.
+
+    A lease outlives a crash (it expires after an hour), which is what keeps a
+    half-pulled image's blobs around for the retry.
+    """
+
+    def __init__(self, db: Database, ns: str, kind: str) -> None:
+        self.db = db
+        self.ns = ns
+        self.id = f"{kind}-{secrets.token_hex(8)}"
+        now = time.time()
+        db.ensure_namespace(ns)
+        db.execute("INSERT INTO leases(namespace, id, created, expires) VALUES (?, ?, ?, ?)",
+                   (ns, self.id, now, now + LEASE_TTL))
+
+    def add(self, digest: str, kind: str = "content") -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO lease_resources(namespace, lease, kind, ref) VALUES (?, ?, ?, ?)",
+            (self.ns, self.id, kind, digest),
+        )
+
+    def release(self) -> None:
+        with self.db.tx() as c:
+            c.execute("DELETE FROM lease_resources WHERE namespace = ? AND lease = ?", (self.ns, self.id))
+            c.execute("DELETE FROM leases WHERE namespace = ? AND id = ?", (self.ns, self.id))
+
+
+class Puller:
+    def __init__(self, content: ContentStore, images: Any, db: Database, client: RegistryClient,
+                 snapshots: Any = None, max_concurrent_downloads: int = 4) -> None:
+        self.content = content
+        self.images = images
+        self.db = db
+        self.client = client
+        self.snapshots = snapshots
+        self.max_downloads = max(1, max_concurrent_downloads)
+
+    async def pull(self, ns: str, ref: Reference, *, platform: Platform | None = None,
+                   creds: Credentials | None = None, emit: Emit | None = None) -> Any:
+        """Pull ``ref`` into namespace ``ns``; returns the image service's Image."""
+        out: Emit = emit or (lambda _d: None)
+        repo = self.client.repository(ref, creds)
+        lease = Lease(self.db, ns, "pull")
+        try:
+            out({"status": f"Pulling from {ref.repository}", "id": ref.tag or ref.digest or "latest"})
+            target, data = await repo.resolve(ref.object)
+            if ref.digest and target.digest != ref.digest:
+                raise DigestMismatch(f"{ref}: the registry sent manifest {target.digest}")
+            await self._store(data, target.digest, lease)
+            manifest_desc, manifest_data = target, data
+            if target.media_type in INDEX_TYPES:
+                want = platform or Platform.host()
+                manifest_desc = select_manifest(json.loads(data), want)
+                if not manifest_desc.media_type:
+                    manifest_desc.media_type = target.media_type.replace("index", "manifest")
+                manifest_data = await self._fetch_small(repo, manifest_desc, lease, manifest=True)
+                if want != Platform.host() and not Platform.host().matches(manifest_desc.platform):
+                    # A foreign platform is named by its own manifest, so that the
+                    # image (and a later push) holds exactly what was fetched.
+                    target = manifest_desc
+            elif target.media_type not in MANIFEST_TYPES:
+                raise InvalidArgument(f"{ref}: unsupported manifest media type {target.media_type!r}")
+            manifest = _json(manifest_data, f"manifest {manifest_desc.digest}")
+            config_desc = Descriptor.from_dict(manifest.get("config") or {})
+            if config_desc.media_type and config_desc.media_type not in CONFIG_TYPES:
+                raise InvalidArgument(
+                    f"{ref} is not a container image (config media type {config_desc.media_type!r})"
+                )
+            config = _json(await self._fetch_small(repo, config_desc, lease), "image config")
+            if platform is not None and target.media_type in MANIFEST_TYPES:
+                got = Platform(config.get("os", ""), config.get("architecture", ""),
+                               config.get("variant", ""))
+                if not platform.matches(got):
+                    raise InvalidArgument(f"{ref} is for {got}, not the requested platform {platform}")
+            layers = [Descriptor.from_dict(d) for d in manifest.get("layers") or []]
+            diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+            if len(diff_ids) != len(layers):
+                raise InvalidArgument(
+                    f"{ref}: the manifest has {len(layers)} layers but the config {len(diff_ids)} diff_ids"
+                )
+            for layer in layers:
+                layer_compression(layer.media_type)  # refuse unknown layer types up front
+            await self._layers(repo, layers, diff_ids, lease, out)
+            out({"status": f"Digest: {target.digest}"})
+            image = self.images.record(ns, str(ref), target)
+            if asyncio.iscoroutine(image):
+                image = await image
+            return image
+        finally:
+            lease.release()
+
+    async def _store(self, data: bytes, digest: str, lease: Lease) -> None:
+        lease.add(digest)
+        if not self.content.has(digest):
+            await asyncio.to_thread(self.content.put, data, digest)
+
+    async def _fetch_small(self, repo: Repository, desc: Descriptor, lease: Lease,
+                           manifest: bool = False) -> bytes:
+        lease.add(desc.digest)
+        if self.content.has(desc.digest):
+            return await asyncio.to_thread(self.content.read, desc.digest)
+        data = await (repo.fetch_manifest(desc) if manifest else repo.read_blob(desc))
+        await asyncio.to_thread(self.content.put, data, desc.digest)
+        return data
+
+    def _layer_exists(self, chain_id: str) -> bool:
+        """Whether the snapshot of this layer stack is already there (then nothing to do)."""
+        for layer, method in ((self.images, "layer_exists"), (self.snapshots, "exists")):
+            if layer is None:
+                continue
+            try:
+                fn = getattr(layer, method, None)
+            except PodkitError:  # the layer is not built in this daemon
+                continue
+            if fn is not None:
+                return bool(fn(chain_id))
+        return False
+
+    async def _layers(self, repo: Repository, layers: list[Descriptor], diff_ids: list[str],
+                      lease: Lease, out: Emit) -> None:
+        chains = chain_ids(diff_ids)
+        sem = asyncio.Semaphore(self.max_downloads)
+        skip = [self.content.has(d.digest) and self._layer_exists(c)
+                for d, c in zip(layers, chains, strict=True)]
+
+        def status(i: int, st: str, current: int = 0) -> None:
+            out({"id": short(layers[i].digest), "status": st, "current": current, "total": layers[i].size})
+
+        for i, layer in enumerate(layers):
+            lease.add(layer.digest)
+            status(i, "Already exists" if skip[i] else "Waiting")
+
+        async def download(i: int) -> None:
+            layer = layers[i]
+            if self.content.has(layer.digest):
+                status(i, "Download complete", layer.size)
+                return
+            async with sem:
+                status(i, "Downloading", 0)
+                await repo.fetch_blob(layer, self.content, lambda n: status(i, "Downloading", n))
+                status(i, "Verifying Checksum", layer.size)
+                status(i, "Download complete", layer.size)
+
+        tasks = [None if skip[i] else asyncio.create_task(download(i)) for i in range(len(layers))]
+        try:
+            parent: str | None = None
+            for i, layer in enumerate(layers):
+                task = tasks[i]
+                if task is None:
+                    parent = chains[i]
+                    continue
+                await task
+                status(i, "Extracting", 0)
+                chain = await self.images.apply(layer, parent, diff_ids[i])
+                if chain != chains[i]:
+                    log.warning("layer %s: chain id %s differs from the computed %s",
+                                layer.digest, chain, chains[i])
+                parent = chain
+                status(i, "Pull complete", layer.size)
+        except BaseException:
+            for t in tasks:
+                if t is not None and not t.done():
+                    t.cancel()
+            await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+            raise
+
+
+def _json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise InvalidArgument(f"{what} is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"{what} is not a JSON object")
+    return doc
+
+
+__all__ = ["Puller", "Lease", "chain_ids", "short", "NotFound"]
