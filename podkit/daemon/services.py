@@ -65,4 +65,22 @@ def build(config: Config) -> Services:
     s = Services(config)
     # Layers are added below in dependency order (snapshots, images, runtime,
     # network, containers, pods). Each block is owned by its layer.
+
+    # registry (pull/push/login)
+    from podkit.images.distribution import Registry
+
+    # The image service and snapshotter are looked up when used, so the order of
+    # the blocks in this function does not matter to the registry.
+    s.registry = Registry(s.content, lambda: s.images, s.db, config.section("registries"),
+                          snapshots=lambda: s.snapshots)
+    s.on_shutdown(s.registry.close)
+
+    # network (CNI): networks are host-wide; the startup hook makes the default
+    # network and undoes attachments whose netns is gone. Shutdown leaves running
+    # containers' networks alone.
+    from podkit.network import NetworkManager
+
+    s.networks = NetworkManager(s.db, config.root, config.state, config.section("network"))
+    s.on_startup(s.networks.startup)
+    s.on_shutdown(s.networks.shutdown)
     return s
