@@ -1,0 +1,122 @@
+"""`podkit network create|ls|inspect|rm|prune`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from podkit.cli.output import ago, err, listing, print_json, short_id
+
+
+def register(sub: Any) -> None:
+    from podkit.cli.main import add_format
+
+    p = sub.add_parser("network", help="manage networks")
+    nsub = p.add_subparsers(dest="network_command", metavar="COMMAND")
+    p.set_defaults(func=lambda args, client: (p.print_help(), 1)[1])
+
+    c = nsub.add_parser("create", help="create a bridge network")
+    c.add_argument("name")
+    c.add_argument("--subnet", help="IPv4 subnet in CIDR form (default: a free /24 of the pool)")
+    c.add_argument("--gateway", help="gateway address (default: the subnet's first address)")
+    c.add_argument("--ip-range", help="allocate container IPs from this sub-range only")
+    c.add_argument("--bridge", help="bridge interface name (default: pkbr-<id>)")
+    c.add_argument("--internal", action="store_true", help="no gateway and no masquerade out")
+    c.add_argument("-d", "--driver", default="bridge", choices=["bridge"], help="network driver")
+    c.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a label (repeatable)")
+    c.set_defaults(func=cmd_create)
+
+    for name, aliases in (("ls", ["list"]),):
+        ls = nsub.add_parser(name, aliases=aliases, help="list networks")
+        add_format(ls)
+        ls.add_argument("-f", "--filter", action="append", default=[], metavar="label=K[=V]",
+                        help="only networks with this label")
+        ls.set_defaults(func=cmd_ls)
+
+    i = nsub.add_parser("inspect", help="show networks in detail (JSON)")
+    i.add_argument("names", nargs="+", metavar="NETWORK")
+    i.set_defaults(func=cmd_inspect)
+
+    r = nsub.add_parser("rm", aliases=["remove"], help="remove networks")
+    r.add_argument("names", nargs="+", metavar="NETWORK")
+    r.set_defaults(func=cmd_rm)
+
+    pr = nsub.add_parser("prune", help="remove all unused networks (not the default)")
+    pr.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
+    pr.set_defaults(func=cmd_prune)
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    from podkit.errors import InvalidArgument
+
+    out = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not k:
+            raise InvalidArgument(f"invalid label {it!r}: expected KEY=VALUE")
+        out[k] = v
+    return out
+
+
+def cmd_create(args: argparse.Namespace, client: Any) -> int:
+    n = client.networks.create(args.name, subnet=args.subnet, gateway=args.gateway,
+                               bridge=args.bridge, labels=_labels(args.label),
+                               ip_range=args.ip_range, internal=args.internal)
+    print(n.id)
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace, client: Any) -> int:
+    from podkit.errors import InvalidArgument
+
+    labels = []
+    for f in args.filter:
+        key, _, val = f.partition("=")
+        if key != "label" or not val:
+            raise InvalidArgument(f"unsupported filter {f!r}: use label=KEY[=VALUE]")
+        labels.append(val)
+    nets = client.networks.list(labels=labels or None)
+    items = [n.__dict__ for n in nets]
+    listing(args, items, ["NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE", "CONTAINERS", "CREATED"],
+            lambda n: [short_id(n["id"]), n["name"] + (" (default)" if n["default"] else ""),
+                       n["driver"], n["subnet"], n["bridge"], n["containers"], ago(n["created"])],
+            lambda n: n["name"])
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+    from podkit.errors import PodkitError
+
+    out, rc = [], 0
+    for name in args.names:
+        try:
+            out.append(client.networks.inspect(name))
+        except PodkitError as e:
+            err(f"Error: {e.message}")
+            rc = 1
+    print_json(out)
+    return rc
+
+
+def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+    from podkit.errors import PodkitError
+
+    rc = 0
+    for name in args.names:
+        try:
+            client.networks.remove(name)
+            print(name)
+        except PodkitError as e:
+            err(f"Error: {e.message}")
+            rc = 1
+    return rc
+
+
+def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+    removed = client.networks.prune()
+    if removed:
+        print("Deleted Networks:")
+        for n in removed:
+            print(n)
+    return 0

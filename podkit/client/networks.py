@@ -1,0 +1,63 @@
+"""Networks in the SDK: ``client.networks.create/list/get/inspect/remove/prune``."""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from podkit.client._transport import Transport
+
+
+@dataclass
+class Network:
+    name: str
+    id: str
+    driver: str
+    bridge: str
+    subnet: str
+    gateway: str
+    ip_range: str = ""
+    ipmasq: bool = True
+    internal: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    created: float = 0.0
+    default: bool = False
+    containers: int = 0
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> Network:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _q(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+class NetworksAPI:
+    def __init__(self, t: Transport) -> None:
+        self._t = t
+
+    def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
+               bridge: str | None = None, labels: dict[str, str] | None = None,
+               ip_range: str | None = None, internal: bool = False) -> Network:
+        body = {"name": name, "subnet": subnet, "gateway": gateway, "bridge": bridge,
+                "labels": labels or {}, "ip_range": ip_range, "internal": internal}
+        return Network.from_api(self._t.post("/networks", json_body=body))
+
+    def list(self, labels: list[str] | None = None) -> list[Network]:
+        return [Network.from_api(d) for d in self._t.get("/networks", params={"label": labels})]
+
+    def get(self, name_or_id: str) -> Network:
+        return Network.from_api(self.inspect(name_or_id))
+
+    def inspect(self, name_or_id: str) -> dict[str, Any]:
+        return self._t.get(f"/networks/{_q(name_or_id)}")
+
+    def remove(self, name_or_id: str) -> None:
+        self._t.delete(f"/networks/{_q(name_or_id)}")
+
+    def prune(self) -> list[str]:
+        return list(self._t.post("/networks/prune")["removed"])

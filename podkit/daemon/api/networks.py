@@ -1,0 +1,100 @@
+"""Network routes: create, list, inspect, remove, prune (networks are host-wide)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podkit.daemon.api._routing import Ctx, Router
+from podkit.errors import InvalidArgument, Unavailable
+
+router = Router("networks")
+
+_NETWORK = {"type": "object", "properties": {
+    "name": {"type": "string"}, "id": {"type": "string"}, "driver": {"type": "string"},
+    "bridge": {"type": "string"}, "subnet": {"type": "string"}, "gateway": {"type": "string"},
+    "ip_range": {"type": "string"}, "ipmasq": {"type": "boolean"}, "internal": {"type": "boolean"},
+    "labels": {"type": "object"}, "created": {"type": "number"}, "default": {"type": "boolean"},
+    "attachments": {"type": "array", "items": {"type": "object"}}}}
+
+
+def _svc(ctx: Ctx) -> Any:
+    if ctx.services.networks is None:
+        raise Unavailable("the network service is not available")
+    return ctx.services.networks
+
+
+def _with_count(svc: Any, n: Any) -> dict[str, Any]:
+    d = n.to_dict()
+    d["containers"] = len({a["owner_id"] for a in svc.store.attachments(network_id=n.id)})
+    return d
+
+
+def _str_arg(body: dict[str, Any], key: str) -> str | None:
+    v = body.get(key)
+    if v is None or v == "":
+        return None
+    if not isinstance(v, str):
+        raise InvalidArgument(f"{key} must be a string")
+    return v
+
+
+@router.post("/networks", "Create a bridge network", status=201, response=_NETWORK, body={
+    "type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "subnet": {"type": "string"}, "gateway": {"type": "string"},
+        "bridge": {"type": "string"}, "ip_range": {"type": "string"}, "internal": {"type": "boolean"},
+        "driver": {"type": "string"}, "labels": {"type": "object"}}})
+async def create(ctx: Ctx) -> dict[str, Any]:
+    body = await ctx.json()
+    if not isinstance(body, dict):
+        raise InvalidArgument("request body must be a JSON object")
+    name = body.get("name")
+    if not name or not isinstance(name, str):
+        raise InvalidArgument("a network needs a name")
+    svc = _svc(ctx)
+    n = await svc.create(
+        name, subnet=_str_arg(body, "subnet"), gateway=_str_arg(body, "gateway"),
+        bridge=_str_arg(body, "bridge"), labels=body.get("labels") or {},
+        ip_range=_str_arg(body, "ip_range"), internal=bool(body.get("internal", False)),
+        driver=_str_arg(body, "driver") or "bridge",
+    )
+    ctx.services.events.publish(ctx.ns, "network", "create", n.id, name=n.name, subnet=n.subnet)
+    return _with_count(svc, n)
+
+
+@router.get("/networks", "List networks", params={"label": "only networks with this label (k or k=v)"},
+            response={"type": "array", "items": _NETWORK})
+async def list_(ctx: Ctx) -> list[dict[str, Any]]:
+    svc = _svc(ctx)
+    wanted = ctx.request.query.getall("label", [])
+    out = []
+    for n in svc.list():
+        ok = True
+        for w in wanted:
+            k, sep, v = w.partition("=")
+            if k not in n.labels or (sep and n.labels[k] != v):
+                ok = False
+        if ok:
+            out.append(_with_count(svc, n))
+    return out
+
+
+@router.get("/networks/{name}", "Inspect a network (with its CNI config and attachments)",
+            response=_NETWORK)
+async def inspect(ctx: Ctx) -> dict[str, Any]:
+    return _svc(ctx).inspect(ctx.match["name"])
+
+
+@router.delete("/networks/{name}", "Remove a network (refused while in use or the default)",
+               status=204)
+async def remove(ctx: Ctx) -> None:
+    n = await _svc(ctx).remove(ctx.match["name"])
+    ctx.services.events.publish(ctx.ns, "network", "remove", n.id, name=n.name)
+
+
+@router.post("/networks/prune", "Remove every unused network except the default",
+             response={"type": "object", "properties": {"removed": {"type": "array"}}})
+async def prune(ctx: Ctx) -> dict[str, Any]:
+    gone = await _svc(ctx).prune()
+    for n in gone:
+        ctx.services.events.publish(ctx.ns, "network", "remove", n.id, name=n.name)
+    return {"removed": [n.name for n in gone]}

@@ -1,0 +1,100 @@
+"""Removing iptables rules the CNI plugins left for one owner.
+
+The plugins tag every per-container rule with a comment naming the container id
+(bridge: ``name: "net" id: "<id>"``, portmap: ``dnat name: ... id: ...``) and put
+them in per-container chains. Normally DEL removes them; but the bridge plugin
+skips its masquerade rules when the netns is already gone, so after a crash
+podkit finds and removes what carries the owner's id itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+
+log = logging.getLogger(__name__)
+
+BUILTIN = {"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"}
+
+
+async def _run(*args: str) -> tuple[int, str]:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    except FileNotFoundError:
+        return 127, f"{args[0]} not found"
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+def parse_save(text: str) -> dict[str, list[list[str]]]:
+    """iptables-save output as {table: [rule args after -A]}."""
+    tables: dict[str, list[list[str]]] = {}
+    cur = ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            cur = line[1:].strip()
+            tables.setdefault(cur, [])
+        elif line.startswith("-A ") and cur:
+            tables[cur].append(shlex.split(line)[1:])
+    return tables
+
+
+def _target(rule: list[str]) -> str:
+    for i, a in enumerate(rule):
+        if a in ("-j", "--jump", "-g", "--goto") and i + 1 < len(rule):
+            return rule[i + 1]
+    return ""
+
+
+def owner_rules(text: str, owner_id: str) -> dict[str, list[list[str]]]:
+    needle = f'id: "{owner_id}"'
+    out: dict[str, list[list[str]]] = {}
+    for table, rules in parse_save(text).items():
+        hits = [r for r in rules if any(needle in a for a in r)]
+        if hits:
+            out[table] = hits
+    return out
+
+
+async def scrub_owner(owner_id: str) -> int:
+    """Delete every rule tagged with the owner's id and the per-owner chains; return the count."""
+    rc, text = await _run("iptables-save")
+    if rc != 0:
+        log.warning("iptables-save failed: %s", text.strip())
+        return 0
+    removed = 0
+    all_rules = parse_save(text)
+    for table, hits in owner_rules(text, owner_id).items():
+        chains = {_target(r) for r in hits} | {r[0] for r in hits}
+        chains = {c for c in chains if c.startswith("CNI-") and c not in BUILTIN
+                  and not c.startswith("CNI-HOSTPORT-")}
+        # Owner-only chains: every rule in them is the owner's (or they are jump targets).
+        for rule in hits:
+            if rule[0] in chains:
+                continue  # goes with its chain
+            rc, out = await _run("iptables", "-w", "-t", table, "-D", *rule)
+            if rc == 0:
+                removed += 1
+            else:
+                log.debug("iptables -D %s: %s", " ".join(rule), out.strip())
+        # Jumps into those chains from rules without the comment would block -X.
+        for rule in all_rules.get(table, []):
+            if rule[0] not in chains and _target(rule) in chains and rule not in hits:
+                await _run("iptables", "-w", "-t", table, "-D", *rule)
+        for chain in chains:
+            await _run("iptables", "-w", "-t", table, "-F", chain)
+        for chain in chains:
+            rc, _ = await _run("iptables", "-w", "-t", table, "-X", chain)
+            if rc == 0:
+                removed += 1
+    if removed:
+        log.info("removed %d leftover iptables rules/chains of %s", removed, owner_id[:12])
+    return removed
+
+
+async def has_dnat(network: str, owner_id: str) -> bool:
+    """Whether portmap's DNAT jump for this owner on this network is in place."""
+    rc, text = await _run("iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT")
+    return rc == 0 and f'dnat name: \\"{network}\\" id: \\"{owner_id}\\"' in text

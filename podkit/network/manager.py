@@ -1,0 +1,459 @@
+"""The network layer's service: networks, attachments of owners to them, recovery.
+
+An *owner* is whatever holds a network namespace: a pod (its sandbox) or a
+standalone container. ``attach`` wires the owner's pinned netns into one or more
+networks through CNI (loopback first, then eth0, eth1, ... one per network) and
+records each attachment in SQLite before running ADD, so that ``detach`` — or
+the next start of the daemon after a crash — can always run DEL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import secrets
+import shutil
+import socket
+import struct
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from podkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PodkitError
+from podkit.network import iptables
+from podkit.network.cni import CNI, CNI_VERSION
+from podkit.network.config import (
+    Network,
+    check_bridge,
+    check_name,
+    parse_gateway,
+    parse_ip_range,
+    parse_subnet,
+)
+from podkit.network.netns import NetnsPins, is_netns
+from podkit.network.ports import PortMapping, free_host_port
+from podkit.network.store import NetworkStore
+from podkit.store import Database
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NETWORK = "podkit"
+DEFAULT_BRIDGE = "podkit0"
+DEFAULT_SUBNET = "10.89.0.0/24"
+# New networks get a /24 from here unless told otherwise; podman owns 10.88/16.
+DEFAULT_POOL = "10.89.0.0/16"
+LOOPBACK_CONF: dict[str, Any] = {
+    "cniVersion": CNI_VERSION, "name": "podkit-loopback", "plugins": [{"type": "loopback"}],
+}
+
+
+def host_routes() -> list[tuple[ipaddress.IPv4Network, str]]:
+    """IPv4 routes of the host (main table) other than the default route."""
+    out: list[tuple[ipaddress.IPv4Network, str]] = []
+    try:
+        with open("/proc/net/route") as f:
+            next(f)
+            for line in f:
+                p = line.split()
+                dst = socket.inet_ntoa(struct.pack("<I", int(p[1], 16)))
+                mask = socket.inet_ntoa(struct.pack("<I", int(p[7], 16)))
+                net = ipaddress.ip_network(f"{dst}/{mask}", strict=False)
+                if net.prefixlen:
+                    out.append((net, p[0]))
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    return out
+
+
+class NetworkManager:
+    """Networks (host-wide objects) and the attachments of owners to them."""
+
+    def __init__(self, db: Database, root: str | Path, state: str | Path,
+                 config: dict[str, Any] | None = None) -> None:
+        cfg = config or {}
+        self.root = Path(root)
+        self.state = Path(state)
+        self.store = NetworkStore(db)
+        self.default_name = str(cfg.get("default_network", DEFAULT_NETWORK))
+        self.default_bridge = check_bridge(str(cfg.get("default_bridge", DEFAULT_BRIDGE)))
+        self.default_subnet = str(parse_subnet(cfg.get("default_subnet", DEFAULT_SUBNET)))
+        self.pool = parse_subnet(cfg.get("subnet_pool", DEFAULT_POOL))
+        self.firewall = bool(cfg.get("firewall", False))
+        dirs = cfg.get("cni_plugin_dirs")
+        if isinstance(dirs, str):
+            dirs = dirs.split(":")
+        self.ipam_dir = self.root / "networks" / "ipam"
+        # Under the persistent root: after a reboot the cached configs still let DEL
+        # release the (persistent) IPAM leases.
+        self.cni = CNI(dirs, self.root / "cni")
+        self.netns = NetnsPins(self.state)
+        self._lock = asyncio.Lock()
+
+    # -- networks ----------------------------------------------------------------
+
+    async def ensure_default(self) -> Network:
+        """Create the default network on first start (or re-shape it when unused)."""
+        cur = self.store.default()
+        subnet = parse_subnet(self.default_subnet)
+        if cur is None:
+            existing = self.store.by_name(self.default_name)
+            if existing is not None:
+                return existing
+            return await self.create(self.default_name, subnet=self.default_subnet,
+                                     bridge=self.default_bridge, _default=True)
+        if (cur.bridge, cur.subnet) != (self.default_bridge, str(subnet)):
+            if self.store.attachments(network_id=cur.id):
+                log.warning("default network %s is in use: keeping bridge %s subnet %s",
+                            cur.name, cur.bridge, cur.subnet)
+            else:
+                old_bridge = cur.bridge
+                cur.bridge, cur.subnet, cur.gateway = self.default_bridge, str(subnet), str(subnet[1])
+                self.store.update_default_shape(cur)
+                await self._drop_bridge(old_bridge)
+                shutil.rmtree(self.ipam_dir / cur.name, ignore_errors=True)
+        return cur
+
+    def _overlap(self, subnet: ipaddress.IPv4Network, skip_id: str = "") -> str | None:
+        for n in self.store.networks():
+            if n.id != skip_id and ipaddress.ip_network(n.subnet).overlaps(subnet):
+                return f"network {n.name} ({n.subnet})"
+        for net, dev in host_routes():
+            if net.overlaps(subnet):
+                return f"a host route {net} on {dev}"
+        return None
+
+    def _pick_subnet(self) -> ipaddress.IPv4Network:
+        size = max(24, self.pool.prefixlen)
+        for cand in self.pool.subnets(new_prefix=size):
+            if self._overlap(cand) is None:
+                return cand
+        raise Conflict(f"no free /{size} subnet left in the pool {self.pool}: pass --subnet")
+
+    async def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
+                     bridge: str | None = None, labels: dict[str, str] | None = None,
+                     ip_range: str | None = None, internal: bool = False, driver: str = "bridge",
+                     _default: bool = False) -> Network:
+        if not _default:
+            check_name(name)
+        if driver not in ("bridge", ""):
+            raise InvalidArgument(f"unsupported network driver {driver!r}: only 'bridge' is available")
+        if labels is not None and (not isinstance(labels, dict)
+                                   or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in labels.items())):
+            raise InvalidArgument("network labels must map strings to strings")
+        async with self._lock:
+            if self.store.by_name(name) is not None:
+                raise AlreadyExists(f"network {name} already exists")
+            if subnet:
+                net = parse_subnet(subnet)
+                clash = self._overlap(net)
+                if clash:
+                    raise Conflict(f"subnet {net} overlaps with {clash}")
+            else:
+                if gateway or ip_range:
+                    raise InvalidArgument("--gateway and --ip-range need --subnet")
+                net = self._pick_subnet()
+            gw = parse_gateway(gateway, net) if gateway else str(net[1])
+            rng = parse_ip_range(ip_range, net) if ip_range else ""
+            nid = secrets.token_hex(32)
+            br = check_bridge(bridge) if bridge else f"pkbr-{nid[:10]}"
+            for other in self.store.networks():
+                if other.bridge == br:
+                    raise Conflict(f"bridge {br} is already used by network {other.name}")
+            n = Network(name=name, id=nid, bridge=br, subnet=str(net), gateway=gw, ip_range=rng,
+                        internal=internal, labels=dict(labels or {}), created=time.time(),
+                        default=_default)
+            self.store.insert(n)
+        log.info("created network %s (%s, bridge %s)", name, n.subnet, n.bridge)
+        return n
+
+    def list(self) -> list[Network]:
+        return self.store.networks()
+
+    def resolve_name(self, name: str | None) -> str:
+        """`bridge`, `default` or nothing mean the default network (as in docker)."""
+        if not name or name in ("bridge", "default"):
+            d = self.store.default()
+            return d.name if d else self.default_name
+        return name
+
+    def get(self, name_or_id: str) -> Network:
+        key = self.resolve_name(name_or_id)
+        n = self.store.by_name(key)
+        if n is not None:
+            return n
+        if len(key) >= 3:
+            matches = self.store.by_id_prefix(key.lower())
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise InvalidArgument(f"network id prefix {key!r} is ambiguous")
+        raise NotFound(f"network {name_or_id} not found")
+
+    def attachments(self, owner_id: str | None = None, network: str | None = None
+                    ) -> list[dict[str, Any]]:
+        nid = self.get(network).id if network else None
+        return [_public(a) for a in self.store.attachments(owner_id, nid)]
+
+    def inspect(self, name_or_id: str) -> dict[str, Any]:
+        n = self.get(name_or_id)
+        d = n.to_dict()
+        d["attachments"] = [_public(a) for a in self.store.attachments(network_id=n.id)]
+        d["cni"] = n.conflist(str(self.ipam_dir), firewall=self.firewall)
+        return d
+
+    async def remove(self, name_or_id: str, force: bool = False) -> Network:
+        async with self._lock:
+            n = self.get(name_or_id)
+            if n.default:
+                raise Conflict(f"network {n.name} is the default network and cannot be removed")
+            users = self.store.attachments(network_id=n.id)
+            if users:
+                owners = ", ".join(sorted({u["owner_id"][:12] for u in users}))
+                raise Conflict(f"network {n.name} is in use by {owners}; remove them first")
+            self.store.delete(n.id)
+        await self._drop_bridge(n.bridge)
+        shutil.rmtree(self.ipam_dir / n.name, ignore_errors=True)
+        log.info("removed network %s", n.name)
+        return n
+
+    async def prune(self) -> list[Network]:
+        """Remove every network other than the default that nothing is attached to."""
+        gone = []
+        for n in self.store.networks():
+            if n.default or self.store.attachments(network_id=n.id):
+                continue
+            with contextlib.suppress(NotFound, Conflict):
+                gone.append(await self.remove(n.id))
+        return gone
+
+    async def _drop_bridge(self, bridge: str) -> None:
+        if not Path(f"/sys/class/net/{bridge}").exists():
+            return
+        proc = await asyncio.create_subprocess_exec(
+            "ip", "link", "del", bridge, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            log.warning("could not delete bridge %s: %s", bridge, err.decode().strip())
+
+    # -- network namespaces ----------------------------------------------------------
+
+    @staticmethod
+    def netns_name(owner_id: str, kind: str = "container") -> str:
+        return f"{kind}-{owner_id}"
+
+    def create_netns(self, owner_id: str, kind: str = "container") -> str:
+        """A new pinned network namespace for an owner: ``<state>/netns/<kind>-<owner_id>``."""
+        return self.netns.create(self.netns_name(owner_id, kind))
+
+    def remove_netns(self, owner_id: str, kind: str = "container") -> bool:
+        return self.netns.remove(self.netns_name(owner_id, kind))
+
+    def netns_path(self, owner_id: str, kind: str = "container") -> str:
+        return str(self.netns.path(self.netns_name(owner_id, kind)))
+
+    # -- attachments -------------------------------------------------------------
+
+    async def attach(self, owner_id: str, netns_path: str, networks: list[str],
+                     ports: Iterable[PortMapping] = (), ifname_base: str = "eth",
+                     kind: str = "container", namespace: str = "", cni_args: str = "",
+                     ) -> list[dict[str, Any]]:
+        """Wire an owner's netns: loopback up, then one interface per network.
+
+        Published ports go to the first network. A host port of 0 gets a free port.
+        Returns, per network: network, network_id, interface, ip, prefix,
+        gateway, mac, ports (the resolved mappings).
+        """
+        if not owner_id:
+            raise InvalidArgument("attach needs an owner id")
+        if not is_netns(netns_path):
+            raise InvalidArgument(f"{netns_path} is not a network namespace")
+        names = list(dict.fromkeys(self.resolve_name(n) for n in (networks or [""])))
+        nets = [self.get(n) for n in names]
+        if self.store.attachments(owner_id):
+            raise Conflict(f"{owner_id[:12]} is already attached to networks")
+        resolved = _resolve_ports(ports)
+        await self.cni.add(LOOPBACK_CONF, owner_id, netns_path, "lo", cache=False)
+        out: list[dict[str, Any]] = []
+        try:
+            for i, n in enumerate(nets):
+                ifname = f"{ifname_base}{i}"
+                conflist = n.conflist(str(self.ipam_dir), firewall=self.firewall)
+                pm = resolved if i == 0 else []
+                rc = {"portMappings": [p.to_cni() for p in pm]}
+                self.store.add_attachment(owner_id, ifname, kind, namespace, n, netns_path, conflist,
+                                          [p.to_dict() for p in pm])
+                try:
+                    result = await self.cni.add(conflist, owner_id, netns_path, ifname, rc,
+                                                args=cni_args)
+                except BaseException:
+                    self.store.drop_attachment(owner_id, ifname)
+                    raise
+                self.store.set_result(owner_id, ifname, result)
+                out.append(_summary(n.name, n.id, ifname, netns_path, result, pm))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.detach(owner_id)
+            raise
+        log.debug("attached %s to %s", owner_id[:12], ", ".join(names))
+        return out
+
+    async def detach(self, owner_id: str) -> int:
+        """DEL every attachment of an owner; return how many were removed.
+
+        If the netns is gone already, DEL runs without it (the IPAM lease is still
+        released) and podkit removes the masquerade rules the bridge plugin can
+        then no longer find.
+        """
+        atts = self.store.attachments(owner_id)
+        first: BaseException | None = None
+        scrub = False
+        for a in reversed(atts):
+            netns = a["netns"] if is_netns(a["netns"]) else ""
+            scrub = scrub or not netns
+            try:
+                await self.cni.delete(a["conflist"], owner_id, netns, a["ifname"],
+                                      {"portMappings": [PortMapping.from_dict(p).to_cni()
+                                                        for p in a["ports"]]},
+                                      network=a["network"])
+            except PodkitError as e:
+                first = first or e
+                scrub = True
+                continue
+            self.store.drop_attachment(owner_id, a["ifname"])
+        if scrub:
+            await iptables.scrub_owner(owner_id)
+        if first is not None:
+            raise first
+        if atts:
+            log.debug("detached %s from %d networks", owner_id[:12], len(atts))
+        return len(atts)
+
+    async def check(self, owner_id: str) -> list[dict[str, Any]]:
+        """CHECK every attachment of an owner: [{network, interface, ok, error}]."""
+        out = []
+        for a in self.store.attachments(owner_id):
+            item = {"network": a["network"], "interface": a["ifname"], "ok": True, "error": ""}
+            try:
+                if a["status"] != "ready":
+                    raise Conflict("attachment was never completed")
+                # portmap 1.1's CHECK looks for ip6tables rules even for an IPv4-only
+                # container and fails (containernetworking/plugins#819): podkit checks
+                # the published ports' DNAT rule itself instead.
+                await self.cni.check(a["conflist"], owner_id, a["netns"], a["ifname"],
+                                     skip=frozenset({"portmap"}))
+                if a["ports"] and not await iptables.has_dnat(a["network"], owner_id):
+                    raise Conflict("the DNAT rules of its published ports are missing")
+            except PodkitError as e:
+                item["ok"], item["error"] = False, e.message
+            out.append(item)
+        return out
+
+    async def cleanup_stale(self, live_owner_ids: Iterable[str] | None = None,
+                            kind: str | None = None) -> list[str]:
+        """Undo what dead owners left behind; return their ids.
+
+        With ``live_owner_ids``: attachments (of ``kind``, or all) whose owner is not
+        live are DEL'd and their netns pins (``<kind>-<owner>``) removed, and pins of
+        that kind with no live owner go too. Without it: only attachments whose
+        netns no longer exists (nothing can be using them) are DEL'd.
+        """
+        live = set(live_owner_ids) if live_owner_ids is not None else None
+        stale: list[str] = []
+        for a in self.store.attachments():
+            if kind and a["kind"] != kind:
+                continue
+            dead = (a["owner_id"] not in live) if live is not None else not is_netns(a["netns"])
+            if dead and a["owner_id"] not in stale:
+                stale.append(a["owner_id"])
+        for owner in stale:
+            try:
+                await self.detach(owner)
+            except PodkitError as e:
+                log.warning("cleanup of network attachments of %s failed: %s", owner[:12], e.message)
+        self.netns.sweep()
+        if live is not None:
+            for pin in self.netns.list():
+                k, _, owner = pin.partition("-")
+                if (kind is None or k == kind) and owner and owner not in live:
+                    with contextlib.suppress(PodkitError):
+                        self.netns.remove(pin)
+                    if owner not in stale:
+                        stale.append(owner)
+        if stale:
+            log.info("cleaned up network state of %d gone owners", len(stale))
+        return stale
+
+    # -- daemon hooks ------------------------------------------------------------
+
+    async def startup(self) -> None:
+        await self.ensure_default()
+        await self.cleanup_stale()
+
+    async def shutdown(self) -> None:
+        # Running containers keep their networks while the daemon is down: only
+        # let go of the pin directory's own mount when it is empty.
+        self.netns.release_dir()
+
+    def info(self, namespace: str | None = None) -> dict[str, Any]:
+        d = self.store.default()
+        return {
+            "default_network": d.name if d else self.default_name,
+            "default_bridge": d.bridge if d else self.default_bridge,
+            "default_subnet": d.subnet if d else self.default_subnet,
+            "networks": len(self.store.networks()),
+            "attachments": len(self.store.attachments()),
+            "cni_plugin_dirs": self.cni.plugin_dirs,
+            "cni_version": CNI_VERSION,
+            "netns_dir": str(self.netns.dir),
+        }
+
+
+def _resolve_ports(ports: Iterable[PortMapping]) -> list[PortMapping]:
+    out = []
+    for p in ports:
+        if isinstance(p, dict):
+            p = PortMapping.from_dict(p)
+        p = p.validated()
+        if p.host_port == 0:
+            p = PortMapping(p.host_ip, free_host_port(p.protocol, p.host_ip), p.container_port,
+                            p.protocol)
+        out.append(p)
+    return out
+
+
+def _summary(name: str, nid: str, ifname: str, netns: str, result: dict[str, Any],
+             ports: list[PortMapping]) -> dict[str, Any]:
+    """The interesting part of a CNI result: the interface in the netns and its IP."""
+    ifaces = result.get("interfaces") or []
+    idx = next((i for i, f in enumerate(ifaces) if f.get("name") == ifname and f.get("sandbox")), None)
+    ip = prefix = gateway = ""
+    for entry in result.get("ips") or []:
+        if idx is None or entry.get("interface") == idx:
+            addr = ipaddress.ip_interface(entry["address"])
+            if addr.version == 4 or not ip:
+                ip, prefix, gateway = str(addr.ip), addr.network.prefixlen, entry.get("gateway", "")
+            if addr.version == 4:
+                break
+    return {
+        "network": name,
+        "network_id": nid,
+        "interface": ifname,
+        "ip": ip,
+        "prefix": prefix,
+        "gateway": gateway,
+        "mac": ifaces[idx].get("mac", "") if idx is not None else "",
+        "ports": [p.to_dict() for p in ports],
+    }
+
+
+def _public(a: dict[str, Any]) -> dict[str, Any]:
+    s = _summary(a["network"], a["network_id"], a["ifname"], a["netns"], a["result"] or {},
+                 [PortMapping.from_dict(p) for p in a["ports"]])
+    s.update(owner_id=a["owner_id"], kind=a["kind"], namespace=a["namespace"], netns=a["netns"],
+             status=a["status"], created=a["created"])
+    return s

@@ -1,0 +1,139 @@
+"""SQLite tables of the network layer: networks and CNI attachments.
+
+An attachment row is written *before* the CNI ADD runs, so that whatever a crash
+interrupts can be undone with DEL at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from podkit.network.config import Network
+from podkit.store import Database
+
+DDL = """
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    driver TEXT NOT NULL DEFAULT 'bridge',
+    bridge TEXT NOT NULL UNIQUE,
+    subnet TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    ip_range TEXT NOT NULL DEFAULT '',
+    ipmasq INTEGER NOT NULL DEFAULT 1,
+    internal INTEGER NOT NULL DEFAULT 0,
+    labels TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    is_default INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS net_attachments (
+    owner_id TEXT NOT NULL,
+    ifname TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'container',
+    namespace TEXT NOT NULL DEFAULT '',
+    network_id TEXT NOT NULL,
+    network TEXT NOT NULL,
+    netns TEXT NOT NULL,
+    conflist TEXT NOT NULL,
+    ports TEXT NOT NULL DEFAULT '[]',
+    result TEXT,
+    status TEXT NOT NULL DEFAULT 'adding',
+    created REAL NOT NULL,
+    PRIMARY KEY (owner_id, ifname)
+);
+CREATE INDEX IF NOT EXISTS net_attachments_network ON net_attachments(network_id);
+"""
+
+
+def _network(row: Any) -> Network:
+    return Network(
+        name=row["name"], id=row["id"], bridge=row["bridge"], subnet=row["subnet"],
+        gateway=row["gateway"], driver=row["driver"], ip_range=row["ip_range"],
+        ipmasq=bool(row["ipmasq"]), internal=bool(row["internal"]),
+        labels=json.loads(row["labels"] or "{}"), created=row["created"],
+        default=bool(row["is_default"]),
+    )
+
+
+class NetworkStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.schema("network", DDL)
+
+    # -- networks ----------------------------------------------------------------
+
+    def networks(self) -> list[Network]:
+        return [_network(r) for r in self.db.query("SELECT * FROM networks ORDER BY created, name")]
+
+    def by_name(self, name: str) -> Network | None:
+        r = self.db.one("SELECT * FROM networks WHERE name = ?", (name,))
+        return _network(r) if r else None
+
+    def by_id_prefix(self, prefix: str) -> list[Network]:
+        rows = self.db.query("SELECT * FROM networks WHERE id LIKE ? ORDER BY name",
+                             (prefix.replace("%", "").replace("_", "\\_") + "%",))
+        return [_network(r) for r in rows if r["id"].startswith(prefix)]
+
+    def default(self) -> Network | None:
+        r = self.db.one("SELECT * FROM networks WHERE is_default = 1")
+        return _network(r) if r else None
+
+    def insert(self, n: Network) -> None:
+        self.db.execute(
+            "INSERT INTO networks(id, name, driver, bridge, subnet, gateway, ip_range, ipmasq, internal,"
+            " labels, created, is_default) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (n.id, n.name, n.driver, n.bridge, n.subnet, n.gateway, n.ip_range, int(n.ipmasq),
+             int(n.internal), json.dumps(n.labels), n.created, int(n.default)),
+        )
+
+    def update_default_shape(self, n: Network) -> None:
+        self.db.execute("UPDATE networks SET bridge = ?, subnet = ?, gateway = ? WHERE id = ?",
+                        (n.bridge, n.subnet, n.gateway, n.id))
+
+    def delete(self, network_id: str) -> None:
+        self.db.execute("DELETE FROM networks WHERE id = ?", (network_id,))
+
+    # -- attachments -------------------------------------------------------------
+
+    def add_attachment(self, owner_id: str, ifname: str, kind: str, namespace: str, net: Network,
+                       netns: str, conflist: dict[str, Any], ports: list[dict[str, Any]]) -> None:
+        self.db.execute(
+            "INSERT INTO net_attachments(owner_id, ifname, kind, namespace, network_id, network, netns,"
+            " conflist, ports, status, created) VALUES (?,?,?,?,?,?,?,?,?,'adding',?)",
+            (owner_id, ifname, kind, namespace, net.id, net.name, netns, json.dumps(conflist),
+             json.dumps(ports), time.time()),
+        )
+
+    def set_result(self, owner_id: str, ifname: str, result: dict[str, Any]) -> None:
+        self.db.execute(
+            "UPDATE net_attachments SET result = ?, status = 'ready' WHERE owner_id = ? AND ifname = ?",
+            (json.dumps(result), owner_id, ifname),
+        )
+
+    def drop_attachment(self, owner_id: str, ifname: str) -> None:
+        self.db.execute("DELETE FROM net_attachments WHERE owner_id = ? AND ifname = ?",
+                        (owner_id, ifname))
+
+    def attachments(self, owner_id: str | None = None, network_id: str | None = None
+                    ) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM net_attachments", []
+        conds = []
+        if owner_id is not None:
+            conds.append("owner_id = ?")
+            args.append(owner_id)
+        if network_id is not None:
+            conds.append("network_id = ?")
+            args.append(network_id)
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        sql += " ORDER BY created, ifname"
+        out = []
+        for r in self.db.query(sql, tuple(args)):
+            d = dict(r)
+            d["conflist"] = json.loads(d["conflist"])
+            d["ports"] = json.loads(d["ports"] or "[]")
+            d["result"] = json.loads(d["result"]) if d["result"] else None
+            out.append(d)
+        return out
