@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,3 +58,7 @@ def daemon(workdir: Path) -> Iterator[Daemon]:
         yield d
     finally:
         d.stop()
+        # The default network's bridge (made by the CNI bridge plugin on first use)
+        # outlives the daemon, as it must for running containers: drop the test's.
+        if os.path.exists(f"/sys/class/net/{d.bridge}"):
+            subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
