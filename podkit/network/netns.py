@@ -65,6 +65,20 @@ def mount_points() -> set[str]:
     return out
 
 
+def _is_shared(path: str) -> bool:
+    """Whether the mount holding `path` propagates (has a `shared:N` tag)."""
+    best, shared = "", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            mp = parts[4].encode().decode("unicode_escape")
+            inside = path == mp or path.startswith(mp.rstrip("/") + "/")
+            if inside and len(mp) >= len(best):
+                tags = parts[6 : parts.index("-")]
+                best, shared = mp, any(t.startswith("shared:") for t in tags)
+    return shared
+
+
 def is_netns(path: str | Path) -> bool:
     """True when `path` is a pinned network namespace (an nsfs bind mount)."""
     try:
@@ -120,12 +134,18 @@ class NetnsPins:
         self._lock = threading.Lock()
 
     def _ensure_dir(self) -> None:
+        """Make sure pins and their unmounts propagate to mount namespaces cloned later.
+
+        On a host whose mounts are shared (systemd's default) the directory already
+        sits in a shared mount and nothing needs doing. Otherwise it is bind-mounted
+        onto itself and made shared, as ``ip netns`` does with /run/netns.
+        """
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         d = str(self.dir)
+        if _is_shared(d):
+            return
         if d not in mount_points():
             _mount(d, d, None, MS_BIND | MS_REC)
-        # Its own peer group: pins propagate into namespaces cloned later, and
-        # their unmount follows them there.
         _mount("none", d, None, MS_SHARED | MS_REC)
 
     def path(self, name: str) -> Path:
@@ -163,6 +183,9 @@ class NetnsPins:
                     return False
                 raise NotFound(f"network namespace {name} not found")
             self._drop(p)
+            # The directory's own mount lives only while it holds pins, so a daemon
+            # with no pods leaves no mount behind even if it is killed.
+            self._release_dir_locked()
         log.debug("removed netns %s", p)
         return True
 
@@ -194,14 +217,19 @@ class NetnsPins:
                 with contextlib.suppress(OSError, Internal):
                     self._drop(self.dir / name)
                     gone.append(name)
+        with self._lock:
+            self._release_dir_locked()
         return gone
 
     def release_dir(self) -> None:
         """Unmount the pin directory when it holds no pins (daemon shutdown)."""
         with self._lock:
-            if self.list():
-                return
-            d = str(self.dir)
-            if d in mount_points():
-                with contextlib.suppress(OSError):
-                    _umount(d)
+            self._release_dir_locked()
+
+    def _release_dir_locked(self) -> None:
+        if self.list():
+            return
+        d = str(self.dir)
+        if d in mount_points():
+            with contextlib.suppress(OSError):
+                _umount(d)
