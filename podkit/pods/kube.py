@@ -319,7 +319,7 @@ def _container(c: dict[str, Any], where: str, volumes: dict[str, KubeMount],
                 "host_port": p["hostPort"], "container_port": p["containerPort"],
                 "protocol": proto, "host_ip": p.get("hostIP") or ""}))
         else:
-            PortMapping.from_dict({"container_port": p["containerPort"], "protocol": proto})
+            PortMapping.from_dict({"container_port": p["containerPort"], "protocol": proto}).validated()
     for m in c.get("volumeMounts") or []:
         m = _mapping(m, f"{w}: volumeMounts[]")
         vname = m.get("name")

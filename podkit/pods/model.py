@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from podkit.errors import InvalidArgument
+from podkit.network.ports import PortMapping, parse_port_specs
 
 # What a pod may share; net+ipc+uts is what Kubernetes pods share by default.
 SHAREABLE = ("net", "ipc", "uts", "pid")
@@ -29,64 +30,6 @@ STATE_REMOVING = "removing"  # tear-down began; finished on the next start if it
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$")
-
-
-@dataclass
-class PortMapping:
-    """A published port: host_ip:host_port on the host → container_port in the pod."""
-
-    host_port: int
-    container_port: int
-    protocol: str = "tcp"
-    host_ip: str = ""
-
-    @classmethod
-    def parse(cls, spec: str) -> PortMapping:
-        """Parse ``[ip:]hostPort:containerPort[/tcp|udp]`` (docker's -p syntax)."""
-        text, _, proto = spec.partition("/")
-        proto = proto or "tcp"
-        if proto not in ("tcp", "udp", "sctp"):
-            raise InvalidArgument(f"invalid port mapping {spec!r}: protocol must be tcp, udp or sctp")
-        ip = ""
-        if text.startswith("["):  # [v6addr]:host:container
-            end = text.find("]")
-            ip, text = text[1:end], text[end + 2:]
-        parts = text.rsplit(":", 2) if not ip else text.split(":")
-        if len(parts) == 3:
-            ip, host, ctr = parts
-        elif len(parts) == 2:
-            host, ctr = parts
-        elif len(parts) == 1:
-            host = ctr = parts[0]
-        else:
-            raise InvalidArgument(f"invalid port mapping {spec!r}: use [ip:]hostPort:containerPort[/proto]")
-        return cls(_port(host, spec), _port(ctr, spec), proto, ip)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PortMapping:
-        try:
-            return cls(
-                host_port=_port(d.get("host_port", d.get("container_port")), str(d)),
-                container_port=_port(d["container_port"], str(d)),
-                protocol=str(d.get("protocol") or "tcp").lower(),
-                host_ip=str(d.get("host_ip") or ""),
-            )
-        except KeyError:
-            raise InvalidArgument(f"port mapping {d!r} needs container_port") from None
-
-    def __str__(self) -> str:
-        ip = f"{self.host_ip}:" if self.host_ip else "0.0.0.0:"
-        return f"{ip}{self.host_port}->{self.container_port}/{self.protocol}"
-
-
-def _port(v: Any, spec: str) -> int:
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise InvalidArgument(f"invalid port mapping {spec!r}: {v!r} is not a port number") from None
-    if not 0 < n < 65536:
-        raise InvalidArgument(f"invalid port mapping {spec!r}: port {n} out of range 1-65535")
-    return n
 
 
 @dataclass
@@ -133,9 +76,12 @@ class PodSpec:
             raise InvalidArgument(f"unknown pod field(s): {', '.join(unknown)}")
         kw = dict(d)
         if "ports" in kw:
-            kw["ports"] = [p if isinstance(p, PortMapping) else
-                           PortMapping.parse(p) if isinstance(p, str) else PortMapping.from_dict(p)
-                           for p in kw["ports"] or []]
+            raw = kw["ports"] or []
+            if not isinstance(raw, list):
+                raise InvalidArgument("ports must be a list of [ip:]hostPort:containerPort[/proto]")
+            kw["ports"] = parse_port_specs([p for p in raw if isinstance(p, str)]) + [
+                p if isinstance(p, PortMapping) else PortMapping.from_dict(p)
+                for p in raw if not isinstance(p, str)]
         if "dns" in kw:
             dns = kw["dns"] or {}
             if not isinstance(dns, dict):
@@ -180,7 +126,7 @@ class PodSpec:
         seen: set[tuple[int, str, str]] = set()
         for p in self.ports:
             key = (p.host_port, p.protocol, p.host_ip)
-            if key in seen:
+            if p.host_port and key in seen:
                 raise InvalidArgument(f"host port {p.host_port}/{p.protocol} published twice")
             seen.add(key)
 
@@ -198,6 +144,7 @@ class Pod:
     netns_path: str = ""  # "" when the pod uses the host's network
     ips: list[str] = field(default_factory=list)
     gateway: str = ""
+    ports: list[PortMapping] = field(default_factory=list)  # as published (free ports resolved)
     cgroup_path: str = ""  # the pod's own cgroup, relative to each hierarchy
     state_dir: str = ""  # hosts, resolv.conf, shm, pinned ipc/uts namespaces
     started: float = 0.0
@@ -215,7 +162,8 @@ class Pod:
     def from_record(cls, d: dict[str, Any]) -> Pod:
         d = dict(d)
         spec = dict(d.pop("spec"))
-        spec["ports"] = [PortMapping(**p) for p in spec.get("ports", [])]
+        spec["ports"] = [PortMapping.from_dict(p) for p in spec.get("ports", [])]
+        d["ports"] = [PortMapping.from_dict(p) for p in d.get("ports", [])]
         spec["dns"] = DNSConfig(**spec.get("dns", {}))
         known = {f.name for f in fields(PodSpec)}
         pod_known = {f.name for f in fields(cls)}

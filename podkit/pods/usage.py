@@ -1,0 +1,153 @@
+"""Resource usage and processes of a pod, read straight from cgroupfs and /proc.
+
+Works on cgroup v1 (memory, cpuacct and pids hierarchies) and v2 (one unified
+tree), decided per call by what is mounted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def is_v2() -> bool:
+    return (CGROUP / "cgroup.controllers").exists()
+
+
+def _read_int(p: Path) -> int | None:
+    try:
+        v = p.read_text().strip()
+    except OSError:
+        return None
+    if v == "max":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        return None
+
+
+def _dir(controller: str, rel: str) -> Path:
+    rel = rel.strip("/")
+    return CGROUP / rel if is_v2() else CGROUP / controller / rel
+
+
+def cgroup_usage(rel: str) -> dict[str, Any]:
+    """memory_usage, memory_limit (None = unlimited), cpu_usage_ns, pids of one cgroup."""
+    if not rel:
+        return {}
+    if is_v2():
+        d = CGROUP / rel.strip("/")
+        cpu = None
+        try:
+            for line in (d / "cpu.stat").read_text().splitlines():
+                k, _, v = line.partition(" ")
+                if k == "usage_usec":
+                    cpu = int(v) * 1000
+        except OSError:
+            pass
+        return {"memory_usage": _read_int(d / "memory.current"),
+                "memory_limit": _read_int(d / "memory.max"),
+                "cpu_usage_ns": cpu, "pids": _read_int(d / "pids.current")}
+    mem = _dir("memory", rel)
+    limit = _read_int(mem / "memory.limit_in_bytes")
+    if limit is not None and limit >= 1 << 62:  # v1's "unlimited" is a huge page-rounded number
+        limit = None
+    cpuacct = _dir("cpuacct", rel)
+    if not cpuacct.exists():
+        cpuacct = _dir("cpu,cpuacct", rel)
+    return {"memory_usage": _read_int(mem / "memory.usage_in_bytes"), "memory_limit": limit,
+            "cpu_usage_ns": _read_int(cpuacct / "cpuacct.usage"),
+            "pids": _read_int(_dir("pids", rel) / "pids.current")}
+
+
+def cgroup_of_pid(pid: int) -> str:
+    """The cgroup path of a process (v2, or v1's memory hierarchy), "" if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return ""
+    v2 = is_v2()
+    for line in text.splitlines():
+        _, ctrls, path = line.split(":", 2)
+        if (v2 and ctrls == "") or (not v2 and "memory" in ctrls.split(",")):
+            return path
+    return ""
+
+
+def container_cgroup(rec: Any) -> str:
+    return cgroup_of_pid(rec.pid) if getattr(rec, "pid", 0) and rec.state == "running" else ""
+
+
+def cpu_percent(prev: dict[str, tuple[float, float]], key: str, now: float, usage_ns: int | None) -> float:
+    """CPU use since the last sample of ``key``, in percent of one CPU."""
+    if usage_ns is None:
+        return 0.0
+    last = prev.get(key)
+    prev[key] = (now, float(usage_ns))
+    if last is None or now <= last[0]:
+        return 0.0
+    return max(0.0, (usage_ns - last[1]) / ((now - last[0]) * 1e9) * 100.0)
+
+
+def procs_under(rel: str) -> list[int]:
+    """Every process in a cgroup and its descendants."""
+    if not rel:
+        return []
+    base = _dir("pids", rel) if not is_v2() else CGROUP / rel.strip("/")
+    if not base.exists():
+        base = _dir("memory", rel)
+    out: list[int] = []
+    for dirpath, _, names in os.walk(base):
+        if "cgroup.procs" in names:
+            try:
+                out += [int(x) for x in Path(dirpath, "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                continue
+    return sorted(set(out))
+
+
+async def top(pod_cgroup: str, members: list[Any], ps_args: str = "") -> dict[str, Any]:
+    """`ps` over the pod's processes, with a CONTAINER column naming each one's container."""
+    owner: dict[int, str] = {}
+    for r in members:
+        cg = container_cgroup(r)
+        for p in procs_under(cg) if cg else []:
+            owner[p] = r.name
+    pids = set(owner) | set(procs_under(pod_cgroup))
+    args = ps_args.split() if ps_args.strip() else ["-o", "user,pid,ppid,c,stime,tty,time,args"]
+    if ps_args.strip() and not any(a.startswith("-") or a in ("aux", "ax") for a in args):
+        args = ["-o", ps_args.strip()]
+    if not any(a in ("-e", "-A", "ax", "aux") for a in args):
+        args = ["-e", *args]
+    proc = await asyncio.create_subprocess_exec(
+        "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        from podkit.errors import InvalidArgument
+
+        raise InvalidArgument(f"ps {' '.join(args)} failed: {err.decode().strip()}")
+    lines = out.decode().splitlines()
+    if not lines:
+        return {"titles": [], "processes": []}
+    titles = lines[0].split()
+    try:
+        pid_col = titles.index("PID")
+    except ValueError:
+        from podkit.errors import InvalidArgument
+
+        raise InvalidArgument("ps options must include the PID column") from None
+    rows = []
+    for line in lines[1:]:
+        cols = line.split(None, len(titles) - 1)
+        try:
+            pid = int(cols[pid_col])
+        except (ValueError, IndexError):
+            continue
+        if pid in pids:
+            rows.append([owner.get(pid, "(pod)"), *cols])
+    return {"titles": ["CONTAINER", *titles], "processes": rows}
