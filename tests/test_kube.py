@@ -1,0 +1,159 @@
+"""`podkit play kube`: the YAML → pod plan parser, then real pods from real YAML."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from podkit.errors import InvalidArgument
+from podkit.pods import kube
+
+POD = textwrap.dedent("""
+    apiVersion: v1
+    kind: Pod
+    metadata:
+      name: web
+      labels: {app: web}
+    spec:
+      hostname: webhost
+      shareProcessNamespace: true
+      dnsConfig:
+        nameservers: [10.0.0.53]
+        searches: [svc.local]
+        options: [{name: ndots, value: "2"}, {name: edns0}]
+      hostAliases: [{ip: 10.1.1.1, hostnames: [db, cache]}]
+      restartPolicy: OnFailure
+      volumes:
+        - {name: data, emptyDir: {}}
+        - {name: etc, hostPath: {path: /etc, type: Directory}}
+      containers:
+        - name: srv
+          image: busybox
+          command: [httpd, -f]
+          args: [-p, "8080"]
+          env: [{name: MODE, value: prod}, {name: N, value: 3}]
+          workingDir: /srv
+          ports: [{containerPort: 8080, hostPort: 18080}, {containerPort: 9090}]
+          volumeMounts:
+            - {name: data, mountPath: /data}
+            - {name: etc, mountPath: /host-etc, readOnly: true}
+          resources: {limits: {memory: 64Mi, cpu: 500m}, requests: {cpu: 100m}}
+          securityContext:
+            runAsUser: 1000
+            runAsGroup: 1000
+            readOnlyRootFilesystem: true
+            allowPrivilegeEscalation: false
+            capabilities: {add: [NET_ADMIN], drop: [ALL]}
+          livenessProbe: {exec: {command: [true]}}
+        - name: side
+          image: busybox
+    """)
+
+
+def test_pod_fields_map_to_plan() -> None:
+    [p] = kube.parse(POD)
+    s = p.spec
+    assert (s.name, s.hostname, s.labels["app"]) == ("web", "webhost", "web")
+    assert s.share == ["net", "ipc", "uts", "pid"]
+    assert s.dns.servers == ["10.0.0.53"] and s.dns.searches == ["svc.local"]
+    assert s.dns.options == ["ndots:2", "edns0"]
+    assert s.add_hosts == ["db:10.1.1.1", "cache:10.1.1.1"]
+    assert s.restart_policy == "on-failure"
+    assert [(m.host_port, m.container_port, m.protocol) for m in s.ports] == [(18080, 8080, "tcp")]
+    srv, side = p.containers
+    assert srv.entrypoint == ["httpd", "-f"] and srv.cmd == ["-p", "8080"]
+    assert srv.env == {"MODE": "prod", "N": "3"} and srv.workdir == "/srv"
+    assert srv.memory == 64 * 1024 * 1024 and srv.cpus == 0.5
+    assert srv.user == "1000:1000" and srv.read_only and srv.no_new_privileges is True
+    assert srv.cap_add == ["CAP_NET_ADMIN"] and srv.cap_drop == ["ALL"]
+    data, etc = srv.mounts
+    assert data.empty_dir and data.target == "/data" and not data.readonly
+    assert etc.source == "/etc" and etc.readonly and not etc.empty_dir
+    assert p.empty_dirs == ["data"]
+    assert side.entrypoint is None and side.cmd is None
+    # Unsupported but harmless fields are reported, not dropped silently.
+    assert any("livenessProbe" in w for w in p.warnings)
+    assert any("requests" in w for w in p.warnings)
+
+
+def test_deployment_template_and_replicas_note() -> None:
+    text = textwrap.dedent("""
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: api}
+        spec:
+          replicas: 3
+          selector: {matchLabels: {app: api}}
+          template:
+            metadata: {labels: {app: api}}
+            spec:
+              hostNetwork: true
+              containers: [{name: c, image: busybox, args: [sleep, "1"]}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: other}
+        spec:
+          containers: [{name: c, image: busybox}]
+        """)
+    dep, other = kube.parse(text)
+    assert dep.kind == "Deployment" and dep.spec.name == "api" and dep.spec.labels == {"app": "api"}
+    assert dep.spec.network == "host"
+    assert any("replicas=3" in w for w in dep.warnings)
+    assert other.spec.name == "other" and other.kind == "Pod"
+
+
+@pytest.mark.parametrize("quantity,expect", [
+    ("64Mi", 64 * 2**20), ("1G", 10**9), ("500m", 0.5), ("2", 2), ("1.5Gi", 1.5 * 2**30), (128, 128),
+])
+def test_quantities(quantity: object, expect: float) -> None:
+    assert float(kube.parse_quantity(quantity, "x")) == expect
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("key: [unclosed", "invalid YAML"),
+    ("", "no documents"),
+    ("- a\n- b\n", "not a mapping"),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "not 'Service'"),
+    ("apiVersion: v2\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n",
+     "apiVersion v1"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {containers: [{name: c, image: b}]}\n",
+     "metadata.name"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n", "at least one"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n",
+     "image is required"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: C_1, image: b}]}\n",
+     "DNS label"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
+     "env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}]}]}\n", "valueFrom"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {volumes: [{name: v, configMap: {name: m}}], "
+     "containers: [{name: c, image: b}]}\n", "only hostPath and emptyDir"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
+     "volumeMounts: [{name: nope, mountPath: /x}]}]}\n", "names no volume"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
+     "resources: {limits: {memory: lots}}}]}\n", "not a quantity"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {restartPolicy: Sometimes, "
+     "containers: [{name: c, image: b}]}\n", "restartPolicy"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
+     "ports: [{containerPort: 99999, hostPort: 8080}]}]}\n", "65535"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}, "
+     "{name: c, image: b}]}\n", "used twice"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n---\n"
+     "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n",
+     "more than once"),
+])
+def test_invalid_input_names_the_problem(text: str, needle: str) -> None:
+    with pytest.raises(InvalidArgument) as ei:
+        kube.parse(text)
+    assert needle in ei.value.message
+
+
+def test_unknown_fields_warn() -> None:
+    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+            "spec: {nodeSelector: {a: b}, frobnicate: 1, containers: [{name: c, image: b, sparkle: 1}]}\n")
+    [p] = kube.parse(text)
+    joined = "\n".join(p.warnings)
+    assert "spec.frobnicate is not supported" in joined
+    assert "sparkle is not supported" in joined
+    assert "nodeSelector only matters in a cluster" in joined
