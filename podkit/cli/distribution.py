@@ -77,6 +77,18 @@ class ProgressView:
         self.out.flush()
 
 
+def _dist(client: Any) -> Any:
+    """The SDK's registry operations: ``client.images`` (which mixes them in)."""
+    try:
+        return client.images
+    except ImportError:  # an SDK without the image area: the mixin alone will do
+        from podkit.client.distribution import DistributionMixin
+
+        d = DistributionMixin()
+        d._t = client._t
+        return d
+
+
 def _bar(current: int, total: int) -> str:
     if total <= 0:
         return human_size(current)
@@ -91,7 +103,7 @@ def cmd_pull(args: argparse.Namespace, client: Any) -> int:
 
     ref = parse(args.reference)
     view = None if args.quiet else ProgressView(sys.stdout, sys.stdout.isatty())
-    image = client.images.pull(args.reference, platform=args.platform, progress=view)
+    image = _dist(client).pull(args.reference, platform=args.platform, progress=view)
     if not args.quiet:
         print(f"Status: Image is up to date for {ref.familiar()}" if view and _nothing_new(view)
               else f"Status: Downloaded newer image for {ref.familiar()}")
@@ -106,7 +118,7 @@ def _nothing_new(view: ProgressView) -> bool:
 
 def cmd_push(args: argparse.Namespace, client: Any) -> int:
     view = None if args.quiet else ProgressView(sys.stdout, sys.stdout.isatty())
-    result = client.images.push(args.reference, progress=view)
+    result = _dist(client).push(args.reference, progress=view)
     if args.quiet:
         print(result["digest"])
     return 0
@@ -138,7 +150,7 @@ def cmd_login(args: argparse.Namespace, client: Any) -> int:
         password = getpass.getpass("Password: ")
     if not user or not password:
         raise errors.InvalidArgument("login needs a username and a password")
-    client.images.login(host, user, password)
+    _dist(client).login(host, user, password)
     print("Login Succeeded")
     return 0
 
@@ -147,7 +159,7 @@ def cmd_logout(args: argparse.Namespace, client: Any) -> int:
     from podkit.client.distribution import registry_host
 
     host = registry_host(args.registry)
-    if client.images.logout(host):
+    if _dist(client).logout(host):
         print(f"Removing login credentials for {host}")
     else:
         print(f"Not logged in to {host}")

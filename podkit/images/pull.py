@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +32,7 @@ from podkit.images.oci import (
 from podkit.images.reference import Reference
 from podkit.images.registry.auth import Credentials
 from podkit.images.registry.client import RegistryClient, Repository
-from podkit.store import ContentStore, Database
+from podkit.store import ContentStore, Database, Leases
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +65,16 @@ class Lease:
     """
 
     def __init__(self, db: Database, ns: str, kind: str) -> None:
-        self.db = db
+        self._leases = Leases(db)
         self.ns = ns
-        self.id = f"{kind}-{secrets.token_hex(8)}"
-        now = time.time()
         db.ensure_namespace(ns)
-        db.execute("INSERT INTO leases(namespace, id, created, expires) VALUES (?, ?, ?, ?)",
-                   (ns, self.id, now, now + LEASE_TTL))
+        self.id = self._leases.create(ns, f"{kind}-{secrets.token_hex(8)}", ttl=LEASE_TTL)
 
     def add(self, digest: str, kind: str = "content") -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO lease_resources(namespace, lease, kind, ref) VALUES (?, ?, ?, ?)",
-            (self.ns, self.id, kind, digest),
-        )
+        self._leases.add(self.ns, self.id, kind, digest)
 
     def release(self) -> None:
-        with self.db.tx() as c:
-            c.execute("DELETE FROM lease_resources WHERE namespace = ? AND lease = ?", (self.ns, self.id))
-            c.execute("DELETE FROM leases WHERE namespace = ? AND id = ?", (self.ns, self.id))
+        self._leases.delete(self.ns, self.id)
 
 
 class Puller:

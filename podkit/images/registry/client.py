@@ -536,6 +536,14 @@ async def _copy(stream: aiohttp.StreamReader, writer: Any, progress: Progress | 
                 if now - last > 0.1:
                     last = now
                     progress(writer.offset + inflight)
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError):
+        # Keep what arrived, so that the retry asks only for the rest (Range).
+        if pending is not None:
+            await pending
+            pending = None
+        if buf:
+            await asyncio.to_thread(writer.write, bytes(buf))
+        raise
     finally:
         # Whatever happens, the writer's offset must match what it really holds
         # before anyone resumes or aborts it.

@@ -1,0 +1,104 @@
+"""Pulling from a real docker-registry on 127.0.0.1 into a real podkitd."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podkit import errors
+from tests.fixtures.registry import (
+    RegistryServer,
+    build_layout,
+    find_in_snapshots,
+    skopeo_inspect,
+    skopeo_push,
+)
+from tests.helpers import Daemon
+
+
+def dist(daemon: Daemon) -> Any:
+    """The SDK's registry operations (ImagesAPI when it exists, else the bare mixin)."""
+    c = daemon.client()
+    try:
+        return c.images
+    except ImportError:
+        from podkit.client.distribution import DistributionMixin
+
+        m = DistributionMixin()
+        m._t = c._t
+        return m
+
+
+def _d(image: Any) -> dict[str, Any]:
+    return image if isinstance(image, dict) else image.__dict__
+
+
+def test_pull_records_image_and_applies_layers(daemon: Daemon, registry: RegistryServer,
+                                               workdir: Path) -> None:
+    layout = build_layout(workdir / "oci", [
+        {"etc": None, "etc/one.txt": b"layer one\n", "data": None, "data/gone.txt": b"x"},
+        {"etc/two.txt": b"layer two\n", "data/gone.txt": ("whiteout",)},
+    ])
+    skopeo_push(layout, registry, "test/app:1.0")
+    seen: list[dict[str, Any]] = []
+    image = _d(dist(daemon).pull(f"{registry.host}/test/app:1.0", progress=seen.append))
+    assert image["name"] == f"{registry.host}/test/app:1.0"
+    want = skopeo_inspect(registry, "test/app:1.0")
+    assert image["digest"] == want["Digest"]
+    statuses = {(m.get("id"), m["status"]) for m in seen if "current" in m}
+    layer_ids = {m["id"] for m in seen if "current" in m}
+    assert len(layer_ids) == 2
+    for lid in layer_ids:
+        assert (lid, "Pull complete") in statuses
+    assert any(m["status"].startswith("Digest: sha256:") for m in seen)
+    assert find_in_snapshots(daemon.root, "etc/two.txt")
+    assert not list((daemon.root / "content" / "ingest").iterdir())
+
+
+def test_pull_twice_says_already_exists(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    skopeo_push(build_layout(workdir / "oci"), registry, "again:latest")
+    d = dist(daemon)
+    d.pull(f"{registry.host}/again")
+    seen: list[dict[str, Any]] = []
+    d.pull(f"{registry.host}/again", progress=seen.append)
+    assert [m["status"] for m in seen if "current" in m] == ["Already exists"]
+
+
+def test_pull_unknown_is_not_found(daemon: Daemon, registry: RegistryServer) -> None:
+    with pytest.raises(errors.NotFound) as ei:
+        dist(daemon).pull(f"{registry.host}/no/such:thing")
+    assert "no/such" in ei.value.message
+
+
+def test_pull_invalid_reference_is_refused(daemon: Daemon) -> None:
+    with pytest.raises(errors.InvalidArgument) as ei:
+        dist(daemon).pull("UPPER/Case::bad")
+    assert "invalid reference" in ei.value.message
+
+
+def test_pull_cli_plain_output(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    skopeo_push(build_layout(workdir / "oci"), registry, "cli:v1")
+    r = daemon.cli("pull", f"{registry.host}/cli:v1", check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "v1: Pulling from cli"
+    assert any(line.endswith(": Pull complete") for line in lines)
+    assert lines[-1] == f"{registry.host}/cli:v1"
+    assert "\x1b[" not in r.stdout  # not a terminal: no cursor movement
+    r = daemon.cli("pull", f"{registry.host}/cli:nope")
+    assert r.returncode == 1
+    assert r.stderr.startswith("Error: ") and "nope" in r.stderr
+
+
+def test_pull_stream_api_shape(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    skopeo_push(build_layout(workdir / "oci"), registry, "api:latest")
+    lines = list(daemon.client()._t.stream("POST", "/images/pull",
+                                           json_body={"reference": f"{registry.host}/api"}))
+    assert lines[-1]["status"] == "done"
+    assert lines[-1]["image"]["name"] == f"{registry.host}/api:latest"
+    for m in lines[:-1]:
+        json.dumps(m)
+        if "current" in m:
+            assert len(m["id"]) == 12 and isinstance(m["total"], int)
