@@ -66,6 +66,19 @@ def build(config: Config) -> Services:
     # Layers are added below in dependency order (snapshots, images, runtime,
     # network, containers, pods). Each block is owned by its layer.
 
+    # snapshots + images: overlayfs unless the kernel/file system lacks it ([images]
+    # snapshotter = "overlay" | "native" | "auto"). Start-up drops half-applied layers.
+    from podkit.images.service import ImageService
+    from podkit.snapshots import new_snapshotter
+
+    s.snapshots = new_snapshotter(s.db, config.root, str(config.section("images").get("snapshotter", "auto")))
+    s.images = ImageService(s.db, s.content, s.snapshots, s.events.publish)
+
+    async def _images_startup() -> None:
+        s.images.cleanup()
+
+    s.on_startup(_images_startup)
+
     # registry (pull/push/login)
     from podkit.images.distribution import Registry
 

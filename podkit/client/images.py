@@ -1,0 +1,232 @@
+"""Images in the SDK: list, inspect, tag, remove, prune, import, load, save.
+
+Pull/push/login come from ``DistributionMixin``. Uploads are streamed from a file
+object or a path (never read whole into memory); ``save`` streams the archive
+into a file object or a path.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from podkit import errors
+from podkit.client._transport import Transport
+from podkit.client.distribution import DistributionMixin
+
+_CHUNK = 1 << 20
+
+
+@dataclass
+class Image:
+    name: str
+    id: str
+    digest: str
+    repository: str = ""
+    tag: str = ""
+    familiar: str = ""
+    dangling: bool = False
+    media_type: str = ""
+    manifest_digest: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    diff_ids: list[str] = field(default_factory=list)
+    chain_id: str | None = None
+    size: int = 0
+    created: float = 0.0
+    image_created: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    platform: str = ""
+    platforms: list[str] = field(default_factory=list)
+    os: str = ""
+    architecture: str = ""
+    names: list[str] = field(default_factory=list)  # inspect only: every name of this id
+    unpacked: bool | None = None  # inspect only
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Image:
+        known = {f for f in cls.__dataclass_fields__ if f != "raw"}
+        img = cls(**{k: v for k, v in d.items() if k in known})
+        img.raw = d
+        return img
+
+    @property
+    def short_id(self) -> str:
+        return self.id.split(":", 1)[-1][:12]
+
+    @property
+    def cmd(self) -> list[str] | None:
+        return (self.config.get("config") or {}).get("Cmd")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+
+@dataclass
+class RemoveResult:
+    results: list[dict[str, str]]  # [{"Untagged": name} | {"Deleted": id}]
+    errors: list[dict[str, str]]  # [{"ref", "code", "message"}]
+    space_reclaimed: int = 0
+
+
+@dataclass
+class PruneResult:
+    deleted: list[dict[str, str]]
+    space_reclaimed: int
+
+
+class ImagesAPI(DistributionMixin):
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def list(self, filters: list[str] | dict[str, str] | None = None, all: bool = False) -> list[Image]:
+        """Images of the namespace; filters like docker's: reference=, dangling=, before=, since=, label=."""
+        if isinstance(filters, dict):
+            filters = [f"{k}={v}" for k, v in filters.items()]
+        data = self._t.get("/images", params={"filter": list(filters or []), "all": all or None})
+        return [Image.from_dict(d) for d in data]
+
+    def get(self, ref: str, platform: str | None = None) -> Image:
+        return Image.from_dict(self._t.get("/images/inspect", params={"ref": ref, "platform": platform}))
+
+    def exists(self, ref: str) -> bool:
+        try:
+            self.get(ref)
+            return True
+        except errors.NotFound:
+            return False
+
+    def tag(self, source: str, target: str) -> Image:
+        return Image.from_dict(self._t.post("/images/tag", json_body={"source": source, "target": target}))
+
+    def remove(self, *refs: str, force: bool = False) -> RemoveResult:
+        """docker rmi. Raises the first error when nothing at all could be removed."""
+        d = self._t.post("/images/remove", json_body={"refs": list(refs), "force": force})
+        res = RemoveResult(d["results"], d["errors"], d.get("space_reclaimed", 0))
+        if res.errors and not res.results and len(refs) == 1:
+            e = res.errors[0]
+            raise errors.from_dict({"error": {"code": e["code"], "message": e["message"]}})
+        return res
+
+    def prune(self, all: bool = False) -> PruneResult:
+        d = self._t.post("/images/prune", json_body={"all": all})
+        return PruneResult(d["deleted"], d["space_reclaimed"])
+
+    def import_(self, source: str | os.PathLike[str] | BinaryIO, name: str | None = None,
+                changes: list[str] | None = None, message: str = "", platform: str | None = None,
+                unpack: bool = True) -> list[Image]:
+        """Import a root file system tarball (or an image archive, or an OCI layout directory)."""
+        return self._upload("/images/import", source, {
+            "name": name, "change": list(changes or []), "message": message or None,
+            "platform": platform, "unpack": unpack})
+
+    def load(self, source: str | os.PathLike[str] | BinaryIO, name: str | None = None,
+             platform: str | None = None) -> list[Image]:
+        """Load a docker-save archive, an OCI archive or an OCI layout directory."""
+        return self._upload("/images/load", source, {"name": name, "platform": platform})
+
+    def _upload(self, path: str, source: Any, params: dict[str, Any]) -> list[Image]:
+        f: Any
+        close = False
+        if isinstance(source, str | os.PathLike):
+            p = os.fspath(source)
+            if os.path.isdir(p):
+                f = _tar_dir(p)
+            else:
+                try:
+                    f = open(p, "rb")  # noqa: SIM115 - closed below
+                except FileNotFoundError:
+                    raise errors.InvalidArgument(f"{p}: no such file or directory") from None
+                close = True
+        else:
+            f = _chunks(source)
+        try:
+            conn, resp = self._t.open("POST", path, params=params, body=f,
+                                      headers={"Content-Type": "application/x-tar"}, timeout=None)
+            try:
+                import json
+
+                data = json.loads(resp.read())
+            finally:
+                conn.close()
+        finally:
+            if close:
+                f.close()
+        return [Image.from_dict(d) for d in data["images"]]
+
+    def save(self, refs: str | list[str], dest: str | os.PathLike[str] | BinaryIO, format: str = "docker",
+             platform: str | None = None) -> int:
+        """Write an archive of the images to ``dest``; returns the bytes written."""
+        refs = [refs] if isinstance(refs, str) else list(refs)
+        conn, resp = self._t.open("GET", "/images/save", params={"ref": refs, "format": format,
+                                                                  "platform": platform}, timeout=None)
+        n = 0
+        out: Any
+        close = False
+        tmp = None
+        if isinstance(dest, str | os.PathLike):
+            # Written aside and renamed, so a failed save never leaves a truncated archive.
+            tmp = os.fspath(dest) + ".podkit-tmp"
+            out = open(tmp, "wb")  # noqa: SIM115
+            close = True
+        else:
+            out = dest
+        ok = False
+        try:
+            while True:
+                chunk = resp.read(_CHUNK)
+                if not chunk:
+                    break
+                out.write(chunk)
+                n += len(chunk)
+            ok = True
+        except Exception as e:
+            raise errors.Unavailable(f"save: the archive stream broke off: {e}") from None
+        finally:
+            conn.close()
+            if close:
+                out.close()
+                if tmp and ok:
+                    os.replace(tmp, os.fspath(dest))
+                elif tmp:
+                    os.unlink(tmp)
+        return n
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    while True:
+        b = f.read(_CHUNK)
+        if not b:
+            return
+        yield b
+
+
+def _tar_dir(path: str) -> Iterator[bytes]:
+    """Stream a directory (an OCI layout) as a tar, file by file, without a temp file."""
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(dirs) + sorted(files):
+            full = os.path.join(root, name)
+            ti = tarfile.TarInfo(os.path.relpath(full, path))
+            st = os.lstat(full)
+            ti.mtime = int(st.st_mtime)
+            ti.mode = st.st_mode & 0o7777
+            if os.path.islink(full):
+                ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(full)
+            elif os.path.isdir(full):
+                ti.type = tarfile.DIRTYPE
+            elif os.path.isfile(full):
+                ti.size = st.st_size
+            else:
+                continue
+            yield ti.tobuf(tarfile.PAX_FORMAT)
+            if ti.isfile():
+                with open(full, "rb") as fh:
+                    yield from _chunks(fh)
+                if ti.size % 512:
+                    yield b"\0" * (512 - ti.size % 512)
+    yield b"\0" * 1024

@@ -1,0 +1,249 @@
+"""Image routes: list, inspect, tag, remove, prune, import/load (streamed upload), save
+(streamed download). Pull and push live in distribution.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+from typing import Any
+
+from aiohttp import web
+
+from podkit.daemon.api._routing import Ctx, Router
+from podkit.errors import InvalidArgument, NotFound
+
+router = Router("images")
+
+_IMAGE = {"type": "object", "description": "an image (see podkit.images.service.Image.to_dict)"}
+
+
+def _svc(ctx: Ctx) -> Any:
+    return ctx.services.images
+
+
+def _matches_reference(img: Any, pattern: str) -> bool:
+    """docker's reference filter: a glob over the familiar or full name (tag optional)."""
+    if img.dangling:
+        return False
+    fam = img.to_dict()["familiar"]
+    candidates = {img.name, fam, fam.rsplit(":", 1)[0], img.repository}
+    if ":" not in pattern.rsplit("/", 1)[-1]:
+        candidates |= {c.rsplit(":", 1)[0] for c in candidates}
+    return any(fnmatch.fnmatchcase(c, pattern) for c in candidates)
+
+
+def _has_label(img: Any, key: str, value: str) -> bool:
+    labels = dict(((img.config.get("config") or {}).get("Labels")) or {})
+    labels.update(img.labels)
+    return key in labels and (not value or labels[key] == value)
+
+
+@router.get(
+    "/images",
+    "List images",
+    params={"all": "include intermediate images (none exist yet: kept for docker parity)",
+            "filter": "reference=<glob> | dangling=true|false | before=<image> | since=<image>; repeatable"},
+    response={"type": "array", "items": _IMAGE},
+)
+async def list_images(ctx: Ctx) -> list[dict[str, Any]]:
+    svc = _svc(ctx)
+    images = await asyncio.to_thread(svc.list, ctx.ns)
+    for f in ctx.request.query.getall("filter", []):
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad filter {f!r}: want key=value")
+        if key == "reference":
+            images = [i for i in images if _matches_reference(i, value)]
+        elif key == "dangling":
+            want = value.lower() in ("1", "true", "yes")
+            images = [i for i in images if i.dangling == want]
+        elif key in ("before", "since"):
+            ref = svc.get(ctx.ns, value)
+            images = [i for i in images
+                      if (i.created < ref.created if key == "before" else i.created > ref.created)]
+        elif key == "label":
+            k, _, v = value.partition("=")
+            images = [i for i in images if _has_label(i, k, v)]
+        else:
+            raise InvalidArgument(f"unknown filter {key!r}: use reference, dangling, before, since or label")
+    return [i.to_dict() for i in images]
+
+
+@router.get("/images/inspect", "Inspect one image", params={"ref": "name, id or name@digest",
+                                                            "platform": "os/arch for an index"},
+            response=_IMAGE)
+async def inspect(ctx: Ctx) -> dict[str, Any]:
+    from podkit.images.oci import Platform
+
+    ref = ctx.query.get("ref") or ""
+    plat = Platform.parse(ctx.query["platform"]) if ctx.query.get("platform") else None
+    img = await asyncio.to_thread(_svc(ctx).get, ctx.ns, ref, plat)
+    d = img.to_dict()
+    d["names"] = await asyncio.to_thread(_svc(ctx).names_of, ctx.ns, img.id)
+    d["unpacked"] = _svc(ctx).is_unpacked(img)
+    return d
+
+
+@router.post("/images/tag", "Give an image another name",
+             body={"type": "object", "properties": {"source": {"type": "string"},
+                                                    "target": {"type": "string"}}},
+             response=_IMAGE)
+async def tag(ctx: Ctx) -> dict[str, Any]:
+    body = await ctx.json()
+    src, dst = body.get("source"), body.get("target")
+    if not src or not dst:
+        raise InvalidArgument("tag needs a source and a target")
+    svc = _svc(ctx)
+    img = svc.get(ctx.ns, src)
+    return svc.record(ctx.ns, dst, img.target, action="tag").to_dict()
+
+
+@router.post("/images/remove", "Remove images (docker rmi)",
+             body={"type": "object", "properties": {"refs": {"type": "array"}, "force": {"type": "boolean"}}},
+             response={"type": "object"})
+async def remove(ctx: Ctx) -> dict[str, Any]:
+    body = await ctx.json()
+    refs = body.get("refs") or ([body["ref"]] if body.get("ref") else [])
+    if not refs:
+        raise InvalidArgument("remove needs at least one image")
+    svc = _svc(ctx)
+    results: list[dict[str, str]] = []
+    errors: list[dict[str, str]] = []
+    for ref in refs:
+        try:
+            results.extend(await asyncio.to_thread(svc.remove, ctx.ns, ref, bool(body.get("force"))))
+        except (NotFound, InvalidArgument) as e:
+            errors.append({"ref": ref, "code": e.code, "message": e.message})
+        except Exception as e:  # noqa: BLE001 - reported per image, like docker
+            from podkit.errors import PodkitError
+
+            if not isinstance(e, PodkitError):
+                raise
+            errors.append({"ref": ref, "code": e.code, "message": e.message})
+    stats = await asyncio.to_thread(svc.gc) if results else {"bytes": 0}
+    return {"results": results, "errors": errors, "space_reclaimed": stats["bytes"]}
+
+
+@router.post("/images/prune", "Remove dangling (or, with all, all unused) images and free space",
+             body={"type": "object", "properties": {"all": {"type": "boolean"}}},
+             response={"type": "object"})
+async def prune(ctx: Ctx) -> dict[str, Any]:
+    body = await ctx.json()
+    return await asyncio.to_thread(_svc(ctx).prune, ctx.ns, bool(body.get("all")))
+
+
+async def _receive(ctx: Ctx) -> str:
+    """Stream the request body into the content store; returns its digest."""
+    content = ctx.services.content
+    w = content.writer()
+    try:
+        buf = bytearray()
+        async for chunk in ctx.request.content.iter_chunked(1 << 20):
+            buf += chunk
+            if len(buf) >= 4 << 20:
+                await asyncio.to_thread(w.write, bytes(buf))
+                buf.clear()
+        if buf:
+            await asyncio.to_thread(w.write, bytes(buf))
+        if w.offset == 0:
+            raise InvalidArgument("empty upload: send the tarball or archive as the request body")
+        return await asyncio.to_thread(w.commit)
+    except BaseException:
+        w.abort()
+        raise
+
+
+async def _import(ctx: Ctx, require_archive: bool) -> dict[str, Any]:
+    from podkit.images.oci import Platform
+    from podkit.images.service import Importer
+
+    q = ctx.request.query
+    plat = Platform.parse(q["platform"]) if q.get("platform") else None
+    name = q.get("name") or None
+    digest = await _receive(ctx)
+    images = await Importer(_svc(ctx)).import_blob(
+        ctx.ns, digest, name=name, changes=q.getall("change", []), message=q.get("message", ""),
+        platform=plat, unpack=ctx.flag("unpack", True), require_archive=require_archive,
+    )
+    return {"images": [i.to_dict() for i in images]}
+
+
+@router.post("/images/import",
+             "Import a root file system tarball, a docker-save archive or an OCI archive "
+             "(request body: the file, streamed)",
+             params={"name": "name for the image", "change": "Dockerfile instruction (repeatable)",
+                     "message": "history comment", "platform": "os/arch", "unpack": "default true"},
+             response={"type": "object"})
+async def import_(ctx: Ctx) -> dict[str, Any]:
+    return await _import(ctx, require_archive=False)
+
+
+@router.post("/images/load", "Load a docker-save or OCI archive (request body: the archive, streamed)",
+             params={"name": "override the names in the archive", "platform": "os/arch",
+                     "unpack": "default true"},
+             response={"type": "object"})
+async def load(ctx: Ctx) -> dict[str, Any]:
+    return await _import(ctx, require_archive=True)
+
+
+@router.get("/images/save", "Export images as a tar archive (streamed)",
+            params={"ref": "image (repeatable)", "format": "docker (docker-save with an OCI layout, default)"
+                    " | oci (OCI layout only)", "platform": "os/arch: only this platform of an index"})
+async def save(ctx: Ctx) -> web.StreamResponse:
+    from podkit.images.export import write_archive
+    from podkit.images.oci import Platform
+
+    refs = ctx.request.query.getall("ref", [])
+    if not refs:
+        raise InvalidArgument("save needs at least one image")
+    fmt = ctx.query.get("format", "docker")
+    if fmt not in ("docker", "oci"):
+        raise InvalidArgument(f"unknown archive format {fmt!r}: use docker or oci")
+    plat = Platform.parse(ctx.query["platform"]) if ctx.query.get("platform") else None
+    svc = _svc(ctx)
+    images = [svc.get(ctx.ns, r) for r in refs]  # fail before any byte is sent
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=16)
+    stop = False
+
+    class _Sink:
+        def write(self, data: bytes) -> int:
+            if stop:
+                raise ConnectionAbortedError("client went away")
+            if data:
+                asyncio.run_coroutine_threadsafe(queue.put(bytes(data)), loop).result()
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    def produce() -> None:
+        try:
+            write_archive(svc, ctx.ns, images, refs, _Sink(), fmt, plat)
+            asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+        except BaseException as e:  # noqa: BLE001 - handed to the response side
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(queue.put(e), loop).result()
+
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(ctx.request)
+    task = loop.run_in_executor(None, produce)
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                # Headers are gone: cutting the stream short is the only way to say it failed.
+                raise ConnectionAbortedError(str(item))
+            await resp.write(item)
+        await resp.write_eof()
+    finally:
+        # If the client went away, unblock the producer and let it stop.
+        stop = True
+        while not task.done():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(queue.get(), 0.5)
+    return resp

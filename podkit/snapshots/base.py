@@ -1,0 +1,336 @@
+"""The snapshotter model shared by the overlay and copying implementations.
+
+As in containerd, a snapshot is a directory tree named by a key:
+
+- *active*: writable, made by ``prepare(key, parent)``; a container's root file
+  system, or a layer being applied;
+- *view*: read-only, made by ``view(key, parent)``;
+- *committed*: immutable, made by ``commit(name, key)`` from an active snapshot;
+  image layers are committed under their chain ID so images that share layers
+  share snapshots.
+
+Metadata lives in SQLite; the trees live under ``<root>/snapshots/<driver>/<n>``,
+where ``n`` is a number that never changes, so committing is a single row update.
+A directory without a row is garbage from a crash and is removed at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from podkit.snapshots.mount import Mount
+from podkit.store import Database
+
+ACTIVE = "active"
+VIEW = "view"
+COMMITTED = "committed"
+
+# Keys of active snapshots that receive a layer being applied. Left behind only by a
+# crash: removed at start-up.
+EXTRACT_PREFIX = "extract-"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    driver TEXT NOT NULL,
+    key TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    parent TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    size INTEGER,
+    inodes INTEGER,
+    PRIMARY KEY (driver, key),
+    UNIQUE (driver, id)
+);
+CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(driver, parent);
+CREATE TABLE IF NOT EXISTS snapshot_seq (driver TEXT PRIMARY KEY, next INTEGER NOT NULL);
+"""
+
+
+@dataclass
+class Info:
+    key: str
+    kind: str
+    parent: str | None
+    id: int
+    created: float
+    updated: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "kind": self.kind, "parent": self.parent, "id": self.id,
+                "created": self.created, "updated": self.updated, "labels": self.labels}
+
+
+@dataclass
+class Usage:
+    size: int  # bytes on disk of this snapshot's own tree (not its parents)
+    inodes: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"size": self.size, "inodes": self.inodes}
+
+
+class Snapshotter:
+    """Common metadata handling; subclasses lay out trees and describe mounts."""
+
+    driver = "base"
+    # How a layer's deletions are represented: "overlay" (0:0 char devices and the
+    # opaque xattr in the upper dir) or "remove" (delete from a full copy).
+    whiteouts = "remove"
+
+    def __init__(self, db: Database, root: str | os.PathLike[str]) -> None:
+        self.db = db
+        self.root = Path(root) / "snapshots" / self.driver
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db.schema("snapshots", _DDL)
+        self._lock = threading.RLock()
+
+    # -- layout ------------------------------------------------------------------------
+
+    def dir(self, id: int) -> Path:
+        return self.root / str(id)
+
+    def fs(self, id: int) -> Path:
+        return self.dir(id) / "fs"
+
+    def _create_dirs(self, id: int, parent: Info | None) -> None:
+        raise NotImplementedError
+
+    def _mounts(self, info: Info) -> list[Mount]:
+        raise NotImplementedError
+
+    # -- metadata --------------------------------------------------------------------
+
+    def _row(self, key: str) -> Info | None:
+        r = self.db.one("SELECT * FROM snapshots WHERE driver=? AND key=?", (self.driver, key))
+        if r is None:
+            return None
+        return Info(r["key"], r["kind"], r["parent"], r["id"], r["created"], r["updated"],
+                    json.loads(r["labels"]))
+
+    def stat(self, key: str) -> Info:
+        info = self._row(key)
+        if info is None:
+            raise NotFound(f"snapshot {key} does not exist")
+        return info
+
+    def exists(self, key: str) -> bool:
+        return self._row(key) is not None
+
+    def list(self) -> list[Info]:
+        rows = self.db.query("SELECT key FROM snapshots WHERE driver=? ORDER BY created", (self.driver,))
+        out = []
+        for r in rows:
+            info = self._row(r["key"])
+            if info:
+                out.append(info)
+        return out
+
+    def children(self, key: str) -> list[str]:
+        rows = self.db.query("SELECT key FROM snapshots WHERE driver=? AND parent=?", (self.driver, key))
+        return [r["key"] for r in rows]
+
+    def chain(self, key: str) -> list[Info]:
+        """The snapshot and its ancestors, nearest first."""
+        out = []
+        k: str | None = key
+        while k:
+            info = self.stat(k)
+            out.append(info)
+            k = info.parent
+        return out
+
+    def update_labels(self, key: str, labels: dict[str, str]) -> Info:
+        with self.db.tx() as c:
+            info = self.stat(key)
+            info.labels.update(labels)
+            info.labels = {k: v for k, v in info.labels.items() if v != ""}
+            c.execute("UPDATE snapshots SET labels=?, updated=? WHERE driver=? AND key=?",
+                      (json.dumps(info.labels), time.time(), self.driver, key))
+        return info
+
+    # -- operations ------------------------------------------------------------------
+
+    def prepare(
+        self, key: str, parent: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
+        """A writable snapshot on top of a committed parent; returns its mounts."""
+        return self._create(key, parent, ACTIVE, labels)
+
+    def view(
+        self, key: str, parent: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
+        """A read-only snapshot of a committed parent."""
+        return self._create(key, parent, VIEW, labels)
+
+    def _create(self, key: str, parent: str | None, kind: str, labels: dict[str, str] | None) -> list[Mount]:
+        if not key or "/" in key or key in (".", ".."):
+            raise InvalidArgument(f"invalid snapshot key {key!r}")
+        with self._lock:
+            pinfo = None
+            if parent:
+                pinfo = self._row(parent)
+                if pinfo is None:
+                    raise NotFound(f"parent snapshot {parent} does not exist")
+                if pinfo.kind != COMMITTED:
+                    raise InvalidArgument(f"parent snapshot {parent} is not committed")
+            now = time.time()
+            with self.db.tx() as c:
+                if self._row(key) is not None:
+                    raise AlreadyExists(f"snapshot {key} already exists")
+                id = self._next_id(c)
+                c.execute(
+                    "INSERT INTO snapshots(driver,key,id,kind,parent,created,updated,labels)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (self.driver, key, id, kind, parent, now, now, json.dumps(labels or {})),
+                )
+                # Inside the transaction: if making the tree fails, no row points at it.
+                try:
+                    self._create_dirs(id, pinfo)
+                except BaseException:
+                    shutil.rmtree(self.dir(id), ignore_errors=True)
+                    raise
+            return self._mounts(self.stat(key))
+
+    def _next_id(self, c: Any) -> int:
+        r = c.execute("SELECT next FROM snapshot_seq WHERE driver=?", (self.driver,)).fetchone()
+        if r is None:
+            m = c.execute("SELECT MAX(id) AS m FROM snapshots WHERE driver=?", (self.driver,)).fetchone()
+            n = (m["m"] or 0) + 1
+            c.execute("INSERT INTO snapshot_seq(driver, next) VALUES (?, ?)", (self.driver, n + 1))
+        else:
+            n = r["next"]
+            c.execute("UPDATE snapshot_seq SET next=? WHERE driver=?", (n + 1, self.driver))
+        # A directory left by a crash may hold this number: never reuse it.
+        while self.dir(n).exists():
+            shutil.rmtree(self.dir(n), ignore_errors=True)
+            if self.dir(n).exists():
+                n += 1
+                c.execute("UPDATE snapshot_seq SET next=? WHERE driver=?", (n + 1, self.driver))
+        return n
+
+    def mounts(self, key: str) -> list[Mount]:
+        info = self.stat(key)
+        if info.kind == COMMITTED:
+            raise InvalidArgument(f"snapshot {key} is committed: make a view or prepare on it to mount it")
+        return self._mounts(info)
+
+    def commit(self, name: str, key: str, labels: dict[str, str] | None = None) -> Info:
+        """Freeze an active snapshot under a new name (its tree stays where it is)."""
+        with self._lock:
+            info = self.stat(key)
+            if info.kind != ACTIVE:
+                raise InvalidArgument(
+                    f"snapshot {key} is {info.kind}, only active snapshots can be committed"
+                )
+            usage = self._measure(info.id)
+            merged = dict(info.labels)
+            merged.update(labels or {})
+            with self.db.tx() as c:
+                if self._row(name) is not None:
+                    raise AlreadyExists(f"snapshot {name} already exists")
+                c.execute(
+                    "UPDATE snapshots SET key=?, kind=?, updated=?, labels=?, size=?, inodes=?"
+                    " WHERE driver=? AND key=?",
+                    (name, COMMITTED, time.time(), json.dumps(merged), usage.size, usage.inodes,
+                     self.driver, key),
+                )
+            self._after_commit(info.id)
+            return self.stat(name)
+
+    def _after_commit(self, id: int) -> None:
+        pass
+
+    def remove(self, key: str) -> None:
+        """Remove a snapshot; refused while other snapshots are built on it."""
+        with self._lock:
+            info = self.stat(key)
+            kids = self.children(key)
+            if kids:
+                raise Conflict(f"snapshot {key} has {len(kids)} dependent snapshot(s), e.g. {kids[0]}")
+            with self.db.tx() as c:
+                c.execute("DELETE FROM snapshots WHERE driver=? AND key=?", (self.driver, key))
+            # After the row is gone: a crash here leaves a directory start-up sweeps.
+            self._remove_tree(info.id)
+
+    def _remove_tree(self, id: int) -> None:
+        d = self.dir(id)
+        for sub in ("fs", ""):
+            with contextlib.suppress(OSError):
+                from podkit.snapshots.mount import unmount
+
+                unmount(d / sub if sub else d)
+        shutil.rmtree(d, ignore_errors=True)
+
+    def usage(self, key: str) -> Usage:
+        info = self.stat(key)
+        if info.kind == COMMITTED:
+            r = self.db.one("SELECT size, inodes FROM snapshots WHERE driver=? AND key=?", (self.driver, key))
+            if r is not None and r["size"] is not None:
+                return Usage(r["size"], r["inodes"])
+        return self._measure(info.id)
+
+    def _measure(self, id: int) -> Usage:
+        size = inodes = 0
+        seen: set[tuple[int, int]] = set()
+        top = self.fs(id)
+        for dirpath, dirnames, filenames in os.walk(top):
+            for n in (*dirnames, *filenames):
+                try:
+                    st = os.lstat(os.path.join(dirpath, n))
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                inodes += 1
+                size += st.st_blocks * 512
+        return Usage(size, inodes)
+
+    # -- helpers for the layer applier -------------------------------------------------
+
+    def apply_dir(self, key: str) -> Path:
+        """Where a layer being applied to active snapshot ``key`` is written."""
+        info = self.stat(key)
+        if info.kind != ACTIVE:
+            raise InvalidArgument(f"snapshot {key} is not active")
+        return self.fs(info.id)
+
+    def lower_dirs(self, key: str) -> list[Path]:
+        """The committed trees below ``key``, nearest first."""
+        info = self.stat(key)
+        return [self.fs(i.id) for i in self.chain(info.parent)] if info.parent else []
+
+    # -- recovery --------------------------------------------------------------------
+
+    def cleanup(self) -> int:
+        """Drop what a crash left: extraction snapshots and trees without a row."""
+        removed = 0
+        for info in self.list():
+            if info.kind == ACTIVE and info.key.startswith(EXTRACT_PREFIX):
+                with contextlib.suppress(Conflict, NotFound):
+                    self.remove(info.key)
+                    removed += 1
+        ids = {r["id"] for r in self.db.query("SELECT id FROM snapshots WHERE driver=?", (self.driver,))}
+        for p in self.root.iterdir():
+            if p.name.isdigit() and int(p.name) not in ids:
+                self._remove_tree(int(p.name))
+                removed += 1
+        return removed
+
+    def info(self) -> dict[str, Any]:
+        rows = self.db.query("SELECT kind, COUNT(*) AS n FROM snapshots WHERE driver=? GROUP BY kind",
+                             (self.driver,))
+        return {"driver": self.driver, "root": str(self.root), **{r["kind"]: r["n"] for r in rows}}

@@ -1,0 +1,148 @@
+"""Mount specs and the helpers that apply them (mount(2) through libc, no fork on the common path)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from podkit.errors import Internal, InvalidArgument
+
+MS_RDONLY = 0x1
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MNT_DETACH = 0x2
+
+# The kernel copies mount data into one page; longer overlay option strings fail.
+_PAGE = os.sysconf("SC_PAGESIZE")
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+@dataclass
+class Mount:
+    """One mount, as containerd describes it: a type, a source and fs options."""
+
+    type: str
+    source: str
+    options: list[str] = field(default_factory=list)
+
+    def to_oci(self, destination: str | None = None) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if destination is not None:
+            d["destination"] = destination
+        d.update({"type": self.type, "source": self.source, "options": list(self.options)})
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.to_oci()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Mount:
+        return cls(d["type"], d["source"], list(d.get("options") or []))
+
+    @property
+    def readonly(self) -> bool:
+        return "ro" in self.options
+
+
+def sys_mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    rc = _libc.mount(
+        source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+        data.encode() if data else None,
+    )
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {fstype or 'bind'} {source} on {target}: {os.strerror(err)}"
+                      + (f" (options {data})" if data else ""))
+
+
+def sys_umount(target: str, flags: int = 0) -> None:
+    if _libc.umount2(target.encode(), flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def _mount_one(m: Mount, target: str) -> None:
+    if m.type == "bind" or "bind" in m.options or "rbind" in m.options:
+        flags = MS_BIND | (MS_REC if "rbind" in m.options else 0)
+        sys_mount(m.source, target, None, flags, None)
+        if "ro" in m.options:
+            # A bind mount ignores MS_RDONLY on creation; it takes a remount.
+            sys_mount("", target, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+        return
+    flags = MS_RDONLY if "ro" in m.options else 0
+    data = ",".join(o for o in m.options if o not in ("ro", "rw"))
+    if m.type == "overlay" and len(data) >= _PAGE - 1:
+        _mount_overlay_relative(m, target, flags)
+        return
+    sys_mount(m.source, target, m.type, flags, data or None)
+
+
+def _mount_overlay_relative(m: Mount, target: str, flags: int) -> None:
+    """Mount an overlay whose option string is longer than a page.
+
+    The layer directories share one parent, so relative paths from there are short.
+    The kernel resolves them against the caller's cwd; changing the daemon's cwd
+    would race with its other threads, so a child `mount` does it from that cwd.
+    """
+    opts = [o for o in m.options if o not in ("ro", "rw")]
+    dirs = []
+    for o in opts:
+        if "=" in o:
+            dirs.extend(o.split("=", 1)[1].split(":"))
+    base = os.path.commonpath(dirs)
+    short = []
+    for o in opts:
+        k, sep, v = o.partition("=")
+        if sep and k in ("lowerdir", "upperdir", "workdir"):
+            v = ":".join(os.path.relpath(p, base) for p in v.split(":"))
+        short.append(f"{k}{sep}{v}")
+    data = ",".join(short)
+    if len(data) >= _PAGE - 1:
+        raise InvalidArgument(f"too many layers to mount on {target}: overlay options exceed a page")
+    cmd = ["mount", "-t", "overlay", "overlay", "-o", data + (",ro" if flags & MS_RDONLY else ""), target]
+    r = subprocess.run(cmd, cwd=base, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise OSError(f"mount overlay on {target}: {r.stderr.strip()}")
+
+
+def mount_all(mounts: list[Mount], target: str | os.PathLike[str]) -> None:
+    """Mount each spec on target in order; on failure undo what was mounted."""
+    target = os.fspath(target)
+    done = 0
+    try:
+        for m in mounts:
+            _mount_one(m, target)
+            done += 1
+    except OSError as e:
+        for _ in range(done):
+            try:
+                sys_umount(target, MNT_DETACH)
+            except OSError:
+                break
+        raise Internal(str(e)) from None
+
+
+def is_mountpoint(target: str | os.PathLike[str]) -> bool:
+    return os.path.ismount(os.fspath(target))
+
+
+def unmount(target: str | os.PathLike[str], detach: bool = True) -> None:
+    """Unmount everything stacked on target (a no-op when nothing is)."""
+    target = os.fspath(target)
+    for _ in range(64):
+        if not os.path.ismount(target):
+            return
+        try:
+            sys_umount(target, MNT_DETACH if detach else 0)
+        except OSError as e:
+            if e.errno in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
+                return
+            raise Internal(f"cannot unmount {target}: {e}") from None
