@@ -1,0 +1,383 @@
+"""The network layer against real CNI plugins, iptables and network namespaces.
+
+Traffic stays inside the namespaces and the bridge each test creates, plus 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from podkit import errors
+from podkit.network import PortMapping, is_netns, parse_port_spec
+from podkit.network.netns import mount_points
+from tests.fixtures.network import NetEnv, bridge_exists, iptables_lines, leases, links_on
+from tests.helpers import wait_for
+
+
+def http_get(host: str, port: int, path: str = "/index.html", timeout: float = 2.0) -> str:
+    """A plain HTTP/1.0 GET over a socket (no proxies, no libraries)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.decode(errors="replace")
+
+
+def try_get(host: str, port: int) -> str:
+    try:
+        return http_get(host, port)
+    except OSError:
+        return ""
+
+
+# busybox's static wget crashes here (SIGSEGV in its resolver), so clients in a
+# netns are a few lines of Python.
+_GET = (
+    "import socket,sys\n"
+    "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=3)\n"
+    "s.sendall(b'GET /index.html HTTP/1.0\\r\\n\\r\\n')\n"
+    "d=b''\n"
+    "while (c:=s.recv(4096)): d+=c\n"
+    "sys.stdout.write(d.decode().split('\\r\\n\\r\\n',1)[-1])\n"
+)
+
+
+def get_in(env: NetEnv, netns: str, host: str, port: int) -> str:
+    """GET /index.html from inside a netns; '' when it cannot connect."""
+    r = env.procs.run(netns, sys.executable, "-c", _GET, host, str(port))
+    return r.stdout if r.returncode == 0 else ""
+
+
+def serve_http(env: NetEnv, netns: str, body: str, port: int = 80) -> None:
+    """busybox httpd inside the netns serving `body` as /index.html."""
+    www = env.base / f"www-{port}-{abs(hash(netns))}"
+    www.mkdir()
+    (www / "index.html").write_text(body)
+    env.procs.start(netns, "busybox", "httpd", "-f", "-p", str(port), "-h", str(www))
+
+
+def test_netns_pin_create_and_remove(netenv: NetEnv) -> None:
+    pins = netenv.mgr.netns
+    path = netenv.mgr.create_netns("n1", kind="pod")
+    assert path == str(netenv.base / "state" / "netns" / "pod-n1")
+    assert is_netns(path)
+    # A namespace of its own: only lo, and not the host's.
+    out = netenv.procs.run(path, "ip", "-o", "link").stdout
+    assert [ln.split(":")[1].strip() for ln in out.splitlines()] == ["lo"]
+    with pytest.raises(errors.AlreadyExists):
+        netenv.mgr.create_netns("n1", kind="pod")
+    assert pins.list() == ["pod-n1"]
+    assert netenv.mgr.remove_netns("n1", kind="pod")
+    assert not Path(path).exists() and pins.list() == []
+    assert not any(m.startswith(str(pins.dir)) for m in mount_points())
+    assert not netenv.mgr.remove_netns("n1", kind="pod")  # idempotent
+    with pytest.raises(errors.InvalidArgument):
+        pins.create("../escape")
+
+
+def test_stale_pin_file_is_swept(netenv: NetEnv) -> None:
+    # A crash between creating the pin file and mounting onto it leaves a plain file.
+    pins = netenv.mgr.netns
+    pins.dir.mkdir(parents=True, exist_ok=True)
+    (pins.dir / "container-dead").write_text("")
+    assert pins.sweep() == ["container-dead"]
+    assert pins.list() == []
+    # The name is usable again.
+    p = pins.create("container-dead")
+    assert is_netns(p)
+    pins.remove("container-dead")
+
+
+def test_attach_gives_an_ip_that_reaches_the_gateway_and_detach_frees_it(netenv: NetEnv) -> None:
+    mgr = netenv.mgr
+    owner = "c0ffee" * 4
+    netenv.owners.append(owner)
+    ns = mgr.create_netns(owner)
+    [att] = netenv.run(mgr.attach(owner, ns, ["bridge"]))
+    subnet = ipaddress.ip_network(netenv.subnet)
+    assert att["network"] == "podkit" and att["interface"] == "eth0"
+    assert ipaddress.ip_address(att["ip"]) in subnet and att["prefix"] == 24
+    assert att["gateway"] == str(subnet[1])
+    assert len(att["mac"].split(":")) == 6
+    # lo is up and eth0 carries the address; the gateway answers.
+    out = netenv.procs.run(ns, "ip", "-o", "-4", "addr").stdout
+    assert "lo " in out and f"{att['ip']}/24" in out
+    ping = netenv.procs.run(ns, "busybox", "ping", "-c", "1", "-W", "2", att["gateway"])
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert netenv.procs.run(ns, "busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1").returncode == 0
+    assert len(links_on(netenv.bridge)) == 1
+    assert leases(netenv.base / "root" / "networks" / "ipam") == [f"podkit/{att['ip']}"]
+    assert iptables_lines(owner), "the bridge plugin masquerades the container's traffic"
+    assert netenv.run(mgr.check(owner)) == [{"network": "podkit", "interface": "eth0", "ok": True,
+                                             "error": ""}]
+    assert [a["ip"] for a in mgr.attachments(owner)] == [att["ip"]]
+    with pytest.raises(errors.Conflict):
+        netenv.run(mgr.attach(owner, ns, ["podkit"]))
+
+    assert netenv.run(mgr.detach(owner)) == 1
+    assert links_on(netenv.bridge) == []
+    assert leases(netenv.base / "root" / "networks" / "ipam") == []
+    assert iptables_lines(owner) == []
+    assert mgr.attachments(owner) == []
+    assert netenv.run(mgr.detach(owner)) == 0  # idempotent
+    mgr.remove_netns(owner)
+
+
+def test_two_namespaces_on_one_bridge_reach_each_other(netenv: NetEnv) -> None:
+    mgr = netenv.mgr
+    a, b = "aaaa1111", "bbbb2222"
+    netenv.owners += [a, b]
+    ns_a, ns_b = mgr.create_netns(a, "pod"), mgr.create_netns(b, "pod")
+    [att_a] = netenv.run(mgr.attach(a, ns_a, [], kind="pod"))
+    [att_b] = netenv.run(mgr.attach(b, ns_b, [], kind="pod"))
+    assert att_a["ip"] != att_b["ip"]
+    serve_http(netenv, ns_b, "hello from b")
+    got = wait_for(lambda: get_in(netenv, ns_a, att_b["ip"], 80), timeout=10,
+                   what="b's http server from a")
+    assert got == "hello from b"
+    for o in (a, b):
+        netenv.run(mgr.detach(o))
+        mgr.remove_netns(o, "pod")
+
+
+def test_published_port_reachable_on_localhost_and_from_other_pods(netenv: NetEnv) -> None:
+    mgr = netenv.mgr
+    srv, cli = "5e7e7e7e", "c1c1c1c1"
+    netenv.owners += [srv, cli]
+    ns_srv, ns_cli = mgr.create_netns(srv), mgr.create_netns(cli)
+    ports = parse_port_spec("80") + parse_port_spec("8080/udp")
+    [att] = netenv.run(mgr.attach(srv, ns_srv, [], ports))
+    published = [PortMapping(**p) for p in att["ports"]]
+    assert [(p.container_port, p.protocol) for p in published] == [(80, "tcp"), (8080, "udp")]
+    tcp = published[0]
+    assert tcp.host_port > 0
+    [catt] = netenv.run(mgr.attach(cli, ns_cli, []))
+    serve_http(netenv, ns_srv, "published")
+    # From the host's loopback (portmap's SNAT + route_localnet)...
+    got = wait_for(lambda: try_get("127.0.0.1", tcp.host_port), timeout=10, what="localhost:hostPort")
+    assert got.endswith("published")
+    # ...from another pod through the host (its gateway) and the published port...
+    assert get_in(netenv, ns_cli, catt["gateway"], tcp.host_port) == "published"
+    # ...and from the pod itself through its own published port (hairpin).
+    assert get_in(netenv, ns_srv, att["gateway"], tcp.host_port) == "published"
+    assert iptables_lines(f"--dport {tcp.host_port}")
+    assert netenv.run(mgr.check(srv))[0]["ok"]
+
+    for o in (srv, cli):
+        netenv.run(mgr.detach(o))
+        mgr.remove_netns(o)
+    assert iptables_lines(f"--dport {tcp.host_port} ", srv, cli) == []
+    assert try_get("127.0.0.1", tcp.host_port) == ""
+
+
+def test_host_ip_mapping_and_port_conflicts(netenv: NetEnv) -> None:
+    mgr = netenv.mgr
+    owner = "d00dd00d"
+    netenv.owners.append(owner)
+    ns = mgr.create_netns(owner)
+    [att] = netenv.run(mgr.attach(owner, ns, [], parse_port_spec("127.0.0.1::80")))
+    [p] = att["ports"]
+    assert p["host_ip"] == "127.0.0.1" and p["host_port"] > 0
+    assert iptables_lines(f"-d 127.0.0.1/32 -p tcp -m tcp --dport {p['host_port']}")
+    netenv.run(mgr.detach(owner))
+    mgr.remove_netns(owner)
+
+
+def test_attach_to_two_networks_gives_eth0_and_eth1(netenv: NetEnv) -> None:
+    from tests.helpers import unique_network
+
+    mgr = netenv.mgr
+    bridge2, subnet2 = unique_network()
+    netenv.bridges.append(bridge2)
+    n2 = netenv.run(mgr.create("second", subnet=subnet2, bridge=bridge2, labels={"t": "1"}))
+    owner = "twonets01"
+    netenv.owners.append(owner)
+    ns = mgr.create_netns(owner)
+    atts = netenv.run(mgr.attach(owner, ns, ["podkit", "second"]))
+    assert [(a["network"], a["interface"]) for a in atts] == [("podkit", "eth0"), ("second", "eth1")]
+    assert ipaddress.ip_address(atts[1]["ip"]) in ipaddress.ip_network(n2.subnet)
+    with pytest.raises(errors.Conflict, match="in use"):
+        netenv.run(mgr.remove("second"))
+    assert len(mgr.inspect("second")["attachments"]) == 1
+    netenv.run(mgr.detach(owner))
+    mgr.remove_netns(owner)
+    netenv.run(mgr.remove("second"))
+    assert not bridge_exists(bridge2)
+    with pytest.raises(errors.NotFound):
+        mgr.get("second")
+
+
+def test_failed_attach_leaves_nothing(netenv: NetEnv) -> None:
+    mgr = netenv.mgr
+    owner = "faaaaaa1"
+    netenv.owners.append(owner)
+    ns = mgr.create_netns(owner)
+    with pytest.raises(errors.NotFound):
+        netenv.run(mgr.attach(owner, ns, ["podkit", "nosuchnet"]))
+    # A bad port mapping is refused before anything is set up.
+    with pytest.raises(errors.InvalidArgument):
+        netenv.run(mgr.attach(owner, ns, [], [PortMapping("", 70000, 80, "tcp")]))
+    with pytest.raises(errors.InvalidArgument):
+        netenv.run(mgr.attach(owner, str(netenv.base), []))  # not a netns
+    assert mgr.attachments(owner) == []
+    assert links_on(netenv.bridge) == []
+    mgr.remove_netns(owner)
+
+
+def test_restart_cleans_attachments_whose_netns_is_gone(netenv: NetEnv) -> None:
+    """A crash: the owner's netns went away while the daemon was down."""
+    mgr = netenv.mgr
+    gone, alive = "deadbeef01", "a11ve0001"
+    netenv.owners += [gone, alive]
+    ns_gone, ns_alive = mgr.create_netns(gone), mgr.create_netns(alive)
+    netenv.run(mgr.attach(gone, ns_gone, [], parse_port_spec("80")))
+    [att_alive] = netenv.run(mgr.attach(alive, ns_alive, []))
+    assert iptables_lines(gone)
+    # The daemon dies (the manager object is dropped) and the owner's netns ends.
+    mgr.netns.remove(f"container-{gone}")
+    mgr2 = netenv.new_manager()
+    netenv.run(mgr2.startup())
+    assert mgr2.attachments(gone) == []
+    # The bridge plugin cannot find the masquerade rules without the netns;
+    # podkit removes them itself, and portmap's and the lease go with DEL.
+    assert iptables_lines(gone) == []
+    assert leases(netenv.base / "root" / "networks" / "ipam") == [f"podkit/{att_alive['ip']}"]
+    # The live owner keeps its network across the restart.
+    assert [a["ip"] for a in mgr2.attachments(alive)] == [att_alive["ip"]]
+    assert netenv.run(mgr2.check(alive))[0]["ok"]
+    # Owners known to be gone by their layer (live set) are cleaned with their pins.
+    assert netenv.run(mgr2.cleanup_stale(live_owner_ids=[], kind="container")) == [alive]
+    assert mgr2.attachments() == [] and mgr2.netns.list() == []
+
+
+def test_networks_create_validate_and_remove(netenv: NetEnv) -> None:
+    from tests.helpers import unique_network
+
+    mgr = netenv.mgr
+    default = mgr.get("bridge")
+    assert default.default and default.bridge == netenv.bridge and default.subnet == netenv.subnet
+    with pytest.raises(errors.Conflict, match="default"):
+        netenv.run(mgr.remove("podkit"))
+    br, sub = unique_network()
+    netenv.bridges.append(br)
+    bad = [
+        (dict(name="x", subnet="10.1.2.3/24"), errors.InvalidArgument, "host bits"),
+        (dict(name="x", subnet="nonsense"), errors.InvalidArgument, "invalid subnet"),
+        (dict(name="x", subnet="fd00::/64"), errors.InvalidArgument, "IPv4"),
+        (dict(name="x", subnet=netenv.subnet), errors.Conflict, "overlaps with network podkit"),
+        (dict(name="x", subnet=sub, gateway="10.0.0.1"), errors.InvalidArgument, "gateway"),
+        (dict(name="x", subnet=sub, bridge="a-name-far-too-long"), errors.InvalidArgument, "bridge"),
+        (dict(name="x", subnet=sub, bridge=netenv.bridge), errors.Conflict, "bridge"),
+        (dict(name="bad name!"), errors.InvalidArgument, "network name"),
+        (dict(name="host"), errors.InvalidArgument, "reserved"),
+        (dict(name="podkit"), errors.AlreadyExists, "already exists"),
+    ]
+    for kw, exc, msg in bad:
+        with pytest.raises(exc, match=msg):
+            netenv.run(mgr.create(**kw))
+    n = netenv.run(mgr.create("x", subnet=sub, bridge=br, ip_range=sub.replace(".0/24", ".128/25")))
+    assert n.gateway == sub.replace(".0/24", ".1")
+    assert mgr.get(n.id[:12]).name == "x"
+    rng = n.conflist("/ipam")["plugins"][0]["ipam"]["ranges"][0][0]
+    assert rng["rangeStart"].endswith(".129") and rng["rangeEnd"].endswith(".254")
+    assert [p["type"] for p in n.conflist("/ipam")["plugins"]] == ["bridge", "portmap"]
+    assert [x.name for x in netenv.run(mgr.prune())] == ["x"]
+    assert [x.name for x in mgr.list()] == ["podkit"]
+
+
+def test_auto_subnet_skips_taken_ones(netenv: NetEnv) -> None:
+    # A pool of this test's own: the default network holds its first /24.
+    base = ipaddress.ip_network(netenv.subnet).supernet(new_prefix=23)
+    mgr = netenv.new_manager({"subnet_pool": str(base)})
+    taken = ipaddress.ip_network(netenv.subnet)
+    n = netenv.run(mgr.create("auto"))
+    got = ipaddress.ip_network(n.subnet)
+    assert got.subnet_of(base) and not got.overlaps(taken) and got.prefixlen == 24
+    netenv.bridges.append(n.bridge)
+    with pytest.raises(errors.Conflict, match="no free"):
+        netenv.run(mgr.create("auto2"))
+    netenv.run(mgr.remove("auto"))
+
+
+def test_no_loopback_resolvers_and_hosts_file(tmp_path: Path) -> None:
+    from podkit.network import hosts_file, parse_add_host, resolv_conf
+
+    host = tmp_path / "resolv.conf"
+    host.write_text("# comment\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.10\n"
+                    "search example.test corp.test\noptions edns0 trust-ad\n")
+    text = resolv_conf(host_file=host)
+    assert "127.0.0.53" not in text and "::1" not in text
+    assert "nameserver 192.0.2.10" in text and "search example.test corp.test" in text
+    assert "options edns0 trust-ad" in text
+    host.write_text("nameserver 127.0.0.53\n")
+    assert "nameserver" not in resolv_conf(host_file=host)
+    text = resolv_conf(["192.0.2.1"], ["a.test"], ["ndots:2"], host_file=host)
+    assert text.splitlines()[1:] == ["search a.test", "nameserver 192.0.2.1", "options ndots:2"]
+    with pytest.raises(errors.InvalidArgument, match="DNS server"):
+        resolv_conf(["not-an-ip"], host_file=host)
+    hosts = hosts_file("web", "10.89.0.5", [parse_add_host("db:10.0.0.9"), parse_add_host("v6:fd00::1")],
+                       aliases=["app"])
+    lines = hosts.splitlines()
+    assert "127.0.0.1\tlocalhost" in lines and "10.89.0.5\tweb app" in lines
+    assert "10.0.0.9\tdb" in lines and "fd00::1\tv6" in lines
+    assert "127.0.1.1\tsolo" in hosts_file("solo").splitlines()
+    with pytest.raises(errors.InvalidArgument, match="add-host"):
+        parse_add_host("nocolon")
+
+
+@pytest.mark.parametrize("spec,want", [
+    ("80", [("", 0, 80, "tcp")]),
+    ("8080:80", [("", 8080, 80, "tcp")]),
+    ("127.0.0.1:8080:80/udp", [("127.0.0.1", 8080, 80, "udp")]),
+    ("127.0.0.1::80", [("127.0.0.1", 0, 80, "tcp")]),
+    ("[::1]:8080:80", [("::1", 8080, 80, "tcp")]),
+    ("8000-8001:80-81", [("", 8000, 80, "tcp"), ("", 8001, 81, "tcp")]),
+    ("90-91", [("", 0, 90, "tcp"), ("", 0, 91, "tcp")]),
+    ("53:53/UDP", [("", 53, 53, "udp")]),
+])
+def test_parse_port_spec(spec: str, want: list[tuple[str, int, int, str]]) -> None:
+    assert [(p.host_ip, p.host_port, p.container_port, p.protocol) for p in parse_port_spec(spec)] == want
+
+
+@pytest.mark.parametrize("spec,msg", [
+    ("", "empty"),
+    ("abc", "container port 'abc'"),
+    ("8080:0", "1-65535"),
+    ("70000:80", "host port '70000'"),
+    ("80/icmp", "protocol 'icmp'"),
+    ("1.2.3:80:80", "host IP '1.2.3'"),
+    ("8000-8002:80-81", "differ in length"),
+    ("81-80", "end before start"),
+    (":80", "empty host port"),
+    ("a:b:c:d", "expected"),
+])
+def test_parse_port_spec_errors(spec: str, msg: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match=msg):
+        parse_port_spec(spec)
+
+
+def test_duplicate_host_port_refused() -> None:
+    from podkit.network import parse_port_specs
+
+    with pytest.raises(errors.InvalidArgument, match="published twice"):
+        parse_port_specs(["8080:80", "8080:81"])
+    assert len(parse_port_specs(["8080:80", "8080:80/udp"])) == 2
+
+
+def test_no_leftovers_helper_sees_rules(netenv: NetEnv) -> None:
+    """The leak check itself can fail: a rule carrying the subnet is seen."""
+    prefix = netenv.subnet.rsplit(".", 1)[0]
+    rule = ["-t", "nat", "-A", "POSTROUTING", "-s", f"{prefix}.250/32", "-j", "RETURN"]
+    subprocess.run(["iptables", "-w", *rule], check=True)
+    try:
+        assert netenv.leftovers()["iptables"]
+    finally:
+        subprocess.run(["iptables", "-w", *[("-D" if a == "-A" else a) for a in rule]], check=True)
+    assert not netenv.leftovers()["iptables"]
