@@ -66,7 +66,14 @@ class PodService:
         self.content = content
         self.runtime = runtime
         cfg = config or {}
-        self.cgroup_root = str(cfg.get("cgroup_parent", "podkit-pods")).strip("/")
+        # The runtime's convention: pods at /podkit/pods/<pod>, containers beneath.
+        self.cgroup_root = str(cfg.get("cgroup_parent", "podkit/pods")).strip("/")
+        cg = getattr(runtime, "cgroups", None)
+        if cg is None:
+            from podkit.runtime.cgroups import CgroupManager
+
+            cg = CgroupManager()
+        self.cgroups = cg
         self._locks: dict[str, asyncio.Lock] = {}
         self._create_lock = asyncio.Lock()
 
@@ -166,7 +173,7 @@ class PodService:
         await asyncio.to_thread(sandbox.pin_namespaces, pins, spec.hostname)
         if "ipc" in spec.share:
             await asyncio.to_thread(sandbox.mount_shm, d / "shm", spec.shm_size)
-        if self.runtime is not None and not pod.cgroup_path:
+        if not pod.cgroup_path or not self.cgroups.exists(pod.cgroup_path):
             pod.cgroup_path = await self._cgroup_create(pod)
             self.store.update(pod)
         if "net" in spec.share and spec.network != "host":
@@ -277,15 +284,17 @@ class PodService:
 
     async def _cgroup_create(self, pod: Pod) -> str:
         parent = pod.spec.cgroup_parent.strip("/") or self.cgroup_root
-        path = f"{parent}/pod-{pod.id}"
-        await asyncio.to_thread(self.runtime.cgroups.create_parent, path, memory=pod.spec.memory or None,
-                                cpus=pod.spec.cpus or None)
+        path = f"{parent}/{pod.id}"
+        from podkit.runtime.cgroups import ParentLimits
+
+        limits = ParentLimits(memory=pod.spec.memory or None, cpus=pod.spec.cpus or None)
+        await asyncio.to_thread(self.cgroups.create_parent, path, limits)
         return path
 
     async def _cgroup_remove(self, pod: Pod) -> None:
-        if self.runtime is None or not pod.cgroup_path:
+        if not pod.cgroup_path:
             return
-        await asyncio.to_thread(self.runtime.cgroups.remove, pod.cgroup_path)
+        await asyncio.to_thread(self.cgroups.remove, pod.cgroup_path)
 
     # -- adding containers ------------------------------------------------------------
 
@@ -511,17 +520,19 @@ class PodService:
                 if d.name not in live:
                     await asyncio.to_thread(sandbox.release, d)
                     await asyncio.to_thread(shutil.rmtree, d, True)
-        if self.runtime is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self._sweep_cgroups, live)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._sweep_cgroups, live)
 
     def _sweep_cgroups(self, live: set[str]) -> None:
-        lister = getattr(self.runtime.cgroups, "children", None)
-        if lister is None:
-            return
-        for name in lister(self.cgroup_root):
-            if name.startswith("pod-") and name[4:] not in live:
-                self.runtime.cgroups.remove(f"{self.cgroup_root}/{name}")
+        """Pod cgroups (under podkit's own root) whose pod is gone: a crash mid-create."""
+        for h in self.cgroups.hierarchies():
+            base = h / self.cgroup_root
+            if not base.is_dir():
+                continue
+            for d in base.iterdir():
+                if d.is_dir() and len(d.name) == 64 and d.name not in live:
+                    with contextlib.suppress(PodkitError, OSError):
+                        self.cgroups.remove(f"{self.cgroup_root}/{d.name}")
 
     def info(self, ns: str) -> dict[str, Any]:
         pods = self.store.list(ns)
@@ -575,13 +586,20 @@ class PodService:
         from podkit.pods import usage
 
         now = time.monotonic()
-        pod_stats = usage.cgroup_usage(pod.cgroup_path) if pod.cgroup_path else {}
+
+        def flat(path: str) -> dict[str, Any]:
+            if not path or not self.cgroups.exists(path):
+                return {}
+            st = self.cgroups.stats(path)
+            return {"memory_usage": st["memory"]["usage"], "memory_limit": st["memory"]["limit"],
+                    "cpu_usage_ns": st["cpu"]["usage_ns"], "pids": st["pids"]["current"]}
+
+        pod_stats = flat(pod.cgroup_path)
         out: dict[str, Any] = {"id": pod.id, "name": pod.name, "time": time.time(), **pod_stats}
         out["cpu_percent"] = usage.cpu_percent(prev, pod.id, now, pod_stats.get("cpu_usage_ns"))
         conts = []
         for r in self._members(pod):
-            cg = usage.container_cgroup(r)
-            st = usage.cgroup_usage(cg) if cg and r.state == "running" else {}
+            st = flat(usage.container_cgroup(r)) if r.state == "running" else {}
             conts.append({"container": r.name, "id": r.id, "infra": r.infra, "state": r.state, **st,
                           "cpu_percent": usage.cpu_percent(prev, r.id, now, st.get("cpu_usage_ns"))})
         out["containers"] = conts
