@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,8 +96,9 @@ def _mount_overlay_relative(m: Mount, target: str, flags: int) -> None:
     opts = [o for o in m.options if o not in ("ro", "rw")]
     dirs = []
     for o in opts:
-        if "=" in o:
-            dirs.extend(o.split("=", 1)[1].split(":"))
+        k, sep, v = o.partition("=")
+        if sep and k in ("lowerdir", "upperdir", "workdir"):
+            dirs.extend(v.split(":"))
     base = os.path.commonpath(dirs)
     short = []
     for o in opts:
@@ -130,15 +132,27 @@ def mount_all(mounts: list[Mount], target: str | os.PathLike[str]) -> None:
         raise Internal(str(e)) from None
 
 
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def is_mountpoint(target: str | os.PathLike[str]) -> bool:
-    return os.path.ismount(os.fspath(target))
+    """True when something is mounted on target (bind mounts of the same device included,
+    which os.path.ismount misses)."""
+    path = os.path.realpath(os.fspath(target))
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(_unescape(line.split()[4]) == path for line in f)
+    except OSError:
+        return os.path.ismount(path)
 
 
 def unmount(target: str | os.PathLike[str], detach: bool = True) -> None:
     """Unmount everything stacked on target (a no-op when nothing is)."""
     target = os.fspath(target)
     for _ in range(64):
-        if not os.path.ismount(target):
+        if not is_mountpoint(target):
             return
         try:
             sys_umount(target, MNT_DETACH if detach else 0)

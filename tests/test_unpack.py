@@ -1,0 +1,176 @@
+"""Layer application: every entry type kept, whiteouts both ways, and malicious layers refused."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from podkit import errors
+from podkit.images.oci import OCI_LAYER, OCI_LAYER_GZIP, Descriptor
+from podkit.images.service import ImageService, chain_id_of
+from podkit.images.unpack import apply_layer
+from podkit.snapshots import OverlaySnapshotter
+from podkit.store import ContentStore, Database
+from tests.fixtures.images import tar_bytes
+
+MTIME = 1_600_000_000
+
+
+def apply(data: bytes, target: Path, compression: str = "", **kw: object) -> str:
+    target.mkdir(parents=True, exist_ok=True)
+    return apply_layer(io.BytesIO(data), compression, target, **kw)  # type: ignore[arg-type]
+
+
+def test_entry_types_and_metadata(workdir: Path) -> None:
+    layer = tar_bytes([
+        ("etc", "dir", None, {"mode": 0o750, "uid": 3, "gid": 4, "mtime": MTIME - 100}),
+        ("etc/conf", "file", "hello", {"mode": 0o640, "uid": 1000, "gid": 1001}),
+        ("bin/su", "file", "x", {"mode": 0o4755}),
+        ("link", "symlink", "etc/conf", {"uid": 7, "gid": 8}),
+        ("hard", "hardlink", "etc/conf"),
+        ("dev/null", "chr", None, {"devmajor": 1, "devminor": 3, "mode": 0o666}),
+        ("dev/loop0", "blk", None, {"devmajor": 7, "devminor": 0}),
+        ("fifo", "fifo"),
+        ("attr", "file", "a", {"pax_headers": {"SCHILY.xattr.user.note": "kept",
+                                               "SCHILY.xattr.trusted.overlay.redirect": "/evil"}}),
+    ])
+    root = workdir / "root"
+    diff_id = apply(layer, root)
+    assert diff_id == "sha256:" + hashlib.sha256(layer).hexdigest()
+    st = os.lstat(root / "etc/conf")
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1001, 0o640)
+    assert (root / "etc/conf").read_text() == "hello"
+    assert stat.S_IMODE(os.lstat(root / "bin/su").st_mode) == 0o4755  # setuid survives chown
+    # Directory metadata is set after its contents were written.
+    dst = os.lstat(root / "etc")
+    assert (dst.st_mtime, stat.S_IMODE(dst.st_mode), dst.st_uid, dst.st_gid) == (MTIME - 100, 0o750, 3, 4)
+    assert os.lstat(root / "etc/conf").st_mtime == MTIME
+    lst = os.lstat(root / "link")
+    assert stat.S_ISLNK(lst.st_mode) and os.readlink(root / "link") == "etc/conf"
+    assert (lst.st_uid, lst.st_gid, lst.st_mtime) == (7, 8, MTIME)
+    assert os.lstat(root / "hard").st_ino == st.st_ino
+    d = os.lstat(root / "dev/null")
+    assert stat.S_ISCHR(d.st_mode) and os.major(d.st_rdev) == 1 and os.minor(d.st_rdev) == 3
+    assert stat.S_ISBLK(os.lstat(root / "dev/loop0").st_mode)
+    assert stat.S_ISFIFO(os.lstat(root / "fifo").st_mode)
+    assert os.getxattr(root / "attr", "user.note") == b"kept"
+    assert "trusted.overlay.redirect" not in os.listxattr(root / "attr")
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_compressed_layers_give_the_uncompressed_diff_id(workdir: Path, compression: str) -> None:
+    plain = tar_bytes([("a", "file", "x" * 5000)])
+    got = apply(tar_bytes([("a", "file", "x" * 5000)], compression), workdir / "r", compression)
+    assert got == "sha256:" + hashlib.sha256(plain).hexdigest()
+    assert (workdir / "r/a").read_text() == "x" * 5000
+
+
+def test_overlay_whiteouts_and_opaque_dirs(workdir: Path) -> None:
+    upper = workdir / "upper"
+    apply(tar_bytes([("gone", "file", ""), ("d", "dir"), ("d/.wh..wh..opq", "file", ""),
+                     ("d/new", "file", "n"), (".wh.old", "file", "")]), upper, whiteouts="overlay")
+    wh = os.lstat(upper / "old")
+    assert stat.S_ISCHR(wh.st_mode) and wh.st_rdev == os.makedev(0, 0)
+    assert os.getxattr(upper / "d", "trusted.overlay.opaque") == b"y"
+    assert (upper / "d/new").read_text() == "n"
+
+
+def test_remove_mode_whiteouts_delete(workdir: Path) -> None:
+    root = workdir / "full"
+    apply(tar_bytes([("keep", "file", "k"), ("old", "file", "o"), ("d", "dir"),
+                     ("d/a", "file", ""), ("d/b", "file", "")]), root, whiteouts="remove")
+    apply(tar_bytes([(".wh.old", "file", ""), ("d/c", "file", "c"), ("d/.wh..wh..opq", "file", "")]),
+          root, whiteouts="remove")
+    assert sorted(os.listdir(root)) == ["d", "keep"]
+    assert os.listdir(root / "d") == ["c"]  # opaque: lower entries gone, this layer's kept
+
+
+def test_hardlink_to_lower_layer_is_copied_up(workdir: Path) -> None:
+    lower, upper = workdir / "lower", workdir / "upper"
+    apply(tar_bytes([("bin", "dir", None, {"mode": 0o711}), ("bin/tool", "file", "T", {"mode": 0o755})]),
+          lower)
+    apply(tar_bytes([("bin/alias", "hardlink", "bin/tool")]), upper, lowers=[lower])
+    assert (upper / "bin/alias").read_text() == "T"
+    assert os.lstat(upper / "bin/alias").st_ino == os.lstat(upper / "bin/tool").st_ino
+    # The parent made in the upper dir took the lower dir's mode.
+    assert stat.S_IMODE(os.lstat(upper / "bin").st_mode) == 0o711
+
+
+MALICIOUS = {
+    "dotdot": [("../escaped", "file", "x")],
+    "dotdot-nested": [("a/../../escaped", "file", "x")],
+    "absolute": [("/escaped", "file", "x")],
+    "symlink-absolute-write-through": [("evil", "symlink", "{outside}"), ("evil/escaped", "file", "x")],
+    "symlink-relative-write-through": [("evil", "symlink", "../outside"), ("evil/escaped", "file", "x")],
+    "symlink-dotdot-dir": [("up", "symlink", ".."), ("up/outside/escaped", "file", "x")],
+    "symlink-chain": [("a", "symlink", "b"), ("b", "symlink", "../outside"), ("a/escaped", "file", "x")],
+    "hardlink-outside": [("h", "hardlink", "../outside/secret")],
+    "hardlink-absolute": [("h", "hardlink", "{outside}/secret")],
+    "hardlink-through-symlink": [("s", "symlink", "/"), ("h", "hardlink", "s/etc/passwd")],
+    "whiteout-through-symlink": [("s", "symlink", "{outside}"), ("s/.wh.secret", "file", "")],
+    "opaque-through-symlink": [("s", "symlink", "../outside"), ("s/.wh..wh..opq", "file", "")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALICIOUS))
+def test_malicious_layers_refused(workdir: Path, case: str) -> None:
+    outside = workdir / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("s")
+    before = sorted(os.listdir(outside))
+    root = workdir / "root" / "tree"
+    entries = [tuple(v.format(outside=outside) if isinstance(v, str) else v for v in e)
+               for e in MALICIOUS[case]]
+    with pytest.raises(errors.UnsafeContent) as ei:
+        apply(tar_bytes(entries), root)  # type: ignore[arg-type]
+    # The error names the offending entry.
+    assert repr(entries[-1][0].lstrip("/"))[1:-1] in ei.value.message or entries[-1][0] in ei.value.message
+    assert sorted(os.listdir(outside)) == before
+    assert (outside / "secret").read_text() == "s"
+    assert not (workdir / "escaped").exists() and not (workdir / "root" / "escaped").exists()
+
+
+def test_bad_tar_is_invalid_argument(workdir: Path) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        apply(b"this is not a tar" * 100, workdir / "r")
+    with pytest.raises(errors.InvalidArgument):
+        apply(b"\x1f\x8bnot gzip at all", workdir / "r", "gzip")
+
+
+def test_service_apply_leaves_nothing_half_applied(workdir: Path) -> None:
+    """A refused or mismatching layer leaves no snapshot; a good one is committed by chain ID."""
+    db = Database(workdir / "m.db")
+    content = ContentStore(workdir)
+    sn = OverlaySnapshotter(db, workdir)
+    svc = ImageService(db, content, sn)
+
+    def blob(data: bytes, media: str = OCI_LAYER) -> Descriptor:
+        return Descriptor(media, content.put(data), len(data))
+
+    good = tar_bytes([("ok", "file", "1")])
+    bad = tar_bytes([("fine", "file", "1"), ("../../x", "file", "2")])
+    diff = "sha256:" + hashlib.sha256(good).hexdigest()
+    with pytest.raises(errors.UnsafeContent):
+        asyncio.run(svc.apply(blob(bad), None, "sha256:" + hashlib.sha256(bad).hexdigest()))
+    assert sn.list() == []
+    with pytest.raises(errors.DigestMismatch):
+        asyncio.run(svc.apply(blob(good), None, "sha256:" + "0" * 64))
+    assert sn.list() == []
+    assert [p for p in sn.root.iterdir()] == []
+    chain = asyncio.run(svc.apply(blob(good), None, diff))
+    assert chain == diff and [i.key for i in sn.list()] == [diff]
+    gz = tar_bytes([("two", "file", "2")], "gzip")
+    diff2 = "sha256:" + hashlib.sha256(tar_bytes([("two", "file", "2")])).hexdigest()
+    chain2 = asyncio.run(svc.apply(blob(gz, OCI_LAYER_GZIP), chain, diff2))
+    assert chain2 == chain_id_of(chain, diff2)
+    assert sn.stat(chain2).parent == chain
+    # Applying again is a no-op.
+    assert asyncio.run(svc.apply(blob(gz, OCI_LAYER_GZIP), chain, diff2)) == chain2
+    assert len(sn.list()) == 2
+    db.close()
