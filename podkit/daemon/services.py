@@ -88,6 +88,12 @@ def build(config: Config) -> Services:
                           snapshots=lambda: s.snapshots)
     s.on_shutdown(s.registry.close)
 
+    # runtime: runc (or [runtime] runtime = name/path) under one conmon per
+    # container; its state lives under <state>/runtime and survives daemon restarts.
+    from podkit.runtime.engine import Runtime
+
+    s.runtime = Runtime.from_config(config.section("runtime"), config.state)
+
     # network (CNI): networks are host-wide; the startup hook makes the default
     # network and undoes attachments whose netns is gone. Shutdown leaves running
     # containers' networks alone.

@@ -1,0 +1,371 @@
+"""conmon, the per-container monitor: launch protocol, exit files, attach.
+
+One conmon per container calls ``<runtime> create``, holds the container's stdio
+(pipes, or the pty master when ``-t``), writes its output to a CRI log file,
+serves an attach socket, reaps the container and writes its exit code to
+``<exit-dir>/<id>``. conmon double-forks and calls setsid, so it outlives podkitd:
+a crashed daemon finds its containers still running, still logging, and - for
+those that ended meanwhile - their exit codes in the exit files.
+
+Launch protocol (conmon API version 1, as podman's libpod uses it):
+
+- ``_OCI_STARTPIPE`` (an inherited fd): conmon blocks until we write to it, which
+  gives us the moment to place it in a cgroup before it spawns anything.
+- ``_OCI_SYNCPIPE``: conmon writes ``{"data": <pid>}`` once ``<runtime> create``
+  succeeded, or ``{"data": -1, "message": "<runtime's error>"}``.
+- the conmon we started exits right after forking its long-lived child; that
+  child's pid lands in ``--conmon-pidfile``.
+
+Attach: ``<socket-dir>/<id>/attach`` is a SOCK_SEQPACKET socket; every packet read
+from it starts with a byte naming the stream (2 stdout, 3 stderr), what is
+written to it goes to the container's stdin (when started with ``-i``); closing
+the write side closes stdin. ``<bundle>/ctl`` is a fifo taking ``"1 <h> <w>\\n"``
+to resize the container's terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from podkit.errors import Conflict, Internal, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+STDIN, STDOUT, STDERR = 1, 2, 3
+_STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr", STDIN: "stdin"}
+
+
+@dataclass
+class ConmonPaths:
+    """Where one container's conmon keeps its files."""
+
+    dir: Path  # per-container runtime dir: pidfiles, runtime log, persist dir
+    exit_dir: Path
+    socket_dir: Path
+    cid: str
+
+    @property
+    def conmon_pidfile(self) -> Path:
+        return self.dir / "conmon.pid"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "pid"
+
+    @property
+    def runtime_log(self) -> Path:
+        return self.dir / "runtime.log"
+
+    @property
+    def conmon_log(self) -> Path:
+        return self.dir / "conmon.log"
+
+    @property
+    def persist_dir(self) -> Path:
+        return self.dir / "persist"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.exit_dir / self.cid
+
+    @property
+    def attach_socket(self) -> Path:
+        return self.socket_dir / self.cid / "attach"
+
+    @property
+    def socket_link(self) -> Path:
+        return self.socket_dir / self.cid
+
+
+def read_sync_messages(data: bytes) -> list[dict]:
+    out = []
+    for line in data.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            log.debug("conmon sync pipe: unparsable %r", line)
+            continue
+        if isinstance(msg, dict):
+            out.append(msg)
+    return out
+
+
+def sync_value(msg: dict) -> int | None:
+    for key in ("data", "pid"):
+        if key in msg:
+            try:
+                return int(msg[key])
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+async def _read_first_message(fd: int) -> dict | None:
+    """The first JSON message conmon writes to the sync pipe (None at EOF).
+
+    The long-lived conmon keeps the pipe open, so we read line by line rather
+    than to end of file.
+    """
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    f = os.fdopen(fd, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), f)
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                return None
+            for msg in read_sync_messages(line):
+                if sync_value(msg) is not None:
+                    return msg
+    finally:
+        transport.close()
+
+
+async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str, name: str,
+                 bundle: Path, paths: ConmonPaths, log_path: str | None, log_size_max: int,
+                 terminal: bool, stdin: bool, leave_stdin_open: bool = False,
+                 log_tag: str | None = None, timeout: float = 60.0) -> int:
+    """Start conmon for a created-not-started container; returns the container's pid."""
+    paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths.persist_dir.mkdir(exist_ok=True, mode=0o700)
+    paths.exit_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths.socket_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in (paths.exit_file, paths.pidfile, paths.conmon_pidfile, paths.runtime_log):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+    if paths.socket_link.is_symlink():
+        paths.socket_link.unlink()
+    args = [
+        conmon, "--api-version", "1",
+        "-c", cid, "-u", cid, "-n", name or cid,
+        "-r", runtime, "-b", str(bundle),
+        "-p", str(paths.pidfile), "--conmon-pidfile", str(paths.conmon_pidfile),
+        "--exit-dir", str(paths.exit_dir), "--persist-dir", str(paths.persist_dir),
+        "--socket-dir-path", str(paths.socket_dir),
+        "--log-level", "info",
+        "--runtime-arg", "--log-format=json", "--runtime-arg", f"--log={paths.runtime_log}",
+    ]
+    for a in runtime_args:
+        args += ["--runtime-arg", a]
+    if log_path:
+        args += ["-l", f"k8s-file:{log_path}"]
+    else:
+        args += ["-l", "none"]
+    if log_size_max and log_size_max > 0:
+        args += ["--log-size-max", str(log_size_max)]
+    if log_tag:
+        args += ["--log-tag", log_tag]
+    if terminal:
+        args.append("-t")
+    if stdin:
+        args.append("-i")
+        if leave_stdin_open:
+            args.append("--leave-stdin-open")
+
+    sync_r, sync_w = os.pipe()
+    start_r, start_w = os.pipe()
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "_OCI_SYNCPIPE": str(sync_w), "_OCI_STARTPIPE": str(start_r)}
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        env["XDG_RUNTIME_DIR"] = os.environ["XDG_RUNTIME_DIR"]
+    # conmon's own diagnostics go to a file: the long-lived conmon keeps its
+    # stderr, so a pipe would never reach end of file.
+    err_fd = os.open(paths.conmon_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args, pass_fds=(sync_w, start_r), env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=err_fd, start_new_session=True,
+        )
+    except OSError as e:
+        for fd in (sync_r, sync_w, start_r, start_w):
+            os.close(fd)
+        raise Unavailable(f"cannot run conmon {conmon}: {e.strerror}") from None
+    finally:
+        os.close(err_fd)
+    os.close(sync_w)
+    os.close(start_r)
+    try:
+        # Let conmon go on (we don't move it to another cgroup: it stays in ours).
+        os.write(start_w, b"0")
+    except OSError:
+        pass
+    finally:
+        os.close(start_w)
+    try:
+        msg, _ = await asyncio.wait_for(asyncio.gather(_read_first_message(sync_r), proc.wait()), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        _kill_pidfile(paths.conmon_pidfile)
+        raise Internal(f"conmon did not report container {cid} created within {timeout:.0f}s") from None
+    pid = sync_value(msg) if msg else None
+    message = str(msg.get("message") or "") if msg else ""
+    if pid is None or pid <= 0:
+        from podkit.runtime.runc import runtime_error_message
+
+        detail = message
+        with contextlib.suppress(OSError):
+            rt_log = paths.runtime_log.read_text()
+            if rt_log.strip():
+                detail = runtime_error_message(rt_log) or detail
+        if not detail:
+            with contextlib.suppress(OSError):
+                detail = paths.conmon_log.read_text().strip()
+            detail = detail or "conmon exited without reporting a pid"
+        raise RuntimeCreateError(detail)
+    return pid
+
+
+class RuntimeCreateError(Exception):
+    """``<runtime> create`` failed; the message is the runtime's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _kill_pidfile(path: Path) -> None:
+    pid = read_pid(path)
+    if pid:
+        with contextlib.suppress(OSError):
+            os.kill(pid, 9)
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as gone.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def read_exit_file(path: Path) -> tuple[int, float] | None:
+    """``(exit code, finished at (epoch seconds))`` from a conmon exit file."""
+    try:
+        text = path.read_text().strip()
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    if not text:
+        return None  # conmon is still writing it
+    try:
+        return int(text), mtime
+    except ValueError:
+        log.warning("unparsable exit file %s: %r", path, text)
+        return None
+
+
+# -------------------------------------------------------------------- attach
+
+
+class AttachSession:
+    """A connection to a container's conmon attach socket."""
+
+    def __init__(self, sock: socket.socket, ctl_path: Path, cid: str) -> None:
+        self._sock = sock
+        self._ctl_path = ctl_path
+        self.cid = cid
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, attach_path: Path, ctl_path: Path, cid: str) -> AttachSession:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_connect(sock, str(attach_path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise Conflict(f"container {cid} is not running (no attach socket)") from None
+        except OSError as e:
+            sock.close()
+            if e.errno == errno.ENAMETOOLONG:
+                raise Internal(f"attach socket path too long: {attach_path}") from None
+            raise
+        return cls(sock, ctl_path, cid)
+
+    async def read(self) -> tuple[str, bytes] | None:
+        """The next chunk of output as ``(stream name, data)``; None at end."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data = await loop.sock_recv(self._sock, 8193)
+            except (ConnectionResetError, OSError):
+                return None
+            if not data:
+                return None
+            kind = data[0]
+            if kind in (STDOUT, STDERR):
+                return _STREAM_NAMES[kind], data[1:]
+            # other frame kinds (none in API v1) are skipped
+
+    async def write(self, data: bytes) -> None:
+        if not data:
+            return
+        loop = asyncio.get_running_loop()
+        # conmon reads the socket in chunks of up to 8192 bytes.
+        for i in range(0, len(data), 8192):
+            await loop.sock_sendall(self._sock, data[i:i + 8192])
+
+    def close_stdin(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+
+    async def resize(self, height: int, width: int) -> None:
+        await asyncio.to_thread(write_ctl, self._ctl_path, f"1 {int(height)} {int(width)}\n")
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sock.close()
+
+    async def __aenter__(self) -> AttachSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_ctl(ctl_path: Path, line: str) -> None:
+    try:
+        fd = os.open(ctl_path, os.O_WRONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise NotFound(f"no control fifo at {ctl_path}: container not running under conmon") from None
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # nobody reading: conmon is gone
+            raise Conflict("container is not running") from None
+        raise
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)

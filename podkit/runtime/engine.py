@@ -1,0 +1,374 @@
+"""``Runtime``: containers run by an OCI runtime (runc) under one conmon each.
+
+This is the runtime layer's entry point; the container and pod services call it
+with container ids and OCI bundles they prepared (``spec.build_spec`` ->
+``write_bundle``). Life of a container:
+
+1. ``create(id, bundle, log_path=...)`` starts conmon, which runs
+   ``runc create`` (stdio -> CRI log file + attach socket) and reports the
+   container's pid; the process waits, not yet exec'd. A missing or
+   non-executable command fails here with ``CommandNotFound``/``CannotExecute``
+   (docker's 127/126) and nothing is left behind.
+2. ``start(id)`` -> ``runc start``; the process runs.
+3. ``kill``/``pause``/``resume``/``update``/``ps``/``exec``/``attach`` while it runs.
+4. When it ends conmon writes its exit code to ``<state>/exits/<id>``
+   (``exit_status(id)`` -> ``(code, finished_at)``), an ``oom`` file if the OOM
+   killer struck (``oom_killed(id)``), and exits. ``wait(id)`` waits for that.
+5. ``delete(id)`` removes the runtime's state, the conmon files and the cgroup.
+
+State on disk, under ``<state>/runtime`` (per boot): ``runc/`` (runc's --root),
+``containers/<id>/`` (conmon pid files, runtime log, conmon's persist dir, a
+``meta.json`` with the bundle and cgroup paths), ``exits/<id>``,
+``sockets/<id>`` (link to the bundle, which holds conmon's ``attach`` socket and
+``ctl`` fifo). Everything a restarted daemon needs to recover a container's true
+state is there: ``runc state`` says running/paused/stopped, the exit file gives
+the code of one that ended while the daemon was away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal as signal_mod
+from pathlib import Path
+from typing import Any
+
+from podkit.errors import Conflict, InvalidArgument, NotFound
+from podkit.runtime import conmon as conmon_mod
+from podkit.runtime.cgroups import CgroupManager
+from podkit.runtime.conmon import AttachSession, ConmonPaths, RuntimeCreateError
+from podkit.runtime.exec import ExecProcess, start_exec
+from podkit.runtime.runc import OCIRuntime, classify_start_error, find_binary, parse_signal
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOG_SIZE_MAX = 10 * 1024 * 1024
+
+
+def write_bundle(bundle: Path, spec: dict[str, Any]) -> Path:
+    """Write ``config.json`` into ``bundle`` (created if needed) atomically."""
+    bundle = Path(bundle)
+    bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = bundle / ".config.json.tmp"
+    tmp.write_text(json.dumps(spec, indent=1))
+    os.replace(tmp, bundle / "config.json")
+    return bundle / "config.json"
+
+
+def _valid_id(cid: str) -> str:
+    if not cid or "/" in cid or cid in (".", "..") or len(cid) > 128:
+        raise InvalidArgument(f"invalid container id {cid!r}")
+    return cid
+
+
+class Runtime:
+    """Runs containers with ``runtime`` (runc) under ``conmon``; state under ``state_dir``."""
+
+    def __init__(self, state_dir: Path, *, runtime: str = "runc", conmon: str = "conmon",
+                 runtime_args: list[str] | None = None, cgroups: CgroupManager | None = None,
+                 log_size_max: int = DEFAULT_LOG_SIZE_MAX) -> None:
+        self.dir = Path(state_dir)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self._runtime_name = runtime
+        self._conmon_name = conmon
+        self._runtime: OCIRuntime | None = None
+        self._conmon: str | None = None
+        self.runtime_args = list(runtime_args or [])
+        self._cgroups = cgroups
+        self.log_size_max = log_size_max
+        self.exit_dir = self.dir / "exits"
+        self.socket_dir = self.dir / "sockets"
+        self.containers_dir = self.dir / "containers"
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any], state: Path) -> Runtime:
+        """Build from podkitd's ``[runtime]`` section (keys ``runtime``, ``conmon``,
+        ``runtime_args``, ``log_size_max``) and its state dir."""
+        return cls(Path(state) / "runtime", runtime=str(section.get("runtime", "runc")),
+                   conmon=str(section.get("conmon", "conmon")),
+                   runtime_args=[str(a) for a in section.get("runtime_args", [])],
+                   log_size_max=int(section.get("log_size_max", DEFAULT_LOG_SIZE_MAX)))
+
+    # ------------------------------------------------------------ parts
+
+    @property
+    def oci(self) -> OCIRuntime:
+        if self._runtime is None:
+            self._runtime = OCIRuntime(find_binary(self._runtime_name), self.dir / "runc")
+        return self._runtime
+
+    @property
+    def conmon_path(self) -> str:
+        if self._conmon is None:
+            self._conmon = find_binary(self._conmon_name)
+        return self._conmon
+
+    @property
+    def cgroups(self) -> CgroupManager:
+        if self._cgroups is None:
+            self._cgroups = CgroupManager()
+        return self._cgroups
+
+    def paths(self, cid: str) -> ConmonPaths:
+        return ConmonPaths(self.containers_dir / _valid_id(cid), self.exit_dir, self.socket_dir, cid)
+
+    def _meta(self, cid: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.paths(cid).dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def bundle(self, cid: str) -> Path | None:
+        b = self._meta(cid).get("bundle")
+        return Path(b) if b else None
+
+    def cgroup_path(self, cid: str) -> str | None:
+        return self._meta(cid).get("cgroups_path")
+
+    def known(self) -> list[str]:
+        """Ids of containers this runtime has state for (for recovery after a restart)."""
+        if not self.containers_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.containers_dir.iterdir() if p.is_dir())
+
+    # -------------------------------------------------------- lifecycle
+
+    async def create(self, cid: str, bundle: Path, *, name: str | None = None,
+                     log_path: str | Path | None = None, log_size_max: int | None = None,
+                     terminal: bool = False, stdin: bool = False, leave_stdin_open: bool = False,
+                     timeout: float = 60.0) -> int:
+        """Create the container (not started) under a new conmon; returns its pid."""
+        _valid_id(cid)
+        bundle = Path(bundle).resolve()
+        config = bundle / "config.json"
+        try:
+            spec = json.loads(config.read_text())
+        except FileNotFoundError:
+            raise InvalidArgument(f"no config.json in bundle {bundle}") from None
+        if await self.oci.state(cid) is not None:
+            raise Conflict(f"container {cid} already exists in the runtime")
+        paths = self.paths(cid)
+        paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cgroups_path = spec.get("linux", {}).get("cgroupsPath")
+        (paths.dir / "meta.json").write_text(json.dumps({
+            "bundle": str(bundle), "cgroups_path": cgroups_path, "terminal": terminal,
+            "stdin": stdin, "log_path": str(log_path) if log_path else None,
+        }))
+        runtime_args = [f"--root={self.oci.root}", *self.runtime_args]
+        try:
+            pid = await conmon_mod.launch(
+                self.conmon_path, self.oci.binary, runtime_args, cid=cid, name=name or cid,
+                bundle=bundle, paths=paths, log_path=str(log_path) if log_path else None,
+                log_size_max=self.log_size_max if log_size_max is None else log_size_max,
+                terminal=terminal, stdin=stdin, leave_stdin_open=leave_stdin_open, timeout=timeout)
+        except RuntimeCreateError as e:
+            await self._cleanup_failed(cid)
+            raise classify_start_error(e.message) from None
+        except BaseException:
+            await self._cleanup_failed(cid)
+            raise
+        log.debug("container %s created, pid %d", cid, pid)
+        return pid
+
+    async def _cleanup_failed(self, cid: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.oci.delete(cid, force=True)
+        with contextlib.suppress(Exception):
+            await self.delete(cid, force=True)
+
+    async def start(self, cid: str) -> None:
+        st = await self.state(cid)
+        if st is None:
+            raise NotFound(f"container {cid} does not exist in the runtime")
+        if st["status"] != "created":
+            raise Conflict(f"container {cid} is {st['status']}, not created")
+        await self.oci.start(cid)
+
+    async def kill(self, cid: str, signal: int | str = signal_mod.SIGTERM, all: bool = False) -> None:
+        """Send ``signal`` to the container's init (every process with ``all``)."""
+        await self.oci.kill(cid, parse_signal(signal), all=all)
+
+    async def state(self, cid: str) -> dict[str, Any] | None:
+        """runc's state (``status``: created, running, paused, stopped) or None if unknown."""
+        return await self.oci.state(_valid_id(cid))
+
+    async def status(self, cid: str) -> str:
+        """``created|running|paused|stopped|unknown`` - runc's answer checked against conmon."""
+        st = await self.state(cid)
+        if st is None:
+            return "stopped" if self.exit_status(cid) is not None else "unknown"
+        return str(st.get("status", "unknown"))
+
+    async def pause(self, cid: str) -> None:
+        await self.oci.pause(cid)
+
+    async def resume(self, cid: str) -> None:
+        await self.oci.resume(cid)
+
+    async def update(self, cid: str, resources: dict[str, Any]) -> None:
+        """``runc update`` with OCI ``linux.resources`` (see ``spec.Resources.to_oci``)."""
+        await self.oci.update(cid, resources)
+
+    async def ps(self, cid: str) -> list[int]:
+        """Host pids of the container's processes."""
+        return await self.oci.ps(cid)
+
+    def conmon_pid(self, cid: str) -> int | None:
+        return conmon_mod.read_pid(self.paths(cid).conmon_pidfile)
+
+    def conmon_alive(self, cid: str) -> bool:
+        return conmon_mod.pid_alive(self.conmon_pid(cid))
+
+    def exit_status(self, cid: str) -> tuple[int, float] | None:
+        """``(exit code, finished_at epoch seconds)`` once conmon saw the container end."""
+        return conmon_mod.read_exit_file(self.paths(cid).exit_file)
+
+    def oom_killed(self, cid: str) -> bool:
+        """Whether the OOM killer struck the container (conmon's oom file, then its cgroup)."""
+        p = self.paths(cid)
+        if (p.persist_dir / "oom").exists():
+            return True
+        b = self.bundle(cid)
+        if b is not None and (b / "oom").exists():
+            return True
+        cg = self.cgroup_path(cid)
+        if cg:
+            with contextlib.suppress(Exception):
+                return self.cgroups.oom_killed(cg)
+        return False
+
+    async def wait(self, cid: str, timeout: float | None = None) -> tuple[int, float]:
+        """Wait until the container ended; its ``(exit code, finished_at)``."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        pid = self.conmon_pid(cid)
+        pidfd: int | None = None
+        if pid:
+            with contextlib.suppress(OSError):
+                pidfd = os.pidfd_open(pid)
+        try:
+            while True:
+                st = self.exit_status(cid)
+                if st is not None:
+                    return st
+                if pidfd is None and not self.conmon_alive(cid):
+                    # conmon gone without an exit file: killed, or the host rebooted.
+                    st = self.exit_status(cid)
+                    if st is not None:
+                        return st
+                    raise NotFound(f"container {cid} has no monitor and no exit status")
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"container {cid} still running")
+                step = 0.5 if remaining is None else min(0.5, remaining)
+                if pidfd is not None:
+                    fut: asyncio.Future[None] = loop.create_future()
+                    loop.add_reader(pidfd, lambda f=fut: f.done() or f.set_result(None))
+                    try:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(fut, step)
+                    finally:
+                        loop.remove_reader(pidfd)
+                    if fut.done():
+                        os.close(pidfd)
+                        pidfd = None
+                        # conmon writes the exit file before it exits
+                        st = self.exit_status(cid)
+                        if st is None:
+                            raise NotFound(f"container {cid}'s monitor exited without an exit status")
+                        return st
+                else:
+                    await asyncio.sleep(min(step, 0.05))
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    async def delete(self, cid: str, force: bool = False, timeout: float = 10.0) -> None:
+        """Remove the container from the runtime: runc state, conmon files, cgroup.
+
+        Without ``force`` a running container is a Conflict; with it, it is killed.
+        """
+        paths = self.paths(cid)
+        cgroups_path = self.cgroup_path(cid)
+        bundle = self.bundle(cid)
+        st = await self.oci.state(cid)
+        if st is not None and st.get("status") in ("running", "paused") and not force:
+            raise Conflict(f"container {cid} is {st['status']}; stop it first or force")
+        if st is not None:
+            await self.oci.delete(cid, force=True)
+        # runc delete killed what was left; let conmon record it and exit.
+        if self.conmon_alive(cid):
+            with contextlib.suppress(TimeoutError, NotFound):
+                await self.wait(cid, timeout=timeout)
+            pid = self.conmon_pid(cid)
+            if self.conmon_alive(cid) and pid:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal_mod.SIGKILL)
+        shutil.rmtree(paths.dir, ignore_errors=True)
+        for f in (paths.exit_file, paths.socket_link):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        if bundle is not None:
+            for name in ("attach", "ctl", "winsz", "oom"):
+                with contextlib.suppress(OSError):
+                    (bundle / name).unlink()
+        if cgroups_path:
+            with contextlib.suppress(Exception):
+                self.cgroups.remove(cgroups_path)
+
+    # ------------------------------------------------------------ I/O
+
+    async def attach(self, cid: str) -> AttachSession:
+        """Connect to the container's stdio through conmon (read/write/resize/close)."""
+        paths = self.paths(cid)
+        bundle = self.bundle(cid)
+        if bundle is None:
+            raise NotFound(f"container {cid} does not exist in the runtime")
+        return await AttachSession.connect(paths.attach_socket, bundle / "ctl", cid)
+
+    async def resize(self, cid: str, height: int, width: int) -> None:
+        bundle = self.bundle(cid)
+        if bundle is None:
+            raise NotFound(f"container {cid} does not exist in the runtime")
+        await asyncio.to_thread(conmon_mod.write_ctl, bundle / "ctl", f"1 {int(height)} {int(width)}\n")
+
+    async def exec(self, cid: str, process: dict[str, Any], *, stdin: bool = False,
+                   console_size: tuple[int, int] | None = None) -> ExecProcess:
+        """Run an OCI ``process`` (args, env, cwd, user, terminal, capabilities...) in the container.
+
+        The capabilities, no-new-privileges, apparmor/seccomp of the container apply
+        (runc takes them from the container unless ``process`` overrides them).
+        """
+        st = await self.state(cid)
+        if st is None:
+            raise NotFound(f"container {cid} does not exist in the runtime")
+        if st.get("status") != "running":
+            raise Conflict(f"container {cid} is {st.get('status')}, not running")
+        return await start_exec(self.oci, cid, process, self.paths(cid).dir, stdin=stdin,
+                                console_size=console_size)
+
+    def process_from_spec(self, cid: str, args: list[str], *, env: list[str] | None = None,
+                          cwd: str | None = None, user: dict[str, Any] | None = None,
+                          terminal: bool = False) -> dict[str, Any]:
+        """An exec process based on the container's own (env, user, caps, rlimits...)."""
+        bundle = self.bundle(cid)
+        if bundle is None:
+            raise NotFound(f"container {cid} does not exist in the runtime")
+        base = json.loads((bundle / "config.json").read_text())["process"]
+        proc = dict(base)
+        proc["args"] = list(args)
+        proc["terminal"] = terminal
+        proc.pop("consoleSize", None)
+        if env:
+            merged = {e.split("=", 1)[0]: e for e in base.get("env", [])}
+            merged.update({e.split("=", 1)[0]: e for e in env})
+            proc["env"] = list(merged.values())
+        if cwd:
+            proc["cwd"] = cwd
+        if user is not None:
+            proc["user"] = user
+        return proc
