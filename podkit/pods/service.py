@@ -75,7 +75,10 @@ class PodService:
             cg = CgroupManager()
         self.cgroups = cg
         self._locks: dict[str, asyncio.Lock] = {}
-        self._create_lock = asyncio.Lock()
+        # The container service's own entry points, kept apart from the wrappers that
+        # wire() puts in front of them (which take pod locks this service may hold).
+        self._c_create = containers.create
+        self._c_start = containers.start
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -155,7 +158,7 @@ class PodService:
         opts = self._options(pod, {"image": pod.spec.infra_image, "name": f"{pod.name}-infra",
                                    "labels": {POD_LABEL: pod.id, POD_NAME_LABEL: pod.name}},
                              infra_container=True)
-        rec = await self.containers.create(pod.namespace, opts)
+        rec = await self._c_create(pod.namespace, opts)
         pod.infra_id = _id_of(rec)
         self.store.update(pod)
 
@@ -261,7 +264,8 @@ class PodService:
             opts.shm_path = str(d / "shm")
         if "uts" in spec.share:
             ns["uts"] = str(d / "ns" / "uts")
-            opts.hostname = None
+            # Not set by runc in a joined uts namespace; kept for $HOSTNAME and /etc/hostname.
+            opts.hostname = spec.hostname
         elif not opts.hostname:
             opts.hostname = spec.hostname
         if "pid" in spec.share and not infra_container:
@@ -284,7 +288,7 @@ class PodService:
 
     async def _cgroup_create(self, pod: Pod) -> str:
         parent = pod.spec.cgroup_parent.strip("/") or self.cgroup_root
-        path = f"{parent}/{pod.id}"
+        path = f"/{parent}/{pod.id}"
         from podkit.runtime.cgroups import ParentLimits
 
         limits = ParentLimits(memory=pod.spec.memory or None, cpus=pod.spec.cpus or None)
@@ -297,6 +301,38 @@ class PodService:
         await asyncio.to_thread(self.cgroups.remove, pod.cgroup_path)
 
     # -- adding containers ------------------------------------------------------------
+
+    def wire(self, containers: Any) -> None:
+        """Make the container service pod-aware without it importing this layer.
+
+        ``pod`` in a create body (``podkit run --pod NAME``) puts the container into
+        that pod; starting a member of a pod first brings the pod's sandbox and infra up.
+        """
+        create, start = self._c_create, self._c_start
+
+        async def create_in_pod(ns: str, body: Any) -> Any:
+            if isinstance(body, dict) and body.get("pod"):
+                from podkit.containers.options import CreateOptions
+
+                body = dict(body)
+                ref = str(body.pop("pod"))
+                pod = self.get(ns, ref)
+                opts = await self.prepare_container(ns, pod.id, CreateOptions.parse(body))
+                rec = await create(ns, opts)
+                self._write_hosts(pod)
+                return rec
+            if isinstance(body, dict):
+                body = {k: v for k, v in body.items() if k != "pod"}
+            return await create(ns, body)
+
+        async def start_in_pod(ns: str, ref: str) -> Any:
+            rec = containers.resolve(ns, ref)
+            if rec.pod_id and not rec.infra:
+                await self.ensure_running(ns, rec.pod_id)
+            return await start(ns, ref)
+
+        containers.create = create_in_pod
+        containers.start = start_in_pod
 
     async def prepare_container(self, ns: str, ref: str, opts: Any) -> Any:
         """For `podkit run --pod REF`: put ``opts`` into the pod (namespaces, files, cgroup)."""
@@ -319,12 +355,12 @@ class PodService:
     async def add_container(self, ns: str, ref: str, body: dict[str, Any], start: bool = False) -> Any:
         pod = self.get(ns, ref)
         opts = self._options(pod, body)
-        rec = await self.containers.create(ns, opts)
+        rec = await self._c_create(ns, opts)
         self._write_hosts(pod)
         if start:
             async with self._lock(pod.id):
                 await self._start_infra(pod)
-            await self.containers.start(ns, _id_of(rec))
+            await self._c_start(ns, _id_of(rec))
         return rec
 
     # -- start / stop -------------------------------------------------------------------
@@ -335,7 +371,7 @@ class PodService:
         if infra_rec is None:
             raise Conflict(f"pod {pod.name} has lost its infra container; remove and re-create it")
         if infra_rec.state != "running":
-            await self.containers.start(pod.namespace, pod.infra_id)
+            await self._c_start(pod.namespace, pod.infra_id)
             infra_rec = self.containers.store.get(pod.infra_id)
         pid_pin = self._dir(pod) / "ns" / "pid"
         if "pid" in pod.spec.share and infra_rec is not None and infra_rec.pid and not (
@@ -350,7 +386,7 @@ class PodService:
                 raise Conflict(f"pod {pod.name} is {pod.state}")
             await self._start_infra(pod)
             members = [r for r in self._members(pod) if not r.infra and r.state != "running"]
-            results = await asyncio.gather(*(self.containers.start(ns, r.id) for r in members),
+            results = await asyncio.gather(*(self._c_start(ns, r.id) for r in members),
                                            return_exceptions=True)
             pod.started = time.time()
             self.store.update(pod)
