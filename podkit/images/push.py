@@ -141,7 +141,7 @@ class Pusher:
 
         async def upload(d: Descriptor) -> None:
             async with sem:
-                status(d, "Pushing", 0)
+                # "Pushing" is reported once bytes move: a skipped or mounted blob never shows it.
                 result = await repo.upload_blob(
                     d, str(self.content.path(d.digest)), mount_from=mount_from,
                     progress=lambda n: status(d, "Pushing", n),

@@ -192,8 +192,15 @@ class Repository:
     def _url(self, ep: Endpoint, path: str) -> URL:
         return URL(f"{ep.base}/v2/{self.name}/{path}" if self.name else f"{ep.base}/v2/")
 
-    async def _authenticate(self, ep: Endpoint, resp: aiohttp.ClientResponse) -> bool:
-        """Answer a 401's challenge; False when there is nothing more to try."""
+    async def _authenticate(self, ep: Endpoint, resp: aiohttp.ClientResponse, sent: str | None) -> bool:
+        """Answer a 401's challenge; False when there is nothing more to try.
+
+        ``sent`` is the Authorization the refused request carried: when a parallel
+        request has meanwhile obtained another one, simply retry with that.
+        """
+        current = self._auth.get(ep.base)
+        if current is not None and current != sent:
+            return True
         challenges = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
         for ch in challenges:
             if ch.scheme == "bearer":
@@ -205,8 +212,8 @@ class Repository:
                 header = self.creds.basic()
             else:
                 continue
-            if self._auth.get(ep.base) == header:
-                return False  # already sent exactly this and was refused
+            if header == sent:
+                return False  # sent exactly this and was refused
             self._auth[ep.base] = header
             return True
         return False
@@ -241,7 +248,7 @@ class Repository:
                 err = _Transient(f"{ep.host}: {what or method} failed: {type(e).__name__}: {e}")
             else:
                 if resp.status == 401 and authed < 2:
-                    authenticated = await self._authenticate(ep, resp)
+                    authenticated = await self._authenticate(ep, resp, hdrs.get("Authorization"))
                     resp.release()
                     if authenticated:
                         authed += 1

@@ -1,0 +1,164 @@
+"""Push, login/logout and credentials, multi-platform images and mirrors, against
+real docker-registry instances (anonymous and htpasswd), checked with skopeo."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podkit import errors
+from tests.fixtures.registry import (
+    PASSWORD,
+    USER,
+    RegistryServer,
+    build_layout,
+    find_in_snapshots,
+    free_port,
+    skopeo_inspect,
+    skopeo_pull_dir,
+    skopeo_push,
+)
+from tests.helpers import Daemon
+
+
+def _two_layer(workdir: Path) -> Path:
+    return build_layout(workdir / "oci", [
+        {"etc": None, "etc/a.txt": b"a\n", "big.bin": os.urandom(200_000)},
+        {"etc/b.txt": b"b\n"},
+    ])
+
+
+def test_push_round_trip_checked_by_skopeo(daemon: Daemon, registry: RegistryServer,
+                                           workdir: Path) -> None:
+    skopeo_push(_two_layer(workdir), registry, "src/app:1")
+    images = daemon.client().images
+    images.pull(f"{registry.host}/src/app:1")
+    images.tag(f"{registry.host}/src/app:1", f"{registry.host}/dst/app:2")
+    seen: list[dict[str, Any]] = []
+    result = images.push(f"{registry.host}/dst/app:2", progress=seen.append)
+    src = skopeo_inspect(registry, "src/app:1")
+    dst = skopeo_inspect(registry, "dst/app:2")
+    assert result["digest"] == dst["Digest"] == src["Digest"]
+    assert dst["Layers"] == src["Layers"]
+    # Same registry, other repository: blobs are mounted, not uploaded again.
+    assert {m["status"] for m in seen if "current" in m} == {"Preparing", "Mounted from src/app"}
+    out = skopeo_pull_dir(registry, "dst/app:2", workdir / "dir")
+    for layer in src["Layers"]:
+        assert (out / layer.split(":")[1]).is_file()
+    # Pushing again: everything is there already.
+    seen.clear()
+    images.push(f"{registry.host}/dst/app:2", progress=seen.append)
+    assert "Layer already exists" in {m["status"] for m in seen}
+
+
+def test_push_unknown_image_is_not_found(daemon: Daemon, registry: RegistryServer) -> None:
+    r = daemon.cli("push", f"{registry.host}/nothing/here:1")
+    assert r.returncode == 1
+    assert r.stderr.startswith("Error: ")
+
+
+def test_login_push_pull_logout_with_htpasswd(daemon: Daemon, registry: RegistryServer,
+                                              auth_registry: RegistryServer, workdir: Path) -> None:
+    cfg_dir = workdir / "docker"
+    env = {"DOCKER_CONFIG": str(cfg_dir)}
+    host = auth_registry.host
+    skopeo_push(_two_layer(workdir), registry, "pub:1")
+    daemon.cli("pull", f"{registry.host}/pub:1", check=True)
+    daemon.client().images.tag(f"{registry.host}/pub:1", f"{host}/priv:1")
+
+    r = daemon.cli("push", f"{host}/priv:1", env=env)
+    assert r.returncode == 1 and "podkit login" in r.stderr
+
+    r = daemon.cli("login", "-u", USER, "--password-stdin", host, input=b"wrong\n", env=env)
+    assert r.returncode == 1 and r.stderr.startswith("Error: ")
+    assert not (cfg_dir / "config.json").exists()
+
+    r = daemon.cli("login", "-u", USER, "--password-stdin", host, input=PASSWORD.encode() + b"\n",
+                   env=env, check=True)
+    assert "Login Succeeded" in r.stdout
+    cfg = cfg_dir / "config.json"
+    assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
+    assert host in json.loads(cfg.read_text())["auths"]
+
+    daemon.cli("push", f"{host}/priv:1", env=env, check=True)
+    assert skopeo_inspect(auth_registry, "priv:1")["Digest"] == skopeo_inspect(registry, "pub:1")["Digest"]
+
+    daemon.cli("rmi", f"{host}/priv:1", env=env)
+    r = daemon.cli("pull", f"{host}/priv:1", env=env, check=True)
+    assert r.stdout.splitlines()[-1] == f"{host}/priv:1"
+
+    r = daemon.cli("logout", host, env=env, check=True)
+    assert "Removing login credentials" in r.stdout
+    assert host not in json.loads(cfg.read_text()).get("auths", {})
+    r = daemon.cli("pull", f"{host}/priv:1", env=env)
+    assert r.returncode == 1 and "denied" in r.stderr
+    r = daemon.cli("logout", host, env=env, check=True)
+    assert "Not logged in" in r.stdout
+
+
+def test_sdk_auth_argument(daemon: Daemon, auth_registry: RegistryServer, workdir: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(workdir / "empty"))
+    skopeo_push(build_layout(workdir / "oci"), auth_registry, "sdk:1")
+    images = daemon.client().images
+    with pytest.raises(errors.Unauthorized):
+        images.pull(f"{auth_registry.host}/sdk:1")
+    img = images.pull(f"{auth_registry.host}/sdk:1", auth={"username": USER, "password": PASSWORD})
+    assert img.name == f"{auth_registry.host}/sdk:1"
+
+
+def test_multi_platform_index(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    layout = build_layout(workdir / "oci", platforms=[
+        ("amd64", [{"arch.txt": b"amd64\n"}]),
+        ("arm64/v8", [{"arch.txt": b"arm64\n", "only-arm.txt": b"x"}]),
+    ])
+    skopeo_push(layout, registry, "multi:1", all_platforms=True)
+    index_digest = skopeo_inspect(registry, "multi:1", raw=False)["Digest"]
+    images = daemon.client().images
+    with pytest.raises(errors.InvalidArgument) as ei:
+        images.pull(f"{registry.host}/multi:1", platform="linux/s390x")
+    assert "linux/s390x" in ei.value.message and "available" in ei.value.message
+
+    host_img = images.pull(f"{registry.host}/multi:1")
+    assert host_img.digest == index_digest  # the name points at the whole index
+    assert not find_in_snapshots(daemon.root, "only-arm.txt")
+
+    r = daemon.cli("pull", "--platform", "linux/arm64", f"{registry.host}/multi:1", check=True)
+    assert "Pull complete" in r.stdout
+    assert find_in_snapshots(daemon.root, "only-arm.txt")
+
+    # Push the index-pulled image elsewhere: all platforms are now in the store.
+    images.pull(f"{registry.host}/multi:1")
+    images.tag(f"{registry.host}/multi:1", f"{registry.host}/copy:1")
+    images.push(f"{registry.host}/copy:1")
+    raw = skopeo_inspect(registry, "copy:1", raw=True)
+    assert raw["mediaType"].endswith("index.v1+json") and len(raw["manifests"]) == 2
+
+
+def test_mirror_is_used_first(registry: RegistryServer, workdir: Path) -> None:
+    skopeo_push(build_layout(workdir / "oci"), registry, "mirrored/app:1")
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    (workdir / "m").mkdir()
+    d = Daemon(workdir / "m", extra_config=(
+        f'[registries]\nmax_concurrent_downloads = 2\n\n[registries."{dead}"]\n'
+        f'mirrors = ["{registry.host}"]\n'
+    )).start()
+    try:
+        img = d.client().images.pull(f"{dead}/mirrored/app:1")
+        assert img.name == f"{dead}/mirrored/app:1"
+        r = d.cli("push", f"{dead}/mirrored/app:1")  # pushes never go to mirrors
+        assert r.returncode == 1 and "Error:" in r.stderr
+    finally:
+        d.stop()
+
+
+def test_bad_registry_config_is_refused(workdir: Path) -> None:
+    d = Daemon(workdir, extra_config='[registries."h:1"]\nmirors = ["x"]\n')
+    with pytest.raises(AssertionError) as ei:
+        d.start(timeout=10)
+    assert "unknown keys" in str(ei.value)
