@@ -196,6 +196,8 @@ class CNI:
         ``cache=False`` for lists with nothing to undo (loopback).
         """
         plugins = self._validate(conflist)
+        for plugin in plugins:  # all present, or nothing is done (and nothing cached)
+            self.find_plugin(plugin["type"])
         rc = runtime_config or {}
         name = conflist["name"]
         # Cache first (without result): a crash mid-ADD can still be undone by DEL.

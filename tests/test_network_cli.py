@@ -1,0 +1,101 @@
+"""`podkit network ...` against a real podkitd, and the daemon's network recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from podkit import errors
+from tests.fixtures.network import bridge_exists, iptables_lines, leases, links_on, subnet_prefix
+from tests.helpers import Daemon, unique_network
+
+
+def test_network_commands(daemon: Daemon) -> None:
+    br, sub = unique_network()
+    r = daemon.cli("network", "ls", "--format", "json", check=True)
+    [default] = json.loads(r.stdout)
+    assert default["name"] == "podkit" and default["default"]
+    assert default["bridge"] == daemon.bridge and default["subnet"] == daemon.subnet
+
+    r = daemon.cli("network", "create", "--subnet", sub, "--bridge", br, "--label", "team=a", "web",
+                   check=True)
+    net_id = r.stdout.strip()
+    assert len(net_id) == 64
+    try:
+        assert daemon.cli("network", "ls", "-q", check=True).stdout.split() == ["podkit", "web"]
+        assert daemon.cli("network", "ls", "-q", "-f", "label=team=a", check=True).stdout.split() == ["web"]
+        table = daemon.cli("network", "ls", check=True).stdout
+        assert "NETWORK ID" in table and net_id[:12] in table and sub in table
+        [info] = json.loads(daemon.cli("network", "inspect", net_id[:12], check=True).stdout)
+        assert info["name"] == "web" and info["labels"] == {"team": "a"}
+        assert info["gateway"] == sub.replace(".0/24", ".1") and info["attachments"] == []
+        assert [p["type"] for p in info["cni"]["plugins"]] == ["bridge", "portmap"]
+
+        # Bad input: a clear message and exit code 1, nothing created.
+        for args, msg in [
+            (["--subnet", sub, "other"], f"subnet {sub} overlaps with network web"),
+            (["--subnet", "10.0.0.1/24", "other"], "host bits set"),
+            (["--subnet", "300.1.2.0/24", "other"], "invalid subnet"),
+            (["web"], "network web already exists"),
+            (["host"], "reserved"),
+        ]:
+            r = daemon.cli("network", "create", *args)
+            assert r.returncode == 1 and msg in r.stderr, (args, r.stderr)
+        r = daemon.cli("network", "rm", "podkit")
+        assert r.returncode == 1 and "default network" in r.stderr
+        r = daemon.cli("network", "inspect", "nosuch")
+        assert r.returncode == 1 and "network nosuch not found" in r.stderr
+
+        c = daemon.client()
+        with_sdk = c.networks.get("web")
+        assert with_sdk.id == net_id and with_sdk.containers == 0
+        try:
+            c.networks.create("bad", subnet="10.1.0.0/33")
+        except errors.InvalidArgument as e:
+            assert "invalid subnet" in e.message
+        else:
+            raise AssertionError("expected InvalidArgument")
+
+        assert daemon.cli("network", "rm", "web", check=True).stdout.strip() == "web"
+        assert daemon.cli("network", "ls", "-q", check=True).stdout.split() == ["podkit"]
+        c.networks.create("p1", subnet=sub, bridge=br)
+        assert daemon.cli("network", "prune", check=True).stdout.split() == ["Deleted", "Networks:", "p1"]
+        assert [n.name for n in c.networks.list()] == ["podkit"]
+    finally:
+        daemon.cli("network", "rm", "web")
+        daemon.cli("network", "rm", "p1")
+    assert not bridge_exists(br)
+
+
+def test_daemon_start_cleans_up_after_a_crash(daemon: Daemon) -> None:
+    """podkitd is SIGKILLed while an owner is attached; the owner's netns then
+    goes away; the next start DELs the attachment: lease, rules and veth gone."""
+    from podkit.network import NetworkManager, parse_port_spec
+    from podkit.store import Database
+
+    owner = "crashed0wner01"
+    daemon.kill()
+    cfg = {"default_bridge": daemon.bridge, "default_subnet": daemon.subnet}
+
+    async def attach_as_dead_daemon() -> None:
+        # What the killed daemon had done: a pinned netns attached with a published port.
+        mgr = NetworkManager(Database(daemon.root / "metadata.db"), daemon.root, daemon.state, cfg)
+        ns = mgr.create_netns(owner, "pod")
+        await mgr.attach(owner, ns, ["podkit"], parse_port_spec("80"), kind="pod")
+        mgr.store.db.close()
+
+    asyncio.run(attach_as_dead_daemon())
+    ipam = daemon.root / "networks" / "ipam"
+    assert iptables_lines(owner) and len(leases(ipam)) == 1 and len(links_on(daemon.bridge)) == 1
+    pin = daemon.state / "netns" / f"pod-{owner}"
+    # The pod's processes ended while no daemon watched: its netns is gone.
+    NetworkManager(Database(daemon.root / "metadata.db"), daemon.root, daemon.state,
+                   cfg).remove_netns(owner, "pod")
+    assert not pin.exists()
+
+    daemon.start()
+    [net] = json.loads(daemon.cli("network", "inspect", "podkit", check=True).stdout)
+    assert net["attachments"] == []
+    assert iptables_lines(owner, subnet_prefix(daemon.subnet)) == []
+    assert leases(ipam) == []
+    assert links_on(daemon.bridge) == []
