@@ -186,8 +186,29 @@ def test_host_ip_mapping_and_port_conflicts(netenv: NetEnv) -> None:
     [p] = att["ports"]
     assert p["host_ip"] == "127.0.0.1" and p["host_port"] > 0
     assert iptables_lines(f"-d 127.0.0.1/32 -p tcp -m tcp --dport {p['host_port']}")
-    netenv.run(mgr.detach(owner))
-    mgr.remove_netns(owner)
+    other = "d00dd00e"
+    netenv.owners.append(other)
+    ns2 = mgr.create_netns(other)
+    # The same host port again, on any address: refused, nothing attached.
+    for spec in (f"{p['host_port']}:81", f"127.0.0.1:{p['host_port']}:81"):
+        with pytest.raises(errors.Conflict, match=f"{p['host_port']}/tcp is already published"):
+            netenv.run(mgr.attach(other, ns2, [], parse_port_spec(spec)))
+    # The same number over udp is another port.
+    netenv.run(mgr.attach(other, ns2, [], parse_port_spec(f"127.0.0.1:{p['host_port']}:81/udp")))
+    netenv.run(mgr.detach(other))
+    # A port a host process listens on would be shadowed by the DNAT: refused.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(errors.Conflict, match="already in use on the host"):
+            netenv.run(mgr.attach(other, ns2, [], parse_port_spec(f"{port}:80")))
+    with pytest.raises(errors.InvalidArgument, match="not an address of this host"):
+        netenv.run(mgr.attach(other, ns2, [], parse_port_spec("192.0.2.77:8080:80")))
+    assert mgr.attachments(other) == []
+    for o in (owner, other):
+        netenv.run(mgr.detach(o))
+        mgr.remove_netns(o)
 
 
 def test_attach_to_two_networks_gives_eth0_and_eth1(netenv: NetEnv) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import secrets
@@ -276,7 +277,7 @@ class NetworkManager:
         nets = [self.get(n) for n in names]
         if self.store.attachments(owner_id):
             raise Conflict(f"{owner_id[:12]} is already attached to networks")
-        resolved = _resolve_ports(ports)
+        resolved = self._resolve_ports(ports)
         await self.cni.add(LOOPBACK_CONF, owner_id, netns_path, "lo", cache=False)
         out: list[dict[str, Any]] = []
         try:
@@ -300,6 +301,52 @@ class NetworkManager:
                 await self.detach(owner_id)
             raise
         log.debug("attached %s to %s", owner_id[:12], ", ".join(names))
+        return out
+
+    def published_ports(self) -> dict[tuple[int, str], list[tuple[str, str]]]:
+        """Host ports published by attachments: (port, proto) -> [(host_ip, owner)]."""
+        used: dict[tuple[int, str], list[tuple[str, str]]] = {}
+        for a in self.store.attachments():
+            for p in a["ports"]:
+                m = PortMapping.from_dict(p)
+                used.setdefault((m.host_port, m.protocol), []).append((m.host_ip, a["owner_id"]))
+        return used
+
+    def _resolve_ports(self, ports: Iterable[PortMapping]) -> list[PortMapping]:
+        """Validate mappings, refuse host ports taken, pick free ones for host port 0.
+
+        A DNAT rule takes the port silently, without binding it, so podkit checks
+        itself: against ports it already publishes, and by binding the port once
+        (something on the host listening there would otherwise be shadowed).
+        """
+        used = self.published_ports()
+        out: list[PortMapping] = []
+
+        def clash(m: PortMapping) -> str | None:
+            for ip, owner in used.get((m.host_port, m.protocol), []):
+                if not ip or not m.host_ip or ip == m.host_ip:
+                    return owner
+            return None
+
+        for p in ports:
+            if isinstance(p, dict):
+                p = PortMapping.from_dict(p)
+            p = p.validated()
+            if p.host_port == 0:
+                for _ in range(64):
+                    cand = PortMapping(p.host_ip, free_host_port(p.protocol, p.host_ip),
+                                       p.container_port, p.protocol)
+                    if clash(cand) is None:
+                        break
+                p = cand
+            else:
+                owner = clash(p)
+                if owner is not None:
+                    raise Conflict(f"host port {p.host_port}/{p.protocol} is already published by "
+                                   f"{owner[:12]}")
+                _check_bindable(p)
+            used.setdefault((p.host_port, p.protocol), []).append((p.host_ip, "this request"))
+            out.append(p)
         return out
 
     async def detach(self, owner_id: str) -> int:
@@ -413,17 +460,25 @@ class NetworkManager:
         }
 
 
-def _resolve_ports(ports: Iterable[PortMapping]) -> list[PortMapping]:
-    out = []
-    for p in ports:
-        if isinstance(p, dict):
-            p = PortMapping.from_dict(p)
-        p = p.validated()
-        if p.host_port == 0:
-            p = PortMapping(p.host_ip, free_host_port(p.protocol, p.host_ip), p.container_port,
-                            p.protocol)
-        out.append(p)
-    return out
+
+
+def _check_bindable(p: PortMapping) -> None:
+    kind = socket.SOCK_DGRAM if p.protocol == "udp" else socket.SOCK_STREAM
+    fam = socket.AF_INET6 if ":" in p.host_ip else socket.AF_INET
+    if p.protocol == "sctp":
+        return
+    with socket.socket(fam, kind) as s:
+        # Only a socket bound there now counts, not a connection in TIME_WAIT.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((p.host_ip or ("::" if fam == socket.AF_INET6 else "0.0.0.0"), p.host_port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise Conflict(f"host port {p.host_port}/{p.protocol} is already in use on the host"
+                               ) from None
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise InvalidArgument(f"host IP {p.host_ip} is not an address of this host") from None
+            raise InvalidArgument(f"cannot publish {p}: {e.strerror}") from None
 
 
 def _summary(name: str, nid: str, ifname: str, netns: str, result: dict[str, Any],
