@@ -1,1 +1,40 @@
-"""containers layer."""
+"""Containers: metadata and lifecycle, volumes, logs, restart policies, recovery.
+
+``setup(services)`` builds the layer into a daemon: ``services.volumes`` and
+``services.containers``, with a start-up hook (recovery, restart policies) and a
+shutdown hook that leaves containers running under conmon.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def setup(s: Any) -> None:
+    from podkit.containers.recovery import recover
+    from podkit.containers.restart import RestartManager
+    from podkit.containers.runtime_driver import RuntimeDriver
+    from podkit.containers.service import ContainerService
+    from podkit.containers.volumes import VolumeService
+
+    cfg = s.config
+    section = dict(s.config.section("runtime"))
+    section.update(s.config.section("containers"))
+    s.volumes = VolumeService(s.db, cfg.root, publish=s.events.publish)
+    if s.runtime is None:
+        from podkit.runtime.engine import Runtime
+
+        s.runtime = Runtime.from_config(s.config.section("runtime"), cfg.state)
+    driver = RuntimeDriver(s.runtime)
+    svc = ContainerService(
+        db=s.db, root=cfg.root, state=cfg.state, images=lambda: s.images,
+        snapshots=lambda: s.snapshots, runtime=driver, networks=lambda: s.networks,
+        volumes=s.volumes, publish=s.events.publish, registry=lambda: s.registry, config=section)
+    svc.restarts = RestartManager(svc)
+    s.containers = svc
+
+    async def startup() -> None:
+        await recover(svc)
+
+    s.on_startup(startup)
+    s.on_shutdown(svc.shutdown)

@@ -1,0 +1,299 @@
+"""Containers in the SDK: ``client.containers`` (create, run, exec, logs, ...)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from podkit import errors
+from podkit.client._transport import Transport
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    image: str
+    state: str  # created | running | paused | restarting | exited | dead | removing
+    status: str  # human text: "Up 3 seconds", "Exited (0) 2 minutes ago"
+    created: float
+    command: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    pid: int = 0
+    oom_killed: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    restart_count: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    ports: list[dict[str, Any]] = field(default_factory=list)
+    pod_id: str | None = None
+    infra: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> Container:
+        return cls(
+            id=d["id"], name=d["name"], image=d["image"], state=d["state"], status=d.get("status", ""),
+            created=d.get("created", 0.0), command=d.get("command") or [], exit_code=d.get("exit_code"),
+            pid=d.get("pid", 0), oom_killed=bool(d.get("oom_killed")), started_at=d.get("started_at"),
+            finished_at=d.get("finished_at"), restart_count=d.get("restart_count", 0),
+            labels=d.get("labels") or {}, ports=d.get("ports") or [], pod_id=d.get("pod_id"),
+            infra=bool(d.get("infra")), raw=d,
+        )
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+    @property
+    def output(self) -> bytes:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class LogEntry:
+    time: float
+    ts: str
+    stream: str
+    data: str
+
+
+@dataclass
+class Stats:
+    id: str
+    name: str
+    cpu_percent: float
+    cpu_usage: int  # total CPU time, nanoseconds
+    memory_usage: int
+    memory_limit: int
+    pids: int
+    block_read: int
+    block_write: int
+    net_rx: int
+    net_tx: int
+    read: float
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> Stats:
+        return cls(
+            id=d["id"], name=d.get("name", ""), cpu_percent=d.get("cpu_percent", 0.0),
+            cpu_usage=d.get("cpu_usage", 0), memory_usage=d.get("memory_usage", 0),
+            memory_limit=d.get("memory_limit", 0), pids=d.get("pids", 0),
+            block_read=d.get("block_read", 0), block_write=d.get("block_write", 0),
+            net_rx=d.get("net_rx", 0), net_tx=d.get("net_tx", 0), read=d.get("read", 0.0), raw=d,
+        )
+
+
+class ContainersAPI:
+    """Container lifecycle. ``ref`` is a name, a full id or a unique id prefix.
+
+    Creation options follow the CLI flags with underscores: ``env=["A=1"]``,
+    ``volumes=["/host:/ctr:ro", "name:/data"]``, ``ports=["8080:80"]``,
+    ``memory="64m"``, ``restart="on-failure:3"``, ``auto_remove=True``, ...
+    """
+
+    def __init__(self, t: Transport) -> None:
+        self._t = t
+
+    # ---------------------------------------------------------------- lifecycle
+    def create(self, image: str, cmd: list[str] | str | None = None, **options: Any) -> Container:
+        body = {"image": image, **options}
+        if cmd is not None:
+            body["cmd"] = cmd
+        out = self._t.post("/containers", json_body=body)
+        return self.get(out["id"])
+
+    def run(self, image: str, cmd: list[str] | str | None = None, *, detach: bool = True,
+            stdin: bytes | None = None, **options: Any) -> Container | ExecResult:
+        """Create and start. Detached: the Container. Attached: its output and exit code
+        (with ``auto_remove=True`` the container is gone when this returns)."""
+        if stdin is not None:
+            options["open_stdin"] = True
+        c = self.create(image, cmd, **options)
+        if detach:
+            self.start(c.id)
+            return self.get(c.id)
+        ws = self.attach_socket(c.id, stdin=stdin is not None, start=True)
+        return _collect(ws, stdin)
+
+    def start(self, ref: str) -> None:
+        self._t.post(f"/containers/{ref}/start")
+
+    def stop(self, ref: str, timeout: int | None = None) -> None:
+        self._t.post(f"/containers/{ref}/stop", params={"timeout": timeout}, timeout=None)
+
+    def kill(self, ref: str, signal: str | int = "KILL") -> None:
+        self._t.post(f"/containers/{ref}/kill", params={"signal": signal})
+
+    def restart(self, ref: str, timeout: int | None = None) -> None:
+        self._t.post(f"/containers/{ref}/restart", params={"timeout": timeout}, timeout=None)
+
+    def pause(self, ref: str) -> None:
+        self._t.post(f"/containers/{ref}/pause")
+
+    def unpause(self, ref: str) -> None:
+        self._t.post(f"/containers/{ref}/unpause")
+
+    def rename(self, ref: str, new_name: str) -> None:
+        self._t.post(f"/containers/{ref}/rename", params={"name": new_name})
+
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        self._t.delete(f"/containers/{ref}", params={"force": force, "volumes": volumes}, timeout=None)
+
+    def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> int:
+        """Block until the container stops (or, ``condition="removed"``, is removed); its exit code."""
+        out = self._t.post(f"/containers/{ref}/wait", params={"condition": condition}, timeout=timeout)
+        return int(out["exit_code"])
+
+    def update(self, ref: str, **resources: Any) -> None:
+        self._t.post(f"/containers/{ref}/update", json_body=resources)
+
+    def prune(self) -> list[str]:
+        return self._t.post("/containers/prune")["removed"]
+
+    # -------------------------------------------------------------- inspection
+    def get(self, ref: str) -> Container:
+        return Container.from_api(self._t.get(f"/containers/{ref}"))
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        return self._t.get(f"/containers/{ref}")
+
+    def list(self, all: bool = False, filters: dict[str, list[str] | str] | None = None) -> list[Container]:
+        f = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
+        rows = self._t.get("/containers", params={"all": all, "filters": f or None})
+        return [Container.from_api(r) for r in rows]
+
+    def top(self, ref: str, ps_args: str | None = None) -> dict[str, Any]:
+        return self._t.get(f"/containers/{ref}/top", params={"ps_args": ps_args})
+
+    def port(self, ref: str) -> list[dict[str, Any]]:
+        return self._t.get(f"/containers/{ref}/port")
+
+    def stats(self, ref: str) -> Stats:
+        for s in self._t.stream("GET", f"/containers/{ref}/stats", params={"stream": False}):
+            return Stats.from_api(s)
+        raise errors.Internal("no stats returned")
+
+    def stream_stats(self, ref: str) -> Iterator[Stats]:
+        for s in self._t.stream("GET", f"/containers/{ref}/stats", params={"stream": True}):
+            yield Stats.from_api(s)
+
+    def stream_logs(self, ref: str, follow: bool = False, since: str | float | None = None,
+                    until: str | float | None = None, tail: int | None = None, stdout: bool = True,
+                    stderr: bool = True) -> Iterator[LogEntry]:
+        params = {"follow": follow, "since": since, "until": until, "tail": tail,
+                  "stdout": stdout, "stderr": stderr}
+        for e in self._t.stream("GET", f"/containers/{ref}/logs", params=params):
+            yield LogEntry(e["time"], e["ts"], e["stream"], e["data"])
+
+    def logs(self, ref: str, **kw: Any) -> str:
+        """The log as text (stdout and stderr interleaved in time order)."""
+        return "".join(e.data for e in self.stream_logs(ref, **kw))
+
+    # --------------------------------------------------------------------- exec
+    def exec_create(self, ref: str, cmd: list[str] | str, *, env: list[str] | None = None,
+                    user: str | None = None, workdir: str | None = None, tty: bool = False,
+                    stdin: bool = False, privileged: bool = False) -> str:
+        body = {"cmd": cmd, "env": env or [], "user": user, "workdir": workdir, "tty": tty,
+                "stdin": stdin, "privileged": privileged}
+        return self._t.post(f"/containers/{ref}/exec", json_body=body)["id"]
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return self._t.get(f"/exec/{exec_id}")
+
+    def exec(self, ref: str, cmd: list[str] | str, *, stdin: bytes | None = None, detach: bool = False,
+             **kw: Any) -> ExecResult:
+        """Run a command in a running container; its output and exit code."""
+        eid = self.exec_create(ref, cmd, stdin=stdin is not None, **kw)
+        if detach:
+            self._t.post(f"/exec/{eid}/start", params={"detach": True})
+            return ExecResult(exit_code=0)
+        ws = self.exec_socket(eid)
+        return _collect(ws, stdin)
+
+    def exec_socket(self, exec_id: str, detach_keys: str | None = None) -> Any:
+        from podkit.client._ws import WebSocket
+
+        return WebSocket.connect(self._t.socket_path, f"/v1/exec/{exec_id}/ws",
+                                 params={"detach_keys": detach_keys},
+                                 headers={"X-Podkit-Namespace": self._t.namespace})
+
+    def attach_socket(self, ref: str, *, stdin: bool = False, logs: bool = False, start: bool = False,
+                      detach_keys: str | None = None) -> Any:
+        """A WebSocket on the container's stdio (see podkit.client._ws for the framing).
+
+        ``start=True`` starts the container once attached, so no output is missed."""
+        from podkit.client._ws import WebSocket
+
+        return WebSocket.connect(
+            self._t.socket_path, f"/v1/containers/{ref}/attach",
+            params={"stdin": stdin, "logs": logs, "start": start, "detach_keys": detach_keys},
+            headers={"X-Podkit-Namespace": self._t.namespace})
+
+    # ---------------------------------------------------------------- archives
+    def get_archive(self, ref: str, path: str) -> tuple[bytes, dict[str, Any]]:
+        """A tar of ``path`` in the container and the path's stat (name, size, mode, ...)."""
+        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path},
+                                  timeout=None)
+        try:
+            stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
+            return resp.read(), stat
+        finally:
+            conn.close()
+
+    def stream_archive(self, ref: str, path: str, out: BinaryIO) -> dict[str, Any]:
+        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path},
+                                  timeout=None)
+        try:
+            stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
+            while True:
+                chunk = resp.read(1 << 16)
+                if not chunk:
+                    break
+                out.write(chunk)
+            return stat
+        finally:
+            conn.close()
+
+    def put_archive(self, ref: str, path: str, data: bytes | BinaryIO) -> None:
+        """Extract a tar into the container at ``path`` (a directory)."""
+        self._t.request("PUT", f"/containers/{ref}/archive", params={"path": path}, body=data,
+                        headers={"Content-Type": "application/x-tar"}, timeout=None)
+
+
+def _collect(ws: Any, stdin: bytes | None) -> ExecResult:
+    """Drive a WebSocket to the end: send stdin, gather stdout/stderr, return the exit code."""
+    out, err = bytearray(), bytearray()
+    code = -1
+    try:
+        if stdin is not None:
+            if stdin:
+                ws.send_stdin(stdin)
+            ws.send_json({"close_stdin": True})
+        while True:
+            msg = ws.recv()
+            if msg is None:
+                break
+            op, data = msg
+            if op == 2 and data:
+                (out if data[0] == 1 else err).extend(data[1:])
+            elif op == 1:
+                ctl = json.loads(data)
+                if "error" in ctl:
+                    raise errors.from_dict(ctl)
+                if "exit" in ctl:
+                    code = int(ctl["exit"])
+                    break
+    finally:
+        ws.close()
+    return ExecResult(code, bytes(out), bytes(err))

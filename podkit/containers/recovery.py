@@ -1,0 +1,76 @@
+"""Reconciling container records with reality when the daemon starts.
+
+conmon keeps containers running (and logging) while podkitd is down, and leaves an
+exit file when one ends. At start-up every record whose state says it was active is
+checked against its conmon: alive - watched again; gone - finished with the code
+(and OOM flag) conmon left, its resources released, its restart policy applied.
+Half-done operations (a crash inside remove, or inside start) are completed or
+undone, so nothing stale is left: no mounted rootfs of a stopped container, no runc
+state, no network attachment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from podkit.errors import PodkitError
+
+log = logging.getLogger(__name__)
+
+
+async def recover(svc: Any) -> dict[str, int]:
+    counts = {"running": 0, "exited": 0, "removed": 0, "restarted": 0}
+    for rec in svc.store.list():
+        try:
+            if rec.state in ("running", "paused"):
+                if svc.rt.conmon_alive(rec.id):
+                    st = None
+                    with contextlib.suppress(PodkitError):
+                        st = await svc.rt.state(rec.id)
+                    status = (st or {}).get("status")
+                    if status == "paused" and rec.state != "paused":
+                        svc.store.update(rec.id, state="paused")
+                    elif status == "running" and rec.state != "running":
+                        svc.store.update(rec.id, state="running")
+                    svc._watch(rec.id)
+                    counts["running"] += 1
+                    continue
+                async with svc._lock(rec.id):
+                    await svc._finish(rec)
+                counts["exited"] += 1
+                await svc._after_exit(rec.id)
+            elif rec.state == "removing":
+                await svc.remove(rec.namespace, rec.id, force=True)
+                counts["removed"] += 1
+            elif rec.state == "restarting":
+                if svc.rt.conmon_alive(rec.id):  # the crash came between start and the record update
+                    svc.store.update(rec.id, state="running")
+                    svc._watch(rec.id)
+                    continue
+                await svc._release(rec.id)
+                if not rec.manually_stopped:
+                    svc.restarts.schedule(rec.id, 0)
+                    counts["restarted"] += 1
+                else:
+                    svc.store.update(rec.id, state="exited")
+            else:
+                # created / exited: nothing of a run may remain.
+                if svc.rt.conmon_alive(rec.id):
+                    # A crash between conmon's launch and the record update: it runs.
+                    svc.store.update(rec.id, state="running", pid=0)
+                    svc._watch(rec.id)
+                    continue
+                await svc._release(rec.id)
+                policy = (rec.config.get("restart") or {}).get("name", "no")
+                if rec.state == "exited" and policy in ("always", "unless-stopped") \
+                        and not rec.manually_stopped:
+                    svc.store.update(rec.id, state="restarting")
+                    svc.restarts.schedule(rec.id, 0)
+                    counts["restarted"] += 1
+        except Exception:
+            log.exception("recovering container %s failed", rec.id[:12])
+    if any(counts.values()):
+        log.info("containers recovered: %s", ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    return counts

@@ -1,0 +1,95 @@
+"""Interactive stdio over a WebSocket, shared by attach and exec.
+
+Frames: binary, first byte the stream (0 stdin from the client; 1 stdout, 2 stderr
+to it); text frames are JSON control messages: ``{"resize": [h, w]}`` and
+``{"close_stdin": true}`` from the client, ``{"exit": code}`` or
+``{"error": {...}}`` from the daemon at the end. Detach keys are the client's
+business: it simply closes the socket, and the process keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from podkit.errors import PodkitError
+
+log = logging.getLogger(__name__)
+
+
+async def serve_stdio(
+    request: web.Request, session: Any, wait_exit: Callable[[], Awaitable[int]],
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> web.WebSocketResponse:
+    """Pump ``session`` (read/write/close_stdin/resize/close) through a WebSocket.
+
+    ``before`` runs once the socket is up and the session attached (e.g. starting
+    the container), so that no early output is lost.
+    """
+    ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
+    await ws.prepare(request)
+
+    async def outbound() -> None:
+        while True:
+            item = await session.read()
+            if item is None:
+                return
+            sid, data = item
+            await ws.send_bytes(bytes([sid]) + data)
+
+    async def inbound() -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                if msg.data[:1] == b"\x00" and len(msg.data) > 1:
+                    await session.write(msg.data[1:])
+            elif msg.type == WSMsgType.TEXT:
+                try:
+                    ctl = json.loads(msg.data)
+                except ValueError:
+                    continue
+                if "resize" in ctl:
+                    h, w = ctl["resize"]
+                    await session.resize(int(h), int(w))
+                if ctl.get("close_stdin"):
+                    await session.close_stdin()
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                return
+
+    out_task = asyncio.ensure_future(outbound())
+    in_task = asyncio.ensure_future(inbound())
+    try:
+        if before is not None:
+            try:
+                await before()
+            except PodkitError as e:
+                await ws.send_str(json.dumps(e.to_dict()))
+                return ws
+        exit_task = asyncio.ensure_future(wait_exit())
+        done, _ = await asyncio.wait({exit_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+        if exit_task in done:
+            # Output still in flight must reach the client before the exit code.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(out_task), 5)
+            try:
+                code = exit_task.result()
+                await ws.send_str(json.dumps({"exit": code}))
+            except PodkitError as e:
+                await ws.send_str(json.dumps(e.to_dict()))
+        else:
+            exit_task.cancel()  # client went away (detached): the process lives on
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        for t in (out_task, in_task):
+            t.cancel()
+        with contextlib.suppress(Exception):
+            await session.close()
+        with contextlib.suppress(Exception):
+            await ws.close()
+    return ws

@@ -1,0 +1,223 @@
+"""Container routes: lifecycle, inspection, logs, stats, attach, archives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from podkit.daemon.api._routing import Ctx, Router
+from podkit.daemon.api._stdio import serve_stdio
+from podkit.daemon.api.volumes import filters_arg
+from podkit.errors import InvalidArgument, Unavailable
+
+router = Router("containers")
+
+_CONTAINER = {"type": "object", "properties": {
+    "id": {"type": "string"}, "name": {"type": "string"}, "image": {"type": "string"},
+    "state": {"type": "string"}, "status": {"type": "string"}, "exit_code": {"type": "integer"},
+    "pid": {"type": "integer"}, "created": {"type": "number"}, "config": {"type": "object"}}}
+_OPTIONS = {"type": "object", "required": ["image"], "description":
+            "docker-style options: image, name, cmd, entrypoint, env, env_file, volumes, tmpfs, "
+            "ports, network, memory, cpus, cpu_shares, pids_limit, ulimits, restart, auto_remove, "
+            "user, workdir, hostname, labels, cap_add, cap_drop, privileged, security_opt, devices, "
+            "read_only, init, stop_signal, stop_timeout, tty, open_stdin, pod_id, namespaces, ..."}
+
+
+def _svc(ctx: Ctx) -> Any:
+    if ctx.services.containers is None:
+        raise Unavailable("the container service is not available")
+    return ctx.services.containers
+
+
+@router.post("/containers", "Create a container", body=_OPTIONS, status=201,
+             response={"type": "object", "properties": {"id": {"type": "string"}}})
+async def create_container(ctx: Ctx) -> Any:
+    body = await ctx.json()
+    rec = await _svc(ctx).create(ctx.ns, body)
+    return {"id": rec.id, "name": rec.name}
+
+
+@router.get("/containers", "List containers",
+            params={"all": "include stopped ones", "filters": "JSON: id, name, label, status, "
+                    "ancestor, pod, exited, infra"},
+            response={"type": "array", "items": _CONTAINER})
+async def list_containers(ctx: Ctx) -> Any:
+    return await _svc(ctx).list(ctx.ns, all=ctx.flag("all"), filters=filters_arg(ctx))
+
+
+@router.post("/containers/prune", "Remove every stopped container")
+async def prune_containers(ctx: Ctx) -> Any:
+    return {"removed": await _svc(ctx).prune(ctx.ns)}
+
+
+@router.get("/containers/{ref}", "Inspect a container", response=_CONTAINER)
+async def inspect_container(ctx: Ctx) -> Any:
+    return await _svc(ctx).inspect(ctx.ns, ctx.match["ref"])
+
+
+@router.post("/containers/{ref}/start", "Start a container", status=204)
+async def start_container(ctx: Ctx) -> None:
+    await _svc(ctx).start(ctx.ns, ctx.match["ref"])
+
+
+@router.post("/containers/{ref}/stop", "Stop: the stop signal, then SIGKILL after timeout seconds",
+             status=204, params={"timeout": "seconds before SIGKILL"})
+async def stop_container(ctx: Ctx) -> None:
+    await _svc(ctx).stop(ctx.ns, ctx.match["ref"], timeout=ctx.int_arg("timeout"))
+
+
+@router.post("/containers/{ref}/kill", "Send a signal", status=204, params={"signal": "default KILL"})
+async def kill_container(ctx: Ctx) -> None:
+    await _svc(ctx).kill(ctx.ns, ctx.match["ref"], ctx.query.get("signal") or "KILL")
+
+
+@router.post("/containers/{ref}/restart", "Stop then start", status=204,
+             params={"timeout": "seconds before SIGKILL"})
+async def restart_container(ctx: Ctx) -> None:
+    await _svc(ctx).restart(ctx.ns, ctx.match["ref"], timeout=ctx.int_arg("timeout"))
+
+
+@router.post("/containers/{ref}/pause", "Freeze every process", status=204)
+async def pause_container(ctx: Ctx) -> None:
+    await _svc(ctx).pause(ctx.ns, ctx.match["ref"])
+
+
+@router.post("/containers/{ref}/unpause", "Thaw", status=204)
+async def unpause_container(ctx: Ctx) -> None:
+    await _svc(ctx).unpause(ctx.ns, ctx.match["ref"])
+
+
+@router.post("/containers/{ref}/rename", "Rename", status=204, params={"name": "the new name"})
+async def rename_container(ctx: Ctx) -> None:
+    name = ctx.query.get("name")
+    if not name:
+        raise InvalidArgument("a new name is required")
+    await _svc(ctx).rename(ctx.ns, ctx.match["ref"], name)
+
+
+@router.post("/containers/{ref}/update", "Change resource limits of a container",
+             body={"type": "object"}, status=204)
+async def update_container(ctx: Ctx) -> None:
+    await _svc(ctx).update(ctx.ns, ctx.match["ref"], await ctx.json())
+
+
+@router.post("/containers/{ref}/wait", "Block until the container stops; its exit code",
+             params={"condition": "not-running (default), next-exit or removed"})
+async def wait_container(ctx: Ctx) -> Any:
+    code = await _svc(ctx).wait(ctx.ns, ctx.match["ref"], ctx.query.get("condition") or "not-running")
+    return {"exit_code": code}
+
+
+@router.delete("/containers/{ref}", "Remove a container", status=204,
+               params={"force": "kill it first if running", "volumes": "remove its anonymous volumes"})
+async def remove_container(ctx: Ctx) -> None:
+    await _svc(ctx).remove(ctx.ns, ctx.match["ref"], force=ctx.flag("force"), volumes=ctx.flag("volumes"))
+
+
+@router.get("/containers/{ref}/logs", "Container logs (CRI log file), ndjson", stream=True,
+            params={"follow": "keep streaming", "since": "time or duration", "until": "time or duration",
+                    "tail": "last N lines", "stdout": "default true", "stderr": "default true"})
+async def container_logs(ctx: Ctx) -> Any:
+    streams = tuple(s for s in ("stdout", "stderr") if ctx.flag(s, True))
+    tail = ctx.query.get("tail")
+    tail_n = None if tail in (None, "", "all") else ctx.int_arg("tail")
+    it = await _svc(ctx).logs(ctx.ns, ctx.match["ref"], follow=ctx.flag("follow"),
+                              since=ctx.query.get("since"), until=ctx.query.get("until"),
+                              tail=tail_n, streams=streams)
+
+    async def gen() -> AsyncIterator[dict]:
+        async for e in it:
+            yield e.to_json()
+
+    return await ctx.stream(gen())
+
+
+@router.get("/containers/{ref}/stats", "Resource usage (CPU, memory, pids, block I/O, network)",
+            stream=True, params={"stream": "keep sending every second (default true)"})
+async def container_stats(ctx: Ctx) -> Any:
+    svc = _svc(ctx)
+    ref = ctx.match["ref"]
+    stream = ctx.flag("stream", True)
+    first = await svc.stats(ctx.ns, ref)
+
+    async def gen() -> AsyncIterator[dict]:
+        prev = first
+        if not stream:
+            # One sample needs two readings for a CPU percentage.
+            await asyncio.sleep(0.2)
+            yield await svc.stats(ctx.ns, ref, prev)
+            return
+        while True:
+            await asyncio.sleep(1.0)
+            cur = await svc.stats(ctx.ns, ref, prev)
+            yield cur
+            prev = cur
+            if cur.get("state") not in ("running", "paused"):
+                return
+
+    return await ctx.stream(gen())
+
+
+@router.get("/containers/{ref}/top", "Processes of a container", params={"ps_args": "ps options"})
+async def container_top(ctx: Ctx) -> Any:
+    return await _svc(ctx).top(ctx.ns, ctx.match["ref"], ctx.query.get("ps_args"))
+
+
+@router.get("/containers/{ref}/port", "Published ports")
+async def container_port(ctx: Ctx) -> Any:
+    return await _svc(ctx).port(ctx.ns, ctx.match["ref"])
+
+
+@router.get("/containers/{ref}/attach", "Attach to stdio (WebSocket; see podkit.client._ws)",
+            params={"stdin": "forward stdin", "logs": "replay the log first",
+                    "start": "start the container once attached"})
+async def attach_container(ctx: Ctx) -> Any:
+    svc = _svc(ctx)
+    rec = svc.resolve(ctx.ns, ctx.match["ref"])
+    start = ctx.flag("start")
+    session = await svc.attach(ctx.ns, rec.id, stdin=ctx.flag("stdin"), logs=ctx.flag("logs"))
+
+    async def before() -> None:
+        if start:
+            await svc.start(ctx.ns, rec.id)
+
+    async def wait_exit() -> int:
+        return await svc.wait(ctx.ns, rec.id, "removed" if rec.config.get("auto_remove") else "not-running")
+
+    return await serve_stdio(ctx.request, session, wait_exit, before)
+
+
+@router.post("/containers/{ref}/resize", "Resize the container's tty", status=204,
+             params={"h": "rows", "w": "columns"})
+async def resize_container(ctx: Ctx) -> None:
+    await _svc(ctx).resize(ctx.ns, ctx.match["ref"], ctx.int_arg("h", 24), ctx.int_arg("w", 80))
+
+
+@router.get("/containers/{ref}/archive", "A tar of a path in the container",
+            params={"path": "path in the container"})
+async def get_archive(ctx: Ctx) -> Any:
+    path = ctx.query.get("path")
+    if not path:
+        raise InvalidArgument("a path is required")
+    stat, chunks = await _svc(ctx).archive_get(ctx.ns, ctx.match["ref"], path)
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar",
+                                       "X-Podkit-Path-Stat": json.dumps(stat)})
+    resp.enable_chunked_encoding()
+    await resp.prepare(ctx.request)
+    async for chunk in chunks:
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
+
+
+@router.put("/containers/{ref}/archive", "Extract a tar into a directory of the container", status=204,
+            params={"path": "destination directory in the container"})
+async def put_archive(ctx: Ctx) -> None:
+    path = ctx.query.get("path")
+    if not path:
+        raise InvalidArgument("a path is required")
+    await _svc(ctx).archive_put(ctx.ns, ctx.match["ref"], path, ctx.request.content)
