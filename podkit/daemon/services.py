@@ -103,6 +103,13 @@ def build(config: Config) -> Services:
     s.on_startup(s.networks.startup)
     s.on_shutdown(s.networks.shutdown)
 
+    # containers: named volumes, the container service (runc under conmon via the
+    # runtime layer), restart policies. Start-up recovers every container's true
+    # state; shutdown leaves containers running under their conmon.
+    from podkit.containers import setup as setup_containers
+
+    setup_containers(s)
+
     # pods: sandboxes (pinned net/ipc/uts, shm, pod cgroup, catatonit infra) built on
     # the containers and network layers. Keep this block last: its start-up recovery
     # must run after the containers' own. wire() lets `pod` in a container create
