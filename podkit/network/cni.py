@@ -108,6 +108,7 @@ class CNI:
                 proc.kill()
             await proc.wait()
             raise Internal(f"CNI plugin {type_} {command} timed out after {self.timeout:.0f}s") from None
+        log.debug("CNI %s %s %s", type_, command, container_id)
         if proc.returncode != 0:
             raise self._error(type_, command, conf.get("name", ""), out, err, proc.returncode)
         if not out.strip():
