@@ -45,6 +45,7 @@ class Image:
     architecture: str = ""
     names: list[str] = field(default_factory=list)  # inspect only: every name of this id
     unpacked: bool | None = None  # inspect only
+    unpacked_size: int = 0  # bytes on disk of the unpacked layers (list and inspect)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -15,14 +15,18 @@ from there with random access and dropped when done.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
 import logging
+import os
+import posixpath
+import secrets
 import tarfile
 from typing import Any, BinaryIO
 
-from podkit.errors import InvalidArgument, PodkitError
+from podkit.errors import DigestMismatch, InvalidArgument, PodkitError
 from podkit.images.changes import apply_changes
 from podkit.images.oci import (
     OCI_CONFIG,
@@ -118,3 +122,249 @@ class ImportResult:
 
 def _is_podkit_error(e: BaseException) -> bool:
     return isinstance(e, PodkitError)
+
+
+# -- reading archives ----------------------------------------------------------------
+
+
+class _Archive:
+    """Random access to the members of an uploaded tar (decompressed aside if needed)."""
+
+    def __init__(self, content: Any, digest: str, compression: str) -> None:
+        self.content = content
+        self._tmp: str | None = None
+        if compression:
+            self._tmp = os.path.join(content.ingest_dir, "archive-" + secrets.token_hex(8))
+            with content.open(digest) as src, open(self._tmp, "wb") as out:
+                dsrc = decompressed(src, compression)
+                while True:
+                    chunk = dsrc.read(_CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+            self.f: BinaryIO = open(self._tmp, "rb")  # noqa: SIM115 - closed in close()
+        else:
+            self.f = content.open(digest)
+        try:
+            self.tf = tarfile.open(fileobj=self.f, mode="r:")  # noqa: SIM115 - closed with self.f
+        except tarfile.TarError as e:
+            self.close()
+            raise InvalidArgument(f"the archive is not a valid tar: {e}") from None
+        self.members: dict[str, tarfile.TarInfo] = {}
+        for m in self.tf.getmembers():
+            self.members[_norm(m.name)] = m
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.f.close()
+        if self._tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+
+    def member(self, name: str, seen: int = 0) -> tarfile.TarInfo:
+        m = self.members.get(_norm(name))
+        if m is None:
+            raise InvalidArgument(f"the archive has no {name!r}")
+        if m.issym() or m.islnk():
+            if seen > 10:
+                raise InvalidArgument(f"the archive's {name!r} is a link loop")
+            target = m.linkname if m.islnk() else posixpath.join(posixpath.dirname(_norm(name)), m.linkname)
+            return self.member(posixpath.normpath(target), seen + 1)
+        if not m.isfile():
+            raise InvalidArgument(f"the archive's {name!r} is not a file")
+        return m
+
+    def has(self, name: str) -> bool:
+        return _norm(name) in self.members
+
+    def read(self, name: str, limit: int = 64 << 20) -> bytes:
+        m = self.member(name)
+        if m.size > limit:
+            raise InvalidArgument(f"the archive's {name!r} is too large for a JSON document ({m.size} bytes)")
+        f = self.tf.extractfile(m)
+        assert f is not None
+        return f.read()
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.read(name))
+        except ValueError as e:
+            raise InvalidArgument(f"the archive's {name!r} is not valid JSON: {e}") from None
+
+    def ingest(self, name: str, expected: str | None = None, size: int | None = None) -> tuple[str, int]:
+        """Copy a member into the content store (verified against ``expected``)."""
+        m = self.member(name)
+        if size is not None and m.size != size:
+            raise DigestMismatch(f"the archive's {name!r} has {m.size} bytes, its descriptor says {size}")
+        if expected and self.content.has(expected):
+            return expected, m.size
+        f = self.tf.extractfile(m)
+        assert f is not None
+        with self.content.writer(expected, m.size) as w:
+            while True:
+                chunk = f.read(_CHUNK)
+                if not chunk:
+                    break
+                w.write(chunk)
+            return w.commit(), m.size
+
+
+def _norm(name: str) -> str:
+    n = posixpath.normpath(name.lstrip("/"))
+    return "" if n == "." else n
+
+
+def _blob_path(digest: str) -> str:
+    algo, _, hex_ = digest.partition(":")
+    if algo != "sha256" or len(hex_) != 64:
+        raise InvalidArgument(f"unsupported digest {digest!r} in the archive")
+    return f"blobs/sha256/{hex_}"
+
+
+def read_archive(content: Any, digest: str, kind: str, compression: str,
+                 platform: Platform | None = None) -> list[tuple[Descriptor, list[str]]]:
+    """Copy an archive's images into the content store; returns (target, names) per image."""
+    arc = _Archive(content, digest, compression)
+    try:
+        if kind == "oci":
+            return _read_oci(arc)
+        return _read_docker(arc)
+    finally:
+        arc.close()
+
+
+def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
+    from podkit.images.oci import INDEX_TYPES, MANIFEST_TYPES
+
+    layout = arc.json("oci-layout")
+    if not isinstance(layout, dict) or "imageLayoutVersion" not in layout:
+        raise InvalidArgument("the archive's oci-layout has no imageLayoutVersion")
+    index = arc.json("index.json")
+    repo_tags = _docker_repo_tags(arc)
+
+    def walk(desc: Descriptor, top: bool) -> bool:
+        """Ingest a descriptor and what it references; False if a child manifest is absent."""
+        path = _blob_path(desc.digest)
+        if not arc.has(path):
+            if top:
+                raise InvalidArgument(f"the archive lacks blob {desc.digest} named in index.json")
+            return False
+        if desc.media_type in INDEX_TYPES or desc.media_type in MANIFEST_TYPES or not desc.media_type:
+            data = arc.read(path)
+            doc = json.loads(data)
+            if not desc.media_type:
+                desc.media_type = doc.get("mediaType") or ("application/vnd.oci.image.index.v1+json"
+                                                           if "manifests" in doc else OCI_MANIFEST)
+            arc.ingest(path, desc.digest, desc.size)
+            if "manifests" in doc:
+                present = [walk(Descriptor.from_dict(m), False) for m in doc.get("manifests") or []]
+                if not any(present):
+                    raise InvalidArgument(f"the archive has none of the manifests of index {desc.digest}")
+            else:
+                cfg = Descriptor.from_dict(doc["config"])
+                arc.ingest(_blob_path(cfg.digest), cfg.digest, cfg.size)
+                for layer in doc.get("layers") or []:
+                    ld = Descriptor.from_dict(layer)
+                    arc.ingest(_blob_path(ld.digest), ld.digest, ld.size)
+            return True
+        arc.ingest(path, desc.digest, desc.size)
+        return True
+
+    out: list[tuple[Descriptor, list[str]]] = []
+    for m in index.get("manifests") or []:
+        desc = Descriptor.from_dict(m)
+        walk(desc, True)
+        ann = desc.annotations
+        names: list[str] = []
+        full = ann.get("io.containerd.image.name")
+        ref_name = ann.get("org.opencontainers.image.ref.name", "")
+        if full:
+            names.append(full)
+        elif ref_name and ("/" in ref_name or ":" in ref_name) and _valid_ref(ref_name):
+            names.append(ref_name)
+        if not names and repo_tags:
+            names = repo_tags.get(_config_of(arc, desc), [])
+        desc.annotations = {}
+        desc.platform = None
+        # One target per digest: several index entries may name the same image.
+        for t, n in out:
+            if t.digest == desc.digest:
+                n.extend(x for x in names if x not in n)
+                break
+        else:
+            out.append((desc, names))
+    if not out:
+        raise InvalidArgument("the archive's index.json lists no images")
+    return out
+
+
+def _valid_ref(text: str) -> bool:
+    from podkit.images import reference
+
+    try:
+        reference.parse(text)
+        return True
+    except InvalidArgument:
+        return False
+
+
+def _config_of(arc: _Archive, desc: Descriptor) -> str:
+    try:
+        doc = json.loads(arc.read(_blob_path(desc.digest)))
+        return doc.get("config", {}).get("digest", "")
+    except (InvalidArgument, ValueError):
+        return ""
+
+
+def _docker_repo_tags(arc: _Archive) -> dict[str, list[str]]:
+    """config digest -> RepoTags, from a docker-save manifest.json (when there is one)."""
+    if not arc.has("manifest.json"):
+        return {}
+    out: dict[str, list[str]] = {}
+    for entry in arc.json("manifest.json") or []:
+        cfg = entry.get("Config", "")
+        hex_ = cfg.rsplit("/", 1)[-1].removesuffix(".json")
+        out.setdefault("sha256:" + hex_, []).extend(entry.get("RepoTags") or [])
+    return out
+
+
+def _read_docker(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
+    from podkit.images.unpack import sniff_compression
+
+    entries = arc.json("manifest.json")
+    if not isinstance(entries, list) or not entries:
+        raise InvalidArgument("the archive's manifest.json lists no images")
+    out: list[tuple[Descriptor, list[str]]] = []
+    for e in entries:
+        if not isinstance(e, dict) or "Config" not in e or "Layers" not in e:
+            raise InvalidArgument("the archive's manifest.json has an entry without Config or Layers")
+        cfg_bytes = arc.read(e["Config"])
+        try:
+            config = json.loads(cfg_bytes)
+        except ValueError as err:
+            raise InvalidArgument(f"the archive's config {e['Config']!r} is not JSON: {err}") from None
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        if len(diff_ids) != len(e["Layers"]):
+            raise InvalidArgument(
+                f"the archive's image {e['Config']!r} has {len(e['Layers'])} layers "
+                f"but {len(diff_ids)} diff IDs")
+        cfg_digest = arc.content.put(cfg_bytes)
+        layers = []
+        for path, diff_id in zip(e["Layers"], diff_ids, strict=True):
+            m = arc.member(path)
+            f = arc.tf.extractfile(m)
+            assert f is not None
+            compression = sniff_compression(f.read(8))
+            digest, size = arc.ingest(path, diff_id if not compression else None)
+            media = {"": OCI_LAYER, "gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}[compression]
+            layers.append({"mediaType": media, "digest": digest, "size": size})
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest, "size": len(cfg_bytes)},
+            "layers": layers,
+        }
+        mb = json.dumps(manifest, separators=(",", ":")).encode()
+        out.append((Descriptor(OCI_MANIFEST, arc.content.put(mb), len(mb)),
+                    [t for t in e.get("RepoTags") or [] if t]))
+    return out

@@ -410,6 +410,16 @@ class ImageService:
         assert parent is not None
         return parent
 
+    def unpacked_size(self, image: Image) -> int:
+        """Bytes the image's layers take on disk once unpacked (0 when not unpacked)."""
+        total = 0
+        for chain in image.chain:
+            try:
+                total += self.snapshots.usage(chain).size
+            except PodkitError:
+                return 0
+        return total
+
     def is_unpacked(self, image: Image) -> bool:
         return bool(image.chain_id) and self.snapshots.exists(image.chain_id or "")
 

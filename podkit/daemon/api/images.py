@@ -67,7 +67,12 @@ async def list_images(ctx: Ctx) -> list[dict[str, Any]]:
             images = [i for i in images if _has_label(i, k, v)]
         else:
             raise InvalidArgument(f"unknown filter {key!r}: use reference, dangling, before, since or label")
-    return [i.to_dict() for i in images]
+    out = []
+    for i in images:
+        d = i.to_dict()
+        d["unpacked_size"] = svc.unpacked_size(i)
+        out.append(d)
+    return out
 
 
 @router.get("/images/inspect", "Inspect one image", params={"ref": "name, id or name@digest",
@@ -82,6 +87,7 @@ async def inspect(ctx: Ctx) -> dict[str, Any]:
     d = img.to_dict()
     d["names"] = await asyncio.to_thread(_svc(ctx).names_of, ctx.ns, img.id)
     d["unpacked"] = _svc(ctx).is_unpacked(img)
+    d["unpacked_size"] = _svc(ctx).unpacked_size(img)
     return d
 
 

@@ -1,0 +1,356 @@
+"""Image commands: images / image ls, image inspect, tag, rmi / image rm, image prune,
+image import, load, save. (pull and push: podkit/cli/distribution.py.)"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from typing import Any
+
+from podkit import errors
+from podkit.cli.output import ago, err, human_size, print_json, short_id, table
+
+
+def register(sub: Any) -> None:
+    from podkit.cli.main import add_format
+
+    def ls_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("repository", nargs="?", help="only images of this repository[:tag]")
+        p.add_argument("-a", "--all", action="store_true", help="show all images (default hides none)")
+        p.add_argument("--digests", action="store_true", help="show digests")
+        p.add_argument("--no-trunc", action="store_true", help="do not shorten ids")
+        p.add_argument("-f", "--filter", action="append", default=[],
+                       help="reference=GLOB, dangling=true|false, before=IMAGE, since=IMAGE, label=K[=V]")
+        add_format(p)
+        p.set_defaults(func=cmd_ls)
+
+    def rm_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("images", nargs="+", metavar="IMAGE")
+        p.add_argument("-f", "--force", action="store_true",
+                       help="remove every name of an image id; untag even if a container uses it")
+        p.set_defaults(func=cmd_rm)
+
+    def tag_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("source", metavar="SOURCE_IMAGE")
+        p.add_argument("target", metavar="TARGET_IMAGE")
+        p.set_defaults(func=cmd_tag)
+
+    def import_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("file", metavar="FILE|-",
+                       help="root file system tarball (plain/gzip/zstd), image archive, OCI layout dir, or -")
+        p.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+        p.add_argument("-c", "--change", action="append", default=[],
+                       help="Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, ...")
+        p.add_argument("-m", "--message", default="", help="commit message for the history")
+        p.add_argument("--platform", help="os/arch of the imported root file system")
+        p.set_defaults(func=cmd_import, engine_exit=1)
+
+    def load_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-i", "--input", default="-", help="archive file or OCI layout dir (default stdin)")
+        p.add_argument("-q", "--quiet", action="store_true", help="print only the loaded names")
+        p.add_argument("--platform", help="os/arch to unpack from a multi-platform archive")
+        p.set_defaults(func=cmd_load)
+
+    def save_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("images", nargs="+", metavar="IMAGE")
+        p.add_argument("-o", "--output", help="write to this file instead of stdout")
+        p.add_argument("--format", choices=["docker", "oci"], default="docker",
+                       help="docker: docker-save archive with an OCI layout inside (default); "
+                            "oci: OCI layout only")
+        p.add_argument("--platform", help="only this platform of a multi-platform image")
+        p.set_defaults(func=cmd_save)
+
+    def inspect_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("images", nargs="+", metavar="IMAGE")
+        p.add_argument("-f", "--format", default="json",
+                       help="json (default) or a template like '{{.Id}}' / '{{.Config.Cmd}}'")
+        p.add_argument("--platform", help="os/arch of a multi-platform image")
+        p.set_defaults(func=cmd_inspect)
+
+    def prune_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-a", "--all", action="store_true", help="remove all images no container uses")
+        p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+        p.set_defaults(func=cmd_prune)
+
+    ls_args(sub.add_parser("images", help="list images"))
+    rm_args(sub.add_parser("rmi", help="remove images"))
+    tag_args(sub.add_parser("tag", help="give an image another name"))
+    import_args(sub.add_parser("import", help="import a root file system tarball as an image"))
+    load_args(sub.add_parser("load", help="load images from a docker-save or OCI archive"))
+    save_args(sub.add_parser("save", help="save images to a tar archive"))
+
+    img = sub.add_parser("image", help="manage images")
+    isub = img.add_subparsers(dest="image_command", metavar="COMMAND")
+    ls_args(isub.add_parser("ls", aliases=["list"], help="list images"))
+    inspect_args(isub.add_parser("inspect", help="show details of images"))
+    rm_args(isub.add_parser("rm", aliases=["remove"], help="remove images"))
+    tag_args(isub.add_parser("tag", help="give an image another name"))
+    prune_args(isub.add_parser("prune", help="remove unused images"))
+    import_args(isub.add_parser("import", help="import a tarball, archive or OCI layout as image(s)"))
+    load_args(isub.add_parser("load", help="load images from a docker-save or OCI archive"))
+    save_args(isub.add_parser("save", help="save images to a tar archive"))
+    img.set_defaults(func=lambda args, client: (img.print_help(), 1)[1])
+
+
+# -- listing -------------------------------------------------------------------------
+
+
+def parse_time(text: str) -> float | None:
+    """RFC 3339 with up to nanoseconds (image configs) -> unix time."""
+    if not text:
+        return None
+    t = text.strip().replace("Z", "+00:00")
+    if "." in t:
+        head, _, rest = t.partition(".")
+        frac = "".join(c for c in rest if c.isdigit())
+        tz = rest[len(frac):]
+        t = f"{head}.{frac[:6]}{tz}"
+    try:
+        dt = datetime.datetime.fromisoformat(t)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.UTC)
+    return dt.timestamp()
+
+
+def _repo_tag(img: Any) -> tuple[str, str]:
+    if img.dangling:
+        return "<none>", "<none>"
+    fam = img.familiar or img.name
+    name, _, digest = fam.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = name.rsplit(":", 1)
+    else:
+        repo, tag = name, "<none>"
+    return repo, tag
+
+
+def cmd_ls(args: argparse.Namespace, client: Any) -> int:
+    filters = list(args.filter)
+    if args.repository:
+        filters.append(f"reference={args.repository}")
+    images = client.images.list(filters=filters)
+    if args.quiet:
+        seen: list[str] = []
+        for i in images:
+            ident = i.id if args.no_trunc else short_id(i.id)
+            if ident not in seen:
+                seen.append(ident)
+                print(ident)
+        return 0
+    if args.format == "json":
+        print_json([i.to_dict() for i in images])
+        return 0
+    headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+    rows = []
+    for i in images:
+        repo, tag = _repo_tag(i)
+        created = parse_time(i.image_created) or i.created
+        row = [repo, tag]
+        if args.digests:
+            row.append(i.digest if not i.dangling else "<none>")
+        row += [i.id if args.no_trunc else short_id(i.id), ago(created),
+                human_size(i.unpacked_size or i.size)]
+        rows.append(row)
+    table(rows, headers)
+    return 0
+
+
+# -- inspect -------------------------------------------------------------------------
+
+
+def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
+    """The shape `docker image inspect` prints, plus podkit's own facts under "Podkit"."""
+    cfg = d.get("config") or {}
+    names = d.get("names") or [d["name"]]
+    tags, digests = [], []
+    for n in names:
+        if n.startswith("<none>@"):
+            continue
+        fam = _familiar(n)
+        if "@" in fam:
+            digests.append(fam)
+        else:
+            tags.append(fam)
+            digests.append(f"{fam.rsplit(':', 1)[0] if ':' in fam.rsplit('/', 1)[-1] else fam}@{d['digest']}")
+    history = cfg.get("history") or []
+    return {
+        "Id": d["id"],
+        "RepoTags": tags,
+        "RepoDigests": sorted(set(digests)),
+        "Parent": "",
+        "Comment": next((h.get("comment", "") for h in reversed(history) if h.get("comment")), ""),
+        "Created": cfg.get("created", ""),
+        "Author": cfg.get("author", ""),
+        "Config": cfg.get("config") or {},
+        "Architecture": cfg.get("architecture", ""),
+        **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
+        "Os": cfg.get("os", ""),
+        "Size": d.get("unpacked_size") or d.get("size", 0),
+        "RootFS": {"Type": "layers", "Layers": d.get("diff_ids") or []},
+        "Metadata": {"LastTagTime": _iso(d.get("updated"))},
+        "Podkit": {
+            "Name": d["name"],
+            "Digest": d["digest"],
+            "MediaType": d.get("media_type", ""),
+            "ManifestDigest": d.get("manifest_digest", ""),
+            "ChainID": d.get("chain_id"),
+            "ContentSize": d.get("size", 0),
+            "Platforms": d.get("platforms") or [],
+            "Unpacked": d.get("unpacked"),
+            "Layers": d.get("layers") or [],
+            "History": history,
+        },
+    }
+
+
+def _familiar(name: str) -> str:
+    try:
+        from podkit.images.reference import parse
+
+        return parse(name, default_tag=False).familiar()
+    except errors.PodkitError:
+        return name
+
+
+def _iso(ts: float | None) -> str:
+    if not ts:
+        return ""
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def render_template(template: str, data: Any) -> str:
+    """A small subset of Go templates: {{.A.B}} and {{json .A}}."""
+    import re
+
+    def lookup(path: str) -> Any:
+        v = data
+        for part in [p for p in path.split(".") if p]:
+            if isinstance(v, dict) and part in v:
+                v = v[part]
+            elif isinstance(v, dict):
+                lower = {k.lower(): k for k in v}
+                if part.lower() not in lower:
+                    raise errors.InvalidArgument(f"template: no field {part!r} in {path!r}")
+                v = v[lower[part.lower()]]
+            else:
+                raise errors.InvalidArgument(f"template: cannot index {path!r}")
+        return v
+
+    def sub(m: re.Match[str]) -> str:
+        expr = m.group(1).strip()
+        if expr.startswith("json "):
+            return json.dumps(lookup(expr[5:].strip()))
+        v = lookup(expr)
+        if isinstance(v, list):
+            return "[" + " ".join(str(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "map[" + " ".join(f"{k}:{x}" for k, x in v.items()) + "]"
+        return "<no value>" if v is None else str(v)
+
+    return re.sub(r"\{\{(.*?)\}\}", sub, template)
+
+
+def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+    out, rc = [], 0
+    for ref in args.images:
+        try:
+            img = client.images.get(ref, platform=args.platform)
+        except errors.NotFound as e:
+            err(f"Error: {e.message}")
+            rc = 1
+            continue
+        out.append(docker_inspect(img.to_dict()))
+    if args.format in ("json", "table", None):
+        print_json(out)
+    else:
+        for d in out:
+            print(render_template(args.format, d))
+    return rc
+
+
+# -- tag / rm / prune ----------------------------------------------------------------
+
+
+def cmd_tag(args: argparse.Namespace, client: Any) -> int:
+    client.images.tag(args.source, args.target)
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+    res = client.images._t.post("/images/remove", json_body={"refs": args.images, "force": args.force})
+    for r in res["results"]:
+        for k, v in r.items():
+            print(f"{k}: {v}")
+    for e in res["errors"]:
+        err(f"Error: {e['message']}")
+    return 1 if res["errors"] else 0
+
+
+def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+    if not args.force:
+        what = "all images without at least one container associated to them" if args.all \
+            else "all dangling images"
+        sys.stderr.write(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            return 0
+    res = client.images.prune(all=args.all)
+    if res.deleted:
+        print("Deleted Images:")
+        for r in res.deleted:
+            for k, v in r.items():
+                print(f"{k.lower()}: {v}")
+        print()
+    print(f"Total reclaimed space: {human_size(res.space_reclaimed)}")
+    return 0
+
+
+# -- import / load / save ------------------------------------------------------------
+
+
+def _source(path: str) -> Any:
+    if path == "-":
+        if sys.stdin.isatty():
+            raise errors.InvalidArgument(
+                "refusing to read an archive from a terminal: give a file or pipe one in")
+        return sys.stdin.buffer
+    if not os.path.exists(path):
+        raise errors.InvalidArgument(f"open {path}: no such file or directory")
+    return path
+
+
+def cmd_import(args: argparse.Namespace, client: Any) -> int:
+    images = client.images.import_(_source(args.file), name=args.reference, changes=args.change,
+                                   message=args.message, platform=args.platform)
+    for i in images:
+        print(i.id)
+    return 0
+
+
+def cmd_load(args: argparse.Namespace, client: Any) -> int:
+    images = client.images.load(_source(args.input), platform=args.platform)
+    for i in images:
+        if i.dangling:
+            print(f"Loaded image ID: {i.id}")
+        else:
+            print(f"Loaded image: {i.familiar or i.name}")
+    return 0
+
+
+def cmd_save(args: argparse.Namespace, client: Any) -> int:
+    if args.output:
+        client.images.save(args.images, args.output, format=args.format, platform=args.platform)
+        return 0
+    if sys.stdout.isatty():
+        raise errors.InvalidArgument("cowardly refusing to save to a terminal: use the -o flag or redirect")
+    sys.stdout.flush()
+    client.images.save(args.images, sys.stdout.buffer, format=args.format, platform=args.platform)
+    sys.stdout.buffer.flush()
+    return 0

@@ -1,0 +1,152 @@
+"""``podkit save``: images as one tar that docker, skopeo and OCI tools all read.
+
+The default ("docker") format is what docker 25+ writes: an OCI image layout
+(``oci-layout``, ``index.json``, ``blobs/sha256/...``) plus docker-save's
+``manifest.json`` and ``repositories`` pointing into the same blobs, so readers
+of either format accept it. "oci" writes the layout alone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from typing import Any, BinaryIO
+
+from podkit.errors import PodkitError
+from podkit.images import reference
+from podkit.images.oci import INDEX_TYPES, OCI_INDEX, Descriptor, Platform
+
+_EPOCH = 0  # fixed member times: saving twice gives the same bytes
+
+
+def write_archive(svc: Any, ns: str, images: list[Any], refs: list[str], out: BinaryIO, fmt: str = "docker",
+                  platform: Platform | None = None) -> None:
+    blobs: list[str] = []  # in write order, deduplicated
+
+    def want(d: str) -> None:
+        if d not in blobs:
+            blobs.append(d)
+
+    index_entries: list[dict[str, Any]] = []
+    docker_entries: list[dict[str, Any]] = []
+    repositories: dict[str, dict[str, str]] = {}
+    for img, ref in zip(images, refs, strict=True):
+        target = img.target
+        resolved = svc.resolve(target, platform)
+        if platform is not None and target.media_type in INDEX_TYPES:
+            # Only that platform: the manifest itself becomes the saved target.
+            target = Descriptor(_manifest_type(svc, resolved.manifest_digest), resolved.manifest_digest,
+                                svc.content.size(resolved.manifest_digest))
+        _collect(svc, target, want)
+        name = _name_for(svc, ns, img, ref)
+        ann: dict[str, str] = {}
+        if name:
+            parsed = reference.parse(name)
+            ann["io.containerd.image.name"] = str(parsed)
+            if parsed.tag:
+                ann["org.opencontainers.image.ref.name"] = parsed.tag
+        entry = target.to_dict()
+        if ann:
+            entry["annotations"] = ann
+        index_entries.append(entry)
+        layers = [_blob_name(d.digest) for d in resolved.layers]
+        tags = []
+        if name:
+            parsed = reference.parse(name)
+            fam = parsed.familiar()
+            tags.append(fam)
+            if parsed.tag and layers:
+                repo = fam.rsplit(":", 1)[0]
+                repositories.setdefault(repo, {})[parsed.tag] = layers[-1].rsplit("/", 1)[-1]
+        cfg_name = _blob_name(resolved.config_digest)
+        existing = next((e for e in docker_entries if e["Config"] == cfg_name), None)
+        if existing is not None:
+            existing["RepoTags"].extend(t for t in tags if t not in existing["RepoTags"])
+        else:
+            docker_entries.append({"Config": _blob_name(resolved.config_digest), "RepoTags": tags,
+                                   "Layers": layers})
+
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+        _add_dir(tf, "blobs")
+        _add_dir(tf, "blobs/sha256")
+        for d in blobs:
+            with svc.content.open(d) as f:
+                ti = tarfile.TarInfo(_blob_name(d))
+                ti.size = svc.content.size(d)
+                ti.mtime = _EPOCH
+                ti.mode = 0o444
+                tf.addfile(ti, f)
+        _add_bytes(tf, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_entries}
+        _add_bytes(tf, "index.json", json.dumps(index, separators=(",", ":")).encode())
+        if fmt == "docker":
+            _add_bytes(tf, "manifest.json", json.dumps(docker_entries, separators=(",", ":")).encode())
+            if repositories:
+                _add_bytes(tf, "repositories", json.dumps(repositories, separators=(",", ":")).encode())
+
+
+def _manifest_type(svc: Any, digest: str) -> str:
+    from podkit.images.oci import OCI_MANIFEST
+
+    return svc.read_json(digest).get("mediaType") or OCI_MANIFEST
+
+
+def _collect(svc: Any, target: Descriptor, want: Any) -> None:
+    """Every blob under a target that this store has (an index may list absent platforms)."""
+    if not svc.content.has(target.digest):
+        return
+    doc = svc.read_json(target.digest) if target.media_type or target.size < (4 << 20) else {}
+    if "manifests" in doc:
+        for m in doc.get("manifests") or []:
+            d = Descriptor.from_dict(m)
+            if svc.content.has(d.digest) and _complete(svc, d):
+                _collect(svc, d, want)
+        want(target.digest)
+        return
+    want(target.digest)
+    want(doc["config"]["digest"])
+    for layer in doc.get("layers") or []:
+        want(layer["digest"])
+
+
+def _complete(svc: Any, d: Descriptor) -> bool:
+    try:
+        doc = svc.read_json(d.digest)
+    except PodkitError:
+        return False
+    if "manifests" in doc:
+        return True
+    needed = [doc["config"]["digest"], *[x["digest"] for x in doc.get("layers") or []]]
+    return all(svc.content.has(x) for x in needed)
+
+
+def _name_for(svc: Any, ns: str, img: Any, ref: str) -> str | None:
+    """The name to store: the one asked for, unless the image was asked for by id."""
+    if img.dangling:
+        return None
+    found = svc._find_by_name_safe(ns, ref)
+    if found is None:
+        return None
+    parsed = reference.parse(img.name, default_tag=False)
+    return str(parsed) if parsed.tag else None
+
+
+def _blob_name(digest: str) -> str:
+    return "blobs/sha256/" + digest.split(":", 1)[1]
+
+
+def _add_dir(tf: tarfile.TarFile, name: str) -> None:
+    ti = tarfile.TarInfo(name)
+    ti.type = tarfile.DIRTYPE
+    ti.mode = 0o755
+    ti.mtime = _EPOCH
+    tf.addfile(ti)
+
+
+def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+    ti = tarfile.TarInfo(name)
+    ti.size = len(data)
+    ti.mode = 0o644
+    ti.mtime = _EPOCH
+    tf.addfile(ti, io.BytesIO(data))
