@@ -98,3 +98,308 @@ def test_delete_running_needs_force(rt: Any, bundle: Any) -> None:
 
     run(go())
     assert rt.known() == []
+
+
+async def _run_to_end(rt: Any, cid: str, b: Path, log: Path, timeout: float = 20) -> int:
+    await rt.create(cid, b, log_path=log)
+    await rt.start(cid)
+    code, _ = await rt.wait(cid, timeout=timeout)
+    return code
+
+
+def stdout_of(log: Path) -> str:
+    return "\n".join(text for stream, _, text in cri_lines(log) if stream == "stdout")
+
+
+def test_security_defaults_inside(rt: Any, bundle: Any, workdir: Path) -> None:
+    script = ("grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; "
+              "wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname && echo WROTE; "
+              "unshare -n true || echo UNSHARE-FAILED; hostname; echo ok")
+    b = bundle("s1", ["sh", "-c", script], hostname="secbox")
+    log = workdir / "s1.log"
+    assert run(_run_to_end(rt, "s1", b, log)) == 0
+    out = stdout_of(log)
+    assert "CapEff:\t00000000a80425fb" in out  # Docker's default set exactly
+    assert "NoNewPrivs:\t1" in out
+    assert "Seccomp:\t2" in out
+    assert "\n0\n" in out  # /proc/timer_list masked (has content on the host)
+    assert "WROTE" not in out
+    assert "UNSHARE-FAILED" in out
+    assert "secbox" in out and out.endswith("ok")
+    run(rt.delete("s1"))
+
+
+def test_seccomp_profile_blocks_even_with_capability(rt: Any, bundle: Any, workdir: Path) -> None:
+    """CAP_SYS_ADMIN granted, but a profile computed for the default caps still refuses unshare."""
+    import json
+
+    from podkit.runtime import seccomp, spec
+
+    prof = workdir / "narrow.json"
+    prof.write_text(json.dumps(seccomp.default_profile(spec.DEFAULT_CAPS)))
+    cmd = ["sh", "-c", "unshare -n true 2>&1; echo rc=$?"]
+    b1 = bundle("sc1", cmd, cap_add=["SYS_ADMIN"], seccomp=str(prof))
+    b2 = bundle("sc2", cmd, cap_add=["SYS_ADMIN"])
+    assert run(_run_to_end(rt, "sc1", b1, workdir / "sc1.log")) == 0
+    assert run(_run_to_end(rt, "sc2", b2, workdir / "sc2.log")) == 0
+    blocked, allowed = stdout_of(workdir / "sc1.log"), stdout_of(workdir / "sc2.log")
+    assert "Operation not permitted" in blocked and "rc=1" in blocked
+    assert allowed.strip() == "rc=0"
+    run(rt.delete("sc1"))
+    run(rt.delete("sc2"))
+
+
+def test_user_init_and_clamped_limits(rt: Any, bundle: Any, workdir: Path, busybox_rootfs: Path) -> None:
+    from podkit.runtime import users
+    from podkit.runtime.spec import Resources, Ulimit
+
+    u = users.resolve(busybox_rootfs, "alice")
+    script = "id; cat /proc/self/oom_score_adj; ulimit -n; tr '\\0' ' ' < /proc/1/cmdline; echo"
+    b = bundle("u1", ["sh", "-c", script], user=u.to_spec(), init=True, oom_score_adj=-800,
+               resources=Resources(ulimits=[Ulimit.parse("nofile=100000000")]))
+    log = workdir / "u1.log"
+    assert run(_run_to_end(rt, "u1", b, log)) == 0
+    out = stdout_of(log).splitlines()
+    assert out[0].startswith("uid=1000(alice) gid=1000(alice) groups=")
+    assert "10(wheel)" in out[0] and "29(audio)" in out[0]
+    assert int(out[1]) >= -800  # clamped (no CAP_SYS_RESOURCE here), never failed
+    assert int(out[2]) > 0
+    assert out[3].startswith("/run/podkit-init -- sh -c")
+    run(rt.delete("u1"))
+
+
+def test_pause_resume_and_ps(rt: Any, bundle: Any) -> None:
+    # With --init, catatonit is PID 1 and forwards SIGTERM to the shell.
+    b = bundle("p1", ["sh", "-c", "sleep 1000 & sleep 1000"], init=True)
+
+    async def go() -> None:
+        await rt.create("p1", b)
+        await rt.start("p1")
+        pids = await rt.ps("p1")
+        assert len(pids) >= 1
+        await rt.pause("p1")
+        assert (await rt.state("p1"))["status"] == "paused"
+        with pytest.raises(Conflict):
+            await rt.pause("p1")
+        await rt.resume("p1")
+        assert (await rt.state("p1"))["status"] == "running"
+        with pytest.raises(Conflict):
+            await rt.delete("p1")
+        await rt.kill("p1", "TERM")
+        code, _ = await rt.wait("p1", timeout=20)
+        assert code == 143
+        await rt.delete("p1")
+
+    run(go())
+
+
+def test_exec_pipes_and_exit_code(rt: Any, bundle: Any) -> None:
+    b = bundle("e1", ["sleep", "1000"], env=["FROM_SPEC=1"])
+
+    async def go() -> None:
+        await rt.create("e1", b)
+        await rt.start("e1")
+        script = "read x; echo out:$x:$FROM_SPEC:$EXTRA; echo err >&2; exit 7"
+        proc = rt.process_from_spec("e1", ["sh", "-c", script], env=["EXTRA=2"])
+        ep = await rt.exec("e1", proc, stdin=True)
+        assert ep.pid and ep.pid > 0
+        await ep.write(b"hello\n")
+        ep.close_stdin()
+        out, err = await ep.output()
+        assert await ep.wait() == 7
+        assert out == b"out:hello:1:2\n" and err == b"err\n"
+        with pytest.raises(CommandNotFound):
+            await rt.exec("e1", rt.process_from_spec("e1", ["nope-not-here"]))
+        with pytest.raises(CannotExecute):
+            await rt.exec("e1", rt.process_from_spec("e1", ["/etc"]))
+        await rt.delete("e1", force=True)
+        with pytest.raises(Exception):  # noqa: B017 - NotFound once deleted
+            await rt.exec("e1", proc)
+
+    run(go())
+
+
+def test_exec_tty_and_resize(rt: Any, bundle: Any) -> None:
+    b = bundle("t1", ["sleep", "1000"])
+
+    async def go() -> None:
+        await rt.create("t1", b)
+        await rt.start("t1")
+        proc = rt.process_from_spec("t1", ["sh", "-c", "stty size; read x; stty size; echo done:$x"],
+                                    terminal=True)
+        ep = await rt.exec("t1", proc, console_size=(30, 100))
+        buf = b""
+        while b"30 100" not in buf:
+            item = await asyncio.wait_for(ep.read(), 10)
+            assert item is not None, buf
+            buf += item[1]
+        ep.resize(40, 120)
+        # runc applies the new size on SIGWINCH; poll by asking until it shows
+        await ep.write(b"go\n")
+        while b"done:go" not in buf:
+            item = await asyncio.wait_for(ep.read(), 10)
+            assert item is not None, buf
+            buf += item[1]
+        assert await asyncio.wait_for(ep.wait(), 10) == 0
+        assert b"40 120" in buf, buf
+        await rt.delete("t1", force=True)
+
+    run(go())
+
+
+def test_attach_stdin_and_output(rt: Any, bundle: Any, workdir: Path) -> None:
+    b = bundle("a1", ["sh", "-c", "echo ready; read x; echo got:$x; echo bye >&2"])
+    log = workdir / "a1.log"
+
+    async def go() -> None:
+        await rt.create("a1", b, log_path=log, stdin=True)
+        att = await rt.attach("a1")
+        await rt.start("a1")
+        seen: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        while b"ready" not in seen["stdout"]:
+            item = await asyncio.wait_for(att.read(), 10)
+            assert item is not None
+            seen[item[0]] += item[1]
+        await att.write(b"ping\n")
+        while b"bye" not in seen["stderr"]:
+            item = await asyncio.wait_for(att.read(), 10)
+            if item is None:
+                break
+            seen[item[0]] += item[1]
+        att.close()
+        assert b"got:ping" in seen["stdout"] and b"bye" in seen["stderr"]
+        code, _ = await rt.wait("a1", timeout=10)
+        assert code == 0
+        await rt.delete("a1")
+
+    run(go())
+    assert ("stdout", "F", "got:ping") in cri_lines(log)
+
+
+def test_attach_tty_resize(rt: Any, bundle: Any) -> None:
+    b = bundle("a2", ["sh", "-c", "read x; stty size; read y"], terminal=True)
+
+    async def go() -> None:
+        await rt.create("a2", b, terminal=True, stdin=True)
+        att = await rt.attach("a2")
+        await rt.start("a2")
+        await att.resize(33, 77)
+        await att.write(b"a\n")
+        buf = b""
+        while b"33 77" not in buf:
+            item = await asyncio.wait_for(att.read(), 10)
+            assert item is not None, buf
+            buf += item[1]
+        await att.write(b"b\n")
+        code, _ = await rt.wait("a2", timeout=10)
+        assert code == 0
+        att.close()
+        await rt.delete("a2")
+
+    run(go())
+
+
+def test_memory_limit_oom_killed(rt: Any, bundle: Any, workdir: Path) -> None:
+    from podkit.runtime.spec import Resources
+
+    b = bundle("m1", ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+               resources=Resources(memory=16 * 1024 * 1024, memory_swap=16 * 1024 * 1024))
+    code = run(_run_to_end(rt, "m1", b, workdir / "m1.log"))
+    assert code == 137
+    assert rt.oom_killed("m1")
+    run(rt.delete("m1"))
+
+    b = bundle("m2", ["true"], resources=Resources(memory=16 * 1024 * 1024))
+    assert run(_run_to_end(rt, "m2", b, workdir / "m2.log")) == 0
+    assert not rt.oom_killed("m2")
+    run(rt.delete("m2"))
+
+
+def test_pids_limit_enforced(rt: Any, bundle: Any, workdir: Path) -> None:
+    from podkit.runtime.spec import Resources
+
+    script = "for i in $(seq 12); do sleep 100 & done; sleep 0.2 2>/dev/null; echo started; exit 0"
+    b = bundle("pl1", ["sh", "-c", script], resources=Resources(pids_limit=5))
+    log = workdir / "pl1.log"
+
+    async def go() -> None:
+        await rt.create("pl1", b, log_path=log)
+        await rt.start("pl1")
+        stats = rt.cgroups.stats(rt.cgroup_path("pl1"))
+        assert stats["pids"]["limit"] == 5
+        assert stats["pids"]["current"] <= 5
+        await rt.wait("pl1", timeout=20)
+
+    run(go())
+    text = log.read_text()
+    assert "can't fork" in text or "Resource temporarily unavailable" in text
+    run(rt.delete("pl1", force=True))
+
+
+def test_container_outlives_its_creator(rt: Any, bundle: Any, workdir: Path) -> None:
+    """conmon keeps the container running and logging after the process that created it is gone."""
+    import subprocess
+    import sys
+
+    b = bundle("o1", ["sh", "-c", "echo first; read x; echo second:$x; exit 5"])
+    log = workdir / "o1.log"
+    code = (
+        "import asyncio, os\n"
+        "from pathlib import Path\n"
+        "from podkit.runtime.engine import Runtime\n"
+        f"rt = Runtime(Path({str(rt.dir)!r}))\n"
+        "async def go():\n"
+        f"    await rt.create('o1', Path({str(b)!r}), log_path={str(log)!r}, stdin=True)\n"
+        "    await rt.start('o1')\n"
+        "asyncio.run(go())\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert r.returncode == -9, r.stderr.decode()
+
+    async def go() -> int:
+        assert (await rt.state("o1"))["status"] == "running"
+        assert rt.conmon_alive("o1")
+        att = await rt.attach("o1")
+        await att.write(b"later\n")
+        att.close()
+        code, _ = await rt.wait("o1", timeout=20)
+        return code
+
+    assert run(go()) == 5
+    out = stdout_of(log)
+    assert "first" in out and "second:later" in out
+    run(rt.delete("o1"))
+
+
+def test_nothing_left_behind(rt: Any, bundle: Any, workdir: Path) -> None:
+    b = bundle("n1", ["sleep", "1000"])
+
+    async def go() -> tuple[int, int, str]:
+        pid = await rt.create("n1", b)
+        await rt.start("n1")
+        return pid, rt.conmon_pid("n1"), rt.cgroup_path("n1")
+
+    pid, conmon_pid, cg = run(go())
+    assert rt.cgroups.exists(cg)
+    run(rt.delete("n1", force=True))
+    assert not os.path.exists(f"/proc/{pid}") or wait_gone(pid)
+    assert not os.path.exists(f"/proc/{conmon_pid}") or wait_gone(conmon_pid)
+    assert not rt.cgroups.exists(cg)
+    assert str(workdir) not in Path("/proc/self/mountinfo").read_text()
+    assert rt.known() == [] and not any(rt.exit_dir.iterdir()) and not any(rt.socket_dir.iterdir())
+    assert not (rt.dir / "runc" / "n1").exists()
+
+
+def wait_gone(pid: int) -> bool:
+    from tests.helpers import wait_for
+
+    def gone() -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+    wait_for(gone, 10, what=f"pid {pid} to go")
+    return True

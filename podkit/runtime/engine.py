@@ -269,8 +269,7 @@ class Runtime:
                     fut: asyncio.Future[None] = loop.create_future()
                     loop.add_reader(pidfd, lambda f=fut: f.done() or f.set_result(None))
                     try:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(fut, step)
+                        await asyncio.wait({fut}, timeout=step)
                     finally:
                         loop.remove_reader(pidfd)
                     if fut.done():

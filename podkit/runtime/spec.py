@@ -434,7 +434,7 @@ def _namespaces(opts: SpecOptions) -> list[dict[str, str]]:
             continue
         entry = {"type": kind}
         if where:
-            if not os.path.exists(where):
+            if not os.path.lexists(where):
                 raise InvalidArgument(f"{kind} namespace to join does not exist: {where}")
             entry["path"] = where
         out.append(entry)
