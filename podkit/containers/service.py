@@ -768,7 +768,7 @@ class ContainerService:
             "finished_at": r.finished_at, "restart_count": r.restart_count, "labels": r.labels,
             "pod_id": r.pod_id, "infra": r.infra,
             "command": (cfg.get("entrypoint") or []) + (cfg.get("cmd") or []),
-            "ports": (r.network or {}).get("ports") or cfg.get("ports") or [],
+            "ports": ((r.network or {}).get("ports") or []) if r.state in ("running", "paused") else [],
         }
         if full:
             d["config"] = cfg
@@ -1218,7 +1218,7 @@ def _status(r: Record) -> str:
     if r.state == "exited":
         return f"Exited ({r.exit_code}) {human_duration(now - (r.finished_at or now))} ago"
     if r.state == "created":
-        return "Created" + (f" (start failed: {r.error})" if r.error else "")
+        return "Created"
     return r.state.capitalize()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -183,7 +184,14 @@ async def attach_container(ctx: Ctx) -> Any:
 
     async def before() -> None:
         if start:
-            await svc.start(ctx.ns, rec.id)
+            try:
+                await svc.start(ctx.ns, rec.id)
+            except Exception:
+                # `run` that could not start leaves nothing behind (no record, snapshot, volume).
+                if ctx.flag("rm_on_fail", True):
+                    with contextlib.suppress(Exception):
+                        await svc.remove(ctx.ns, rec.id, force=True, volumes=True)
+                raise
 
     async def wait_exit() -> int:
         return await svc.wait(ctx.ns, rec.id, "removed" if rec.config.get("auto_remove") else "not-running")

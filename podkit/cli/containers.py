@@ -1,0 +1,583 @@
+"""Container commands: run, create, start, stop, kill, restart, rm, wait, pause, unpause,
+attach, logs, exec, ps, inspect, stats, top, port, cp, rename, container prune."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from podkit import errors
+from podkit.cli.output import ago, human_size, print_json, table
+
+_ENGINE = {"engine_exit": 125}
+
+
+def _add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:
+    from podkit.cli.main import add_format
+
+    add_format(p, quiet)
+
+
+def add_create_flags(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a("--name", help="a name for the container")
+    a("-e", "--env", action="append", default=[], help="set an environment variable KEY=VALUE")
+    a("--env-file", action="append", default=[], help="read environment variables from a file")
+    a("-v", "--volume", action="append", default=[], help="bind HOST:CTR[:ro] or volume NAME:CTR")
+    a("--tmpfs", action="append", default=[], help="mount a tmpfs: PATH[:OPTIONS]")
+    a("--read-only", action="store_true", help="mount the root file system read-only")
+    a("-u", "--user", help="USER[:GROUP] (names or ids)")
+    a("-w", "--workdir", help="working directory inside the container")
+    a("-h", "--hostname", help="container host name")
+    a("-l", "--label", action="append", default=[], help="set a label KEY=VALUE")
+    a("--cap-add", action="append", default=[], help="add a capability")
+    a("--cap-drop", action="append", default=[], help="drop a capability")
+    a("--privileged", action="store_true", help="all capabilities and devices, no confinement")
+    a("--security-opt", action="append", default=[],
+      help="seccomp=unconfined|PROFILE.json, no-new-privileges[=false]")
+    a("--device", action="append", default=[], help="add a host device HOST[:CTR[:rwm]]")
+    a("-m", "--memory", help="memory limit (e.g. 64m)")
+    a("--memory-swap", help="memory + swap limit (-1 unlimited)")
+    a("--cpus", help="number of CPUs (e.g. 0.5)")
+    a("--cpu-shares", type=int, help="relative CPU weight")
+    a("--pids-limit", type=int, help="maximum number of processes")
+    a("--ulimit", action="append", default=[], help="NAME=SOFT[:HARD], e.g. nofile=1024:2048")
+    a("--init", action="store_true", help="run catatonit as PID 1 to reap zombies and forward signals")
+    a("--restart", help="no | on-failure[:N] | always | unless-stopped")
+    a("--rm", action="store_true", help="remove the container when it exits")
+    a("-p", "--publish", action="append", default=[], help="publish a port [IP:]HOST:CTR[/PROTO]")
+    a("--network", "--net", help="bridge (default) | host | none | container:ID | NETWORK")
+    a("--dns", action="append", default=[], help="a DNS server")
+    a("--add-host", action="append", default=[], help="an /etc/hosts entry HOST:IP")
+    a("--stop-signal", help="signal that stops the container (default: image's, else SIGTERM)")
+    a("--stop-timeout", type=int, help="seconds before stop sends SIGKILL (default 10)")
+    a("--entrypoint", help="override the image's entrypoint")
+    a("-i", "--interactive", action="store_true", help="keep stdin open")
+    a("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    a("--pod", help="run the container in this pod")
+    a("--shm-size", help="size of /dev/shm")
+    a("--log-size-max", help="rotate the log file at this size")
+    a("image", help="image reference")
+    a("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+def _body(args: argparse.Namespace) -> dict[str, Any]:
+    env: list[str] = []
+    for f in args.env_file:
+        try:
+            with open(f, encoding="utf-8") as fh:
+                env += [ln.strip() for ln in fh.read().splitlines()
+                        if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError as e:
+            raise errors.InvalidArgument(f"cannot read env file {f}: {e.strerror}") from None
+    for e in args.env:
+        if "=" not in e:  # docker: take the value from the client's environment
+            if e in os.environ:
+                env.append(f"{e}={os.environ[e]}")
+            continue
+        env.append(e)
+    body: dict[str, Any] = {
+        "image": args.image, "name": args.name, "env": env, "volumes": args.volume, "tmpfs": args.tmpfs,
+        "read_only": args.read_only, "user": args.user, "workdir": args.workdir, "hostname": args.hostname,
+        "labels": args.label, "cap_add": args.cap_add, "cap_drop": args.cap_drop,
+        "privileged": args.privileged, "security_opt": args.security_opt, "devices": args.device,
+        "memory": args.memory, "memory_swap": args.memory_swap, "cpus": args.cpus,
+        "cpu_shares": args.cpu_shares, "pids_limit": args.pids_limit, "ulimits": args.ulimit,
+        "init": args.init, "restart": args.restart, "auto_remove": args.rm, "ports": args.publish,
+        "network": args.network, "dns": args.dns, "add_hosts": args.add_host,
+        "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout, "tty": args.tty,
+        "open_stdin": args.interactive, "shm_size": args.shm_size, "log_size_max": args.log_size_max,
+    }
+    if args.entrypoint is not None:
+        body["entrypoint"] = [args.entrypoint] if args.entrypoint else ""
+    cmd = list(args.command)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if cmd:
+        body["cmd"] = cmd
+    if args.pod:
+        body["pod"] = args.pod
+    return {k: v for k, v in body.items() if v not in (None, [], False)}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="create and start a container", add_help=False)
+    p.add_argument("--help", action="help", help="show this help")
+    add_create_flags(p)
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background, print its id")
+    p.add_argument("--detach-keys", help="keys that detach (default ctrl-p,ctrl-q)")
+    p.set_defaults(func=cmd_run, **_ENGINE)
+
+    p = sub.add_parser("create", help="create a container", add_help=False)
+    p.add_argument("--help", action="help", help="show this help")
+    add_create_flags(p)
+    p.set_defaults(func=cmd_create, **_ENGINE)
+
+    p = sub.add_parser("start", help="start containers")
+    p.add_argument("-a", "--attach", action="store_true", help="attach stdout/stderr, exit with its code")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+    p.add_argument("--detach-keys")
+    p.add_argument("containers", nargs="+")
+    p.set_defaults(func=cmd_start, **_ENGINE)
+
+    p = sub.add_parser("stop", help="stop containers (stop signal, then SIGKILL)")
+    p.add_argument("-t", "--time", type=int, help="seconds to wait before SIGKILL")
+    p.add_argument("containers", nargs="+")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("kill", help="send a signal to containers")
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("containers", nargs="+")
+    p.set_defaults(func=cmd_kill)
+
+    p = sub.add_parser("restart", help="restart containers")
+    p.add_argument("-t", "--time", type=int, help="seconds to wait before SIGKILL")
+    p.add_argument("containers", nargs="+")
+    p.set_defaults(func=cmd_restart)
+
+    p = sub.add_parser("rm", help="remove containers")
+    p.add_argument("-f", "--force", action="store_true", help="kill running ones first")
+    p.add_argument("-v", "--volumes", action="store_true", help="remove their anonymous volumes")
+    p.add_argument("containers", nargs="+")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("wait", help="wait for containers to stop; print their exit codes")
+    p.add_argument("--condition", default="not-running", choices=["not-running", "next-exit", "removed"])
+    p.add_argument("containers", nargs="+")
+    p.set_defaults(func=cmd_wait)
+
+    for name, fn, hlp in (("pause", cmd_pause, "freeze containers"),
+                          ("unpause", cmd_unpause, "thaw containers")):
+        p = sub.add_parser(name, help=hlp)
+        p.add_argument("containers", nargs="+")
+        p.set_defaults(func=fn)
+
+    p = sub.add_parser("rename", help="rename a container")
+    p.add_argument("container")
+    p.add_argument("new_name")
+    p.set_defaults(func=cmd_rename)
+
+    p = sub.add_parser("attach", help="attach to a running container's stdio")
+    p.add_argument("--detach-keys")
+    p.add_argument("--no-stdin", action="store_true")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_attach)
+
+    p = sub.add_parser("logs", help="show a container's logs")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--since", help="unix time, RFC 3339 or duration (10m)")
+    p.add_argument("--until")
+    p.add_argument("-n", "--tail", default="all", help="last N lines")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("exec", help="run a command in a running container")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-u", "--user")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--detach-keys")
+    p.add_argument("container")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_exec, **_ENGINE)
+
+    p = sub.add_parser("ps", help="list containers")
+    p.add_argument("-a", "--all", action="store_true", help="include stopped ones")
+    p.add_argument("-f", "--filter", action="append", default=[], help="KEY=VALUE (status, name, label, ...)")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-l", "--latest", action="store_true", help="only the latest created")
+    _add_format(p)
+    p.set_defaults(func=cmd_ps)
+
+    p = sub.add_parser("inspect", help="show details of containers (or images)")
+    p.add_argument("objects", nargs="+")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("stats", help="resource usage of containers")
+    p.add_argument("--no-stream", action="store_true")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("containers", nargs="*")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("top", help="processes of a container")
+    p.add_argument("container")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_top)
+
+    p = sub.add_parser("port", help="published ports of a container")
+    p.add_argument("container")
+    p.add_argument("private_port", nargs="?")
+    p.set_defaults(func=cmd_port)
+
+    p = sub.add_parser("cp", help="copy files between a container and the host (CTR:PATH, - for tar)")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.set_defaults(func=cmd_cp)
+
+    p = sub.add_parser("container", help="manage containers")
+    csub = p.add_subparsers(dest="container_cmd", metavar="COMMAND")
+    pp = csub.add_parser("prune", help="remove all stopped containers")
+    pp.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
+    pp.set_defaults(func=cmd_prune)
+    for name in ("ls", "list"):
+        pl = csub.add_parser(name, help="list containers")
+        pl.add_argument("-a", "--all", action="store_true")
+        pl.add_argument("-f", "--filter", action="append", default=[])
+        pl.add_argument("--no-trunc", action="store_true")
+        pl.add_argument("-l", "--latest", action="store_true")
+        _add_format(pl)
+        pl.set_defaults(func=cmd_ps)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _attach_and_start(client: Any, cid: str, *, tty: bool, stdin: bool, detach_keys: str | None) -> int:
+    from podkit.cli.stdio import interact
+
+    ws = client.containers.attach_socket(cid, stdin=stdin, start=True, detach_keys=detach_keys)
+
+    def interrupt() -> None:  # docker's sig-proxy: Ctrl-C goes to the container
+        try:
+            client.containers.kill(cid, "INT")
+        except errors.PodkitError:
+            raise KeyboardInterrupt from None
+
+    code = interact(ws, tty=tty, stdin=stdin, detach_keys=detach_keys,
+                    on_interrupt=None if tty else interrupt)
+    return 0 if code == -1 else code
+
+
+def cmd_run(args: argparse.Namespace, client: Any) -> int:
+    if args.detach and args.rm and args.restart:
+        raise errors.InvalidArgument("conflicting options: --restart and --rm")
+    body = _body(args)
+    if args.tty and not args.detach and args.interactive and not sys.stdin.isatty():
+        raise errors.InvalidArgument("the input device is not a TTY (drop -t)")
+    cid = client._t.post("/containers", json_body=body)["id"]
+    if args.detach:
+        try:
+            client.containers.start(cid)
+        except errors.PodkitError:
+            # a run that cannot start leaves nothing behind
+            with contextlib.suppress(errors.PodkitError):
+                client.containers.remove(cid, force=True, volumes=True)
+            raise
+        print(cid)
+        return 0
+    return _attach_and_start(client, cid, tty=args.tty, stdin=args.interactive, detach_keys=args.detach_keys)
+
+
+def cmd_create(args: argparse.Namespace, client: Any) -> int:
+    print(client._t.post("/containers", json_body=_body(args))["id"])
+    return 0
+
+
+def _each(args: argparse.Namespace, fn: Any, print_ref: bool = True) -> int:
+    rc = 0
+    for ref in args.containers:
+        try:
+            fn(ref)
+            if print_ref:
+                print(ref)
+        except errors.PodkitError as e:
+            sys.stderr.write(f"Error: {e.message}\n")
+            rc = 1
+    return rc
+
+
+def cmd_start(args: argparse.Namespace, client: Any) -> int:
+    if args.attach or args.interactive:
+        if len(args.containers) != 1:
+            raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
+        info = client.containers.inspect(args.containers[0])
+        tty = bool(info.get("config", {}).get("tty"))
+        return _attach_and_start(client, info["id"], tty=tty, stdin=args.interactive,
+                                 detach_keys=args.detach_keys)
+    return _each(args, client.containers.start)
+
+
+def cmd_stop(args: argparse.Namespace, client: Any) -> int:
+    return _each(args, lambda r: client.containers.stop(r, timeout=args.time))
+
+
+def cmd_kill(args: argparse.Namespace, client: Any) -> int:
+    return _each(args, lambda r: client.containers.kill(r, args.signal))
+
+
+def cmd_restart(args: argparse.Namespace, client: Any) -> int:
+    return _each(args, lambda r: client.containers.restart(r, timeout=args.time))
+
+
+def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+    return _each(args, lambda r: client.containers.remove(r, force=args.force, volumes=args.volumes))
+
+
+def cmd_wait(args: argparse.Namespace, client: Any) -> int:
+    rc = 0
+    for ref in args.containers:
+        try:
+            print(client.containers.wait(ref, condition=args.condition))
+        except errors.PodkitError as e:
+            sys.stderr.write(f"Error: {e.message}\n")
+            rc = 1
+    return rc
+
+
+def cmd_pause(args: argparse.Namespace, client: Any) -> int:
+    return _each(args, client.containers.pause)
+
+
+def cmd_unpause(args: argparse.Namespace, client: Any) -> int:
+    return _each(args, client.containers.unpause)
+
+
+def cmd_rename(args: argparse.Namespace, client: Any) -> int:
+    client.containers.rename(args.container, args.new_name)
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace, client: Any) -> int:
+    from podkit.cli.stdio import interact
+
+    info = client.containers.inspect(args.container)
+    if info["state"] not in ("running", "paused"):
+        raise errors.Conflict("you cannot attach to a stopped container, start it first")
+    cfg = info.get("config") or {}
+    stdin = bool(cfg.get("open_stdin")) and not args.no_stdin
+    ws = client.containers.attach_socket(info["id"], stdin=stdin, detach_keys=args.detach_keys)
+    code = interact(ws, tty=bool(cfg.get("tty")), stdin=stdin, detach_keys=args.detach_keys)
+    return 0 if code == -1 else code
+
+
+def cmd_logs(args: argparse.Namespace, client: Any) -> int:
+    tail = None if args.tail in ("all", "", None) else int(args.tail)
+    for e in client.containers.stream_logs(args.container, follow=args.follow, since=args.since,
+                                           until=args.until, tail=tail):
+        out = sys.stderr if e.stream == "stderr" else sys.stdout
+        out.write((e.ts + " " if args.timestamps else "") + e.data)
+        if args.follow:
+            out.flush()
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace, client: Any) -> int:
+    from podkit.cli.stdio import interact
+
+    cmd = list(args.command)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise errors.InvalidArgument("exec needs a command")
+    env = []
+    for e in args.env:
+        if "=" not in e:
+            if e in os.environ:
+                env.append(f"{e}={os.environ[e]}")
+            continue
+        env.append(e)
+    eid = client.containers.exec_create(args.container, cmd, env=env, user=args.user, workdir=args.workdir,
+                                        tty=args.tty, stdin=args.interactive, privileged=args.privileged)
+    if args.detach:
+        client._t.post(f"/exec/{eid}/start", params={"detach": True})
+        return 0
+    ws = client.containers.exec_socket(eid)
+    code = interact(ws, tty=args.tty, stdin=args.interactive, detach_keys=args.detach_keys)
+    return 0 if code == -1 else code
+
+
+# ---------------------------------------------------------------------- listing
+
+
+def _filters(items: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in items:
+        k, eq, v = f.partition("=")
+        if not eq:
+            raise errors.InvalidArgument(f"invalid filter {f!r}: want KEY=VALUE")
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def _ports_text(ports: list[dict[str, Any]]) -> str:
+    out = []
+    for p in ports:
+        hp = p.get("host_port") or p.get("hostPort")
+        cp = p.get("container_port") or p.get("containerPort")
+        proto = p.get("protocol", "tcp")
+        ip = p.get("host_ip") or p.get("hostIP") or "0.0.0.0"
+        out.append(f"{ip}:{hp}->{cp}/{proto}" if hp else f"{cp}/{proto}")
+    return ", ".join(out)
+
+
+def cmd_ps(args: argparse.Namespace, client: Any) -> int:
+    rows = client._t.get("/containers", params={"all": args.all or args.latest,
+                                                 "filters": _filters(args.filter) or None})
+    if args.latest:
+        rows = rows[:1]
+    if args.quiet:
+        for r in rows:
+            print(r["id"] if args.no_trunc else r["id"][:12])
+        return 0
+    if args.format == "json":
+        print_json(rows)
+        return 0
+
+    def cmdline(r: dict[str, Any]) -> str:
+        c = " ".join(r.get("command") or [])
+        c = json.dumps(c)
+        return c if args.no_trunc or len(c) <= 22 else c[:19] + '…"'
+
+    table(([r["id"] if args.no_trunc else r["id"][:12], r["image"].removeprefix("docker.io/library/"),
+            cmdline(r), ago(r["created"]), r["status"], _ports_text(r.get("ports") or []), r["name"]]
+           for r in rows),
+          ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"])
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+    out = []
+    rc = 0
+    for ref in args.objects:
+        try:
+            out.append(client.containers.inspect(ref))
+            continue
+        except errors.NotFound:
+            pass
+        try:
+            out.append(client._t.get(f"/images/{ref}"))
+        except errors.PodkitError:
+            sys.stderr.write(f"Error: no such object: {ref}\n")
+            rc = 1
+    print_json(out)
+    return rc
+
+
+def cmd_stats(args: argparse.Namespace, client: Any) -> int:
+    refs = args.containers or [c.id for c in client.containers.list()]
+    headers = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+
+    def row(s: Any) -> list[str]:
+        mem_pct = 100.0 * s.memory_usage / s.memory_limit if s.memory_limit else 0.0
+        return [s.id[:12], s.name, f"{s.cpu_percent:.2f}%",
+                f"{human_size(s.memory_usage)} / {human_size(s.memory_limit)}", f"{mem_pct:.2f}%",
+                f"{human_size(s.net_rx)} / {human_size(s.net_tx)}",
+                f"{human_size(s.block_read)} / {human_size(s.block_write)}", str(s.pids)]
+
+    if args.no_stream:
+        stats = [client.containers.stats(r) for r in refs]
+        if args.format == "json":
+            print_json([s.raw for s in stats])
+        else:
+            table((row(s) for s in stats), headers)
+        return 0
+    try:
+        while True:
+            stats = [client.containers.stats(r) for r in refs]
+            if args.format == "json":
+                print(json.dumps([s.raw for s in stats]), flush=True)
+            else:
+                sys.stdout.write("\x1b[2J\x1b[H")
+                table((row(s) for s in stats), headers)
+                sys.stdout.flush()
+            time.sleep(0.8)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_top(args: argparse.Namespace, client: Any) -> int:
+    t = client.containers.top(args.container, " ".join(args.ps_args) or None)
+    table(t["processes"], t["titles"])
+    return 0
+
+
+def cmd_port(args: argparse.Namespace, client: Any) -> int:
+    for p in client.containers.port(args.container):
+        cp = f"{p.get('container_port')}/{p.get('protocol', 'tcp')}"
+        if args.private_port and args.private_port not in (cp, str(p.get("container_port"))):
+            continue
+        print(f"{cp} -> {p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+    removed = client.containers.prune()
+    if removed:
+        print("Deleted Containers:")
+        for r in removed:
+            print(r)
+    print(f"Total reclaimed: {len(removed)} containers")
+    return 0
+
+
+# ---------------------------------------------------------------------------- cp
+
+
+def _split_ctr(spec: str) -> tuple[str, str] | None:
+    if ":" in spec and not spec.startswith("/") and not spec.startswith("."):
+        ref, _, path = spec.partition(":")
+        if ref and path:
+            return ref, path
+    return None
+
+
+def cmd_cp(args: argparse.Namespace, client: Any) -> int:
+    import io
+    import shutil
+    import tarfile
+    import tempfile
+
+    src, dst = _split_ctr(args.src), _split_ctr(args.dst)
+    if bool(src) == bool(dst):
+        raise errors.InvalidArgument("copying needs exactly one side in the container: CONTAINER:PATH")
+    if src:
+        ref, path = src
+        if args.dst == "-":
+            client.containers.stream_archive(ref, path, sys.stdout.buffer)
+            return 0
+        data, stat = client.containers.get_archive(ref, path)
+        target = os.path.abspath(args.dst)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            if os.path.isdir(target):
+                tf.extractall(target)
+            else:
+                parent = os.path.dirname(target)
+                if not os.path.isdir(parent):
+                    raise errors.NotFound(f"destination directory {parent} does not exist")
+                tmp = tempfile.mkdtemp(dir=parent, prefix=".podkit-cp-")
+                try:
+                    tf.extractall(tmp)
+                    os.replace(os.path.join(tmp, stat.get("name") or os.path.basename(path)), target)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+    assert dst is not None
+    ref, path = dst
+    if args.src == "-":
+        client.containers.put_archive(ref, path, sys.stdin.buffer.read())
+        return 0
+    if not os.path.exists(args.src):
+        raise errors.NotFound(f"no such file or directory: {args.src}")
+
+    def tar_of(arcname: str) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            tf.add(args.src, arcname=arcname)
+        return buf.getvalue()
+
+    try:
+        client.containers.put_archive(ref, path, tar_of(os.path.basename(os.path.normpath(args.src))))
+    except errors.NotFound:
+        # the destination is not an existing directory: copy under that name
+        parent = os.path.dirname(path.rstrip("/")) or "/"
+        client.containers.put_archive(ref, parent, tar_of(os.path.basename(path.rstrip("/"))))
+    return 0

@@ -1,0 +1,148 @@
+"""The terminal side of attach, ``run`` and ``exec``: raw mode, resize, detach keys.
+
+Runs on the stdlib WebSocket of podkit.client._ws; ``select`` multiplexes the
+terminal and the socket. Detach keys (``ctrl-p,ctrl-q`` by default) are caught
+here: the socket is closed and the container keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from podkit import errors
+
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+
+
+def parse_detach_keys(spec: str | None) -> bytes:
+    """``ctrl-p,ctrl-q`` / ``ctrl-a,x`` → the byte sequence; empty string disables."""
+    if spec is None:
+        spec = DEFAULT_DETACH_KEYS
+    if spec == "":
+        return b""
+    out = bytearray()
+    for part in spec.split(","):
+        p = part.strip()
+        if p.lower().startswith("ctrl-") and len(p) == 6:
+            c = p[5].upper()
+            if c == "@":
+                out.append(0)
+            elif "A" <= c <= "Z" or c in "[\\]^_":
+                out.append(ord(c) - 64)
+            else:
+                raise errors.InvalidArgument(f"invalid detach key {part!r}")
+        elif len(p) == 1:
+            out.append(ord(p))
+        else:
+            raise errors.InvalidArgument(f"invalid detach keys {spec!r}: use e.g. ctrl-p,ctrl-q")
+    return bytes(out)
+
+
+def _term_size() -> tuple[int, int] | None:
+    try:
+        sz = os.get_terminal_size(sys.stdout.fileno())
+        return sz.lines, sz.columns
+    except OSError:
+        return None
+
+
+def interact(ws: Any, *, tty: bool, stdin: bool, detach_keys: str | None = None,
+             on_interrupt: Callable[[], None] | None = None) -> int:
+    """Pump stdio through ``ws`` until the process exits (its code) or the user detaches (0)."""
+    keys = parse_detach_keys(detach_keys) if stdin else b""
+    in_fd = sys.stdin.fileno() if stdin else -1
+    out = sys.stdout.buffer
+    err = sys.stderr.buffer
+    old_attrs = None
+    old_winch = None
+    if tty and stdin and os.isatty(in_fd):
+        import termios
+        import tty as tty_mod
+
+        old_attrs = termios.tcgetattr(in_fd)
+        tty_mod.setraw(in_fd)
+    if tty:
+        size = _term_size()
+        if size:
+            with contextlib.suppress(OSError):
+                ws.send_json({"resize": list(size)})
+
+        def winch(*_: Any) -> None:
+            s = _term_size()
+            if s:
+                with contextlib.suppress(OSError):
+                    ws.send_json({"resize": list(s)})
+
+        with contextlib.suppress(ValueError):
+            old_winch = signal.signal(signal.SIGWINCH, winch)
+    matched = b""
+    stdin_open = stdin
+    try:
+        while True:
+            fds = [ws.fileno()] + ([in_fd] if stdin_open else [])
+            try:
+                ready = [ws.fileno()] if ws.pending() else select.select(fds, [], [])[0]
+            except InterruptedError:
+                continue
+            except KeyboardInterrupt:
+                if on_interrupt:
+                    on_interrupt()
+                    continue
+                raise
+            if ws.fileno() in ready:
+                msg = ws.recv()
+                if msg is None:
+                    return 0 if not stdin else 0
+                op, data = msg
+                if op == 2 and data:
+                    (err if data[0] == 2 else out).write(data[1:])
+                    (err if data[0] == 2 else out).flush()
+                elif op == 1:
+                    ctl = json.loads(data)
+                    if "error" in ctl:
+                        raise errors.from_dict(ctl)
+                    if "exit" in ctl:
+                        return int(ctl["exit"])
+            if stdin_open and in_fd in ready:
+                data = os.read(in_fd, 65536)
+                if not data:
+                    ws.send_json({"close_stdin": True})
+                    stdin_open = False
+                    continue
+                if keys:
+                    buf = matched + data
+                    send = bytearray()
+                    i = 0
+                    m = b""
+                    while i < len(buf):
+                        if keys.startswith(m + buf[i:i + 1]):
+                            m += buf[i:i + 1]
+                            if m == keys:
+                                if send:
+                                    ws.send_stdin(bytes(send))
+                                sys.stderr.write("\r\n" if tty else "\n")
+                                return -1  # detached
+                        else:
+                            send += m + buf[i:i + 1]
+                            m = b""
+                        i += 1
+                    matched = m
+                    if send:
+                        ws.send_stdin(bytes(send))
+                else:
+                    ws.send_stdin(data)
+    finally:
+        if old_attrs is not None:
+            import termios
+
+            termios.tcsetattr(in_fd, termios.TCSADRAIN, old_attrs)
+        if old_winch is not None:
+            signal.signal(signal.SIGWINCH, old_winch)
+        ws.close()

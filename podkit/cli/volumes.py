@@ -1,0 +1,96 @@
+"""Volume commands: volume create, ls, inspect, rm, prune."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from podkit import errors
+from podkit.cli.output import listing, print_json
+
+
+def register(sub: Any) -> None:
+    from podkit.cli.main import add_format
+
+    p = sub.add_parser("volume", help="manage named volumes")
+    vs = p.add_subparsers(dest="volume_cmd", metavar="COMMAND")
+
+    c = vs.add_parser("create", help="create a volume")
+    c.add_argument("name", nargs="?")
+    c.add_argument("-l", "--label", action="append", default=[], help="KEY=VALUE")
+    c.add_argument("-d", "--driver", default="local")
+    c.set_defaults(func=cmd_create)
+
+    for name in ("ls", "list"):
+        ls = vs.add_parser(name, help="list volumes")
+        ls.add_argument("-f", "--filter", action="append", default=[], help="dangling=true, name=, label=")
+        add_format(ls)
+        ls.set_defaults(func=cmd_ls)
+
+    i = vs.add_parser("inspect", help="show volume details")
+    i.add_argument("names", nargs="+")
+    i.set_defaults(func=cmd_inspect)
+
+    for name in ("rm", "remove"):
+        r = vs.add_parser(name, help="remove volumes (refused while in use)")
+        r.add_argument("-f", "--force", action="store_true")
+        r.add_argument("names", nargs="+")
+        r.set_defaults(func=cmd_rm)
+
+    pr = vs.add_parser("prune", help="remove unused anonymous volumes (-a: named ones too)")
+    pr.add_argument("-a", "--all", action="store_true")
+    pr.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
+    pr.set_defaults(func=cmd_prune)
+
+
+def cmd_create(args: argparse.Namespace, client: Any) -> int:
+    labels = dict(x.partition("=")[::2] for x in args.label)
+    print(client.volumes.create(args.name, labels=labels, driver=args.driver).name)
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace, client: Any) -> int:
+    f: dict[str, list[str]] = {}
+    for x in args.filter:
+        k, eq, v = x.partition("=")
+        if not eq:
+            raise errors.InvalidArgument(f"invalid filter {x!r}: want KEY=VALUE")
+        f.setdefault(k, []).append(v)
+    items = client._t.get("/volumes", params={"filters": f or None})
+    listing(args, items, ["DRIVER", "VOLUME NAME"], lambda v: [v["driver"], v["name"]], lambda v: v["name"])
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+    out, rc = [], 0
+    for n in args.names:
+        try:
+            out.append(client.volumes.inspect(n))
+        except errors.NotFound as e:
+            sys.stderr.write(f"Error: {e.message}\n")
+            rc = 1
+    print_json(out)
+    return rc
+
+
+def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+    rc = 0
+    for n in args.names:
+        try:
+            client.volumes.remove(n, force=args.force)
+            print(n)
+        except errors.PodkitError as e:
+            sys.stderr.write(f"Error: {e.message}\n")
+            rc = 1
+    return rc
+
+
+def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+    removed = client.volumes.prune(all=args.all)
+    if removed:
+        print("Deleted Volumes:")
+        for n in removed:
+            print(n)
+    print(f"Total reclaimed: {len(removed)} volumes")
+    return 0
