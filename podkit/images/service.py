@@ -408,6 +408,9 @@ class ImageService:
         for layer, diff_id in zip(image.layers, image.diff_ids, strict=True):
             parent = await self.apply(layer, parent, diff_id)
         assert parent is not None
+        # The image is recorded: its record protects these snapshots from now on.
+        for chain in image.chain:
+            self._fresh.pop(chain, None)
         return parent
 
     def unpacked_size(self, image: Image) -> int:
@@ -688,11 +691,11 @@ class Importer:
         from podkit.images import archive
 
         s = self.s
-        if name:
-            reference.parse(name)  # refuse a bad name before any work
         images: list[Image] = []
         kind = ""
         try:
+            if name:
+                reference.parse(name)  # refuse a bad name before any work
             with s.leases.lease(ns) as lease:
                 s.leases.add(ns, lease, "content", digest)
                 kind, compression = await asyncio.to_thread(archive.sniff, s.content, digest)

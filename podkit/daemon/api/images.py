@@ -167,6 +167,10 @@ async def _import(ctx: Ctx, require_archive: bool) -> dict[str, Any]:
     q = ctx.request.query
     plat = Platform.parse(q["platform"]) if q.get("platform") else None
     name = q.get("name") or None
+    if name:
+        from podkit.images import reference
+
+        reference.parse(name)  # refuse a bad name before receiving the upload
     digest = await _receive(ctx)
     images = await Importer(_svc(ctx)).import_blob(
         ctx.ns, digest, name=name, changes=q.getall("change", []), message=q.get("message", ""),

@@ -1,0 +1,246 @@
+"""Image commands and API against a real podkitd: import, ls, inspect, tag, rmi, prune, GC."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from podkit import errors
+from tests.fixtures.images import BUSYBOX_REF, tar_bytes
+from tests.helpers import BIN, Daemon, wait_for
+
+
+def blobs(d: Daemon) -> set[str]:
+    p = d.root / "content" / "blobs" / "sha256"
+    return set(os.listdir(p)) if p.exists() else set()
+
+
+def snapshots(d: Daemon) -> list[tuple[str, str]]:
+    con = sqlite3.connect(d.root / "metadata.db")
+    try:
+        return con.execute("SELECT key, kind FROM snapshots ORDER BY key").fetchall()
+    finally:
+        con.close()
+
+
+def snapshot_dirs(d: Daemon) -> list[str]:
+    base = d.root / "snapshots"
+    return [f"{drv}/{n}" for drv in os.listdir(base) for n in os.listdir(base / drv)
+            if not n.startswith(".")]
+
+
+def test_import_ls_inspect(daemon: Daemon, busybox_image: str) -> None:
+    assert busybox_image == BUSYBOX_REF
+    r = daemon.cli("images", check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert lines[1].split()[:2] == ["busybox", "latest"]
+    out = json.loads(daemon.cli("image", "inspect", "busybox", check=True).stdout)
+    assert isinstance(out, list) and len(out) == 1
+    info = out[0]
+    assert info["RepoTags"] == ["busybox:latest"]
+    assert info["Config"]["Cmd"] == ["sh"]
+    assert info["Os"] == "linux" and len(info["RootFS"]["Layers"]) == 1
+    assert info["Podkit"]["Unpacked"] is True
+    short = info["Id"][7:19]
+    # By short id, full id, name@digest: the same image.
+    for ref in (short, info["Id"], info["Id"][7:], f"busybox@{info['Podkit']['Digest']}"):
+        got = json.loads(daemon.cli("image", "inspect", ref, check=True).stdout)[0]
+        assert got["Id"] == info["Id"], ref
+    assert daemon.cli("images", "-q", check=True).stdout.split() == [short]
+    listed = json.loads(daemon.cli("image", "ls", "--format", "json", check=True).stdout)
+    assert listed[0]["name"] == BUSYBOX_REF and listed[0]["unpacked_size"] > 1_000_000
+    # The unpacked tree is a busybox root file system.
+    chain = info["Podkit"]["ChainID"]
+    assert (chain, "committed") in snapshots(daemon)
+
+
+def test_inspect_missing_and_bad_refs(daemon: Daemon) -> None:
+    r = daemon.cli("image", "inspect", "nope")
+    assert r.returncode == 1 and "No such image: nope" in r.stderr
+    assert daemon.cli("image", "inspect", "-f", "{{.Id}}", "nope").stdout == ""
+    r = daemon.cli("tag", "nope", "x:1")
+    assert r.returncode == 1 and "No such image: nope" in r.stderr
+    with pytest.raises(errors.InvalidArgument, match="invalid reference"):
+        daemon.client().images.get("UPPER/Case")
+
+
+def test_import_changes(daemon: Daemon, busybox_tarball: Path, workdir: Path) -> None:
+    r = daemon.cli(
+        "image", "import", str(busybox_tarball), "my/app:2",
+        "--change", "ENTRYPOINT /bin/echo hi", "--change", 'CMD ["a", "b"]',
+        "--change", "ENV A=1 B=two", "--change", "ENV C three four", "--change", "WORKDIR /tmp",
+        "--change", "USER nobody", "--change", "EXPOSE 80 53/udp", "--change", 'LABEL k=v "x y"=z',
+        "-m", "hello", check=True)
+    image_id = r.stdout.strip()
+    assert image_id.startswith("sha256:")
+    cfg = json.loads(daemon.cli("image", "inspect", "my/app:2", check=True).stdout)[0]
+    c = cfg["Config"]
+    assert c["Entrypoint"] == ["/bin/sh", "-c", "/bin/echo hi"] and c["Cmd"] == ["a", "b"]
+    assert c["Env"] == ["A=1", "B=two", "C=three four"]
+    assert c["WorkingDir"] == "/tmp" and c["User"] == "nobody"
+    assert c["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+    assert c["Labels"] == {"k": "v", "x y": "z"}
+    assert cfg["Comment"] == "hello" and cfg["Id"] == image_id
+    r = daemon.cli("image", "import", str(busybox_tarball), "x", "--change", "RUN rm -rf /")
+    assert r.returncode == 1 and "unsupported instruction 'RUN'" in r.stderr
+    r = daemon.cli("image", "import", str(busybox_tarball), "x", "--change", "CMD [broken")
+    # Shell form of a string that merely starts with '[' is not valid JSON: refused.
+    assert r.returncode == 1 and "CMD" in r.stderr
+
+
+def test_import_compressed_from_stdin_without_name(daemon: Daemon, workdir: Path) -> None:
+    data = tar_bytes([("bin", "dir"), ("bin/hello", "file", "hi", {"mode": 0o755})], "gzip")
+    r = subprocess.run([str(BIN / "podkit"), "image", "import", "-"], input=data, capture_output=True,
+                       env=dict(os.environ, PODKIT_HOST=daemon.host), timeout=60)
+    assert r.returncode == 0, r.stderr
+    image_id = r.stdout.decode().strip()
+    rows = daemon.cli("images", check=True).stdout.splitlines()[1:]
+    assert rows[0].split()[:3] == ["<none>", "<none>", image_id[7:19]]
+    img = daemon.client().images.get(image_id)
+    assert img.layers[0]["mediaType"].endswith("tar+gzip") and img.unpacked
+
+
+def test_bad_imports_leave_nothing(daemon: Daemon, workdir: Path) -> None:
+    junk = workdir / "junk"
+    junk.write_bytes(b"definitely not a tarball " * 1000)
+    r = daemon.cli("image", "import", str(junk), "junk")
+    assert r.returncode == 1 and "not a tar archive" in r.stderr
+    evil = workdir / "evil.tar"
+    evil.write_bytes(tar_bytes([("ok", "file", "x"), ("../../../../tmp/pwned", "file", "x")]))
+    r = daemon.cli("image", "import", str(evil), "evil")
+    assert r.returncode == 1 and "climbs out" in r.stderr
+    assert not os.path.exists("/tmp/pwned")
+    r = daemon.cli("image", "import", str(workdir / "missing.tar"), "x")
+    assert r.returncode == 1 and "no such file" in r.stderr
+    r = daemon.cli("image", "import", str(junk), "Bad:Name:x")
+    assert r.returncode == 1 and "invalid reference" in r.stderr
+    assert daemon.client().images.list() == []
+    assert blobs(daemon) == set()
+    assert snapshots(daemon) == [] and snapshot_dirs(daemon) == []
+    assert os.listdir(daemon.root / "content" / "ingest") == []
+
+
+def test_tag_rmi_and_gc(daemon: Daemon, busybox_tarball: Path) -> None:
+    c = daemon.client()
+    a = c.images.import_(busybox_tarball, name="a:1", changes=['CMD ["sh"]'])[0]
+    b = c.images.import_(busybox_tarball, name="b:1", changes=['CMD ["true"]'])[0]
+    assert a.id != b.id and a.chain_id == b.chain_id  # same layer, shared snapshot
+    layer = a.layers[0]["digest"][7:]
+    daemon.cli("tag", "a:1", "localhost:5000/a:v2", check=True)
+    assert {i.name for i in c.images.list()} == {"docker.io/library/a:1", "docker.io/library/b:1",
+                                                 "localhost:5000/a:v2"}
+    # An id with two names is not removed without -f; a name only untags.
+    r = daemon.cli("rmi", a.id[7:19])
+    assert r.returncode == 1 and "must be forced" in r.stderr
+    r = daemon.cli("rmi", "a:1", check=True)
+    assert r.stdout.splitlines() == ["Untagged: a:1"]
+    assert a.id[7:] in blobs(daemon)
+    r = daemon.cli("rmi", "localhost:5000/a:v2", check=True)
+    assert r.stdout.splitlines() == ["Untagged: localhost:5000/a:v2", f"Deleted: {a.id}"]
+    # a's config and manifest are gone; the layer stays for b.
+    assert a.id[7:] not in blobs(daemon) and layer in blobs(daemon)
+    assert [k for k, _ in snapshots(daemon)] == [a.chain_id]
+    r = daemon.cli("rmi", "b:1", "nope")
+    assert r.returncode == 1 and "Untagged: b:1" in r.stdout and "No such image: nope" in r.stderr
+    assert blobs(daemon) == set() and snapshots(daemon) == [] and snapshot_dirs(daemon) == []
+
+
+def test_dangling_and_prune(daemon: Daemon, busybox_tarball: Path) -> None:
+    c = daemon.client()
+    old = c.images.import_(busybox_tarball, name="app", changes=['CMD ["old"]'])[0]
+    new = c.images.import_(busybox_tarball, name="app", changes=['CMD ["new"]'])[0]
+    dangling = c.images.list(filters=["dangling=true"])
+    assert [i.id for i in dangling] == [old.id]
+    assert daemon.cli("images", "-f", "reference=app", "-q", check=True).stdout.split() == [new.id[7:19]]
+    assert daemon.cli("images", "-f", "dangling=false", "-q", check=True).stdout.split() == [new.id[7:19]]
+    # No confirmation: nothing removed.
+    r = daemon.cli("image", "prune", input=b"n\n", check=True)
+    assert "Deleted" not in r.stdout and len(c.images.list()) == 2
+    r = daemon.cli("image", "prune", "-f", check=True)
+    assert f"deleted: {old.id}" in r.stdout and "Total reclaimed space" in r.stdout
+    assert [i.id for i in c.images.list()] == [new.id]
+    r = daemon.cli("image", "prune", "-a", "-f", check=True)
+    assert "untagged: app:latest" in r.stdout
+    assert c.images.list() == [] and blobs(daemon) == set() and snapshots(daemon) == []
+
+
+def test_image_in_use_by_a_container_snapshot(daemon: Daemon, busybox_image: str) -> None:
+    """A container's rootfs snapshot pins its image: rmi refuses, rmi -f only untags, GC keeps.
+
+    The container is stood in for by an active snapshot made the way the containers
+    layer makes one (prepare on the image's chain ID with the image label).
+    """
+    from podkit.snapshots import new_snapshotter
+    from podkit.store import Database
+
+    c = daemon.client()
+    img = c.images.get("busybox")
+    db = Database(daemon.root / "metadata.db")
+    sn = new_snapshotter(db, daemon.root, "overlay")
+    try:
+        sn.prepare("ctr-abc", img.chain_id, labels={"podkit/image": img.id, "podkit/namespace": "default"})
+        r = daemon.cli("rmi", "busybox")
+        assert r.returncode == 1
+        assert "must force" in r.stderr and "ctr-abc" in r.stderr
+        r = daemon.cli("image", "prune", "-a", "-f", check=True)
+        assert c.images.list() != []
+        r = daemon.cli("rmi", "-f", "busybox", check=True)
+        assert "Untagged: busybox:latest" in r.stdout
+        # The layer snapshot survives GC while the container's snapshot sits on it.
+        assert (img.chain_id, "committed") in snapshots(daemon)
+        sn.remove("ctr-abc")
+    finally:
+        db.close()
+    c.images.prune()
+    assert snapshots(daemon) == [] and blobs(daemon) == set()
+
+
+def test_namespaces_are_separate(daemon: Daemon, busybox_tarball: Path) -> None:
+    daemon.client("other").images.import_(busybox_tarball, name="only-here")
+    assert daemon.client().images.list() == []
+    assert daemon.cli("images", "-q").stdout == ""
+    r = daemon.cli("--namespace", "other", "images", check=True)
+    assert "only-here" in r.stdout
+
+
+def _big_tarball(path: Path, mb: int) -> None:
+    with tarfile.open(path, "w") as tf:
+        for i in range(mb):
+            ti = tarfile.TarInfo(f"data/f{i}")
+            ti.size = 1 << 20
+            with open("/dev/urandom", "rb") as rnd:
+                tf.addfile(ti, rnd)
+
+
+def test_sigkill_during_import_leaves_a_consistent_store(daemon: Daemon, workdir: Path) -> None:
+    big = workdir / "big.tar"
+    _big_tarball(big, 64)
+    proc = subprocess.Popen([str(BIN / "podkit"), "image", "import", str(big), "big"],
+                            env=dict(os.environ, PODKIT_HOST=daemon.host), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        # Kill the daemon in the middle of applying the layer.
+        wait_for(lambda: any(k.startswith("extract-") for k, _ in snapshots(daemon))
+                 or proc.poll() is not None, timeout=60, interval=0.005, what="the layer apply to start")
+        killed_mid_apply = proc.poll() is None
+        daemon.kill()
+    finally:
+        proc.wait(timeout=60)
+    assert killed_mid_apply, "the import finished before the daemon could be killed"
+    assert proc.returncode != 0
+    daemon.start()
+    assert not any(k.startswith("extract-") for k, _ in snapshots(daemon))
+    assert os.listdir(daemon.root / "content" / "ingest") == []
+    for img in daemon.client().images.list():  # whatever made it is whole
+        assert img.name.endswith("big:latest")
+    # The import works now, and leaves exactly one committed layer.
+    daemon.client().images.import_(big, name="big")
+    assert [k for k, kind in snapshots(daemon) if kind == "committed"] == [
+        daemon.client().images.get("big").chain_id]
