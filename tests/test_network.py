@@ -212,7 +212,7 @@ def test_host_ip_mapping_and_port_conflicts(netenv: NetEnv) -> None:
 
 
 def test_attach_to_two_networks_gives_eth0_and_eth1(netenv: NetEnv) -> None:
-    from tests.helpers import unique_network
+    from tests.fixtures.network import free_network as unique_network
 
     mgr = netenv.mgr
     bridge2, subnet2 = unique_network()
@@ -279,7 +279,7 @@ def test_restart_cleans_attachments_whose_netns_is_gone(netenv: NetEnv) -> None:
 
 
 def test_networks_create_validate_and_remove(netenv: NetEnv) -> None:
-    from tests.helpers import unique_network
+    from tests.fixtures.network import free_network as unique_network
 
     mgr = netenv.mgr
     default = mgr.get("bridge")
@@ -314,17 +314,24 @@ def test_networks_create_validate_and_remove(netenv: NetEnv) -> None:
 
 
 def test_auto_subnet_skips_taken_ones(netenv: NetEnv) -> None:
-    # A pool of this test's own: the default network holds its first /24.
-    base = ipaddress.ip_network(netenv.subnet).supernet(new_prefix=23)
+    from podkit.network.manager import host_routes
+    from tests.fixtures.network import free_network
+
+    # A pool of this test's own: a /23 nobody routes, with its first /24 taken by
+    # a network of ours, so the pick must be the second.
+    for _ in range(50):
+        base = ipaddress.ip_network(free_network()[1]).supernet(new_prefix=23)
+        if not any(r.overlaps(base) for r, _ in host_routes()):
+            break
+    first, second = base.subnets(new_prefix=24)
     mgr = netenv.new_manager({"subnet_pool": str(base)})
-    taken = ipaddress.ip_network(netenv.subnet)
+    netenv.run(mgr.create("taken", subnet=str(first)))
     n = netenv.run(mgr.create("auto"))
-    got = ipaddress.ip_network(n.subnet)
-    assert got.subnet_of(base) and not got.overlaps(taken) and got.prefixlen == 24
-    netenv.bridges.append(n.bridge)
+    assert n.subnet == str(second)
     with pytest.raises(errors.Conflict, match="no free"):
         netenv.run(mgr.create("auto2"))
     netenv.run(mgr.remove("auto"))
+    netenv.run(mgr.remove("taken"))
 
 
 def test_no_loopback_resolvers_and_hosts_file(tmp_path: Path) -> None:

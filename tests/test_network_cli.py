@@ -7,7 +7,8 @@ import json
 
 from podkit import errors
 from tests.fixtures.network import bridge_exists, iptables_lines, leases, links_on, subnet_prefix
-from tests.helpers import Daemon, unique_network
+from tests.fixtures.network import free_network as unique_network
+from tests.helpers import Daemon
 
 
 def test_network_commands(daemon: Daemon) -> None:

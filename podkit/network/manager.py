@@ -117,11 +117,12 @@ class NetworkManager:
                 shutil.rmtree(self.ipam_dir / cur.name, ignore_errors=True)
         return cur
 
-    def _overlap(self, subnet: ipaddress.IPv4Network, skip_id: str = "") -> str | None:
+    def _overlap(self, subnet: ipaddress.IPv4Network, skip_id: str = "", routes: bool = True
+                 ) -> str | None:
         for n in self.store.networks():
             if n.id != skip_id and ipaddress.ip_network(n.subnet).overlaps(subnet):
                 return f"network {n.name} ({n.subnet})"
-        for net, dev in host_routes():
+        for net, dev in host_routes() if routes else []:
             if net.overlaps(subnet):
                 return f"a host route {net} on {dev}"
         return None
@@ -150,7 +151,9 @@ class NetworkManager:
                 raise AlreadyExists(f"network {name} already exists")
             if subnet:
                 net = parse_subnet(subnet)
-                clash = self._overlap(net)
+                # The configured default network is the admin's choice: a route to it
+                # (its own bridge left from before, say) must not stop the daemon.
+                clash = self._overlap(net, routes=not _default)
                 if clash:
                     raise Conflict(f"subnet {net} overlaps with {clash}")
             else:
