@@ -409,3 +409,21 @@ def test_no_leftovers_helper_sees_rules(netenv: NetEnv) -> None:
     finally:
         subprocess.run(["iptables", "-w", *[("-D" if a == "-A" else a) for a in rule]], check=True)
     assert not netenv.leftovers()["iptables"]
+
+
+def test_firewall_plugin_rules_come_and_go(netenv: NetEnv) -> None:
+    """With `firewall = true` the firewall plugin ACCEPTs the owner's forwarded
+    traffic; DEL takes the rules away again (by the cached result's IP)."""
+    mgr = netenv.new_manager({"firewall": True})
+    owner = "f1rewa11"
+    netenv.owners.append(owner)
+    ns = mgr.create_netns(owner)
+    [att] = netenv.run(mgr.attach(owner, ns, []))
+    plugins = mgr.store.attachments(owner)[0]["conflist"]["plugins"]
+    assert [p["type"] for p in plugins] == ["bridge", "firewall"]
+    assert iptables_lines(f"-A CNI-FORWARD -s {att['ip']}/32")
+    assert netenv.run(mgr.check(owner))[0]["ok"]
+    netenv.run(mgr.detach(owner))
+    mgr.remove_netns(owner)
+    assert iptables_lines(f"{att['ip']}/32") == []
+

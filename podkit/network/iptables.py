@@ -98,3 +98,12 @@ async def has_dnat(network: str, owner_id: str) -> bool:
     """Whether portmap's DNAT jump for this owner on this network is in place."""
     rc, text = await _run("iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT")
     return rc == 0 and f'dnat name: \\"{network}\\" id: \\"{owner_id}\\"' in text
+
+
+async def forward_policy() -> str:
+    """The filter table's FORWARD policy (ACCEPT, DROP), '' if iptables cannot tell."""
+    rc, text = await _run("iptables", "-w", "-S", "FORWARD")
+    for line in text.splitlines() if rc == 0 else []:
+        if line.startswith("-P FORWARD "):
+            return line.split()[2]
+    return ""

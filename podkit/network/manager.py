@@ -82,7 +82,13 @@ class NetworkManager:
         self.default_bridge = check_bridge(str(cfg.get("default_bridge", DEFAULT_BRIDGE)))
         self.default_subnet = str(parse_subnet(cfg.get("default_subnet", DEFAULT_SUBNET)))
         self.pool = parse_subnet(cfg.get("subnet_pool", DEFAULT_POOL))
-        self.firewall = bool(cfg.get("firewall", False))
+        # firewall plugin: true, false, or "auto" = only where FORWARD drops by
+        # default (a host with docker, say), where forwarded traffic needs ACCEPTs.
+        fw = cfg.get("firewall", "auto")
+        if fw not in (True, False, "auto"):
+            raise InvalidArgument('config: [network] firewall must be true, false or "auto"')
+        self._firewall_setting = fw
+        self.firewall = fw is True
         dirs = cfg.get("cni_plugin_dirs")
         if isinstance(dirs, str):
             dirs = dirs.split(":")
@@ -444,6 +450,8 @@ class NetworkManager:
     # -- daemon hooks ------------------------------------------------------------
 
     async def startup(self) -> None:
+        if self._firewall_setting == "auto":
+            self.firewall = await iptables.forward_policy() == "DROP"
         await self.ensure_default()
         await self.cleanup_stale()
 
@@ -462,6 +470,7 @@ class NetworkManager:
             "attachments": len(self.store.attachments()),
             "cni_plugin_dirs": self.cni.plugin_dirs,
             "cni_version": CNI_VERSION,
+            "firewall_plugin": self.firewall,
             "netns_dir": str(self.netns.dir),
         }
 
