@@ -808,7 +808,7 @@ class ContainerService:
                     k, eq, v = x.partition("=")
                     return k in r.labels and (not eq or r.labels[k] == v)
 
-                recs = [r for r in recs if all(has(r, x) for x in values)]
+                recs = [r for r in recs if not [x for x in values if not has(r, x)]]
             elif key == "ancestor":
                 recs = [r for r in recs if any(v in (r.image, r.image_id) or r.image.startswith(v)
                                                or _familiar_match(r.image, v) for v in values)]

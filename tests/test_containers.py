@@ -1,0 +1,218 @@
+"""Containers end to end: a real podkitd with runc under conmon and the busybox image.
+
+SDK calls where the CLI is not what is tested (faster); the CLI where its exit codes
+and output are the point.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podkit import errors
+from tests.helpers import Daemon, wait_for
+
+CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/podkit")
+
+
+@pytest.fixture
+def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
+    """A daemon with busybox; every container is removed before the daemon stops."""
+    yield daemon
+    if daemon.proc is None:
+        daemon.start()
+    c = daemon.client()
+    ids = [x.id for x in c.containers.list(all=True)]
+    for cid in ids:
+        c.containers.remove(cid, force=True, volumes=True)
+    for cid in ids:  # nothing of a removed container stays: cgroup, runc state, bundle
+        assert not (CGROUP_MEMORY / cid).exists()
+        assert not (daemon.state / "runtime" / "runc" / cid).exists()
+        assert not (daemon.state / "containers" / cid).exists()
+
+
+def _events(c, since: float) -> list[tuple[str, str]]:  # noqa: ANN001
+    return [(e["action"], e["id"]) for e in c.events(since=since, until=time.time())
+            if e["type"] == "container"]
+
+
+def test_run_exit_codes_streams_and_bad_input(d: Daemon) -> None:
+    r = d.cli("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 5")
+    assert (r.returncode, r.stdout, r.stderr) == (5, "out\n", "err\n")
+    r = d.cli("run", "-i", "--rm", "busybox", "cat", input=b"piped in\n")
+    assert (r.returncode, r.stdout) == (0, "piped in\n")
+    r = d.cli("run", "--rm", "busybox", "nosuchcmd")
+    assert r.returncode == 127 and "executable file not found" in r.stderr
+    r = d.cli("run", "--rm", "busybox", "/etc/passwd")
+    assert r.returncode == 126, r.stderr
+    r = d.cli("run", "-p", "99999:80", "busybox", "true")
+    assert r.returncode == 125 and "invalid port spec" in r.stderr
+    r = d.cli("run", "-v", "rel/path:/x", "busybox", "true")
+    assert r.returncode == 125 and "invalid volume spec" in r.stderr
+    r = d.cli("run", "--memory", "lots", "busybox", "true")
+    assert r.returncode == 125 and "memory" in r.stderr
+    r = d.cli("run", "no-such-image-here:1", "true")
+    assert r.returncode == 125 and "not found" in r.stderr
+    # nothing was left behind by any of those
+    assert d.cli("ps", "-a", "-q").stdout == ""
+    r = d.cli("create", "--name", "dup", "busybox", "true", check=True)
+    r = d.cli("create", "--name", "dup", "busybox", "true")
+    assert r.returncode == 125 and "already in use" in r.stderr
+    r = d.cli("stop", "dup")
+    assert r.returncode == 1 and "not running" in r.stderr
+
+
+def test_lifecycle_exec_logs_and_events(d: Daemon) -> None:
+    c = d.client()
+    t0 = time.time()
+    ctr = c.containers.run("busybox", ["sh", "-c", "echo hello; echo oops >&2; exec sleep 300"],
+                           name="life", init=True, env=["GREETING=hi"], labels={"app": "t"},
+                           workdir="/tmp", hostname="box1")
+    assert ctr.state == "running" and ctr.pid > 0
+    wait_for(lambda: "oops" in c.containers.logs("life"), what="log output")
+    assert c.containers.logs("life", stderr=False) == "hello\n"
+    assert c.containers.logs("life", stdout=False) == "oops\n"
+    r = d.cli("logs", "-t", "--tail", "1", "life", check=True)
+    assert r.stdout.endswith(" oops\n") or r.stderr.endswith(" oops\n")
+    ex = c.containers.exec("life", ["sh", "-c", "echo $GREETING $(pwd) $(hostname) $(id -u); exit 9"])
+    assert (ex.exit_code, ex.stdout) == (9, b"hi /tmp box1 0\n")
+    ex = c.containers.exec("life", ["sh", "-c", "echo $X; id -u; pwd"], env=["X=1"], user="nobody",
+                           workdir="/")
+    assert ex.stdout == b"1\n65534\n/\n"
+    r = d.cli("exec", "-i", "life", "cat", input=b"via exec\n")
+    assert (r.returncode, r.stdout) == (0, "via exec\n")
+    assert [x.name for x in c.containers.list(filters={"label": "app=t"})] == ["life"]
+    top = c.containers.top("life")
+    assert any("sleep" in " ".join(p) for p in top["processes"])
+    st = c.containers.stats("life")
+    assert st.pids >= 1 and st.memory_usage > 0
+    c.containers.pause("life")
+    assert c.containers.get("life").state == "paused"
+    with pytest.raises(errors.Conflict):
+        c.containers.exec("life", ["true"])
+    c.containers.unpause("life")
+    with pytest.raises(errors.Conflict):
+        c.containers.remove("life")
+    c.containers.rename("life", "life2")
+    c.containers.stop("life2", timeout=5)
+    info = c.containers.inspect("life2")
+    assert info["state"] == "exited" and info["exit_code"] in (0, 143)
+    with pytest.raises(errors.Conflict, match="not running"):
+        c.containers.stop("life2")
+    c.containers.start("life2")
+    c.containers.kill("life2", "KILL")
+    assert c.containers.wait("life2") == 137
+    c.containers.remove("life2")
+    with pytest.raises(errors.NotFound):
+        c.containers.get("life2")
+    acts = [a for a, i in _events(c, t0) if i == ctr.id]
+    for a in ("create", "start", "exec_create", "exec_die", "pause", "unpause", "die", "kill", "destroy"):
+        assert a in acts, (a, acts)
+
+
+def test_volumes_binds_tmpfs_and_cp(d: Daemon, workdir: Path) -> None:
+    c = d.client()
+    host = workdir / "hostdir"
+    host.mkdir()
+    (host / "in.txt").write_text("from host\n")
+    # a named volume on /etc starts with the image's /etc (seeded once)
+    r = c.containers.run("busybox", ["sh", "-c", "cat /etc/passwd | head -1; cat /h/in.txt; "
+                                                 "echo new > /data/f; df -t tmpfs /t | tail -1"],
+                         detach=False, volumes=["etcvol:/etc", f"{host}:/h:ro", "data:/data"],
+                         tmpfs=["/t:size=1m"])
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[0].startswith("root:") and lines[1] == "from host"
+    vols = {v.name: v for v in c.volumes.list()}
+    assert {"etcvol", "data"} <= set(vols)
+    assert (Path(vols["data"].mountpoint) / "f").read_text() == "new\n"
+    with pytest.raises(errors.Conflict, match="in use"):
+        c.volumes.remove("data")
+    r = c.containers.run("busybox", ["sh", "-c", "touch /h/x"], detach=False,
+                         volumes=[f"{host}:/h:ro"])
+    assert r.exit_code != 0  # read-only bind
+    # cp both ways, into a running and out of a stopped container
+    ctr = c.containers.run("busybox", ["sleep", "300"], init=True, name="cpt")
+    assert d.cli("cp", str(host / "in.txt"), "cpt:/tmp/", check=True).returncode == 0
+    assert c.containers.exec("cpt", ["cat", "/tmp/in.txt"]).stdout == b"from host\n"
+    c.containers.exec("cpt", ["sh", "-c", "mkdir -p /out/sub && echo deep > /out/sub/f"])
+    c.containers.stop("cpt", timeout=2)
+    d.cli("cp", "cpt:/out", str(workdir / "copied"), check=True)
+    assert (workdir / "copied" / "sub" / "f").read_text() == "deep\n"
+    r = d.cli("cp", "cpt:/nope", str(workdir / "x"))
+    assert r.returncode != 0 and "no such file" in r.stderr.lower()
+    c.containers.remove(ctr.id)
+    d.cli("volume", "create", "v1", check=True)
+    assert "v1" in d.cli("volume", "ls", "-q", check=True).stdout.split()
+    d.cli("volume", "rm", "v1", check=True)
+    for x in c.containers.list(all=True):
+        c.containers.remove(x.id)
+    c.volumes.remove("data")
+    assert "data" not in {v.name for v in c.volumes.list()}
+
+
+def test_oom_killed(d: Daemon) -> None:
+    c = d.client()
+    ctr = c.containers.run("busybox", ["sh", "-c", "a=$(yes | head -c 200000000); echo survived"],
+                           memory="16m")
+    assert c.containers.wait(ctr.id) == 137
+    info = c.containers.inspect(ctr.id)
+    assert info["oom_killed"] is True and info["state"] == "exited"
+
+
+def test_restart_policies(d: Daemon) -> None:
+    c = d.client()
+    ctr = c.containers.run("busybox", ["sh", "-c", "exit 3"], restart="on-failure:2")
+    wait_for(lambda: c.containers.get(ctr.id).restart_count == 2
+             and c.containers.get(ctr.id).state == "exited", timeout=20, what="two restarts")
+    assert c.containers.get(ctr.id).exit_code == 3
+    ok = c.containers.run("busybox", ["true"], restart="on-failure")
+    assert c.containers.wait(ok.id) == 0
+    assert c.containers.get(ok.id).restart_count == 0
+    al = c.containers.run("busybox", ["sleep", "300"], restart="always", init=True)
+    os.kill(c.containers.get(al.id).pid, signal.SIGKILL)  # dies behind podkit's back
+    wait_for(lambda: c.containers.get(al.id).restart_count >= 1
+             and c.containers.get(al.id).state == "running", timeout=20, what="always restart")
+    c.containers.stop(al.id, timeout=2)  # a stop is final
+    assert c.containers.get(al.id).state == "exited"
+
+
+def test_daemon_sigkill_recovery(d: Daemon) -> None:
+    c = d.client()
+    live = c.containers.run("busybox", ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); "
+                                                    "sleep 0.1; done"], name="live")
+    dies = c.containers.run("busybox", ["sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.1; done"],
+                            name="dies")
+    al = c.containers.run("busybox", ["sh", "-c", "trap 'exit 1' TERM; while true; do sleep 0.1; done"],
+                          name="al", restart="always")
+    wait_for(lambda: "tick 2" in c.containers.logs("live"), what="ticks")
+    dies_pid, al_pid = c.containers.get("dies").pid, c.containers.get("al").pid
+    d.kill()  # SIGKILL: no shutdown hooks
+    os.kill(dies_pid, signal.SIGTERM)
+    os.kill(al_pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{dies_pid}").exists() and not Path(f"/proc/{al_pid}").exists(),
+             what="exits while the daemon is down")
+    n_before = c_logs_lines(d, live.id)
+    d.start()
+    c = d.client()
+    assert c.containers.get("live").state == "running"
+    assert c.containers.exec("live", ["echo", "still here"]).stdout == b"still here\n"
+    # conmon kept logging while the daemon was away
+    wait_for(lambda: c_logs_lines(d, live.id) > n_before + 2, what="logging continued")
+    info = c.containers.inspect("dies")
+    assert (info["state"], info["exit_code"]) == ("exited", 3)
+    wait_for(lambda: c.containers.get("al").state == "running" and c.containers.get("al").restart_count >= 1,
+             timeout=20, what="restart policy resumed after daemon restart")
+    c.containers.stop("live", timeout=1)
+    assert c.containers.get("live").state == "exited"
+    assert dies.id and al.id
+
+
+def c_logs_lines(d: Daemon, cid: str) -> int:
+    p = d.root / "containers" / cid / "ctr.log"
+    return len(p.read_text().splitlines()) if p.exists() else 0
