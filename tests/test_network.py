@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -426,4 +427,20 @@ def test_firewall_plugin_rules_come_and_go(netenv: NetEnv) -> None:
     netenv.run(mgr.detach(owner))
     mgr.remove_netns(owner)
     assert iptables_lines(f"{att['ip']}/32") == []
+
+
+def test_connect_and_disconnect_events(netenv: NetEnv) -> None:
+    events: list[tuple[Any, ...]] = []
+    mgr = netenv.new_manager(publish=lambda *a, **kw: events.append((*a, kw)))
+    owner = "e7e7e7e7"
+    netenv.owners.append(owner)
+    ns = mgr.create_netns(owner, "pod")
+    netenv.run(mgr.attach(owner, ns, [], kind="pod", namespace="k8s.io"))
+    netenv.run(mgr.detach(owner))
+    mgr.remove_netns(owner, "pod")
+    nid = mgr.get("podkit").id
+    assert events == [
+        ("k8s.io", "network", "connect", nid, {"name": "podkit", "pod": owner}),
+        ("k8s.io", "network", "disconnect", nid, {"name": "podkit", "pod": owner}),
+    ]
 

@@ -99,7 +99,8 @@ def build(config: Config) -> Services:
     # containers' networks alone.
     from podkit.network import NetworkManager
 
-    s.networks = NetworkManager(s.db, config.root, config.state, config.section("network"))
+    s.networks = NetworkManager(s.db, config.root, config.state, config.section("network"),
+                                publish=s.events.publish)
     s.on_startup(s.networks.startup)
     s.on_shutdown(s.networks.shutdown)
 

@@ -19,7 +19,7 @@ import shutil
 import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,11 @@ class NetworkManager:
     """Networks (host-wide objects) and the attachments of owners to them."""
 
     def __init__(self, db: Database, root: str | Path, state: str | Path,
-                 config: dict[str, Any] | None = None) -> None:
+                 config: dict[str, Any] | None = None,
+                 publish: Callable[..., Any] | None = None) -> None:
         cfg = config or {}
+        # The daemon's event bus publish(ns, type, action, id, **attrs), if any.
+        self._publish = publish
         self.root = Path(root)
         self.state = Path(state)
         self.store = NetworkStore(db)
@@ -308,6 +311,7 @@ class NetworkManager:
                     raise
                 self.store.set_result(owner_id, ifname, result)
                 out.append(_summary(n.name, n.id, ifname, netns_path, result, pm))
+                self._event(namespace, "connect", n.id, n.name, owner_id, kind)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.detach(owner_id)
@@ -384,6 +388,9 @@ class NetworkManager:
                 scrub = True
                 continue
             self.store.drop_attachment(owner_id, a["ifname"])
+            if a["status"] == "ready":
+                self._event(a["namespace"], "disconnect", a["network_id"], a["network"], owner_id,
+                            a["kind"])
         if scrub:
             await iptables.scrub_owner(owner_id)
         if first is not None:
@@ -391,6 +398,13 @@ class NetworkManager:
         if atts:
             log.debug("detached %s from %d networks", owner_id[:12], len(atts))
         return len(atts)
+
+    def _event(self, namespace: str, action: str, network_id: str, network: str, owner_id: str,
+               kind: str) -> None:
+        if self._publish is not None:
+            with contextlib.suppress(Exception):
+                self._publish(namespace or "default", "network", action, network_id, name=network,
+                              **{kind: owner_id})
 
     async def check(self, owner_id: str) -> list[dict[str, Any]]:
         """CHECK every attachment of an owner: [{network, interface, ok, error}]."""
