@@ -204,6 +204,8 @@ def test_host_ip_mapping_and_port_conflicts(netenv: NetEnv) -> None:
         port = busy.getsockname()[1]
         with pytest.raises(errors.Conflict, match="already in use on the host"):
             netenv.run(mgr.attach(other, ns2, [], parse_port_spec(f"{port}:80")))
+    with pytest.raises(errors.InvalidArgument, match="IPv4 only"):
+        netenv.run(mgr.attach(other, ns2, [], parse_port_spec("[::1]:8080:80")))
     with pytest.raises(errors.InvalidArgument, match="not an address of this host"):
         netenv.run(mgr.attach(other, ns2, [], parse_port_spec("192.0.2.77:8080:80")))
     assert mgr.attachments(other) == []
@@ -370,6 +372,7 @@ def test_no_loopback_resolvers_and_hosts_file(tmp_path: Path) -> None:
     ("8000-8001:80-81", [("", 8000, 80, "tcp"), ("", 8001, 81, "tcp")]),
     ("90-91", [("", 0, 90, "tcp"), ("", 0, 91, "tcp")]),
     ("53:53/UDP", [("", 53, 53, "udp")]),
+    ("0.0.0.0:8080:80", [("", 8080, 80, "tcp")]),
 ])
 def test_parse_port_spec(spec: str, want: list[tuple[str, int, int, str]]) -> None:
     assert [(p.host_ip, p.host_port, p.container_port, p.protocol) for p in parse_port_spec(spec)] == want

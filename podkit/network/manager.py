@@ -348,6 +348,8 @@ class NetworkManager:
             if isinstance(p, dict):
                 p = PortMapping.from_dict(p)
             p = p.validated()
+            if ":" in p.host_ip:
+                raise InvalidArgument(f"cannot publish {p}: podkit networks are IPv4 only")
             if p.host_port == 0:
                 for _ in range(64):
                     cand = PortMapping(p.host_ip, free_host_port(p.protocol, p.host_ip),

@@ -55,7 +55,9 @@ class PortMapping:
         if not 0 <= self.host_port <= 65535:
             raise InvalidArgument(f"invalid host port {self.host_port}: must be 1-65535")
         if self.host_ip:
-            _check_ip(self.host_ip, str(self))
+            ip = _check_ip(self.host_ip, str(self))
+            if ip != self.host_ip:
+                return PortMapping(ip, self.host_port, self.container_port, self.protocol)
         return self
 
     def __str__(self) -> str:
@@ -66,9 +68,12 @@ class PortMapping:
 
 def _check_ip(text: str, spec: str) -> str:
     try:
-        return str(ipaddress.ip_address(text))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidArgument(f"invalid host IP {text!r} in port spec {spec!r}") from None
+    # 0.0.0.0 / :: mean every address, which portmap spells as no hostIP at all
+    # (a "-d 0.0.0.0/32" rule would match nothing).
+    return "" if ip.is_unspecified else str(ip)
 
 
 def _port_range(text: str, what: str, spec: str, allow_empty: bool = False) -> tuple[int, int]:
