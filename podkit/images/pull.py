@@ -78,6 +78,7 @@ class Lease:
 
 
 class Puller:
+    STAGGER = 0.5  # seconds a download runs alone before the next one starts
     def __init__(self, content: ContentStore, images: Any, db: Database, client: RegistryClient,
                  snapshots: Any = None, max_concurrent_downloads: int = 4) -> None:
         self.content = content
@@ -182,17 +183,42 @@ class Puller:
             lease.add(layer.digest)
             status(i, "Already exists" if skip[i] else "Waiting")
 
+        # Downloads start in layer order, each one once the previous has finished or
+        # has run for STAGGER seconds. On a fast link that is one at a time, so the
+        # bottom layer is in first and unpacking starts at once (unpacking, not the
+        # network, is then the bottleneck); on a slow link it soon becomes
+        # max_concurrent_downloads in parallel.
+        loop = asyncio.get_running_loop()
+        gates = [asyncio.Event() for _ in layers]
+
+        def open_gate(i: int) -> None:
+            if i + 1 < len(gates):
+                gates[i + 1].set()
+
         async def download(i: int) -> None:
             layer = layers[i]
-            if self.content.has(layer.digest):
-                status(i, "Download complete", layer.size)
-                return
-            async with sem:
-                status(i, "Downloading", 0)
-                await repo.fetch_blob(layer, self.content, lambda n: status(i, "Downloading", n))
-                status(i, "Verifying Checksum", layer.size)
-                status(i, "Download complete", layer.size)
+            try:
+                await gates[i].wait()
+                if self.content.has(layer.digest):
+                    status(i, "Download complete", layer.size)
+                    return
+                async with sem:
+                    timer = loop.call_later(self.STAGGER, open_gate, i)
+                    status(i, "Downloading", 0)
+                    try:
+                        await repo.fetch_blob(layer, self.content, lambda n: status(i, "Downloading", n))
+                    finally:
+                        timer.cancel()
+                    status(i, "Verifying Checksum", layer.size)
+                    status(i, "Download complete", layer.size)
+            finally:
+                open_gate(i)
 
+        if gates:
+            gates[0].set()
+        for i in range(len(layers)):
+            if skip[i]:
+                open_gate(i)
         tasks = [None if skip[i] else asyncio.create_task(download(i)) for i in range(len(layers))]
         try:
             parent: str | None = None
