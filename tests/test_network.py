@@ -447,3 +447,24 @@ def test_connect_and_disconnect_events(netenv: NetEnv) -> None:
         ("k8s.io", "network", "disconnect", nid, {"name": "podkit", "pod": owner}),
     ]
 
+
+def test_forced_cleanup_when_del_cannot_run(netenv: NetEnv) -> None:
+    """The plugins are gone (DEL fails): a plain detach keeps the attachment and
+    says why; cleanup of a known-dead owner still removes rules, lease and pin."""
+    owner = "nop1ug1n5"
+    netenv.owners.append(owner)
+    ns = netenv.mgr.create_netns(owner)
+    [att] = netenv.run(netenv.mgr.attach(owner, ns, [], parse_port_spec("80")))
+    empty = netenv.base / "no-plugins"
+    empty.mkdir()
+    mgr = netenv.new_manager({"cni_plugin_dirs": [str(empty)]})
+    with pytest.raises(errors.Unavailable, match="not found"):
+        netenv.run(mgr.detach(owner))
+    assert [a["ip"] for a in mgr.attachments(owner)] == [att["ip"]]
+    assert netenv.run(mgr.cleanup_stale(live_owner_ids=set(), kind="container")) == [owner]
+    assert mgr.attachments() == [] and mgr.netns.list() == []
+    assert iptables_lines(owner, f"{att['ip']}/32") == []
+    assert leases(netenv.base / "root" / "networks" / "ipam") == []
+    assert mgr.cni.list_cached() == []
+    assert wait_for(lambda: links_on(netenv.bridge) == [], timeout=5, what="the veth to go")
+

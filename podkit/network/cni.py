@@ -175,6 +175,10 @@ class CNI:
             os.fsync(f.fileno())
         os.replace(tmp, p)
 
+    def forget(self, network: str, container_id: str, ifname: str) -> None:
+        """Drop a cached attachment without DEL (its owner is gone and DEL failed)."""
+        self._drop_cache(network, container_id, ifname)
+
     def _drop_cache(self, network: str, container_id: str, ifname: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._cache_path(network, container_id, ifname).unlink()

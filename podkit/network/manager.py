@@ -367,12 +367,14 @@ class NetworkManager:
             out.append(p)
         return out
 
-    async def detach(self, owner_id: str) -> int:
+    async def detach(self, owner_id: str, force: bool = False) -> int:
         """DEL every attachment of an owner; return how many were removed.
 
         If the netns is gone already, DEL runs without it (the IPAM lease is still
         released) and podkit removes the masquerade rules the bridge plugin can
-        then no longer find.
+        then no longer find. With ``force`` (the owner is known to be gone) a
+        failing DEL does not keep the attachment: podkit removes the owner's
+        rules, lease and cache entry itself and forgets it, logging the failure.
         """
         atts = self.store.attachments(owner_id)
         first: BaseException | None = None
@@ -386,9 +388,14 @@ class NetworkManager:
                                                         for p in a["ports"]]},
                                       network=a["network"])
             except PodkitError as e:
-                first = first or e
                 scrub = True
-                continue
+                if not force:
+                    first = first or e
+                    continue
+                log.warning("forgetting the attachment of %s to %s after a failed DEL: %s",
+                            owner_id[:12], a["network"], e.message)
+                self._release_leases(a["network"], owner_id, a["ifname"])
+                self.cni.forget(a["network"], owner_id, a["ifname"])
             self.store.drop_attachment(owner_id, a["ifname"])
             if a["status"] == "ready":
                 self._event(a["namespace"], "disconnect", a["network_id"], a["network"], owner_id,
@@ -400,6 +407,19 @@ class NetworkManager:
         if atts:
             log.debug("detached %s from %d networks", owner_id[:12], len(atts))
         return len(atts)
+
+    def _release_leases(self, network: str, owner_id: str, ifname: str) -> None:
+        """Remove host-local's lease files of an owner (each holds "<id>\r\n<ifname>")."""
+        d = self.ipam_dir / network
+        if not d.is_dir():
+            return
+        for f in d.iterdir():
+            if f.name == "lock" or f.name.startswith("last_reserved_ip"):
+                continue
+            with contextlib.suppress(OSError):
+                lines = f.read_text().split()
+                if lines and lines[0] == owner_id and (len(lines) < 2 or lines[1] == ifname):
+                    f.unlink()
 
     def _event(self, namespace: str, action: str, network_id: str, network: str, owner_id: str,
                kind: str) -> None:
@@ -447,7 +467,7 @@ class NetworkManager:
                 stale.append(a["owner_id"])
         for owner in stale:
             try:
-                await self.detach(owner)
+                await self.detach(owner, force=live is not None)
             except PodkitError as e:
                 log.warning("cleanup of network attachments of %s failed: %s", owner[:12], e.message)
         self.netns.sweep()
