@@ -322,3 +322,46 @@ def test_chunked_and_monolithic_upload(registry: RegistryServer, workdir: Path) 
         status, headers, data = registry.api(f"/v2/up/load/blobs/{d}")
         assert status == 200 and data == store.read(d)
     assert registry.api(f"/v2/other/repo/blobs/{big}", method="HEAD")[0] == 200
+
+
+def test_bearer_token_auth(token_registry: RegistryServer, workdir: Path) -> None:
+    """Docker Hub's flow against a real registry: anonymous pull tokens, credentials
+    for push, scopes as the spec names them."""
+    import os
+
+    layout = build_layout(workdir / "oci", [{"f.bin": os.urandom(50_000)}])
+    skopeo_push(layout, token_registry, "tok/app:1")
+    tok = token_registry.token
+    assert tok is not None
+    tok.requests.clear()
+    store = ContentStore(workdir / "store")
+    ref = parse(f"{token_registry.host}/tok/app:1")
+    layer, _ = _layer_of(layout)
+
+    async def anonymous_pull(c: RegistryClient) -> Descriptor:
+        repo = c.repository(ref)
+        desc, _ = await repo.resolve("1")
+        await repo.fetch_blob(layer, store)
+        return desc
+
+    assert run(anonymous_pull).digest.startswith("sha256:")
+    assert store.has(layer.digest)
+    # One token for the whole pull (cached), anonymous, scoped to this repository.
+    assert tok.requests == [{"user": "", "scopes": ["repository:tok/app:pull"],
+                             "service": ["podkit-test-registry"]}]
+
+    blob = store.put(b"pushed through a token")
+
+    async def push(c: RegistryClient, creds: Credentials) -> str:
+        repo = c.repository(parse(f"{token_registry.host}/tok/other:1"), creds, push=True)
+        return await repo.upload_blob(Descriptor("application/octet-stream", blob, store.size(blob)),
+                                      str(store.path(blob)))
+
+    with pytest.raises(Unauthorized):  # an anonymous token grants no push
+        run(lambda c: push(c, Credentials()))
+    assert run(lambda c: push(c, Credentials(USER, PASSWORD))) == "pushed"
+    assert {"user": USER, "scopes": ["repository:tok/other:pull,push"],
+            "service": ["podkit-test-registry"]} in tok.requests
+    with pytest.raises(Unauthorized):  # the token server refuses wrong credentials
+        run(lambda c: c.login(token_registry.host, Credentials(USER, "nope")))
+    run(lambda c: c.login(token_registry.host, Credentials(USER, PASSWORD)))
