@@ -225,23 +225,34 @@ def test_exec_tty_and_resize(rt: Any, bundle: Any) -> None:
     async def go() -> None:
         await rt.create("t1", b)
         await rt.start("t1")
-        proc = rt.process_from_spec("t1", ["sh", "-c", "stty size; read x; stty size; echo done:$x"],
-                                    terminal=True)
+        script = "stty size; while read x; do [ \"$x\" = q ] && break; stty size; done; echo done"
+        proc = rt.process_from_spec("t1", ["sh", "-c", script], terminal=True)
         ep = await rt.exec("t1", proc, console_size=(30, 100))
         buf = b""
-        while b"30 100" not in buf:
-            item = await asyncio.wait_for(ep.read(), 10)
-            assert item is not None, buf
-            buf += item[1]
+
+        async def until(marker: bytes) -> None:
+            nonlocal buf
+            while marker not in buf:
+                item = await asyncio.wait_for(ep.read(), 10)
+                assert item is not None, buf
+                buf += item[1]
+
+        await until(b"30 100")
         ep.resize(40, 120)
-        # runc applies the new size on SIGWINCH; poll by asking until it shows
-        await ep.write(b"go\n")
-        while b"done:go" not in buf:
-            item = await asyncio.wait_for(ep.read(), 10)
-            assert item is not None, buf
-            buf += item[1]
-        assert await asyncio.wait_for(ep.wait(), 10) == 0
+        # runc applies the new size when it gets SIGWINCH: ask until it shows.
+        for _ in range(50):
+            await ep.write(b"size\n")
+            await until(b"size")
+            buf = buf.replace(b"size", b"", 1)
+            try:
+                await asyncio.wait_for(until(b"40 120"), 0.2)
+                break
+            except TimeoutError:
+                continue
         assert b"40 120" in buf, buf
+        await ep.write(b"q\n")
+        await until(b"done")
+        assert await asyncio.wait_for(ep.wait(), 10) == 0
         await rt.delete("t1", force=True)
 
     run(go())
@@ -307,6 +318,9 @@ def test_memory_limit_oom_killed(rt: Any, bundle: Any, workdir: Path) -> None:
     code = run(_run_to_end(rt, "m1", b, workdir / "m1.log"))
     assert code == 137
     assert rt.oom_killed("m1")
+    assert rt.stats("m1")["memory"]["oom_kills"] >= 1
+    info = run(rt.inspect("m1"))
+    assert (info["status"], info["exit_code"], info["oom_killed"]) == ("exited", 137, True)
     run(rt.delete("m1"))
 
     b = bundle("m2", ["true"], resources=Resources(memory=16 * 1024 * 1024))
@@ -347,7 +361,7 @@ def test_container_outlives_its_creator(rt: Any, bundle: Any, workdir: Path) -> 
         "import asyncio, os\n"
         "from pathlib import Path\n"
         "from podkit.runtime.engine import Runtime\n"
-        f"rt = Runtime(Path({str(rt.dir)!r}))\n"
+        f"rt = Runtime(Path({str(rt.dir)!r}), conmon_cgroup={rt.conmon_cgroup!r})\n"
         "async def go():\n"
         f"    await rt.create('o1', Path({str(b)!r}), log_path={str(log)!r}, stdin=True)\n"
         "    await rt.start('o1')\n"
@@ -360,6 +374,11 @@ def test_container_outlives_its_creator(rt: Any, bundle: Any, workdir: Path) -> 
     async def go() -> int:
         assert (await rt.state("o1"))["status"] == "running"
         assert rt.conmon_alive("o1")
+        # conmon was moved out of its creator's cgroup into the monitors' own
+        procs = (rt.cgroups.dir(rt.conmon_cgroup, "memory") / "cgroup.procs").read_text().split()
+        assert str(rt.conmon_pid("o1")) in procs
+        info = await rt.inspect("o1")
+        assert info["status"] == "running" and info["conmon_alive"] and info["exit_code"] is None
         att = await rt.attach("o1")
         await att.write(b"later\n")
         att.close()
@@ -367,6 +386,8 @@ def test_container_outlives_its_creator(rt: Any, bundle: Any, workdir: Path) -> 
         return code
 
     assert run(go()) == 5
+    info = run(rt.inspect("o1"))
+    assert (info["status"], info["exit_code"], info["oom_killed"]) == ("exited", 5, False)
     out = stdout_of(log)
     assert "first" in out and "second:later" in out
     run(rt.delete("o1"))

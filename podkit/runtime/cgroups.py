@@ -253,6 +253,21 @@ class CgroupManager:
     def update_parent(self, path: str, limits: ParentLimits) -> None:
         self.create_parent(path, limits)
 
+    def add_process(self, path: str, pid: int) -> None:
+        """Move ``pid`` into cgroup ``path`` (created as needed) in every hierarchy.
+
+        v1's cpuset is left alone: a fresh cpuset needs cpus/mems filled in first,
+        and staying in the parent's cpuset is harmless for a monitor process.
+        """
+        rel = self._rel(path)
+        cpuset = (self._v1 or {}).get("cpuset")
+        for h in self.hierarchies():
+            if h == cpuset:
+                continue
+            d = h / rel
+            d.mkdir(parents=True, exist_ok=True)
+            _write(d / "cgroup.procs", str(pid))
+
     # ------------------------------------------------------------- removal
 
     def remove(self, path: str) -> None:

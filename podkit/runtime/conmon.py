@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,8 +137,14 @@ async def _read_first_message(fd: int) -> dict | None:
 async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str, name: str,
                  bundle: Path, paths: ConmonPaths, log_path: str | None, log_size_max: int,
                  terminal: bool, stdin: bool, leave_stdin_open: bool = False,
-                 log_tag: str | None = None, timeout: float = 60.0) -> int:
-    """Start conmon for a created-not-started container; returns the container's pid."""
+                 log_tag: str | None = None, timeout: float = 60.0,
+                 before_start: Callable[[int], None] | None = None) -> int:
+    """Start conmon for a created-not-started container; returns the container's pid.
+
+    ``before_start(conmon_pid)`` runs while conmon waits on its start pipe - the
+    moment to move it into a cgroup of its own, so that stopping the daemon's
+    service (systemd kills a unit's whole cgroup) does not take conmon along.
+    """
     paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths.persist_dir.mkdir(exist_ok=True, mode=0o700)
     paths.exit_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -197,8 +204,13 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
         os.close(err_fd)
     os.close(sync_w)
     os.close(start_r)
+    if before_start is not None:
+        try:
+            before_start(proc.pid)
+        except Exception as e:  # never fail a container because of this
+            log.debug("before_start hook for conmon %d failed: %s", proc.pid, e)
     try:
-        # Let conmon go on (we don't move it to another cgroup: it stays in ours).
+        # Let conmon go on.
         os.write(start_w, b"0")
     except OSError:
         pass
@@ -302,8 +314,14 @@ class AttachSession:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
+        path_fd = None
+        target = str(attach_path)
         try:
-            await loop.sock_connect(sock, str(attach_path))
+            if len(os.fsencode(target)) >= 100:
+                # Longer than sun_path allows: connect through an O_PATH descriptor.
+                path_fd = os.open(target, os.O_PATH | os.O_CLOEXEC)
+                target = f"/proc/self/fd/{path_fd}"
+            await loop.sock_connect(sock, target)
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()
             raise Conflict(f"container {cid} is not running (no attach socket)") from None
@@ -312,6 +330,9 @@ class AttachSession:
             if e.errno == errno.ENAMETOOLONG:
                 raise Internal(f"attach socket path too long: {attach_path}") from None
             raise
+        finally:
+            if path_fd is not None:
+                os.close(path_fd)
         return cls(sock, ctl_path, cid)
 
     async def read(self) -> tuple[str, bytes] | None:

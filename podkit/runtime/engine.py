@@ -47,6 +47,9 @@ from podkit.runtime.runc import OCIRuntime, classify_start_error, find_binary, p
 log = logging.getLogger(__name__)
 
 DEFAULT_LOG_SIZE_MAX = 10 * 1024 * 1024
+# conmons live in a cgroup of their own, not the daemon's: a service manager
+# stopping podkitd (systemd kills the unit's cgroup) must not kill them.
+DEFAULT_CONMON_CGROUP = "/podkit/conmon"
 
 
 def write_bundle(bundle: Path, spec: dict[str, Any]) -> Path:
@@ -57,6 +60,13 @@ def write_bundle(bundle: Path, spec: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(spec, indent=1))
     os.replace(tmp, bundle / "config.json")
     return bundle / "config.json"
+
+
+def choose_runtime(cgroup_mode: str) -> str:
+    """``"auto"``: crun where it works, else runc. crun (1.8) refuses hybrid cgroups."""
+    if cgroup_mode != "hybrid" and shutil.which("crun"):
+        return "crun"
+    return "runc"
 
 
 def _valid_id(cid: str) -> str:
@@ -70,7 +80,8 @@ class Runtime:
 
     def __init__(self, state_dir: Path, *, runtime: str = "runc", conmon: str = "conmon",
                  runtime_args: list[str] | None = None, cgroups: CgroupManager | None = None,
-                 log_size_max: int = DEFAULT_LOG_SIZE_MAX) -> None:
+                 log_size_max: int = DEFAULT_LOG_SIZE_MAX,
+                 conmon_cgroup: str | None = DEFAULT_CONMON_CGROUP) -> None:
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o711)
         self._runtime_name = runtime
@@ -80,25 +91,38 @@ class Runtime:
         self.runtime_args = list(runtime_args or [])
         self._cgroups = cgroups
         self.log_size_max = log_size_max
+        self.conmon_cgroup = conmon_cgroup
         self.exit_dir = self.dir / "exits"
         self.socket_dir = self.dir / "sockets"
         self.containers_dir = self.dir / "containers"
 
     @classmethod
     def from_config(cls, section: dict[str, Any], state: Path) -> Runtime:
-        """Build from podkitd's ``[runtime]`` section (keys ``runtime``, ``conmon``,
-        ``runtime_args``, ``log_size_max``) and its state dir."""
+        """Build from podkitd's ``[runtime]`` section and its state dir.
+
+        Keys: ``runtime`` (name or path; ``"auto"`` = crun where it works, else
+        runc; default runc), ``conmon`` (name or path), ``runtime_args`` (list),
+        ``log_size_max`` (bytes per container log file, default 10 MiB),
+        ``conmon_cgroup`` (cgroup path for the monitors, ``""`` to leave them in
+        the daemon's).
+        """
         return cls(Path(state) / "runtime", runtime=str(section.get("runtime", "runc")),
                    conmon=str(section.get("conmon", "conmon")),
                    runtime_args=[str(a) for a in section.get("runtime_args", [])],
-                   log_size_max=int(section.get("log_size_max", DEFAULT_LOG_SIZE_MAX)))
+                   log_size_max=int(section.get("log_size_max", DEFAULT_LOG_SIZE_MAX)),
+                   conmon_cgroup=str(section.get("conmon_cgroup", DEFAULT_CONMON_CGROUP)) or None)
 
     # ------------------------------------------------------------ parts
 
     @property
     def oci(self) -> OCIRuntime:
         if self._runtime is None:
-            self._runtime = OCIRuntime(find_binary(self._runtime_name), self.dir / "runc")
+            name = self._runtime_name
+            if name == "auto":
+                name = choose_runtime(self.cgroups.mode)
+            binary = find_binary(name)
+            # Each runtime keeps its own state root (their formats differ).
+            self._runtime = OCIRuntime(binary, self.dir / os.path.basename(binary))
         return self._runtime
 
     @property
@@ -164,7 +188,8 @@ class Runtime:
                 self.conmon_path, self.oci.binary, runtime_args, cid=cid, name=name or cid,
                 bundle=bundle, paths=paths, log_path=str(log_path) if log_path else None,
                 log_size_max=self.log_size_max if log_size_max is None else log_size_max,
-                terminal=terminal, stdin=stdin, leave_stdin_open=leave_stdin_open, timeout=timeout)
+                terminal=terminal, stdin=stdin, leave_stdin_open=leave_stdin_open, timeout=timeout,
+                before_start=self._place_conmon)
         except RuntimeCreateError as e:
             await self._cleanup_failed(cid)
             raise classify_start_error(e.message) from None
@@ -173,6 +198,10 @@ class Runtime:
             raise
         log.debug("container %s created, pid %d", cid, pid)
         return pid
+
+    def _place_conmon(self, pid: int) -> None:
+        if self.conmon_cgroup:
+            self.cgroups.add_process(self.conmon_cgroup, pid)
 
     async def _cleanup_failed(self, cid: str) -> None:
         with contextlib.suppress(Exception):
@@ -318,6 +347,61 @@ class Runtime:
         if cgroups_path:
             with contextlib.suppress(Exception):
                 self.cgroups.remove(cgroups_path)
+
+    def stats(self, cid: str) -> dict[str, Any]:
+        """cgroup usage of the container (see ``CgroupManager.stats``)."""
+        cg = self.cgroup_path(cid)
+        if not cg:
+            raise NotFound(f"container {cid} has no cgroup")
+        return self.cgroups.stats(cg)
+
+    async def inspect(self, cid: str) -> dict[str, Any]:
+        """Everything known about a container's run, from runc and conmon's files.
+
+        ``status`` is ``created|running|paused|exited|unknown``; ``exited`` comes
+        with ``exit_code``, ``finished_at`` and ``oom_killed``. This is what a
+        restarted daemon calls to learn each container's true state.
+        """
+        st = await self.state(cid)
+        exit_st = self.exit_status(cid)
+        info: dict[str, Any] = {
+            "id": cid, "status": "unknown", "pid": None, "exit_code": None, "finished_at": None,
+            "oom_killed": False, "conmon_pid": self.conmon_pid(cid), "conmon_alive": self.conmon_alive(cid),
+        }
+        if st is not None:
+            info["status"] = st.get("status", "unknown")
+            info["pid"] = st.get("pid") or None
+        if exit_st is not None:
+            info["status"] = "exited"
+            info["exit_code"], info["finished_at"] = exit_st
+            info["oom_killed"] = self.oom_killed(cid)
+        elif info["status"] == "stopped" or (st is None and self.paths(cid).dir.exists()):
+            # Ended without an exit file: conmon was killed (or the host rebooted).
+            info["status"] = "exited" if st is not None else "unknown"
+            info["oom_killed"] = self.oom_killed(cid)
+        elif info["status"] in ("running", "created", "paused") and not info["conmon_alive"]:
+            log.warning("container %s is %s but its conmon is gone", cid, info["status"])
+        return info
+
+    async def info(self) -> dict[str, Any]:
+        """Runtime, conmon and cgroup facts for ``podkit info``."""
+        out: dict[str, Any] = {"cgroup_mode": self.cgroups.mode, "state_dir": str(self.dir)}
+        try:
+            rc, o, _ = await self.oci.run("--version", check=False)
+            out["runtime"] = {"name": self.oci.name, "path": self.oci.binary,
+                              "version": o.decode(errors="replace").splitlines()[0] if o else None}
+        except Exception as e:
+            out["runtime"] = {"error": str(e)}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.conmon_path, "--version", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL)
+            o, _ = await proc.communicate()
+            out["conmon"] = {"path": self.conmon_path,
+                             "version": o.decode(errors="replace").splitlines()[0] if o else None}
+        except Exception as e:
+            out["conmon"] = {"error": str(e)}
+        return out
 
     # ------------------------------------------------------------ I/O
 

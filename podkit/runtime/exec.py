@@ -190,6 +190,9 @@ async def start_exec(runtime: OCIRuntime, cid: str, process: dict[str, Any], wor
                      start_timeout: float = 30.0) -> ExecProcess:
     """Start ``process`` (an OCI process object) in container ``cid``."""
     terminal = bool(process.get("terminal"))
+    if terminal and console_size:
+        # The process must see its size from the start, not after runc's first resize.
+        process = {**process, "consoleSize": {"height": console_size[0], "width": console_size[1]}}
     workdir = workdir / f"exec-{uuid.uuid4().hex[:12]}"
     workdir.mkdir(parents=True, mode=0o700)
     spec_path = workdir / "process.json"
