@@ -102,3 +102,64 @@ def test_pull_stream_api_shape(daemon: Daemon, registry: RegistryServer, workdir
         json.dumps(m)
         if "current" in m:
             assert len(m["id"]) == 12 and isinstance(m["total"], int)
+
+
+def test_pull_by_digest_and_tag_at_digest(daemon: Daemon, registry: RegistryServer,
+                                          workdir: Path) -> None:
+    skopeo_push(build_layout(workdir / "oci"), registry, "dig:1")
+    digest = skopeo_inspect(registry, "dig:1")["Digest"]
+    images = dist(daemon)
+    img = _d(images.pull(f"{registry.host}/dig@{digest}"))
+    assert img["name"] == f"{registry.host}/dig@{digest}" and img["digest"] == digest
+    img = _d(images.pull(f"{registry.host}/dig:1@{digest}"))
+    assert img["digest"] == digest
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(errors.NotFound):
+        images.pull(f"{registry.host}/dig@{wrong}")
+
+
+def test_pull_tty_progress_bars(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    """On a terminal the CLI redraws one line per layer in place (ANSI cursor moves)."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.helpers import BIN
+
+    skopeo_push(build_layout(workdir / "oci", [{"a.bin": os.urandom(400_000)},
+                                               {"b.bin": os.urandom(400_000)}]), registry, "tty:1")
+    master, slave = pty.openpty()
+    env = dict(os.environ, PODKIT_HOST=daemon.host)
+    p = subprocess.Popen([str(BIN / "podkit"), "pull", f"{registry.host}/tty:1"], stdout=slave,
+                         stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(60) == 0
+    text = out.decode(errors="replace")
+    assert "\x1b[" in text and "\x1b[2K" in text  # lines redrawn in place
+    assert text.count("Pull complete") == 2
+    assert text.rstrip().endswith(f"{registry.host}/tty:1")
+
+
+def test_bad_registry_auth_header_is_refused(daemon: Daemon, registry: RegistryServer) -> None:
+    with pytest.raises(errors.InvalidArgument) as ei:
+        list(daemon.client()._t.stream("POST", "/images/pull", json_body={"reference": f"{registry.host}/x"},
+                                       headers={"X-Registry-Auth": "%%%"}))
+    assert "X-Registry-Auth" in ei.value.message
+
+
+def test_unreachable_registry_is_unavailable(daemon: Daemon) -> None:
+    from tests.fixtures.registry import free_port
+
+    r = daemon.cli("pull", f"127.0.0.1:{free_port()}/nothing:1")
+    assert r.returncode == 1
+    assert "Error:" in r.stderr and "gave up" in r.stderr
