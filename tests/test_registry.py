@@ -365,3 +365,25 @@ def test_bearer_token_auth(token_registry: RegistryServer, workdir: Path) -> Non
     with pytest.raises(Unauthorized):  # the token server refuses wrong credentials
         run(lambda c: c.login(token_registry.host, Credentials(USER, "nope")))
     run(lambda c: c.login(token_registry.host, Credentials(USER, PASSWORD)))
+
+
+def test_daemon_falls_back_to_its_own_docker_config(tmp_path: Path) -> None:
+    from podkit.images.distribution import Registry, normalise_registry
+    from podkit.store import Database
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"auths": {"reg.example:5000": {"username": "d", "password": "p"}}}))
+    db = Database(tmp_path / "m.db")
+    try:
+        reg = Registry(ContentStore(tmp_path), None, db, {"max_concurrent_downloads": 2},
+                       docker_config=cfg)
+        assert reg.credentials("reg.example:5000") == Credentials("d", "p")
+        given = Credentials("request", "wins")
+        assert reg.credentials("reg.example:5000", given) == given
+        assert not reg.credentials("other.example")
+        with pytest.raises(InvalidArgument):
+            Registry(ContentStore(tmp_path), None, db, {"max_concurrent_downloads": 0})
+    finally:
+        db.close()
+    assert normalise_registry("https://index.docker.io/v1/") == "docker.io"
+    assert normalise_registry("http://127.0.0.1:5000/v2/") == "127.0.0.1:5000"
