@@ -115,7 +115,9 @@ def test_attach_gives_an_ip_that_reaches_the_gateway_and_detach_frees_it(netenv:
     assert netenv.procs.run(ns, "busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1").returncode == 0
     assert len(links_on(netenv.bridge)) == 1
     assert leases(netenv.base / "root" / "networks" / "ipam") == [f"podkit/{att['ip']}"]
-    assert iptables_lines(owner), "the bridge plugin masquerades the container's traffic"
+    # Its traffic out is masqueraded by the network's one rule set, while in use.
+    [jump] = iptables_lines(f"-A POSTROUTING -s {netenv.subnet}")
+    assert "MASQUERADE" in " ".join(iptables_lines(jump.split()[-1]))
     assert netenv.run(mgr.check(owner)) == [{"network": "podkit", "interface": "eth0", "ok": True,
                                              "error": ""}]
     assert [a["ip"] for a in mgr.attachments(owner)] == [att["ip"]]
@@ -276,6 +278,7 @@ def test_restart_cleans_attachments_whose_netns_is_gone(netenv: NetEnv) -> None:
     # The live owner keeps its network across the restart.
     assert [a["ip"] for a in mgr2.attachments(alive)] == [att_alive["ip"]]
     assert netenv.run(mgr2.check(alive))[0]["ok"]
+    assert iptables_lines(f"-A POSTROUTING -s {netenv.subnet}")  # still masqueraded
     # Owners known to be gone by their layer (live set) are cleaned with their pins.
     assert netenv.run(mgr2.cleanup_stale(live_owner_ids=[], kind="container")) == [alive]
     assert mgr2.attachments() == [] and mgr2.netns.list() == []
@@ -467,4 +470,40 @@ def test_forced_cleanup_when_del_cannot_run(netenv: NetEnv) -> None:
     assert leases(netenv.base / "root" / "networks" / "ipam") == []
     assert mgr.cni.list_cached() == []
     assert wait_for(lambda: links_on(netenv.bridge) == [], timeout=5, what="the veth to go")
+
+
+_PEER_SERVER = (
+    "import socket\n"
+    "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', 80)); s.listen()\n"
+    "while True:\n"
+    "    c, a = s.accept(); c.recv(1024)\n"
+    "    c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\n' + a[0].encode()); c.close()\n"
+)
+
+
+def test_traffic_leaving_a_network_is_masqueraded(netenv: NetEnv) -> None:
+    """From one network to another the host routes, and the source is rewritten
+    to the host's address on the way out; inside a network it is not."""
+    from tests.fixtures.network import free_network
+
+    mgr = netenv.mgr
+    bridge2, subnet2 = free_network()
+    netenv.bridges.append(bridge2)
+    n2 = netenv.run(mgr.create("other", subnet=subnet2, bridge=bridge2))
+    a, b, c = "masqa001", "masqb001", "masqc001"
+    netenv.owners += [a, b, c]
+    ns = {o: mgr.create_netns(o) for o in (a, b, c)}
+    [att_a] = netenv.run(mgr.attach(a, ns[a], ["podkit"]))
+    [att_b] = netenv.run(mgr.attach(b, ns[b], ["other"]))
+    [att_c] = netenv.run(mgr.attach(c, ns[c], ["other"]))
+    netenv.procs.start(ns[b], sys.executable, "-c", _PEER_SERVER)
+    seen = wait_for(lambda: get_in(netenv, ns[a], att_b["ip"], 80), timeout=10, what="b from a")
+    assert seen == n2.gateway  # masqueraded to the host's address on b's bridge
+    assert get_in(netenv, ns[c], att_b["ip"], 80) == att_c["ip"]  # same network: as is
+    for o in (a, b, c):
+        netenv.run(mgr.detach(o))
+        mgr.remove_netns(o)
+    assert iptables_lines(f"-s {subnet2}", f"-s {netenv.subnet}") == []
+    netenv.run(mgr.remove("other"))
 

@@ -33,13 +33,15 @@ class Network:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def conflist(self, ipam_dir: str, firewall: bool = False, portmap: bool = True) -> dict[str, Any]:
+    def conflist(self, ipam_dir: str, firewall: bool = False, portmap: bool = True,
+                 plugin_masq: bool = True) -> dict[str, Any]:
         """The CNI plugin list for this network.
 
         bridge (gateway on the host side, hairpin so a pod reaches itself through a
         published port, masquerade out unless internal) with host-local IPAM whose
         leases live under podkit's root; portmap for published ports (with SNAT so
         127.0.0.1 and hairpinned connections work); firewall only where asked for.
+        ``plugin_masq=False`` when the caller masquerades the subnet itself.
         """
         rng: dict[str, Any] = {"subnet": self.subnet, "gateway": self.gateway}
         if self.ip_range:
@@ -51,7 +53,7 @@ class Network:
                 "type": "bridge",
                 "bridge": self.bridge,
                 "isGateway": not self.internal,
-                "ipMasq": self.ipmasq and not self.internal,
+                "ipMasq": plugin_masq and self.ipmasq and not self.internal,
                 "hairpinMode": True,
                 "promiscMode": False,
                 "ipam": {

@@ -107,3 +107,57 @@ async def forward_policy() -> str:
         if line.startswith("-P FORWARD "):
             return line.split()[2]
     return ""
+
+
+async def ensure_masquerade(chain: str, subnet: str, comment: str) -> None:
+    """Masquerade traffic leaving `subnet` for elsewhere, through one chain.
+
+    POSTROUTING -s subnet -> chain: RETURN for the subnet itself and multicast,
+    MASQUERADE the rest. Idempotent; one iptables-restore call when missing.
+    """
+    rc, text = await _run("iptables", "-w", "-t", "nat", "-S", "POSTROUTING")
+    jump = f"-j {chain}"
+    if rc == 0 and any(line.endswith(jump) for line in text.splitlines()):
+        return
+    c = comment.replace('"', "")
+    script = (
+        "*nat\n"
+        f":{chain} - [0:0]\n"
+        f'-A {chain} -d {subnet} -m comment --comment "{c}" -j RETURN\n'
+        f'-A {chain} -d 224.0.0.0/4 -m comment --comment "{c}" -j RETURN\n'
+        f'-A {chain} -m comment --comment "{c}" -j MASQUERADE\n'
+        f'-A POSTROUTING -s {subnet} -m comment --comment "{c}" -j {chain}\n'
+        "COMMIT\n"
+    )
+    await _restore(script)
+
+
+async def remove_masquerade(chain: str, subnet: str) -> None:
+    """Undo ensure_masquerade (nothing to do when it is not there)."""
+    rc, text = await _run("iptables-save", "-t", "nat")
+    if rc != 0 or f":{chain} " not in text:
+        return
+    lines = ["*nat"]
+    for rule in parse_save(text).get("nat", []):
+        if rule[0] != chain and _target(rule) == chain:
+            lines.append("-D " + " ".join(_quote(a) for a in rule))
+    lines += [f"-F {chain}", f"-X {chain}", "COMMIT", ""]
+    await _restore("\n".join(lines))
+
+
+def _quote(arg: str) -> str:
+    """Quote as iptables-save does (double quotes, inner ones escaped)."""
+    if arg and not any(c in arg for c in (" ", '"', "\\")):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def _restore(script: str) -> None:
+    from podkit.errors import Internal
+
+    proc = await asyncio.create_subprocess_exec(
+        "iptables-restore", "-w", "--noflush", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate(script.encode())
+    if proc.returncode != 0:
+        raise Internal(f"iptables-restore failed: {out.decode(errors='replace').strip()}")
