@@ -52,7 +52,13 @@ class RuntimeDriver:
         return pid
 
     async def start(self, cid: str) -> None:
-        await self.rt.start(cid)
+        # Straight to `runc start`: the container was created a moment ago by us, so the
+        # runtime's extra `runc state` check would only cost a process spawn.
+        await self.rt.oci.start(cid)
+
+    def has_state(self, cid: str) -> bool:
+        """Whether the runtime still holds anything of this container (conmon files)."""
+        return self.rt.paths(cid).dir.exists()
 
     async def delete(self, cid: str, force: bool = False) -> None:
         await self.rt.delete(cid, force=force)

@@ -289,6 +289,7 @@ class ContainerService:
         bundle = self.bundle(rec.id)
         rootfs = bundle / "rootfs"
         undo: list[Callable[[], Any]] = []
+        marks = [time.perf_counter()]
         try:
             bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
             rootfs.mkdir(exist_ok=True)
@@ -296,10 +297,13 @@ class ContainerService:
                 mounts = self.snapshots.mounts(self._snap_key(rec.id))
                 await asyncio.to_thread(self._mount_all, mounts, rootfs)
                 undo.append(lambda: self._unmount(rootfs))
+            marks.append(time.perf_counter())
             netinfo, nss, undo_net = await self._network_up(rec, opts)
+            marks.append(time.perf_counter())
             undo.append(undo_net)
             spec = await self._spec(rec, opts, cfg, rootfs, nss, netinfo)
             (bundle / "config.json").write_text(json.dumps(spec))
+            marks.append(time.perf_counter())
             log_size = opts.log_size_max if opts.log_size_max is not None else self.default_log_size
             try:
                 pid = await self.rt.create(
@@ -310,6 +314,7 @@ class ContainerService:
             except Exception as e:  # RuntimeCreateError and friends
                 raise _classify(getattr(e, "message", str(e))) from None
             undo.append(lambda: self._spawn(self.rt.delete(rec.id, force=True)))
+            marks.append(time.perf_counter())
             try:
                 await self.rt.start(rec.id)
             except PodkitError as e:
@@ -328,6 +333,10 @@ class ContainerService:
                 self.store.update(rec.id, state="exited" if rec.state != "created" else "created",
                                   error=e.message, exit_code=code if rec.state != "created" else None)
             raise
+        marks.append(time.perf_counter())
+        log.debug("started %s in %.1f ms (rootfs %.1f, network %.1f, spec %.1f, create %.1f, start %.1f)",
+                  rec.id[:12], (marks[-1] - marks[0]) * 1000,
+                  *((b - a) * 1000 for a, b in zip(marks, marks[1:], strict=False)))
         now = time.time()
         self.store.update(rec.id, state="running", pid=pid, started_at=now, finished_at=None,
                           exit_code=None, oom_killed=False, error="", network=netinfo)
@@ -555,10 +564,13 @@ class ContainerService:
         self._changed(rec.id)
 
     async def _release(self, cid: str) -> None:
-        await self._rt_cleanup(cid)
+        if self.rt.has_state(cid):
+            await self._rt_cleanup(cid)
         await self._network_down(cid)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(self._unmount, self.bundle(cid) / "rootfs")
+        rootfs = self.bundle(cid) / "rootfs"
+        if self._mounted(rootfs):
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._unmount, rootfs)
 
     async def _after_exit(self, cid: str) -> None:
         rec = self.store.get(cid)
