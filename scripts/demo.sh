@@ -128,7 +128,7 @@ run podkit run -d --name demo-solo-web busybox \
   sh -c "mkdir -p /www && echo 'hello from the web container' > /www/index.html && exec httpd -f -p 127.0.0.1:$PORT -h /www"
 run podkit run -d --name demo-solo-client busybox sleep 3600
 heading "No pod: localhost is the client's own (nothing listens there)"
-run_fails podkit exec demo-solo-client wget -T 2 -qO- "http://127.0.0.1:$PORT/"
+run_fails podkit exec demo-solo-client wget -qO- "http://127.0.0.1:$PORT/"
 heading "No pod: /dev/shm is not shared"
 run podkit exec demo-solo-web sh -c 'echo "shared memory, written by demo-solo-web" > /dev/shm/note'
 run_fails podkit exec demo-solo-client cat /dev/shm/note

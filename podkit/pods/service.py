@@ -584,11 +584,15 @@ class PodService:
 
         async def pump(r: Any) -> None:
             try:
-                async for item in self.containers.logs(ns, r.id, follow=follow, tail=tail,
-                                                       timestamps=timestamps):
-                    item = dict(item) if isinstance(item, dict) else {"line": str(item)}
-                    item["container"] = r.name
+                it = await self.containers.logs(ns, r.id, follow=follow, tail=tail)
+                async for e in it:
+                    data = e.data.decode("utf-8", "replace") if isinstance(e.data, bytes) else str(e.data)
+                    item = {"container": r.name, "stream": e.stream, "line": data}
+                    if timestamps:
+                        item["time"] = e.ts
                     await queue.put(item)
+            except NotFound:
+                pass  # removed while we read
             finally:
                 await queue.put(None)
 

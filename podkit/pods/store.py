@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from podkit.errors import AlreadyExists, NotFound
 from podkit.pods.model import Pod
@@ -49,21 +50,29 @@ class PodStore:
 
     def get(self, ns: str, ref: str) -> Pod:
         """Find a pod by full id, name, or unique id prefix."""
-        row = self.db.one("SELECT record FROM pods WHERE namespace=? AND (id=? OR name=?)",
+        row = self.db.one("SELECT state, record FROM pods WHERE namespace=? AND (id=? OR name=?)",
                           (ns, ref, ref))
         if row is None and ref and len(ref) >= 3 and all(c in "0123456789abcdef" for c in ref):
-            rows = self.db.query("SELECT record FROM pods WHERE namespace=? AND id LIKE ?",
+            rows = self.db.query("SELECT state, record FROM pods WHERE namespace=? AND id LIKE ?",
                                  (ns, ref + "%"))
             if len(rows) > 1:
                 raise NotFound(f"pod id prefix {ref!r} is ambiguous: {len(rows)} pods match")
             row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"no such pod: {ref}")
-        return Pod.from_record(json.loads(row["record"]))
+        return _pod(row)
 
     def list(self, ns: str | None = None) -> list[Pod]:
         if ns is None:
-            rows = self.db.query("SELECT record FROM pods ORDER BY created")
+            rows = self.db.query("SELECT state, record FROM pods ORDER BY created")
         else:
-            rows = self.db.query("SELECT record FROM pods WHERE namespace=? ORDER BY created", (ns,))
-        return [Pod.from_record(json.loads(r["record"])) for r in rows]
+            rows = self.db.query("SELECT state, record FROM pods WHERE namespace=? ORDER BY created",
+                                 (ns,))
+        return [_pod(r) for r in rows]
+
+
+def _pod(row: Any) -> Pod:
+    # The state column is the truth (it is what a transition updates first).
+    pod = Pod.from_record(json.loads(row["record"]))
+    pod.state = row["state"]
+    return pod

@@ -1,0 +1,299 @@
+"""Pods, for real: runc + conmon + CNI + overlayfs under a podkitd of the test's own.
+
+What a pod shares (net, ipc, uts, optionally pid) and what it does not (mnt, pid by
+default), its cgroup, its files, published ports, complete clean-up, and recovery
+after podkitd is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podkit.errors import InvalidArgument, NotFound
+from tests.fixtures.network import iptables_lines, leases
+from tests.helpers import Daemon, wait_for
+from tests.leaks import mounts_under, processes_mentioning
+
+HTTPD = "mkdir -p /www && echo hello-from-{name} > /www/index.html && exec httpd -f -p 8080 -h /www"
+
+
+@pytest.fixture(autouse=True)
+def _remove_leftovers(daemon: Daemon) -> Iterator[None]:
+    """Even when a test fails half-way: remove its pods and containers while podkitd runs."""
+    yield
+    if daemon.proc is None or daemon.proc.poll() is not None:
+        return
+    for ns in ("default", "team-a", "team-b"):
+        c = daemon.client(ns)
+        for p in c.pods.list():
+            with contextlib.suppress(Exception):
+                c.pods.remove(p.id, force=True, timeout=0)
+        for x in c.containers.list(all=True):
+            with contextlib.suppress(Exception):
+                c.containers.remove(x.id, force=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sh(c: Any, ctr: str, script: str) -> tuple[int, str]:
+    r = c.containers.exec(ctr, ["sh", "-c", script])
+    return r.exit_code, (r.stdout + r.stderr).decode()
+
+
+def fetch(c: Any, ctr: str, url: str) -> str:
+    """wget from inside a container, retried until the server is up (a wait, not a sleep)."""
+    def get() -> str:
+        # (busybox 1.35's wget -T crashes: rely on the kernel's connect timeout instead)
+        rc, out = sh(c, ctr, f"wget -qO- {url}")
+        return out if rc == 0 else ""
+    return wait_for(get, 15, interval=0.1, what=f"{url} from {ctr}")
+
+
+def pod_cgroup_dir(cgroup_path: str, controller: str = "memory") -> Path:
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    base = Path("/sys/fs/cgroup") if v2 else Path("/sys/fs/cgroup") / controller
+    return base / cgroup_path.strip("/")
+
+
+def assert_pod_gone(daemon: Daemon, pod: dict[str, Any]) -> None:
+    """Nothing of the pod is left: containers, processes, CNI, netns, mounts, cgroup, files."""
+    c = daemon.client()
+    pod_id = pod["id"]
+    assert not [x for x in c.containers.list(all=True) if x.pod_id == pod_id]
+    assert not processes_mentioning(pod_id)
+    for cid in (x["id"] for x in pod["containers"]):
+        assert not processes_mentioning(cid), f"conmon of {cid[:12]} still runs"
+    assert not os.path.exists(pod["netns_path"] or "/nonexistent")
+    assert not [ln for ln in leases(daemon.root / "networks" / "ipam")
+                if any(ip.split("/")[0] in ln for ip in pod["ips"])]
+    assert not iptables_lines(pod_id)
+    assert not mounts_under(Path(pod["state_dir"]))
+    assert not os.path.exists(pod["state_dir"])
+    assert not pod_cgroup_dir(pod["cgroup_path"]).exists()
+
+
+def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_image: str) -> None:
+    c = daemon.client()
+    port = free_port()
+    r = daemon.cli("pod", "create", "--name", "web", "--hostname", "webhost", "-p",
+                   f"127.0.0.1:{port}:8080", "--memory", "64m", "--add-host", "db:10.9.9.9",
+                   "--dns", "10.0.0.53", "--dns-search", "svc.local", check=True)
+    pod_id = r.stdout.strip()
+    assert len(pod_id) == 64
+    c.containers.create(busybox_image, ["sh", "-c", HTTPD.format(name="web")], name="srv", pod="web")
+    c.containers.create(busybox_image, ["sleep", "600"], name="cli", pod="web")
+    daemon.cli("pod", "start", "web", check=True)
+    [row] = json.loads(daemon.cli("pod", "ls", "--format", "json", check=True).stdout)
+    assert row["status"] == "Running" and row["num_containers"] == 3
+    assert daemon.cli("pod", "ls", "-q", check=True).stdout.split() == [pod_id]
+
+    # net: the client reaches the server on the pod's shared localhost.
+    assert fetch(c, "cli", "http://127.0.0.1:8080/").strip() == "hello-from-web"
+    # ipc: /dev/shm is one tmpfs for the pod.
+    assert sh(c, "srv", "echo shared > /dev/shm/note")[0] == 0
+    assert sh(c, "cli", "cat /dev/shm/note") == (0, "shared\n")
+    # uts: one hostname.
+    assert sh(c, "srv", "hostname")[1].strip() == sh(c, "cli", "hostname")[1].strip() == "webhost"
+    # mnt is not shared: a file in one root is absent from the other.
+    assert sh(c, "srv", "echo mine > /only-here")[0] == 0
+    assert sh(c, "cli", "test -e /only-here")[0] == 1
+    # pid is not shared by default: the client sees no httpd, and is PID 1 itself.
+    rc, ps = sh(c, "cli", "ps -o pid,args")
+    assert "httpd" not in ps and "catatonit" not in ps
+    assert any(ln.split()[:2] == ["1", "sleep"] for ln in ps.splitlines())
+
+    # The pod's /etc/hosts and resolv.conf.
+    hosts = sh(c, "cli", "cat /etc/hosts")[1]
+    pod = c.pods.inspect("web")
+    ip = pod["ips"][0].split("/")[0]
+    assert f"{ip}\twebhost" in hosts and "srv" in hosts and "cli" in hosts
+    assert "10.9.9.9\tdb" in hosts
+    resolv = sh(c, "cli", "cat /etc/resolv.conf")[1]
+    assert "nameserver 10.0.0.53" in resolv and "search svc.local" in resolv
+    assert "127.0.0." not in resolv
+
+    # The published port answers on the host's loopback.
+    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 10, what="published port")
+    assert body.strip() == "hello-from-web"
+
+    # The pod's cgroup parents the containers' cgroups and carries the pod's limit.
+    cg = pod["cgroup_path"]
+    assert int((pod_cgroup_dir(cg) / ("memory.max" if _v2() else "memory.limit_in_bytes"))
+               .read_text()) == 64 * 1024 * 1024
+    srv = c.containers.inspect("srv")
+    assert f"{cg}/{srv['id']}" in Path(f"/proc/{srv['pid']}/cgroup").read_text()
+
+    # Another pod reaches this one at its IP.
+    c.pods.create("other", start=False)
+    c.containers.create(busybox_image, ["sleep", "600"], name="peer", pod="other")
+    c.pods.start("other")
+    assert fetch(c, "peer", f"http://{ip}:8080/").strip() == "hello-from-web"
+
+    # top and logs cover the pod's containers.
+    top = daemon.cli("pod", "top", "web", check=True).stdout
+    assert any("srv" in ln and "httpd" in ln for ln in top.splitlines())
+    c.containers.create(busybox_image, ["echo", "said-something"], name="talker", pod="web")
+    c.containers.start("talker")
+    wait_for(lambda: any(x["line"].strip() == "said-something" and x["container"] == "talker"
+                         for x in c.pods.logs("web")), 10, what="talker's log line")
+    st = next(iter(c.pods.stats("web")))
+    assert st["memory_limit"] == 64 * 1024 * 1024 and st["pids"] >= 3
+
+    # rm without -f refuses while containers run; -f removes every trace.
+    r = daemon.cli("pod", "rm", "web")
+    assert r.returncode != 0 and "running containers" in r.stderr
+    pod = c.pods.inspect("web")
+    assert len(leases(daemon.root / "networks" / "ipam")) == 2
+    assert iptables_lines(pod_id)  # the portmap rules exist while the pod does
+    daemon.cli("pod", "rm", "-f", "web", "other", check=True)
+    assert_pod_gone(daemon, pod)
+    assert c.pods.list() == [] and not leases(daemon.root / "networks" / "ipam")
+    wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/") == "", 5, what="the port to close")
+
+
+def _host_get(url: str) -> str:
+    try:
+        return urllib.request.urlopen(url, timeout=2).read().decode()
+    except OSError:
+        return ""
+
+
+def _v2() -> bool:
+    return Path("/sys/fs/cgroup/cgroup.controllers").exists()
+
+
+def test_shared_pid_namespace_infra_is_pid1_and_reaps(daemon: Daemon, busybox_image: str) -> None:
+    c = daemon.client()
+    daemon.cli("pod", "create", "--name", "pp", "--share", "net,ipc,uts,pid", check=True)
+    c.containers.create(busybox_image, ["sleep", "600"], name="a", pod="pp")
+    c.containers.create(busybox_image, ["sleep", "700"], name="b", pod="pp")
+    c.pods.start("pp")
+    rc, ps = sh(c, "b", "ps -o pid,args")
+    lines = [ln.split(None, 1) for ln in ps.splitlines()[1:]]
+    assert ["1", "/catatonit -P"] in lines, ps
+    assert any(args == "sleep 600" for _, args in lines), ps  # a's process, seen from b
+    # An orphan is re-parented to the infra (PID 1), which reaps it: no zombie stays.
+    assert sh(c, "b", "(sleep 0.3 &) ; true")[0] == 0
+    wait_for(lambda: "sleep 0.3" not in sh(c, "b", "ps -o args")[1], 10, what="the orphan to exit")
+    assert " Z " not in sh(c, "b", "ps -o pid,stat,args")[1].replace("\n", " \n")
+    # A restart of the pod re-pins the new infra's pid namespace for its containers.
+    c.pods.restart("pp", timeout=1)
+    rc, ps = sh(c, "a", "ps -o pid,args")
+    assert "sleep 700" in ps and "/catatonit -P" in ps
+    pod = c.pods.inspect("pp")
+    c.pods.remove("pp", force=True)
+    assert_pod_gone(daemon, pod)
+
+
+def test_sigkill_mid_create_and_restart_recovers(daemon: Daemon, busybox_image: str) -> None:
+    c = daemon.client()
+    # A pod that must survive the crash, running.
+    c.pods.create("keep")
+    c.containers.create(busybox_image, ["sleep", "600"], name="k", pod="keep")
+    c.pods.start("keep")
+    # A pod caught half-way: fully made, but its record still says "creating"
+    # when podkitd dies (the last step of create is that record's update).
+    c.pods.create("half", ports=[f"127.0.0.1:{free_port()}:80"])
+    c.containers.create(busybox_image, ["sleep", "600"], name="h", pod="half")
+    c.pods.start("half")
+    half = c.pods.inspect("half")
+    daemon.kill()
+    db = sqlite3.connect(daemon.root / "metadata.db")
+    with db:
+        db.execute("UPDATE pods SET state='creating' WHERE id=?", (half["id"],))
+    db.close()
+    # And a SIGKILL during a real create, at whatever step it reached.
+    daemon.start()
+    c = daemon.client()
+    import threading
+
+    def create() -> None:
+        try:
+            c.pods.create("racing", ports=[f"127.0.0.1:{free_port()}:81"])
+        except Exception:
+            pass
+
+    t = threading.Thread(target=create)
+    t.start()
+    # "keep" has the one pin so far ("half" was undone by the restart's recovery).
+    wait_for(lambda: len(list((daemon.state / "netns").glob("pod-*"))) >= 2, 20, interval=0.005,
+             what="the racing pod's netns")
+    daemon.kill()
+    t.join()
+    daemon.start()
+    c = daemon.client()
+
+    names = {p.name: p for p in c.pods.list()}
+    assert "half" not in names
+    assert_pod_gone(daemon, half)
+    # The racing pod either finished before the kill (and is whole) or is gone entirely.
+    if "racing" in names:
+        assert names["racing"].status in ("Created", "Running")
+        assert os.path.exists(names["racing"].netns_path)
+    assert len(list((daemon.state / "netns").glob("pod-*"))) == len(names)
+    assert len(list((daemon.state / "pods").iterdir())) == len(names)
+    # The survivor is found in its true state and still works.
+    assert names["keep"].status == "Running"
+    assert sh(c, "k", "hostname")[0] == 0
+    for p in list(names.values()):
+        pod = c.pods.inspect(p.id)
+        c.pods.remove(p.id, force=True)
+        assert_pod_gone(daemon, pod)
+
+
+def test_bad_input_is_refused_clearly(daemon: Daemon, busybox_image: str) -> None:
+    c = daemon.client()
+    r = daemon.cli("pod", "inspect", "nope")
+    assert r.returncode == 1 and "no such pod: nope" in r.stderr
+    for args, needle in (
+        (["pod", "create", "--share", "net,mnt"], "cannot share mnt"),
+        (["pod", "create", "-p", "99999:80"], "1-65535"),
+        (["pod", "create", "--network", "nonet"], "nonet"),
+        (["pod", "create", "--memory", "lots"], "invalid --memory"),
+    ):
+        r = daemon.cli(*args)
+        assert r.returncode == 125 and needle in r.stderr, (args, r.stderr)
+    daemon.cli("pod", "create", "--name", "dup", check=True)
+    r = daemon.cli("pod", "create", "--name", "dup")
+    assert r.returncode == 125 and "already exists" in r.stderr
+    r = daemon.cli("run", "-d", "--pod", "ghost", busybox_image, "true")
+    assert r.returncode == 125 and "no such pod: ghost" in r.stderr
+    with pytest.raises(InvalidArgument, match="publish them on the pod"):
+        c.containers.create(busybox_image, ["true"], pod="dup", ports=["8080:80"])
+    with pytest.raises(NotFound):
+        c.pods.start("ghost")
+    # Nothing half-made was left by the failures: one pod, one netns, one state dir.
+    assert [p.name for p in c.pods.list()] == ["dup"]
+    assert len(list((daemon.state / "netns").glob("pod-*"))) == 1
+    assert len(list((daemon.state / "pods").iterdir())) == 1
+    r = daemon.cli("pod", "prune", check=True)
+    assert r.stdout.split() and c.pods.list() == []
+
+
+def test_pods_live_in_podkit_namespaces(daemon: Daemon) -> None:
+    """Pods live in a podkit namespace: the same name in two namespaces, no clash."""
+    a = daemon.client("team-a")
+    b = daemon.client("team-b")
+    a.pods.create("same")
+    b.pods.create("same")
+    assert [p.name for p in a.pods.list()] == ["same"] and [p.name for p in b.pods.list()] == ["same"]
+    assert a.pods.get("same").id != b.pods.get("same").id
+    for cl in (a, b):
+        cl.pods.remove("same")
+    assert not list((daemon.state / "netns").glob("pod-*"))
+
