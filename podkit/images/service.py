@@ -195,7 +195,10 @@ class ImageService:
         self._json_cache: dict[str, Any] = {}
         self._gc_lock = threading.RLock()
         self._apply_locks: dict[str, asyncio.Lock] = {}
-        self._fresh: dict[str, float] = {}
+        # Blobs and chain IDs of images removed since the last GC: freed even if recent.
+        # (A plain-tar layer's blob digest is also its diff ID and chain ID: two sets.)
+        self._released_blobs: set[str] = set()
+        self._released_snaps: set[str] = set()
 
     # -- blobs -----------------------------------------------------------------------
 
@@ -280,8 +283,9 @@ class ImageService:
             if old is not None and old["digest"] != target.digest:
                 self._maybe_dangle(c, ns, old)
         img = self.get(ns, full)
-        for chain in img.chain:
-            self._fresh.pop(chain, None)
+        self._released_blobs.difference_update({img.digest, img.id, img.manifest_digest,
+                                                *(d.digest for d in img.layers)})
+        self._released_snaps.difference_update(img.chain)
         self.publish(ns, "image", action, img.id, name=full)
         return img
 
@@ -301,8 +305,9 @@ class ImageService:
                     (ns, name, target.media_type, target.digest, target.size, now, now),
                 )
         img = self.get(ns, name)
-        for chain in img.chain:
-            self._fresh.pop(chain, None)
+        self._released_blobs.difference_update({img.digest, img.id, img.manifest_digest,
+                                                *(d.digest for d in img.layers)})
+        self._released_snaps.difference_update(img.chain)
         self.publish(ns, "image", action, img.id)
         return img
 
@@ -408,9 +413,6 @@ class ImageService:
         for layer, diff_id in zip(image.layers, image.diff_ids, strict=True):
             parent = await self.apply(layer, parent, diff_id)
         assert parent is not None
-        # The image is recorded: its record protects these snapshots from now on.
-        for chain in image.chain:
-            self._fresh.pop(chain, None)
         return parent
 
     def unpacked_size(self, image: Image) -> int:
@@ -464,7 +466,6 @@ class ImageService:
                                                               "podkit/layer": layer.digest})
                 except AlreadyExists:
                     return chain  # someone else applied the same layer meanwhile
-                self._fresh[chain] = time.time()
             ok = True
             return chain
         finally:
@@ -472,9 +473,10 @@ class ImageService:
                 with contextlib.suppress(PodkitError):
                     self.snapshots.remove(key)
 
-    # Chain IDs committed recently and not yet named by an image (a pull in flight)
-    # stay this long even without a lease.
-    FRESH_SECONDS = 600.0
+    # Blobs and layer snapshots made this recently and not (yet) named by any image
+    # survive GC even without a lease: a pull or import in flight. What an image
+    # removal releases is freed at once.
+    GRACE_SECONDS = 600.0
 
     # -- usage, removal, GC ----------------------------------------------------------
 
@@ -524,6 +526,8 @@ class ImageService:
                 what = f"repository reference {ref!r}" if by_name else image.id[7:19]
                 raise Conflict(f"conflict: unable to remove {what} (must force) - container "
                                f"{users[0]} is using its referenced image {image.id[7:19]}")
+        if last:
+            self.release(image.target)
         with self._gc_lock, self.db.tx() as c:
             for n in names:
                 c.execute("DELETE FROM images WHERE namespace=? AND name=?", (ns, n))
@@ -535,6 +539,14 @@ class ImageService:
             result.append({"Deleted": image.id})
             self.publish(ns, "image", "delete", image.id)
         return result
+
+    def release(self, target: Descriptor) -> None:
+        """Let the next GC free what ``target`` references at once, however recent."""
+        blobs: set[str] = set()
+        snaps: set[str] = set()
+        self._mark(target, blobs, snaps)
+        self._released_blobs |= blobs
+        self._released_snaps |= snaps
 
     def _find_by_name_safe(self, ns: str, ref: str) -> Any:
         try:
@@ -577,17 +589,14 @@ class ImageService:
                 keep_blobs.add(r["digest"])
                 self._mark(Descriptor(r["media_type"], r["digest"], r["size"]), keep_blobs, keep_snaps)
             now = time.time()
-            for chain, t in list(self._fresh.items()):
-                if now - t < self.FRESH_SECONDS:
-                    keep_snaps.add(chain)
-                else:
-                    del self._fresh[chain]
+            recent = now - self.GRACE_SECONDS
             keep_snaps |= self.leases.refs("snapshot")
             since = self.leases.oldest_active()
             infos = {i.key: i for i in self.snapshots.list()}
             # Whatever is kept keeps its parents; active snapshots are always kept.
             todo = [k for k, i in infos.items() if i.kind != COMMITTED or k in keep_snaps
-                    or (since is not None and i.created >= since)]
+                    or (since is not None and i.created >= since)
+                    or (i.created >= recent and k not in self._released_snaps)]
             kept: set[str] = set()
             while todo:
                 k = todo.pop()
@@ -609,6 +618,7 @@ class ImageService:
                         freed += self.snapshots.usage(k).size
                         self.snapshots.remove(k)
                         n_snaps += 1
+                        self._released_snaps.discard(k)
                     doomed.remove(k)
                     progress = True
                 if not progress:
@@ -624,8 +634,11 @@ class ImageService:
                     continue
                 if since is not None and st.st_mtime >= since - 1:
                     continue
+                if st.st_mtime >= recent and d not in self._released_blobs:
+                    continue
                 freed += st.st_size
                 self.content.delete(d)
+                self._released_blobs.discard(d)
                 self._json_cache.pop(d, None)
                 n_blobs += 1
             if n_blobs:
@@ -693,12 +706,14 @@ class Importer:
         s = self.s
         images: list[Image] = []
         kind = ""
+        made: set[str] = {digest}
+        content = _RecordingContent(s.content, made)
         try:
             if name:
                 reference.parse(name)  # refuse a bad name before any work
             with s.leases.lease(ns) as lease:
                 s.leases.add(ns, lease, "content", digest)
-                kind, compression = await asyncio.to_thread(archive.sniff, s.content, digest)
+                kind, compression = await asyncio.to_thread(archive.sniff, content, digest)
                 if kind == "rootfs":
                     if require_archive:
                         raise InvalidArgument(
@@ -707,14 +722,14 @@ class Importer:
                             "with `podkit image import`"
                         )
                     target = await asyncio.to_thread(
-                        archive.build_rootfs_image, s.content, digest, compression, changes or [],
+                        archive.build_rootfs_image, content, digest, compression, changes or [],
                         message, platform)
                     images.append(self._record(ns, name, target, "import"))
                 else:
                     if changes:
                         raise InvalidArgument("--change applies to root file system tarballs, "
                                               "not to image archives")
-                    loaded = await asyncio.to_thread(archive.read_archive, s.content, digest, kind,
+                    loaded = await asyncio.to_thread(archive.read_archive, content, digest, kind,
                                                      compression, platform)
                     for tgt, names in loaded:
                         for n in ([name] if name else names) or [None]:
@@ -727,6 +742,7 @@ class Importer:
             for img in images:
                 with contextlib.suppress(PodkitError):
                     s.remove(ns, img.name, force=True)
+            s._released_blobs |= made
             await asyncio.to_thread(s.gc)
             raise
         if kind != "rootfs":
@@ -739,3 +755,32 @@ class Importer:
         if name:
             return s.record(ns, name, target, action=action)
         return s.record_dangling(ns, target, action=action)
+
+
+class _RecordingContent:
+    """The content store, noting every blob written through it (to free them on failure)."""
+
+    def __init__(self, inner: ContentStore, made: set[str]) -> None:
+        self._inner = inner
+        self._made = made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def put(self, data: bytes, expected: str | None = None) -> str:
+        d = self._inner.put(data, expected)
+        self._made.add(d)
+        return d
+
+    def writer(self, expected: str | None = None, size: int | None = None) -> Any:
+        w = self._inner.writer(expected, size)
+        commit = w.commit
+        made = self._made
+
+        def recording_commit() -> Any:
+            d = commit()
+            made.add(d)
+            return d
+
+        w.commit = recording_commit  # type: ignore[method-assign]
+        return w
