@@ -173,7 +173,9 @@ class Runtime:
             spec = json.loads(config.read_text())
         except FileNotFoundError:
             raise InvalidArgument(f"no config.json in bundle {bundle}") from None
-        if await self.oci.state(cid) is not None:
+        # runc keeps one directory per container under its root: checking it saves
+        # a runc invocation on every create.
+        if (self.oci.root / cid).exists() or self.paths(cid).dir.exists():
             raise Conflict(f"container {cid} already exists in the runtime")
         paths = self.paths(cid)
         paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -210,11 +212,9 @@ class Runtime:
             await self.delete(cid, force=True)
 
     async def start(self, cid: str) -> None:
-        st = await self.state(cid)
-        if st is None:
+        """Run the created container's process (Conflict unless it is in state created)."""
+        if not (self.oci.root / _valid_id(cid)).exists():
             raise NotFound(f"container {cid} does not exist in the runtime")
-        if st["status"] != "created":
-            raise Conflict(f"container {cid} is {st['status']}, not created")
         await self.oci.start(cid)
 
     async def kill(self, cid: str, signal: int | str = signal_mod.SIGTERM, all: bool = False) -> None:
@@ -323,11 +323,15 @@ class Runtime:
         paths = self.paths(cid)
         cgroups_path = self.cgroup_path(cid)
         bundle = self.bundle(cid)
-        st = await self.oci.state(cid)
-        if st is not None and st.get("status") in ("running", "paused") and not force:
-            raise Conflict(f"container {cid} is {st['status']}; stop it first or force")
-        if st is not None:
+        if self.exit_status(cid) is not None:
+            # Ended (conmon says so): no need to ask runc for its state first.
             await self.oci.delete(cid, force=True)
+        else:
+            st = await self.oci.state(cid)
+            if st is not None and st.get("status") in ("running", "paused") and not force:
+                raise Conflict(f"container {cid} is {st['status']}; stop it first or force")
+            if st is not None:
+                await self.oci.delete(cid, force=True)
         # runc delete killed what was left; let conmon record it and exit.
         if self.conmon_alive(cid):
             with contextlib.suppress(TimeoutError, NotFound):

@@ -149,6 +149,8 @@ class OCIRuntime:
             msg = runtime_error_message(err.decode(errors="replace"))
             if _NOT_EXIST.search(msg):
                 raise NotFound(f"{self.name}: {msg}")
+            if re.search(r"not in created state|already running|has stopped|cannot start", msg, re.I):
+                raise Conflict(f"container {cid} cannot be started: {msg}")
             raise classify_start_error(msg)
 
     async def kill(self, cid: str, sig: int, all: bool = False) -> None:
