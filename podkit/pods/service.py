@@ -432,7 +432,8 @@ class PodService:
                     "or remove it with -f")
             pod.state = STATE_REMOVING
             self.store.update(pod)
-            await self._stop_members(pod, timeout if timeout is not None else (10 if force else 0))
+            # -f is docker rm -f: SIGKILL at once unless a timeout is given.
+            await self._stop_members(pod, timeout if timeout is not None else 0)
             await self._teardown(pod)
             self.store.delete(ns, pod.id)
         self._locks.pop(pod.id, None)
