@@ -330,7 +330,8 @@ class Snapshotter:
                 removed += 1
         return removed
 
-    def info(self) -> dict[str, Any]:
+    def info(self, ns: str | None = None) -> dict[str, Any]:
+        """For `podkit info` (snapshots are shared by all namespaces: ``ns`` is unused)."""
         rows = self.db.query("SELECT kind, COUNT(*) AS n FROM snapshots WHERE driver=? GROUP BY kind",
                              (self.driver,))
         return {"driver": self.driver, "root": str(self.root), **{r["kind"]: r["n"] for r in rows}}
