@@ -163,3 +163,32 @@ def test_unreachable_registry_is_unavailable(daemon: Daemon) -> None:
     r = daemon.cli("pull", f"127.0.0.1:{free_port()}/nothing:1")
     assert r.returncode == 1
     assert "Error:" in r.stderr and "gave up" in r.stderr
+
+
+def test_concurrent_pulls_share_downloads(daemon: Daemon, registry: RegistryServer,
+                                          workdir: Path) -> None:
+    import os
+    import threading
+
+    layout = build_layout(workdir / "oci", [{f"f{i}.bin": os.urandom(3 << 20)} for i in range(3)])
+    skopeo_push(layout, registry, "shared:1")
+    ref = f"{registry.host}/shared:1"
+    results: list[Any] = []
+
+    def pull() -> None:
+        try:
+            results.append(_d(dist(daemon).pull(ref)))
+        except BaseException as e:
+            results.append(e)
+
+    threads = [threading.Thread(target=pull) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 3 and all(isinstance(r, dict) for r in results), results
+    assert len({r["digest"] for r in results}) == 1
+    index = json.loads((layout / "index.json").read_text())
+    mf = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text())
+    for layer in mf["layers"]:
+        assert registry.requests("GET", f"/blobs/{layer['digest']}") == 1

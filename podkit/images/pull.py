@@ -87,6 +87,7 @@ class Puller:
         self.client = client
         self.snapshots = snapshots
         self.max_downloads = max(1, max_concurrent_downloads)
+        self._inflight: dict[str, asyncio.Future[None]] = {}  # blob digest -> its running download
 
     async def pull(self, ns: str, ref: Reference, *, platform: Platform | None = None,
                    creds: Credentials | None = None, emit: Emit | None = None) -> Any:
@@ -156,6 +157,25 @@ class Puller:
         await asyncio.to_thread(self.content.put, data, desc.digest)
         return data
 
+    async def _fetch_once(self, repo: Repository, layer: Descriptor, progress: Callable[[int], None]) -> None:
+        """Fetch a blob, unless a concurrent pull is already fetching it: then wait for
+        that one, and fetch only if it failed."""
+        while True:
+            fut = self._inflight.get(layer.digest)
+            if fut is None:
+                break
+            await asyncio.shield(fut)
+            if self.content.has(layer.digest):
+                progress(layer.size)
+                return
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[layer.digest] = fut
+        try:
+            await repo.fetch_blob(layer, self.content, progress)
+        finally:
+            del self._inflight[layer.digest]
+            fut.set_result(None)  # the waiters look in the store to see how it went
+
     def _layer_exists(self, chain_id: str) -> bool:
         """Whether the snapshot of this layer stack is already there (then nothing to do)."""
         for layer, method in ((self.images, "layer_exists"), (self.snapshots, "exists")):
@@ -206,7 +226,7 @@ class Puller:
                     timer = loop.call_later(self.STAGGER, open_gate, i)
                     status(i, "Downloading", 0)
                     try:
-                        await repo.fetch_blob(layer, self.content, lambda n: status(i, "Downloading", n))
+                        await self._fetch_once(repo, layer, lambda n: status(i, "Downloading", n))
                     finally:
                         timer.cancel()
                     status(i, "Verifying Checksum", layer.size)
