@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import textwrap
+import urllib.request
+from pathlib import Path
 
 import pytest
 
 from podkit.errors import InvalidArgument
 from podkit.pods import kube
+from tests.helpers import Daemon, wait_for
 
 POD = textwrap.dedent("""
     apiVersion: v1
@@ -157,3 +161,108 @@ def test_unknown_fields_warn() -> None:
     assert "spec.frobnicate is not supported" in joined
     assert "sparkle is not supported" in joined
     assert "nodeSelector only matters in a cluster" in joined
+
+
+# -- real pods from YAML -------------------------------------------------------------------
+
+KUBE = """
+apiVersion: v1
+kind: Pod
+metadata: {name: kweb, labels: {app: kweb}}
+spec:
+  volumes: [{name: shared, emptyDir: {}}]
+  containers:
+    - name: srv
+      image: busybox
+      command: [sh, -c]
+      args: ["echo $GREETING > /shared/index.html && exec httpd -f -p 8080 -h /shared"]
+      env: [{name: GREETING, value: hi-from-kube}]
+      ports: [{containerPort: 8080, hostPort: HOSTPORT}]
+      volumeMounts: [{name: shared, mountPath: /shared}]
+      resources: {limits: {memory: 32Mi}}
+    - name: side
+      image: busybox
+      command: [sleep, "600"]
+      volumeMounts: [{name: shared, mountPath: /data, readOnly: true}]
+      securityContext: {runAsUser: 1000}
+      livenessProbe: {exec: {command: ["true"]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kdep}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: kdep}}
+  template:
+    metadata: {labels: {app: kdep}}
+    spec:
+      containers: [{name: app, image: busybox, command: [sleep, "600"]}]
+"""
+
+
+def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image: str,
+                                                    workdir: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    f = workdir / "app.yaml"
+    f.write_text(KUBE.replace("HOSTPORT", str(port)))
+    c = daemon.client()
+    try:
+        r = daemon.cli("play", "kube", str(f), check=True)
+        assert "Pod: kweb" in r.stdout and "Container: kweb-srv" in r.stdout and "Pod: kdep" in r.stdout
+        assert "livenessProbe is not supported" in r.stderr and "replicas=2" in r.stderr
+        pods = {p.name: p for p in c.pods.list()}
+        assert set(pods) == {"kweb", "kdep"}
+        assert pods["kweb"].status == "Running" and pods["kdep"].status == "Running"
+        assert pods["kweb"].labels["app"] == "kweb"
+
+        def run(ctr: str, script: str) -> tuple[int, str]:
+            res = c.containers.exec(ctr, ["sh", "-c", script])
+            return res.exit_code, (res.stdout + res.stderr).decode()
+
+        # env + command/args, and the emptyDir shared (read-only on one side).
+        wait_for(lambda: run("kweb-side", "cat /data/index.html")[1] == "hi-from-kube\n", 10,
+                 what="the emptyDir file")
+        assert run("kweb-side", "id -u") == (0, "1000\n")
+        assert run("kweb-side", "touch /data/x")[0] != 0
+        # The hostPort is published; the limit applies to the container.
+        body = wait_for(lambda: _get(f"http://127.0.0.1:{port}/"), 10, what="the hostPort")
+        assert body == "hi-from-kube\n"
+        srv = c.containers.inspect("kweb-srv")
+        assert srv["config"]["memory"] == 32 * 1024 * 1024
+        empty_dir = Path(c.pods.inspect("kweb")["volumes"]["shared"])
+        assert empty_dir.is_dir()
+        # Playing the same file again is refused, and creates nothing.
+        r = daemon.cli("play", "kube", str(f))
+        assert r.returncode == 125 and "already exists" in r.stderr
+        assert len(c.pods.list()) == 2
+        r = daemon.cli("play", "kube", "--down", str(f), check=True)
+        assert "kweb" in r.stdout and "kdep" in r.stdout
+        assert c.pods.list() == [] and not [x for x in c.containers.list(all=True)]
+        assert not empty_dir.exists()
+        assert not list((daemon.state / "netns").glob("pod-*"))
+    finally:
+        for p in c.pods.list():
+            c.pods.remove(p.id, force=True)
+
+
+def test_play_kube_bad_file(daemon: Daemon, workdir: Path) -> None:
+    f = workdir / "bad.yaml"
+    f.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p\n")
+    r = daemon.cli("play", "kube", str(f))
+    assert r.returncode == 125 and "invalid YAML" in r.stderr
+    r = daemon.cli("play", "kube", str(workdir / "missing.yaml"))
+    assert r.returncode == 125 and "cannot read" in r.stderr
+    f.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+                 "    - {name: c, image: busybox, env: [{name: X, valueFrom: {fieldRef: {fieldPath: x}}}]}\n")
+    r = daemon.cli("play", "kube", str(f))
+    assert r.returncode == 125 and "valueFrom" in r.stderr
+    assert daemon.client().pods.list() == []
+
+
+def _get(url: str) -> str:
+    try:
+        return urllib.request.urlopen(url, timeout=2).read().decode()
+    except OSError:
+        return ""
