@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,26 @@ def test_broken_archives_leave_nothing(daemon: Daemon, workdir: Path) -> None:
     r = daemon.cli("load", "-i", str(rootfs))
     assert r.returncode == 1 and "neither a docker-save archive" in r.stderr
     assert _leftovers(daemon) == ([], [], [])
+
+
+def test_compressed_archive_and_save_by_id(daemon: Daemon, busybox_image: str, workdir: Path) -> None:
+    """`docker save | gzip` style archives load; saving by id stores no name (as docker does)."""
+    import gzip
+
+    c = daemon.client()
+    img = c.images.get("busybox")
+    raw = workdir / "by-id.tar"
+    c.images.save(img.id[7:19], raw)
+    with tarfile.open(raw) as tf:
+        entry = json.loads(tf.extractfile("manifest.json").read())[0]  # type: ignore[union-attr]
+    assert entry["RepoTags"] == [] and entry["Config"] == f"blobs/sha256/{img.id[7:]}"
+    c.images.save("busybox", raw)
+    gz = workdir / "bb.tar.gz"
+    gz.write_bytes(gzip.compress(raw.read_bytes(), compresslevel=1))
+    c.images.remove("busybox")
+    assert c.images.list() == []
+    r = daemon.cli("load", "-i", str(gz), check=True)
+    assert r.stdout.strip() == "Loaded image: busybox:latest"
+    assert c.images.get("busybox").id == img.id
+    events = list(c.events(since=0, until=time.time(), type="image"))
+    assert {"import", "save", "delete", "load"} <= {e["action"] for e in events}

@@ -136,11 +136,26 @@ def test_malicious_layers_refused(workdir: Path, case: str) -> None:
     assert not (workdir / "escaped").exists() and not (workdir / "root" / "escaped").exists()
 
 
-def test_bad_tar_is_invalid_argument(workdir: Path) -> None:
-    with pytest.raises(errors.InvalidArgument):
-        apply(b"this is not a tar" * 100, workdir / "r")
-    with pytest.raises(errors.InvalidArgument):
-        apply(b"\x1f\x8bnot gzip at all", workdir / "r", "gzip")
+def _corrupt(kind: str) -> tuple[str, bytes]:
+    import gzip
+
+    import zstandard
+
+    good = tar_bytes([("a", "file", "x" * 100_000)])
+    return {
+        "not-a-tar": ("", b"this is not a tar" * 100),
+        "truncated-tar": ("", good[:700]),
+        "truncated-gzip": ("gzip", gzip.compress(good)[:-100]),
+        "not-gzip": ("gzip", b"\x1f\x8bnot gzip at all"),
+        "corrupt-zstd": ("zstd", zstandard.ZstdCompressor().compress(good)[:50] + b"garbage" * 10),
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", ["not-a-tar", "truncated-tar", "truncated-gzip", "not-gzip", "corrupt-zstd"])
+def test_corrupt_layers_are_invalid_argument(workdir: Path, kind: str) -> None:
+    compression, data = _corrupt(kind)
+    with pytest.raises(errors.InvalidArgument, match="corrupt|not a valid tar"):
+        apply(data, workdir / "r", compression)
 
 
 def test_service_apply_leaves_nothing_half_applied(workdir: Path) -> None:
@@ -173,4 +188,25 @@ def test_service_apply_leaves_nothing_half_applied(workdir: Path) -> None:
     # Applying again is a no-op.
     assert asyncio.run(svc.apply(blob(gz, OCI_LAYER_GZIP), chain, diff2)) == chain2
     assert len(sn.list()) == 2
+    db.close()
+
+
+def test_native_snapshotter_layers(workdir: Path) -> None:
+    """The copying snapshotter through the service: whiteouts delete from the full copy."""
+    from podkit.snapshots import NativeSnapshotter
+
+    db = Database(workdir / "m.db")
+    content = ContentStore(workdir)
+    sn = NativeSnapshotter(db, workdir)
+    svc = ImageService(db, content, sn)
+    l1 = tar_bytes([("etc", "dir"), ("etc/a", "file", "1"), ("etc/b", "file", "2"), ("keep", "file", "k")])
+    l2 = tar_bytes([("etc/.wh.a", "file", ""), ("etc/c", "file", "3")])
+    c1 = asyncio.run(svc.apply(Descriptor(OCI_LAYER, content.put(l1), len(l1)), None,
+                               "sha256:" + hashlib.sha256(l1).hexdigest()))
+    c2 = asyncio.run(svc.apply(Descriptor(OCI_LAYER, content.put(l2), len(l2)), c1,
+                               "sha256:" + hashlib.sha256(l2).hexdigest()))
+    top = sn.fs(sn.stat(c2).id)
+    assert sorted(os.listdir(top / "etc")) == ["b", "c"] and (top / "keep").read_text() == "k"
+    # The lower snapshot is untouched.
+    assert sorted(os.listdir(sn.fs(sn.stat(c1).id) / "etc")) == ["a", "b"]
     db.close()

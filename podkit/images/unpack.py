@@ -31,7 +31,7 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-from podkit.errors import InvalidArgument, UnsafeContent
+from podkit.errors import InvalidArgument, PodkitError, UnsafeContent
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -102,21 +102,26 @@ def apply_layer(
         with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tf:  # type: ignore[call-overload]
             for member in tf:
                 applier.entry(tf, member)
+        applier.finish()
+        reader.drain()
+    except PodkitError:
+        raise
     except tarfile.TarError as e:
         raise InvalidArgument(f"layer is not a valid tar archive: {e}") from None
-    except (EOFError, OSError) as e:
-        if isinstance(e, UnsafeContent):
-            raise
-        if isinstance(e, OSError) and e.errno not in (None, 0) and not _is_format_error(e):
+    except OSError as e:
+        if e.errno not in (None, 0) and not _is_format_error(e):
+            raise  # a real I/O failure (disk full...), not bad data
+        raise InvalidArgument(f"layer data is corrupt or truncated: {e}") from None
+    except Exception as e:
+        # Decompressors raise their own error types (zstandard.ZstdError, isal's zlib errors).
+        if not _is_format_error(e) and not isinstance(e, EOFError):
             raise
         raise InvalidArgument(f"layer data is corrupt or truncated: {e}") from None
-    applier.finish()
-    reader.drain()
     return "sha256:" + reader.hash.hexdigest()
 
 
-def _is_format_error(e: OSError) -> bool:
-    return type(e).__name__ in ("BadGzipFile", "ZstdError")
+def _is_format_error(e: BaseException) -> bool:
+    return type(e).__name__ in ("BadGzipFile", "ZstdError", "error", "IsalError") or isinstance(e, EOFError)
 
 
 class _Applier:

@@ -250,6 +250,8 @@ async def save(ctx: Ctx) -> web.StreamResponse:
                 raise ConnectionAbortedError(str(item))
             await resp.write(item)
         await resp.write_eof()
+        for img in images:
+            ctx.services.events.publish(ctx.ns, "image", "save", img.id, name=img.name)
     finally:
         # If the client went away, unblock the producer and let it stop.
         stop = True
