@@ -62,3 +62,7 @@ def daemon(workdir: Path) -> Iterator[Daemon]:
         # outlives the daemon, as it must for running containers: drop the test's.
         if os.path.exists(f"/sys/class/net/{d.bridge}"):
             subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
+        # Likewise the masquerade/port rules of containers the test left attached.
+        from tests.fixtures.network import scrub_subnet
+
+        scrub_subnet(d.subnet)

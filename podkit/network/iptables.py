@@ -48,8 +48,8 @@ def _target(rule: list[str]) -> str:
     return ""
 
 
-def owner_rules(text: str, owner_id: str) -> dict[str, list[list[str]]]:
-    needle = f'id: "{owner_id}"'
+def matching_rules(text: str, needle: str) -> dict[str, list[list[str]]]:
+    """Rules of an iptables-save text with `needle` in one of their arguments, by table."""
     out: dict[str, list[list[str]]] = {}
     for table, rules in parse_save(text).items():
         hits = [r for r in rules if any(needle in a for a in r)]
@@ -58,19 +58,23 @@ def owner_rules(text: str, owner_id: str) -> dict[str, list[list[str]]]:
     return out
 
 
-async def scrub_owner(owner_id: str) -> int:
-    """Delete every rule tagged with the owner's id and the per-owner chains; return the count."""
+def _own_chain(chain: str) -> bool:
+    """Per-owner or per-network chains (not the built-ins, not shared scaffolding)."""
+    return (chain.startswith(("CNI-", "PODKIT-")) and chain not in BUILTIN
+            and not chain.startswith("CNI-HOSTPORT-") and chain not in ("CNI-FORWARD", "CNI-ADMIN"))
+
+
+async def scrub_matching(needle: str) -> int:
+    """Delete every rule mentioning `needle` and the per-owner chains they are in or
+    jump to; return how many rules and chains went."""
     rc, text = await _run("iptables-save")
     if rc != 0:
         log.warning("iptables-save failed: %s", text.strip())
         return 0
     removed = 0
     all_rules = parse_save(text)
-    for table, hits in owner_rules(text, owner_id).items():
-        chains = {_target(r) for r in hits} | {r[0] for r in hits}
-        chains = {c for c in chains if c.startswith("CNI-") and c not in BUILTIN
-                  and not c.startswith("CNI-HOSTPORT-")}
-        # Owner-only chains: every rule in them is the owner's (or they are jump targets).
+    for table, hits in matching_rules(text, needle).items():
+        chains = {c for c in {_target(r) for r in hits} | {r[0] for r in hits} if _own_chain(c)}
         for rule in hits:
             if rule[0] in chains:
                 continue  # goes with its chain
@@ -79,7 +83,7 @@ async def scrub_owner(owner_id: str) -> int:
                 removed += 1
             else:
                 log.debug("iptables -D %s: %s", " ".join(rule), out.strip())
-        # Jumps into those chains from rules without the comment would block -X.
+        # Jumps into those chains from rules without the needle would block -X.
         for rule in all_rules.get(table, []):
             if rule[0] not in chains and _target(rule) in chains and rule not in hits:
                 await _run("iptables", "-w", "-t", table, "-D", *rule)
@@ -89,6 +93,13 @@ async def scrub_owner(owner_id: str) -> int:
             rc, _ = await _run("iptables", "-w", "-t", table, "-X", chain)
             if rc == 0:
                 removed += 1
+    return removed
+
+
+async def scrub_owner(owner_id: str) -> int:
+    """Delete every rule tagged with the owner's id (the plugins' comments) and the
+    per-owner chains; return the count."""
+    removed = await scrub_matching(f'id: "{owner_id}"')
     if removed:
         log.info("removed %d leftover iptables rules/chains of %s", removed, owner_id[:12])
     return removed
