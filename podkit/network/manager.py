@@ -217,7 +217,8 @@ class NetworkManager:
         n = self.get(name_or_id)
         d = n.to_dict()
         d["attachments"] = [_public(a) for a in self.store.attachments(network_id=n.id)]
-        d["cni"] = n.conflist(str(self.ipam_dir), firewall=self.firewall)
+        d["cni"] = n.conflist(str(self.ipam_dir), firewall=self.firewall, plugin_masq=False)
+        d["masquerade_chain"] = _masq_chain(n) if n.ipmasq and not n.internal else ""
         return d
 
     async def remove(self, name_or_id: str, force: bool = False) -> Network:
