@@ -235,6 +235,7 @@ class Repository:
         ssl: Any = None if ep.verify_tls else False
         attempt = 0
         authed = 0
+        connect_failures = 0
         while True:
             hdrs = dict(headers or {})
             if ep.base in self._auth:
@@ -244,6 +245,13 @@ class Repository:
                 resp = await self.client.session.request(
                     method, url, headers=hdrs, data=data, ssl=ssl, allow_redirects=True
                 )
+            except aiohttp.ClientConnectorError as e:
+                # Nothing listens (or no route): one quick retry covers a registry
+                # restarting; more would only make the user wait for the same answer.
+                connect_failures += 1
+                if connect_failures > 1:
+                    raise Unavailable(f"cannot connect to registry {ep.host}: {e.os_error or e}") from None
+                err = _Transient(f"{ep.host}: cannot connect: {e.os_error or e}")
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as e:
                 err = _Transient(f"{ep.host}: {what or method} failed: {type(e).__name__}: {e}")
             else:
