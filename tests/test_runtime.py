@@ -424,3 +424,145 @@ def wait_gone(pid: int) -> bool:
 
     wait_for(gone, 10, what=f"pid {pid} to go")
     return True
+
+
+def test_join_namespaces_like_a_pod(rt: Any, bundle: Any, workdir: Path) -> None:
+    """A second container joins the first one's net, ipc, uts (and pid) namespaces by path."""
+    shm = workdir / "podshm"
+    shm.mkdir()
+    infra = bundle("infra", ["sleep", "1000"], hostname="podhost", shm_path=str(shm))
+
+    async def go() -> str:
+        pid = await rt.create("infra", infra)
+        await rt.start("infra")
+        ns = {k: f"/proc/{pid}/ns/{f}" for k, f in
+              (("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("pid", "pid"))}
+        ns["mount"] = None
+        script = ("hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; "
+                  "ps -o comm | grep -c sleep; echo shared > /dev/shm/f")
+        b = bundle("member", ["sh", "-c", script], namespaces=ns, shm_path=str(shm))
+        log = workdir / "member.log"
+        assert await _run_to_end(rt, "member", b, log) == 0
+        await rt.delete("member")
+        own = [os.readlink(f"/proc/{pid}/ns/net"), os.readlink(f"/proc/{pid}/ns/ipc")]
+        await rt.delete("infra", force=True)
+        return stdout_of(log) + "\n" + "\n".join(own)
+
+    out = run(go()).splitlines()
+    assert out[0] == "podhost"
+    assert out[1:3] == out[-2:]  # same net and ipc namespace as the infra container
+    assert int(out[3]) >= 1  # sees the infra's sleep: shared pid namespace
+    assert (shm / "f").read_text() == "shared\n"
+
+
+def test_host_network_readonly_rootfs_device_and_privileged(rt: Any, bundle: Any, workdir: Path) -> None:
+    from podkit.runtime.spec import Device
+
+    # Only stable host interfaces: other tests add and remove bridges and veths meanwhile.
+    host_ifaces = {i for i in os.listdir("/sys/class/net") if i in ("lo", "eth0", "ens3", "enp0s3")}
+    ns = {"pid": None, "ipc": None, "uts": None, "mount": None, "network": "host"}
+    script = ("ls /sys/class/net; touch /ro-test 2>/dev/null && echo WRITABLE; "
+              "echo x > /dev/mynull && echo DEVOK")
+    b = bundle("h1", ["sh", "-c", script], namespaces=ns, devices=[Device.parse("/dev/null:/dev/mynull:rw")])
+    log = workdir / "h1.log"
+    assert run(_run_to_end(rt, "h1", b, log)) == 0
+    out = stdout_of(log).split()
+    assert host_ifaces <= set(out) and len(host_ifaces) >= 2, (host_ifaces, out)
+    assert "WRITABLE" not in out and "DEVOK" in out
+    run(rt.delete("h1"))
+
+    b = bundle("pv1", ["sh", "-c", "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev | wc -l"],
+               privileged=True)
+    log = workdir / "pv1.log"
+    assert run(_run_to_end(rt, "pv1", b, log)) == 0
+    out = stdout_of(log).splitlines()
+    assert out[0] == "CapEff:\t" + Path("/proc/self/status").read_text().split("CapBnd:\t")[1][:16]
+    assert out[1] == "Seccomp:\t0"
+    assert int(out[2]) > 20  # the host's devices
+    run(rt.delete("pv1"))
+
+
+def test_update_resources_live(rt: Any, bundle: Any) -> None:
+    from podkit.runtime.spec import Resources
+
+    b = bundle("up1", ["sleep", "1000"], resources=Resources(memory=64 << 20, pids_limit=50))
+
+    async def go() -> None:
+        await rt.create("up1", b)
+        await rt.start("up1")
+        await rt.update("up1", Resources(memory=32 << 20, pids_limit=20).to_oci())
+        st = rt.stats("up1")
+        assert st["memory"]["limit"] == 32 << 20 and st["pids"]["limit"] == 20
+        await rt.delete("up1", force=True)
+
+    run(go())
+
+
+def test_log_rotation_by_size(rt: Any, bundle: Any, workdir: Path) -> None:
+    script = "i=0; while [ $i -lt 400 ]; do echo line-$i-" + "x" * 40 + "; i=$((i+1)); done"
+    b = bundle("lr1", ["sh", "-c", script])
+    log = workdir / "lr1.log"
+
+    async def go() -> int:
+        await rt.create("lr1", b, log_path=log, log_size_max=4096)
+        await rt.start("lr1")
+        code, _ = await rt.wait("lr1", timeout=20)
+        return code
+
+    assert run(go()) == 0
+    size = log.stat().st_size
+    assert 0 < size <= 4096 + 200, size  # rotated: 400 lines of ~100 bytes would be ~40 KiB
+    lines = cri_lines(log)
+    assert lines[-1][2] == "line-399-" + "x" * 40  # the newest output survives rotation
+    run(rt.delete("lr1"))
+
+
+def test_wrong_state_errors(rt: Any, bundle: Any) -> None:
+    from podkit.errors import NotFound
+
+    b = bundle("w1", ["sleep", "1000"])
+
+    async def go() -> None:
+        with pytest.raises(NotFound):
+            await rt.start("w1")
+        await rt.create("w1", b)
+        with pytest.raises(Conflict):
+            await rt.create("w1", b)  # same id twice
+        await rt.start("w1")
+        with pytest.raises(Conflict):
+            await rt.start("w1")  # already running
+        with pytest.raises(Conflict):
+            await rt.resume("w1")  # not paused
+        await rt.kill("w1", 9)
+        await rt.wait("w1", timeout=10)
+        with pytest.raises(Conflict):
+            await rt.kill("w1", "TERM")  # not running any more
+        with pytest.raises(Exception, match="invalid signal"):
+            await rt.kill("w1", "SIGNOPE")
+        await rt.delete("w1")
+        await rt.delete("w1")  # idempotent
+        with pytest.raises(NotFound):
+            await rt.attach("w1")
+
+    run(go())
+
+
+def test_monitor_killed_is_reported(rt: Any, bundle: Any) -> None:
+    """If conmon itself dies (OOM killer, admin), the container is seen as such, and cleaned up."""
+    import signal
+
+    b = bundle("mk1", ["sleep", "1000"])
+
+    async def go() -> None:
+        await rt.create("mk1", b)
+        await rt.start("mk1")
+        os.kill(rt.conmon_pid("mk1"), signal.SIGKILL)
+        wait_gone(rt.conmon_pid("mk1"))
+        info = await rt.inspect("mk1")
+        assert not info["conmon_alive"] and info["exit_code"] is None
+        with pytest.raises(Exception):  # noqa: B017 - NotFound: no monitor, no exit status
+            await rt.wait("mk1", timeout=5)
+        await rt.delete("mk1", force=True)
+        assert await rt.state("mk1") is None
+
+    run(go())

@@ -307,7 +307,7 @@ def normalize_cap(name: str) -> str:
 def capabilities(opts: SpecOptions) -> list[str]:
     """The effective capability list for the options (Docker's add/drop rules)."""
     if opts.privileged:
-        return list(ALL_CAPS)
+        return _within_bounding_set(list(ALL_CAPS))
     adds = [normalize_cap(c) for c in opts.cap_add]
     drops = [normalize_cap(c) for c in opts.cap_drop]
     caps: list[str] = list(ALL_CAPS) if "ALL" in adds else list(DEFAULT_CAPS)
@@ -317,7 +317,32 @@ def capabilities(opts: SpecOptions) -> list[str]:
     for c in adds:
         if c != "ALL" and c not in caps:
             caps.append(c)
-    return caps
+    return _within_bounding_set(caps)
+
+
+def _bounding_set() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _within_bounding_set(caps: list[str]) -> list[str]:
+    """Drop capabilities we don't hold ourselves: runc cannot grant them and would fail.
+
+    (Here: CAP_SYS_RESOURCE, which a --privileged container therefore lacks.)
+    """
+    bnd = _bounding_set()
+    if bnd is None:
+        return caps
+    kept = [c for c in caps if bnd >> ALL_CAPS.index(c) & 1]
+    if len(kept) != len(caps):
+        log.debug("capabilities %s not in our bounding set: left out",
+                  sorted(set(caps) - set(kept)))
+    return kept
 
 
 def clamp_rlimits(ulimits: list[Ulimit]) -> list[dict[str, Any]]:
