@@ -273,3 +273,16 @@ def test_gc_spares_in_flight_content(workdir: Path) -> None:
         assert svc.gc()["blobs"] == 1
     finally:
         db.close()
+
+
+def test_history_and_image_subcommands(daemon: Daemon, busybox_image: str) -> None:
+    r = daemon.cli("image", "history", "busybox", check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"]
+    assert "podkit image import" in lines[1]
+    rows = json.loads(daemon.cli("image", "history", "--format", "json", "busybox", check=True).stdout)
+    assert rows[0]["id"].startswith("sha256:") and rows[0]["size"] > 1_000_000
+    r = daemon.cli("image", check=False)
+    assert r.returncode == 1 and "history" in r.stdout
+    r = daemon.cli("image", "pull", "--help", check=True)
+    assert "--platform" in r.stdout

@@ -92,7 +92,34 @@ def register(sub: Any) -> None:
     import_args(isub.add_parser("import", help="import a tarball, archive or OCI layout as image(s)"))
     load_args(isub.add_parser("load", help="load images from a docker-save or OCI archive"))
     save_args(isub.add_parser("save", help="save images to a tar archive"))
+    p = isub.add_parser("history", help="show the history of an image")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--no-trunc", action="store_true", help="do not shorten the CREATED BY column")
+    p.add_argument("-H", "--human", default=True, action=argparse.BooleanOptionalAction,
+                   help="human-readable sizes and dates (default)")
+    add_format(p)
+    p.set_defaults(func=cmd_history)
+    # `image pull` / `image push`: the registry commands (podkit/cli/distribution.py) under
+    # their docker names too.
+    p = isub.add_parser("pull", help="pull an image from a registry")
+    p.add_argument("reference", metavar="REF")
+    p.add_argument("--platform", help="os/arch[/variant] to pull from a multi-platform image")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the image name")
+    p.set_defaults(func=_distribution("cmd_pull"))
+    p = isub.add_parser("push", help="push an image to a registry")
+    p.add_argument("reference", metavar="REF")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=_distribution("cmd_push"))
     img.set_defaults(func=lambda args, client: (img.print_help(), 1)[1])
+
+
+def _distribution(name: str) -> Any:
+    def run(args: argparse.Namespace, client: Any) -> int:
+        from podkit.cli import distribution
+
+        return getattr(distribution, name)(args, client)
+
+    return run
 
 
 # -- listing -------------------------------------------------------------------------
@@ -272,6 +299,41 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
         for d in out:
             print(render_template(args.format, d))
     return rc
+
+
+def cmd_history(args: argparse.Namespace, client: Any) -> int:
+    """Newest first, one row per history entry; sizes from the matching layers."""
+    img = client.images.get(args.image)
+    history = list(img.config.get("history") or [])
+    layers = list(img.layers)
+    rows: list[dict[str, Any]] = []
+    li = 0
+    for h in history:
+        size = 0
+        if not h.get("empty_layer") and li < len(layers):
+            size = layers[li].get("size", 0)
+            li += 1
+        rows.append({"id": "<missing>", "created": h.get("created", ""),
+                     "created_by": h.get("created_by", ""), "size": size, "comment": h.get("comment", "")})
+    rows.reverse()
+    if rows:
+        rows[0]["id"] = img.id
+    if args.quiet:
+        for r in rows:
+            print(r["id"] if args.no_trunc or r["id"] == "<missing>" else short_id(r["id"]))
+        return 0
+    if args.format == "json":
+        print_json(rows)
+        return 0
+
+    def by(text: str) -> str:
+        return text if args.no_trunc or len(text) <= 45 else text[:44] + "…"
+
+    table([[r["id"] if args.no_trunc or r["id"] == "<missing>" else short_id(r["id"]),
+            ago(parse_time(r["created"])) if args.human else r["created"], by(r["created_by"]),
+            human_size(r["size"]) if args.human else r["size"], r["comment"]] for r in rows],
+          ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"])
+    return 0
 
 
 # -- tag / rm / prune ----------------------------------------------------------------
