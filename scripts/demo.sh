@@ -17,15 +17,28 @@ export PODKIT_HOST="unix://$SOCK"
 unset PODKIT_NAMESPACE
 LOG=/var/log/podkitd-demo.log
 PORT=8080
+# The server: busybox httpd on the container's (or pod's) loopback only.
+WEB="mkdir -p /www && echo hello from the web container > /www/index.html && exec httpd -f -p 127.0.0.1:$PORT -h /www"
 
 bold=$'\033[1m'; dim=$'\033[2m'; green=$'\033[32m'; red=$'\033[31m'; off=$'\033[0m'
 [ -t 1 ] || { bold=; dim=; green=; red=; off=; }
 
 heading() { printf '\n%s== %s ==%s\n' "$bold" "$*" "$off"; }
 say() { printf '%s\n' "$*"; }
+# A command as one would type it: arguments with spaces or quotes in single quotes.
+show() {
+  local out="" a
+  for a in "$@"; do
+    if [[ "$a" =~ [[:space:]\'\"\$\&\;\>\<\|\*\(\)] ]]; then
+      a="'${a//\'/\'\\\'\'}'"
+    fi
+    out+="$a "
+  done
+  printf '%s$ %s%s\n' "$dim" "${out% }" "$off"
+}
 # Show a command, run it, indent its output.
 run() {
-  printf '%s$ %s%s\n' "$dim" "$*" "$off"
+  show "$@"
   local out rc=0
   out=$("$@" 2>&1) || rc=$?
   [ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/    /'
@@ -36,7 +49,7 @@ run() {
 }
 # Like run, but a failure is the expected outcome.
 run_fails() {
-  printf '%s$ %s%s\n' "$dim" "$*" "$off"
+  show "$@"
   local out rc=0
   out=$("$@" 2>&1) || rc=$?
   [ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/    /'
@@ -97,7 +110,7 @@ say "A pod holds its network, IPC and UTS namespaces in a tiny infra process (ca
 say "each container joins them but keeps its own root file system and process tree."
 run podkit pod create --name demo-pod --hostname demo-pod
 run podkit run -d --pod demo-pod --name demo-web busybox \
-  sh -c "mkdir -p /www && echo 'hello from the web container' > /www/index.html && exec httpd -f -p 127.0.0.1:$PORT -h /www"
+  sh -c "$WEB"
 run podkit run -d --pod demo-pod --name demo-client busybox sleep 3600
 run podkit pod ps
 
@@ -116,8 +129,11 @@ heading "Pod: shared hostname"
 run podkit exec demo-web hostname
 run podkit exec demo-client hostname
 
-heading "Pod: but NOT each other's processes (ps in the client shows no httpd)"
+heading "Pod: but NOT each other's processes (each has its own PID 1; no httpd in the client)"
+run podkit exec demo-web ps
 run podkit exec demo-client ps
+say "The pod as a whole, seen from the host (the infra holds the shared namespaces):"
+run podkit pod top demo-pod
 heading "Pod: and NOT each other's files (each has its own root file system)"
 run podkit exec demo-web sh -c 'echo mine > /only-in-web && ls -l /only-in-web'
 run_fails podkit exec demo-client ls /only-in-web
@@ -125,7 +141,7 @@ run_fails podkit exec demo-client ls /only-in-web
 # -- outside a pod ----------------------------------------------------------------------
 heading "The same two containers, outside any pod"
 run podkit run -d --name demo-solo-web busybox \
-  sh -c "mkdir -p /www && echo 'hello from the web container' > /www/index.html && exec httpd -f -p 127.0.0.1:$PORT -h /www"
+  sh -c "$WEB"
 run podkit run -d --name demo-solo-client busybox sleep 3600
 heading "No pod: localhost is the client's own (nothing listens there)"
 run_fails podkit exec demo-solo-client wget -qO- "http://127.0.0.1:$PORT/"
