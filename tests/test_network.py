@@ -83,6 +83,16 @@ def test_netns_pin_create_and_remove(netenv: NetEnv) -> None:
         pins.create("../escape")
 
 
+def test_loopback_only(netenv: NetEnv) -> None:
+    path = netenv.mgr.create_netns("lo1")
+    assert "state UNKNOWN" not in netenv.procs.run(path, "ip", "-o", "link").stdout  # lo down
+    netenv.run(netenv.mgr.loopback_up("lo1", path))
+    out = netenv.procs.run(path, "ip", "-o", "addr").stdout
+    assert "127.0.0.1/8" in out and "eth0" not in out
+    assert netenv.mgr.attachments("lo1") == []
+    netenv.mgr.remove_netns("lo1")
+
+
 def test_stale_pin_file_is_swept(netenv: NetEnv) -> None:
     # A crash between creating the pin file and mounting onto it leaves a plain file.
     pins = netenv.mgr.netns

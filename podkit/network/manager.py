@@ -275,11 +275,20 @@ class NetworkManager:
 
     # -- attachments -------------------------------------------------------------
 
+    async def loopback_up(self, owner_id: str, netns_path: str) -> None:
+        """Only bring lo up in a netns (``--network none``): nothing to undo later."""
+        if not is_netns(netns_path):
+            raise InvalidArgument(f"{netns_path} is not a network namespace")
+        await self.cni.add(LOOPBACK_CONF, owner_id, netns_path, "lo", cache=False)
+
     async def attach(self, owner_id: str, netns_path: str, networks: list[str],
                      ports: Iterable[PortMapping] = (), ifname_base: str = "eth",
                      kind: str = "container", namespace: str = "", cni_args: str = "",
                      ) -> list[dict[str, Any]]:
         """Wire an owner's netns: loopback up, then one interface per network.
+
+        An empty ``networks`` (or "", "bridge") means the default network; for
+        loopback only use ``loopback_up``.
 
         Published ports go to the first network. A host port of 0 gets a free port.
         Returns, per network: network, network_id, interface, ip, prefix,
