@@ -192,3 +192,38 @@ def test_concurrent_pulls_share_downloads(daemon: Daemon, registry: RegistryServ
     mf = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text())
     for layer in mf["layers"]:
         assert registry.requests("GET", f"/blobs/{layer['digest']}") == 1
+
+
+def test_pull_docker_schema2_and_plain_tar_layers(daemon: Daemon, registry: RegistryServer,
+                                                  workdir: Path) -> None:
+    skopeo_push(build_layout(workdir / "v2", [{"docker.txt": b"schema2\n"}]), registry, "v2s2:1",
+                docker_format=True)
+    raw = skopeo_inspect(registry, "v2s2:1", raw=True)
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    img = _d(dist(daemon).pull(f"{registry.host}/v2s2:1"))
+    assert img["media_type"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert find_in_snapshots(daemon.root, "docker.txt")
+
+    skopeo_push(build_layout(workdir / "plain", [{"plain.txt": b"tar\n"}], compress=False), registry,
+                "plain:1")
+    dist(daemon).pull(f"{registry.host}/plain:1")
+    assert find_in_snapshots(daemon.root, "plain.txt")
+    with pytest.raises(errors.InvalidArgument) as ei:
+        dist(daemon).pull(f"{registry.host}/plain:1", platform="linux/arm64")
+    assert "not the requested platform" in ei.value.message
+
+
+def test_pull_leaves_no_lease_or_ingest(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    import sqlite3
+
+    skopeo_push(build_layout(workdir / "oci"), registry, "lease:1")
+    dist(daemon).pull(f"{registry.host}/lease:1")
+    with pytest.raises(errors.NotFound):
+        dist(daemon).pull(f"{registry.host}/lease:2")
+    db = sqlite3.connect(daemon.root / "metadata.db")
+    try:
+        assert db.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM lease_resources").fetchone()[0] == 0
+    finally:
+        db.close()
+    assert not list((daemon.root / "content" / "ingest").iterdir())

@@ -65,3 +65,38 @@ def test_sigkill_mid_pull_then_pull_again(daemon: Daemon, registry: RegistryServ
     for i in range(4):
         assert find_in_snapshots(daemon.root, f"small{i}.txt"), f"layer {i} not applied"
     assert any(m["status"] == "Pull complete" for m in seen)
+
+
+def test_client_gone_cancels_the_pull(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    """Like docker: when the client goes away mid-pull, the daemon stops pulling and
+    cleans up (no ingest files, no lease, no image)."""
+    import sqlite3
+    import subprocess
+
+    from tests.helpers import BIN
+
+    layers = [{f"l{i}.bin": os.urandom(12 << 20)} for i in range(4)]
+    skopeo_push(build_layout(workdir / "oci", layers), registry, "gone:1")
+    env = dict(os.environ, PODKIT_HOST=daemon.host)
+    p = subprocess.Popen([str(BIN / "podkit"), "pull", f"{registry.host}/gone:1"],
+                         stdout=subprocess.PIPE, env=env)
+    assert p.stdout is not None
+    for line in p.stdout:
+        if b"Downloading" in line:
+            break
+    p.kill()
+    p.wait()
+    p.stdout.close()
+
+    def settled() -> bool:
+        db = sqlite3.connect(daemon.root / "metadata.db")
+        try:
+            leases = db.execute("SELECT COUNT(*) FROM leases").fetchone()[0]
+        finally:
+            db.close()
+        return leases == 0 and not list((daemon.root / "content" / "ingest").iterdir())
+
+    wait_for(settled, 20, what="the daemon to drop the abandoned pull")
+    names = [i.name for i in daemon.client().images.list()]
+    assert f"{registry.host}/gone:1" not in names
+    _verify_blobs(daemon.root)
