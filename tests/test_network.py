@@ -517,3 +517,18 @@ def test_traffic_leaving_a_network_is_masqueraded(netenv: NetEnv) -> None:
     assert iptables_lines(f"-s {subnet2}", f"-s {netenv.subnet}") == []
     netenv.run(mgr.remove("other"))
 
+
+def test_default_network_follows_the_config_and_bad_config_is_named(netenv: NetEnv) -> None:
+    from tests.fixtures.network import free_network
+
+    br, sub = free_network()
+    mgr = netenv.new_manager({"default_bridge": br, "default_subnet": sub})
+    d = netenv.run(mgr.ensure_default())  # unused: re-shaped to the new settings
+    assert (d.name, d.bridge, d.subnet, d.gateway) == ("podkit", br, sub, sub.replace(".0/24", ".1"))
+    assert mgr.get("podkit").id == netenv.mgr.get("podkit").id
+    for cfg, msg in [({"default_subnet": "10.0.0.0/33"}, "config \\[network\\]: invalid subnet"),
+                     ({"default_bridge": "x" * 16}, "config \\[network\\]: invalid bridge"),
+                     ({"firewall": "maybe"}, "firewall must be")]:
+        with pytest.raises(errors.InvalidArgument, match=msg):
+            netenv.new_manager(cfg)
+

@@ -82,9 +82,13 @@ class NetworkManager:
         self.state = Path(state)
         self.store = NetworkStore(db)
         self.default_name = str(cfg.get("default_network", DEFAULT_NETWORK))
-        self.default_bridge = check_bridge(str(cfg.get("default_bridge", DEFAULT_BRIDGE)))
-        self.default_subnet = str(parse_subnet(cfg.get("default_subnet", DEFAULT_SUBNET)))
-        self.pool = parse_subnet(cfg.get("subnet_pool", DEFAULT_POOL))
+        try:
+            check_name(self.default_name)
+            self.default_bridge = check_bridge(str(cfg.get("default_bridge", DEFAULT_BRIDGE)))
+            self.default_subnet = str(parse_subnet(cfg.get("default_subnet", DEFAULT_SUBNET)))
+            self.pool = parse_subnet(cfg.get("subnet_pool", DEFAULT_POOL))
+        except InvalidArgument as e:
+            raise InvalidArgument(f"config [network]: {e.message}") from None
         # firewall plugin: true, false, or "auto" = only where FORWARD drops by
         # default (a host with docker, say), where forwarded traffic needs ACCEPTs.
         fw = cfg.get("firewall", "auto")
@@ -121,6 +125,9 @@ class NetworkManager:
                 log.warning("default network %s is in use: keeping bridge %s subnet %s",
                             cur.name, cur.bridge, cur.subnet)
             else:
+                clash = self._overlap(subnet, skip_id=cur.id, routes=False)
+                if clash:
+                    raise Conflict(f"config [network] default_subnet {subnet} overlaps with {clash}")
                 old_bridge = cur.bridge
                 cur.bridge, cur.subnet, cur.gateway = self.default_bridge, str(subnet), str(subnet[1])
                 self.store.update_default_shape(cur)
