@@ -114,7 +114,8 @@ def stdout_of(log: Path) -> str:
 def test_security_defaults_inside(rt: Any, bundle: Any, workdir: Path) -> None:
     script = ("grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; "
               "wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname && echo WROTE; "
-              "unshare -n true || echo UNSHARE-FAILED; hostname; echo ok")
+              "unshare -n true || echo UNSHARE-FAILED; ip link show lo >/dev/null && echo SOCKOK; "
+              "hostname; echo ok")
     b = bundle("s1", ["sh", "-c", script], hostname="secbox")
     log = workdir / "s1.log"
     assert run(_run_to_end(rt, "s1", b, log)) == 0
@@ -125,6 +126,7 @@ def test_security_defaults_inside(rt: Any, bundle: Any, workdir: Path) -> None:
     assert "\n0\n" in out  # /proc/timer_list masked (has content on the host)
     assert "WROTE" not in out
     assert "UNSHARE-FAILED" in out
+    assert "SOCKOK" in out  # sockets (netlink here) work under the filtered socket rule
     assert "secbox" in out and out.endswith("ok")
     run(rt.delete("s1"))
 
@@ -212,6 +214,11 @@ def test_exec_pipes_and_exit_code(rt: Any, bundle: Any) -> None:
             await rt.exec("e1", rt.process_from_spec("e1", ["nope-not-here"]))
         with pytest.raises(CannotExecute):
             await rt.exec("e1", rt.process_from_spec("e1", ["/etc"]))
+        with pytest.raises(CannotExecute, match="cwd"):
+            await rt.exec("e1", rt.process_from_spec("e1", ["true"], cwd="/no/such/dir"))
+        # as another user, with the container's own environment
+        ep = await rt.exec("e1", rt.process_from_spec("e1", ["id", "-u"], user={"uid": 1000, "gid": 1000}))
+        assert (await ep.output())[0] == b"1000\n" and await ep.wait() == 0
         await rt.delete("e1", force=True)
         with pytest.raises(Exception):  # noqa: B017 - NotFound once deleted
             await rt.exec("e1", proc)

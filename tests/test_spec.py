@@ -93,6 +93,8 @@ def test_seccomp_default_blocks_namespaces_unless_sys_admin() -> None:
     (clone3,) = rules(s, "clone3")
     assert clone3["action"] == "SCMP_ACT_ERRNO" and clone3["errnoRet"] == 38
     assert {r["args"][0]["value"] for r in rules(s, "personality")} >= {0, 8, 0xFFFFFFFF}
+    (sock,) = rules(s, "socket")
+    assert sock["args"] == [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]  # no AF_VSOCK
 
     s = build(cap_add=["SYS_ADMIN"])
     allowed = s["linux"]["seccomp"]["syscalls"][0]["names"]

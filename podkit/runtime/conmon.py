@@ -161,7 +161,7 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
         "-p", str(paths.pidfile), "--conmon-pidfile", str(paths.conmon_pidfile),
         "--exit-dir", str(paths.exit_dir), "--persist-dir", str(paths.persist_dir),
         "--socket-dir-path", str(paths.socket_dir),
-        "--log-level", "info",
+        "--log-level", os.environ.get("PODKIT_CONMON_LOG_LEVEL", "info"),
         "--runtime-arg", "--log-format=json", "--runtime-arg", f"--log={paths.runtime_log}",
     ]
     for a in runtime_args:

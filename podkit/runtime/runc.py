@@ -90,6 +90,8 @@ def runtime_error_message(text: str) -> str:
 def classify_start_error(message: str) -> Exception:
     """Map runc's "cannot exec" messages onto docker's 126/127 errors."""
     m = message.lower()
+    if "chdir to cwd" in m or "cwd" in m and "not a directory" in m:
+        return CannotExecute(message)
     if ("executable file not found" in m or re.search(r"executable file .* not found", m)
             or "no such file or directory" in m and "exec" in m):
         return CommandNotFound(message)

@@ -64,7 +64,7 @@ send sendfile sendfile64 sendmmsg sendmsg sendto setdomainname setfsgid setfsgid
 setfsuid32 setgid setgid32 setgroups setgroups32 sethostname setitimer setpgid setpriority
 setregid setregid32 setresgid setresgid32 setresuid setresuid32 setreuid setreuid32 setrlimit
 set_robust_list setsid setsockopt set_thread_area set_tid_address setuid setuid32 setxattr shmat
-shmctl shmdt shmget shutdown sigaltstack signalfd signalfd4 sigprocmask sigreturn socket
+shmctl shmdt shmget shutdown sigaltstack signalfd signalfd4 sigprocmask sigreturn
 socketcall socketpair splice stat stat64 statfs statfs64 statx symlink symlinkat sync
 sync_file_range syncfs sysinfo tee tgkill time timer_create timer_delete timer_getoverrun
 timer_gettime timer_gettime64 timer_settime timer_settime64 timerfd_create timerfd_gettime
@@ -109,6 +109,7 @@ _CLONE_NS_FLAGS = (
     | 0x40000000  # CLONE_NEWNET
     | 0x02000000  # CLONE_NEWCGROUP
 )
+_AF_VSOCK = 40
 # PER_LINUX, PER_LINUX32, UNAME26, PER_LINUX32|UNAME26, and the query value.
 _PERSONAS = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 
@@ -135,6 +136,9 @@ def default_profile(caps: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if cap in capset:
             allowed.extend(n for n in names if n not in ("clone", "clone3"))
     syscalls: list[dict[str, Any]] = [{"names": sorted(set(allowed)), "action": "SCMP_ACT_ALLOW"}]
+    # Every socket family but AF_VSOCK (40), which reaches the hypervisor, not a namespace.
+    syscalls.append({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                     "args": [{"index": 0, "value": _AF_VSOCK, "op": "SCMP_CMP_NE"}]})
     # One rule per persona: the args inside one rule are ANDed.
     for p in _PERSONAS:
         syscalls.append({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
