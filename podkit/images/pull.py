@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from podkit.errors import DigestMismatch, InvalidArgument, NotFound, PodkitError
+from podkit.errors import DigestMismatch, InvalidArgument, PodkitError
 from podkit.images.oci import (
     CONFIG_TYPES,
     INDEX_TYPES,
@@ -272,5 +272,3 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
         raise InvalidArgument(f"{what} is not a JSON object")
     return doc
 
-
-__all__ = ["Puller", "Lease", "chain_ids", "short", "NotFound"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import random
@@ -116,7 +115,7 @@ class RegistryClient:
     async def login(self, registry: str, creds: Credentials) -> None:
         """Check credentials against a registry's /v2/ (and its token server)."""
         repo = Repository(self, registry, "", [self.hosts.endpoint(registry)], creds, False)
-        await repo.ping(require_auth=True)
+        await repo.ping()
 
     async def _token(self, challenge: Challenge, scopes: list[str], creds: Credentials,
                      ep: Endpoint) -> str:
@@ -320,8 +319,8 @@ class Repository:
 
     # -- API ---------------------------------------------------------------------
 
-    async def ping(self, require_auth: bool = False) -> None:
-        """GET /v2/: the registry is up and our credentials (if any) are accepted."""
+    async def ping(self) -> None:
+        """GET /v2/: the registry is up and accepts our credentials (when it asks for any)."""
         ep = self.endpoints[-1]
         resp = await self._request("GET", ep, self._url(ep, ""), what="login")
         try:
@@ -329,10 +328,6 @@ class Repository:
                 raise await self._error(resp, "login")
         finally:
             resp.release()
-        if require_auth and self.creds and not self._auth.get(ep.base):
-            # The registry let us in anonymously: credentials are not even checked
-            # at /v2/, as docker does, accept them.
-            log.info("registry %s did not ask for credentials", ep.host)
 
     async def resolve(self, obj: str) -> tuple[Descriptor, bytes]:
         """Fetch a manifest or index by tag or digest; returns its descriptor and bytes."""
@@ -620,10 +615,3 @@ def _sniff_media_type(doc: Any) -> str:
             raise InvalidArgument("Docker schema 1 manifests are not supported (deprecated since 2017)")
     raise InvalidArgument("the registry sent a manifest of unknown type")
 
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
