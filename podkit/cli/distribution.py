@@ -46,6 +46,10 @@ class ProgressView:
         self.tty = tty
         self.order: list[str] = []  # ids of the lines on screen, top to bottom
         self.last: dict[str, str] = {}
+        if tty:
+            import shutil
+
+            self.width = max(20, shutil.get_terminal_size().columns - 1)
 
     def __call__(self, msg: dict[str, Any]) -> None:
         ident = msg.get("id")
@@ -59,8 +63,10 @@ class ProgressView:
             self.out.flush()
             return
         line = f"{ident}: {status}"
-        if status in ("Downloading", "Pushing", "Extracting") and self.tty:
+        if status in ("Downloading", "Pushing") and self.tty:
             line += " " + _bar(int(msg.get("current") or 0), int(msg.get("total") or 0))
+        if self.tty:
+            line = line[: self.width]  # a wrapped line would break the cursor arithmetic
         if not self.tty:
             if self.last.get(ident) == status:
                 return  # plain output: one line per state change, not per byte

@@ -163,7 +163,10 @@ class RegistryClient:
             raise Unauthorized(f"{ep.host}: the token server's answer holds no token")
         ttl = max(10, int(data.get("expires_in") or 60))
         header = f"Bearer {token}"
-        self._tokens[key] = _Token(header, time.monotonic() + ttl - 5)
+        now = time.monotonic()
+        if len(self._tokens) > 256:
+            self._tokens = {k: t for k, t in self._tokens.items() if t.expires > now}
+        self._tokens[key] = _Token(header, now + ttl - 5)
         return header
 
 
