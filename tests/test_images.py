@@ -117,6 +117,10 @@ def test_bad_imports_leave_nothing(daemon: Daemon, workdir: Path) -> None:
     r = daemon.cli("image", "import", str(evil), "evil")
     assert r.returncode == 1 and "climbs out" in r.stderr
     assert not os.path.exists("/tmp/pwned")
+    empty = workdir / "empty.tar"
+    empty.write_bytes(b"\0" * 10240)
+    r = daemon.cli("image", "import", str(empty), "empty")
+    assert r.returncode == 1 and "empty tar archive" in r.stderr
     r = daemon.cli("image", "import", str(workdir / "missing.tar"), "x")
     assert r.returncode == 1 and "no such file" in r.stderr
     r = daemon.cli("image", "import", str(junk), "Bad:Name:x")

@@ -58,32 +58,63 @@ def diff_id_of(f: BinaryIO, compression: str) -> str:
         h.update(chunk)
 
 
-def sniff(content: Any, digest: str) -> tuple[str, str]:
-    """('rootfs' | 'docker' | 'oci', compression) of an uploaded blob."""
+def sniff(content: Any, digest: str) -> tuple[str, str, str]:
+    """('rootfs' | 'docker' | 'oci', compression, diff ID) of an uploaded blob.
+
+    A plain tar is scanned header by header (seeking over the data); a compressed one
+    is read once, and that pass also yields the uncompressed digest (the diff ID a
+    root file system tarball needs), so nothing is decompressed twice for it.
+    """
+    from podkit.images.unpack import _HashingReader, _is_format_error
+
+    names: set[str] = set()
     with content.open(digest) as f:
         compression = sniff_compression(f.read(8))
         f.seek(0)
-        names: set[str] = set()
+        diff_id = digest
         try:
-            with tarfile.open(fileobj=decompressed(f, compression), mode="r|") as tf:
-                for m in tf:
-                    n = m.name.removeprefix("./").rstrip("/")
-                    if "/" not in n:
-                        names.add(n)
+            if compression == "":
+                with tarfile.open(fileobj=f, mode="r:") as tf:  # random access: headers only
+                    for m in tf:
+                        _top(m.name, names)
+            else:
+                reader = _HashingReader(decompressed(f, compression))
+                with tarfile.open(fileobj=reader, mode="r|") as tf:  # type: ignore[call-overload]
+                    for m in tf:
+                        _top(m.name, names)
+                reader.drain()
+                diff_id = "sha256:" + reader.hash.hexdigest()
         except (tarfile.TarError, EOFError, OSError) as e:
             raise InvalidArgument(f"the upload is not a tar archive (plain, gzip or zstd): {e}") from None
+        except Exception as e:
+            if not _is_format_error(e):
+                raise
+            raise InvalidArgument(f"the upload is not a tar archive (plain, gzip or zstd): {e}") from None
+    if not names:
+        raise InvalidArgument("the upload is an empty tar archive")
     if "oci-layout" in names and "index.json" in names:
-        return "oci", compression
+        return "oci", compression, diff_id
     if "manifest.json" in names:
-        return "docker", compression
-    return "rootfs", compression
+        return "docker", compression, diff_id
+    return "rootfs", compression, diff_id
+
+
+def _top(name: str, names: set[str]) -> None:
+    """Note the top-level entry a member belongs to (files named at the top stand alone)."""
+    n = name.removeprefix("./").strip("/")
+    if not n:
+        return
+    first, sep, _ = n.partition("/")
+    names.add(first + ("/" if sep else ""))
 
 
 def build_rootfs_image(content: Any, layer_digest: str, compression: str, changes: list[str],
-                       message: str = "", platform: Platform | None = None) -> Descriptor:
+                       message: str = "", platform: Platform | None = None,
+                       diff_id: str | None = None) -> Descriptor:
     """Write config and manifest for a one-layer image; returns the manifest descriptor."""
-    with content.open(layer_digest) as f:
-        diff_id = layer_digest if compression == "" else diff_id_of(f, compression)
+    if diff_id is None:
+        with content.open(layer_digest) as f:
+            diff_id = layer_digest if compression == "" else diff_id_of(f, compression)
     plat = platform or Platform.host()
     created = now_rfc3339()
     cfg: dict[str, Any] = apply_changes({}, changes)

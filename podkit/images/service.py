@@ -713,7 +713,7 @@ class Importer:
                 reference.parse(name)  # refuse a bad name before any work
             with s.leases.lease(ns) as lease:
                 s.leases.add(ns, lease, "content", digest)
-                kind, compression = await asyncio.to_thread(archive.sniff, content, digest)
+                kind, compression, diff_id = await asyncio.to_thread(archive.sniff, content, digest)
                 if kind == "rootfs":
                     if require_archive:
                         raise InvalidArgument(
@@ -723,7 +723,7 @@ class Importer:
                         )
                     target = await asyncio.to_thread(
                         archive.build_rootfs_image, content, digest, compression, changes or [],
-                        message, platform)
+                        message, platform, diff_id)
                     images.append(self._record(ns, name, target, "import"))
                 else:
                     if changes:
