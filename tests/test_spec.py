@@ -308,3 +308,12 @@ def test_seccomp_profile_is_stable_json() -> None:
     a = seccomp.default_profile(spec.DEFAULT_CAPS)
     b = json.loads(json.dumps(a))
     assert a == b
+
+
+def test_default_namespaces_per_cgroup_mode() -> None:
+    assert "cgroup" not in spec.default_namespaces("hybrid")
+    assert "cgroup" not in spec.default_namespaces("v1")
+    v2 = spec.default_namespaces("v2")
+    assert v2["cgroup"] is None and v2["network"] is None
+    s = build(namespaces=v2)
+    assert {"type": "cgroup"} in s["linux"]["namespaces"]

@@ -72,6 +72,16 @@ DEFAULT_NAMESPACES: dict[str, str | None] = {
     "pid": None, "network": None, "ipc": None, "uts": None, "mount": None,
 }
 
+
+
+def default_namespaces(cgroup_mode: str) -> dict[str, str | None]:
+    """New pid, net, ipc, uts, mount namespaces; a private cgroup namespace on v2 (as Docker)."""
+    ns = dict(DEFAULT_NAMESPACES)
+    if cgroup_mode == "v2":
+        ns["cgroup"] = None
+    return ns
+
+
 # The standard devices every container gets (runc creates the nodes; the
 # cgroup rules below let the container use them).
 _STD_DEVICES: tuple[tuple[str, int, int], ...] = (
