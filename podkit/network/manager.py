@@ -233,11 +233,12 @@ class NetworkManager:
             n = self.get(name_or_id)
             if n.default:
                 raise Conflict(f"network {n.name} is the default network and cannot be removed")
-            users = self.store.attachments(network_id=n.id)
-            if users:
-                owners = ", ".join(sorted({u["owner_id"][:12] for u in users}))
-                raise Conflict(f"network {n.name} is in use by {owners}; remove them first")
-            self.store.delete(n.id)
+            async with self._net_lock(n.id):  # no attach slips in between check and delete
+                users = self.store.attachments(network_id=n.id)
+                if users:
+                    owners = ", ".join(sorted({u["owner_id"][:12] for u in users}))
+                    raise Conflict(f"network {n.name} is in use by {owners}; remove them first")
+                self.store.delete(n.id)
         await self._masq_down(n)
         await self._drop_bridge(n.bridge)
         shutil.rmtree(self.ipam_dir / n.name, ignore_errors=True)
@@ -323,6 +324,8 @@ class NetworkManager:
                                       plugin_masq=False)
                 rc = {"portMappings": [p.to_cni() for p in pm]}
                 async with self._net_lock(n.id):
+                    if self.store.by_name(n.name) is None:
+                        raise NotFound(f"network {n.name} was removed")
                     self.store.add_attachment(owner_id, ifname, kind, namespace, n, netns_path,
                                               conflist, [p.to_dict() for p in pm])
                     try:
