@@ -36,6 +36,9 @@ from tests.fixtures.images import BUSYBOX_CHANGES, build_busybox_rootfs, tar_dir
 from tests.helpers import Daemon  # noqa: E402
 
 PORT_BASE = 23000
+# A workload that stops on SIGTERM (a bare `sleep` as PID 1 ignores it, and every stop
+# would measure the stop timeout instead of the engine).
+WORKLOAD = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 
 
 def rss_kb(pid: int) -> int:
@@ -111,7 +114,7 @@ def bench_podkit(n: int, tarball: Path, work: Path) -> Result:
             def create(name: str = name, i: int = i) -> None:
                 c.pods.create(name, ports=[f"127.0.0.1:{PORT_BASE + i}:80"])
                 for k in ("a", "b"):
-                    c.containers.create("busybox", name=f"{name}-{k}", cmd=["sleep", "3600"], pod=name)
+                    c.containers.create("busybox", name=f"{name}-{k}", cmd=WORKLOAD, pod=name)
 
             res.create.append(timed(create))
             res.start.append(timed(lambda name=name: c.pods.start(name)))
@@ -119,7 +122,7 @@ def bench_podkit(n: int, tarball: Path, work: Path) -> Result:
         conmon = sum(rss_kb(p) for p in conmons_mentioning(str(d.state)))
         res.mem_per_pod_kb = (rss_kb(d.proc.pid) - base_rss + conmon) / n  # type: ignore[union-attr]
         for name in pods:
-            res.stop.append(timed(lambda name=name: c.pods.stop(name, timeout=1)))
+            res.stop.append(timed(lambda name=name: c.pods.stop(name, timeout=10)))
         for name in pods:
             res.remove.append(timed(lambda name=name: c.pods.remove(name, force=True)))
     finally:
@@ -144,6 +147,11 @@ def bench_podman(n: int, tarball: Path, work: Path) -> Result | None:
             raise RuntimeError(f"podman {' '.join(args)}: {r.stderr.strip()}")
         return r.stdout.strip()
 
+    # This host lacks CAP_SYS_RESOURCE: podman's default nofile/nproc rlimits (above the
+    # current hard limits) make runc fail, so give it modest ones (they cost nothing here).
+    conf = work / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n')
+    os.environ["CONTAINERS_CONF"] = str(conf)
     res = Result("podman")
     try:
         pm("import", "--change", 'CMD ["sh"]', str(tarball), "localhost/busybox:bench")
@@ -155,7 +163,7 @@ def bench_podman(n: int, tarball: Path, work: Path) -> Result | None:
                 pm("pod", "create", "--name", name, "-p", f"127.0.0.1:{PORT_BASE + 1000 + i}:80")
                 for k in ("a", "b"):
                     pm("create", "--pod", name, "--name", f"{name}-{k}", "localhost/busybox:bench",
-                       "sleep", "3600")
+                       *WORKLOAD)
 
             res.create.append(timed(create))
             res.start.append(timed(lambda name=name: pm("pod", "start", name)))
@@ -163,7 +171,7 @@ def bench_podman(n: int, tarball: Path, work: Path) -> Result | None:
         conmon = sum(rss_kb(p) for p in conmons_mentioning(str(runroot)))
         res.mem_per_pod_kb = conmon / n
         for name in pods:
-            res.stop.append(timed(lambda name=name: pm("pod", "stop", "-t", "1", name)))
+            res.stop.append(timed(lambda name=name: pm("pod", "stop", "-t", "10", name)))
         for name in pods:
             res.remove.append(timed(lambda name=name: pm("pod", "rm", "-f", name)))
     except RuntimeError as e:

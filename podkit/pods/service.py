@@ -443,13 +443,18 @@ class PodService:
     async def _teardown(self, pod: Pod) -> None:
         """Undo every piece of a pod; each step copes with its piece being gone already."""
         errors: list[str] = []
-        for r in self._members(pod)[::-1]:  # workers first, infra last
-            try:
-                await self.containers.remove(pod.namespace, r.id, force=True)
-            except NotFound:
-                pass
-            except Exception as e:  # keep tearing down the rest
-                errors.append(f"container {r.name}: {e}")
+        members = self._members(pod)
+
+        async def rm(group: list[Any]) -> None:
+            res = await asyncio.gather(*(self.containers.remove(pod.namespace, r.id, force=True)
+                                         for r in group), return_exceptions=True)
+            for r, e in zip(group, res, strict=True):
+                if isinstance(e, BaseException) and not isinstance(e, NotFound):
+                    errors.append(f"container {r.name}: {e}")  # keep tearing down the rest
+
+        # Workers together, then the infra that holds their namespaces.
+        await rm([r for r in members if not r.infra])
+        await rm([r for r in members if r.infra])
         try:
             await self.networks.detach(pod.id)
         except Exception as e:
