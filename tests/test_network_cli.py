@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from podkit import errors
 from tests.fixtures.network import bridge_exists, iptables_lines, leases, links_on, subnet_prefix
@@ -56,6 +57,10 @@ def test_network_commands(daemon: Daemon) -> None:
             assert "invalid subnet" in e.message
         else:
             raise AssertionError("expected InvalidArgument")
+
+        evs = [e for e in c.events(since=0, until=time.time()) if e["type"] == "network"]
+        assert [(e["action"], e["attributes"]["name"]) for e in evs] == [("create", "web")]
+        assert "/v1/networks/{name}" in c.openapi()["paths"]
 
         assert daemon.cli("network", "rm", "web", check=True).stdout.strip() == "web"
         assert daemon.cli("network", "ls", "-q", check=True).stdout.split() == ["podkit"]
