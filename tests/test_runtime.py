@@ -573,3 +573,47 @@ def test_monitor_killed_is_reported(rt: Any, bundle: Any) -> None:
         assert await rt.state("mk1") is None
 
     run(go())
+
+
+def test_attach_stdin_eof_ends_input(rt: Any, bundle: Any, workdir: Path) -> None:
+    """`echo data | run -i ... cat`: closing our side closes the container's stdin."""
+    b = bundle("ce1", ["sh", "-c", "cat; echo END"])
+    log = workdir / "ce1.log"
+
+    async def go() -> int:
+        await rt.create("ce1", b, log_path=log, stdin=True)
+        att = await rt.attach("ce1")
+        await rt.start("ce1")
+        await att.write(b"abc\n" * 5000)  # more than one conmon read (8 KiB)
+        att.close_stdin()
+        out = b""
+        while (item := await asyncio.wait_for(att.read(), 10)) is not None:
+            out += item[1]
+        att.close()
+        assert out == b"abc\n" * 5000 + b"END\n"
+        code, _ = await rt.wait("ce1", timeout=10)
+        return code
+
+    assert run(go()) == 0
+    run(rt.delete("ce1"))
+
+
+def test_kill_all_processes(rt: Any, bundle: Any) -> None:
+    b = bundle("ka1", ["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+
+    async def go() -> None:
+        await rt.create("ka1", b)
+        await rt.start("ka1")
+        from tests.helpers import wait_for
+
+        pids = await rt.ps("ka1")
+        assert len(pids) >= 1
+        await rt.kill("ka1", "KILL", all=True)
+        code, _ = await rt.wait("ka1", timeout=10)
+        assert code == 137
+        wait_for(lambda: all(not os.path.exists(f"/proc/{p}/cmdline") or
+                             not Path(f"/proc/{p}/cmdline").read_bytes() for p in pids), 10,
+                 what="every process of the container to be gone")
+        await rt.delete("ka1")
+
+    run(go())
