@@ -122,6 +122,12 @@ class _Assembler:
             text = bytes(cur[2]) + text
         return Entry(t, ts, stream, text + b"\n")
 
+    def flush(self) -> list[Entry]:
+        """Partial lines never finished (the program ended without a newline), as they are."""
+        out = [Entry(t, ts, stream, bytes(buf)) for stream, (t, ts, buf) in self.partial.items()]
+        self.partial.clear()
+        return sorted(out, key=lambda e: e.time)
+
 
 class LogReader:
     """Reads one container's log file with docker's filters."""
@@ -150,15 +156,21 @@ class LogReader:
                 streams: tuple[str, ...]) -> list[Entry]:
         asm = _Assembler()
         keep: deque[Entry] | list[Entry] = deque(maxlen=tail) if tail is not None and tail >= 0 else []
+        def take(e: Entry) -> None:
+            if e.stream not in streams:
+                return
+            if since is not None and e.time < since:
+                return
+            if until is not None and e.time > until:
+                return
+            keep.append(e)
+
         for raw in lines:
             e = asm.feed(raw)
-            if e is None or e.stream not in streams:
-                continue
-            if since is not None and e.time < since:
-                continue
-            if until is not None and e.time > until:
-                continue
-            keep.append(e)
+            if e is not None:
+                take(e)
+        for e in asm.flush():
+            take(e)
         return list(keep)
 
     async def follow(
@@ -238,6 +250,9 @@ class LogReader:
                                     e = asm.feed(raw)
                                     if e is not None and e.stream in streams:
                                         yield e
+                        for e in asm.flush():
+                            if e.stream in streams:
+                                yield e
                         return
                     await asyncio.sleep(poll)
         finally:

@@ -995,10 +995,12 @@ class ContainerService:
         ex.running = True
         try:
             sess = await self.rt.exec(ex.container_id, process, tty=ex.tty, stdin=ex.stdin)
-        except BaseException:
+        except BaseException as e:
             ex.running = False
-            ex.exit_code = 126
+            ex.exit_code = e.exit_code if isinstance(e, CommandNotFound | CannotExecute) else 126
             ex.done.set()
+            if isinstance(e, NotFound):  # it ended a moment ago
+                raise Conflict("container is not running") from None
             raise
         ex.pid = getattr(sess, "pid", 0)
         self.publish(ns, "container", "exec_start", ex.container_id, execID=ex.id)
