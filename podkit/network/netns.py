@@ -54,14 +54,22 @@ def _umount(target: str, flags: int = MNT_DETACH) -> None:
     _check(_libc.umount2(target.encode(), flags), f"umount {target}")
 
 
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as \\ooo octal escapes."""
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
 def mount_points() -> set[str]:
-    """Mount points of this mount namespace (mountinfo escapes spaces as octal)."""
+    """Mount points of this mount namespace."""
     out: set[str] = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
             parts = line.split()
             if len(parts) > 4:
-                out.add(parts[4].encode().decode("unicode_escape"))
+                out.add(_unescape(parts[4]))
     return out
 
 
@@ -71,7 +79,7 @@ def _is_shared(path: str) -> bool:
     with open("/proc/self/mountinfo") as f:
         for line in f:
             parts = line.split()
-            mp = parts[4].encode().decode("unicode_escape")
+            mp = _unescape(parts[4])
             inside = path == mp or path.startswith(mp.rstrip("/") + "/")
             if inside and len(mp) >= len(best):
                 tags = parts[6 : parts.index("-")]
