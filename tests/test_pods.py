@@ -297,3 +297,28 @@ def test_pods_live_in_podkit_namespaces(daemon: Daemon) -> None:
         cl.pods.remove("same")
     assert not list((daemon.state / "netns").glob("pod-*"))
 
+
+
+def test_network_none_and_host(daemon: Daemon, busybox_image: str) -> None:
+    c = daemon.client()
+    c.pods.create("lonely", network="none")
+    c.containers.create(busybox_image, ["sleep", "600"], name="l1", pod="lonely")
+    c.pods.create("hosty", network="host")
+    c.containers.create(busybox_image, ["sleep", "600"], name="h1", pod="hosty")
+    c.pods.start("lonely")
+    c.pods.start("hosty")
+    # none: a network namespace of the pod's own with loopback only, up.
+    rc, devs = sh(c, "l1", "cat /proc/net/dev")
+    names = {ln.split(":")[0].strip() for ln in devs.splitlines()[2:]}
+    assert names == {"lo"}
+    assert sh(c, "l1", "ip -o link show lo")[1].count("UP") >= 1
+    assert c.pods.inspect("lonely")["ips"] == []
+    # host: the host's own network namespace; no pin, no address of the pod's own.
+    assert sh(c, "h1", "readlink /proc/self/ns/net")[1].strip() == os.readlink("/proc/self/ns/net")
+    hosty = c.pods.inspect("hosty")
+    assert hosty["netns_path"] == "" and hosty["ips"] == []
+    lonely = c.pods.inspect("lonely")
+    c.pods.remove("lonely", force=True)
+    c.pods.remove("hosty", force=True)
+    assert_pod_gone(daemon, lonely)
+    assert_pod_gone(daemon, hosty)

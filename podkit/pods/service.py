@@ -206,23 +206,9 @@ class PodService:
 
             pod.ports = [PortMapping.from_dict(p) for r in res for p in r.get("ports", [])]
         else:
-            # none: only loopback, which attach sets up when given no network to join.
-            await self._loopback_only(pod.id, path)
+            # none: only loopback.
+            await self.networks.loopback_up(pod.id, path)
         self.store.update(pod)
-
-    async def _loopback_only(self, owner: str, path: str) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            "ip", "-n", os.path.basename(path), "link", "set", "lo", "up",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate()
-        if proc.returncode != 0:
-            # ip -n looks in /run/netns; fall back to nsenter on our own pin.
-            proc = await asyncio.create_subprocess_exec(
-                "nsenter", f"--net={path}", "ip", "link", "set", "lo", "up",
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-            _, err = await proc.communicate()
-            if proc.returncode != 0:
-                raise PodkitError(f"cannot bring loopback up in pod {owner[:12]}: {err.decode().strip()}")
 
     def _write_hosts(self, pod: Pod) -> None:
         names = [r.name for r in self._members(pod) if not r.infra] if self.containers else []
