@@ -617,3 +617,15 @@ def test_kill_all_processes(rt: Any, bundle: Any) -> None:
         await rt.delete("ka1")
 
     run(go())
+
+
+def test_recreate_same_id_after_partial_cleanup(rt: Any, bundle: Any, workdir: Path) -> None:
+    """A crash between runc delete and our file cleanup must not block the id forever."""
+    b = bundle("rc1", ["sh", "-c", "exit 4"])
+    log = workdir / "rc1.log"
+    assert run(_run_to_end(rt, "rc1", b, log)) == 4
+    run(rt.oci.delete("rc1"))  # runc forgot it; our files remain
+    assert rt.exit_status("rc1") is not None
+    assert run(_run_to_end(rt, "rc1", b, log)) == 4
+    run(rt.delete("rc1"))
+    assert rt.known() == []

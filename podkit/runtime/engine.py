@@ -175,9 +175,12 @@ class Runtime:
             raise InvalidArgument(f"no config.json in bundle {bundle}") from None
         # runc keeps one directory per container under its root: checking it saves
         # a runc invocation on every create.
-        if (self.oci.root / cid).exists() or self.paths(cid).dir.exists():
-            raise Conflict(f"container {cid} already exists in the runtime")
         paths = self.paths(cid)
+        if (self.oci.root / cid).exists() or self.conmon_alive(cid):
+            raise Conflict(f"container {cid} already exists in the runtime; delete it first")
+        if paths.dir.exists():
+            # Files of an earlier run that ended (or of a create cut short by a crash).
+            self._remove_files(cid, paths, self.bundle(cid))
         paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         cgroups_path = spec.get("linux", {}).get("cgroupsPath")
         (paths.dir / "meta.json").write_text(json.dumps({
@@ -340,14 +343,7 @@ class Runtime:
             if self.conmon_alive(cid) and pid:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal_mod.SIGKILL)
-        shutil.rmtree(paths.dir, ignore_errors=True)
-        for f in (paths.exit_file, paths.socket_link):
-            with contextlib.suppress(FileNotFoundError):
-                f.unlink()
-        if bundle is not None:
-            for name in ("attach", "ctl", "winsz", "oom"):
-                with contextlib.suppress(OSError):
-                    (bundle / name).unlink()
+        self._remove_files(cid, paths, bundle)
         if cgroups_path:
             with contextlib.suppress(Exception):
                 self.cgroups.remove(cgroups_path)
@@ -406,6 +402,17 @@ class Runtime:
         except Exception as e:
             out["conmon"] = {"error": str(e)}
         return out
+
+    @staticmethod
+    def _remove_files(cid: str, paths: ConmonPaths, bundle: Path | None) -> None:
+        shutil.rmtree(paths.dir, ignore_errors=True)
+        for f in (paths.exit_file, paths.socket_link):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        if bundle is not None:
+            for name in ("attach", "ctl", "winsz", "oom"):
+                with contextlib.suppress(OSError):
+                    (bundle / name).unlink()
 
     # ------------------------------------------------------------ I/O
 
