@@ -532,3 +532,31 @@ def test_default_network_follows_the_config_and_bad_config_is_named(netenv: NetE
         with pytest.raises(errors.InvalidArgument, match=msg):
             netenv.new_manager(cfg)
 
+
+def test_concurrent_attach_and_detach(netenv: NetEnv) -> None:
+    """Pods come and go at once: distinct IPs and ports, and all of it undone."""
+    import asyncio
+
+    mgr = netenv.mgr
+    owners = [f"par{i:05d}" for i in range(8)]
+    netenv.owners += owners
+    ns = {o: mgr.create_netns(o, "pod") for o in owners}
+
+    async def up() -> list[Any]:
+        return await asyncio.gather(*(mgr.attach(o, ns[o], [], parse_port_spec("80") if i % 2 else [],
+                                                 kind="pod") for i, o in enumerate(owners)))
+
+    res = netenv.run(up())
+    ips = [r[0]["ip"] for r in res]
+    ports = [p["host_port"] for r in res for p in r[0]["ports"]]
+    assert len(set(ips)) == len(owners) and len(set(ports)) == len(owners) // 2
+    assert len(links_on(netenv.bridge)) == len(owners)
+
+    async def down() -> list[int]:
+        return await asyncio.gather(*(mgr.detach(o) for o in owners))
+
+    assert netenv.run(down()) == [1] * len(owners)
+    for o in owners:
+        mgr.remove_netns(o, "pod")
+    assert netenv.leftovers() == {"iptables": [], "veths": [], "pins": [], "leases": []}
+
