@@ -218,11 +218,13 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
         os.close(start_w)
     try:
         msg, _ = await asyncio.wait_for(asyncio.gather(_read_first_message(sync_r), proc.wait()), timeout)
-    except (TimeoutError, asyncio.CancelledError):
+    except (TimeoutError, asyncio.CancelledError) as e:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
         _kill_pidfile(paths.conmon_pidfile)
+        if isinstance(e, asyncio.CancelledError):
+            raise
         raise Internal(f"conmon did not report container {cid} created within {timeout:.0f}s") from None
     pid = sync_value(msg) if msg else None
     message = str(msg.get("message") or "") if msg else ""
