@@ -158,6 +158,7 @@ class FaultProxy:
         self.fail_503 = 0
         self.cut_blobs = 0
         self.corrupt = False
+        self.fail_upload = 0  # 503 for this many PUT/PATCH requests to an upload session
         self.requests: list[tuple[str, str, str]] = []  # method, path, range
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -167,7 +168,13 @@ class FaultProxy:
         if self.fail_503 > 0 and "/blobs/" in request.path:
             self.fail_503 -= 1
             return web.Response(status=503, headers={"Retry-After": "0"})
-        hdrs = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
+        if self.fail_upload > 0 and "/blobs/uploads/" in request.path and request.method in ("PUT", "PATCH"):
+            self.fail_upload -= 1
+            await request.read()
+            return web.Response(status=503)
+        # The Host header goes through: the registry builds upload Locations from it,
+        # so that they point back at this proxy.
+        hdrs = dict(request.headers)
         async with aiohttp.ClientSession(auto_decompress=False) as s, s.request(
             request.method, f"http://{self.upstream}{request.path_qs}", headers=hdrs,
             data=await request.read(), allow_redirects=True,
@@ -387,3 +394,27 @@ def test_daemon_falls_back_to_its_own_docker_config(tmp_path: Path) -> None:
         db.close()
     assert normalise_registry("https://index.docker.io/v1/") == "docker.io"
     assert normalise_registry("http://127.0.0.1:5000/v2/") == "127.0.0.1:5000"
+
+
+def test_broken_upload_starts_over(registry: RegistryServer, workdir: Path) -> None:
+    import os
+
+    store = ContentStore(workdir / "store")
+    blob = store.put(os.urandom(150_000))
+    desc = Descriptor("application/octet-stream", blob, store.size(blob))
+    proxy = FaultProxy(registry.host)
+    proxy.fail_upload = 2
+
+    async def body(host: str) -> str:
+        client = RegistryClient(backoff=0.01, chunk_size=100_000)  # two PATCH chunks
+        try:
+            return await client.repository(parse(f"{host}/re/up:1"), push=True).upload_blob(
+                desc, str(store.path(blob)))
+        finally:
+            await client.close()
+
+    assert asyncio.run(_with_proxy(registry, proxy, body)) == "pushed"
+    posts = [r for r in proxy.requests if r[0] == "POST"]
+    assert len(posts) == 3  # two broken sessions, then one that went through
+    status, _, data = registry.api(f"/v2/re/up/blobs/{blob}")
+    assert status == 200 and data == store.read(blob)

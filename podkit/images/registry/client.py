@@ -229,6 +229,7 @@ class Repository:
         headers: dict[str, str] | None = None,
         body: Callable[[], Any] | bytes | None = None,
         what: str = "",
+        retries: int | None = None,
     ) -> aiohttp.ClientResponse:
         """Send with auth and retries; the caller reads and releases the response.
 
@@ -272,7 +273,7 @@ class Repository:
                 )
                 resp.release()
             attempt += 1
-            if attempt > self.client.retries:
+            if attempt > (self.client.retries if retries is None else retries):
                 raise Unavailable(f"{err} (gave up after {attempt} attempts)")
             delay = err.retry_after if err.retry_after is not None else \
                 self.client.backoff * (2 ** (attempt - 1)) * (0.75 + random.random() / 2)
@@ -451,10 +452,27 @@ class Repository:
 
     async def upload_blob(self, desc: Descriptor, path: str, *, mount_from: str | None = None,
                           progress: Progress | None = None) -> str:
-        """Upload a blob unless the registry has it; returns 'exists', 'mounted' or 'pushed'."""
-        ep = self.endpoints[0]
+        """Upload a blob unless the registry has it; returns 'exists', 'mounted' or 'pushed'.
+
+        An upload that breaks is started over in a new upload session: what the
+        registry kept of the broken one is unknown.
+        """
         if await self.has_blob(desc.digest):
             return "exists"
+        failures = 0
+        while True:
+            try:
+                return await self._upload_once(desc, path, mount_from, progress)
+            except _Transient as e:
+                failures += 1
+                if failures > self.client.retries:
+                    raise Unavailable(f"{e} (gave up after {failures} attempts)") from None
+                log.info("%s; starting the upload over", e)
+                await asyncio.sleep(self.client.backoff * failures)
+
+    async def _upload_once(self, desc: Descriptor, path: str, mount_from: str | None,
+                           progress: Progress | None) -> str:
+        ep = self.endpoints[0]
         q: dict[str, str] = {}
         if mount_from and mount_from != self.name:
             q = {"mount": desc.digest, "from": mount_from}
@@ -468,39 +486,40 @@ class Repository:
             location = _location(ep, url, resp)
         finally:
             resp.release()
+
+        async def send(method: str, url: URL, body: Any, headers: dict[str, str]) -> URL | None:
+            try:
+                resp = await self._request(method, ep, url, body=body, headers=headers, what="push",
+                                           retries=0)
+            except Unavailable as e:
+                raise _Transient(e.message) from None
+            try:
+                if resp.status in _RETRY_STATUSES:
+                    raise _Transient(f"{ep.host}: upload answered HTTP {resp.status}")
+                if resp.status not in (201, 202, 204):
+                    raise await self._error(resp, f"upload of {desc.digest}")
+                return _location(ep, url, resp) if resp.status == 202 else None
+            finally:
+                resp.release()
+
+        octet = {"Content-Type": "application/octet-stream"}
         if desc.size <= self.client.chunk_size:
-            put = location.update_query({"digest": desc.digest})
-            resp = await self._request(
-                "PUT", ep, put, body=lambda: _file_body(path, 0, desc.size, progress),
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
-                what="push",
-            )
-        else:
-            offset = 0
-            while offset < desc.size:
-                n = min(self.client.chunk_size, desc.size - offset)
-                start = offset
-                resp = await self._request(
-                    "PATCH", ep, location,
-                    body=lambda start=start, n=n: _file_body(path, start, n, progress, start),
-                    headers={"Content-Type": "application/octet-stream", "Content-Length": str(n),
-                             "Content-Range": f"{start}-{start + n - 1}"},
-                    what="push",
-                )
-                try:
-                    if resp.status != 202:
-                        raise await self._error(resp, f"upload of {desc.digest}")
-                    location = _location(ep, location, resp)
-                finally:
-                    resp.release()
-                offset += n
-            resp = await self._request("PUT", ep, location.update_query({"digest": desc.digest}),
-                                       headers={"Content-Length": "0"}, what="push")
-        try:
-            if resp.status != 201:
-                raise await self._error(resp, f"upload of {desc.digest}")
-        finally:
-            resp.release()
+            await send("PUT", location.update_query({"digest": desc.digest}),
+                       lambda: _file_body(path, 0, desc.size, progress),
+                       {**octet, "Content-Length": str(desc.size)})
+            return "pushed"
+        offset = 0
+        while offset < desc.size:
+            n = min(self.client.chunk_size, desc.size - offset)
+            nxt = await send("PATCH", location,
+                             lambda start=offset, n=n: _file_body(path, start, n, progress, start),
+                             {**octet, "Content-Length": str(n),
+                              "Content-Range": f"{offset}-{offset + n - 1}"})
+            if nxt is None:
+                raise Unavailable(f"{ep.host}: a chunk upload was not answered with 202 Accepted")
+            location = nxt
+            offset += n
+        await send("PUT", location.update_query({"digest": desc.digest}), None, {"Content-Length": "0"})
         return "pushed"
 
     async def put_manifest(self, obj: str, media_type: str, data: bytes) -> str:
