@@ -557,7 +557,22 @@ class NetworkManager:
 
     # -- daemon hooks ------------------------------------------------------------
 
+    def missing_plugins(self) -> list[str]:
+        need = ["loopback", "bridge", "host-local", "portmap"] + (["firewall"] if self.firewall else [])
+        missing = []
+        for t in need:
+            try:
+                self.cni.find_plugin(t)
+            except PodkitError:
+                missing.append(t)
+        return missing
+
     async def startup(self) -> None:
+        missing = self.missing_plugins()
+        if missing:
+            # Not fatal: host and none networking still work; attach will say the same.
+            log.error("CNI plugins %s not found in %s: bridge networking will fail",
+                      ", ".join(missing), ":".join(self.cni.plugin_dirs))
         if self._firewall_setting == "auto":
             self.firewall = await iptables.forward_policy() == "DROP"
         await self.ensure_default()
@@ -580,6 +595,7 @@ class NetworkManager:
             "cni_plugin_dirs": self.cni.plugin_dirs,
             "cni_version": CNI_VERSION,
             "firewall_plugin": self.firewall,
+            "missing_plugins": self.missing_plugins(),
             "netns_dir": str(self.netns.dir),
         }
 
