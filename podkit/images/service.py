@@ -508,7 +508,22 @@ class ImageService:
 
     def remove(self, ns: str, ref: str, force: bool = False) -> list[dict[str, str]]:
         """docker rmi: untag a name, delete the image when its last name goes."""
-        image = self.get(ns, ref)
+        row = self._find_by_name_safe(ns, ref)
+        try:
+            image = self._image(row) if row is not None else self.get(ns, ref)
+        except PodkitError as e:
+            # A record whose content cannot be read (a broken or partial store) must
+            # still be removable by name.
+            if row is None:
+                raise
+            log.warning("removing image %s whose content is unreadable: %s", row["name"], e.message)
+            with self._gc_lock, self.db.tx() as c:
+                c.execute("DELETE FROM images WHERE namespace=? AND name=?", (ns, row["name"]))
+            # What can still be read is freed now; snapshots whose chain IDs died with
+            # the config go when the GC grace period has passed.
+            self.release(Descriptor(row["media_type"], row["digest"], row["size"]))
+            self.publish(ns, "image", "untag", row["digest"], name=row["name"])
+            return [{"Untagged": _familiar(row["name"])}]
         by_name = self._find_by_name_safe(ns, ref) is not None
         same = [r for r in self._rows(ns) if self._id_of(r) == image.id]
         if by_name and len(same) > 1:
