@@ -418,3 +418,26 @@ def test_broken_upload_starts_over(registry: RegistryServer, workdir: Path) -> N
     assert len(posts) == 3  # two broken sessions, then one that went through
     status, _, data = registry.api(f"/v2/re/up/blobs/{blob}")
     assert status == 200 and data == store.read(blob)
+
+
+def test_tls_registry_verification(tls_registry: RegistryServer, workdir: Path) -> None:
+    """HTTPS: a certificate nobody vouches for is refused with a hint; ca_file trusts
+    it; insecure skips the check. (On loopback, plain_http = false asks for HTTPS.)"""
+    skopeo_push(build_layout(workdir / "oci"), tls_registry, "tls:1")
+    host = tls_registry.host
+    ref = parse(f"{host}/tls:1")
+
+    def resolve(settings: dict[str, Any]) -> Descriptor:
+        async def body(c: RegistryClient) -> Descriptor:
+            return (await c.repository(ref).resolve("1"))[0]
+
+        return run(body, hosts=RegistryHosts({host: {"plain_http": False, **settings}}))
+
+    with pytest.raises(Unavailable) as ei:
+        resolve({})
+    assert "certificate not trusted" in ei.value.message and "ca_file" in ei.value.message
+    a = resolve({"ca_file": str(tls_registry.cert)})
+    b = resolve({"insecure": True})
+    assert a.digest == b.digest
+    with pytest.raises(InvalidArgument):
+        resolve({"ca_file": str(workdir / "missing.pem")})

@@ -89,6 +89,7 @@ class RegistryClient:
         )
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[tuple[str, str, str, str], _Token] = {}
+        self._ssl: dict[str, Any] = {}  # ca_file -> SSLContext
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -100,6 +101,25 @@ class RegistryClient:
                 headers={"User-Agent": USER_AGENT}, auto_decompress=False,
             )
         return self._session
+
+    def ssl_for(self, ep: Endpoint) -> Any:
+        """aiohttp's ``ssl`` argument for an endpoint: default verification, none
+        (``insecure``), or a context that also trusts the configured CA file."""
+        if not ep.verify_tls:
+            return False
+        if not ep.ca_file:
+            return None
+        ctx = self._ssl.get(ep.ca_file)
+        if ctx is None:
+            import ssl
+
+            ctx = ssl.create_default_context()
+            try:
+                ctx.load_verify_locations(cafile=ep.ca_file)
+            except (OSError, ssl.SSLError) as e:
+                raise InvalidArgument(f"registry {ep.host}: cannot load ca_file {ep.ca_file}: {e}") from None
+            self._ssl[ep.ca_file] = ctx
+        return ctx
 
     async def close(self) -> None:
         if self._session is not None:
@@ -131,7 +151,7 @@ class RegistryClient:
         url = URL(realm)
         if url.scheme not in ("http", "https"):
             raise Unauthorized(f"registry {ep.host} names a token realm that is not http(s): {realm}")
-        ssl: Any = None if ep.verify_tls else False
+        ssl: Any = self.ssl_for(ep)
         try:
             if creds.identitytoken:
                 form = {"grant_type": "refresh_token", "refresh_token": creds.identitytoken,
@@ -235,7 +255,7 @@ class Repository:
 
         ``body`` may be a factory so that a retried upload starts from the beginning.
         """
-        ssl: Any = None if ep.verify_tls else False
+        ssl: Any = self.client.ssl_for(ep)
         attempt = 0
         authed = 0
         connect_failures = 0
@@ -248,6 +268,11 @@ class Repository:
                 resp = await self.client.session.request(
                     method, url, headers=hdrs, data=data, ssl=ssl, allow_redirects=True
                 )
+            except aiohttp.ClientConnectorCertificateError as e:
+                raise Unavailable(
+                    f"registry {ep.host}: TLS certificate not trusted ({e.certificate_error}); "
+                    f'trust its CA with ca_file, or set insecure = true, in [registries."{ep.host}"]'
+                ) from None
             except aiohttp.ClientConnectorError as e:
                 # Nothing listens (or no route): one quick retry covers a registry
                 # restarting; more would only make the user wait for the same answer.

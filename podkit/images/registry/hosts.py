@@ -4,10 +4,11 @@
     mirrors = ["mirror.local:5000", "https://other-mirror.example"]
     insecure = true      # HTTPS without verifying the certificate
     plain_http = true    # HTTP instead of HTTPS
+    ca_file = "/etc/podkit/certs/registry.example.pem"   # extra CA to trust
 
 Like docker, a registry on a loopback address (127.0.0.0/8, ::1, localhost) is
 reached over plain HTTP without any configuration: that is how local test and
-cache registries are run. Docker Hub's name ``docker.io`` is served by
+cache registries are run (``plain_http = false`` makes it HTTPS). Docker Hub's name ``docker.io`` is served by
 ``registry-1.docker.io``. Mirrors are tried first, in order, for pulls only;
 pushes always go to the registry itself.
 """
@@ -32,6 +33,7 @@ class Endpoint:
     scheme: str  # "http" | "https"
     verify_tls: bool = True
     mirror: bool = False
+    ca_file: str = ""
 
     @property
     def base(self) -> str:
@@ -62,7 +64,8 @@ def split_host(host: str) -> tuple[str, str]:
 class HostSettings:
     mirrors: tuple[str, ...] = ()
     insecure: bool = False
-    plain_http: bool = False
+    plain_http: bool | None = None  # None: plain HTTP on loopback addresses only
+    ca_file: str = ""
 
 
 class RegistryHosts:
@@ -73,17 +76,23 @@ class RegistryHosts:
         for host, raw in (section or {}).items():
             if not isinstance(raw, dict):
                 raise InvalidArgument(f'config: [registries."{host}"] must be a table')
-            unknown = set(raw) - {"mirrors", "insecure", "plain_http"}
+            unknown = set(raw) - {"mirrors", "insecure", "plain_http", "ca_file"}
             if unknown:
                 raise InvalidArgument(
                     f'config: [registries."{host}"]: unknown keys {sorted(unknown)} '
-                    "(known: mirrors, insecure, plain_http)"
+                    "(known: mirrors, insecure, plain_http, ca_file)"
                 )
+            for key in ("insecure", "plain_http"):
+                if key in raw and not isinstance(raw[key], bool):
+                    raise InvalidArgument(f'config: [registries."{host}"] {key} must be true or false')
+            ca_file = raw.get("ca_file", "")
+            if not isinstance(ca_file, str):
+                raise InvalidArgument(f'config: [registries."{host}"] ca_file must be a path')
             mirrors = raw.get("mirrors", [])
             if not isinstance(mirrors, list) or not all(isinstance(m, str) and m for m in mirrors):
                 raise InvalidArgument(f'config: [registries."{host}"] mirrors must be a list of hosts')
             self._settings[host] = HostSettings(
-                tuple(mirrors), bool(raw.get("insecure", False)), bool(raw.get("plain_http", False))
+                tuple(mirrors), raw.get("insecure", False), raw.get("plain_http"), ca_file
             )
 
     def settings(self, registry: str) -> HostSettings:
@@ -109,5 +118,7 @@ class RegistryHosts:
         s = self.settings(name)
         host = DOCKER_HUB_API if name == DOCKER_HUB else name
         if not scheme:
-            scheme = "http" if (s.plain_http or is_loopback(host)) else "https"
-        return Endpoint(host=host, scheme=scheme, verify_tls=not s.insecure, mirror=mirror)
+            plain = s.plain_http if s.plain_http is not None else is_loopback(host)
+            scheme = "http" if plain else "https"
+        return Endpoint(host=host, scheme=scheme, verify_tls=not s.insecure, mirror=mirror,
+                        ca_file=s.ca_file)
