@@ -105,3 +105,29 @@ def test_daemon_start_cleans_up_after_a_crash(daemon: Daemon) -> None:
     assert iptables_lines(owner, subnet_prefix(daemon.subnet)) == []
     assert leases(ipam) == []
     assert links_on(daemon.bridge) == []
+
+
+def test_network_in_use_by_a_pod(daemon: Daemon) -> None:
+    """Through the pods layer: a pod on a user network with a published port shows
+    up in inspect, keeps the network from removal, and takes it all away with it."""
+    br, sub = unique_network()
+    daemon.cli("network", "create", "--subnet", sub, "--bridge", br, "n1", check=True)
+    try:
+        pod = daemon.cli("pod", "create", "--name", "p1", "--network", "n1", "-p", "127.0.0.1::80",
+                         check=True).stdout.strip()
+        [net] = json.loads(daemon.cli("network", "inspect", "n1", check=True).stdout)
+        [att] = net["attachments"]
+        assert att["owner_id"] == pod and att["kind"] == "pod" and att["interface"] == "eth0"
+        assert att["ip"].startswith(subnet_prefix(sub)) and att["ports"][0]["host_ip"] == "127.0.0.1"
+        r = daemon.cli("network", "rm", "n1")
+        assert r.returncode == 1 and f"in use by pod {pod[:12]}" in r.stderr
+        assert "n1" not in daemon.cli("network", "prune", check=True).stdout
+        daemon.cli("pod", "rm", "-f", "p1", check=True)
+        assert iptables_lines(subnet_prefix(sub), pod) == []
+        assert leases(daemon.root / "networks" / "ipam") == []
+        daemon.cli("network", "rm", "n1", check=True)
+        assert not bridge_exists(br)
+    finally:
+        daemon.cli("pod", "rm", "-f", "p1")
+        daemon.cli("network", "rm", "n1")
+

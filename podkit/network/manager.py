@@ -236,7 +236,7 @@ class NetworkManager:
             async with self._net_lock(n.id):  # no attach slips in between check and delete
                 users = self.store.attachments(network_id=n.id)
                 if users:
-                    owners = ", ".join(sorted({u["owner_id"][:12] for u in users}))
+                    owners = ", ".join(sorted({f"{u['kind']} {u['owner_id'][:12]}" for u in users}))
                     raise Conflict(f"network {n.name} is in use by {owners}; remove them first")
                 self.store.delete(n.id)
         await self._masq_down(n)
