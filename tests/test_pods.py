@@ -277,6 +277,8 @@ def test_bad_input_is_refused_clearly(daemon: Daemon, busybox_image: str) -> Non
         c.containers.create(busybox_image, ["true"], pod="dup", ports=["8080:80"])
     with pytest.raises(NotFound):
         c.pods.start("ghost")
+    r = daemon.cli("rm", "-f", "dup-infra")
+    assert r.returncode != 0 and "infra container of pod dup" in r.stderr
     # Nothing half-made was left by the failures: one pod, one netns, one state dir.
     assert [p.name for p in c.pods.list()] == ["dup"]
     assert len(list((daemon.state / "netns").glob("pod-*"))) == 1
@@ -313,6 +315,17 @@ def test_network_none_and_host(daemon: Daemon, busybox_image: str) -> None:
     assert names == {"lo"}
     assert sh(c, "l1", "ip -o link show lo")[1].count("UP") >= 1
     assert c.pods.inspect("lonely")["ips"] == []
+    # Starting a member of a stopped pod brings the pod's infra up first.
+    c.pods.stop("lonely", timeout=0)
+    assert c.pods.get("lonely").status == "Exited"
+    daemon.cli("start", "l1", check=True)
+    assert c.pods.get("lonely").status == "Running"
+    # A removed member leaves the pod's /etc/hosts.
+    c.containers.create(busybox_image, ["true"], name="l2", pod="lonely")
+    hosts = Path(c.pods.inspect("lonely")["hosts_path"])
+    assert "l2" in hosts.read_text()
+    c.containers.remove("l2")
+    assert "l2" not in hosts.read_text()
     # host: the host's own network namespace; no pin, no address of the pod's own.
     assert sh(c, "h1", "readlink /proc/self/ns/net")[1].strip() == os.readlink("/proc/self/ns/net")
     hosty = c.pods.inspect("hosty")

@@ -79,6 +79,7 @@ class PodService:
         # wire() puts in front of them (which take pod locks this service may hold).
         self._c_create = containers.create
         self._c_start = containers.start
+        self._c_remove = containers.remove
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -317,8 +318,23 @@ class PodService:
                 await self.ensure_running(ns, rec.pod_id)
             return await start(ns, ref)
 
+        async def remove_in_pod(ns: str, ref: str, force: bool = False, **kw: Any) -> Any:
+            rec = containers.resolve(ns, ref)
+            pod = None
+            if rec.pod_id:
+                with contextlib.suppress(NotFound):
+                    pod = self.get(ns, rec.pod_id)
+            if rec.infra and pod is not None and pod.state == STATE_READY:
+                raise Conflict(f"container {rec.name} is the infra container of pod {pod.name}: "
+                               f"remove the pod instead (podkit pod rm {pod.name})")
+            out = await self._c_remove(ns, ref, force=force, **kw)
+            if pod is not None:
+                self._write_hosts(pod)  # its name no longer resolves
+            return out
+
         containers.create = create_in_pod
         containers.start = start_in_pod
+        containers.remove = remove_in_pod
 
     async def prepare_container(self, ns: str, ref: str, opts: Any) -> Any:
         """For `podkit run --pod REF`: put ``opts`` into the pod (namespaces, files, cgroup)."""
@@ -432,7 +448,7 @@ class PodService:
         members = self._members(pod)
 
         async def rm(group: list[Any]) -> None:
-            res = await asyncio.gather(*(self.containers.remove(pod.namespace, r.id, force=True)
+            res = await asyncio.gather(*(self._c_remove(pod.namespace, r.id, force=True)
                                          for r in group), return_exceptions=True)
             for r, e in zip(group, res, strict=True):
                 if isinstance(e, BaseException) and not isinstance(e, NotFound):
@@ -540,7 +556,7 @@ class PodService:
         for r in self.containers.store.list():
             if r.pod_id and r.pod_id not in live:
                 with contextlib.suppress(Exception):
-                    await self.containers.remove(r.namespace, r.id, force=True)
+                    await self._c_remove(r.namespace, r.id, force=True)
         await self.networks.cleanup_stale(live, kind=NETNS_KIND)
         pods_dir = self.state / "pods"
         if pods_dir.is_dir():
