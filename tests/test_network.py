@@ -562,3 +562,32 @@ def test_concurrent_attach_and_detach(netenv: NetEnv) -> None:
         mgr.remove_netns(o, "pod")
     assert netenv.leftovers() == {"iptables": [], "veths": [], "pins": [], "leases": []}
 
+
+def test_internal_network_with_an_ip_range(netenv: NetEnv) -> None:
+    """--internal: no gateway on the host, no default route, no masquerade;
+    --ip-range: addresses come from the sub-range only."""
+    from tests.fixtures.network import free_network
+
+    mgr = netenv.mgr
+    br, sub = free_network()
+    netenv.bridges.append(br)
+    rng = sub.replace(".0/24", ".64/26")
+    n = netenv.run(mgr.create("inner", subnet=sub, bridge=br, internal=True, ip_range=rng))
+    a, b = "inner001", "inner002"
+    netenv.owners += [a, b]
+    ns_a, ns_b = mgr.create_netns(a), mgr.create_netns(b)
+    [att_a] = netenv.run(mgr.attach(a, ns_a, ["inner"]))
+    [att_b] = netenv.run(mgr.attach(b, ns_b, ["inner"]))
+    for att in (att_a, att_b):
+        assert ipaddress.ip_address(att["ip"]) in ipaddress.ip_network(rng)
+    assert "default" not in netenv.procs.run(ns_a, "ip", "route").stdout
+    assert iptables_lines(f"-s {sub}") == []  # nothing masqueraded
+    assert mgr.inspect("inner")["masquerade_chain"] == ""
+    # Members still talk to each other over the bridge.
+    ping = netenv.procs.run(ns_a, "busybox", "ping", "-c", "1", "-W", "2", att_b["ip"])
+    assert ping.returncode == 0, ping.stdout
+    for o in (a, b):
+        netenv.run(mgr.detach(o))
+        mgr.remove_netns(o)
+    netenv.run(mgr.remove(n.name))
+
