@@ -194,7 +194,7 @@ def test_concurrent_pulls_share_downloads(daemon: Daemon, registry: RegistryServ
         assert registry.requests("GET", f"/blobs/{layer['digest']}") == 1
 
 
-def test_pull_docker_schema2_and_plain_tar_layers(daemon: Daemon, registry: RegistryServer,
+def test_pull_docker_schema2_plain_tar_and_zstd_layers(daemon: Daemon, registry: RegistryServer,
                                                   workdir: Path) -> None:
     skopeo_push(build_layout(workdir / "v2", [{"docker.txt": b"schema2\n"}]), registry, "v2s2:1",
                 docker_format=True)
@@ -208,6 +208,10 @@ def test_pull_docker_schema2_and_plain_tar_layers(daemon: Daemon, registry: Regi
                 "plain:1")
     dist(daemon).pull(f"{registry.host}/plain:1")
     assert find_in_snapshots(daemon.root, "plain.txt")
+    skopeo_push(build_layout(workdir / "zstd", [{"zstd.txt": b"zstd\n"}], compress="zstd"), registry,
+                "zstd:1")
+    dist(daemon).pull(f"{registry.host}/zstd:1")
+    assert find_in_snapshots(daemon.root, "zstd.txt")
     with pytest.raises(errors.InvalidArgument) as ei:
         dist(daemon).pull(f"{registry.host}/plain:1", platform="linux/arm64")
     assert "not the requested platform" in ei.value.message
