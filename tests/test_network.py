@@ -591,3 +591,31 @@ def test_internal_network_with_an_ip_range(netenv: NetEnv) -> None:
         mgr.remove_netns(o)
     netenv.run(mgr.remove(n.name))
 
+
+def test_fixed_ip(netenv: NetEnv) -> None:
+    mgr = netenv.mgr
+    prefix = netenv.subnet.rsplit(".", 1)[0]
+    a, b = "fixed001", "fixed002"
+    netenv.owners += [a, b]
+    ns_a, ns_b = mgr.create_netns(a), mgr.create_netns(b)
+    [att] = netenv.run(mgr.attach(a, ns_a, ["bridge"], ips={"bridge": f"{prefix}.77"}))
+    assert att["ip"] == f"{prefix}.77"
+    assert f"{prefix}.77/24" in netenv.procs.run(ns_a, "ip", "-o", "-4", "addr").stdout
+    for ips, exc, msg in [
+        ({"podkit": f"{prefix}.77"}, errors.Conflict, "already in use"),
+        ({"podkit": f"{prefix}.1"}, errors.InvalidArgument, "not a free host address"),
+        ({"podkit": "192.0.2.9"}, errors.InvalidArgument, "not a free host address"),
+        ({"podkit": "nonsense"}, errors.InvalidArgument, "invalid IP"),
+        ({"elsewhere": f"{prefix}.9"}, errors.InvalidArgument, "not one being joined"),
+    ]:
+        with pytest.raises(exc, match=msg):
+            netenv.run(mgr.attach(b, ns_b, [], ips=ips))
+    assert mgr.attachments(b) == []
+    netenv.run(mgr.detach(a))
+    # Free again once released.
+    [att] = netenv.run(mgr.attach(b, ns_b, [], ips={"podkit": f"{prefix}.77"}))
+    assert att["ip"] == f"{prefix}.77"
+    netenv.run(mgr.detach(b))
+    for o in (a, b):
+        mgr.remove_netns(o)
+

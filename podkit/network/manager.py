@@ -292,11 +292,12 @@ class NetworkManager:
     async def attach(self, owner_id: str, netns_path: str, networks: list[str],
                      ports: Iterable[PortMapping] = (), ifname_base: str = "eth",
                      kind: str = "container", namespace: str = "", cni_args: str = "",
-                     ) -> list[dict[str, Any]]:
+                     ips: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Wire an owner's netns: loopback up, then one interface per network.
 
         An empty ``networks`` (or "", "bridge") means the default network; for
-        loopback only use ``loopback_up``.
+        loopback only use ``loopback_up``. ``ips`` asks for fixed addresses, by
+        network name (``--ip``); ``cni_args`` are extra ``K=V;...`` CNI_ARGS.
 
         Published ports go to the first network. A host port of 0 gets a free port.
         Returns, per network: network, network_id, interface, ip, prefix,
@@ -311,6 +312,7 @@ class NetworkManager:
         if self.store.attachments(owner_id):
             raise Conflict(f"{owner_id[:12]} is already attached to networks")
         resolved = self._resolve_ports(ports)
+        fixed = self._fixed_ips(nets, ips or {})
         await self.cni.add(LOOPBACK_CONF, owner_id, netns_path, "lo", cache=False)
         out: list[dict[str, Any]] = []
         try:
@@ -333,9 +335,13 @@ class NetworkManager:
                     except BaseException:
                         self.store.drop_attachment(owner_id, ifname)
                         raise
+                args = cni_args
+                if n.name in fixed:
+                    # host-local takes a requested address from CNI_ARGS IP=.
+                    args = ";".join(x for x in ("IgnoreUnknown=1", f"IP={fixed[n.name]}", cni_args) if x)
                 try:
                     result = await self.cni.add(conflist, owner_id, netns_path, ifname, rc,
-                                                args=cni_args)
+                                                args=args)
                 except BaseException:
                     await self._drop_attachment(n.id, owner_id, ifname)
                     raise
@@ -390,6 +396,29 @@ class NetworkManager:
                     await self._masq_up(n)
                 else:
                     await self._masq_down(n)
+
+    def _fixed_ips(self, nets: list[Network], ips: dict[str, str]) -> dict[str, str]:
+        by_name = {n.name: n for n in nets}
+        out = {}
+        for name, ip in ips.items():
+            n = by_name.get(self.resolve_name(name))
+            if n is None:
+                raise InvalidArgument(f"--ip for network {name}, which is not one being joined")
+            try:
+                addr = ipaddress.ip_address(ip)
+            except ValueError:
+                raise InvalidArgument(f"invalid IP address {ip!r} for network {n.name}") from None
+            net = ipaddress.ip_network(n.subnet)
+            if addr not in net or addr in (net.network_address, net.broadcast_address) \
+                    or str(addr) == n.gateway:
+                raise InvalidArgument(f"IP {ip} is not a free host address of network {n.name} "
+                                      f"({n.subnet}, gateway {n.gateway})")
+            for a in self.store.attachments(network_id=n.id):
+                if _summary(n.name, n.id, a["ifname"], "", a["result"] or {}, [])["ip"] == str(addr):
+                    raise Conflict(f"IP {ip} is already in use on network {n.name} by "
+                                   f"{a['kind']} {a['owner_id'][:12]}")
+            out[n.name] = str(addr)
+        return out
 
     def published_ports(self) -> dict[tuple[int, str], list[tuple[str, str]]]:
         """Host ports published by attachments: (port, proto) -> [(host_ip, owner)]."""
