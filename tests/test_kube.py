@@ -93,7 +93,8 @@ def test_deployment_template_and_replicas_note() -> None:
             metadata: {labels: {app: api}}
             spec:
               hostNetwork: true
-              containers: [{name: c, image: busybox, args: [sleep, "1"]}]
+              containers: [{name: c, image: busybox, args: [sleep, "1"],
+                            ports: [{containerPort: 80, hostPort: 80}]}]
         ---
         apiVersion: v1
         kind: Pod
@@ -103,7 +104,8 @@ def test_deployment_template_and_replicas_note() -> None:
         """)
     dep, other = kube.parse(text)
     assert dep.kind == "Deployment" and dep.spec.name == "api" and dep.spec.labels == {"app": "api"}
-    assert dep.spec.network == "host"
+    assert dep.spec.network == "host" and dep.spec.ports == []
+    assert any("hostNetwork" in w for w in dep.warnings)
     assert any("replicas=3" in w for w in dep.warnings)
     assert other.spec.name == "other" and other.kind == "Pod"
 

@@ -91,7 +91,7 @@ def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_i
     c = daemon.client()
     port = free_port()
     r = daemon.cli("pod", "create", "--name", "web", "--hostname", "webhost", "-p",
-                   f"127.0.0.1:{port}:8080", "--memory", "64m", "--add-host", "db:10.9.9.9",
+                   f"127.0.0.1:{port}:8080", "--memory", "64m", "--cpus", "0.5", "--add-host", "db:10.9.9.9",
                    "--dns", "10.0.0.53", "--dns-search", "svc.local", check=True)
     pod_id = r.stdout.strip()
     assert len(pod_id) == 64
@@ -135,6 +135,10 @@ def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_i
     cg = pod["cgroup_path"]
     assert int((pod_cgroup_dir(cg) / ("memory.max" if _v2() else "memory.limit_in_bytes"))
                .read_text()) == 64 * 1024 * 1024
+    if _v2():
+        assert (pod_cgroup_dir(cg) / "cpu.max").read_text().split() == ["50000", "100000"]
+    else:
+        assert (pod_cgroup_dir(cg, "cpu") / "cpu.cfs_quota_us").read_text().strip() == "50000"
     srv = c.containers.inspect("srv")
     assert f"{cg}/{srv['id']}" in Path(f"/proc/{srv['pid']}/cgroup").read_text()
 

@@ -269,6 +269,10 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
         if any(kc.name == o.name for o in containers):
             raise InvalidArgument(f"{where}: container name {kc.name!r} is used twice")
         containers.append(kc)
+    if ps.network == "host" and host_ports:
+        warnings.append(f"{where}: hostPort needs no mapping with hostNetwork: the container's own "
+                        "ports are the host's (ignored)")
+        host_ports = []
     ps.ports = host_ports
     ps.validate()
     return KubePod(spec=ps, containers=containers, empty_dirs=empty_dirs, kind=kind,
