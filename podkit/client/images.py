@@ -131,32 +131,46 @@ class ImagesAPI(DistributionMixin):
         return self._upload("/images/load", source, {"name": name, "platform": platform})
 
     def _upload(self, path: str, source: Any, params: dict[str, Any]) -> list[Image]:
-        f: Any
-        close = False
+        import json
+
+        # Refuse what the daemon would refuse before it reads the upload: an early answer
+        # cuts the body off mid-send, and the error would be lost in a broken pipe.
+        if params.get("name"):
+            from podkit.images.reference import parse
+
+            parse(params["name"])
+        if params.get("platform"):
+            from podkit.images.oci import Platform
+
+            Platform.parse(params["platform"])
+        fh: Any = None
         if isinstance(source, str | os.PathLike):
             p = os.fspath(source)
             if os.path.isdir(p):
-                f = _tar_dir(p)
+                body: Any = _tar_dir(p)
             else:
                 try:
-                    f = open(p, "rb")  # noqa: SIM115 - closed below
+                    fh = open(p, "rb")  # noqa: SIM115 - closed below
                 except FileNotFoundError:
                     raise errors.InvalidArgument(f"{p}: no such file or directory") from None
-                close = True
+                body = _chunks(fh)
         else:
-            f = _chunks(source)
+            body = _chunks(source)
+        # Sent as chunked MiB pieces (http.client would send a file 8 KiB at a time).
         try:
-            conn, resp = self._t.open("POST", path, params=params, body=f,
-                                      headers={"Content-Type": "application/x-tar"}, timeout=None)
             try:
-                import json
-
+                conn, resp = self._t.open("POST", path, params=params, body=body,
+                                          headers={"Content-Type": "application/x-tar"}, timeout=None)
+            except (BrokenPipeError, ConnectionResetError) as e:
+                raise errors.Unavailable(f"podkitd closed the connection during the upload ({e}); "
+                                         "see the daemon's log") from None
+            try:
                 data = json.loads(resp.read())
             finally:
                 conn.close()
         finally:
-            if close:
-                f.close()
+            if fh is not None:
+                fh.close()
         return [Image.from_dict(d) for d in data["images"]]
 
     def save(self, refs: str | list[str], dest: str | os.PathLike[str] | BinaryIO, format: str = "docker",

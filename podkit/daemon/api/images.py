@@ -218,19 +218,29 @@ async def save(ctx: Ctx) -> web.StreamResponse:
     stop = False
 
     class _Sink:
+        """tarfile writes 10 KiB records: hand them to the loop a MiB at a time."""
+
+        def __init__(self) -> None:
+            self.buf = bytearray()
+
         def write(self, data: bytes) -> int:
             if stop:
                 raise ConnectionAbortedError("client went away")
-            if data:
-                asyncio.run_coroutine_threadsafe(queue.put(bytes(data)), loop).result()
+            self.buf += data
+            if len(self.buf) >= 1 << 20:
+                self.flush()
             return len(data)
 
         def flush(self) -> None:
-            pass
+            if self.buf:
+                asyncio.run_coroutine_threadsafe(queue.put(bytes(self.buf)), loop).result()
+                self.buf.clear()
 
     def produce() -> None:
         try:
-            write_archive(svc, ctx.ns, images, refs, _Sink(), fmt, plat)
+            sink = _Sink()
+            write_archive(svc, ctx.ns, images, refs, sink, fmt, plat)
+            sink.flush()
             asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
         except BaseException as e:  # noqa: BLE001 - handed to the response side
             with contextlib.suppress(Exception):
