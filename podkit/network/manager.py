@@ -343,7 +343,10 @@ class NetworkManager:
                     result = await self.cni.add(conflist, owner_id, netns_path, ifname, rc,
                                                 args=args)
                 except BaseException:
-                    await self._drop_attachment(n.id, owner_id, ifname)
+                    # ADD undoes itself with DEL; only if that DEL failed too is a cache
+                    # entry left, and then the row stays so that detach can retry it.
+                    if self.cni.cached(n.name, owner_id, ifname) is None:
+                        await self._drop_attachment(n.id, owner_id, ifname)
                     raise
                 self.store.set_result(owner_id, ifname, result)
                 out.append(_summary(n.name, n.id, ifname, netns_path, result, pm))
