@@ -39,7 +39,7 @@ _CODES = {
     7: "invalid network config",
     11: "try again later",
 }
-_SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_.+-]")
 
 
 class CNIError(Internal):
@@ -155,7 +155,8 @@ class CNI:
         return conf
 
     def _cache_path(self, network: str, container_id: str, ifname: str) -> Path:
-        key = _SAFE_ID.sub("_", f"{network}-{container_id}-{ifname}")
+        # '+' is in no network name, so "a-b"+"c" and "a"+"b-c" cannot meet.
+        key = _SAFE_ID.sub("_", f"{network}+{container_id}+{ifname}")
         return self.cache_dir / f"{key}.json"
 
     def cached(self, network: str, container_id: str, ifname: str) -> dict[str, Any] | None:
