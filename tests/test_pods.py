@@ -339,3 +339,33 @@ def test_network_none_and_host(daemon: Daemon, busybox_image: str) -> None:
     c.pods.remove("hosty", force=True)
     assert_pod_gone(daemon, lonely)
     assert_pod_gone(daemon, hosty)
+
+
+def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image: str) -> None:
+    """A reboot empties the state dir (/run): pins, mounts, runtime state. The pod record
+    and CNI cache (persistent root) remain; `pod start` makes the sandbox again."""
+    import shutil
+
+    from tests.leaks import unmount_all_under
+
+    c = daemon.client()
+    port = free_port()
+    c.pods.create("rb", ports=[f"127.0.0.1:{port}:8080"])
+    c.containers.create(busybox_image, ["sh", "-c", HTTPD.format(name="rb")], name="rb-web", pod="rb")
+    c.pods.start("rb")
+    c.pods.stop("rb", timeout=0)
+    daemon.stop()
+    unmount_all_under(daemon.state)
+    shutil.rmtree(daemon.state)
+    daemon.start()
+    c = daemon.client()
+    assert c.pods.get("rb").status == "Exited"
+    assert not leases(daemon.root / "networks" / "ipam")  # the old lease was released
+    pod = c.pods.start("rb")
+    assert pod.status == "Running" and os.path.exists(pod.netns_path)
+    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 10, what="the published port")
+    assert body.strip() == "hello-from-rb"
+    assert sh(c, "rb-web", "hostname")[1].strip() == "rb"
+    info = c.pods.inspect("rb")
+    c.pods.remove("rb", force=True)
+    assert_pod_gone(daemon, info)
