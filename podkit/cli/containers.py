@@ -454,7 +454,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
         except errors.NotFound:
             pass
         try:
-            out.append(client._t.get(f"/images/{ref}"))
+            out.append(client._t.get("/images/inspect", params={"ref": ref}))
         except errors.PodkitError:
             sys.stderr.write(f"Error: no such object: {ref}\n")
             rc = 1

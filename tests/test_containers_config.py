@@ -1,0 +1,111 @@
+"""What `run` options become inside the container, network modes, listing and pruning."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from podkit import errors
+from tests.helpers import Daemon, wait_for
+
+
+@pytest.fixture
+def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
+    yield daemon
+    c = daemon.client()
+    for x in c.containers.list(all=True):
+        c.containers.remove(x.id, force=True, volumes=True)
+
+
+def _out(d: Daemon, *args: str) -> str:
+    r = d.cli("run", "--rm", *args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_process_options(d: Daemon) -> None:
+    assert _out(d, "-u", "nobody", "-w", "/tmp", "-h", "hostx", "-e", "A=b", "busybox", "sh", "-c",
+                "id -u; pwd; hostname; echo $A; cat /etc/hostname") == "65534\n/tmp\nhostx\nb\nhostx\n"
+    assert _out(d, "--user", "1234:5678", "busybox", "sh", "-c", "id -u; id -g") == "1234\n5678\n"
+    r = d.cli("run", "--rm", "--user", "nosuchuser", "busybox", "true")
+    assert r.returncode == 125 and "unable to find user" in r.stderr
+    r = d.cli("run", "--rm", "--read-only", "busybox", "touch", "/x")
+    assert r.returncode != 0 and "Read-only" in r.stderr
+    assert _out(d, "--read-only", "--tmpfs", "/scratch", "busybox", "sh", "-c",
+                "touch /scratch/ok && echo ok") == "ok\n"
+    # capabilities: the default set has CHOWN; --cap-drop takes it away
+    assert _out(d, "busybox", "sh", "-c", "chown 1 /tmp && echo yes") == "yes\n"
+    r = d.cli("run", "--rm", "--cap-drop", "chown", "busybox", "chown", "1", "/tmp")
+    assert r.returncode != 0
+    assert "CapEff" in _out(d, "busybox", "grep", "CapEff", "/proc/self/status")
+    assert _out(d, "--entrypoint", "echo", "busybox", "via", "entrypoint") == "via entrypoint\n"
+    assert _out(d, "--pids-limit", "50", "--memory", "32m", "--cpus", "0.5", "busybox", "sh", "-c",
+                "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                "2>/dev/null || cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max") \
+        .split() == ["50", str(32 << 20)]
+    assert _out(d, "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '") \
+        .startswith("/run/podkit-init")
+    assert _out(d, "--ulimit", "nofile=100:200", "busybox", "sh", "-c", "ulimit -n") == "100\n"
+
+
+def test_network_modes_and_ports(d: Daemon) -> None:
+    c = d.client()
+    out = _out(d, "busybox", "sh", "-c", "ip -o -4 addr show eth0 | wc -l; cat /etc/resolv.conf")
+    assert out.startswith("1\n")
+    assert "nameserver 127." not in out
+    assert _out(d, "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net") == "lo\n"
+    assert socket.gethostname() in _out(d, "--network", "host", "busybox", "hostname")
+    c.containers.run("busybox", ["sh", "-c", "echo hello-from-ctr > /tmp/i; "
+                                                  "exec httpd -f -p 8000 -h /tmp"],
+                           name="srv", ports=["127.0.0.1::8000"])
+    port = c.containers.port("srv")
+    hp = port[0]["host_port"]
+    assert hp > 0 and d.cli("port", "srv", check=True).stdout.strip() == f"8000/tcp -> 127.0.0.1:{hp}"
+
+    def fetch() -> bytes:
+        try:
+            with socket.create_connection(("127.0.0.1", hp), timeout=2) as s:
+                s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+                return data if b"hello" in data else b""
+        except OSError:
+            return b""
+
+    assert b"hello-from-ctr" in wait_for(fetch, what="the published port")
+    # another container joins srv's network namespace
+    assert "hello-from-ctr" in _out(d, "--network", "container:srv", "busybox", "wget", "-qO-",
+                                     "http://127.0.0.1:8000/i")
+    r = d.cli("run", "--rm", "--network", "no-such-net", "busybox", "true")
+    assert r.returncode == 125
+    c.containers.remove("srv", force=True)
+
+
+def test_listing_filters_inspect_prune(d: Daemon) -> None:
+    c = d.client()
+    a = c.containers.run("busybox", ["sleep", "300"], name="a", labels={"tier": "web"}, init=True)
+    b = c.containers.create("busybox", ["true"], name="b")
+    e = c.containers.run("busybox", ["sh", "-c", "exit 2"], name="e")
+    assert c.containers.wait("e") == 2
+    assert [x.name for x in c.containers.list()] == ["a"]
+    assert {x.name for x in c.containers.list(all=True)} == {"a", "b", "e"}
+    assert [x.name for x in c.containers.list(filters={"status": "exited"})] == ["e"]
+    assert [x.name for x in c.containers.list(all=True, filters={"exited": "2"})] == ["e"]
+    assert [x.name for x in c.containers.list(filters={"label": "tier=web"})] == ["a"]
+    assert d.cli("ps", "-q", check=True).stdout.split() == [a.id[:12]]
+    rows = json.loads(d.cli("ps", "-a", "--format", "json", check=True).stdout)
+    assert {r["name"] for r in rows} == {"a", "b", "e"}
+    table = d.cli("ps", "-a", check=True).stdout
+    assert "Exited (2)" in table and "Created" in table and "Up " in table
+    with pytest.raises(errors.InvalidArgument):
+        c.containers.list(filters={"bogus": "1"})
+    assert c.containers.get(a.id[:8]).name == "a"  # unique id prefix
+    both = json.loads(d.cli("inspect", "a", "busybox", check=True).stdout)
+    assert both[0]["name"] == "a" and "config" in both[1]
+    assert set(c.containers.prune()) == {b.id, e.id}
+    assert [x.name for x in c.containers.list(all=True)] == ["a"]
+    c.containers.remove("a", force=True)
