@@ -271,3 +271,19 @@ def test_compressed_archive_and_save_by_id(daemon: Daemon, busybox_image: str, w
     assert c.images.get("busybox").id == img.id
     events = list(c.events(since=0, until=time.time(), type="image"))
     assert {"import", "save", "delete", "load"} <= {e["action"] for e in events}
+
+
+def test_platform_manifests_listed_directly_become_one_image(daemon: Daemon, workdir: Path) -> None:
+    """index.json listing one manifest per platform under one name: one multi-platform image."""
+    host = Platform.host()
+    other = Platform("linux", "arm64" if host.architecture != "arm64" else "amd64")
+    lay = Layout(workdir / "layout")
+    for plat in (other, host):
+        desc = lay.image([(tar_bytes([("p", "file", str(plat))]), "gzip")], plat, [str(plat)])
+        lay.index.append(desc | {"annotations": {"io.containerd.image.name": "example.com/flat:1"}})
+    images = daemon.client().images.load(lay.write())
+    assert len(images) == 1
+    img = daemon.client().images.get("example.com/flat:1")
+    assert img.media_type.endswith("index.v1+json") and img.cmd == [str(host)] and img.unpacked
+    assert sorted(img.platforms) == sorted([str(host), str(other)])
+    assert daemon.client().images.list(filters=["dangling=true"]) == []

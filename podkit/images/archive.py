@@ -26,7 +26,7 @@ import secrets
 import tarfile
 from typing import Any, BinaryIO
 
-from podkit.errors import DigestMismatch, InvalidArgument, PodkitError
+from podkit.errors import DigestMismatch, InvalidArgument
 from podkit.images.changes import apply_changes
 from podkit.images.oci import (
     OCI_CONFIG,
@@ -141,18 +141,6 @@ def build_rootfs_image(content: Any, layer_digest: str, compression: str, change
     m_bytes = json.dumps(manifest, separators=(",", ":")).encode()
     m_digest = content.put(m_bytes)
     return Descriptor(OCI_MANIFEST, m_digest, len(m_bytes))
-
-
-class ImportResult:
-    def __init__(self) -> None:
-        self.images: list[Any] = []
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"images": [i.to_dict() for i in self.images]}
-
-
-def _is_podkit_error(e: BaseException) -> bool:
-    return isinstance(e, PodkitError)
 
 
 # -- reading archives ----------------------------------------------------------------
@@ -316,7 +304,6 @@ def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
         if not names and repo_tags:
             names = repo_tags.get(_config_of(arc, desc), [])
         desc.annotations = {}
-        desc.platform = None
         # One target per digest: several index entries may name the same image.
         for t, n in out:
             if t.digest == desc.digest:
@@ -326,6 +313,29 @@ def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
             out.append((desc, names))
     if not out:
         raise InvalidArgument("the archive's index.json lists no images")
+    return _group_platforms(arc, out)
+
+
+def _group_platforms(arc: _Archive, found: list[tuple[Descriptor, list[str]]]
+                     ) -> list[tuple[Descriptor, list[str]]]:
+    """Several platform manifests under one name (listed straight in index.json rather
+    than through a nested index) become one image: an index made for them."""
+    from podkit.images.oci import OCI_INDEX
+
+    groups: dict[tuple[str, ...], list[Descriptor]] = {}
+    for desc, names in found:
+        groups.setdefault(tuple(sorted(names)), []).append(desc)
+    out: list[tuple[Descriptor, list[str]]] = []
+    for names, descs in groups.items():
+        if len(descs) > 1 and all(d.platform and d.media_type in (OCI_MANIFEST,
+                                  "application/vnd.docker.distribution.manifest.v2+json") for d in descs):
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d.to_dict() for d in descs]}
+            data = json.dumps(index, separators=(",", ":")).encode()
+            out.append((Descriptor(OCI_INDEX, arc.content.put(data), len(data)), list(names)))
+            continue
+        for d in descs:
+            d.platform = None
+            out.append((d, list(names)))
     return out
 
 
