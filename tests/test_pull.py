@@ -62,9 +62,13 @@ def test_pull_twice_says_already_exists(daemon: Daemon, registry: RegistryServer
     skopeo_push(build_layout(workdir / "oci"), registry, "again:latest")
     d = dist(daemon)
     d.pull(f"{registry.host}/again")
+    gets = registry.requests("GET", "/v2/again/manifests/")
     seen: list[dict[str, Any]] = []
     d.pull(f"{registry.host}/again", progress=seen.append)
     assert [m["status"] for m in seen if "current" in m] == ["Already exists"]
+    # Up to date: resolved with one HEAD, nothing downloaded again.
+    assert registry.requests("GET", "/v2/again/manifests/") == gets
+    assert registry.requests("HEAD", "/v2/again/manifests/latest") == 2
 
 
 def test_pull_unknown_is_not_found(daemon: Daemon, registry: RegistryServer) -> None:

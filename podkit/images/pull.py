@@ -97,7 +97,7 @@ class Puller:
         lease = Lease(self.db, ns, "pull")
         try:
             out({"status": f"Pulling from {ref.repository}", "id": ref.tag or ref.digest or "latest"})
-            target, data = await repo.resolve(ref.object)
+            target, data = await repo.resolve(ref.object, self._local)
             if ref.digest and target.digest != ref.digest:
                 raise DigestMismatch(f"{ref}: the registry sent manifest {target.digest}")
             await self._store(data, target.digest, lease)
@@ -142,6 +142,12 @@ class Puller:
             return image
         finally:
             lease.release()
+
+    def _local(self, digest: str) -> bytes | None:
+        try:
+            return self.content.read(digest) if self.content.has(digest) else None
+        except PodkitError:  # removed meanwhile: fetch it
+            return None
 
     async def _store(self, data: bytes, digest: str, lease: Lease) -> None:
         lease.add(digest)

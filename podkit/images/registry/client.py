@@ -358,13 +358,36 @@ class Repository:
         finally:
             resp.release()
 
-    async def resolve(self, obj: str) -> tuple[Descriptor, bytes]:
-        """Fetch a manifest or index by tag or digest; returns its descriptor and bytes."""
+    async def resolve(self, obj: str, local: Callable[[str], bytes | None] | None = None
+                      ) -> tuple[Descriptor, bytes]:
+        """Fetch a manifest or index by tag or digest; returns its descriptor and bytes.
+
+        With ``local`` (digest -> bytes or None, e.g. the content store), a tag is
+        first resolved with HEAD, and a manifest already held is not downloaded
+        again: an up-to-date pull costs one small request (and registries that
+        count pulls, as Docker Hub does, do not count HEADs).
+        """
 
         async def one(ep: Endpoint) -> tuple[Descriptor, bytes]:
+            if local is not None:
+                digest = obj if obj.startswith("sha256:") else await self._head_manifest(ep, obj)
+                data = local(digest) if digest else None
+                if data is not None and Digest.of(data) == digest:
+                    return self._describe(data, "", f"manifest {obj}", ep), data
             return await self._get_manifest(ep, obj)
 
         return await self._each_endpoint(one)
+
+    async def _head_manifest(self, ep: Endpoint, obj: str) -> str | None:
+        resp = await self._request("HEAD", ep, self._url(ep, f"manifests/{obj}"),
+                                   headers={"Accept": MANIFEST_ACCEPT}, what="pull")
+        try:
+            if resp.status == 404:
+                raise await self._error(resp, f"manifest {obj}")
+            digest = resp.headers.get("Docker-Content-Digest", "")
+            return digest if resp.status == 200 and digest.startswith("sha256:") else None
+        finally:
+            resp.release()
 
     async def _get_manifest(self, ep: Endpoint, obj: str) -> tuple[Descriptor, bytes]:
         what = f"manifest {obj}"
@@ -384,9 +407,12 @@ class Repository:
             raise Unavailable(f"{ep.host}: reading {what} failed: {e}") from None
         finally:
             resp.release()
-        digest = Digest.of(data)
-        if obj.startswith("sha256:") and digest != obj:
-            raise DigestMismatch(f"{what}: the registry sent content with digest {digest}")
+        desc = self._describe(data, ctype, what, ep)
+        if obj.startswith("sha256:") and desc.digest != obj:
+            raise DigestMismatch(f"{what}: the registry sent content with digest {desc.digest}")
+        return desc, data
+
+    def _describe(self, data: bytes, ctype: str, what: str, ep: Endpoint) -> Descriptor:
         try:
             doc = json.loads(data)
         except ValueError:
@@ -394,7 +420,7 @@ class Repository:
         media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or ctype
         if not media_type or media_type in ("application/json", "text/plain"):
             media_type = _sniff_media_type(doc)
-        return Descriptor(media_type=media_type, digest=digest, size=len(data)), data
+        return Descriptor(media_type=media_type, digest=Digest.of(data), size=len(data))
 
     async def fetch_manifest(self, desc: Descriptor) -> bytes:
         got, data = await self.resolve(desc.digest)
