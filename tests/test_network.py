@@ -325,6 +325,10 @@ def test_networks_create_validate_and_remove(netenv: NetEnv) -> None:
     rng = n.conflist("/ipam")["plugins"][0]["ipam"]["ranges"][0][0]
     assert rng["rangeStart"].endswith(".129") and rng["rangeEnd"].endswith(".254")
     assert [p["type"] for p in n.conflist("/ipam")["plugins"]] == ["bridge", "portmap"]
+    with pytest.raises(errors.InvalidArgument, match="mtu"):
+        netenv.run(mgr.create("y", subnet=sub.replace(".0/24", ".0/25"), options={"mtu": "9"}))
+    with pytest.raises(errors.InvalidArgument, match="unknown network option"):
+        netenv.run(mgr.create("y", options={"colour": "blue"}))
     assert [x.name for x in netenv.run(mgr.prune())] == ["x"]
     assert [x.name for x in mgr.list()] == ["podkit"]
 
@@ -618,4 +622,23 @@ def test_fixed_ip(netenv: NetEnv) -> None:
     netenv.run(mgr.detach(b))
     for o in (a, b):
         mgr.remove_netns(o)
+
+
+def test_mtu_option(netenv: NetEnv) -> None:
+    from tests.fixtures.network import free_network
+
+    mgr = netenv.mgr
+    br, sub = free_network()
+    netenv.bridges.append(br)
+    n = netenv.run(mgr.create("jumbo", subnet=sub, bridge=br,
+                              options={"com.docker.network.driver.mtu": "1400"}))
+    assert mgr.get("jumbo").options == {"mtu": 1400} == n.options
+    owner = "mtu00001"
+    netenv.owners.append(owner)
+    ns = mgr.create_netns(owner)
+    netenv.run(mgr.attach(owner, ns, ["jumbo"]))
+    assert "mtu 1400" in netenv.procs.run(ns, "ip", "-o", "link", "show", "eth0").stdout
+    netenv.run(mgr.detach(owner))
+    mgr.remove_netns(owner)
+    netenv.run(mgr.remove("jumbo"))
 

@@ -25,6 +25,8 @@ def register(sub: Any) -> None:
     c.add_argument("-d", "--driver", default="bridge", choices=["bridge"], help="network driver")
     c.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                    help="set a label (repeatable)")
+    c.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="driver option: mtu=N (repeatable)")
     c.set_defaults(func=cmd_create)
 
     for name, aliases in (("ls", ["list"]),):
@@ -62,7 +64,8 @@ def _labels(items: list[str]) -> dict[str, str]:
 def cmd_create(args: argparse.Namespace, client: Any) -> int:
     n = client.networks.create(args.name, subnet=args.subnet, gateway=args.gateway,
                                bridge=args.bridge, labels=_labels(args.label),
-                               ip_range=args.ip_range, internal=args.internal)
+                               ip_range=args.ip_range, internal=args.internal,
+                               options=_labels(args.opt))
     print(n.id)
     return 0
 

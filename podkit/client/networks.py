@@ -23,6 +23,7 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     created: float = 0.0
     default: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
     containers: int = 0
     attachments: list[dict[str, Any]] = field(default_factory=list)
 
@@ -42,9 +43,11 @@ class NetworksAPI:
 
     def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
                bridge: str | None = None, labels: dict[str, str] | None = None,
-               ip_range: str | None = None, internal: bool = False) -> Network:
+               ip_range: str | None = None, internal: bool = False,
+               options: dict[str, Any] | None = None) -> Network:
         body = {"name": name, "subnet": subnet, "gateway": gateway, "bridge": bridge,
-                "labels": labels or {}, "ip_range": ip_range, "internal": internal}
+                "labels": labels or {}, "ip_range": ip_range, "internal": internal,
+                "options": options or {}}
         return Network.from_api(self._t.post("/networks", json_body=body))
 
     def list(self, labels: list[str] | None = None) -> list[Network]:

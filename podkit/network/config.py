@@ -29,6 +29,7 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     created: float = 0.0
     default: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # driver options: mtu
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,8 +49,12 @@ class Network:
             r = ipaddress.ip_network(self.ip_range)
             hosts = list(_ends(r))
             rng["rangeStart"], rng["rangeEnd"] = str(hosts[0]), str(hosts[1])
+        bridge: dict[str, Any] = {}
+        if self.options.get("mtu"):
+            bridge["mtu"] = int(self.options["mtu"])
         plugins: list[dict[str, Any]] = [
             {
+                **bridge,
                 "type": "bridge",
                 "bridge": self.bridge,
                 "isGateway": not self.internal,
@@ -129,3 +134,22 @@ def parse_ip_range(text: str, subnet: ipaddress.IPv4Network) -> str:
     if r.version != 4 or not r.subnet_of(subnet):
         raise InvalidArgument(f"invalid ip range {text}: not inside subnet {subnet}")
     return str(r)
+
+
+def parse_options(opts: dict[str, Any] | None) -> dict[str, Any]:
+    """Driver options (``network create -o K=V``): ``mtu`` (68-65535)."""
+    out: dict[str, Any] = {}
+    for k, v in (opts or {}).items():
+        key = k.rsplit(".", 1)[-1] if k.startswith("com.docker.network.driver.") else k
+        if key == "mtu":
+            try:
+                mtu = int(v)
+            except (TypeError, ValueError):
+                raise InvalidArgument(f"invalid mtu {v!r}: not a number") from None
+            if not 68 <= mtu <= 65535:
+                raise InvalidArgument(f"invalid mtu {mtu}: must be 68-65535")
+            out["mtu"] = mtu
+        else:
+            raise InvalidArgument(f"unknown network option {k!r}: the bridge driver knows mtu")
+    return out
+

@@ -32,6 +32,7 @@ from podkit.network.config import (
     check_name,
     parse_gateway,
     parse_ip_range,
+    parse_options,
     parse_subnet,
 )
 from podkit.network.netns import NetnsPins, is_netns
@@ -155,7 +156,7 @@ class NetworkManager:
     async def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
                      bridge: str | None = None, labels: dict[str, str] | None = None,
                      ip_range: str | None = None, internal: bool = False, driver: str = "bridge",
-                     _default: bool = False) -> Network:
+                     options: dict[str, Any] | None = None, _default: bool = False) -> Network:
         if not _default:
             check_name(name)
         if driver not in ("bridge", ""):
@@ -164,6 +165,7 @@ class NetworkManager:
                                    or not all(isinstance(k, str) and isinstance(v, str)
                                               for k, v in labels.items())):
             raise InvalidArgument("network labels must map strings to strings")
+        opts = parse_options(options)
         async with self._lock:
             if self.store.by_name(name) is not None:
                 raise AlreadyExists(f"network {name} already exists")
@@ -187,7 +189,7 @@ class NetworkManager:
                     raise Conflict(f"bridge {br} is already used by network {other.name}")
             n = Network(name=name, id=nid, bridge=br, subnet=str(net), gateway=gw, ip_range=rng,
                         internal=internal, labels=dict(labels or {}), created=time.time(),
-                        default=_default)
+                        default=_default, options=opts)
             self.store.insert(n)
         log.info("created network %s (%s, bridge %s)", name, n.subnet, n.bridge)
         return n

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS networks (
     internal INTEGER NOT NULL DEFAULT 0,
     labels TEXT NOT NULL DEFAULT '{}',
     created REAL NOT NULL,
-    is_default INTEGER NOT NULL DEFAULT 0
+    is_default INTEGER NOT NULL DEFAULT 0,
+    options TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS net_attachments (
     owner_id TEXT NOT NULL,
@@ -54,6 +55,7 @@ def _network(row: Any) -> Network:
         ipmasq=bool(row["ipmasq"]), internal=bool(row["internal"]),
         labels=json.loads(row["labels"] or "{}"), created=row["created"],
         default=bool(row["is_default"]),
+        options=json.loads(row["options"] or "{}"),
     )
 
 
@@ -61,6 +63,9 @@ class NetworkStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.schema("network", DDL)
+        cols = {r["name"] for r in db.query("PRAGMA table_info(networks)")}
+        if "options" not in cols:  # a database from before driver options
+            db.execute("ALTER TABLE networks ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
 
     # -- networks ----------------------------------------------------------------
 
@@ -83,9 +88,9 @@ class NetworkStore:
     def insert(self, n: Network) -> None:
         self.db.execute(
             "INSERT INTO networks(id, name, driver, bridge, subnet, gateway, ip_range, ipmasq, internal,"
-            " labels, created, is_default) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " labels, created, is_default, options) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (n.id, n.name, n.driver, n.bridge, n.subnet, n.gateway, n.ip_range, int(n.ipmasq),
-             int(n.internal), json.dumps(n.labels), n.created, int(n.default)),
+             int(n.internal), json.dumps(n.labels), n.created, int(n.default), json.dumps(n.options)),
         )
 
     def update_default_shape(self, n: Network) -> None:

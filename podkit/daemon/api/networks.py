@@ -14,6 +14,7 @@ _NETWORK = {"type": "object", "properties": {
     "bridge": {"type": "string"}, "subnet": {"type": "string"}, "gateway": {"type": "string"},
     "ip_range": {"type": "string"}, "ipmasq": {"type": "boolean"}, "internal": {"type": "boolean"},
     "labels": {"type": "object"}, "created": {"type": "number"}, "default": {"type": "boolean"},
+    "options": {"type": "object"},
     "attachments": {"type": "array", "items": {"type": "object"}}}}
 
 
@@ -42,7 +43,8 @@ def _str_arg(body: dict[str, Any], key: str) -> str | None:
     "type": "object", "required": ["name"], "properties": {
         "name": {"type": "string"}, "subnet": {"type": "string"}, "gateway": {"type": "string"},
         "bridge": {"type": "string"}, "ip_range": {"type": "string"}, "internal": {"type": "boolean"},
-        "driver": {"type": "string"}, "labels": {"type": "object"}}})
+        "driver": {"type": "string"}, "labels": {"type": "object"},
+        "options": {"type": "object", "description": "driver options: mtu"}}})
 async def create(ctx: Ctx) -> dict[str, Any]:
     body = await ctx.json()
     if not isinstance(body, dict):
@@ -55,7 +57,7 @@ async def create(ctx: Ctx) -> dict[str, Any]:
         name, subnet=_str_arg(body, "subnet"), gateway=_str_arg(body, "gateway"),
         bridge=_str_arg(body, "bridge"), labels=body.get("labels") or {},
         ip_range=_str_arg(body, "ip_range"), internal=bool(body.get("internal", False)),
-        driver=_str_arg(body, "driver") or "bridge",
+        driver=_str_arg(body, "driver") or "bridge", options=body.get("options") or {},
     )
     ctx.services.events.publish(ctx.ns, "network", "create", n.id, name=n.name, subnet=n.subnet)
     return _with_count(svc, n)
