@@ -178,8 +178,7 @@ class PodService:
         if "ipc" in spec.share:
             await asyncio.to_thread(sandbox.mount_shm, d / "shm", spec.shm_size)
         if not pod.cgroup_path or not self.cgroups.exists(pod.cgroup_path):
-            pod.cgroup_path = await self._cgroup_create(pod)
-            self.store.update(pod)
+            await self._cgroup_create(pod)
         if "net" in spec.share and spec.network != "host":
             await self._network_up(pod)
         self._write_hosts(pod)
@@ -273,14 +272,18 @@ class PodService:
 
     # -- cgroups -----------------------------------------------------------------------
 
-    async def _cgroup_create(self, pod: Pod) -> str:
-        parent = pod.spec.cgroup_parent.strip("/") or self.cgroup_root
-        path = f"/{parent}/{pod.id}"
+    async def _cgroup_create(self, pod: Pod) -> None:
+        if not pod.cgroup_path:
+            parent = pod.spec.cgroup_parent.strip("/") or self.cgroup_root
+            # Recorded before it exists: a crash right after mkdir still finds it to remove.
+            # (The cgroup tree is host-wide, shared with other daemons: never sweep it by
+            # listing, only remove what our own records name.)
+            pod.cgroup_path = f"/{parent}/{pod.id}"
+            self.store.update(pod)
         from podkit.runtime.cgroups import ParentLimits
 
         limits = ParentLimits(memory=pod.spec.memory or None, cpus=pod.spec.cpus or None)
-        await asyncio.to_thread(self.cgroups.create_parent, path, limits)
-        return path
+        await asyncio.to_thread(self.cgroups.create_parent, pod.cgroup_path, limits)
 
     async def _cgroup_remove(self, pod: Pod) -> None:
         if not pod.cgroup_path:
@@ -564,20 +567,6 @@ class PodService:
                 if d.name not in live:
                     await asyncio.to_thread(sandbox.release, d)
                     await asyncio.to_thread(shutil.rmtree, d, True)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(self._sweep_cgroups, live)
-
-    def _sweep_cgroups(self, live: set[str]) -> None:
-        """Pod cgroups (under podkit's own root) whose pod is gone: a crash mid-create."""
-        for h in self.cgroups.hierarchies():
-            base = h / self.cgroup_root
-            if not base.is_dir():
-                continue
-            for d in base.iterdir():
-                if d.is_dir() and len(d.name) == 64 and d.name not in live:
-                    with contextlib.suppress(PodkitError, OSError):
-                        self.cgroups.remove(f"{self.cgroup_root}/{d.name}")
-
     def info(self, ns: str) -> dict[str, Any]:
         pods = self.store.list(ns)
         return {"pods": len(pods), "infra_image": infra.INFRA_REF}
