@@ -162,3 +162,20 @@ def test_bad_registry_config_is_refused(workdir: Path) -> None:
     with pytest.raises(AssertionError) as ei:
         d.start(timeout=10)
     assert "unknown keys" in str(ei.value)
+
+
+def test_push_mounts_from_where_blobs_came_from(daemon: Daemon, registry: RegistryServer,
+                                                workdir: Path) -> None:
+    """The pull's source repository is remembered per blob: after the original name is
+    gone, a push to another repository of that registry still mounts instead of uploading."""
+    skopeo_push(_two_layer(workdir), registry, "origin/app:1")
+    images = daemon.client().images
+    images.pull(f"{registry.host}/origin/app:1")
+    images.tag(f"{registry.host}/origin/app:1", f"{registry.host}/elsewhere/app:1")
+    images.remove(f"{registry.host}/origin/app:1")
+    seen: list[dict[str, Any]] = []
+    images.push(f"{registry.host}/elsewhere/app:1", progress=seen.append)
+    done = {m["status"] for m in seen if m.get("status", "").startswith(("Mounted", "Pushed"))}
+    assert done == {"Mounted from origin/app"}
+    assert registry.requests("PATCH", "/v2/elsewhere/app/blobs/uploads/") == 0
+    assert registry.requests("PUT", "/v2/elsewhere/app/blobs/uploads/") == 0

@@ -27,6 +27,7 @@ from podkit.images.push import Pusher
 from podkit.images.registry.auth import Credentials, from_docker_config
 from podkit.images.registry.client import RegistryClient
 from podkit.images.registry.hosts import RegistryHosts
+from podkit.images.registry.sources import BlobSources
 from podkit.store import ContentStore, Database
 
 _SCALARS = {"max_concurrent_downloads": 4, "max_concurrent_uploads": 4}
@@ -65,9 +66,11 @@ class Registry:
             images = _Late(images, "image service")
         if callable(snapshots):
             snapshots = _Late(snapshots, "snapshotter")
+        self.sources = BlobSources(db)
         self.puller = Puller(content, images, db, self.client, snapshots,
-                             limits["max_concurrent_downloads"])
-        self.pusher = Pusher(content, images, db, self.client, limits["max_concurrent_uploads"])
+                             limits["max_concurrent_downloads"], self.sources)
+        self.pusher = Pusher(content, images, db, self.client, limits["max_concurrent_uploads"],
+                             self.sources)
 
     def credentials(self, registry: str, given: Credentials | None = None) -> Credentials:
         """The request's credentials, else those in the daemon user's docker config."""

@@ -32,6 +32,7 @@ from podkit.images.oci import (
 from podkit.images.reference import Reference
 from podkit.images.registry.auth import Credentials
 from podkit.images.registry.client import RegistryClient, Repository
+from podkit.images.registry.sources import BlobSources
 from podkit.store import ContentStore, Database, Leases
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ class Lease:
 class Puller:
     STAGGER = 0.5  # seconds a download runs alone before the next one starts
     def __init__(self, content: ContentStore, images: Any, db: Database, client: RegistryClient,
-                 snapshots: Any = None, max_concurrent_downloads: int = 4) -> None:
+                 snapshots: Any = None, max_concurrent_downloads: int = 4,
+                 sources: BlobSources | None = None) -> None:
         self.content = content
         self.images = images
         self.db = db
@@ -88,6 +90,7 @@ class Puller:
         self.snapshots = snapshots
         self.max_downloads = max(1, max_concurrent_downloads)
         self._inflight: dict[str, asyncio.Future[None]] = {}  # blob digest -> its running download
+        self.sources = sources
 
     async def pull(self, ns: str, ref: Reference, *, platform: Platform | None = None,
                    creds: Credentials | None = None, emit: Emit | None = None) -> Any:
@@ -135,6 +138,9 @@ class Puller:
             for layer in layers:
                 layer_compression(layer.media_type)  # refuse unknown layer types up front
             await self._layers(repo, layers, diff_ids, lease, out)
+            if self.sources is not None:
+                self.sources.add(ref.registry, ref.repository,
+                                 [config_desc.digest, *(d.digest for d in layers)])
             out({"status": f"Digest: {target.digest}"})
             image = self.images.record(ns, str(ref), target)
             if asyncio.iscoroutine(image):

@@ -27,6 +27,7 @@ from podkit.images.pull import Emit, Lease, short
 from podkit.images.reference import Reference
 from podkit.images.registry.auth import Credentials
 from podkit.images.registry.client import Repository
+from podkit.images.registry.sources import BlobSources
 from podkit.store import ContentStore, Database
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,13 @@ log = logging.getLogger(__name__)
 
 class Pusher:
     def __init__(self, content: ContentStore, images: Any, db: Database, client: Any,
-                 max_concurrent_uploads: int = 4) -> None:
+                 max_concurrent_uploads: int = 4, sources: BlobSources | None = None) -> None:
         self.content = content
         self.images = images
         self.db = db
         self.client = client
         self.max_uploads = max(1, max_concurrent_uploads)
+        self.sources = sources
 
     def _read_json(self, digest: str, what: str) -> dict[str, Any]:
         try:
@@ -130,9 +132,17 @@ class Pusher:
         manifests, blobs = await asyncio.to_thread(self.plan, target)
         out({"status": f"The push refers to repository [{ref.name}]"})
         repo: Repository = self.client.repository(ref, creds, push=True)
-        mount_from = self._mount_source(ns, ref, target.digest)
-        if mount_from:
-            repo.extra_scopes.append(f"repository:{mount_from}:pull")
+        image_source = self._mount_source(ns, ref, target.digest)
+        mounts: dict[str, str] = {}  # blob digest -> repository of this registry to mount it from
+        for d in blobs:
+            known = self.sources.repositories(d.digest, ref.registry) if self.sources else []
+            for r in [*known, image_source]:
+                if r and r != ref.repository:
+                    mounts[d.digest] = r
+                    break
+        # The token must allow pulling from each source (a handful at most).
+        for r in list(dict.fromkeys(mounts.values()))[:5]:
+            repo.extra_scopes.append(f"repository:{r}:pull")
         lease = Lease(self.db, ns, "push")
         sem = asyncio.Semaphore(self.max_uploads)
 
@@ -142,11 +152,12 @@ class Pusher:
         async def upload(d: Descriptor) -> None:
             async with sem:
                 # "Pushing" is reported once bytes move: a skipped or mounted blob never shows it.
+                source = mounts.get(d.digest)
                 result = await repo.upload_blob(
-                    d, str(self.content.path(d.digest)), mount_from=mount_from,
+                    d, str(self.content.path(d.digest)), mount_from=source,
                     progress=lambda n: status(d, "Pushing", n),
                 )
-                status(d, {"exists": "Layer already exists", "mounted": f"Mounted from {mount_from}",
+                status(d, {"exists": "Layer already exists", "mounted": f"Mounted from {source}",
                            "pushed": "Pushed"}[result], d.size)
 
         try:
@@ -165,6 +176,8 @@ class Pusher:
             for desc, data in manifests[:-1]:
                 await repo.put_manifest(desc.digest, desc.media_type, data)
             await repo.put_manifest(ref.object, top.media_type, top_data)
+            if self.sources is not None:
+                self.sources.add(ref.registry, ref.repository, [d.digest for d in blobs])
         finally:
             lease.release()
         out({"status": f"{ref.object}: digest: {top.digest} size: {top.size}"})
