@@ -190,6 +190,8 @@ class NetworkManager:
             n = Network(name=name, id=nid, bridge=br, subnet=str(net), gateway=gw, ip_range=rng,
                         internal=internal, labels=dict(labels or {}), created=time.time(),
                         default=_default, options=opts)
+            # Leases a crash left from an earlier network of this name would block IPs.
+            shutil.rmtree(self.ipam_dir / name, ignore_errors=True)
             self.store.insert(n)
         log.info("created network %s (%s, bridge %s)", name, n.subnet, n.bridge)
         return n
@@ -230,7 +232,7 @@ class NetworkManager:
         d["masquerade_chain"] = _masq_chain(n) if n.ipmasq and not n.internal else ""
         return d
 
-    async def remove(self, name_or_id: str, force: bool = False) -> Network:
+    async def remove(self, name_or_id: str) -> Network:
         async with self._lock:
             n = self.get(name_or_id)
             if n.default:
