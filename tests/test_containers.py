@@ -20,20 +20,39 @@ from tests.helpers import Daemon, wait_for
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/podkit")
 
 
-@pytest.fixture
-def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
-    """A daemon with busybox; every container is removed before the daemon stops."""
-    yield daemon
+def remove_all_and_check(daemon: Daemon) -> None:
+    """Remove every container, then check nothing of them is left on the host."""
     if daemon.proc is None:
         daemon.start()
     c = daemon.client()
     ids = [x.id for x in c.containers.list(all=True)]
     for cid in ids:
         c.containers.remove(cid, force=True, volumes=True)
-    for cid in ids:  # nothing of a removed container stays: cgroup, runc state, bundle
+    leases = [p.read_text(errors="replace") for p in (daemon.root / "networks" / "ipam").glob("*/*")
+              if p.is_file()]
+    pins = [p.name for p in (daemon.state / "netns").glob("container-*")]
+    for cid in ids:  # cgroup, runc state, conmon files, bundle, log, netns pin, IPAM lease
         assert not (CGROUP_MEMORY / cid).exists()
         assert not (daemon.state / "runtime" / "runc" / cid).exists()
+        assert not (daemon.state / "runtime" / "containers" / cid).exists()
         assert not (daemon.state / "containers" / cid).exists()
+        assert not (daemon.root / "containers" / cid).exists()
+        assert f"container-{cid}" not in pins
+        assert not any(cid in lease for lease in leases)
+    for pid_dir in Path("/proc").iterdir():  # no conmon of this daemon survives its containers
+        if pid_dir.name.isdigit():
+            try:
+                cmd = (pid_dir / "cmdline").read_bytes()
+            except OSError:
+                continue
+            assert not (cmd.startswith(b"conmon") and str(daemon.state).encode() in cmd), cmd
+
+
+@pytest.fixture
+def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
+    """A daemon with busybox; every container is removed (and checked gone) at the end."""
+    yield daemon
+    remove_all_and_check(daemon)
 
 
 def _events(c, since: float) -> list[tuple[str, str]]:  # noqa: ANN001

@@ -20,14 +20,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import BIN, Daemon, wait_for
+from tests.test_containers import remove_all_and_check
 
 
 @pytest.fixture
 def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
     yield daemon
-    c = daemon.client()
-    for x in c.containers.list(all=True):
-        c.containers.remove(x.id, force=True)
+    remove_all_and_check(daemon)
 
 
 class Term:

@@ -10,14 +10,13 @@ import pytest
 
 from podkit.containers.logs import parse_time
 from tests.helpers import Daemon, wait_for
+from tests.test_containers import remove_all_and_check
 
 
 @pytest.fixture
 def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
     yield daemon
-    c = daemon.client()
-    for x in c.containers.list(all=True):
-        c.containers.remove(x.id, force=True)
+    remove_all_and_check(daemon)
 
 
 def test_cri_format_filters_and_cli(d: Daemon) -> None:

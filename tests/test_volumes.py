@@ -10,14 +10,13 @@ import pytest
 
 from podkit import errors
 from tests.helpers import Daemon
+from tests.test_containers import remove_all_and_check
 
 
 @pytest.fixture
 def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
     yield daemon
-    c = daemon.client()
-    for x in c.containers.list(all=True):
-        c.containers.remove(x.id, force=True, volumes=True)
+    remove_all_and_check(daemon)
 
 
 def test_volume_cli_lifecycle(d: Daemon) -> None:
