@@ -132,6 +132,13 @@ def test_multi_platform_index(daemon: Daemon, registry: RegistryServer, workdir:
     assert "Pull complete" in r.stdout
     assert find_in_snapshots(daemon.root, "only-arm.txt")
 
+    # The same as a Docker manifest list.
+    skopeo_push(layout, registry, "multi:list", all_platforms=True, docker_format=True)
+    raw = skopeo_inspect(registry, "multi:list", raw=True)
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
+    img = images.pull(f"{registry.host}/multi:list")
+    assert img.media_type == raw["mediaType"]
+
     # Push the index-pulled image elsewhere: all platforms are now in the store.
     images.pull(f"{registry.host}/multi:1")
     images.tag(f"{registry.host}/multi:1", f"{registry.host}/copy:1")

@@ -22,8 +22,11 @@ from typing import Any
 from podkit.errors import DigestMismatch, InvalidArgument, PodkitError
 from podkit.images.oci import (
     CONFIG_TYPES,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
     INDEX_TYPES,
     MANIFEST_TYPES,
+    OCI_MANIFEST,
     Descriptor,
     Platform,
     layer_compression,
@@ -80,6 +83,7 @@ class Lease:
 
 class Puller:
     STAGGER = 0.5  # seconds a download runs alone before the next one starts
+
     def __init__(self, content: ContentStore, images: Any, db: Database, client: RegistryClient,
                  snapshots: Any = None, max_concurrent_downloads: int = 4,
                  sources: BlobSources | None = None) -> None:
@@ -107,10 +111,15 @@ class Puller:
             manifest_desc, manifest_data = target, data
             if target.media_type in INDEX_TYPES:
                 want = platform or Platform.host()
-                manifest_desc = select_manifest(json.loads(data), want)
-                if not manifest_desc.media_type:
-                    manifest_desc.media_type = target.media_type.replace("index", "manifest")
+                manifest_desc = select_manifest(_json(data, f"index {target.digest}"), want)
                 manifest_data = await self._fetch_small(repo, manifest_desc, lease, manifest=True)
+                own_type = _json(manifest_data, f"manifest {manifest_desc.digest}").get("mediaType")
+                manifest_desc.media_type = manifest_desc.media_type or own_type or (
+                    DOCKER_MANIFEST if target.media_type == DOCKER_LIST else OCI_MANIFEST)
+                if manifest_desc.media_type not in MANIFEST_TYPES:
+                    raise InvalidArgument(
+                        f"{ref}: the index entry for {want} is a {manifest_desc.media_type!r}, not an "
+                        "image manifest")
                 if want != Platform.host() and not Platform.host().matches(manifest_desc.platform):
                     # A foreign platform is named by its own manifest, so that the
                     # image (and a later push) holds exactly what was fetched.
