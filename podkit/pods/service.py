@@ -113,7 +113,12 @@ class PodService:
 
     def _members(self, pod: Pod) -> list[Any]:
         """Container records of the pod, infra first."""
-        recs = [r for r in self.containers.store.list(pod.namespace) if r.pod_id == pod.id]
+        from podkit.containers.store import Record
+
+        # By the indexed pod_id column: `pod ls` reads this for every pod.
+        rows = self.db.query("SELECT * FROM containers WHERE pod_id=? AND namespace=?",
+                             (pod.id, pod.namespace))
+        recs = [Record.from_row(r) for r in rows]
         recs.sort(key=lambda r: (not r.infra, r.created))
         return recs
 
