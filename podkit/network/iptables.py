@@ -172,3 +172,9 @@ async def _restore(script: str) -> None:
     out, _ = await proc.communicate(script.encode())
     if proc.returncode != 0:
         raise Internal(f"iptables-restore failed: {out.decode(errors='replace').strip()}")
+
+
+async def nat_chains() -> set[str]:
+    """Names of the nat table's chains (one iptables-save call)."""
+    rc, text = await _run("iptables-save", "-t", "nat")
+    return {line[1:].split()[0] for line in text.splitlines() if line.startswith(":")} if rc == 0 else set()

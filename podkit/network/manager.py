@@ -396,12 +396,13 @@ class NetworkManager:
 
     async def _reconcile_masquerade(self) -> None:
         """At start: rules for networks in use, none for the others (after a crash)."""
+        present = await iptables.nat_chains()
         for n in self.store.networks():
             async with self._net_lock(n.id):
                 if self.store.attachments(network_id=n.id):
                     self._masq_on.discard(n.id)
                     await self._masq_up(n)
-                else:
+                elif _masq_chain(n) in present:
                     await self._masq_down(n)
 
     def _fixed_ips(self, nets: list[Network], ips: dict[str, str]) -> dict[str, str]:
