@@ -287,3 +287,22 @@ def test_platform_manifests_listed_directly_become_one_image(daemon: Daemon, wor
     assert img.media_type.endswith("index.v1+json") and img.cmd == [str(host)] and img.unpacked
     assert sorted(img.platforms) == sorted([str(host), str(other)])
     assert daemon.client().images.list(filters=["dangling=true"]) == []
+
+
+def test_index_without_the_host_platform(daemon: Daemon, workdir: Path) -> None:
+    """An index whose host manifest is not in the store (a --platform pull, a partial archive)
+    stands for the platform it has; asking for the host's explicitly is NotFound."""
+    host = Platform.host()
+    other = Platform("linux", "arm64" if host.architecture != "arm64" else "amd64")
+    lay = Layout(workdir / "layout")
+    m_host = lay.image([(tar_bytes([("h", "file", "h")]), "")], host, ["host"])
+    m_other = lay.image([(tar_bytes([("o", "file", "o")]), "")], other, ["other"])
+    (lay.path / "blobs" / "sha256" / m_host["digest"][7:]).unlink()
+    lay.add(lay.nested_index([m_host, m_other]), "example.com/partial:1")
+    c = daemon.client()
+    c.images.load(lay.write())
+    img = c.images.get("example.com/partial:1")
+    assert img.architecture == other.architecture and img.cmd == ["other"] and img.unpacked
+    assert [i.name for i in c.images.list()] == ["example.com/partial:1"]
+    with pytest.raises(errors.NotFound, match="no content for platform"):
+        c.images.get("example.com/partial:1", platform=str(host))

@@ -217,7 +217,8 @@ class ImageService:
     def resolve(self, target: Descriptor, platform: Platform | None = None) -> _Resolved:
         """Manifest, config and layers behind a target (an index is narrowed to a platform)."""
         want = platform or Platform.host()
-        key = (target.digest, str(want))
+        # An implicit platform may fall back to another one: cached apart from explicit asks.
+        key = (target.digest, str(platform) if platform is not None else "")
         if key in self._cache:
             return self._cache[key]
         platforms: list[str] = []
@@ -226,9 +227,23 @@ class ImageService:
             index = self.read_json(target.digest)
             platforms = [str(Platform.from_dict(m.get("platform"))) for m in index.get("manifests", [])
                          if m.get("platform")]
-            mdesc = select_manifest(index, want)
-            if not self.content.has(mdesc.digest):
-                raise NotFound(f"image index {target.digest} has no content for platform {want}")
+            try:
+                mdesc = select_manifest(index, want)
+                if not self.content.has(mdesc.digest):
+                    raise NotFound(f"image index {target.digest} has no content for platform {want}")
+            except (NotFound, InvalidArgument):
+                if platform is not None:
+                    raise
+                # No platform asked for and the host's is absent (e.g. pulled with
+                # --platform): the first platform this store holds stands for the image.
+                present = [Descriptor.from_dict(m) for m in index.get("manifests") or []
+                           if self.content.has(m.get("digest", "sha256:" + "0" * 64))
+                           and (m.get("mediaType") in MANIFEST_TYPES or not m.get("mediaType"))
+                           and (m.get("platform") or {}).get("os") != "unknown"]
+                if not present:
+                    raise NotFound(f"image index {target.digest}: no platform's manifest is in the store "
+                                   f"(the host's is {want})") from None
+                mdesc = present[0]
         elif target.media_type and target.media_type not in MANIFEST_TYPES:
             raise InvalidArgument(f"unsupported image media type {target.media_type!r}")
         manifest = self.read_json(mdesc.digest)
