@@ -235,3 +235,28 @@ def test_daemon_sigkill_recovery(d: Daemon) -> None:
 def c_logs_lines(d: Daemon, cid: str) -> int:
     p = d.root / "containers" / cid / "ctr.log"
     return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+def test_stopped_stays_stopped_across_daemon_restart_and_more(d: Daemon) -> None:
+    c = d.client()
+    us = c.containers.run("busybox", ["sleep", "300"], restart="unless-stopped", init=True, name="us")
+    c.containers.stop("us", timeout=2)
+    d.restart()  # a clean restart this time
+    c = d.client()
+    assert c.containers.get("us").state == "exited"
+    assert c.containers.get("us").restart_count == 0
+    # start -a attaches before the start and exits with the container's code
+    c.containers.create("busybox", ["sh", "-c", "echo attached-out; exit 6"], name="sa")
+    r = d.cli("start", "-a", "sa")
+    assert (r.returncode, r.stdout) == (6, "attached-out\n")
+    # live resource changes, and the stats stream follows them
+    c.containers.start("us")
+    c.containers.update("us", memory="48m")
+    stats = c.containers.stream_stats("us")
+    first, second = next(stats), next(stats)
+    stats.close()
+    assert first.memory_limit == second.memory_limit == 48 << 20
+    assert second.read > first.read
+    r = d.cli("stats", "--no-stream", "--format", "json", "us", check=True)
+    assert '"pids"' in r.stdout
+    assert us.id

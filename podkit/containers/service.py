@@ -947,9 +947,18 @@ class ContainerService:
                          workdir=body.get("workdir") or None, privileged=bool(body.get("privileged")))
         if ex.workdir and not ex.workdir.startswith("/"):
             raise InvalidArgument(f"invalid working directory {ex.workdir!r}: must be absolute")
+        self._forget_old_execs()
         self._execs[ex.id] = ex
         self.publish(ns, "container", "exec_create", rec.id, execID=ex.id, cmd=" ".join(ex.cmd))
         return ex
+
+    def _forget_old_execs(self, keep: float = 300.0) -> None:
+        """Ended sessions stay inspectable for a while, then go (as docker's do)."""
+        now = time.time()
+        for k, e in list(self._execs.items()):
+            ended = e.exit_code is not None and not e.running
+            if (ended and now - e.created > keep) or self.store.get(e.container_id) is None:
+                del self._execs[k]
 
     def exec_get(self, ns: str, eid: str) -> ExecSession:
         ex = self._execs.get(eid)
