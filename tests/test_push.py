@@ -148,16 +148,21 @@ def test_multi_platform_index(daemon: Daemon, registry: RegistryServer, workdir:
 
 
 def test_mirror_is_used_first(registry: RegistryServer, workdir: Path) -> None:
-    skopeo_push(build_layout(workdir / "oci"), registry, "mirrored/app:1")
+    layout = build_layout(workdir / "oci")
+    skopeo_push(layout, registry, "mirrored/app:1")
+    skopeo_push(layout, registry, "library/busybox:latest")
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
     (workdir / "m").mkdir()
     d = Daemon(workdir / "m", extra_config=(
         f'[registries]\nmax_concurrent_downloads = 2\n\n[registries."{dead}"]\n'
-        f'mirrors = ["{registry.host}"]\n'
+        f'mirrors = ["{registry.host}"]\n\n'
+        f'[registries."docker.io"]\nmirrors = ["{registry.host}"]\n'
     )).start()
     try:
         img = d.client().images.pull(f"{dead}/mirrored/app:1")
         assert img.name == f"{dead}/mirrored/app:1"
+        # Docker Hub names through a mirror, as a pull-through cache is used.
+        assert d.client().images.pull("busybox").name == "docker.io/library/busybox:latest"
         r = d.cli("push", f"{dead}/mirrored/app:1")  # pushes never go to mirrors
         assert r.returncode == 1 and "Error:" in r.stderr
     finally:
