@@ -191,3 +191,19 @@ def test_push_mounts_from_where_blobs_came_from(daemon: Daemon, registry: Regist
     assert done == {"Mounted from origin/app"}
     assert registry.requests("PATCH", "/v2/elsewhere/app/blobs/uploads/") == 0
     assert registry.requests("PUT", "/v2/elsewhere/app/blobs/uploads/") == 0
+
+
+def test_token_registry_through_the_daemon(daemon: Daemon, token_registry: RegistryServer,
+                                           workdir: Path) -> None:
+    """Anonymous pull and authenticated push via Bearer tokens, CLI to registry."""
+    env = {"DOCKER_CONFIG": str(workdir / "docker")}
+    host = token_registry.host
+    skopeo_push(build_layout(workdir / "oci"), token_registry, "hub/app:1")
+    daemon.cli("pull", f"{host}/hub/app:1", env=env, check=True)
+    daemon.client().images.tag(f"{host}/hub/app:1", f"{host}/hub/copy:1")
+    r = daemon.cli("push", f"{host}/hub/copy:1", env=env)
+    assert r.returncode == 1 and "denied" in r.stderr
+    daemon.cli("login", "-u", USER, "-p", PASSWORD, host, env=env, check=True)
+    daemon.cli("push", f"{host}/hub/copy:1", env=env, check=True)
+    assert skopeo_inspect(token_registry, "hub/copy:1")["Digest"] == \
+        skopeo_inspect(token_registry, "hub/app:1")["Digest"]
