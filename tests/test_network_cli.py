@@ -131,3 +131,23 @@ def test_network_in_use_by_a_pod(daemon: Daemon) -> None:
         daemon.cli("pod", "rm", "-f", "p1")
         daemon.cli("network", "rm", "n1")
 
+
+def test_daemon_restart_keeps_a_running_pods_network(daemon: Daemon) -> None:
+    """Stopping podkitd leaves running pods wired (veth, rules, pin); the next
+    daemon finds the attachment as it was; removing the pod then undoes it all."""
+    pod = daemon.cli("pod", "create", "--name", "p1", "-p", "127.0.0.1::80", check=True).stdout.strip()
+    try:
+        daemon.cli("pod", "start", "p1", check=True)
+        [before] = json.loads(daemon.cli("network", "inspect", "podkit", check=True).stdout)[0]["attachments"]
+        daemon.stop()
+        assert len(links_on(daemon.bridge)) == 1 and iptables_lines(pod)
+        assert (daemon.state / "netns" / f"pod-{pod}").exists()
+        daemon.start()
+        [after] = json.loads(daemon.cli("network", "inspect", "podkit", check=True).stdout)[0]["attachments"]
+        assert (after["ip"], after["ports"]) == (before["ip"], before["ports"])
+        daemon.cli("pod", "rm", "-f", "p1", check=True)
+        assert links_on(daemon.bridge) == [] and iptables_lines(pod, subnet_prefix(daemon.subnet)) == []
+        assert leases(daemon.root / "networks" / "ipam") == []
+    finally:
+        daemon.cli("pod", "rm", "-f", "p1")
+
