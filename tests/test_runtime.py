@@ -216,6 +216,10 @@ def test_exec_pipes_and_exit_code(rt: Any, bundle: Any) -> None:
             await rt.exec("e1", rt.process_from_spec("e1", ["/etc"]))
         with pytest.raises(CannotExecute, match="cwd"):
             await rt.exec("e1", rt.process_from_spec("e1", ["true"], cwd="/no/such/dir"))
+        # a signal reaches the exec'd process; the code says which
+        ep = await rt.exec("e1", rt.process_from_spec("e1", ["sleep", "100"]))
+        ep.kill(15)
+        assert await asyncio.wait_for(ep.wait(), 10) == 143
         # as another user, with the container's own environment
         ep = await rt.exec("e1", rt.process_from_spec("e1", ["id", "-u"], user={"uid": 1000, "gid": 1000}))
         assert (await ep.output())[0] == b"1000\n" and await ep.wait() == 0
@@ -629,3 +633,23 @@ def test_recreate_same_id_after_partial_cleanup(rt: Any, bundle: Any, workdir: P
     assert run(_run_to_end(rt, "rc1", b, log)) == 4
     run(rt.delete("rc1"))
     assert rt.known() == []
+
+
+def test_exec_background_child_does_not_hang(rt: Any, bundle: Any) -> None:
+    """The exit code comes back even if a background child keeps the output open."""
+    b = bundle("bg1", ["sleep", "1000"])
+
+    async def go() -> None:
+        await rt.create("bg1", b)
+        await rt.start("bg1")
+        for tty in (False, True):
+            ep = await rt.exec("bg1", rt.process_from_spec("bg1", ["sh", "-c", "sleep 60 & echo hi"],
+                                                          terminal=tty))
+            code = await asyncio.wait_for(ep.wait(), 15)
+            out = b""
+            while (item := await asyncio.wait_for(ep.read(), 10)) is not None:
+                out += item[1]
+            assert code == 0 and b"hi" in out
+        await rt.delete("bg1", force=True)
+
+    run(go())

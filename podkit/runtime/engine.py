@@ -442,8 +442,11 @@ class Runtime:
             raise NotFound(f"container {cid} does not exist in the runtime")
         if st.get("status") != "running":
             raise Conflict(f"container {cid} is {st.get('status')}, not running")
+        bundle = self.bundle(cid)
         return await start_exec(self.oci, cid, process, self.paths(cid).dir, stdin=stdin,
-                                console_size=console_size)
+                                console_size=console_size,
+                                conmon=None if process.get("terminal") else self.conmon_path,
+                                bundle=bundle)
 
     def process_from_spec(self, cid: str, args: list[str], *, env: list[str] | None = None,
                           cwd: str | None = None, user: dict[str, Any] | None = None,

@@ -1,17 +1,25 @@
 """Processes executed inside a running container (``podkit exec``).
 
-We run ``<runtime> exec --process <json>`` in the foreground, as a child of the
-daemon: the runtime joins the container, starts the process, forwards signals
-to it, and exits with its exit code. Without a terminal the process's stdio are
-our pipes. With a terminal we hand the runtime the slave side of a pty pair of
-our own: runc then allocates the container-side pty and copies between the two
-(it needs its stdio to be a terminal to do so), and follows our pty's size
-whenever we send it SIGWINCH. A daemon crash ends an exec session (its stdio go
-away with the daemon); containers themselves live on under conmon.
+Two launchers, one ``ExecProcess`` interface (read / write / close_stdin /
+resize / kill / wait):
 
-Start failures (executable not found, not executable) are told apart from the
-process's own exit code: the runtime writes its pid file only once the process
-runs, and its JSON log holds the reason when it could not.
+- **Without a terminal**: ``conmon --exec --sync -l passthrough``, a child of the
+  daemon. conmon runs ``<runtime> exec -d`` and, being a subreaper, becomes the
+  parent of the exec'd process; in passthrough mode the process's stdio are our
+  own pipes, handed straight through (nothing copies them, so a background child
+  that keeps stdout open cannot hold the session up). conmon reports on its sync
+  pipe the process's pid once started, then its exit code. (``runc exec`` in the
+  foreground would copy stdio itself and not return before every writer of the
+  output pipe is gone.)
+- **With a terminal**: ``<runtime> exec --process`` in the foreground, given the
+  slave side of a pty pair of ours as its stdio: runc allocates the container-side
+  pty and copies between the two (it insists its stdio be a terminal to do so), and
+  follows our pty's size whenever we send it SIGWINCH.
+
+Either way the runtime's pid file tells "started" from "could not start"
+(executable not found → ``CommandNotFound``, not executable or bad working
+directory → ``CannotExecute``, with the runtime's message from its JSON log). An
+exec session ends with the daemon; the container does not.
 """
 
 from __future__ import annotations
@@ -30,33 +38,72 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from podkit.errors import Conflict, Internal, NotFound
+from podkit.errors import Conflict, Internal, NotFound, Unavailable
+from podkit.runtime.conmon import read_sync_messages, sync_value
 from podkit.runtime.runc import OCIRuntime, classify_start_error, runtime_error_message
 
 log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT = 2.0  # seconds to wait for output after the process ended
 
 
 def set_winsize(fd: int, height: int, width: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
+class _LineReader:
+    """Newline-delimited JSON messages from conmon's sync pipe, one at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, transport: asyncio.BaseTransport) -> None:
+        self._reader = reader
+        self._transport = transport
+
+    @classmethod
+    async def open(cls, fd: int) -> _LineReader:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                    os.fdopen(fd, "rb", buffering=0))
+        return cls(reader, transport)
+
+    async def next(self) -> int | None:
+        while True:
+            line = await self._reader.readline()
+            if not line:
+                return None
+            for msg in read_sync_messages(line):
+                v = sync_value(msg)
+                if v is not None:
+                    return v
+
+    def close(self) -> None:
+        self._transport.close()
+
+
 class ExecProcess:
     """A running exec session: stream its output, feed its stdin, wait for its code."""
 
     def __init__(self, proc: asyncio.subprocess.Process, workdir: Path, *, terminal: bool,
-                 master_fd: int | None) -> None:
+                 master_fd: int | None = None, stdout: asyncio.StreamReader | None = None,
+                 stderr: asyncio.StreamReader | None = None,
+                 stdin: asyncio.StreamWriter | None = None, sync: _LineReader | None = None) -> None:
         self._proc = proc
         self._workdir = workdir
         self.terminal = terminal
         self._master = master_fd
+        self._streams = {"stdout": stdout, "stderr": stderr}
+        self._stdin = stdin
+        self._sync = sync
         self._queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
         self._readers: list[asyncio.Task[None]] = []
         self._open_streams = 0
         self._exit: int | None = None
+        self._eof = asyncio.Event()  # the pty reached end of file
         self.pid: int | None = None  # the process's pid on the host
 
     @property
-    def runtime_pid(self) -> int:
+    def monitor_pid(self) -> int:
+        """The pid of our child watching the process (conmon, or runc for a tty)."""
         return self._proc.pid
 
     def _start_readers(self) -> None:
@@ -77,10 +124,11 @@ class ExecProcess:
                 else:
                     loop.remove_reader(master)
                     self._queue.put_nowait(None)
+                    self._eof.set()
 
             loop.add_reader(master, readable)
             return
-        for name, stream in (("stdout", self._proc.stdout), ("stderr", self._proc.stderr)):
+        for name, stream in self._streams.items():
             if stream is not None:
                 self._open_streams += 1
                 self._readers.append(asyncio.create_task(self._pump(name, stream)))
@@ -93,7 +141,7 @@ class ExecProcess:
                     break
                 await self._queue.put((name, data))
         finally:
-            await self._queue.put(None)
+            self._queue.put_nowait(None)
 
     async def read(self) -> tuple[str, bytes] | None:
         """Next ``(stream, data)`` (stream is "stdout" or "stderr"); None when all output ended."""
@@ -128,10 +176,10 @@ class ExecProcess:
                     finally:
                         loop.remove_writer(self._master)
             return
-        if self._proc.stdin is None:
+        if self._stdin is None:
             raise Conflict("exec session was started without stdin")
-        self._proc.stdin.write(data)
-        await self._proc.stdin.drain()
+        self._stdin.write(data)
+        await self._stdin.drain()
 
     def close_stdin(self) -> None:
         if self.terminal and self._master is not None:
@@ -139,8 +187,8 @@ class ExecProcess:
             with contextlib.suppress(OSError):
                 os.write(self._master, b"\x04")
             return
-        if self._proc.stdin is not None and not self._proc.stdin.is_closing():
-            self._proc.stdin.close()
+        if self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.close()
 
     def resize(self, height: int, width: int) -> None:
         if not self.terminal or self._master is None:
@@ -150,28 +198,52 @@ class ExecProcess:
             self._proc.send_signal(signal.SIGWINCH)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the exec'd process (the runtime forwards it)."""
-        with contextlib.suppress(ProcessLookupError):
-            self._proc.send_signal(sig)
+        """Signal the exec'd process."""
+        target = self.pid if self.pid and self._exit is None else None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if target:
+                os.kill(target, sig)
+            else:
+                self._proc.send_signal(sig)
 
     async def wait(self) -> int:
         """The process's exit code (128+N when killed by signal N)."""
         if self._exit is None:
             rc = await self._proc.wait()
-            for t in self._readers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-            self._exit = 128 - rc if rc < 0 else rc
-            self._cleanup()
+            code: int | None = None
+            if self._sync is not None:
+                with contextlib.suppress(Exception):
+                    code = await asyncio.wait_for(self._sync.next(), DRAIN_TIMEOUT)
+            if code is None:
+                code = 128 - rc if rc < 0 else rc
+            # Let the readers drain what the process wrote last. A background child
+            # that inherited the output keeps it open: give up on it after a while
+            # (the pumps then report end of output).
+            if self.terminal:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._eof.wait(), DRAIN_TIMEOUT)
+            elif self._readers:
+                _, pending = await asyncio.wait(self._readers, timeout=DRAIN_TIMEOUT)
+                for t in pending:
+                    t.cancel()
+            if self._exit is None:
+                self._exit = code
+                self._cleanup()
         return self._exit
 
     def _cleanup(self) -> None:
         if self._master is not None:
             with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self._master)
+                if asyncio.get_running_loop().remove_reader(self._master) and not self._eof.is_set():
+                    self._queue.put_nowait(None)  # readers see the end of output
+                    self._eof.set()
             with contextlib.suppress(OSError):
                 os.close(self._master)
             self._master = None
+        if self._sync is not None:
+            self._sync.close()
+        if self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.close()
         for f in self._workdir.iterdir() if self._workdir.exists() else []:
             with contextlib.suppress(OSError):
                 f.unlink()
@@ -185,69 +257,149 @@ class ExecProcess:
         await self.wait()
 
 
+def _failure(cid: str, log_path: Path, fallback: str) -> Exception:
+    msg = ""
+    with contextlib.suppress(OSError):
+        msg = runtime_error_message(log_path.read_text())
+    if "does not exist" in msg:
+        return NotFound(f"container {cid} does not exist")
+    if "not running" in msg or "stopped" in msg or "paused" in msg:
+        return Conflict(f"container {cid} is not running")
+    return classify_start_error(msg or fallback)
+
+
 async def start_exec(runtime: OCIRuntime, cid: str, process: dict[str, Any], workdir: Path, *,
                      stdin: bool = False, console_size: tuple[int, int] | None = None,
+                     conmon: str | None = None, bundle: Path | None = None,
                      start_timeout: float = 30.0) -> ExecProcess:
-    """Start ``process`` (an OCI process object) in container ``cid``."""
+    """Start ``process`` (an OCI process object) in container ``cid``.
+
+    Without a terminal ``conmon`` and the container's ``bundle`` are needed.
+    """
     terminal = bool(process.get("terminal"))
     if terminal and console_size:
         # The process must see its size from the start, not after runc's first resize.
         process = {**process, "consoleSize": {"height": console_size[0], "width": console_size[1]}}
     workdir = workdir / f"exec-{uuid.uuid4().hex[:12]}"
     workdir.mkdir(parents=True, mode=0o700)
-    spec_path = workdir / "process.json"
-    pid_path = workdir / "pid"
-    log_path = workdir / "runtime.log"
+    try:
+        if terminal:
+            return await _start_tty(runtime, cid, process, workdir, console_size, start_timeout)
+        if not conmon or bundle is None:
+            raise Internal("exec without a terminal needs conmon and the container's bundle")
+        return await _start_pipes(runtime, cid, process, workdir, stdin, conmon, bundle, start_timeout)
+    except BaseException:
+        for f in workdir.iterdir() if workdir.exists() else []:
+            with contextlib.suppress(OSError):
+                f.unlink()
+        with contextlib.suppress(OSError):
+            workdir.rmdir()
+        raise
+
+
+async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], workdir: Path,
+                       stdin: bool, conmon: str, bundle: Path, start_timeout: float) -> ExecProcess:
+    spec_path, pid_path, log_path = workdir / "process.json", workdir / "pid", workdir / "runtime.log"
+    spec_path.write_text(json.dumps(process))
+    args = [conmon, "--api-version", "1", "-c", cid, "-u", workdir.name, "-n", workdir.name,
+            "-r", runtime.binary, "-b", str(bundle), "-p", str(pid_path),
+            "--exit-dir", str(workdir), "-l", "passthrough", "--sync", "--exec",
+            "--exec-process-spec", str(spec_path), "--log-level", "error",
+            "--runtime-arg", "--log-format=json", "--runtime-arg", f"--log={log_path}",
+            "--runtime-arg", f"--root={runtime.root}"]
+    if stdin:
+        args.append("-i")
+    loop = asyncio.get_running_loop()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if stdin else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1)
+    sync_r, sync_w = os.pipe()
+    child_fds = (in_r, out_w, err_w, sync_w)
+    try:
+        # Plain fds, not asyncio pipes: asyncio's wait() would otherwise wait for
+        # every holder of the output (a background child) to go.
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=(sync_w,), start_new_session=True,
+            env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+                 "_OCI_SYNCPIPE": str(sync_w)})
+    except OSError as e:
+        for fd in (*child_fds, out_r, err_r, sync_r, in_w):
+            if fd >= 0:
+                os.close(fd)
+        raise Unavailable(f"cannot run conmon {conmon}: {e.strerror}") from None
+    finally:
+        for fd in child_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    streams: list[asyncio.StreamReader] = []
+    for fd in (out_r, err_r):
+        reader = asyncio.StreamReader(limit=1 << 20)
+        await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r),
+                                     os.fdopen(fd, "rb", buffering=0))
+        streams.append(reader)
+    writer = None
+    if stdin:
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(), os.fdopen(in_w, "wb", buffering=0))
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    sync = await _LineReader.open(sync_r)
+    ep = ExecProcess(proc, workdir, terminal=False, stdout=streams[0], stderr=streams[1],
+                     stdin=writer, sync=sync)
+    ep._start_readers()
+    try:
+        pid = await asyncio.wait_for(sync.next(), start_timeout)
+    except TimeoutError:
+        await ep.close()
+        raise Internal(f"exec in container {cid} did not start within {start_timeout:.0f}s") from None
+    if pid is None or pid <= 0:
+        err = _failure(cid, log_path, f"exec failed (conmon exit {await proc.wait()})")
+        await ep.close()
+        raise err
+    ep.pid = pid
+    return ep
+
+
+async def _start_tty(runtime: OCIRuntime, cid: str, process: dict[str, Any], workdir: Path,
+                     console_size: tuple[int, int] | None, start_timeout: float) -> ExecProcess:
+    spec_path, pid_path, log_path = workdir / "process.json", workdir / "pid", workdir / "runtime.log"
     spec_path.write_text(json.dumps(process))
     args = [runtime.binary, "--root", str(runtime.root), "--log-format", "json", "--log", str(log_path),
             "exec", "--process", str(spec_path), "--pid-file", str(pid_path), cid]
-    master: int | None = None
-    slave: int | None = None
+    master, slave = pty.openpty()
     try:
-        if terminal:
-            master, slave = pty.openpty()
-            if console_size:
-                set_winsize(master, *console_size)
-            os.set_blocking(master, False)
-            proc = await asyncio.create_subprocess_exec(
-                *args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-            os.close(slave)
-            slave = None
-        else:
-            proc = await asyncio.create_subprocess_exec(
-                *args, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        if console_size:
+            set_winsize(master, *console_size)
+        os.set_blocking(master, False)
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     except OSError as e:
-        for fd in (master, slave):
-            if fd is not None:
-                os.close(fd)
+        os.close(master)
         raise Internal(f"cannot run {runtime.binary}: {e.strerror}") from None
-    ep = ExecProcess(proc, workdir, terminal=terminal, master_fd=master)
+    finally:
+        os.close(slave)
+    ep = ExecProcess(proc, workdir, terminal=True, master_fd=master)
     ep._start_readers()
     # Started once the pid file exists; failed if the runtime exits first.
     loop = asyncio.get_running_loop()
     deadline = loop.time() + start_timeout
     delay = 0.002
-    while True:
-        if pid_path.exists() and pid_path.stat().st_size > 0:
-            with contextlib.suppress(ValueError, OSError):
-                ep.pid = int(pid_path.read_text().strip())
-            return ep
-        if proc.returncode is not None or loop.time() > deadline:
-            break
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(proc.wait()), delay)
-        delay = min(delay * 2, 0.05)
+    exited = asyncio.ensure_future(proc.wait())
+    try:
+        while True:
+            if pid_path.exists() and pid_path.stat().st_size > 0:
+                with contextlib.suppress(ValueError, OSError):
+                    ep.pid = int(pid_path.read_text().strip())
+                return ep
+            if exited.done() or loop.time() > deadline:
+                break
+            await asyncio.wait({exited}, timeout=delay)
+            delay = min(delay * 2, 0.05)
+    finally:
+        if not exited.done():
+            exited.cancel()
     if proc.returncode is None:
         await ep.close()
         raise Internal(f"exec in container {cid} did not start within {start_timeout:.0f}s")
-    # The runtime exited before reporting a pid: it failed to start the process.
-    msg = ""
-    with contextlib.suppress(OSError):
-        msg = runtime_error_message(log_path.read_text())
-    await ep.output()
-    await ep.wait()
-    if "does not exist" in msg or "not running" in msg or "stopped" in msg:
-        raise NotFound(f"container {cid} is not running") if "does not exist" in msg else \
-            Conflict(f"container {cid} is not running")
-    raise classify_start_error(msg or f"exec failed with exit code {ep._exit}")
+    err = _failure(cid, log_path, f"exec failed with exit code {proc.returncode}")
+    await ep.close()
+    raise err
