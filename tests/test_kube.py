@@ -28,6 +28,8 @@ POD = textwrap.dedent("""
         options: [{name: ndots, value: "2"}, {name: edns0}]
       hostAliases: [{ip: 10.1.1.1, hostnames: [db, cache]}]
       restartPolicy: OnFailure
+      securityContext:
+        sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: "0"}]
       volumes:
         - {name: data, emptyDir: {}}
         - {name: etc, hostPath: {path: /etc, type: Directory}}
@@ -64,6 +66,7 @@ def test_pod_fields_map_to_plan() -> None:
     assert s.dns.options == ["ndots:2", "edns0"]
     assert s.add_hosts == ["db:10.1.1.1", "cache:10.1.1.1"]
     assert s.restart_policy == "on-failure"
+    assert s.sysctls == {"net.ipv4.ip_unprivileged_port_start": "0"}
     assert [(m.host_port, m.container_port, m.protocol) for m in s.ports] == [(18080, 8080, "tcp")]
     srv, side = p.containers
     assert srv.entrypoint == ["httpd", "-f"] and srv.cmd == ["-p", "8080"]

@@ -369,3 +369,25 @@ def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image
     info = c.pods.inspect("rb")
     c.pods.remove("rb", force=True)
     assert_pod_gone(daemon, info)
+
+
+def test_pod_sysctls_apply_inside_its_namespaces_only(daemon: Daemon, busybox_image: str) -> None:
+    c = daemon.client()
+    host_port_start = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()
+    host_shmmni = Path("/proc/sys/kernel/shmmni").read_text()
+    daemon.cli("pod", "create", "--name", "tuned", "--sysctl", "net.ipv4.ip_unprivileged_port_start=80",
+               "--sysctl", "kernel.shmmni=1234", check=True)
+    c.containers.create(busybox_image, ["sleep", "600"], name="t1", pod="tuned")
+    c.pods.start("tuned")
+    assert sh(c, "t1", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start") == (0, "80\n")
+    assert sh(c, "t1", "cat /proc/sys/kernel/shmmni") == (0, "1234\n")
+    # The host's own values are untouched.
+    assert Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text() == host_port_start
+    assert Path("/proc/sys/kernel/shmmni").read_text() == host_shmmni
+    for bad, needle in (("kernel.panic=1", "not namespaced"), ("net.ipv4.ip_forward", "KEY=VALUE")):
+        r = daemon.cli("pod", "create", "--sysctl", bad)
+        assert r.returncode == 125 and needle in r.stderr, r.stderr
+    r = daemon.cli("pod", "create", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1")
+    assert r.returncode == 125 and "own net namespace" in r.stderr
+    assert [p.name for p in c.pods.list()] == ["tuned"]
+    c.pods.remove("tuned", force=True)

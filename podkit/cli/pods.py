@@ -34,6 +34,8 @@ def register(sub: Any) -> None:
                    help="add a line to the pod's /etc/hosts")
     p.add_argument("--network", default=None, help="bridge (default), host, none or a network name")
     p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
+                   help="a namespaced sysctl for the pod (net.*, kernel.shm*, ...)")
     p.add_argument("--start", action="store_true", help="start the pod right away")
     p.set_defaults(func=cmd_create, engine_exit=125)
 
@@ -122,6 +124,16 @@ def _labels(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _sysctls(items: list[str]) -> dict[str, str]:
+    out = {}
+    for it in items:
+        k, eq, v = it.partition("=")
+        if not k or not eq:
+            raise errors.InvalidArgument(f"invalid --sysctl {it!r}: want KEY=VALUE")
+        out[k.strip()] = v.strip()
+    return out
+
+
 def cmd_create(args: argparse.Namespace, client: Any) -> int:
     share = [s for s in args.share.split(",") if s.strip()] if args.share else []
     pod = client.pods.create(
@@ -129,6 +141,7 @@ def cmd_create(args: argparse.Namespace, client: Any) -> int:
         memory=_mem(args.memory), cpus=args.cpus, dns=args.dns, dns_search=args.dns_search,
         dns_option=args.dns_option, add_hosts=args.add_host or None, network=args.network,
         labels=_labels(args.label) or None, start=args.start,
+        **({"sysctls": _sysctls(args.sysctl)} if args.sysctl else {}),
     )
     print(pod.id)
     return 0

@@ -220,6 +220,14 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
     if rp not in RESTART:
         raise InvalidArgument(f"{where}: spec.restartPolicy must be Always, OnFailure or Never, not {rp!r}")
     ps.restart_policy = RESTART[rp]
+    psc = _mapping(spec.get("securityContext") or {}, f"{where}: spec.securityContext")
+    for sc in psc.get("sysctls") or []:
+        sc = _mapping(sc, f"{where}: spec.securityContext.sysctls[]")
+        if not sc.get("name"):
+            raise InvalidArgument(f"{where}: spec.securityContext.sysctls[] needs a name")
+        ps.sysctls[str(sc["name"])] = str(sc.get("value", ""))
+    for k in sorted(set(psc) - {"sysctls"}):
+        warnings.append(f"{where}: spec.securityContext.{k} is not supported and was ignored")
     if spec.get("initContainers"):
         warnings.append(f"{where}: spec.initContainers are not supported and were ignored")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from podkit.errors import InvalidArgument
 from podkit.network.ports import PortMapping, parse_port_specs
+from podkit.pods.sandbox import sysctl_kind
 
 # What a pod may share; net+ipc+uts is what Kubernetes pods share by default.
 SHAREABLE = ("net", "ipc", "uts", "pid")
@@ -117,6 +118,14 @@ class PodSpec:
             raise InvalidArgument("memory and cpus must not be negative")
         if self.memory and self.memory < 6 * 1024 * 1024:
             raise InvalidArgument("pod memory limit must be at least 6MB")
+        for key in self.sysctls:
+            kind = sysctl_kind(key)
+            if not kind:
+                raise InvalidArgument(
+                    f"sysctl {key!r} is not namespaced: a pod may set net.*, kernel.shm*/msg*/sem, "
+                    "fs.mqueue.* (and not host-wide settings)")
+            if kind == "net" and self.network == "host" or kind not in self.share:
+                raise InvalidArgument(f"sysctl {key!r} needs the pod's own {kind} namespace")
         if self.network == "host" and self.ports:
             raise InvalidArgument("published ports make no sense with the host network")
         for h in self.add_hosts:

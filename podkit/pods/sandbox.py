@@ -143,3 +143,55 @@ def release(path: Path) -> None:
     for sub in ("shm", "ns/ipc", "ns/uts", "ns/pid"):
         with contextlib.suppress(OSError):
             unmount_all(path / sub)
+
+
+# Sysctls a pod may set: those the kernel keeps per namespace (as Kubernetes and runc
+# allow), each applied inside the pod's own namespace of that kind.
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+_CLONE_NEWNET = 0x40000000
+
+
+def sysctl_kind(key: str) -> str:
+    """The namespace ("net", "ipc", "uts") a sysctl lives in; "" when host-wide."""
+    if key.startswith("net.") and not key.startswith("net.core.") or key in (
+            "net.core.somaxconn", "net.core.xfrm_acq_expires"):
+        return "net"
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    return ""
+
+
+def apply_sysctls(values: dict[str, str], ns_paths: dict[str, str]) -> None:
+    """Write each sysctl under /proc/sys from a thread that joined its namespace."""
+    by_kind: dict[str, dict[str, str]] = {}
+    for k, v in values.items():
+        by_kind.setdefault(sysctl_kind(k), {})[k] = v
+    flags = {"net": _CLONE_NEWNET, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
+    errs: list[BaseException] = []
+
+    def run(kind: str, items: dict[str, str]) -> None:
+        orig = os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+        target = os.open(ns_paths[kind], os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _check(_libc.setns(target, flags[kind]), f"setns {kind}")
+            try:
+                for k, v in items.items():
+                    with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
+                        f.write(str(v))
+            finally:
+                _check(_libc.setns(orig, flags[kind]), f"setns back to the host {kind} namespace")
+        except BaseException as e:  # handed to the caller's thread
+            errs.append(e)
+        finally:
+            os.close(orig)
+            os.close(target)
+
+    for kind, items in by_kind.items():
+        t = threading.Thread(target=run, args=(kind, items), name=f"podkit-sysctl-{kind}")
+        t.start()
+        t.join()
+        if errs:
+            raise errs[0]

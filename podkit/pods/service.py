@@ -186,6 +186,12 @@ class PodService:
             await self._cgroup_create(pod)
         if "net" in spec.share and spec.network != "host":
             await self._network_up(pod)
+        if spec.sysctls:
+            paths = {"net": pod.netns_path, "ipc": str(d / "ns" / "ipc"), "uts": str(d / "ns" / "uts")}
+            try:
+                await asyncio.to_thread(sandbox.apply_sysctls, spec.sysctls, paths)
+            except OSError as e:
+                raise InvalidArgument(f"cannot set the pod's sysctls: {e.strerror or e}") from None
         self._write_hosts(pod)
 
     async def _network_up(self, pod: Pod) -> None:
@@ -270,9 +276,6 @@ class PodService:
         opts.labels = {**opts.labels, POD_LABEL: pod.id, POD_NAME_LABEL: pod.name}
         if spec.restart_policy and not infra_container and opts.restart.get("name") == "no":
             opts.restart = {"name": spec.restart_policy, "max_retries": 0}
-        if spec.sysctls:
-            opts.annotations = {**opts.annotations, **{f"io.podkit.sysctl.{k}": v
-                                                       for k, v in spec.sysctls.items()}}
         return opts
 
     # -- cgroups -----------------------------------------------------------------------
