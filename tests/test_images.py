@@ -308,3 +308,19 @@ def test_image_with_lost_content_can_still_be_removed(daemon: Daemon, busybox_im
     # Blobs go at once; the layer snapshot (its chain ID lived in the lost config) only
     # after the GC grace period.
     assert blobs(daemon) == set() and c.images.list() == []
+
+
+def test_native_snapshotter_daemon(workdir: Path, busybox_tarball: Path) -> None:
+    """The copying fallback, chosen by config, end to end: import, info, rmi frees it all."""
+    (workdir / "n").mkdir()
+    d = Daemon(workdir / "n", extra_config='[images]\nsnapshotter = "native"\n').start()
+    try:
+        c = d.client()
+        img = c.images.import_(busybox_tarball, name="bb")[0]
+        assert os.listdir(d.root / "snapshots" / "native")
+        assert not (d.root / "snapshots" / "overlay").exists()
+        assert img.unpacked_size > 1_000_000 or c.images.get("bb").unpacked
+        d.cli("rmi", "bb", check=True)
+        assert snapshots(d) == [] and os.listdir(d.root / "snapshots" / "native") == []
+    finally:
+        d.stop()
