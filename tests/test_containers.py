@@ -260,3 +260,29 @@ def test_stopped_stays_stopped_across_daemon_restart_and_more(d: Daemon) -> None
     r = d.cli("stats", "--no-stream", "--format", "json", "us", check=True)
     assert '"pids"' in r.stdout
     assert us.id
+
+
+def test_recovery_from_crashes_inside_start_and_remove(d: Daemon) -> None:
+    """A SIGKILL cannot be aimed at one line, so the record is put into the state such a
+    crash leaves (by editing the database while the daemon is down), then recovered."""
+    import sqlite3
+
+    c = d.client()
+    a = c.containers.run("busybox", ["sleep", "300"], init=True, name="mid-start")
+    b = c.containers.run("busybox", ["sleep", "300"], init=True, name="mid-remove")
+    pid_a = c.containers.get("mid-start").pid
+    d.kill()
+    db = sqlite3.connect(d.root / "metadata.db")
+    with db:
+        db.execute("UPDATE containers SET state = 'created', pid = 0 WHERE id = ?", (a.id,))
+        db.execute("UPDATE containers SET state = 'removing' WHERE id = ?", (b.id,))
+    db.close()
+    d.start()
+    c = d.client()
+    got = c.containers.get("mid-start")
+    assert (got.state, got.pid) == ("running", pid_a)
+    assert c.containers.exec("mid-start", ["true"]).exit_code == 0
+    with pytest.raises(errors.NotFound):
+        c.containers.get("mid-remove")
+    assert not (CGROUP_MEMORY / b.id).exists()
+    assert not (d.state / "containers" / b.id).exists()

@@ -58,10 +58,17 @@ async def recover(svc: Any) -> dict[str, int]:
             else:
                 # created / exited: nothing of a run may remain.
                 if svc.rt.conmon_alive(rec.id):
-                    # A crash between conmon's launch and the record update: it runs.
-                    svc.store.update(rec.id, state="running", pid=0)
-                    svc._watch(rec.id)
-                    continue
+                    # A crash inside start, after conmon's launch: keep it if it runs; one
+                    # never started (runc "created") is undone, as the start failed.
+                    st = None
+                    with contextlib.suppress(PodkitError):
+                        st = await svc.rt.state(rec.id)
+                    if st and st.get("status") in ("running", "paused"):
+                        svc.store.update(rec.id, state=st["status"], pid=int(st.get("pid") or 0),
+                                         started_at=rec.started_at or rec.created)
+                        svc._watch(rec.id)
+                        counts["running"] += 1
+                        continue
                 await svc._release(rec.id)
                 policy = (rec.config.get("restart") or {}).get("name", "no")
                 if rec.state == "exited" and policy in ("always", "unless-stopped") \

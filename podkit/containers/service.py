@@ -294,7 +294,11 @@ class ContainerService:
             bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
             rootfs.mkdir(exist_ok=True)
             if not self._mounted(rootfs):
-                mounts = self.snapshots.mounts(self._snap_key(rec.id))
+                key = self._snap_key(rec.id)
+                if not self.snapshots.exists(key):  # a crash inside create left no snapshot
+                    await asyncio.to_thread(self.snapshots.prepare, key, image.chain_id, {
+                        LABEL_IMAGE: image.id, LABEL_NAMESPACE: rec.namespace, "podkit/container": rec.id})
+                mounts = self.snapshots.mounts(key)
                 await asyncio.to_thread(self._mount_all, mounts, rootfs)
                 undo.append(lambda: self._unmount(rootfs))
             marks.append(time.perf_counter())
@@ -553,10 +557,12 @@ class ContainerService:
         if code is None:
             code, finished = 255, time.time()
             log.warning("container %s ended without an exit code", rec.id[:12])
-        await self._release(rec.id)
+        # The exit is on record before anything is released: a crash in between leaves an
+        # exited container whose leftovers recovery releases, never a lost exit code.
         self.store.update(rec.id, state="exited", exit_code=code, finished_at=finished or time.time(),
                           oom_killed=oom, pid=0)
         self._last_exit[rec.id] = code
+        await self._release(rec.id)
         if oom:
             self.publish(rec.namespace, "container", "oom", rec.id, name=rec.name)
         self.publish(rec.namespace, "container", "die", rec.id, name=rec.name, exitCode=code,
