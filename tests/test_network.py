@@ -6,6 +6,7 @@ Traffic stays inside the namespaces and the bridge each test creates, plus 127.0
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import subprocess
 import sys
@@ -66,6 +67,7 @@ def serve_http(env: NetEnv, netns: str, body: str, port: int = 80) -> None:
 
 def test_netns_pin_create_and_remove(netenv: NetEnv) -> None:
     pins = netenv.mgr.netns
+    host = os.readlink("/proc/thread-self/ns/net")
     path = netenv.mgr.create_netns("n1", kind="pod")
     assert path == str(netenv.base / "state" / "netns" / "pod-n1")
     assert is_netns(path)
@@ -75,6 +77,12 @@ def test_netns_pin_create_and_remove(netenv: NetEnv) -> None:
     with pytest.raises(errors.AlreadyExists):
         netenv.mgr.create_netns("n1", kind="pod")
     assert pins.list() == ["pod-n1"]
+    # The helper thread went back: every thread of the daemon stays in the host's netns.
+    import concurrent.futures
+
+    assert os.readlink("/proc/thread-self/ns/net") == host
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(lambda _: os.readlink("/proc/thread-self/ns/net"), range(8))) == {host}
     assert netenv.mgr.remove_netns("n1", kind="pod")
     assert not Path(path).exists() and pins.list() == []
     assert not any(m.startswith(str(pins.dir)) for m in mount_points())

@@ -117,6 +117,8 @@ def test_network_in_use_by_a_pod(daemon: Daemon) -> None:
                          check=True).stdout.strip()
         [net] = json.loads(daemon.cli("network", "inspect", "n1", check=True).stdout)
         [att] = net["attachments"]
+        listed = json.loads(daemon.cli("network", "ls", "--format", "json", check=True).stdout)
+        assert {n["name"]: n["containers"] for n in listed} == {"podkit": 0, "n1": 1}
         assert att["owner_id"] == pod and att["kind"] == "pod" and att["interface"] == "eth0"
         assert att["ip"].startswith(subnet_prefix(sub)) and att["ports"][0]["host_ip"] == "127.0.0.1"
         r = daemon.cli("network", "rm", "n1")
