@@ -286,3 +286,21 @@ def test_recovery_from_crashes_inside_start_and_remove(d: Daemon) -> None:
         c.containers.get("mid-remove")
     assert not (CGROUP_MEMORY / b.id).exists()
     assert not (d.state / "containers" / b.id).exists()
+
+
+def test_rm_force_while_restarting_and_pull_on_run(d: Daemon, registry) -> None:  # noqa: ANN001
+    c = d.client()
+    flap = c.containers.run("busybox", ["sh", "-c", "exit 1"], restart="always")
+    wait_for(lambda: c.containers.get(flap.id).restart_count >= 2, timeout=20, what="flapping")
+    t = time.monotonic()
+    c.containers.remove(flap.id, force=True)
+    assert time.monotonic() - t < 10
+    with pytest.raises(errors.NotFound):
+        c.containers.get(flap.id)
+    # `run` of an image that is not here pulls it first, as docker does
+    ref = f"{registry.host}/t/busybox:1"
+    d.cli("tag", "busybox", ref, check=True)
+    d.cli("push", "-q", ref, check=True)
+    d.cli("rmi", ref, check=True)
+    r = d.cli("run", "--rm", ref, "echo", "pulled")
+    assert (r.returncode, r.stdout) == (0, "pulled\n"), r.stderr

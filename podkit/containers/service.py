@@ -733,12 +733,18 @@ class ContainerService:
             if self.restarts is not None:
                 self.restarts.cancel(rec.id)
             self.store.update(rec.id, manually_stopped=True)
-            if rec.state == "paused":
+            if rec.state == "restarting":  # nothing runs between two attempts
+                async with self._lock(rec.id):
+                    cur = self.store.get(rec.id)
+                    if cur is not None and cur.state == "restarting":
+                        self.store.update(rec.id, state="exited")
+            else:
+                if rec.state == "paused":
+                    with contextlib.suppress(PodkitError):
+                        await self.rt.resume(rec.id)
                 with contextlib.suppress(PodkitError):
-                    await self.rt.resume(rec.id)
-            with contextlib.suppress(PodkitError):
-                await self.rt.kill(rec.id, signal.SIGKILL, all=True)
-            await self._wait_state(rec.id, 30)
+                    await self.rt.kill(rec.id, signal.SIGKILL, all=True)
+                await self._wait_state(rec.id, 30)
         async with self._lock(rec.id):
             rec = self.store.get(rec.id)
             if rec is None:
