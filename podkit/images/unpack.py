@@ -29,7 +29,7 @@ import shutil
 import stat
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from podkit.errors import InvalidArgument, PodkitError, UnsafeContent
 
@@ -245,7 +245,8 @@ class _Applier:
             _remove(path, existing)
         if m.isreg():
             self._file(tf, m, path)
-        elif m.issym():
+            return  # metadata set through the descriptor
+        if m.issym():
             os.symlink(m.linkname, path)
         elif m.islnk():
             self._hardlink(m, path)
@@ -271,6 +272,9 @@ class _Applier:
                         raise InvalidArgument(f"layer entry {m.name!r} is truncated")
                     out.write(chunk)
                     remaining -= len(chunk)
+            out.flush()
+            # Through the open descriptor: no more path lookups for this file.
+            self._meta(out.fileno(), m)
 
     def _hardlink(self, m: tarfile.TarInfo, path: str) -> None:
         try:
@@ -345,9 +349,11 @@ class _Applier:
         if self.overlay:
             os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
 
-    def _meta(self, path: str, m: tarfile.TarInfo) -> None:
+    def _meta(self, path: str | int, m: tarfile.TarInfo) -> None:
+        """Owner, xattrs, mode, mtime, on a path (never followed) or an open descriptor."""
         link = m.issym()
-        os.chown(path, m.uid, m.gid, follow_symlinks=False)
+        nofollow: dict[str, Any] = {} if isinstance(path, int) else {"follow_symlinks": False}
+        os.chown(path, m.uid, m.gid, **nofollow)
         for key, value in m.pax_headers.items():
             if key.startswith("SCHILY.xattr."):
                 name = key[len("SCHILY.xattr."):]
@@ -355,7 +361,7 @@ class _Applier:
                     continue
                 raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
                 try:
-                    os.setxattr(path, name, raw, follow_symlinks=False)
+                    os.setxattr(path, name, raw, **nofollow)
                 except OSError as e:
                     # Symlinks take no user.* xattrs; file systems may refuse others. Not fatal.
                     if e.errno not in (errno.ENOTSUP, errno.EPERM, errno.EOPNOTSUPP):
@@ -364,7 +370,7 @@ class _Applier:
             # After chown: chown clears setuid/setgid bits.
             os.chmod(path, stat.S_IMODE(m.mode))
         mtime = int(float(m.mtime) * 1_000_000_000)
-        os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+        os.utime(path, ns=(mtime, mtime), **nofollow)
 
     def finish(self) -> None:
         # Directories last, deepest first: writing their contents changed their mtimes.
