@@ -195,6 +195,8 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
             *args, pass_fds=(sync_w, start_r), env=env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=err_fd, start_new_session=True,
+            # conmon drops files (e.g. "oom") in its working directory.
+            cwd=str(bundle),
         )
     except OSError as e:
         for fd in (sync_r, sync_w, start_r, start_w):

@@ -320,6 +320,7 @@ async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], w
         # every holder of the output (a background child) to go.
         proc = await asyncio.create_subprocess_exec(
             *args, stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=(sync_w,), start_new_session=True,
+            cwd=str(workdir),  # conmon drops files (e.g. "oom") in its working directory
             env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                  "_OCI_SYNCPIPE": str(sync_w)})
     except OSError as e:
