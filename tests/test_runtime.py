@@ -501,7 +501,7 @@ def test_update_resources_live(rt: Any, bundle: Any) -> None:
     async def go() -> None:
         await rt.create("up1", b)
         await rt.start("up1")
-        await rt.update("up1", Resources(memory=32 << 20, pids_limit=20).to_oci())
+        await rt.update("up1", Resources(memory=32 << 20, pids_limit=20))
         st = rt.stats("up1")
         assert st["memory"]["limit"] == 32 << 20 and st["pids"]["limit"] == 20
         await rt.delete("up1", force=True)
@@ -651,5 +651,28 @@ def test_exec_background_child_does_not_hang(rt: Any, bundle: Any) -> None:
                 out += item[1]
             assert code == 0 and b"hi" in out
         await rt.delete("bg1", force=True)
+
+    run(go())
+
+
+def test_long_ids_and_paths_attach(rt: Any, bundle: Any) -> None:
+    """A 64-hex id makes the attach socket path longer than sun_path allows."""
+    cid = "f" * 64
+    b = bundle(cid, ["sh", "-c", "read x; echo got:$x"])
+
+    async def go() -> None:
+        await rt.create(cid, b, stdin=True)
+        assert len(str(rt.paths(cid).attach_socket)) > 108
+        att = await rt.attach(cid)
+        await rt.start(cid)
+        await att.write(b"long\n")
+        buf = b""
+        while b"got:long" not in buf:
+            item = await asyncio.wait_for(att.read(), 10)
+            assert item is not None, buf
+            buf += item[1]
+        att.close()
+        assert (await rt.wait(cid, timeout=10))[0] == 0
+        await rt.delete(cid)
 
     run(go())

@@ -179,6 +179,13 @@ def test_resources() -> None:
     assert build(resources=Resources(pids_limit=0))["linux"]["resources"]["pids"] == {"limit": -1}
 
 
+def test_swap_without_swap_accounting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Mocked: a host without memory.memsw.* (this one has it).
+    monkeypatch.setattr(spec, "swap_accounting", lambda: False)
+    res = build(resources=Resources(memory=64 << 20, memory_swap=128 << 20))["linux"]["resources"]
+    assert res["memory"] == {"limit": 64 << 20}
+
+
 def test_devices(tmp_path: Path) -> None:
     d = Device.parse("/dev/null:/dev/mynull:rw")
     assert (d.path, d.container_path, d.permissions) == ("/dev/null", "/dev/mynull", "rw")

@@ -43,6 +43,7 @@ from podkit.runtime.cgroups import CgroupManager
 from podkit.runtime.conmon import AttachSession, ConmonPaths, RuntimeCreateError
 from podkit.runtime.exec import ExecProcess, start_exec
 from podkit.runtime.runc import OCIRuntime, classify_start_error, find_binary, parse_signal
+from podkit.runtime.spec import Resources
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +242,10 @@ class Runtime:
     async def resume(self, cid: str) -> None:
         await self.oci.resume(cid)
 
-    async def update(self, cid: str, resources: dict[str, Any]) -> None:
-        """``runc update`` with OCI ``linux.resources`` (see ``spec.Resources.to_oci``)."""
+    async def update(self, cid: str, resources: dict[str, Any] | Resources) -> None:
+        """``runc update`` with OCI ``linux.resources`` (or a ``spec.Resources``)."""
+        if isinstance(resources, Resources):
+            resources = resources.to_oci()
         await self.oci.update(cid, resources)
 
     async def ps(self, cid: str) -> list[int]:

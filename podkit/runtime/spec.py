@@ -211,7 +211,11 @@ class Resources:
         if self.memory_swap is not None:
             if self.memory_swap != -1 and self.memory is not None and 0 < self.memory_swap < self.memory:
                 raise InvalidArgument("memory-swap must be larger than the memory limit")
-            mem["swap"] = self.memory_swap
+            if swap_accounting():
+                mem["swap"] = self.memory_swap
+            else:
+                # runc would fail writing memory.memsw.*; Docker warns and goes on too.
+                log.debug("no swap accounting on this host: memory-swap ignored")
         if self.memory_reservation is not None:
             mem["reservation"] = self.memory_reservation
         if mem:
@@ -291,6 +295,14 @@ def _has_cap(cap_number: int) -> bool:
 
 def has_sys_resource() -> bool:
     return _has_cap(24)
+
+
+def swap_accounting() -> bool:
+    """Whether a swap limit can be set (v1 needs memory.memsw.*; v2 has memory.swap.max)."""
+    root = Path("/sys/fs/cgroup")
+    if (root / "cgroup.controllers").exists():
+        return True
+    return (root / "memory" / "memory.memsw.limit_in_bytes").exists()
 
 
 def _own_oom_score_adj() -> int:
