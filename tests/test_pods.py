@@ -89,9 +89,10 @@ def assert_pod_gone(daemon: Daemon, pod: dict[str, Any]) -> None:
 
 def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_image: str) -> None:
     c = daemon.client()
-    port = free_port()
+    port, port2 = free_port(), free_port()
     r = daemon.cli("pod", "create", "--name", "web", "--hostname", "webhost", "-p",
-                   f"127.0.0.1:{port}:8080", "--memory", "64m", "--cpus", "0.5", "--add-host", "db:10.9.9.9",
+                   f"127.0.0.1:{port}:8080", "-p", f"{port2}:8080", "--memory", "64m", "--cpus", "0.5",
+                   "--add-host", "db:10.9.9.9",
                    "--dns", "10.0.0.53", "--dns-search", "svc.local", check=True)
     pod_id = r.stdout.strip()
     assert len(pod_id) == 64
@@ -147,6 +148,8 @@ def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_i
     c.containers.create(busybox_image, ["sleep", "600"], name="peer", pod="other")
     c.pods.start("other")
     assert fetch(c, "peer", f"http://{ip}:8080/").strip() == "hello-from-web"
+    # ... and through the port it publishes on the host (the host's side of the bridge).
+    assert fetch(c, "peer", f"http://{pod['gateway']}:{port2}/").strip() == "hello-from-web"
 
     # top and logs cover the pod's containers.
     top = daemon.cli("pod", "top", "web", check=True).stdout
