@@ -324,3 +324,23 @@ def test_native_snapshotter_daemon(workdir: Path, busybox_tarball: Path) -> None
         assert snapshots(d) == [] and os.listdir(d.root / "snapshots" / "native") == []
     finally:
         d.stop()
+
+
+def test_change_instructions() -> None:
+    from podkit.images.changes import apply_changes
+
+    cfg = apply_changes({}, [
+        "ENV PATH=/bin", "ENV PATH=/x:$PATH B=${PATH}/y C=\\$HOME", "WORKDIR /w/$B",
+        'ENTRYPOINT ["/bin/app", "--flag"]', "CMD echo hi", "STOPSIGNAL SIGINT",
+        "VOLUME /data /cache", 'VOLUME ["/v"]', "user 1000:1000", "EXPOSE 8080/udp",
+    ])
+    assert cfg["Env"] == ["PATH=/x:/bin", "B=/bin/y", "C=$HOME"]
+    assert cfg["WorkingDir"] == "/w//bin/y" and cfg["User"] == "1000:1000"
+    assert cfg["Entrypoint"] == ["/bin/app", "--flag"] and cfg["Cmd"] == ["/bin/sh", "-c", "echo hi"]
+    assert cfg["StopSignal"] == "SIGINT" and set(cfg["Volumes"]) == {"/data", "/cache", "/v"}
+    assert cfg["ExposedPorts"] == {"8080/udp": {}}
+    for bad, why in (("EXPOSE 70000", "invalid port"), ("CMD", "needs an argument"),
+                     ('CMD ["a", 1]', "JSON array of strings"), ("LABEL =x", "not key=value"),
+                     ("FROM scratch", "unsupported instruction")):
+        with pytest.raises(errors.InvalidArgument, match=why):
+            apply_changes({}, [bad])

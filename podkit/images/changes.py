@@ -7,6 +7,7 @@ Supported: CMD, ENTRYPOINT (JSON or shell form), ENV, LABEL (``k=v ...`` or
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
@@ -48,6 +49,21 @@ def _pairs(arg: str, what: str) -> list[tuple[str, str]]:
     return out
 
 
+_VAR = re.compile(r"\\\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _expand(value: str, env: list[str]) -> str:
+    """$NAME and ${NAME} from the variables set so far, as a Dockerfile's ENV does; \\$ is a $."""
+    known = dict(e.split("=", 1) for e in env if "=" in e)
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "\\$":
+            return "$"
+        return known.get(m.group(1) or m.group(2), "")
+
+    return _VAR.sub(sub, value)
+
+
 def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
     """Apply instructions to the ``config`` section of an image config (modified in place)."""
     for change in changes:
@@ -65,10 +81,14 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
             config["Entrypoint"] = _exec_form(arg, op)
         elif op == "ENV":
             env = [e for e in config.get("Env") or []]
-            for k, v in _pairs(arg, op):
+            # Expanded with the variables from before this instruction, as docker does.
+            for k, v in _pairs(_expand(arg, env), op):
                 env = [e for e in env if e.split("=", 1)[0] != k]
                 env.append(f"{k}={v}")
             config["Env"] = env
+        elif op in ("WORKDIR", "USER") and "$" in arg:
+            arg = _expand(arg, config.get("Env") or [])
+            config["WorkingDir" if op == "WORKDIR" else "User"] = arg
         elif op == "LABEL":
             labels = dict(config.get("Labels") or {})
             labels.update(_pairs(arg, op))
