@@ -337,11 +337,20 @@ def test_network_none_and_host(daemon: Daemon, busybox_image: str) -> None:
     assert sh(c, "h1", "readlink /proc/self/ns/net")[1].strip() == os.readlink("/proc/self/ns/net")
     hosty = c.pods.inspect("hosty")
     assert hosty["netns_path"] == "" and hosty["ips"] == []
+    # A named network of the user's: the pod gets its address there.
+    from tests.helpers import unique_network
+
+    bridge, subnet = unique_network()
+    c.networks.create("side", subnet=subnet, bridge=bridge)
+    c.pods.create("sider", network="side")
+    sider = c.pods.inspect("sider")
+    assert sider["ips"][0].rsplit(".", 1)[0] == subnet.rsplit(".", 1)[0]
     lonely = c.pods.inspect("lonely")
-    c.pods.remove("lonely", force=True)
-    c.pods.remove("hosty", force=True)
-    assert_pod_gone(daemon, lonely)
-    assert_pod_gone(daemon, hosty)
+    for p in ("lonely", "hosty", "sider"):
+        c.pods.remove(p, force=True)
+    c.networks.remove("side")
+    for p in (lonely, hosty, sider):
+        assert_pod_gone(daemon, p)
 
 
 def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image: str) -> None:

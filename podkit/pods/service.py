@@ -239,7 +239,7 @@ class PodService:
         """Fill the pods layer's hooks of a containers-layer ``CreateOptions``."""
         spec = pod.spec
         d = self._dir(pod)
-        if opts.ports:
+        if opts.ports and "net" in spec.share:
             raise InvalidArgument(
                 f"a container in pod {pod.name} cannot publish ports itself: publish them on the pod "
                 "(podkit pod create -p)")
