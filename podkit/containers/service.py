@@ -536,12 +536,13 @@ class ContainerService:
             return
         except Exception:
             log.exception("watching container %s failed", cid[:12])
+        # This run is over: a restart from here on needs (and gets) a watcher of its own.
+        if self._watchers.get(cid) is asyncio.current_task():
+            del self._watchers[cid]
         try:
             await self._handle_exit(cid)
         except Exception:
             log.exception("handling the exit of container %s failed", cid[:12])
-        finally:
-            self._watchers.pop(cid, None)
 
     async def _handle_exit(self, cid: str) -> None:
         async with self._lock(cid):
