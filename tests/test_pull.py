@@ -235,3 +235,13 @@ def test_pull_leaves_no_lease_or_ingest(daemon: Daemon, registry: RegistryServer
     finally:
         db.close()
     assert not list((daemon.root / "content" / "ingest").iterdir())
+
+
+def test_pull_busybox_image_from_registry(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    from tests.fixtures.registry import push_busybox
+
+    ref = push_busybox(registry, workdir)
+    img = dist(daemon).pull(ref)
+    assert img.config["config"]["Cmd"] == ["/bin/sh"]
+    sh = find_in_snapshots(daemon.root, "bin/sh")
+    assert sh and any(p.is_symlink() for p in sh)
