@@ -29,6 +29,12 @@ def snapshots(d: Daemon) -> list[tuple[str, str]]:
         con.close()
 
 
+def daemon_content(d: Daemon) -> object:
+    from podkit.store import ContentStore
+
+    return ContentStore(d.root)
+
+
 def snapshot_dirs(d: Daemon) -> list[str]:
     base = d.root / "snapshots"
     return [f"{drv}/{n}" for drv in os.listdir(base) for n in os.listdir(base / drv)
@@ -190,6 +196,10 @@ def test_image_in_use_by_a_container_snapshot(daemon: Daemon, busybox_image: str
     sn = new_snapshotter(db, daemon.root, "overlay")
     try:
         sn.prepare("ctr-abc", img.chain_id, labels={"podkit/image": img.id, "podkit/namespace": "default"})
+        from podkit.images.service import ImageService
+
+        assert ImageService(db, daemon_content(daemon), sn).chain_in_use(img.chain_id or "") == [
+            f"default/{BUSYBOX_REF}", "ctr-abc"]
         r = daemon.cli("rmi", "busybox")
         assert r.returncode == 1
         assert "must force" in r.stderr and "ctr-abc" in r.stderr

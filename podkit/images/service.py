@@ -521,6 +521,21 @@ class ImageService:
                 out.append(info.key)
         return out
 
+    def chain_in_use(self, chain_id: str) -> list[str]:
+        """What keeps a layer snapshot: image names (``ns/name``) and snapshots built on it."""
+        users: list[str] = []
+        for r in self.db.query("SELECT * FROM images"):
+            blobs: set[str] = set()
+            snaps: set[str] = set()
+            self._mark(Descriptor(r["media_type"], r["digest"], r["size"]), blobs, snaps)
+            if chain_id in snaps:
+                users.append(f"{r['namespace']}/{r['name']}")
+        for info in self.snapshots.list():
+            if info.kind != COMMITTED and info.parent and chain_id in {
+                    i.key for i in self.snapshots.chain(info.parent)}:
+                users.append(info.key)
+        return users
+
     def remove(self, ns: str, ref: str, force: bool = False) -> list[dict[str, str]]:
         """docker rmi: untag a name, delete the image when its last name goes."""
         row = self._find_by_name_safe(ns, ref)
