@@ -304,3 +304,19 @@ def test_rm_force_while_restarting_and_pull_on_run(d: Daemon, registry) -> None:
     d.cli("rmi", ref, check=True)
     r = d.cli("run", "--rm", ref, "echo", "pulled")
     assert (r.returncode, r.stdout) == (0, "pulled\n"), r.stderr
+
+
+def test_attach_replays_logs_then_follows(d: Daemon) -> None:
+    c = d.client()
+    c.containers.run("busybox", ["sh", "-c", "echo early; read x; echo late-$x"], name="at",
+                     open_stdin=True)
+    wait_for(lambda: c.containers.logs("at") == "early\n", what="first output")
+    ws = c.containers.attach_socket("at", stdin=True, logs=True)
+    try:
+        assert ws.recv() == (2, b"\x01early\n")
+        ws.send_stdin(b"7\n")
+        assert ws.recv() == (2, b"\x01late-7\n")
+        op, data = ws.recv()
+        assert op == 1 and b'"exit": 0' in data
+    finally:
+        ws.close()

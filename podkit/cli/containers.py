@@ -165,6 +165,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("attach", help="attach to a running container's stdio")
     p.add_argument("--detach-keys")
     p.add_argument("--no-stdin", action="store_true")
+    p.add_argument("--logs", action="store_true", help="first replay what the container wrote so far")
     p.add_argument("container")
     p.set_defaults(func=cmd_attach)
 
@@ -354,7 +355,8 @@ def cmd_attach(args: argparse.Namespace, client: Any) -> int:
         raise errors.Conflict("you cannot attach to a stopped container, start it first")
     cfg = info.get("config") or {}
     stdin = bool(cfg.get("open_stdin")) and not args.no_stdin
-    ws = client.containers.attach_socket(info["id"], stdin=stdin, detach_keys=args.detach_keys)
+    ws = client.containers.attach_socket(info["id"], stdin=stdin, logs=args.logs,
+                                         detach_keys=args.detach_keys)
     code = interact(ws, tty=bool(cfg.get("tty")), stdin=stdin, detach_keys=args.detach_keys)
     return 0 if code == -1 else code
 

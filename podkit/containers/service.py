@@ -931,9 +931,13 @@ class ContainerService:
             raise Conflict(f"container {rec.name} is not running: start it first")
         if rec.state == "created":
             return _PendingAttach(self, rec.id, stdin)
+        backlog: list[tuple[int, bytes]] = []
+        if logs:  # docker attach --logs: what was written so far, then live output
+            entries = await asyncio.to_thread(LogReader(self.log_path(rec.id)).read)
+            backlog = [(2 if e.stream == "stderr" else 1, e.data) for e in entries]
         sess = await self.rt.attach(rec.id)
         self.publish(ns, "container", "attach", rec.id, name=rec.name)
-        return _AttachAdapter(sess, stdin)
+        return _AttachAdapter(sess, stdin, backlog)
 
     async def resize(self, ns: str, ref: str, h: int, w: int) -> None:
         rec = self.resolve(ns, ref)
@@ -1138,11 +1142,14 @@ class ContainerService:
 class _AttachAdapter:
     """The runtime's attach session seen as the API's stdio session."""
 
-    def __init__(self, sess: Any, stdin: bool) -> None:
+    def __init__(self, sess: Any, stdin: bool, backlog: list[tuple[int, bytes]] | None = None) -> None:
         self.sess = sess
         self.stdin = stdin
+        self.backlog = list(backlog or [])
 
     async def read(self) -> tuple[int, bytes] | None:
+        if self.backlog:
+            return self.backlog.pop(0)
         item = await self.sess.read()
         if item is None:
             return None
