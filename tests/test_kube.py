@@ -252,7 +252,7 @@ def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image
             c.pods.remove(p.id, force=True)
 
 
-def test_play_kube_bad_file(daemon: Daemon, workdir: Path) -> None:
+def test_play_kube_bad_file(daemon: Daemon, busybox_image: str, workdir: Path) -> None:
     f = workdir / "bad.yaml"
     f.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p\n")
     r = daemon.cli("play", "kube", str(f))
@@ -263,7 +263,15 @@ def test_play_kube_bad_file(daemon: Daemon, workdir: Path) -> None:
                  "    - {name: c, image: busybox, env: [{name: X, valueFrom: {fieldRef: {fieldPath: x}}}]}\n")
     r = daemon.cli("play", "kube", str(f))
     assert r.returncode == 125 and "valueFrom" in r.stderr
+    # An image that cannot be had (a registry on a closed loopback port): the pods the
+    # file made so far are removed again.
+    f.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec: {containers: [{name: c, "
+                 "image: busybox}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
+                 "  containers: [{name: c, image: 'localhost:1/nope:1'}]\n")
+    r = daemon.cli("play", "kube", str(f))
+    assert r.returncode == 125 and "nope" in r.stderr, r.stderr
     assert daemon.client().pods.list() == []
+    assert not list((daemon.state / "netns").glob("pod-*"))
 
 
 def _get(url: str) -> str:

@@ -724,21 +724,10 @@ class PodService:
                     os.makedirs(src, exist_ok=True)
                 body["mounts"].append({"type": "bind", "source": src, "target": m.target,
                                        "readonly": m.readonly})
-            await self._ensure_image(ns, kc.image)
             await self.add_container(ns, pod.id, body)
         if start:
             await self.start(ns, pod.id)
         return self.to_dict(self.get(ns, pod.id))
-
-    async def _ensure_image(self, ns: str, ref: str) -> None:
-        """Images must be present (no registry here unless configured): pull when missing."""
-        try:
-            self.images.get(ns, ref)
-        except NotFound:
-            puller = getattr(self.containers, "ensure_image", None)
-            if puller is None:
-                raise
-            await puller(ns, ref)
 
     async def down_kube(self, ns: str, text: str) -> dict[str, Any]:
         from podkit.pods import kube
