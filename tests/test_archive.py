@@ -306,3 +306,14 @@ def test_index_without_the_host_platform(daemon: Daemon, workdir: Path) -> None:
     assert [i.name for i in c.images.list()] == ["example.com/partial:1"]
     with pytest.raises(errors.NotFound, match="no content for platform"):
         c.images.get("example.com/partial:1", platform=str(host))
+
+
+def test_save_errors(daemon: Daemon, busybox_image: str, workdir: Path) -> None:
+    out = workdir / "never.tar"
+    r = daemon.cli("save", "-o", str(out), "busybox", "nope")
+    assert r.returncode == 1 and "No such image: nope" in r.stderr
+    assert not out.exists() and not (workdir / "never.tar.podkit-tmp").exists()
+    r = daemon.cli("save", "--format", "xml", "busybox")
+    assert r.returncode == 2  # argparse: invalid choice
+    with pytest.raises(errors.InvalidArgument, match="unknown archive format"):
+        daemon.client().images.save("busybox", workdir / "x.tar", format="xml")
