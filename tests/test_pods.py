@@ -296,6 +296,9 @@ def test_bad_input_is_refused_clearly(daemon: Daemon, busybox_image: str) -> Non
 
 def test_pods_live_in_podkit_namespaces(daemon: Daemon) -> None:
     """Pods live in a podkit namespace: the same name in two namespaces, no clash."""
+    import time
+
+    t0 = time.time()
     a = daemon.client("team-a")
     b = daemon.client("team-b")
     a.pods.create("same")
@@ -305,6 +308,10 @@ def test_pods_live_in_podkit_namespaces(daemon: Daemon) -> None:
     for cl in (a, b):
         cl.pods.remove("same")
     assert not list((daemon.state / "netns").glob("pod-*"))
+    # Lifecycle events, per namespace.
+    evs = list(a.events(since=t0, until=time.time(), type="pod"))
+    assert [(e["action"], e["attributes"]["name"]) for e in evs] == [("create", "same"), ("remove", "same")]
+    assert {e["namespace"] for e in evs} == {"team-a"}
 
 
 
