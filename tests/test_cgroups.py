@@ -99,6 +99,8 @@ def test_v2_create_parent_writes_limits(tmp_path: Path) -> None:
     assert "+memory" in (root / "cgroup.subtree_control").read_text()
     assert "+pids" in (root / "podkit" / "pods" / "cgroup.subtree_control").read_text()
     assert "hugetlb" not in (root / "cgroup.subtree_control").read_text()
+    m.add_process("/podkit/conmon", 4242)  # a fake tree: the pid is just written
+    assert (root / "podkit" / "conmon" / "cgroup.procs").read_text() == "4242"
     assert shares_to_weight(2) == 1 and shares_to_weight(262144) == 10000 and shares_to_weight(1024) == 39
 
 
@@ -165,3 +167,11 @@ def test_v1_live_parent_container_stats_and_cleanup(rt: Any, bundle: Any, workdi
     assert not m.exists(cg)
     m.remove(parent)
     assert not m.exists(parent)
+
+    # Empty ancestors are cleaned up to a stop point, and no further.
+    deep = f"{rt.test_cgroup_parent}/a/b/c"
+    m.create_parent(deep)
+    m.remove(deep)
+    m.remove_empty_parents(deep, stop_at=f"{rt.test_cgroup_parent}/a")
+    assert not m.exists(f"{rt.test_cgroup_parent}/a/b") and m.exists(f"{rt.test_cgroup_parent}/a")
+    m.remove(f"{rt.test_cgroup_parent}/a")
