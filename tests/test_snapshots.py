@@ -146,3 +146,21 @@ def test_mount_to_oci() -> None:
     assert m.to_oci("/") == {"destination": "/", "type": "overlay", "source": "overlay",
                              "options": ["lowerdir=/a"]}
     assert "destination" not in m.to_oci()
+
+
+def test_mount_flags(workdir: Path, mnt: Path) -> None:
+    src = workdir / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    mount_all([Mount("bind", str(src), ["rbind", "ro", "nosuid", "nodev"])], mnt)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        opts = next(line.split()[5] for line in lines if line.split()[4] == str(mnt))
+        assert {"ro", "nosuid", "nodev"} <= set(opts.split(","))
+        assert (mnt / "f").read_text() == "x"
+    finally:
+        unmount(mnt)
+    assert not is_mountpoint(mnt)
+    with pytest.raises(errors.Internal, match="mount"):
+        mount_all([Mount("overlay", "overlay", [f"lowerdir={workdir / 'missing'}"])], mnt)
+    assert not is_mountpoint(mnt)

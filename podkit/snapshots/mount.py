@@ -70,16 +70,30 @@ def sys_umount(target: str, flags: int = 0) -> None:
         raise OSError(err, f"umount {target}: {os.strerror(err)}")
 
 
+# Options that are mount(2) flags rather than file system data.
+_FLAGS = {"ro": MS_RDONLY, "nosuid": 0x2, "nodev": 0x4, "noexec": 0x8, "rw": 0,
+          "suid": 0, "dev": 0, "exec": 0, "bind": 0, "rbind": 0}
+
+
+def _split(options: list[str]) -> tuple[int, str]:
+    flags = 0
+    data = []
+    for o in options:
+        if o in _FLAGS:
+            flags |= _FLAGS[o]
+        else:
+            data.append(o)
+    return flags, ",".join(data)
+
+
 def _mount_one(m: Mount, target: str) -> None:
+    flags, data = _split(m.options)
     if m.type == "bind" or "bind" in m.options or "rbind" in m.options:
-        flags = MS_BIND | (MS_REC if "rbind" in m.options else 0)
-        sys_mount(m.source, target, None, flags, None)
-        if "ro" in m.options:
-            # A bind mount ignores MS_RDONLY on creation; it takes a remount.
-            sys_mount("", target, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+        sys_mount(m.source, target, None, MS_BIND | (MS_REC if "rbind" in m.options else 0), None)
+        if flags:
+            # A bind mount ignores ro/nosuid/... on creation; they take a remount.
+            sys_mount("", target, None, MS_BIND | MS_REMOUNT | flags, None)
         return
-    flags = MS_RDONLY if "ro" in m.options else 0
-    data = ",".join(o for o in m.options if o not in ("ro", "rw"))
     if m.type == "overlay" and len(data) >= _PAGE - 1:
         _mount_overlay_relative(m, target, flags)
         return
@@ -93,7 +107,7 @@ def _mount_overlay_relative(m: Mount, target: str, flags: int) -> None:
     The kernel resolves them against the caller's cwd; changing the daemon's cwd
     would race with its other threads, so a child `mount` does it from that cwd.
     """
-    opts = [o for o in m.options if o not in ("ro", "rw")]
+    opts = [o for o in m.options if o not in _FLAGS]
     dirs = []
     for o in opts:
         k, sep, v = o.partition("=")
@@ -109,7 +123,8 @@ def _mount_overlay_relative(m: Mount, target: str, flags: int) -> None:
     data = ",".join(short)
     if len(data) >= _PAGE - 1:
         raise InvalidArgument(f"too many layers to mount on {target}: overlay options exceed a page")
-    cmd = ["mount", "-t", "overlay", "overlay", "-o", data + (",ro" if flags & MS_RDONLY else ""), target]
+    named = [name for name, bit in _FLAGS.items() if bit and flags & bit]
+    cmd = ["mount", "-t", "overlay", "overlay", "-o", ",".join([data, *named]), target]
     r = subprocess.run(cmd, cwd=base, capture_output=True, text=True)
     if r.returncode != 0:
         raise OSError(f"mount overlay on {target}: {r.stderr.strip()}")
