@@ -219,10 +219,16 @@ def test_sigkill_mid_create_and_restart_recovers(daemon: Daemon, busybox_image: 
     c.containers.create(busybox_image, ["sleep", "600"], name="h", pod="half")
     c.pods.start("half")
     half = c.pods.inspect("half")
+    # And one caught half-way through its removal, its container still running.
+    c.pods.create("going")
+    c.containers.create(busybox_image, ["sleep", "600"], name="g", pod="going")
+    c.pods.start("going")
+    going = c.pods.inspect("going")
     daemon.kill()
     db = sqlite3.connect(daemon.root / "metadata.db")
     with db:
         db.execute("UPDATE pods SET state='creating' WHERE id=?", (half["id"],))
+        db.execute("UPDATE pods SET state='removing' WHERE id=?", (going["id"],))
     db.close()
     # And a SIGKILL during a real create, at whatever step it reached.
     daemon.start()
@@ -246,8 +252,9 @@ def test_sigkill_mid_create_and_restart_recovers(daemon: Daemon, busybox_image: 
     c = daemon.client()
 
     names = {p.name: p for p in c.pods.list()}
-    assert "half" not in names
+    assert "half" not in names and "going" not in names
     assert_pod_gone(daemon, half)
+    assert_pod_gone(daemon, going)
     # The racing pod either finished before the kill (and is whole) or is gone entirely.
     if "racing" in names:
         assert names["racing"].status in ("Created", "Running")
