@@ -207,3 +207,48 @@ def test_token_registry_through_the_daemon(daemon: Daemon, token_registry: Regis
     daemon.cli("push", f"{host}/hub/copy:1", env=env, check=True)
     assert skopeo_inspect(token_registry, "hub/copy:1")["Digest"] == \
         skopeo_inspect(token_registry, "hub/app:1")["Digest"]
+
+
+_HELPER = """#!/usr/bin/env python3
+# A docker credential helper for tests: keeps secrets as files in $PODKIT_TEST_CREDS.
+import json, os, sys, urllib.parse
+d = os.environ["PODKIT_TEST_CREDS"]
+action, data = sys.argv[1], sys.stdin.read().strip()
+if action == "store":
+    c = json.loads(data)
+    open(os.path.join(d, urllib.parse.quote(c["ServerURL"], safe="")), "w").write(json.dumps(c))
+elif action == "get":
+    p = os.path.join(d, urllib.parse.quote(data, safe=""))
+    if not os.path.exists(p):
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    print(open(p).read())
+elif action == "erase":
+    os.unlink(os.path.join(d, urllib.parse.quote(data, safe="")))
+"""
+
+
+def test_credential_helper(daemon: Daemon, auth_registry: RegistryServer, workdir: Path) -> None:
+    """credsStore in the docker config: secrets go through docker-credential-<name>."""
+    bindir, creds, cfg_dir = workdir / "bin", workdir / "creds", workdir / "docker"
+    for d in (bindir, creds, cfg_dir):
+        d.mkdir()
+    helper = bindir / "docker-credential-podkittest"
+    helper.write_text(_HELPER)
+    helper.chmod(0o755)
+    (cfg_dir / "config.json").write_text(json.dumps({"credsStore": "podkittest"}))
+    env = {"DOCKER_CONFIG": str(cfg_dir), "PODKIT_TEST_CREDS": str(creds),
+           "PATH": f"{bindir}:{os.environ['PATH']}"}
+    host = auth_registry.host
+    skopeo_push(build_layout(workdir / "oci"), auth_registry, "helped:1")
+
+    daemon.cli("login", "-u", USER, "--password-stdin", host, input=PASSWORD.encode(), env=env,
+               check=True)
+    cfg = json.loads((cfg_dir / "config.json").read_text())
+    assert cfg["auths"][host] == {} and PASSWORD not in (cfg_dir / "config.json").read_text()
+    assert len(list(creds.iterdir())) == 1
+    daemon.cli("pull", f"{host}/helped:1", env=env, check=True)
+    daemon.cli("logout", host, env=env, check=True)
+    assert not list(creds.iterdir())
+    r = daemon.cli("pull", f"{host}/helped:1", env=env)
+    assert r.returncode == 1 and "denied" in r.stderr

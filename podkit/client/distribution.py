@@ -2,7 +2,9 @@
 
 Credentials live where docker keeps them, ``~/.docker/config.json`` (or
 ``$DOCKER_CONFIG/config.json``): ``login`` writes an ``auths`` entry there (mode
-0600) and ``pull``/``push`` send the entry for the image's registry to the daemon
+0600) — or, when the config names a credential helper (``credHelpers`` for the
+registry, else ``credsStore``), hands the secret to ``docker-credential-<name>`` —
+and ``pull``/``push`` send the credentials for the image's registry to the daemon
 in the ``X-Registry-Auth`` header, as the docker CLI does.
 """
 
@@ -81,9 +83,53 @@ def _write_config(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+def _helper_for(data: dict[str, Any], host: str) -> str | None:
+    """The credential helper docker would use for a registry (credHelpers, else credsStore)."""
+    helpers = data.get("credHelpers") or {}
+    for key in _keys(host):
+        if isinstance(helpers.get(key), str) and helpers[key]:
+            return helpers[key]
+    store = data.get("credsStore")
+    return store if isinstance(store, str) and store else None
+
+
+def _run_helper(name: str, action: str, payload: str) -> str:
+    """Speak docker's credential-helper protocol with ``docker-credential-<name>``."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which(f"docker-credential-{name}")
+    if exe is None:
+        raise errors.Unavailable(
+            f"docker config names the credential helper {name!r}, but docker-credential-{name} "
+            "is not installed"
+        )
+    r = subprocess.run([exe, action], input=payload, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        msg = (r.stdout or r.stderr).strip()
+        if action == "get" and "credentials not found" in msg.lower():
+            return ""
+        raise errors.Unavailable(f"docker-credential-{name} {action} failed: {msg or r.returncode}")
+    return r.stdout
+
+
 def stored_auth(host: str, path: Path | None = None) -> dict[str, str] | None:
-    """The stored credentials for a registry as {"username","password"} or {"identitytoken"}."""
-    auths = _read_config(path or docker_config_path()).get("auths") or {}
+    """The stored credentials for a registry as {"username","password"} or {"identitytoken"}:
+    from its credential helper when the docker config names one, else from ``auths``."""
+    data = _read_config(path or docker_config_path())
+    helper = _helper_for(data, host)
+    if helper is not None:
+        out = _run_helper(helper, "get", HUB_KEY if host == "docker.io" else host)
+        if not out.strip():
+            return None
+        try:
+            got = json.loads(out)
+        except ValueError:
+            raise errors.Unavailable(f"docker-credential-{helper} answered something not JSON") from None
+        if got.get("Username") == "<token>":  # docker's convention for identity tokens
+            return {"identitytoken": got.get("Secret", "")}
+        return {"username": got.get("Username", ""), "password": got.get("Secret", "")}
+    auths = data.get("auths") or {}
     for key in _keys(host):
         entry = auths.get(key)
         if not isinstance(entry, dict):
@@ -165,7 +211,14 @@ class DistributionMixin:
         for key in _keys(host):
             auths.pop(key, None)
         key = HUB_KEY if host == "docker.io" else host
-        auths[key] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
+        helper = _helper_for(data, host)
+        if helper is not None:
+            # As docker does: the secret goes to the helper, config.json only notes the registry.
+            _run_helper(helper, "store", json.dumps({"ServerURL": key, "Username": username,
+                                                     "Secret": password}))
+            auths[key] = {}
+        else:
+            auths[key] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
         _write_config(path, data)
 
     def logout(self, registry: str, *, config_path: str | os.PathLike[str] | None = None) -> bool:
@@ -175,6 +228,9 @@ class DistributionMixin:
         data = _read_config(path)
         auths = data.get("auths") or {}
         removed = [k for k in _keys(host) if auths.pop(k, None) is not None]
+        helper = _helper_for(data, host)
+        if helper is not None and removed:
+            _run_helper(helper, "erase", HUB_KEY if host == "docker.io" else host)
         if removed:
             _write_config(path, data)
         return bool(removed)
