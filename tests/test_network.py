@@ -57,6 +57,18 @@ def get_in(env: NetEnv, netns: str, host: str, port: int) -> str:
     return r.stdout if r.returncode == 0 else ""
 
 
+def can_listen(host: str, port: int) -> bool:
+    """Whether a host service (SO_REUSEADDR, as servers set it) could listen there now."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            s.listen()
+        except OSError:
+            return False
+        return True
+
+
 def serve_http(env: NetEnv, netns: str, body: str, port: int = 80) -> None:
     """busybox httpd inside the netns serving `body` as /index.html."""
     www = env.base / f"www-{port}-{abs(hash(netns))}"
@@ -207,6 +219,8 @@ def test_host_ip_mapping_and_port_conflicts(netenv: NetEnv) -> None:
     [p] = att["ports"]
     assert p["host_ip"] == "127.0.0.1" and p["host_port"] > 0
     assert iptables_lines(f"-d 127.0.0.1/32 -p tcp -m tcp --dport {p['host_port']}")
+    # The port is held while published: a host service cannot take it unnoticed.
+    assert not can_listen("127.0.0.1", p["host_port"])
     other = "d00dd00e"
     netenv.owners.append(other)
     ns2 = mgr.create_netns(other)
@@ -232,6 +246,7 @@ def test_host_ip_mapping_and_port_conflicts(netenv: NetEnv) -> None:
     for o in (owner, other):
         netenv.run(mgr.detach(o))
         mgr.remove_netns(o)
+    assert can_listen("127.0.0.1", p["host_port"])  # released with the attachment
 
 
 def test_attach_to_two_networks_gives_eth0_and_eth1(netenv: NetEnv) -> None:

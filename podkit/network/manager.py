@@ -108,6 +108,7 @@ class NetworkManager:
         self._lock = asyncio.Lock()
         self._net_locks: dict[str, asyncio.Lock] = {}
         self._masq_on: set[str] = set()
+        self._reserved: dict[str, list[socket.socket]] = {}  # owner -> its host port sockets
 
     # -- networks ----------------------------------------------------------------
 
@@ -315,8 +316,21 @@ class NetworkManager:
         nets = [self.get(n) for n in names]
         if self.store.attachments(owner_id):
             raise Conflict(f"{owner_id[:12]} is already attached to networks")
-        resolved = self._resolve_ports(ports)
         fixed = self._fixed_ips(nets, ips or {})
+        resolved, socks = self._resolve_ports(ports)
+        try:
+            out = await self._attach(owner_id, netns_path, nets, resolved, ifname_base, kind,
+                                     namespace, cni_args, fixed)
+        except BaseException:
+            _close(socks)
+            raise
+        self._reserved.setdefault(owner_id, []).extend(socks)
+        log.debug("attached %s to %s", owner_id[:12], ", ".join(names))
+        return out
+
+    async def _attach(self, owner_id: str, netns_path: str, nets: list[Network],
+                      resolved: list[PortMapping], ifname_base: str, kind: str, namespace: str,
+                      cni_args: str, fixed: dict[str, str]) -> list[dict[str, Any]]:
         await self.cni.add(LOOPBACK_CONF, owner_id, netns_path, "lo", cache=False)
         out: list[dict[str, Any]] = []
         try:
@@ -359,7 +373,6 @@ class NetworkManager:
             with contextlib.suppress(Exception):
                 await self.detach(owner_id)
             raise
-        log.debug("attached %s to %s", owner_id[:12], ", ".join(names))
         return out
 
     # -- masquerade, one rule set per network --------------------------------------
@@ -437,15 +450,30 @@ class NetworkManager:
                 used.setdefault((m.host_port, m.protocol), []).append((m.host_ip, a["owner_id"]))
         return used
 
-    def _resolve_ports(self, ports: Iterable[PortMapping]) -> list[PortMapping]:
-        """Validate mappings, refuse host ports taken, pick free ones for host port 0.
+    def _resolve_ports(self, ports: Iterable[PortMapping]
+                       ) -> tuple[list[PortMapping], list[socket.socket]]:
+        """Validate mappings, refuse host ports taken, pick free ones for host port 0,
+        and reserve each: the returned sockets hold the ports while published.
 
         A DNAT rule takes the port silently, without binding it, so podkit checks
-        itself: against ports it already publishes, and by binding the port once
-        (something on the host listening there would otherwise be shadowed).
+        against ports it already publishes and binds (and listens on) each port
+        itself, as podman's conmon does: a host service that bound it before is
+        reported, and one that tries after gets EADDRINUSE instead of silently
+        never seeing its connections.
         """
         used = self.published_ports()
         out: list[PortMapping] = []
+        socks: list[socket.socket] = []
+        try:
+            self._resolve_into(ports, used, out, socks)
+        except BaseException:
+            _close(socks)
+            raise
+        return out, socks
+
+    def _resolve_into(self, ports: Iterable[PortMapping],
+                      used: dict[tuple[int, str], list[tuple[str, str]]],
+                      out: list[PortMapping], socks: list[socket.socket]) -> None:
 
         def clash(m: PortMapping) -> str | None:
             for ip, owner in used.get((m.host_port, m.protocol), []):
@@ -464,17 +492,24 @@ class NetworkManager:
                     cand = PortMapping(p.host_ip, free_host_port(p.protocol, p.host_ip),
                                        p.container_port, p.protocol)
                     if clash(cand) is None:
+                        try:
+                            sock = _reserve(cand)
+                        except Conflict:  # taken since the kernel offered it
+                            continue
                         break
+                else:
+                    raise Conflict(f"no free host port found for {p}")
                 p = cand
             else:
                 owner = clash(p)
                 if owner is not None:
                     raise Conflict(f"host port {p.host_port}/{p.protocol} is already published by "
                                    f"{owner[:12]}")
-                _check_bindable(p)
+                sock = _reserve(p)
+            if sock is not None:
+                socks.append(sock)
             used.setdefault((p.host_port, p.protocol), []).append((p.host_ip, "this request"))
             out.append(p)
-        return out
 
     async def detach(self, owner_id: str, force: bool = False) -> int:
         """DEL every attachment of an owner; return how many were removed.
@@ -511,6 +546,8 @@ class NetworkManager:
                             a["kind"])
         if scrub:
             await iptables.scrub_owner(owner_id)
+        if not self.store.attachments(owner_id):
+            _close(self._reserved.pop(owner_id, []))
         if first is not None:
             raise first
         if atts:
@@ -615,10 +652,31 @@ class NetworkManager:
         await self.ensure_default()
         await self.cleanup_stale()
         await self._reconcile_masquerade()
+        self._reserve_published()
+
+    def _reserve_published(self) -> None:
+        """Hold the host ports of attachments that survived a restart again."""
+        for a in self.store.attachments():
+            if a["owner_id"] in self._reserved:
+                continue
+            for d in a["ports"]:
+                p = PortMapping.from_dict(d)
+                try:
+                    sock = _reserve(p)
+                except PodkitError as e:
+                    log.warning("cannot reserve published port %s of %s again: %s", p,
+                                a["owner_id"][:12], e.message)
+                    continue
+                if sock is not None:
+                    self._reserved.setdefault(a["owner_id"], []).append(sock)
 
     async def shutdown(self) -> None:
-        # Running containers keep their networks while the daemon is down: only
+        # Running containers keep their networks while the daemon is down (the port
+        # reservations end with the process; the next start takes them again); only
         # let go of the pin directory's own mount when it is empty.
+        for socks in self._reserved.values():
+            _close(socks)
+        self._reserved.clear()
         self.netns.release_dir()
 
     def info(self, namespace: str | None = None) -> dict[str, Any]:
@@ -643,23 +701,33 @@ def _masq_chain(n: Network) -> str:
     return f"PODKIT-{n.id[:16]}"
 
 
-def _check_bindable(p: PortMapping) -> None:
-    kind = socket.SOCK_DGRAM if p.protocol == "udp" else socket.SOCK_STREAM
-    fam = socket.AF_INET6 if ":" in p.host_ip else socket.AF_INET
+def _reserve(p: PortMapping) -> socket.socket | None:
+    """Bind (and for TCP listen on) a published host port; None for sctp."""
     if p.protocol == "sctp":
-        return
-    with socket.socket(fam, kind) as s:
+        return None
+    kind = socket.SOCK_DGRAM if p.protocol == "udp" else socket.SOCK_STREAM
+    s = socket.socket(socket.AF_INET, kind)  # non-inheritable: conmon and runc never get it
+    try:
         # Only a socket bound there now counts, not a connection in TIME_WAIT.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((p.host_ip or ("::" if fam == socket.AF_INET6 else "0.0.0.0"), p.host_port))
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise Conflict(f"host port {p.host_port}/{p.protocol} is already in use on the host"
-                               ) from None
-            if e.errno == errno.EADDRNOTAVAIL:
-                raise InvalidArgument(f"host IP {p.host_ip} is not an address of this host") from None
-            raise InvalidArgument(f"cannot publish {p}: {e.strerror}") from None
+        s.bind((p.host_ip or "0.0.0.0", p.host_port))
+        if kind == socket.SOCK_STREAM:
+            s.listen(1)
+    except OSError as e:
+        s.close()
+        if e.errno == errno.EADDRINUSE:
+            raise Conflict(f"host port {p.host_port}/{p.protocol} is already in use on the host"
+                           ) from None
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise InvalidArgument(f"host IP {p.host_ip} is not an address of this host") from None
+        raise InvalidArgument(f"cannot publish {p}: {e.strerror}") from None
+    return s
+
+
+def _close(socks: Iterable[socket.socket]) -> None:
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.close()
 
 
 def _summary(name: str, nid: str, ifname: str, netns: str, result: dict[str, Any],
