@@ -676,3 +676,21 @@ def test_long_ids_and_paths_attach(rt: Any, bundle: Any) -> None:
         await rt.delete(cid)
 
     run(go())
+
+
+def test_exec_detached_and_sysctls(rt: Any, bundle: Any) -> None:
+    b = bundle("xd1", ["sleep", "1000"], sysctls={"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"})
+
+    async def go() -> None:
+        await rt.create("xd1", b)
+        await rt.start("xd1")
+        ep = await rt.exec("xd1", rt.process_from_spec("xd1", ["sh", "-c", "echo lost; exit 6"]), detach=True)
+        assert await ep.read() is None  # nothing to read from a detached exec
+        assert await asyncio.wait_for(ep.wait(), 10) == 6
+        script = "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni"
+        ep = await rt.exec("xd1", rt.process_from_spec("xd1", ["sh", "-c", script]))
+        out, _ = await ep.output()
+        assert out.split() == [b"1", b"1234"] and await ep.wait() == 0
+        await rt.delete("xd1", force=True)
+
+    run(go())

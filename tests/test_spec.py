@@ -324,3 +324,13 @@ def test_default_namespaces_per_cgroup_mode() -> None:
     assert v2["cgroup"] is None and v2["network"] is None
     s = build(namespaces=v2)
     assert {"type": "cgroup"} in s["linux"]["namespaces"]
+
+
+def test_sysctls_only_namespaced() -> None:
+    s = build(sysctls={"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000000", "fs.mqueue.msg_max": "20"})
+    assert s["linux"]["sysctl"]["net.ipv4.ip_forward"] == "1"
+    with pytest.raises(InvalidArgument, match="not namespaced"):
+        build(sysctls={"kernel.panic": "1"})
+    with pytest.raises(InvalidArgument, match="own network namespace"):
+        build(sysctls={"net.ipv4.ip_forward": "1"},
+              namespaces={"network": "host", "mount": None, "ipc": None})

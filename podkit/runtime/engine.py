@@ -434,7 +434,7 @@ class Runtime:
         await asyncio.to_thread(conmon_mod.write_ctl, bundle / "ctl", f"1 {int(height)} {int(width)}\n")
 
     async def exec(self, cid: str, process: dict[str, Any], *, stdin: bool = False,
-                   console_size: tuple[int, int] | None = None) -> ExecProcess:
+                   console_size: tuple[int, int] | None = None, detach: bool = False) -> ExecProcess:
         """Run an OCI ``process`` (args, env, cwd, user, terminal, capabilities...) in the container.
 
         The capabilities, no-new-privileges, apparmor/seccomp of the container apply
@@ -447,8 +447,8 @@ class Runtime:
             raise Conflict(f"container {cid} is {st.get('status')}, not running")
         bundle = self.bundle(cid)
         return await start_exec(self.oci, cid, process, self.paths(cid).dir, stdin=stdin,
-                                console_size=console_size,
-                                conmon=None if process.get("terminal") else self.conmon_path,
+                                console_size=console_size, detach=detach,
+                                conmon=None if process.get("terminal") and not detach else self.conmon_path,
                                 bundle=bundle)
 
     def process_from_spec(self, cid: str, args: list[str], *, env: list[str] | None = None,

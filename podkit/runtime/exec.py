@@ -271,11 +271,16 @@ def _failure(cid: str, log_path: Path, fallback: str) -> Exception:
 async def start_exec(runtime: OCIRuntime, cid: str, process: dict[str, Any], workdir: Path, *,
                      stdin: bool = False, console_size: tuple[int, int] | None = None,
                      conmon: str | None = None, bundle: Path | None = None,
-                     start_timeout: float = 30.0) -> ExecProcess:
+                     detach: bool = False, start_timeout: float = 30.0) -> ExecProcess:
     """Start ``process`` (an OCI process object) in container ``cid``.
 
     Without a terminal ``conmon`` and the container's ``bundle`` are needed.
+    ``detach`` (``exec -d``): the process's stdio are /dev/null, nothing to read;
+    ``wait()`` still gives its exit code.
     """
+    if detach:
+        process = {**process, "terminal": False}
+        stdin = False
     terminal = bool(process.get("terminal"))
     if terminal and console_size:
         # The process must see its size from the start, not after runc's first resize.
@@ -287,7 +292,8 @@ async def start_exec(runtime: OCIRuntime, cid: str, process: dict[str, Any], wor
             return await _start_tty(runtime, cid, process, workdir, console_size, start_timeout)
         if not conmon or bundle is None:
             raise Internal("exec without a terminal needs conmon and the container's bundle")
-        return await _start_pipes(runtime, cid, process, workdir, stdin, conmon, bundle, start_timeout)
+        return await _start_pipes(runtime, cid, process, workdir, stdin, conmon, bundle, start_timeout,
+                                  detach)
     except BaseException:
         for f in workdir.iterdir() if workdir.exists() else []:
             with contextlib.suppress(OSError):
@@ -298,7 +304,8 @@ async def start_exec(runtime: OCIRuntime, cid: str, process: dict[str, Any], wor
 
 
 async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], workdir: Path,
-                       stdin: bool, conmon: str, bundle: Path, start_timeout: float) -> ExecProcess:
+                       stdin: bool, conmon: str, bundle: Path, start_timeout: float,
+                       detach: bool = False) -> ExecProcess:
     spec_path, pid_path, log_path = workdir / "process.json", workdir / "pid", workdir / "runtime.log"
     spec_path.write_text(json.dumps(process))
     args = [conmon, "--api-version", "1", "-c", cid, "-u", workdir.name, "-n", workdir.name,
@@ -310,8 +317,12 @@ async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], w
     if stdin:
         args.append("-i")
     loop = asyncio.get_running_loop()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    if detach:
+        out_r, out_w = -1, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        err_r, err_w = -1, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    else:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
     in_r, in_w = os.pipe() if stdin else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1)
     sync_r, sync_w = os.pipe()
     child_fds = (in_r, out_w, err_w, sync_w)
@@ -324,7 +335,7 @@ async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], w
             env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                  "_OCI_SYNCPIPE": str(sync_w)})
     except OSError as e:
-        for fd in (*child_fds, out_r, err_r, sync_r, in_w):
+        for fd in (out_r, err_r, sync_r, in_w):
             if fd >= 0:
                 os.close(fd)
         raise Unavailable(f"cannot run conmon {conmon}: {e.strerror}") from None
@@ -332,8 +343,11 @@ async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], w
         for fd in child_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-    streams: list[asyncio.StreamReader] = []
+    streams: list[asyncio.StreamReader | None] = []
     for fd in (out_r, err_r):
+        if fd < 0:
+            streams.append(None)
+            continue
         reader = asyncio.StreamReader(limit=1 << 20)
         await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r),
                                      os.fdopen(fd, "rb", buffering=0))

@@ -500,6 +500,31 @@ def _env(env: list[str]) -> list[str]:
     return out
 
 
+# Namespaced sysctls (as Docker allows them) and the namespace each belongs to.
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def check_sysctls(sysctls: dict[str, str], namespaces: dict[str, str | None]) -> dict[str, str]:
+    """Only sysctls of a namespace the container does not share with the host."""
+    out: dict[str, str] = {}
+    for key, value in sysctls.items():
+        name = key.strip().replace("/", ".")
+        if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
+            ns = "ipc"
+        elif name.startswith("net."):
+            ns = "network"
+        elif name in ("kernel.hostname", "kernel.domainname"):
+            ns = "uts"
+        else:
+            raise InvalidArgument(f"sysctl {key!r} is not namespaced: it would change the host")
+        if namespaces.get(ns, "host") == "host" or ns not in namespaces:
+            raise InvalidArgument(f"sysctl {key!r} needs the container's own {ns} namespace, "
+                                  "not the host's")
+        out[name] = str(value)
+    return out
+
+
 # ------------------------------------------------------------------------- build
 
 
@@ -578,7 +603,7 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
     if opts.cgroups_path:
         linux["cgroupsPath"] = opts.cgroups_path
     if opts.sysctls:
-        linux["sysctl"] = dict(opts.sysctls)
+        linux["sysctl"] = check_sysctls(opts.sysctls, opts.namespaces)
     if not opts.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS if opts.masked_paths is None else opts.masked_paths)
         linux["readonlyPaths"] = list(READONLY_PATHS if opts.readonly_paths is None else opts.readonly_paths)
