@@ -161,8 +161,8 @@ async def _receive(ctx: Ctx) -> str:
 
 
 async def _import(ctx: Ctx, require_archive: bool) -> dict[str, Any]:
+    from podkit.images.importer import Importer
     from podkit.images.oci import Platform
-    from podkit.images.service import Importer
 
     q = ctx.request.query
     plat = Platform.parse(q["platform"]) if q.get("platform") else None

@@ -1,0 +1,109 @@
+"""Import of uploaded files (root file system tarballs, docker-save and OCI archives) as
+image records, all or nothing: a failed import leaves no record, blob or snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from podkit.errors import InvalidArgument, PodkitError
+from podkit.images import reference
+from podkit.images.oci import Descriptor, Platform
+from podkit.images.service import Image, ImageService
+from podkit.store import ContentStore
+
+
+class Importer:
+    """Turns an uploaded blob into image records (see podkit.images.archive)."""
+
+    def __init__(self, service: ImageService) -> None:
+        self.s = service
+
+    async def import_blob(self, ns: str, digest: str, name: str | None = None,
+                          changes: list[str] | None = None, message: str = "",
+                          platform: Platform | None = None, unpack: bool = True,
+                          require_archive: bool = False) -> list[Image]:
+        from podkit.images import archive
+
+        s = self.s
+        images: list[Image] = []
+        kind = ""
+        made: set[str] = {digest}
+        content = _RecordingContent(s.content, made)
+        try:
+            if name:
+                reference.parse(name)  # refuse a bad name before any work
+            with s.leases.lease(ns) as lease:
+                s.leases.add(ns, lease, "content", digest)
+                kind, compression, diff_id = await asyncio.to_thread(archive.sniff, content, digest)
+                if kind == "rootfs":
+                    if require_archive:
+                        raise InvalidArgument(
+                            "the file is neither a docker-save archive (no manifest.json) nor an OCI "
+                            "archive (no oci-layout + index.json); import a root file system tarball "
+                            "with `podkit image import`"
+                        )
+                    target = await asyncio.to_thread(
+                        archive.build_rootfs_image, content, digest, compression, changes or [],
+                        message, platform, diff_id)
+                    images.append(self._record(ns, name, target, "import"))
+                else:
+                    if changes:
+                        raise InvalidArgument("--change applies to root file system tarballs, "
+                                              "not to image archives")
+                    loaded = await asyncio.to_thread(archive.read_archive, content, digest, kind,
+                                                     compression, platform)
+                    for tgt, names in loaded:
+                        for n in ([name] if name else names) or [None]:
+                            images.append(self._record(ns, n, tgt, "load"))
+                if unpack:
+                    for img in images:
+                        await s.unpack(ns, img, platform)
+        except BaseException:
+            # Nothing of a failed import may stay: its records go, GC takes the rest.
+            for img in images:
+                with contextlib.suppress(PodkitError):
+                    s.remove(ns, img.name, force=True)
+            s._released_blobs |= made
+            await asyncio.to_thread(s.gc)
+            raise
+        if kind != "rootfs":
+            # The archive itself is not part of any image (its blobs were copied out).
+            s.content.delete(digest)
+        return images
+
+    def _record(self, ns: str, name: str | None, target: Descriptor, action: str) -> Image:
+        s = self.s
+        if name:
+            return s.record(ns, name, target, action=action)
+        return s.record_dangling(ns, target, action=action)
+
+
+class _RecordingContent:
+    """The content store, noting every blob written through it (to free them on failure)."""
+
+    def __init__(self, inner: ContentStore, made: set[str]) -> None:
+        self._inner = inner
+        self._made = made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def put(self, data: bytes, expected: str | None = None) -> str:
+        d = self._inner.put(data, expected)
+        self._made.add(d)
+        return d
+
+    def writer(self, expected: str | None = None, size: int | None = None) -> Any:
+        w = self._inner.writer(expected, size)
+        commit = w.commit
+        made = self._made
+
+        def recording_commit() -> Any:
+            d = commit()
+            made.add(d)
+            return d
+
+        w.commit = recording_commit  # type: ignore[method-assign]
+        return w
