@@ -81,6 +81,13 @@ def test_overlay_whiteouts_and_opaque_dirs(workdir: Path) -> None:
     assert (upper / "d/new").read_text() == "n"
 
 
+def test_aufs_metadata_is_skipped(workdir: Path) -> None:
+    root = workdir / "r"
+    apply(tar_bytes([(".wh..wh.plnk", "dir"), (".wh..wh.plnk/1.2", "file", "x"), (".wh..wh.aufs", "file", ""),
+                     ("real", "file", "y")]), root)
+    assert os.listdir(root) == ["real"]
+
+
 def test_remove_mode_whiteouts_delete(workdir: Path) -> None:
     root = workdir / "full"
     apply(tar_bytes([("keep", "file", "k"), ("old", "file", "o"), ("d", "dir"),

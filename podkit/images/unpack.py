@@ -35,6 +35,7 @@ from podkit.errors import InvalidArgument, PodkitError, UnsafeContent
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
+_META_PREFIX = ".wh..wh."
 _CHUNK = 1 << 20
 # xattrs a layer may not set: they would steer overlayfs itself (redirects, metacopy).
 _FORBIDDEN_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
@@ -226,6 +227,8 @@ class _Applier:
                 self.dirs.append(("", m))
                 return
             raise UnsafeContent(f"layer entry {m.name!r} would replace the root directory")
+        if base != OPAQUE and any(p.startswith(_META_PREFIX) for p in rel.split("/")):
+            return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content, skipped as docker does
         if base.startswith(WHITEOUT_PREFIX):
             self._whiteout(rel, base, m.name)
             return
