@@ -187,7 +187,7 @@ def start_podkitd(base: Path) -> tuple[Proc, str]:
 
     def up() -> bool:
         if not p.alive():
-            raise SystemExit("podkitd exited; see " + str(base / "podkitd.log"))
+            raise SystemExit("podkitd exited:\n" + (base / "podkitd.log").read_text()[-3000:])
         return sock.exists() and subprocess.run(
             [str(BIN / "podkit"), "-H", host, "version"], capture_output=True).returncode == 0
 
@@ -206,7 +206,7 @@ def start_containerd(base: Path) -> tuple[Proc, str]:
 
     def up() -> bool:
         if not p.alive():
-            raise SystemExit("containerd exited; see " + str(base / "containerd.log"))
+            raise SystemExit("containerd exited:\n" + (base / "containerd.log").read_text()[-3000:])
         return addr.exists() and subprocess.run(
             ["ctr", "-a", str(addr), "version"], capture_output=True).returncode == 0
 
