@@ -245,3 +245,16 @@ def test_pull_busybox_image_from_registry(daemon: Daemon, registry: RegistryServ
     assert img.config["config"]["Cmd"] == ["/bin/sh"]
     sh = find_in_snapshots(daemon.root, "bin/sh")
     assert sh and any(p.is_symlink() for p in sh)
+
+
+def test_pull_api_refuses_bad_bodies(daemon: Daemon) -> None:
+    t = daemon.client()._t
+    for body, words in (([1, 2], "JSON object"), ({}, "'reference' is required"),
+                        ({"reference": 5}, "must be a string"),
+                        ({"reference": "busybox", "platform": "a/b/c/d"}, "invalid platform"),
+                        ({"reference": "busybox", "auth": "x"}, "'auth' must be an object")):
+        with pytest.raises(errors.InvalidArgument) as ei:
+            list(t.stream("POST", "/images/pull", json_body=body))
+        assert words in ei.value.message
+    with pytest.raises(errors.InvalidArgument):
+        t.post("/auth/login", json_body={"serveraddress": "127.0.0.1:1", "username": "u"})

@@ -53,6 +53,13 @@ def _credentials(ctx: Ctx, body: dict[str, Any]) -> Any:
     return decode_header(header) if header else Credentials()
 
 
+async def _body(ctx: Ctx) -> dict[str, Any]:
+    body = await ctx.json()
+    if not isinstance(body, dict):
+        raise InvalidArgument("the request body must be a JSON object")
+    return body
+
+
 def _str_field(body: dict[str, Any], name: str, required: bool = True) -> str | None:
     v = body.get(name)
     if v is None or v == "":
@@ -121,7 +128,7 @@ async def pull(ctx: Ctx) -> Any:
     from podkit.images import reference
     from podkit.images.oci import Platform
 
-    body = await ctx.json()
+    body = await _body(ctx)
     ref_text = _str_field(body, "reference")
     platform = _str_field(body, "platform", required=False)
     ref = reference.parse(ref_text or "")  # refuse bad input before the stream starts
@@ -151,7 +158,7 @@ async def pull(ctx: Ctx) -> Any:
 async def push(ctx: Ctx) -> Any:
     from podkit.images import reference
 
-    body = await ctx.json()
+    body = await _body(ctx)
     ref = reference.parse(_str_field(body, "reference") or "")
     creds = _credentials(ctx, body)
     reg = _registry(ctx)
@@ -182,7 +189,7 @@ async def login(ctx: Ctx) -> dict[str, Any]:
     from podkit.images.distribution import normalise_registry
     from podkit.images.registry.auth import Credentials
 
-    body = await ctx.json()
+    body = await _body(ctx)
     server = normalise_registry(_str_field(body, "serveraddress") or "")
     creds = Credentials(
         username=_str_field(body, "username", required=False) or "",
