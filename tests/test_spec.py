@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from podkit.errors import InvalidArgument, NotFound
+from podkit.errors import CannotExecute, CommandNotFound, InvalidArgument, NotFound
 from podkit.runtime import seccomp, spec, users
 from podkit.runtime.spec import Device, Resources, SpecOptions, Ulimit, build_spec
 
@@ -334,3 +335,22 @@ def test_sysctls_only_namespaced() -> None:
     with pytest.raises(InvalidArgument, match="own network namespace"):
         build(sysctls={"net.ipv4.ip_forward": "1"},
               namespaces={"network": "host", "mount": None, "ipc": None})
+
+
+def test_parse_signal() -> None:
+    from podkit.runtime.runc import classify_start_error, parse_signal
+
+    assert [parse_signal(s) for s in ("KILL", "sigterm", "15", 9, "HUP")] == [9, 15, 15, 9, 1]
+    assert parse_signal("RTMIN+1") == signal.SIGRTMIN + 1
+    for bad in ("NOPE", 0, "99", ""):
+        with pytest.raises(InvalidArgument):
+            parse_signal(bad)
+    # runc's start errors, mapped to docker's 127 / 126
+    assert isinstance(classify_start_error(
+        'exec: "x": executable file not found in $PATH'), CommandNotFound)
+    assert isinstance(classify_start_error(
+        "unable to start container process: exec: \"/etc\": permission denied"), CannotExecute)
+    assert isinstance(classify_start_error(
+        'chdir to cwd ("/nope") set in config.json failed: no such file or directory'), CannotExecute)
+    other = classify_start_error("invalid rootfs: stat /x: no such file or directory")
+    assert type(other).__name__ == "Internal"

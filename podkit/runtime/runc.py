@@ -22,7 +22,15 @@ import signal as signal_mod
 from pathlib import Path
 from typing import Any
 
-from podkit.errors import CannotExecute, CommandNotFound, Conflict, Internal, NotFound, Unavailable
+from podkit.errors import (
+    CannotExecute,
+    CommandNotFound,
+    Conflict,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +51,7 @@ def find_binary(name: str) -> str:
 
 
 def parse_signal(sig: int | str) -> int:
-    """``9``, ``"KILL"``, ``"SIGKILL"``, ``"sigterm"`` -> signal number."""
+    """``9``, ``"KILL"``, ``"SIGKILL"``, ``"sigterm"``, ``"RTMIN+1"`` -> signal number."""
     if isinstance(sig, int):
         n = sig
     else:
@@ -53,15 +61,15 @@ def parse_signal(sig: int | str) -> int:
         else:
             if not s.startswith("SIG"):
                 s = "SIG" + s
+            m = re.fullmatch(r"SIGRTM(IN|AX)([+-]\d+)?", s)
+            if m:
+                base = signal_mod.SIGRTMIN if m.group(1) == "IN" else signal_mod.SIGRTMAX
+                return parse_signal(int(base) + int(m.group(2) or 0))
             try:
                 n = int(signal_mod.Signals[s])
             except KeyError:
-                from podkit.errors import InvalidArgument
-
                 raise InvalidArgument(f"invalid signal {sig!r}") from None
     if not 0 < n < 65:
-        from podkit.errors import InvalidArgument
-
         raise InvalidArgument(f"invalid signal {sig!r}")
     return n
 
