@@ -179,30 +179,40 @@ class Snapshotter:
         if not key or "/" in key or key in (".", ".."):
             raise InvalidArgument(f"invalid snapshot key {key!r}")
         with self._lock:
-            pinfo = None
-            if parent:
-                pinfo = self._row(parent)
-                if pinfo is None:
-                    raise NotFound(f"parent snapshot {parent} does not exist")
-                if pinfo.kind != COMMITTED:
-                    raise InvalidArgument(f"parent snapshot {parent} is not committed")
-            now = time.time()
+            pinfo = self._check_parent(parent)
+            if self._row(key) is not None:
+                raise AlreadyExists(f"snapshot {key} already exists")
             with self.db.tx() as c:
-                if self._row(key) is not None:
-                    raise AlreadyExists(f"snapshot {key} already exists")
                 id = self._next_id(c)
-                c.execute(
-                    "INSERT INTO snapshots(driver,key,id,kind,parent,created,updated,labels)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (self.driver, key, id, kind, parent, now, now, json.dumps(labels or {})),
-                )
-                # Inside the transaction: if making the tree fails, no row points at it.
-                try:
-                    self._create_dirs(id, pinfo)
-                except BaseException:
-                    shutil.rmtree(self.dir(id), ignore_errors=True)
-                    raise
-            return self._mounts(self.stat(key))
+        # The tree is made outside the locks (the copying snapshotter copies whole
+        # trees); a crash before the row below exists leaves a tree start-up removes.
+        try:
+            self._create_dirs(id, pinfo)
+            now = time.time()
+            with self._lock:
+                self._check_parent(parent)  # not removed meanwhile
+                with self.db.tx() as c:
+                    if self._row(key) is not None:
+                        raise AlreadyExists(f"snapshot {key} already exists")
+                    c.execute(
+                        "INSERT INTO snapshots(driver,key,id,kind,parent,created,updated,labels)"
+                        " VALUES (?,?,?,?,?,?,?,?)",
+                        (self.driver, key, id, kind, parent, now, now, json.dumps(labels or {})),
+                    )
+        except BaseException:
+            shutil.rmtree(self.dir(id), ignore_errors=True)
+            raise
+        return self._mounts(self.stat(key))
+
+    def _check_parent(self, parent: str | None) -> Info | None:
+        if not parent:
+            return None
+        pinfo = self._row(parent)
+        if pinfo is None:
+            raise NotFound(f"parent snapshot {parent} does not exist")
+        if pinfo.kind != COMMITTED:
+            raise InvalidArgument(f"parent snapshot {parent} is not committed")
+        return pinfo
 
     def _next_id(self, c: Any) -> int:
         r = c.execute("SELECT next FROM snapshot_seq WHERE driver=?", (self.driver,)).fetchone()
