@@ -397,6 +397,7 @@ def test_container_outlives_its_creator(rt: Any, bundle: Any, workdir: Path) -> 
         return code
 
     assert run(go()) == 5
+    assert run(rt.inspect_all())["o1"]["exit_code"] == 5
     info = run(rt.inspect("o1"))
     assert (info["status"], info["exit_code"], info["oom_killed"]) == ("exited", 5, False)
     out = stdout_of(log)
@@ -694,3 +695,9 @@ def test_exec_detached_and_sysctls(rt: Any, bundle: Any) -> None:
         await rt.delete("xd1", force=True)
 
     run(go())
+
+
+def test_runtime_info(rt: Any) -> None:
+    info = run(rt.info())
+    assert info["cgroup_mode"] in ("v1", "hybrid", "v2")
+    assert "runc" in info["runtime"]["version"] and "conmon" in info["conmon"]["version"]

@@ -386,6 +386,17 @@ class Runtime:
             log.warning("container %s is %s but its conmon is gone", cid, info["status"])
         return info
 
+    async def inspect_all(self) -> dict[str, dict[str, Any]]:
+        """``inspect`` of every container with runtime state (a restarted daemon's view)."""
+        out: dict[str, dict[str, Any]] = {}
+        for cid in self.known():
+            try:
+                out[cid] = await self.inspect(cid)
+            except Exception as e:  # one broken container must not hide the others
+                log.warning("cannot inspect container %s: %s", cid, e)
+                out[cid] = {"id": cid, "status": "unknown", "error": str(e)}
+        return out
+
     async def info(self) -> dict[str, Any]:
         """Runtime, conmon and cgroup facts for ``podkit info``."""
         out: dict[str, Any] = {"cgroup_mode": self.cgroups.mode, "state_dir": str(self.dir)}
