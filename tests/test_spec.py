@@ -354,3 +354,14 @@ def test_parse_signal() -> None:
         'chdir to cwd ("/nope") set in config.json failed: no such file or directory'), CannotExecute)
     other = classify_start_error("invalid rootfs: stat /x: no such file or directory")
     assert type(other).__name__ == "Internal"
+
+
+def test_runtime_auto_choice(tmp_path: Path) -> None:
+    from podkit.runtime.engine import Runtime, choose_runtime
+
+    assert choose_runtime("hybrid") == "runc"  # crun refuses hybrid cgroups
+    rt = Runtime(tmp_path / "rt", runtime="auto")
+    if rt.cgroups.mode == "hybrid":
+        assert rt.oci.name == "runc"
+    with pytest.raises(Exception, match="not found"):
+        _ = Runtime(tmp_path / "rt2", runtime="no-such-runtime").oci
