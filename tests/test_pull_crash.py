@@ -100,3 +100,34 @@ def test_client_gone_cancels_the_pull(daemon: Daemon, registry: RegistryServer, 
     names = [i.name for i in daemon.client().images.list()]
     assert f"{registry.host}/gone:1" not in names
     _verify_blobs(daemon.root)
+
+
+def test_gc_during_pull_keeps_its_content(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    """Garbage collection running over and over while a pull is in flight must not take
+    the pull's blobs or snapshots (its lease protects them)."""
+    layers = [{f"g{i}.bin": os.urandom(6 << 20), f"g{i}.txt": b"%d\n" % i} for i in range(4)]
+    skopeo_push(build_layout(workdir / "oci", layers), registry, "gc:1")
+    ref = f"{registry.host}/gc:1"
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(daemon.client().images.pull(ref))
+        except BaseException as e:
+            result.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    images = daemon.client().images
+    rounds = 0
+    while t.is_alive():
+        images.prune()  # dangling only, then a full GC
+        rounds += 1
+    t.join()
+    assert rounds > 0
+    assert not isinstance(result[0], BaseException), result[0]
+    images.prune()
+    _verify_blobs(daemon.root)
+    for i in range(4):
+        assert find_in_snapshots(daemon.root, f"g{i}.txt")
+    assert images.get(ref).name == ref
