@@ -272,8 +272,9 @@ class Snapshotter:
                 raise Conflict(f"snapshot {key} has {len(kids)} dependent snapshot(s), e.g. {kids[0]}")
             with self.db.tx() as c:
                 c.execute("DELETE FROM snapshots WHERE driver=? AND key=?", (self.driver, key))
-            # After the row is gone: a crash here leaves a directory start-up sweeps.
-            self._remove_tree(info.id)
+        # After the row is gone (and outside the lock: trees can be big): a crash here
+        # leaves a directory that start-up sweeps; the number is never handed out again.
+        self._remove_tree(info.id)
 
     def _remove_tree(self, id: int) -> None:
         d = self.dir(id)
