@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from podkit.daemon.api._routing import Ctx, Router
-from podkit.errors import InvalidArgument, NotFound
+from podkit.errors import InvalidArgument, PodkitError
 
 router = Router("images")
 
@@ -119,13 +119,7 @@ async def remove(ctx: Ctx) -> dict[str, Any]:
     for ref in refs:
         try:
             results.extend(await asyncio.to_thread(svc.remove, ctx.ns, ref, bool(body.get("force"))))
-        except (NotFound, InvalidArgument) as e:
-            errors.append({"ref": ref, "code": e.code, "message": e.message})
-        except Exception as e:  # noqa: BLE001 - reported per image, like docker
-            from podkit.errors import PodkitError
-
-            if not isinstance(e, PodkitError):
-                raise
+        except PodkitError as e:  # reported per image, like docker
             errors.append({"ref": ref, "code": e.code, "message": e.message})
     stats = await asyncio.to_thread(svc.gc) if results else {"bytes": 0}
     return {"results": results, "errors": errors, "space_reclaimed": stats["bytes"]}
