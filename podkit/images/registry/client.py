@@ -158,9 +158,10 @@ class RegistryClient:
                         "service": service, "client_id": "podkit", "scope": scope}
                 req = self.session.post(url, data=form, ssl=ssl)
             else:
-                q = {"service": service} if service else {}
-                if scope:
-                    q["scope"] = scope
+                # One scope parameter per scope, as docker sends them (the OAuth2 form
+                # above joins them with spaces instead).
+                q = [("service", service)] if service else []
+                q += [("scope", sc) for sc in scopes]
                 hdrs = {"Authorization": creds.basic()} if creds.username else {}
                 req = self.session.get(url.update_query(q), headers=hdrs, ssl=ssl)
             async with req as resp:
