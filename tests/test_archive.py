@@ -317,3 +317,14 @@ def test_save_errors(daemon: Daemon, busybox_image: str, workdir: Path) -> None:
     assert r.returncode == 2  # argparse: invalid choice
     with pytest.raises(errors.InvalidArgument, match="unknown archive format"):
         daemon.client().images.save("busybox", workdir / "x.tar", format="xml")
+
+
+def test_cli_import_of_a_layout_directory_with_a_name(daemon: Daemon, workdir: Path) -> None:
+    lay = Layout(workdir / "layout")
+    lay.add(lay.image([(tar_bytes([("f", "file", "1")]), "gzip")], Platform.host(), ["x"]), "orig:1")
+    r = daemon.cli("image", "import", str(lay.write()), "renamed:2", check=True)
+    image_id = r.stdout.strip()
+    assert [i.name for i in daemon.client().images.list()] == ["docker.io/library/renamed:2"]
+    assert daemon.client().images.get("renamed:2").id == image_id
+    r = daemon.cli("image", "import", str(lay.path), "x:1", "--change", "CMD [\"y\"]")
+    assert r.returncode == 1 and "--change applies to root file system tarballs" in r.stderr

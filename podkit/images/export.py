@@ -96,7 +96,7 @@ def _collect(svc: Any, target: Descriptor, want: Any) -> None:
     """Every blob under a target that this store has (an index may list absent platforms)."""
     if not svc.content.has(target.digest):
         return
-    doc = svc.read_json(target.digest) if target.media_type or target.size < (4 << 20) else {}
+    doc = svc.read_json(target.digest)
     if "manifests" in doc:
         for m in doc.get("manifests") or []:
             d = Descriptor.from_dict(m)
