@@ -93,6 +93,11 @@ def main() -> None:
         d = Daemon(base / "pk").start()
         cleanups.append(d.stop)
         env = dict(os.environ, PODKIT_HOST=d.host)
+        # An installed podkit has its bytecode cached; this environment may forbid writing
+        # it (PYTHONDONTWRITEBYTECODE), which would make every CLI call compile podkit from
+        # source. Cache it in a private directory instead, as an installation would.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
         pk = str(BIN / "podkit")
         sh(pk, "import", *sum((["-c", c] for c in BUSYBOX_CHANGES), []), str(tarball), "busybox", env=env)
         sh(pk, "tag", "busybox", ref, env=env)

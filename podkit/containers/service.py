@@ -608,13 +608,32 @@ class ContainerService:
             with contextlib.suppress(PodkitError):
                 await self.rt.resume(rec.id)
         with contextlib.suppress(PodkitError):
-            await self.rt.kill(rec.id, int(sig))
+            await self._signal(rec, int(sig))
         if t < 0 or not await self._wait_state(rec.id, t):
             with contextlib.suppress(PodkitError):
-                await self.rt.kill(rec.id, signal.SIGKILL, all=True)
+                await self._signal(rec, signal.SIGKILL, all=True)
             if not await self._wait_state(rec.id, 30):
                 raise Internal(f"container {rec.name} did not stop after SIGKILL")
         self.publish(ns, "container", "stop", rec.id, name=rec.name)
+
+    async def _signal(self, rec: Record, sig: int, all: bool = False) -> None:
+        """Signal the container's init directly through a pidfd (no runtime process to
+        spawn); the runtime's kill where the pid namespace is shared (all=True must then
+        reach every process of the cgroup) or the pid is not known."""
+        own_pidns = "pid" not in (rec.config.get("namespaces") or {})
+        if rec.pid and own_pidns and self.rt.conmon_alive(rec.id):
+            try:
+                fd = os.pidfd_open(rec.pid)
+            except ProcessLookupError:
+                return  # already gone; the watcher records the exit
+            try:
+                signal.pidfd_send_signal(fd, sig)
+                return
+            except ProcessLookupError:
+                return
+            finally:
+                os.close(fd)
+        await self.rt.kill(rec.id, sig, all=all)
 
     def _image_stop_signal(self, rec: Record) -> int | None:
         with contextlib.suppress(Exception):
@@ -642,7 +661,7 @@ class ContainerService:
             raise Conflict(f"container {rec.name} is not running")
         if n in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT) and self.restarts is not None:
             pass  # a kill does not disable the restart policy (docker), only stop does
-        await self.rt.kill(rec.id, n, all=n == signal.SIGKILL)
+        await self._signal(rec, n, all=n == signal.SIGKILL)
         self.publish(ns, "container", "kill", rec.id, name=rec.name, signal=n)
 
     async def restart(self, ns: str, ref: str, timeout: int | None = None) -> None:
@@ -744,7 +763,7 @@ class ContainerService:
                     with contextlib.suppress(PodkitError):
                         await self.rt.resume(rec.id)
                 with contextlib.suppress(PodkitError):
-                    await self.rt.kill(rec.id, signal.SIGKILL, all=True)
+                    await self._signal(rec, signal.SIGKILL, all=True)
                 await self._wait_state(rec.id, 30)
         async with self._lock(rec.id):
             rec = self.store.get(rec.id)
