@@ -18,7 +18,7 @@ import pytest
 from podkit import errors
 from podkit.network import PortMapping, is_netns, parse_port_spec
 from podkit.network.netns import mount_points
-from tests.fixtures.network import NetEnv, bridge_exists, iptables_lines, leases, links_on
+from tests.fixtures.network import NetEnv, bridge_exists, can_listen, iptables_lines, leases, links_on, uid
 from tests.helpers import wait_for
 
 
@@ -55,18 +55,6 @@ def get_in(env: NetEnv, netns: str, host: str, port: int) -> str:
     """GET /index.html from inside a netns; '' when it cannot connect."""
     r = env.procs.run(netns, sys.executable, "-c", _GET, host, str(port))
     return r.stdout if r.returncode == 0 else ""
-
-
-def can_listen(host: str, port: int) -> bool:
-    """Whether a host service (SO_REUSEADDR, as servers set it) could listen there now."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-            s.listen()
-        except OSError:
-            return False
-        return True
 
 
 def serve_http(env: NetEnv, netns: str, body: str, port: int = 80) -> None:
@@ -128,7 +116,7 @@ def test_stale_pin_file_is_swept(netenv: NetEnv) -> None:
 
 def test_attach_gives_an_ip_that_reaches_the_gateway_and_detach_frees_it(netenv: NetEnv) -> None:
     mgr = netenv.mgr
-    owner = "c0ffee" * 4
+    owner = uid("c0ffee")
     netenv.owners.append(owner)
     ns = mgr.create_netns(owner)
     [att] = netenv.run(mgr.attach(owner, ns, ["bridge"]))
@@ -165,7 +153,7 @@ def test_attach_gives_an_ip_that_reaches_the_gateway_and_detach_frees_it(netenv:
 
 def test_two_namespaces_on_one_bridge_reach_each_other(netenv: NetEnv) -> None:
     mgr = netenv.mgr
-    a, b = "aaaa1111", "bbbb2222"
+    a, b = uid("aaaa1111"), uid("bbbb2222")
     netenv.owners += [a, b]
     ns_a, ns_b = mgr.create_netns(a, "pod"), mgr.create_netns(b, "pod")
     [att_a] = netenv.run(mgr.attach(a, ns_a, [], kind="pod"))
@@ -182,7 +170,7 @@ def test_two_namespaces_on_one_bridge_reach_each_other(netenv: NetEnv) -> None:
 
 def test_published_port_reachable_on_localhost_and_from_other_pods(netenv: NetEnv) -> None:
     mgr = netenv.mgr
-    srv, cli = "5e7e7e7e", "c1c1c1c1"
+    srv, cli = uid("5e7e7e7e"), uid("c1c1c1c1")
     netenv.owners += [srv, cli]
     ns_srv, ns_cli = mgr.create_netns(srv), mgr.create_netns(cli)
     ports = parse_port_spec("80") + parse_port_spec("8080/udp")
@@ -212,7 +200,7 @@ def test_published_port_reachable_on_localhost_and_from_other_pods(netenv: NetEn
 
 def test_host_ip_mapping_and_port_conflicts(netenv: NetEnv) -> None:
     mgr = netenv.mgr
-    owner = "d00dd00d"
+    owner = uid("d00dd00d")
     netenv.owners.append(owner)
     ns = mgr.create_netns(owner)
     [att] = netenv.run(mgr.attach(owner, ns, [], parse_port_spec("127.0.0.1::80")))
@@ -221,7 +209,7 @@ def test_host_ip_mapping_and_port_conflicts(netenv: NetEnv) -> None:
     assert iptables_lines(f"-d 127.0.0.1/32 -p tcp -m tcp --dport {p['host_port']}")
     # The port is held while published: a host service cannot take it unnoticed.
     assert not can_listen("127.0.0.1", p["host_port"])
-    other = "d00dd00e"
+    other = uid("d00dd00e")
     netenv.owners.append(other)
     ns2 = mgr.create_netns(other)
     # The same host port again, on any address: refused, nothing attached.
@@ -256,7 +244,7 @@ def test_attach_to_two_networks_gives_eth0_and_eth1(netenv: NetEnv) -> None:
     bridge2, subnet2 = unique_network()
     netenv.bridges.append(bridge2)
     n2 = netenv.run(mgr.create("second", subnet=subnet2, bridge=bridge2, labels={"t": "1"}))
-    owner = "twonets01"
+    owner = uid("twonets01")
     netenv.owners.append(owner)
     ns = mgr.create_netns(owner)
     atts = netenv.run(mgr.attach(owner, ns, ["podkit", "second"]))
@@ -275,7 +263,7 @@ def test_attach_to_two_networks_gives_eth0_and_eth1(netenv: NetEnv) -> None:
 
 def test_failed_attach_leaves_nothing(netenv: NetEnv) -> None:
     mgr = netenv.mgr
-    owner = "faaaaaa1"
+    owner = uid("faaaaaa1")
     netenv.owners.append(owner)
     ns = mgr.create_netns(owner)
     with pytest.raises(errors.NotFound):
@@ -293,7 +281,7 @@ def test_failed_attach_leaves_nothing(netenv: NetEnv) -> None:
 def test_restart_cleans_attachments_whose_netns_is_gone(netenv: NetEnv) -> None:
     """A crash: the owner's netns went away while the daemon was down."""
     mgr = netenv.mgr
-    gone, alive = "deadbeef01", "a11ve0001"
+    gone, alive = uid("deadbeef01"), uid("a11ve0001")
     netenv.owners += [gone, alive]
     ns_gone, ns_alive = mgr.create_netns(gone), mgr.create_netns(alive)
     netenv.run(mgr.attach(gone, ns_gone, [], parse_port_spec("80")))
@@ -459,7 +447,7 @@ def test_firewall_plugin_rules_come_and_go(netenv: NetEnv) -> None:
     """With `firewall = true` the firewall plugin ACCEPTs the owner's forwarded
     traffic; DEL takes the rules away again (by the cached result's IP)."""
     mgr = netenv.new_manager({"firewall": True})
-    owner = "f1rewa11"
+    owner = uid("f1rewa11")
     netenv.owners.append(owner)
     ns = mgr.create_netns(owner)
     [att] = netenv.run(mgr.attach(owner, ns, []))
@@ -475,7 +463,7 @@ def test_firewall_plugin_rules_come_and_go(netenv: NetEnv) -> None:
 def test_connect_and_disconnect_events(netenv: NetEnv) -> None:
     events: list[tuple[Any, ...]] = []
     mgr = netenv.new_manager(publish=lambda *a, **kw: events.append((*a, kw)))
-    owner = "e7e7e7e7"
+    owner = uid("e7e7e7e7")
     netenv.owners.append(owner)
     ns = mgr.create_netns(owner, "pod")
     netenv.run(mgr.attach(owner, ns, [], kind="pod", namespace="k8s.io"))
@@ -491,7 +479,7 @@ def test_connect_and_disconnect_events(netenv: NetEnv) -> None:
 def test_forced_cleanup_when_del_cannot_run(netenv: NetEnv) -> None:
     """The plugins are gone (DEL fails): a plain detach keeps the attachment and
     says why; cleanup of a known-dead owner still removes rules, lease and pin."""
-    owner = "nop1ug1n5"
+    owner = uid("nop1ug1n5")
     netenv.owners.append(owner)
     ns = netenv.mgr.create_netns(owner)
     [att] = netenv.run(netenv.mgr.attach(owner, ns, [], parse_port_spec("80")))
@@ -530,7 +518,7 @@ def test_traffic_leaving_a_network_is_masqueraded(netenv: NetEnv) -> None:
     bridge2, subnet2 = free_network()
     netenv.bridges.append(bridge2)
     n2 = netenv.run(mgr.create("other", subnet=subnet2, bridge=bridge2))
-    a, b, c = "masqa001", "masqb001", "masqc001"
+    a, b, c = uid("masqa001"), uid("masqb001"), uid("masqc001")
     netenv.owners += [a, b, c]
     ns = {o: mgr.create_netns(o) for o in (a, b, c)}
     [att_a] = netenv.run(mgr.attach(a, ns[a], ["podkit"]))
@@ -567,7 +555,7 @@ def test_concurrent_attach_and_detach(netenv: NetEnv) -> None:
     import asyncio
 
     mgr = netenv.mgr
-    owners = [f"par{i:05d}" for i in range(8)]
+    owners = [uid(f"par{i:02d}") for i in range(8)]
     netenv.owners += owners
     ns = {o: mgr.create_netns(o, "pod") for o in owners}
 
@@ -600,7 +588,7 @@ def test_internal_network_with_an_ip_range(netenv: NetEnv) -> None:
     netenv.bridges.append(br)
     rng = sub.replace(".0/24", ".64/26")
     n = netenv.run(mgr.create("inner", subnet=sub, bridge=br, internal=True, ip_range=rng))
-    a, b = "inner001", "inner002"
+    a, b = uid("inner001"), uid("inner002")
     netenv.owners += [a, b]
     ns_a, ns_b = mgr.create_netns(a), mgr.create_netns(b)
     [att_a] = netenv.run(mgr.attach(a, ns_a, ["inner"]))
@@ -622,7 +610,7 @@ def test_internal_network_with_an_ip_range(netenv: NetEnv) -> None:
 def test_fixed_ip(netenv: NetEnv) -> None:
     mgr = netenv.mgr
     prefix = netenv.subnet.rsplit(".", 1)[0]
-    a, b = "fixed001", "fixed002"
+    a, b = uid("fixed001"), uid("fixed002")
     netenv.owners += [a, b]
     ns_a, ns_b = mgr.create_netns(a), mgr.create_netns(b)
     [att] = netenv.run(mgr.attach(a, ns_a, ["bridge"], ips={"bridge": f"{prefix}.77"}))
@@ -656,7 +644,7 @@ def test_mtu_option(netenv: NetEnv) -> None:
     n = netenv.run(mgr.create("jumbo", subnet=sub, bridge=br,
                               options={"com.docker.network.driver.mtu": "1400"}))
     assert mgr.get("jumbo").options == {"mtu": 1400} == n.options
-    owner = "mtu00001"
+    owner = uid("mtu00001")
     netenv.owners.append(owner)
     ns = mgr.create_netns(owner)
     netenv.run(mgr.attach(owner, ns, ["jumbo"]))

@@ -7,7 +7,15 @@ import json
 import time
 
 from podkit import errors
-from tests.fixtures.network import bridge_exists, iptables_lines, leases, links_on, subnet_prefix
+from tests.fixtures.network import (
+    bridge_exists,
+    can_listen,
+    iptables_lines,
+    leases,
+    links_on,
+    subnet_prefix,
+    uid,
+)
 from tests.fixtures.network import free_network as unique_network
 from tests.helpers import Daemon
 
@@ -79,7 +87,7 @@ def test_daemon_start_cleans_up_after_a_crash(daemon: Daemon) -> None:
     from podkit.network import NetworkManager, parse_port_spec
     from podkit.store import Database
 
-    owner = "crashed0wner01"
+    owner = uid("crashed")
     daemon.kill()
     cfg = {"default_bridge": daemon.bridge, "default_subnet": daemon.subnet}
 
@@ -147,7 +155,10 @@ def test_daemon_restart_keeps_a_running_pods_network(daemon: Daemon) -> None:
         daemon.start()
         [after] = json.loads(daemon.cli("network", "inspect", "podkit", check=True).stdout)[0]["attachments"]
         assert (after["ip"], after["ports"]) == (before["ip"], before["ports"])
+        port = after["ports"][0]["host_port"]
+        assert not can_listen("127.0.0.1", port)  # reserved again by the new daemon
         daemon.cli("pod", "rm", "-f", "p1", check=True)
+        assert can_listen("127.0.0.1", port)
         assert links_on(daemon.bridge) == [] and iptables_lines(pod, subnet_prefix(daemon.subnet)) == []
         assert leases(daemon.root / "networks" / "ipam") == []
     finally:
