@@ -204,7 +204,11 @@ def test_token_registry_through_the_daemon(daemon: Daemon, token_registry: Regis
     r = daemon.cli("push", f"{host}/hub/copy:1", env=env)
     assert r.returncode == 1 and "denied" in r.stderr
     daemon.cli("login", "-u", USER, "-p", PASSWORD, host, env=env, check=True)
-    daemon.cli("push", f"{host}/hub/copy:1", env=env, check=True)
+    r = daemon.cli("push", f"{host}/hub/copy:1", env=env, check=True)
+    assert "Mounted from hub/app" in r.stdout
+    assert token_registry.token is not None
+    assert {"user": USER, "scopes": ["repository:hub/copy:pull,push", "repository:hub/app:pull"],
+            "service": ["podkit-test-registry"]} in token_registry.token.requests
     assert skopeo_inspect(token_registry, "hub/copy:1")["Digest"] == \
         skopeo_inspect(token_registry, "hub/app:1")["Digest"]
 
