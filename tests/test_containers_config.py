@@ -107,4 +107,12 @@ def test_listing_filters_inspect_prune(d: Daemon) -> None:
     assert both[0]["name"] == "a" and "config" in both[1]
     assert set(c.containers.prune()) == {b.id, e.id}
     assert [x.name for x in c.containers.list(all=True)] == ["a"]
+    # the pods layer's hooks: an infra container is hidden from a plain listing
+    inf = c.containers.run("busybox", ["sleep", "300"], name="inf", infra=True, pod_id="p" * 64,
+                           init=True)
+    assert [x.name for x in c.containers.list()] == ["a"]
+    assert [x.name for x in c.containers.list(filters={"infra": "true"})] == ["inf"]
+    assert [x.name for x in c.containers.list(filters={"pod": "ppp"})] == ["inf"]
+    assert d.cli("ps", "-q", "--filter", "pod=" + "p" * 12, check=True).stdout.split() == [inf.id[:12]]
+    c.containers.remove("inf", force=True)
     c.containers.remove("a", force=True)
