@@ -244,6 +244,19 @@ def test_bad_input() -> None:
         build(env=["NOEQUALS"])
     with pytest.raises(InvalidArgument, match="mount namespace"):
         build(namespaces={"pid": None})
+    with pytest.raises(InvalidArgument, match="NUL"):
+        build(args=["echo", "a\0b"])
+    with pytest.raises(InvalidArgument, match="NAME=VALUE"):
+        build(env=["=x"])
+    with pytest.raises(InvalidArgument, match="64 bytes"):
+        build(hostname="h" * 65)
+    for bad in ({"destination": "relative", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/a/../etc", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/data", "type": "bind"}):
+        with pytest.raises(InvalidArgument):
+            build(mounts=[bad])
+    with pytest.raises(InvalidArgument, match="user or group id"):
+        build(user=spec.User(uid=-1))
 
 
 # ----------------------------------------------------------------- users

@@ -493,8 +493,10 @@ def _namespaces(opts: SpecOptions) -> list[dict[str, str]]:
 def _env(env: list[str]) -> list[str]:
     out = list(env)
     for e in out:
-        if "=" not in e:
+        if "=" not in e or e.startswith("="):
             raise InvalidArgument(f"invalid environment entry {e!r}: expected NAME=VALUE")
+        if "\0" in e:
+            raise InvalidArgument("environment entries must not contain NUL bytes")
     if not any(e.startswith("PATH=") for e in out):
         out.insert(0, "PATH=" + DEFAULT_PATH)
     return out
@@ -528,12 +530,34 @@ def check_sysctls(sysctls: dict[str, str], namespaces: dict[str, str | None]) ->
 # ------------------------------------------------------------------------- build
 
 
-def build_spec(opts: SpecOptions) -> dict[str, Any]:
-    """A complete OCI runtime-spec config.json for the options."""
-    if not opts.args:
+def _validate(opts: SpecOptions) -> None:
+    """Reject what runc would fail on later with a less clear message."""
+    if not opts.args or not opts.args[0]:
         raise InvalidArgument("no command specified")
+    if any("\0" in a for a in opts.args):
+        raise InvalidArgument("command arguments must not contain NUL bytes")
     if not opts.cwd.startswith("/"):
         raise InvalidArgument(f"working directory {opts.cwd!r} must be absolute")
+    if opts.hostname is not None and (len(opts.hostname.encode()) > 64 or "\0" in opts.hostname):
+        raise InvalidArgument(f"invalid hostname {opts.hostname!r}: at most 64 bytes")
+    if opts.shm_size <= 0:
+        raise InvalidArgument("shm size must be positive")
+    for m in opts.mounts:
+        dest = m.get("destination")
+        if not isinstance(dest, str) or not dest.startswith("/"):
+            raise InvalidArgument(f"mount destination {dest!r} must be an absolute path")
+        if ".." in dest.split("/"):
+            raise InvalidArgument(f"mount destination {dest!r} must not contain '..'")
+        if m.get("type") == "bind" and not m.get("source"):
+            raise InvalidArgument(f"bind mount at {dest} has no source")
+    for ug in (opts.user.uid, opts.user.gid, *opts.user.additional_gids):
+        if not 0 <= ug < 2**32 - 1:
+            raise InvalidArgument(f"invalid user or group id {ug}")
+
+
+def build_spec(opts: SpecOptions) -> dict[str, Any]:
+    """A complete OCI runtime-spec config.json for the options."""
+    _validate(opts)
     caps = capabilities(opts)
     args = list(opts.args)
     mounts = default_mounts(opts)
