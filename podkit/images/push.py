@@ -140,9 +140,10 @@ class Pusher:
                 if r and r != ref.repository:
                     mounts[d.digest] = r
                     break
-        # The token must allow pulling from each source (a handful at most).
-        for r in list(dict.fromkeys(mounts.values()))[:5]:
-            repo.extra_scopes.append(f"repository:{r}:pull")
+        # The token must allow pulling from each source: keep to a handful of them.
+        allowed = list(dict.fromkeys(mounts.values()))[:5]
+        mounts = {d: r for d, r in mounts.items() if r in allowed}
+        repo.extra_scopes.extend(f"repository:{r}:pull" for r in allowed)
         lease = Lease(self.db, ns, "push")
         sem = asyncio.Semaphore(self.max_uploads)
 
