@@ -77,8 +77,16 @@ def test_run_exit_codes_streams_and_bad_input(d: Daemon) -> None:
     assert r.returncode == 125 and "memory" in r.stderr
     r = d.cli("run", "no-such-image-here:1", "true")
     assert r.returncode == 125 and "not found" in r.stderr
-    # nothing was left behind by any of those
+    # a start failing after the network was wired (bridge, published port) undoes it all
+    r = d.cli("run", "-p", "127.0.0.1::80", "busybox", "nosuchcmd")
+    assert r.returncode == 127
+    # nothing was left behind by any of those: records, leases, netns pins, mounts, cgroups
     assert d.cli("ps", "-a", "-q").stdout == ""
+    assert not [p for p in (d.root / "networks" / "ipam").glob("*/*") if p.name[0].isdigit()]
+    assert not list((d.state / "netns").glob("container-*"))
+    assert str(d.base) not in Path("/proc/self/mountinfo").read_text()
+    assert not [p for p in CGROUP_MEMORY.glob("*")
+                if p.is_dir() and len(p.name) == 64 and (d.state / "containers" / p.name).exists()]
     r = d.cli("create", "--name", "dup", "busybox", "true", check=True)
     r = d.cli("create", "--name", "dup", "busybox", "true")
     assert r.returncode == 125 and "already in use" in r.stderr
