@@ -258,3 +258,16 @@ def test_pull_api_refuses_bad_bodies(daemon: Daemon) -> None:
         assert words in ei.value.message
     with pytest.raises(errors.InvalidArgument):
         t.post("/auth/login", json_body={"serveraddress": "127.0.0.1:1", "username": "u"})
+
+
+def test_pull_repeated_layer_and_many_layers(daemon: Daemon, registry: RegistryServer,
+                                             workdir: Path) -> None:
+    """The same blob twice in one manifest (as docker's empty layers are), among many."""
+    same = {"same.txt": b"same\n"}
+    trees = [same, *({f"n{i}.txt": b"%d\n" % i} for i in range(12)), same]
+    skopeo_push(build_layout(workdir / "oci", trees), registry, "many:1")
+    seen: list[dict[str, Any]] = []
+    img = _d(dist(daemon).pull(f"{registry.host}/many:1", progress=seen.append))
+    assert len(img["layers"]) == 14
+    assert len({m["id"] for m in seen if m.get("status") == "Pull complete"}) == 13
+    assert find_in_snapshots(daemon.root, "n11.txt")
