@@ -48,6 +48,16 @@ def test_process_options(d: Daemon) -> None:
     assert _out(d, "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '") \
         .startswith("/run/podkit-init")
     assert _out(d, "--ulimit", "nofile=100:200", "busybox", "sh", "-c", "ulimit -n") == "100\n"
+    assert _out(d, "--device", "/dev/null:/dev/mynull", "busybox", "sh", "-c",
+                "echo x > /dev/mynull && echo dev-ok") == "dev-ok\n"
+    default_caps = _out(d, "busybox", "grep", "CapEff", "/proc/self/status")
+    assert _out(d, "--privileged", "busybox", "grep", "CapEff", "/proc/self/status") != default_caps
+    # stop uses --stop-signal (else the image's StopSignal, else SIGTERM)
+    c = d.client()
+    c.containers.run("busybox", ["sh", "-c", "trap 'exit 42' USR1; while true; do sleep 0.1; done"],
+                     name="sig", stop_signal="SIGUSR1")
+    c.containers.stop("sig", timeout=10)
+    assert c.containers.get("sig").exit_code == 42
 
 
 def test_network_modes_and_ports(d: Daemon) -> None:
