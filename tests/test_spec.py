@@ -178,6 +178,15 @@ def test_resources() -> None:
     with pytest.raises(InvalidArgument, match="larger than"):
         build(resources=Resources(memory=64 << 20, memory_swap=32 << 20))
     assert build(resources=Resources(pids_limit=0))["linux"]["resources"]["pids"] == {"limit": -1}
+    res = build(resources=Resources(cpu_quota=50000, cpu_period=200000, cpuset_cpus="0", cpuset_mems="0",
+                                    oom_kill_disable=True, memory_swappiness=10))["linux"]["resources"]
+    assert res["cpu"] == {"quota": 50000, "period": 200000, "cpus": "0", "mems": "0"}
+    assert res["memory"] == {"disableOOMKiller": True, "swappiness": 10}
+    for bad in (Resources(cpus=1, cpu_quota=1000), Resources(cpus=10_000), Resources(cpu_quota=10),
+                Resources(cpuset_cpus="0;rm -rf"), Resources(memory_swappiness=101),
+                Resources(cpu_period=10)):
+        with pytest.raises(InvalidArgument):
+            build(resources=bad)
 
 
 def test_swap_without_swap_accounting(monkeypatch: pytest.MonkeyPatch) -> None:

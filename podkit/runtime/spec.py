@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
 import stat
 from dataclasses import dataclass, field
@@ -194,10 +195,14 @@ class Resources:
     memory_reservation: int | None = None
     cpus: float | None = None  # --cpus: quota = cpus * period
     cpu_period: int = 100_000
+    cpu_quota: int | None = None  # --cpu-quota (µs per period); exclusive with cpus
     cpu_shares: int | None = None
     cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
     pids_limit: int | None = None  # <= 0: unlimited
     blkio_weight: int | None = None
+    oom_kill_disable: bool = False
+    memory_swappiness: int | None = None
     ulimits: list[Ulimit] = field(default_factory=list)
 
     def to_oci(self) -> dict[str, Any]:
@@ -218,22 +223,41 @@ class Resources:
                 log.debug("no swap accounting on this host: memory-swap ignored")
         if self.memory_reservation is not None:
             mem["reservation"] = self.memory_reservation
+        if self.oom_kill_disable:
+            mem["disableOOMKiller"] = True
+        if self.memory_swappiness is not None:
+            if not 0 <= self.memory_swappiness <= 100:
+                raise InvalidArgument("memory-swappiness must be between 0 and 100")
+            mem["swappiness"] = self.memory_swappiness
         if mem:
             out["memory"] = mem
         cpu: dict[str, Any] = {}
+        if not 1000 <= self.cpu_period <= 1_000_000:
+            raise InvalidArgument("cpu-period must be between 1ms and 1s (1000-1000000 µs)")
+        if self.cpus is not None and self.cpu_quota is not None:
+            raise InvalidArgument("conflicting options: cpus and cpu-quota cannot both be set")
         if self.cpus is not None:
-            if self.cpus < 0:
-                raise InvalidArgument(f"invalid cpus {self.cpus}: must be positive")
+            ncpu = os.cpu_count() or 1
+            if self.cpus < 0 or self.cpus > ncpu:
+                raise InvalidArgument(f"invalid cpus {self.cpus}: the range of CPUs is from 0.01 to {ncpu}")
             if self.cpus > 0:
-                cpu["quota"] = int(self.cpus * self.cpu_period)
+                cpu["quota"] = max(1000, int(self.cpus * self.cpu_period))
                 cpu["period"] = self.cpu_period
+        if self.cpu_quota is not None and self.cpu_quota != 0:
+            if 0 < self.cpu_quota < 1000:
+                raise InvalidArgument("cpu-quota must be at least 1000 µs")
+            cpu["quota"] = self.cpu_quota if self.cpu_quota > 0 else -1
+            cpu["period"] = self.cpu_period
         if self.cpu_shares is not None:
             if self.cpu_shares < 0:
                 raise InvalidArgument(f"invalid cpu-shares {self.cpu_shares}")
             if self.cpu_shares:
                 cpu["shares"] = max(2, self.cpu_shares)
-        if self.cpuset_cpus:
-            cpu["cpus"] = self.cpuset_cpus
+        for key, value in (("cpus", self.cpuset_cpus), ("mems", self.cpuset_mems)):
+            if value:
+                if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+                    raise InvalidArgument(f"invalid cpuset-{key} {value!r}: expected a list like 0-2,4")
+                cpu[key] = value
         if cpu:
             out["cpu"] = cpu
         if self.pids_limit is not None:
