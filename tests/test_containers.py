@@ -75,7 +75,8 @@ def test_run_exit_codes_streams_and_bad_input(d: Daemon) -> None:
     assert r.returncode == 125 and "invalid volume spec" in r.stderr
     r = d.cli("run", "--memory", "lots", "busybox", "true")
     assert r.returncode == 125 and "memory" in r.stderr
-    r = d.cli("run", "no-such-image-here:1", "true")
+    # (a loopback registry nobody listens on: the pull attempt stays on this host)
+    r = d.cli("run", "127.0.0.1:9/no-such-image:1", "true")
     assert r.returncode == 125 and "not found" in r.stderr
     # a start failing after the network was wired (bridge, published port) undoes it all
     r = d.cli("run", "-p", "127.0.0.1::80", "busybox", "nosuchcmd")
