@@ -34,6 +34,11 @@ def test_network_commands(daemon: Daemon) -> None:
     try:
         assert daemon.cli("network", "ls", "-q", check=True).stdout.split() == ["podkit", "web"]
         assert daemon.cli("network", "ls", "-q", "-f", "label=team=a", check=True).stdout.split() == ["web"]
+        assert daemon.cli("network", "ls", "-q", "-f", "name=we", check=True).stdout.split() == ["web"]
+        assert daemon.cli("network", "ls", "-q", "-f", f"id={net_id[:6]}", "-f", "name=podk",
+                          check=True).stdout.split() == []
+        r = daemon.cli("network", "ls", "-f", "colour=red")
+        assert r.returncode == 1 and "unsupported filter" in r.stderr
         table = daemon.cli("network", "ls", check=True).stdout
         assert "NETWORK ID" in table and net_id[:12] in table and sub in table
         [info] = json.loads(daemon.cli("network", "inspect", net_id[:12], check=True).stdout)

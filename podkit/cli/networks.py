@@ -32,8 +32,8 @@ def register(sub: Any) -> None:
     for name, aliases in (("ls", ["list"]),):
         ls = nsub.add_parser(name, aliases=aliases, help="list networks")
         add_format(ls)
-        ls.add_argument("-f", "--filter", action="append", default=[], metavar="label=K[=V]",
-                        help="only networks with this label")
+        ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="label=K[=V], name=TEXT or id=PREFIX (repeatable)")
         ls.set_defaults(func=cmd_ls)
 
     i = nsub.add_parser("inspect", help="show networks in detail (JSON)")
@@ -73,14 +73,19 @@ def cmd_create(args: argparse.Namespace, client: Any) -> int:
 def cmd_ls(args: argparse.Namespace, client: Any) -> int:
     from podkit.errors import InvalidArgument
 
-    labels = []
+    labels: list[str] = []
+    names: list[str] = []
+    ids: list[str] = []
     for f in args.filter:
         key, _, val = f.partition("=")
-        if key != "label" or not val:
-            raise InvalidArgument(f"unsupported filter {f!r}: use label=KEY[=VALUE]")
-        labels.append(val)
+        if key not in ("label", "name", "id") or not val:
+            raise InvalidArgument(f"unsupported filter {f!r}: use label=KEY[=VALUE], name=TEXT or id=PREFIX")
+        {"label": labels, "name": names, "id": ids}[key].append(val)
     nets = client.networks.list(labels=labels or None)
-    items = [n.__dict__ for n in nets]
+    # As docker: name matches a part of the name, id a prefix; several values of one key OR.
+    items = [n.__dict__ for n in nets
+             if (not names or any(x in n.name for x in names))
+             and (not ids or any(n.id.startswith(x) for x in ids))]
     listing(args, items, ["NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE", "CONTAINERS", "CREATED"],
             lambda n: [short_id(n["id"]), n["name"] + (" (default)" if n["default"] else ""),
                        n["driver"], n["subnet"], n["bridge"], n["containers"], ago(n["created"])],
