@@ -354,3 +354,22 @@ def test_change_instructions() -> None:
                      ("FROM scratch", "unsupported instruction")):
         with pytest.raises(errors.InvalidArgument, match=why):
             apply_changes({}, [bad])
+
+
+def test_startup_collects_old_orphans(daemon: Daemon, busybox_image: str) -> None:
+    """Blobs nothing names and older than the GC grace period (a crash's leftovers) are
+    collected after a restart; young ones and named ones stay."""
+    import time
+
+    from podkit.store import ContentStore
+
+    daemon.stop()
+    content = ContentStore(daemon.root)
+    old, young = content.put(b"orphan from a crash"), content.put(b"a pull in flight")
+    an_hour_ago = time.time() - 3600
+    os.utime(content.path(old), (an_hour_ago, an_hour_ago))
+    kept = blobs(daemon) - {old[7:]}
+    daemon.start()
+    wait_for(lambda: old[7:] not in blobs(daemon), timeout=20, what="the start-up GC")
+    assert blobs(daemon) == kept and young[7:] in kept
+    assert daemon.client().images.get("busybox").unpacked

@@ -75,9 +75,19 @@ def build(config: Config) -> Services:
     s.images = ImageService(s.db, s.content, s.snapshots, s.events.publish)
 
     async def _images_startup() -> None:
+        import asyncio
+
         s.images.cleanup()
+        # Content orphaned by a crash (older than the GC grace period) goes in the
+        # background, so a big store does not slow the start.
+        s.images.gc_task = asyncio.get_running_loop().create_task(s.images.gc_async())
+
+    async def _images_shutdown() -> None:
+        if s.images.gc_task is not None:
+            await s.images.gc_task  # the database closes after the hooks
 
     s.on_startup(_images_startup)
+    s.on_shutdown(_images_shutdown)
 
     # registry (pull/push/login)
     from podkit.images.distribution import Registry

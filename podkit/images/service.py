@@ -195,6 +195,7 @@ class ImageService:
         self._json_cache: dict[str, Any] = {}
         self._gc_lock = threading.RLock()
         self._apply_locks: dict[str, asyncio.Lock] = {}
+        self.gc_task: asyncio.Task[Any] | None = None
         # Blobs and chain IDs of images removed since the last GC: freed even if recent.
         # (A plain-tar layer's blob digest is also its diff ID and chain ID: two sets.)
         self._released_blobs: set[str] = set()
@@ -691,6 +692,14 @@ class ImageService:
             if n_blobs or n_snaps:
                 log.info("gc: removed %d blobs and %d snapshots (%d bytes)", n_blobs, n_snaps, freed)
             return {"blobs": n_blobs, "snapshots": n_snaps, "bytes": freed}
+
+    async def gc_async(self) -> dict[str, int]:
+        """gc() in a worker thread; failures are logged (used for the start-up sweep)."""
+        try:
+            return await asyncio.to_thread(self.gc)
+        except Exception:
+            log.exception("garbage collection failed")
+            return {"blobs": 0, "snapshots": 0, "bytes": 0}
 
     def _mark(self, target: Descriptor, blobs: set[str], snaps: set[str]) -> None:
         blobs.add(target.digest)
