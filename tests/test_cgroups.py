@@ -99,6 +99,7 @@ def test_v2_create_parent_writes_limits(tmp_path: Path) -> None:
     assert "+memory" in (root / "cgroup.subtree_control").read_text()
     assert "+pids" in (root / "podkit" / "pods" / "cgroup.subtree_control").read_text()
     assert "hugetlb" not in (root / "cgroup.subtree_control").read_text()
+    assert m.ancestor_cpu_limit("/podkit/pods/p1/c1") is None  # v2 allows a child above its parent
     m.add_process("/podkit/conmon", 4242)  # a fake tree: the pid is just written
     assert (root / "podkit" / "conmon" / "cgroup.procs").read_text() == "4242"
     assert shares_to_weight(2) == 1 and shares_to_weight(262144) == 10000 and shares_to_weight(1024) == 39
@@ -137,7 +138,7 @@ def test_v1_live_parent_container_stats_and_cleanup(rt: Any, bundle: Any, workdi
     assert (m.dir(parent, "pids") / "pids.max").read_text().strip() == "64"
     assert (m.dir(parent, "cpu") / "cpu.cfs_quota_us").read_text().strip() == "100000"
     b = bundle("cg1", ["sh", "-c", "dd if=/dev/zero of=/tmp/f bs=1M count=4 2>/dev/null; sleep 1000"],
-               cgroups_path=f"{parent}/cg1", resources=Resources(memory=64 << 20, pids_limit=10))
+               cgroups_path=f"{parent}/cg1", resources=Resources(memory=64 << 20, pids_limit=10, cpus=2.0))
 
     async def go() -> None:
         await rt.create("cg1", b)
@@ -154,6 +155,8 @@ def test_v1_live_parent_container_stats_and_cleanup(rt: Any, bundle: Any, workdi
     from tests.helpers import wait_for
 
     st = wait_for(settled, 10, what="container memory usage")
+    # v1 refuses a child quota above the pod's: the spec fitted 2 CPUs to the parent's 1.
+    assert (m.dir(cg, "cpu") / "cpu.cfs_quota_us").read_text().strip() == "100000"
     assert st["memory"]["limit"] == 64 << 20
     assert st["cpu"]["usage_ns"] > 0
     assert 1 <= st["pids"]["current"] <= 10 and st["pids"]["limit"] == 10

@@ -268,6 +268,28 @@ class CgroupManager:
             d.mkdir(parents=True, exist_ok=True)
             _write(d / "cgroup.procs", str(pid))
 
+    def ancestor_cpu_limit(self, path: str) -> float | None:
+        """The tightest CPU limit (in CPUs) of ``path``'s existing ancestors, v1 only.
+
+        cgroup v1 refuses a child quota above its parent's (EINVAL), v2 does not.
+        """
+        if self.unified:
+            return None
+        base = (self._v1 or {}).get("cpu")
+        if base is None:
+            return None
+        best: float | None = None
+        for anc in Path(self._rel(path)).parents:
+            if str(anc) == ".":
+                break
+            d = base / anc
+            quota = _read_int(d / "cpu.cfs_quota_us")
+            period = _read_int(d / "cpu.cfs_period_us")
+            if quota and quota > 0 and period:
+                limit = quota / period
+                best = limit if best is None else min(best, limit)
+        return best
+
     # ------------------------------------------------------------- removal
 
     def remove(self, path: str) -> None:

@@ -554,6 +554,24 @@ def check_sysctls(sysctls: dict[str, str], namespaces: dict[str, str | None]) ->
 # ------------------------------------------------------------------------- build
 
 
+def _fit_cpu_quota_to_parents(cpu: dict[str, Any], cgroups_path: str) -> None:
+    """On cgroup v1 a quota above a parent's (a pod's --cpus) makes runc fail: clamp it."""
+    from podkit.runtime.cgroups import CgroupManager
+
+    try:
+        limit = CgroupManager().ancestor_cpu_limit(cgroups_path)
+    except Exception as e:  # no cgroup tree to read: nothing to fit
+        log.debug("cannot read parent cpu limits of %s: %s", cgroups_path, e)
+        return
+    if limit is None or cpu["quota"] <= 0:
+        return
+    period = cpu.get("period", 100_000)
+    cap = max(1000, int(limit * period))
+    if cpu["quota"] > cap:
+        log.debug("cpu quota %d clamped to %d: a parent cgroup allows %.2f CPUs", cpu["quota"], cap, limit)
+        cpu["quota"] = cap
+
+
 def _validate(opts: SpecOptions) -> None:
     """Reject what runc would fail on later with a less clear message."""
     if not opts.args or not opts.args[0]:
@@ -642,6 +660,8 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
             rules.append(rule)
 
     resources = opts.resources.to_oci()
+    if opts.cgroups_path and "quota" in resources.get("cpu", {}):
+        _fit_cpu_quota_to_parents(resources["cpu"], opts.cgroups_path)
     resources["devices"] = rules
     linux: dict[str, Any] = {
         "namespaces": namespaces,
