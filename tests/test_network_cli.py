@@ -70,6 +70,16 @@ def test_network_commands(daemon: Daemon) -> None:
             assert "invalid subnet" in e.message
         else:
             raise AssertionError("expected InvalidArgument")
+        for body, msg in [({"name": "b", "internal": "no"}, "internal must be"),
+                          ({"name": "b", "labels": ["x"]}, "labels must be"),
+                          ({"name": "b", "subnet": 10}, "subnet must be a string"),
+                          ({}, "needs a name")]:
+            try:
+                c._t.post("/networks", json_body=body)
+            except errors.InvalidArgument as e:
+                assert msg in e.message
+            else:
+                raise AssertionError(f"expected InvalidArgument for {body}")
 
         evs = [e for e in c.events(since=0, until=time.time()) if e["type"] == "network"]
         assert [(e["action"], e["attributes"]["name"]) for e in evs] == [("create", "web")]

@@ -52,11 +52,17 @@ async def create(ctx: Ctx) -> dict[str, Any]:
     name = body.get("name")
     if not name or not isinstance(name, str):
         raise InvalidArgument("a network needs a name")
+    internal = body.get("internal", False)
+    if not isinstance(internal, bool):
+        raise InvalidArgument("internal must be true or false")
+    for key in ("labels", "options"):
+        if not isinstance(body.get(key) or {}, dict):
+            raise InvalidArgument(f"{key} must be an object")
     svc = _svc(ctx)
     n = await svc.create(
         name, subnet=_str_arg(body, "subnet"), gateway=_str_arg(body, "gateway"),
         bridge=_str_arg(body, "bridge"), labels=body.get("labels") or {},
-        ip_range=_str_arg(body, "ip_range"), internal=bool(body.get("internal", False)),
+        ip_range=_str_arg(body, "ip_range"), internal=internal,
         driver=_str_arg(body, "driver") or "bridge", options=body.get("options") or {},
     )
     ctx.services.events.publish(ctx.ns, "network", "create", n.id, name=n.name, subnet=n.subnet)
