@@ -701,3 +701,28 @@ def test_runtime_info(rt: Any) -> None:
     info = run(rt.info())
     assert info["cgroup_mode"] in ("v1", "hybrid", "v2")
     assert "runc" in info["runtime"]["version"] and "conmon" in info["conmon"]["version"]
+
+
+def test_stop_escalates_and_handles_paused(rt: Any, bundle: Any) -> None:
+    import time
+
+    # sh as PID 1 ignores SIGTERM: stop must fall back to SIGKILL after the timeout.
+    b1 = bundle("st1", ["sh", "-c", "sleep 1000"])
+    # with catatonit as init, SIGTERM works - even while the container is paused.
+    b2 = bundle("st2", ["sleep", "1000"], init=True)
+
+    async def go() -> None:
+        for cid, b in (("st1", b1), ("st2", b2)):
+            await rt.create(cid, b)
+            await rt.start(cid)
+        t = time.monotonic()
+        code, _ = await rt.stop("st1", timeout=0.5)
+        assert code == 137 and time.monotonic() - t >= 0.5
+        await rt.pause("st2")
+        code, _ = await rt.stop("st2", timeout=10)
+        assert code == 143
+        assert (await rt.stop("st2"))[0] == 143  # stopping a stopped container: its status again
+        for cid in ("st1", "st2"):
+            await rt.delete(cid)
+
+    run(go())

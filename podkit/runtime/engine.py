@@ -225,6 +225,30 @@ class Runtime:
         """Send ``signal`` to the container's init (every process with ``all``)."""
         await self.oci.kill(cid, parse_signal(signal), all=all)
 
+    async def stop(self, cid: str, signal: int | str = signal_mod.SIGTERM,
+                   timeout: float = 10.0) -> tuple[int, float]:
+        """``signal``, then SIGKILL to every process after ``timeout`` seconds; the exit status.
+
+        A paused container is resumed after the signal so that it can act on it.
+        """
+        done = self.exit_status(cid)
+        if done is not None:
+            return done
+        st = await self.state(cid)
+        if st is None:
+            raise NotFound(f"container {cid} does not exist in the runtime")
+        with contextlib.suppress(Conflict):
+            await self.oci.kill(cid, parse_signal(signal))
+        if st.get("status") == "paused":
+            with contextlib.suppress(Conflict):
+                await self.oci.resume(cid)
+        if timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                return await self.wait(cid, timeout=timeout)
+        with contextlib.suppress(Conflict, NotFound):
+            await self.oci.kill(cid, signal_mod.SIGKILL, all=True)
+        return await self.wait(cid, timeout=30)
+
     async def state(self, cid: str) -> dict[str, Any] | None:
         """runc's state (``status``: created, running, paused, stopped) or None if unknown."""
         return await self.oci.state(_valid_id(cid))
