@@ -641,6 +641,15 @@ class NetworkManager:
                 missing.append(t)
         return missing
 
+    def ready(self) -> tuple[bool, str]:
+        """Whether pods can get a network now (the CRI's NetworkReady condition)."""
+        missing = self.missing_plugins()
+        if missing:
+            return False, f"CNI plugins missing: {', '.join(missing)}"
+        if self.store.default() is None:
+            return False, "the default network does not exist yet"
+        return True, ""
+
     async def startup(self) -> None:
         missing = self.missing_plugins()
         if missing:
