@@ -124,8 +124,7 @@ class Image:
     def repository(self) -> str:
         if self.dangling:
             return "<none>"
-        return self.name.rsplit("@", 1)[0].rsplit(":", 1)[0] if ":" in self.name.rsplit("/", 1)[-1] \
-            else self.name.rsplit("@", 1)[0]
+        return reference.parse(self.name, default_tag=False).name
 
     @property
     def tag(self) -> str:
