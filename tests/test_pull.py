@@ -271,3 +271,96 @@ def test_pull_repeated_layer_and_many_layers(daemon: Daemon, registry: RegistryS
     assert len(img["layers"]) == 14
     assert len({m["id"] for m in seen if m.get("status") == "Pull complete"}) == 13
     assert find_in_snapshots(daemon.root, "n11.txt")
+
+
+class _SlowLink:
+    """A proxy to the registry that sends blobs at ~``rate`` bytes/s, as a slow network
+    would (the one simulated part), and counts how many blob downloads overlap."""
+
+    def __init__(self, upstream: str, rate: int) -> None:
+        import http.server
+        import threading
+        import time
+        import urllib.request
+
+        self.active = 0
+        self.max_active = 0
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _forward(self, method: str) -> None:
+                req = urllib.request.Request(f"http://{upstream}{self.path}", method=method,
+                                             headers={k: v for k, v in self.headers.items()
+                                                      if k.lower() != "host"})
+                try:
+                    up = urllib.request.urlopen(req, timeout=30)
+                except urllib.error.HTTPError as e:
+                    up = e
+                body = up.read() if method == "GET" else b""
+                self.send_response(up.status if hasattr(up, "status") else up.code)
+                for k in ("Content-Type", "Docker-Content-Digest", "WWW-Authenticate"):
+                    if up.headers.get(k):
+                        self.send_header(k, up.headers[k])
+                self.send_header("Content-Length", up.headers.get("Content-Length") or str(len(body)))
+                self.end_headers()
+                if method != "GET":
+                    return
+                blob = "/blobs/sha256:" in self.path and len(body) > 100_000
+                if not blob:
+                    self.wfile.write(body)
+                    return
+                with lock:
+                    outer.active += 1
+                    outer.max_active = max(outer.max_active, outer.active)
+                try:
+                    step = max(1, rate // 20)
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i:i + step])
+                        time.sleep(0.05)  # the simulated link's pace, not a synchronisation
+                finally:
+                    with lock:
+                        outer.active -= 1
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._forward("GET")
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._forward("HEAD")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def test_slow_link_downloads_in_parallel(registry: RegistryServer, workdir: Path) -> None:
+    """On a slow link the layer downloads overlap (up to max_concurrent_downloads);
+    on a fast one they go bottom layer first (see the staggered start in pull.py)."""
+    import os
+    import time
+
+    layers = [{f"s{i}.bin": os.urandom(600_000)} for i in range(4)]
+    skopeo_push(build_layout(workdir / "oci", layers), registry, "slow:1")
+    link = _SlowLink(registry.host, rate=500_000)  # 1.2 s a layer
+    (workdir / "d").mkdir()
+    d = Daemon(workdir / "d", extra_config="[registries]\nmax_concurrent_downloads = 3\n").start()
+    try:
+        t0 = time.monotonic()
+        dist(d).pull(f"{link.host}/slow:1")
+        took = time.monotonic() - t0
+    finally:
+        d.stop()
+        link.close()
+    assert link.max_active == 3
+    assert took < 4 * 1.2 * 0.8  # clearly faster than one layer after another
