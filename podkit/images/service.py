@@ -470,7 +470,12 @@ class ImageService:
         try:
             target = self.snapshots.apply_dir(key)
             lowers = self.snapshots.lower_dirs(key)
-            with self.content.open(layer.digest) as f:
+            try:
+                f = self.content.open(layer.digest)
+            except NotFound:
+                raise NotFound(f"layer {layer.digest} is not in the content store: "
+                               "pull or load the image again") from None
+            with f:
                 got = apply_layer(f, compression, target, self.snapshots.whiteouts, lowers)
             if got != diff_id:
                 raise DigestMismatch(f"layer {layer.digest}: uncompressed digest {got} does not match "
