@@ -329,3 +329,18 @@ def test_attach_replays_logs_then_follows(d: Daemon) -> None:
         assert op == 1 and b'"exit": 0' in data
     finally:
         ws.close()
+
+
+def test_parallel_runs(d: Daemon) -> None:
+    """Six attached runs at once on bridge networking: each gets its own output and code."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> tuple[int, bytes]:
+        r = d.client().containers.run("busybox", ["sh", "-c", f"echo n{i}; exit {i}"], detach=False,
+                                      auto_remove=True)
+        return r.exit_code, r.stdout
+
+    with ThreadPoolExecutor(6) as ex:
+        results = list(ex.map(one, range(6)))
+    assert results == [(i, f"n{i}\n".encode()) for i in range(6)]
+    assert d.client().containers.list(all=True) == []
