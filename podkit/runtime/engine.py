@@ -184,10 +184,13 @@ class Runtime:
             self._remove_files(cid, paths, self.bundle(cid))
         paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         cgroups_path = spec.get("linux", {}).get("cgroupsPath")
-        (paths.dir / "meta.json").write_text(json.dumps({
+        # Written atomically: a daemon killed here must not leave half a file.
+        tmp = paths.dir / ".meta.json.tmp"
+        tmp.write_text(json.dumps({
             "bundle": str(bundle), "cgroups_path": cgroups_path, "terminal": terminal,
             "stdin": stdin, "log_path": str(log_path) if log_path else None,
         }))
+        os.replace(tmp, paths.dir / "meta.json")
         runtime_args = [f"--root={self.oci.root}", *self.runtime_args]
         try:
             pid = await conmon_mod.launch(
