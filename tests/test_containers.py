@@ -344,3 +344,14 @@ def test_parallel_runs(d: Daemon) -> None:
         results = list(ex.map(one, range(6)))
     assert results == [(i, f"n{i}\n".encode()) for i in range(6)]
     assert d.client().containers.list(all=True) == []
+
+
+def test_large_streams_through_attach_and_exec(d: Daemon) -> None:
+    c = d.client()
+    data = os.urandom(3 << 20)
+    r = c.containers.run("busybox", ["sh", "-c", "cat; echo done >&2"], detach=False, stdin=data,
+                         auto_remove=True)
+    assert r.exit_code == 0 and r.stdout == data and r.stderr == b"done\n"
+    c.containers.run("busybox", ["sleep", "300"], name="big", init=True)
+    ex = c.containers.exec("big", ["sh", "-c", "head -c 2000000 /dev/zero"])
+    assert ex.exit_code == 0 and ex.stdout == bytes(2000000)
