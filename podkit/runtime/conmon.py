@@ -167,6 +167,7 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
     for a in runtime_args:
         args += ["--runtime-arg", a]
     if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         args += ["-l", f"k8s-file:{log_path}"]
     else:
         args += ["-l", "none"]
