@@ -127,6 +127,8 @@ def bench_podkit(n: int, tarball: Path, work: Path) -> Result:
             res.remove.append(timed(lambda name=name: c.pods.remove(name, force=True)))
     finally:
         d.stop()
+        # The default network's bridge (made by the first attachment) goes with the bench.
+        subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
     return res
 
 
