@@ -178,3 +178,27 @@ def test_v1_live_parent_container_stats_and_cleanup(rt: Any, bundle: Any, workdi
     m.remove_empty_parents(deep, stop_at=f"{rt.test_cgroup_parent}/a")
     assert not m.exists(f"{rt.test_cgroup_parent}/a/b") and m.exists(f"{rt.test_cgroup_parent}/a")
     m.remove(f"{rt.test_cgroup_parent}/a")
+
+
+@pytest.mark.skipif(detect() != "hybrid", reason="needs the hybrid cgroup2 mount of a v1 host")
+def test_v2_reader_on_the_live_hybrid_tree(rt: Any, bundle: Any) -> None:
+    """runc also places containers in the hybrid cgroup2 tree: read it with the v2 code."""
+    from podkit.runtime.cgroups import CGROUP_ROOT
+
+    b = bundle("hy1", ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 1000"])
+
+    async def go() -> list[int]:
+        await rt.create("hy1", b)
+        await rt.start("hy1")
+        return await rt.ps("hy1")
+
+    pids = asyncio.run(go())
+    v2 = CgroupManager(root=CGROUP_ROOT / "unified", mode="v2")
+    cg = rt.cgroup_path("hy1")
+    assert set(v2.pids(cg)) == set(pids)
+    from tests.helpers import wait_for
+
+    st = wait_for(lambda: (s := v2.stats(cg))["cpu"]["usage_ns"] and s, 10, what="cpu usage in cgroup2")
+    assert st["cpu"]["usage_ns"] > 0 and st["memory"]["usage"] is None  # no memory controller there
+    asyncio.run(rt.delete("hy1", force=True))
+    assert not (CGROUP_ROOT / "unified" / cg.lstrip("/")).exists()
