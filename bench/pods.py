@@ -19,6 +19,7 @@ subnet), podman (own --root/--runroot, if installed), containerd through the CRI
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -126,6 +127,10 @@ def bench_podkit(n: int, tarball: Path, work: Path) -> Result:
         for name in pods:
             res.remove.append(timed(lambda name=name: c.pods.remove(name, force=True)))
     finally:
+        # Whatever happened, leave no pod running behind the daemon.
+        with contextlib.suppress(Exception):
+            for p in d.client().pods.list():
+                d.client().pods.remove(p.id, force=True)
         d.stop()
         # The default network's bridge (made by the first attachment) goes with the bench.
         subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
