@@ -387,3 +387,20 @@ def test_runtime_auto_choice(tmp_path: Path) -> None:
         assert rt.oci.name == "runc"
     with pytest.raises(Exception, match="not found"):
         _ = Runtime(tmp_path / "rt2", runtime="no-such-runtime").oci
+
+
+def test_conmon_protocol_helpers(tmp_path: Path) -> None:
+    from podkit.runtime.conmon import read_exit_file, read_sync_messages, sync_value
+
+    msgs = read_sync_messages(b'{"data": 4242}\nnot json\n{"data": -1, "message": "runc: boom"}\n{"pid": 7}\n')
+    assert [sync_value(m) for m in msgs] == [4242, -1, 7]
+    assert msgs[1]["message"] == "runc: boom"
+    f = tmp_path / "exit"
+    assert read_exit_file(f) is None
+    f.write_text("")
+    assert read_exit_file(f) is None  # conmon is still writing it
+    f.write_text("137")
+    code, finished = read_exit_file(f)
+    assert code == 137 and finished == f.stat().st_mtime
+    f.write_text("garbage")
+    assert read_exit_file(f) is None
