@@ -355,3 +355,41 @@ def test_large_streams_through_attach_and_exec(d: Daemon) -> None:
     c.containers.run("busybox", ["sleep", "300"], name="big", init=True)
     ex = c.containers.exec("big", ["sh", "-c", "head -c 2000000 /dev/zero"])
     assert ex.exit_code == 0 and ex.stdout == bytes(2000000)
+
+
+def test_cp_tar_streams_and_escapes_refused(d: Daemon, workdir: Path) -> None:
+    import io
+    import tarfile
+
+    c = d.client()
+    c.containers.run("busybox", ["sleep", "300"], name="cpx", init=True)
+
+    def tar_of(*members: tuple[str, str, bytes | str]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for name, kind, payload in members:
+                ti = tarfile.TarInfo(name)
+                if kind == "sym":
+                    ti.type, ti.linkname = tarfile.SYMTYPE, str(payload)
+                    tf.addfile(ti)
+                else:
+                    ti.size = len(payload)
+                    tf.addfile(ti, io.BytesIO(payload))  # type: ignore[arg-type]
+        return buf.getvalue()
+
+    # `cp - ctr:/dir` takes a tar on stdin; `cp ctr:/path -` writes one
+    r = d.cli("cp", "-", "cpx:/tmp", input=tar_of(("from-stdin.txt", "file", b"tarred\n")))
+    assert r.returncode == 0, r.stderr
+    assert c.containers.exec("cpx", ["cat", "/tmp/from-stdin.txt"]).stdout == b"tarred\n"
+    data, stat = c.containers.get_archive("cpx", "/tmp/from-stdin.txt")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        assert tf.extractfile("from-stdin.txt").read() == b"tarred\n"  # type: ignore[union-attr]
+    assert stat["name"] == "from-stdin.txt" and stat["size"] == 7
+    # escapes: a '..' entry is refused; a symlink to / resolves inside the destination (never
+    # the host's root, nor anywhere else in the container)
+    outside = workdir / "must-not-exist"
+    with pytest.raises(errors.UnsafeContent):
+        c.containers.put_archive("cpx", "/tmp", tar_of((f"../../../..{outside}", "file", b"x")))
+    c.containers.put_archive("cpx", "/tmp", tar_of(("up", "sym", "/"), (f"up{outside}", "file", b"x")))
+    assert not outside.exists()
+    assert c.containers.exec("cpx", ["cat", f"/tmp{outside}"]).stdout == b"x"
