@@ -392,7 +392,8 @@ def test_runtime_auto_choice(tmp_path: Path) -> None:
 def test_conmon_protocol_helpers(tmp_path: Path) -> None:
     from podkit.runtime.conmon import read_exit_file, read_sync_messages, sync_value
 
-    msgs = read_sync_messages(b'{"data": 4242}\nnot json\n{"data": -1, "message": "runc: boom"}\n{"pid": 7}\n')
+    raw = b'{"data": 4242}\nnot json\n{"data": -1, "message": "runc: boom"}\n{"pid": 7}\n'
+    msgs = read_sync_messages(raw)
     assert [sync_value(m) for m in msgs] == [4242, -1, 7]
     assert msgs[1]["message"] == "runc: boom"
     f = tmp_path / "exit"
