@@ -226,18 +226,21 @@ def test_namespaces_are_separate(daemon: Daemon, busybox_tarball: Path) -> None:
     assert "only-here" in r.stdout
 
 
-def _big_tarball(path: Path, mb: int) -> None:
+def _big_tarball(path: Path, files: int) -> None:
+    """Many small files: slow to apply for their size, so a kill lands mid-apply."""
+    import io
+
+    blob = os.urandom(4096)
     with tarfile.open(path, "w") as tf:
-        for i in range(mb):
-            ti = tarfile.TarInfo(f"data/f{i}")
-            ti.size = 1 << 20
-            with open("/dev/urandom", "rb") as rnd:
-                tf.addfile(ti, rnd)
+        for i in range(files):
+            ti = tarfile.TarInfo(f"data/d{i % 50}/f{i}")
+            ti.size = len(blob)
+            tf.addfile(ti, io.BytesIO(blob))
 
 
 def test_sigkill_during_import_leaves_a_consistent_store(daemon: Daemon, workdir: Path) -> None:
     big = workdir / "big.tar"
-    _big_tarball(big, 64)
+    _big_tarball(big, 3000)
     proc = subprocess.Popen([str(BIN / "podkit"), "image", "import", str(big), "big"],
                             env=dict(os.environ, PODKIT_HOST=daemon.host), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
