@@ -441,3 +441,16 @@ def test_tls_registry_verification(tls_registry: RegistryServer, workdir: Path) 
     assert a.digest == b.digest
     with pytest.raises(InvalidArgument):
         resolve({"ca_file": str(workdir / "missing.pem")})
+
+
+def test_retry_after_forms() -> None:
+    import email.utils
+    import time
+
+    from podkit.images.registry.client import _retry_after
+
+    assert _retry_after("3") == 3.0
+    assert _retry_after(None) is None and _retry_after("soon") is None
+    later = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 15 < (_retry_after(later) or 0) <= 20
+    assert _retry_after(email.utils.formatdate(time.time() - 100, usegmt=True)) == 0.0

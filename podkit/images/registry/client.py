@@ -668,12 +668,20 @@ def _location(ep: Endpoint, request_url: URL, resp: aiohttp.ClientResponse) -> U
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    import email.utils
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _sniff_media_type(doc: Any) -> str:
