@@ -91,6 +91,9 @@ def test_pull_cli_plain_output(daemon: Daemon, registry: RegistryServer, workdir
     assert any(line.endswith(": Pull complete") for line in lines)
     assert lines[-1] == f"{registry.host}/cli:v1"
     assert "\x1b[" not in r.stdout  # not a terminal: no cursor movement
+    assert "Status: Downloaded newer image for" in r.stdout
+    again = daemon.cli("pull", f"{registry.host}/cli:v1", check=True)
+    assert "Status: Image is up to date for" in again.stdout
     r = daemon.cli("pull", f"{registry.host}/cli:nope")
     assert r.returncode == 1
     assert r.stderr.startswith("Error: ") and "nope" in r.stderr
@@ -151,6 +154,7 @@ def test_pull_tty_progress_bars(daemon: Daemon, registry: RegistryServer, workdi
     text = out.decode(errors="replace")
     assert "\x1b[" in text and "\x1b[2K" in text  # lines redrawn in place
     assert text.count("Pull complete") == 2
+    assert "Status: Downloaded newer image" in text
     assert text.rstrip().endswith(f"{registry.host}/tty:1")
 
 

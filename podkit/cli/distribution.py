@@ -67,10 +67,11 @@ class ProgressView:
             line += " " + _bar(int(msg.get("current") or 0), int(msg.get("total") or 0))
         if self.tty:
             line = line[: self.width]  # a wrapped line would break the cursor arithmetic
+        previous = self.last.get(ident)
+        self.last[ident] = status
         if not self.tty:
-            if self.last.get(ident) == status:
+            if previous == status:
                 return  # plain output: one line per state change, not per byte
-            self.last[ident] = status
             self.out.write(line + "\n")
             self.out.flush()
             return
@@ -109,12 +110,11 @@ def cmd_pull(args: argparse.Namespace, client: Any) -> int:
 
     ref = parse(args.reference)
     view = None if args.quiet else ProgressView(sys.stdout, sys.stdout.isatty())
-    image = _dist(client).pull(args.reference, platform=args.platform, progress=view)
-    if not args.quiet:
-        print(f"Status: Image is up to date for {ref.familiar()}" if view and _nothing_new(view)
+    _dist(client).pull(args.reference, platform=args.platform, progress=view)
+    if view is not None:
+        print(f"Status: Image is up to date for {ref.familiar()}" if _nothing_new(view)
               else f"Status: Downloaded newer image for {ref.familiar()}")
     print(str(ref))
-    del image
     return 0
 
 
