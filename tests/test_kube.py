@@ -158,6 +158,15 @@ def test_invalid_input_names_the_problem(text: str, needle: str) -> None:
     assert needle in ei.value.message
 
 
+def test_host_namespaces() -> None:
+    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+            "spec: {hostPID: true, hostIPC: true, containers: [{name: c, image: b}]}\n")
+    [p] = kube.parse(text)
+    assert p.spec.host_pid and p.spec.host_ipc and p.spec.share == ["net", "uts"]
+    with pytest.raises(InvalidArgument, match="exclude each other"):
+        kube.parse(text.replace("hostIPC: true", "shareProcessNamespace: true"))
+
+
 def test_unknown_fields_warn() -> None:
     text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
             "spec: {nodeSelector: {a: b}, frobnicate: 1, containers: [{name: c, image: b, sparkle: 1}]}\n")

@@ -351,6 +351,17 @@ def test_network_none_and_host(daemon: Daemon, busybox_image: str) -> None:
     assert sh(c, "h1", "readlink /proc/self/ns/net")[1].strip() == os.readlink("/proc/self/ns/net")
     hosty = c.pods.inspect("hosty")
     assert hosty["netns_path"] == "" and hosty["ips"] == []
+    # The host's pid and ipc namespaces (CRI NamespaceMode NODE, kube hostPID/hostIPC).
+    c.pods.create("hostns", share=["net", "uts"], host_pid=True, host_ipc=True)
+    c.containers.create(busybox_image, ["sleep", "600"], name="hn", pod="hostns")
+    c.pods.start("hostns")
+    for kind in ("pid", "ipc"):
+        host_ns = os.readlink(f"/proc/self/ns/{kind}")
+        assert sh(c, "hn", f"readlink /proc/self/ns/{kind}")[1].strip() == host_ns
+    assert sh(c, "hn", "readlink /proc/self/ns/net")[1].strip() != os.readlink("/proc/self/ns/net")
+    hostns = c.pods.inspect("hostns")
+    c.pods.remove("hostns", force=True)
+    assert_pod_gone(daemon, hostns)
     # A named network of the user's: the pod gets its address there.
     from tests.helpers import unique_network
 

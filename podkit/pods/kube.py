@@ -194,9 +194,13 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
     if spec.get("shareProcessNamespace") is not None and _bool(
             spec["shareProcessNamespace"], f"{where}: spec.shareProcessNamespace"):
         share.append("pid")
-    for k in ("hostIPC", "hostPID"):
-        if spec.get(k):
-            raise InvalidArgument(f"{where}: spec.{k} is not supported by podkit")
+    if spec.get("hostPID") is not None and _bool(spec["hostPID"], f"{where}: spec.hostPID"):
+        if "pid" in share:
+            raise InvalidArgument(f"{where}: hostPID and shareProcessNamespace exclude each other")
+        ps.host_pid = True
+    if spec.get("hostIPC") is not None and _bool(spec["hostIPC"], f"{where}: spec.hostIPC"):
+        share.remove("ipc")
+        ps.host_ipc = True
     ps.share = share
     if "dnsConfig" in spec:
         dc = _mapping(spec["dnsConfig"], f"{where}: spec.dnsConfig")

@@ -49,6 +49,10 @@ class PodSpec:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     share: list[str] = field(default_factory=lambda: list(DEFAULT_SHARE))
+    # The host's pid / ipc namespace for every container (CRI NamespaceMode NODE,
+    # kube hostPID / hostIPC); the host's network is network="host".
+    host_pid: bool = False
+    host_ipc: bool = False
     # bridge (the default network) | host | none | a network's name
     network: str = "bridge"
     ports: list[PortMapping] = field(default_factory=list)
@@ -113,6 +117,10 @@ class PodSpec:
             )
         if "net" not in share and self.ports:
             raise InvalidArgument("published ports need a shared network namespace (--share net)")
+        for kind, on_host in (("pid", self.host_pid), ("ipc", self.host_ipc)):
+            if on_host and kind in share:
+                raise InvalidArgument(f"a pod either shares its own {kind} namespace or uses the "
+                                      f"host's, not both")
         self.share = sorted(set(share), key=SHAREABLE.index)
         if self.memory < 0 or self.cpus < 0:
             raise InvalidArgument("memory and cpus must not be negative")

@@ -268,6 +268,11 @@ class PodService:
         if "pid" in spec.share and not infra_container:
             # Re-pinned to the infra's pid namespace each time the infra starts.
             ns["pid"] = str(d / "ns" / "pid")
+        if spec.host_pid:
+            ns["pid"] = "host"
+        if spec.host_ipc:
+            ns["ipc"] = "host"
+            opts.shm_path = "/dev/shm"
         opts.namespaces = {**opts.namespaces, **ns}
         opts.hosts_file = str(d / "hosts")
         opts.resolv_file = str(d / "resolv.conf")
