@@ -133,7 +133,7 @@ class Puller:
                     f"{ref} is not a container image (config media type {config_desc.media_type!r})"
                 )
             config = _json(await self._fetch_small(repo, config_desc, lease), "image config")
-            if platform is not None and target.media_type in MANIFEST_TYPES:
+            if platform is not None and target.media_type in MANIFEST_TYPES and config.get("architecture"):
                 got = Platform(config.get("os", ""), config.get("architecture", ""),
                                config.get("variant", ""))
                 if not platform.matches(got):
