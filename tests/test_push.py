@@ -256,3 +256,25 @@ def test_credential_helper(daemon: Daemon, auth_registry: RegistryServer, workdi
     assert not list(creds.iterdir())
     r = daemon.cli("pull", f"{host}/helped:1", env=env)
     assert r.returncode == 1 and "denied" in r.stderr
+
+
+def test_push_imported_image_then_pull_it_elsewhere(daemon: Daemon, registry: RegistryServer,
+                                                    workdir: Path) -> None:
+    """An image that never came from a registry (imported rootfs) goes up whole: skopeo
+    reads it back and a second, empty daemon pulls and unpacks it."""
+    from tests.fixtures.registry import layer_tar
+
+    tarball = workdir / "rootfs.tar"
+    tarball.write_bytes(layer_tar({"etc": None, "etc/imported.txt": b"from a tarball\n"}))
+    ref = f"{registry.host}/imported/app:1"
+    daemon.client().images.import_(str(tarball), name=ref, changes=['CMD ["/bin/true"]'])
+    result = daemon.client().images.push(ref)
+    assert skopeo_inspect(registry, "imported/app:1")["Digest"] == result["digest"]
+    (workdir / "other").mkdir()
+    other = Daemon(workdir / "other").start()
+    try:
+        img = other.client().images.pull(ref)
+        assert img.config["config"]["Cmd"] == ["/bin/true"]
+        assert find_in_snapshots(other.root, "etc/imported.txt")
+    finally:
+        other.stop()
