@@ -728,3 +728,15 @@ def test_stop_escalates_and_handles_paused(rt: Any, bundle: Any) -> None:
             await rt.delete(cid)
 
     run(go())
+
+
+def test_long_lines_are_split_into_partial_cri_records(rt: Any, bundle: Any, workdir: Path) -> None:
+    script = "i=0; s=x; while [ $i -lt 15 ]; do s=$s$s; i=$((i+1)); done; echo $s; printf tail"
+    b = bundle("ll1", ["sh", "-c", script])
+    log = workdir / "ll1.log"
+    assert run(_run_to_end(rt, "ll1", b, log)) == 0
+    lines = cri_lines(log)
+    assert {tag for _, tag, _ in lines[:-2]} == {"P"}  # a 32 KiB line arrives in pieces
+    assert lines[-2][1] == "F" and "".join(t for _, _, t in lines[:-1]) == "x" * 32768
+    assert lines[-1] == ("stdout", "P", "tail")  # output without a final newline stays partial
+    run(rt.delete("ll1"))
