@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fixtures.registry import RegistryServer, build_layout, find_in_snapshots, skopeo_push
 from tests.helpers import Daemon, wait_for
 
@@ -26,8 +28,11 @@ def _verify_blobs(root: Path) -> int:
     return n
 
 
+@pytest.mark.parametrize("kill_at", ["Downloading", "Pull complete"])
 def test_sigkill_mid_pull_then_pull_again(daemon: Daemon, registry: RegistryServer,
-                                          workdir: Path) -> None:
+                                          workdir: Path, kill_at: str) -> None:
+    """Killed while the first layer downloads, or once the first layer is applied and
+    the others are on their way."""
     # Four layers of incompressible data (~48 MB), so the pull takes a moment.
     layers = [{f"layer{i}.bin": os.urandom(12 << 20), f"small{i}.txt": b"%d\n" % i} for i in range(4)]
     skopeo_push(build_layout(workdir / "oci", layers), registry, "big:1")
@@ -37,7 +42,7 @@ def test_sigkill_mid_pull_then_pull_again(daemon: Daemon, registry: RegistryServ
     failure: list[BaseException] = []
 
     def progress(m: dict[str, Any]) -> None:
-        if m.get("status") == "Downloading" and m.get("current", 0) > 0:
+        if m.get("status") == kill_at and (kill_at != "Downloading" or m.get("current", 0) > 0):
             started.set()
 
     def run() -> None:
