@@ -60,8 +60,8 @@ rt_sigsuspend rt_sigtimedwait rt_sigtimedwait_time64 rt_tgsigqueueinfo sched_get
 sched_getattr sched_getparam sched_get_priority_max sched_get_priority_min sched_getscheduler
 sched_rr_get_interval sched_rr_get_interval_time64 sched_setaffinity sched_setattr sched_setparam
 sched_setscheduler sched_yield seccomp select semctl semget semop semtimedop semtimedop_time64
-send sendfile sendfile64 sendmmsg sendmsg sendto setdomainname setfsgid setfsgid32 setfsuid
-setfsuid32 setgid setgid32 setgroups setgroups32 sethostname setitimer setpgid setpriority
+send sendfile sendfile64 sendmmsg sendmsg sendto setfsgid setfsgid32 setfsuid
+setfsuid32 setgid setgid32 setgroups setgroups32 setitimer setpgid setpriority
 setregid setregid32 setresgid setresgid32 setresuid setresuid32 setreuid setreuid32 setrlimit
 set_robust_list setsid setsockopt set_thread_area set_tid_address setuid setuid32 setxattr shmat
 shmctl shmdt shmget shutdown sigaltstack signalfd signalfd4 sigprocmask sigreturn
@@ -71,7 +71,7 @@ timer_gettime timer_gettime64 timer_settime timer_settime64 timerfd_create timer
 timerfd_gettime64 timerfd_settime timerfd_settime64 times tkill truncate truncate64 ugetrlimit
 umask uname unlink unlinkat utime utimensat utimensat_time64 utimes vfork vmsplice wait4 waitid
 waitpid write writev
-ptrace process_vm_readv process_vm_writev kcmp pidfd_getfd
+ptrace process_vm_readv process_vm_writev
 """)
 
 _ARCH_ONLY: dict[str, list[str]] = {
@@ -85,7 +85,9 @@ _BY_CAP: dict[str, list[str]] = {
     "CAP_SYS_ADMIN": ["bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen",
                       "fspick", "lookup_dcookie", "mount", "mount_setattr", "move_mount", "open_tree",
                       "perf_event_open", "pivot_root", "quotactl", "quotactl_fd", "setns", "umount",
-                      "umount2", "unshare", "name_to_handle_at", "syslog"],
+                      "umount2", "unshare", "name_to_handle_at", "syslog", "sethostname",
+                      "setdomainname"],
+    "CAP_SYS_PTRACE": ["kcmp", "pidfd_getfd", "process_madvise"],
     "CAP_SYS_BOOT": ["reboot"],
     "CAP_SYS_CHROOT": ["chroot"],
     "CAP_SYS_MODULE": ["delete_module", "init_module", "finit_module"],
