@@ -110,9 +110,12 @@ def test_seccomp_unconfined_and_files(tmp_path: Path) -> None:
     docker_style = {
         "defaultAction": "SCMP_ACT_ERRNO",
         "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
-                    {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
+                    {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]},
+                    {"architecture": "SCMP_ARCH_RISCV64", "subArchitectures": None}],
         "syscalls": [
             {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}},
+            {"names": ["futuristic"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "99.0"}},
             {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
             {"names": ["chmod"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_CHOWN"]}},
         ],
@@ -122,6 +125,7 @@ def test_seccomp_unconfined_and_files(tmp_path: Path) -> None:
     prof = build(seccomp=str(p))["linux"]["seccomp"]
     names = [n for r in prof["syscalls"] for n in r["names"]]
     assert "read" in names and "mount" not in names and "chmod" not in names
+    assert "ptrace" in names and "futuristic" not in names  # minKernel against this kernel
     assert "includes" not in json.dumps(prof)
     if os.uname().machine == "x86_64":
         assert prof["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]

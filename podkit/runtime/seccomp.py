@@ -165,6 +165,20 @@ def default_profile(caps: list[str] | tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for p in text.split("."):
+        digits = "".join(c for c in p if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def _kernel_version() -> tuple[int, ...]:
+    return _version_tuple(platform.release().split("-")[0])
+
+
 def from_docker_format(profile: dict[str, Any], caps: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Convert a Docker-style profile (archMap, includes/excludes) to OCI's form."""
     machine = _machine()
@@ -172,7 +186,7 @@ def from_docker_format(profile: dict[str, Any], caps: list[str] | tuple[str, ...
     architectures: list[str] = []
     for entry in profile.get("archMap") or []:
         if entry.get("architecture") in arch_names[:1]:
-            architectures = [entry["architecture"], *entry.get("subArchitectures", [])]
+            architectures = [entry["architecture"], *(entry.get("subArchitectures") or [])]
     if not architectures:
         architectures = list(profile.get("architectures") or arch_names)
     capset = set(caps)
@@ -182,6 +196,8 @@ def from_docker_format(profile: dict[str, Any], caps: list[str] | tuple[str, ...
     def applies(rule: dict[str, Any]) -> bool:
         inc = rule.get("includes") or {}
         exc = rule.get("excludes") or {}
+        if inc.get("minKernel") and _kernel_version() < _version_tuple(str(inc["minKernel"])):
+            return False
         if inc.get("caps") and not set(inc["caps"]) <= capset:
             return False
         if inc.get("arches") and not arch_aliases & set(inc["arches"]):
