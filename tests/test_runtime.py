@@ -195,7 +195,7 @@ def test_pause_resume_and_ps(rt: Any, bundle: Any) -> None:
     run(go())
 
 
-def test_exec_pipes_and_exit_code(rt: Any, bundle: Any) -> None:
+def test_exec_pipes_and_exit_code(rt: Any, bundle: Any, busybox_rootfs: Path) -> None:
     b = bundle("e1", ["sleep", "1000"], env=["FROM_SPEC=1"])
 
     async def go() -> None:
@@ -223,6 +223,12 @@ def test_exec_pipes_and_exit_code(rt: Any, bundle: Any) -> None:
         # as another user, with the container's own environment
         ep = await rt.exec("e1", rt.process_from_spec("e1", ["id", "-u"], user={"uid": 1000, "gid": 1000}))
         assert (await ep.output())[0] == b"1000\n" and await ep.wait() == 0
+        from podkit.runtime import users
+
+        bob = users.resolve(busybox_rootfs, "bob").to_spec()
+        ep = await rt.exec("e1", rt.process_from_spec("e1", ["id"], user=bob))
+        out = (await ep.output())[0]
+        assert out.startswith(b"uid=1001(bob) gid=1001(bob)") and b"29(audio)" in out
         await rt.delete("e1", force=True)
         with pytest.raises(Exception):  # noqa: B017 - NotFound once deleted
             await rt.exec("e1", proc)

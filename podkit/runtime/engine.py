@@ -43,7 +43,7 @@ from podkit.runtime.cgroups import CgroupManager
 from podkit.runtime.conmon import AttachSession, ConmonPaths, RuntimeCreateError
 from podkit.runtime.exec import ExecProcess, start_exec
 from podkit.runtime.runc import OCIRuntime, classify_start_error, find_binary, parse_signal
-from podkit.runtime.spec import Resources
+from podkit.runtime.spec import Resources, User
 
 log = logging.getLogger(__name__)
 
@@ -490,7 +490,7 @@ class Runtime:
                                 bundle=bundle)
 
     def process_from_spec(self, cid: str, args: list[str], *, env: list[str] | None = None,
-                          cwd: str | None = None, user: dict[str, Any] | None = None,
+                          cwd: str | None = None, user: dict[str, Any] | User | None = None,
                           terminal: bool = False) -> dict[str, Any]:
         """An exec process based on the container's own (env, user, caps, rlimits...)."""
         bundle = self.bundle(cid)
@@ -507,6 +507,9 @@ class Runtime:
             proc["env"] = list(merged.values())
         if cwd:
             proc["cwd"] = cwd
+        if isinstance(user, User):
+            user = {"uid": user.uid, "gid": user.gid,
+                    **({"additionalGids": sorted(set(user.additional_gids))} if user.additional_gids else {})}
         if user is not None:
             proc["user"] = user
         return proc
