@@ -135,6 +135,9 @@ class _Applier:
         self.lowers = lowers
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
         self.written: set[str] = set()  # paths this layer wrote, for opaque dirs in remove mode
+        # Parent dirs already resolved (rel -> host path). Only a removal or replacement
+        # can turn a directory into something else, so any of those empties the cache.
+        self._dirs_seen: dict[str, str] = {}
 
     # -- names ---------------------------------------------------------------------
 
@@ -158,6 +161,20 @@ class _Applier:
 
     def _resolve_parent(self, rel: str, entry: str, create: bool = True) -> str:
         """Absolute host path of rel's parent dir, made safe (see module docstring)."""
+        key = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        if not key:
+            return self.root_s
+        hit = self._dirs_seen.get(key)
+        if hit is not None:
+            return hit
+        resolved = self._walk_parent(rel, entry, create)
+        self._dirs_seen[key] = resolved
+        return resolved
+
+    def _forget(self) -> None:
+        self._dirs_seen.clear()
+
+    def _walk_parent(self, rel: str, entry: str, create: bool) -> str:
         parts = rel.split("/")[:-1]
         cur: list[str] = []
         hops = 0
@@ -195,6 +212,7 @@ class _Applier:
                 if not create:
                     raise FileNotFoundError(path)
                 # A file in the way of a directory: the layer replaces it.
+                self._forget()
                 os.unlink(path)
                 self._mkparent(cur + [p])
             cur.append(p)
@@ -238,6 +256,7 @@ class _Applier:
         existing = _lstat(path)
         if m.isdir():
             if existing is not None and not stat.S_ISDIR(existing.st_mode):
+                self._forget()
                 os.unlink(path)
                 existing = None
             if existing is None:
@@ -245,6 +264,7 @@ class _Applier:
             self.dirs.append((rel, m))
             return
         if existing is not None:
+            self._forget()
             _remove(path, existing)
         if m.isreg():
             self._file(tf, m, path)
@@ -340,6 +360,7 @@ class _Applier:
                         p = os.path.join(parent, name)
                         st = _lstat(p)
                         if st is not None:
+                            self._forget()
                             _remove(p, st)
             return
         name = base[len(WHITEOUT_PREFIX):]
@@ -348,6 +369,7 @@ class _Applier:
         path = os.path.join(parent, name)
         existing = _lstat(path)
         if existing is not None:
+            self._forget()
             _remove(path, existing)
         if self.overlay:
             os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
