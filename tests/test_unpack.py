@@ -217,3 +217,44 @@ def test_native_snapshotter_layers(workdir: Path) -> None:
     # The lower snapshot is untouched.
     assert sorted(os.listdir(sn.fs(sn.stat(c1).id) / "etc")) == ["a", "b"]
     db.close()
+
+
+def test_random_layers_never_write_outside(workdir: Path) -> None:
+    """Random mixes of dirs, files, symlinks (to .., /, siblings) and hard links: whatever
+    is refused or applied, nothing appears or changes outside the root."""
+    import random
+
+    rnd = random.Random(20261127)
+    names = ["a", "b", "l", "..", "."]
+    targets = ["..", "../..", "/", "/etc", "a", "b/..", ".", "../outside", "l/..", "a/b"]
+    outside = workdir / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("s")
+
+    def snapshot_outside() -> list[tuple[str, int, float]]:
+        out = []
+        for dirpath, dirs, files in os.walk(workdir):
+            dirs[:] = [d for d in dirs if not (Path(dirpath) / d).is_relative_to(workdir / "roots")]
+            for n in dirs + files:
+                st = os.lstat(os.path.join(dirpath, n))
+                out.append((os.path.join(dirpath, n), st.st_mode, st.st_mtime))
+        return sorted(out)
+
+    before = snapshot_outside()
+    refused = applied = 0
+    for i in range(300):
+        entries = []
+        for _ in range(rnd.randint(1, 6)):
+            name = "/".join(rnd.choice(names) for _ in range(rnd.randint(1, 3)))
+            kind = rnd.choice(["file", "dir", "symlink", "symlink", "hardlink"])
+            data = rnd.choice(targets) if kind in ("symlink", "hardlink") else "x"
+            entries.append((name, kind, data))
+        root = workdir / "roots" / str(i)
+        try:
+            apply(tar_bytes(entries), root)  # type: ignore[arg-type]
+            applied += 1
+        except (errors.UnsafeContent, errors.InvalidArgument):
+            refused += 1
+        assert snapshot_outside() == before, f"layer {entries} changed something outside its root"
+    assert (outside / "secret").read_text() == "s"
+    assert refused > 20 and applied > 20  # both paths were exercised
