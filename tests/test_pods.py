@@ -291,6 +291,10 @@ def test_bad_input_is_refused_clearly(daemon: Daemon, busybox_image: str) -> Non
         c.containers.create(busybox_image, ["true"], pod="dup", ports=["8080:80"])
     with pytest.raises(NotFound):
         c.pods.start("ghost")
+    with pytest.raises(NotFound):
+        next(iter(c.pods.stats("ghost")))
+    with pytest.raises(NotFound):
+        next(iter(c.pods.logs("ghost")))
     r = daemon.cli("rm", "-f", "dup-infra")
     assert r.returncode != 0 and "infra container of pod dup" in r.stderr
     # Nothing half-made was left by the failures: one pod, one netns, one state dir.

@@ -159,6 +159,9 @@ class PodService:
         d = self._dir(pod)
         (d / "ns").mkdir(parents=True, exist_ok=True, mode=0o711)
         await self._sandbox(pod)
+        await self._make_infra(pod)
+
+    async def _make_infra(self, pod: Pod) -> None:
         ref = await asyncio.to_thread(infra.ensure_image, self.images, self.content, pod.namespace)
         pod.spec.infra_image = pod.spec.infra_image or ref
         opts = self._options(pod, {"image": pod.spec.infra_image, "name": f"{pod.name}-infra",
@@ -387,7 +390,11 @@ class PodService:
         await self._sandbox(pod)
         infra_rec = self.containers.store.get(pod.infra_id) if pod.infra_id else None
         if infra_rec is None:
-            raise Conflict(f"pod {pod.name} has lost its infra container; remove and re-create it")
+            # Gone (removed behind podkit's back, or a crash before it was recorded):
+            # the sandbox's namespaces are pinned, so a new infra can simply hold them.
+            log.warning("pod %s has no infra container: making a new one", pod.name)
+            await self._make_infra(pod)
+            infra_rec = self.containers.store.get(pod.infra_id)
         if infra_rec.state != "running":
             await self._c_start(pod.namespace, pod.infra_id)
             infra_rec = self.containers.store.get(pod.infra_id)
@@ -623,14 +630,22 @@ class PodService:
         return gen()
 
     async def stats(self, ns: str, ref: str, stream: bool = True) -> AsyncIterator[dict[str, Any]]:
+        """Samples of the pod's usage (one, or one a second); NotFound before the first."""
         pod = self.get(ns, ref)
-        prev: dict[str, tuple[float, float]] = {}
-        while True:
-            sample = await asyncio.to_thread(self._sample, pod, prev)
-            yield sample
-            if not stream:
-                return
-            await asyncio.sleep(1.0)
+
+        async def gen() -> AsyncIterator[dict[str, Any]]:
+            prev: dict[str, tuple[float, float]] = {}
+            while True:
+                yield await asyncio.to_thread(self._sample, pod, prev)
+                if not stream:
+                    return
+                await asyncio.sleep(1.0)
+                try:
+                    self.store.get(ns, pod.id)
+                except NotFound:
+                    return  # removed meanwhile: the stream ends
+
+        return gen()
 
     def _sample(self, pod: Pod, prev: dict[str, tuple[float, float]]) -> dict[str, Any]:
         from podkit.pods import usage
@@ -638,9 +653,15 @@ class PodService:
         now = time.monotonic()
 
         def flat(path: str) -> dict[str, Any]:
-            if not path or not self.cgroups.exists(path):
+            # A container may end (its cgroup go, its pid be reused) while we read.
+            if not path.strip("/"):
                 return {}
-            st = self.cgroups.stats(path)
+            try:
+                if not self.cgroups.exists(path):
+                    return {}
+                st = self.cgroups.stats(path)
+            except (OSError, PodkitError):
+                return {}
             return {"memory_usage": st["memory"]["usage"], "memory_limit": st["memory"]["limit"],
                     "cpu_usage_ns": st["cpu"]["usage_ns"], "pids": st["pids"]["current"]}
 

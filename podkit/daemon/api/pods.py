@@ -106,7 +106,7 @@ async def pod_logs(ctx: Ctx) -> Any:
 @router.get("/pods/{id}/stats", "Resource usage of the pod and its containers",
             params={"stream": "keep sampling (default true)"}, stream=True)
 async def pod_stats(ctx: Ctx) -> Any:
-    it = _svc(ctx).stats(ctx.ns, ctx.match["id"], stream=ctx.flag("stream", True))
+    it = await _svc(ctx).stats(ctx.ns, ctx.match["id"], stream=ctx.flag("stream", True))
     return await ctx.stream(it)
 
 
