@@ -219,13 +219,14 @@ def test_native_snapshotter_layers(workdir: Path) -> None:
     db.close()
 
 
-def test_random_layers_never_write_outside(workdir: Path) -> None:
+@pytest.mark.parametrize("mode", ["overlay", "remove"])
+def test_random_layers_never_write_outside(workdir: Path, mode: str) -> None:
     """Random mixes of dirs, files, symlinks (to .., /, siblings) and hard links: whatever
     is refused or applied, nothing appears or changes outside the root."""
     import random
 
-    rnd = random.Random(20261127)
-    names = ["a", "b", "l", "..", "."]
+    rnd = random.Random(f"20261127-{mode}")
+    names = ["a", "b", "l", "..", ".", ".wh.a", ".wh..wh..opq"]
     targets = ["..", "../..", "/", "/etc", "a", "b/..", ".", "../outside", "l/..", "a/b"]
     outside = workdir / "outside"
     outside.mkdir()
@@ -251,7 +252,7 @@ def test_random_layers_never_write_outside(workdir: Path) -> None:
             entries.append((name, kind, data))
         root = workdir / "roots" / str(i)
         try:
-            apply(tar_bytes(entries), root)  # type: ignore[arg-type]
+            apply(tar_bytes(entries), root, whiteouts=mode)  # type: ignore[arg-type]
             applied += 1
         except (errors.UnsafeContent, errors.InvalidArgument):
             refused += 1
