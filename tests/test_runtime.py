@@ -746,3 +746,33 @@ def test_long_lines_are_split_into_partial_cri_records(rt: Any, bundle: Any, wor
     assert lines[-2][1] == "F" and "".join(t for _, _, t in lines[:-1]) == "x" * 32768
     assert lines[-1] == ("stdout", "P", "tail")  # output without a final newline stays partial
     run(rt.delete("ll1"))
+
+
+def test_creator_killed_between_create_and_start(rt: Any, bundle: Any) -> None:
+    """A daemon dying after create leaves a created container that a new one can finish or remove."""
+    import subprocess
+    import sys
+
+    for cid in ("cc1", "cc2"):
+        b = bundle(cid, ["sh", "-c", "exit 3"])
+        code = (
+            "import asyncio, os\n"
+            "from pathlib import Path\n"
+            "from podkit.runtime.engine import Runtime\n"
+            f"rt = Runtime(Path({str(rt.dir)!r}), conmon_cgroup={rt.conmon_cgroup!r})\n"
+            f"asyncio.run(rt.create({cid!r}, Path({str(b)!r})))\n"
+            "os.kill(os.getpid(), 9)\n"
+        )
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+        assert r.returncode == -9, r.stderr.decode()
+
+    async def go() -> None:
+        infos = await rt.inspect_all()
+        assert infos["cc1"]["status"] == infos["cc2"]["status"] == "created"
+        await rt.start("cc1")  # finish the job...
+        assert (await rt.wait("cc1", timeout=10))[0] == 3
+        await rt.delete("cc1")
+        await rt.delete("cc2", force=True)  # ...or undo it
+        assert rt.known() == [] and await rt.state("cc2") is None
+
+    run(go())
