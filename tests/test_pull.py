@@ -368,3 +368,60 @@ def test_slow_link_downloads_in_parallel(registry: RegistryServer, workdir: Path
         link.close()
     assert link.max_active == 3
     assert took < 4 * 1.2 * 0.8  # clearly faster than one layer after another
+
+
+def _rewrite_config(layout: Path, change: Any) -> None:
+    """Edit the config of a one-image layout (and the manifest and index that point to it)."""
+    import hashlib
+
+    blobs = layout / "blobs" / "sha256"
+    index = json.loads((layout / "index.json").read_text())
+    mdesc = index["manifests"][0]
+    manifest = json.loads((blobs / mdesc["digest"][7:]).read_text())
+    config = json.loads((blobs / manifest["config"]["digest"][7:]).read_text())
+    change(config)
+    data = json.dumps(config).encode()
+    (blobs / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    manifest["config"].update(digest="sha256:" + hashlib.sha256(data).hexdigest(), size=len(data))
+    mdata = json.dumps(manifest).encode()
+    (blobs / hashlib.sha256(mdata).hexdigest()).write_bytes(mdata)
+    mdesc.update(digest="sha256:" + hashlib.sha256(mdata).hexdigest(), size=len(mdata))
+    (layout / "index.json").write_text(json.dumps(index))
+
+
+def test_pull_refuses_inconsistent_images(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    """A config whose diff IDs do not match the layers is refused, and nothing is named."""
+    layout = build_layout(workdir / "a", [{"a.txt": b"a"}, {"b.txt": b"b"}])
+    _rewrite_config(layout, lambda c: c["rootfs"]["diff_ids"].pop())
+    skopeo_push(layout, registry, "short:1")
+    with pytest.raises(errors.InvalidArgument) as ei:
+        dist(daemon).pull(f"{registry.host}/short:1")
+    assert "2 layers but the config 1 diff_ids" in ei.value.message
+
+    layout = build_layout(workdir / "b", [{"c.txt": b"c"}])
+    _rewrite_config(layout, lambda c: c["rootfs"].update(diff_ids=["sha256:" + "1" * 64]))
+    skopeo_push(layout, registry, "lying:1")
+    with pytest.raises(errors.DigestMismatch):
+        dist(daemon).pull(f"{registry.host}/lying:1")
+    names = [i.name for i in daemon.client().images.list()]
+    assert not any("short" in n or "lying" in n for n in names)
+    assert not find_in_snapshots(daemon.root, "c.txt")
+
+
+def test_pull_of_a_malicious_layer_is_refused(daemon: Daemon, registry: RegistryServer,
+                                              workdir: Path) -> None:
+    """A layer that would write outside its snapshot fails the pull with UnsafeContent."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo("../../escaped-by-podkit-test.txt")
+        ti.size = 4
+        tf.addfile(ti, io.BytesIO(b"evil"))
+    layout = build_layout(workdir / "oci", [], raw_layers=[buf.getvalue()])
+    skopeo_push(layout, registry, "evil:1")
+    r = daemon.cli("pull", f"{registry.host}/evil:1")
+    assert r.returncode == 1 and r.stderr.startswith("Error: ")
+    assert not list(daemon.root.parent.glob("**/escaped-by-podkit-test.txt"))
+    assert f"{registry.host}/evil:1" not in [i.name for i in daemon.client().images.list()]
