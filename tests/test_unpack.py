@@ -109,6 +109,22 @@ def test_hardlink_to_lower_layer_is_copied_up(workdir: Path) -> None:
     assert stat.S_IMODE(os.lstat(upper / "bin").st_mode) == 0o711
 
 
+def test_lower_layer_symlinks_are_not_followed_to_the_host(workdir: Path) -> None:
+    """Lower layers may hold absolute symlinks (lib -> /usr/lib); writing through an upper
+    dir must never read metadata or copy files from where they point on the host."""
+    host = workdir / "hostdir"
+    (host / "sub").mkdir(parents=True)
+    os.chmod(host / "sub", 0o701)
+    (host / "secret").write_text("host file")
+    lower, upper = workdir / "lower", workdir / "upper"
+    apply(tar_bytes([("l", "symlink", str(host))]), lower)
+    apply(tar_bytes([("l/sub/x", "file", "1")]), upper, lowers=[lower])
+    assert stat.S_IMODE(os.lstat(upper / "l" / "sub").st_mode) == 0o755  # not the host dir's 0701
+    with pytest.raises(errors.InvalidArgument, match="does not exist"):
+        apply(tar_bytes([("h", "hardlink", "l/secret")]), workdir / "upper2", lowers=[lower])
+    assert not (workdir / "upper2" / "h").exists()
+
+
 MALICIOUS = {
     "dotdot": [("../escaped", "file", "x")],
     "dotdot-nested": [("a/../../escaped", "file", "x")],

@@ -222,8 +222,13 @@ class _Applier:
         """Create a missing directory, copying its metadata from a lower layer if one has it."""
         path = os.path.join(self.root_s, *parts)
         for lower in self.lowers:
+            candidate = os.path.join(lower, *parts)
+            # Only a real directory inside that layer counts: a symlinked component in
+            # the lower tree could point at the host's file system.
+            if not _plain_path_in(lower, "/".join(parts)):
+                break
             try:
-                st = os.lstat(os.path.join(lower, *parts))
+                st = os.lstat(candidate)
             except OSError:
                 continue
             if stat.S_ISDIR(st.st_mode):
@@ -327,8 +332,7 @@ class _Applier:
         """A hard link to a file of a lower layer: copy it into the upper dir first."""
         for lower in self.lowers:
             src = os.path.join(lower, trel)
-            real = os.path.realpath(src)
-            if not real.startswith(os.fspath(lower) + "/"):
+            if not _plain_path_in(lower, os.path.dirname(trel)):
                 continue
             st = _lstat(src)
             if st is None or stat.S_ISDIR(st.st_mode):
@@ -412,6 +416,14 @@ class _Applier:
             st = _lstat(path)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 self._meta(path, m)
+
+
+def _plain_path_in(base: str | os.PathLike[str], rel: str) -> bool:
+    """Whether base/rel names the same place with every symlink resolved (no component
+    of rel is a symlink, so reading there cannot leave ``base``)."""
+    real_base = os.path.realpath(base)
+    want = os.path.normpath(os.path.join(real_base, rel)) if rel else real_base
+    return os.path.realpath(os.path.join(base, rel) if rel else base) == want
 
 
 def _lstat(path: str) -> os.stat_result | None:
