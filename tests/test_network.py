@@ -655,3 +655,19 @@ def test_mtu_option(netenv: NetEnv) -> None:
     mgr.remove_netns(owner)
     netenv.run(mgr.remove("jumbo"))
 
+
+def test_cleanup_stale_of_one_kind_leaves_the_other(netenv: NetEnv) -> None:
+    """The pods layer's cleanup (kind="pod") must not touch containers' attachments."""
+    mgr = netenv.mgr
+    pod, ctr = uid("kindpod"), uid("kindctr")
+    netenv.owners += [pod, ctr]
+    ns_p, ns_c = mgr.create_netns(pod, "pod"), mgr.create_netns(ctr, "container")
+    netenv.run(mgr.attach(pod, ns_p, [], kind="pod"))
+    netenv.run(mgr.attach(ctr, ns_c, [], kind="container"))
+    assert netenv.run(mgr.cleanup_stale([], kind="pod")) == [pod]
+    assert [a["owner_id"] for a in mgr.attachments()] == [ctr]
+    assert mgr.netns.list() == [f"container-{ctr}"]
+    assert netenv.run(mgr.cleanup_stale([ctr], kind="container")) == []
+    netenv.run(mgr.detach(ctr))
+    mgr.remove_netns(ctr)
+
