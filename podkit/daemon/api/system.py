@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 import time
@@ -43,8 +44,12 @@ async def info(ctx: Ctx) -> dict[str, Any]:
     }
     for name in ("snapshots", "images", "runtime", "networks", "containers", "pods"):
         layer = getattr(s, name)
-        if layer is not None and hasattr(layer, "info"):
-            out[name] = layer.info(ctx.ns)
+        if layer is None or not hasattr(layer, "info"):
+            continue
+        # Host-wide layers (runtime) describe themselves without a namespace.
+        takes_ns = len(inspect.signature(layer.info).parameters) > 0
+        value = layer.info(ctx.ns) if takes_ns else layer.info()
+        out[name] = await value if inspect.isawaitable(value) else value
     return out
 
 
