@@ -432,3 +432,19 @@ def test_pod_sysctls_apply_inside_its_namespaces_only(daemon: Daemon, busybox_im
     assert r.returncode == 125 and "own net namespace" in r.stderr
     assert [p.name for p in c.pods.list()] == ["tuned"]
     c.pods.remove("tuned", force=True)
+
+
+def test_pod_memory_limit_is_enforced_on_its_containers(daemon: Daemon, busybox_image: str) -> None:
+    """The pod's --memory caps its containers together: going past it is an OOM kill."""
+    c = daemon.client()
+    pod = c.pods.create("small", memory="16m")
+    # No limit of its own: only the pod's 16 MB stands between tail and 64 MB of zeros.
+    c.containers.create(busybox_image, ["sh", "-c", "head -c 64m /dev/zero | tail >/dev/null"],
+                        name="hog", pod="small")
+    c.pods.start("small")
+    hog = wait_for(lambda: (x := c.containers.get("hog")).state == "exited" and x, 30,
+                   what="the hog to be killed")
+    assert hog.exit_code == 137 and hog.oom_killed
+    fail = pod_cgroup_dir(pod.cgroup_path) / ("memory.events" if _v2() else "memory.failcnt")
+    assert fail.read_text().strip() not in ("0", "")
+    c.pods.remove("small", force=True)
