@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from podkit.errors import InvalidArgument
+from podkit.network.dns import parse_add_host
 from podkit.network.ports import PortMapping, parse_port_specs
 from podkit.pods.sandbox import sysctl_kind
 
@@ -136,10 +137,8 @@ class PodSpec:
                 raise InvalidArgument(f"sysctl {key!r} needs the pod's own {kind} namespace")
         if self.network == "host" and self.ports:
             raise InvalidArgument("published ports make no sense with the host network")
-        for h in self.add_hosts:
-            name, sep, ip = h.partition(":")
-            if not sep or not name or not ip:
-                raise InvalidArgument(f"invalid --add-host {h!r}: use name:ip")
+        # name:ip with a real IP (v6 too); normalised, so hosts files stay well-formed.
+        self.add_hosts = ["{}:{}".format(*parse_add_host(h)) for h in self.add_hosts]
         seen: set[tuple[int, str, str]] = set()
         for p in self.ports:
             key = (p.host_port, p.protocol, p.host_ip)
