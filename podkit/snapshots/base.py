@@ -82,6 +82,11 @@ class Usage:
         return {"size": self.size, "inodes": self.inodes}
 
 
+def _info(r: Any) -> Info:
+    return Info(r["key"], r["kind"], r["parent"], r["id"], r["created"], r["updated"],
+                json.loads(r["labels"]))
+
+
 class Snapshotter:
     """Common metadata handling; subclasses lay out trees and describe mounts."""
 
@@ -115,10 +120,7 @@ class Snapshotter:
 
     def _row(self, key: str) -> Info | None:
         r = self.db.one("SELECT * FROM snapshots WHERE driver=? AND key=?", (self.driver, key))
-        if r is None:
-            return None
-        return Info(r["key"], r["kind"], r["parent"], r["id"], r["created"], r["updated"],
-                    json.loads(r["labels"]))
+        return _info(r) if r is not None else None
 
     def stat(self, key: str) -> Info:
         info = self._row(key)
@@ -130,13 +132,8 @@ class Snapshotter:
         return self._row(key) is not None
 
     def list(self) -> list[Info]:
-        rows = self.db.query("SELECT key FROM snapshots WHERE driver=? ORDER BY created", (self.driver,))
-        out = []
-        for r in rows:
-            info = self._row(r["key"])
-            if info:
-                out.append(info)
-        return out
+        rows = self.db.query("SELECT * FROM snapshots WHERE driver=? ORDER BY created", (self.driver,))
+        return [_info(r) for r in rows]
 
     def children(self, key: str) -> list[str]:
         rows = self.db.query("SELECT key FROM snapshots WHERE driver=? AND parent=?", (self.driver, key))
