@@ -511,7 +511,9 @@ class ImageService:
         if not image.chain_id:
             return []
         out = []
-        for info in self.snapshots.list():
+        infos = self.snapshots.list()
+        by_key = {i.key: i for i in infos}
+        for info in infos:
             if info.kind == COMMITTED or info.key.startswith(EXTRACT_PREFIX):
                 continue
             lab_img = info.labels.get(LABEL_IMAGE)
@@ -522,7 +524,7 @@ class ImageService:
                 if lab_img == image.id:
                     out.append(info.key)
                 continue
-            if info.parent and image.chain_id in {i.key for i in self.snapshots.chain(info.parent)}:
+            if image.chain_id in _ancestors(info, by_key):
                 out.append(info.key)
         return out
 
@@ -535,9 +537,10 @@ class ImageService:
             self._mark(Descriptor(r["media_type"], r["digest"], r["size"]), blobs, snaps)
             if chain_id in snaps:
                 users.append(f"{r['namespace']}/{r['name']}")
-        for info in self.snapshots.list():
-            if info.kind != COMMITTED and info.parent and chain_id in {
-                    i.key for i in self.snapshots.chain(info.parent)}:
+        infos = self.snapshots.list()
+        by_key = {i.key: i for i in infos}
+        for info in infos:
+            if info.kind != COMMITTED and chain_id in _ancestors(info, by_key):
                 users.append(info.key)
         return users
 
@@ -740,6 +743,16 @@ class ImageService:
         removed = self.snapshots.cleanup()
         if removed:
             log.info("removed %d snapshot(s) left by an earlier crash", removed)
+
+
+def _ancestors(info: Any, by_key: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    k = info.parent
+    while k and k not in out:
+        out.add(k)
+        parent = by_key.get(k)
+        k = parent.parent if parent is not None else None
+    return out
 
 
 def _familiar(name: str) -> str:
