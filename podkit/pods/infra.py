@@ -10,6 +10,7 @@ pod shares its pid namespace) and exits on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -56,47 +57,22 @@ def rootfs_tar() -> bytes:
     return buf.getvalue()
 
 
-def _platform() -> tuple[str, str]:
-    from podkit.images.oci import Platform
-
-    p = Platform.host()
-    return p.os, p.architecture
+CHANGES = [f"ENTRYPOINT {json.dumps(ENTRYPOINT)}", "WORKDIR /", "LABEL io.podkit.infra=true"]
 
 
 def build_blobs(content: Any) -> Descriptor:
-    """Write layer, config and manifest of the infra image into the content store.
+    """The infra image through the image store's rootfs-import path: the layer into the
+    content store, then config and manifest as `podkit image import` writes them.
 
-    Blobs are content-addressed and the layer is reproducible, so building twice
-    (two namespaces, a crash half-way) writes the same digests: nothing to undo.
+    Blobs are content-addressed and the layer is reproducible, so a build cut short by a
+    crash leaves nothing that a later build does not reuse.
     """
-    import hashlib
-    import json
-
-    from podkit.images import oci
+    from podkit.images.archive import build_rootfs_image
 
     layer = rootfs_tar()
-    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
-    content.put(layer, layer_digest)
-    os_, arch = _platform()
-    config = {
-        "architecture": arch,
-        "os": os_,
-        "config": {"Entrypoint": ENTRYPOINT, "Env": ["PATH=/"], "WorkingDir": "/",
-                   "Labels": {"io.podkit.infra": "true"}},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created_by": "podkit: infra image (catatonit -P)"}],
-    }
-    config_raw = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-    config_digest = content.put(config_raw)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": oci.OCI_MANIFEST,
-        "config": {"mediaType": oci.OCI_CONFIG, "digest": str(config_digest), "size": len(config_raw)},
-        "layers": [{"mediaType": oci.OCI_LAYER, "digest": layer_digest, "size": len(layer)}],
-    }
-    raw = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-    digest = content.put(raw)
-    return oci.Descriptor(media_type=oci.OCI_MANIFEST, digest=str(digest), size=len(raw))
+    digest = content.put(layer)
+    return build_rootfs_image(content, str(digest), "", CHANGES, message="podkit infra image",
+                              diff_id=str(digest))
 
 
 def ensure_image(images: Any, content: Any, ns: str) -> str:
