@@ -345,13 +345,13 @@ def cmd_tag(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_rm(args: argparse.Namespace, client: Any) -> int:
-    res = client.images._t.post("/images/remove", json_body={"refs": args.images, "force": args.force})
-    for r in res["results"]:
+    res = client.images.remove(*args.images, force=args.force)
+    for r in res.results:
         for k, v in r.items():
             print(f"{k}: {v}")
-    for e in res["errors"]:
+    for e in res.errors:
         err(f"Error: {e['message']}")
-    return 1 if res["errors"] else 0
+    return 1 if res.errors else 0
 
 
 def cmd_prune(args: argparse.Namespace, client: Any) -> int:
