@@ -184,7 +184,9 @@ apiVersion: v1
 kind: Pod
 metadata: {name: kweb, labels: {app: kweb}}
 spec:
-  volumes: [{name: shared, emptyDir: {}}]
+  volumes:
+    - {name: shared, emptyDir: {}}
+    - {name: made, hostPath: {path: MADEDIR, type: DirectoryOrCreate}}
   containers:
     - name: srv
       image: busybox
@@ -197,7 +199,7 @@ spec:
     - name: side
       image: busybox
       command: [sleep, "600"]
-      volumeMounts: [{name: shared, mountPath: /data, readOnly: true}]
+      volumeMounts: [{name: shared, mountPath: /data, readOnly: true}, {name: made, mountPath: /made}]
       securityContext: {runAsUser: 1000}
       livenessProbe: {exec: {command: ["true"]}}
 ---
@@ -220,7 +222,7 @@ def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     f = workdir / "app.yaml"
-    f.write_text(KUBE.replace("HOSTPORT", str(port)))
+    f.write_text(KUBE.replace("HOSTPORT", str(port)).replace("MADEDIR", str(workdir / "made")))
     c = daemon.client()
     try:
         r = daemon.cli("play", "kube", str(f), check=True)
@@ -240,6 +242,7 @@ def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image
                  what="the emptyDir file")
         assert run("kweb-side", "id -u") == (0, "1000\n")
         assert run("kweb-side", "touch /data/x")[0] != 0
+        assert (workdir / "made").is_dir() and run("kweb-side", "test -d /made")[0] == 0
         # The hostPort is published; the limit applies to the container.
         body = wait_for(lambda: _get(f"http://127.0.0.1:{port}/"), 10, what="the hostPort")
         assert body == "hi-from-kube\n"

@@ -49,7 +49,7 @@ class KubeMount:
     readonly: bool = False
     volume: str = ""
     empty_dir: bool = False
-    create: bool = False  # hostPath DirectoryOrCreate
+    create: str = ""  # hostPath DirectoryOrCreate → "dir", FileOrCreate → "file"
 
 
 @dataclass
@@ -253,7 +253,8 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
             if htype not in ("", "Directory", "DirectoryOrCreate", "File", "FileOrCreate"):
                 warnings.append(f"{where}: volume {vname!r}: hostPath.type {htype!r} is not checked")
             volumes[vname] = KubeMount(source=path, target="", volume=vname,
-                                       create=htype == "DirectoryOrCreate")
+                                       create={"DirectoryOrCreate": "dir",
+                                               "FileOrCreate": "file"}.get(htype, ""))
             if htype in ("Directory", "File") and not os.path.exists(path):
                 raise InvalidArgument(f"{where}: volume {vname!r}: hostPath {path} does not exist")
         elif "emptyDir" in v:

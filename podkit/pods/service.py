@@ -746,8 +746,12 @@ class PodService:
                 body["no_new_privileges"] = kc.no_new_privileges
             for m in kc.mounts:
                 src = pod.volumes[m.volume] if m.empty_dir else m.source
-                if m.create:
+                if m.create == "dir":
                     os.makedirs(src, exist_ok=True)
+                elif m.create == "file" and not os.path.exists(src):
+                    os.makedirs(os.path.dirname(src), exist_ok=True)
+                    with open(src, "a"):
+                        pass
                 body["mounts"].append({"type": "bind", "source": src, "target": m.target,
                                        "readonly": m.readonly})
             await self.add_container(ns, pod.id, body)
