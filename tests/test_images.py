@@ -146,6 +146,11 @@ def test_tag_rmi_and_gc(daemon: Daemon, busybox_tarball: Path) -> None:
     daemon.cli("tag", "a:1", "localhost:5000/a:v2", check=True)
     assert {i.name for i in c.images.list()} == {"docker.io/library/a:1", "docker.io/library/b:1",
                                                  "localhost:5000/a:v2"}
+    # docker's reference filter: globs in which '*' stops at '/'.
+    listed = daemon.cli("images", "--format", "json", "-f", "reference=localhost:5000/*", check=True)
+    assert [i["name"] for i in json.loads(listed.stdout)] == ["localhost:5000/a:v2"]
+    top_level = daemon.cli("images", "-q", "-f", "reference=*", check=True).stdout.split()
+    assert sorted(top_level) == sorted([b.id[7:19], a.id[7:19]])
     # An id with two names is not removed without -f; a name only untags.
     r = daemon.cli("rmi", a.id[7:19])
     assert r.returncode == 1 and "must be forced" in r.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
+import re
 from typing import Any
 
 from aiohttp import web
@@ -30,7 +30,24 @@ def _matches_reference(img: Any, pattern: str) -> bool:
     candidates = {img.name, fam, fam.rsplit(":", 1)[0], img.repository}
     if ":" not in pattern.rsplit("/", 1)[-1]:
         candidates |= {c.rsplit(":", 1)[0] for c in candidates}
-    return any(fnmatch.fnmatchcase(c, pattern) for c in candidates)
+    rx = _glob_re(pattern)
+    return any(rx.fullmatch(c) for c in candidates)
+
+
+def _glob_re(pattern: str) -> re.Pattern[str]:
+    """Go's path.Match, as docker's reference filter uses: '*' and '?' stop at '/'."""
+    out = []
+    for part in re.split(r"(\*|\?|\[[^\]]*\])", pattern):
+        if part == "*":
+            out.append("[^/]*")
+        elif part == "?":
+            out.append("[^/]")
+        elif part.startswith("[") and part.endswith("]") and len(part) > 2:
+            body = part[1:-1]
+            out.append("[" + ("^" + body[1:] if body.startswith("^") else body) + "]")
+        else:
+            out.append(re.escape(part))
+    return re.compile("".join(out))
 
 
 def _has_label(img: Any, key: str, value: str) -> bool:
