@@ -381,3 +381,17 @@ def test_startup_collects_old_orphans(daemon: Daemon, busybox_image: str) -> Non
     wait_for(lambda: old[7:] not in blobs(daemon), timeout=20, what="the start-up GC")
     assert blobs(daemon) == kept and young[7:] in kept
     assert daemon.client().images.get("busybox").unpacked
+
+
+def test_concurrent_imports_share_one_layer(daemon: Daemon, busybox_tarball: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = daemon.client()
+    with ThreadPoolExecutor(4) as pool:
+        images = list(pool.map(lambda i: c.images.import_(busybox_tarball, name=f"par:{i}",
+                                                          changes=[f'CMD ["{i}"]'])[0], range(4)))
+    assert len({i.id for i in images}) == 4 and len({i.chain_id for i in images}) == 1
+    assert [k for k, kind in snapshots(daemon)] == [images[0].chain_id]
+    assert all(c.images.get(f"par:{i}").unpacked for i in range(4))
+    c.images.remove(*[f"par:{i}" for i in range(4)])
+    assert snapshots(daemon) == [] and blobs(daemon) == set()
