@@ -44,7 +44,7 @@ class Image:
     os: str = ""
     architecture: str = ""
     names: list[str] = field(default_factory=list)  # inspect only: every name of this id
-    unpacked: bool | None = None  # inspect only
+    unpacked: bool | None = None  # whether its layers are in snapshots (list and inspect)
     unpacked_size: int = 0  # bytes on disk of the unpacked layers (list and inspect)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 

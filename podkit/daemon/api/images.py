@@ -88,6 +88,7 @@ async def list_images(ctx: Ctx) -> list[dict[str, Any]]:
     for i in images:
         d = i.to_dict()
         d["unpacked_size"] = svc.unpacked_size(i)
+        d["unpacked"] = d["unpacked_size"] > 0 or svc.is_unpacked(i)
         out.append(d)
     return out
 
