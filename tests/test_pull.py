@@ -427,3 +427,15 @@ def test_pull_of_a_malicious_layer_is_refused(daemon: Daemon, registry: Registry
     assert r.returncode == 1 and r.stderr.startswith("Error: ")
     assert not list(daemon.root.parent.glob("**/escaped-by-podkit-test.txt"))
     assert f"{registry.host}/evil:1" not in [i.name for i in daemon.client().images.list()]
+
+
+def test_pull_is_per_namespace_but_content_is_shared(daemon: Daemon, registry: RegistryServer,
+                                                     workdir: Path) -> None:
+    skopeo_push(build_layout(workdir / "oci"), registry, "ns:1")
+    ref = f"{registry.host}/ns:1"
+    daemon.client(namespace="team-a").images.pull(ref)
+    assert ref not in [i.name for i in daemon.client(namespace="team-b").images.list()]
+    seen: list[dict[str, Any]] = []
+    daemon.client(namespace="team-b").images.pull(ref, progress=seen.append)
+    assert [m["status"] for m in seen if "current" in m] == ["Already exists"]
+    assert ref in [i.name for i in daemon.client(namespace="team-b").images.list()]
