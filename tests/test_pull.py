@@ -439,3 +439,17 @@ def test_pull_is_per_namespace_but_content_is_shared(daemon: Daemon, registry: R
     daemon.client(namespace="team-b").images.pull(ref, progress=seen.append)
     assert [m["status"] for m in seen if "current" in m] == ["Already exists"]
     assert ref in [i.name for i in daemon.client(namespace="team-b").images.list()]
+
+
+def test_pull_and_push_publish_events(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    import time
+
+    skopeo_push(build_layout(workdir / "oci"), registry, "ev:1")
+    t0 = time.time() - 1
+    c = daemon.client()
+    c.images.pull(f"{registry.host}/ev:1")
+    c.images.push(f"{registry.host}/ev:1")
+    evs = list(c.events(since=t0, until=time.time(), type="image"))
+    actions = [(e["action"], e["id"]) for e in evs]
+    assert ("pull", f"{registry.host}/ev:1") in actions
+    assert ("push", f"{registry.host}/ev:1") in actions
