@@ -242,17 +242,17 @@ class Snapshotter:
                 raise InvalidArgument(
                     f"snapshot {key} is {info.kind}, only active snapshots can be committed"
                 )
-            usage = self._measure(info.id)
             merged = dict(info.labels)
             merged.update(labels or {})
+            # The size is measured on first use(), not here: walking a big layer's tree
+            # would sit on every pull's critical path.
             with self.db.tx() as c:
                 if self._row(name) is not None:
                     raise AlreadyExists(f"snapshot {name} already exists")
                 c.execute(
-                    "UPDATE snapshots SET key=?, kind=?, updated=?, labels=?, size=?, inodes=?"
+                    "UPDATE snapshots SET key=?, kind=?, updated=?, labels=?, size=NULL, inodes=NULL"
                     " WHERE driver=? AND key=?",
-                    (name, COMMITTED, time.time(), json.dumps(merged), usage.size, usage.inodes,
-                     self.driver, key),
+                    (name, COMMITTED, time.time(), json.dumps(merged), self.driver, key),
                 )
             self._after_commit(info.id)
             return self.stat(name)
@@ -284,11 +284,16 @@ class Snapshotter:
 
     def usage(self, key: str) -> Usage:
         info = self.stat(key)
-        if info.kind == COMMITTED:
-            r = self.db.one("SELECT size, inodes FROM snapshots WHERE driver=? AND key=?", (self.driver, key))
-            if r is not None and r["size"] is not None:
-                return Usage(r["size"], r["inodes"])
-        return self._measure(info.id)
+        if info.kind != COMMITTED:
+            return self._measure(info.id)
+        r = self.db.one("SELECT size, inodes FROM snapshots WHERE driver=? AND key=?", (self.driver, key))
+        if r is not None and r["size"] is not None:
+            return Usage(r["size"], r["inodes"])
+        # Committed trees never change: measure once, remember.
+        u = self._measure(info.id)
+        self.db.execute("UPDATE snapshots SET size=?, inodes=? WHERE driver=? AND key=?",
+                        (u.size, u.inodes, self.driver, key))
+        return u
 
     def _measure(self, id: int) -> Usage:
         size = inodes = 0
