@@ -214,11 +214,13 @@ def test_daemon_sigkill_recovery(d: Daemon) -> None:
     c = d.client()
     live = c.containers.run("busybox", ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); "
                                                     "sleep 0.1; done"], name="live")
-    dies = c.containers.run("busybox", ["sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.1; done"],
-                            name="dies")
-    al = c.containers.run("busybox", ["sh", "-c", "trap 'exit 1' TERM; while true; do sleep 0.1; done"],
+    dies = c.containers.run("busybox", ["sh", "-c", "trap 'exit 3' TERM; echo ready; "
+                                                    "while true; do sleep 0.1; done"], name="dies")
+    al = c.containers.run("busybox", ["sh", "-c", "trap 'exit 1' TERM; echo ready; "
+                                                  "while true; do sleep 0.1; done"],
                           name="al", restart="always")
     wait_for(lambda: "tick 2" in c.containers.logs("live"), what="ticks")
+    wait_for(lambda: c.containers.logs("dies") == c.containers.logs("al") == "ready\n", what="traps set")
     dies_pid, al_pid = c.containers.get("dies").pid, c.containers.get("al").pid
     d.kill()  # SIGKILL: no shutdown hooks
     os.kill(dies_pid, signal.SIGTERM)

@@ -54,8 +54,10 @@ def test_process_options(d: Daemon) -> None:
     assert _out(d, "--privileged", "busybox", "grep", "CapEff", "/proc/self/status") != default_caps
     # stop uses --stop-signal (else the image's StopSignal, else SIGTERM)
     c = d.client()
-    c.containers.run("busybox", ["sh", "-c", "trap 'exit 42' USR1; while true; do sleep 0.1; done"],
+    c.containers.run("busybox", ["sh", "-c", "trap 'exit 42' USR1; echo ready; "
+                                             "while true; do sleep 0.1; done"],
                      name="sig", stop_signal="SIGUSR1")
+    wait_for(lambda: c.containers.logs("sig") == "ready\n", what="the trap to be set")
     c.containers.stop("sig", timeout=10)
     assert c.containers.get("sig").exit_code == 42
 
