@@ -84,13 +84,15 @@ async def list_images(ctx: Ctx) -> list[dict[str, Any]]:
             images = [i for i in images if _has_label(i, k, v)]
         else:
             raise InvalidArgument(f"unknown filter {key!r}: use reference, dangling, before, since or label")
-    out = []
-    for i in images:
-        d = i.to_dict()
-        d["unpacked_size"] = svc.unpacked_size(i)
-        d["unpacked"] = d["unpacked_size"] > 0 or svc.is_unpacked(i)
-        out.append(d)
-    return out
+    # Sizes may walk a layer's tree the first time: in a thread.
+    return await asyncio.to_thread(lambda: [_with_disk_facts(svc, i) for i in images])
+
+
+def _with_disk_facts(svc: Any, img: Any) -> dict[str, Any]:
+    d = img.to_dict()
+    d["unpacked_size"] = svc.unpacked_size(img)
+    d["unpacked"] = d["unpacked_size"] > 0 or svc.is_unpacked(img)
+    return d
 
 
 @router.get("/images/inspect", "Inspect one image", params={"ref": "name, id or name@digest",
@@ -101,11 +103,10 @@ async def inspect(ctx: Ctx) -> dict[str, Any]:
 
     ref = ctx.query.get("ref") or ""
     plat = Platform.parse(ctx.query["platform"]) if ctx.query.get("platform") else None
-    img = await asyncio.to_thread(_svc(ctx).get, ctx.ns, ref, plat)
-    d = img.to_dict()
-    d["names"] = await asyncio.to_thread(_svc(ctx).names_of, ctx.ns, img.id)
-    d["unpacked"] = _svc(ctx).is_unpacked(img)
-    d["unpacked_size"] = _svc(ctx).unpacked_size(img)
+    svc = _svc(ctx)
+    img = await asyncio.to_thread(svc.get, ctx.ns, ref, plat)
+    d = await asyncio.to_thread(_with_disk_facts, svc, img)
+    d["names"] = await asyncio.to_thread(svc.names_of, ctx.ns, img.id)
     return d
 
 
