@@ -119,6 +119,8 @@ def test_save_is_read_by_skopeo(daemon: Daemon, busybox_image: str, workdir: Pat
     # As a docker-save archive...
     info = json.loads(run("skopeo", "inspect", f"docker-archive:{out}").stdout)
     assert info["Layers"] == [layer["digest"] for layer in img.layers]
+    run("skopeo", "copy", f"docker-archive:{out}", f"dir:{workdir / 'from-docker'}")
+    assert (workdir / "from-docker" / img.layers[0]["digest"][7:]).stat().st_size == img.layers[0]["size"]
     run("skopeo", "copy", f"docker-archive:{out}", f"oci:{workdir / 'oci'}:copied")
     copied = json.loads((workdir / "oci" / "index.json").read_text())["manifests"][0]
     m = json.loads((workdir / "oci" / "blobs" / "sha256" / copied["digest"][7:]).read_bytes())
