@@ -278,3 +278,22 @@ def test_push_imported_image_then_pull_it_elsewhere(daemon: Daemon, registry: Re
         assert find_in_snapshots(other.root, "etc/imported.txt")
     finally:
         other.stop()
+
+
+def test_all_platforms_pull_then_push_the_whole_index(daemon: Daemon, registry: RegistryServer,
+                                                      workdir: Path) -> None:
+    layout = build_layout(workdir / "oci", platforms=[
+        ("amd64", [{"arch.txt": b"amd64\n"}]),
+        ("arm64/v8", [{"arch.txt": b"arm64\n", "only-arm.txt": b"x"}]),
+        ("ppc64le", [{"arch.txt": b"ppc\n"}]),
+    ])
+    skopeo_push(layout, registry, "all:1", all_platforms=True)
+    r = daemon.cli("pull", "--all-platforms", f"{registry.host}/all:1", check=True)
+    assert r.stdout.count("Pull complete") == 1  # only the host's platform is unpacked
+    assert not find_in_snapshots(daemon.root, "only-arm.txt")
+    images = daemon.client().images
+    images.tag(f"{registry.host}/all:1", f"{registry.host}/all-copy:1")
+    images.push(f"{registry.host}/all-copy:1")
+    raw = skopeo_inspect(registry, "all-copy:1", raw=True)
+    assert len(raw["manifests"]) == 3
+    assert skopeo_inspect(registry, "all-copy:1")["Digest"] == skopeo_inspect(registry, "all:1")["Digest"]

@@ -16,6 +16,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("pull", help="pull an image from a registry")
     p.add_argument("reference", metavar="REF", help="image reference, e.g. busybox or host:5000/app:1.0")
     p.add_argument("--platform", help="os/arch[/variant] to pull from a multi-platform image")
+    p.add_argument("--all-platforms", action="store_true",
+                   help="fetch every platform of a multi-platform image (one is unpacked)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the image name")
     p.set_defaults(func=cmd_pull)
 
@@ -110,7 +112,8 @@ def cmd_pull(args: argparse.Namespace, client: Any) -> int:
 
     ref = parse(args.reference)
     view = None if args.quiet else ProgressView(sys.stdout, sys.stdout.isatty())
-    _dist(client).pull(args.reference, platform=args.platform, progress=view)
+    _dist(client).pull(args.reference, platform=args.platform, progress=view,
+                       all_platforms=args.all_platforms)
     if view is not None:
         print(f"Status: Image is up to date for {ref.familiar()}" if _nothing_new(view)
               else f"Status: Downloaded newer image for {ref.familiar()}")

@@ -164,14 +164,18 @@ class DistributionMixin:
         return {"X-Registry-Auth": encode_auth(creds)} if creds else {}
 
     def pull(self, ref: str, platform: str | None = None, progress: Progress | None = None,
-             auth: dict[str, str] | None = None) -> Any:
+             auth: dict[str, str] | None = None, all_platforms: bool = False) -> Any:
         """Pull an image; ``progress`` gets each progress dict. Returns the ``Image``.
 
-        ``auth`` ({"username","password"}) overrides the stored credentials.
+        ``auth`` ({"username","password"}) overrides the stored credentials;
+        ``all_platforms`` fetches every platform of a multi-platform image (the
+        host's, or ``platform``, is the one unpacked).
         """
         body: dict[str, Any] = {"reference": ref}
         if platform:
             body["platform"] = platform
+        if all_platforms:
+            body["all_platforms"] = True
         final: dict[str, Any] | None = None
         for line in self._t.stream("POST", "/images/pull", json_body=body,
                                    headers=self._auth_headers(ref, auth)):

@@ -79,11 +79,12 @@ class Registry:
         return from_docker_config(registry, self.docker_config)
 
     async def pull(self, ns: str, ref: str, *, platform: str | None = None,
-                   creds: Credentials | None = None, emit: Emit | None = None) -> Any:
+                   creds: Credentials | None = None, emit: Emit | None = None,
+                   all_platforms: bool = False) -> Any:
         r = reference.parse(ref)
         plat = Platform.parse(platform) if platform else None
         return await self.puller.pull(ns, r, platform=plat, creds=self.credentials(r.registry, creds),
-                                      emit=emit)
+                                      emit=emit, all_platforms=all_platforms)
 
     async def push(self, ns: str, ref: str, *, creds: Credentials | None = None,
                    emit: Emit | None = None) -> dict[str, Any]:

@@ -97,11 +97,17 @@ class Puller:
         self.sources = sources
 
     async def pull(self, ns: str, ref: Reference, *, platform: Platform | None = None,
-                   creds: Credentials | None = None, emit: Emit | None = None) -> Any:
-        """Pull ``ref`` into namespace ``ns``; returns the image service's Image."""
+                   creds: Credentials | None = None, emit: Emit | None = None,
+                   all_platforms: bool = False) -> Any:
+        """Pull ``ref`` into namespace ``ns``; returns the image service's Image.
+
+        ``all_platforms``: of an index, fetch every platform's content too (only the
+        chosen one is unpacked), so that the whole index can be pushed elsewhere.
+        """
         out: Emit = emit or (lambda _d: None)
         repo = self.client.repository(ref, creds)
         lease = Lease(self.db, ns, "pull")
+        others: asyncio.Task[None] | None = None
         try:
             out({"status": f"Pulling from {ref.repository}", "id": ref.tag or ref.digest or "latest"})
             target, data = await repo.resolve(ref.object, self._local)
@@ -120,7 +126,10 @@ class Puller:
                     raise InvalidArgument(
                         f"{ref}: the index entry for {want} is a {manifest_desc.media_type!r}, not an "
                         "image manifest")
-                if want != Platform.host() and not Platform.host().matches(manifest_desc.platform):
+                if all_platforms:
+                    others = asyncio.create_task(self._fetch_others(
+                        repo, _json(data, f"index {target.digest}"), manifest_desc.digest, lease, out))
+                elif want != Platform.host() and not Platform.host().matches(manifest_desc.platform):
                     # A foreign platform is named by its own manifest, so that the
                     # image (and a later push) holds exactly what was fetched.
                     target = manifest_desc
@@ -147,6 +156,8 @@ class Puller:
             for layer in layers:
                 layer_compression(layer.media_type)  # refuse unknown layer types up front
             await self._layers(repo, layers, diff_ids, lease, out)
+            if others is not None:
+                await others
             if self.sources is not None:
                 self.sources.add(ref.registry, ref.repository,
                                  [config_desc.digest, *(d.digest for d in layers)])
@@ -156,7 +167,33 @@ class Puller:
                 image = await image
             return image
         finally:
+            if others is not None and not others.done():
+                others.cancel()
+                await asyncio.gather(others, return_exceptions=True)
             lease.release()
+
+    async def _fetch_others(self, repo: Repository, index: dict[str, Any], chosen: str, lease: Lease,
+                            out: Emit) -> None:
+        """Every other platform's manifest, config and layers, into the store (not unpacked)."""
+        for entry in index.get("manifests") or []:
+            desc = Descriptor.from_dict(entry)
+            if desc.digest == chosen or (desc.media_type and desc.media_type not in MANIFEST_TYPES):
+                continue
+            manifest = _json(await self._fetch_small(repo, desc, lease, manifest=True),
+                             f"manifest {desc.digest}")
+            config = Descriptor.from_dict(manifest.get("config") or {})
+            await self._fetch_small(repo, config, lease)
+            for layer in (Descriptor.from_dict(d) for d in manifest.get("layers") or []):
+                lease.add(layer.digest)
+                if self.content.has(layer.digest):
+                    continue
+
+                def progress(n: int, layer: Descriptor = layer, st: str = "Downloading") -> None:
+                    out({"id": short(layer.digest), "status": st, "current": n, "total": layer.size})
+
+                progress(0)
+                await self._fetch_once(repo, layer, progress)
+                progress(layer.size, st="Download complete")
 
     def _local(self, digest: str) -> bytes | None:
         try:

@@ -120,6 +120,7 @@ async def _run_streamed(ctx: Ctx, work: Any, done: Any) -> Any:
     "Pull an image from a registry (ndjson progress)",
     body={"type": "object", "required": ["reference"], "properties": {
         "reference": {"type": "string"}, "platform": {"type": "string", "description": "os/arch[/variant]"},
+        "all_platforms": {"type": "boolean", "description": "fetch every platform of an index"},
         "auth": _AUTH_SCHEMA}},
     response=_PROGRESS_SCHEMA,
     stream=True,
@@ -134,12 +135,16 @@ async def pull(ctx: Ctx) -> Any:
     ref = reference.parse(ref_text or "")  # refuse bad input before the stream starts
     if platform:
         Platform.parse(platform)
+    all_platforms = body.get("all_platforms", False)
+    if not isinstance(all_platforms, bool):
+        raise InvalidArgument("'all_platforms' must be true or false")
     creds = _credentials(ctx, body)
     reg = _registry(ctx)
     ns = ctx.ns
 
     async def work(emit: Any) -> Any:
-        image = await reg.pull(ns, str(ref), platform=platform, creds=creds, emit=emit)
+        image = await reg.pull(ns, str(ref), platform=platform, creds=creds, emit=emit,
+                               all_platforms=all_platforms)
         d = _image_dict(image)
         ctx.services.events.publish(ns, "image", "pull", str(ref), digest=d.get("digest", ""))
         return d
