@@ -164,3 +164,16 @@ def test_mount_flags(workdir: Path, mnt: Path) -> None:
     with pytest.raises(errors.Internal, match="mount"):
         mount_all([Mount("overlay", "overlay", [f"lowerdir={workdir / 'missing'}"])], mnt)
     assert not is_mountpoint(mnt)
+
+
+def test_lost_layer_trees_are_forgotten(sn: Snapshotter) -> None:
+    _layer(sn, "l1", None, {"a": "1"})
+    _layer(sn, "l2", "l1", {"b": "2"})
+    _layer(sn, "other", None, {"c": "3"})
+    sn.prepare("ctr", "other")
+    import shutil
+
+    shutil.rmtree(sn.dir(sn.stat("l1").id))  # the lower layer's tree vanished
+    shutil.rmtree(sn.dir(sn.stat("other").id))  # ... and one a container stands on
+    sn.cleanup()
+    assert sorted(i.key for i in sn.list()) == ["ctr", "other"]  # l2 built on l1 went too

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -29,6 +30,8 @@ from typing import Any
 from podkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from podkit.snapshots.mount import Mount
 from podkit.store import Database
+
+log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 VIEW = "view"
@@ -336,12 +339,53 @@ class Snapshotter:
                 with contextlib.suppress(Conflict, NotFound):
                     self.remove(info.key)
                     removed += 1
+        removed += self._drop_lost_layers()
         ids = {r["id"] for r in self.db.query("SELECT id FROM snapshots WHERE driver=?", (self.driver,))}
         for p in self.root.iterdir():
             if p.name.isdigit() and int(p.name) not in ids:
                 self._remove_tree(int(p.name))
                 removed += 1
         return removed
+
+    def _drop_lost_layers(self) -> int:
+        """Committed layers whose tree is gone (deleted by hand, a damaged disk) are
+        forgotten with the layers built on them, so images unpack again when next used.
+        Containers' snapshots on them are left alone (and logged): they are the
+        containers layer's to deal with."""
+        infos = {i.key: i for i in self.list()}
+        lost = {k for k, i in infos.items() if i.kind == COMMITTED and not self.fs(i.id).is_dir()}
+        if not lost:
+            return 0
+        changed = True
+        while changed:  # descendants of a lost layer are unusable too
+            changed = False
+            for k, i in infos.items():
+                if k not in lost and i.kind == COMMITTED and i.parent in lost:
+                    lost.add(k)
+                    changed = True
+        blocked = {i.parent for i in infos.values() if i.kind != COMMITTED and i.parent in lost}
+        for k in blocked:
+            log.warning("snapshot %s lost its tree but active snapshots use it; kept", k)
+        dropped = 0
+        # Children first: a row goes only when nothing is built on it.
+        for k in sorted(lost, key=lambda k: -len(self._ancestry(k, infos))):
+            if k in blocked or self.children(k):
+                continue
+            log.warning("snapshot %s lost its tree: forgotten", k)
+            with self.db.tx() as c:
+                c.execute("DELETE FROM snapshots WHERE driver=? AND key=?", (self.driver, k))
+            shutil.rmtree(self.dir(infos[k].id), ignore_errors=True)
+            dropped += 1
+        return dropped
+
+    @staticmethod
+    def _ancestry(key: str, infos: dict[str, Info]) -> list[str]:
+        out = []
+        k: str | None = key
+        while k and k in infos and k not in out:
+            out.append(k)
+            k = infos[k].parent
+        return out
 
     def info(self, ns: str | None = None) -> dict[str, Any]:
         """For `podkit info` (snapshots are shared by all namespaces: ``ns`` is unused)."""
