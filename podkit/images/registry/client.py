@@ -448,12 +448,16 @@ class Repository:
                 hdrs = {"Range": f"bytes={writer.offset}-"} if writer.offset else {}
                 resp = await self._request("GET", ep, url, headers=hdrs, what="pull")
                 try:
-                    if resp.status == 200 and writer.offset:
-                        # The server ignored Range: start over.
+                    resumed_at = _range_start(resp.headers.get("Content-Range", "")) \
+                        if resp.status == 206 else 0
+                    if resp.status not in (200, 206):
+                        raise await self._error(resp, f"blob {desc.digest}")
+                    if writer.offset and resumed_at != writer.offset:
+                        # The server ignored Range (or answered another one): start over.
                         writer.abort()
                         writer = content.writer(desc.digest, desc.size)
-                    elif resp.status not in (200, 206):
-                        raise await self._error(resp, f"blob {desc.digest}")
+                        if resp.status == 206:
+                            continue
                     await _copy(resp.content, writer, progress)
                 except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
                     failures += 1
@@ -665,6 +669,13 @@ def _location(ep: Endpoint, request_url: URL, resp: aiohttp.ClientResponse) -> U
     if not url.is_absolute():
         url = URL(ep.base).join(url)
     return url
+
+
+def _range_start(content_range: str) -> int | None:
+    """The first byte of a ``Content-Range: bytes START-END/TOTAL`` answer."""
+    unit, _, rest = content_range.partition(" ")
+    start = rest.partition("-")[0]
+    return int(start) if unit == "bytes" and start.isdigit() else None
 
 
 def _retry_after(value: str | None) -> float | None:
