@@ -159,6 +159,7 @@ class FaultProxy:
         self.cut_blobs = 0
         self.corrupt = False
         self.fail_upload = 0  # 503 for this many PUT/PATCH requests to an upload session
+        self.ignore_range = False  # answer ranged blob requests with the whole blob (200)
         self.requests: list[tuple[str, str, str]] = []  # method, path, range
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -175,6 +176,8 @@ class FaultProxy:
         # The Host header goes through: the registry builds upload Locations from it,
         # so that they point back at this proxy.
         hdrs = dict(request.headers)
+        if self.ignore_range:
+            hdrs.pop("Range", None)
         async with aiohttp.ClientSession(auto_decompress=False) as s, s.request(
             request.method, f"http://{self.upstream}{request.path_qs}", headers=hdrs,
             data=await request.read(), allow_redirects=True,
@@ -454,3 +457,23 @@ def test_retry_after_forms() -> None:
     later = email.utils.formatdate(time.time() + 20, usegmt=True)
     assert 15 < (_retry_after(later) or 0) <= 20
     assert _retry_after(email.utils.formatdate(time.time() - 100, usegmt=True)) == 0.0
+
+
+def test_resume_when_the_server_ignores_range(registry: RegistryServer, workdir: Path) -> None:
+    layout = _big_layout(workdir)
+    skopeo_push(layout, registry, "norange:1")
+    layer, _ = _layer_of(layout)
+    proxy = FaultProxy(registry.host)
+    proxy.cut_blobs, proxy.ignore_range = 1, True
+    store = ContentStore(workdir / "store")
+
+    async def body(host: str) -> None:
+        client = RegistryClient(backoff=0.01)
+        try:
+            await client.repository(parse(f"{host}/norange:1")).fetch_blob(layer, store)
+        finally:
+            await client.close()
+
+    asyncio.run(_with_proxy(registry, proxy, body))
+    assert store.has(layer.digest)  # started over from byte 0 and verified
+    assert not list(store.ingest_dir.iterdir())
