@@ -330,3 +330,12 @@ def test_cli_import_of_a_layout_directory_with_a_name(daemon: Daemon, workdir: P
     assert daemon.client().images.get("renamed:2").id == image_id
     r = daemon.cli("image", "import", str(lay.path), "x:1", "--change", "CMD [\"y\"]")
     assert r.returncode == 1 and "--change applies to root file system tarballs" in r.stderr
+
+
+def test_save_of_an_image_with_missing_content(daemon: Daemon, busybox_image: str, workdir: Path) -> None:
+    img = daemon.client().images.get("busybox")
+    (daemon.root / "content" / "blobs" / "sha256" / img.layers[0]["digest"][7:]).unlink()
+    out = workdir / "broken.tar"
+    r = daemon.cli("save", "-o", str(out), "busybox")
+    assert r.returncode == 1 and "is not in the content store" in r.stderr
+    assert not out.exists()

@@ -11,26 +11,35 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from podkit.errors import PodkitError
+from podkit.errors import NotFound, PodkitError
 from podkit.images import reference
 from podkit.images.oci import INDEX_TYPES, OCI_INDEX, Descriptor, Platform
 
 _EPOCH = 0  # fixed member times: saving twice gives the same bytes
 
 
-def write_archive(svc: Any, ns: str, images: list[Any], refs: list[str], out: BinaryIO, fmt: str = "docker",
-                  platform: Platform | None = None) -> None:
-    blobs: list[str] = []  # in write order, deduplicated
+@dataclass
+class Plan:
+    """Everything an archive will hold, worked out (and checked) before a byte is sent."""
+
+    blobs: list[str] = field(default_factory=list)  # in write order, deduplicated
+    index_entries: list[dict[str, Any]] = field(default_factory=list)
+    docker_entries: list[dict[str, Any]] = field(default_factory=list)
+    repositories: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def plan_archive(svc: Any, ns: str, images: list[Any], refs: list[str],
+                 platform: Platform | None = None) -> Plan:
+    """Raises NotFound naming the image whose content is incomplete."""
+    plan = Plan()
 
     def want(d: str) -> None:
-        if d not in blobs:
-            blobs.append(d)
+        if d not in plan.blobs:
+            plan.blobs.append(d)
 
-    index_entries: list[dict[str, Any]] = []
-    docker_entries: list[dict[str, Any]] = []
-    repositories: dict[str, dict[str, str]] = {}
     for img, ref in zip(images, refs, strict=True):
         target = img.target
         resolved = svc.resolve(target, platform)
@@ -39,6 +48,11 @@ def write_archive(svc: Any, ns: str, images: list[Any], refs: list[str], out: Bi
             target = Descriptor(_manifest_type(svc, resolved.manifest_digest), resolved.manifest_digest,
                                 svc.content.size(resolved.manifest_digest))
         _collect(svc, target, want)
+        missing = [d for d in [resolved.config_digest, *(x.digest for x in resolved.layers)]
+                   if not svc.content.has(d)]
+        if missing:
+            raise NotFound(f"image {ref}: blob {missing[0]} is not in the content store "
+                           "(pull or load the image again)")
         name = _name_for(svc, ns, img, ref)
         ann: dict[str, str] = {}
         if name:
@@ -49,7 +63,7 @@ def write_archive(svc: Any, ns: str, images: list[Any], refs: list[str], out: Bi
         entry = target.to_dict()
         if ann:
             entry["annotations"] = ann
-        index_entries.append(entry)
+        plan.index_entries.append(entry)
         layers = [_blob_name(d.digest) for d in resolved.layers]
         tags = []
         if name:
@@ -58,19 +72,21 @@ def write_archive(svc: Any, ns: str, images: list[Any], refs: list[str], out: Bi
             tags.append(fam)
             if parsed.tag and layers:
                 repo = fam.rsplit(":", 1)[0]
-                repositories.setdefault(repo, {})[parsed.tag] = layers[-1].rsplit("/", 1)[-1]
+                plan.repositories.setdefault(repo, {})[parsed.tag] = layers[-1].rsplit("/", 1)[-1]
         cfg_name = _blob_name(resolved.config_digest)
-        existing = next((e for e in docker_entries if e["Config"] == cfg_name), None)
+        existing = next((e for e in plan.docker_entries if e["Config"] == cfg_name), None)
         if existing is not None:
             existing["RepoTags"].extend(t for t in tags if t not in existing["RepoTags"])
         else:
-            docker_entries.append({"Config": _blob_name(resolved.config_digest), "RepoTags": tags,
-                                   "Layers": layers})
+            plan.docker_entries.append({"Config": cfg_name, "RepoTags": tags, "Layers": layers})
+    return plan
 
+
+def write_archive(svc: Any, plan: Plan, out: BinaryIO, fmt: str = "docker") -> None:
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
         _add_dir(tf, "blobs")
         _add_dir(tf, "blobs/sha256")
-        for d in blobs:
+        for d in plan.blobs:
             with svc.content.open(d) as f:
                 ti = tarfile.TarInfo(_blob_name(d))
                 ti.size = svc.content.size(d)
@@ -78,12 +94,13 @@ def write_archive(svc: Any, ns: str, images: list[Any], refs: list[str], out: Bi
                 ti.mode = 0o444
                 tf.addfile(ti, f)
         _add_bytes(tf, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_entries}
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": plan.index_entries}
         _add_bytes(tf, "index.json", json.dumps(index, separators=(",", ":")).encode())
         if fmt == "docker":
-            _add_bytes(tf, "manifest.json", json.dumps(docker_entries, separators=(",", ":")).encode())
-            if repositories:
-                _add_bytes(tf, "repositories", json.dumps(repositories, separators=(",", ":")).encode())
+            _add_bytes(tf, "manifest.json", json.dumps(plan.docker_entries, separators=(",", ":")).encode())
+            if plan.repositories:
+                _add_bytes(tf, "repositories",
+                           json.dumps(plan.repositories, separators=(",", ":")).encode())
 
 
 def _manifest_type(svc: Any, digest: str) -> str:

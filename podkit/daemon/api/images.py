@@ -214,7 +214,7 @@ async def load(ctx: Ctx) -> dict[str, Any]:
             params={"ref": "image (repeatable)", "format": "docker (docker-save with an OCI layout, default)"
                     " | oci (OCI layout only)", "platform": "os/arch: only this platform of an index"})
 async def save(ctx: Ctx) -> web.StreamResponse:
-    from podkit.images.export import write_archive
+    from podkit.images.export import plan_archive, write_archive
     from podkit.images.oci import Platform
 
     refs = ctx.request.query.getall("ref", [])
@@ -225,7 +225,9 @@ async def save(ctx: Ctx) -> web.StreamResponse:
         raise InvalidArgument(f"unknown archive format {fmt!r}: use docker or oci")
     plat = Platform.parse(ctx.query["platform"]) if ctx.query.get("platform") else None
     svc = _svc(ctx)
-    images = [svc.get(ctx.ns, r) for r in refs]  # fail before any byte is sent
+    images = [svc.get(ctx.ns, r) for r in refs]
+    # Everything checked before any byte is sent: a broken stream says little.
+    plan = await asyncio.to_thread(plan_archive, svc, ctx.ns, images, refs, plat)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=16)
     stop = False
@@ -252,7 +254,7 @@ async def save(ctx: Ctx) -> web.StreamResponse:
     def produce() -> None:
         try:
             sink = _Sink()
-            write_archive(svc, ctx.ns, images, refs, sink, fmt, plat)
+            write_archive(svc, plan, sink, fmt)
             sink.flush()
             asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
         except BaseException as e:  # noqa: BLE001 - handed to the response side
