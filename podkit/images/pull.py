@@ -12,7 +12,6 @@ it has committed, so that garbage collection leaves them alone.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import secrets
@@ -36,6 +35,7 @@ from podkit.images.reference import Reference
 from podkit.images.registry.auth import Credentials
 from podkit.images.registry.client import RegistryClient, Repository
 from podkit.images.registry.sources import BlobSources
+from podkit.images.service import chain_ids
 from podkit.store import ContentStore, Database, Leases
 
 log = logging.getLogger(__name__)
@@ -46,19 +46,6 @@ LEASE_TTL = 3600.0
 
 def short(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
-
-
-def chain_ids(diff_ids: list[str]) -> list[str]:
-    """The chain ID of each layer stack, per the OCI image spec:
-    ChainID(0) = DiffID(0); ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n)).
-    """
-    out: list[str] = []
-    for d in diff_ids:
-        if not out:
-            out.append(d)
-        else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
-    return out
 
 
 class Lease:
