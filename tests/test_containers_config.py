@@ -87,7 +87,9 @@ def test_network_modes_and_ports(d: Daemon) -> None:
         except OSError:
             return b""
 
-    assert b"hello-from-ctr" in wait_for(fetch, what="the published port")
+    assert b"hello-from-ctr" in wait_for(
+        fetch, timeout=20, what=f"the published port {hp} ({c.containers.get('srv').status}, "
+                                f"log {c.containers.logs('srv')!r})")
     # another container joins srv's network namespace
     assert "hello-from-ctr" in _out(d, "--network", "container:srv", "busybox", "wget", "-qO-",
                                      "http://127.0.0.1:8000/i")
