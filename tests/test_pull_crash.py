@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,11 @@ def test_sigkill_mid_pull_then_pull_again(daemon: Daemon, registry: RegistryServ
     _verify_blobs(daemon.root)
     daemon.start()
     assert not list((daemon.root / "content" / "ingest").iterdir())
+    db = sqlite3.connect(daemon.root / "metadata.db")
+    try:  # the dead pull's lease went with it
+        assert db.execute("SELECT COUNT(*) FROM leases WHERE id LIKE 'pull-%'").fetchone()[0] == 0
+    finally:
+        db.close()
     seen: list[dict[str, Any]] = []
     img = daemon.client().images.pull(ref, progress=seen.append)
     assert img.name == ref

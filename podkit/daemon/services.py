@@ -96,6 +96,7 @@ def build(config: Config) -> Services:
     # the blocks in this function does not matter to the registry.
     s.registry = Registry(s.content, lambda: s.images, s.db, config.section("registries"),
                           snapshots=lambda: s.snapshots)
+    s.on_startup(s.registry.startup)
     s.on_shutdown(s.registry.close)
 
     # runtime: runc (or [runtime] runtime = name/path) under one conmon per

@@ -15,6 +15,7 @@ the image service, the database and the ``[registries]`` config section::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from podkit.images.registry.auth import Credentials, from_docker_config
 from podkit.images.registry.client import RegistryClient
 from podkit.images.registry.hosts import RegistryHosts
 from podkit.images.registry.sources import BlobSources
-from podkit.store import ContentStore, Database
+from podkit.store import ContentStore, Database, Leases
+
+log = logging.getLogger(__name__)
 
 _SCALARS = {"max_concurrent_downloads": 4, "max_concurrent_uploads": 4}
 
@@ -62,6 +65,7 @@ class Registry:
         self.hosts = RegistryHosts(config)
         self.client = client or RegistryClient(self.hosts)
         self.docker_config = docker_config
+        self.db = db
         if callable(images):
             images = _Late(images, "image service")
         if callable(snapshots):
@@ -96,6 +100,17 @@ class Registry:
         if not creds:
             raise InvalidArgument("login needs a username and password (or an identity token)")
         await self.client.login(normalise_registry(registry), creds)
+
+    async def startup(self) -> None:
+        """Drop the leases of pulls and pushes a previous daemon left when it died: no
+        such operation can be running now, and their blobs are not worth pinning (the
+        next pull finds those already committed, whatever GC has not taken)."""
+        rows = self.db.query("SELECT namespace, id FROM leases WHERE id LIKE 'pull-%' OR id LIKE 'push-%'")
+        leases = Leases(self.db)
+        for r in rows:
+            leases.delete(r["namespace"], r["id"])
+        if rows:
+            log.info("released %d lease(s) of pulls/pushes cut short by a crash", len(rows))
 
     async def close(self) -> None:
         await self.client.close()
