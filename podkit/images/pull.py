@@ -51,8 +51,8 @@ def short(digest: str) -> str:
 class Lease:
     """Marks content a running operation holds, so GC does not collect it mid-way.
 
-    A lease outlives a crash (it expires after an hour), which is what keeps a
-    half-pulled image's blobs around for the retry.
+    It expires after an hour should nobody release it; a restarted daemon releases
+    those of pulls and pushes that died with its predecessor (``Registry.startup``).
     """
 
     def __init__(self, db: Database, ns: str, kind: str) -> None:
