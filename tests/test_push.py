@@ -297,3 +297,19 @@ def test_all_platforms_pull_then_push_the_whole_index(daemon: Daemon, registry: 
     raw = skopeo_inspect(registry, "all-copy:1", raw=True)
     assert len(raw["manifests"]) == 3
     assert skopeo_inspect(registry, "all-copy:1")["Digest"] == skopeo_inspect(registry, "all:1")["Digest"]
+
+
+def test_manifest_inspect_without_pulling(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    layout = build_layout(workdir / "oci", platforms=[("amd64", [{"a": b"a"}]), ("arm64/v8", [{"b": b"b"}])])
+    skopeo_push(layout, registry, "look:multi", all_platforms=True)
+    skopeo_push(build_layout(workdir / "one"), registry, "look:one")
+    r = daemon.cli("manifest", "inspect", f"{registry.host}/look:multi", check=True)
+    assert json.loads(r.stdout) == skopeo_inspect(registry, "look:multi", raw=True)
+    info = daemon.client().images.remote_inspect(f"{registry.host}/look:one")
+    assert info["platforms"] == ["linux/amd64"]
+    assert info["descriptor"]["digest"] == skopeo_inspect(registry, "look:one")["Digest"]
+    r = daemon.cli("manifest", "inspect", "-v", f"{registry.host}/look:multi", check=True)
+    assert json.loads(r.stdout)["platforms"] == ["linux/amd64", "linux/arm64/v8"]
+    assert daemon.client().images.list() == []  # nothing was pulled
+    r = daemon.cli("manifest", "inspect", f"{registry.host}/look:none")
+    assert r.returncode == 1 and r.stderr.startswith("Error: ")

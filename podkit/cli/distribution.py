@@ -26,6 +26,14 @@ def register(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(func=cmd_push)
 
+    p = sub.add_parser("manifest", help="look at images in a registry without pulling them")
+    msub = p.add_subparsers(dest="manifest_command", metavar="COMMAND")
+    mp = msub.add_parser("inspect", help="print an image's manifest (or index) as the registry has it")
+    mp.add_argument("reference", metavar="REF")
+    mp.add_argument("-v", "--verbose", action="store_true",
+                    help="also the descriptor and platforms")
+    mp.set_defaults(func=cmd_manifest_inspect)
+
     p = sub.add_parser("login", help="log in to a registry")
     p.add_argument("registry", metavar="REGISTRY", nargs="?", default="docker.io",
                    help="registry host[:port] (default docker.io)")
@@ -130,6 +138,14 @@ def cmd_push(args: argparse.Namespace, client: Any) -> int:
     result = _dist(client).push(args.reference, progress=view)
     if args.quiet:
         print(result["digest"])
+    return 0
+
+
+def cmd_manifest_inspect(args: argparse.Namespace, client: Any) -> int:
+    from podkit.cli.output import print_json
+
+    info = _dist(client).remote_inspect(args.reference)
+    print_json(info if args.verbose else info["manifest"])
     return 0
 
 

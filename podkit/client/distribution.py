@@ -201,6 +201,13 @@ class DistributionMixin:
             raise errors.Unavailable(f"push of {ref}: the daemon ended the stream without a result")
         return final
 
+    def remote_inspect(self, ref: str, auth: dict[str, str] | None = None) -> dict[str, Any]:
+        """What the registry holds under ``ref``, without pulling it:
+        {"name", "descriptor", "platforms", "manifest"} (``manifest``: the manifest or
+        index as the registry serves it)."""
+        return self._t.get("/distribution/inspect", params={"ref": ref},
+                           headers=self._auth_headers(ref, auth))
+
     def login(self, registry: str, username: str, password: str, *,
               config_path: str | os.PathLike[str] | None = None) -> None:
         """Check the credentials with the registry (through the daemon), then store them."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from podkit.errors import InvalidArgument, Unavailable
 from podkit.images import reference
-from podkit.images.oci import Platform
+from podkit.images.oci import INDEX_TYPES, Descriptor, Platform
 from podkit.images.pull import Emit, Puller
 from podkit.images.push import Pusher
 from podkit.images.registry.auth import Credentials, from_docker_config
@@ -94,6 +94,25 @@ class Registry:
                    emit: Emit | None = None) -> dict[str, Any]:
         r = reference.parse(ref)
         return await self.pusher.push(ns, r, creds=self.credentials(r.registry, creds), emit=emit)
+
+    async def inspect(self, ref: str, *, creds: Credentials | None = None) -> dict[str, Any]:
+        """What the registry holds under ``ref``, without pulling it: the descriptor,
+        the manifest or index itself, and the platforms it offers."""
+        import json
+
+        r = reference.parse(ref)
+        repo = self.client.repository(r, self.credentials(r.registry, creds))
+        desc, data = await repo.resolve(r.object)
+        doc = json.loads(data)
+        if desc.media_type in INDEX_TYPES:
+            platforms = [str(Platform.from_dict(m.get("platform")))
+                         for m in doc.get("manifests") or [] if m.get("platform")]
+        else:
+            config = Descriptor.from_dict(doc.get("config") or {})
+            cfg = json.loads(await repo.read_blob(config)) if config.digest else {}
+            platforms = [str(Platform(cfg.get("os", ""), cfg.get("architecture", ""),
+                                      cfg.get("variant", "")))] if cfg.get("architecture") else []
+        return {"name": str(r), "descriptor": desc.to_dict(), "platforms": platforms, "manifest": doc}
 
     async def login(self, registry: str, creds: Credentials) -> None:
         """Check credentials against the registry (raises Unauthorized when refused)."""

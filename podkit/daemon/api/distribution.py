@@ -181,6 +181,24 @@ async def push(ctx: Ctx) -> Any:
     return await _run_streamed(ctx, work, lambda r: {"status": "done", **r})
 
 
+@router.get(
+    "/distribution/inspect",
+    "What a registry holds under a reference (descriptor, manifest, platforms), without pulling",
+    params={"ref": "image reference"},
+    response={"type": "object", "properties": {
+        "name": {"type": "string"}, "descriptor": {"type": "object"},
+        "platforms": {"type": "array", "items": {"type": "string"}}, "manifest": {"type": "object"}}},
+)
+async def inspect(ctx: Ctx) -> dict[str, Any]:
+    from podkit.images import reference
+
+    ref = ctx.query.get("ref") or ""
+    if not ref:
+        raise InvalidArgument("query parameter 'ref' is required")
+    reference.parse(ref)
+    return await _registry(ctx).inspect(ref, creds=_credentials(ctx, {}))
+
+
 @router.post(
     "/auth/login",
     "Check credentials against a registry",
