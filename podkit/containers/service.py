@@ -563,6 +563,9 @@ class ContainerService:
         self.store.update(rec.id, state="exited", exit_code=code, finished_at=finished or time.time(),
                           oom_killed=oom, pid=0)
         self._last_exit[rec.id] = code
+        # Waiters (stop, wait) may go on now; whatever comes next for this container
+        # (start, remove) takes the lock and so comes after the release below.
+        self._changed(rec.id)
         await self._release(rec.id)
         if oom:
             self.publish(rec.namespace, "container", "oom", rec.id, name=rec.name)
