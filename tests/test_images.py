@@ -395,3 +395,30 @@ def test_concurrent_imports_share_one_layer(daemon: Daemon, busybox_tarball: Pat
     assert all(c.images.get(f"par:{i}").unpacked for i in range(4))
     c.images.remove(*[f"par:{i}" for i in range(4)])
     assert snapshots(daemon) == [] and blobs(daemon) == set()
+
+
+def test_sigkill_during_load(daemon: Daemon, workdir: Path) -> None:
+    big = workdir / "big.tar"
+    _big_tarball(big, 1500)
+    c = daemon.client()
+    c.images.import_(big, name="big")
+    c.images.save("big", workdir / "big-archive.tar")
+    c.images.remove("big")
+    assert snapshots(daemon) == []
+    proc = subprocess.Popen([str(BIN / "podkit"), "load", "-i", str(workdir / "big-archive.tar")],
+                            env=dict(os.environ, PODKIT_HOST=daemon.host), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: any(k.startswith("extract-") for k, _ in snapshots(daemon))
+                 or proc.poll() is not None, timeout=60, interval=0.005, what="the layer apply to start")
+        killed_mid_apply = proc.poll() is None
+        daemon.kill()
+    finally:
+        proc.wait(timeout=60)
+    assert killed_mid_apply and proc.returncode != 0
+    daemon.start()
+    assert not any(k.startswith("extract-") for k, _ in snapshots(daemon))
+    assert os.listdir(daemon.root / "content" / "ingest") == []
+    r = daemon.cli("load", "-i", str(workdir / "big-archive.tar"), check=True)
+    assert r.stdout.strip() == "Loaded image: big:latest"
+    assert c.images.get("big").unpacked
