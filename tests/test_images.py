@@ -422,3 +422,18 @@ def test_sigkill_during_load(daemon: Daemon, workdir: Path) -> None:
     r = daemon.cli("load", "-i", str(workdir / "big-archive.tar"), check=True)
     assert r.stdout.strip() == "Loaded image: big:latest"
     assert c.images.get("big").unpacked
+
+
+def test_import_zstd_rootfs(daemon: Daemon, workdir: Path) -> None:
+    f = workdir / "root.tar.zst"
+    f.write_bytes(tar_bytes([("etc", "dir"), ("etc/os-release", "file", "ID=test\n")], "zstd"))
+    daemon.cli("import", str(f), "zst:1", check=True)
+    img = daemon.client().images.get("zst:1")
+    assert img.layers[0]["mediaType"].endswith("tar+zstd") and img.unpacked
+    con = sqlite3.connect(daemon.root / "metadata.db")
+    try:
+        (sid,) = con.execute("SELECT id FROM snapshots WHERE key=?", (img.chain_id,)).fetchone()
+    finally:
+        con.close()
+    tree = daemon.root / "snapshots" / "overlay" / str(sid) / "fs"
+    assert (tree / "etc" / "os-release").read_text() == "ID=test\n"
