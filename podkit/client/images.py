@@ -230,6 +230,7 @@ def _tar_dir(path: str) -> Iterator[bytes]:
             st = os.lstat(full)
             ti.mtime = int(st.st_mtime)
             ti.mode = st.st_mode & 0o7777
+            ti.uid, ti.gid = st.st_uid, st.st_gid
             if os.path.islink(full):
                 ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(full)
             elif os.path.isdir(full):
