@@ -369,8 +369,10 @@ class PodService:
 
     async def ensure_running(self, ns: str, pod_id: str) -> None:
         """Before a member container starts: the pod's sandbox and infra must be up."""
-        pod = self.get(ns, pod_id)
-        async with self._lock(pod.id):
+        async with self._lock(pod_id):
+            pod = self.get(ns, pod_id)  # again, under the lock: a removal may have won
+            if pod.state != STATE_READY:
+                raise Conflict(f"pod {pod.name} is {pod.state}")
             await self._start_infra(pod)
 
     async def add_container(self, ns: str, ref: str, body: dict[str, Any], start: bool = False) -> Any:
@@ -410,7 +412,8 @@ class PodService:
             if pod.state != STATE_READY:
                 raise Conflict(f"pod {pod.name} is {pod.state}")
             await self._start_infra(pod)
-            members = [r for r in self._members(pod) if not r.infra and r.state != "running"]
+            members = [r for r in self._members(pod)
+                       if not r.infra and r.state in ("created", "exited", "dead")]
             results = await asyncio.gather(*(self._c_start(ns, r.id) for r in members),
                                            return_exceptions=True)
             pod.started = time.time()
