@@ -23,6 +23,13 @@ def _add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:
     add_format(p, quiet)
 
 
+def _ops(client: Any) -> Any:
+    """The SDK's plain container calls (no data classes to import: the CLI starts faster)."""
+    from podkit.client._container_ops import ContainerOps
+
+    return ContainerOps(client._t)
+
+
 def add_create_flags(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
     a("--name", help="a name for the container")
@@ -245,11 +252,11 @@ def register(sub: Any) -> None:
 def _attach_and_start(client: Any, cid: str, *, tty: bool, stdin: bool, detach_keys: str | None) -> int:
     from podkit.cli.stdio import interact
 
-    ws = client.containers.attach_socket(cid, stdin=stdin, start=True, detach_keys=detach_keys)
+    ws = _ops(client).attach_socket(cid, stdin=stdin, start=True, detach_keys=detach_keys)
 
     def interrupt() -> None:  # docker's sig-proxy: Ctrl-C goes to the container
         try:
-            client.containers.kill(cid, "INT")
+            _ops(client).kill(cid, "INT")
         except errors.PodkitError:
             raise KeyboardInterrupt from None
 
@@ -267,11 +274,11 @@ def cmd_run(args: argparse.Namespace, client: Any) -> int:
     cid = client._t.post("/containers", json_body=body)["id"]
     if args.detach:
         try:
-            client.containers.start(cid)
+            _ops(client).start(cid)
         except errors.PodkitError:
             # a run that cannot start leaves nothing behind
             with contextlib.suppress(errors.PodkitError):
-                client.containers.remove(cid, force=True, volumes=True)
+                _ops(client).remove(cid, force=True, volumes=True)
             raise
         print(cid)
         return 0
@@ -300,34 +307,34 @@ def cmd_start(args: argparse.Namespace, client: Any) -> int:
     if args.attach or args.interactive:
         if len(args.containers) != 1:
             raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
-        info = client.containers.inspect(args.containers[0])
+        info = _ops(client).inspect(args.containers[0])
         tty = bool(info.get("config", {}).get("tty"))
         return _attach_and_start(client, info["id"], tty=tty, stdin=args.interactive,
                                  detach_keys=args.detach_keys)
-    return _each(args, client.containers.start)
+    return _each(args, _ops(client).start)
 
 
 def cmd_stop(args: argparse.Namespace, client: Any) -> int:
-    return _each(args, lambda r: client.containers.stop(r, timeout=args.time))
+    return _each(args, lambda r: _ops(client).stop(r, timeout=args.time))
 
 
 def cmd_kill(args: argparse.Namespace, client: Any) -> int:
-    return _each(args, lambda r: client.containers.kill(r, args.signal))
+    return _each(args, lambda r: _ops(client).kill(r, args.signal))
 
 
 def cmd_restart(args: argparse.Namespace, client: Any) -> int:
-    return _each(args, lambda r: client.containers.restart(r, timeout=args.time))
+    return _each(args, lambda r: _ops(client).restart(r, timeout=args.time))
 
 
 def cmd_rm(args: argparse.Namespace, client: Any) -> int:
-    return _each(args, lambda r: client.containers.remove(r, force=args.force, volumes=args.volumes))
+    return _each(args, lambda r: _ops(client).remove(r, force=args.force, volumes=args.volumes))
 
 
 def cmd_wait(args: argparse.Namespace, client: Any) -> int:
     rc = 0
     for ref in args.containers:
         try:
-            print(client.containers.wait(ref, condition=args.condition))
+            print(_ops(client).wait(ref, condition=args.condition))
         except errors.PodkitError as e:
             sys.stderr.write(f"Error: {e.message}\n")
             rc = 1
@@ -335,27 +342,27 @@ def cmd_wait(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_pause(args: argparse.Namespace, client: Any) -> int:
-    return _each(args, client.containers.pause)
+    return _each(args, _ops(client).pause)
 
 
 def cmd_unpause(args: argparse.Namespace, client: Any) -> int:
-    return _each(args, client.containers.unpause)
+    return _each(args, _ops(client).unpause)
 
 
 def cmd_rename(args: argparse.Namespace, client: Any) -> int:
-    client.containers.rename(args.container, args.new_name)
+    _ops(client).rename(args.container, args.new_name)
     return 0
 
 
 def cmd_attach(args: argparse.Namespace, client: Any) -> int:
     from podkit.cli.stdio import interact
 
-    info = client.containers.inspect(args.container)
+    info = _ops(client).inspect(args.container)
     if info["state"] not in ("running", "paused"):
         raise errors.Conflict("you cannot attach to a stopped container, start it first")
     cfg = info.get("config") or {}
     stdin = bool(cfg.get("open_stdin")) and not args.no_stdin
-    ws = client.containers.attach_socket(info["id"], stdin=stdin, logs=args.logs,
+    ws = _ops(client).attach_socket(info["id"], stdin=stdin, logs=args.logs,
                                          detach_keys=args.detach_keys)
     code = interact(ws, tty=bool(cfg.get("tty")), stdin=stdin, detach_keys=args.detach_keys)
     return 0 if code == -1 else code
@@ -363,10 +370,10 @@ def cmd_attach(args: argparse.Namespace, client: Any) -> int:
 
 def cmd_logs(args: argparse.Namespace, client: Any) -> int:
     tail = None if args.tail in ("all", "", None) else int(args.tail)
-    for e in client.containers.stream_logs(args.container, follow=args.follow, since=args.since,
-                                           until=args.until, tail=tail):
-        out = sys.stderr if e.stream == "stderr" else sys.stdout
-        out.write((e.ts + " " if args.timestamps else "") + e.data)
+    params = {"follow": args.follow, "since": args.since, "until": args.until, "tail": tail}
+    for e in client._t.stream("GET", f"/containers/{args.container}/logs", params=params):
+        out = sys.stderr if e["stream"] == "stderr" else sys.stdout
+        out.write((e["ts"] + " " if args.timestamps else "") + e["data"])
         if args.follow:
             out.flush()
     return 0
@@ -387,12 +394,12 @@ def cmd_exec(args: argparse.Namespace, client: Any) -> int:
                 env.append(f"{e}={os.environ[e]}")
             continue
         env.append(e)
-    eid = client.containers.exec_create(args.container, cmd, env=env, user=args.user, workdir=args.workdir,
+    eid = _ops(client).exec_create(args.container, cmd, env=env, user=args.user, workdir=args.workdir,
                                         tty=args.tty, stdin=args.interactive, privileged=args.privileged)
     if args.detach:
         client._t.post(f"/exec/{eid}/start", params={"detach": True})
         return 0
-    ws = client.containers.exec_socket(eid)
+    ws = _ops(client).exec_socket(eid)
     code = interact(ws, tty=args.tty, stdin=args.interactive, detach_keys=args.detach_keys)
     return 0 if code == -1 else code
 
@@ -451,7 +458,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
     rc = 0
     for ref in args.objects:
         try:
-            out.append(client.containers.inspect(ref))
+            out.append(_ops(client).inspect(ref))
             continue
         except errors.NotFound:
             pass
@@ -497,13 +504,13 @@ def cmd_stats(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_top(args: argparse.Namespace, client: Any) -> int:
-    t = client.containers.top(args.container, " ".join(args.ps_args) or None)
+    t = _ops(client).top(args.container, " ".join(args.ps_args) or None)
     table(t["processes"], t["titles"])
     return 0
 
 
 def cmd_port(args: argparse.Namespace, client: Any) -> int:
-    for p in client.containers.port(args.container):
+    for p in _ops(client).port(args.container):
         cp = f"{p.get('container_port')}/{p.get('protocol', 'tcp')}"
         if args.private_port and args.private_port not in (cp, str(p.get("container_port"))):
             continue
@@ -512,7 +519,7 @@ def cmd_port(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, client: Any) -> int:
-    removed = client.containers.prune()
+    removed = _ops(client).prune()
     if removed:
         print("Deleted Containers:")
         for r in removed:
@@ -544,9 +551,9 @@ def cmd_cp(args: argparse.Namespace, client: Any) -> int:
     if src:
         ref, path = src
         if args.dst == "-":
-            client.containers.stream_archive(ref, path, sys.stdout.buffer)
+            _ops(client).stream_archive(ref, path, sys.stdout.buffer)
             return 0
-        data, stat = client.containers.get_archive(ref, path)
+        data, stat = _ops(client).get_archive(ref, path)
         target = os.path.abspath(args.dst)
         with tarfile.open(fileobj=io.BytesIO(data)) as tf:
             if os.path.isdir(target):
@@ -565,7 +572,7 @@ def cmd_cp(args: argparse.Namespace, client: Any) -> int:
     assert dst is not None
     ref, path = dst
     if args.src == "-":
-        client.containers.put_archive(ref, path, sys.stdin.buffer.read())
+        _ops(client).put_archive(ref, path, sys.stdin.buffer.read())
         return 0
     if not os.path.exists(args.src):
         raise errors.NotFound(f"no such file or directory: {args.src}")
@@ -577,9 +584,9 @@ def cmd_cp(args: argparse.Namespace, client: Any) -> int:
         return buf.getvalue()
 
     try:
-        client.containers.put_archive(ref, path, tar_of(os.path.basename(os.path.normpath(args.src))))
+        _ops(client).put_archive(ref, path, tar_of(os.path.basename(os.path.normpath(args.src))))
     except errors.NotFound:
         # the destination is not an existing directory: copy under that name
         parent = os.path.dirname(path.rstrip("/")) or "/"
-        client.containers.put_archive(ref, parent, tar_of(os.path.basename(path.rstrip("/"))))
+        _ops(client).put_archive(ref, parent, tar_of(os.path.basename(path.rstrip("/"))))
     return 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from podkit import errors
-from podkit.client._transport import Transport
+from podkit.client._container_ops import ContainerOps
 
 
 @dataclass
@@ -94,7 +94,7 @@ class Stats:
         )
 
 
-class ContainersAPI:
+class ContainersAPI(ContainerOps):
     """Container lifecycle. ``ref`` is a name, a full id or a unique id prefix.
 
     Creation options follow the CLI flags with underscores: ``env=["A=1"]``,
@@ -102,10 +102,6 @@ class ContainersAPI:
     ``memory="64m"``, ``restart="on-failure:3"``, ``auto_remove=True``, ...
     """
 
-    def __init__(self, t: Transport) -> None:
-        self._t = t
-
-    # ---------------------------------------------------------------- lifecycle
     def create(self, image: str, cmd: list[str] | str | None = None, **options: Any) -> Container:
         body = {"image": image, **options}
         if cmd is not None:
@@ -126,58 +122,13 @@ class ContainersAPI:
         ws = self.attach_socket(c.id, stdin=stdin is not None, start=True)
         return _collect(ws, stdin)
 
-    def start(self, ref: str) -> None:
-        self._t.post(f"/containers/{ref}/start")
-
-    def stop(self, ref: str, timeout: int | None = None) -> None:
-        self._t.post(f"/containers/{ref}/stop", params={"timeout": timeout}, timeout=None)
-
-    def kill(self, ref: str, signal: str | int = "KILL") -> None:
-        self._t.post(f"/containers/{ref}/kill", params={"signal": signal})
-
-    def restart(self, ref: str, timeout: int | None = None) -> None:
-        self._t.post(f"/containers/{ref}/restart", params={"timeout": timeout}, timeout=None)
-
-    def pause(self, ref: str) -> None:
-        self._t.post(f"/containers/{ref}/pause")
-
-    def unpause(self, ref: str) -> None:
-        self._t.post(f"/containers/{ref}/unpause")
-
-    def rename(self, ref: str, new_name: str) -> None:
-        self._t.post(f"/containers/{ref}/rename", params={"name": new_name})
-
-    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        self._t.delete(f"/containers/{ref}", params={"force": force, "volumes": volumes}, timeout=None)
-
-    def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> int:
-        """Block until the container stops (or, ``condition="removed"``, is removed); its exit code."""
-        out = self._t.post(f"/containers/{ref}/wait", params={"condition": condition}, timeout=timeout)
-        return int(out["exit_code"])
-
-    def update(self, ref: str, **resources: Any) -> None:
-        self._t.post(f"/containers/{ref}/update", json_body=resources)
-
-    def prune(self) -> list[str]:
-        return self._t.post("/containers/prune")["removed"]
-
-    # -------------------------------------------------------------- inspection
     def get(self, ref: str) -> Container:
         return Container.from_api(self._t.get(f"/containers/{ref}"))
-
-    def inspect(self, ref: str) -> dict[str, Any]:
-        return self._t.get(f"/containers/{ref}")
 
     def list(self, all: bool = False, filters: dict[str, list[str] | str] | None = None) -> list[Container]:
         f = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
         rows = self._t.get("/containers", params={"all": all, "filters": f or None})
         return [Container.from_api(r) for r in rows]
-
-    def top(self, ref: str, ps_args: str | None = None) -> dict[str, Any]:
-        return self._t.get(f"/containers/{ref}/top", params={"ps_args": ps_args})
-
-    def port(self, ref: str) -> list[dict[str, Any]]:
-        return self._t.get(f"/containers/{ref}/port")
 
     def stats(self, ref: str) -> Stats:
         for s in self._t.stream("GET", f"/containers/{ref}/stats", params={"stream": False}):
@@ -200,17 +151,6 @@ class ContainersAPI:
         """The log as text (stdout and stderr interleaved in time order)."""
         return "".join(e.data for e in self.stream_logs(ref, **kw))
 
-    # --------------------------------------------------------------------- exec
-    def exec_create(self, ref: str, cmd: list[str] | str, *, env: list[str] | None = None,
-                    user: str | None = None, workdir: str | None = None, tty: bool = False,
-                    stdin: bool = False, privileged: bool = False) -> str:
-        body = {"cmd": cmd, "env": env or [], "user": user, "workdir": workdir, "tty": tty,
-                "stdin": stdin, "privileged": privileged}
-        return self._t.post(f"/containers/{ref}/exec", json_body=body)["id"]
-
-    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
-        return self._t.get(f"/exec/{exec_id}")
-
     def exec(self, ref: str, cmd: list[str] | str, *, stdin: bytes | None = None, detach: bool = False,
              **kw: Any) -> ExecResult:
         """Run a command in a running container; its output and exit code."""
@@ -221,54 +161,6 @@ class ContainersAPI:
         ws = self.exec_socket(eid)
         return _collect(ws, stdin)
 
-    def exec_socket(self, exec_id: str, detach_keys: str | None = None) -> Any:
-        from podkit.client._ws import WebSocket
-
-        return WebSocket.connect(self._t.socket_path, f"/v1/exec/{exec_id}/ws",
-                                 params={"detach_keys": detach_keys},
-                                 headers={"X-Podkit-Namespace": self._t.namespace})
-
-    def attach_socket(self, ref: str, *, stdin: bool = False, logs: bool = False, start: bool = False,
-                      detach_keys: str | None = None) -> Any:
-        """A WebSocket on the container's stdio (see podkit.client._ws for the framing).
-
-        ``start=True`` starts the container once attached, so no output is missed."""
-        from podkit.client._ws import WebSocket
-
-        return WebSocket.connect(
-            self._t.socket_path, f"/v1/containers/{ref}/attach",
-            params={"stdin": stdin, "logs": logs, "start": start, "detach_keys": detach_keys},
-            headers={"X-Podkit-Namespace": self._t.namespace})
-
-    # ---------------------------------------------------------------- archives
-    def get_archive(self, ref: str, path: str) -> tuple[bytes, dict[str, Any]]:
-        """A tar of ``path`` in the container and the path's stat (name, size, mode, ...)."""
-        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path},
-                                  timeout=None)
-        try:
-            stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
-            return resp.read(), stat
-        finally:
-            conn.close()
-
-    def stream_archive(self, ref: str, path: str, out: BinaryIO) -> dict[str, Any]:
-        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path},
-                                  timeout=None)
-        try:
-            stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
-            while True:
-                chunk = resp.read(1 << 16)
-                if not chunk:
-                    break
-                out.write(chunk)
-            return stat
-        finally:
-            conn.close()
-
-    def put_archive(self, ref: str, path: str, data: bytes | BinaryIO) -> None:
-        """Extract a tar into the container at ``path`` (a directory)."""
-        self._t.request("PUT", f"/containers/{ref}/archive", params={"path": path}, body=data,
-                        headers={"Content-Type": "application/x-tar"}, timeout=None)
 
 
 def _collect(ws: Any, stdin: bytes | None) -> ExecResult:

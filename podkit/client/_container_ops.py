@@ -1,0 +1,120 @@
+"""Container operations of the SDK that need no data classes (the CLI's fast path).
+
+``ContainersAPI`` (podkit.client.containers) extends this with typed results; the CLI
+uses ``ContainerOps`` directly for lifecycle commands so that a ``podkit stop`` does not
+pay for importing ``dataclasses``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, BinaryIO
+
+from podkit.client._transport import Transport
+
+
+class ContainerOps:
+    def __init__(self, t: Transport) -> None:
+        self._t = t
+
+    def start(self, ref: str) -> None:
+        self._t.post(f"/containers/{ref}/start")
+
+    def stop(self, ref: str, timeout: int | None = None) -> None:
+        self._t.post(f"/containers/{ref}/stop", params={"timeout": timeout}, timeout=None)
+
+    def kill(self, ref: str, signal: str | int = "KILL") -> None:
+        self._t.post(f"/containers/{ref}/kill", params={"signal": signal})
+
+    def restart(self, ref: str, timeout: int | None = None) -> None:
+        self._t.post(f"/containers/{ref}/restart", params={"timeout": timeout}, timeout=None)
+
+    def pause(self, ref: str) -> None:
+        self._t.post(f"/containers/{ref}/pause")
+
+    def unpause(self, ref: str) -> None:
+        self._t.post(f"/containers/{ref}/unpause")
+
+    def rename(self, ref: str, new_name: str) -> None:
+        self._t.post(f"/containers/{ref}/rename", params={"name": new_name})
+
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        self._t.delete(f"/containers/{ref}", params={"force": force, "volumes": volumes}, timeout=None)
+
+    def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> int:
+        """Block until the container stops (or, ``condition="removed"``, is removed); its exit code."""
+        out = self._t.post(f"/containers/{ref}/wait", params={"condition": condition}, timeout=timeout)
+        return int(out["exit_code"])
+
+    def update(self, ref: str, **resources: Any) -> None:
+        self._t.post(f"/containers/{ref}/update", json_body=resources)
+
+    def prune(self) -> list[str]:
+        return self._t.post("/containers/prune")["removed"]
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        return self._t.get(f"/containers/{ref}")
+
+    def top(self, ref: str, ps_args: str | None = None) -> dict[str, Any]:
+        return self._t.get(f"/containers/{ref}/top", params={"ps_args": ps_args})
+
+    def port(self, ref: str) -> list[dict[str, Any]]:
+        return self._t.get(f"/containers/{ref}/port")
+
+    def exec_create(self, ref: str, cmd: list[str] | str, *, env: list[str] | None = None,
+                    user: str | None = None, workdir: str | None = None, tty: bool = False,
+                    stdin: bool = False, privileged: bool = False) -> str:
+        body = {"cmd": cmd, "env": env or [], "user": user, "workdir": workdir, "tty": tty,
+                "stdin": stdin, "privileged": privileged}
+        return self._t.post(f"/containers/{ref}/exec", json_body=body)["id"]
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return self._t.get(f"/exec/{exec_id}")
+
+    def exec_socket(self, exec_id: str, detach_keys: str | None = None) -> Any:
+        from podkit.client._ws import WebSocket
+
+        return WebSocket.connect(self._t.socket_path, f"/v1/exec/{exec_id}/ws",
+                                 params={"detach_keys": detach_keys},
+                                 headers={"X-Podkit-Namespace": self._t.namespace})
+
+    def attach_socket(self, ref: str, *, stdin: bool = False, logs: bool = False, start: bool = False,
+                      detach_keys: str | None = None) -> Any:
+        """A WebSocket on the container's stdio (see podkit.client._ws for the framing).
+
+        ``start=True`` starts the container once attached, so no output is missed."""
+        from podkit.client._ws import WebSocket
+
+        return WebSocket.connect(
+            self._t.socket_path, f"/v1/containers/{ref}/attach",
+            params={"stdin": stdin, "logs": logs, "start": start, "detach_keys": detach_keys},
+            headers={"X-Podkit-Namespace": self._t.namespace})
+
+    def stream_archive(self, ref: str, path: str, out: BinaryIO) -> dict[str, Any]:
+        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path},
+                                  timeout=None)
+        try:
+            stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
+            while True:
+                chunk = resp.read(1 << 16)
+                if not chunk:
+                    break
+                out.write(chunk)
+            return stat
+        finally:
+            conn.close()
+
+    def put_archive(self, ref: str, path: str, data: bytes | BinaryIO) -> None:
+        """Extract a tar into the container at ``path`` (a directory)."""
+        self._t.request("PUT", f"/containers/{ref}/archive", params={"path": path}, body=data,
+                        headers={"Content-Type": "application/x-tar"}, timeout=None)
+
+    def get_archive(self, ref: str, path: str) -> tuple[bytes, dict[str, Any]]:
+        """A tar of ``path`` in the container and the path's stat (name, size, mode, ...)."""
+        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path},
+                                  timeout=None)
+        try:
+            stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
+            return resp.read(), stat
+        finally:
+            conn.close()
