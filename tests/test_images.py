@@ -60,6 +60,10 @@ def test_import_ls_inspect(daemon: Daemon, busybox_image: str) -> None:
         got = json.loads(daemon.cli("image", "inspect", ref, check=True).stdout)[0]
         assert got["Id"] == info["Id"], ref
     assert daemon.cli("images", "-q", check=True).stdout.split() == [short]
+    r = daemon.cli("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}", check=True)
+    assert r.stdout.split()[:2] == ["busybox:latest", short] and r.stdout.strip().endswith("MB")
+    r = daemon.cli("images", "--format", "{{.Nope}}")
+    assert r.returncode == 1 and "no field 'Nope'" in r.stderr
     listed = json.loads(daemon.cli("image", "ls", "--format", "json", check=True).stdout)
     assert listed[0]["name"] == BUSYBOX_REF and listed[0]["unpacked_size"] > 1_000_000
     # The unpacked tree is a busybox root file system.

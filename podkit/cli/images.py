@@ -24,7 +24,11 @@ def register(sub: Any) -> None:
         p.add_argument("--no-trunc", action="store_true", help="do not shorten ids")
         p.add_argument("-f", "--filter", action="append", default=[],
                        help="reference=GLOB, dangling=true|false, before=IMAGE, since=IMAGE, label=K[=V]")
-        add_format(p)
+        # Like docker: table, json, or a template over Repository, Tag, ID, Digest,
+        # CreatedSince, CreatedAt, Size ('{{.Repository}}:{{.Tag}}').
+        p.add_argument("--format", default="table",
+                       help="table (default), json, or a template like '{{.Repository}}:{{.Tag}}'")
+        p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
         p.set_defaults(func=cmd_ls)
 
     def rm_args(p: argparse.ArgumentParser) -> None:
@@ -173,6 +177,10 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
     if args.format == "json":
         print_json([i.to_dict() for i in images])
         return 0
+    if args.format not in ("table", None):
+        for i in images:
+            print(render_template(args.format, _ls_fields(i, args.no_trunc)))
+        return 0
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     rows = []
     for i in images:
@@ -186,6 +194,17 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
         rows.append(row)
     table(rows, headers)
     return 0
+
+
+def _ls_fields(img: Any, no_trunc: bool) -> dict[str, Any]:
+    repo, tag = _repo_tag(img)
+    created = parse_time(img.image_created) or img.created
+    return {
+        "Repository": repo, "Tag": tag, "ID": img.id if no_trunc else short_id(img.id),
+        "Digest": img.digest if not img.dangling else "<none>", "CreatedSince": ago(created),
+        "CreatedAt": _iso(created), "Size": human_size(img.unpacked_size or img.size),
+        "Name": img.name,
+    }
 
 
 # -- inspect -------------------------------------------------------------------------
