@@ -81,6 +81,7 @@ def test_login_push_pull_logout_with_htpasswd(daemon: Daemon, registry: Registry
     r = daemon.cli("login", "-u", USER, "--password-stdin", host, input=PASSWORD.encode() + b"\n",
                    env=env, check=True)
     assert "Login Succeeded" in r.stdout
+    assert f"stored unencrypted in {cfg_dir / 'config.json'}" in r.stderr
     cfg = cfg_dir / "config.json"
     assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
     assert host in json.loads(cfg.read_text())["auths"]

@@ -152,7 +152,7 @@ def cmd_manifest_inspect(args: argparse.Namespace, client: Any) -> int:
 def cmd_login(args: argparse.Namespace, client: Any) -> int:
     import getpass
 
-    from podkit.client.distribution import registry_host
+    from podkit.client.distribution import credential_store, registry_host
 
     host = registry_host(args.registry)
     user = args.username
@@ -176,6 +176,9 @@ def cmd_login(args: argparse.Namespace, client: Any) -> int:
     if not user or not password:
         raise errors.InvalidArgument("login needs a username and a password")
     _dist(client).login(host, user, password)
+    store = credential_store(host)
+    if not store.startswith("docker-credential-"):
+        err(f"WARNING! Your password will be stored unencrypted in {store}.")
     print("Login Succeeded")
     return 0
 

@@ -93,6 +93,13 @@ def _helper_for(data: dict[str, Any], host: str) -> str | None:
     return store if isinstance(store, str) and store else None
 
 
+def credential_store(host: str, path: Path | None = None) -> str:
+    """Where a login to ``host`` keeps the secret: 'docker-credential-<name>' or the file."""
+    p = path or docker_config_path()
+    helper = _helper_for(_read_config(p), host)
+    return f"docker-credential-{helper}" if helper else str(p)
+
+
 def _run_helper(name: str, action: str, payload: str) -> str:
     """Speak docker's credential-helper protocol with ``docker-credential-<name>``."""
     import shutil
