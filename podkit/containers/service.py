@@ -75,6 +75,7 @@ class ExecSession:
     pid: int = 0
     created: float = field(default_factory=time.time)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    session: Any = None  # the runtime's I/O of the running process (for resize)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "container_id": self.container_id, "cmd": self.cmd, "tty": self.tty,
@@ -662,8 +663,7 @@ class ContainerService:
         n = parse_signal(sig)
         if rec.state not in ("running", "paused"):
             raise Conflict(f"container {rec.name} is not running")
-        if n in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT) and self.restarts is not None:
-            pass  # a kill does not disable the restart policy (docker), only stop does
+        # Unlike stop, a kill leaves the restart policy in force (as docker does).
         await self._signal(rec, n, all=n == signal.SIGKILL)
         self.publish(ns, "container", "kill", rec.id, name=rec.name, signal=n)
 
@@ -1030,9 +1030,6 @@ class ContainerService:
 
             caps = list(ALL_CAPS)
             p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
-        if p.get("args") and spec.get("mounts") and any(
-                m.get("destination") == "/run/podkit-init" for m in spec["mounts"]):
-            pass
         return p
 
     async def exec_attach(self, ns: str, eid: str) -> Any:
@@ -1051,6 +1048,7 @@ class ContainerService:
                 raise Conflict("container is not running") from None
             raise
         ex.pid = getattr(sess, "pid", 0)
+        ex.session = sess
         self.publish(ns, "container", "exec_start", ex.container_id, execID=ex.id)
 
         async def reap() -> None:
@@ -1061,6 +1059,7 @@ class ContainerService:
                 code = 126
             ex.exit_code = code
             ex.running = False
+            ex.session = None
             ex.done.set()
             self.publish(ns, "container", "exec_die", ex.container_id, execID=ex.id, exitCode=code)
 
@@ -1070,11 +1069,7 @@ class ContainerService:
     async def exec_wait(self, ns: str, eid: str) -> int:
         ex = self.exec_get(ns, eid)
         await ex.done.wait()
-        code = ex.exit_code if ex.exit_code is not None else -1
-        err = getattr(ex, "error", None)
-        if err is not None:
-            raise err
-        return code
+        return ex.exit_code if ex.exit_code is not None else -1
 
     async def exec_start_detached(self, ns: str, eid: str) -> None:
         sess = await self.exec_attach(ns, eid)
