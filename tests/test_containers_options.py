@@ -155,3 +155,30 @@ def test_log_follow_handles_replaced_file(tmp_path: Path) -> None:
         return got
 
     assert asyncio.run(asyncio.wait_for(main(), 10)) == [b"a\n", b"b\n", b"c\n"]
+
+
+def test_stats_parsing_cgroup_v1_and_v2() -> None:
+    """The shapes `runc events --stats` prints on a v1 host (this one) and a v2 host (fixture)."""
+    from podkit.containers.runtime_driver import parse_runc_stats
+
+    v1 = {"cpu": {"usage": {"total": 123456789}},
+          "memory": {"usage": {"usage": 10 << 20, "limit": 64 << 20, "max": 12 << 20},
+                     "raw": {"total_inactive_file": 2 << 20, "cache": 3 << 20}},
+          "pids": {"current": 3},
+          "blkio": {"ioServiceBytesRecursive": [
+              {"major": 8, "minor": 0, "op": "Read", "value": 4096},
+              {"major": 8, "minor": 0, "op": "Write", "value": 8192},
+              {"major": 8, "minor": 0, "op": "Total", "value": 12288}]}}
+    s = parse_runc_stats(v1)
+    assert (s["cpu_usage"], s["memory_usage"], s["memory_limit"], s["pids"]) == (
+        123456789, 8 << 20, 64 << 20, 3)
+    assert (s["block_read"], s["block_write"]) == (4096, 8192)
+    v2 = {"cpu": {"usage": {"total": 5}},
+          "memory": {"usage": {"usage": 4 << 20, "limit": 2**64 - 1},
+                     "raw": {"inactive_file": 1 << 20, "anon": 3 << 20}},
+          "pids": {"current": 1},
+          "blkio": {"ioServiceBytesRecursive": [{"major": 254, "minor": 0, "op": "read", "value": 10},
+                                                {"major": 254, "minor": 0, "op": "write", "value": 20}]}}
+    s = parse_runc_stats(v2)
+    assert (s["memory_usage"], s["memory_limit"], s["block_read"], s["block_write"]) == (3 << 20, 0, 10, 20)
+    assert parse_runc_stats({})["memory_usage"] == 0

@@ -134,30 +134,7 @@ class RuntimeDriver:
             if "not running" in msg or "does not exist" in msg:
                 raise Conflict(f"container {cid[:12]} is not running")
             raise Internal(f"stats: {msg}")
-        data = (json.loads(out) or {}).get("data") or {}
-        mem = data.get("memory") or {}
-        usage = (mem.get("usage") or {}).get("usage", 0)
-        raw = mem.get("raw") or {}
-        # docker subtracts the inactive page cache (v1 total_inactive_file / v2 inactive_file).
-        cache = raw.get("total_inactive_file", raw.get("inactive_file", 0))
-        limit = (mem.get("usage") or {}).get("limit", 0)
-        if limit >= (1 << 62):
-            limit = 0
-        rd = wr = 0
-        for e in (data.get("blkio") or {}).get("ioServiceBytesRecursive") or []:
-            op = str(e.get("op", "")).lower()
-            if op == "read":
-                rd += int(e.get("value", 0))
-            elif op == "write":
-                wr += int(e.get("value", 0))
-        return {
-            "cpu_usage": int(((data.get("cpu") or {}).get("usage") or {}).get("total", 0)),
-            "memory_usage": max(0, int(usage) - int(cache)),
-            "memory_limit": int(limit),
-            "memory_max_usage": int((mem.get("usage") or {}).get("max", 0)),
-            "pids": int((data.get("pids") or {}).get("current", 0)),
-            "block_read": rd, "block_write": wr,
-        }
+        return parse_runc_stats((json.loads(out) or {}).get("data") or {})
 
     async def exec(self, cid: str, process: dict[str, Any], *, tty: bool, stdin: bool) -> ExecSessionIO:
         ep = await self.rt.exec(cid, process, stdin=stdin)
@@ -193,3 +170,30 @@ class ExecSessionIO:
 
     async def wait(self) -> int:
         return await self.ep.wait()
+
+
+def parse_runc_stats(data: dict[str, Any]) -> dict[str, Any]:
+    """``runc events --stats`` data (cgroup v1 or v2 alike) → podkit's stats fields."""
+    mem = data.get("memory") or {}
+    usage = (mem.get("usage") or {}).get("usage", 0)
+    raw = mem.get("raw") or {}
+    # docker subtracts the inactive page cache (v1 total_inactive_file / v2 inactive_file).
+    cache = raw.get("total_inactive_file", raw.get("inactive_file", 0))
+    limit = (mem.get("usage") or {}).get("limit", 0)
+    if limit >= (1 << 62):
+        limit = 0
+    rd = wr = 0
+    for e in (data.get("blkio") or {}).get("ioServiceBytesRecursive") or []:
+        op = str(e.get("op", "")).lower()
+        if op == "read":
+            rd += int(e.get("value", 0))
+        elif op == "write":
+            wr += int(e.get("value", 0))
+    return {
+        "cpu_usage": int(((data.get("cpu") or {}).get("usage") or {}).get("total", 0)),
+        "memory_usage": max(0, int(usage) - int(cache)),
+        "memory_limit": int(limit),
+        "memory_max_usage": int((mem.get("usage") or {}).get("max", 0)),
+        "pids": int((data.get("pids") or {}).get("current", 0)),
+        "block_read": rd, "block_write": wr,
+    }
