@@ -395,3 +395,25 @@ def test_cp_tar_streams_and_escapes_refused(d: Daemon, workdir: Path) -> None:
     c.containers.put_archive("cpx", "/tmp", tar_of(("up", "sym", "/"), (f"up{outside}", "file", b"x")))
     assert not outside.exists()
     assert c.containers.exec("cpx", ["cat", f"/tmp{outside}"]).stdout == b"x"
+
+
+def test_attached_run_when_the_daemon_dies(d: Daemon) -> None:
+    import subprocess
+
+    from tests.helpers import BIN
+
+    env = dict(os.environ, PODKIT_HOST=d.host)
+    cli = subprocess.Popen([str(BIN / "podkit"), "run", "--name", "att", "--init", "busybox",
+                            "sleep", "300"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        c = d.client()
+        wait_for(lambda: [x.name for x in c.containers.list()] == ["att"], what="the attached run")
+        d.kill()
+        _, err = cli.communicate(timeout=20)
+        assert cli.returncode == 125 and b"lost the connection" in err
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    d.start()
+    assert d.client().containers.get("att").state == "running"  # the container did not notice

@@ -99,7 +99,7 @@ def interact(ws: Any, *, tty: bool, stdin: bool, detach_keys: str | None = None,
             if ws.fileno() in ready:
                 msg = ws.recv()
                 if msg is None:
-                    return 0 if not stdin else 0
+                    raise errors.Unavailable("lost the connection to podkitd before the process ended")
                 op, data = msg
                 if op == 2 and data:
                     (err if data[0] == 2 else out).write(data[1:])

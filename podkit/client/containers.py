@@ -188,4 +188,6 @@ def _collect(ws: Any, stdin: bytes | None) -> ExecResult:
                     break
     finally:
         ws.close()
+    if code == -1:
+        raise errors.Unavailable("lost the connection to podkitd before the process ended")
     return ExecResult(code, bytes(out), bytes(err))
