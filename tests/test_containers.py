@@ -417,3 +417,24 @@ def test_attached_run_when_the_daemon_dies(d: Daemon) -> None:
             cli.wait()
     d.start()
     assert d.client().containers.get("att").state == "running"  # the container did not notice
+
+
+def test_ctrl_c_on_an_attached_run_reaches_the_container(d: Daemon) -> None:
+    import subprocess
+
+    from tests.helpers import BIN
+
+    env = dict(os.environ, PODKIT_HOST=d.host)
+    cli = subprocess.Popen([str(BIN / "podkit"), "run", "--rm", "busybox", "sh", "-c",
+                            "trap 'echo got-int; exit 9' INT; echo ready; while true; do sleep 0.1; done"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert cli.stdout is not None
+        assert cli.stdout.readline() == b"ready\n"
+        cli.send_signal(signal.SIGINT)
+        out, _ = cli.communicate(timeout=20)
+        assert cli.returncode == 9 and out == b"got-int\n"
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()

@@ -82,6 +82,11 @@ def interact(ws: Any, *, tty: bool, stdin: bool, detach_keys: str | None = None,
 
         with contextlib.suppress(ValueError):
             old_winch = signal.signal(signal.SIGWINCH, winch)
+    old_int = None
+    if on_interrupt is not None:
+        # docker's sig-proxy: Ctrl-C goes to the container, wherever the loop happens to be.
+        with contextlib.suppress(ValueError):
+            old_int = signal.signal(signal.SIGINT, lambda *_: on_interrupt())
     matched = b""
     stdin_open = stdin
     try:
@@ -91,11 +96,6 @@ def interact(ws: Any, *, tty: bool, stdin: bool, detach_keys: str | None = None,
                 ready = [ws.fileno()] if ws.pending() else select.select(fds, [], [])[0]
             except InterruptedError:
                 continue
-            except KeyboardInterrupt:
-                if on_interrupt:
-                    on_interrupt()
-                    continue
-                raise
             if ws.fileno() in ready:
                 msg = ws.recv()
                 if msg is None:
@@ -145,4 +145,6 @@ def interact(ws: Any, *, tty: bool, stdin: bool, detach_keys: str | None = None,
             termios.tcsetattr(in_fd, termios.TCSADRAIN, old_attrs)
         if old_winch is not None:
             signal.signal(signal.SIGWINCH, old_winch)
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
         ws.close()
