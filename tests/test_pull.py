@@ -18,6 +18,9 @@ from tests.fixtures.registry import (
 )
 from tests.helpers import Daemon
 
+# Whoever runs the tests: their docker logins stay out of it.
+pytestmark = pytest.mark.usefixtures("no_docker_config")
+
 
 def dist(daemon: Daemon) -> Any:
     """The SDK's registry operations (ImagesAPI when it exists, else the bare mixin)."""

@@ -15,6 +15,9 @@ import pytest
 from tests.fixtures.registry import RegistryServer, build_layout, find_in_snapshots, skopeo_push
 from tests.helpers import Daemon, wait_for
 
+# Whoever runs the tests: their docker logins stay out of it.
+pytestmark = pytest.mark.usefixtures("no_docker_config")
+
 
 def _verify_blobs(root: Path) -> int:
     """Every committed blob's content matches its name; returns how many there are."""

@@ -25,6 +25,9 @@ from tests.fixtures.registry import (
 )
 from tests.helpers import Daemon
 
+# Whoever runs the tests: their docker logins stay out of it.
+pytestmark = pytest.mark.usefixtures("no_docker_config")
+
 
 def _two_layer(workdir: Path) -> Path:
     return build_layout(workdir / "oci", [
