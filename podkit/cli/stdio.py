@@ -138,6 +138,8 @@ def interact(ws: Any, *, tty: bool, stdin: bool, detach_keys: str | None = None,
                         ws.send_stdin(bytes(send))
                 else:
                     ws.send_stdin(data)
+    except (ConnectionResetError, BrokenPipeError):
+        raise errors.Unavailable("lost the connection to podkitd before the process ended") from None
     finally:
         if old_attrs is not None:
             import termios

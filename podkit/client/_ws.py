@@ -121,7 +121,10 @@ class WebSocket:
     # -- receiving
     def _need(self, n: int) -> bool:
         while len(self._buf) < n:
-            chunk = self.sock.recv(65536)
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                return False
             if not chunk:
                 return False
             self._buf += chunk
