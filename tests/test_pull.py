@@ -99,6 +99,8 @@ def test_pull_cli_plain_output(daemon: Daemon, registry: RegistryServer, workdir
     assert "Status: Image is up to date for" in again.stdout
     quiet = daemon.cli("pull", "-q", f"{registry.host}/cli:v1", check=True)
     assert quiet.stdout == f"{registry.host}/cli:v1\n"
+    alias = daemon.cli("image", "pull", "-q", f"{registry.host}/cli:v1", check=True)
+    assert alias.stdout == quiet.stdout
     r = daemon.cli("pull", f"{registry.host}/cli:nope")
     assert r.returncode == 1
     assert r.stderr.startswith("Error: ") and "nope" in r.stderr

@@ -120,8 +120,9 @@ def cmd_pull(args: argparse.Namespace, client: Any) -> int:
 
     ref = parse(args.reference)
     view = None if args.quiet else ProgressView(sys.stdout, sys.stdout.isatty())
-    _dist(client).pull(args.reference, platform=args.platform, progress=view,
-                       all_platforms=args.all_platforms)
+    # getattr: `podkit image pull` (podkit/cli/images.py) reuses this with fewer flags.
+    _dist(client).pull(args.reference, platform=getattr(args, "platform", None), progress=view,
+                       all_platforms=getattr(args, "all_platforms", False))
     if view is not None:
         print(f"Status: Image is up to date for {ref.familiar()}" if _nothing_new(view)
               else f"Status: Downloaded newer image for {ref.familiar()}")
