@@ -167,7 +167,15 @@ class DistributionMixin:
         from podkit.images.reference import parse  # stdlib-only module; parsed lazily
 
         host = parse(ref).registry
-        creds = auth if auth is not None else stored_auth(host)
+        if auth is not None:
+            creds: dict[str, str] | None = auth
+        else:
+            try:
+                creds = stored_auth(host)
+            except errors.Unavailable:
+                # A credential helper named in the config is missing or failing: go
+                # anonymously; a registry that wants credentials says so, with a hint.
+                creds = None
         return {"X-Registry-Auth": encode_auth(creds)} if creds else {}
 
     def pull(self, ref: str, platform: str | None = None, progress: Progress | None = None,
