@@ -317,3 +317,15 @@ def test_manifest_inspect_without_pulling(daemon: Daemon, registry: RegistryServ
     assert daemon.client().images.list() == []  # nothing was pulled
     r = daemon.cli("manifest", "inspect", f"{registry.host}/look:none")
     assert r.returncode == 1 and r.stderr.startswith("Error: ")
+
+
+def test_missing_credential_helper_still_pulls_anonymously(daemon: Daemon, registry: RegistryServer,
+                                                           workdir: Path) -> None:
+    cfg_dir = workdir / "docker"
+    cfg_dir.mkdir()
+    (cfg_dir / "config.json").write_text(json.dumps({"credsStore": "not-installed-anywhere"}))
+    skopeo_push(build_layout(workdir / "oci"), registry, "anon:1")
+    r = daemon.cli("pull", f"{registry.host}/anon:1", env={"DOCKER_CONFIG": str(cfg_dir)}, check=True)
+    assert r.stdout.splitlines()[-1] == f"{registry.host}/anon:1"
+    r = daemon.cli("login", "-u", "u", "-p", "p", registry.host, env={"DOCKER_CONFIG": str(cfg_dir)})
+    assert r.returncode == 1 and "docker-credential-not-installed-anywhere" in r.stderr
