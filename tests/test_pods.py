@@ -394,6 +394,15 @@ def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image
     c.pods.create("rb", ports=[f"127.0.0.1:{port}:8080"])
     c.containers.create(busybox_image, ["sh", "-c", HTTPD.format(name="rb")], name="rb-web", pod="rb")
     c.pods.start("rb")
+    # A stop that gives the network back (the CRI's StopPodSandbox): no lease, no pin.
+    c.pods.stop("rb", timeout=0, release_network=True)
+    assert not leases(daemon.root / "networks" / "ipam")
+    assert not list((daemon.state / "netns").glob("pod-*")) and c.pods.get("rb").ips == []
+    assert not iptables_lines(c.pods.get("rb").id)
+    c.pods.start("rb")
+    assert fetch(c, "rb-web", "http://127.0.0.1:8080/").strip() == "hello-from-rb"
+    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 10, what="the port again")
+    assert body.strip() == "hello-from-rb"
     c.pods.stop("rb", timeout=0)
     daemon.stop()
     unmount_all_under(daemon.state)

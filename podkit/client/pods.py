@@ -104,8 +104,10 @@ class PodsAPI:
     def start(self, ref: str) -> Pod:
         return Pod.from_api(self._t.post(f"/pods/{ref}/start"))
 
-    def stop(self, ref: str, timeout: int | None = None) -> Pod:
-        return Pod.from_api(self._t.post(f"/pods/{ref}/stop", params={"timeout": timeout}))
+    def stop(self, ref: str, timeout: int | None = None, release_network: bool = False) -> Pod:
+        """Stop; with ``release_network`` the pod's IP and ports are given back until it starts."""
+        return Pod.from_api(self._t.post(f"/pods/{ref}/stop", params={
+            "timeout": timeout, "release_network": release_network or None}))
 
     def restart(self, ref: str, timeout: int | None = None) -> Pod:
         return Pod.from_api(self._t.post(f"/pods/{ref}/restart", params={"timeout": timeout}))

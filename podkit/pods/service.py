@@ -258,7 +258,9 @@ class PodService:
             if spec.network == "host":
                 ns["network"] = "host"
             else:
-                ns["network"] = pod.netns_path
+                # The pin's path, fixed for the pod's life (its network may be released
+                # and wired again meanwhile).
+                ns["network"] = self.networks.netns_path(pod.id, NETNS_KIND)
         if "ipc" in spec.share:
             ns["ipc"] = str(d / "ns" / "ipc")
             opts.shm_path = str(d / "shm")
@@ -426,10 +428,20 @@ class PodService:
             raise Conflict(f"pod {pod.name}: container {r.name} failed to start: {msg}")
         return pod
 
-    async def stop(self, ns: str, ref: str, timeout: int | None = None) -> Pod:
+    async def stop(self, ns: str, ref: str, timeout: int | None = None,
+                   release_network: bool = False) -> Pod:
+        """Stop the containers, then the infra. The sandbox stays, so a restart keeps the
+        pod's IP; ``release_network`` (the CRI's StopPodSandbox) also gives the IP and
+        ports back (CNI DEL, netns unpinned) — the next start wires a new one."""
         pod = self.get(ns, ref)
         async with self._lock(pod.id):
+            pod = self.get(ns, pod.id)
             await self._stop_members(pod, timeout)
+            if release_network and pod.netns_path:
+                await self.networks.detach(pod.id)
+                self.networks.remove_netns(pod.id, NETNS_KIND)
+                pod.netns_path, pod.ips, pod.gateway, pod.ports = "", [], "", []
+                self.store.update(pod)
         self._publish(pod, "stop")
         return pod
 

@@ -71,10 +71,12 @@ async def start_pod(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/pods/{id}/stop", "Stop a pod: its containers, then its infra",
-             params={"timeout": "seconds before SIGKILL"})
+             params={"timeout": "seconds before SIGKILL",
+                     "release_network": "also give back the pod's IP and ports (CNI DEL)"})
 async def stop_pod(ctx: Ctx) -> dict[str, Any]:
     svc = _svc(ctx)
-    pod = await svc.stop(ctx.ns, ctx.match["id"], timeout=ctx.int_arg("timeout"))
+    pod = await svc.stop(ctx.ns, ctx.match["id"], timeout=ctx.int_arg("timeout"),
+                         release_network=ctx.flag("release_network"))
     return await svc.inspect(ctx.ns, pod.id)
 
 
