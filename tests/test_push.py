@@ -329,3 +329,20 @@ def test_missing_credential_helper_still_pulls_anonymously(daemon: Daemon, regis
     assert r.stdout.splitlines()[-1] == f"{registry.host}/anon:1"
     r = daemon.cli("login", "-u", "u", "-p", "p", registry.host, env={"DOCKER_CONFIG": str(cfg_dir)})
     assert r.returncode == 1 and "docker-credential-not-installed-anywhere" in r.stderr
+
+
+def test_tls_registry_through_daemon_config(tls_registry: RegistryServer, workdir: Path) -> None:
+    """[registries."host"] ca_file (or insecure) as the daemon reads it from its config."""
+    host = tls_registry.host
+    skopeo_push(build_layout(workdir / "oci"), tls_registry, "secure:1")
+    (workdir / "t").mkdir()
+    d = Daemon(workdir / "t", extra_config=(
+        f'[registries."{host}"]\nplain_http = false\nca_file = "{tls_registry.cert}"\n')).start()
+    try:
+        assert d.client().images.pull(f"{host}/secure:1").name == f"{host}/secure:1"
+        d.client().images.tag(f"{host}/secure:1", f"{host}/secure:2")
+        d.client().images.push(f"{host}/secure:2")
+    finally:
+        d.stop()
+    digests = {skopeo_inspect(tls_registry, f"secure:{t}")["Digest"] for t in (1, 2)}
+    assert len(digests) == 1
