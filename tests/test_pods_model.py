@@ -95,3 +95,35 @@ def test_pinned_ipc_uts_and_shm(workdir: Path) -> None:
     assert not os.path.ismount(d / "shm")
     assert not sandbox.is_pinned(d / "ns/ipc", "ipc")
     assert str(d) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_pod_processes_on_fake_cgroup_trees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cgroup v2 (one tree) and v1 (per controller) layouts, on files: no host needed."""
+    from podkit.pods import usage
+
+    v2 = tmp_path / "v2"
+    (v2 / "podkit/pods/p1/c1").mkdir(parents=True)
+    (v2 / "podkit/pods/p1/c2").mkdir(parents=True)
+    (v2 / "cgroup.controllers").write_text("cpu memory pids\n")
+    (v2 / "podkit/pods/p1/cgroup.procs").write_text("")
+    (v2 / "podkit/pods/p1/c1/cgroup.procs").write_text("11\n12\n")
+    (v2 / "podkit/pods/p1/c2/cgroup.procs").write_text("21\n")
+    monkeypatch.setattr(usage, "CGROUP", v2)
+    assert usage.is_v2()
+    assert usage.procs_under("/podkit/pods/p1") == [11, 12, 21]
+    assert usage.procs_under("/podkit/pods/p1/c2") == [21]
+    assert usage.procs_under("") == []
+
+    v1 = tmp_path / "v1"
+    (v1 / "pids/podkit/pods/p1/c1").mkdir(parents=True)
+    (v1 / "pids/podkit/pods/p1/c1/cgroup.procs").write_text("7\n")
+    monkeypatch.setattr(usage, "CGROUP", v1)
+    assert not usage.is_v2()
+    assert usage.procs_under("/podkit/pods/p1") == [7]
+
+    text_v1 = "12:pids:/podkit/pods/p1/c1\n4:memory:/podkit/pods/p1/c1\n1:name=systemd:/x\n0::/\n"
+    assert usage.cgroup_from_text(text_v1, v2=False) == "/podkit/pods/p1/c1"
+    assert usage.cgroup_from_text("0::/podkit/pods/p1/c2\n", v2=True) == "/podkit/pods/p1/c2"
+    prev: dict[str, tuple[float, float]] = {}
+    assert usage.cpu_percent(prev, "k", 1.0, 1_000_000_000) == 0.0  # first sample: no rate yet
+    assert usage.cpu_percent(prev, "k", 2.0, 1_500_000_000) == pytest.approx(50.0)

@@ -1,7 +1,8 @@
-"""Resource usage and processes of a pod, read straight from cgroupfs and /proc.
+"""Which processes belong to a pod and its containers, from cgroupfs and /proc, and
+`ps` over them. (Usage figures come from the runtime's cgroup manager.)
 
-Works on cgroup v1 (memory, cpuacct and pids hierarchies) and v2 (one unified
-tree), decided per call by what is mounted.
+Works on cgroup v1 (the pids or memory hierarchy) and v2 (one unified tree), decided
+per call by what is mounted.
 """
 
 from __future__ import annotations
@@ -18,51 +19,9 @@ def is_v2() -> bool:
     return (CGROUP / "cgroup.controllers").exists()
 
 
-def _read_int(p: Path) -> int | None:
-    try:
-        v = p.read_text().strip()
-    except OSError:
-        return None
-    if v == "max":
-        return None
-    try:
-        return int(v)
-    except ValueError:
-        return None
-
-
 def _dir(controller: str, rel: str) -> Path:
     rel = rel.strip("/")
     return CGROUP / rel if is_v2() else CGROUP / controller / rel
-
-
-def cgroup_usage(rel: str) -> dict[str, Any]:
-    """memory_usage, memory_limit (None = unlimited), cpu_usage_ns, pids of one cgroup."""
-    if not rel:
-        return {}
-    if is_v2():
-        d = CGROUP / rel.strip("/")
-        cpu = None
-        try:
-            for line in (d / "cpu.stat").read_text().splitlines():
-                k, _, v = line.partition(" ")
-                if k == "usage_usec":
-                    cpu = int(v) * 1000
-        except OSError:
-            pass
-        return {"memory_usage": _read_int(d / "memory.current"),
-                "memory_limit": _read_int(d / "memory.max"),
-                "cpu_usage_ns": cpu, "pids": _read_int(d / "pids.current")}
-    mem = _dir("memory", rel)
-    limit = _read_int(mem / "memory.limit_in_bytes")
-    if limit is not None and limit >= 1 << 62:  # v1's "unlimited" is a huge page-rounded number
-        limit = None
-    cpuacct = _dir("cpuacct", rel)
-    if not cpuacct.exists():
-        cpuacct = _dir("cpu,cpuacct", rel)
-    return {"memory_usage": _read_int(mem / "memory.usage_in_bytes"), "memory_limit": limit,
-            "cpu_usage_ns": _read_int(cpuacct / "cpuacct.usage"),
-            "pids": _read_int(_dir("pids", rel) / "pids.current")}
 
 
 def cgroup_of_pid(pid: int) -> str:
@@ -71,7 +30,11 @@ def cgroup_of_pid(pid: int) -> str:
         text = Path(f"/proc/{pid}/cgroup").read_text()
     except OSError:
         return ""
-    v2 = is_v2()
+    return cgroup_from_text(text, is_v2())
+
+
+def cgroup_from_text(text: str, v2: bool) -> str:
+    """The path in a /proc/<pid>/cgroup text: the v2 line, or v1's memory line."""
     for line in text.splitlines():
         _, ctrls, path = line.split(":", 2)
         if (v2 and ctrls == "") or (not v2 and "memory" in ctrls.split(",")):
