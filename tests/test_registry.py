@@ -477,3 +477,15 @@ def test_resume_when_the_server_ignores_range(registry: RegistryServer, workdir:
     asyncio.run(_with_proxy(registry, proxy, body))
     assert store.has(layer.digest)  # started over from byte 0 and verified
     assert not list(store.ingest_dir.iterdir())
+
+
+def test_manifest_kind_sniffed_when_untyped() -> None:
+    from podkit.images.registry.client import _sniff_media_type
+
+    assert _sniff_media_type({"manifests": []}).endswith("index.v1+json")
+    assert _sniff_media_type({"config": {}, "layers": []}).endswith("manifest.v1+json")
+    with pytest.raises(InvalidArgument) as ei:
+        _sniff_media_type({"schemaVersion": 1, "fsLayers": []})
+    assert "schema 1" in ei.value.message
+    with pytest.raises(InvalidArgument):
+        _sniff_media_type(["not", "a", "manifest"])
