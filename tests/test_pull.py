@@ -460,3 +460,40 @@ def test_pull_and_push_publish_events(daemon: Daemon, registry: RegistryServer, 
     actions = [(e["action"], e["id"]) for e in evs]
     assert ("pull", f"{registry.host}/ev:1") in actions
     assert ("push", f"{registry.host}/ev:1") in actions
+
+
+def test_pull_of_a_non_image_artifact_is_refused(daemon: Daemon, registry: RegistryServer,
+                                                 workdir: Path) -> None:
+    """An OCI artifact (here a Helm chart's shape) is not a container image: refused, by name."""
+    import asyncio
+
+    from podkit.images.oci import Descriptor
+    from podkit.images.reference import parse
+    from podkit.images.registry.client import RegistryClient
+    from podkit.store import ContentStore
+
+    store = ContentStore(workdir / "store")
+    cfg = store.put(b"{}")
+    chart = store.put(b"not a tarball of a root file system")
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": cfg, "size": 2},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                    "digest": chart, "size": store.size(chart)}],
+    }).encode()
+
+    async def push() -> None:
+        client = RegistryClient()
+        try:
+            repo = client.repository(parse(f"{registry.host}/charts/app:1"), push=True)
+            for d in (cfg, chart):
+                await repo.upload_blob(Descriptor("application/octet-stream", d, store.size(d)),
+                                       str(store.path(d)))
+            await repo.put_manifest("1", "application/vnd.oci.image.manifest.v1+json", manifest)
+        finally:
+            await client.close()
+
+    asyncio.run(push())
+    with pytest.raises(errors.InvalidArgument) as ei:
+        dist(daemon).pull(f"{registry.host}/charts/app:1")
+    assert "not a container image" in ei.value.message and "helm" in ei.value.message
