@@ -186,12 +186,14 @@ def _v2() -> bool:
 
 def test_shared_pid_namespace_infra_is_pid1_and_reaps(daemon: Daemon, busybox_image: str) -> None:
     c = daemon.client()
-    daemon.cli("pod", "create", "--name", "pp", "--share", "net,ipc,uts,pid", check=True)
+    daemon.cli("pod", "create", "--name", "pp", "--share", "net,ipc,uts,pid", "--shm-size", "2m",
+               check=True)
     c.containers.create(busybox_image, ["sleep", "600"], name="a", pod="pp")
     c.containers.create(busybox_image, ["sleep", "700"], name="b", pod="pp")
     c.pods.start("pp")
     rc, ps = sh(c, "b", "ps -o pid,args")
     lines = [ln.split(None, 1) for ln in ps.splitlines()[1:]]
+    assert sh(c, "a", "df -k /dev/shm | tail -1")[1].split()[1] == "2048"
     assert ["1", "/catatonit -P"] in lines, ps
     assert any(args == "sleep 600" for _, args in lines), ps  # a's process, seen from b
     # An orphan is re-parented to the infra (PID 1), which reaps it: no zombie stays.

@@ -37,6 +37,7 @@ def test_spec_defaults_and_round_trip() -> None:
     ({"memory": 1024}, "at least 6MB"),
     ({"hostname": "-bad"}, "invalid hostname"),
     ({"frob": 1}, "unknown pod field"),
+    ({"shm_size": 10}, "at least 64k"),
 ])
 def test_spec_rejects_bad_input(body: dict, needle: str) -> None:
     with pytest.raises(InvalidArgument) as ei:

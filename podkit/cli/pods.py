@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--hostname", help="the pod's hostname (default: its name)")
     p.add_argument("--memory", "-m", help="memory limit of the whole pod (e.g. 256m)")
     p.add_argument("--cpus", type=float, help="CPU limit of the whole pod (e.g. 1.5)")
+    p.add_argument("--shm-size", help="size of the pod's shared /dev/shm (default 64m)")
     p.add_argument("--dns", action="append", default=[], help="DNS server for the pod")
     p.add_argument("--dns-search", action="append", default=[], help="DNS search domain")
     p.add_argument("--dns-option", action="append", default=[], help="resolv.conf option")
@@ -97,7 +98,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_play_kube, engine_exit=125)
 
 
-def _mem(v: str | None) -> int | None:
+def _mem(v: str | None, flag: str = "--memory") -> int | None:
     if v is None:
         return None
     s = v.strip().lower()
@@ -110,7 +111,7 @@ def _mem(v: str | None) -> int | None:
             raise ValueError
         return int(float(num) * units[unit])
     except ValueError:
-        raise errors.InvalidArgument(f"invalid --memory {v!r}: use a number with unit b, k, m or g") \
+        raise errors.InvalidArgument(f"invalid {flag} {v!r}: use a number with unit b, k, m or g") \
             from None
 
 
@@ -142,6 +143,7 @@ def cmd_create(args: argparse.Namespace, client: Any) -> int:
         dns_option=args.dns_option, add_hosts=args.add_host or None, network=args.network,
         labels=_labels(args.label) or None, start=args.start,
         **({"sysctls": _sysctls(args.sysctl)} if args.sysctl else {}),
+        **({"shm_size": _mem(args.shm_size, "--shm-size")} if args.shm_size else {}),
     )
     print(pod.id)
     return 0

@@ -125,6 +125,8 @@ class PodSpec:
         self.share = sorted(set(share), key=SHAREABLE.index)
         if self.memory < 0 or self.cpus < 0:
             raise InvalidArgument("memory and cpus must not be negative")
+        if not isinstance(self.shm_size, int) or self.shm_size < 64 * 1024:
+            raise InvalidArgument(f"invalid shm size {self.shm_size!r}: at least 64k")
         if self.memory and self.memory < 6 * 1024 * 1024:
             raise InvalidArgument("pod memory limit must be at least 6MB")
         for key in self.sysctls:

@@ -88,10 +88,11 @@ class PodService:
 
     def parse_spec(self, body: dict[str, Any]) -> PodSpec:
         body = dict(body)
-        if "memory" in body and isinstance(body["memory"], str):
-            from podkit.containers.options import parse_size
+        from podkit.containers.options import parse_size
 
-            body["memory"] = parse_size(body["memory"], "pod memory limit")
+        for key, what in (("memory", "pod memory limit"), ("shm_size", "shm size")):
+            if isinstance(body.get(key), str):
+                body[key] = parse_size(body[key], what)
         if body.get("memory") is None:
             body.pop("memory", None)
         if body.get("cpus") is None:
