@@ -319,7 +319,8 @@ class PodService:
         """
         create, start = self._c_create, self._c_start
 
-        async def create_in_pod(ns: str, body: Any) -> Any:
+        # Extra arguments pass through untouched, whatever the container service grows.
+        async def create_in_pod(ns: str, body: Any, *a: Any, **kw: Any) -> Any:
             if isinstance(body, dict) and body.get("pod"):
                 from podkit.containers.options import CreateOptions
 
@@ -327,20 +328,20 @@ class PodService:
                 ref = str(body.pop("pod"))
                 pod = self.get(ns, ref)
                 opts = await self.prepare_container(ns, pod.id, CreateOptions.parse(body))
-                rec = await create(ns, opts)
+                rec = await create(ns, opts, *a, **kw)
                 self._write_hosts(pod)
                 return rec
             if isinstance(body, dict):
                 body = {k: v for k, v in body.items() if k != "pod"}
-            return await create(ns, body)
+            return await create(ns, body, *a, **kw)
 
-        async def start_in_pod(ns: str, ref: str) -> Any:
+        async def start_in_pod(ns: str, ref: str, *a: Any, **kw: Any) -> Any:
             rec = containers.resolve(ns, ref)
             if rec.pod_id and not rec.infra:
                 await self.ensure_running(ns, rec.pod_id)
-            return await start(ns, ref)
+            return await start(ns, ref, *a, **kw)
 
-        async def remove_in_pod(ns: str, ref: str, force: bool = False, **kw: Any) -> Any:
+        async def remove_in_pod(ns: str, ref: str, *a: Any, **kw: Any) -> Any:
             rec = containers.resolve(ns, ref)
             pod = None
             if rec.pod_id:
@@ -349,7 +350,7 @@ class PodService:
             if rec.infra and pod is not None and pod.state == STATE_READY:
                 raise Conflict(f"container {rec.name} is the infra container of pod {pod.name}: "
                                f"remove the pod instead (podkit pod rm {pod.name})")
-            out = await self._c_remove(ns, ref, force=force, **kw)
+            out = await self._c_remove(ns, ref, *a, **kw)
             if pod is not None:
                 self._write_hosts(pod)  # its name no longer resolves
             return out
