@@ -130,3 +130,16 @@ def test_listing_filters_inspect_prune(d: Daemon) -> None:
     assert d.cli("ps", "-q", "--filter", "pod=" + "p" * 12, check=True).stdout.split() == [inf.id[:12]]
     c.containers.remove("inf", force=True)
     c.containers.remove("a", force=True)
+
+
+def test_seccomp_profile_file_kept_from_create(d: Daemon, workdir) -> None:  # noqa: ANN001
+    prof = workdir / "no-mkdir.json"
+    prof.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    d.cli("create", "--name", "sc", "--security-opt", f"seccomp={prof}", "busybox",
+          "sh", "-c", "mkdir /tmp/x", check=True)
+    prof.unlink()  # the profile was taken at create time
+    r = d.cli("start", "-a", "sc")
+    assert r.returncode != 0 and "not permitted" in r.stderr.lower()
+    assert _out(d, "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
+                "mkdir /tmp/x && echo made") == "made\n"

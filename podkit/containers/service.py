@@ -486,12 +486,18 @@ class ContainerService:
                           cpu_shares=opts.cpu_shares, pids_limit=opts.pids_limit,
                           ulimits=[S.Ulimit(n, s, h) for n, s, h in opts.ulimits])
         devices = [S.Device(d["host"], d["container"], d["permissions"]) for d in opts.devices]
+        seccomp = opts.seccomp
+        if opts.seccomp_profile is not None and seccomp not in ("default", "unconfined"):
+            # the profile as it was at create time: the user's file may be gone or changed since
+            p = bundle / "seccomp.json"
+            p.write_text(json.dumps(opts.seccomp_profile))
+            seccomp = str(p)
         so = S.SpecOptions(
             rootfs=str(rootfs), args=args, env=env, cwd=workdir,
             user=S.User(uid=user[0], gid=user[1], additional_gids=user[2]),
             terminal=opts.tty, hostname=hostname, readonly_rootfs=opts.read_only, mounts=mounts,
             cap_add=opts.cap_add, cap_drop=opts.cap_drop, privileged=opts.privileged,
-            seccomp=opts.seccomp, no_new_privileges=opts.no_new_privileges, devices=devices,
+            seccomp=seccomp, no_new_privileges=opts.no_new_privileges, devices=devices,
             resources=res, init=opts.init, namespaces=nss, shm_path=opts.shm_path,
             cgroups_path=self._cgroups_path(rec, opts),
             annotations={"podkit/name": rec.name, **opts.annotations}, labels=opts.labels,
