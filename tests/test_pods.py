@@ -160,6 +160,15 @@ def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_i
                          for x in c.pods.logs("web")), 10, what="talker's log line")
     st = next(iter(c.pods.stats("web")))
     assert st["memory_limit"] == 64 * 1024 * 1024 and st["pids"] >= 3
+    # ... and through the CLI.
+    out = daemon.cli("pod", "logs", "web", check=True).stdout
+    assert "talker said-something" in out
+    [st] = json.loads(daemon.cli("pod", "stats", "--no-stream", "--format", "json", "web",
+                                 check=True).stdout)
+    assert {x["container"] for x in st["containers"]} >= {"web-infra", "srv", "cli"}
+    table = daemon.cli("pod", "stats", "--no-stream", "web", check=True).stdout
+    assert "/ 67.1MB" in table  # the pod's 64 MiB limit, in the table's decimal units
+    assert json.loads(daemon.cli("pod", "inspect", "web", check=True).stdout)["hostname"] == "webhost"
 
     # rm without -f refuses while containers run; -f removes every trace.
     r = daemon.cli("pod", "rm", "web")
