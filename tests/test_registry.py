@@ -489,3 +489,95 @@ def test_manifest_kind_sniffed_when_untyped() -> None:
     assert "schema 1" in ei.value.message
     with pytest.raises(InvalidArgument):
         _sniff_media_type(["not", "a", "manifest"])
+
+
+class _ForwardProxy:
+    """A minimal HTTP forward proxy on 127.0.0.1 that sends every request to one
+    upstream registry, whatever host the absolute URI names (so no DNS is involved)."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        self.seen: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                outer.seen.append(f"{self.command} {self.path}")
+                u = urllib.parse.urlsplit(self.path)
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                hdrs = {k: v for k, v in self.headers.items()
+                        if k.lower() not in ("host", "proxy-connection", "connection")}
+                target = f"http://{upstream}{u.path}" + (f"?{u.query}" if u.query else "")
+                req = urllib.request.Request(target, data=body, method=self.command, headers=hdrs)
+                try:
+                    up = urllib.request.urlopen(req, timeout=30)
+                    status = up.status
+                except urllib.error.HTTPError as e:
+                    up, status = e, e.code
+                data = up.read() if self.command != "HEAD" else b""
+                self.send_response(status)
+                for k, v in up.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", up.headers.get("Content-Length") or str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _forward  # noqa: N815
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def test_http_proxy_from_the_environment(registry: RegistryServer, workdir: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY is used for registries by name (here one that only the proxy knows),
+    never for loopback ones; NO_PROXY is honoured."""
+    from yarl import URL
+
+    layout = build_layout(workdir / "oci")
+    skopeo_push(layout, registry, "proxied:1")
+    layer, _ = _layer_of(layout)
+    proxy = _ForwardProxy(registry.host)
+    for var in ("no_proxy", "NO_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    store = ContentStore(workdir / "store")
+    try:
+        hosts = RegistryHosts({"registry.test:5000": {"plain_http": True}})
+
+        async def body(c: RegistryClient) -> Descriptor:
+            repo = c.repository(parse("registry.test:5000/proxied:1"))
+            desc, _ = await repo.resolve("1")
+            await repo.fetch_blob(layer, store)
+            # A loopback registry is reached directly even with a proxy set.
+            await c.repository(parse(f"{registry.host}/proxied:1")).resolve("1")
+            return desc
+
+        assert run(body, hosts=hosts).digest.startswith("sha256:")
+        assert store.has(layer.digest)
+        assert "GET http://registry.test:5000/v2/proxied/manifests/1" in proxy.seen
+        assert not any(registry.host in s for s in proxy.seen)
+        monkeypatch.setenv("no_proxy", "registry.test")
+        assert RegistryClient(hosts=hosts).proxy_for(URL("http://registry.test:5000/v2/")) is None
+        assert RegistryClient(hosts=hosts).proxy_for(URL("http://other.test/v2/")) == proxy.url
+    finally:
+        proxy.close()

@@ -10,7 +10,9 @@ manifest pushes.
 Authentication follows the registry's ``WWW-Authenticate`` challenge: Bearer
 (a token from the realm, anonymously or with the user's credentials, OAuth2
 refresh tokens included) or Basic. Transient failures (connection errors,
-timeouts, HTTP 5xx and 429) are retried with exponential backoff.
+timeouts, HTTP 5xx and 429) are retried with exponential backoff. HTTP(S)_PROXY
+and NO_PROXY from the daemon's environment are honoured, except for loopback
+registries, which are always reached directly.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import logging
 import random
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +43,7 @@ from podkit.errors import (
 from podkit.images.oci import MANIFEST_ACCEPT, Descriptor
 from podkit.images.reference import Reference
 from podkit.images.registry.auth import Challenge, Credentials, parse_challenges
-from podkit.images.registry.hosts import Endpoint, RegistryHosts
+from podkit.images.registry.hosts import Endpoint, RegistryHosts, is_loopback
 from podkit.store.content import ContentStore, Digest
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,9 @@ class RegistryClient:
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[tuple[str, str, str, str], _Token] = {}
         self._ssl: dict[str, Any] = {}  # ca_file -> SSLContext
+        # HTTP(S)_PROXY / NO_PROXY of the daemon's environment, read once, as docker does.
+        self._proxies = {k: v for k, v in urllib.request.getproxies_environment().items()
+                         if k in ("http", "https", "no")}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -101,6 +107,16 @@ class RegistryClient:
                 headers={"User-Agent": USER_AGENT}, auto_decompress=False,
             )
         return self._session
+
+    def proxy_for(self, url: URL) -> str | None:
+        """The proxy for a URL: from the environment; never for loopback hosts or
+        hosts NO_PROXY names."""
+        host = url.host or ""
+        if url.scheme not in self._proxies or is_loopback(host):
+            return None
+        if urllib.request.proxy_bypass_environment(host, self._proxies):
+            return None
+        return self._proxies[url.scheme]
 
     def ssl_for(self, ep: Endpoint) -> Any:
         """aiohttp's ``ssl`` argument for an endpoint: default verification, none
@@ -156,14 +172,15 @@ class RegistryClient:
             if creds.identitytoken:
                 form = {"grant_type": "refresh_token", "refresh_token": creds.identitytoken,
                         "service": service, "client_id": "podkit", "scope": scope}
-                req = self.session.post(url, data=form, ssl=ssl)
+                req = self.session.post(url, data=form, ssl=ssl, proxy=self.proxy_for(url))
             else:
                 # One scope parameter per scope, as docker sends them (the OAuth2 form
                 # above joins them with spaces instead).
                 q = [("service", service)] if service else []
                 q += [("scope", sc) for sc in scopes]
                 hdrs = {"Authorization": creds.basic()} if creds.username else {}
-                req = self.session.get(url.update_query(q), headers=hdrs, ssl=ssl)
+                req = self.session.get(url.update_query(q), headers=hdrs, ssl=ssl,
+                                       proxy=self.proxy_for(url))
             async with req as resp:
                 body = await resp.read()
                 if resp.status in (401, 403):
@@ -267,7 +284,8 @@ class Repository:
             data = body() if callable(body) else body
             try:
                 resp = await self.client.session.request(
-                    method, url, headers=hdrs, data=data, ssl=ssl, allow_redirects=True
+                    method, url, headers=hdrs, data=data, ssl=ssl, allow_redirects=True,
+                    proxy=self.client.proxy_for(url),
                 )
             except aiohttp.ClientConnectorCertificateError as e:
                 raise Unavailable(
