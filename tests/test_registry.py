@@ -581,3 +581,22 @@ def test_http_proxy_from_the_environment(registry: RegistryServer, workdir: Path
         assert RegistryClient(hosts=hosts).proxy_for(URL("http://other.test/v2/")) == proxy.url
     finally:
         proxy.close()
+
+
+def test_blob_sources_remember_and_prune(tmp_path: Path) -> None:
+    from podkit.images.registry.sources import BlobSources
+    from podkit.store import Database
+
+    db = Database(tmp_path / "m.db")
+    try:
+        src = BlobSources(db)
+        a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+        src.add("reg:1", "one/app", [a, b])
+        src.add("reg:1", "two/app", [a])
+        src.add("other:1", "x", [a])
+        assert src.repositories(a, "reg:1") == ["two/app", "one/app"]  # most recent first
+        assert src.repositories(b, "other:1") == []
+        assert src.prune(lambda d: d == a) == 1
+        assert src.repositories(b, "reg:1") == [] and len(src.repositories(a, "reg:1")) == 2
+    finally:
+        db.close()

@@ -66,6 +66,7 @@ class Registry:
         self.client = client or RegistryClient(self.hosts)
         self.docker_config = docker_config
         self.db = db
+        self.content = content
         if callable(images):
             images = _Late(images, "image service")
         if callable(snapshots):
@@ -130,6 +131,7 @@ class Registry:
             leases.delete(r["namespace"], r["id"])
         if rows:
             log.info("released %d lease(s) of pulls/pushes cut short by a crash", len(rows))
+        self.sources.prune(self.content.has)
 
     async def close(self) -> None:
         await self.client.close()

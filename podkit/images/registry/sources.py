@@ -9,6 +9,7 @@ it came with was renamed or removed since (containerd keeps the same facts as
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from podkit.store import Database
 
@@ -43,6 +44,14 @@ class BlobSources:
             (digest, registry),
         )
         return [r["repository"] for r in rows]
+
+    def prune(self, has: Callable[[str], bool]) -> int:
+        """Forget blobs the store no longer has (garbage collection took them)."""
+        gone = [r["digest"] for r in self.db.query("SELECT DISTINCT digest FROM blob_sources")
+                if not has(r["digest"])]
+        if gone:
+            self.forget(gone)
+        return len(gone)
 
     def forget(self, digests: list[str]) -> None:
         with self.db.tx() as c:
