@@ -263,6 +263,10 @@ def test_stopped_stays_stopped_across_daemon_restart_and_more(d: Daemon) -> None
     # live resource changes, and the stats stream follows them
     c.containers.start("us")
     c.containers.update("us", memory="48m")
+    r = d.cli("update", "--cpus", "lots", "us")
+    assert r.returncode != 0 and "--cpus" in r.stderr
+    d.cli("update", "--pids-limit", "40", "--restart", "no", "us", check=True)
+    assert c.containers.inspect("us")["config"]["pids_limit"] == 40
     stats = c.containers.stream_stats("us")
     first, second = next(stats), next(stats)
     stats.close()

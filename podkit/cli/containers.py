@@ -164,6 +164,15 @@ def register(sub: Any) -> None:
         p.add_argument("containers", nargs="+")
         p.set_defaults(func=fn)
 
+    p = sub.add_parser("update", help="change resource limits or the restart policy of containers")
+    p.add_argument("-m", "--memory")
+    p.add_argument("--cpus")
+    p.add_argument("--cpu-shares", type=int)
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--restart", help="no | on-failure[:N] | always | unless-stopped")
+    p.add_argument("containers", nargs="+")
+    p.set_defaults(func=cmd_update)
+
     p = sub.add_parser("rename", help="rename a container")
     p.add_argument("container")
     p.add_argument("new_name")
@@ -347,6 +356,15 @@ def cmd_pause(args: argparse.Namespace, client: Any) -> int:
 
 def cmd_unpause(args: argparse.Namespace, client: Any) -> int:
     return _each(args, _ops(client).unpause)
+
+
+def cmd_update(args: argparse.Namespace, client: Any) -> int:
+    body = {k: v for k, v in (("memory", args.memory), ("cpus", args.cpus), ("cpu_shares", args.cpu_shares),
+                              ("pids_limit", args.pids_limit), ("restart", args.restart)) if v is not None}
+    if not body:
+        raise errors.InvalidArgument("nothing to update: give --memory, --cpus, --cpu-shares, "
+                                     "--pids-limit or --restart")
+    return _each(args, lambda r: _ops(client).update(r, **body))
 
 
 def cmd_rename(args: argparse.Namespace, client: Any) -> int:

@@ -671,6 +671,10 @@ class ContainerService:
             raise Conflict(f"container {rec.name} is not running")
         # Unlike stop, a kill leaves the restart policy in force (as docker does).
         await self._signal(rec, n, all=n == signal.SIGKILL)
+        if rec.state == "paused" and n == signal.SIGKILL:
+            # a frozen process only dies once thawed
+            with contextlib.suppress(PodkitError):
+                await self.rt.resume(rec.id)
         self.publish(ns, "container", "kill", rec.id, name=rec.name, signal=n)
 
     async def restart(self, ns: str, ref: str, timeout: int | None = None) -> None:
@@ -706,27 +710,27 @@ class ContainerService:
         self.publish(ns, "container", "rename", rec.id, name=new, oldName=rec.name)
 
     async def update(self, ns: str, ref: str, body: dict[str, Any]) -> None:
-        from podkit.containers.options import parse_size
+        """Change resource limits (live, through the runtime) and/or the restart policy."""
         from podkit.runtime import spec as S
 
         rec = self.resolve(ns, ref)
-        res = S.Resources(
-            memory=parse_size(body["memory"], "memory") if body.get("memory") else None,
-            cpus=float(body["cpus"]) if body.get("cpus") else None,
-            cpu_shares=int(body["cpu_shares"]) if body.get("cpu_shares") else None,
-            pids_limit=int(body["pids_limit"]) if body.get("pids_limit") else None)
+        keys = ("memory", "cpus", "cpu_shares", "pids_limit", "restart")
+        unknown = sorted(set(body) - set(keys))
+        if unknown:
+            raise InvalidArgument(f"cannot update {', '.join(unknown)}: only {', '.join(keys)}")
+        o = CreateOptions.parse({"image": rec.image, **{k: body[k] for k in keys if k in body}})
         cfg = dict(rec.config)
-        for k in ("memory", "cpus", "cpu_shares", "pids_limit"):
-            v = getattr(res, k)
-            if v is not None:
-                cfg[k] = v
-        if rec.state in ("running", "paused"):
+        changed = {k: getattr(o, k) for k in keys[:4] if getattr(o, k) is not None}
+        if "restart" in body:
+            if rec.config.get("auto_remove") and o.restart["name"] != "no":
+                raise InvalidArgument("a container run with --rm cannot have a restart policy")
+            cfg["restart"] = o.restart
+        if changed and rec.state in ("running", "paused"):
+            res = S.Resources(**{k: changed.get(k) for k in keys[:4]})
             await self.rt.update(rec.id, res.to_oci())
-        if body.get("restart"):
-            from podkit.containers.options import parse_restart
-
-            cfg["restart"] = parse_restart(body["restart"])
+        cfg.update(changed)
         self.store.update(rec.id, config=cfg)
+        self.publish(ns, "container", "update", rec.id, name=rec.name)
 
     async def wait(self, ns: str, ref: str, condition: str = "not-running") -> int:
         rec = self.resolve(ns, ref)
