@@ -880,8 +880,10 @@ class ContainerService:
         return [self.view(r) for r in recs]
 
     async def logs(self, ns: str, ref: str, *, follow: bool = False, since: Any = None, until: Any = None,
-                   tail: int | None = None, streams: tuple[str, ...] = ("stdout", "stderr")
-                   ) -> AsyncIterator[Entry]:
+                   tail: int | None = None, streams: tuple[str, ...] = ("stdout", "stderr"),
+                   wanted: Callable[[], bool] | None = None) -> AsyncIterator[Entry]:
+        """Log entries; with ``follow``, until the container stops (or ``wanted()`` turns false:
+        the client went away)."""
         rec = self.resolve(ns, ref)
         s, u = parse_since(since), parse_since(until)
         reader = LogReader(self.log_path(rec.id))
@@ -895,6 +897,8 @@ class ContainerService:
             return gen()
 
         def running() -> bool:
+            if wanted is not None and not wanted():
+                return False
             r = self.store.get(rec.id)
             return r is not None and r.state in ACTIVE
 

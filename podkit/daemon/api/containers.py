@@ -126,9 +126,13 @@ async def container_logs(ctx: Ctx) -> Any:
     streams = tuple(s for s in ("stdout", "stderr") if ctx.flag(s, True))
     tail = ctx.query.get("tail")
     tail_n = None if tail in (None, "", "all") else ctx.int_arg("tail")
+    def wanted() -> bool:  # a follower whose client left stops at the next poll
+        t = ctx.request.transport
+        return t is not None and not t.is_closing()
+
     it = await _svc(ctx).logs(ctx.ns, ctx.match["ref"], follow=ctx.flag("follow"),
                               since=ctx.query.get("since"), until=ctx.query.get("until"),
-                              tail=tail_n, streams=streams)
+                              tail=tail_n, streams=streams, wanted=wanted)
 
     async def gen() -> AsyncIterator[dict]:
         async for e in it:
