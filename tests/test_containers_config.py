@@ -143,3 +143,11 @@ def test_seccomp_profile_file_kept_from_create(d: Daemon, workdir) -> None:  # n
     assert r.returncode != 0 and "not permitted" in r.stderr.lower()
     assert _out(d, "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
                 "mkdir /tmp/x && echo made") == "made\n"
+
+
+def test_image_in_use_is_not_removed(d: Daemon) -> None:
+    d.restart()  # the hook must be in place from the daemon's start on
+    d.cli("create", "--name", "holder", "busybox", "true", check=True)
+    r = d.cli("rmi", "busybox")
+    assert r.returncode != 0 and "holder" in r.stderr
+    d.cli("rm", "holder", check=True)

@@ -34,6 +34,7 @@ def setup(s: Any) -> None:
     s.containers = svc
 
     async def startup() -> None:
+        _ = svc.images  # registers the "image in use by containers" hook before any rmi
         await recover(svc)
 
     s.on_startup(startup)
