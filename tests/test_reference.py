@@ -25,6 +25,8 @@ D = "sha256:" + "ab" * 32
     (f"busybox@{D}", f"docker.io/library/busybox@{D}"),
     (f"busybox:1.36@{D}", f"docker.io/library/busybox:1.36@{D}"),
     ("a__b/c--d.e_f", "docker.io/a__b/c--d.e_f:latest"),
+    ("busybox:TAG_1.0-x", "docker.io/library/busybox:TAG_1.0-x"),
+    ("LOCALHOST:5000/app", "LOCALHOST:5000/app:latest"),
 ])
 def test_normalisation(text: str, want: str) -> None:
     assert str(parse(text)) == want
@@ -57,6 +59,7 @@ def test_with_tag_and_digest() -> None:
     ("busybox:", "invalid tag"),
     ("busybox:-x", "invalid tag"),
     ("busybox:" + "t" * 129, "invalid tag"),
+    ("busybox:t\u00e4g", "invalid tag"),  # tags are ASCII only
     ("busybox@sha256:abc", "digest"),
     ("busybox@md5:" + "a" * 32, "digest"),
     ("bad_host:5000/app", "bad registry"),
