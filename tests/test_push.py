@@ -346,3 +346,14 @@ def test_tls_registry_through_daemon_config(tls_registry: RegistryServer, workdi
         d.stop()
     digests = {skopeo_inspect(tls_registry, f"secure:{t}")["Digest"] for t in (1, 2)}
     assert len(digests) == 1
+
+
+def test_login_to_an_open_registry(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
+    """A registry that asks for no credentials accepts any login, as with docker."""
+    env = {"DOCKER_CONFIG": str(workdir / "docker")}
+    r = daemon.cli("login", "-u", "anyone", "--password-stdin", registry.host, input=b"x\n", env=env,
+                   check=True)
+    assert "Login Succeeded" in r.stdout
+    r = daemon.cli("login", "-u", "anyone", "--password-stdin", f"127.0.0.1:{free_port()}",
+                   input=b"x\n", env=env)
+    assert r.returncode == 1 and "cannot connect" in r.stderr

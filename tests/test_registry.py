@@ -600,3 +600,23 @@ def test_blob_sources_remember_and_prune(tmp_path: Path) -> None:
         assert src.repositories(b, "reg:1") == [] and len(src.repositories(a, "reg:1")) == 2
     finally:
         db.close()
+
+
+def test_sdk_stored_auth_reads_docker_files(tmp_path: Path) -> None:
+    """The CLI/SDK side (stdlib only) reads docker's config.json the way docker writes it."""
+    from podkit.client.distribution import encode_auth, registry_host, stored_auth
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"auths": {
+        "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()},
+        "127.0.0.1:5000": {"identitytoken": "refresh-me"},
+    }}))
+    assert stored_auth("docker.io", cfg) == {"username": "hub", "password": "pw"}
+    assert stored_auth("127.0.0.1:5000", cfg) == {"identitytoken": "refresh-me"}
+    assert stored_auth("elsewhere:1", cfg) is None
+    assert decode_header(encode_auth({"username": "a", "password": "b"})) == Credentials("a", "b")
+    assert registry_host("https://index.docker.io/v1/") == "docker.io"
+    assert registry_host("http://127.0.0.1:5000/v2/") == "127.0.0.1:5000"
+    cfg.write_text("{broken")
+    with pytest.raises(InvalidArgument):
+        stored_auth("docker.io", cfg)
