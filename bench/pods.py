@@ -229,6 +229,10 @@ def main() -> None:
             for label, a, b in (("create", other.create, pk.create), ("start", other.start, pk.start),
                                 ("stop", other.stop, pk.stop), ("remove", other.remove, pk.remove)):
                 print(f"  {label:7s} {median_ms(a) / median_ms(b):.2f}x")
+            # podman gives the network back at stop, podkit at rm: compare the teardown whole.
+            down = (median_ms(other.stop) + median_ms(other.remove)) / (
+                median_ms(pk.stop) + median_ms(pk.remove))
+            print(f"  stop+rm {down:.2f}x")
             if pk.mem_per_pod_kb:
                 print(f"  memory  {other.mem_per_pod_kb / pk.mem_per_pod_kb:.2f}x")
     finally:
