@@ -200,7 +200,7 @@ spec:
       image: busybox
       command: [sleep, "600"]
       volumeMounts: [{name: shared, mountPath: /data, readOnly: true}, {name: made, mountPath: /made}]
-      securityContext: {runAsUser: 1000}
+      securityContext: {runAsUser: 1000, readOnlyRootFilesystem: true}
       livenessProbe: {exec: {command: ["true"]}}
 ---
 apiVersion: apps/v1
@@ -242,6 +242,8 @@ def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image
                  what="the emptyDir file")
         assert run("kweb-side", "id -u") == (0, "1000\n")
         assert run("kweb-side", "touch /data/x")[0] != 0
+        rc, out = run("kweb-side", "touch /rootfile")
+        assert rc != 0 and "Read-only file system" in out
         assert (workdir / "made").is_dir() and run("kweb-side", "test -d /made")[0] == 0
         # The hostPort is published; the limit applies to the container.
         body = wait_for(lambda: _get(f"http://127.0.0.1:{port}/"), 10, what="the hostPort")
