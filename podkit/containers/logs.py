@@ -200,11 +200,13 @@ class LogReader:
                         f = None
                 if f is not None and first:
                     first = False
-                    data = f.read()
+                    data = await asyncio.to_thread(f.read)  # the backlog may be large
                     cut = data.rfind(b"\n") + 1
                     pending = data[cut:]
-                    for e in self._filter(iter(data[:cut].splitlines(keepends=True)), since, until,
-                                          tail, streams):
+                    backlog = await asyncio.to_thread(
+                        self._filter, iter(data[:cut].splitlines(keepends=True)), since, until, tail,
+                        streams)
+                    for e in backlog:
                         yield e
                     # The partial state of an unfinished P-run must carry over.
                     asm = _Assembler()

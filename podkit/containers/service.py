@@ -790,8 +790,8 @@ class ContainerService:
             await self._release(rec.id)
             with contextlib.suppress(NotFound):
                 await asyncio.to_thread(self.snapshots.remove, self._snap_key(rec.id))
-            shutil.rmtree(self.bundle(rec.id), ignore_errors=True)
-            shutil.rmtree(self.log_path(rec.id).parent, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, self.bundle(rec.id), True)
+            await asyncio.to_thread(shutil.rmtree, self.log_path(rec.id).parent, True)
             self.store.delete(rec.id)
             if rec.exit_code is not None:
                 self._last_exit[rec.id] = rec.exit_code
@@ -801,7 +801,7 @@ class ContainerService:
                     with contextlib.suppress(PodkitError):
                         v = self.volumes.inspect(ns, m["source"])
                         if v["anonymous"]:
-                            self.volumes.remove(ns, m["source"])
+                            await asyncio.to_thread(self.volumes.remove, ns, m["source"])
         self._locks.pop(rec.id, None)
         self.publish(ns, "container", "destroy", rec.id, name=rec.name)
         self._changed(rec.id)

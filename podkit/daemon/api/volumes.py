@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -58,10 +59,11 @@ async def inspect_volume(ctx: Ctx) -> Any:
 @router.delete("/volumes/{name}", "Remove a volume (refused while a container uses it)", status=204,
                params={"force": "accepted for docker compatibility"})
 async def remove_volume(ctx: Ctx) -> None:
-    _svc(ctx).remove(ctx.ns, ctx.match["name"], force=ctx.flag("force"))
+    # a volume's data can be large: delete it off the event loop
+    await asyncio.to_thread(_svc(ctx).remove, ctx.ns, ctx.match["name"], force=ctx.flag("force"))
 
 
 @router.post("/volumes/prune", "Remove unused volumes (anonymous ones unless all=true)",
              params={"all": "also named volumes"})
 async def prune_volumes(ctx: Ctx) -> Any:
-    return {"removed": _svc(ctx).prune(ctx.ns, all=ctx.flag("all"))}
+    return {"removed": await asyncio.to_thread(_svc(ctx).prune, ctx.ns, all=ctx.flag("all"))}
