@@ -38,6 +38,10 @@ def test_spec_defaults_and_round_trip() -> None:
     ({"hostname": "-bad"}, "invalid hostname"),
     ({"frob": 1}, "unknown pod field"),
     ({"shm_size": 10}, "at least 64k"),
+    ({"hostname": 5}, "'hostname' must be a string"),
+    ({"host_pid": "yes"}, "must be true or false"),
+    ({"share": "net"}, "must be a list"),
+    ({"attempt": 1.5}, "must be an integer"),
 ])
 def test_spec_rejects_bad_input(body: dict, needle: str) -> None:
     with pytest.raises(InvalidArgument) as ei:

@@ -81,6 +81,11 @@ class PodSpec:
         if unknown:
             raise InvalidArgument(f"unknown pod field(s): {', '.join(unknown)}")
         kw = dict(d)
+        for key, want in _FIELD_TYPES.items():
+            if key in kw and kw[key] is not None and not _is(kw[key], want):
+                raise InvalidArgument(f"pod field {key!r} must be {_TYPE_WORDS[want]}, got {kw[key]!r}")
+            if key in kw and kw[key] is None:
+                del kw[key]
         if "ports" in kw:
             raw = kw["ports"] or []
             if not isinstance(raw, list):
@@ -147,6 +152,28 @@ class PodSpec:
             if p.host_port and key in seen:
                 raise InvalidArgument(f"host port {p.host_port}/{p.protocol} published twice")
             seen.add(key)
+
+
+_FIELD_TYPES: dict[str, type] = {
+    "name": str, "hostname": str, "network": str, "cgroup_parent": str, "log_directory": str,
+    "uid": str, "kube_namespace": str, "restart_policy": str, "infra_image": str,
+    "attempt": int, "memory": int, "shm_size": int, "cpus": float,
+    "host_pid": bool, "host_ipc": bool, "share": list, "add_hosts": list,
+}
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list"}
+
+
+def _is(v: Any, want: type) -> bool:
+    if want is bool:
+        return isinstance(v, bool)
+    if want in (int, float) and isinstance(v, bool):
+        return False
+    if want is float:
+        return isinstance(v, int | float)
+    if want is list:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    return isinstance(v, want)
 
 
 @dataclass
