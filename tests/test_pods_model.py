@@ -42,6 +42,8 @@ def test_spec_defaults_and_round_trip() -> None:
     ({"host_pid": "yes"}, "must be true or false"),
     ({"share": "net"}, "must be a list"),
     ({"attempt": 1.5}, "must be an integer"),
+    ({"dns": {"servers": "10.0.0.1"}}, "dns.servers must be a list"),
+    ({"dns": {"servers": ["dns.example"]}}, "not an IP address"),
 ])
 def test_spec_rejects_bad_input(body: dict, needle: str) -> None:
     with pytest.raises(InvalidArgument) as ei:

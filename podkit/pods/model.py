@@ -11,6 +11,7 @@ CRI front end can map onto it without another model.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -97,7 +98,13 @@ class PodSpec:
             dns = kw["dns"] or {}
             if not isinstance(dns, dict):
                 raise InvalidArgument("dns must be an object with servers, searches, options")
-            kw["dns"] = DNSConfig(**{k: list(dns.get(k) or []) for k in ("servers", "searches", "options")})
+            parts = {}
+            for k in ("servers", "searches", "options"):
+                v = dns.get(k) or []
+                if not _is(v, list):
+                    raise InvalidArgument(f"dns.{k} must be a list of strings")
+                parts[k] = list(v)
+            kw["dns"] = DNSConfig(**parts)
         for k in ("labels", "annotations", "sysctls"):
             if k in kw:
                 v = kw[k] or {}
@@ -144,6 +151,11 @@ class PodSpec:
                 raise InvalidArgument(f"sysctl {key!r} needs the pod's own {kind} namespace")
         if self.network == "host" and self.ports:
             raise InvalidArgument("published ports make no sense with the host network")
+        for server in self.dns.servers:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise InvalidArgument(f"invalid DNS server {server!r}: not an IP address") from None
         # name:ip with a real IP (v6 too); normalised, so hosts files stay well-formed.
         self.add_hosts = ["{}:{}".format(*parse_add_host(h)) for h in self.add_hosts]
         seen: set[tuple[int, str, str]] = set()
