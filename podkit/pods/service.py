@@ -75,6 +75,7 @@ class PodService:
             cg = CgroupManager()
         self.cgroups = cg
         self._locks: dict[str, asyncio.Lock] = {}
+        self._infra_lock = asyncio.Lock()
         # The container service's own entry points, kept apart from the wrappers that
         # wire() puts in front of them (which take pod locks this service may hold).
         self._c_create = containers.create
@@ -163,7 +164,8 @@ class PodService:
         await self._make_infra(pod)
 
     async def _make_infra(self, pod: Pod) -> None:
-        ref = await asyncio.to_thread(infra.ensure_image, self.images, self.content, pod.namespace)
+        async with self._infra_lock:  # two first pods at once build one image, not two
+            ref = await asyncio.to_thread(infra.ensure_image, self.images, self.content, pod.namespace)
         pod.spec.infra_image = pod.spec.infra_image or ref
         opts = self._options(pod, {"image": pod.spec.infra_image, "name": f"{pod.name}-infra",
                                    "labels": {POD_LABEL: pod.id, POD_NAME_LABEL: pod.name}},
