@@ -32,7 +32,7 @@ def _remove_leftovers(daemon: Daemon) -> Iterator[None]:
     yield
     if daemon.proc is None or daemon.proc.poll() is not None:
         return
-    for ns in ("default", "team-a", "team-b"):
+    for ns in ("default", "team-a", "team-b", "team-c"):
         c = daemon.client(ns)
         for p in c.pods.list():
             with contextlib.suppress(Exception):
@@ -330,6 +330,20 @@ def test_pods_live_in_podkit_namespaces(daemon: Daemon) -> None:
     for cl in (a, b):
         cl.pods.remove("same")
     assert not list((daemon.state / "netns").glob("pod-*"))
+    # Pods made concurrently (the first ones also build the infra image): all whole,
+    # each with an address of its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as ex:
+        made = list(ex.map(lambda i: daemon.client("team-c").pods.create(f"c{i}"), range(4)))
+    c = daemon.client("team-c")
+    assert len({p.ips[0] for p in made}) == 4
+    from podkit.pods.infra import INFRA_REF
+
+    assert [i.name for i in c.images.list(all=True) if "pause" in i.name] == [INFRA_REF]
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda p: daemon.client("team-c").pods.remove(p.id), made))
+    assert c.pods.list() == [] and not list((daemon.state / "netns").glob("pod-*"))
     # Lifecycle events, per namespace.
     evs = list(a.events(since=t0, until=time.time(), type="pod"))
     assert [(e["action"], e["attributes"]["name"]) for e in evs] == [("create", "same"), ("remove", "same")]
