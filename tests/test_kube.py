@@ -286,6 +286,14 @@ def test_play_kube_bad_file(daemon: Daemon, busybox_image: str, workdir: Path) -
     assert r.returncode == 125 and "nope" in r.stderr, r.stderr
     assert daemon.client().pods.list() == []
     assert not list((daemon.state / "netns").glob("pod-*"))
+    # From stdin, created but not started; -q prints the pod id only; --down from stdin too.
+    doc = (b"apiVersion: v1\nkind: Pod\nmetadata: {name: quiet}\n"
+           b"spec: {containers: [{name: c, image: busybox}]}\n")
+    r = daemon.cli("play", "kube", "--start", "false", "-q", "-", input=doc, check=True)
+    [pod] = daemon.client().pods.list()
+    assert r.stdout.split() == [pod.id] and pod.status == "Created"
+    daemon.cli("play", "kube", "--down", "-", input=doc, check=True)
+    assert daemon.client().pods.list() == []
 
 
 def _get(url: str) -> str:
