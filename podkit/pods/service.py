@@ -148,9 +148,15 @@ class PodService:
             await self._build(pod)
         except BaseException as e:
             log.info("pod %s: create failed (%s), undoing", pod.id[:12], e)
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.shield(self._teardown(pod))
-            self.store.delete(ns, pod.id)
+            except Exception as te:
+                # Keep the record, marked: the next start of podkitd finishes the job.
+                log.warning("pod %s: undoing a failed create: %s", pod.id[:12], te)
+                pod.state = STATE_REMOVING
+                self.store.update(pod)
+            else:
+                self.store.delete(ns, pod.id)
             raise
         pod.state = STATE_READY
         self.store.update(pod)
