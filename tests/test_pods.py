@@ -213,6 +213,17 @@ def test_shared_pid_namespace_infra_is_pid1_and_reaps(daemon: Daemon, busybox_im
     c.pods.restart("pp", timeout=1)
     rc, ps = sh(c, "a", "ps -o pid,args")
     assert "sleep 700" in ps and "/catatonit -P" in ps
+    # pod logs merges the containers' lines in time order (a hand-off through the
+    # shared /dev/shm fixes the order: a1, then b1, then a2).
+    c.containers.create(busybox_image, ["sh", "-c", "echo a1; sleep 0.1; touch /dev/shm/go; "
+                        "while [ ! -e /dev/shm/b ]; do sleep 0.02; done; echo a2"], name="la", pod="pp")
+    c.containers.create(busybox_image, ["sh", "-c", "while [ ! -e /dev/shm/go ]; do sleep 0.02; done; "
+                        "echo b1; sleep 0.1; touch /dev/shm/b"], name="lb", pod="pp")
+    c.containers.start("la")
+    c.containers.start("lb")
+    wait_for(lambda: c.containers.get("la").state == "exited", 15, what="la to finish")
+    got = [(x["container"], x["line"].strip()) for x in c.pods.logs("pp")]
+    assert got == [("la", "a1"), ("lb", "b1"), ("la", "a2")], got
     pod = c.pods.inspect("pp")
     c.pods.remove("pp", force=True)
     assert_pod_gone(daemon, pod)

@@ -620,19 +620,39 @@ class PodService:
 
     async def logs(self, ns: str, ref: str, follow: bool = False, tail: int | None = None,
                    timestamps: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """Every container's log lines, tagged with its name: merged in time order, then
+        (with ``follow``) as they come."""
         pod = self.get(ns, ref)
         members = [r for r in self._members(pod) if not r.infra]
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=1024)
 
+        def item(r: Any, e: Any) -> dict[str, Any]:
+            data = e.data.decode("utf-8", "replace") if isinstance(e.data, bytes) else str(e.data)
+            out = {"container": r.name, "stream": e.stream, "line": data}
+            if timestamps:
+                out["time"] = e.ts
+            return out
+
+        if not follow:
+            # Everything is on disk already: one sorted merge, not arrival order.
+            lines: list[tuple[float, int, dict[str, Any]]] = []
+            for r in members:
+                with contextlib.suppress(NotFound):
+                    async for e in await self.containers.logs(ns, r.id, tail=tail):
+                        lines.append((e.time, len(lines), item(r, e)))
+            lines.sort(key=lambda x: (x[0], x[1]))
+
+            async def merged() -> AsyncIterator[dict[str, Any]]:
+                for _, _, it in lines:
+                    yield it
+
+            return merged()
+
         async def pump(r: Any) -> None:
             try:
-                it = await self.containers.logs(ns, r.id, follow=follow, tail=tail)
+                it = await self.containers.logs(ns, r.id, follow=True, tail=tail)
                 async for e in it:
-                    data = e.data.decode("utf-8", "replace") if isinstance(e.data, bytes) else str(e.data)
-                    item = {"container": r.name, "stream": e.stream, "line": data}
-                    if timestamps:
-                        item["time"] = e.ts
-                    await queue.put(item)
+                    await queue.put(item(r, e))
             except NotFound:
                 pass  # removed while we read
             finally:
