@@ -410,11 +410,22 @@ def test_network_none_and_host(daemon: Daemon, busybox_image: str) -> None:
     c.pods.create("sider", network="side")
     sider = c.pods.inspect("sider")
     assert sider["ips"][0].rsplit(".", 1)[0] == subnet.rsplit(".", 1)[0]
+    # On two networks: one interface and one address on each, both in /etc/hosts.
+    c.pods.create("both", network="bridge,side")
+    c.containers.create(busybox_image, ["sleep", "600"], name="b1", pod="both")
+    c.pods.start("both")
+    both = c.pods.inspect("both")
+    assert len(both["ips"]) == 2 and both["ips"][1].rsplit(".", 1)[0] == subnet.rsplit(".", 1)[0]
+    assert {"eth0", "eth1"} <= set(sh(c, "b1", "ls /sys/class/net")[1].split())
+    hosts = sh(c, "b1", "cat /etc/hosts")[1]
+    assert all(f"{ip.split('/')[0]}\tboth" in hosts for ip in both["ips"])
+    r = daemon.cli("pod", "create", "--network", "host,side")
+    assert r.returncode == 125 and "stand alone" in r.stderr
     lonely = c.pods.inspect("lonely")
-    for p in ("lonely", "hosty", "sider"):
+    for p in ("lonely", "hosty", "sider", "both"):
         c.pods.remove(p, force=True)
     c.networks.remove("side")
-    for p in (lonely, hosty, sider):
+    for p in (lonely, hosty, sider, both):
         assert_pod_gone(daemon, p)
 
 

@@ -149,6 +149,9 @@ class PodSpec:
                     "fs.mqueue.* (and not host-wide settings)")
             if kind == "net" and self.network == "host" or kind not in self.share:
                 raise InvalidArgument(f"sysctl {key!r} needs the pod's own {kind} namespace")
+        nets = [n.strip() for n in self.network.split(",")]
+        if len(nets) > 1 and ({"host", "none"} & set(nets) or "" in nets):
+            raise InvalidArgument(f"invalid network list {self.network!r}: host and none stand alone")
         if self.network == "host" and self.ports:
             raise InvalidArgument("published ports make no sense with the host network")
         for server in self.dns.servers:

@@ -137,7 +137,9 @@ class PodService:
         if not spec.hostname:
             spec.hostname = spec.name[:63].replace("_", "-").strip(".-") or "pod"
         if spec.network not in ("bridge", "host", "none", ""):
-            self.networks.get(spec.network)  # NotFound now, before anything is made
+            for name in _networks(spec.network):
+                if name != "bridge":
+                    self.networks.get(name)  # NotFound now, before anything is made
         if "net" not in spec.share and spec.network not in ("bridge", ""):
             raise InvalidArgument("--network needs the pod to share its network namespace")
         pod = Pod(id=pod_id, namespace=ns, spec=spec, created=time.time(), state=STATE_CREATING,
@@ -219,7 +221,9 @@ class PodService:
             path = self.networks.create_netns(pod.id, NETNS_KIND)
         pod.netns_path = path
         self.store.update(pod)
-        nets = [] if pod.spec.network == "none" else [pod.spec.network or ""]
+        # Interfaces eth0, eth1... one per network; published ports go to the first.
+        nets = [] if pod.spec.network == "none" else [
+            "" if n == "bridge" else n for n in _networks(pod.spec.network)]
         if nets:
             res = await self.networks.attach(pod.id, path, nets, pod.spec.ports, kind=NETNS_KIND,
                                              namespace=pod.namespace)
@@ -818,6 +822,11 @@ class PodService:
             await self.remove(ns, pod.id, force=True, timeout=0)
             removed.append(pod.name)
         return {"removed": removed, "missing": missing}
+
+
+def _networks(text: str) -> list[str]:
+    """``--network a,b``: the pod's networks, in order (bridge = the default one)."""
+    return list(dict.fromkeys(n.strip() for n in (text or "bridge").split(",") if n.strip())) or ["bridge"]
 
 
 def _id_of(rec: Any) -> str:
