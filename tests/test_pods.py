@@ -319,6 +319,16 @@ def test_bad_input_is_refused_clearly(daemon: Daemon, busybox_image: str) -> Non
         next(iter(c.pods.logs("ghost")))
     r = daemon.cli("rm", "-f", "dup-infra")
     assert r.returncode != 0 and "infra container of pod dup" in r.stderr
+    # A failure late in create (the infra's name is taken, after the network is wired)
+    # is undone entirely: no lease, no pin, no cgroup, no state dir, no record.
+    c.containers.create(busybox_image, ["true"], name="clash-infra")
+    leases_before = leases(daemon.root / "networks" / "ipam")
+    port = free_port()
+    r = daemon.cli("pod", "create", "--name", "clash", "-p", f"127.0.0.1:{port}:80")
+    assert r.returncode == 125 and "clash-infra" in r.stderr, r.stderr
+    assert leases(daemon.root / "networks" / "ipam") == leases_before
+    assert not [ln for ln in iptables_lines(str(port)) if "dport" in ln]
+    c.containers.remove("clash-infra")
     # Nothing half-made was left by the failures: one pod, one netns, one state dir.
     assert [p.name for p in c.pods.list()] == ["dup"]
     assert len(list((daemon.state / "netns").glob("pod-*"))) == 1
