@@ -668,7 +668,17 @@ class ContainerService:
         rec = self.resolve(ns, ref)
         n = parse_signal(sig)
         if rec.state not in ("running", "paused"):
-            raise Conflict(f"container {rec.name} is not running")
+            # An attached client sees output from the moment `runc start` returns, a moment
+            # before the record says running; a signal sent then must not be refused.
+            st = None
+            if rec.state == "created":
+                with contextlib.suppress(PodkitError):
+                    st = await self.rt.state(rec.id)
+            if not st or st.get("status") not in ("running", "paused"):
+                raise Conflict(f"container {rec.name} is not running")
+            await self.rt.kill(rec.id, n, all=n == signal.SIGKILL)
+            self.publish(ns, "container", "kill", rec.id, name=rec.name, signal=n)
+            return
         # Unlike stop, a kill leaves the restart policy in force (as docker does).
         await self._signal(rec, n, all=n == signal.SIGKILL)
         if rec.state == "paused" and n == signal.SIGKILL:
@@ -983,8 +993,13 @@ class ContainerService:
     async def exec_create(self, ns: str, ref: str, body: dict[str, Any]) -> ExecSession:
         rec = self.resolve(ns, ref)
         if rec.state != "running":
-            raise Conflict(f"container {rec.name} is not running" if rec.state != "paused"
-                           else f"container {rec.name} is paused: unpause it first")
+            st = None
+            if rec.state == "created":  # started a moment ago, record not updated yet
+                with contextlib.suppress(PodkitError):
+                    st = await self.rt.state(rec.id)
+            if not st or st.get("status") != "running":
+                raise Conflict(f"container {rec.name} is not running" if rec.state != "paused"
+                               else f"container {rec.name} is paused: unpause it first")
         cmd = body.get("cmd")
         if isinstance(cmd, str):
             import shlex
@@ -1024,7 +1039,7 @@ class ContainerService:
 
     async def _exec_process(self, ex: ExecSession) -> dict[str, Any]:
         rec = self.store.get(ex.container_id)
-        if rec is None or rec.state != "running":
+        if rec is None or rec.state not in ("running", "created"):
             raise Conflict("container is not running")
         spec = json.loads((self.bundle(rec.id) / "config.json").read_text())
         p = dict(spec["process"])
