@@ -182,3 +182,20 @@ def test_stats_parsing_cgroup_v1_and_v2() -> None:
     s = parse_runc_stats(v2)
     assert (s["memory_usage"], s["memory_limit"], s["block_read"], s["block_write"]) == (3 << 20, 0, 10, 20)
     assert parse_runc_stats({})["memory_usage"] == 0
+
+
+def test_restart_policy_decisions() -> None:
+    from podkit.containers.restart import human_duration, should_restart
+
+    on_failure_2 = {"name": "on-failure", "max_retries": 2}
+    assert should_restart(on_failure_2, 1, 0, False) and should_restart(on_failure_2, 1, 1, False)
+    assert not should_restart(on_failure_2, 1, 2, False)  # retries used up
+    assert not should_restart(on_failure_2, 0, 0, False)  # success is not a failure
+    assert should_restart({"name": "on-failure", "max_retries": 0}, 3, 99, False)  # 0: no limit
+    for name in ("always", "unless-stopped"):
+        assert should_restart({"name": name}, 0, 5, False)
+        assert not should_restart({"name": name}, 0, 5, True)  # the user stopped it
+    assert not should_restart({"name": "no"}, 1, 0, False)
+    assert human_duration(0.2) == "Less than a second"
+    assert human_duration(5) == "5 seconds" and human_duration(61) == "1 minute"
+    assert human_duration(7200) == "2 hours"
