@@ -114,6 +114,10 @@ def test_lifecycle_exec_logs_and_events(d: Daemon) -> None:
     assert ex.stdout == b"1\n65534\n/\n"
     r = d.cli("exec", "-i", "life", "cat", input=b"via exec\n")
     assert (r.returncode, r.stdout) == (0, "via exec\n")
+    r = d.cli("exec", "-d", "life", "sh", "-c", "sleep 0.2; echo bg > /tmp/detached")
+    assert (r.returncode, r.stdout) == (0, "")
+    wait_for(lambda: c.containers.exec("life", ["cat", "/tmp/detached"]).stdout == b"bg\n",
+             what="the detached exec's work")
     assert [x.name for x in c.containers.list(filters={"label": "app=t"})] == ["life"]
     top = c.containers.top("life")
     assert any("sleep" in " ".join(p) for p in top["processes"])
