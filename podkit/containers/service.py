@@ -1318,70 +1318,17 @@ def _familiar_match(image: str, v: str) -> bool:
 
 def _secure_join(root: Path, path: str) -> Path:
     """``root/path`` with every symlink resolved inside ``root`` (never escaping it)."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    cur = Path(root)
-    depth = 0
-    seen = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            if depth > 0:
-                cur = cur.parent
-                depth -= 1
-            continue
-        nxt = cur / p
-        if nxt.is_symlink():
-            seen += 1
-            if seen > 40:
-                raise InvalidArgument(f"too many symlinks resolving {path}")
-            target = os.readlink(nxt)
-            if target.startswith("/"):
-                cur, depth = Path(root), 0
-            parts = [x for x in target.split("/") if x and x != "."] + parts
-            continue
-        cur, depth = nxt, depth + 1
-    return cur
+    from podkit.runtime.users import resolve_in_root
+
+    return resolve_in_root(root, path)
 
 
 def _resolve_user(rootfs: Path, spec: str) -> tuple[int, int, list[int], str]:
     """``user[:group]`` (names or ids) through the image's /etc/passwd and /etc/group."""
-    user, _, group = spec.partition(":")
-    passwd: list[list[str]] = []
-    groups: list[list[str]] = []
-    with contextlib.suppress(OSError, InvalidArgument):
-        passwd = [ln.split(":") for ln in _secure_join(rootfs, "/etc/passwd").read_text().splitlines()
-                  if ln and not ln.startswith("#")]
-    with contextlib.suppress(OSError, InvalidArgument):
-        groups = [ln.split(":") for ln in _secure_join(rootfs, "/etc/group").read_text().splitlines()
-                  if ln and not ln.startswith("#")]
-    uid, gid, home, uname = 0, 0, "/root", "root"
-    if user:
-        row = next((p for p in passwd if len(p) >= 6 and (p[0] == user or (user.isdigit() and p[2] == user))),
-                   None)
-        if row is not None:
-            uname, uid, gid, home = row[0], int(row[2]), int(row[3]), row[5] or "/"
-        elif user.isdigit():
-            uid, gid, home, uname = int(user), int(user) if not group else 0, "/", ""
-            gid = 0
-        else:
-            raise InvalidArgument(f"unable to find user {user}: "
-                                  "no matching entries in the image's /etc/passwd")
-    if group:
-        g = next((x for x in groups
-                  if len(x) >= 3 and (x[0] == group or (group.isdigit() and x[2] == group))), None)
-        if g is not None:
-            gid = int(g[2])
-        elif group.isdigit():
-            gid = int(group)
-        else:
-            raise InvalidArgument(f"unable to find group {group}: "
-                                  "no matching entries in the image's /etc/group")
-    extra = []
-    if uname:
-        for g in groups:
-            if len(g) >= 4 and uname in g[3].split(",") and int(g[2]) != gid:
-                extra.append(int(g[2]))
-    return uid, gid, extra, home
+    from podkit.runtime.users import resolve
+
+    u = resolve(rootfs, spec or None)
+    return u.uid, u.gid, list(u.additional_gids), u.home or "/"
 
 
 def _net_dev(pid: int) -> tuple[int, int]:
