@@ -21,9 +21,9 @@ from podkit.errors import InvalidArgument, NotFound, UnsafeContent
 
 
 def _join(root: Path, path: str) -> Path:
-    from podkit.containers.service import _secure_join
+    from podkit.containers.rootfs import secure_join
 
-    return _secure_join(root, path)
+    return secure_join(root, path)
 
 
 class _QueueWriter:

@@ -566,3 +566,12 @@ def _cap(c: Any) -> str:
     if not re.match(r"^CAP_[A-Z_]+$", s):
         raise InvalidArgument(f"invalid capability {c!r}")
     return s
+
+
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """Environment lists merged by key; later entries win (image env, then the user's)."""
+    out: dict[str, str] = {}
+    for e in [*base, *extra]:
+        k, _, v = e.partition("=")
+        out[k] = v
+    return [f"{k}={v}" for k, v in out.items()]

@@ -26,13 +26,15 @@ import shutil
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from podkit.containers import archive
+from podkit.containers.attach import AttachAdapter, PendingAttach
+from podkit.containers.exec import ExecMixin, ExecSession
 from podkit.containers.logs import Entry, LogReader, parse_since
-from podkit.containers.options import CreateOptions, Mount, parse_signal, validate_name
+from podkit.containers.options import CreateOptions, Mount, merge_env, parse_signal, validate_name
+from podkit.containers.rootfs import resolve_user, secure_join
 from podkit.containers.store import ContainerStore, Record
 from podkit.containers.volumes import VolumeService
 from podkit.errors import (
@@ -58,32 +60,7 @@ _NOUN = ("otter", "falcon", "maple", "comet", "river", "badger", "cedar", "lynx"
          "quartz", "raven", "spruce", "tiger", "violet", "walrus", "yak", "zebra", "heron", "koala")
 
 
-@dataclass
-class ExecSession:
-    id: str
-    container_id: str
-    namespace: str
-    cmd: list[str]
-    tty: bool
-    stdin: bool
-    env: list[str] = field(default_factory=list)
-    user: str | None = None
-    workdir: str | None = None
-    privileged: bool = False
-    running: bool = False
-    exit_code: int | None = None
-    pid: int = 0
-    created: float = field(default_factory=time.time)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    session: Any = None  # the runtime's I/O of the running process (for resize)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "container_id": self.container_id, "cmd": self.cmd, "tty": self.tty,
-                "stdin": self.stdin, "running": self.running, "exit_code": self.exit_code,
-                "pid": self.pid, "user": self.user, "workdir": self.workdir, "env": self.env}
-
-
-class ContainerService:
+class ContainerService(ExecMixin):
     def __init__(self, *, db: Any, root: Path, state: Path, images: Any, snapshots: Any,
                  runtime: Any, networks: Any, volumes: VolumeService, publish: Publish,
                  registry: Any = None, config: dict[str, Any] | None = None) -> None:
@@ -439,11 +416,11 @@ class ContainerService:
 
         bundle = self.bundle(rec.id)
         args = self._args(opts, cfg)
-        env = _merge_env(cfg.get("Env") or [], opts.env)
+        env = merge_env(cfg.get("Env") or [], opts.env)
         hostname = opts.hostname or rec.id[:12]
         if opts.network == "host" and not opts.hostname:
             hostname = os.uname().nodename
-        user = await asyncio.to_thread(_resolve_user, rootfs, opts.user or cfg.get("User") or "")
+        user = await asyncio.to_thread(resolve_user, rootfs, opts.user or cfg.get("User") or "")
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user[3]}")
         if opts.tty and not any(e.startswith("TERM=") for e in env):
@@ -478,7 +455,7 @@ class ContainerService:
         if workdir != "/":
             # docker creates a missing working directory in the rootfs
             with contextlib.suppress(OSError):
-                target = _secure_join(rootfs, workdir)
+                target = secure_join(rootfs, workdir)
                 if not target.exists():
                     target.mkdir(parents=True, exist_ok=True)
                     os.chown(target, user[0], user[1])
@@ -522,7 +499,7 @@ class ContainerService:
             src = self.volumes.path(rec.namespace, m.source)
             if "nocopy" not in m.options:
                 with contextlib.suppress(OSError, InvalidArgument):
-                    await self.volumes.seed(rec.namespace, m.source, _secure_join(rootfs, m.target))
+                    await self.volumes.seed(rec.namespace, m.source, secure_join(rootfs, m.target))
             return {"destination": m.target, "type": "bind", "source": str(src),
                     "options": ["rbind", "rprivate", *ro]}
         prop = [x for x in m.options if x in ("private", "rprivate", "shared", "rshared", "slave", "rslave")]
@@ -976,146 +953,18 @@ class ContainerService:
         if rec.state not in ("created", "running", "paused"):
             raise Conflict(f"container {rec.name} is not running: start it first")
         if rec.state == "created":
-            return _PendingAttach(self, rec.id, stdin)
+            return PendingAttach(self, rec.id, stdin)
         backlog: list[tuple[int, bytes]] = []
         if logs:  # docker attach --logs: what was written so far, then live output
             entries = await asyncio.to_thread(LogReader(self.log_path(rec.id)).read)
             backlog = [(2 if e.stream == "stderr" else 1, e.data) for e in entries]
         sess = await self.rt.attach(rec.id)
         self.publish(ns, "container", "attach", rec.id, name=rec.name)
-        return _AttachAdapter(sess, stdin, backlog)
+        return AttachAdapter(sess, stdin, backlog)
 
     async def resize(self, ns: str, ref: str, h: int, w: int) -> None:
         rec = self.resolve(ns, ref)
         await self.rt.resize(rec.id, h, w)
-
-    # --------------------------------------------------------------------- exec
-    async def exec_create(self, ns: str, ref: str, body: dict[str, Any]) -> ExecSession:
-        rec = self.resolve(ns, ref)
-        if rec.state != "running":
-            st = None
-            if rec.state == "created":  # started a moment ago, record not updated yet
-                with contextlib.suppress(PodkitError):
-                    st = await self.rt.state(rec.id)
-            if not st or st.get("status") != "running":
-                raise Conflict(f"container {rec.name} is not running" if rec.state != "paused"
-                               else f"container {rec.name} is paused: unpause it first")
-        cmd = body.get("cmd")
-        if isinstance(cmd, str):
-            import shlex
-
-            cmd = shlex.split(cmd)
-        if not cmd or not isinstance(cmd, list):
-            raise InvalidArgument("exec needs a command")
-        from podkit.containers.options import parse_env
-
-        ex = ExecSession(id=secrets.token_hex(32), container_id=rec.id, namespace=ns,
-                         cmd=[str(c) for c in cmd], tty=bool(body.get("tty")), stdin=bool(body.get("stdin")),
-                         env=parse_env(body.get("env")), user=body.get("user") or None,
-                         workdir=body.get("workdir") or None, privileged=bool(body.get("privileged")))
-        if ex.workdir and not ex.workdir.startswith("/"):
-            raise InvalidArgument(f"invalid working directory {ex.workdir!r}: must be absolute")
-        self._forget_old_execs()
-        self._execs[ex.id] = ex
-        self.publish(ns, "container", "exec_create", rec.id, execID=ex.id, cmd=" ".join(ex.cmd))
-        return ex
-
-    def _forget_old_execs(self, keep: float = 300.0) -> None:
-        """Ended sessions stay inspectable for a while, then go (as docker's do)."""
-        now = time.time()
-        for k, e in list(self._execs.items()):
-            ended = e.exit_code is not None and not e.running
-            if (ended and now - e.created > keep) or self.store.get(e.container_id) is None:
-                del self._execs[k]
-
-    def exec_get(self, ns: str, eid: str) -> ExecSession:
-        ex = self._execs.get(eid)
-        if ex is None:
-            matches = [e for k, e in self._execs.items() if k.startswith(eid)] if eid else []
-            ex = matches[0] if len(matches) == 1 else None
-        if ex is None or ex.namespace != ns:
-            raise NotFound(f"no such exec session: {eid}")
-        return ex
-
-    async def _exec_process(self, ex: ExecSession) -> dict[str, Any]:
-        rec = self.store.get(ex.container_id)
-        if rec is None or rec.state not in ("running", "created"):
-            raise Conflict("container is not running")
-        spec = json.loads((self.bundle(rec.id) / "config.json").read_text())
-        p = dict(spec["process"])
-        p["args"] = ex.cmd
-        p["terminal"] = ex.tty
-        p.pop("consoleSize", None)
-        env = _merge_env(p.get("env") or [], ex.env)
-        p["env"] = env
-        if ex.workdir:
-            p["cwd"] = ex.workdir
-        if ex.user:
-            u = await asyncio.to_thread(_resolve_user, self.bundle(rec.id) / "rootfs", ex.user)
-            p["user"] = {"uid": u[0], "gid": u[1], **({"additionalGids": u[2]} if u[2] else {})}
-            p["env"] = [e for e in env if not e.startswith("HOME=")] + [f"HOME={u[3]}"]
-        if ex.privileged:
-            from podkit.runtime.spec import ALL_CAPS
-
-            caps = list(ALL_CAPS)
-            p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
-        return p
-
-    async def exec_attach(self, ns: str, eid: str) -> Any:
-        ex = self.exec_get(ns, eid)
-        if ex.running or ex.exit_code is not None:
-            raise Conflict(f"exec session {eid[:12]} has already been started")
-        process = await self._exec_process(ex)
-        ex.running = True
-        try:
-            sess = await self.rt.exec(ex.container_id, process, tty=ex.tty, stdin=ex.stdin)
-        except BaseException as e:
-            ex.running = False
-            ex.exit_code = e.exit_code if isinstance(e, CommandNotFound | CannotExecute) else 126
-            ex.done.set()
-            if isinstance(e, NotFound):  # it ended a moment ago
-                raise Conflict("container is not running") from None
-            raise
-        ex.pid = getattr(sess, "pid", 0)
-        ex.session = sess
-        self.publish(ns, "container", "exec_start", ex.container_id, execID=ex.id)
-
-        async def reap() -> None:
-            try:
-                code = await sess.wait()
-            except Exception as e:
-                log.debug("exec %s: %s", ex.id[:12], e)
-                code = 126
-            ex.exit_code = code
-            ex.running = False
-            ex.session = None
-            ex.done.set()
-            self.publish(ns, "container", "exec_die", ex.container_id, execID=ex.id, exitCode=code)
-
-        self._spawn(reap())
-        return sess
-
-    async def exec_wait(self, ns: str, eid: str) -> int:
-        ex = self.exec_get(ns, eid)
-        await ex.done.wait()
-        return ex.exit_code if ex.exit_code is not None else -1
-
-    async def exec_start_detached(self, ns: str, eid: str) -> None:
-        sess = await self.exec_attach(ns, eid)
-        # Nobody reads its output: drain it so the process never blocks on a full pipe.
-
-        async def drain() -> None:
-            with contextlib.suppress(Exception):
-                while await sess.read() is not None:
-                    pass
-
-        self._spawn(drain())
-
-    async def exec_resize(self, ns: str, eid: str, h: int, w: int) -> None:
-        ex = self.exec_get(ns, eid)
-        sess = getattr(ex, "session", None)
-        if sess is not None:
-            await sess.resize(h, w)
 
     # ---------------------------------------------------------------- archives
     async def _root_for(self, rec: Record) -> tuple[Path, Callable[[], Any] | None]:
@@ -1185,98 +1034,6 @@ class ContainerService:
             t.cancel()
 
 
-class _AttachAdapter:
-    """The runtime's attach session seen as the API's stdio session."""
-
-    def __init__(self, sess: Any, stdin: bool, backlog: list[tuple[int, bytes]] | None = None) -> None:
-        self.sess = sess
-        self.stdin = stdin
-        self.backlog = list(backlog or [])
-
-    async def read(self) -> tuple[int, bytes] | None:
-        if self.backlog:
-            return self.backlog.pop(0)
-        item = await self.sess.read()
-        if item is None:
-            return None
-        name, data = item
-        return (2 if name == "stderr" else 1), data
-
-    async def write(self, data: bytes) -> None:
-        if self.stdin:
-            await self.sess.write(data)
-
-    async def close_stdin(self) -> None:
-        if self.stdin:
-            self.sess.close_stdin()
-
-    async def resize(self, h: int, w: int) -> None:
-        with contextlib.suppress(PodkitError):
-            await self.sess.resize(h, w)
-
-    async def close(self) -> None:
-        self.sess.close()
-
-
-class _PendingAttach:
-    """Attach to a container that is created but not started yet (``run``: attach, then start).
-
-    conmon's attach socket exists from ``create`` on, but podkit launches conmon at
-    start; so the real session is opened by the service right after launch, before
-    ``runc start``, through the runtime's ``on_created`` hook.
-    """
-
-    def __init__(self, svc: ContainerService, cid: str, stdin: bool) -> None:
-        self.svc = svc
-        self.cid = cid
-        self.stdin = stdin
-        self.ready: asyncio.Future[_AttachAdapter | None] = asyncio.get_running_loop().create_future()
-        svc.rt.on_created(cid, self._created)
-
-    async def _created(self, cid: str) -> None:
-        try:
-            sess = await self.svc.rt.attach(cid)
-        except Exception as e:
-            if not self.ready.done():
-                self.ready.set_exception(e)
-            return
-        if not self.ready.done():
-            self.ready.set_result(_AttachAdapter(sess, self.stdin))
-        else:
-            sess.close()
-
-    async def _get(self) -> _AttachAdapter | None:
-        return await self.ready
-
-    async def read(self) -> tuple[int, bytes] | None:
-        a = await self._get()
-        return await a.read() if a else None
-
-    async def write(self, data: bytes) -> None:
-        a = await self._get()
-        if a:
-            await a.write(data)
-
-    async def close_stdin(self) -> None:
-        a = await self._get()
-        if a:
-            await a.close_stdin()
-
-    async def resize(self, h: int, w: int) -> None:
-        a = await self._get()
-        if a:
-            await a.resize(h, w)
-
-    async def close(self) -> None:
-        self.svc.rt.on_created(self.cid, None)
-        if self.ready.done() and not self.ready.cancelled() and self.ready.exception() is None:
-            a = self.ready.result()
-            if a:
-                await a.close()
-        elif not self.ready.done():
-            self.ready.set_result(None)
-
-
 def _classify(message: str) -> PodkitError:
     m = message.lower()
     if "executable file not found" in m or ("no such file or directory" in m and "exec" in m):
@@ -1284,14 +1041,6 @@ def _classify(message: str) -> PodkitError:
     if "permission denied" in m or "exec format error" in m or "is a directory" in m:
         return CannotExecute(message)
     return Internal(message)
-
-
-def _merge_env(base: list[str], extra: list[str]) -> list[str]:
-    out: dict[str, str] = {}
-    for e in [*base, *extra]:
-        k, _, v = e.partition("=")
-        out[k] = v
-    return [f"{k}={v}" for k, v in out.items()]
 
 
 def _status(r: Record) -> str:
@@ -1314,21 +1063,6 @@ def _status(r: Record) -> str:
 def _familiar_match(image: str, v: str) -> bool:
     short = image.removeprefix("docker.io/library/").removeprefix("docker.io/")
     return short == v or short.split(":")[0] == v
-
-
-def _secure_join(root: Path, path: str) -> Path:
-    """``root/path`` with every symlink resolved inside ``root`` (never escaping it)."""
-    from podkit.runtime.users import resolve_in_root
-
-    return resolve_in_root(root, path)
-
-
-def _resolve_user(rootfs: Path, spec: str) -> tuple[int, int, list[int], str]:
-    """``user[:group]`` (names or ids) through the image's /etc/passwd and /etc/group."""
-    from podkit.runtime.users import resolve
-
-    u = resolve(rootfs, spec or None)
-    return u.uid, u.gid, list(u.additional_gids), u.home or "/"
 
 
 def _net_dev(pid: int) -> tuple[int, int]:

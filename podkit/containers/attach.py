@@ -1,0 +1,110 @@
+"""Attach sessions as the API's stdio pump sees them (stream ids, async calls).
+
+``AttachAdapter`` wraps the runtime's conmon attach session (optionally replaying the
+log first); ``PendingAttach`` is an attach to a container that is created but not yet
+started: the real session is opened right after conmon reports the container created
+and before ``runc start``, so an attached ``run`` loses no output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from podkit.errors import PodkitError
+
+if TYPE_CHECKING:
+    from podkit.containers.service import ContainerService
+
+
+class AttachAdapter:
+    """The runtime's attach session seen as the API's stdio session."""
+
+    def __init__(self, sess: Any, stdin: bool, backlog: list[tuple[int, bytes]] | None = None) -> None:
+        self.sess = sess
+        self.stdin = stdin
+        self.backlog = list(backlog or [])
+
+    async def read(self) -> tuple[int, bytes] | None:
+        if self.backlog:
+            return self.backlog.pop(0)
+        item = await self.sess.read()
+        if item is None:
+            return None
+        name, data = item
+        return (2 if name == "stderr" else 1), data
+
+    async def write(self, data: bytes) -> None:
+        if self.stdin:
+            await self.sess.write(data)
+
+    async def close_stdin(self) -> None:
+        if self.stdin:
+            self.sess.close_stdin()
+
+    async def resize(self, h: int, w: int) -> None:
+        with contextlib.suppress(PodkitError):
+            await self.sess.resize(h, w)
+
+    async def close(self) -> None:
+        self.sess.close()
+
+
+class PendingAttach:
+    """Attach to a container that is created but not started yet (``run``: attach, then start).
+
+    conmon's attach socket exists from ``create`` on, but podkit launches conmon at
+    start; so the real session is opened by the service right after launch, before
+    ``runc start``, through the runtime's ``on_created`` hook.
+    """
+
+    def __init__(self, svc: ContainerService, cid: str, stdin: bool) -> None:
+        self.svc = svc
+        self.cid = cid
+        self.stdin = stdin
+        self.ready: asyncio.Future[AttachAdapter | None] = asyncio.get_running_loop().create_future()
+        svc.rt.on_created(cid, self._created)
+
+    async def _created(self, cid: str) -> None:
+        try:
+            sess = await self.svc.rt.attach(cid)
+        except Exception as e:
+            if not self.ready.done():
+                self.ready.set_exception(e)
+            return
+        if not self.ready.done():
+            self.ready.set_result(AttachAdapter(sess, self.stdin))
+        else:
+            sess.close()
+
+    async def _get(self) -> AttachAdapter | None:
+        return await self.ready
+
+    async def read(self) -> tuple[int, bytes] | None:
+        a = await self._get()
+        return await a.read() if a else None
+
+    async def write(self, data: bytes) -> None:
+        a = await self._get()
+        if a:
+            await a.write(data)
+
+    async def close_stdin(self) -> None:
+        a = await self._get()
+        if a:
+            await a.close_stdin()
+
+    async def resize(self, h: int, w: int) -> None:
+        a = await self._get()
+        if a:
+            await a.resize(h, w)
+
+    async def close(self) -> None:
+        self.svc.rt.on_created(self.cid, None)
+        if self.ready.done() and not self.ready.cancelled() and self.ready.exception() is None:
+            a = self.ready.result()
+            if a:
+                await a.close()
+        elif not self.ready.done():
+            self.ready.set_result(None)
