@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 
 async def recover(svc: Any) -> dict[str, int]:
     counts = {"running": 0, "exited": 0, "removed": 0, "restarted": 0}
+    # `cp` on a stopped container mounts its snapshot here for a moment; a crash can
+    # leave such a mount behind.
+    cp_dir = svc.state_dir / "cp"
+    if cp_dir.is_dir():
+        for d in cp_dir.iterdir():
+            with contextlib.suppress(Exception):
+                svc._unmount(d)
+                d.rmdir()
     for rec in svc.store.list():
         try:
             if rec.state in ("running", "paused"):
