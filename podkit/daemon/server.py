@@ -52,6 +52,7 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
 def _wrap(route: Route) -> Any:
     async def handler(request: web.Request) -> web.StreamResponse:
         ctx = Ctx(request)
+        ctx.body_schema = route.body
         result = await route.handler(ctx)
         if isinstance(result, web.StreamResponse):
             return result

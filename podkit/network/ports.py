@@ -37,6 +37,8 @@ class PortMapping:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PortMapping:
+        if not isinstance(d, dict):
+            raise InvalidArgument(f"invalid port mapping {d!r}: want a spec string or an object")
         try:
             return cls(
                 host_ip=str(d.get("host_ip") or d.get("hostIP") or ""),

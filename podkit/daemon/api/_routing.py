@@ -36,6 +36,8 @@ class Ctx:
                 f"invalid namespace {ns!r}: use lowercase letters, digits, '.', '_' or '-'"
             )
         self.ns = ns
+        # The route's declared body schema; json() checks what it can cheaply (see _check_body).
+        self.body_schema: dict[str, Any] | None = None
 
     @property
     def match(self) -> dict[str, str]:
@@ -64,9 +66,12 @@ class Ctx:
         if not self.request.can_read_body:
             return {}
         try:
-            return await self.request.json()
-        except json.JSONDecodeError as e:
+            body = await self.request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InvalidArgument(f"request body is not valid JSON: {e}") from None
+        if self.body_schema is not None:
+            _check_body(body, self.body_schema)
+        return body
 
     async def stream(self, items: AsyncIterator[Any], status: int = 200) -> web.StreamResponse:
         """Send an async iterator as newline-delimited JSON, flushing each line."""
@@ -77,6 +82,42 @@ class Ctx:
             await resp.write(json.dumps(item, separators=(",", ":")).encode() + b"\n")
         await resp.write_eof()
         return resp
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,),
+    "integer": (int,), "number": (int, float),
+}
+
+
+def _is_type(value: Any, want: str | list[str]) -> bool:
+    for t in [want] if isinstance(want, str) else want:
+        py = _JSON_TYPES.get(t)
+        if py is None:
+            return True  # a type this check does not know: leave it to the handler
+        # bool is an int in Python, never in JSON
+        if isinstance(value, py) and not (isinstance(value, bool) and t in ("integer", "number")):
+            return True
+    return False
+
+
+def _check_body(body: Any, schema: dict[str, Any]) -> None:
+    """Refuse a body whose top-level type or declared property types are wrong.
+
+    Handlers index into the body as the schema promises; without this a ``[]`` or a
+    number where an object or string was declared surfaced as a 500. Nulls pass (the
+    handlers read them as "not given"); nested items are left to the handlers.
+    """
+    want = schema.get("type")
+    if want and not _is_type(body, want):
+        raise InvalidArgument(f"request body must be a JSON {want}, got {type(body).__name__}")
+    if not isinstance(body, dict):
+        return
+    for name, prop in (schema.get("properties") or {}).items():
+        v = body.get(name)
+        t = prop.get("type") if isinstance(prop, dict) else None
+        if v is not None and t and not _is_type(v, t):
+            raise InvalidArgument(f"field {name!r} must be of JSON type {t}, got {json.dumps(v)[:80]}")
 
 
 Handler = Callable[[Ctx], Awaitable[Any]]

@@ -132,6 +132,8 @@ async def remove(ctx: Ctx) -> dict[str, Any]:
     refs = body.get("refs") or ([body["ref"]] if body.get("ref") else [])
     if not refs:
         raise InvalidArgument("remove needs at least one image")
+    if not all(isinstance(r, str) for r in refs):
+        raise InvalidArgument("refs must be a list of image names or ids")
     svc = _svc(ctx)
     results: list[dict[str, str]] = []
     errors: list[dict[str, str]] = []
