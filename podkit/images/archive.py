@@ -248,6 +248,10 @@ def read_archive(content: Any, digest: str, kind: str, compression: str,
         if kind == "oci":
             return _read_oci(arc)
         return _read_docker(arc)
+    except (TypeError, AttributeError, KeyError, ValueError) as e:
+        # The archive's JSON documents are untrusted: a list where an object belongs, a
+        # number for a path... is a malformed upload, not a daemon fault.
+        raise InvalidArgument(f"the archive is malformed ({kind} format): {type(e).__name__}: {e}") from None
     finally:
         arc.close()
 
@@ -365,7 +369,8 @@ def _docker_repo_tags(arc: _Archive) -> dict[str, list[str]]:
     for entry in arc.json("manifest.json") or []:
         cfg = entry.get("Config", "")
         hex_ = cfg.rsplit("/", 1)[-1].removesuffix(".json")
-        out.setdefault("sha256:" + hex_, []).extend(entry.get("RepoTags") or [])
+        out.setdefault("sha256:" + hex_, []).extend(t for t in entry.get("RepoTags") or []
+                                                    if t and isinstance(t, str))
     return out
 
 
@@ -407,5 +412,5 @@ def _read_docker(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
         }
         mb = json.dumps(manifest, separators=(",", ":")).encode()
         out.append((Descriptor(OCI_MANIFEST, arc.content.put(mb), len(mb)),
-                    [t for t in e.get("RepoTags") or [] if t]))
+                    [t for t in e.get("RepoTags") or [] if t and isinstance(t, str)]))
     return out
