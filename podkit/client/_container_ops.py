@@ -64,6 +64,10 @@ class ContainerOps:
     def exec_create(self, ref: str, cmd: list[str] | str, *, env: list[str] | None = None,
                     user: str | None = None, workdir: str | None = None, tty: bool = False,
                     stdin: bool = False, privileged: bool = False) -> str:
+        if isinstance(cmd, str):
+            import shlex
+
+            cmd = shlex.split(cmd)
         body = {"cmd": cmd, "env": env or [], "user": user, "workdir": workdir, "tty": tty,
                 "stdin": stdin, "privileged": privileged}
         return self._t.post(f"/containers/{ref}/exec", json_body=body)["id"]
