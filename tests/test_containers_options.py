@@ -199,3 +199,22 @@ def test_restart_policy_decisions() -> None:
     assert human_duration(0.2) == "Less than a second"
     assert human_duration(5) == "5 seconds" and human_duration(61) == "1 minute"
     assert human_duration(7200) == "2 hours"
+
+
+def test_wrong_json_types_are_refused_cleanly() -> None:
+    """Every field with every wrong JSON type: InvalidArgument or a sane value, never a crash
+    (and never an int taken for a file descriptor by open() or os.path.exists())."""
+    import dataclasses
+
+    bad = [1, -1, 1.5, "x", True, [], [1], {}, {"a": 1}, None, [{"a": 1}], [[1]], ["x"],
+           {"type": 1, "target": 2}]
+    fields = [f.name for f in dataclasses.fields(CreateOptions)] + [
+        "volumes", "tmpfs", "env_file", "security_opt", "restart_policy"]
+    for name in fields:
+        for v in bad:
+            try:
+                o = CreateOptions.parse({"image": "busybox", name: v})
+            except InvalidArgument:
+                continue
+            assert isinstance(o.image, str) and (o.pod_id is None or isinstance(o.pod_id, str))
+            assert all(isinstance(m.source, str) for m in o.mounts)

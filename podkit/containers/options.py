@@ -90,8 +90,13 @@ class Mount:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Mount:
-        return cls(d["type"], d["target"], d.get("source", ""), bool(d.get("readonly")),
-                   list(d.get("options") or []))
+        m = cls(d["type"], d["target"], d.get("source") or "", bool(d.get("readonly")),
+                list(d.get("options") or []))
+        if not all(isinstance(x, str) for x in (m.type, m.target, m.source, *m.options)):
+            raise InvalidArgument(f"invalid mount {d!r}: type, target, source and options are strings")
+        if not m.target.startswith("/"):
+            raise InvalidArgument(f"invalid mount {d!r}: target must be an absolute path")
+        return m
 
 
 def parse_volume(spec: str) -> Mount:
@@ -288,6 +293,9 @@ def parse_env(items: list[str] | dict[str, str] | None) -> list[str]:
 
 def read_env_file(path: str) -> list[str]:
     """docker's --env-file: KEY=VAL lines, # comments and blank lines skipped."""
+    if not isinstance(path, str) or not path:
+        # (an int would be taken by open() as a file descriptor of the daemon's own)
+        raise InvalidArgument(f"invalid env file {path!r}: want a path")
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -391,6 +399,14 @@ class CreateOptions:
     @classmethod
     def parse(cls, body: dict[str, Any]) -> CreateOptions:
         """Validate an API request body (docker-style strings allowed) into options."""
+        try:
+            return cls._parse(body)
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
+            # a field of the wrong JSON type (a number where a list belongs, ...)
+            raise InvalidArgument(f"invalid container options: {type(e).__name__}: {e}") from None
+
+    @classmethod
+    def _parse(cls, body: dict[str, Any]) -> CreateOptions:
         if not isinstance(body, dict):
             raise InvalidArgument("container options must be a JSON object")
         known = set(cls.__dataclass_fields__) | {"volumes", "tmpfs", "env_file", "security_opt",
@@ -408,7 +424,10 @@ class CreateOptions:
         ep = body.get("entrypoint")
         o.entrypoint = [] if ep == "" else _strlist(ep, "entrypoint")
         env = list(body.get("env") or []) if not isinstance(body.get("env"), dict) else body["env"]
-        for f in body.get("env_file") or []:
+        env_files = body.get("env_file") or []
+        if isinstance(env_files, str) or not isinstance(env_files, list):
+            raise InvalidArgument("env_file must be a list of paths")
+        for f in env_files:
             env = read_env_file(f) + (env if isinstance(env, list) else [])
         o.env = parse_env(env)
         if body.get("workdir"):
@@ -426,7 +445,7 @@ class CreateOptions:
             if not _HOSTNAME_RE.match(h):
                 raise InvalidArgument(f"invalid hostname {h!r}")
             o.hostname = h
-        o.domainname = body.get("domainname") or None
+        o.domainname = str(body["domainname"]) if body.get("domainname") else None
         o.labels = parse_labels(body.get("labels"))
         o.annotations = parse_labels(body.get("annotations"))
         mounts: list[Mount] = []
@@ -473,7 +492,9 @@ class CreateOptions:
                 raise InvalidArgument(f"cannot load seccomp profile {o.seccomp}: {e}") from None
         elif body.get("seccomp_profile"):
             o.seccomp_profile = body["seccomp_profile"]
-        o.devices = [d if isinstance(d, dict) else parse_device(str(d)) for d in body.get("devices") or []]
+        o.devices = [parse_device(":".join(str(d.get(k, "")) for k in ("host", "container", "permissions")
+                                           if d.get(k)) if isinstance(d, dict) else str(d))
+                     for d in body.get("devices") or []]
         if body.get("memory") not in (None, "", 0, "0"):
             o.memory = parse_size(body["memory"], "memory limit")
             if o.memory < 6 * 1024 * 1024:
@@ -529,15 +550,17 @@ class CreateOptions:
         o.open_stdin = bool(body.get("open_stdin"))
         if body.get("log_size_max") not in (None, ""):
             o.log_size_max = parse_size(body["log_size_max"], "log size")
-        o.pod_id = body.get("pod_id") or None
+        o.pod_id = str(body["pod_id"]) if body.get("pod_id") else None
         nss = body.get("namespaces") or {}
         if not isinstance(nss, dict) or not set(nss) <= _JOINABLE_NS:
             raise InvalidArgument(f"namespaces must map some of {sorted(_JOINABLE_NS)} to paths")
         o.namespaces = {str(k): str(v) for k, v in nss.items()}
-        o.cgroup_parent = body.get("cgroup_parent") or None
+        o.cgroup_parent = str(body["cgroup_parent"]) if body.get("cgroup_parent") else None
         for k in ("hosts_file", "resolv_file", "shm_path"):
             v = body.get(k)
             if v:
+                if not isinstance(v, str) or not v.startswith("/"):
+                    raise InvalidArgument(f"{k} must be an absolute path")
                 if not os.path.exists(v):
                     raise InvalidArgument(f"{k} {v} does not exist")
                 setattr(o, k, str(v))
