@@ -179,6 +179,8 @@ class ExecMixin:
         self._spawn(drain())
 
     async def exec_resize(self, ns: str, eid: str, h: int, w: int) -> None:
+        if not (0 < h < 65536 and 0 < w < 65536):
+            raise InvalidArgument(f"invalid terminal size {h}x{w}: rows and columns are 1..65535")
         ex = self.exec_get(ns, eid)
         sess = getattr(ex, "session", None)
         if sess is not None:

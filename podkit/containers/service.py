@@ -921,7 +921,10 @@ class ContainerService(ExecMixin):
         pids = set(await self.rt.ps(rec.id))
         import shlex
 
-        args = shlex.split(ps_args) if ps_args else ["-ef"]
+        try:
+            args = shlex.split(ps_args) if ps_args else ["-ef"]
+        except ValueError as e:
+            raise InvalidArgument(f"invalid ps options {ps_args!r}: {e}") from None
         proc = await asyncio.create_subprocess_exec(
             "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
@@ -963,6 +966,7 @@ class ContainerService(ExecMixin):
         return AttachAdapter(sess, stdin, backlog)
 
     async def resize(self, ns: str, ref: str, h: int, w: int) -> None:
+        _check_size(h, w)
         rec = self.resolve(ns, ref)
         await self.rt.resize(rec.id, h, w)
 
@@ -1063,6 +1067,11 @@ def _status(r: Record) -> str:
 def _familiar_match(image: str, v: str) -> bool:
     short = image.removeprefix("docker.io/library/").removeprefix("docker.io/")
     return short == v or short.split(":")[0] == v
+
+
+def _check_size(h: int, w: int) -> None:
+    if not (0 < h < 65536 and 0 < w < 65536):
+        raise InvalidArgument(f"invalid terminal size {h}x{w}: rows and columns are 1..65535")
 
 
 def _net_dev(pid: int) -> tuple[int, int]:

@@ -54,8 +54,12 @@ async def serve_stdio(
                 except ValueError:
                     continue
                 if "resize" in ctl:
-                    h, w = ctl["resize"]
-                    await session.resize(int(h), int(w))
+                    try:
+                        h, w = (int(x) for x in ctl["resize"])
+                    except (TypeError, ValueError):
+                        continue
+                    if 0 < h < 65536 and 0 < w < 65536:
+                        await session.resize(h, w)
                 if ctl.get("close_stdin"):
                     await session.close_stdin()
             elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
