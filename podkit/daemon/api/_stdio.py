@@ -53,6 +53,8 @@ async def serve_stdio(
                     ctl = json.loads(msg.data)
                 except ValueError:
                     continue
+                if not isinstance(ctl, dict):
+                    continue
                 if "resize" in ctl:
                     try:
                         h, w = (int(x) for x in ctl["resize"])
