@@ -218,3 +218,14 @@ def test_wrong_json_types_are_refused_cleanly() -> None:
                 continue
             assert isinstance(o.image, str) and (o.pod_id is None or isinstance(o.pod_id, str))
             assert all(isinstance(m.source, str) for m in o.mounts)
+
+
+def test_stats_from_the_runtimes_cgroup_reader() -> None:
+    from podkit.containers.runtime_driver import from_cgroup_stats
+
+    raw = {"cpu": {"usage_ns": 7, "user_ns": 3, "system_ns": 4},
+           "memory": {"usage": 9, "working_set": 5, "limit": None, "max_usage": 11},
+           "pids": {"current": 2, "limit": None}, "blkio": {"read_bytes": 1, "write_bytes": 2}}
+    assert from_cgroup_stats(raw) == {"cpu_usage": 7, "memory_usage": 5, "memory_limit": 0,
+                                      "memory_max_usage": 11, "pids": 2, "block_read": 1,
+                                      "block_write": 2}

@@ -9,6 +9,7 @@ shape the API's stdio pump expects.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -128,6 +129,16 @@ class RuntimeDriver:
         await self.rt.resize(cid, h, w)
 
     async def stats(self, cid: str) -> dict[str, Any]:
+        """Usage from the container's cgroup files (v1 or v2); `runc events --stats` when the
+        runtime does not know the cgroup."""
+        cg = self.rt.cgroup_path(cid) if hasattr(self.rt, "cgroup_path") else None
+        if cg:
+            try:
+                raw = await asyncio.to_thread(self.rt.cgroups.stats, cg)
+            except Exception:  # noqa: BLE001 - fall back to asking runc
+                raw = None
+            if raw and (raw.get("pids") or {}).get("current") is not None:
+                return from_cgroup_stats(raw)
         rc, out, err = await self.rt.oci.run("events", "--stats", cid, check=False)
         if rc != 0:
             msg = runtime_error_message(err.decode(errors="replace"))
@@ -196,4 +207,18 @@ def parse_runc_stats(data: dict[str, Any]) -> dict[str, Any]:
         "memory_max_usage": int((mem.get("usage") or {}).get("max", 0)),
         "pids": int((data.get("pids") or {}).get("current", 0)),
         "block_read": rd, "block_write": wr,
+    }
+
+
+def from_cgroup_stats(raw: dict[str, Any]) -> dict[str, Any]:
+    """The runtime's ``CgroupManager.stats`` → podkit's stats fields."""
+    cpu, mem = raw.get("cpu") or {}, raw.get("memory") or {}
+    blk, pids = raw.get("blkio") or {}, raw.get("pids") or {}
+    return {
+        "cpu_usage": int(cpu.get("usage_ns") or 0),
+        "memory_usage": int(mem.get("working_set") or 0),
+        "memory_limit": int(mem.get("limit") or 0),
+        "memory_max_usage": int(mem.get("max_usage") or 0),
+        "pids": int(pids.get("current") or 0),
+        "block_read": int(blk.get("read_bytes") or 0), "block_write": int(blk.get("write_bytes") or 0),
     }
