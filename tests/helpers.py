@@ -30,11 +30,25 @@ def wait_for(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0
 
 
 def unique_network() -> tuple[str, str]:
-    """A bridge name (<= 15 chars) and a /24 in 10.200.0.0/13 unlikely to be in use."""
+    """A bridge name (<= 15 chars) and a free /24 in 10.200.0.0/13.
+
+    Free means no route on the host uses it: parallel runs or a crashed one may
+    hold some of the range, and the daemon refuses a subnet that overlaps a route.
+    """
+    import ipaddress
     import secrets
 
-    n = secrets.randbelow(8 * 256)
-    return f"pkt{secrets.token_hex(4)}", f"10.{200 + n // 256}.{n % 256}.0/24"
+    out = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
+    used = []
+    for line in out.splitlines():
+        with contextlib.suppress(ValueError, IndexError):
+            used.append(ipaddress.ip_network(line.split()[0], strict=False))
+    for _ in range(100):
+        n = secrets.randbelow(8 * 256)
+        net = ipaddress.ip_network(f"10.{200 + n // 256}.{n % 256}.0/24")
+        if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
+            break
+    return f"pkt{secrets.token_hex(4)}", str(net)
 
 
 class Daemon:

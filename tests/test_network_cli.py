@@ -70,9 +70,9 @@ def test_network_commands(daemon: Daemon) -> None:
             assert "invalid subnet" in e.message
         else:
             raise AssertionError("expected InvalidArgument")
-        for body, msg in [({"name": "b", "internal": "no"}, "internal must be"),
-                          ({"name": "b", "labels": ["x"]}, "labels must be"),
-                          ({"name": "b", "subnet": 10}, "subnet must be a string"),
+        for body, msg in [({"name": "b", "internal": "no"}, "'internal' must be of JSON type boolean"),
+                          ({"name": "b", "labels": ["x"]}, "'labels' must be of JSON type object"),
+                          ({"name": "b", "subnet": 10}, "'subnet' must be of JSON type string"),
                           ({}, "needs a name")]:
             try:
                 c._t.post("/networks", json_body=body)

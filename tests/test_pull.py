@@ -261,9 +261,9 @@ def test_pull_busybox_image_from_registry(daemon: Daemon, registry: RegistryServ
 def test_pull_api_refuses_bad_bodies(daemon: Daemon) -> None:
     t = daemon.client()._t
     for body, words in (([1, 2], "JSON object"), ({}, "'reference' is required"),
-                        ({"reference": 5}, "must be a string"),
+                        ({"reference": 5}, "'reference' must be of JSON type string"),
                         ({"reference": "busybox", "platform": "a/b/c/d"}, "invalid platform"),
-                        ({"reference": "busybox", "auth": "x"}, "'auth' must be an object")):
+                        ({"reference": "busybox", "auth": "x"}, "'auth' must be of JSON type object")):
         with pytest.raises(errors.InvalidArgument) as ei:
             list(t.stream("POST", "/images/pull", json_body=body))
         assert words in ei.value.message
