@@ -110,6 +110,10 @@ def apply_layer(
     except tarfile.TarError as e:
         raise InvalidArgument(f"layer is not a valid tar archive: {e}") from None
     except OSError as e:
+        if e.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            # a name the file system cannot hold: the layer's fault, not the host's
+            name = os.path.basename(str(e.filename or ""))[:100]
+            raise InvalidArgument(f"a layer entry cannot be created ({e.strerror}): {name!r}") from None
         if e.errno not in (None, 0) and not _is_format_error(e):
             raise  # a real I/O failure (disk full...), not bad data
         raise InvalidArgument(f"layer data is corrupt or truncated: {e}") from None
