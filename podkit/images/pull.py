@@ -149,7 +149,9 @@ class Puller:
                 self.sources.add(ref.registry, ref.repository,
                                  [config_desc.digest, *(d.digest for d in layers)])
             out({"status": f"Digest: {target.digest}"})
-            image = self.images.record(ns, str(ref), target)
+            # A pull event (docker's), not record()'s default "tag": whoever pulled (API,
+            # a create's implicit pull) is told so.
+            image = self.images.record(ns, str(ref), target, action="pull")
             if asyncio.iscoroutine(image):
                 image = await image
             return image
