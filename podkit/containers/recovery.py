@@ -6,7 +6,7 @@ checked against its conmon: alive - watched again; gone - finished with the code
 (and OOM flag) conmon left, its resources released, its restart policy applied.
 Half-done operations (a crash inside remove, or inside start) are completed or
 undone, so nothing stale is left: no mounted rootfs of a stopped container, no runc
-state, no network attachment.
+state, no network attachment (nor one of a container that no longer exists).
 """
 
 from __future__ import annotations
@@ -86,6 +86,16 @@ async def recover(svc: Any) -> dict[str, int]:
                     counts["restarted"] += 1
         except Exception:
             log.exception("recovering container %s failed", rec.id[:12])
+    if svc.networks is not None:
+        # Attachments and netns pins whose container no longer exists (its record lost
+        # or never written): nothing above would release them (the network layer's own
+        # start-up only drops those whose netns is gone). Owners of other kinds (pods)
+        # are their layers' business.
+        live = [r.id for r in svc.store.list()]
+        try:
+            counts["networks"] = len(await svc.networks.cleanup_stale(live, kind="container"))
+        except Exception:
+            log.exception("cleaning up the network state of gone containers failed")
     if any(counts.values()):
         log.info("containers recovered: %s", ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     return counts
