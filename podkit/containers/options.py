@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from podkit.errors import InvalidArgument
+
+# One parser each for signals (names, numbers, SIGRTMIN+n) and ulimits: the runtime's,
+# the lower layer; parse_signal is re-exported for the service and the API.
+from podkit.runtime.runc import parse_signal
+from podkit.runtime.spec import Ulimit
 
 # docker's rule: a name starts with an alphanumeric and goes on with [a-zA-Z0-9_.-].
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -31,10 +35,6 @@ _UNITS = {
 }
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 NETWORK_MODES = ("bridge", "host", "none", "pod")
-_ULIMITS = {
-    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
-    "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as",
-}
 _JOINABLE_NS = {"network", "ipc", "uts", "pid", "cgroup", "mount", "user"}
 
 
@@ -48,26 +48,6 @@ def parse_size(value: Any, what: str = "size") -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise InvalidArgument(f"invalid {what} {value!r}: use a number with an optional unit b, k, m, g")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-
-
-def parse_signal(value: Any) -> int:
-    """``SIGTERM`` / ``TERM`` / ``15`` → 15."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        n = value
-    else:
-        s = str(value).strip().upper()
-        if s.isdigit():
-            n = int(s)
-        else:
-            if not s.startswith("SIG"):
-                s = "SIG" + s
-            try:
-                n = int(signal.Signals[s])
-            except KeyError:
-                raise InvalidArgument(f"invalid signal {value!r}") from None
-    if not 0 < n < 65:
-        raise InvalidArgument(f"invalid signal {value!r}: out of range")
-    return n
 
 
 def validate_name(name: str) -> str:
@@ -232,20 +212,9 @@ def parse_restart(spec: str | None) -> dict[str, Any]:
 
 
 def parse_ulimit(spec: str) -> tuple[str, int, int]:
-    """``nofile=1024:2048`` (soft:hard) or ``nofile=1024``."""
-    name, _, v = spec.partition("=")
-    name = name.strip()
-    if name not in _ULIMITS:
-        raise InvalidArgument(f"invalid ulimit {spec!r}: unknown resource {name!r}")
-    soft, _, hard = v.partition(":")
-    try:
-        s = int(soft)
-        h = int(hard) if hard else s
-    except ValueError:
-        raise InvalidArgument(f"invalid ulimit {spec!r}: want NAME=SOFT[:HARD] as numbers") from None
-    if s > h and h != -1:
-        raise InvalidArgument(f"invalid ulimit {spec!r}: soft limit above hard limit")
-    return name, s, h
+    """``nofile=1024:2048`` (soft:hard) or ``nofile=1024``; -1 is unlimited."""
+    u = Ulimit.parse(str(spec))
+    return u.name, u.soft, u.hard
 
 
 def parse_device(spec: str) -> dict[str, str]:
@@ -372,7 +341,9 @@ class CreateOptions:
     tty: bool = False
     open_stdin: bool = False
     log_size_max: int | None = None
-    # Hooks for the pods layer.
+    # For the pods layer (see hooks.py): ``pod`` is what the client named (podkit run
+    # --pod), resolved by a ContainerHooks.before_create into the fields below.
+    pod: str | None = None
     pod_id: str | None = None
     namespaces: dict[str, str] = field(default_factory=dict)
     cgroup_parent: str | None = None
@@ -543,13 +514,18 @@ class CreateOptions:
             if ":" not in h:
                 raise InvalidArgument(f"invalid --add-host {h!r}: want HOST:IP")
         if body.get("stop_signal"):
-            o.stop_signal = parse_signal(body["stop_signal"])
+            sig = body["stop_signal"]
+            if isinstance(sig, bool) or not isinstance(sig, int | str):
+                # JSON true would otherwise be taken as signal 1
+                raise InvalidArgument(f"invalid signal {sig!r}")
+            o.stop_signal = parse_signal(sig)
         if body.get("stop_timeout") is not None:
             o.stop_timeout = _int(body["stop_timeout"], "stop timeout", -1, 1 << 20)
         o.tty = bool(body.get("tty"))
         o.open_stdin = bool(body.get("open_stdin"))
         if body.get("log_size_max") not in (None, ""):
             o.log_size_max = parse_size(body["log_size_max"], "log size")
+        o.pod = str(body["pod"]) if body.get("pod") else None
         o.pod_id = str(body["pod_id"]) if body.get("pod_id") else None
         nss = body.get("namespaces") or {}
         if not isinstance(nss, dict) or not set(nss) <= _JOINABLE_NS:

@@ -32,6 +32,7 @@ from typing import Any
 from podkit.containers import archive
 from podkit.containers.attach import AttachAdapter, PendingAttach
 from podkit.containers.exec import ExecMixin, ExecSession
+from podkit.containers.hooks import ContainerHooks, HookChain
 from podkit.containers.logs import Entry, LogReader, parse_since
 from podkit.containers.options import CreateOptions, Mount, merge_env, parse_signal, validate_name
 from podkit.containers.rootfs import resolve_user, secure_join
@@ -88,8 +89,13 @@ class ContainerService(ExecMixin):
         self._execs: dict[str, ExecSession] = {}
         self._bg: set[asyncio.Task[Any]] = set()
         self.restarts: Any = None  # RestartManager, set by the daemon wiring
+        self.hooks = HookChain()  # higher layers' say (pods), see hooks.py
         volumes.users = self._volume_users
         self._hooked = False
+
+    def add_hooks(self, hooks: ContainerHooks) -> None:
+        """Register a higher layer's hooks (the pods layer's: ``pod`` in a create body)."""
+        self.hooks.add(hooks)
 
     def _layer(self, name: str) -> Any:
         v = self._layers[name]
@@ -182,6 +188,9 @@ class ContainerService(ExecMixin):
     # ------------------------------------------------------------------- create
     async def create(self, ns: str, body: dict[str, Any] | CreateOptions) -> Record:
         opts = body if isinstance(body, CreateOptions) else CreateOptions.parse(body)
+        opts = await self.hooks.before_create(ns, opts)
+        if opts.pod:  # a hook resolves it into pod_id, namespaces...; none did
+            raise InvalidArgument(f"cannot put the container into pod {opts.pod}: pods are not available")
         image = await self._image(ns, opts.image)
         cfg = image.config.get("config") or {}
         args = self._args(opts, cfg)
@@ -225,6 +234,7 @@ class ContainerService(ExecMixin):
                     self.volumes.remove(ns, v)
             raise
         self.publish(ns, "container", "create", cid, name=name, image=image.name)
+        await self.hooks.after_create(ns, rec)
         return rec
 
     @staticmethod
@@ -245,6 +255,7 @@ class ContainerService(ExecMixin):
     # -------------------------------------------------------------------- start
     async def start(self, ns: str, ref: str) -> None:
         rec = self.resolve(ns, ref)
+        await self.hooks.before_start(ns, rec)  # e.g. a pod member's sandbox comes up first
         async with self._lock(rec.id):
             rec = self.store.get(rec.id) or rec
             if rec.state in ("running", "restarting"):
@@ -746,6 +757,7 @@ class ContainerService(ExecMixin):
 
     async def remove(self, ns: str, ref: str, force: bool = False, volumes: bool = False) -> None:
         rec = self.resolve(ns, ref)
+        await self.hooks.before_remove(ns, rec)  # may refuse (a pod's infra container)
         if rec.state in ACTIVE:
             if not force:
                 raise Conflict(f"container {rec.name} is {rec.state}: stop it first or use force "
@@ -792,6 +804,7 @@ class ContainerService(ExecMixin):
         self._locks.pop(rec.id, None)
         self.publish(ns, "container", "destroy", rec.id, name=rec.name)
         self._changed(rec.id)
+        await self.hooks.after_remove(ns, rec)
 
     async def prune(self, ns: str) -> list[str]:
         out = []

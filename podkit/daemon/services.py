@@ -124,14 +124,15 @@ def build(config: Config) -> Services:
 
     # pods: sandboxes (pinned net/ipc/uts, shm, pod cgroup, catatonit infra) built on
     # the containers and network layers. Keep this block last: its start-up recovery
-    # must run after the containers' own. wire() lets `pod` in a container create
-    # body (podkit run --pod) put the container into a pod.
+    # must run after the containers' own. Its container hooks let `pod` in a container
+    # create body (podkit run --pod) put the container into a pod, and start members'
+    # sandboxes first (podkit.containers.hooks).
     if s.containers is not None:
         from podkit.pods.service import PodService
 
         s.pods = PodService(s.db, s.events, root=config.root, state=config.state,
                             containers=s.containers, networks=s.networks, images=s.images,
                             content=s.content, runtime=s.runtime, config=config.section("pods"))
-        s.pods.wire(s.containers)
+        s.containers.add_hooks(s.pods)
         s.on_startup(s.pods.recover)
     return s

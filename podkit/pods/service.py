@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import secrets
@@ -30,7 +31,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
 from podkit.pods import files, infra, sandbox
@@ -43,12 +44,22 @@ from podkit.pods.model import (
 )
 from podkit.pods.store import PodStore
 
+if TYPE_CHECKING:
+    from podkit.containers.options import CreateOptions
+    from podkit.containers.store import Record
+
 log = logging.getLogger(__name__)
 
 POD_LABEL = "io.podkit.pod"
 POD_NAME_LABEL = "io.podkit.pod.name"
 KUBE_LABEL = "io.podkit.kube"
 NETNS_KIND = "pod"
+
+# The pods whose lock the current task (and the tasks it gathers, which copy its
+# context) holds: a member started from inside such a section must not have its
+# before_start hook wait for the pod's lock again (asyncio locks do not nest).
+_HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("podkit_pods_held",
+                                                                        default=frozenset())
 
 
 class PodService:
@@ -76,16 +87,21 @@ class PodService:
         self.cgroups = cg
         self._locks: dict[str, asyncio.Lock] = {}
         self._infra_lock = asyncio.Lock()
-        # The container service's own entry points, kept apart from the wrappers that
-        # wire() puts in front of them (which take pod locks this service may hold).
-        self._c_create = containers.create
-        self._c_start = containers.start
-        self._c_remove = containers.remove
 
     # -- helpers ---------------------------------------------------------------------
 
     def _lock(self, pod_id: str) -> asyncio.Lock:
         return self._locks.setdefault(pod_id, asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, pod_id: str) -> AsyncIterator[None]:
+        """Hold the pod's lock, noted in the task's context (see ``_HELD``)."""
+        async with self._lock(pod_id):
+            token = _HELD.set(_HELD.get() | {pod_id})
+            try:
+                yield
+            finally:
+                _HELD.reset(token)
 
     def parse_spec(self, body: dict[str, Any]) -> PodSpec:
         body = dict(body)
@@ -178,7 +194,7 @@ class PodService:
         opts = self._options(pod, {"image": pod.spec.infra_image, "name": f"{pod.name}-infra",
                                    "labels": {POD_LABEL: pod.id, POD_NAME_LABEL: pod.name}},
                              infra_container=True)
-        rec = await self._c_create(pod.namespace, opts)
+        rec = await self.containers.create(pod.namespace, opts)
         pod.infra_id = _id_of(rec)
         self.store.update(pod)
 
@@ -323,69 +339,55 @@ class PodService:
 
     # -- adding containers ------------------------------------------------------------
 
-    def wire(self, containers: Any) -> None:
-        """Make the container service pod-aware without it importing this layer.
+    # The containers layer's hooks (podkit.containers.hooks.ContainerHooks), registered
+    # by the daemon with containers.add_hooks: `pod` in a create body (podkit run --pod)
+    # puts the container into that pod; starting a member first brings the pod's sandbox
+    # and infra up; the infra cannot be removed on its own; /etc/hosts follows the members.
 
-        ``pod`` in a create body (``podkit run --pod NAME``) puts the container into
-        that pod; starting a member of a pod first brings the pod's sandbox and infra up.
-        """
-        create, start = self._c_create, self._c_start
-
-        # Extra arguments pass through untouched, whatever the container service grows.
-        async def create_in_pod(ns: str, body: Any, *a: Any, **kw: Any) -> Any:
-            if isinstance(body, dict) and body.get("pod"):
-                from podkit.containers.options import CreateOptions
-
-                body = dict(body)
-                ref = str(body.pop("pod"))
-                pod = self.get(ns, ref)
-                opts = await self.prepare_container(ns, pod.id, CreateOptions.parse(body))
-                rec = await create(ns, opts, *a, **kw)
-                self._write_hosts(pod)
-                return rec
-            if isinstance(body, dict):
-                body = {k: v for k, v in body.items() if k != "pod"}
-            return await create(ns, body, *a, **kw)
-
-        async def start_in_pod(ns: str, ref: str, *a: Any, **kw: Any) -> Any:
-            rec = containers.resolve(ns, ref)
-            if rec.pod_id and not rec.infra:
-                await self.ensure_running(ns, rec.pod_id)
-            return await start(ns, ref, *a, **kw)
-
-        async def remove_in_pod(ns: str, ref: str, *a: Any, **kw: Any) -> Any:
-            rec = containers.resolve(ns, ref)
-            pod = None
-            if rec.pod_id:
-                with contextlib.suppress(NotFound):
-                    pod = self.get(ns, rec.pod_id)
-            if rec.infra and pod is not None and pod.state == STATE_READY:
-                raise Conflict(f"container {rec.name} is the infra container of pod {pod.name}: "
-                               f"remove the pod instead (podkit pod rm {pod.name})")
-            out = await self._c_remove(ns, ref, *a, **kw)
-            if pod is not None:
-                self._write_hosts(pod)  # its name no longer resolves
-            return out
-
-        containers.create = create_in_pod
-        containers.start = start_in_pod
-        containers.remove = remove_in_pod
-
-    async def prepare_container(self, ns: str, ref: str, opts: Any) -> Any:
-        """For `podkit run --pod REF`: put ``opts`` into the pod (namespaces, files, cgroup)."""
-        pod = self.get(ns, ref)
+    async def before_create(self, ns: str, opts: CreateOptions) -> CreateOptions:
+        if not opts.pod:
+            return opts
+        pod = self.get(ns, opts.pod)
         if pod.state != STATE_READY:
             raise Conflict(f"pod {pod.name} is {pod.state}")
+        opts.pod = None  # resolved: pod_id and the rest say it from now on
         return self.apply_pod(pod, opts)
 
-    async def container_added(self, ns: str, pod_id: str) -> None:
-        """Refresh the pod's /etc/hosts after a container joined (its name resolves)."""
+    async def after_create(self, ns: str, record: Record) -> None:
+        if record.pod_id:
+            with contextlib.suppress(NotFound):
+                self._write_hosts(self.get(ns, record.pod_id))  # its name resolves
+
+    async def before_start(self, ns: str, record: Record) -> None:
+        if not record.pod_id or record.infra:
+            return
+        # Started from a section holding the pod's lock (pod start): the infra is up.
+        # Tasks spawned there keep the context after the lock is gone, hence locked().
+        if record.pod_id in _HELD.get() and self._lock(record.pod_id).locked():
+            return
+        await self.ensure_running(ns, record.pod_id)
+
+    async def before_remove(self, ns: str, record: Record) -> None:
+        if not (record.infra and record.pod_id):
+            return
         with contextlib.suppress(NotFound):
-            self._write_hosts(self.get(ns, pod_id))
+            pod = self.get(ns, record.pod_id)
+            # A pod being created (undone) or removed takes its infra away itself.
+            if pod.state == STATE_READY:
+                raise Conflict(f"container {record.name} is the infra container of pod {pod.name}: "
+                               f"remove the pod instead (podkit pod rm {pod.name})")
+
+    async def after_remove(self, ns: str, record: Record) -> None:
+        if not record.pod_id:
+            return
+        with contextlib.suppress(NotFound):
+            pod = self.get(ns, record.pod_id)
+            if pod.state == STATE_READY:  # a tear-down rewrites nothing
+                self._write_hosts(pod)  # its name no longer resolves
 
     async def ensure_running(self, ns: str, pod_id: str) -> None:
         """Before a member container starts: the pod's sandbox and infra must be up."""
-        async with self._lock(pod_id):
+        async with self._locked(pod_id):
             pod = self.get(ns, pod_id)  # again, under the lock: a removal may have won
             if pod.state != STATE_READY:
                 raise Conflict(f"pod {pod.name} is {pod.state}")
@@ -394,12 +396,9 @@ class PodService:
     async def add_container(self, ns: str, ref: str, body: dict[str, Any], start: bool = False) -> Any:
         pod = self.get(ns, ref)
         opts = self._options(pod, body)
-        rec = await self._c_create(ns, opts)
-        self._write_hosts(pod)
+        rec = await self.containers.create(ns, opts)  # after_create rewrites /etc/hosts
         if start:
-            async with self._lock(pod.id):
-                await self._start_infra(pod)
-            await self._c_start(ns, _id_of(rec))
+            await self.containers.start(ns, _id_of(rec))  # before_start brings the infra up
         return rec
 
     # -- start / stop -------------------------------------------------------------------
@@ -414,7 +413,7 @@ class PodService:
             await self._make_infra(pod)
             infra_rec = self.containers.store.get(pod.infra_id)
         if infra_rec.state != "running":
-            await self._c_start(pod.namespace, pod.infra_id)
+            await self.containers.start(pod.namespace, pod.infra_id)
             infra_rec = self.containers.store.get(pod.infra_id)
         pid_pin = self._dir(pod) / "ns" / "pid"
         if "pid" in pod.spec.share and infra_rec is not None and infra_rec.pid and not (
@@ -423,14 +422,14 @@ class PodService:
 
     async def start(self, ns: str, ref: str) -> Pod:
         pod = self.get(ns, ref)
-        async with self._lock(pod.id):
+        async with self._locked(pod.id):
             pod = self.get(ns, pod.id)
             if pod.state != STATE_READY:
                 raise Conflict(f"pod {pod.name} is {pod.state}")
             await self._start_infra(pod)
             members = [r for r in self._members(pod)
                        if not r.infra and r.state in ("created", "exited", "dead")]
-            results = await asyncio.gather(*(self._c_start(ns, r.id) for r in members),
+            results = await asyncio.gather(*(self.containers.start(ns, r.id) for r in members),
                                            return_exceptions=True)
             pod.started = time.time()
             self.store.update(pod)
@@ -448,7 +447,7 @@ class PodService:
         pod's IP; ``release_network`` (the CRI's StopPodSandbox) also gives the IP and
         ports back (CNI DEL, netns unpinned) — the next start wires a new one."""
         pod = self.get(ns, ref)
-        async with self._lock(pod.id):
+        async with self._locked(pod.id):
             pod = self.get(ns, pod.id)
             await self._stop_members(pod, timeout)
             if release_network and pod.netns_path:
@@ -476,7 +475,7 @@ class PodService:
 
     async def remove(self, ns: str, ref: str, force: bool = False, timeout: int | None = None) -> str:
         pod = self.get(ns, ref)
-        async with self._lock(pod.id):
+        async with self._locked(pod.id):
             pod = self.get(ns, pod.id)
             running = [r.name for r in self._members(pod)
                        if not r.infra and r.state in ("running", "paused", "restarting")]
@@ -500,7 +499,7 @@ class PodService:
         members = self._members(pod)
 
         async def rm(group: list[Any]) -> None:
-            res = await asyncio.gather(*(self._c_remove(pod.namespace, r.id, force=True)
+            res = await asyncio.gather(*(self.containers.remove(pod.namespace, r.id, force=True)
                                          for r in group), return_exceptions=True)
             for r, e in zip(group, res, strict=True):
                 if isinstance(e, BaseException) and not isinstance(e, NotFound):
@@ -608,7 +607,7 @@ class PodService:
         for r in self.containers.store.list():
             if r.pod_id and r.pod_id not in live:
                 with contextlib.suppress(Exception):
-                    await self._c_remove(r.namespace, r.id, force=True)
+                    await self.containers.remove(r.namespace, r.id, force=True)
         await self.networks.cleanup_stale(live, kind=NETNS_KIND)
         pods_dir = self.state / "pods"
         if pods_dir.is_dir():
