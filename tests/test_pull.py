@@ -458,7 +458,10 @@ def test_pull_and_push_publish_events(daemon: Daemon, registry: RegistryServer, 
     c.images.push(f"{registry.host}/ev:1")
     evs = list(c.events(since=t0, until=time.time(), type="image"))
     actions = [(e["action"], e["id"]) for e in evs]
-    assert ("pull", f"{registry.host}/ev:1") in actions
+    pulls = [e for e in evs if e["action"] == "pull"]
+    assert len(pulls) == 1, pulls  # one event per pull, from the image service
+    assert pulls[0]["attributes"]["name"] == f"{registry.host}/ev:1"
+    assert pulls[0]["id"] == c.images.get(f"{registry.host}/ev:1").id
     assert ("push", f"{registry.host}/ev:1") in actions
 
 

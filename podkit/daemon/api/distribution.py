@@ -145,9 +145,8 @@ async def pull(ctx: Ctx) -> Any:
     async def work(emit: Any) -> Any:
         image = await reg.pull(ns, str(ref), platform=platform, creds=creds, emit=emit,
                                all_platforms=all_platforms)
-        d = _image_dict(image)
-        ctx.services.events.publish(ns, "image", "pull", str(ref), digest=d.get("digest", ""))
-        return d
+        # The image service publishes the "pull" event (for implicit pulls too).
+        return _image_dict(image)
 
     return await _run_streamed(ctx, work, lambda d: {"status": "done", "image": d})
 
