@@ -70,7 +70,7 @@ def test_run_exit_codes_streams_and_bad_input(d: Daemon) -> None:
     r = d.cli("run", "--rm", "busybox", "/etc/passwd")
     assert r.returncode == 126, r.stderr
     r = d.cli("run", "-p", "99999:80", "busybox", "true")
-    assert r.returncode == 125 and "invalid port spec" in r.stderr
+    assert r.returncode == 125 and "in port spec '99999:80'" in r.stderr
     r = d.cli("run", "-v", "rel/path:/x", "busybox", "true")
     assert r.returncode == 125 and "invalid volume spec" in r.stderr
     r = d.cli("run", "--memory", "lots", "busybox", "true")

@@ -17,6 +17,7 @@ from podkit.errors import InvalidArgument
 
 # One parser each for signals (names, numbers, SIGRTMIN+n) and ulimits: the runtime's,
 # the lower layer; parse_signal is re-exported for the service and the API.
+from podkit.network.ports import parse_port_spec
 from podkit.runtime.runc import parse_signal
 from podkit.runtime.spec import Ulimit
 
@@ -139,59 +140,8 @@ def parse_tmpfs(spec: str) -> Mount:
 
 
 def parse_port(spec: str) -> list[dict[str, Any]]:
-    """``[ip:][host[-end]:]ctr[-end][/tcp|udp|sctp]`` → one mapping per port."""
-    s = str(spec).strip()
-    proto = "tcp"
-    if "/" in s:
-        s, proto = s.rsplit("/", 1)
-        proto = proto.lower()
-        if proto not in ("tcp", "udp", "sctp"):
-            raise InvalidArgument(f"invalid port spec {spec!r}: protocol must be tcp, udp or sctp")
-    host_ip = ""
-    if s.startswith("["):  # [v6addr]:host:ctr
-        end = s.find("]")
-        if end < 0:
-            raise InvalidArgument(f"invalid port spec {spec!r}")
-        host_ip, s = s[1:end], s[end + 2:]
-    parts = s.split(":")
-    if len(parts) == 3:
-        host_ip, host, ctr = parts
-    elif len(parts) == 2:
-        host, ctr = parts
-    elif len(parts) == 1:
-        host, ctr = "", parts[0]
-    else:
-        raise InvalidArgument(f"invalid port spec {spec!r}: want [ip:]host:container[/proto]")
-    if host_ip:
-        import ipaddress
-
-        try:
-            ipaddress.ip_address(host_ip)
-        except ValueError:
-            raise InvalidArgument(f"invalid port spec {spec!r}: {host_ip!r} is not an IP address") from None
-
-    def rng(v: str, what: str) -> tuple[int, int]:
-        a, _, b = v.partition("-")
-        try:
-            lo, hi = int(a), int(b or a)
-        except ValueError:
-            raise InvalidArgument(f"invalid port spec {spec!r}: {what} port {v!r} is not a number") from None
-        if not (0 < lo <= hi <= 65535):
-            raise InvalidArgument(f"invalid port spec {spec!r}: {what} port out of range 1-65535")
-        return lo, hi
-
-    clo, chi = rng(ctr, "container")
-    if host:
-        hlo, hhi = rng(host, "host")
-        if hhi - hlo != chi - clo:
-            raise InvalidArgument(f"invalid port spec {spec!r}: host and container ranges differ in size")
-    else:
-        hlo = hhi = 0  # 0: the daemon picks a free port
-    out = []
-    for i in range(chi - clo + 1):
-        out.append({"host_ip": host_ip, "host_port": hlo + i if hlo else 0,
-                    "container_port": clo + i, "protocol": proto})
-    return out
+    """``[ip:][host[-end]:]ctr[-end][/tcp|udp]`` → one mapping per port (the network layer's rules)."""
+    return [asdict(m) for m in parse_port_spec(str(spec))]
 
 
 def parse_restart(spec: str | None) -> dict[str, Any]:
