@@ -16,9 +16,13 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+def wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02,
              what: str = "condition") -> Any:
-    """Poll until cond() is truthy; fail with `what` after timeout. Not a sleep: a wait."""
+    """Poll until cond() is truthy; fail with `what` after timeout. Not a sleep: a wait.
+
+    The default timeout is generous on purpose: CI runs the suite on 2 busy cores, and
+    a wait only ever takes that long when the test is failing anyway.
+    """
     deadline = time.monotonic() + timeout
     while True:
         v = cond()
@@ -71,7 +75,7 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.host = f"unix://{self.socket}"
 
-    def start(self, timeout: float = 20.0) -> Daemon:
+    def start(self, timeout: float = 60.0) -> Daemon:
         logf = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(BIN / "podkitd"), "--config", str(self.config), "--root", str(self.root),

@@ -154,7 +154,7 @@ def test_v1_live_parent_container_stats_and_cleanup(rt: Any, bundle: Any, workdi
 
     from tests.helpers import wait_for
 
-    st = wait_for(settled, 10, what="container memory usage")
+    st = wait_for(settled, 30, what="container memory usage")
     # v1 refuses a child quota above the pod's: the spec fitted 2 CPUs to the parent's 1.
     assert (m.dir(cg, "cpu") / "cpu.cfs_quota_us").read_text().strip() == "100000"
     assert st["memory"]["limit"] == 64 << 20
@@ -198,7 +198,7 @@ def test_v2_reader_on_the_live_hybrid_tree(rt: Any, bundle: Any) -> None:
     assert set(v2.pids(cg)) == set(pids)
     from tests.helpers import wait_for
 
-    st = wait_for(lambda: (s := v2.stats(cg))["cpu"]["usage_ns"] and s, 10, what="cpu usage in cgroup2")
+    st = wait_for(lambda: (s := v2.stats(cg))["cpu"]["usage_ns"] and s, 30, what="cpu usage in cgroup2")
     assert st["cpu"]["usage_ns"] > 0 and st["memory"]["usage"] is None  # no memory controller there
     asyncio.run(rt.delete("hy1", force=True))
     assert not (CGROUP_ROOT / "unified" / cg.lstrip("/")).exists()

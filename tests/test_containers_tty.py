@@ -103,7 +103,7 @@ def test_run_it_size_resize_detach_and_attach(d: Daemon) -> None:
         except AssertionError:
             return False
 
-    wait_for(answered, timeout=15, what="the attached shell to answer")
+    wait_for(answered, timeout=30, what="the attached shell to answer")
     a.send(b"exit 3\r")
     assert a.wait() == 3
     assert c.containers.get("tty1").exit_code == 3

@@ -238,7 +238,7 @@ def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image
             return res.exit_code, (res.stdout + res.stderr).decode()
 
         # env + command/args, and the emptyDir shared (read-only on one side).
-        wait_for(lambda: run("kweb-side", "cat /data/index.html")[1] == "hi-from-kube\n", 10,
+        wait_for(lambda: run("kweb-side", "cat /data/index.html")[1] == "hi-from-kube\n", 30,
                  what="the emptyDir file")
         assert run("kweb-side", "id -u") == (0, "1000\n")
         assert run("kweb-side", "touch /data/x")[0] != 0
@@ -246,7 +246,7 @@ def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image
         assert rc != 0 and "Read-only file system" in out
         assert (workdir / "made").is_dir() and run("kweb-side", "test -d /made")[0] == 0
         # The hostPort is published; the limit applies to the container.
-        body = wait_for(lambda: _get(f"http://127.0.0.1:{port}/"), 10, what="the hostPort")
+        body = wait_for(lambda: _get(f"http://127.0.0.1:{port}/"), 30, what="the hostPort")
         assert body == "hi-from-kube\n"
         srv = c.containers.inspect("kweb-srv")
         assert srv["config"]["memory"] == 32 * 1024 * 1024

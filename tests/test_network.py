@@ -160,7 +160,7 @@ def test_two_namespaces_on_one_bridge_reach_each_other(netenv: NetEnv) -> None:
     [att_b] = netenv.run(mgr.attach(b, ns_b, [], kind="pod"))
     assert att_a["ip"] != att_b["ip"]
     serve_http(netenv, ns_b, "hello from b")
-    got = wait_for(lambda: get_in(netenv, ns_a, att_b["ip"], 80), timeout=10,
+    got = wait_for(lambda: get_in(netenv, ns_a, att_b["ip"], 80), timeout=30,
                    what="b's http server from a")
     assert got == "hello from b"
     for o in (a, b):
@@ -182,7 +182,7 @@ def test_published_port_reachable_on_localhost_and_from_other_pods(netenv: NetEn
     [catt] = netenv.run(mgr.attach(cli, ns_cli, []))
     serve_http(netenv, ns_srv, "published")
     # From the host's loopback (portmap's SNAT + route_localnet)...
-    got = wait_for(lambda: try_get("127.0.0.1", tcp.host_port), timeout=10, what="localhost:hostPort")
+    got = wait_for(lambda: try_get("127.0.0.1", tcp.host_port), timeout=30, what="localhost:hostPort")
     assert got.endswith("published")
     # ...from another pod through the host (its gateway) and the published port...
     assert get_in(netenv, ns_cli, catt["gateway"], tcp.host_port) == "published"
@@ -498,7 +498,7 @@ def test_forced_cleanup_when_del_cannot_run(netenv: NetEnv) -> None:
     assert iptables_lines(owner, f"{att['ip']}/32") == []
     assert leases(netenv.base / "root" / "networks" / "ipam") == []
     assert mgr.cni.list_cached() == []
-    assert wait_for(lambda: links_on(netenv.bridge) == [], timeout=5, what="the veth to go")
+    assert wait_for(lambda: links_on(netenv.bridge) == [], timeout=30, what="the veth to go")
 
 
 _PEER_SERVER = (
@@ -527,7 +527,7 @@ def test_traffic_leaving_a_network_is_masqueraded(netenv: NetEnv) -> None:
     [att_b] = netenv.run(mgr.attach(b, ns[b], ["other"]))
     [att_c] = netenv.run(mgr.attach(c, ns[c], ["other"]))
     netenv.procs.start(ns[b], sys.executable, "-c", _PEER_SERVER)
-    seen = wait_for(lambda: get_in(netenv, ns[a], att_b["ip"], 80), timeout=10, what="b from a")
+    seen = wait_for(lambda: get_in(netenv, ns[a], att_b["ip"], 80), timeout=30, what="b from a")
     assert seen == n2.gateway  # masqueraded to the host's address on b's bridge
     assert get_in(netenv, ns[c], att_b["ip"], 80) == att_c["ip"]  # same network: as is
     for o in (a, b, c):

@@ -61,7 +61,7 @@ def fetch(c: Any, ctr: str, url: str) -> str:
         # (busybox 1.35's wget -T crashes: rely on the kernel's connect timeout instead)
         rc, out = sh(c, ctr, f"wget -qO- {url}")
         return out if rc == 0 else ""
-    return wait_for(get, 15, interval=0.1, what=f"{url} from {ctr}")
+    return wait_for(get, 30, interval=0.1, what=f"{url} from {ctr}")
 
 
 def pod_cgroup_dir(cgroup_path: str, controller: str = "memory") -> Path:
@@ -129,7 +129,7 @@ def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_i
     assert "127.0.0." not in resolv
 
     # The published port answers on the host's loopback.
-    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 10, what="published port")
+    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30, what="published port")
     assert body.strip() == "hello-from-web"
 
     # The pod's cgroup parents the containers' cgroups and carries the pod's limit.
@@ -179,7 +179,7 @@ def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_i
     daemon.cli("pod", "rm", "-f", "web", "other", check=True)
     assert_pod_gone(daemon, pod)
     assert c.pods.list() == [] and not leases(daemon.root / "networks" / "ipam")
-    wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/") == "", 5, what="the port to close")
+    wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/") == "", 30, what="the port to close")
 
 
 def _host_get(url: str) -> str:
@@ -207,7 +207,7 @@ def test_shared_pid_namespace_infra_is_pid1_and_reaps(daemon: Daemon, busybox_im
     assert any(args == "sleep 600" for _, args in lines), ps  # a's process, seen from b
     # An orphan is re-parented to the infra (PID 1), which reaps it: no zombie stays.
     assert sh(c, "b", "(sleep 0.3 &) ; true")[0] == 0
-    wait_for(lambda: "sleep 0.3" not in sh(c, "b", "ps -o args")[1], 10, what="the orphan to exit")
+    wait_for(lambda: "sleep 0.3" not in sh(c, "b", "ps -o args")[1], 30, what="the orphan to exit")
     assert " Z " not in sh(c, "b", "ps -o pid,stat,args")[1].replace("\n", " \n")
     # A restart of the pod re-pins the new infra's pid namespace for its containers.
     c.pods.restart("pp", timeout=1)
@@ -221,7 +221,7 @@ def test_shared_pid_namespace_infra_is_pid1_and_reaps(daemon: Daemon, busybox_im
                         "echo b1; sleep 0.1; touch /dev/shm/b"], name="lb", pod="pp")
     c.containers.start("la")
     c.containers.start("lb")
-    wait_for(lambda: c.containers.get("la").state == "exited", 15, what="la to finish")
+    wait_for(lambda: c.containers.get("la").state == "exited", 30, what="la to finish")
     got = [(x["container"], x["line"].strip()) for x in c.pods.logs("pp")]
     assert got == [("la", "a1"), ("lb", "b1"), ("la", "a2")], got
     pod = c.pods.inspect("pp")
@@ -458,7 +458,7 @@ def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image
     assert not iptables_lines(c.pods.get("rb").id)
     c.pods.start("rb")
     assert fetch(c, "rb-web", "http://127.0.0.1:8080/").strip() == "hello-from-rb"
-    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 10, what="the port again")
+    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30, what="the port again")
     assert body.strip() == "hello-from-rb"
     c.pods.stop("rb", timeout=0)
     daemon.stop()
@@ -470,7 +470,7 @@ def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image
     assert not leases(daemon.root / "networks" / "ipam")  # the old lease was released
     pod = c.pods.start("rb")
     assert pod.status == "Running" and os.path.exists(pod.netns_path)
-    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 10, what="the published port")
+    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30, what="the published port")
     assert body.strip() == "hello-from-rb"
     assert sh(c, "rb-web", "hostname")[1].strip() == "rb"
     info = c.pods.inspect("rb")

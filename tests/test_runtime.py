@@ -256,8 +256,9 @@ def test_exec_tty_and_resize(rt: Any, bundle: Any) -> None:
 
         await until(b"30 100")
         ep.resize(40, 120)
-        # runc applies the new size when it gets SIGWINCH: ask until it shows.
-        for _ in range(50):
+        # runc applies the new size when it gets SIGWINCH: ask until it shows (up to
+        # 150 x 0.2 s: a loaded CI machine can be slow to deliver it).
+        for _ in range(150):
             await ep.write(b"size\n")
             await until(b"size")
             buf = buf.replace(b"size", b"", 1)
@@ -440,7 +441,7 @@ def wait_gone(pid: int) -> bool:
             return True
         return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
-    wait_for(gone, 10, what=f"pid {pid} to go")
+    wait_for(gone, 30, what=f"pid {pid} to go")
     return True
 
 
