@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import Daemon
-from tests.leaks import processes_mentioning, unmount_all_under
+from tests.leaks import children_of, processes_mentioning, unmount_all_under
 
 # Each area keeps its fixtures in tests/fixtures/<area>.py.
 pytest_plugins = [
@@ -41,6 +41,12 @@ def workdir() -> Iterator[Path]:
         # the next test starts clean, then report.
         leaked_procs = processes_mentioning(str(d))
         for pid, _ in leaked_procs:
+            # A leaked conmon's child is its container's init, which names no directory:
+            # kill it first (killing a pid namespace's init ends the rest), or it outlives
+            # the test re-parented to PID 1.
+            for child in children_of(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         leaked_mounts = unmount_all_under(d)

@@ -35,6 +35,19 @@ def unmount_all_under(base: Path) -> list[str]:
     return leaked
 
 
+def children_of(pid: int) -> list[int]:
+    """Direct children of a process (from /proc/<pid>/stat's ppid field)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                # the command (field 2) may hold spaces and parens: split after its ")"
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
 def processes_mentioning(text: str) -> list[tuple[int, str]]:
     found = []
     me = os.getpid()
