@@ -26,7 +26,69 @@ AREAS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Which area registers each top-level command. `podkit run` then builds the parser
+# of `run` alone: building every command's parser costs ~25 ms of each call's start-up.
+# tests/test_cli_startup.py checks this table against the full parser.
+COMMANDS = {
+    **dict.fromkeys(["completion", "events", "info", "version"], "system"),
+    **dict.fromkeys(["image", "images", "import", "load", "rmi", "save", "tag"], "images"),
+    **dict.fromkeys(["login", "logout", "manifest", "pull", "push"], "distribution"),
+    **dict.fromkeys(["attach", "container", "cp", "create", "exec", "inspect", "kill", "logs",
+                     "pause", "port", "ps", "rename", "restart", "rm", "run", "start", "stats",
+                     "stop", "top", "unpause", "update", "wait"], "containers"),
+    "volume": "volumes",
+    "network": "networks",
+    **dict.fromkeys(["play", "pod"], "pods"),
+}
+# Global options that take a value (the command is the first word after them).
+_VALUE_OPTS = ("-H", "--host", "-n", "--namespace")
+
+
+class _Skip:
+    """Stands in for the parsers of commands that were not invoked: takes any call."""
+
+    def __getattr__(self, name: str) -> _Skip:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Skip:
+        return self
+
+
+class _OnlyCommand:
+    """A subparsers action that builds only the parser of ``command``."""
+
+    def __init__(self, sub: Any, command: str) -> None:
+        self._sub = sub
+        self._command = command
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self._command or self._command in kwargs.get("aliases", ()):
+            return self._sub.add_parser(name, **kwargs)
+        return _Skip()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sub, name)
+
+
+def _invoked_command(argv: list[str]) -> str | None:
+    """The command word of ``argv`` if it can be found without a parser, else None."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _VALUE_OPTS:
+            i += 2
+            continue
+        if a.startswith(("--host=", "--namespace=")) or (a[:2] in ("-H", "-n") and len(a) > 2):
+            i += 1
+            continue
+        if a.startswith("-"):
+            return None  # --help, --version, or something argparse should judge
+        return a if a in COMMANDS else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``command`` given) one with only that command's parser."""
     p = argparse.ArgumentParser(
         prog="podkit",
         description="podkit: containers and pods on one Linux host.",
@@ -37,14 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="namespace to work in (env PODKIT_NAMESPACE, default 'default')")
     p.add_argument("-v", "--version", action="store_true", help="print the client version")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for area in AREAS:
+    areas = [COMMANDS[command]] if command in COMMANDS else AREAS
+    for area in areas:
         try:
             mod = __import__(f"podkit.cli.{area}", fromlist=["register"])
         except ModuleNotFoundError as e:
             if e.name != f"podkit.cli.{area}":
                 raise
             continue
-        mod.register(sub)
+        mod.register(_OnlyCommand(sub, command) if command in COMMANDS else sub)
     return p
 
 
@@ -57,7 +120,8 @@ def add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_invoked_command(argv))
     args = parser.parse_args(argv)
     if args.version:
         from podkit._version import __version__

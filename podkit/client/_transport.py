@@ -1,13 +1,13 @@
 """HTTP over the daemon's unix socket with the standard library only.
 
-The CLI imports this on every call, so it must stay cheap: http.client and json,
-nothing else. Responses come back as decoded JSON, as an iterator of JSON lines
-for streams, or raw for downloads.
+The CLI imports this on every call, so it must stay cheap: a small HTTP/1.1 client
+on ``socket`` (http.client alone costs ~12 ms of imports: email, ssl...) and json.
+Responses come back as decoded JSON, as an iterator of JSON lines for streams, or
+raw for downloads. WebSocket upgrades (attach, exec) are ``_ws.py``'s.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -19,23 +19,241 @@ from podkit import errors
 
 DEFAULT_HOST = "unix:///run/podkit/podkit.sock"
 API_PREFIX = "/v1"
+# Request bodies read from a file go out in pieces of this size.
+_FILE_CHUNK = 1 << 20
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
 
 
 class DaemonNotRunning(errors.Unavailable):
     code = "daemon_unavailable"
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class Response:
+    """One HTTP/1.1 response: ``status``, ``reason``, ``headers`` and a body read with
+    ``read`` / ``readline`` / iteration (Content-Length, chunked or close-delimited)."""
+
+    def __init__(self, fp: BinaryIO, method: str) -> None:
+        self.fp = fp
+        while True:
+            line = fp.readline(_MAX_LINE + 1)
+            if not line:
+                # what http.client's RemoteDisconnected is (a ConnectionResetError)
+                raise ConnectionResetError("podkitd closed the connection without a response")
+            parts = line.decode("latin-1").rstrip("\r\n").split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+                raise errors.Unavailable(f"bad response from podkitd: {line[:100]!r}")
+            self.status = int(parts[1])
+            self.reason = parts[2] if len(parts) > 2 else ""
+            self.headers = self._read_headers()
+            # 1xx interim responses (other than an upgrade) precede the real one.
+            if not (100 <= self.status < 200) or self.status == 101:
+                break
+        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        self.length: int | None = None
+        if not self.chunked and "content-length" in self.headers:
+            try:
+                self.length = max(0, int(self.headers["content-length"]))
+            except ValueError:
+                self.length = None
+        if self.status in (204, 304) or 100 <= self.status < 200 or method == "HEAD":
+            self.length = 0
+            self.chunked = False
+        self._chunk_left = 0  # bytes left in the current chunk
+        self._done = self.length == 0
+
+    def _read_headers(self) -> dict[str, str]:
+        hdrs: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS + 1):
+            line = self.fp.readline(_MAX_LINE + 1)
+            if line in (b"\r\n", b"\n", b""):
+                return hdrs
+            k, _, v = line.decode("latin-1").partition(":")
+            k = k.strip().lower()
+            v = v.strip()
+            hdrs[k] = f"{hdrs[k]}, {v}" if k in hdrs else v
+        raise errors.Unavailable("bad response from podkitd: too many headers")
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def _next_chunk(self) -> bool:
+        """Start the next chunk of a chunked body; False at the end of the body."""
+        line = self.fp.readline(_MAX_LINE + 1)
+        size = line.split(b";", 1)[0].strip()
+        try:
+            n = int(size, 16)
+        except ValueError:
+            raise errors.Unavailable("podkitd's response ended mid-body") from None
+        if n == 0:
+            # trailers, up to the blank line
+            while self.fp.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                pass
+            self._done = True
+            return False
+        self._chunk_left = n
+        return True
+
+    def _read_exact(self, n: int) -> bytes:
+        data = self.fp.read(n)
+        if len(data) < n:
+            self._done = True
+            raise errors.Unavailable("podkitd's response ended mid-body")
+        return data
+
+    def read(self, amt: int | None = None) -> bytes:
+        """Up to ``amt`` bytes of the body (all that is left without it); b"" at the end."""
+        if self._done:
+            return b""
+        if amt is not None and amt < 0:
+            amt = None
+        if self.chunked:
+            out = bytearray()
+            while amt is None or len(out) < amt:
+                if self._chunk_left == 0 and not self._next_chunk():
+                    break
+                want = self._chunk_left if amt is None else min(self._chunk_left, amt - len(out))
+                out += self._read_exact(want)
+                self._chunk_left -= want
+                if self._chunk_left == 0:
+                    self.fp.readline(_MAX_LINE + 1)  # the CRLF after the chunk
+                if amt is not None and out:
+                    break  # hand over what we have, as a socket read would
+            return bytes(out)
+        if self.length is not None:
+            n = self.length if amt is None else min(amt, self.length)
+            data = self._read_exact(n) if amt is None else self.fp.read(n)
+            if amt is not None and not data and n:
+                self._done = True
+                raise errors.Unavailable("podkitd's response ended mid-body")
+            self.length -= len(data)
+            self._done = self.length == 0
+            return data
+        # close-delimited
+        data = self.fp.read() if amt is None else self.fp.read1(amt)  # type: ignore[attr-defined]
+        if not data or amt is None:
+            self._done = True
+        return data
+
+    def readline(self) -> bytes:
+        """One line of the body (with its newline), b"" at the end."""
+        if not self.chunked:
+            if self._done:
+                return b""
+            if self.length is None:
+                line = self.fp.readline()
+                if not line:
+                    self._done = True
+                return line
+            line = self.fp.readline(self.length)
+            if not line:
+                self._done = True
+                raise errors.Unavailable("podkitd's response ended mid-body")
+            self.length -= len(line)
+            self._done = self.length == 0
+            return line
+        out = bytearray()
+        while not self._done:
+            if self._chunk_left == 0 and not self._next_chunk():
+                break
+            part = self.fp.readline(self._chunk_left)
+            if not part:
+                self._done = True
+                raise errors.Unavailable("podkitd's response ended mid-body")
+            self._chunk_left -= len(part)
+            out += part
+            if self._chunk_left == 0:
+                self.fp.readline(_MAX_LINE + 1)
+            if part.endswith(b"\n"):
+                break
+        return bytes(out)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def close(self) -> None:
+        self._done = True
+        self.fp.close()
+
+
+class Connection:
+    """One request's unix socket connection (closed by the caller when done)."""
+
     def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
+        self.path = path
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.response: Response | None = None
 
     def connect(self) -> None:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            s.settimeout(self.timeout)
-        s.connect(self._path)
+        try:
+            if self.timeout is not None:
+                s.settimeout(self.timeout)
+            s.connect(self.path)
+        except BaseException:
+            s.close()
+            raise
         self.sock = s
+
+    def request(self, method: str, url: str, body: Any, headers: dict[str, str]) -> Response:
+        if self.sock is None:
+            self.connect()
+        assert self.sock is not None
+        sock = self.sock
+        hdrs = dict(headers)
+        lower = {k.lower() for k in hdrs}
+        chunks: Iterable[bytes] | None = None
+        data = b""
+        if isinstance(body, str):
+            body = body.encode()
+        if isinstance(body, bytes | bytearray | memoryview):
+            data = bytes(body)
+            if "content-length" not in lower:
+                hdrs["Content-Length"] = str(len(data))
+        elif body is not None:
+            # a file or an iterable of bytes: length unknown, sent chunked
+            chunks = _file_chunks(body) if hasattr(body, "read") else body
+            if "transfer-encoding" not in lower:
+                hdrs["Transfer-Encoding"] = "chunked"
+        elif method in ("POST", "PUT", "PATCH") and "content-length" not in lower:
+            hdrs["Content-Length"] = "0"
+        if "accept-encoding" not in lower:
+            hdrs["Accept-Encoding"] = "identity"
+        head = f"{method} {url} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+        # head and a small body in one write: one syscall, one packet for the daemon
+        sock.sendall(head.encode("latin-1") + b"\r\n" + data)
+        if chunks is not None:
+            for chunk in chunks:
+                if isinstance(chunk, str):
+                    chunk = chunk.encode()
+                if chunk:
+                    sock.sendall(b"%x\r\n" % len(chunk) + bytes(chunk) + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+        self.response = Response(sock.makefile("rb"), method)
+        return self.response
+
+    def close(self) -> None:
+        # The response's file holds a reference to the socket: the descriptor is only
+        # closed (and the daemon sees the client go) once both are.
+        if self.response is not None:
+            self.response.close()
+            self.response = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def _file_chunks(fh: Any) -> Iterator[bytes]:
+    while True:
+        chunk = fh.read(_FILE_CHUNK)
+        if not chunk:
+            return
+        yield chunk
 
 
 def resolve_host(host: str | None) -> str:
@@ -55,8 +273,8 @@ class Transport:
         self.namespace = namespace or os.environ.get("PODKIT_NAMESPACE") or "default"
         self.timeout = timeout
 
-    def _connect(self, timeout: float | None) -> _UnixConnection:
-        return _UnixConnection(self.socket_path, timeout)
+    def _connect(self, timeout: float | None) -> Connection:
+        return Connection(self.socket_path, timeout)
 
     def open(
         self,
@@ -68,14 +286,14 @@ class Transport:
         body: bytes | BinaryIO | Iterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = -1.0,
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    ) -> tuple[Connection, Response]:
         """Send a request and return the open connection and response (caller closes)."""
         url = API_PREFIX + path if not path.startswith("/_") and path != "/openapi.json" else path
         if params:
             clean = {k: _param(v) for k, v in params.items() if v is not None}
             if clean:
                 url += "?" + urllib.parse.urlencode(clean, doseq=True)
-        hdrs = {"X-Podkit-Namespace": self.namespace, "Host": "podkitd"}
+        hdrs = {"Host": "podkitd", "X-Podkit-Namespace": self.namespace}
         if headers:
             hdrs.update(headers)
         payload: Any = body
@@ -84,12 +302,7 @@ class Transport:
             hdrs["Content-Type"] = "application/json"
         conn = self._connect(self.timeout if timeout == -1.0 else timeout)
         try:
-            encode_chunked = payload is not None and not isinstance(payload, bytes | bytearray) \
-                and not hasattr(payload, "read")
-            if encode_chunked:
-                hdrs["Transfer-Encoding"] = "chunked"
-            conn.request(method, url, body=payload, headers=hdrs, encode_chunked=encode_chunked)
-            resp = conn.getresponse()
+            resp = conn.request(method, url, payload, hdrs)
         except (FileNotFoundError, ConnectionRefusedError):
             conn.close()
             raise DaemonNotRunning(
@@ -102,9 +315,14 @@ class Transport:
             raise errors.Unauthorized(
                 f"permission denied on {self.socket_path}: the podkit socket is root-only"
             ) from None
-        if resp.status >= 400:
-            data = resp.read()
+        except BaseException:
             conn.close()
+            raise
+        if resp.status >= 400:
+            try:
+                data = resp.read()
+            finally:
+                conn.close()
             try:
                 payload = json.loads(data)
             except ValueError:

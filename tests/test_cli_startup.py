@@ -1,0 +1,155 @@
+"""CLI start-up: the one-command parser and the stdlib HTTP transport (no daemon needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podkit import errors
+from podkit.cli import main as cli_main
+from podkit.client._transport import DaemonNotRunning, Transport
+
+
+def _choices(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            return dict(a.choices)
+    return {}
+
+
+def test_command_table_matches_the_full_parser() -> None:
+    full = _choices(cli_main.build_parser())
+    assert set(full) == set(cli_main.COMMANDS)
+    for cmd, sp in full.items():
+        one = _choices(cli_main.build_parser(cmd))
+        assert list(one) == [cmd]
+        assert one[cmd].format_help() == sp.format_help(), cmd
+
+
+@pytest.mark.parametrize("argv,cmd", [
+    (["run", "--rm", "busybox", "true"], "run"),
+    (["-H", "unix:///x", "-n", "ns", "ps"], "ps"),
+    (["--host=unix:///x", "--namespace=ns", "pod", "ls"], "pod"),
+    (["-nns", "rm", "x"], "rm"),
+    (["--help"], None), (["-v"], None), (["nosuchcommand"], None), ([], None),
+])
+def test_invoked_command(argv: list[str], cmd: str | None) -> None:
+    assert cli_main._invoked_command(argv) == cmd
+
+
+def test_run_imports_no_http_client(tmp_path: Path) -> None:
+    code = ("import sys\nfrom podkit.cli.main import main\n"
+            "try:\n    main(['run', '--rm', 'busybox', 'true'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('http.client', 'podkit.cli.images', 'podkit.cli.pods') "
+            "if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={"PODKIT_HOST": f"unix://{tmp_path}/none.sock", "PATH": "/usr/bin:/bin"})
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
+    assert "is the daemon running?" in r.stderr
+
+
+# ------------------------------------------------------------------ transport
+class _Server:
+    """A unix socket server answering each connection with one canned response."""
+
+    def __init__(self, path: Path, response: bytes) -> None:
+        self.path = path
+        self.response = response
+        self.requests: list[bytes] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(4)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += c.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                if b"chunked" in head.lower():
+                    while not body.endswith(b"0\r\n\r\n"):
+                        body += c.recv(65536)
+                elif b"content-length:" in head.lower():
+                    n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    while len(body) < n:
+                        body += c.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + body)
+                c.sendall(self.response)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator:
+    servers: list[_Server] = []
+
+    def start(response: bytes) -> tuple[Transport, _Server]:
+        s = _Server(tmp_path / f"s{len(servers)}.sock", response)
+        servers.append(s)
+        return Transport(f"unix://{s.path}", "ns1", timeout=10), s
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def test_content_length_json(serve) -> None:  # type: ignore[no-untyped-def]
+    t, s = serve(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{"a": 1}\n')
+    assert t.post("/things", json_body={"x": 1}, params={"f": True, "l": ["a", "b"]}) == {"a": 1}
+    req = s.requests[0]
+    assert req.startswith(b"POST /v1/things?f=true&l=a&l=b HTTP/1.1\r\n")
+    assert b"X-Podkit-Namespace: ns1\r\n" in req and b"Content-Length: 8\r\n" in req
+    assert req.endswith(b'\r\n\r\n{"x": 1}')
+
+
+def test_chunked_stream_and_chunked_upload(serve) -> None:  # type: ignore[no-untyped-def]
+    body = b'{"a": 1}\n{"b"' + b': 2}\n'
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:5], body[5:12], body[12:])) + b"0\r\n\r\n"
+    t, s = serve(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+    assert list(t.stream("POST", "/up", body=iter([b"abc", b"", b"defg"]))) == [{"a": 1}, {"b": 2}]
+    assert s.requests[0].endswith(b"\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
+    conn, resp = t.open("GET", "/raw")
+    try:
+        got = b""
+        while piece := resp.read(3):
+            got += piece
+        assert got == body
+    finally:
+        conn.close()
+
+
+def test_close_delimited_and_headers(serve) -> None:  # type: ignore[no-untyped-def]
+    t, _ = serve(b"HTTP/1.1 200 OK\r\nX-Podkit-Path-Stat: {\"size\": 3}\r\nConnection: close\r\n\r\nxyz")
+    conn, resp = t.open("GET", "/c")
+    try:
+        assert json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}") == {"size": 3}
+        assert resp.read() == b"xyz" and resp.read() == b""
+    finally:
+        conn.close()
+
+
+def test_errors(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    err = b'{"error": {"code": "not_found", "message": "x"}}'
+    t, _ = serve(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(err), err))
+    with pytest.raises(errors.NotFound, match="x"):
+        t.get("/missing")
+    t2, _ = serve(b"HTTP/1.1 204 No Content\r\n\r\n")
+    assert t2.delete("/gone") is None
+    with pytest.raises(DaemonNotRunning, match="is the daemon running"):
+        Transport(f"unix://{tmp_path}/nothing.sock").get("/x")
