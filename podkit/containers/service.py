@@ -569,13 +569,20 @@ class ContainerService(ExecMixin):
         self._changed(rec.id)
 
     async def _release(self, cid: str) -> None:
-        if self.rt.has_state(cid):
-            await self._rt_cleanup(cid)
-        await self._network_down(cid)
-        rootfs = self.bundle(cid) / "rootfs"
-        if self._mounted(rootfs):
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self._unmount, rootfs)
+        # Three independent releases, side by side: each mostly waits (on runc delete, on
+        # CNI plugins, on the kernel syncing the overlay at unmount), and an exit
+        # (`run --rm` above all) is only over once all three are done.
+        async def runtime() -> None:
+            if self.rt.has_state(cid):
+                await self._rt_cleanup(cid)
+
+        async def rootfs() -> None:
+            root = self.bundle(cid) / "rootfs"
+            if self._mounted(root):
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self._unmount, root)
+
+        await asyncio.gather(runtime(), self._network_down(cid), rootfs())
 
     async def _after_exit(self, cid: str) -> None:
         rec = self.store.get(cid)
@@ -787,10 +794,16 @@ class ContainerService(ExecMixin):
             if self.restarts is not None:
                 self.restarts.cancel(rec.id)
             await self._release(rec.id)
-            with contextlib.suppress(NotFound):
-                await asyncio.to_thread(self.snapshots.remove, self._snap_key(rec.id))
+
+            async def snapshot() -> None:
+                with contextlib.suppress(NotFound):
+                    await asyncio.to_thread(self.snapshots.remove, self._snap_key(rec.id))
+
+            # The snapshot and the logs side by side; the bundle (holding the rootfs mount
+            # point) only once the snapshot is gone, as before.
+            await asyncio.gather(snapshot(),
+                                 asyncio.to_thread(shutil.rmtree, self.log_path(rec.id).parent, True))
             await asyncio.to_thread(shutil.rmtree, self.bundle(rec.id), True)
-            await asyncio.to_thread(shutil.rmtree, self.log_path(rec.id).parent, True)
             self.store.delete(rec.id)
             if rec.exit_code is not None:
                 self._last_exit[rec.id] = rec.exit_code

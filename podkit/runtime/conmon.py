@@ -138,12 +138,17 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
                  bundle: Path, paths: ConmonPaths, log_path: str | None, log_size_max: int,
                  terminal: bool, stdin: bool, leave_stdin_open: bool = False,
                  log_tag: str | None = None, timeout: float = 60.0,
-                 before_start: Callable[[int], None] | None = None) -> int:
+                 before_start: Callable[[int], None] | None = None,
+                 place: Callable[[int], None] | None = None) -> int:
     """Start conmon for a created-not-started container; returns the container's pid.
 
     ``before_start(conmon_pid)`` runs while conmon waits on its start pipe - the
     moment to move it into a cgroup of its own, so that stopping the daemon's
     service (systemd kills a unit's whole cgroup) does not take conmon along.
+    ``place(monitor_pid)`` does the same for the long-lived conmon, in a worker thread
+    while it runs ``<runtime> create``: a cgroup v1 move costs ~1 ms per hierarchy
+    (an RCU grace period each), which then overlaps the runtime instead of preceding it.
+    Either way the move is done when this returns.
     """
     paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths.persist_dir.mkdir(exist_ok=True, mode=0o700)
@@ -219,9 +224,14 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
         pass
     finally:
         os.close(start_w)
+    placing: asyncio.Future[None] | None = None
+    if place is not None:
+        placing = asyncio.ensure_future(_place_monitor(proc, paths, place))
     try:
         msg, _ = await asyncio.wait_for(asyncio.gather(_read_first_message(sync_r), proc.wait()), timeout)
     except (TimeoutError, asyncio.CancelledError) as e:
+        if placing is not None:
+            placing.cancel()
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
@@ -229,6 +239,8 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
         if isinstance(e, asyncio.CancelledError):
             raise
         raise Internal(f"conmon did not report container {cid} created within {timeout:.0f}s") from None
+    if placing is not None:
+        await placing
     pid = sync_value(msg) if msg else None
     message = str(msg.get("message") or "") if msg else ""
     if pid is None or pid <= 0:
@@ -245,6 +257,18 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
             detail = detail or "conmon exited without reporting a pid"
         raise RuntimeCreateError(detail)
     return pid
+
+
+async def _place_monitor(proc: asyncio.subprocess.Process, paths: ConmonPaths,
+                         place: Callable[[int], None]) -> None:
+    """Run ``place`` on the long-lived conmon (never fails the container)."""
+    # The conmon we started exits once it has forked the monitor and written its pid.
+    await proc.wait()
+    monitor = read_pid(paths.conmon_pidfile) or proc.pid
+    try:
+        await asyncio.to_thread(place, monitor)
+    except Exception as e:
+        log.debug("placing conmon %d failed: %s", monitor, e)
 
 
 class RuntimeCreateError(Exception):

@@ -198,7 +198,7 @@ class Runtime:
                 bundle=bundle, paths=paths, log_path=str(log_path) if log_path else None,
                 log_size_max=self.log_size_max if log_size_max is None else log_size_max,
                 terminal=terminal, stdin=stdin, leave_stdin_open=leave_stdin_open, timeout=timeout,
-                before_start=self._place_conmon)
+                place=self._place_conmon)
         except RuntimeCreateError as e:
             await self._cleanup_failed(cid)
             raise classify_start_error(e.message) from None
