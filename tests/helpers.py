@@ -17,11 +17,12 @@ BIN = Path(sys.executable).parent
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02,
-             what: str = "condition") -> Any:
+             what: str | Callable[[], str] = "condition") -> Any:
     """Poll until cond() is truthy; fail with `what` after timeout. Not a sleep: a wait.
 
     The default timeout is generous on purpose: CI runs the suite on 2 busy cores, and
-    a wait only ever takes that long when the test is failing anyway.
+    a wait only ever takes that long when the test is failing anyway. `what` may be a
+    callable: it is then called on failure, to describe the state at that moment.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -29,7 +30,8 @@ def wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0
         if v:
             return v
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for "
+                                 f"{what() if callable(what) else what}")
         time.sleep(interval)
 
 

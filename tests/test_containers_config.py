@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from podkit import errors
+from tests.fixtures.network import iptables_lines
 from tests.helpers import Daemon, wait_for
 from tests.test_containers import remove_all_and_check
 
@@ -88,8 +89,9 @@ def test_network_modes_and_ports(d: Daemon) -> None:
             return b""
 
     assert b"hello-from-ctr" in wait_for(
-        fetch, timeout=20, what=f"the published port {hp} ({c.containers.get('srv').status}, "
-                                f"log {c.containers.logs('srv')!r})")
+        fetch, timeout=30, what=lambda: f"the published port {hp} ({c.containers.get('srv').status}, "
+                                        f"log {c.containers.logs('srv')!r}, "
+                                        f"nat rules {iptables_lines(f'--dport {hp} ', f'--dports {hp}')})")
     # another container joins srv's network namespace
     assert "hello-from-ctr" in _out(d, "--network", "container:srv", "busybox", "wget", "-qO-",
                                      "http://127.0.0.1:8000/i")
@@ -118,7 +120,7 @@ def test_listing_filters_inspect_prune(d: Daemon) -> None:
         c.containers.list(filters={"bogus": "1"})
     assert c.containers.get(a.id[:8]).name == "a"  # unique id prefix
     both = json.loads(d.cli("inspect", "a", "busybox", check=True).stdout)
-    assert both[0]["name"] == "a" and "config" in both[1]
+    assert both[0]["Name"] == "a" and "Config" in both[1]  # docker's shape for each kind
     assert set(c.containers.prune()) == {b.id, e.id}
     assert [x.name for x in c.containers.list(all=True)] == ["a"]
     # the pods layer's hooks: an infra container is hidden from a plain listing

@@ -129,7 +129,8 @@ def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_i
     assert "127.0.0." not in resolv
 
     # The published port answers on the host's loopback.
-    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30, what="published port")
+    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30,
+                    what=lambda: f"published port ({_port_state(c, port)})")
     assert body.strip() == "hello-from-web"
 
     # The pod's cgroup parents the containers' cgroups and carries the pod's limit.
@@ -187,6 +188,13 @@ def _host_get(url: str) -> str:
         return urllib.request.urlopen(url, timeout=2).read().decode()
     except OSError:
         return ""
+
+
+def _port_state(c: Any, port: int) -> str:
+    """What a failed wait on a published port reports: the pods' addresses and the
+    host's NAT rules for the port (a missing DNAT, or one to an old address)."""
+    pods = [(p.name, p.status, p.ips) for p in c.pods.list()]
+    return f"pods {pods}, nat rules {iptables_lines(f'--dport {port} ', f'--dports {port}')}"
 
 
 def _v2() -> bool:
@@ -458,7 +466,8 @@ def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image
     assert not iptables_lines(c.pods.get("rb").id)
     c.pods.start("rb")
     assert fetch(c, "rb-web", "http://127.0.0.1:8080/").strip() == "hello-from-rb"
-    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30, what="the port again")
+    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30,
+                    what=lambda: f"the port again ({_port_state(c, port)})")
     assert body.strip() == "hello-from-rb"
     c.pods.stop("rb", timeout=0)
     daemon.stop()
@@ -470,7 +479,8 @@ def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image
     assert not leases(daemon.root / "networks" / "ipam")  # the old lease was released
     pod = c.pods.start("rb")
     assert pod.status == "Running" and os.path.exists(pod.netns_path)
-    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30, what="the published port")
+    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30,
+                    what=lambda: f"the published port ({_port_state(c, port)})")
     assert body.strip() == "hello-from-rb"
     assert sh(c, "rb-web", "hostname")[1].strip() == "rb"
     info = c.pods.inspect("rb")
