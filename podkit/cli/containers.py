@@ -23,6 +23,13 @@ def _add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:
     add_format(p, quiet)
 
 
+def _add_ps_format(p: argparse.ArgumentParser) -> None:
+    # Not add_format's fixed choices: `ps --format '{{.Names}}'` is how docker users script.
+    p.add_argument("--format", default="table",
+                   help="table, json, or a template such as '{{.ID}} {{.Names}} {{.Status}}'")
+    p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
+
+
 def _ops(client: Any) -> Any:
     """The SDK's plain container calls (no data classes to import: the CLI starts faster)."""
     from podkit.client._container_ops import ContainerOps
@@ -212,11 +219,12 @@ def register(sub: Any) -> None:
     p.add_argument("-f", "--filter", action="append", default=[], help="KEY=VALUE (status, name, label, ...)")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("-l", "--latest", action="store_true", help="only the latest created")
-    _add_format(p)
+    _add_ps_format(p)
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("inspect", help="show details of containers (or images)")
-    p.add_argument("objects", nargs="+")
+    _inspect_args(p)
+    p.add_argument("--type", choices=["container", "image"], help="only look for this kind of object")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("stats", help="resource usage of containers")
@@ -245,13 +253,16 @@ def register(sub: Any) -> None:
     pp = csub.add_parser("prune", help="remove all stopped containers")
     pp.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
     pp.set_defaults(func=cmd_prune)
+    pi = csub.add_parser("inspect", help="show details of containers")
+    _inspect_args(pi)
+    pi.set_defaults(func=cmd_inspect, type="container")
     for name in ("ls", "list"):
         pl = csub.add_parser(name, help="list containers")
         pl.add_argument("-a", "--all", action="store_true")
         pl.add_argument("-f", "--filter", action="append", default=[])
         pl.add_argument("--no-trunc", action="store_true")
         pl.add_argument("-l", "--latest", action="store_true")
-        _add_format(pl)
+        _add_ps_format(pl)
         pl.set_defaults(func=cmd_ps)
 
 
@@ -464,6 +475,21 @@ def cmd_ps(args: argparse.Namespace, client: Any) -> int:
         c = json.dumps(c)
         return c if args.no_trunc or len(c) <= 22 else c[:19] + '…"'
 
+    if args.format not in ("table", None):
+        from podkit.cli.images import render_template
+
+        for r in rows:
+            # The field names of `docker ps --format`.
+            fields = {"ID": r["id"] if args.no_trunc else r["id"][:12],
+                      "Image": r["image"].removeprefix("docker.io/library/"), "Command": cmdline(r),
+                      "CreatedAt": _iso(r.get("created")), "RunningFor": ago(r.get("created")),
+                      "Ports": _ports_text(r.get("ports") or []), "State": r.get("state", ""),
+                      "Status": r.get("status", ""), "Names": r["name"],
+                      "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
+                      "Pod": (r.get("pod_id") or "")[:12]}
+            print(render_template(args.format, fields))
+        return 0
+
     table(([r["id"] if args.no_trunc else r["id"][:12], r["image"].removeprefix("docker.io/library/"),
             cmdline(r), ago(r["created"]), r["status"], _ports_text(r.get("ports") or []), r["name"]]
            for r in rows),
@@ -471,21 +497,131 @@ def cmd_ps(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
+def _inspect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", default="json",
+                   help="json (default), or a template such as '{{.State.Status}}'")
+    p.add_argument("objects", nargs="+", metavar="OBJECT")
+
+
+def _iso(ts: float | None) -> str:
+    import datetime
+
+    if not ts:
+        return "0001-01-01T00:00:00Z"  # what docker prints for "never"
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
+    """The shape `docker inspect` prints for a container (State, Config, HostConfig,
+    NetworkSettings, Mounts), so scripts and `-f '{{.State.Status}}'` written for docker
+    work; podkit's own record is kept whole under "Podkit"."""
+    cfg = d.get("config") or {}
+    state = d.get("state") or ""
+    net = d.get("network") or {}
+    if state not in ("running", "paused"):
+        # The record keeps the last attachment, but its address was released when the
+        # container stopped (and may belong to another one now): docker shows none.
+        net = {"mode": net.get("mode")}
+    command = d.get("command") or []
+    ports: dict[str, list[dict[str, str]]] = {}
+    for p in d.get("ports") or []:
+        key = f"{p.get('container_port')}/{p.get('protocol', 'tcp')}"
+        ports.setdefault(key, []).append({"HostIp": p.get("host_ip") or "0.0.0.0",
+                                          "HostPort": str(p.get("host_port") or "")})
+    networks = {
+        a.get("network", ""): {"NetworkID": a.get("network_id", ""), "IPAddress": a.get("ip", ""),
+                               "IPPrefixLen": a.get("prefix", 0), "Gateway": a.get("gateway", ""),
+                               "MacAddress": a.get("mac", "")}
+        for a in net.get("attachments") or []
+    }
+    mounts = []
+    for m in d.get("mounts") or []:
+        ro = bool(m.get("readonly"))
+        mounts.append({"Type": m.get("type", ""),
+                       **({"Name": m.get("source", "")} if m.get("type") == "volume" else {}),
+                       "Source": m.get("host_path") or m.get("source", ""),
+                       "Destination": m.get("target", ""), "Mode": "ro" if ro else "",
+                       "RW": not ro, "Propagation": ""})
+    restart = d.get("restart_policy") or cfg.get("restart") or {}
+    cpus = cfg.get("cpus")
+    return {
+        "Id": d["id"],
+        "Created": _iso(d.get("created")),
+        "Path": command[0] if command else "",
+        "Args": command[1:],
+        "State": {
+            "Status": state, "Running": state == "running", "Paused": state == "paused",
+            "Restarting": state == "restarting", "OOMKilled": bool(d.get("oom_killed")),
+            "Dead": state == "dead", "Pid": d.get("pid") or 0, "ExitCode": d.get("exit_code") or 0,
+            "Error": d.get("error") or "", "StartedAt": _iso(d.get("started_at")),
+            "FinishedAt": _iso(d.get("finished_at")),
+        },
+        "Image": d.get("image_id", ""),
+        "Name": d.get("name", ""),
+        "RestartCount": d.get("restart_count", 0),
+        "LogPath": d.get("log_path", ""),
+        "Pod": d.get("pod_id") or "",
+        "HostConfig": {
+            "NetworkMode": net.get("mode") or cfg.get("network") or "",
+            "PortBindings": ports,
+            "RestartPolicy": {"Name": restart.get("name", "no"),
+                              "MaximumRetryCount": restart.get("max_retries", 0)},
+            "AutoRemove": bool(cfg.get("auto_remove")),
+            "Privileged": bool(cfg.get("privileged")),
+            "ReadonlyRootfs": bool(cfg.get("read_only")),
+            "CapAdd": cfg.get("cap_add") or [], "CapDrop": cfg.get("cap_drop") or [],
+            "Memory": cfg.get("memory") or 0,
+            "NanoCpus": int(float(cpus) * 1e9) if cpus else 0,
+            "CpuShares": cfg.get("cpu_shares") or 0,
+            "PidsLimit": cfg.get("pids_limit") or 0,
+            "Init": bool(cfg.get("init")),
+        },
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": cfg.get("hostname") or "", "Domainname": cfg.get("domainname") or "",
+            "User": cfg.get("user") or "", "Tty": bool(cfg.get("tty")),
+            "OpenStdin": bool(cfg.get("open_stdin")), "Env": cfg.get("env") or [],
+            "Cmd": cfg.get("cmd"), "Entrypoint": cfg.get("entrypoint"),
+            "Image": cfg.get("image") or d.get("image", ""), "WorkingDir": cfg.get("workdir") or "",
+            "Labels": d.get("labels") or {}, "StopSignal": cfg.get("stop_signal") or "",
+        },
+        "NetworkSettings": {
+            "IPAddress": net.get("ip") or "", "Gateway": net.get("gateway") or "",
+            "MacAddress": net.get("mac") or "", "Ports": ports,
+            "SandboxKey": net.get("netns") or "", "Networks": networks,
+        },
+        "Podkit": d,
+    }
+
+
 def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+    # Image output in `podkit image inspect`'s docker shape, so both commands agree.
+    from podkit.cli.images import docker_inspect as image_inspect
+    from podkit.cli.images import render_template
+
     out = []
     rc = 0
     for ref in args.objects:
-        try:
-            out.append(_ops(client).inspect(ref))
-            continue
-        except errors.NotFound:
-            pass
-        try:
-            out.append(client._t.get("/images/inspect", params={"ref": ref}))
-        except errors.PodkitError:
-            sys.stderr.write(f"Error: no such object: {ref}\n")
-            rc = 1
-    print_json(out)
+        if args.type != "image":
+            try:
+                out.append(docker_inspect(_ops(client).inspect(ref)))
+                continue
+            except errors.NotFound:
+                pass
+        if args.type != "container":
+            try:
+                out.append(image_inspect(client._t.get("/images/inspect", params={"ref": ref})))
+                continue
+            except errors.PodkitError:
+                pass
+        kind = {"container": "container", "image": "image"}.get(args.type or "", "object")
+        sys.stderr.write(f"Error: no such {kind}: {ref}\n")
+        rc = 1
+    if args.format == "json":
+        print_json(out)
+    else:
+        for d in out:
+            print(render_template(args.format, d))
     return rc
 
 

@@ -1,0 +1,60 @@
+"""`podkit inspect` / `ps --format` in docker's shape, so docker users' scripts work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import Daemon
+from tests.test_containers import remove_all_and_check
+
+
+@pytest.fixture
+def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
+    yield daemon
+    remove_all_and_check(daemon)
+
+
+def test_inspect_docker_shape(d: Daemon, workdir) -> None:  # noqa: ANN001
+    d.cli("run", "-d", "--name", "web", "-e", "A=1", "-v", f"{workdir}:/h:ro", "--restart",
+          "on-failure:3", "-l", "k=v", "busybox", "sleep", "300", check=True)
+    d.cli("run", "--name", "done", "busybox", "sh", "-c", "exit 7")
+    [web] = json.loads(d.cli("inspect", "web", check=True).stdout)
+    assert web["State"]["Status"] == "running" and web["State"]["Running"] is True
+    assert web["State"]["Pid"] > 0 and web["State"]["OOMKilled"] is False
+    assert web["Config"]["Env"] == ["A=1"] and web["Config"]["Labels"] == {"k": "v"}
+    assert web["Config"]["Cmd"] == ["sleep", "300"] and web["Name"] == "web"
+    assert web["NetworkSettings"]["IPAddress"].count(".") == 3
+    assert web["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert web["Mounts"] == [{"Type": "bind", "Source": str(workdir), "Destination": "/h",
+                              "Mode": "ro", "RW": False, "Propagation": ""}]
+    assert web["Podkit"]["id"] == web["Id"]  # podkit's own record, whole
+    # a template, over several containers; an exited one has no address any more
+    template = "{{.Name}} {{.State.Status}} {{.State.ExitCode}} {{.NetworkSettings.IPAddress}}"
+    r = d.cli("inspect", "-f", template, "web", "done", check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("web running 0 10.") and lines[1] == "done exited 7 "
+    assert d.cli("container", "inspect", "-f", "{{.Name}}", "done", check=True).stdout == "done\n"
+    # --type keeps an image from answering for a container name, and the reverse
+    r = d.cli("inspect", "--type", "container", "busybox")
+    assert r.returncode == 1 and "no such container: busybox" in r.stderr
+    assert json.loads(r.stdout) == []
+    assert d.cli("inspect", "--type", "image", "-f", "{{.Config.Cmd}}", "busybox",
+                 check=True).stdout == "[sh]\n"
+    r = d.cli("inspect", "nosuch")
+    assert r.returncode == 1 and "no such object: nosuch" in r.stderr
+    r = d.cli("inspect", "-f", "{{.Nope}}", "web")
+    assert r.returncode != 0 and "Nope" in r.stderr
+
+
+def test_ps_format_template(d: Daemon) -> None:
+    d.cli("run", "-d", "--name", "one", "busybox", "sleep", "300", check=True)
+    d.cli("create", "--name", "two", "busybox", "true", check=True)
+    assert d.cli("ps", "--format", "{{.Names}} {{.State}}", check=True).stdout == "one running\n"
+    out = d.cli("ps", "-a", "--format", "{{.Names}}", check=True).stdout.split()
+    assert sorted(out) == ["one", "two"]
+    assert d.cli("container", "ls", "--format", "{{.Image}}", check=True).stdout == "busybox:latest\n"
+    r = d.cli("ps", "--format", "{{.Nope}}")
+    assert r.returncode != 0 and "Nope" in r.stderr
