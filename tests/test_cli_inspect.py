@@ -58,3 +58,16 @@ def test_ps_format_template(d: Daemon) -> None:
     assert d.cli("container", "ls", "--format", "{{.Image}}", check=True).stdout == "busybox:latest\n"
     r = d.cli("ps", "--format", "{{.Nope}}")
     assert r.returncode != 0 and "Nope" in r.stderr
+
+
+def test_port_of_a_pod_member_is_the_pods(d: Daemon) -> None:
+    from tests.fixtures.registry import free_port
+
+    hp = free_port()
+    d.cli("pod", "create", "--name", "pp", "-p", f"{hp}:80", check=True)
+    try:
+        d.cli("run", "-d", "--pod", "pp", "--name", "member", "busybox", "sleep", "300", check=True)
+        assert d.cli("port", "member", check=True).stdout == f"80/tcp -> 0.0.0.0:{hp}\n"
+        assert d.cli("port", "member", "80/tcp", check=True).stdout == f"80/tcp -> 0.0.0.0:{hp}\n"
+    finally:
+        d.cli("pod", "rm", "-f", "pp", check=True)

@@ -664,7 +664,14 @@ def cmd_top(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_port(args: argparse.Namespace, client: Any) -> int:
-    for p in _ops(client).port(args.container):
+    ports = _ops(client).port(args.container)
+    if not ports:
+        # A pod's member publishes nothing itself: the pod's ports reach its shared
+        # network namespace, so they are this container's ports too (as podman shows).
+        info = _ops(client).inspect(args.container)
+        if info.get("pod_id") and info.get("state") in ("running", "paused"):
+            ports = client._t.get(f"/pods/{info['pod_id']}").get("ports") or []
+    for p in ports:
         cp = f"{p.get('container_port')}/{p.get('protocol', 'tcp')}"
         if args.private_port and args.private_port not in (cp, str(p.get("container_port"))):
             continue
