@@ -13,6 +13,7 @@ runc reports errors as JSON lines when run with ``--log-format json``; the last
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -110,6 +111,12 @@ def classify_start_error(message: str) -> Exception:
     return Internal(message)
 
 
+def _readable(fd: int) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], 0)[0])
+
+
 class OCIRuntime:
     """One OCI runtime binary with its own state root."""
 
@@ -154,6 +161,8 @@ class OCIRuntime:
         return json.loads(out)
 
     async def start(self, cid: str) -> None:
+        if self.name == "runc" and await self._start_by_fifo(cid):
+            return
         rc, _, err = await self.run("start", cid, check=False)
         if rc != 0:
             msg = runtime_error_message(err.decode(errors="replace"))
@@ -162,6 +171,73 @@ class OCIRuntime:
             if re.search(r"not in created state|already running|has stopped|cannot start", msg, re.I):
                 raise Conflict(f"container {cid} cannot be started: {msg}")
             raise classify_start_error(msg)
+
+    async def _start_by_fifo(self, cid: str, timeout: float = 60.0) -> bool:
+        """``runc start`` of a created container without spawning runc (~6 ms saved).
+
+        runc's init waits, after ``create``, to open ``<root>/<id>/exec.fifo`` for
+        writing; ``runc start`` opens it for reading, takes the byte init writes (init
+        then execs the process) and removes the fifo, which is what makes runc call the
+        container running. runc 1.1 runs no hooks at start (poststart hooks run at
+        create). False when there is no fifo: runc itself then says why (not created,
+        already started, unknown), in its own words.
+        """
+        fifo = self.root / cid / "exec.fifo"
+        # Everything that could send us back to runc is checked before the fifo is
+        # opened: once it is, init goes on, and runc would find the container stopped.
+        try:
+            pid = int(json.loads((self.root / cid / "state.json").read_text())["init_process_pid"])
+            pidfd = os.pidfd_open(pid)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.debug("starting %s through runc: %s", cid, e)
+            return False  # unknown, or not what runc 1.1 leaves: runc says what it is
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            os.close(pidfd)
+            log.debug("starting %s through runc: no exec fifo", cid)
+            return False
+        loop = asyncio.get_running_loop()
+        try:
+            deadline = loop.time() + timeout
+            while True:
+                try:
+                    data = os.read(fd, 1)
+                except BlockingIOError:
+                    data = b""
+                if data:
+                    with contextlib.suppress(FileNotFoundError):
+                        fifo.unlink()
+                    return True
+                if _readable(pidfd):
+                    # init is gone; it may have written its byte just before it ended
+                    with contextlib.suppress(BlockingIOError):
+                        if os.read(fd, 1):
+                            with contextlib.suppress(FileNotFoundError):
+                                fifo.unlink()
+                            return True
+                    raise Conflict(f"container {cid} cannot be started: container process is already dead")
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise Internal(f"{self.name} start: container {cid} did not take its start signal")
+                # woken by init's byte or its end; a reader that never saw a writer gets no
+                # hang-up, so look again now and then
+                woke: asyncio.Future[None] = loop.create_future()
+
+                def wake(f: asyncio.Future[None] = woke) -> None:
+                    if not f.done():
+                        f.set_result(None)
+
+                loop.add_reader(fd, wake)
+                loop.add_reader(pidfd, wake)
+                try:
+                    await asyncio.wait({woke}, timeout=min(left, 0.1))
+                finally:
+                    loop.remove_reader(fd)
+                    loop.remove_reader(pidfd)
+        finally:
+            os.close(fd)
+            os.close(pidfd)
 
     async def kill(self, cid: str, sig: int, all: bool = False) -> None:
         args = ["kill"] + (["--all"] if all else []) + [cid, str(sig)]
