@@ -290,3 +290,21 @@ def test_hostile_archives_are_refused_and_leave_nothing(daemon: Daemon) -> None:
     assert list((daemon.root / "content" / "ingest").iterdir()) == []
     # the well-formed archive the hostile ones were made from loads
     assert c.images.load(io.BytesIO(_oci(_index(_sha(_MF)), *_GOOD_BLOBS)))
+
+
+# -- what a container leaves behind -------------------------------------------------------
+
+
+def test_a_container_cannot_make_itself_unremovable_with_a_deep_tree(d: Daemon) -> None:
+    # Deeper than Python's recursion limit: a recursive delete of the container's
+    # writable layer would fail (RecursionError, a 500) and leave it behind for good.
+    c = d.client()
+    deep = "i=0; while [ $i -lt 1500 ]; do mkdir d; cd d; i=$((i+1)); done; touch leaf"
+    r = c.containers.run("busybox", ["sh", "-c", f"({deep}) && cd /data && {deep}"], detach=False,
+                         name="deep", volumes=["deepvol:/data"])
+    assert r.exit_code == 0, r.output
+    c.containers.remove("deep", force=True)  # its writable layer
+    assert c.containers.list(all=True) == []
+    c.volumes.remove("deepvol")  # and a volume
+    assert c.volumes.list() == []
+    assert not list((d.root / "volumes").rglob("leaf"))

@@ -146,7 +146,9 @@ class VolumeService:
             )
         with self.db.tx() as c:
             c.execute("DELETE FROM volumes WHERE namespace = ? AND name = ?", (ns, name))
-        shutil.rmtree(self.path(ns, name).parent, ignore_errors=True)
+        from podkit.snapshots.base import remove_tree  # however deep a container made it
+
+        remove_tree(self.path(ns, name).parent)
         self.publish(ns, "volume", "destroy", name)
 
     def prune(self, ns: str, all: bool = False) -> list[str]:

@@ -61,6 +61,23 @@ CREATE TABLE IF NOT EXISTS snapshot_seq (driver TEXT PRIMARY KEY, next INTEGER N
 """
 
 
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Delete a directory tree, however deep, never crossing into another file system.
+
+    shutil.rmtree recurses once per level: a container can make a tree deeper than
+    Python's recursion limit (a loop of ``mkdir d; cd d``), and its snapshot or volume
+    would then fail to delete with a RecursionError. rm(1) walks it iteratively.
+    """
+    if not os.path.lexists(path):
+        return
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except RecursionError:
+        import subprocess
+
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", os.fspath(path)], capture_output=True)
+
+
 @dataclass
 class Info:
     key: str
@@ -283,7 +300,7 @@ class Snapshotter:
                 from podkit.snapshots.mount import unmount
 
                 unmount(d / sub if sub else d)
-        shutil.rmtree(d, ignore_errors=True)
+        remove_tree(d)
 
     def usage(self, key: str) -> Usage:
         info = self.stat(key)
