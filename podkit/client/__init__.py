@@ -3,7 +3,7 @@
     from podkit import Client
     c = Client()                       # PODKIT_HOST or unix:///run/podkit/podkit.sock
     c.images.pull("busybox")
-    for img in c.images.list(): print(img.ref)
+    for img in c.images.list(): print(img.name)
 """
 
 from podkit.client._client import Client

@@ -1,1 +1,2 @@
-"""Images: references, the registry client, layer unpacking, archives, the image service."""
+"""Images: references, the registry client, pull and push, layer unpacking, archives
+(import, load, save), and the image service (records, unpack into snapshots, rmi, GC)."""

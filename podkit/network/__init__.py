@@ -1,4 +1,4 @@
-"""network layer: CNI plugin execution, netns pinning, networks, port mappings, DNS files.
+"""The network layer: CNI plugin execution, netns pinning, networks, port mappings, DNS files.
 
 Other layers use ``NetworkManager`` (built in the daemon's services as
 ``services.networks``) and the pure helpers ``parse_port_spec``, ``resolv_conf``

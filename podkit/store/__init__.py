@@ -1,4 +1,5 @@
-"""The lowest layer: blobs by digest (content) and names/state in SQLite (metadata)."""
+"""The lowest layer: blobs by digest (content), names/state in SQLite (metadata), and
+leases that keep in-flight content from garbage collection."""
 
 from podkit.store.content import ContentStore, Digest, Writer
 from podkit.store.leases import Leases

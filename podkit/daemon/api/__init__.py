@@ -1,7 +1,8 @@
 """HTTP/JSON API of podkitd, versioned under /v1.
 
-Each module holds the routes of one area and a ``router``; ``ROUTERS`` lists them
-all for the app and the OpenAPI document.
+Each module holds the routes of one area and a ``router``; ``routers()`` lists them
+all for the app and the OpenAPI document. ``_routing`` declares routes (``Router``,
+``Ctx``), ``_stdio`` pumps attach and exec sessions through a WebSocket.
 """
 
 from __future__ import annotations
