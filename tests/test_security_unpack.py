@@ -89,3 +89,16 @@ def test_a_layer_with_an_overlong_name_is_a_400_through_the_api(daemon: Daemon) 
                          name="long:1")
     assert c.images.list() == []
     assert list((daemon.root / "content" / "ingest").iterdir()) == []
+
+
+def test_an_image_deeper_than_the_recursion_limit_lists_and_removes(daemon: Daemon) -> None:
+    # Sizes are measured and trees deleted without recursing per level.
+    deep = "/".join(["d"] * 1200)
+    c = daemon.client()
+    c.images.import_(io.BytesIO(tar_bytes([(deep + "/leaf", "file", "x")])), name="deep:1")
+    [img] = c.images.list()
+    assert img.unpacked_size > 1200 * 512
+    c.images.remove("deep:1")
+    assert c.images.list() == []
+    snaps = daemon.root / "snapshots" / "overlay"
+    assert [p for p in snaps.iterdir() if p.name.isdigit()] == []

@@ -318,13 +318,21 @@ class Snapshotter:
     def _measure(self, id: int) -> Usage:
         size = inodes = 0
         seen: set[tuple[int, int]] = set()
-        top = self.fs(id)
-        for dirpath, dirnames, filenames in os.walk(top):
-            for n in (*dirnames, *filenames):
+        # An explicit stack, not os.walk: that recurses per level, and a container's tree
+        # can be deeper than the recursion limit.
+        stack = [str(self.fs(id))]
+        while stack:
+            try:
+                entries = list(os.scandir(stack.pop()))
+            except OSError:
+                continue
+            for e in entries:
                 try:
-                    st = os.lstat(os.path.join(dirpath, n))
+                    st = e.stat(follow_symlinks=False)
                 except OSError:
                     continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
                 if (st.st_dev, st.st_ino) in seen:
                     continue
                 seen.add((st.st_dev, st.st_ino))
