@@ -78,9 +78,19 @@ class Ctx:
         resp = web.StreamResponse(status=status, headers={"Content-Type": "application/x-ndjson"})
         resp.enable_chunked_encoding()
         await resp.prepare(self.request)
-        async for item in items:
-            await resp.write(json.dumps(item, separators=(",", ":")).encode() + b"\n")
-        await resp.write_eof()
+        try:
+            async for item in items:
+                await resp.write(json.dumps(item, separators=(",", ":")).encode() + b"\n")
+            await resp.write_eof()
+        except ConnectionResetError:
+            # The client went away (`podkit events` or `logs -f` ended with ^C): the
+            # normal end of a stream, not a server error to log with a traceback.
+            pass
+        finally:
+            # Run the producer's clean-up (unsubscribe, close files) now, not at GC.
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
         return resp
 
 
