@@ -102,3 +102,10 @@ def test_an_image_deeper_than_the_recursion_limit_lists_and_removes(daemon: Daem
     assert c.images.list() == []
     snaps = daemon.root / "snapshots" / "overlay"
     assert [p for p in snaps.iterdir() if p.name.isdigit()] == []
+
+
+def test_a_layer_can_replace_a_tree_deeper_than_the_recursion_limit(workdir: Path) -> None:
+    root = workdir / "tree"
+    deep = "/".join(["d"] * 1050)  # each level is a frame of shutil.rmtree
+    _apply([(f"top/{deep}/leaf", "file", "x"), ("top", "file", "now a file")], root)
+    assert (root / "top").read_text() == "now a file"

@@ -439,7 +439,12 @@ def _lstat(path: str) -> os.stat_result | None:
 
 def _remove(path: str, st: os.stat_result) -> None:
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
+        try:
+            shutil.rmtree(path)
+        except RecursionError:  # a lower layer's tree deeper than Python recurses
+            from podkit.snapshots.base import remove_tree
+
+            remove_tree(path)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
