@@ -325,3 +325,52 @@ def test_cp_out_of_a_deep_tree_is_whole_or_an_error(d: Daemon) -> None:
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         names = tf.getnames()
     assert len(names) == 1101 and names[-1].endswith("/leaf")
+
+
+def _image_archive(tag: str, config: Any, tarball: Path) -> bytes:
+    layer = tarball.read_bytes()
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": config,
+                      "rootfs": {"type": "layers", "diff_ids": [_sha(layer)]}}).encode()
+    return _tar(("manifest.json", "file", json.dumps([{"Config": "c.json", "Layers": ["l.tar"],
+                                                       "RepoTags": [tag]}]).encode()),
+                ("c.json", "file", cfg), ("l.tar", "file", layer))
+
+
+@pytest.mark.parametrize("config", [
+    {"Volumes": {"/../../../etc/podkit-sec-pwn": {}}, "Cmd": ["true"]},
+    {"WorkingDir": "/../../../tmp/podkit-sec-pwn", "Cmd": ["true"]},
+    {"WorkingDir": "relative", "Cmd": ["true"]},
+    {"User": "99999999999", "Cmd": ["true"]},
+    {"Env": ["=x"], "Cmd": ["true"]},
+    {"StopSignal": "SIGNOPE", "ExposedPorts": {"abc/tcp": {}}, "Labels": {"a": 1}, "Cmd": ["true"]},
+])
+def test_odd_image_configs_run_confined_or_are_refused(daemon: Daemon, busybox_tarball: Path,
+                                                       config: dict[str, Any]) -> None:
+    c = daemon.client()
+    c.images.load(io.BytesIO(_image_archive("odd:1", config, busybox_tarball)))
+    try:
+        r = c.containers.run("odd:1", detach=False, auto_remove=True)
+        assert r.exit_code == 0
+    except errors.PodkitError as e:
+        assert e.status < 500, e
+    finally:
+        for x in c.containers.list(all=True):
+            c.containers.remove(x.id, force=True)
+    assert not Path("/etc/podkit-sec-pwn").exists() and not Path("/tmp/podkit-sec-pwn").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="an image config of the wrong JSON shape (config a list, Cmd of "
+                   "numbers) is a 500/503 at run instead of a 400 naming the image; normalise or refuse "
+                   "config types where the image is read (images/service.py) or used (containers)")
+@pytest.mark.parametrize("config", [["x"], {"Cmd": [1, 2]}])
+def test_image_configs_of_the_wrong_shape_are_a_clear_400(daemon: Daemon, busybox_tarball: Path,
+                                                          config: Any) -> None:
+    c = daemon.client()
+    c.images.load(io.BytesIO(_image_archive("shape:1", config, busybox_tarball)))
+    try:
+        with pytest.raises(errors.InvalidArgument):
+            c.containers.create("shape:1")
+            c.containers.start(c.containers.list(all=True)[0].id)
+    finally:
+        for x in c.containers.list(all=True):
+            c.containers.remove(x.id, force=True)
