@@ -579,6 +579,11 @@ class ImageService:
                 what = f"repository reference {ref!r}" if by_name else image.id[7:19]
                 raise Conflict(f"conflict: unable to remove {what} (must force) - container "
                                f"{users[0]} is using its referenced image {image.id[7:19]}")
+            if users:
+                # docker rmi -f of an image a container uses: its names go, the image
+                # stays as <none> (its containers must still start, and GC must keep its
+                # blobs); only an image with no name left cannot be forced.
+                return self._untag_in_use(ns, image, names, same[0], users[0])
         if last:
             self.release(image.target)
         with self._gc_lock, self.db.tx() as c:
@@ -592,6 +597,20 @@ class ImageService:
             result.append({"Deleted": image.id})
             self.publish(ns, "image", "delete", image.id)
         return result
+
+    def _untag_in_use(self, ns: str, image: Image, names: list[str], row: Any,
+                      user: str) -> list[dict[str, str]]:
+        tagged = [n for n in names if not n.startswith(DANGLING_PREFIX)]
+        if not tagged:
+            raise Conflict(f"conflict: unable to delete {image.id[7:19]} (cannot be forced) - "
+                           f"image is being used by container {user}")
+        with self._gc_lock, self.db.tx() as c:
+            for n in tagged:
+                c.execute("DELETE FROM images WHERE namespace=? AND name=?", (ns, n))
+            self._maybe_dangle(c, ns, row)
+        for n in tagged:
+            self.publish(ns, "image", "untag", image.id, name=n)
+        return [{"Untagged": _familiar(n)} for n in tagged]
 
     def release(self, target: Descriptor) -> None:
         """Let the next GC free what ``target`` references at once, however recent."""
