@@ -358,7 +358,8 @@ class Runtime:
         bundle = self.bundle(cid)
         if self.exit_status(cid) is not None:
             # Ended (conmon says so): no need to ask runc for its state first.
-            await self.oci.delete(cid, force=True)
+            if not await asyncio.to_thread(self._delete_ended, cid):
+                await self.oci.delete(cid, force=True)
         else:
             st = await self.oci.state(cid)
             if st is not None and st.get("status") in ("running", "paused") and not force:
@@ -377,6 +378,43 @@ class Runtime:
         if cgroups_path:
             with contextlib.suppress(Exception):
                 self.cgroups.remove(cgroups_path)
+
+    def _delete_ended(self, cid: str) -> bool:
+        """``runc delete`` of a container whose init has ended, without spawning runc.
+
+        For such a container runc removes its cgroups and its state dir, runs poststop
+        hooks, and kills what is left of it when it shared a pid namespace. Done here
+        (~7 ms less on every exit) only where the first two are all there is: runc, own
+        pid namespace (the kernel killed the rest with init), no poststop hooks. False
+        leaves it to runc (also when a cgroup is still busy: runc retries).
+        """
+        if self.oci.name != "runc":
+            return False
+        d = self.oci.root / cid
+        try:
+            st = json.loads((d / "state.json").read_text())
+            cfg = st["config"]
+            own_pid = any(n.get("type") == "NEWPID" and not n.get("path")
+                          for n in cfg.get("namespaces") or [])
+            if not own_pid or (cfg.get("Hooks") or {}).get("poststop"):
+                return False
+            cgroup_dirs = [Path(p) for p in (st.get("cgroup_paths") or {}).values() if p]
+        except FileNotFoundError:
+            return not d.exists()  # runc has nothing of it (runc delete would say so)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+        for top in cgroup_dirs:
+            if not top.is_dir():
+                continue
+            for dp, _, _ in sorted(os.walk(top), key=lambda w: len(w[0]), reverse=True):
+                try:
+                    os.rmdir(dp)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    return False
+        shutil.rmtree(d, ignore_errors=True)
+        return not d.exists()
 
     def stats(self, cid: str) -> dict[str, Any]:
         """cgroup usage of the container (see ``CgroupManager.stats``)."""
