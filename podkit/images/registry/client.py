@@ -50,6 +50,19 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"podkit/{__version__}"
 MAX_MANIFEST = 4 << 20  # the distribution spec lets registries refuse bigger ones
+_MAX_SMALL_BODY = 1 << 20  # token answers and error bodies: read no more than this
+
+
+async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body up to ``limit`` bytes. (StreamReader.read(n) returns what is buffered,
+    maybe far less than n: one call would cut a body that came in several chunks.)"""
+    buf = bytearray()
+    while len(buf) < limit:
+        chunk = await resp.content.read(limit - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
 _CHUNK = 1 << 20  # bytes handed to the hashing writer thread at a time
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -182,7 +195,8 @@ class RegistryClient:
                 req = self.session.get(url.update_query(q), headers=hdrs, ssl=ssl,
                                        proxy=self.proxy_for(url))
             async with req as resp:
-                body = await resp.read()
+                # bounded: a token is small, and a hostile token server must not fill memory
+                body = await read_limited(resp, _MAX_SMALL_BODY)
                 if resp.status in (401, 403):
                     raise Unauthorized(
                         f"{ep.host}: authentication failed at the token server"
@@ -332,7 +346,7 @@ class Repository:
 
     async def _error(self, resp: aiohttp.ClientResponse, what: str) -> PodkitError:
         """Turn an unexpected answer into the right podkit error, with the registry's words."""
-        body = await resp.read()
+        body = await read_limited(resp, _MAX_SMALL_BODY)  # only the registry's words are wanted
         resp.release()
         detail = ""
         with contextlib.suppress(ValueError, AttributeError, TypeError, IndexError, KeyError):
@@ -418,7 +432,7 @@ class Repository:
             length = resp.content_length
             if length is not None and length > MAX_MANIFEST:
                 raise InvalidArgument(f"{what} is {length} bytes, more than the {MAX_MANIFEST} allowed")
-            data = await resp.content.read(MAX_MANIFEST + 1)
+            data = await read_limited(resp, MAX_MANIFEST + 1)
             if len(data) > MAX_MANIFEST:
                 raise InvalidArgument(f"{what} is larger than {MAX_MANIFEST} bytes")
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
@@ -503,7 +517,7 @@ class Repository:
             try:
                 if resp.status != 200:
                     raise await self._error(resp, f"blob {desc.digest}")
-                return await resp.content.read(limit + 1)
+                return await read_limited(resp, limit + 1)
             except aiohttp.ClientError as e:
                 raise Unavailable(f"{ep.host}: reading blob {desc.digest} failed: {e}") from None
             finally:
