@@ -19,9 +19,12 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("events", help="stream lifecycle events")
-    p.add_argument("--since", type=float, help="unix time to replay from")
-    p.add_argument("--until", type=float, help="unix time to stop at")
+    p.add_argument("--since", type=_when,
+                   help="replay from: unix time, RFC 3339 time, or a duration ago (10m, 1h30m)")
+    p.add_argument("--until", type=_when, help="stop at: same forms as --since")
     p.add_argument("--type", help="only events of this type (container, image, pod, ...)")
+    p.add_argument("-f", "--filter", action="append", default=[], type=_event_filter,
+                   help=f"KEY=VALUE, KEY one of {', '.join(_FILTER_KEYS)}; repeated keys match any")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_events)
 
@@ -71,8 +74,75 @@ def _print_tree(d: Any, depth: int) -> None:
             print(f"{pad}{k}: {v}")
 
 
+_FILTER_KEYS = ("type", "event", "container", "image", "pod", "network", "volume")
+
+
+def _when(text: str) -> float:
+    """docker's --since/--until: unix seconds, an RFC 3339 time, or a duration ago."""
+    import re
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text)
+    if text and m is not None:
+        h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
+        return datetime.datetime.now().timestamp() - (h * 3600 + mi * 60 + sec)
+    try:
+        t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a unix time, an RFC 3339 time or a duration like 10m") from None
+    if t.tzinfo is None:
+        t = t.astimezone()  # a time without a zone is local, as in docker
+    return t.timestamp()
+
+
+def _event_filter(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not value or key not in _FILTER_KEYS:
+        raise argparse.ArgumentTypeError(
+            f"bad filter {text!r}: use KEY=VALUE with KEY one of {', '.join(_FILTER_KEYS)}")
+    return key, value
+
+
+def _matches(ev: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
+    """docker's rule: values of one key are alternatives, different keys must all match."""
+    attrs = ev.get("attributes") or {}
+
+    def names(name: str) -> set[str]:
+        # an image is named as the user typed it: busybox, busybox:latest, or in full
+        short = name.removeprefix("docker.io/library/").removeprefix("docker.io/")
+        return {name, short, short.removesuffix(":latest")}
+
+    def is_(ident: str, name: str, value: str) -> bool:
+        if ident and ident.removeprefix("sha256:").startswith(value.removeprefix("sha256:")):
+            return True
+        return bool(name) and value in names(name)
+
+    def one(key: str, value: str) -> bool:
+        if key == "type":
+            return ev.get("type") == value
+        if key == "event":
+            return ev.get("action") == value
+        if ev.get("type") == key and is_(str(ev.get("id") or ""), str(attrs.get("name") or ""), value):
+            return True
+        # other objects' events that name one: a network connect names its container
+        # (by id), a container event its image (by name)
+        other = str(attrs.get(key) or "")
+        return bool(other) and is_(other if key != "image" else "", other, value)
+
+    keys: dict[str, list[str]] = {}
+    for k, v in filters:
+        keys.setdefault(k, []).append(v)
+    return all(any(one(k, v) for v in vs) for k, vs in keys.items())
+
+
 def cmd_events(args: argparse.Namespace, client: Any) -> int:
     for ev in client.events(since=args.since, until=args.until, type=args.type):
+        if args.filter and not _matches(ev, args.filter):
+            continue
         if args.format == "json":
             import json
 
