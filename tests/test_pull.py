@@ -331,9 +331,16 @@ class _SlowLink:
                     outer.max_active = max(outer.max_active, outer.active)
                 try:
                     step = max(1, rate // 20)
+                    t0 = time.monotonic()
                     for i in range(0, len(body), step):
                         self.wfile.write(body[i:i + step])
-                        time.sleep(0.05)  # the simulated link's pace, not a synchronisation
+                        # The simulated link's pace, not a synchronisation. Paced by the
+                        # clock: a late wake-up on a busy machine is made up at the next
+                        # step instead of adding up (24 x sleep(0.05) drifted ~1 s
+                        # under load, close to the serial time the test must beat).
+                        ahead = t0 + (i + step) / rate - time.monotonic()
+                        if ahead > 0:
+                            time.sleep(ahead)
                 finally:
                     with lock:
                         outer.active -= 1
