@@ -415,6 +415,10 @@ class PodService:
         if infra_rec.state != "running":
             await self.containers.start(pod.namespace, pod.infra_id)
             infra_rec = self.containers.store.get(pod.infra_id)
+            # The pod starts with its infra, also when `run --pod` brings it up (not
+            # only `pod start`): inspect's "started" said 0 for such a running pod.
+            pod.started = time.time()
+            self.store.update(pod)
         pid_pin = self._dir(pod) / "ns" / "pid"
         if "pid" in pod.spec.share and infra_rec is not None and infra_rec.pid and not (
                 sandbox.is_pinned(pid_pin, "pid") and _same_ns(pid_pin, infra_rec.pid)):
