@@ -109,9 +109,13 @@ def leaked_iptables_rules() -> list[str]:
 
 
 def leaked_cgroups() -> list[str]:
-    """Container cgroups under a podkit parent, in every v1 hierarchy and the unified one."""
+    """Container and pod cgroups under a podkit parent, in every v1 hierarchy and the
+    unified one (or, on a cgroup v2 host, the root)."""
     found = []
-    for parent in Path("/sys/fs/cgroup").glob("*/podkit"):
+    tops = [*Path("/sys/fs/cgroup").glob("*/podkit"), Path("/sys/fs/cgroup/podkit")]
+    # pods have theirs under podkit/pods/<pod id>, their containers' below that
+    pods = [p for top in tops for p in (top / "pods").glob("*") if p.is_dir()]
+    for parent in [*tops, *(t / "pods" for t in tops), *pods]:
         with contextlib.suppress(OSError):
             for child in parent.iterdir():
                 if child.is_dir() and re.fullmatch(r"[0-9a-f]{64}|pod-[0-9a-f]+.*", child.name):
