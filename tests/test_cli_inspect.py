@@ -69,5 +69,9 @@ def test_port_of_a_pod_member_is_the_pods(d: Daemon) -> None:
         d.cli("run", "-d", "--pod", "pp", "--name", "member", "busybox", "sleep", "300", check=True)
         assert d.cli("port", "member", check=True).stdout == f"80/tcp -> 0.0.0.0:{hp}\n"
         assert d.cli("port", "member", "80/tcp", check=True).stdout == f"80/tcp -> 0.0.0.0:{hp}\n"
+        # and ps shows them in its PORTS column, as podman does
+        r = d.cli("ps", "--format", "{{.Names}} {{.Ports}}", check=True)
+        assert f"member 0.0.0.0:{hp}->80/tcp" in r.stdout.splitlines()
+        assert f"0.0.0.0:{hp}->80/tcp" in d.cli("ps", check=True).stdout
     finally:
         d.cli("pod", "rm", "-f", "pp", check=True)

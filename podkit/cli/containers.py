@@ -475,6 +475,19 @@ def cmd_ps(args: argparse.Namespace, client: Any) -> int:
         c = json.dumps(c)
         return c if args.no_trunc or len(c) <= 22 else c[:19] + '…"'
 
+    # A running pod member publishes the pod's ports (podman's PORTS column shows them);
+    # one request for all pods, and only when a member is listed.
+    pod_ports: dict[str, list[dict[str, Any]]] = {}
+    if any(r.get("pod_id") and r.get("state") == "running" for r in rows):
+        with contextlib.suppress(errors.PodkitError):
+            pod_ports = {p["id"]: p.get("ports") or [] for p in client._t.get("/pods")}
+
+    def ports(r: dict[str, Any]) -> str:
+        own = r.get("ports") or []
+        if not own and r.get("pod_id") and r.get("state") == "running":
+            own = pod_ports.get(r["pod_id"], [])
+        return _ports_text(own)
+
     if args.format not in ("table", None):
         from podkit.cli.images import render_template
 
@@ -483,7 +496,7 @@ def cmd_ps(args: argparse.Namespace, client: Any) -> int:
             fields = {"ID": r["id"] if args.no_trunc else r["id"][:12],
                       "Image": r["image"].removeprefix("docker.io/library/"), "Command": cmdline(r),
                       "CreatedAt": _iso(r.get("created")), "RunningFor": ago(r.get("created")),
-                      "Ports": _ports_text(r.get("ports") or []), "State": r.get("state", ""),
+                      "Ports": ports(r), "State": r.get("state", ""),
                       "Status": r.get("status", ""), "Names": r["name"],
                       "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
                       "Pod": (r.get("pod_id") or "")[:12]}
@@ -491,7 +504,7 @@ def cmd_ps(args: argparse.Namespace, client: Any) -> int:
         return 0
 
     table(([r["id"] if args.no_trunc else r["id"][:12], r["image"].removeprefix("docker.io/library/"),
-            cmdline(r), ago(r["created"]), r["status"], _ports_text(r.get("ports") or []), r["name"]]
+            cmdline(r), ago(r["created"]), r["status"], ports(r), r["name"]]
            for r in rows),
           ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"])
     return 0
