@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
@@ -52,9 +53,16 @@ def unique_network() -> tuple[str, str]:
     for _ in range(100):
         n = secrets.randbelow(8 * 256)
         net = ipaddress.ip_network(f"10.{200 + n // 256}.{n % 256}.0/24")
-        if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
+        if str(net) not in _RECENT and not any(net.overlaps(u) for u in used if u.prefixlen > 0):
             break
+    _RECENT.append(str(net))
     return f"pkt{secrets.token_hex(4)}", str(net)
+
+
+# Subnets handed out lately in this process. Bridges (and so routes) appear only on
+# first use, so two daemons of one test (or a daemon and an in-process network
+# manager) could otherwise draw the same /24 and the second be refused.
+_RECENT: collections.deque[str] = collections.deque(maxlen=256)
 
 
 class Daemon:
