@@ -75,3 +75,17 @@ def test_port_of_a_pod_member_is_the_pods(d: Daemon) -> None:
         assert f"0.0.0.0:{hp}->80/tcp" in d.cli("ps", check=True).stdout
     finally:
         d.cli("pod", "rm", "-f", "pp", check=True)
+
+
+def test_network_and_volume_inspect_format(daemon: Daemon) -> None:
+    daemon.cli("volume", "create", "fv", check=True)
+    try:
+        mp = daemon.cli("volume", "inspect", "-f", "{{.Mountpoint}}", "fv", check=True).stdout.strip()
+        assert mp.endswith("/fv/_data")
+        assert json.loads(daemon.cli("volume", "inspect", "--format", "json", "fv",
+                                     check=True).stdout)[0]["name"] == "fv"
+    finally:
+        daemon.cli("volume", "rm", "fv", check=True)
+    [net] = json.loads(daemon.cli("network", "inspect", "--format", "json", "podkit", check=True).stdout)
+    r = daemon.cli("network", "inspect", "-f", "{{.name}} {{.subnet}}", "podkit", check=True)
+    assert r.stdout == f"podkit {net['subnet']}\n"

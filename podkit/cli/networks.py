@@ -37,6 +37,8 @@ def register(sub: Any) -> None:
         ls.set_defaults(func=cmd_ls)
 
     i = nsub.add_parser("inspect", help="show networks in detail (JSON)")
+    i.add_argument("-f", "--format", default="json",
+                   help="json (default), or a template such as '{{.subnet}}'")
     i.add_argument("names", nargs="+", metavar="NETWORK")
     i.set_defaults(func=cmd_inspect)
 
@@ -103,7 +105,13 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
         except PodkitError as e:
             err(f"Error: {e.message}")
             rc = 1
-    print_json(out)
+    if args.format == "json":
+        print_json(out)
+    else:
+        from podkit.cli.images import render_template
+
+        for d in out:
+            print(render_template(args.format, d))
     return rc
 
 

@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
         ls.set_defaults(func=cmd_ls)
 
     i = vs.add_parser("inspect", help="show volume details")
+    i.add_argument("-f", "--format", default="json",
+                   help="json (default), or a template such as '{{.mountpoint}}'")
     i.add_argument("names", nargs="+")
     i.set_defaults(func=cmd_inspect)
 
@@ -70,7 +72,13 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
         except errors.NotFound as e:
             sys.stderr.write(f"Error: {e.message}\n")
             rc = 1
-    print_json(out)
+    if args.format == "json":
+        print_json(out)
+    else:
+        from podkit.cli.images import render_template
+
+        for d in out:
+            print(render_template(args.format, d))
     return rc
 
 
