@@ -374,3 +374,12 @@ def test_image_configs_of_the_wrong_shape_are_a_clear_400(daemon: Daemon, busybo
     finally:
         for x in c.containers.list(all=True):
             c.containers.remove(x.id, force=True)
+
+
+def test_the_store_is_not_readable_by_other_users(daemon: Daemon) -> None:
+    # Container configs in metadata.db hold environment values; blobs may be private images.
+    daemon.client().volumes.create("touch-the-db")
+    for p in (daemon.root / "metadata.db", daemon.root / "metadata.db-wal"):
+        if p.exists():
+            assert os.stat(p).st_mode & 0o077 == 0, (p, oct(os.stat(p).st_mode))
+    assert os.stat(daemon.root / "content").st_mode & 0o077 == 0

@@ -112,6 +112,8 @@ class ContentStore:
         self.ingest_dir = self.root / "ingest"
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         self.ingest_dir.mkdir(parents=True, exist_ok=True)
+        # Root only: images can be private, and nothing but the daemon reads blobs.
+        os.chmod(self.root, 0o700)
 
     def sweep_ingest(self) -> int:
         """Remove half-written blobs left by a crash; returns how many."""
