@@ -50,7 +50,8 @@ class Term:
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
 
-    def expect(self, pattern: bytes, timeout: float = 15) -> None:
+    # (30 s: generous for a loaded CI machine; a passing test never waits that long)
+    def expect(self, pattern: bytes, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while pattern not in self.seen:
             left = deadline - time.monotonic()
@@ -70,7 +71,7 @@ class Term:
                     self.answered += 1
                     os.write(self.master, b"\x1b[1;1R")
 
-    def wait(self, timeout: float = 15) -> int:
+    def wait(self, timeout: float = 30) -> int:
         try:
             return self.proc.wait(timeout)
         finally:
