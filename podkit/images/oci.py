@@ -145,3 +145,41 @@ def select_manifest(index: dict[str, Any], want: Platform) -> Descriptor:
             return d
     available = ", ".join(str(d.platform) for d in candidates if d.platform) or "none"
     raise InvalidArgument(f"no manifest for platform {want} in the index (available: {available})")
+
+
+# Field -> JSON type of the process part ("config") of an image config. Everything
+# the runtime later reads from an image must have the type it expects, or a bad
+# image would turn into a 500 deep in container creation.
+_CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "User": (str,),
+    "WorkingDir": (str,),
+    "StopSignal": (str,),
+    "Env": (list,),
+    "Entrypoint": (list,),
+    "Cmd": (list,),
+    "ExposedPorts": (dict,),
+    "Volumes": (dict,),
+    "Labels": (dict,),
+}
+_STRING_LISTS = ("Env", "Entrypoint", "Cmd")
+
+
+def check_image_config(config: Any, digest: str) -> dict[str, Any]:
+    """Refuse an image config whose shape podkit cannot use; return it unchanged."""
+    where = f"image config {digest}"
+    if not isinstance(config, dict):
+        raise InvalidArgument(f"{where} is not a JSON object")
+    proc = config.get("config")
+    if proc is None:
+        return config
+    if not isinstance(proc, dict):
+        raise InvalidArgument(f"{where}: 'config' is not a JSON object")
+    for name, types in _CONFIG_FIELD_TYPES.items():
+        value = proc.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, types):
+            raise InvalidArgument(f"{where}: config.{name} must be a JSON {types[0].__name__}")
+        if name in _STRING_LISTS and not all(isinstance(v, str) for v in value):
+            raise InvalidArgument(f"{where}: config.{name} must be a list of strings")
+    return config

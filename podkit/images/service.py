@@ -41,6 +41,7 @@ from podkit.images.oci import (
     MANIFEST_TYPES,
     Descriptor,
     Platform,
+    check_image_config,
     layer_compression,
     select_manifest,
 )
@@ -251,7 +252,7 @@ class ImageService:
             raise InvalidArgument(f"manifest {mdesc.digest} has no config")
         cdesc = Descriptor.from_dict(manifest["config"])
         layers = [Descriptor.from_dict(d) for d in manifest.get("layers") or []]
-        config = self.read_json(cdesc.digest)
+        config = check_image_config(self.read_json(cdesc.digest), cdesc.digest)
         if cdesc.media_type and cdesc.media_type not in CONFIG_TYPES:
             raise InvalidArgument(f"manifest {mdesc.digest}: unsupported config type {cdesc.media_type!r}")
         plat = "/".join(p for p in (config.get("os", ""), config.get("architecture", ""),
