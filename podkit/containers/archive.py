@@ -13,11 +13,11 @@ import os
 import stat as stat_mod
 import tarfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from podkit.errors import InvalidArgument, NotFound, UnsafeContent
+from podkit.errors import Internal, InvalidArgument, NotFound, UnsafeContent
 
 
 def _join(root: Path, path: str) -> Path:
@@ -57,16 +57,20 @@ async def tar_path(root: Path, path: str) -> tuple[dict[str, Any], AsyncIterator
             "is_dir": stat_mod.S_ISDIR(st.st_mode),
             "link_target": os.readlink(src) if stat_mod.S_ISLNK(st.st_mode) else ""}
     loop = asyncio.get_running_loop()
-    q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+    q: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=16)
 
     def produce() -> None:
         w = _QueueWriter(loop, q)
+        end: BaseException | None = None
         try:
             with tarfile.open(fileobj=w, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[arg-type]
-                tf.add(str(src), arcname=name, recursive=True)
+                for full, arcname in _walk(src, name):
+                    tf.add(full, arcname=arcname, recursive=False)
             w.flush()
+        except BaseException as e:  # reported to the reader: a cut tar must not look whole
+            end = e
         finally:
-            asyncio.run_coroutine_threadsafe(q.put(None), loop).result()
+            asyncio.run_coroutine_threadsafe(q.put(end), loop).result()
 
     t = threading.Thread(target=produce, daemon=True)
     t.start()
@@ -76,9 +80,23 @@ async def tar_path(root: Path, path: str) -> tuple[dict[str, Any], AsyncIterator
             chunk = await q.get()
             if chunk is None:
                 break
+            if isinstance(chunk, BaseException):
+                raise Internal(f"copying {path} out of the container failed: {chunk}")
             yield chunk
 
     return info, gen()
+
+
+def _walk(src: Path, name: str) -> Iterator[tuple[str, str]]:
+    """Entries under src in tar order (parents first, names sorted), without recursion:
+    a container can make trees deeper than Python's recursion limit."""
+    stack = [(str(src), name)]
+    while stack:
+        full, arcname = stack.pop()
+        yield full, arcname
+        if os.path.isdir(full) and not os.path.islink(full):
+            for child in sorted(os.listdir(full), reverse=True):
+                stack.append((os.path.join(full, child), f"{arcname}/{child}"))
 
 
 class _StreamReader:
