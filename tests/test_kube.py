@@ -113,6 +113,24 @@ def test_deployment_template_and_replicas_note() -> None:
     assert other.spec.name == "other" and other.kind == "Pod"
 
 
+def test_services_next_to_a_pod_are_skipped_with_a_warning() -> None:
+    text = textwrap.dedent("""\
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web}
+        spec: {ports: [{port: 80}]}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: web}
+        spec:
+          containers: [{name: c, image: busybox}]
+        """)
+    (pod,) = kube.parse(text)
+    assert pod.spec.name == "web"
+    assert any("kind Service is ignored" in w for w in pod.warnings)
+
+
 @pytest.mark.parametrize("quantity,expect", [
     ("64Mi", 64 * 2**20), ("1G", 10**9), ("500m", 0.5), ("2", 2), ("1.5Gi", 1.5 * 2**30), (128, 128),
 ])
@@ -124,7 +142,8 @@ def test_quantities(quantity: object, expect: float) -> None:
     ("key: [unclosed", "invalid YAML"),
     ("", "no documents"),
     ("- a\n- b\n", "not a mapping"),
-    ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "not 'Service'"),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n", "not 'ConfigMap'"),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "no Pod or Deployment"),
     ("apiVersion: v2\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n",
      "apiVersion v1"),
     ("apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {containers: [{name: c, image: b}]}\n",

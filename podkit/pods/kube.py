@@ -113,9 +113,15 @@ def load_documents(text: str) -> list[dict[str, Any]]:
     return docs
 
 
+# Kinds that describe no container to run; skipped with a warning.
+_IGNORED_KINDS = frozenset({"Service", "Ingress", "NetworkPolicy", "HorizontalPodAutoscaler",
+                            "PodDisruptionBudget", "ServiceAccount"})
+
+
 def parse(text: str) -> list[KubePod]:
     """Every Pod and Deployment in the file, as plans; other kinds are errors."""
     pods: list[KubePod] = []
+    skipped: list[str] = []
     for i, doc in enumerate(load_documents(text)):
         kind = doc.get("kind")
         api = doc.get("apiVersion")
@@ -142,10 +148,17 @@ def parse(text: str) -> list[KubePod]:
             if replicas != 1:
                 kp.warnings.append(f"{where}: replicas={replicas}: podkit runs one pod per Deployment")
             pods.append(kp)
+        elif kind in _IGNORED_KINDS:
+            # Files written for a cluster carry these next to the workload; like
+            # podman, play them as what they describe no process of ours.
+            skipped.append(f"{where}: kind {kind} is ignored (podkit plays Pods and Deployments)")
         else:
             raise InvalidArgument(
                 f"{where}: podkit plays kind Pod and Deployment, not {kind!r}"
             )
+    if not pods:
+        raise InvalidArgument("the YAML file holds no Pod or Deployment")
+    pods[0].warnings[:0] = skipped
     names = [p.spec.name for p in pods]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
