@@ -153,3 +153,14 @@ def test_errors(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert t2.delete("/gone") is None
     with pytest.raises(DaemonNotRunning, match="is the daemon running"):
         Transport(f"unix://{tmp_path}/nothing.sock").get("/x")
+
+
+def test_usage_errors_exit_125_like_docker() -> None:
+    import subprocess
+
+    from tests.helpers import BIN
+
+    for argv in (["run", "--bogus", "busybox"], ["images", "--nope"], ["nosuchcmd"]):
+        r = subprocess.run([str(BIN / "podkit"), *argv], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 125, (argv, r.returncode, r.stderr)
+        assert "error:" in r.stderr and "--help" in r.stderr

@@ -87,9 +87,17 @@ def _invoked_command(argv: list[str]) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 125, as docker's CLI does (argparse's own default is 2)."""
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        self.exit(125, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (``command`` given) one with only that command's parser."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="podkit",
         description="podkit: containers and pods on one Linux host.",
     )
