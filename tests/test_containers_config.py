@@ -153,3 +153,13 @@ def test_image_in_use_is_not_removed(d: Daemon) -> None:
     r = d.cli("rmi", "busybox")
     assert r.returncode != 0 and "holder" in r.stderr
     d.cli("rm", "holder", check=True)
+
+
+def test_an_ended_container_shows_no_address(d: Daemon) -> None:
+    """Its IP and netns are released at exit and may be another container's by then."""
+    c = d.client()
+    c.containers.run("busybox", ["true"], detach=False, name="ended")
+    raw = c._t.get("/containers/ended")
+    assert raw["state"] == "exited"
+    assert raw["network"] == {"mode": "bridge"}, raw["network"]
+    c.containers.remove("ended")

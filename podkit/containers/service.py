@@ -842,7 +842,10 @@ class ContainerService(ExecMixin):
         }
         if full:
             d["config"] = cfg
-            d["network"] = r.network
+            # Addresses and the netns belong to a running container only: once it has
+            # ended they are released and may already be another container's.
+            d["network"] = (r.network if r.state in ("running", "paused")
+                            else {"mode": (r.network or {}).get("mode")})
             d["namespace"] = r.namespace
             d["restart_policy"] = cfg.get("restart")
             d["log_path"] = str(self.log_path(r.id))
