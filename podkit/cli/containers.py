@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from podkit import errors
-from podkit.cli.output import ago, human_size, print_json, table
+from podkit.cli.output import ago, human_size, print_inspected, print_json, render_template, table
 
 _ENGINE = {"engine_exit": 125}
 
@@ -489,8 +489,6 @@ def cmd_ps(args: argparse.Namespace, client: Any) -> int:
         return _ports_text(own)
 
     if args.format not in ("table", None):
-        from podkit.cli.images import render_template
-
         for r in rows:
             # The field names of `docker ps --format`.
             fields = {"ID": r["id"] if args.no_trunc else r["id"][:12],
@@ -610,7 +608,6 @@ def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
 def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
     # Image output in `podkit image inspect`'s docker shape, so both commands agree.
     from podkit.cli.images import docker_inspect as image_inspect
-    from podkit.cli.images import render_template
 
     out = []
     rc = 0
@@ -630,11 +627,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
         kind = {"container": "container", "image": "image"}.get(args.type or "", "object")
         sys.stderr.write(f"Error: no such {kind}: {ref}\n")
         rc = 1
-    if args.format == "json":
-        print_json(out)
-    else:
-        for d in out:
-            print(render_template(args.format, d))
+    print_inspected(out, args.format)
     return rc
 
 

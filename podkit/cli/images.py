@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 from typing import Any
 
 from podkit import errors
-from podkit.cli.output import ago, err, human_size, print_json, short_id, table
+from podkit.cli.output import (
+    ago,
+    err,
+    human_size,
+    print_inspected,
+    print_json,
+    render_template,
+    short_id,
+    table,
+)
 
 
 def register(sub: Any) -> None:
@@ -270,38 +278,6 @@ def _iso(ts: float | None) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def render_template(template: str, data: Any) -> str:
-    """A small subset of Go templates: {{.A.B}} and {{json .A}}."""
-    import re
-
-    def lookup(path: str) -> Any:
-        v = data
-        for part in [p for p in path.split(".") if p]:
-            if isinstance(v, dict) and part in v:
-                v = v[part]
-            elif isinstance(v, dict):
-                lower = {k.lower(): k for k in v}
-                if part.lower() not in lower:
-                    raise errors.InvalidArgument(f"template: no field {part!r} in {path!r}")
-                v = v[lower[part.lower()]]
-            else:
-                raise errors.InvalidArgument(f"template: cannot index {path!r}")
-        return v
-
-    def sub(m: re.Match[str]) -> str:
-        expr = m.group(1).strip()
-        if expr.startswith("json "):
-            return json.dumps(lookup(expr[5:].strip()))
-        v = lookup(expr)
-        if isinstance(v, list):
-            return "[" + " ".join(str(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "map[" + " ".join(f"{k}:{x}" for k, x in v.items()) + "]"
-        return "<no value>" if v is None else str(v)
-
-    return re.sub(r"\{\{(.*?)\}\}", sub, template)
-
-
 def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
     out, rc = [], 0
     for ref in args.images:
@@ -312,11 +288,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
             rc = 1
             continue
         out.append(docker_inspect(img.to_dict()))
-    if args.format in ("json", "table", None):
-        print_json(out)
-    else:
-        for d in out:
-            print(render_template(args.format, d))
+    print_inspected(out, args.format)
     return rc
 
 

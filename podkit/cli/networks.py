@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from podkit.cli.output import ago, err, listing, print_json, short_id
+from podkit.cli.output import ago, err, listing, print_inspected, short_id
 
 
 def register(sub: Any) -> None:
@@ -105,13 +105,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
         except PodkitError as e:
             err(f"Error: {e.message}")
             rc = 1
-    if args.format == "json":
-        print_json(out)
-    else:
-        from podkit.cli.images import render_template
-
-        for d in out:
-            print(render_template(args.format, d))
+    print_inspected(out, args.format)
     return rc
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from podkit.errors import InvalidArgument
 
 
 def print_json(data: Any) -> None:
@@ -72,3 +75,42 @@ def short_id(full: str) -> str:
 
 def err(msg: str) -> None:
     sys.stderr.write(msg.rstrip("\n") + "\n")
+
+
+def render_template(template: str, data: Any) -> str:
+    """A small subset of Go templates: {{.A.B}} and {{json .A}}."""
+    def lookup(path: str) -> Any:
+        v = data
+        for part in [p for p in path.split(".") if p]:
+            if isinstance(v, dict) and part in v:
+                v = v[part]
+            elif isinstance(v, dict):
+                lower = {k.lower(): k for k in v}
+                if part.lower() not in lower:
+                    raise InvalidArgument(f"template: no field {part!r} in {path!r}")
+                v = v[lower[part.lower()]]
+            else:
+                raise InvalidArgument(f"template: cannot index {path!r}")
+        return v
+
+    def sub(m: re.Match[str]) -> str:
+        expr = m.group(1).strip()
+        if expr.startswith("json "):
+            return json.dumps(lookup(expr[5:].strip()))
+        v = lookup(expr)
+        if isinstance(v, list):
+            return "[" + " ".join(str(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "map[" + " ".join(f"{k}:{x}" for k, x in v.items()) + "]"
+        return "<no value>" if v is None else str(v)
+
+    return re.sub(r"\{\{(.*?)\}\}", sub, template)
+
+
+def print_inspected(items: list[Any], fmt: str | None) -> None:
+    """What every inspect prints: a JSON array, or each item through a -f template."""
+    if fmt in (None, "json", "table"):
+        print_json(items)
+    else:
+        for d in items:
+            print(render_template(fmt, d))

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from podkit import errors
-from podkit.cli.output import listing, print_json
+from podkit.cli.output import listing, print_inspected
 
 
 def register(sub: Any) -> None:
@@ -72,13 +72,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
         except errors.NotFound as e:
             sys.stderr.write(f"Error: {e.message}\n")
             rc = 1
-    if args.format == "json":
-        print_json(out)
-    else:
-        from podkit.cli.images import render_template
-
-        for d in out:
-            print(render_template(args.format, d))
+    print_inspected(out, args.format)
     return rc
 
 
