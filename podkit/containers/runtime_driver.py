@@ -13,13 +13,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from podkit.errors import Conflict, Internal, NotFound
-from podkit.runtime import conmon as conmon_mod
 from podkit.runtime.runc import runtime_error_message
 
 log = logging.getLogger(__name__)
@@ -107,23 +105,10 @@ class RuntimeDriver:
         return got[0], got[1], oom
 
     async def attach(self, cid: str) -> Any:
-        p = self.rt.paths(cid)
-        path = p.attach_socket
         bundle = self.rt.bundle(cid)
         if bundle is None:
             raise Conflict(f"container {cid[:12]} is not running")
-        ctl = bundle / "ctl"
-        if len(str(path)) < 100:
-            return await conmon_mod.AttachSession.connect(path, ctl, cid)
-        # Too long for sun_path: reach the socket through an O_PATH descriptor.
-        try:
-            fd = os.open(path, os.O_PATH)
-        except FileNotFoundError:
-            raise Conflict(f"container {cid[:12]} is not running (no attach socket)") from None
-        try:
-            return await conmon_mod.AttachSession.connect(Path(f"/proc/self/fd/{fd}"), ctl, cid)
-        finally:
-            os.close(fd)
+        return await self.rt.attach(cid)
 
     async def resize(self, cid: str, h: int, w: int) -> None:
         await self.rt.resize(cid, h, w)

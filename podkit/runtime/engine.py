@@ -488,6 +488,11 @@ class Runtime:
         for f in (paths.exit_file, paths.socket_link):
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
+        # The attach link under a shortened name (see attach()).
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(paths.socket_dir):
+                if entry.is_symlink() and cid.startswith(entry.name):
+                    os.unlink(entry.path)
         if bundle is not None:
             for name in ("attach", "ctl", "winsz", "oom"):
                 with contextlib.suppress(OSError):
@@ -497,11 +502,13 @@ class Runtime:
 
     async def attach(self, cid: str) -> AttachSession:
         """Connect to the container's stdio through conmon (read/write/resize/close)."""
-        paths = self.paths(cid)
         bundle = self.bundle(cid)
         if bundle is None:
             raise NotFound(f"container {cid} does not exist in the runtime")
-        return await AttachSession.connect(paths.attach_socket, bundle / "ctl", cid)
+        # conmon binds the socket in the bundle (reached through a link under the socket
+        # dir whose name it shortens when the path would be too long): the bundle's name
+        # is the one that is always right.
+        return await AttachSession.connect(bundle / "attach", bundle / "ctl", cid)
 
     async def resize(self, cid: str, height: int, width: int) -> None:
         bundle = self.bundle(cid)
