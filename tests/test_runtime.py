@@ -305,6 +305,32 @@ def test_attach_stdin_and_output(rt: Any, bundle: Any, workdir: Path) -> None:
     assert ("stdout", "F", "got:ping") in cri_lines(log)
 
 
+def test_attach_does_not_depend_on_conmon_link_name(rt: Any, bundle: Any) -> None:
+    """conmon shortens its attach link's name when the path would be too long; the
+    socket itself lives in the bundle, and that is where attach must go."""
+    b = bundle("a3", ["sh", "-c", "read x; echo got:$x"])
+
+    async def go() -> None:
+        await rt.create("a3", b, stdin=True)
+        link = rt.paths("a3").socket_link
+        assert link.is_symlink()
+        link.unlink()  # as if conmon had named it differently
+        att = await rt.attach("a3")
+        await rt.start("a3")
+        await att.write(b"ping\n")
+        out = b""
+        while b"got:ping" not in out:
+            item = await asyncio.wait_for(att.read(), 10)
+            assert item is not None, out
+            out += item[1]
+        att.close()
+        code, _ = await rt.wait("a3", timeout=10)
+        assert code == 0
+        await rt.delete("a3")
+
+    run(go())
+
+
 def test_attach_tty_resize(rt: Any, bundle: Any) -> None:
     b = bundle("a2", ["sh", "-c", "read x; stty size; read y"], terminal=True)
 
