@@ -77,7 +77,21 @@ async def serve_stdio(
                 await ws.send_str(json.dumps(e.to_dict()))
                 return ws
         exit_task = asyncio.ensure_future(wait_exit())
-        done, _ = await asyncio.wait({exit_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+        pending = {exit_task, in_task, out_task}
+        while True:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if out_task not in done or exit_task in done or in_task in done:
+                break
+            pending.discard(out_task)
+            failure = out_task.exception()
+            if failure is not None:
+                # The stream to the process broke (e.g. the attach socket went away):
+                # say so, rather than leave the client with a silently closed socket.
+                exit_task.cancel()
+                err = failure if isinstance(failure, PodkitError) else PodkitError(
+                    f"lost the container's output stream: {failure}")
+                await ws.send_str(json.dumps(err.to_dict()))
+                return ws
         if exit_task in done:
             # Output still in flight must reach the client before the exit code.
             with contextlib.suppress(asyncio.TimeoutError):
