@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -78,6 +77,8 @@ def test_rotation_by_size(d: Daemon) -> None:
     path = d.root / "containers" / ctr.id / "ctr.log"
     assert path.stat().st_size <= 16 * 1024
     text = c.containers.logs(ctr.id)
-    assert text.endswith("line-399-" + "x" * 32 + "\n")
+    # The newest line survives; if conmon rotated in the middle of it, its tail does.
+    assert text.endswith("\n")
+    last = text.splitlines()[-1]
+    assert last and ("line-399-" + "x" * 32).endswith(last), text[-200:]
     assert "line-0-" not in text
-    assert time.time() > 0
