@@ -120,3 +120,7 @@ def test_exec_it(d: Daemon) -> None:
     t.expect(b"20 70")
     t.send(b"exit 4\r")
     assert t.wait() == 4
+    # The tty is born at the client's size: a program that reads it at once sees it.
+    t = Term(d, "exec", "-it", "ex", "stty", "size", rows=21, cols=71)
+    t.expect(b"21 71")
+    assert t.wait() == 0

@@ -423,8 +423,11 @@ def cmd_exec(args: argparse.Namespace, client: Any) -> int:
                 env.append(f"{e}={os.environ[e]}")
             continue
         env.append(e)
+    from podkit.cli.stdio import term_size
+
     eid = _ops(client).exec_create(args.container, cmd, env=env, user=args.user, workdir=args.workdir,
-                                        tty=args.tty, stdin=args.interactive, privileged=args.privileged)
+                                   tty=args.tty, stdin=args.interactive, privileged=args.privileged,
+                                   console_size=term_size() if args.tty else None)
     if args.detach:
         client._t.post(f"/exec/{eid}/start", params={"detach": True})
         return 0

@@ -45,7 +45,7 @@ def parse_detach_keys(spec: str | None) -> bytes:
     return bytes(out)
 
 
-def _term_size() -> tuple[int, int] | None:
+def term_size() -> tuple[int, int] | None:
     try:
         sz = os.get_terminal_size(sys.stdout.fileno())
         return sz.lines, sz.columns
@@ -69,13 +69,13 @@ def interact(ws: Any, *, tty: bool, stdin: bool, detach_keys: str | None = None,
         old_attrs = termios.tcgetattr(in_fd)
         tty_mod.setraw(in_fd)
     if tty:
-        size = _term_size()
+        size = term_size()
         if size:
             with contextlib.suppress(OSError):
                 ws.send_json({"resize": list(size)})
 
         def winch(*_: Any) -> None:
-            s = _term_size()
+            s = term_size()
             if s:
                 with contextlib.suppress(OSError):
                     ws.send_json({"resize": list(s)})

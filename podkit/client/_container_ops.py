@@ -63,13 +63,16 @@ class ContainerOps:
 
     def exec_create(self, ref: str, cmd: list[str] | str, *, env: list[str] | None = None,
                     user: str | None = None, workdir: str | None = None, tty: bool = False,
-                    stdin: bool = False, privileged: bool = False) -> str:
+                    stdin: bool = False, privileged: bool = False,
+                    console_size: tuple[int, int] | None = None) -> str:
         if isinstance(cmd, str):
             import shlex
 
             cmd = shlex.split(cmd)
         body = {"cmd": cmd, "env": env or [], "user": user, "workdir": workdir, "tty": tty,
                 "stdin": stdin, "privileged": privileged}
+        if console_size:
+            body["console_size"] = list(console_size)
         return self._t.post(f"/containers/{ref}/exec", json_body=body)["id"]
 
     def exec_inspect(self, exec_id: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class ExecSession:
     user: str | None = None
     workdir: str | None = None
     privileged: bool = False
+    console_size: tuple[int, int] | None = None  # (height, width) of the tty at start
     running: bool = False
     exit_code: int | None = None
     pid: int = 0
@@ -82,6 +83,12 @@ class ExecMixin:
                          workdir=body.get("workdir") or None, privileged=bool(body.get("privileged")))
         if ex.workdir and not ex.workdir.startswith("/"):
             raise InvalidArgument(f"invalid working directory {ex.workdir!r}: must be absolute")
+        size = body.get("console_size")
+        if size is not None:
+            if (not isinstance(size, list) or len(size) != 2
+                    or not all(isinstance(x, int) and 0 < x < 65536 for x in size)):
+                raise InvalidArgument("console_size must be [height, width], each 1-65535")
+            ex.console_size = (size[0], size[1])
         self._forget_old_execs()
         self._execs[ex.id] = ex
         self.publish(ns, "container", "exec_create", rec.id, execID=ex.id, cmd=" ".join(ex.cmd))
@@ -135,7 +142,8 @@ class ExecMixin:
         process = await self._exec_process(ex)
         ex.running = True
         try:
-            sess = await self.rt.exec(ex.container_id, process, tty=ex.tty, stdin=ex.stdin)
+            sess = await self.rt.exec(ex.container_id, process, tty=ex.tty, stdin=ex.stdin,
+                                      console_size=ex.console_size)
         except BaseException as e:
             ex.running = False
             ex.exit_code = e.exit_code if isinstance(e, CommandNotFound | CannotExecute) else 126

@@ -132,8 +132,11 @@ class RuntimeDriver:
             raise Internal(f"stats: {msg}")
         return parse_runc_stats((json.loads(out) or {}).get("data") or {})
 
-    async def exec(self, cid: str, process: dict[str, Any], *, tty: bool, stdin: bool) -> ExecSessionIO:
-        ep = await self.rt.exec(cid, process, stdin=stdin)
+    async def exec(self, cid: str, process: dict[str, Any], *, tty: bool, stdin: bool,
+                   console_size: tuple[int, int] | None = None) -> ExecSessionIO:
+        # The tty starts at the client's size: a resize sent afterwards would race
+        # the first thing the program draws.
+        ep = await self.rt.exec(cid, process, stdin=stdin, console_size=console_size if tty else None)
         return ExecSessionIO(ep)
 
 

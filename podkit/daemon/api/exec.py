@@ -21,7 +21,8 @@ def _svc(ctx: Ctx) -> Any:
     "type": "object", "required": ["cmd"], "properties": {
         "cmd": {"type": "array", "items": {"type": "string"}}, "env": {"type": "array"},
         "user": {"type": "string"}, "workdir": {"type": "string"}, "tty": {"type": "boolean"},
-        "stdin": {"type": "boolean"}, "privileged": {"type": "boolean"}}},
+        "stdin": {"type": "boolean"}, "privileged": {"type": "boolean"},
+        "console_size": {"type": "array", "items": {"type": "integer"}}}},
     response={"type": "object", "properties": {"id": {"type": "string"}}})
 async def exec_create(ctx: Ctx) -> Any:
     body = await ctx.json()
