@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -186,8 +187,14 @@ def parse_device(spec: str) -> dict[str, str]:
         perms = parts[2]
     if not perms or not set(perms) <= set("rwm"):
         raise InvalidArgument(f"invalid device {spec!r}: permissions are a subset of 'rwm'")
-    if not os.path.exists(host):
-        raise InvalidArgument(f"invalid device {spec!r}: {host} does not exist on the host")
+    try:
+        mode = os.stat(host).st_mode
+    except OSError:
+        raise InvalidArgument(f"invalid device {spec!r}: {host} does not exist on the host") from None
+    # A directory stands for the devices in it (as docker allows); anything else must
+    # be a device node, or the error would only come at start from the runtime.
+    if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISDIR(mode)):
+        raise InvalidArgument(f"invalid device {spec!r}: {host} is not a device node")
     return {"host": host, "container": ctr, "permissions": perms}
 
 
