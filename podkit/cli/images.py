@@ -14,7 +14,7 @@ from podkit.cli.output import (
     ago,
     err,
     human_size,
-    print_inspected,
+    inspect_each,
     print_json,
     render_template,
     short_id,
@@ -279,17 +279,8 @@ def _iso(ts: float | None) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
-    out, rc = [], 0
-    for ref in args.images:
-        try:
-            img = client.images.get(ref, platform=args.platform)
-        except errors.NotFound as e:
-            err(f"Error: {e.message}")
-            rc = 1
-            continue
-        out.append(docker_inspect(img.to_dict()))
-    print_inspected(out, args.format)
-    return rc
+    return inspect_each(args.images, lambda ref: docker_inspect(client.images.get(ref, platform=args.platform)
+                                                               .to_dict()), args.format)
 
 
 def cmd_history(args: argparse.Namespace, client: Any) -> int:

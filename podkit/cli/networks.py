@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from podkit.cli.output import ago, err, listing, print_inspected, short_id
+from podkit.cli.output import ago, err, inspect_each, listing, short_id
 
 
 def register(sub: Any) -> None:
@@ -96,17 +96,7 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
-    from podkit.errors import PodkitError
-
-    out, rc = [], 0
-    for name in args.names:
-        try:
-            out.append(client.networks.inspect(name))
-        except PodkitError as e:
-            err(f"Error: {e.message}")
-            rc = 1
-    print_inspected(out, args.format)
-    return rc
+    return inspect_each(args.names, client.networks.inspect, args.format)
 
 
 def cmd_rm(args: argparse.Namespace, client: Any) -> int:

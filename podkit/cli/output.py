@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from podkit.errors import InvalidArgument
+from podkit.errors import InvalidArgument, NotFound
 
 
 def print_json(data: Any) -> None:
@@ -105,6 +105,19 @@ def render_template(template: str, data: Any) -> str:
         return "<no value>" if v is None else str(v)
 
     return re.sub(r"\{\{(.*?)\}\}", sub, template)
+
+
+def inspect_each(refs: Iterable[str], fetch: Callable[[str], Any], fmt: str | None) -> int:
+    """inspect of several objects: print those found, say which are not; 1 if any missing."""
+    out, rc = [], 0
+    for ref in refs:
+        try:
+            out.append(fetch(ref))
+        except NotFound as e:
+            err(f"Error: {e.message}")
+            rc = 1
+    print_inspected(out, fmt)
+    return rc
 
 
 def print_inspected(items: list[Any], fmt: str | None) -> None:

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from podkit import errors
-from podkit.cli.output import listing, print_inspected
+from podkit.cli.output import inspect_each, listing
 
 
 def register(sub: Any) -> None:
@@ -65,15 +65,7 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
-    out, rc = [], 0
-    for n in args.names:
-        try:
-            out.append(client.volumes.inspect(n))
-        except errors.NotFound as e:
-            sys.stderr.write(f"Error: {e.message}\n")
-            rc = 1
-    print_inspected(out, args.format)
-    return rc
+    return inspect_each(args.names, client.volumes.inspect, args.format)
 
 
 def cmd_rm(args: argparse.Namespace, client: Any) -> int:
