@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from podkit import errors
-from podkit.cli.output import ago, human_size, print_inspected, print_json, render_template, table
+from podkit.cli.output import ago, for_each, human_size, print_inspected, print_json, render_template, table
 
 _ENGINE = {"engine_exit": 125}
 
@@ -311,16 +311,7 @@ def cmd_create(args: argparse.Namespace, client: Any) -> int:
 
 
 def _each(args: argparse.Namespace, fn: Any, print_ref: bool = True) -> int:
-    rc = 0
-    for ref in args.containers:
-        try:
-            fn(ref)
-            if print_ref:
-                print(ref)
-        except errors.PodkitError as e:
-            sys.stderr.write(f"Error: {e.message}\n")
-            rc = 1
-    return rc
+    return for_each(args.containers, fn, echo=print_ref)
 
 
 def cmd_start(args: argparse.Namespace, client: Any) -> int:
@@ -351,14 +342,7 @@ def cmd_rm(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_wait(args: argparse.Namespace, client: Any) -> int:
-    rc = 0
-    for ref in args.containers:
-        try:
-            print(_ops(client).wait(ref, condition=args.condition))
-        except errors.PodkitError as e:
-            sys.stderr.write(f"Error: {e.message}\n")
-            rc = 1
-    return rc
+    return _each(args, lambda r: print(_ops(client).wait(r, condition=args.condition)), print_ref=False)
 
 
 def cmd_pause(args: argparse.Namespace, client: Any) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from podkit.cli.output import ago, err, inspect_each, listing, short_id
+from podkit.cli.output import ago, for_each, inspect_each, listing, short_id
 
 
 def register(sub: Any) -> None:
@@ -100,17 +100,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_rm(args: argparse.Namespace, client: Any) -> int:
-    from podkit.errors import PodkitError
-
-    rc = 0
-    for name in args.names:
-        try:
-            client.networks.remove(name)
-            print(name)
-        except PodkitError as e:
-            err(f"Error: {e.message}")
-            rc = 1
-    return rc
+    return for_each(args.names, client.networks.remove)
 
 
 def cmd_prune(args: argparse.Namespace, client: Any) -> int:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from podkit.errors import InvalidArgument, NotFound
+from podkit.errors import InvalidArgument, NotFound, PodkitError
 
 
 def print_json(data: Any) -> None:
@@ -105,6 +105,22 @@ def render_template(template: str, data: Any) -> str:
         return "<no value>" if v is None else str(v)
 
     return re.sub(r"\{\{(.*?)\}\}", sub, template)
+
+
+def for_each(refs: Iterable[str], fn: Callable[[str], Any], *, echo: bool = True,
+             engine_exit: int = 1) -> int:
+    """Apply fn to every ref, as `stop a b c` does: go on past failures, print each ref
+    done (echo), say what failed; exit 1 if an object was missing, else engine_exit."""
+    rc = 0
+    for ref in refs:
+        try:
+            fn(ref)
+            if echo:
+                print(ref)
+        except PodkitError as e:
+            err(f"Error: {e.message}")
+            rc = 1 if isinstance(e, NotFound) else engine_exit
+    return rc
 
 
 def inspect_each(refs: Iterable[str], fetch: Callable[[str], Any], fmt: str | None) -> int:

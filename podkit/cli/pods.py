@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from podkit import errors
-from podkit.cli.output import ago, err, human_size, listing, print_json, short_id, table
+from podkit.cli.output import ago, err, for_each, human_size, listing, print_json, short_id, table
 
 
 def register(sub: Any) -> None:
@@ -183,15 +183,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
 
 
 def _each(refs: list[str], fn: Any) -> int:
-    rc = 0
-    for ref in refs:
-        try:
-            fn(ref)
-            print(ref)
-        except errors.PodkitError as e:
-            err(f"Error: {e.message}")
-            rc = 125 if not isinstance(e, errors.NotFound) else 1
-    return rc
+    return for_each(refs, fn, engine_exit=125)
 
 
 def cmd_start(args: argparse.Namespace, client: Any) -> int:

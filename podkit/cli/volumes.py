@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from podkit import errors
-from podkit.cli.output import inspect_each, listing
+from podkit.cli.output import for_each, inspect_each, listing
 
 
 def register(sub: Any) -> None:
@@ -69,15 +68,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_rm(args: argparse.Namespace, client: Any) -> int:
-    rc = 0
-    for n in args.names:
-        try:
-            client.volumes.remove(n, force=args.force)
-            print(n)
-        except errors.PodkitError as e:
-            sys.stderr.write(f"Error: {e.message}\n")
-            rc = 1
-    return rc
+    return for_each(args.names, lambda n: client.volumes.remove(n, force=args.force))
 
 
 def cmd_prune(args: argparse.Namespace, client: Any) -> int:
