@@ -84,9 +84,14 @@ class Result:
         self.mem_per_pod_kb = 0.0
 
     def row(self) -> list[str]:
-        return [self.name, f"{median_ms(self.create):.0f}", f"{median_ms(self.start):.0f}",
-                f"{median_ms(self.stop):.0f}", f"{median_ms(self.remove):.0f}",
-                f"{self.mem_per_pod_kb / 1024:.1f}"]
+        return [
+            self.name,
+            f"{median_ms(self.create):.0f}",
+            f"{median_ms(self.start):.0f}",
+            f"{median_ms(self.stop):.0f}",
+            f"{median_ms(self.remove):.0f}",
+            f"{self.mem_per_pod_kb / 1024:.1f}",
+        ]
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -96,6 +101,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 # -- podkit -----------------------------------------------------------------------------
+
 
 def bench_podkit(n: int, tarball: Path, work: Path) -> Result:
     res = Result("podkit")
@@ -139,14 +145,26 @@ def bench_podkit(n: int, tarball: Path, work: Path) -> Result:
 
 # -- podman -----------------------------------------------------------------------------
 
+
 def bench_podman(n: int, tarball: Path, work: Path) -> Result | None:
     podman = shutil.which("podman")
     if not podman:
         print("podman: not installed, skipped (apt-get install podman to compare)")
         return None
     root, runroot = work / "podman-root", work / "podman-run"
-    base = [podman, "--root", str(root), "--runroot", str(runroot), "--cgroup-manager", "cgroupfs",
-            "--events-backend", "none", "--runtime", "runc"]
+    base = [
+        podman,
+        "--root",
+        str(root),
+        "--runroot",
+        str(runroot),
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+        "--runtime",
+        "runc",
+    ]
 
     def pm(*args: str) -> str:
         r = subprocess.run([*base, *args], capture_output=True, text=True)
@@ -169,8 +187,7 @@ def bench_podman(n: int, tarball: Path, work: Path) -> Result | None:
             def create(name: str = name, i: int = i) -> None:
                 pm("pod", "create", "--name", name, "-p", f"127.0.0.1:{PORT_BASE + 1000 + i}:80")
                 for k in ("a", "b"):
-                    pm("create", "--pod", name, "--name", f"{name}-{k}", "localhost/busybox:bench",
-                       *WORKLOAD)
+                    pm("create", "--pod", name, "--name", f"{name}-{k}", "localhost/busybox:bench", *WORKLOAD)
 
             res.create.append(timed(create))
             res.start.append(timed(lambda name=name: pm("pod", "start", name)))
@@ -194,8 +211,10 @@ def bench_cri() -> None:
     if not shutil.which("crictl"):
         print("containerd (CRI): crictl is not installed (Debian 12 does not package it), skipped")
         return
-    print("containerd (CRI): crictl found, but a CRI pod bench needs a containerd configured for "
-          "this host; skipped")
+    print(
+        "containerd (CRI): crictl found, but a CRI pod bench needs a containerd configured for "
+        "this host; skipped"
+    )
 
 
 def main() -> None:
@@ -226,12 +245,17 @@ def main() -> None:
         if len(results) > 1:
             pk, other = results[0], results[1]
             print(f"\nratios podman/podkit (>1: podkit is faster/leaner), medians of {n} pods:")
-            for label, a, b in (("create", other.create, pk.create), ("start", other.start, pk.start),
-                                ("stop", other.stop, pk.stop), ("remove", other.remove, pk.remove)):
+            for label, a, b in (
+                ("create", other.create, pk.create),
+                ("start", other.start, pk.start),
+                ("stop", other.stop, pk.stop),
+                ("remove", other.remove, pk.remove),
+            ):
                 print(f"  {label:7s} {median_ms(a) / median_ms(b):.2f}x")
             # podman gives the network back at stop, podkit at rm: compare the teardown whole.
             down = (median_ms(other.stop) + median_ms(other.remove)) / (
-                median_ms(pk.stop) + median_ms(pk.remove))
+                median_ms(pk.stop) + median_ms(pk.remove)
+            )
             print(f"  stop+rm {down:.2f}x")
             if pk.mem_per_pod_kb:
                 print(f"  memory  {other.mem_per_pod_kb / pk.mem_per_pod_kb:.2f}x")

@@ -110,14 +110,24 @@ def build_image(layout: Path, total_mb: int, n_layers: int = 6) -> int:
         z = _compress(raw)
         packed += len(z)
         layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **put(z)})
-    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-              "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
     cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json", **put(json.dumps(config).encode())}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": cdesc, "layers": layers}
-    mdesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-             **put(json.dumps(manifest).encode()),
-             "annotations": {"org.opencontainers.image.ref.name": "latest"}}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cdesc,
+        "layers": layers,
+    }
+    mdesc = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        **put(json.dumps(manifest).encode()),
+        "annotations": {"org.opencontainers.image.ref.name": "latest"},
+    }
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [mdesc]}))
     return packed
@@ -178,18 +188,35 @@ def start_podkitd(base: Path) -> tuple[Proc, str]:
     base.mkdir(parents=True)
     n = secrets.randbelow(8 * 256)
     cfg = base / "podkitd.toml"
-    cfg.write_text(f'[network]\ndefault_bridge = "pkb{secrets.token_hex(4)}"\n'
-                   f'default_subnet = "10.{200 + n // 256}.{n % 256}.0/24"\n')
+    cfg.write_text(
+        f'[network]\ndefault_bridge = "pkb{secrets.token_hex(4)}"\n'
+        f'default_subnet = "10.{200 + n // 256}.{n % 256}.0/24"\n'
+    )
     sock = base / "state" / "podkit.sock"
-    p = Proc([str(BIN / "podkitd"), "--config", str(cfg), "--root", str(base / "root"),
-              "--state", str(base / "state"), "--socket", str(sock)], base / "podkitd.log")
+    p = Proc(
+        [
+            str(BIN / "podkitd"),
+            "--config",
+            str(cfg),
+            "--root",
+            str(base / "root"),
+            "--state",
+            str(base / "state"),
+            "--socket",
+            str(sock),
+        ],
+        base / "podkitd.log",
+    )
     host = f"unix://{sock}"
 
     def up() -> bool:
         if not p.alive():
             raise SystemExit("podkitd exited:\n" + (base / "podkitd.log").read_text()[-3000:])
-        return sock.exists() and subprocess.run(
-            [str(BIN / "podkit"), "-H", host, "version"], capture_output=True).returncode == 0
+        return (
+            sock.exists()
+            and subprocess.run([str(BIN / "podkit"), "-H", host, "version"], capture_output=True).returncode
+            == 0
+        )
 
     wait(up, 30, "podkitd")
     return p, host
@@ -201,14 +228,28 @@ def start_containerd(base: Path) -> tuple[Proc, str]:
     cfg = base / "config.toml"
     # Only what a pull needs: no CRI plugin (it would look for CNI configs).
     cfg.write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
-    p = Proc(["containerd", "--config", str(cfg), "--root", str(base / "root"),
-              "--state", str(base / "state"), "--address", str(addr)], base / "containerd.log")
+    p = Proc(
+        [
+            "containerd",
+            "--config",
+            str(cfg),
+            "--root",
+            str(base / "root"),
+            "--state",
+            str(base / "state"),
+            "--address",
+            str(addr),
+        ],
+        base / "containerd.log",
+    )
 
     def up() -> bool:
         if not p.alive():
             raise SystemExit("containerd exited:\n" + (base / "containerd.log").read_text()[-3000:])
-        return addr.exists() and subprocess.run(
-            ["ctr", "-a", str(addr), "version"], capture_output=True).returncode == 0
+        return (
+            addr.exists()
+            and subprocess.run(["ctr", "-a", str(addr), "version"], capture_output=True).returncode == 0
+        )
 
     wait(up, 30, "containerd")
     return p, str(addr)
@@ -255,10 +296,22 @@ def main() -> int:
         reg, host = start_registry(tmp)
         procs.append(reg)
         ref = f"{host}/bench/big:latest"
-        subprocess.run(["skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false",
-                        f"oci:{tmp / 'oci'}:latest", f"docker://{ref}"], check=True)
-        log(f"pushed {ref}: {packed / 1e6:.0f} MB compressed; {args.runs} rounds"
-            + ("" if have_ctr else " (containerd not installed: ctr skipped)"))
+        subprocess.run(
+            [
+                "skopeo",
+                "--insecure-policy",
+                "copy",
+                "-q",
+                "--dest-tls-verify=false",
+                f"oci:{tmp / 'oci'}:latest",
+                f"docker://{ref}",
+            ],
+            check=True,
+        )
+        log(
+            f"pushed {ref}: {packed / 1e6:.0f} MB compressed; {args.runs} rounds"
+            + ("" if have_ctr else " (containerd not installed: ctr skipped)")
+        )
         times: dict[str, list[float]] = {"podkit pull": [], "skopeo copy (no unpack)": []}
         if have_ctr:
             times["ctr images pull"] = []
@@ -279,9 +332,19 @@ def main() -> int:
 
             dest = tmp / f"skopeo-{i}"
             settle()
-            times["skopeo copy (no unpack)"].append(timed(
-                ["skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false",
-                 f"docker://{ref}", f"dir:{dest}"]))
+            times["skopeo copy (no unpack)"].append(
+                timed(
+                    [
+                        "skopeo",
+                        "--insecure-policy",
+                        "copy",
+                        "-q",
+                        "--src-tls-verify=false",
+                        f"docker://{ref}",
+                        f"dir:{dest}",
+                    ]
+                )
+            )
             shutil.rmtree(dest, ignore_errors=True)
 
             if have_ctr:
@@ -309,24 +372,30 @@ def main() -> int:
             ctr_rss = c.rss_mb()
 
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"\nImage: 6 layers, {args.mb} MB uncompressed, {packed / 1e6:.0f} MB compressed; "
-              f"medians of {args.runs} cold pulls from docker-registry on 127.0.0.1\n")
+        print(
+            f"\nImage: 6 layers, {args.mb} MB uncompressed, {packed / 1e6:.0f} MB compressed; "
+            f"medians of {args.runs} cold pulls from docker-registry on 127.0.0.1\n"
+        )
         for k, v in med.items():
             print(f"  {k:<30} {v:6.2f} s   ({packed / 1e6 / v:5.0f} MB/s)")
         wmed = {k: statistics.median(v) for k, v in warm.items()}
         for k, v in wmed.items():
             print(f"  {k + ' (up to date)':<30} {v * 1000:6.0f} ms")
         print(f"  {'podkit version round trip':<30} {statistics.median(rtt) * 1000:6.0f} ms")
-        print(f"  {'podkitd idle RSS':<30} {rss:6.0f} MB"
-              + (f"   (containerd idle: {ctr_rss:.0f} MB)" if ctr_rss else ""))
+        print(
+            f"  {'podkitd idle RSS':<30} {rss:6.0f} MB"
+            + (f"   (containerd idle: {ctr_rss:.0f} MB)" if ctr_rss else "")
+        )
         print("\nRatios (lower is better for podkit):")
         p = med["podkit pull"]
         if have_ctr:
             print(f"  podkit pull / ctr images pull           = {p / med['ctr images pull']:.2f}")
         print(f"  podkit pull / skopeo copy (no unpack)   = {p / med['skopeo copy (no unpack)']:.2f}")
         if have_ctr:
-            print(f"  up-to-date pull, podkit / ctr           = "
-                  f"{wmed['podkit pull'] / wmed['ctr images pull']:.2f}")
+            print(
+                f"  up-to-date pull, podkit / ctr           = "
+                f"{wmed['podkit pull'] / wmed['ctr images pull']:.2f}"
+            )
         if ctr_rss:
             print(f"  podkitd idle RSS / containerd idle RSS  = {rss / ctr_rss:.2f}")
         return 0

@@ -39,8 +39,9 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def sh(*args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
-       ) -> subprocess.CompletedProcess[str]:
+def sh(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=timeout)
     if check and r.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()[-800:]}")
@@ -107,6 +108,7 @@ def main() -> None:
         sh(pk, "run", "--rm", "--network", "none", ref, "true", env=env)  # warm caches
 
         engines: dict[str, dict[str, Callable[[], object]]] = {}
+
         # ctr run has no network; podkit and podman run with --network none to match.
         def pk_run() -> None:
             sh(pk, "run", "--rm", "--network", "none", ref, "true", env=env)
@@ -142,12 +144,26 @@ def main() -> None:
             ctr_sock = str(cd / "c.sock")
             (cd / "root").mkdir(parents=True)
             cfg = cd / "config.toml"
-            cfg.write_text('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  disable = true\n'
-                           '[plugins."io.containerd.internal.v1.opt"]\n  path = "' + str(cd / "opt") + '"\n')
-            proc = subprocess.Popen(["containerd", "--config", str(cfg), "--root", str(cd / "root"),
-                                     "--state", str(cd / "state"), "--address", ctr_sock],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True)
+            cfg.write_text(
+                'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  disable = true\n'
+                '[plugins."io.containerd.internal.v1.opt"]\n  path = "' + str(cd / "opt") + '"\n'
+            )
+            proc = subprocess.Popen(
+                [
+                    "containerd",
+                    "--config",
+                    str(cfg),
+                    "--root",
+                    str(cd / "root"),
+                    "--state",
+                    str(cd / "state"),
+                    "--address",
+                    ctr_sock,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
             def stop_containerd() -> None:
                 proc.terminate()
@@ -184,21 +200,33 @@ def main() -> None:
             engines["ctr"] = {"run": ctr_run, "cycle": ctr_cycle}
 
         if shutil.which("podman"):
-            pm = ["podman", "--root", str(base / "podman" / "root"),
-                  "--runroot", str(base / "podman" / "run"), "--cgroup-manager", "cgroupfs",
-                  "--events-backend", "none", "--runtime", "runc"]
+            pm = [
+                "podman",
+                "--root",
+                str(base / "podman" / "root"),
+                "--runroot",
+                str(base / "podman" / "run"),
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "none",
+                "--runtime",
+                "runc",
+            ]
             # No CAP_SYS_RESOURCE here: podman's default nofile ulimit cannot be set.
             conf = base / "containers.conf"
-            conf.write_text('[containers]\ndefault_ulimits = []\n')
+            conf.write_text("[containers]\ndefault_ulimits = []\n")
             pm_env = dict(os.environ, CONTAINERS_CONF=str(conf))
             pull = sh(*pm, "pull", "--tls-verify=false", "-q", ref, check=False, env=pm_env)
             if pull.returncode == 0:
+
                 def pm_run() -> None:
                     sh(*pm, "run", "--rm", "--network", "none", ref, "true", env=pm_env)
 
                 def pm_cycle() -> None:
-                    cid = sh(*pm, "run", "-d", "--network", "none", ref, "sleep", "60",
-                             env=pm_env).stdout.strip()
+                    cid = sh(
+                        *pm, "run", "-d", "--network", "none", ref, "sleep", "60", env=pm_env
+                    ).stdout.strip()
                     sh(*pm, "stop", "-t", "0", cid, env=pm_env)
                     sh(*pm, "rm", cid, env=pm_env)
 
@@ -218,8 +246,10 @@ def main() -> None:
         mem: dict[str, float] = {}
         dpid = d.proc.pid if d.proc else 0
         before = rss_kb(dpid)
-        ids = [sh(pk, "run", "-d", "--init", ref, "sleep", "300", env=env).stdout.strip()
-               for _ in range(a.containers)]
+        ids = [
+            sh(pk, "run", "-d", "--init", ref, "sleep", "300", env=env).stdout.strip()
+            for _ in range(a.containers)
+        ]
         after = rss_kb(dpid)
         conmons = [rss_kb(p) for p in pids_of("conmon")]
         mem["podkit"] = (after - before) / a.containers + (statistics.mean(conmons) if conmons else 0)

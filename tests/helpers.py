@@ -17,8 +17,12 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02,
-             what: str | Callable[[], str] = "condition") -> Any:
+def wait_for(
+    cond: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.02,
+    what: str | Callable[[], str] = "condition",
+) -> Any:
     """Poll until cond() is truthy; fail with `what` after timeout. Not a sleep: a wait.
 
     The default timeout is generous on purpose: CI runs the suite on 2 busy cores, and
@@ -31,8 +35,9 @@ def wait_for(cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0
         if v:
             return v
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for "
-                                 f"{what() if callable(what) else what}")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what() if callable(what) else what}"
+            )
         time.sleep(interval)
 
 
@@ -88,9 +93,22 @@ class Daemon:
     def start(self, timeout: float = 60.0) -> Daemon:
         logf = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [str(BIN / "podkitd"), "--config", str(self.config), "--root", str(self.root),
-             "--state", str(self.state), "--socket", str(self.socket), "--log-level", "debug"],
-            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(BIN / "podkitd"),
+                "--config",
+                str(self.config),
+                "--root",
+                str(self.root),
+                "--state",
+                str(self.state),
+                "--socket",
+                str(self.socket),
+                "--log-level",
+                "debug",
+            ],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         logf.close()
 
@@ -133,16 +151,26 @@ class Daemon:
 
         return Client(host=self.host, namespace=namespace, timeout=120)
 
-    def cli(self, *args: str, input: bytes | None = None, timeout: float = 120,
-            check: bool = False, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        timeout: float = 120,
+        check: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run the real `podkit` CLI against this daemon."""
         e = dict(os.environ, PODKIT_HOST=self.host)
         e.pop("PODKIT_NAMESPACE", None)
         if env:
             e.update(env)
         r = subprocess.run(
-            [str(BIN / "podkit"), *args], input=input.decode() if input else None,
-            capture_output=True, text=True, timeout=timeout, env=e,
+            [str(BIN / "podkit"), *args],
+            input=input.decode() if input else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=e,
         )
         if check and r.returncode != 0:
             raise AssertionError(

@@ -37,8 +37,9 @@ class _Unix(http.client.HTTPConnection):
         self.sock = s
 
 
-def _call(sock: str, method: str, url: str, body: bytes | None = None,
-          timeout: float = 20.0) -> tuple[int, bytes]:
+def _call(
+    sock: str, method: str, url: str, body: bytes | None = None, timeout: float = 20.0
+) -> tuple[int, bytes]:
     conn = _Unix(sock, timeout)
     try:
         headers = {"Host": "podkitd"}
@@ -97,8 +98,9 @@ def _fuzz(daemon: Daemon) -> None:
                 continue
             path_params = [p["name"] for p in op["parameters"] if p["in"] == "path"]
             query = [p["name"] for p in op["parameters"] if p["in"] == "query"]
-            schema = (op.get("requestBody", {}).get("content", {})
-                      .get("application/json", {}).get("schema")) or {}
+            schema = (
+                op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            ) or {}
             bodies: list[bytes | None] = [None, *_BAD_BODIES]
             if schema:
                 bodies += _wrong_typed(schema)
@@ -145,8 +147,14 @@ def test_routes_on_real_objects_answer_malformed_input_with_4xx(daemon: Daemon, 
     c.volumes.create("fzvol")
     c.networks.create("fznet")
     ex = c._t.post(f"/containers/{ctr.id}/exec", json_body={"cmd": ["true"]})["id"]
-    refs = {"containers": ctr.id, "pods": pod.id, "volumes": "fzvol", "networks": "fznet", "exec": ex,
-            "images": "busybox"}
+    refs = {
+        "containers": ctr.id,
+        "pods": pod.id,
+        "volumes": "fzvol",
+        "networks": "fznet",
+        "exec": ex,
+        "images": "busybox",
+    }
     sock = str(daemon.socket)
     doc = json.loads(_call(sock, "GET", "/openapi.json")[1])
     failures: list[str] = []
@@ -161,8 +169,9 @@ def test_routes_on_real_objects_answer_malformed_input_with_4xx(daemon: Daemon, 
                 for p in params:
                     url = url.replace("{" + p + "}", refs.get(path.split("/")[2], "x"))
                 query = [p["name"] for p in op["parameters"] if p["in"] == "query"]
-                schema = (op.get("requestBody", {}).get("content", {})
-                          .get("application/json", {}).get("schema")) or {}
+                schema = (
+                    op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+                ) or {}
                 bodies: list[bytes | None] = [None, *_BAD_BODIES, *(_wrong_typed(schema) if schema else [])]
                 for u in [url] + ([url + "?" + "&".join(f"{q}=%ZZ-1" for q in query)] if query else []):
                     for body in bodies:

@@ -75,14 +75,27 @@ class Layout:
             media = "application/vnd.oci.image.layer.v1.tar" + (f"+{comp}" if comp else "")
             descs.append({"mediaType": media, **self.blob(data)})
             diff_ids.append(sha(raw))
-        config = {"architecture": platform.architecture, "os": platform.os,
-                  "config": {"Cmd": cmd}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}
-        cfg = {"mediaType": "application/vnd.oci.image.config.v1+json",
-               **self.blob(json.dumps(config).encode())}
-        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": cfg, "layers": descs}
-        return {"mediaType": manifest["mediaType"], **self.blob(json.dumps(manifest).encode()),
-                "platform": platform.to_dict()}
+        config = {
+            "architecture": platform.architecture,
+            "os": platform.os,
+            "config": {"Cmd": cmd},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+        cfg = {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            **self.blob(json.dumps(config).encode()),
+        }
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": cfg,
+            "layers": descs,
+        }
+        return {
+            "mediaType": manifest["mediaType"],
+            **self.blob(json.dumps(manifest).encode()),
+            "platform": platform.to_dict(),
+        }
 
     def add(self, desc: dict[str, Any], name: str | None, tag: str | None = None) -> None:
         ann = {}
@@ -96,8 +109,11 @@ class Layout:
         self.index.append(entry)
 
     def nested_index(self, manifests: list[dict[str, Any]]) -> dict[str, Any]:
-        idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-               "manifests": manifests}
+        idx = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        }
         return {"mediaType": idx["mediaType"], **self.blob(json.dumps(idx).encode())}
 
     def write(self) -> Path:
@@ -130,8 +146,12 @@ def test_save_is_read_by_skopeo(daemon: Daemon, busybox_image: str, workdir: Pat
     run("skopeo", "copy", f"oci-archive:{out}:latest", f"dir:{workdir / 'dir'}")
     assert sha((workdir / "dir" / "manifest.json").read_bytes()) == img.manifest_digest
     # Saving to stdout gives the same bytes (the archive is reproducible).
-    r = subprocess.run([str(Path(os.sys.executable).parent / "podkit"), "save", "busybox"],
-                       capture_output=True, env=dict(os.environ, PODKIT_HOST=daemon.host), timeout=60)
+    r = subprocess.run(
+        [str(Path(os.sys.executable).parent / "podkit"), "save", "busybox"],
+        capture_output=True,
+        env=dict(os.environ, PODKIT_HOST=daemon.host),
+        timeout=60,
+    )
     assert r.returncode == 0 and r.stdout == out.read_bytes()
 
 
@@ -157,8 +177,12 @@ def test_load_docker_archive_written_by_skopeo(daemon: Daemon, busybox_image: st
     c = daemon.client()
     img = c.images.get("busybox")
     daemon.cli("save", "--format", "oci", "-o", str(workdir / "o.tar"), "busybox", check=True)
-    run("skopeo", "copy", f"oci-archive:{workdir / 'o.tar'}:latest",
-        f"docker-archive:{workdir / 'd.tar'}:skopeo/made:v1")
+    run(
+        "skopeo",
+        "copy",
+        f"oci-archive:{workdir / 'o.tar'}:latest",
+        f"docker-archive:{workdir / 'd.tar'}:skopeo/made:v1",
+    )
     with tarfile.open(workdir / "d.tar") as tf:
         assert "manifest.json" in tf.getnames() and "oci-layout" not in tf.getnames()
     r = daemon.cli("load", "-i", str(workdir / "d.tar"), check=True)
@@ -168,8 +192,14 @@ def test_load_docker_archive_written_by_skopeo(daemon: Daemon, busybox_image: st
     assert loaded.chain_id == img.chain_id and loaded.unpacked
     # The uploaded archive itself does not stay in the content store.
     assert len(os.listdir(daemon.root / "content" / "blobs" / "sha256")) == len(
-        {img.id, img.manifest_digest, loaded.id, loaded.manifest_digest,
-         *[x["digest"] for x in img.layers + loaded.layers]})
+        {
+            img.id,
+            img.manifest_digest,
+            loaded.id,
+            loaded.manifest_digest,
+            *[x["digest"] for x in img.layers + loaded.layers],
+        }
+    )
 
 
 def test_multi_arch_layout_dir(daemon: Daemon, workdir: Path) -> None:
@@ -197,7 +227,8 @@ def test_multi_arch_layout_dir(daemon: Daemon, workdir: Path) -> None:
     c.images.save("example.com/multi:1.0", out)
     raw = json.loads(run("skopeo", "inspect", "--raw", f"oci-archive:{out}:1.0").stdout)
     assert sorted(m["platform"]["architecture"] for m in raw["manifests"]) == sorted(
-        [host.architecture, other.architecture])
+        [host.architecture, other.architecture]
+    )
     # Loading it into another namespace gives the same image.
     again = daemon.client("other").images.load(out)
     assert again[0].digest == img.digest and again[0].id == img.id
@@ -226,9 +257,15 @@ def test_broken_archives_leave_nothing(daemon: Daemon, workdir: Path) -> None:
     bad = workdir / "bad.tar"
     with tarfile.open(bad, "w") as tf:
         cfg = json.dumps({"rootfs": {"type": "layers", "diff_ids": [sha(b"x")]}}).encode()
-        for name, data in (("cfg.json", cfg),
-                           ("manifest.json", json.dumps([{"Config": "cfg.json", "RepoTags": ["bad:1"],
-                                                          "Layers": ["nope/layer.tar"]}]).encode())):
+        for name, data in (
+            ("cfg.json", cfg),
+            (
+                "manifest.json",
+                json.dumps(
+                    [{"Config": "cfg.json", "RepoTags": ["bad:1"], "Layers": ["nope/layer.tar"]}]
+                ).encode(),
+            ),
+        ):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
@@ -328,7 +365,7 @@ def test_cli_import_of_a_layout_directory_with_a_name(daemon: Daemon, workdir: P
     image_id = r.stdout.strip()
     assert [i.name for i in daemon.client().images.list()] == ["docker.io/library/renamed:2"]
     assert daemon.client().images.get("renamed:2").id == image_id
-    r = daemon.cli("image", "import", str(lay.path), "x:1", "--change", "CMD [\"y\"]")
+    r = daemon.cli("image", "import", str(lay.path), "x:1", "--change", 'CMD ["y"]')
     assert r.returncode == 1 and "--change applies to root file system tarballs" in r.stderr
 
 

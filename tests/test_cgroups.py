@@ -37,8 +37,10 @@ def make_v2_tree(root: Path) -> Path:
 def fill_v2_leaf(d: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     (d / "cgroup.procs").write_text("101\n102\n")
-    (d / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n"
-                                "nr_periods 0\nnr_throttled 0\nthrottled_usec 0\n")
+    (d / "cpu.stat").write_text(
+        "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n"
+        "nr_periods 0\nnr_throttled 0\nthrottled_usec 0\n"
+    )
     (d / "memory.current").write_text("10485760\n")
     (d / "memory.max").write_text("67108864\n")
     (d / "memory.peak").write_text("20971520\n")
@@ -46,8 +48,10 @@ def fill_v2_leaf(d: Path) -> None:
     (d / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n")
     (d / "pids.current").write_text("2\n")
     (d / "pids.max").write_text("max\n")
-    (d / "io.stat").write_text("8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"
-                               "8:16 rbytes=1000 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n")
+    (d / "io.stat").write_text(
+        "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"
+        "8:16 rbytes=1000 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n"
+    )
 
 
 def test_detect_modes(tmp_path: Path) -> None:
@@ -137,8 +141,12 @@ def test_v1_live_parent_container_stats_and_cleanup(rt: Any, bundle: Any, workdi
     assert (m.dir(parent, "memory") / "memory.limit_in_bytes").read_text().strip() == str(256 << 20)
     assert (m.dir(parent, "pids") / "pids.max").read_text().strip() == "64"
     assert (m.dir(parent, "cpu") / "cpu.cfs_quota_us").read_text().strip() == "100000"
-    b = bundle("cg1", ["sh", "-c", "dd if=/dev/zero of=/tmp/f bs=1M count=4 2>/dev/null; sleep 1000"],
-               cgroups_path=f"{parent}/cg1", resources=Resources(memory=64 << 20, pids_limit=10, cpus=2.0))
+    b = bundle(
+        "cg1",
+        ["sh", "-c", "dd if=/dev/zero of=/tmp/f bs=1M count=4 2>/dev/null; sleep 1000"],
+        cgroups_path=f"{parent}/cg1",
+        resources=Resources(memory=64 << 20, pids_limit=10, cpus=2.0),
+    )
 
     async def go() -> None:
         await rt.create("cg1", b)

@@ -18,8 +18,24 @@ def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
 
 
 def test_inspect_docker_shape(d: Daemon, workdir) -> None:  # noqa: ANN001
-    d.cli("run", "-d", "--name", "web", "-e", "A=1", "-v", f"{workdir}:/h:ro", "--restart",
-          "on-failure:3", "-l", "k=v", "busybox", "sleep", "300", check=True)
+    d.cli(
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-e",
+        "A=1",
+        "-v",
+        f"{workdir}:/h:ro",
+        "--restart",
+        "on-failure:3",
+        "-l",
+        "k=v",
+        "busybox",
+        "sleep",
+        "300",
+        check=True,
+    )
     d.cli("run", "--name", "done", "busybox", "sh", "-c", "exit 7")
     [web] = json.loads(d.cli("inspect", "web", check=True).stdout)
     assert web["State"]["Status"] == "running" and web["State"]["Running"] is True
@@ -28,8 +44,16 @@ def test_inspect_docker_shape(d: Daemon, workdir) -> None:  # noqa: ANN001
     assert web["Config"]["Cmd"] == ["sleep", "300"] and web["Name"] == "web"
     assert web["NetworkSettings"]["IPAddress"].count(".") == 3
     assert web["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
-    assert web["Mounts"] == [{"Type": "bind", "Source": str(workdir), "Destination": "/h",
-                              "Mode": "ro", "RW": False, "Propagation": ""}]
+    assert web["Mounts"] == [
+        {
+            "Type": "bind",
+            "Source": str(workdir),
+            "Destination": "/h",
+            "Mode": "ro",
+            "RW": False,
+            "Propagation": "",
+        }
+    ]
     assert web["Podkit"]["id"] == web["Id"]  # podkit's own record, whole
     # a template, over several containers; an exited one has no address any more
     template = "{{.Name}} {{.State.Status}} {{.State.ExitCode}} {{.NetworkSettings.IPAddress}}"
@@ -41,8 +65,9 @@ def test_inspect_docker_shape(d: Daemon, workdir) -> None:  # noqa: ANN001
     r = d.cli("inspect", "--type", "container", "busybox")
     assert r.returncode == 1 and "no such container: busybox" in r.stderr
     assert json.loads(r.stdout) == []
-    assert d.cli("inspect", "--type", "image", "-f", "{{.Config.Cmd}}", "busybox",
-                 check=True).stdout == "[sh]\n"
+    assert (
+        d.cli("inspect", "--type", "image", "-f", "{{.Config.Cmd}}", "busybox", check=True).stdout == "[sh]\n"
+    )
     r = d.cli("inspect", "nosuch")
     assert r.returncode == 1 and "no such object: nosuch" in r.stderr
     r = d.cli("inspect", "-f", "{{.Nope}}", "web")
@@ -82,8 +107,12 @@ def test_network_and_volume_inspect_format(daemon: Daemon) -> None:
     try:
         mp = daemon.cli("volume", "inspect", "-f", "{{.Mountpoint}}", "fv", check=True).stdout.strip()
         assert mp.endswith("/fv/_data")
-        assert json.loads(daemon.cli("volume", "inspect", "--format", "json", "fv",
-                                     check=True).stdout)[0]["name"] == "fv"
+        assert (
+            json.loads(daemon.cli("volume", "inspect", "--format", "json", "fv", check=True).stdout)[0][
+                "name"
+            ]
+            == "fv"
+        )
     finally:
         daemon.cli("volume", "rm", "fv", check=True)
     [net] = json.loads(daemon.cli("network", "inspect", "--format", "json", "podkit", check=True).stdout)

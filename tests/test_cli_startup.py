@@ -34,24 +34,37 @@ def test_command_table_matches_the_full_parser() -> None:
         assert one[cmd].format_help() == sp.format_help(), cmd
 
 
-@pytest.mark.parametrize("argv,cmd", [
-    (["run", "--rm", "busybox", "true"], "run"),
-    (["-H", "unix:///x", "-n", "ns", "ps"], "ps"),
-    (["--host=unix:///x", "--namespace=ns", "pod", "ls"], "pod"),
-    (["-nns", "rm", "x"], "rm"),
-    (["--help"], None), (["-v"], None), (["nosuchcommand"], None), ([], None),
-])
+@pytest.mark.parametrize(
+    "argv,cmd",
+    [
+        (["run", "--rm", "busybox", "true"], "run"),
+        (["-H", "unix:///x", "-n", "ns", "ps"], "ps"),
+        (["--host=unix:///x", "--namespace=ns", "pod", "ls"], "pod"),
+        (["-nns", "rm", "x"], "rm"),
+        (["--help"], None),
+        (["-v"], None),
+        (["nosuchcommand"], None),
+        ([], None),
+    ],
+)
 def test_invoked_command(argv: list[str], cmd: str | None) -> None:
     assert cli_main._invoked_command(argv) == cmd
 
 
 def test_run_imports_no_http_client(tmp_path: Path) -> None:
-    code = ("import sys\nfrom podkit.cli.main import main\n"
-            "try:\n    main(['run', '--rm', 'busybox', 'true'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('http.client', 'podkit.cli.images', 'podkit.cli.pods') "
-            "if m in sys.modules))\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={"PODKIT_HOST": f"unix://{tmp_path}/none.sock", "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys\nfrom podkit.cli.main import main\n"
+        "try:\n    main(['run', '--rm', 'busybox', 'true'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('http.client', 'podkit.cli.images', 'podkit.cli.pods') "
+        "if m in sys.modules))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PODKIT_HOST": f"unix://{tmp_path}/none.sock", "PATH": "/usr/bin:/bin"},
+    )
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
     assert "is the daemon running?" in r.stderr
 
@@ -119,7 +132,7 @@ def test_content_length_json(serve) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_chunked_stream_and_chunked_upload(serve) -> None:  # type: ignore[no-untyped-def]
-    body = b'{"a": 1}\n{"b"' + b': 2}\n'
+    body = b'{"a": 1}\n{"b"' + b": 2}\n"
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:5], body[5:12], body[12:])) + b"0\r\n\r\n"
     t, s = serve(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
     assert list(t.stream("POST", "/up", body=iter([b"abc", b"", b"defg"]))) == [{"a": 1}, {"b": 2}]
@@ -135,7 +148,7 @@ def test_chunked_stream_and_chunked_upload(serve) -> None:  # type: ignore[no-un
 
 
 def test_close_delimited_and_headers(serve) -> None:  # type: ignore[no-untyped-def]
-    t, _ = serve(b"HTTP/1.1 200 OK\r\nX-Podkit-Path-Stat: {\"size\": 3}\r\nConnection: close\r\n\r\nxyz")
+    t, _ = serve(b'HTTP/1.1 200 OK\r\nX-Podkit-Path-Stat: {"size": 3}\r\nConnection: close\r\n\r\nxyz')
     conn, resp = t.open("GET", "/c")
     try:
         assert json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}") == {"size": 3}

@@ -18,9 +18,17 @@ def conflist(env: NetEnv, *extra: dict[str, Any], subnet: str | None = None) -> 
         "cniVersion": "1.0.0",
         "name": "cnitest",
         "plugins": [
-            {"type": "bridge", "bridge": env.bridge, "isGateway": True, "ipMasq": False,
-             "ipam": {"type": "host-local", "dataDir": str(env.base / "root" / "networks" / "ipam"),
-                      "ranges": [[{"subnet": subnet or env.subnet}]]}},
+            {
+                "type": "bridge",
+                "bridge": env.bridge,
+                "isGateway": True,
+                "ipMasq": False,
+                "ipam": {
+                    "type": "host-local",
+                    "dataDir": str(env.base / "root" / "networks" / "ipam"),
+                    "ranges": [[{"subnet": subnet or env.subnet}]],
+                },
+            },
             *extra,
         ],
     }
@@ -53,8 +61,9 @@ def test_prev_result_is_chained_and_del_uses_the_cache(netenv: NetEnv) -> None:
     assert cached and cached["result"] == res and cached["netns"] == ns
 
     # A new runner (a restarted daemon) needs nothing but the cache for DEL.
-    netenv.run(CNI(cache_dir=netenv.base / "root" / "cni").delete(None, "chain1", ns, "eth0",
-                                                                   network="cnitest"))
+    netenv.run(
+        CNI(cache_dir=netenv.base / "root" / "cni").delete(None, "chain1", ns, "eth0", network="cnitest")
+    )
     assert runner.cached("cnitest", "chain1", "eth0") is None
     assert leases(netenv.base / "root" / "networks" / "ipam") == []
     assert links_on(netenv.bridge) == []
@@ -84,8 +93,14 @@ def test_missing_plugin_and_bad_lists(netenv: NetEnv) -> None:
     runner = cni(netenv)
     ns = netenv.mgr.create_netns("miss1")
     with pytest.raises(errors.Unavailable, match="'nosuchplugin' not found"):
-        netenv.run(runner.add({"cniVersion": "1.0.0", "name": "x",
-                               "plugins": [{"type": "nosuchplugin"}]}, "miss1", ns, "eth0"))
+        netenv.run(
+            runner.add(
+                {"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "nosuchplugin"}]},
+                "miss1",
+                ns,
+                "eth0",
+            )
+        )
     with pytest.raises(errors.InvalidArgument):
         netenv.run(runner.add({"name": "x", "plugins": []}, "miss1", ns, "eth0"))
     with pytest.raises(errors.InvalidArgument):

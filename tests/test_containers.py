@@ -28,8 +28,9 @@ def remove_all_and_check(daemon: Daemon) -> None:
     ids = [x.id for x in c.containers.list(all=True)]
     for cid in ids:
         c.containers.remove(cid, force=True, volumes=True)
-    leases = [p.read_text(errors="replace") for p in (daemon.root / "networks" / "ipam").glob("*/*")
-              if p.is_file()]
+    leases = [
+        p.read_text(errors="replace") for p in (daemon.root / "networks" / "ipam").glob("*/*") if p.is_file()
+    ]
     pins = [p.name for p in (daemon.state / "netns").glob("container-*")]
     for cid in ids:  # cgroup, runc state, conmon files, bundle, log, netns pin, IPAM lease
         assert not (CGROUP_MEMORY / cid).exists()
@@ -56,8 +57,9 @@ def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
 
 
 def _events(c, since: float) -> list[tuple[str, str]]:  # noqa: ANN001
-    return [(e["action"], e["id"]) for e in c.events(since=since, until=time.time())
-            if e["type"] == "container"]
+    return [
+        (e["action"], e["id"]) for e in c.events(since=since, until=time.time()) if e["type"] == "container"
+    ]
 
 
 def test_run_exit_codes_streams_and_bad_input(d: Daemon) -> None:
@@ -86,8 +88,11 @@ def test_run_exit_codes_streams_and_bad_input(d: Daemon) -> None:
     assert not [p for p in (d.root / "networks" / "ipam").glob("*/*") if p.name[0].isdigit()]
     assert not list((d.state / "netns").glob("container-*"))
     assert str(d.base) not in Path("/proc/self/mountinfo").read_text()
-    assert not [p for p in CGROUP_MEMORY.glob("*")
-                if p.is_dir() and len(p.name) == 64 and (d.state / "containers" / p.name).exists()]
+    assert not [
+        p
+        for p in CGROUP_MEMORY.glob("*")
+        if p.is_dir() and len(p.name) == 64 and (d.state / "containers" / p.name).exists()
+    ]
     r = d.cli("create", "--name", "dup", "busybox", "true", check=True)
     r = d.cli("create", "--name", "dup", "busybox", "true")
     assert r.returncode == 125 and "already in use" in r.stderr
@@ -98,9 +103,16 @@ def test_run_exit_codes_streams_and_bad_input(d: Daemon) -> None:
 def test_lifecycle_exec_logs_and_events(d: Daemon) -> None:
     c = d.client()
     t0 = time.time()
-    ctr = c.containers.run("busybox", ["sh", "-c", "echo hello; echo oops >&2; exec sleep 300"],
-                           name="life", init=True, env=["GREETING=hi"], labels={"app": "t"},
-                           workdir="/tmp", hostname="box1")
+    ctr = c.containers.run(
+        "busybox",
+        ["sh", "-c", "echo hello; echo oops >&2; exec sleep 300"],
+        name="life",
+        init=True,
+        env=["GREETING=hi"],
+        labels={"app": "t"},
+        workdir="/tmp",
+        hostname="box1",
+    )
     assert ctr.state == "running" and ctr.pid > 0
     wait_for(lambda: "oops" in c.containers.logs("life"), what="log output")
     assert c.containers.logs("life", stderr=False) == "hello\n"
@@ -109,15 +121,18 @@ def test_lifecycle_exec_logs_and_events(d: Daemon) -> None:
     assert r.stdout.endswith(" oops\n") or r.stderr.endswith(" oops\n")
     ex = c.containers.exec("life", ["sh", "-c", "echo $GREETING $(pwd) $(hostname) $(id -u); exit 9"])
     assert (ex.exit_code, ex.stdout) == (9, b"hi /tmp box1 0\n")
-    ex = c.containers.exec("life", ["sh", "-c", "echo $X; id -u; pwd"], env=["X=1"], user="nobody",
-                           workdir="/")
+    ex = c.containers.exec(
+        "life", ["sh", "-c", "echo $X; id -u; pwd"], env=["X=1"], user="nobody", workdir="/"
+    )
     assert ex.stdout == b"1\n65534\n/\n"
     r = d.cli("exec", "-i", "life", "cat", input=b"via exec\n")
     assert (r.returncode, r.stdout) == (0, "via exec\n")
     r = d.cli("exec", "-d", "life", "sh", "-c", "sleep 0.2; echo bg > /tmp/detached")
     assert (r.returncode, r.stdout) == (0, "")
-    wait_for(lambda: c.containers.exec("life", ["cat", "/tmp/detached"]).stdout == b"bg\n",
-             what="the detached exec's work")
+    wait_for(
+        lambda: c.containers.exec("life", ["cat", "/tmp/detached"]).stdout == b"bg\n",
+        what="the detached exec's work",
+    )
     assert [x.name for x in c.containers.list(filters={"label": "app=t"})] == ["life"]
     top = c.containers.top("life")
     assert any("sleep" in " ".join(p) for p in top["processes"])
@@ -153,10 +168,17 @@ def test_volumes_binds_tmpfs_and_cp(d: Daemon, workdir: Path) -> None:
     host.mkdir()
     (host / "in.txt").write_text("from host\n")
     # a named volume on /etc starts with the image's /etc (seeded once)
-    r = c.containers.run("busybox", ["sh", "-c", "cat /etc/passwd | head -1; cat /h/in.txt; "
-                                                 "echo new > /data/f; df -t tmpfs /t | tail -1"],
-                         detach=False, volumes=["etcvol:/etc", f"{host}:/h:ro", "data:/data"],
-                         tmpfs=["/t:size=1m"])
+    r = c.containers.run(
+        "busybox",
+        [
+            "sh",
+            "-c",
+            "cat /etc/passwd | head -1; cat /h/in.txt; echo new > /data/f; df -t tmpfs /t | tail -1",
+        ],
+        detach=False,
+        volumes=["etcvol:/etc", f"{host}:/h:ro", "data:/data"],
+        tmpfs=["/t:size=1m"],
+    )
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.decode().splitlines()
     assert lines[0].startswith("root:") and lines[1] == "from host"
@@ -165,8 +187,7 @@ def test_volumes_binds_tmpfs_and_cp(d: Daemon, workdir: Path) -> None:
     assert (Path(vols["data"].mountpoint) / "f").read_text() == "new\n"
     with pytest.raises(errors.Conflict, match="in use"):
         c.volumes.remove("data")
-    r = c.containers.run("busybox", ["sh", "-c", "touch /h/x"], detach=False,
-                         volumes=[f"{host}:/h:ro"])
+    r = c.containers.run("busybox", ["sh", "-c", "touch /h/x"], detach=False, volumes=[f"{host}:/h:ro"])
     assert r.exit_code != 0  # read-only bind
     # cp both ways, into a running and out of a stopped container
     ctr = c.containers.run("busybox", ["sleep", "300"], init=True, name="cpt")
@@ -190,8 +211,9 @@ def test_volumes_binds_tmpfs_and_cp(d: Daemon, workdir: Path) -> None:
 
 def test_oom_killed(d: Daemon) -> None:
     c = d.client()
-    ctr = c.containers.run("busybox", ["sh", "-c", "a=$(yes | head -c 200000000); echo survived"],
-                           memory="16m")
+    ctr = c.containers.run(
+        "busybox", ["sh", "-c", "a=$(yes | head -c 200000000); echo survived"], memory="16m"
+    )
     assert c.containers.wait(ctr.id) == 137
     info = c.containers.inspect(ctr.id)
     assert info["oom_killed"] is True and info["state"] == "exited"
@@ -200,37 +222,50 @@ def test_oom_killed(d: Daemon) -> None:
 def test_restart_policies(d: Daemon) -> None:
     c = d.client()
     ctr = c.containers.run("busybox", ["sh", "-c", "exit 3"], restart="on-failure:2")
-    wait_for(lambda: c.containers.get(ctr.id).restart_count == 2
-             and c.containers.get(ctr.id).state == "exited", timeout=20, what="two restarts")
+    wait_for(
+        lambda: c.containers.get(ctr.id).restart_count == 2 and c.containers.get(ctr.id).state == "exited",
+        timeout=20,
+        what="two restarts",
+    )
     assert c.containers.get(ctr.id).exit_code == 3
     ok = c.containers.run("busybox", ["true"], restart="on-failure")
     assert c.containers.wait(ok.id) == 0
     assert c.containers.get(ok.id).restart_count == 0
     al = c.containers.run("busybox", ["sleep", "300"], restart="always", init=True)
     os.kill(c.containers.get(al.id).pid, signal.SIGKILL)  # dies behind podkit's back
-    wait_for(lambda: c.containers.get(al.id).restart_count >= 1
-             and c.containers.get(al.id).state == "running", timeout=20, what="always restart")
+    wait_for(
+        lambda: c.containers.get(al.id).restart_count >= 1 and c.containers.get(al.id).state == "running",
+        timeout=20,
+        what="always restart",
+    )
     c.containers.stop(al.id, timeout=2)  # a stop is final
     assert c.containers.get(al.id).state == "exited"
 
 
 def test_daemon_sigkill_recovery(d: Daemon) -> None:
     c = d.client()
-    live = c.containers.run("busybox", ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); "
-                                                    "sleep 0.1; done"], name="live")
-    dies = c.containers.run("busybox", ["sh", "-c", "trap 'exit 3' TERM; echo ready; "
-                                                    "while true; do sleep 0.1; done"], name="dies")
-    al = c.containers.run("busybox", ["sh", "-c", "trap 'exit 1' TERM; echo ready; "
-                                                  "while true; do sleep 0.1; done"],
-                          name="al", restart="always")
+    live = c.containers.run(
+        "busybox", ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"], name="live"
+    )
+    dies = c.containers.run(
+        "busybox", ["sh", "-c", "trap 'exit 3' TERM; echo ready; while true; do sleep 0.1; done"], name="dies"
+    )
+    al = c.containers.run(
+        "busybox",
+        ["sh", "-c", "trap 'exit 1' TERM; echo ready; while true; do sleep 0.1; done"],
+        name="al",
+        restart="always",
+    )
     wait_for(lambda: "tick 2" in c.containers.logs("live"), what="ticks")
     wait_for(lambda: c.containers.logs("dies") == c.containers.logs("al") == "ready\n", what="traps set")
     dies_pid, al_pid = c.containers.get("dies").pid, c.containers.get("al").pid
     d.kill()  # SIGKILL: no shutdown hooks
     os.kill(dies_pid, signal.SIGTERM)
     os.kill(al_pid, signal.SIGTERM)
-    wait_for(lambda: not Path(f"/proc/{dies_pid}").exists() and not Path(f"/proc/{al_pid}").exists(),
-             what="exits while the daemon is down")
+    wait_for(
+        lambda: not Path(f"/proc/{dies_pid}").exists() and not Path(f"/proc/{al_pid}").exists(),
+        what="exits while the daemon is down",
+    )
     n_before = c_logs_lines(d, live.id)
     d.start()
     c = d.client()
@@ -240,8 +275,11 @@ def test_daemon_sigkill_recovery(d: Daemon) -> None:
     wait_for(lambda: c_logs_lines(d, live.id) > n_before + 2, what="logging continued")
     info = c.containers.inspect("dies")
     assert (info["state"], info["exit_code"]) == ("exited", 3)
-    wait_for(lambda: c.containers.get("al").state == "running" and c.containers.get("al").restart_count >= 1,
-             timeout=20, what="restart policy resumed after daemon restart")
+    wait_for(
+        lambda: c.containers.get("al").state == "running" and c.containers.get("al").restart_count >= 1,
+        timeout=20,
+        what="restart policy resumed after daemon restart",
+    )
     c.containers.stop("live", timeout=1)
     assert c.containers.get("live").state == "exited"
     assert dies.id and al.id
@@ -327,8 +365,7 @@ def test_rm_force_while_restarting_and_pull_on_run(d: Daemon, registry) -> None:
 
 def test_attach_replays_logs_then_follows(d: Daemon) -> None:
     c = d.client()
-    c.containers.run("busybox", ["sh", "-c", "echo early; read x; echo late-$x"], name="at",
-                     open_stdin=True)
+    c.containers.run("busybox", ["sh", "-c", "echo early; read x; echo late-$x"], name="at", open_stdin=True)
     wait_for(lambda: c.containers.logs("at") == "early\n", what="first output")
     ws = c.containers.attach_socket("at", stdin=True, logs=True)
     try:
@@ -346,8 +383,9 @@ def test_parallel_runs(d: Daemon) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def one(i: int) -> tuple[int, bytes]:
-        r = d.client().containers.run("busybox", ["sh", "-c", f"echo n{i}; exit {i}"], detach=False,
-                                      auto_remove=True)
+        r = d.client().containers.run(
+            "busybox", ["sh", "-c", f"echo n{i}; exit {i}"], detach=False, auto_remove=True
+        )
         return r.exit_code, r.stdout
 
     with ThreadPoolExecutor(6) as ex:
@@ -359,8 +397,9 @@ def test_parallel_runs(d: Daemon) -> None:
 def test_large_streams_through_attach_and_exec(d: Daemon) -> None:
     c = d.client()
     data = os.urandom(3 << 20)
-    r = c.containers.run("busybox", ["sh", "-c", "cat; echo done >&2"], detach=False, stdin=data,
-                         auto_remove=True)
+    r = c.containers.run(
+        "busybox", ["sh", "-c", "cat; echo done >&2"], detach=False, stdin=data, auto_remove=True
+    )
     assert r.exit_code == 0 and r.stdout == data and r.stderr == b"done\n"
     c.containers.run("busybox", ["sleep", "300"], name="big", init=True)
     ex = c.containers.exec("big", ["sh", "-c", "head -c 2000000 /dev/zero"])
@@ -411,8 +450,12 @@ def test_attached_run_when_the_daemon_dies(d: Daemon) -> None:
     from tests.helpers import BIN
 
     env = dict(os.environ, PODKIT_HOST=d.host)
-    cli = subprocess.Popen([str(BIN / "podkit"), "run", "--name", "att", "--init", "busybox",
-                            "sleep", "300"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cli = subprocess.Popen(
+        [str(BIN / "podkit"), "run", "--name", "att", "--init", "busybox", "sleep", "300"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         c = d.client()
         wait_for(lambda: [x.name for x in c.containers.list()] == ["att"], what="the attached run")
@@ -433,9 +476,20 @@ def test_ctrl_c_on_an_attached_run_reaches_the_container(d: Daemon) -> None:
     from tests.helpers import BIN
 
     env = dict(os.environ, PODKIT_HOST=d.host)
-    cli = subprocess.Popen([str(BIN / "podkit"), "run", "--rm", "busybox", "sh", "-c",
-                            "trap 'echo got-int; exit 9' INT; echo ready; while true; do sleep 0.1; done"],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cli = subprocess.Popen(
+        [
+            str(BIN / "podkit"),
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-int; exit 9' INT; echo ready; while true; do sleep 0.1; done",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert cli.stdout is not None
         assert cli.stdout.readline() == b"ready\n"

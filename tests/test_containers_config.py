@@ -27,37 +27,79 @@ def _out(d: Daemon, *args: str) -> str:
 
 
 def test_process_options(d: Daemon) -> None:
-    assert _out(d, "-u", "nobody", "-w", "/tmp", "-h", "hostx", "-e", "A=b", "busybox", "sh", "-c",
-                "id -u; pwd; hostname; echo $A; cat /etc/hostname") == "65534\n/tmp\nhostx\nb\nhostx\n"
+    assert (
+        _out(
+            d,
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "-h",
+            "hostx",
+            "-e",
+            "A=b",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; pwd; hostname; echo $A; cat /etc/hostname",
+        )
+        == "65534\n/tmp\nhostx\nb\nhostx\n"
+    )
     assert _out(d, "--user", "1234:5678", "busybox", "sh", "-c", "id -u; id -g") == "1234\n5678\n"
     r = d.cli("run", "--rm", "--user", "nosuchuser", "busybox", "true")
     assert r.returncode == 125 and "unable to find user" in r.stderr
     r = d.cli("run", "--rm", "--read-only", "busybox", "touch", "/x")
     assert r.returncode != 0 and "Read-only" in r.stderr
-    assert _out(d, "--read-only", "--tmpfs", "/scratch", "busybox", "sh", "-c",
-                "touch /scratch/ok && echo ok") == "ok\n"
+    assert (
+        _out(d, "--read-only", "--tmpfs", "/scratch", "busybox", "sh", "-c", "touch /scratch/ok && echo ok")
+        == "ok\n"
+    )
     # capabilities: the default set has CHOWN; --cap-drop takes it away
     assert _out(d, "busybox", "sh", "-c", "chown 1 /tmp && echo yes") == "yes\n"
     r = d.cli("run", "--rm", "--cap-drop", "chown", "busybox", "chown", "1", "/tmp")
     assert r.returncode != 0
     assert "CapEff" in _out(d, "busybox", "grep", "CapEff", "/proc/self/status")
     assert _out(d, "--entrypoint", "echo", "busybox", "via", "entrypoint") == "via entrypoint\n"
-    assert _out(d, "--pids-limit", "50", "--memory", "32m", "--cpus", "0.5", "busybox", "sh", "-c",
-                "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes "
-                "2>/dev/null || cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max") \
-        .split() == ["50", str(32 << 20)]
-    assert _out(d, "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '") \
-        .startswith("/run/podkit-init")
+    assert _out(
+        d,
+        "--pids-limit",
+        "50",
+        "--memory",
+        "32m",
+        "--cpus",
+        "0.5",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes "
+        "2>/dev/null || cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max",
+    ).split() == ["50", str(32 << 20)]
+    assert _out(d, "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '").startswith(
+        "/run/podkit-init"
+    )
     assert _out(d, "--ulimit", "nofile=100:200", "busybox", "sh", "-c", "ulimit -n") == "100\n"
-    assert _out(d, "--device", "/dev/null:/dev/mynull", "busybox", "sh", "-c",
-                "echo x > /dev/mynull && echo dev-ok") == "dev-ok\n"
+    assert (
+        _out(
+            d,
+            "--device",
+            "/dev/null:/dev/mynull",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /dev/mynull && echo dev-ok",
+        )
+        == "dev-ok\n"
+    )
     default_caps = _out(d, "busybox", "grep", "CapEff", "/proc/self/status")
     assert _out(d, "--privileged", "busybox", "grep", "CapEff", "/proc/self/status") != default_caps
     # stop uses --stop-signal (else the image's StopSignal, else SIGTERM)
     c = d.client()
-    c.containers.run("busybox", ["sh", "-c", "trap 'exit 42' USR1; echo ready; "
-                                             "while true; do sleep 0.1; done"],
-                     name="sig", stop_signal="SIGUSR1")
+    c.containers.run(
+        "busybox",
+        ["sh", "-c", "trap 'exit 42' USR1; echo ready; while true; do sleep 0.1; done"],
+        name="sig",
+        stop_signal="SIGUSR1",
+    )
     wait_for(lambda: c.containers.logs("sig") == "ready\n", what="the trap to be set")
     c.containers.stop("sig", timeout=10)
     assert c.containers.get("sig").exit_code == 42
@@ -70,9 +112,12 @@ def test_network_modes_and_ports(d: Daemon) -> None:
     assert "nameserver 127." not in out
     assert _out(d, "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net") == "lo\n"
     assert socket.gethostname() in _out(d, "--network", "host", "busybox", "hostname")
-    c.containers.run("busybox", ["sh", "-c", "echo hello-from-ctr > /tmp/i; "
-                                                  "exec httpd -f -p 8000 -h /tmp"],
-                           name="srv", ports=["127.0.0.1::8000"])
+    c.containers.run(
+        "busybox",
+        ["sh", "-c", "echo hello-from-ctr > /tmp/i; exec httpd -f -p 8000 -h /tmp"],
+        name="srv",
+        ports=["127.0.0.1::8000"],
+    )
     port = c.containers.port("srv")
     hp = port[0]["host_port"]
     assert hp > 0 and d.cli("port", "srv", check=True).stdout.strip() == f"8000/tcp -> 127.0.0.1:{hp}"
@@ -89,12 +134,18 @@ def test_network_modes_and_ports(d: Daemon) -> None:
             return b""
 
     assert b"hello-from-ctr" in wait_for(
-        fetch, timeout=30, what=lambda: f"the published port {hp} ({c.containers.get('srv').status}, "
-                                        f"log {c.containers.logs('srv')!r}, "
-                                        f"nat rules {iptables_lines(f'--dport {hp} ', f'--dports {hp}')})")
+        fetch,
+        timeout=30,
+        what=lambda: (
+            f"the published port {hp} ({c.containers.get('srv').status}, "
+            f"log {c.containers.logs('srv')!r}, "
+            f"nat rules {iptables_lines(f'--dport {hp} ', f'--dports {hp}')})"
+        ),
+    )
     # another container joins srv's network namespace
-    assert "hello-from-ctr" in _out(d, "--network", "container:srv", "busybox", "wget", "-qO-",
-                                     "http://127.0.0.1:8000/i")
+    assert "hello-from-ctr" in _out(
+        d, "--network", "container:srv", "busybox", "wget", "-qO-", "http://127.0.0.1:8000/i"
+    )
     r = d.cli("run", "--rm", "--network", "no-such-net", "busybox", "true")
     assert r.returncode == 125
     c.containers.remove("srv", force=True)
@@ -124,8 +175,7 @@ def test_listing_filters_inspect_prune(d: Daemon) -> None:
     assert set(c.containers.prune()) == {b.id, e.id}
     assert [x.name for x in c.containers.list(all=True)] == ["a"]
     # the pods layer's hooks: an infra container is hidden from a plain listing
-    inf = c.containers.run("busybox", ["sleep", "300"], name="inf", infra=True, pod_id="p" * 64,
-                           init=True)
+    inf = c.containers.run("busybox", ["sleep", "300"], name="inf", infra=True, pod_id="p" * 64, init=True)
     assert [x.name for x in c.containers.list()] == ["a"]
     assert [x.name for x in c.containers.list(filters={"infra": "true"})] == ["inf"]
     assert [x.name for x in c.containers.list(filters={"pod": "ppp"})] == ["inf"]
@@ -136,15 +186,33 @@ def test_listing_filters_inspect_prune(d: Daemon) -> None:
 
 def test_seccomp_profile_file_kept_from_create(d: Daemon, workdir) -> None:  # noqa: ANN001
     prof = workdir / "no-mkdir.json"
-    prof.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
-    d.cli("create", "--name", "sc", "--security-opt", f"seccomp={prof}", "busybox",
-          "sh", "-c", "mkdir /tmp/x", check=True)
+    prof.write_text(
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}],
+            }
+        )
+    )
+    d.cli(
+        "create",
+        "--name",
+        "sc",
+        "--security-opt",
+        f"seccomp={prof}",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /tmp/x",
+        check=True,
+    )
     prof.unlink()  # the profile was taken at create time
     r = d.cli("start", "-a", "sc")
     assert r.returncode != 0 and "not permitted" in r.stderr.lower()
-    assert _out(d, "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
-                "mkdir /tmp/x && echo made") == "made\n"
+    assert (
+        _out(d, "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c", "mkdir /tmp/x && echo made")
+        == "made\n"
+    )
 
 
 def test_image_in_use_is_not_removed(d: Daemon) -> None:

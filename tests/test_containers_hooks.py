@@ -53,8 +53,14 @@ def test_hooks_run_in_order_and_may_change_or_refuse() -> None:
 
     opts = asyncio.run(go())
     assert opts.labels == {"a": "1", "b": "1"} and opts.pod == "p"
-    assert calls == [("a", "before_create"), ("b", "before_create"), ("a", "before_start"),
-                     ("b", "before_start"), ("a", "after_remove"), ("b", "after_remove")]
+    assert calls == [
+        ("a", "before_create"),
+        ("b", "before_create"),
+        ("a", "before_start"),
+        ("b", "before_start"),
+        ("a", "after_remove"),
+        ("b", "after_remove"),
+    ]
 
 
 def test_a_partial_implementation_is_refused_at_registration() -> None:

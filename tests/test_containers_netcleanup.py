@@ -11,8 +11,9 @@ from tests.fixtures.network import iptables_lines, leases, links_on
 from tests.helpers import Daemon
 
 
-def test_recovery_releases_networks_of_containers_that_no_longer_exist(daemon: Daemon,
-                                                                      busybox_image: str) -> None:
+def test_recovery_releases_networks_of_containers_that_no_longer_exist(
+    daemon: Daemon, busybox_image: str
+) -> None:
     """An attachment (CNI ADD done, netns pinned, port published) whose container record
     is gone — what a daemon leaves when it dies after the ADD and its metadata lost the
     container — is DEL'd and unpinned at the next start; a live container's stays.

@@ -47,7 +47,8 @@ def test_volume_specs(tmp_path: Path) -> None:
 
 def test_port_specs() -> None:
     assert parse_port("8080:80") == [
-        {"host_ip": "", "host_port": 8080, "container_port": 80, "protocol": "tcp"}]
+        {"host_ip": "", "host_port": 8080, "container_port": 80, "protocol": "tcp"}
+    ]
     assert parse_port("127.0.0.1:53:53/udp")[0]["protocol"] == "udp"
     assert len(parse_port("9000-9002:9000-9002")) == 3
     assert parse_port("80")[0]["host_port"] == 0
@@ -73,13 +74,26 @@ def test_restart_and_ulimit() -> None:
 def test_create_options_parse_and_roundtrip(tmp_path: Path) -> None:
     envf = tmp_path / "env"
     envf.write_text("# comment\nA=1\n\nB=two\n")
-    o = CreateOptions.parse({
-        "image": "busybox", "name": "web-1", "cmd": ["sh", "-c", "echo hi"], "env": ["C=3"],
-        "env_file": [str(envf)], "volumes": [f"{tmp_path}:/h:ro", "v1:/v"], "tmpfs": ["/t:size=1m"],
-        "memory": "64m", "cpus": "0.5", "ulimits": ["nofile=100:200"], "restart": "on-failure:2",
-        "ports": ["8080:80"], "security_opt": ["seccomp=unconfined", "no-new-privileges=false"],
-        "cap_add": ["net_admin"], "stop_signal": "SIGINT", "labels": ["a=b"],
-    })
+    o = CreateOptions.parse(
+        {
+            "image": "busybox",
+            "name": "web-1",
+            "cmd": ["sh", "-c", "echo hi"],
+            "env": ["C=3"],
+            "env_file": [str(envf)],
+            "volumes": [f"{tmp_path}:/h:ro", "v1:/v"],
+            "tmpfs": ["/t:size=1m"],
+            "memory": "64m",
+            "cpus": "0.5",
+            "ulimits": ["nofile=100:200"],
+            "restart": "on-failure:2",
+            "ports": ["8080:80"],
+            "security_opt": ["seccomp=unconfined", "no-new-privileges=false"],
+            "cap_add": ["net_admin"],
+            "stop_signal": "SIGINT",
+            "labels": ["a=b"],
+        }
+    )
     assert o.env == ["A=1", "B=two", "C=3"]
     assert o.memory == 64 << 20 and o.cpus == 0.5
     assert [m.type for m in o.mounts] == ["bind", "volume", "tmpfs"]
@@ -89,17 +103,20 @@ def test_create_options_parse_and_roundtrip(tmp_path: Path) -> None:
     assert back == o
 
 
-@pytest.mark.parametrize("body, msg", [
-    ({}, "image is required"),
-    ({"image": "x", "name": "bad name"}, "invalid container name"),
-    ({"image": "x", "memory": "1k"}, "minimum memory"),
-    ({"image": "x", "volumes": ["/no/such/dir/here:/x"]}, "does not exist"),
-    ({"image": "x", "restart": "always", "auto_remove": True}, "--restart and --rm"),
-    ({"image": "x", "network": "host", "ports": ["80:80"]}, "port publishing"),
-    ({"image": "x", "bogus": 1}, "unknown container option"),
-    ({"image": "x", "workdir": "rel"}, "must be absolute"),
-    ({"image": "x", "volumes": ["/tmp:/x", "/var:/x"]}, "duplicate mount point"),
-])
+@pytest.mark.parametrize(
+    "body, msg",
+    [
+        ({}, "image is required"),
+        ({"image": "x", "name": "bad name"}, "invalid container name"),
+        ({"image": "x", "memory": "1k"}, "minimum memory"),
+        ({"image": "x", "volumes": ["/no/such/dir/here:/x"]}, "does not exist"),
+        ({"image": "x", "restart": "always", "auto_remove": True}, "--restart and --rm"),
+        ({"image": "x", "network": "host", "ports": ["80:80"]}, "port publishing"),
+        ({"image": "x", "bogus": 1}, "unknown container option"),
+        ({"image": "x", "workdir": "rel"}, "must be absolute"),
+        ({"image": "x", "volumes": ["/tmp:/x", "/var:/x"]}, "duplicate mount point"),
+    ],
+)
 def test_create_options_refusals(body: dict, msg: str) -> None:
     with pytest.raises(InvalidArgument, match=msg):
         CreateOptions.parse(body)
@@ -123,9 +140,16 @@ def _write_log(p: Path, lines: list[tuple[float, str, str, str]]) -> None:
 
 def test_log_reader_filters_and_partials(tmp_path: Path) -> None:
     p = tmp_path / "ctr.log"
-    _write_log(p, [(100, "stdout", "F", "one"), (101, "stderr", "F", "err1"),
-                   (102, "stdout", "P", "par"), (102.5, "stdout", "F", "tial"),
-                   (103, "stdout", "F", "three")])
+    _write_log(
+        p,
+        [
+            (100, "stdout", "F", "one"),
+            (101, "stderr", "F", "err1"),
+            (102, "stdout", "P", "par"),
+            (102.5, "stdout", "F", "tial"),
+            (103, "stdout", "F", "three"),
+        ],
+    )
     r = LogReader(p)
     assert [e.data for e in r.read()] == [b"one\n", b"err1\n", b"partial\n", b"three\n"]
     assert [e.data for e in r.read(streams=("stderr",))] == [b"err1\n"]
@@ -161,24 +185,43 @@ def test_stats_parsing_cgroup_v1_and_v2() -> None:
     """The shapes `runc events --stats` prints on a v1 host (this one) and a v2 host (fixture)."""
     from podkit.containers.runtime_driver import parse_runc_stats
 
-    v1 = {"cpu": {"usage": {"total": 123456789}},
-          "memory": {"usage": {"usage": 10 << 20, "limit": 64 << 20, "max": 12 << 20},
-                     "raw": {"total_inactive_file": 2 << 20, "cache": 3 << 20}},
-          "pids": {"current": 3},
-          "blkio": {"ioServiceBytesRecursive": [
-              {"major": 8, "minor": 0, "op": "Read", "value": 4096},
-              {"major": 8, "minor": 0, "op": "Write", "value": 8192},
-              {"major": 8, "minor": 0, "op": "Total", "value": 12288}]}}
+    v1 = {
+        "cpu": {"usage": {"total": 123456789}},
+        "memory": {
+            "usage": {"usage": 10 << 20, "limit": 64 << 20, "max": 12 << 20},
+            "raw": {"total_inactive_file": 2 << 20, "cache": 3 << 20},
+        },
+        "pids": {"current": 3},
+        "blkio": {
+            "ioServiceBytesRecursive": [
+                {"major": 8, "minor": 0, "op": "Read", "value": 4096},
+                {"major": 8, "minor": 0, "op": "Write", "value": 8192},
+                {"major": 8, "minor": 0, "op": "Total", "value": 12288},
+            ]
+        },
+    }
     s = parse_runc_stats(v1)
     assert (s["cpu_usage"], s["memory_usage"], s["memory_limit"], s["pids"]) == (
-        123456789, 8 << 20, 64 << 20, 3)
+        123456789,
+        8 << 20,
+        64 << 20,
+        3,
+    )
     assert (s["block_read"], s["block_write"]) == (4096, 8192)
-    v2 = {"cpu": {"usage": {"total": 5}},
-          "memory": {"usage": {"usage": 4 << 20, "limit": 2**64 - 1},
-                     "raw": {"inactive_file": 1 << 20, "anon": 3 << 20}},
-          "pids": {"current": 1},
-          "blkio": {"ioServiceBytesRecursive": [{"major": 254, "minor": 0, "op": "read", "value": 10},
-                                                {"major": 254, "minor": 0, "op": "write", "value": 20}]}}
+    v2 = {
+        "cpu": {"usage": {"total": 5}},
+        "memory": {
+            "usage": {"usage": 4 << 20, "limit": 2**64 - 1},
+            "raw": {"inactive_file": 1 << 20, "anon": 3 << 20},
+        },
+        "pids": {"current": 1},
+        "blkio": {
+            "ioServiceBytesRecursive": [
+                {"major": 254, "minor": 0, "op": "read", "value": 10},
+                {"major": 254, "minor": 0, "op": "write", "value": 20},
+            ]
+        },
+    }
     s = parse_runc_stats(v2)
     assert (s["memory_usage"], s["memory_limit"], s["block_read"], s["block_write"]) == (3 << 20, 0, 10, 20)
     assert parse_runc_stats({})["memory_usage"] == 0
@@ -206,10 +249,29 @@ def test_wrong_json_types_are_refused_cleanly() -> None:
     (and never an int taken for a file descriptor by open() or os.path.exists())."""
     import dataclasses
 
-    bad = [1, -1, 1.5, "x", True, [], [1], {}, {"a": 1}, None, [{"a": 1}], [[1]], ["x"],
-           {"type": 1, "target": 2}]
+    bad = [
+        1,
+        -1,
+        1.5,
+        "x",
+        True,
+        [],
+        [1],
+        {},
+        {"a": 1},
+        None,
+        [{"a": 1}],
+        [[1]],
+        ["x"],
+        {"type": 1, "target": 2},
+    ]
     fields = [f.name for f in dataclasses.fields(CreateOptions)] + [
-        "volumes", "tmpfs", "env_file", "security_opt", "restart_policy"]
+        "volumes",
+        "tmpfs",
+        "env_file",
+        "security_opt",
+        "restart_policy",
+    ]
     for name in fields:
         for v in bad:
             try:
@@ -223,9 +285,18 @@ def test_wrong_json_types_are_refused_cleanly() -> None:
 def test_stats_from_the_runtimes_cgroup_reader() -> None:
     from podkit.containers.runtime_driver import from_cgroup_stats
 
-    raw = {"cpu": {"usage_ns": 7, "user_ns": 3, "system_ns": 4},
-           "memory": {"usage": 9, "working_set": 5, "limit": None, "max_usage": 11},
-           "pids": {"current": 2, "limit": None}, "blkio": {"read_bytes": 1, "write_bytes": 2}}
-    assert from_cgroup_stats(raw) == {"cpu_usage": 7, "memory_usage": 5, "memory_limit": 0,
-                                      "memory_max_usage": 11, "pids": 2, "block_read": 1,
-                                      "block_write": 2}
+    raw = {
+        "cpu": {"usage_ns": 7, "user_ns": 3, "system_ns": 4},
+        "memory": {"usage": 9, "working_set": 5, "limit": None, "max_usage": 11},
+        "pids": {"current": 2, "limit": None},
+        "blkio": {"read_bytes": 1, "write_bytes": 2},
+    }
+    assert from_cgroup_stats(raw) == {
+        "cpu_usage": 7,
+        "memory_usage": 5,
+        "memory_limit": 0,
+        "memory_max_usage": 11,
+        "pids": 2,
+        "block_read": 1,
+        "block_write": 2,
+    }

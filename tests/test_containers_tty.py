@@ -36,16 +36,23 @@ class Term:
         self.master, slave = pty.openpty()
         self.resize(rows, cols, fd=slave)
         env = dict(os.environ, PODKIT_HOST=d.host, TERM="xterm")
-        self.proc = subprocess.Popen([str(BIN / "podkit"), *args], stdin=slave, stdout=slave,
-                                     stderr=slave, env=env, start_new_session=True,
-                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        self.proc = subprocess.Popen(
+            [str(BIN / "podkit"), *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
         os.close(slave)
         self.seen = b""
         self.answered = 0
 
     def resize(self, rows: int, cols: int, fd: int | None = None) -> None:
-        fcntl.ioctl(self.master if fd is None else fd, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", rows, cols, 0, 0))
+        fcntl.ioctl(
+            self.master if fd is None else fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0)
+        )
 
     def send(self, data: bytes) -> None:
         os.write(self.master, data)

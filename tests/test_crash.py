@@ -84,8 +84,11 @@ def _check_consistent(daemon: Daemon) -> None:
     for x in ctrs:
         if x.state == "running":
             assert x.pid and Path(f"/proc/{x.pid}").exists(), (x.id, x.pid)
-    runc = subprocess.run(["runc", "--root", str(daemon.state / "runtime" / "runc"), "list", "-f", "json"],
-                          capture_output=True, text=True)
+    runc = subprocess.run(
+        ["runc", "--root", str(daemon.state / "runtime" / "runc"), "list", "-f", "json"],
+        capture_output=True,
+        text=True,
+    )
     for r in json.loads(runc.stdout or "null") or []:
         if r["status"] in ("running", "paused"):
             assert r["id"] in ids, f"runc runs {r['id']}, the daemon does not know it"
@@ -128,4 +131,5 @@ def test_sigkill_at_random_points_keeps_the_store_consistent(daemon: Daemon, bus
         db.close()
     assert os.listdir(daemon.state / "runtime" / "runc") == [] or not any(
         (daemon.state / "runtime" / "runc" / x / "state.json").exists()
-        for x in os.listdir(daemon.state / "runtime" / "runc"))
+        for x in os.listdir(daemon.state / "runtime" / "runc")
+    )

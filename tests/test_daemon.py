@@ -55,7 +55,9 @@ def test_bad_namespace_refused(daemon: Daemon) -> None:
 def test_second_daemon_refuses(daemon: Daemon) -> None:
     r = subprocess.run(
         [str(BIN / "podkitd"), "--root", str(daemon.root), "--state", str(daemon.base / "s2")],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert r.returncode != 0
     assert "already running" in r.stderr

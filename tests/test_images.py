@@ -37,8 +37,7 @@ def daemon_content(d: Daemon) -> object:
 
 def snapshot_dirs(d: Daemon) -> list[str]:
     base = d.root / "snapshots"
-    return [f"{drv}/{n}" for drv in os.listdir(base) for n in os.listdir(base / drv)
-            if not n.startswith(".")]
+    return [f"{drv}/{n}" for drv in os.listdir(base) for n in os.listdir(base / drv) if not n.startswith(".")]
 
 
 def test_import_ls_inspect(daemon: Daemon, busybox_image: str) -> None:
@@ -83,11 +82,30 @@ def test_inspect_missing_and_bad_refs(daemon: Daemon) -> None:
 
 def test_import_changes(daemon: Daemon, busybox_tarball: Path, workdir: Path) -> None:
     r = daemon.cli(
-        "image", "import", str(busybox_tarball), "my/app:2",
-        "--change", "ENTRYPOINT /bin/echo hi", "--change", 'CMD ["a", "b"]',
-        "--change", "ENV A=1 B=two", "--change", "ENV C three four", "--change", "WORKDIR /tmp",
-        "--change", "USER nobody", "--change", "EXPOSE 80 53/udp", "--change", 'LABEL k=v "x y"=z',
-        "-m", "hello", check=True)
+        "image",
+        "import",
+        str(busybox_tarball),
+        "my/app:2",
+        "--change",
+        "ENTRYPOINT /bin/echo hi",
+        "--change",
+        'CMD ["a", "b"]',
+        "--change",
+        "ENV A=1 B=two",
+        "--change",
+        "ENV C three four",
+        "--change",
+        "WORKDIR /tmp",
+        "--change",
+        "USER nobody",
+        "--change",
+        "EXPOSE 80 53/udp",
+        "--change",
+        'LABEL k=v "x y"=z',
+        "-m",
+        "hello",
+        check=True,
+    )
     image_id = r.stdout.strip()
     assert image_id.startswith("sha256:")
     cfg = json.loads(daemon.cli("image", "inspect", "my/app:2", check=True).stdout)[0]
@@ -107,8 +125,13 @@ def test_import_changes(daemon: Daemon, busybox_tarball: Path, workdir: Path) ->
 
 def test_import_compressed_from_stdin_without_name(daemon: Daemon, workdir: Path) -> None:
     data = tar_bytes([("bin", "dir"), ("bin/hello", "file", "hi", {"mode": 0o755})], "gzip")
-    r = subprocess.run([str(BIN / "podkit"), "image", "import", "-"], input=data, capture_output=True,
-                       env=dict(os.environ, PODKIT_HOST=daemon.host), timeout=60)
+    r = subprocess.run(
+        [str(BIN / "podkit"), "image", "import", "-"],
+        input=data,
+        capture_output=True,
+        env=dict(os.environ, PODKIT_HOST=daemon.host),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     image_id = r.stdout.decode().strip()
     rows = daemon.cli("images", check=True).stdout.splitlines()[1:]
@@ -148,8 +171,11 @@ def test_tag_rmi_and_gc(daemon: Daemon, busybox_tarball: Path) -> None:
     assert a.id != b.id and a.chain_id == b.chain_id  # same layer, shared snapshot
     layer = a.layers[0]["digest"][7:]
     daemon.cli("tag", "a:1", "localhost:5000/a:v2", check=True)
-    assert {i.name for i in c.images.list()} == {"docker.io/library/a:1", "docker.io/library/b:1",
-                                                 "localhost:5000/a:v2"}
+    assert {i.name for i in c.images.list()} == {
+        "docker.io/library/a:1",
+        "docker.io/library/b:1",
+        "localhost:5000/a:v2",
+    }
     # docker's reference filter: globs in which '*' stops at '/'.
     listed = daemon.cli("images", "--format", "json", "-f", "reference=localhost:5000/*", check=True)
     assert [i["name"] for i in json.loads(listed.stdout)] == ["localhost:5000/a:v2"]
@@ -208,7 +234,9 @@ def test_image_in_use_by_a_container_snapshot(daemon: Daemon, busybox_image: str
         from podkit.images.service import ImageService
 
         assert ImageService(db, daemon_content(daemon), sn).chain_in_use(img.chain_id or "") == [
-            f"default/{BUSYBOX_REF}", "ctr-abc"]
+            f"default/{BUSYBOX_REF}",
+            "ctr-abc",
+        ]
         r = daemon.cli("rmi", "busybox")
         assert r.returncode == 1
         assert "must force" in r.stderr and "ctr-abc" in r.stderr
@@ -250,13 +278,20 @@ def _big_tarball(path: Path, files: int) -> None:
 def test_sigkill_during_import_leaves_a_consistent_store(daemon: Daemon, workdir: Path) -> None:
     big = workdir / "big.tar"
     _big_tarball(big, 3000)
-    proc = subprocess.Popen([str(BIN / "podkit"), "image", "import", str(big), "big"],
-                            env=dict(os.environ, PODKIT_HOST=daemon.host), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(BIN / "podkit"), "image", "import", str(big), "big"],
+        env=dict(os.environ, PODKIT_HOST=daemon.host),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         # Kill the daemon in the middle of applying the layer.
-        wait_for(lambda: any(k.startswith("extract-") for k, _ in snapshots(daemon))
-                 or proc.poll() is not None, timeout=60, interval=0.005, what="the layer apply to start")
+        wait_for(
+            lambda: any(k.startswith("extract-") for k, _ in snapshots(daemon)) or proc.poll() is not None,
+            timeout=60,
+            interval=0.005,
+            what="the layer apply to start",
+        )
         killed_mid_apply = proc.poll() is None
         daemon.kill()
     finally:
@@ -271,7 +306,8 @@ def test_sigkill_during_import_leaves_a_consistent_store(daemon: Daemon, workdir
     # The import works now, and leaves exactly one committed layer.
     daemon.client().images.import_(big, name="big")
     assert [k for k, kind in snapshots(daemon) if kind == "committed"] == [
-        daemon.client().images.get("big").chain_id]
+        daemon.client().images.get("big").chain_id
+    ]
 
 
 def test_gc_spares_in_flight_content(workdir: Path) -> None:
@@ -351,19 +387,33 @@ def test_native_snapshotter_daemon(workdir: Path, busybox_tarball: Path) -> None
 def test_change_instructions() -> None:
     from podkit.images.changes import apply_changes
 
-    cfg = apply_changes({}, [
-        "ENV PATH=/bin", "ENV PATH=/x:$PATH B=${PATH}/y C=\\$HOME", "WORKDIR /w/$B",
-        'ENTRYPOINT ["/bin/app", "--flag"]', "CMD echo hi", "STOPSIGNAL SIGINT",
-        "VOLUME /data /cache", 'VOLUME ["/v"]', "user 1000:1000", "EXPOSE 8080/udp",
-    ])
+    cfg = apply_changes(
+        {},
+        [
+            "ENV PATH=/bin",
+            "ENV PATH=/x:$PATH B=${PATH}/y C=\\$HOME",
+            "WORKDIR /w/$B",
+            'ENTRYPOINT ["/bin/app", "--flag"]',
+            "CMD echo hi",
+            "STOPSIGNAL SIGINT",
+            "VOLUME /data /cache",
+            'VOLUME ["/v"]',
+            "user 1000:1000",
+            "EXPOSE 8080/udp",
+        ],
+    )
     assert cfg["Env"] == ["PATH=/x:/bin", "B=/bin/y", "C=$HOME"]
     assert cfg["WorkingDir"] == "/w//bin/y" and cfg["User"] == "1000:1000"
     assert cfg["Entrypoint"] == ["/bin/app", "--flag"] and cfg["Cmd"] == ["/bin/sh", "-c", "echo hi"]
     assert cfg["StopSignal"] == "SIGINT" and set(cfg["Volumes"]) == {"/data", "/cache", "/v"}
     assert cfg["ExposedPorts"] == {"8080/udp": {}}
-    for bad, why in (("EXPOSE 70000", "invalid port"), ("CMD", "needs an argument"),
-                     ('CMD ["a", 1]', "JSON array of strings"), ("LABEL =x", "not key=value"),
-                     ("FROM scratch", "unsupported instruction")):
+    for bad, why in (
+        ("EXPOSE 70000", "invalid port"),
+        ("CMD", "needs an argument"),
+        ('CMD ["a", 1]', "JSON array of strings"),
+        ("LABEL =x", "not key=value"),
+        ("FROM scratch", "unsupported instruction"),
+    ):
         with pytest.raises(errors.InvalidArgument, match=why):
             apply_changes({}, [bad])
 
@@ -392,8 +442,12 @@ def test_concurrent_imports_share_one_layer(daemon: Daemon, busybox_tarball: Pat
 
     c = daemon.client()
     with ThreadPoolExecutor(4) as pool:
-        images = list(pool.map(lambda i: c.images.import_(busybox_tarball, name=f"par:{i}",
-                                                          changes=[f'CMD ["{i}"]'])[0], range(4)))
+        images = list(
+            pool.map(
+                lambda i: c.images.import_(busybox_tarball, name=f"par:{i}", changes=[f'CMD ["{i}"]'])[0],
+                range(4),
+            )
+        )
     assert len({i.id for i in images}) == 4 and len({i.chain_id for i in images}) == 1
     assert [k for k, kind in snapshots(daemon)] == [images[0].chain_id]
     assert all(c.images.get(f"par:{i}").unpacked for i in range(4))
@@ -409,12 +463,19 @@ def test_sigkill_during_load(daemon: Daemon, workdir: Path) -> None:
     c.images.save("big", workdir / "big-archive.tar")
     c.images.remove("big")
     assert snapshots(daemon) == []
-    proc = subprocess.Popen([str(BIN / "podkit"), "load", "-i", str(workdir / "big-archive.tar")],
-                            env=dict(os.environ, PODKIT_HOST=daemon.host), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(BIN / "podkit"), "load", "-i", str(workdir / "big-archive.tar")],
+        env=dict(os.environ, PODKIT_HOST=daemon.host),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        wait_for(lambda: any(k.startswith("extract-") for k, _ in snapshots(daemon))
-                 or proc.poll() is not None, timeout=60, interval=0.005, what="the layer apply to start")
+        wait_for(
+            lambda: any(k.startswith("extract-") for k, _ in snapshots(daemon)) or proc.poll() is not None,
+            timeout=60,
+            interval=0.005,
+            what="the layer apply to start",
+        )
         killed_mid_apply = proc.poll() is None
         daemon.kill()
     finally:

@@ -131,46 +131,88 @@ def test_services_next_to_a_pod_are_skipped_with_a_warning() -> None:
     assert any("kind Service is ignored" in w for w in pod.warnings)
 
 
-@pytest.mark.parametrize("quantity,expect", [
-    ("64Mi", 64 * 2**20), ("1G", 10**9), ("500m", 0.5), ("2", 2), ("1.5Gi", 1.5 * 2**30), (128, 128),
-])
+@pytest.mark.parametrize(
+    "quantity,expect",
+    [
+        ("64Mi", 64 * 2**20),
+        ("1G", 10**9),
+        ("500m", 0.5),
+        ("2", 2),
+        ("1.5Gi", 1.5 * 2**30),
+        (128, 128),
+    ],
+)
 def test_quantities(quantity: object, expect: float) -> None:
     assert float(kube.parse_quantity(quantity, "x")) == expect
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("key: [unclosed", "invalid YAML"),
-    ("", "no documents"),
-    ("- a\n- b\n", "not a mapping"),
-    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n", "not 'ConfigMap'"),
-    ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "no Pod or Deployment"),
-    ("apiVersion: v2\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n",
-     "apiVersion v1"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {containers: [{name: c, image: b}]}\n",
-     "metadata.name"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n", "at least one"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n",
-     "image is required"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: C_1, image: b}]}\n",
-     "DNS label"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
-     "env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}]}]}\n", "valueFrom"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {volumes: [{name: v, configMap: {name: m}}], "
-     "containers: [{name: c, image: b}]}\n", "only hostPath and emptyDir"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
-     "volumeMounts: [{name: nope, mountPath: /x}]}]}\n", "names no volume"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
-     "resources: {limits: {memory: lots}}}]}\n", "not a quantity"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {restartPolicy: Sometimes, "
-     "containers: [{name: c, image: b}]}\n", "restartPolicy"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
-     "ports: [{containerPort: 99999, hostPort: 8080}]}]}\n", "65535"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}, "
-     "{name: c, image: b}]}\n", "used twice"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n---\n"
-     "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n",
-     "more than once"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("key: [unclosed", "invalid YAML"),
+        ("", "no documents"),
+        ("- a\n- b\n", "not a mapping"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n", "not 'ConfigMap'"),
+        ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "no Pod or Deployment"),
+        (
+            "apiVersion: v2\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n",
+            "apiVersion v1",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {containers: [{name: c, image: b}]}\n",
+            "metadata.name",
+        ),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n", "at least one"),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n",
+            "image is required",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: C_1, image: b}]}\n",
+            "DNS label",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
+            "env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}]}]}\n",
+            "valueFrom",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {volumes: [{name: v, configMap: {name: m}}], "
+            "containers: [{name: c, image: b}]}\n",
+            "only hostPath and emptyDir",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
+            "volumeMounts: [{name: nope, mountPath: /x}]}]}\n",
+            "names no volume",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
+            "resources: {limits: {memory: lots}}}]}\n",
+            "not a quantity",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {restartPolicy: Sometimes, "
+            "containers: [{name: c, image: b}]}\n",
+            "restartPolicy",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b, "
+            "ports: [{containerPort: 99999, hostPort: 8080}]}]}\n",
+            "65535",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}, "
+            "{name: c, image: b}]}\n",
+            "used twice",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n---\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: b}]}\n",
+            "more than once",
+        ),
+    ],
+)
 def test_invalid_input_names_the_problem(text: str, needle: str) -> None:
     with pytest.raises(InvalidArgument) as ei:
         kube.parse(text)
@@ -178,8 +220,10 @@ def test_invalid_input_names_the_problem(text: str, needle: str) -> None:
 
 
 def test_host_namespaces() -> None:
-    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
-            "spec: {hostPID: true, hostIPC: true, containers: [{name: c, image: b}]}\n")
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+        "spec: {hostPID: true, hostIPC: true, containers: [{name: c, image: b}]}\n"
+    )
     [p] = kube.parse(text)
     assert p.spec.host_pid and p.spec.host_ipc and p.spec.share == ["net", "uts"]
     with pytest.raises(InvalidArgument, match="exclude each other"):
@@ -187,8 +231,10 @@ def test_host_namespaces() -> None:
 
 
 def test_unknown_fields_warn() -> None:
-    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
-            "spec: {nodeSelector: {a: b}, frobnicate: 1, containers: [{name: c, image: b, sparkle: 1}]}\n")
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+        "spec: {nodeSelector: {a: b}, frobnicate: 1, containers: [{name: c, image: b, sparkle: 1}]}\n"
+    )
     [p] = kube.parse(text)
     joined = "\n".join(p.warnings)
     assert "spec.frobnicate is not supported" in joined
@@ -235,8 +281,7 @@ spec:
 """
 
 
-def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image: str,
-                                                    workdir: Path) -> None:
+def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image: str, workdir: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -257,8 +302,11 @@ def test_play_kube_runs_pods_and_down_removes_them(daemon: Daemon, busybox_image
             return res.exit_code, (res.stdout + res.stderr).decode()
 
         # env + command/args, and the emptyDir shared (read-only on one side).
-        wait_for(lambda: run("kweb-side", "cat /data/index.html")[1] == "hi-from-kube\n", 30,
-                 what="the emptyDir file")
+        wait_for(
+            lambda: run("kweb-side", "cat /data/index.html")[1] == "hi-from-kube\n",
+            30,
+            what="the emptyDir file",
+        )
         assert run("kweb-side", "id -u") == (0, "1000\n")
         assert run("kweb-side", "touch /data/x")[0] != 0
         rc, out = run("kweb-side", "touch /rootfile")
@@ -292,22 +340,28 @@ def test_play_kube_bad_file(daemon: Daemon, busybox_image: str, workdir: Path) -
     assert r.returncode == 125 and "invalid YAML" in r.stderr
     r = daemon.cli("play", "kube", str(workdir / "missing.yaml"))
     assert r.returncode == 125 and "cannot read" in r.stderr
-    f.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
-                 "    - {name: c, image: busybox, env: [{name: X, valueFrom: {fieldRef: {fieldPath: x}}}]}\n")
+    f.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        "    - {name: c, image: busybox, env: [{name: X, valueFrom: {fieldRef: {fieldPath: x}}}]}\n"
+    )
     r = daemon.cli("play", "kube", str(f))
     assert r.returncode == 125 and "valueFrom" in r.stderr
     # An image that cannot be had (a registry on a closed loopback port): the pods the
     # file made so far are removed again.
-    f.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec: {containers: [{name: c, "
-                 "image: busybox}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
-                 "  containers: [{name: c, image: 'localhost:1/nope:1'}]\n")
+    f.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec: {containers: [{name: c, "
+        "image: busybox}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
+        "  containers: [{name: c, image: 'localhost:1/nope:1'}]\n"
+    )
     r = daemon.cli("play", "kube", str(f))
     assert r.returncode == 125 and "nope" in r.stderr, r.stderr
     assert daemon.client().pods.list() == []
     assert not list((daemon.state / "netns").glob("pod-*"))
     # From stdin, created but not started; -q prints the pod id only; --down from stdin too.
-    doc = (b"apiVersion: v1\nkind: Pod\nmetadata: {name: quiet}\n"
-           b"spec: {containers: [{name: c, image: busybox}]}\n")
+    doc = (
+        b"apiVersion: v1\nkind: Pod\nmetadata: {name: quiet}\n"
+        b"spec: {containers: [{name: c, image: busybox}]}\n"
+    )
     r = daemon.cli("play", "kube", "--start", "false", "-q", "-", input=doc, check=True)
     [pod] = daemon.client().pods.list()
     assert r.stdout.split() == [pod.id] and pod.status == "Created"

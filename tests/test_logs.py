@@ -20,8 +20,9 @@ def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
 
 def test_cri_format_filters_and_cli(d: Daemon) -> None:
     c = d.client()
-    ctr = c.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo out$i; echo err$i >&2; done; "
-                                                   "printf 'no newline'"])
+    ctr = c.containers.run(
+        "busybox", ["sh", "-c", "for i in 1 2 3; do echo out$i; echo err$i >&2; done; printf 'no newline'"]
+    )
     assert c.containers.wait(ctr.id) == 0
     raw = (d.root / "containers" / ctr.id / "ctr.log").read_text().splitlines()
     ts, stream, tag, text = raw[0].split(" ", 3)
@@ -50,8 +51,9 @@ def test_cri_format_filters_and_cli(d: Daemon) -> None:
 def test_follow_until_exit(d: Daemon) -> None:
     c = d.client()
     # a fifo the test writes to, so the second line comes after following began
-    ctr = c.containers.run("busybox", ["sh", "-c", "mkfifo /tmp/go; echo first; read x < /tmp/go; "
-                                                   "echo second"], init=True)
+    ctr = c.containers.run(
+        "busybox", ["sh", "-c", "mkfifo /tmp/go; echo first; read x < /tmp/go; echo second"], init=True
+    )
     got: list[str] = []
 
     def follow() -> None:
@@ -70,9 +72,15 @@ def test_follow_until_exit(d: Daemon) -> None:
 def test_rotation_by_size(d: Daemon) -> None:
     """conmon's --log-size-max: the file never grows far past the limit; the newest lines stay."""
     c = d.client()
-    ctr = c.containers.run("busybox", ["sh", "-c", "i=0; while [ $i -lt 400 ]; do "
-                                                   "echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; "
-                                                   "i=$((i+1)); done"], log_size_max="8k")
+    ctr = c.containers.run(
+        "busybox",
+        [
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 400 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
+        ],
+        log_size_max="8k",
+    )
     assert c.containers.wait(ctr.id) == 0
     path = d.root / "containers" / ctr.id / "ctr.log"
     assert path.stat().st_size <= 16 * 1024

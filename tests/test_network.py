@@ -136,8 +136,9 @@ def test_attach_gives_an_ip_that_reaches_the_gateway_and_detach_frees_it(netenv:
     # Its traffic out is masqueraded by the network's one rule set, while in use.
     [jump] = iptables_lines(f"-A POSTROUTING -s {netenv.subnet}")
     assert "MASQUERADE" in " ".join(iptables_lines(jump.split()[-1]))
-    assert netenv.run(mgr.check(owner)) == [{"network": "podkit", "interface": "eth0", "ok": True,
-                                             "error": ""}]
+    assert netenv.run(mgr.check(owner)) == [
+        {"network": "podkit", "interface": "eth0", "ok": True, "error": ""}
+    ]
     assert [a["ip"] for a in mgr.attachments(owner)] == [att["ip"]]
     with pytest.raises(errors.Conflict):
         netenv.run(mgr.attach(owner, ns, ["podkit"]))
@@ -160,8 +161,7 @@ def test_two_namespaces_on_one_bridge_reach_each_other(netenv: NetEnv) -> None:
     [att_b] = netenv.run(mgr.attach(b, ns_b, [], kind="pod"))
     assert att_a["ip"] != att_b["ip"]
     serve_http(netenv, ns_b, "hello from b")
-    got = wait_for(lambda: get_in(netenv, ns_a, att_b["ip"], 80), timeout=30,
-                   what="b's http server from a")
+    got = wait_for(lambda: get_in(netenv, ns_a, att_b["ip"], 80), timeout=30, what="b's http server from a")
     assert got == "hello from b"
     for o in (a, b):
         netenv.run(mgr.detach(o))
@@ -369,8 +369,10 @@ def test_no_loopback_resolvers_and_hosts_file(tmp_path: Path) -> None:
     from podkit.network import hosts_file, parse_add_host, resolv_conf
 
     host = tmp_path / "resolv.conf"
-    host.write_text("# comment\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.10\n"
-                    "search example.test corp.test\noptions edns0 trust-ad\n")
+    host.write_text(
+        "# comment\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.10\n"
+        "search example.test corp.test\noptions edns0 trust-ad\n"
+    )
     text = resolv_conf(host_file=host)
     assert "127.0.0.53" not in text and "::1" not in text
     assert "nameserver 192.0.2.10" in text and "search example.test corp.test" in text
@@ -381,8 +383,9 @@ def test_no_loopback_resolvers_and_hosts_file(tmp_path: Path) -> None:
     assert text.splitlines()[1:] == ["search a.test", "nameserver 192.0.2.1", "options ndots:2"]
     with pytest.raises(errors.InvalidArgument, match="DNS server"):
         resolv_conf(["not-an-ip"], host_file=host)
-    hosts = hosts_file("web", "10.89.0.5", [parse_add_host("db:10.0.0.9"), parse_add_host("v6:fd00::1")],
-                       aliases=["app"])
+    hosts = hosts_file(
+        "web", "10.89.0.5", [parse_add_host("db:10.0.0.9"), parse_add_host("v6:fd00::1")], aliases=["app"]
+    )
     lines = hosts.splitlines()
     assert "127.0.0.1\tlocalhost" in lines and "10.89.0.5\tweb app" in lines
     assert "10.0.0.9\tdb" in lines and "fd00::1\tv6" in lines
@@ -391,33 +394,39 @@ def test_no_loopback_resolvers_and_hosts_file(tmp_path: Path) -> None:
         parse_add_host("nocolon")
 
 
-@pytest.mark.parametrize("spec,want", [
-    ("80", [("", 0, 80, "tcp")]),
-    ("8080:80", [("", 8080, 80, "tcp")]),
-    ("127.0.0.1:8080:80/udp", [("127.0.0.1", 8080, 80, "udp")]),
-    ("127.0.0.1::80", [("127.0.0.1", 0, 80, "tcp")]),
-    ("[::1]:8080:80", [("::1", 8080, 80, "tcp")]),
-    ("8000-8001:80-81", [("", 8000, 80, "tcp"), ("", 8001, 81, "tcp")]),
-    ("90-91", [("", 0, 90, "tcp"), ("", 0, 91, "tcp")]),
-    ("53:53/UDP", [("", 53, 53, "udp")]),
-    ("0.0.0.0:8080:80", [("", 8080, 80, "tcp")]),
-])
+@pytest.mark.parametrize(
+    "spec,want",
+    [
+        ("80", [("", 0, 80, "tcp")]),
+        ("8080:80", [("", 8080, 80, "tcp")]),
+        ("127.0.0.1:8080:80/udp", [("127.0.0.1", 8080, 80, "udp")]),
+        ("127.0.0.1::80", [("127.0.0.1", 0, 80, "tcp")]),
+        ("[::1]:8080:80", [("::1", 8080, 80, "tcp")]),
+        ("8000-8001:80-81", [("", 8000, 80, "tcp"), ("", 8001, 81, "tcp")]),
+        ("90-91", [("", 0, 90, "tcp"), ("", 0, 91, "tcp")]),
+        ("53:53/UDP", [("", 53, 53, "udp")]),
+        ("0.0.0.0:8080:80", [("", 8080, 80, "tcp")]),
+    ],
+)
 def test_parse_port_spec(spec: str, want: list[tuple[str, int, int, str]]) -> None:
     assert [(p.host_ip, p.host_port, p.container_port, p.protocol) for p in parse_port_spec(spec)] == want
 
 
-@pytest.mark.parametrize("spec,msg", [
-    ("", "empty"),
-    ("abc", "container port 'abc'"),
-    ("8080:0", "1-65535"),
-    ("70000:80", "host port '70000'"),
-    ("80/icmp", "protocol 'icmp'"),
-    ("1.2.3:80:80", "host IP '1.2.3'"),
-    ("8000-8002:80-81", "differ in length"),
-    ("81-80", "end before start"),
-    (":80", "empty host port"),
-    ("a:b:c:d", "expected"),
-])
+@pytest.mark.parametrize(
+    "spec,msg",
+    [
+        ("", "empty"),
+        ("abc", "container port 'abc'"),
+        ("8080:0", "1-65535"),
+        ("70000:80", "host port '70000'"),
+        ("80/icmp", "protocol 'icmp'"),
+        ("1.2.3:80:80", "host IP '1.2.3'"),
+        ("8000-8002:80-81", "differ in length"),
+        ("81-80", "end before start"),
+        (":80", "empty host port"),
+        ("a:b:c:d", "expected"),
+    ],
+)
 def test_parse_port_spec_errors(spec: str, msg: str) -> None:
     with pytest.raises(errors.InvalidArgument, match=msg):
         parse_port_spec(spec)
@@ -545,9 +554,11 @@ def test_default_network_follows_the_config_and_bad_config_is_named(netenv: NetE
     d = netenv.run(mgr.ensure_default())  # unused: re-shaped to the new settings
     assert (d.name, d.bridge, d.subnet, d.gateway) == ("podkit", br, sub, sub.replace(".0/24", ".1"))
     assert mgr.get("podkit").id == netenv.mgr.get("podkit").id
-    for cfg, msg in [({"default_subnet": "10.0.0.0/33"}, "config \\[network\\]: invalid subnet"),
-                     ({"default_bridge": "x" * 16}, "config \\[network\\]: invalid bridge"),
-                     ({"firewall": "maybe"}, "firewall must be")]:
+    for cfg, msg in [
+        ({"default_subnet": "10.0.0.0/33"}, "config \\[network\\]: invalid subnet"),
+        ({"default_bridge": "x" * 16}, "config \\[network\\]: invalid bridge"),
+        ({"firewall": "maybe"}, "firewall must be"),
+    ]:
         with pytest.raises(errors.InvalidArgument, match=msg):
             netenv.new_manager(cfg)
 
@@ -562,8 +573,12 @@ def test_concurrent_attach_and_detach(netenv: NetEnv) -> None:
     ns = {o: mgr.create_netns(o, "pod") for o in owners}
 
     async def up() -> list[Any]:
-        return await asyncio.gather(*(mgr.attach(o, ns[o], [], parse_port_spec("80") if i % 2 else [],
-                                                 kind="pod") for i, o in enumerate(owners)))
+        return await asyncio.gather(
+            *(
+                mgr.attach(o, ns[o], [], parse_port_spec("80") if i % 2 else [], kind="pod")
+                for i, o in enumerate(owners)
+            )
+        )
 
     res = netenv.run(up())
     ips = [r[0]["ip"] for r in res]
@@ -643,8 +658,9 @@ def test_mtu_option(netenv: NetEnv) -> None:
     mgr = netenv.mgr
     br, sub = free_network()
     netenv.bridges.append(br)
-    n = netenv.run(mgr.create("jumbo", subnet=sub, bridge=br,
-                              options={"com.docker.network.driver.mtu": "1400"}))
+    n = netenv.run(
+        mgr.create("jumbo", subnet=sub, bridge=br, options={"com.docker.network.driver.mtu": "1400"})
+    )
     assert mgr.get("jumbo").options == {"mtu": 1400} == n.options
     owner = uid("mtu00001")
     netenv.owners.append(owner)
@@ -670,4 +686,3 @@ def test_cleanup_stale_of_one_kind_leaves_the_other(netenv: NetEnv) -> None:
     assert netenv.run(mgr.cleanup_stale([ctr], kind="container")) == []
     netenv.run(mgr.detach(ctr))
     mgr.remove_netns(ctr)
-

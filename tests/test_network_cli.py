@@ -27,16 +27,21 @@ def test_network_commands(daemon: Daemon) -> None:
     assert default["name"] == "podkit" and default["default"]
     assert default["bridge"] == daemon.bridge and default["subnet"] == daemon.subnet
 
-    r = daemon.cli("network", "create", "--subnet", sub, "--bridge", br, "--label", "team=a", "web",
-                   check=True)
+    r = daemon.cli(
+        "network", "create", "--subnet", sub, "--bridge", br, "--label", "team=a", "web", check=True
+    )
     net_id = r.stdout.strip()
     assert len(net_id) == 64
     try:
         assert daemon.cli("network", "ls", "-q", check=True).stdout.split() == ["podkit", "web"]
         assert daemon.cli("network", "ls", "-q", "-f", "label=team=a", check=True).stdout.split() == ["web"]
         assert daemon.cli("network", "ls", "-q", "-f", "name=we", check=True).stdout.split() == ["web"]
-        assert daemon.cli("network", "ls", "-q", "-f", f"id={net_id[:6]}", "-f", "name=podk",
-                          check=True).stdout.split() == []
+        assert (
+            daemon.cli(
+                "network", "ls", "-q", "-f", f"id={net_id[:6]}", "-f", "name=podk", check=True
+            ).stdout.split()
+            == []
+        )
         r = daemon.cli("network", "ls", "-f", "colour=red")
         assert r.returncode == 1 and "unsupported filter" in r.stderr
         table = daemon.cli("network", "ls", check=True).stdout
@@ -70,10 +75,12 @@ def test_network_commands(daemon: Daemon) -> None:
             assert "invalid subnet" in e.message
         else:
             raise AssertionError("expected InvalidArgument")
-        for body, msg in [({"name": "b", "internal": "no"}, "'internal' must be of JSON type boolean"),
-                          ({"name": "b", "labels": ["x"]}, "'labels' must be of JSON type object"),
-                          ({"name": "b", "subnet": 10}, "'subnet' must be of JSON type string"),
-                          ({}, "needs a name")]:
+        for body, msg in [
+            ({"name": "b", "internal": "no"}, "'internal' must be of JSON type boolean"),
+            ({"name": "b", "labels": ["x"]}, "'labels' must be of JSON type object"),
+            ({"name": "b", "subnet": 10}, "'subnet' must be of JSON type string"),
+            ({}, "needs a name"),
+        ]:
             try:
                 c._t.post("/networks", json_body=body)
             except errors.InvalidArgument as e:
@@ -118,8 +125,9 @@ def test_daemon_start_cleans_up_after_a_crash(daemon: Daemon) -> None:
     assert iptables_lines(owner) and len(leases(ipam)) == 1 and len(links_on(daemon.bridge)) == 1
     pin = daemon.state / "netns" / f"pod-{owner}"
     # The pod's processes ended while no daemon watched: its netns is gone.
-    NetworkManager(Database(daemon.root / "metadata.db"), daemon.root, daemon.state,
-                   cfg).remove_netns(owner, "pod")
+    NetworkManager(Database(daemon.root / "metadata.db"), daemon.root, daemon.state, cfg).remove_netns(
+        owner, "pod"
+    )
     assert not pin.exists()
 
     daemon.start()
@@ -136,8 +144,9 @@ def test_network_in_use_by_a_pod(daemon: Daemon) -> None:
     br, sub = unique_network()
     daemon.cli("network", "create", "--subnet", sub, "--bridge", br, "n1", check=True)
     try:
-        pod = daemon.cli("pod", "create", "--name", "p1", "--network", "n1", "-p", "127.0.0.1::80",
-                         check=True).stdout.strip()
+        pod = daemon.cli(
+            "pod", "create", "--name", "p1", "--network", "n1", "-p", "127.0.0.1::80", check=True
+        ).stdout.strip()
         [net] = json.loads(daemon.cli("network", "inspect", "n1", check=True).stdout)
         [att] = net["attachments"]
         listed = json.loads(daemon.cli("network", "ls", "--format", "json", check=True).stdout)
@@ -178,4 +187,3 @@ def test_daemon_restart_keeps_a_running_pods_network(daemon: Daemon) -> None:
         assert leases(daemon.root / "networks" / "ipam") == []
     finally:
         daemon.cli("pod", "rm", "-f", "p1")
-

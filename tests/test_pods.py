@@ -57,10 +57,12 @@ def sh(c: Any, ctr: str, script: str) -> tuple[int, str]:
 
 def fetch(c: Any, ctr: str, url: str) -> str:
     """wget from inside a container, retried until the server is up (a wait, not a sleep)."""
+
     def get() -> str:
         # (busybox 1.35's wget -T crashes: rely on the kernel's connect timeout instead)
         rc, out = sh(c, ctr, f"wget -qO- {url}")
         return out if rc == 0 else ""
+
     return wait_for(get, 30, interval=0.1, what=f"{url} from {ctr}")
 
 
@@ -79,8 +81,11 @@ def assert_pod_gone(daemon: Daemon, pod: dict[str, Any]) -> None:
     for cid in (x["id"] for x in pod["containers"]):
         assert not processes_mentioning(cid), f"conmon of {cid[:12]} still runs"
     assert not os.path.exists(pod["netns_path"] or "/nonexistent")
-    assert not [ln for ln in leases(daemon.root / "networks" / "ipam")
-                if any(ip.split("/")[0] in ln for ip in pod["ips"])]
+    assert not [
+        ln
+        for ln in leases(daemon.root / "networks" / "ipam")
+        if any(ip.split("/")[0] in ln for ip in pod["ips"])
+    ]
     assert not iptables_lines(pod_id)
     assert not mounts_under(Path(pod["state_dir"]))
     assert not os.path.exists(pod["state_dir"])
@@ -90,10 +95,29 @@ def assert_pod_gone(daemon: Daemon, pod: dict[str, Any]) -> None:
 def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_image: str) -> None:
     c = daemon.client()
     port, port2 = free_port(), free_port()
-    r = daemon.cli("pod", "create", "--name", "web", "--hostname", "webhost", "-p",
-                   f"127.0.0.1:{port}:8080", "-p", f"{port2}:8080", "--memory", "64m", "--cpus", "0.5",
-                   "--add-host", "db:10.9.9.9",
-                   "--dns", "10.0.0.53", "--dns-search", "svc.local", check=True)
+    r = daemon.cli(
+        "pod",
+        "create",
+        "--name",
+        "web",
+        "--hostname",
+        "webhost",
+        "-p",
+        f"127.0.0.1:{port}:8080",
+        "-p",
+        f"{port2}:8080",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--add-host",
+        "db:10.9.9.9",
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "svc.local",
+        check=True,
+    )
     pod_id = r.stdout.strip()
     assert len(pod_id) == 64
     c.containers.create(busybox_image, ["sh", "-c", HTTPD.format(name="web")], name="srv", pod="web")
@@ -129,14 +153,19 @@ def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_i
     assert "127.0.0." not in resolv
 
     # The published port answers on the host's loopback.
-    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30,
-                    what=lambda: f"published port ({_port_state(c, port)})")
+    body = wait_for(
+        lambda: _host_get(f"http://127.0.0.1:{port}/"),
+        30,
+        what=lambda: f"published port ({_port_state(c, port)})",
+    )
     assert body.strip() == "hello-from-web"
 
     # The pod's cgroup parents the containers' cgroups and carries the pod's limit.
     cg = pod["cgroup_path"]
-    assert int((pod_cgroup_dir(cg) / ("memory.max" if _v2() else "memory.limit_in_bytes"))
-               .read_text()) == 64 * 1024 * 1024
+    assert (
+        int((pod_cgroup_dir(cg) / ("memory.max" if _v2() else "memory.limit_in_bytes")).read_text())
+        == 64 * 1024 * 1024
+    )
     if _v2():
         assert (pod_cgroup_dir(cg) / "cpu.max").read_text().split() == ["50000", "100000"]
     else:
@@ -157,15 +186,19 @@ def test_pod_shares_net_ipc_uts_not_files_or_processes(daemon: Daemon, busybox_i
     assert any("srv" in ln and "httpd" in ln for ln in top.splitlines())
     c.containers.create(busybox_image, ["echo", "said-something"], name="talker", pod="web")
     c.containers.start("talker")
-    wait_for(lambda: any(x["line"].strip() == "said-something" and x["container"] == "talker"
-                         for x in c.pods.logs("web")), 10, what="talker's log line")
+    wait_for(
+        lambda: any(
+            x["line"].strip() == "said-something" and x["container"] == "talker" for x in c.pods.logs("web")
+        ),
+        10,
+        what="talker's log line",
+    )
     st = next(iter(c.pods.stats("web")))
     assert st["memory_limit"] == 64 * 1024 * 1024 and st["pids"] >= 3
     # ... and through the CLI.
     out = daemon.cli("pod", "logs", "web", check=True).stdout
     assert "talker said-something" in out
-    [st] = json.loads(daemon.cli("pod", "stats", "--no-stream", "--format", "json", "web",
-                                 check=True).stdout)
+    [st] = json.loads(daemon.cli("pod", "stats", "--no-stream", "--format", "json", "web", check=True).stdout)
     assert {x["container"] for x in st["containers"]} >= {"web-infra", "srv", "cli"}
     table = daemon.cli("pod", "stats", "--no-stream", "web", check=True).stdout
     assert "/ 67.1MB" in table  # the pod's 64 MiB limit, in the table's decimal units
@@ -203,8 +236,7 @@ def _v2() -> bool:
 
 def test_shared_pid_namespace_infra_is_pid1_and_reaps(daemon: Daemon, busybox_image: str) -> None:
     c = daemon.client()
-    daemon.cli("pod", "create", "--name", "pp", "--share", "net,ipc,uts,pid", "--shm-size", "2m",
-               check=True)
+    daemon.cli("pod", "create", "--name", "pp", "--share", "net,ipc,uts,pid", "--shm-size", "2m", check=True)
     c.containers.create(busybox_image, ["sleep", "600"], name="a", pod="pp")
     c.containers.create(busybox_image, ["sleep", "700"], name="b", pod="pp")
     c.pods.start("pp")
@@ -223,10 +255,22 @@ def test_shared_pid_namespace_infra_is_pid1_and_reaps(daemon: Daemon, busybox_im
     assert "sleep 700" in ps and "/catatonit -P" in ps
     # pod logs merges the containers' lines in time order (a hand-off through the
     # shared /dev/shm fixes the order: a1, then b1, then a2).
-    c.containers.create(busybox_image, ["sh", "-c", "echo a1; sleep 0.1; touch /dev/shm/go; "
-                        "while [ ! -e /dev/shm/b ]; do sleep 0.02; done; echo a2"], name="la", pod="pp")
-    c.containers.create(busybox_image, ["sh", "-c", "while [ ! -e /dev/shm/go ]; do sleep 0.02; done; "
-                        "echo b1; sleep 0.1; touch /dev/shm/b"], name="lb", pod="pp")
+    c.containers.create(
+        busybox_image,
+        [
+            "sh",
+            "-c",
+            "echo a1; sleep 0.1; touch /dev/shm/go; while [ ! -e /dev/shm/b ]; do sleep 0.02; done; echo a2",
+        ],
+        name="la",
+        pod="pp",
+    )
+    c.containers.create(
+        busybox_image,
+        ["sh", "-c", "while [ ! -e /dev/shm/go ]; do sleep 0.02; done; echo b1; sleep 0.1; touch /dev/shm/b"],
+        name="lb",
+        pod="pp",
+    )
     c.containers.start("la")
     c.containers.start("lb")
     wait_for(lambda: c.containers.get("la").state == "exited", 30, what="la to finish")
@@ -274,8 +318,12 @@ def test_sigkill_mid_create_and_restart_recovers(daemon: Daemon, busybox_image: 
     t = threading.Thread(target=create)
     t.start()
     # "keep" has the one pin so far ("half" was undone by the restart's recovery).
-    wait_for(lambda: len(list((daemon.state / "netns").glob("pod-*"))) >= 2, 20, interval=0.005,
-             what="the racing pod's netns")
+    wait_for(
+        lambda: len(list((daemon.state / "netns").glob("pod-*"))) >= 2,
+        20,
+        interval=0.005,
+        what="the racing pod's netns",
+    )
     daemon.kill()
     t.join()
     daemon.start()
@@ -379,7 +427,6 @@ def test_pods_live_in_podkit_namespaces(daemon: Daemon) -> None:
     assert {e["namespace"] for e in evs} == {"team-a"}
 
 
-
 def test_network_none_and_host(daemon: Daemon, busybox_image: str) -> None:
     c = daemon.client()
     c.pods.create("lonely", network="none")
@@ -466,8 +513,11 @@ def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image
     assert not iptables_lines(c.pods.get("rb").id)
     c.pods.start("rb")
     assert fetch(c, "rb-web", "http://127.0.0.1:8080/").strip() == "hello-from-rb"
-    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30,
-                    what=lambda: f"the port again ({_port_state(c, port)})")
+    body = wait_for(
+        lambda: _host_get(f"http://127.0.0.1:{port}/"),
+        30,
+        what=lambda: f"the port again ({_port_state(c, port)})",
+    )
     assert body.strip() == "hello-from-rb"
     c.pods.stop("rb", timeout=0)
     daemon.stop()
@@ -479,8 +529,11 @@ def test_after_a_reboot_start_rebuilds_the_sandbox(daemon: Daemon, busybox_image
     assert not leases(daemon.root / "networks" / "ipam")  # the old lease was released
     pod = c.pods.start("rb")
     assert pod.status == "Running" and os.path.exists(pod.netns_path)
-    body = wait_for(lambda: _host_get(f"http://127.0.0.1:{port}/"), 30,
-                    what=lambda: f"the published port ({_port_state(c, port)})")
+    body = wait_for(
+        lambda: _host_get(f"http://127.0.0.1:{port}/"),
+        30,
+        what=lambda: f"the published port ({_port_state(c, port)})",
+    )
     assert body.strip() == "hello-from-rb"
     assert sh(c, "rb-web", "hostname")[1].strip() == "rb"
     info = c.pods.inspect("rb")
@@ -492,8 +545,17 @@ def test_pod_sysctls_apply_inside_its_namespaces_only(daemon: Daemon, busybox_im
     c = daemon.client()
     host_port_start = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()
     host_shmmni = Path("/proc/sys/kernel/shmmni").read_text()
-    daemon.cli("pod", "create", "--name", "tuned", "--sysctl", "net.ipv4.ip_unprivileged_port_start=80",
-               "--sysctl", "kernel.shmmni=1234", check=True)
+    daemon.cli(
+        "pod",
+        "create",
+        "--name",
+        "tuned",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=80",
+        "--sysctl",
+        "kernel.shmmni=1234",
+        check=True,
+    )
     c.containers.create(busybox_image, ["sleep", "600"], name="t1", pod="tuned")
     c.pods.start("tuned")
     assert sh(c, "t1", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start") == (0, "80\n")
@@ -515,11 +577,13 @@ def test_pod_memory_limit_is_enforced_on_its_containers(daemon: Daemon, busybox_
     c = daemon.client()
     pod = c.pods.create("small", memory="16m")
     # No limit of its own: only the pod's 16 MB stands between tail and 64 MB of zeros.
-    c.containers.create(busybox_image, ["sh", "-c", "head -c 64m /dev/zero | tail >/dev/null"],
-                        name="hog", pod="small")
+    c.containers.create(
+        busybox_image, ["sh", "-c", "head -c 64m /dev/zero | tail >/dev/null"], name="hog", pod="small"
+    )
     c.pods.start("small")
-    hog = wait_for(lambda: (x := c.containers.get("hog")).state == "exited" and x, 30,
-                   what="the hog to be killed")
+    hog = wait_for(
+        lambda: (x := c.containers.get("hog")).state == "exited" and x, 30, what="the hog to be killed"
+    )
     assert hog.exit_code == 137 and hog.oom_killed
     fail = pod_cgroup_dir(pod.cgroup_path) / ("memory.events" if _v2() else "memory.failcnt")
     assert fail.read_text().strip() not in ("0", "")

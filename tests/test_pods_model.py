@@ -14,37 +14,48 @@ from podkit.pods.model import DNSConfig, Pod, PodSpec
 
 
 def test_spec_defaults_and_round_trip() -> None:
-    s = PodSpec.from_dict({"name": "p1", "ports": ["127.0.0.1:8080:80", "9000:9000/udp"],
-                           "share": ["pid", "net", "ipc", "uts"], "labels": {"a": 1}})
+    s = PodSpec.from_dict(
+        {
+            "name": "p1",
+            "ports": ["127.0.0.1:8080:80", "9000:9000/udp"],
+            "share": ["pid", "net", "ipc", "uts"],
+            "labels": {"a": 1},
+        }
+    )
     assert s.share == ["net", "ipc", "uts", "pid"]
     assert [(p.host_ip, p.host_port, p.container_port, p.protocol) for p in s.ports] == [
-        ("127.0.0.1", 8080, 80, "tcp"), ("", 9000, 9000, "udp")]
+        ("127.0.0.1", 8080, 80, "tcp"),
+        ("", 9000, 9000, "udp"),
+    ]
     assert s.labels == {"a": "1"}
     pod = Pod(id="x" * 64, namespace="default", spec=s, created=1.0)
     back = Pod.from_record(pod.to_record())
     assert back == pod
 
 
-@pytest.mark.parametrize("body,needle", [
-    ({"name": "bad name"}, "invalid pod name"),
-    ({"share": ["net", "mnt"]}, "cannot share mnt"),
-    ({"share": ["ipc"], "ports": ["80:80"]}, "shared network"),
-    ({"ports": ["80:80", "80:81"]}, "published twice"),
-    ({"ports": ["99999:80"]}, "1-65535"),
-    ({"network": "host", "ports": ["80:80"]}, "host network"),
-    ({"add_hosts": ["nocolon"]}, "NAME:IP"),
-    ({"add_hosts": ["db:not-an-ip"]}, "not an IP address"),
-    ({"memory": 1024}, "at least 6MB"),
-    ({"hostname": "-bad"}, "invalid hostname"),
-    ({"frob": 1}, "unknown pod field"),
-    ({"shm_size": 10}, "at least 64k"),
-    ({"hostname": 5}, "'hostname' must be a string"),
-    ({"host_pid": "yes"}, "must be true or false"),
-    ({"share": "net"}, "must be a list"),
-    ({"attempt": 1.5}, "must be an integer"),
-    ({"dns": {"servers": "10.0.0.1"}}, "dns.servers must be a list"),
-    ({"dns": {"servers": ["dns.example"]}}, "not an IP address"),
-])
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        ({"name": "bad name"}, "invalid pod name"),
+        ({"share": ["net", "mnt"]}, "cannot share mnt"),
+        ({"share": ["ipc"], "ports": ["80:80"]}, "shared network"),
+        ({"ports": ["80:80", "80:81"]}, "published twice"),
+        ({"ports": ["99999:80"]}, "1-65535"),
+        ({"network": "host", "ports": ["80:80"]}, "host network"),
+        ({"add_hosts": ["nocolon"]}, "NAME:IP"),
+        ({"add_hosts": ["db:not-an-ip"]}, "not an IP address"),
+        ({"memory": 1024}, "at least 6MB"),
+        ({"hostname": "-bad"}, "invalid hostname"),
+        ({"frob": 1}, "unknown pod field"),
+        ({"shm_size": 10}, "at least 64k"),
+        ({"hostname": 5}, "'hostname' must be a string"),
+        ({"host_pid": "yes"}, "must be true or false"),
+        ({"share": "net"}, "must be a list"),
+        ({"attempt": 1.5}, "must be an integer"),
+        ({"dns": {"servers": "10.0.0.1"}}, "dns.servers must be a list"),
+        ({"dns": {"servers": ["dns.example"]}}, "not an IP address"),
+    ],
+)
 def test_spec_rejects_bad_input(body: dict, needle: str) -> None:
     with pytest.raises(InvalidArgument) as ei:
         PodSpec.from_dict(body)
@@ -53,13 +64,16 @@ def test_spec_rejects_bad_input(body: dict, needle: str) -> None:
 
 def test_resolv_conf_drops_loopback_and_applies_overrides(tmp_path: Path) -> None:
     host = tmp_path / "resolv.conf"
-    host.write_text("nameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.1\n"
-                    "search corp.example\noptions ndots:1 rotate\n")
+    host.write_text(
+        "nameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.1\n"
+        "search corp.example\noptions ndots:1 rotate\n"
+    )
     text = files.resolv_conf(DNSConfig(), host)
     assert "127.0.0.53" not in text and "::1" not in text
     assert "nameserver 192.0.2.1" in text and "search corp.example" in text
-    text = files.resolv_conf(DNSConfig(servers=["10.0.0.53"], searches=["pod.local"],
-                                       options=["ndots:5"]), host)
+    text = files.resolv_conf(
+        DNSConfig(servers=["10.0.0.53"], searches=["pod.local"], options=["ndots:5"]), host
+    )
     assert "nameserver 10.0.0.53" in text and "192.0.2.1" not in text
     assert "search pod.local" in text
     assert "options rotate ndots:5" in text  # the host's ndots replaced, rotate kept
@@ -91,8 +105,9 @@ def test_pinned_ipc_uts_and_shm(workdir: Path) -> None:
         assert sandbox.is_pinned(d / "ns/ipc", "ipc") and sandbox.is_pinned(d / "ns/uts", "uts")
         assert not sandbox.is_pinned(d / "ns/uts", "ipc")
         # The uts namespace carries the pod's hostname; ours is untouched.
-        out = subprocess.run(["nsenter", f"--uts={d / 'ns/uts'}", "hostname"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+        out = subprocess.run(
+            ["nsenter", f"--uts={d / 'ns/uts'}", "hostname"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         assert out == "podhost" and os.uname().nodename != "podhost"
         # A distinct ipc namespace from the host's.
         assert os.stat(d / "ns/ipc").st_ino != os.stat("/proc/self/ns/ipc").st_ino

@@ -39,12 +39,16 @@ def _d(image: Any) -> dict[str, Any]:
     return image if isinstance(image, dict) else image.__dict__
 
 
-def test_pull_records_image_and_applies_layers(daemon: Daemon, registry: RegistryServer,
-                                               workdir: Path) -> None:
-    layout = build_layout(workdir / "oci", [
-        {"etc": None, "etc/one.txt": b"layer one\n", "data": None, "data/gone.txt": b"x"},
-        {"etc/two.txt": b"layer two\n", "data/gone.txt": ("whiteout",)},
-    ])
+def test_pull_records_image_and_applies_layers(
+    daemon: Daemon, registry: RegistryServer, workdir: Path
+) -> None:
+    layout = build_layout(
+        workdir / "oci",
+        [
+            {"etc": None, "etc/one.txt": b"layer one\n", "data": None, "data/gone.txt": b"x"},
+            {"etc/two.txt": b"layer two\n", "data/gone.txt": ("whiteout",)},
+        ],
+    )
     skopeo_push(layout, registry, "test/app:1.0")
     seen: list[dict[str, Any]] = []
     image = _d(dist(daemon).pull(f"{registry.host}/test/app:1.0", progress=seen.append))
@@ -108,8 +112,9 @@ def test_pull_cli_plain_output(daemon: Daemon, registry: RegistryServer, workdir
 
 def test_pull_stream_api_shape(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
     skopeo_push(build_layout(workdir / "oci"), registry, "api:latest")
-    lines = list(daemon.client()._t.stream("POST", "/images/pull",
-                                           json_body={"reference": f"{registry.host}/api"}))
+    lines = list(
+        daemon.client()._t.stream("POST", "/images/pull", json_body={"reference": f"{registry.host}/api"})
+    )
     assert lines[-1]["status"] == "done"
     assert lines[-1]["image"]["name"] == f"{registry.host}/api:latest"
     for m in lines[:-1]:
@@ -118,8 +123,7 @@ def test_pull_stream_api_shape(daemon: Daemon, registry: RegistryServer, workdir
             assert len(m["id"]) == 12 and isinstance(m["total"], int)
 
 
-def test_pull_by_digest_and_tag_at_digest(daemon: Daemon, registry: RegistryServer,
-                                          workdir: Path) -> None:
+def test_pull_by_digest_and_tag_at_digest(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
     skopeo_push(build_layout(workdir / "oci"), registry, "dig:1")
     digest = skopeo_inspect(registry, "dig:1")["Digest"]
     images = dist(daemon)
@@ -140,12 +144,16 @@ def test_pull_tty_progress_bars(daemon: Daemon, registry: RegistryServer, workdi
 
     from tests.helpers import BIN
 
-    skopeo_push(build_layout(workdir / "oci", [{"a.bin": os.urandom(400_000)},
-                                               {"b.bin": os.urandom(400_000)}]), registry, "tty:1")
+    skopeo_push(
+        build_layout(workdir / "oci", [{"a.bin": os.urandom(400_000)}, {"b.bin": os.urandom(400_000)}]),
+        registry,
+        "tty:1",
+    )
     master, slave = pty.openpty()
     env = dict(os.environ, PODKIT_HOST=daemon.host)
-    p = subprocess.Popen([str(BIN / "podkit"), "pull", f"{registry.host}/tty:1"], stdout=slave,
-                         stderr=slave, env=env)
+    p = subprocess.Popen(
+        [str(BIN / "podkit"), "pull", f"{registry.host}/tty:1"], stdout=slave, stderr=slave, env=env
+    )
     os.close(slave)
     out = b""
     while True:
@@ -167,8 +175,14 @@ def test_pull_tty_progress_bars(daemon: Daemon, registry: RegistryServer, workdi
 
 def test_bad_registry_auth_header_is_refused(daemon: Daemon, registry: RegistryServer) -> None:
     with pytest.raises(errors.InvalidArgument) as ei:
-        list(daemon.client()._t.stream("POST", "/images/pull", json_body={"reference": f"{registry.host}/x"},
-                                       headers={"X-Registry-Auth": "%%%"}))
+        list(
+            daemon.client()._t.stream(
+                "POST",
+                "/images/pull",
+                json_body={"reference": f"{registry.host}/x"},
+                headers={"X-Registry-Auth": "%%%"},
+            )
+        )
     assert "X-Registry-Auth" in ei.value.message
 
 
@@ -180,8 +194,7 @@ def test_unreachable_registry_is_unavailable(daemon: Daemon) -> None:
     assert "Error: cannot connect to registry 127.0.0.1:" in r.stderr
 
 
-def test_concurrent_pulls_share_downloads(daemon: Daemon, registry: RegistryServer,
-                                          workdir: Path) -> None:
+def test_concurrent_pulls_share_downloads(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
     import os
     import threading
 
@@ -209,22 +222,26 @@ def test_concurrent_pulls_share_downloads(daemon: Daemon, registry: RegistryServ
         assert registry.requests("GET", f"/blobs/{layer['digest']}") == 1
 
 
-def test_pull_docker_schema2_plain_tar_and_zstd_layers(daemon: Daemon, registry: RegistryServer,
-                                                  workdir: Path) -> None:
-    skopeo_push(build_layout(workdir / "v2", [{"docker.txt": b"schema2\n"}]), registry, "v2s2:1",
-                docker_format=True)
+def test_pull_docker_schema2_plain_tar_and_zstd_layers(
+    daemon: Daemon, registry: RegistryServer, workdir: Path
+) -> None:
+    skopeo_push(
+        build_layout(workdir / "v2", [{"docker.txt": b"schema2\n"}]), registry, "v2s2:1", docker_format=True
+    )
     raw = skopeo_inspect(registry, "v2s2:1", raw=True)
     assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     img = _d(dist(daemon).pull(f"{registry.host}/v2s2:1"))
     assert img["media_type"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert find_in_snapshots(daemon.root, "docker.txt")
 
-    skopeo_push(build_layout(workdir / "plain", [{"plain.txt": b"tar\n"}], compress=False), registry,
-                "plain:1")
+    skopeo_push(
+        build_layout(workdir / "plain", [{"plain.txt": b"tar\n"}], compress=False), registry, "plain:1"
+    )
     dist(daemon).pull(f"{registry.host}/plain:1")
     assert find_in_snapshots(daemon.root, "plain.txt")
-    skopeo_push(build_layout(workdir / "zstd", [{"zstd.txt": b"zstd\n"}], compress="zstd"), registry,
-                "zstd:1")
+    skopeo_push(
+        build_layout(workdir / "zstd", [{"zstd.txt": b"zstd\n"}], compress="zstd"), registry, "zstd:1"
+    )
     dist(daemon).pull(f"{registry.host}/zstd:1")
     assert find_in_snapshots(daemon.root, "zstd.txt")
     with pytest.raises(errors.InvalidArgument) as ei:
@@ -260,10 +277,13 @@ def test_pull_busybox_image_from_registry(daemon: Daemon, registry: RegistryServ
 
 def test_pull_api_refuses_bad_bodies(daemon: Daemon) -> None:
     t = daemon.client()._t
-    for body, words in (([1, 2], "JSON object"), ({}, "'reference' is required"),
-                        ({"reference": 5}, "'reference' must be of JSON type string"),
-                        ({"reference": "busybox", "platform": "a/b/c/d"}, "invalid platform"),
-                        ({"reference": "busybox", "auth": "x"}, "'auth' must be of JSON type object")):
+    for body, words in (
+        ([1, 2], "JSON object"),
+        ({}, "'reference' is required"),
+        ({"reference": 5}, "'reference' must be of JSON type string"),
+        ({"reference": "busybox", "platform": "a/b/c/d"}, "invalid platform"),
+        ({"reference": "busybox", "auth": "x"}, "'auth' must be of JSON type object"),
+    ):
         with pytest.raises(errors.InvalidArgument) as ei:
             list(t.stream("POST", "/images/pull", json_body=body))
         assert words in ei.value.message
@@ -271,8 +291,7 @@ def test_pull_api_refuses_bad_bodies(daemon: Daemon) -> None:
         t.post("/auth/login", json_body={"serveraddress": "127.0.0.1:1", "username": "u"})
 
 
-def test_pull_repeated_layer_and_many_layers(daemon: Daemon, registry: RegistryServer,
-                                             workdir: Path) -> None:
+def test_pull_repeated_layer_and_many_layers(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
     """The same blob twice in one manifest (as docker's empty layers are), among many."""
     same = {"same.txt": b"same\n"}
     trees = [same, *({f"n{i}.txt": b"%d\n" % i} for i in range(12)), same]
@@ -306,9 +325,11 @@ class _SlowLink:
                 pass
 
             def _forward(self, method: str) -> None:
-                req = urllib.request.Request(f"http://{upstream}{self.path}", method=method,
-                                             headers={k: v for k, v in self.headers.items()
-                                                      if k.lower() != "host"})
+                req = urllib.request.Request(
+                    f"http://{upstream}{self.path}",
+                    method=method,
+                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                )
                 try:
                     up = urllib.request.urlopen(req, timeout=30)
                 except urllib.error.HTTPError as e:
@@ -333,7 +354,7 @@ class _SlowLink:
                     step = max(1, rate // 20)
                     t0 = time.monotonic()
                     for i in range(0, len(body), step):
-                        self.wfile.write(body[i:i + step])
+                        self.wfile.write(body[i : i + step])
                         # The simulated link's pace, not a synchronisation. Paced by the
                         # clock: a late wake-up on a busy machine is made up at the next
                         # step instead of adding up (24 x sleep(0.05) drifted ~1 s
@@ -424,8 +445,9 @@ def test_pull_refuses_inconsistent_images(daemon: Daemon, registry: RegistryServ
     assert not find_in_snapshots(daemon.root, "c.txt")
 
 
-def test_pull_of_a_malicious_layer_is_refused(daemon: Daemon, registry: RegistryServer,
-                                              workdir: Path) -> None:
+def test_pull_of_a_malicious_layer_is_refused(
+    daemon: Daemon, registry: RegistryServer, workdir: Path
+) -> None:
     """A layer that would write outside its snapshot fails the pull with UnsafeContent."""
     import io
     import tarfile
@@ -443,8 +465,9 @@ def test_pull_of_a_malicious_layer_is_refused(daemon: Daemon, registry: Registry
     assert f"{registry.host}/evil:1" not in [i.name for i in daemon.client().images.list()]
 
 
-def test_pull_is_per_namespace_but_content_is_shared(daemon: Daemon, registry: RegistryServer,
-                                                     workdir: Path) -> None:
+def test_pull_is_per_namespace_but_content_is_shared(
+    daemon: Daemon, registry: RegistryServer, workdir: Path
+) -> None:
     skopeo_push(build_layout(workdir / "oci"), registry, "ns:1")
     ref = f"{registry.host}/ns:1"
     daemon.client(namespace="team-a").images.pull(ref)
@@ -472,8 +495,9 @@ def test_pull_and_push_publish_events(daemon: Daemon, registry: RegistryServer, 
     assert ("push", f"{registry.host}/ev:1") in actions
 
 
-def test_pull_of_a_non_image_artifact_is_refused(daemon: Daemon, registry: RegistryServer,
-                                                 workdir: Path) -> None:
+def test_pull_of_a_non_image_artifact_is_refused(
+    daemon: Daemon, registry: RegistryServer, workdir: Path
+) -> None:
     """An OCI artifact (here a Helm chart's shape) is not a container image: refused, by name."""
     import asyncio
 
@@ -485,20 +509,29 @@ def test_pull_of_a_non_image_artifact_is_refused(daemon: Daemon, registry: Regis
     store = ContentStore(workdir / "store")
     cfg = store.put(b"{}")
     chart = store.put(b"not a tarball of a root file system")
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": cfg, "size": 2},
-        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
-                    "digest": chart, "size": store.size(chart)}],
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": cfg, "size": 2},
+            "layers": [
+                {
+                    "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                    "digest": chart,
+                    "size": store.size(chart),
+                }
+            ],
+        }
+    ).encode()
 
     async def push() -> None:
         client = RegistryClient()
         try:
             repo = client.repository(parse(f"{registry.host}/charts/app:1"), push=True)
             for d in (cfg, chart):
-                await repo.upload_blob(Descriptor("application/octet-stream", d, store.size(d)),
-                                       str(store.path(d)))
+                await repo.upload_blob(
+                    Descriptor("application/octet-stream", d, store.size(d)), str(store.path(d))
+                )
             await repo.put_manifest("1", "application/vnd.oci.image.manifest.v1+json", manifest)
         finally:
             await client.close()

@@ -33,8 +33,9 @@ def _verify_blobs(root: Path) -> int:
 
 
 @pytest.mark.parametrize("kill_at", ["Downloading", "Pull complete"])
-def test_sigkill_mid_pull_then_pull_again(daemon: Daemon, registry: RegistryServer,
-                                          workdir: Path, kill_at: str) -> None:
+def test_sigkill_mid_pull_then_pull_again(
+    daemon: Daemon, registry: RegistryServer, workdir: Path, kill_at: str
+) -> None:
     """Killed while the first layer downloads, or once the first layer is applied and
     the others are on their way."""
     # Four layers of incompressible data (~48 MB), so the pull takes a moment.
@@ -92,8 +93,9 @@ def test_client_gone_cancels_the_pull(daemon: Daemon, registry: RegistryServer, 
     layers = [{f"l{i}.bin": os.urandom(12 << 20)} for i in range(4)]
     skopeo_push(build_layout(workdir / "oci", layers), registry, "gone:1")
     env = dict(os.environ, PODKIT_HOST=daemon.host)
-    p = subprocess.Popen([str(BIN / "podkit"), "pull", f"{registry.host}/gone:1"],
-                         stdout=subprocess.PIPE, env=env)
+    p = subprocess.Popen(
+        [str(BIN / "podkit"), "pull", f"{registry.host}/gone:1"], stdout=subprocess.PIPE, env=env
+    )
     assert p.stdout is not None
     for line in p.stdout:
         if b"Downloading" in line:

@@ -30,14 +30,16 @@ pytestmark = pytest.mark.usefixtures("no_docker_config")
 
 
 def _two_layer(workdir: Path) -> Path:
-    return build_layout(workdir / "oci", [
-        {"etc": None, "etc/a.txt": b"a\n", "big.bin": os.urandom(200_000)},
-        {"etc/b.txt": b"b\n"},
-    ])
+    return build_layout(
+        workdir / "oci",
+        [
+            {"etc": None, "etc/a.txt": b"a\n", "big.bin": os.urandom(200_000)},
+            {"etc/b.txt": b"b\n"},
+        ],
+    )
 
 
-def test_push_round_trip_checked_by_skopeo(daemon: Daemon, registry: RegistryServer,
-                                           workdir: Path) -> None:
+def test_push_round_trip_checked_by_skopeo(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
     skopeo_push(_two_layer(workdir), registry, "src/app:1")
     images = daemon.client().images
     images.pull(f"{registry.host}/src/app:1")
@@ -65,8 +67,9 @@ def test_push_unknown_image_is_not_found(daemon: Daemon, registry: RegistryServe
     assert r.stderr.startswith("Error: ")
 
 
-def test_login_push_pull_logout_with_htpasswd(daemon: Daemon, registry: RegistryServer,
-                                              auth_registry: RegistryServer, workdir: Path) -> None:
+def test_login_push_pull_logout_with_htpasswd(
+    daemon: Daemon, registry: RegistryServer, auth_registry: RegistryServer, workdir: Path
+) -> None:
     cfg_dir = workdir / "docker"
     env = {"DOCKER_CONFIG": str(cfg_dir)}
     host = auth_registry.host
@@ -81,8 +84,9 @@ def test_login_push_pull_logout_with_htpasswd(daemon: Daemon, registry: Registry
     assert r.returncode == 1 and r.stderr.startswith("Error: ")
     assert not (cfg_dir / "config.json").exists()
 
-    r = daemon.cli("login", "-u", USER, "--password-stdin", host, input=PASSWORD.encode() + b"\n",
-                   env=env, check=True)
+    r = daemon.cli(
+        "login", "-u", USER, "--password-stdin", host, input=PASSWORD.encode() + b"\n", env=env, check=True
+    )
     assert "Login Succeeded" in r.stdout
     assert f"stored unencrypted in {cfg_dir / 'config.json'}" in r.stderr
     cfg = cfg_dir / "config.json"
@@ -105,8 +109,9 @@ def test_login_push_pull_logout_with_htpasswd(daemon: Daemon, registry: Registry
     assert "Not logged in" in r.stdout
 
 
-def test_sdk_auth_argument(daemon: Daemon, auth_registry: RegistryServer, workdir: Path,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sdk_auth_argument(
+    daemon: Daemon, auth_registry: RegistryServer, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(workdir / "empty"))
     skopeo_push(build_layout(workdir / "oci"), auth_registry, "sdk:1")
     images = daemon.client().images
@@ -117,10 +122,13 @@ def test_sdk_auth_argument(daemon: Daemon, auth_registry: RegistryServer, workdi
 
 
 def test_multi_platform_index(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
-    layout = build_layout(workdir / "oci", platforms=[
-        ("amd64", [{"arch.txt": b"amd64\n"}]),
-        ("arm64/v8", [{"arch.txt": b"arm64\n", "only-arm.txt": b"x"}]),
-    ])
+    layout = build_layout(
+        workdir / "oci",
+        platforms=[
+            ("amd64", [{"arch.txt": b"amd64\n"}]),
+            ("arm64/v8", [{"arch.txt": b"arm64\n", "only-arm.txt": b"x"}]),
+        ],
+    )
     skopeo_push(layout, registry, "multi:1", all_platforms=True)
     index_digest = skopeo_inspect(registry, "multi:1", raw=False)["Digest"]
     images = daemon.client().images
@@ -157,11 +165,14 @@ def test_mirror_is_used_first(registry: RegistryServer, workdir: Path) -> None:
     skopeo_push(layout, registry, "library/busybox:latest")
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
     (workdir / "m").mkdir()
-    d = Daemon(workdir / "m", extra_config=(
-        f'[registries]\nmax_concurrent_downloads = 2\n\n[registries."{dead}"]\n'
-        f'mirrors = ["{registry.host}"]\n\n'
-        f'[registries."docker.io"]\nmirrors = ["{registry.host}"]\n'
-    )).start()
+    d = Daemon(
+        workdir / "m",
+        extra_config=(
+            f'[registries]\nmax_concurrent_downloads = 2\n\n[registries."{dead}"]\n'
+            f'mirrors = ["{registry.host}"]\n\n'
+            f'[registries."docker.io"]\nmirrors = ["{registry.host}"]\n'
+        ),
+    ).start()
     try:
         img = d.client().images.pull(f"{dead}/mirrored/app:1")
         assert img.name == f"{dead}/mirrored/app:1"
@@ -180,8 +191,9 @@ def test_bad_registry_config_is_refused(workdir: Path) -> None:
     assert "unknown keys" in str(ei.value)
 
 
-def test_push_mounts_from_where_blobs_came_from(daemon: Daemon, registry: RegistryServer,
-                                                workdir: Path) -> None:
+def test_push_mounts_from_where_blobs_came_from(
+    daemon: Daemon, registry: RegistryServer, workdir: Path
+) -> None:
     """The pull's source repository is remembered per blob: after the original name is
     gone, a push to another repository of that registry still mounts instead of uploading."""
     skopeo_push(_two_layer(workdir), registry, "origin/app:1")
@@ -197,8 +209,9 @@ def test_push_mounts_from_where_blobs_came_from(daemon: Daemon, registry: Regist
     assert registry.requests("PUT", "/v2/elsewhere/app/blobs/uploads/") == 0
 
 
-def test_token_registry_through_the_daemon(daemon: Daemon, token_registry: RegistryServer,
-                                           workdir: Path) -> None:
+def test_token_registry_through_the_daemon(
+    daemon: Daemon, token_registry: RegistryServer, workdir: Path
+) -> None:
     """Anonymous pull and authenticated push via Bearer tokens, CLI to registry."""
     env = {"DOCKER_CONFIG": str(workdir / "docker")}
     host = token_registry.host
@@ -211,10 +224,15 @@ def test_token_registry_through_the_daemon(daemon: Daemon, token_registry: Regis
     r = daemon.cli("push", f"{host}/hub/copy:1", env=env, check=True)
     assert "Mounted from hub/app" in r.stdout
     assert token_registry.token is not None
-    assert {"user": USER, "scopes": ["repository:hub/copy:pull,push", "repository:hub/app:pull"],
-            "service": ["podkit-test-registry"]} in token_registry.token.requests
-    assert skopeo_inspect(token_registry, "hub/copy:1")["Digest"] == \
-        skopeo_inspect(token_registry, "hub/app:1")["Digest"]
+    assert {
+        "user": USER,
+        "scopes": ["repository:hub/copy:pull,push", "repository:hub/app:pull"],
+        "service": ["podkit-test-registry"],
+    } in token_registry.token.requests
+    assert (
+        skopeo_inspect(token_registry, "hub/copy:1")["Digest"]
+        == skopeo_inspect(token_registry, "hub/app:1")["Digest"]
+    )
 
 
 _HELPER = """#!/usr/bin/env python3
@@ -245,13 +263,15 @@ def test_credential_helper(daemon: Daemon, auth_registry: RegistryServer, workdi
     helper.write_text(_HELPER)
     helper.chmod(0o755)
     (cfg_dir / "config.json").write_text(json.dumps({"credsStore": "podkittest"}))
-    env = {"DOCKER_CONFIG": str(cfg_dir), "PODKIT_TEST_CREDS": str(creds),
-           "PATH": f"{bindir}:{os.environ['PATH']}"}
+    env = {
+        "DOCKER_CONFIG": str(cfg_dir),
+        "PODKIT_TEST_CREDS": str(creds),
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+    }
     host = auth_registry.host
     skopeo_push(build_layout(workdir / "oci"), auth_registry, "helped:1")
 
-    daemon.cli("login", "-u", USER, "--password-stdin", host, input=PASSWORD.encode(), env=env,
-               check=True)
+    daemon.cli("login", "-u", USER, "--password-stdin", host, input=PASSWORD.encode(), env=env, check=True)
     cfg = json.loads((cfg_dir / "config.json").read_text())
     assert cfg["auths"][host] == {} and PASSWORD not in (cfg_dir / "config.json").read_text()
     assert len(list(creds.iterdir())) == 1
@@ -262,8 +282,9 @@ def test_credential_helper(daemon: Daemon, auth_registry: RegistryServer, workdi
     assert r.returncode == 1 and "denied" in r.stderr
 
 
-def test_push_imported_image_then_pull_it_elsewhere(daemon: Daemon, registry: RegistryServer,
-                                                    workdir: Path) -> None:
+def test_push_imported_image_then_pull_it_elsewhere(
+    daemon: Daemon, registry: RegistryServer, workdir: Path
+) -> None:
     """An image that never came from a registry (imported rootfs) goes up whole: skopeo
     reads it back and a second, empty daemon pulls and unpacks it."""
     from tests.fixtures.registry import layer_tar
@@ -284,13 +305,17 @@ def test_push_imported_image_then_pull_it_elsewhere(daemon: Daemon, registry: Re
         other.stop()
 
 
-def test_all_platforms_pull_then_push_the_whole_index(daemon: Daemon, registry: RegistryServer,
-                                                      workdir: Path) -> None:
-    layout = build_layout(workdir / "oci", platforms=[
-        ("amd64", [{"arch.txt": b"amd64\n"}]),
-        ("arm64/v8", [{"arch.txt": b"arm64\n", "only-arm.txt": b"x"}]),
-        ("ppc64le", [{"arch.txt": b"ppc\n"}]),
-    ])
+def test_all_platforms_pull_then_push_the_whole_index(
+    daemon: Daemon, registry: RegistryServer, workdir: Path
+) -> None:
+    layout = build_layout(
+        workdir / "oci",
+        platforms=[
+            ("amd64", [{"arch.txt": b"amd64\n"}]),
+            ("arm64/v8", [{"arch.txt": b"arm64\n", "only-arm.txt": b"x"}]),
+            ("ppc64le", [{"arch.txt": b"ppc\n"}]),
+        ],
+    )
     skopeo_push(layout, registry, "all:1", all_platforms=True)
     r = daemon.cli("pull", "--all-platforms", f"{registry.host}/all:1", check=True)
     assert r.stdout.count("Pull complete") == 1  # only the host's platform is unpacked
@@ -319,8 +344,9 @@ def test_manifest_inspect_without_pulling(daemon: Daemon, registry: RegistryServ
     assert r.returncode == 1 and r.stderr.startswith("Error: ")
 
 
-def test_missing_credential_helper_still_pulls_anonymously(daemon: Daemon, registry: RegistryServer,
-                                                           workdir: Path) -> None:
+def test_missing_credential_helper_still_pulls_anonymously(
+    daemon: Daemon, registry: RegistryServer, workdir: Path
+) -> None:
     cfg_dir = workdir / "docker"
     cfg_dir.mkdir()
     (cfg_dir / "config.json").write_text(json.dumps({"credsStore": "not-installed-anywhere"}))
@@ -336,8 +362,10 @@ def test_tls_registry_through_daemon_config(tls_registry: RegistryServer, workdi
     host = tls_registry.host
     skopeo_push(build_layout(workdir / "oci"), tls_registry, "secure:1")
     (workdir / "t").mkdir()
-    d = Daemon(workdir / "t", extra_config=(
-        f'[registries."{host}"]\nplain_http = false\nca_file = "{tls_registry.cert}"\n')).start()
+    d = Daemon(
+        workdir / "t",
+        extra_config=(f'[registries."{host}"]\nplain_http = false\nca_file = "{tls_registry.cert}"\n'),
+    ).start()
     try:
         assert d.client().images.pull(f"{host}/secure:1").name == f"{host}/secure:1"
         d.client().images.tag(f"{host}/secure:1", f"{host}/secure:2")
@@ -351,9 +379,11 @@ def test_tls_registry_through_daemon_config(tls_registry: RegistryServer, workdi
 def test_login_to_an_open_registry(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
     """A registry that asks for no credentials accepts any login, as with docker."""
     env = {"DOCKER_CONFIG": str(workdir / "docker")}
-    r = daemon.cli("login", "-u", "anyone", "--password-stdin", registry.host, input=b"x\n", env=env,
-                   check=True)
+    r = daemon.cli(
+        "login", "-u", "anyone", "--password-stdin", registry.host, input=b"x\n", env=env, check=True
+    )
     assert "Login Succeeded" in r.stdout
-    r = daemon.cli("login", "-u", "anyone", "--password-stdin", f"127.0.0.1:{free_port()}",
-                   input=b"x\n", env=env)
+    r = daemon.cli(
+        "login", "-u", "anyone", "--password-stdin", f"127.0.0.1:{free_port()}", input=b"x\n", env=env
+    )
     assert r.returncode == 1 and "cannot connect" in r.stderr

@@ -44,10 +44,12 @@ def test_loopback_is_plain_http_and_others_https() -> None:
 
 
 def test_host_config_mirrors_plain_http_insecure() -> None:
-    h = RegistryHosts({
-        "reg.example": {"mirrors": ["m1.example:5000", "http://m2.example"], "insecure": True},
-        "m1.example:5000": {"plain_http": True},
-    })
+    h = RegistryHosts(
+        {
+            "reg.example": {"mirrors": ["m1.example:5000", "http://m2.example"], "insecure": True},
+            "m1.example:5000": {"plain_http": True},
+        }
+    )
     eps = h.pull_endpoints("reg.example")
     assert [e.base for e in eps] == ["http://m1.example:5000", "http://m2.example", "https://reg.example"]
     assert [e.mirror for e in eps] == [True, True, False]
@@ -55,11 +57,14 @@ def test_host_config_mirrors_plain_http_insecure() -> None:
     assert h.endpoint("reg.example").base == "https://reg.example"  # pushes skip mirrors
 
 
-@pytest.mark.parametrize("section,words", [
-    ({"h": {"mirror": ["x"]}}, "unknown keys"),
-    ({"h": {"mirrors": "x"}}, "mirrors must be a list"),
-    ({"h": "yes"}, "must be a table"),
-])
+@pytest.mark.parametrize(
+    "section,words",
+    [
+        ({"h": {"mirror": ["x"]}}, "unknown keys"),
+        ({"h": {"mirrors": "x"}}, "mirrors must be a list"),
+        ({"h": "yes"}, "must be a table"),
+    ],
+)
 def test_host_config_refused(section: dict[str, Any], words: str) -> None:
     with pytest.raises(InvalidArgument) as ei:
         RegistryHosts(section)
@@ -75,19 +80,28 @@ def test_parse_challenges() -> None:
         'scope="repository:a/b:pull,push", Basic realm="x"'
     )
     assert chs[0].scheme == "bearer"
-    assert chs[0].params == {"realm": "https://auth.example/token", "service": "registry.example",
-                             "scope": "repository:a/b:pull,push"}
+    assert chs[0].params == {
+        "realm": "https://auth.example/token",
+        "service": "registry.example",
+        "scope": "repository:a/b:pull,push",
+    }
     assert chs[1].scheme == "basic" and chs[1].params["realm"] == "x"
     assert parse_challenges('Basic realm="with \\"quote\\""')[0].params["realm"] == 'with "quote"'
 
 
 def test_docker_config_lookup(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"auths": {
-        "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hubuser:hubpw").decode()},
-        "127.0.0.1:5000": {"username": "u", "password": "p:w"},
-        "https://reg.example": {"identitytoken": "tok"},
-    }}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hubuser:hubpw").decode()},
+                    "127.0.0.1:5000": {"username": "u", "password": "p:w"},
+                    "https://reg.example": {"identitytoken": "tok"},
+                }
+            }
+        )
+    )
     assert from_docker_config("docker.io", cfg) == Credentials("hubuser", "hubpw")
     assert from_docker_config("127.0.0.1:5000", cfg) == Credentials("u", "p:w")
     assert from_docker_config("reg.example", cfg).identitytoken == "tok"
@@ -178,14 +192,23 @@ class FaultProxy:
         hdrs = dict(request.headers)
         if self.ignore_range:
             hdrs.pop("Range", None)
-        async with aiohttp.ClientSession(auto_decompress=False) as s, s.request(
-            request.method, f"http://{self.upstream}{request.path_qs}", headers=hdrs,
-            data=await request.read(), allow_redirects=True,
-        ) as up:
+        async with (
+            aiohttp.ClientSession(auto_decompress=False) as s,
+            s.request(
+                request.method,
+                f"http://{self.upstream}{request.path_qs}",
+                headers=hdrs,
+                data=await request.read(),
+                allow_redirects=True,
+            ) as up,
+        ):
             body = await up.read()
-            out_headers = {k: v for k, v in up.headers.items()
-                           if k.lower() in ("content-type", "docker-content-digest", "location",
-                                            "www-authenticate", "content-range")}
+            out_headers = {
+                k: v
+                for k, v in up.headers.items()
+                if k.lower()
+                in ("content-type", "docker-content-digest", "location", "www-authenticate", "content-range")
+            }
             if "/blobs/sha256:" in request.path and request.method == "GET":
                 if self.corrupt:
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
@@ -200,8 +223,9 @@ class FaultProxy:
             return web.Response(status=up.status, body=body, headers=out_headers)
 
 
-async def _with_proxy(registry: RegistryServer, proxy: FaultProxy,
-                      fn: Callable[[str], Awaitable[Any]]) -> Any:
+async def _with_proxy(
+    registry: RegistryServer, proxy: FaultProxy, fn: Callable[[str], Awaitable[Any]]
+) -> Any:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     runner = web.AppRunner(app)
@@ -357,21 +381,26 @@ def test_bearer_token_auth(token_registry: RegistryServer, workdir: Path) -> Non
     assert run(anonymous_pull).digest.startswith("sha256:")
     assert store.has(layer.digest)
     # One token for the whole pull (cached), anonymous, scoped to this repository.
-    assert tok.requests == [{"user": "", "scopes": ["repository:tok/app:pull"],
-                             "service": ["podkit-test-registry"]}]
+    assert tok.requests == [
+        {"user": "", "scopes": ["repository:tok/app:pull"], "service": ["podkit-test-registry"]}
+    ]
 
     blob = store.put(b"pushed through a token")
 
     async def push(c: RegistryClient, creds: Credentials) -> str:
         repo = c.repository(parse(f"{token_registry.host}/tok/other:1"), creds, push=True)
-        return await repo.upload_blob(Descriptor("application/octet-stream", blob, store.size(blob)),
-                                      str(store.path(blob)))
+        return await repo.upload_blob(
+            Descriptor("application/octet-stream", blob, store.size(blob)), str(store.path(blob))
+        )
 
     with pytest.raises(Unauthorized):  # an anonymous token grants no push
         run(lambda c: push(c, Credentials()))
     assert run(lambda c: push(c, Credentials(USER, PASSWORD))) == "pushed"
-    assert {"user": USER, "scopes": ["repository:tok/other:pull,push"],
-            "service": ["podkit-test-registry"]} in tok.requests
+    assert {
+        "user": USER,
+        "scopes": ["repository:tok/other:pull,push"],
+        "service": ["podkit-test-registry"],
+    } in tok.requests
     with pytest.raises(Unauthorized):  # the token server refuses wrong credentials
         run(lambda c: c.login(token_registry.host, Credentials(USER, "nope")))
     run(lambda c: c.login(token_registry.host, Credentials(USER, PASSWORD)))
@@ -385,8 +414,7 @@ def test_daemon_falls_back_to_its_own_docker_config(tmp_path: Path) -> None:
     cfg.write_text(json.dumps({"auths": {"reg.example:5000": {"username": "d", "password": "p"}}}))
     db = Database(tmp_path / "m.db")
     try:
-        reg = Registry(ContentStore(tmp_path), None, db, {"max_concurrent_downloads": 2},
-                       docker_config=cfg)
+        reg = Registry(ContentStore(tmp_path), None, db, {"max_concurrent_downloads": 2}, docker_config=cfg)
         assert reg.credentials("reg.example:5000") == Credentials("d", "p")
         given = Credentials("request", "wins")
         assert reg.credentials("reg.example:5000", given) == given
@@ -412,7 +440,8 @@ def test_broken_upload_starts_over(registry: RegistryServer, workdir: Path) -> N
         client = RegistryClient(backoff=0.01, chunk_size=100_000)  # two PATCH chunks
         try:
             return await client.repository(parse(f"{host}/re/up:1"), push=True).upload_blob(
-                desc, str(store.path(blob)))
+                desc, str(store.path(blob))
+            )
         finally:
             await client.close()
 
@@ -516,8 +545,11 @@ class _ForwardProxy:
                 u = urllib.parse.urlsplit(self.path)
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else None
-                hdrs = {k: v for k, v in self.headers.items()
-                        if k.lower() not in ("host", "proxy-connection", "connection")}
+                hdrs = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "proxy-connection", "connection")
+                }
                 target = f"http://{upstream}{u.path}" + (f"?{u.query}" if u.query else "")
                 req = urllib.request.Request(target, data=body, method=self.command, headers=hdrs)
                 try:
@@ -547,8 +579,9 @@ class _ForwardProxy:
         self.thread.join(10)
 
 
-def test_http_proxy_from_the_environment(registry: RegistryServer, workdir: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_proxy_from_the_environment(
+    registry: RegistryServer, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """HTTP_PROXY is used for registries by name (here one that only the proxy knows),
     never for loopback ones; NO_PROXY is honoured."""
     from yarl import URL
@@ -607,10 +640,16 @@ def test_sdk_stored_auth_reads_docker_files(tmp_path: Path) -> None:
     from podkit.client.distribution import encode_auth, registry_host, stored_auth
 
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"auths": {
-        "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()},
-        "127.0.0.1:5000": {"identitytoken": "refresh-me"},
-    }}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()},
+                    "127.0.0.1:5000": {"identitytoken": "refresh-me"},
+                }
+            }
+        )
+    )
     assert stored_auth("docker.io", cfg) == {"username": "hub", "password": "pw"}
     assert stored_auth("127.0.0.1:5000", cfg) == {"identitytoken": "refresh-me"}
     assert stored_auth("elsewhere:1", cfg) is None

@@ -70,10 +70,13 @@ def test_kill_running_container(rt: Any, bundle: Any) -> None:
     run(rt.delete("k1"))
 
 
-@pytest.mark.parametrize(("args", "exc"), [
-    (["no-such-command"], CommandNotFound),
-    (["/etc/passwd"], CannotExecute),
-])
+@pytest.mark.parametrize(
+    ("args", "exc"),
+    [
+        (["no-such-command"], CommandNotFound),
+        (["/etc/passwd"], CannotExecute),
+    ],
+)
 def test_cannot_execute(rt: Any, bundle: Any, args: list[str], exc: type) -> None:
     b = bundle("x1", args)
     with pytest.raises(exc) as ei:
@@ -112,10 +115,12 @@ def stdout_of(log: Path) -> str:
 
 
 def test_security_defaults_inside(rt: Any, bundle: Any, workdir: Path) -> None:
-    script = ("grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; "
-              "wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname && echo WROTE; "
-              "unshare -n true || echo UNSHARE-FAILED; ip link show lo >/dev/null && echo SOCKOK; "
-              "hostname; echo ok")
+    script = (
+        "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; "
+        "wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname && echo WROTE; "
+        "unshare -n true || echo UNSHARE-FAILED; ip link show lo >/dev/null && echo SOCKOK; "
+        "hostname; echo ok"
+    )
     b = bundle("s1", ["sh", "-c", script], hostname="secbox")
     log = workdir / "s1.log"
     assert run(_run_to_end(rt, "s1", b, log)) == 0
@@ -157,8 +162,14 @@ def test_user_init_and_clamped_limits(rt: Any, bundle: Any, workdir: Path, busyb
 
     u = users.resolve(busybox_rootfs, "alice")
     script = "id; cat /proc/self/oom_score_adj; ulimit -n; tr '\\0' ' ' < /proc/1/cmdline; echo"
-    b = bundle("u1", ["sh", "-c", script], user=u.to_spec(), init=True, oom_score_adj=-800,
-               resources=Resources(ulimits=[Ulimit.parse("nofile=100000000")]))
+    b = bundle(
+        "u1",
+        ["sh", "-c", script],
+        user=u.to_spec(),
+        init=True,
+        oom_score_adj=-800,
+        resources=Resources(ulimits=[Ulimit.parse("nofile=100000000")]),
+    )
     log = workdir / "u1.log"
     assert run(_run_to_end(rt, "u1", b, log)) == 0
     out = stdout_of(log).splitlines()
@@ -242,7 +253,7 @@ def test_exec_tty_and_resize(rt: Any, bundle: Any) -> None:
     async def go() -> None:
         await rt.create("t1", b)
         await rt.start("t1")
-        script = "stty size; while read x; do [ \"$x\" = q ] && break; stty size; done; echo done"
+        script = 'stty size; while read x; do [ "$x" = q ] && break; stty size; done; echo done'
         proc = rt.process_from_spec("t1", ["sh", "-c", script], terminal=True)
         ep = await rt.exec("t1", proc, console_size=(30, 100))
         buf = b""
@@ -357,8 +368,11 @@ def test_attach_tty_resize(rt: Any, bundle: Any) -> None:
 def test_memory_limit_oom_killed(rt: Any, bundle: Any, workdir: Path) -> None:
     from podkit.runtime.spec import Resources
 
-    b = bundle("m1", ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
-               resources=Resources(memory=16 * 1024 * 1024, memory_swap=16 * 1024 * 1024))
+    b = bundle(
+        "m1",
+        ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+        resources=Resources(memory=16 * 1024 * 1024, memory_swap=16 * 1024 * 1024),
+    )
     code = run(_run_to_end(rt, "m1", b, workdir / "m1.log"))
     assert code == 137
     assert rt.oom_killed("m1")
@@ -480,11 +494,15 @@ def test_join_namespaces_like_a_pod(rt: Any, bundle: Any, workdir: Path) -> None
     async def go() -> str:
         pid = await rt.create("infra", infra)
         await rt.start("infra")
-        ns = {k: f"/proc/{pid}/ns/{f}" for k, f in
-              (("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("pid", "pid"))}
+        ns = {
+            k: f"/proc/{pid}/ns/{f}"
+            for k, f in (("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("pid", "pid"))
+        }
         ns["mount"] = None
-        script = ("hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; "
-                  "ps -o comm | grep -c sleep; echo shared > /dev/shm/f")
+        script = (
+            "hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; "
+            "ps -o comm | grep -c sleep; echo shared > /dev/shm/f"
+        )
         b = bundle("member", ["sh", "-c", script], namespaces=ns, shm_path=str(shm))
         log = workdir / "member.log"
         assert await _run_to_end(rt, "member", b, log) == 0
@@ -505,11 +523,13 @@ def test_host_network_readonly_rootfs_device_and_privileged(rt: Any, bundle: Any
 
     # Only stable host interfaces (lo and physical ones): other tests add and remove
     # bridges and veths meanwhile.
-    host_ifaces = {"lo"} | {i for i in os.listdir("/sys/class/net")
-                            if os.path.exists(f"/sys/class/net/{i}/device")}
+    host_ifaces = {"lo"} | {
+        i for i in os.listdir("/sys/class/net") if os.path.exists(f"/sys/class/net/{i}/device")
+    }
     ns = {"pid": None, "ipc": None, "uts": None, "mount": None, "network": "host"}
-    script = ("ls /sys/class/net; touch /ro-test 2>/dev/null && echo WRITABLE; "
-              "echo x > /dev/mynull && echo DEVOK")
+    script = (
+        "ls /sys/class/net; touch /ro-test 2>/dev/null && echo WRITABLE; echo x > /dev/mynull && echo DEVOK"
+    )
     b = bundle("h1", ["sh", "-c", script], namespaces=ns, devices=[Device.parse("/dev/null:/dev/mynull:rw")])
     log = workdir / "h1.log"
     assert run(_run_to_end(rt, "h1", b, log)) == 0
@@ -518,8 +538,11 @@ def test_host_network_readonly_rootfs_device_and_privileged(rt: Any, bundle: Any
     assert "WRITABLE" not in out and "DEVOK" in out
     run(rt.delete("h1"))
 
-    b = bundle("pv1", ["sh", "-c", "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev | wc -l"],
-               privileged=True)
+    b = bundle(
+        "pv1",
+        ["sh", "-c", "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev | wc -l"],
+        privileged=True,
+    )
     log = workdir / "pv1.log"
     assert run(_run_to_end(rt, "pv1", b, log)) == 0
     out = stdout_of(log).splitlines()
@@ -655,9 +678,14 @@ def test_kill_all_processes(rt: Any, bundle: Any) -> None:
         await rt.kill("ka1", "KILL", all=True)
         code, _ = await rt.wait("ka1", timeout=10)
         assert code == 137
-        wait_for(lambda: all(not os.path.exists(f"/proc/{p}/cmdline") or
-                             not Path(f"/proc/{p}/cmdline").read_bytes() for p in pids), 10,
-                 what="every process of the container to be gone")
+        wait_for(
+            lambda: all(
+                not os.path.exists(f"/proc/{p}/cmdline") or not Path(f"/proc/{p}/cmdline").read_bytes()
+                for p in pids
+            ),
+            10,
+            what="every process of the container to be gone",
+        )
         await rt.delete("ka1")
 
     run(go())
@@ -683,8 +711,9 @@ def test_exec_background_child_does_not_hang(rt: Any, bundle: Any) -> None:
         await rt.create("bg1", b)
         await rt.start("bg1")
         for tty in (False, True):
-            ep = await rt.exec("bg1", rt.process_from_spec("bg1", ["sh", "-c", "sleep 60 & echo hi"],
-                                                          terminal=tty))
+            ep = await rt.exec(
+                "bg1", rt.process_from_spec("bg1", ["sh", "-c", "sleep 60 & echo hi"], terminal=tty)
+            )
             code = await asyncio.wait_for(ep.wait(), 15)
             out = b""
             while (item := await asyncio.wait_for(ep.read(), 10)) is not None:

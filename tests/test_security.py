@@ -62,8 +62,9 @@ def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
 
 
 def _sh(daemon: Daemon, script: str, **opts: Any) -> str:
-    r = daemon.client().containers.run("busybox", ["sh", "-c", script], detach=False, auto_remove=True,
-                                       **opts)
+    r = daemon.client().containers.run(
+        "busybox", ["sh", "-c", script], detach=False, auto_remove=True, **opts
+    )
     assert r.exit_code == 0, (r.exit_code, r.output)
     return r.output.decode()
 
@@ -132,9 +133,16 @@ def test_cp_never_reads_or_writes_the_host_through_container_symlinks(d: Daemon,
     c.containers.run("busybox", ["sleep", "300"], name="cpsym", init=True)
     # Symlinks in the container naming host paths, as an image or the container's own
     # process could make them: absolute to a host dir, to /, relative climbing out.
-    c.containers.put_archive("cpsym", "/tmp", _tar(
-        ("abs", "sym", str(host)), ("root", "sym", "/"), ("climb", "sym", "../../../../../../" + str(host)),
-        ("file", "sym", str(host / "secret"))))
+    c.containers.put_archive(
+        "cpsym",
+        "/tmp",
+        _tar(
+            ("abs", "sym", str(host)),
+            ("root", "sym", "/"),
+            ("climb", "sym", "../../../../../../" + str(host)),
+            ("file", "sym", str(host / "secret")),
+        ),
+    )
 
     # Copy OUT: each resolves inside the container, where nothing of the host exists.
     for path in ("/tmp/abs/secret", "/tmp/root" + str(host / "secret"), "/tmp/climb/secret"):
@@ -185,19 +193,22 @@ def test_names_that_could_be_paths_are_refused(daemon: Daemon, name: str) -> Non
 # -- mount and device options -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("opts", [
-    {"volumes": ["/nonexistent-podkit-src:/x"]},
-    {"volumes": ["/etc:relative"]},
-    {"volumes": ["/etc:/x:ro,nonsense"]},
-    {"volumes": ["a:b:c:d"]},
-    {"tmpfs": ["relative"]},
-    {"tmpfs": ["/x:mode=abc"]},
-    {"tmpfs": ["/x:size=-5"]},
-    {"devices": ["/dev/nonexistent-podkit"]},
-    {"devices": ["relative"]},
-    {"devices": ["/dev/null:/dev/x:rwz"]},
-    {"devices": ["/etc/passwd"]},
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"volumes": ["/nonexistent-podkit-src:/x"]},
+        {"volumes": ["/etc:relative"]},
+        {"volumes": ["/etc:/x:ro,nonsense"]},
+        {"volumes": ["a:b:c:d"]},
+        {"tmpfs": ["relative"]},
+        {"tmpfs": ["/x:mode=abc"]},
+        {"tmpfs": ["/x:size=-5"]},
+        {"devices": ["/dev/nonexistent-podkit"]},
+        {"devices": ["relative"]},
+        {"devices": ["/dev/null:/dev/x:rwz"]},
+        {"devices": ["/etc/passwd"]},
+    ],
+)
 def test_bad_mount_and_device_options_are_refused_at_create(d: Daemon, opts: dict[str, Any]) -> None:
     c = d.client()
     with pytest.raises(errors.InvalidArgument):
@@ -208,29 +219,53 @@ def test_bad_mount_and_device_options_are_refused_at_create(d: Daemon, opts: dic
 # -- hostile image archives (podkit load) ------------------------------------------------
 
 _LAYER = _tar(("hello", "file", b"hi\n"))
-_CFG = json.dumps({"architecture": "amd64", "os": "linux",
-                   "rootfs": {"type": "layers", "diff_ids": [_sha(_LAYER)]}}).encode()
-_MF = json.dumps({
-    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(_CFG),
-               "size": len(_CFG)},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _sha(_LAYER),
-                "size": len(_LAYER)}]}).encode()
+_CFG = json.dumps(
+    {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [_sha(_LAYER)]}}
+).encode()
+_MF = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": _sha(_CFG),
+            "size": len(_CFG),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": _sha(_LAYER),
+                "size": len(_LAYER),
+            }
+        ],
+    }
+).encode()
 
 
 def _docker(manifest: Any, *extra: tuple[str, str, bytes | str], cfg: bytes = _CFG) -> bytes:
-    return _tar(("manifest.json", "file", json.dumps(manifest).encode()), ("c.json", "file", cfg),
-                ("l.tar", "file", _LAYER), *extra)
+    return _tar(
+        ("manifest.json", "file", json.dumps(manifest).encode()),
+        ("c.json", "file", cfg),
+        ("l.tar", "file", _LAYER),
+        *extra,
+    )
 
 
 def _oci(index: Any, *blobs: tuple[str, str, bytes | str]) -> bytes:
-    return _tar(("oci-layout", "file", b'{"imageLayoutVersion":"1.0.0"}'),
-                ("index.json", "file", json.dumps(index).encode()), *blobs)
+    return _tar(
+        ("oci-layout", "file", b'{"imageLayoutVersion":"1.0.0"}'),
+        ("index.json", "file", json.dumps(index).encode()),
+        *blobs,
+    )
 
 
 def _index(digest: str, size: int = len(_MF)) -> dict[str, Any]:
-    return {"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size}]}
+    return {
+        "schemaVersion": 2,
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size}
+        ],
+    }
 
 
 _GOOD_BLOBS = [(f"blobs/sha256/{_sha(b)[7:]}", "file", b) for b in (_CFG, _LAYER, _MF)]
@@ -239,27 +274,37 @@ _HOSTILE: dict[str, bytes] = {
     "config path climbs": _docker([{"Config": "../../../../etc/shadow", "Layers": ["l.tar"]}]),
     "config path absolute": _docker([{"Config": "/etc/shadow", "Layers": ["l.tar"]}]),
     "layer path absolute": _docker([{"Config": "c.json", "Layers": ["/etc/shadow"]}]),
-    "config symlink to host": _docker([{"Config": "s.json", "Layers": ["l.tar"]}],
-                                      ("s.json", "sym", "/etc/shadow")),
-    "config symlink climbs": _docker([{"Config": "s.json", "Layers": ["l.tar"]}],
-                                     ("s.json", "sym", "../../../../etc/shadow")),
-    "layer hard link to host": _docker([{"Config": "c.json", "Layers": ["h.tar"]}],
-                                       ("h.tar", "lnk", "/etc/shadow")),
+    "config symlink to host": _docker(
+        [{"Config": "s.json", "Layers": ["l.tar"]}], ("s.json", "sym", "/etc/shadow")
+    ),
+    "config symlink climbs": _docker(
+        [{"Config": "s.json", "Layers": ["l.tar"]}], ("s.json", "sym", "../../../../etc/shadow")
+    ),
+    "layer hard link to host": _docker(
+        [{"Config": "c.json", "Layers": ["h.tar"]}], ("h.tar", "lnk", "/etc/shadow")
+    ),
     "config path is a number": _docker([{"Config": 1, "Layers": ["l.tar"]}]),
     "layer path is a number": _docker([{"Config": "c.json", "Layers": [1]}]),
     "manifest is an object": _docker({"Config": "c.json", "Layers": ["l.tar"]}),
     "config is a list": _docker([{"Config": "c.json", "Layers": []}], cfg=b"[1]"),
     "rootfs is a string": _docker([{"Config": "c.json", "Layers": ["l.tar"]}], cfg=b'{"rootfs": "x"}'),
-    "diff id names a path": _docker([{"Config": "c.json", "Layers": ["l.tar"]}],
-                                    cfg=b'{"rootfs": {"diff_ids": ["sha256:../../../../etc"]}}'),
-    "diff id wrong": _docker([{"Config": "c.json", "Layers": ["l.tar"]}],
-                             cfg=json.dumps({"rootfs": {"diff_ids": [_sha(b"x")]}}).encode()),
+    "diff id names a path": _docker(
+        [{"Config": "c.json", "Layers": ["l.tar"]}],
+        cfg=b'{"rootfs": {"diff_ids": ["sha256:../../../../etc"]}}',
+    ),
+    "diff id wrong": _docker(
+        [{"Config": "c.json", "Layers": ["l.tar"]}],
+        cfg=json.dumps({"rootfs": {"diff_ids": [_sha(b"x")]}}).encode(),
+    ),
     "oci digest climbs": _oci(_index("sha256:../../../../etc/shadow"), *_GOOD_BLOBS),
     "oci blob differs from its digest": _oci(
-        _index(_sha(_MF), len(_MF) + 1), *_GOOD_BLOBS[:2],
-        (f"blobs/sha256/{_sha(_MF)[7:]}", "file", _MF + b" ")),
-    "oci blob symlink to host": _oci(_index(_sha(_MF)),
-                                     (f"blobs/sha256/{_sha(_MF)[7:]}", "sym", "/etc/passwd")),
+        _index(_sha(_MF), len(_MF) + 1),
+        *_GOOD_BLOBS[:2],
+        (f"blobs/sha256/{_sha(_MF)[7:]}", "file", _MF + b" "),
+    ),
+    "oci blob symlink to host": _oci(
+        _index(_sha(_MF)), (f"blobs/sha256/{_sha(_MF)[7:]}", "sym", "/etc/passwd")
+    ),
     "oci manifest not JSON": _oci(_index(_sha(b"xx"), 2), (f"blobs/sha256/{_sha(b'xx')[7:]}", "file", b"xx")),
     "oci index is a list": _oci([], *_GOOD_BLOBS),
     "oci manifests are numbers": _oci({"manifests": [1]}, *_GOOD_BLOBS),
@@ -293,8 +338,13 @@ def test_a_container_cannot_make_itself_unremovable_with_a_deep_tree(d: Daemon) 
     # writable layer would fail (RecursionError, a 500) and leave it behind for good.
     c = d.client()
     deep = "i=0; while [ $i -lt 1500 ]; do mkdir d; cd d; i=$((i+1)); done; touch leaf"
-    r = c.containers.run("busybox", ["sh", "-c", f"({deep}) && cd /data && {deep}"], detach=False,
-                         name="deep", volumes=["deepvol:/data"])
+    r = c.containers.run(
+        "busybox",
+        ["sh", "-c", f"({deep}) && cd /data && {deep}"],
+        detach=False,
+        name="deep",
+        volumes=["deepvol:/data"],
+    )
     assert r.exit_code == 0, r.output
     c.containers.remove("deep", force=True)  # its writable layer
     assert c.containers.list(all=True) == []
@@ -305,8 +355,12 @@ def test_a_container_cannot_make_itself_unremovable_with_a_deep_tree(d: Daemon) 
 
 def test_cp_out_of_a_deep_tree_is_whole_or_an_error(d: Daemon) -> None:
     c = d.client()
-    r = c.containers.run("busybox", ["sh", "-c", "cd /tmp; i=0; while [ $i -lt 1100 ]; do mkdir d; cd d; "
-                                     "i=$((i+1)); done; touch leaf"], detach=False, name="deepcp")
+    r = c.containers.run(
+        "busybox",
+        ["sh", "-c", "cd /tmp; i=0; while [ $i -lt 1100 ]; do mkdir d; cd d; i=$((i+1)); done; touch leaf"],
+        detach=False,
+        name="deepcp",
+    )
     assert r.exit_code == 0
     try:
         data, _ = c.containers.get_archive("deepcp", "/tmp/d")
@@ -319,23 +373,39 @@ def test_cp_out_of_a_deep_tree_is_whole_or_an_error(d: Daemon) -> None:
 
 def _image_archive(tag: str, config: Any, tarball: Path) -> bytes:
     layer = tarball.read_bytes()
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": config,
-                      "rootfs": {"type": "layers", "diff_ids": [_sha(layer)]}}).encode()
-    return _tar(("manifest.json", "file", json.dumps([{"Config": "c.json", "Layers": ["l.tar"],
-                                                       "RepoTags": [tag]}]).encode()),
-                ("c.json", "file", cfg), ("l.tar", "file", layer))
+    cfg = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": config,
+            "rootfs": {"type": "layers", "diff_ids": [_sha(layer)]},
+        }
+    ).encode()
+    return _tar(
+        (
+            "manifest.json",
+            "file",
+            json.dumps([{"Config": "c.json", "Layers": ["l.tar"], "RepoTags": [tag]}]).encode(),
+        ),
+        ("c.json", "file", cfg),
+        ("l.tar", "file", layer),
+    )
 
 
-@pytest.mark.parametrize("config", [
-    {"Volumes": {"/../../../etc/podkit-sec-pwn": {}}, "Cmd": ["true"]},
-    {"WorkingDir": "/../../../tmp/podkit-sec-pwn", "Cmd": ["true"]},
-    {"WorkingDir": "relative", "Cmd": ["true"]},
-    {"User": "99999999999", "Cmd": ["true"]},
-    {"Env": ["=x"], "Cmd": ["true"]},
-    {"StopSignal": "SIGNOPE", "ExposedPorts": {"abc/tcp": {}}, "Labels": {"a": 1}, "Cmd": ["true"]},
-])
-def test_odd_image_configs_run_confined_or_are_refused(daemon: Daemon, busybox_tarball: Path,
-                                                       config: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"Volumes": {"/../../../etc/podkit-sec-pwn": {}}, "Cmd": ["true"]},
+        {"WorkingDir": "/../../../tmp/podkit-sec-pwn", "Cmd": ["true"]},
+        {"WorkingDir": "relative", "Cmd": ["true"]},
+        {"User": "99999999999", "Cmd": ["true"]},
+        {"Env": ["=x"], "Cmd": ["true"]},
+        {"StopSignal": "SIGNOPE", "ExposedPorts": {"abc/tcp": {}}, "Labels": {"a": 1}, "Cmd": ["true"]},
+    ],
+)
+def test_odd_image_configs_run_confined_or_are_refused(
+    daemon: Daemon, busybox_tarball: Path, config: dict[str, Any]
+) -> None:
     c = daemon.client()
     c.images.load(io.BytesIO(_image_archive("odd:1", config, busybox_tarball)))
     try:
@@ -350,8 +420,9 @@ def test_odd_image_configs_run_confined_or_are_refused(daemon: Daemon, busybox_t
 
 
 @pytest.mark.parametrize("config", [["x"], {"Cmd": [1, 2]}])
-def test_image_configs_of_the_wrong_shape_are_a_clear_400(daemon: Daemon, busybox_tarball: Path,
-                                                          config: Any) -> None:
+def test_image_configs_of_the_wrong_shape_are_a_clear_400(
+    daemon: Daemon, busybox_tarball: Path, config: Any
+) -> None:
     c = daemon.client()
     try:
         # Refused when the image is loaded or, at the latest, when it is used.

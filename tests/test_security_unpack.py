@@ -85,8 +85,9 @@ def test_a_later_layer_cannot_write_through_a_dir_it_turned_into_a_symlink(workd
 def test_a_layer_with_an_overlong_name_is_a_400_through_the_api(daemon: Daemon) -> None:
     c = daemon.client()
     with pytest.raises(errors.InvalidArgument, match="cannot be created"):
-        c.images.import_(io.BytesIO(tar_bytes([("ok", "file", "1"), ("y" * 300, "file", "x")])),
-                         name="long:1")
+        c.images.import_(
+            io.BytesIO(tar_bytes([("ok", "file", "1"), ("y" * 300, "file", "x")])), name="long:1"
+        )
     assert c.images.list() == []
     assert list((daemon.root / "content" / "ingest").iterdir()) == []
 

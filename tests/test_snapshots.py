@@ -143,8 +143,12 @@ def test_many_layers_need_short_overlay_options(workdir: Path, mnt: Path) -> Non
 
 def test_mount_to_oci() -> None:
     m = Mount("overlay", "overlay", ["lowerdir=/a"])
-    assert m.to_oci("/") == {"destination": "/", "type": "overlay", "source": "overlay",
-                             "options": ["lowerdir=/a"]}
+    assert m.to_oci("/") == {
+        "destination": "/",
+        "type": "overlay",
+        "source": "overlay",
+        "options": ["lowerdir=/a"],
+    }
     assert "destination" not in m.to_oci()
 
 

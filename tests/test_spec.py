@@ -36,8 +36,12 @@ def test_defaults_are_docker_like() -> None:
     assert s["process"]["env"][0].startswith("PATH=")
     assert "A=1" in s["process"]["env"]
     assert s["hostname"] == "box"
-    assert set(s["linux"]["maskedPaths"]) >= {"/proc/kcore", "/proc/keys", "/sys/firmware",
-                                              "/sys/devices/virtual/powercap"}
+    assert set(s["linux"]["maskedPaths"]) >= {
+        "/proc/kcore",
+        "/proc/keys",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    }
     assert "/proc/sys" in s["linux"]["readonlyPaths"]
     dests = [m["destination"] for m in s["mounts"]]
     for d in ("/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"):
@@ -82,8 +86,17 @@ def test_privileged() -> None:
 def test_seccomp_default_blocks_namespaces_unless_sys_admin() -> None:
     s = build()
     allowed = s["linux"]["seccomp"]["syscalls"][0]["names"]
-    for blocked in ("mount", "unshare", "setns", "keyctl", "add_key", "reboot", "init_module",
-                    "kexec_load", "pivot_root"):
+    for blocked in (
+        "mount",
+        "unshare",
+        "setns",
+        "keyctl",
+        "add_key",
+        "reboot",
+        "init_module",
+        "kexec_load",
+        "pivot_root",
+    ):
         assert blocked not in allowed
     syscalls = s["linux"]["seccomp"]["syscalls"]
     for ok in ("read", "write", "execve", "clone", "futex", "exit_group"):
@@ -109,9 +122,11 @@ def test_seccomp_unconfined_and_files(tmp_path: Path) -> None:
     assert "seccomp" not in build(seccomp="unconfined")["linux"]
     docker_style = {
         "defaultAction": "SCMP_ACT_ERRNO",
-        "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
-                    {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]},
-                    {"architecture": "SCMP_ARCH_RISCV64", "subArchitectures": None}],
+        "archMap": [
+            {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+            {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]},
+            {"architecture": "SCMP_ARCH_RISCV64", "subArchitectures": None},
+        ],
         "syscalls": [
             {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
             {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}},
@@ -141,8 +156,16 @@ def test_seccomp_unconfined_and_files(tmp_path: Path) -> None:
 def test_namespaces_join_and_host(tmp_path: Path) -> None:
     netns = tmp_path / "netns"
     netns.touch()
-    s = build(hostname="h", namespaces={"pid": "host", "network": str(netns), "ipc": "/proc/self/ns/ipc",
-                                         "uts": "/proc/self/ns/uts", "mount": None})
+    s = build(
+        hostname="h",
+        namespaces={
+            "pid": "host",
+            "network": str(netns),
+            "ipc": "/proc/self/ns/ipc",
+            "uts": "/proc/self/ns/uts",
+            "mount": None,
+        },
+    )
     ns = {n["type"]: n.get("path") for n in s["linux"]["namespaces"]}
     assert "pid" not in ns
     assert ns["network"] == str(netns) and ns["ipc"] == "/proc/self/ns/ipc" and ns["mount"] is None
@@ -153,14 +176,25 @@ def test_namespaces_join_and_host(tmp_path: Path) -> None:
         build(namespaces={"time": None, "mount": None})
     s = build(shm_path="/dev/shm-of-pod")
     shm = [m for m in s["mounts"] if m["destination"] == "/dev/shm"]
-    assert shm == [{"destination": "/dev/shm", "type": "bind", "source": "/dev/shm-of-pod",
-                    "options": ["rbind", "nosuid", "noexec", "nodev"]}]
+    assert shm == [
+        {
+            "destination": "/dev/shm",
+            "type": "bind",
+            "source": "/dev/shm-of-pod",
+            "options": ["rbind", "nosuid", "noexec", "nodev"],
+        }
+    ]
 
 
 def test_user_mounts_override_defaults_and_init() -> None:
-    s = build(mounts=[{"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["size=1m"]},
-                      {"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind", "ro"]}],
-              init=True, args=["sleep", "1"])
+    s = build(
+        mounts=[
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["size=1m"]},
+            {"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind", "ro"]},
+        ],
+        init=True,
+        args=["sleep", "1"],
+    )
     shm = [m for m in s["mounts"] if m["destination"] == "/dev/shm"]
     assert len(shm) == 1 and shm[0]["options"] == ["size=1m"]
     assert s["mounts"][-1]["source"] == spec.INIT_PATH
@@ -168,8 +202,14 @@ def test_user_mounts_override_defaults_and_init() -> None:
 
 
 def test_resources() -> None:
-    r = Resources(memory=64 * 1024 * 1024, memory_swap=128 * 1024 * 1024, cpus=1.5, cpu_shares=512,
-                  pids_limit=20, blkio_weight=300)
+    r = Resources(
+        memory=64 * 1024 * 1024,
+        memory_swap=128 * 1024 * 1024,
+        cpus=1.5,
+        cpu_shares=512,
+        pids_limit=20,
+        blkio_weight=300,
+    )
     s = build(resources=r, cgroups_path="/podkit/default/c1")
     res = s["linux"]["resources"]
     assert res["memory"] == {"limit": 64 * 1024 * 1024, "swap": 128 * 1024 * 1024}
@@ -182,13 +222,26 @@ def test_resources() -> None:
     with pytest.raises(InvalidArgument, match="larger than"):
         build(resources=Resources(memory=64 << 20, memory_swap=32 << 20))
     assert build(resources=Resources(pids_limit=0))["linux"]["resources"]["pids"] == {"limit": -1}
-    res = build(resources=Resources(cpu_quota=50000, cpu_period=200000, cpuset_cpus="0", cpuset_mems="0",
-                                    oom_kill_disable=True, memory_swappiness=10))["linux"]["resources"]
+    res = build(
+        resources=Resources(
+            cpu_quota=50000,
+            cpu_period=200000,
+            cpuset_cpus="0",
+            cpuset_mems="0",
+            oom_kill_disable=True,
+            memory_swappiness=10,
+        )
+    )["linux"]["resources"]
     assert res["cpu"] == {"quota": 50000, "period": 200000, "cpus": "0", "mems": "0"}
     assert res["memory"] == {"disableOOMKiller": True, "swappiness": 10}
-    for bad in (Resources(cpus=1, cpu_quota=1000), Resources(cpus=10_000), Resources(cpu_quota=10),
-                Resources(cpuset_cpus="0;rm -rf"), Resources(memory_swappiness=101),
-                Resources(cpu_period=10)):
+    for bad in (
+        Resources(cpus=1, cpu_quota=1000),
+        Resources(cpus=10_000),
+        Resources(cpu_quota=10),
+        Resources(cpuset_cpus="0;rm -rf"),
+        Resources(memory_swappiness=101),
+        Resources(cpu_period=10),
+    ):
         with pytest.raises(InvalidArgument):
             build(resources=bad)
 
@@ -263,9 +316,11 @@ def test_bad_input() -> None:
         build(env=["=x"])
     with pytest.raises(InvalidArgument, match="64 bytes"):
         build(hostname="h" * 65)
-    for bad in ({"destination": "relative", "type": "tmpfs", "source": "tmpfs"},
-                {"destination": "/a/../etc", "type": "tmpfs", "source": "tmpfs"},
-                {"destination": "/data", "type": "bind"}):
+    for bad in (
+        {"destination": "relative", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/a/../etc", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/data", "type": "bind"},
+    ):
         with pytest.raises(InvalidArgument):
             build(mounts=[bad])
     with pytest.raises(InvalidArgument, match="user or group id"):
@@ -281,9 +336,11 @@ def urootfs(tmp_path: Path) -> Path:
     (r / "etc").mkdir(parents=True)
     (r / "etc" / "passwd").write_text(
         "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n"
-        "bob:x:1001:1001::/home/bob:/bin/sh\n")
+        "bob:x:1001:1001::/home/bob:/bin/sh\n"
+    )
     (r / "etc" / "group").write_text(
-        "root:x:0:\nwheel:x:10:alice\naudio:x:29:alice,bob\nalice:x:1000:\nstaff:x:50:\n")
+        "root:x:0:\nwheel:x:10:alice\naudio:x:29:alice,bob\nalice:x:1000:\nstaff:x:50:\n"
+    )
     return r
 
 
@@ -359,8 +416,9 @@ def test_sysctls_only_namespaced() -> None:
     with pytest.raises(InvalidArgument, match="not namespaced"):
         build(sysctls={"kernel.panic": "1"})
     with pytest.raises(InvalidArgument, match="own network namespace"):
-        build(sysctls={"net.ipv4.ip_forward": "1"},
-              namespaces={"network": "host", "mount": None, "ipc": None})
+        build(
+            sysctls={"net.ipv4.ip_forward": "1"}, namespaces={"network": "host", "mount": None, "ipc": None}
+        )
 
 
 def test_parse_signal() -> None:
@@ -372,12 +430,15 @@ def test_parse_signal() -> None:
         with pytest.raises(InvalidArgument):
             parse_signal(bad)
     # runc's start errors, mapped to docker's 127 / 126
-    assert isinstance(classify_start_error(
-        'exec: "x": executable file not found in $PATH'), CommandNotFound)
-    assert isinstance(classify_start_error(
-        "unable to start container process: exec: \"/etc\": permission denied"), CannotExecute)
-    assert isinstance(classify_start_error(
-        'chdir to cwd ("/nope") set in config.json failed: no such file or directory'), CannotExecute)
+    assert isinstance(classify_start_error('exec: "x": executable file not found in $PATH'), CommandNotFound)
+    assert isinstance(
+        classify_start_error('unable to start container process: exec: "/etc": permission denied'),
+        CannotExecute,
+    )
+    assert isinstance(
+        classify_start_error('chdir to cwd ("/nope") set in config.json failed: no such file or directory'),
+        CannotExecute,
+    )
     other = classify_start_error("invalid rootfs: stat /x: no such file or directory")
     assert type(other).__name__ == "Internal"
 

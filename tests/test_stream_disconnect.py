@@ -16,8 +16,13 @@ def test_events_client_gone_is_not_an_error(daemon: Daemon, busybox_image: str) 
     daemon.cli("tag", "busybox", "warm", check=True)
     # --since 0 replays the tag above: once it is printed the stream is surely live
     # (a live-only subscriber could miss an event made before it subscribed, and wait).
-    proc = subprocess.Popen([str(BIN / "podkit"), "events", "--since", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / "podkit"), "events", "--since", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline()  # ends with "" if the command fails: no hang
@@ -28,8 +33,9 @@ def test_events_client_gone_is_not_an_error(daemon: Daemon, busybox_image: str) 
             daemon.cli("tag", "busybox", f"after:{i}", check=True)
         daemon.cli("version", check=True)
         log = daemon.logs()
-        assert "Error handling request" not in log and "Cannot write to closing transport" not in log, \
-            log[-3000:]
+        assert "Error handling request" not in log and "Cannot write to closing transport" not in log, log[
+            -3000:
+        ]
     finally:
         if proc.poll() is None:
             proc.kill()

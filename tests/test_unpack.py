@@ -28,18 +28,29 @@ def apply(data: bytes, target: Path, compression: str = "", **kw: object) -> str
 
 
 def test_entry_types_and_metadata(workdir: Path) -> None:
-    layer = tar_bytes([
-        ("etc", "dir", None, {"mode": 0o750, "uid": 3, "gid": 4, "mtime": MTIME - 100}),
-        ("etc/conf", "file", "hello", {"mode": 0o640, "uid": 1000, "gid": 1001}),
-        ("bin/su", "file", "x", {"mode": 0o4755}),
-        ("link", "symlink", "etc/conf", {"uid": 7, "gid": 8}),
-        ("hard", "hardlink", "etc/conf"),
-        ("dev/null", "chr", None, {"devmajor": 1, "devminor": 3, "mode": 0o666}),
-        ("dev/loop0", "blk", None, {"devmajor": 7, "devminor": 0}),
-        ("fifo", "fifo"),
-        ("attr", "file", "a", {"pax_headers": {"SCHILY.xattr.user.note": "kept",
-                                               "SCHILY.xattr.trusted.overlay.redirect": "/evil"}}),
-    ])
+    layer = tar_bytes(
+        [
+            ("etc", "dir", None, {"mode": 0o750, "uid": 3, "gid": 4, "mtime": MTIME - 100}),
+            ("etc/conf", "file", "hello", {"mode": 0o640, "uid": 1000, "gid": 1001}),
+            ("bin/su", "file", "x", {"mode": 0o4755}),
+            ("link", "symlink", "etc/conf", {"uid": 7, "gid": 8}),
+            ("hard", "hardlink", "etc/conf"),
+            ("dev/null", "chr", None, {"devmajor": 1, "devminor": 3, "mode": 0o666}),
+            ("dev/loop0", "blk", None, {"devmajor": 7, "devminor": 0}),
+            ("fifo", "fifo"),
+            (
+                "attr",
+                "file",
+                "a",
+                {
+                    "pax_headers": {
+                        "SCHILY.xattr.user.note": "kept",
+                        "SCHILY.xattr.trusted.overlay.redirect": "/evil",
+                    }
+                },
+            ),
+        ]
+    )
     root = workdir / "root"
     diff_id = apply(layer, root)
     assert diff_id == "sha256:" + hashlib.sha256(layer).hexdigest()
@@ -73,8 +84,19 @@ def test_compressed_layers_give_the_uncompressed_diff_id(workdir: Path, compress
 
 def test_overlay_whiteouts_and_opaque_dirs(workdir: Path) -> None:
     upper = workdir / "upper"
-    apply(tar_bytes([("gone", "file", ""), ("d", "dir"), ("d/.wh..wh..opq", "file", ""),
-                     ("d/new", "file", "n"), (".wh.old", "file", "")]), upper, whiteouts="overlay")
+    apply(
+        tar_bytes(
+            [
+                ("gone", "file", ""),
+                ("d", "dir"),
+                ("d/.wh..wh..opq", "file", ""),
+                ("d/new", "file", "n"),
+                (".wh.old", "file", ""),
+            ]
+        ),
+        upper,
+        whiteouts="overlay",
+    )
     wh = os.lstat(upper / "old")
     assert stat.S_ISCHR(wh.st_mode) and wh.st_rdev == os.makedev(0, 0)
     assert os.getxattr(upper / "d", "trusted.overlay.opaque") == b"y"
@@ -83,25 +105,49 @@ def test_overlay_whiteouts_and_opaque_dirs(workdir: Path) -> None:
 
 def test_aufs_metadata_is_skipped(workdir: Path) -> None:
     root = workdir / "r"
-    apply(tar_bytes([(".wh..wh.plnk", "dir"), (".wh..wh.plnk/1.2", "file", "x"), (".wh..wh.aufs", "file", ""),
-                     ("real", "file", "y")]), root)
+    apply(
+        tar_bytes(
+            [
+                (".wh..wh.plnk", "dir"),
+                (".wh..wh.plnk/1.2", "file", "x"),
+                (".wh..wh.aufs", "file", ""),
+                ("real", "file", "y"),
+            ]
+        ),
+        root,
+    )
     assert os.listdir(root) == ["real"]
 
 
 def test_remove_mode_whiteouts_delete(workdir: Path) -> None:
     root = workdir / "full"
-    apply(tar_bytes([("keep", "file", "k"), ("old", "file", "o"), ("d", "dir"),
-                     ("d/a", "file", ""), ("d/b", "file", "")]), root, whiteouts="remove")
-    apply(tar_bytes([(".wh.old", "file", ""), ("d/c", "file", "c"), ("d/.wh..wh..opq", "file", "")]),
-          root, whiteouts="remove")
+    apply(
+        tar_bytes(
+            [
+                ("keep", "file", "k"),
+                ("old", "file", "o"),
+                ("d", "dir"),
+                ("d/a", "file", ""),
+                ("d/b", "file", ""),
+            ]
+        ),
+        root,
+        whiteouts="remove",
+    )
+    apply(
+        tar_bytes([(".wh.old", "file", ""), ("d/c", "file", "c"), ("d/.wh..wh..opq", "file", "")]),
+        root,
+        whiteouts="remove",
+    )
     assert sorted(os.listdir(root)) == ["d", "keep"]
     assert os.listdir(root / "d") == ["c"]  # opaque: lower entries gone, this layer's kept
 
 
 def test_hardlink_to_lower_layer_is_copied_up(workdir: Path) -> None:
     lower, upper = workdir / "lower", workdir / "upper"
-    apply(tar_bytes([("bin", "dir", None, {"mode": 0o711}), ("bin/tool", "file", "T", {"mode": 0o755})]),
-          lower)
+    apply(
+        tar_bytes([("bin", "dir", None, {"mode": 0o711}), ("bin/tool", "file", "T", {"mode": 0o755})]), lower
+    )
     apply(tar_bytes([("bin/alias", "hardlink", "bin/tool")]), upper, lowers=[lower])
     assert (upper / "bin/alias").read_text() == "T"
     assert os.lstat(upper / "bin/alias").st_ino == os.lstat(upper / "bin/tool").st_ino
@@ -148,8 +194,9 @@ def test_malicious_layers_refused(workdir: Path, case: str) -> None:
     (outside / "secret").write_text("s")
     before = sorted(os.listdir(outside))
     root = workdir / "root" / "tree"
-    entries = [tuple(v.format(outside=outside) if isinstance(v, str) else v for v in e)
-               for e in MALICIOUS[case]]
+    entries = [
+        tuple(v.format(outside=outside) if isinstance(v, str) else v for v in e) for e in MALICIOUS[case]
+    ]
     with pytest.raises(errors.UnsafeContent) as ei:
         apply(tar_bytes(entries), root)  # type: ignore[arg-type]
     # The error names the offending entry.
@@ -224,10 +271,16 @@ def test_native_snapshotter_layers(workdir: Path) -> None:
     svc = ImageService(db, content, sn)
     l1 = tar_bytes([("etc", "dir"), ("etc/a", "file", "1"), ("etc/b", "file", "2"), ("keep", "file", "k")])
     l2 = tar_bytes([("etc/.wh.a", "file", ""), ("etc/c", "file", "3")])
-    c1 = asyncio.run(svc.apply(Descriptor(OCI_LAYER, content.put(l1), len(l1)), None,
-                               "sha256:" + hashlib.sha256(l1).hexdigest()))
-    c2 = asyncio.run(svc.apply(Descriptor(OCI_LAYER, content.put(l2), len(l2)), c1,
-                               "sha256:" + hashlib.sha256(l2).hexdigest()))
+    c1 = asyncio.run(
+        svc.apply(
+            Descriptor(OCI_LAYER, content.put(l1), len(l1)), None, "sha256:" + hashlib.sha256(l1).hexdigest()
+        )
+    )
+    c2 = asyncio.run(
+        svc.apply(
+            Descriptor(OCI_LAYER, content.put(l2), len(l2)), c1, "sha256:" + hashlib.sha256(l2).hexdigest()
+        )
+    )
     top = sn.fs(sn.stat(c2).id)
     assert sorted(os.listdir(top / "etc")) == ["b", "c"] and (top / "keep").read_text() == "k"
     # The lower snapshot is untouched.

@@ -35,8 +35,12 @@ def test_volume_cli_lifecycle(d: Daemon) -> None:
     d.cli("create", "--name", "user", "-v", "vol1:/data", "busybox", "true", check=True)
     r = d.cli("volume", "rm", "vol1")
     assert r.returncode != 0 and "in use" in r.stderr
-    assert json.loads(d.cli("volume", "ls", "--format", "json", "-f", "dangling=false",
-                            check=True).stdout)[0]["name"] == "vol1"
+    assert (
+        json.loads(d.cli("volume", "ls", "--format", "json", "-f", "dangling=false", check=True).stdout)[0][
+            "name"
+        ]
+        == "vol1"
+    )
     d.cli("rm", "user", check=True)
     d.cli("volume", "rm", "vol1", check=True)
     assert not Path(info["mountpoint"]).exists()
@@ -47,8 +51,12 @@ def test_volume_cli_lifecycle(d: Daemon) -> None:
 def test_seeding_anonymous_and_prune(d: Daemon) -> None:
     c = d.client()
     # seeded from the image's /etc on first use, and only then
-    r = c.containers.run("busybox", ["sh", "-c", "grep -c root /etc/group; echo x > /etc/extra"],
-                         detach=False, volumes=["etc:/etc"])
+    r = c.containers.run(
+        "busybox",
+        ["sh", "-c", "grep -c root /etc/group; echo x > /etc/extra"],
+        detach=False,
+        volumes=["etc:/etc"],
+    )
     assert r.exit_code == 0 and r.stdout == b"1\n"
     r = c.containers.run("busybox", ["cat", "/etc/extra"], detach=False, volumes=["etc:/etc"])
     assert r.stdout == b"x\n"

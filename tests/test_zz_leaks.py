@@ -51,8 +51,9 @@ def _dead_dirs(text: str) -> list[str]:
 
 
 def live_test_daemons() -> list[int]:
-    return [pid for pid, cmd in _processes()
-            if "podkitd" in cmd and TEST_DIR.search(cmd) and not _dead_dirs(cmd)]
+    return [
+        pid for pid, cmd in _processes() if "podkitd" in cmd and TEST_DIR.search(cmd) and not _dead_dirs(cmd)
+    ]
 
 
 def leaked_processes() -> list[str]:
@@ -129,8 +130,12 @@ def leaked_netns() -> list[str]:
 
 
 def _host_state() -> dict[str, set[str]]:
-    return {"bridges": set(leaked_bridges_and_veths()), "iptables": set(leaked_iptables_rules()),
-            "cgroups": set(leaked_cgroups()), "netns": set(leaked_netns())}
+    return {
+        "bridges": set(leaked_bridges_and_veths()),
+        "iptables": set(leaked_iptables_rules()),
+        "cgroups": set(leaked_cgroups()),
+        "netns": set(leaked_netns()),
+    }
 
 
 # Taken when pytest collects this module, before any test of the session runs: what
@@ -148,4 +153,5 @@ def test_nothing_of_finished_tests_is_left_on_the_host() -> None:
         problems |= {k: sorted(now[k] - _BEFORE[k]) for k in now}
     problems = {k: v for k, v in problems.items() if v}
     assert not problems, "left on the host by tests:\n" + "\n".join(
-        f"{k}: {len(v)}\n  " + "\n  ".join(v[:15]) for k, v in problems.items())
+        f"{k}: {len(v)}\n  " + "\n  ".join(v[:15]) for k, v in problems.items()
+    )

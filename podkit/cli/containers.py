@@ -25,8 +25,11 @@ def _add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:
 
 def _add_ps_format(p: argparse.ArgumentParser) -> None:
     # Not add_format's fixed choices: `ps --format '{{.Names}}'` is how docker users script.
-    p.add_argument("--format", default="table",
-                   help="table, json, or a template such as '{{.ID}} {{.Names}} {{.Status}}'")
+    p.add_argument(
+        "--format",
+        default="table",
+        help="table, json, or a template such as '{{.ID}} {{.Names}} {{.Status}}'",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
 
 
@@ -52,8 +55,12 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--cap-add", action="append", default=[], help="add a capability")
     a("--cap-drop", action="append", default=[], help="drop a capability")
     a("--privileged", action="store_true", help="all capabilities and devices, no confinement")
-    a("--security-opt", action="append", default=[],
-      help="seccomp=unconfined|PROFILE.json, no-new-privileges[=false]")
+    a(
+        "--security-opt",
+        action="append",
+        default=[],
+        help="seccomp=unconfined|PROFILE.json, no-new-privileges[=false]",
+    )
     a("--device", action="append", default=[], help="add a host device HOST[:CTR[:rwm]]")
     a("-m", "--memory", help="memory limit (e.g. 64m)")
     a("--memory-swap", help="memory + swap limit (-1 unlimited)")
@@ -85,8 +92,11 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
     for f in args.env_file:
         try:
             with open(f, encoding="utf-8") as fh:
-                env += [ln.strip() for ln in fh.read().splitlines()
-                        if ln.strip() and not ln.lstrip().startswith("#")]
+                env += [
+                    ln.strip()
+                    for ln in fh.read().splitlines()
+                    if ln.strip() and not ln.lstrip().startswith("#")
+                ]
         except OSError as e:
             raise errors.InvalidArgument(f"cannot read env file {f}: {e.strerror}") from None
     for e in args.env:
@@ -96,16 +106,40 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
             continue
         env.append(e)
     body: dict[str, Any] = {
-        "image": args.image, "name": args.name, "env": env, "volumes": args.volume, "tmpfs": args.tmpfs,
-        "read_only": args.read_only, "user": args.user, "workdir": args.workdir, "hostname": args.hostname,
-        "labels": args.label, "cap_add": args.cap_add, "cap_drop": args.cap_drop,
-        "privileged": args.privileged, "security_opt": args.security_opt, "devices": args.device,
-        "memory": args.memory, "memory_swap": args.memory_swap, "cpus": args.cpus,
-        "cpu_shares": args.cpu_shares, "pids_limit": args.pids_limit, "ulimits": args.ulimit,
-        "init": args.init, "restart": args.restart, "auto_remove": args.rm, "ports": args.publish,
-        "network": args.network, "dns": args.dns, "add_hosts": args.add_host,
-        "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout, "tty": args.tty,
-        "open_stdin": args.interactive, "shm_size": args.shm_size, "log_size_max": args.log_size_max,
+        "image": args.image,
+        "name": args.name,
+        "env": env,
+        "volumes": args.volume,
+        "tmpfs": args.tmpfs,
+        "read_only": args.read_only,
+        "user": args.user,
+        "workdir": args.workdir,
+        "hostname": args.hostname,
+        "labels": args.label,
+        "cap_add": args.cap_add,
+        "cap_drop": args.cap_drop,
+        "privileged": args.privileged,
+        "security_opt": args.security_opt,
+        "devices": args.device,
+        "memory": args.memory,
+        "memory_swap": args.memory_swap,
+        "cpus": args.cpus,
+        "cpu_shares": args.cpu_shares,
+        "pids_limit": args.pids_limit,
+        "ulimits": args.ulimit,
+        "init": args.init,
+        "restart": args.restart,
+        "auto_remove": args.rm,
+        "ports": args.publish,
+        "network": args.network,
+        "dns": args.dns,
+        "add_hosts": args.add_host,
+        "stop_signal": args.stop_signal,
+        "stop_timeout": args.stop_timeout,
+        "tty": args.tty,
+        "open_stdin": args.interactive,
+        "shm_size": args.shm_size,
+        "log_size_max": args.log_size_max,
     }
     if args.entrypoint is not None:
         body["entrypoint"] = [args.entrypoint] if args.entrypoint else ""
@@ -165,8 +199,10 @@ def register(sub: Any) -> None:
     p.add_argument("containers", nargs="+")
     p.set_defaults(func=cmd_wait)
 
-    for name, fn, hlp in (("pause", cmd_pause, "freeze containers"),
-                          ("unpause", cmd_unpause, "thaw containers")):
+    for name, fn, hlp in (
+        ("pause", cmd_pause, "freeze containers"),
+        ("unpause", cmd_unpause, "thaw containers"),
+    ):
         p = sub.add_parser(name, help=hlp)
         p.add_argument("containers", nargs="+")
         p.set_defaults(func=fn)
@@ -280,8 +316,9 @@ def _attach_and_start(client: Any, cid: str, *, tty: bool, stdin: bool, detach_k
         except errors.PodkitError:
             raise KeyboardInterrupt from None
 
-    code = interact(ws, tty=tty, stdin=stdin, detach_keys=detach_keys,
-                    on_interrupt=None if tty else interrupt)
+    code = interact(
+        ws, tty=tty, stdin=stdin, detach_keys=detach_keys, on_interrupt=None if tty else interrupt
+    )
     return 0 if code == -1 else code
 
 
@@ -320,8 +357,9 @@ def cmd_start(args: argparse.Namespace, client: Any) -> int:
             raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
         info = _ops(client).inspect(args.containers[0])
         tty = bool(info.get("config", {}).get("tty"))
-        return _attach_and_start(client, info["id"], tty=tty, stdin=args.interactive,
-                                 detach_keys=args.detach_keys)
+        return _attach_and_start(
+            client, info["id"], tty=tty, stdin=args.interactive, detach_keys=args.detach_keys
+        )
     return _each(args, _ops(client).start)
 
 
@@ -354,11 +392,21 @@ def cmd_unpause(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_update(args: argparse.Namespace, client: Any) -> int:
-    body = {k: v for k, v in (("memory", args.memory), ("cpus", args.cpus), ("cpu_shares", args.cpu_shares),
-                              ("pids_limit", args.pids_limit), ("restart", args.restart)) if v is not None}
+    body = {
+        k: v
+        for k, v in (
+            ("memory", args.memory),
+            ("cpus", args.cpus),
+            ("cpu_shares", args.cpu_shares),
+            ("pids_limit", args.pids_limit),
+            ("restart", args.restart),
+        )
+        if v is not None
+    }
     if not body:
-        raise errors.InvalidArgument("nothing to update: give --memory, --cpus, --cpu-shares, "
-                                     "--pids-limit or --restart")
+        raise errors.InvalidArgument(
+            "nothing to update: give --memory, --cpus, --cpu-shares, --pids-limit or --restart"
+        )
     return _each(args, lambda r: _ops(client).update(r, **body))
 
 
@@ -375,8 +423,7 @@ def cmd_attach(args: argparse.Namespace, client: Any) -> int:
         raise errors.Conflict("you cannot attach to a stopped container, start it first")
     cfg = info.get("config") or {}
     stdin = bool(cfg.get("open_stdin")) and not args.no_stdin
-    ws = _ops(client).attach_socket(info["id"], stdin=stdin, logs=args.logs,
-                                         detach_keys=args.detach_keys)
+    ws = _ops(client).attach_socket(info["id"], stdin=stdin, logs=args.logs, detach_keys=args.detach_keys)
     code = interact(ws, tty=bool(cfg.get("tty")), stdin=stdin, detach_keys=args.detach_keys)
     return 0 if code == -1 else code
 
@@ -409,9 +456,17 @@ def cmd_exec(args: argparse.Namespace, client: Any) -> int:
         env.append(e)
     from podkit.cli.stdio import term_size
 
-    eid = _ops(client).exec_create(args.container, cmd, env=env, user=args.user, workdir=args.workdir,
-                                   tty=args.tty, stdin=args.interactive, privileged=args.privileged,
-                                   console_size=term_size() if args.tty else None)
+    eid = _ops(client).exec_create(
+        args.container,
+        cmd,
+        env=env,
+        user=args.user,
+        workdir=args.workdir,
+        tty=args.tty,
+        stdin=args.interactive,
+        privileged=args.privileged,
+        console_size=term_size() if args.tty else None,
+    )
     if args.detach:
         client._t.post(f"/exec/{eid}/start", params={"detach": True})
         return 0
@@ -445,8 +500,9 @@ def _ports_text(ports: list[dict[str, Any]]) -> str:
 
 
 def cmd_ps(args: argparse.Namespace, client: Any) -> int:
-    rows = client._t.get("/containers", params={"all": args.all or args.latest,
-                                                 "filters": _filters(args.filter) or None})
+    rows = client._t.get(
+        "/containers", params={"all": args.all or args.latest, "filters": _filters(args.filter) or None}
+    )
     if args.latest:
         rows = rows[:1]
     if args.quiet:
@@ -478,26 +534,44 @@ def cmd_ps(args: argparse.Namespace, client: Any) -> int:
     if args.format not in ("table", None):
         for r in rows:
             # The field names of `docker ps --format`.
-            fields = {"ID": r["id"] if args.no_trunc else r["id"][:12],
-                      "Image": r["image"].removeprefix("docker.io/library/"), "Command": cmdline(r),
-                      "CreatedAt": _iso(r.get("created")), "RunningFor": ago(r.get("created")),
-                      "Ports": ports(r), "State": r.get("state", ""),
-                      "Status": r.get("status", ""), "Names": r["name"],
-                      "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
-                      "Pod": (r.get("pod_id") or "")[:12]}
+            fields = {
+                "ID": r["id"] if args.no_trunc else r["id"][:12],
+                "Image": r["image"].removeprefix("docker.io/library/"),
+                "Command": cmdline(r),
+                "CreatedAt": _iso(r.get("created")),
+                "RunningFor": ago(r.get("created")),
+                "Ports": ports(r),
+                "State": r.get("state", ""),
+                "Status": r.get("status", ""),
+                "Names": r["name"],
+                "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
+                "Pod": (r.get("pod_id") or "")[:12],
+            }
             print(render_template(args.format, fields))
         return 0
 
-    table(([r["id"] if args.no_trunc else r["id"][:12], r["image"].removeprefix("docker.io/library/"),
-            cmdline(r), ago(r["created"]), r["status"], ports(r), r["name"]]
-           for r in rows),
-          ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"])
+    table(
+        (
+            [
+                r["id"] if args.no_trunc else r["id"][:12],
+                r["image"].removeprefix("docker.io/library/"),
+                cmdline(r),
+                ago(r["created"]),
+                r["status"],
+                ports(r),
+                r["name"],
+            ]
+            for r in rows
+        ),
+        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+    )
     return 0
 
 
 def _inspect_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--format", default="json",
-                   help="json (default), or a template such as '{{.State.Status}}'")
+    p.add_argument(
+        "-f", "--format", default="json", help="json (default), or a template such as '{{.State.Status}}'"
+    )
     p.add_argument("objects", nargs="+", metavar="OBJECT")
 
 
@@ -524,22 +598,33 @@ def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
     ports: dict[str, list[dict[str, str]]] = {}
     for p in d.get("ports") or []:
         key = f"{p.get('container_port')}/{p.get('protocol', 'tcp')}"
-        ports.setdefault(key, []).append({"HostIp": p.get("host_ip") or "0.0.0.0",
-                                          "HostPort": str(p.get("host_port") or "")})
+        ports.setdefault(key, []).append(
+            {"HostIp": p.get("host_ip") or "0.0.0.0", "HostPort": str(p.get("host_port") or "")}
+        )
     networks = {
-        a.get("network", ""): {"NetworkID": a.get("network_id", ""), "IPAddress": a.get("ip", ""),
-                               "IPPrefixLen": a.get("prefix", 0), "Gateway": a.get("gateway", ""),
-                               "MacAddress": a.get("mac", "")}
+        a.get("network", ""): {
+            "NetworkID": a.get("network_id", ""),
+            "IPAddress": a.get("ip", ""),
+            "IPPrefixLen": a.get("prefix", 0),
+            "Gateway": a.get("gateway", ""),
+            "MacAddress": a.get("mac", ""),
+        }
         for a in net.get("attachments") or []
     }
     mounts = []
     for m in d.get("mounts") or []:
         ro = bool(m.get("readonly"))
-        mounts.append({"Type": m.get("type", ""),
-                       **({"Name": m.get("source", "")} if m.get("type") == "volume" else {}),
-                       "Source": m.get("host_path") or m.get("source", ""),
-                       "Destination": m.get("target", ""), "Mode": "ro" if ro else "",
-                       "RW": not ro, "Propagation": ""})
+        mounts.append(
+            {
+                "Type": m.get("type", ""),
+                **({"Name": m.get("source", "")} if m.get("type") == "volume" else {}),
+                "Source": m.get("host_path") or m.get("source", ""),
+                "Destination": m.get("target", ""),
+                "Mode": "ro" if ro else "",
+                "RW": not ro,
+                "Propagation": "",
+            }
+        )
     restart = d.get("restart_policy") or cfg.get("restart") or {}
     cpus = cfg.get("cpus")
     return {
@@ -548,10 +633,16 @@ def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
         "Path": command[0] if command else "",
         "Args": command[1:],
         "State": {
-            "Status": state, "Running": state == "running", "Paused": state == "paused",
-            "Restarting": state == "restarting", "OOMKilled": bool(d.get("oom_killed")),
-            "Dead": state == "dead", "Pid": d.get("pid") or 0, "ExitCode": d.get("exit_code") or 0,
-            "Error": d.get("error") or "", "StartedAt": _iso(d.get("started_at")),
+            "Status": state,
+            "Running": state == "running",
+            "Paused": state == "paused",
+            "Restarting": state == "restarting",
+            "OOMKilled": bool(d.get("oom_killed")),
+            "Dead": state == "dead",
+            "Pid": d.get("pid") or 0,
+            "ExitCode": d.get("exit_code") or 0,
+            "Error": d.get("error") or "",
+            "StartedAt": _iso(d.get("started_at")),
             "FinishedAt": _iso(d.get("finished_at")),
         },
         "Image": d.get("image_id", ""),
@@ -562,12 +653,15 @@ def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
         "HostConfig": {
             "NetworkMode": net.get("mode") or cfg.get("network") or "",
             "PortBindings": ports,
-            "RestartPolicy": {"Name": restart.get("name", "no"),
-                              "MaximumRetryCount": restart.get("max_retries", 0)},
+            "RestartPolicy": {
+                "Name": restart.get("name", "no"),
+                "MaximumRetryCount": restart.get("max_retries", 0),
+            },
             "AutoRemove": bool(cfg.get("auto_remove")),
             "Privileged": bool(cfg.get("privileged")),
             "ReadonlyRootfs": bool(cfg.get("read_only")),
-            "CapAdd": cfg.get("cap_add") or [], "CapDrop": cfg.get("cap_drop") or [],
+            "CapAdd": cfg.get("cap_add") or [],
+            "CapDrop": cfg.get("cap_drop") or [],
             "Memory": cfg.get("memory") or 0,
             "NanoCpus": int(float(cpus) * 1e9) if cpus else 0,
             "CpuShares": cfg.get("cpu_shares") or 0,
@@ -576,17 +670,26 @@ def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
         },
         "Mounts": mounts,
         "Config": {
-            "Hostname": cfg.get("hostname") or "", "Domainname": cfg.get("domainname") or "",
-            "User": cfg.get("user") or "", "Tty": bool(cfg.get("tty")),
-            "OpenStdin": bool(cfg.get("open_stdin")), "Env": cfg.get("env") or [],
-            "Cmd": cfg.get("cmd"), "Entrypoint": cfg.get("entrypoint"),
-            "Image": cfg.get("image") or d.get("image", ""), "WorkingDir": cfg.get("workdir") or "",
-            "Labels": d.get("labels") or {}, "StopSignal": cfg.get("stop_signal") or "",
+            "Hostname": cfg.get("hostname") or "",
+            "Domainname": cfg.get("domainname") or "",
+            "User": cfg.get("user") or "",
+            "Tty": bool(cfg.get("tty")),
+            "OpenStdin": bool(cfg.get("open_stdin")),
+            "Env": cfg.get("env") or [],
+            "Cmd": cfg.get("cmd"),
+            "Entrypoint": cfg.get("entrypoint"),
+            "Image": cfg.get("image") or d.get("image", ""),
+            "WorkingDir": cfg.get("workdir") or "",
+            "Labels": d.get("labels") or {},
+            "StopSignal": cfg.get("stop_signal") or "",
         },
         "NetworkSettings": {
-            "IPAddress": net.get("ip") or "", "Gateway": net.get("gateway") or "",
-            "MacAddress": net.get("mac") or "", "Ports": ports,
-            "SandboxKey": net.get("netns") or "", "Networks": networks,
+            "IPAddress": net.get("ip") or "",
+            "Gateway": net.get("gateway") or "",
+            "MacAddress": net.get("mac") or "",
+            "Ports": ports,
+            "SandboxKey": net.get("netns") or "",
+            "Networks": networks,
         },
         "Podkit": d,
     }
@@ -624,10 +727,16 @@ def cmd_stats(args: argparse.Namespace, client: Any) -> int:
 
     def row(s: Any) -> list[str]:
         mem_pct = 100.0 * s.memory_usage / s.memory_limit if s.memory_limit else 0.0
-        return [s.id[:12], s.name, f"{s.cpu_percent:.2f}%",
-                f"{human_size(s.memory_usage)} / {human_size(s.memory_limit)}", f"{mem_pct:.2f}%",
-                f"{human_size(s.net_rx)} / {human_size(s.net_tx)}",
-                f"{human_size(s.block_read)} / {human_size(s.block_write)}", str(s.pids)]
+        return [
+            s.id[:12],
+            s.name,
+            f"{s.cpu_percent:.2f}%",
+            f"{human_size(s.memory_usage)} / {human_size(s.memory_limit)}",
+            f"{mem_pct:.2f}%",
+            f"{human_size(s.net_rx)} / {human_size(s.net_tx)}",
+            f"{human_size(s.block_read)} / {human_size(s.block_write)}",
+            str(s.pids),
+        ]
 
     if args.no_stream:
         stats = [client.containers.stats(r) for r in refs]

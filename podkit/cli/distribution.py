@@ -16,8 +16,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("pull", help="pull an image from a registry")
     p.add_argument("reference", metavar="REF", help="image reference, e.g. busybox or host:5000/app:1.0")
     p.add_argument("--platform", help="os/arch[/variant] to pull from a multi-platform image")
-    p.add_argument("--all-platforms", action="store_true",
-                   help="fetch every platform of a multi-platform image (one is unpacked)")
+    p.add_argument(
+        "--all-platforms",
+        action="store_true",
+        help="fetch every platform of a multi-platform image (one is unpacked)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the image name")
     p.set_defaults(func=cmd_pull)
 
@@ -30,13 +33,17 @@ def register(sub: Any) -> None:
     msub = p.add_subparsers(dest="manifest_command", metavar="COMMAND")
     mp = msub.add_parser("inspect", help="print an image's manifest (or index) as the registry has it")
     mp.add_argument("reference", metavar="REF")
-    mp.add_argument("-v", "--verbose", action="store_true",
-                    help="also the descriptor and platforms")
+    mp.add_argument("-v", "--verbose", action="store_true", help="also the descriptor and platforms")
     mp.set_defaults(func=cmd_manifest_inspect)
 
     p = sub.add_parser("login", help="log in to a registry")
-    p.add_argument("registry", metavar="REGISTRY", nargs="?", default="docker.io",
-                   help="registry host[:port] (default docker.io)")
+    p.add_argument(
+        "registry",
+        metavar="REGISTRY",
+        nargs="?",
+        default="docker.io",
+        help="registry host[:port] (default docker.io)",
+    )
     p.add_argument("-u", "--username", help="user name")
     p.add_argument("-p", "--password", help="password (prefer --password-stdin)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -121,11 +128,18 @@ def cmd_pull(args: argparse.Namespace, client: Any) -> int:
     ref = parse(args.reference)
     view = None if args.quiet else ProgressView(sys.stdout, sys.stdout.isatty())
     # getattr: `podkit image pull` (podkit/cli/images.py) reuses this with fewer flags.
-    _dist(client).pull(args.reference, platform=getattr(args, "platform", None), progress=view,
-                       all_platforms=getattr(args, "all_platforms", False))
+    _dist(client).pull(
+        args.reference,
+        platform=getattr(args, "platform", None),
+        progress=view,
+        all_platforms=getattr(args, "all_platforms", False),
+    )
     if view is not None:
-        print(f"Status: Image is up to date for {ref.familiar()}" if _nothing_new(view)
-              else f"Status: Downloaded newer image for {ref.familiar()}")
+        print(
+            f"Status: Image is up to date for {ref.familiar()}"
+            if _nothing_new(view)
+            else f"Status: Downloaded newer image for {ref.familiar()}"
+        )
     print(str(ref))
     return 0
 

@@ -30,19 +30,31 @@ def register(sub: Any) -> None:
         p.add_argument("-a", "--all", action="store_true", help="show all images (default hides none)")
         p.add_argument("--digests", action="store_true", help="show digests")
         p.add_argument("--no-trunc", action="store_true", help="do not shorten ids")
-        p.add_argument("-f", "--filter", action="append", default=[],
-                       help="reference=GLOB, dangling=true|false, before=IMAGE, since=IMAGE, label=K[=V]")
+        p.add_argument(
+            "-f",
+            "--filter",
+            action="append",
+            default=[],
+            help="reference=GLOB, dangling=true|false, before=IMAGE, since=IMAGE, label=K[=V]",
+        )
         # Like docker: table, json, or a template over Repository, Tag, ID, Digest,
         # CreatedSince, CreatedAt, Size ('{{.Repository}}:{{.Tag}}').
-        p.add_argument("--format", default="table",
-                       help="table (default), json, or a template like '{{.Repository}}:{{.Tag}}'")
+        p.add_argument(
+            "--format",
+            default="table",
+            help="table (default), json, or a template like '{{.Repository}}:{{.Tag}}'",
+        )
         p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
         p.set_defaults(func=cmd_ls)
 
     def rm_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("images", nargs="+", metavar="IMAGE")
-        p.add_argument("-f", "--force", action="store_true",
-                       help="remove every name of an image id; untag even if a container uses it")
+        p.add_argument(
+            "-f",
+            "--force",
+            action="store_true",
+            help="remove every name of an image id; untag even if a container uses it",
+        )
         p.set_defaults(func=cmd_rm)
 
     def tag_args(p: argparse.ArgumentParser) -> None:
@@ -51,11 +63,19 @@ def register(sub: Any) -> None:
         p.set_defaults(func=cmd_tag)
 
     def import_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("file", metavar="FILE|-",
-                       help="root file system tarball (plain/gzip/zstd), image archive, OCI layout dir, or -")
+        p.add_argument(
+            "file",
+            metavar="FILE|-",
+            help="root file system tarball (plain/gzip/zstd), image archive, OCI layout dir, or -",
+        )
         p.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
-        p.add_argument("-c", "--change", action="append", default=[],
-                       help="Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, ...")
+        p.add_argument(
+            "-c",
+            "--change",
+            action="append",
+            default=[],
+            help="Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, ...",
+        )
         p.add_argument("-m", "--message", default="", help="commit message for the history")
         p.add_argument("--platform", help="os/arch of the imported root file system")
         p.set_defaults(func=cmd_import, engine_exit=1)
@@ -69,16 +89,23 @@ def register(sub: Any) -> None:
     def save_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("images", nargs="+", metavar="IMAGE")
         p.add_argument("-o", "--output", help="write to this file instead of stdout")
-        p.add_argument("--format", choices=["docker", "oci"], default="docker",
-                       help="docker: docker-save archive with an OCI layout inside (default); "
-                            "oci: OCI layout only")
+        p.add_argument(
+            "--format",
+            choices=["docker", "oci"],
+            default="docker",
+            help="docker: docker-save archive with an OCI layout inside (default); oci: OCI layout only",
+        )
         p.add_argument("--platform", help="only this platform of a multi-platform image")
         p.set_defaults(func=cmd_save)
 
     def inspect_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("images", nargs="+", metavar="IMAGE")
-        p.add_argument("-f", "--format", default="json",
-                       help="json (default) or a template like '{{.Id}}' / '{{.Config.Cmd}}'")
+        p.add_argument(
+            "-f",
+            "--format",
+            default="json",
+            help="json (default) or a template like '{{.Id}}' / '{{.Config.Cmd}}'",
+        )
         p.add_argument("--platform", help="os/arch of a multi-platform image")
         p.set_defaults(func=cmd_inspect)
 
@@ -107,8 +134,13 @@ def register(sub: Any) -> None:
     p = isub.add_parser("history", help="show the history of an image")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--no-trunc", action="store_true", help="do not shorten the CREATED BY column")
-    p.add_argument("-H", "--human", default=True, action=argparse.BooleanOptionalAction,
-                   help="human-readable sizes and dates (default)")
+    p.add_argument(
+        "-H",
+        "--human",
+        default=True,
+        action=argparse.BooleanOptionalAction,
+        help="human-readable sizes and dates (default)",
+    )
     add_format(p)
     p.set_defaults(func=cmd_history)
     # `image pull` / `image push`: the registry commands (podkit/cli/distribution.py) under
@@ -145,7 +177,7 @@ def parse_time(text: str) -> float | None:
     if "." in t:
         head, _, rest = t.partition(".")
         frac = "".join(c for c in rest if c.isdigit())
-        tz = rest[len(frac):]
+        tz = rest[len(frac) :]
         t = f"{head}.{frac[:6]}{tz}"
     try:
         dt = datetime.datetime.fromisoformat(t)
@@ -197,8 +229,11 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
         row = [repo, tag]
         if args.digests:
             row.append(i.digest if not i.dangling else "<none>")
-        row += [i.id if args.no_trunc else short_id(i.id), ago(created),
-                human_size(i.unpacked_size or i.size)]
+        row += [
+            i.id if args.no_trunc else short_id(i.id),
+            ago(created),
+            human_size(i.unpacked_size or i.size),
+        ]
         rows.append(row)
     table(rows, headers)
     return 0
@@ -208,9 +243,13 @@ def _ls_fields(img: Any, no_trunc: bool) -> dict[str, Any]:
     repo, tag = _repo_tag(img)
     created = parse_time(img.image_created) or img.created
     return {
-        "Repository": repo, "Tag": tag, "ID": img.id if no_trunc else short_id(img.id),
-        "Digest": img.digest if not img.dangling else "<none>", "CreatedSince": ago(created),
-        "CreatedAt": _iso(created), "Size": human_size(img.unpacked_size or img.size),
+        "Repository": repo,
+        "Tag": tag,
+        "ID": img.id if no_trunc else short_id(img.id),
+        "Digest": img.digest if not img.dangling else "<none>",
+        "CreatedSince": ago(created),
+        "CreatedAt": _iso(created),
+        "Size": human_size(img.unpacked_size or img.size),
         "Name": img.name,
     }
 
@@ -279,8 +318,11 @@ def _iso(ts: float | None) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
-    return inspect_each(args.images, lambda ref: docker_inspect(client.images.get(ref, platform=args.platform)
-                                                               .to_dict()), args.format)
+    return inspect_each(
+        args.images,
+        lambda ref: docker_inspect(client.images.get(ref, platform=args.platform).to_dict()),
+        args.format,
+    )
 
 
 def cmd_history(args: argparse.Namespace, client: Any) -> int:
@@ -295,8 +337,15 @@ def cmd_history(args: argparse.Namespace, client: Any) -> int:
         if not h.get("empty_layer") and li < len(layers):
             size = layers[li].get("size", 0)
             li += 1
-        rows.append({"id": "<missing>", "created": h.get("created", ""),
-                     "created_by": h.get("created_by", ""), "size": size, "comment": h.get("comment", "")})
+        rows.append(
+            {
+                "id": "<missing>",
+                "created": h.get("created", ""),
+                "created_by": h.get("created_by", ""),
+                "size": size,
+                "comment": h.get("comment", ""),
+            }
+        )
     rows.reverse()
     if rows:
         rows[0]["id"] = img.id
@@ -311,10 +360,19 @@ def cmd_history(args: argparse.Namespace, client: Any) -> int:
     def by(text: str) -> str:
         return text if args.no_trunc or len(text) <= 45 else text[:44] + "…"
 
-    table([[r["id"] if args.no_trunc or r["id"] == "<missing>" else short_id(r["id"]),
-            ago(parse_time(r["created"])) if args.human else r["created"], by(r["created_by"]),
-            human_size(r["size"]) if args.human else r["size"], r["comment"]] for r in rows],
-          ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"])
+    table(
+        [
+            [
+                r["id"] if args.no_trunc or r["id"] == "<missing>" else short_id(r["id"]),
+                ago(parse_time(r["created"])) if args.human else r["created"],
+                by(r["created_by"]),
+                human_size(r["size"]) if args.human else r["size"],
+                r["comment"],
+            ]
+            for r in rows
+        ],
+        ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+    )
     return 0
 
 
@@ -338,8 +396,11 @@ def cmd_rm(args: argparse.Namespace, client: Any) -> int:
 
 def cmd_prune(args: argparse.Namespace, client: Any) -> int:
     if not args.force:
-        what = "all images without at least one container associated to them" if args.all \
+        what = (
+            "all images without at least one container associated to them"
+            if args.all
             else "all dangling images"
+        )
         sys.stderr.write(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
         sys.stderr.flush()
         answer = sys.stdin.readline().strip().lower()
@@ -363,7 +424,8 @@ def _source(path: str) -> Any:
     if path == "-":
         if sys.stdin.isatty():
             raise errors.InvalidArgument(
-                "refusing to read an archive from a terminal: give a file or pipe one in")
+                "refusing to read an archive from a terminal: give a file or pipe one in"
+            )
         return sys.stdin.buffer
     if not os.path.exists(path):
         raise errors.InvalidArgument(f"open {path}: no such file or directory")
@@ -371,8 +433,13 @@ def _source(path: str) -> Any:
 
 
 def cmd_import(args: argparse.Namespace, client: Any) -> int:
-    images = client.images.import_(_source(args.file), name=args.reference, changes=args.change,
-                                   message=args.message, platform=args.platform)
+    images = client.images.import_(
+        _source(args.file),
+        name=args.reference,
+        changes=args.change,
+        message=args.message,
+        platform=args.platform,
+    )
     for i in images:
         print(i.id)
     return 0

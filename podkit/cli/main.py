@@ -33,9 +33,33 @@ COMMANDS = {
     **dict.fromkeys(["completion", "events", "info", "version"], "system"),
     **dict.fromkeys(["image", "images", "import", "load", "rmi", "save", "tag"], "images"),
     **dict.fromkeys(["login", "logout", "manifest", "pull", "push"], "distribution"),
-    **dict.fromkeys(["attach", "container", "cp", "create", "exec", "inspect", "kill", "logs",
-                     "pause", "port", "ps", "rename", "restart", "rm", "run", "start", "stats",
-                     "stop", "top", "unpause", "update", "wait"], "containers"),
+    **dict.fromkeys(
+        [
+            "attach",
+            "container",
+            "cp",
+            "create",
+            "exec",
+            "inspect",
+            "kill",
+            "logs",
+            "pause",
+            "port",
+            "ps",
+            "rename",
+            "restart",
+            "rm",
+            "run",
+            "start",
+            "stats",
+            "stop",
+            "top",
+            "unpause",
+            "update",
+            "wait",
+        ],
+        "containers",
+    ),
     "volume": "volumes",
     "network": "networks",
     **dict.fromkeys(["play", "pod"], "pods"),
@@ -101,10 +125,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="podkit",
         description="podkit: containers and pods on one Linux host.",
     )
-    p.add_argument("-H", "--host", default=None,
-                   help="daemon socket, unix:///path (env PODKIT_HOST)")
-    p.add_argument("-n", "--namespace", default=None,
-                   help="namespace to work in (env PODKIT_NAMESPACE, default 'default')")
+    p.add_argument("-H", "--host", default=None, help="daemon socket, unix:///path (env PODKIT_HOST)")
+    p.add_argument(
+        "-n",
+        "--namespace",
+        default=None,
+        help="namespace to work in (env PODKIT_NAMESPACE, default 'default')",
+    )
     p.add_argument("-v", "--version", action="store_true", help="print the client version")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     areas = [COMMANDS[command]] if command in COMMANDS else AREAS
@@ -121,8 +148,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:
     """The flags every listing/inspect command shares."""
-    p.add_argument("--format", choices=["table", "json"], default="table",
-                   help="output format")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     if quiet:
         p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
 

@@ -23,22 +23,36 @@ def register(sub: Any) -> None:
     c.add_argument("--bridge", help="bridge interface name (default: pkbr-<id>)")
     c.add_argument("--internal", action="store_true", help="no gateway and no masquerade out")
     c.add_argument("-d", "--driver", default="bridge", choices=["bridge"], help="network driver")
-    c.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a label (repeatable)")
-    c.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="driver option: mtu=N (repeatable)")
+    c.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label (repeatable)"
+    )
+    c.add_argument(
+        "-o",
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="driver option: mtu=N (repeatable)",
+    )
     c.set_defaults(func=cmd_create)
 
     for name, aliases in (("ls", ["list"]),):
         ls = nsub.add_parser(name, aliases=aliases, help="list networks")
         add_format(ls)
-        ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
-                        help="label=K[=V], name=TEXT or id=PREFIX (repeatable)")
+        ls.add_argument(
+            "-f",
+            "--filter",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="label=K[=V], name=TEXT or id=PREFIX (repeatable)",
+        )
         ls.set_defaults(func=cmd_ls)
 
     i = nsub.add_parser("inspect", help="show networks in detail (JSON)")
-    i.add_argument("-f", "--format", default="json",
-                   help="json (default), or a template such as '{{.subnet}}'")
+    i.add_argument(
+        "-f", "--format", default="json", help="json (default), or a template such as '{{.subnet}}'"
+    )
     i.add_argument("names", nargs="+", metavar="NETWORK")
     i.set_defaults(func=cmd_inspect)
 
@@ -64,10 +78,16 @@ def _labels(items: list[str]) -> dict[str, str]:
 
 
 def cmd_create(args: argparse.Namespace, client: Any) -> int:
-    n = client.networks.create(args.name, subnet=args.subnet, gateway=args.gateway,
-                               bridge=args.bridge, labels=_labels(args.label),
-                               ip_range=args.ip_range, internal=args.internal,
-                               options=_labels(args.opt))
+    n = client.networks.create(
+        args.name,
+        subnet=args.subnet,
+        gateway=args.gateway,
+        bridge=args.bridge,
+        labels=_labels(args.label),
+        ip_range=args.ip_range,
+        internal=args.internal,
+        options=_labels(args.opt),
+    )
     print(n.id)
     return 0
 
@@ -85,13 +105,27 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
         {"label": labels, "name": names, "id": ids}[key].append(val)
     nets = client.networks.list(labels=labels or None)
     # As docker: name matches a part of the name, id a prefix; several values of one key OR.
-    items = [n.__dict__ for n in nets
-             if (not names or any(x in n.name for x in names))
-             and (not ids or any(n.id.startswith(x) for x in ids))]
-    listing(args, items, ["NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE", "CONTAINERS", "CREATED"],
-            lambda n: [short_id(n["id"]), n["name"] + (" (default)" if n["default"] else ""),
-                       n["driver"], n["subnet"], n["bridge"], n["containers"], ago(n["created"])],
-            lambda n: n["name"])
+    items = [
+        n.__dict__
+        for n in nets
+        if (not names or any(x in n.name for x in names))
+        and (not ids or any(n.id.startswith(x) for x in ids))
+    ]
+    listing(
+        args,
+        items,
+        ["NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE", "CONTAINERS", "CREATED"],
+        lambda n: [
+            short_id(n["id"]),
+            n["name"] + (" (default)" if n["default"] else ""),
+            n["driver"],
+            n["subnet"],
+            n["bridge"],
+            n["containers"],
+            ago(n["created"]),
+        ],
+        lambda n: n["name"],
+    )
     return 0
 
 

@@ -61,8 +61,14 @@ def ago(ts: float | None) -> str:
     if not ts:
         return "-"
     d = max(0.0, time.time() - ts)
-    for unit, secs in (("year", 31536000), ("month", 2592000), ("week", 604800), ("day", 86400),
-                       ("hour", 3600), ("minute", 60)):
+    for unit, secs in (
+        ("year", 31536000),
+        ("month", 2592000),
+        ("week", 604800),
+        ("day", 86400),
+        ("hour", 3600),
+        ("minute", 60),
+    ):
         if d >= secs:
             n = int(d // secs)
             return f"{n} {unit}{'s' if n > 1 else ''} ago"
@@ -79,6 +85,7 @@ def err(msg: str) -> None:
 
 def render_template(template: str, data: Any) -> str:
     """A small subset of Go templates: {{.A.B}} and {{json .A}}."""
+
     def lookup(path: str) -> Any:
         v = data
         for part in [p for p in path.split(".") if p]:
@@ -107,8 +114,9 @@ def render_template(template: str, data: Any) -> str:
     return re.sub(r"\{\{(.*?)\}\}", sub, template)
 
 
-def for_each(refs: Iterable[str], fn: Callable[[str], Any], *, echo: bool = True,
-             engine_exit: int = 1) -> int:
+def for_each(
+    refs: Iterable[str], fn: Callable[[str], Any], *, echo: bool = True, engine_exit: int = 1
+) -> int:
     """Apply fn to every ref, as `stop a b c` does: go on past failures, print each ref
     done (echo), say what failed; exit 1 if an object was missing, else engine_exit."""
     rc = 0

@@ -20,10 +20,19 @@ def register(sub: Any) -> None:
 
     p = ps.add_parser("create", help="create a pod")
     p.add_argument("--name", help="the pod's name (default: a generated one)")
-    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/PROTO]",
-                   help="publish a port of the pod on the host")
-    p.add_argument("--share", default="net,ipc,uts",
-                   help="namespaces the containers share: net,ipc,uts[,pid] (default net,ipc,uts)")
+    p.add_argument(
+        "-p",
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[IP:]HOST:CTR[/PROTO]",
+        help="publish a port of the pod on the host",
+    )
+    p.add_argument(
+        "--share",
+        default="net,ipc,uts",
+        help="namespaces the containers share: net,ipc,uts[,pid] (default net,ipc,uts)",
+    )
     p.add_argument("--hostname", help="the pod's hostname (default: its name)")
     p.add_argument("--memory", "-m", help="memory limit of the whole pod (e.g. 256m)")
     p.add_argument("--cpus", type=float, help="CPU limit of the whole pod (e.g. 1.5)")
@@ -31,12 +40,22 @@ def register(sub: Any) -> None:
     p.add_argument("--dns", action="append", default=[], help="DNS server for the pod")
     p.add_argument("--dns-search", action="append", default=[], help="DNS search domain")
     p.add_argument("--dns-option", action="append", default=[], help="resolv.conf option")
-    p.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
-                   help="add a line to the pod's /etc/hosts")
+    p.add_argument(
+        "--add-host",
+        action="append",
+        default=[],
+        metavar="NAME:IP",
+        help="add a line to the pod's /etc/hosts",
+    )
     p.add_argument("--network", default=None, help="bridge (default), host, none or a network name")
     p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
-                   help="a namespaced sysctl for the pod (net.*, kernel.shm*, ...)")
+    p.add_argument(
+        "--sysctl",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a namespaced sysctl for the pod (net.*, kernel.shm*, ...)",
+    )
     p.add_argument("--start", action="store_true", help="start the pod right away")
     p.set_defaults(func=cmd_create, engine_exit=125)
 
@@ -50,8 +69,11 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=["json"], default="json")
     p.set_defaults(func=cmd_inspect)
 
-    for name, helptext, fn in (("start", "start pods", cmd_start), ("stop", "stop pods", cmd_stop),
-                               ("restart", "restart pods", cmd_restart)):
+    for name, helptext, fn in (
+        ("start", "start pods", cmd_start),
+        ("stop", "stop pods", cmd_stop),
+        ("restart", "restart pods", cmd_restart),
+    ):
         p = ps.add_parser(name, help=helptext)
         p.add_argument("pods", nargs="+", metavar="POD")
         if name != "start":
@@ -92,8 +114,7 @@ def register(sub: Any) -> None:
     p = pls.add_parser("kube", help="run the Pods and Deployments of a Kubernetes YAML file")
     p.add_argument("file", metavar="FILE.yaml", help="the YAML file ('-' for stdin)")
     p.add_argument("--down", action="store_true", help="remove what the file created")
-    p.add_argument("--start", default="true", choices=["true", "false"],
-                   help="start the pods (default true)")
+    p.add_argument("--start", default="true", choices=["true", "false"], help="start the pods (default true)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only pod ids")
     p.set_defaults(func=cmd_play_kube, engine_exit=125)
 
@@ -102,17 +123,24 @@ def _mem(v: str | None, flag: str = "--memory") -> int | None:
     if v is None:
         return None
     s = v.strip().lower()
-    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-             "g": 1 << 30, "gb": 1 << 30}
+    units = {
+        "": 1,
+        "b": 1,
+        "k": 1 << 10,
+        "kb": 1 << 10,
+        "m": 1 << 20,
+        "mb": 1 << 20,
+        "g": 1 << 30,
+        "gb": 1 << 30,
+    }
     num = s.rstrip("bkmg")
-    unit = s[len(num):]
+    unit = s[len(num) :]
     try:
         if unit not in units:
             raise ValueError
         return int(float(num) * units[unit])
     except ValueError:
-        raise errors.InvalidArgument(f"invalid {flag} {v!r}: use a number with unit b, k, m or g") \
-            from None
+        raise errors.InvalidArgument(f"invalid {flag} {v!r}: use a number with unit b, k, m or g") from None
 
 
 def _labels(items: list[str]) -> dict[str, str]:
@@ -138,10 +166,19 @@ def _sysctls(items: list[str]) -> dict[str, str]:
 def cmd_create(args: argparse.Namespace, client: Any) -> int:
     share = [s for s in args.share.split(",") if s.strip()] if args.share else []
     pod = client.pods.create(
-        args.name, ports=args.publish or None, share=share, hostname=args.hostname,
-        memory=_mem(args.memory), cpus=args.cpus, dns=args.dns, dns_search=args.dns_search,
-        dns_option=args.dns_option, add_hosts=args.add_host or None, network=args.network,
-        labels=_labels(args.label) or None, start=args.start,
+        args.name,
+        ports=args.publish or None,
+        share=share,
+        hostname=args.hostname,
+        memory=_mem(args.memory),
+        cpus=args.cpus,
+        dns=args.dns,
+        dns_search=args.dns_search,
+        dns_option=args.dns_option,
+        add_hosts=args.add_host or None,
+        network=args.network,
+        labels=_labels(args.label) or None,
+        start=args.start,
         **({"sysctls": _sysctls(args.sysctl)} if args.sysctl else {}),
         **({"shm_size": _mem(args.shm_size, "--shm-size")} if args.shm_size else {}),
     )
@@ -158,12 +195,19 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
         labels.append(v)
     pods = client.pods.list(labels=labels or None)
     listing(
-        args, [p.raw for p in pods],
+        args,
+        [p.raw for p in pods],
         ["POD ID", "NAME", "STATUS", "CREATED", "INFRA ID", "# OF CONTAINERS", "IP", "PORTS"],
-        lambda d: [short_id(d["id"]), d["name"], d.get("status", ""), ago(d.get("created")),
-                   short_id(d.get("infra_id") or "-"), str(d.get("num_containers", 0)),
-                   ",".join(ip.split("/", 1)[0] for ip in d.get("ips") or []) or "-",
-                   ", ".join(d.get("ports_text") or [])],
+        lambda d: [
+            short_id(d["id"]),
+            d["name"],
+            d.get("status", ""),
+            ago(d.get("created")),
+            short_id(d.get("infra_id") or "-"),
+            str(d.get("num_containers", 0)),
+            ",".join(ip.split("/", 1)[0] for ip in d.get("ips") or []) or "-",
+            ", ".join(d.get("ports_text") or []),
+        ],
         lambda d: d["id"],
     )
     return 0
@@ -203,8 +247,7 @@ def cmd_rm(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, client: Any) -> int:
-    for ln in client.pods.logs(args.pod, follow=args.follow, tail=args.tail,
-                               timestamps=args.timestamps):
+    for ln in client.pods.logs(args.pod, follow=args.follow, tail=args.tail, timestamps=args.timestamps):
         text = ln.get("line", "")
         prefix = f"{ln.get('container', '?')} "
         if args.timestamps and ln.get("time"):
@@ -230,12 +273,16 @@ def cmd_stats(args: argparse.Namespace, client: Any) -> int:
         for s in samples:
             for c in [s, *s.get("containers", [])]:
                 lim = c.get("memory_limit")
-                rows.append([
-                    short_id(s["id"]), s.get("name", ""), c.get("container", "(pod)"),
-                    f"{c.get('cpu_percent', 0.0):.2f}%",
-                    f"{human_size(c.get('memory_usage'))} / {human_size(lim) if lim else 'unlimited'}",
-                    str(c.get("pids", "-")),
-                ])
+                rows.append(
+                    [
+                        short_id(s["id"]),
+                        s.get("name", ""),
+                        c.get("container", "(pod)"),
+                        f"{c.get('cpu_percent', 0.0):.2f}%",
+                        f"{human_size(c.get('memory_usage'))} / {human_size(lim) if lim else 'unlimited'}",
+                        str(c.get("pids", "-")),
+                    ]
+                )
         table(rows, ["POD", "NAME", "CONTAINER", "CPU %", "MEM USAGE / LIMIT", "PIDS"])
         sys.stdout.flush()
     return 0

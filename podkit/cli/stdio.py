@@ -53,8 +53,14 @@ def term_size() -> tuple[int, int] | None:
         return None
 
 
-def interact(ws: Any, *, tty: bool, stdin: bool, detach_keys: str | None = None,
-             on_interrupt: Callable[[], None] | None = None) -> int:
+def interact(
+    ws: Any,
+    *,
+    tty: bool,
+    stdin: bool,
+    detach_keys: str | None = None,
+    on_interrupt: Callable[[], None] | None = None,
+) -> int:
     """Pump stdio through ``ws`` until the process exits (its code) or the user detaches (0)."""
     keys = parse_detach_keys(detach_keys) if stdin else b""
     in_fd = sys.stdin.fileno() if stdin else -1
@@ -122,15 +128,15 @@ def interact(ws: Any, *, tty: bool, stdin: bool, detach_keys: str | None = None,
                     i = 0
                     m = b""
                     while i < len(buf):
-                        if keys.startswith(m + buf[i:i + 1]):
-                            m += buf[i:i + 1]
+                        if keys.startswith(m + buf[i : i + 1]):
+                            m += buf[i : i + 1]
                             if m == keys:
                                 if send:
                                     ws.send_stdin(bytes(send))
                                 sys.stderr.write("\r\n" if tty else "\n")
                                 return -1  # detached
                         else:
-                            send += m + buf[i:i + 1]
+                            send += m + buf[i : i + 1]
                             m = b""
                         i += 1
                     matched = m

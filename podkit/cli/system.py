@@ -19,12 +19,19 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("events", help="stream lifecycle events")
-    p.add_argument("--since", type=_when,
-                   help="replay from: unix time, RFC 3339 time, or a duration ago (10m, 1h30m)")
+    p.add_argument(
+        "--since", type=_when, help="replay from: unix time, RFC 3339 time, or a duration ago (10m, 1h30m)"
+    )
     p.add_argument("--until", type=_when, help="stop at: same forms as --since")
     p.add_argument("--type", help="only events of this type (container, image, pod, ...)")
-    p.add_argument("-f", "--filter", action="append", default=[], type=_event_filter,
-                   help=f"KEY=VALUE, KEY one of {', '.join(_FILTER_KEYS)}; repeated keys match any")
+    p.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        type=_event_filter,
+        help=f"KEY=VALUE, KEY one of {', '.join(_FILTER_KEYS)}; repeated keys match any",
+    )
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_events)
 
@@ -38,8 +45,7 @@ def cmd_version(args: argparse.Namespace, client: Any) -> int:
 
     server = client.version()
     if args.format == "json":
-        print_json({"client": {"version": __version__, "api_version": API_VERSION},
-                    "server": server})
+        print_json({"client": {"version": __version__, "api_version": API_VERSION}, "server": server})
         return 0
     print("Client:")
     print(f" Version:      {__version__}")
@@ -93,7 +99,8 @@ def _when(text: str) -> float:
         t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a unix time, an RFC 3339 time or a duration like 10m") from None
+            f"{text!r} is not a unix time, an RFC 3339 time or a duration like 10m"
+        ) from None
     if t.tzinfo is None:
         t = t.astimezone()  # a time without a zone is local, as in docker
     return t.timestamp()
@@ -103,7 +110,8 @@ def _event_filter(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not value or key not in _FILTER_KEYS:
         raise argparse.ArgumentTypeError(
-            f"bad filter {text!r}: use KEY=VALUE with KEY one of {', '.join(_FILTER_KEYS)}")
+            f"bad filter {text!r}: use KEY=VALUE with KEY one of {', '.join(_FILTER_KEYS)}"
+        )
     return key, value
 
 
@@ -150,8 +158,7 @@ def cmd_events(args: argparse.Namespace, client: Any) -> int:
             continue
         ts = datetime.datetime.fromtimestamp(ev["time"]).isoformat()
         attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev.get("attributes", {}).items()))
-        print(f"{ts} {ev['type']} {ev['action']} {ev['id']}" + (f" ({attrs})" if attrs else ""),
-              flush=True)
+        print(f"{ts} {ev['type']} {ev['action']} {ev['id']}" + (f" ({attrs})" if attrs else ""), flush=True)
     return 0
 
 

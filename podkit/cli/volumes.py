@@ -28,8 +28,9 @@ def register(sub: Any) -> None:
         ls.set_defaults(func=cmd_ls)
 
     i = vs.add_parser("inspect", help="show volume details")
-    i.add_argument("-f", "--format", default="json",
-                   help="json (default), or a template such as '{{.mountpoint}}'")
+    i.add_argument(
+        "-f", "--format", default="json", help="json (default), or a template such as '{{.mountpoint}}'"
+    )
     i.add_argument("names", nargs="+")
     i.set_defaults(func=cmd_inspect)
 

@@ -70,9 +70,7 @@ class Client:
     def events(
         self, since: float | None = None, until: float | None = None, type: str | None = None
     ) -> Iterator[dict[str, Any]]:
-        return self._t.stream(
-            "GET", "/events", params={"since": since, "until": until, "type": type}
-        )
+        return self._t.stream("GET", "/events", params={"since": since, "until": until, "type": type})
 
     def openapi(self) -> dict[str, Any]:
         return self._t.get("/openapi.json")

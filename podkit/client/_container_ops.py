@@ -61,16 +61,32 @@ class ContainerOps:
     def port(self, ref: str) -> list[dict[str, Any]]:
         return self._t.get(f"/containers/{ref}/port")
 
-    def exec_create(self, ref: str, cmd: list[str] | str, *, env: list[str] | None = None,
-                    user: str | None = None, workdir: str | None = None, tty: bool = False,
-                    stdin: bool = False, privileged: bool = False,
-                    console_size: tuple[int, int] | None = None) -> str:
+    def exec_create(
+        self,
+        ref: str,
+        cmd: list[str] | str,
+        *,
+        env: list[str] | None = None,
+        user: str | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        stdin: bool = False,
+        privileged: bool = False,
+        console_size: tuple[int, int] | None = None,
+    ) -> str:
         if isinstance(cmd, str):
             import shlex
 
             cmd = shlex.split(cmd)
-        body = {"cmd": cmd, "env": env or [], "user": user, "workdir": workdir, "tty": tty,
-                "stdin": stdin, "privileged": privileged}
+        body = {
+            "cmd": cmd,
+            "env": env or [],
+            "user": user,
+            "workdir": workdir,
+            "tty": tty,
+            "stdin": stdin,
+            "privileged": privileged,
+        }
         if console_size:
             body["console_size"] = list(console_size)
         return self._t.post(f"/containers/{ref}/exec", json_body=body)["id"]
@@ -81,25 +97,36 @@ class ContainerOps:
     def exec_socket(self, exec_id: str, detach_keys: str | None = None) -> Any:
         from podkit.client._ws import WebSocket
 
-        return WebSocket.connect(self._t.socket_path, f"/v1/exec/{exec_id}/ws",
-                                 params={"detach_keys": detach_keys},
-                                 headers={"X-Podkit-Namespace": self._t.namespace})
+        return WebSocket.connect(
+            self._t.socket_path,
+            f"/v1/exec/{exec_id}/ws",
+            params={"detach_keys": detach_keys},
+            headers={"X-Podkit-Namespace": self._t.namespace},
+        )
 
-    def attach_socket(self, ref: str, *, stdin: bool = False, logs: bool = False, start: bool = False,
-                      detach_keys: str | None = None) -> Any:
+    def attach_socket(
+        self,
+        ref: str,
+        *,
+        stdin: bool = False,
+        logs: bool = False,
+        start: bool = False,
+        detach_keys: str | None = None,
+    ) -> Any:
         """A WebSocket on the container's stdio (see podkit.client._ws for the framing).
 
         ``start=True`` starts the container once attached, so no output is missed."""
         from podkit.client._ws import WebSocket
 
         return WebSocket.connect(
-            self._t.socket_path, f"/v1/containers/{ref}/attach",
+            self._t.socket_path,
+            f"/v1/containers/{ref}/attach",
             params={"stdin": stdin, "logs": logs, "start": start, "detach_keys": detach_keys},
-            headers={"X-Podkit-Namespace": self._t.namespace})
+            headers={"X-Podkit-Namespace": self._t.namespace},
+        )
 
     def stream_archive(self, ref: str, path: str, out: BinaryIO) -> dict[str, Any]:
-        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path},
-                                  timeout=None)
+        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path}, timeout=None)
         try:
             stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
             while True:
@@ -113,13 +140,18 @@ class ContainerOps:
 
     def put_archive(self, ref: str, path: str, data: bytes | BinaryIO) -> None:
         """Extract a tar into the container at ``path`` (a directory)."""
-        self._t.request("PUT", f"/containers/{ref}/archive", params={"path": path}, body=data,
-                        headers={"Content-Type": "application/x-tar"}, timeout=None)
+        self._t.request(
+            "PUT",
+            f"/containers/{ref}/archive",
+            params={"path": path},
+            body=data,
+            headers={"Content-Type": "application/x-tar"},
+            timeout=None,
+        )
 
     def get_archive(self, ref: str, path: str) -> tuple[bytes, dict[str, Any]]:
         """A tar of ``path`` in the container and the path's stat (name, size, mode, ...)."""
-        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path},
-                                  timeout=None)
+        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path}, timeout=None)
         try:
             stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
             return resp.read(), stat

@@ -269,7 +269,7 @@ class Transport:
             raise errors.InvalidArgument(
                 f"unsupported host {self.host!r}: podkitd listens on unix:///path sockets"
             )
-        self.socket_path = self.host[len("unix://"):]
+        self.socket_path = self.host[len("unix://") :]
         self.namespace = namespace or os.environ.get("PODKIT_NAMESPACE") or "default"
         self.timeout = timeout
 
@@ -326,8 +326,12 @@ class Transport:
             try:
                 payload = json.loads(data)
             except ValueError:
-                payload = {"error": {"code": "http_error", "message": data.decode(errors="replace")
-                                     or f"HTTP {resp.status}"}}
+                payload = {
+                    "error": {
+                        "code": "http_error",
+                        "message": data.decode(errors="replace") or f"HTTP {resp.status}",
+                    }
+                }
             raise errors.from_dict(payload, resp.status)
         return conn, resp
 

@@ -29,8 +29,14 @@ class WebSocket:
         self.closed = False
 
     @classmethod
-    def connect(cls, socket_path: str, path: str, params: dict[str, Any] | None = None,
-                headers: dict[str, str] | None = None, timeout: float | None = None) -> WebSocket:
+    def connect(
+        cls,
+        socket_path: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> WebSocket:
         from podkit.client._transport import DaemonNotRunning
 
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -39,16 +45,26 @@ class WebSocket:
             s.connect(socket_path)
         except (FileNotFoundError, ConnectionRefusedError):
             s.close()
-            raise DaemonNotRunning(f"cannot connect to podkitd at unix://{socket_path}: "
-                                   "is the daemon running?") from None
+            raise DaemonNotRunning(
+                f"cannot connect to podkitd at unix://{socket_path}: is the daemon running?"
+            ) from None
         if params:
-            clean = {k: ("true" if v is True else "false" if v is False else str(v))
-                     for k, v in params.items() if v is not None}
+            clean = {
+                k: ("true" if v is True else "false" if v is False else str(v))
+                for k, v in params.items()
+                if v is not None
+            }
             if clean:
                 path += "?" + urllib.parse.urlencode(clean)
         key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {path} HTTP/1.1", "Host: podkitd", "Upgrade: websocket",
-                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+        lines = [
+            f"GET {path} HTTP/1.1",
+            "Host: podkitd",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+        ]
         for k, v in (headers or {}).items():
             lines.append(f"{k}: {v}")
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -152,8 +168,8 @@ class WebSocket:
                 off = 10
             if not self._need(off + n):
                 return None
-            payload = bytes(self._buf[off:off + n])
-            del self._buf[:off + n]
+            payload = bytes(self._buf[off : off + n])
+            del self._buf[: off + n]
             if op == OP_PING:
                 self._send(OP_PONG, payload)
                 continue

@@ -39,12 +39,24 @@ class Container:
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> Container:
         return cls(
-            id=d["id"], name=d["name"], image=d["image"], state=d["state"], status=d.get("status", ""),
-            created=d.get("created", 0.0), command=d.get("command") or [], exit_code=d.get("exit_code"),
-            pid=d.get("pid", 0), oom_killed=bool(d.get("oom_killed")), started_at=d.get("started_at"),
-            finished_at=d.get("finished_at"), restart_count=d.get("restart_count", 0),
-            labels=d.get("labels") or {}, ports=d.get("ports") or [], pod_id=d.get("pod_id"),
-            infra=bool(d.get("infra")), raw=d,
+            id=d["id"],
+            name=d["name"],
+            image=d["image"],
+            state=d["state"],
+            status=d.get("status", ""),
+            created=d.get("created", 0.0),
+            command=d.get("command") or [],
+            exit_code=d.get("exit_code"),
+            pid=d.get("pid", 0),
+            oom_killed=bool(d.get("oom_killed")),
+            started_at=d.get("started_at"),
+            finished_at=d.get("finished_at"),
+            restart_count=d.get("restart_count", 0),
+            labels=d.get("labels") or {},
+            ports=d.get("ports") or [],
+            pod_id=d.get("pod_id"),
+            infra=bool(d.get("infra")),
+            raw=d,
         )
 
 
@@ -86,11 +98,19 @@ class Stats:
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> Stats:
         return cls(
-            id=d["id"], name=d.get("name", ""), cpu_percent=d.get("cpu_percent", 0.0),
-            cpu_usage=d.get("cpu_usage", 0), memory_usage=d.get("memory_usage", 0),
-            memory_limit=d.get("memory_limit", 0), pids=d.get("pids", 0),
-            block_read=d.get("block_read", 0), block_write=d.get("block_write", 0),
-            net_rx=d.get("net_rx", 0), net_tx=d.get("net_tx", 0), read=d.get("read", 0.0), raw=d,
+            id=d["id"],
+            name=d.get("name", ""),
+            cpu_percent=d.get("cpu_percent", 0.0),
+            cpu_usage=d.get("cpu_usage", 0),
+            memory_usage=d.get("memory_usage", 0),
+            memory_limit=d.get("memory_limit", 0),
+            pids=d.get("pids", 0),
+            block_read=d.get("block_read", 0),
+            block_write=d.get("block_write", 0),
+            net_rx=d.get("net_rx", 0),
+            net_tx=d.get("net_tx", 0),
+            read=d.get("read", 0.0),
+            raw=d,
         )
 
 
@@ -109,8 +129,15 @@ class ContainersAPI(ContainerOps):
         out = self._t.post("/containers", json_body=body)
         return self.get(out["id"])
 
-    def run(self, image: str, cmd: list[str] | str | None = None, *, detach: bool = True,
-            stdin: bytes | None = None, **options: Any) -> Container | ExecResult:
+    def run(
+        self,
+        image: str,
+        cmd: list[str] | str | None = None,
+        *,
+        detach: bool = True,
+        stdin: bytes | None = None,
+        **options: Any,
+    ) -> Container | ExecResult:
         """Create and start. Detached: the Container. Attached: its output and exit code
         (with ``auto_remove=True`` the container is gone when this returns)."""
         if stdin is not None:
@@ -139,11 +166,24 @@ class ContainersAPI(ContainerOps):
         for s in self._t.stream("GET", f"/containers/{ref}/stats", params={"stream": True}):
             yield Stats.from_api(s)
 
-    def stream_logs(self, ref: str, follow: bool = False, since: str | float | None = None,
-                    until: str | float | None = None, tail: int | None = None, stdout: bool = True,
-                    stderr: bool = True) -> Iterator[LogEntry]:
-        params = {"follow": follow, "since": since, "until": until, "tail": tail,
-                  "stdout": stdout, "stderr": stderr}
+    def stream_logs(
+        self,
+        ref: str,
+        follow: bool = False,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        tail: int | None = None,
+        stdout: bool = True,
+        stderr: bool = True,
+    ) -> Iterator[LogEntry]:
+        params = {
+            "follow": follow,
+            "since": since,
+            "until": until,
+            "tail": tail,
+            "stdout": stdout,
+            "stderr": stderr,
+        }
         for e in self._t.stream("GET", f"/containers/{ref}/logs", params=params):
             yield LogEntry(e["time"], e["ts"], e["stream"], e["data"])
 
@@ -151,8 +191,9 @@ class ContainersAPI(ContainerOps):
         """The log as text (stdout and stderr interleaved in time order)."""
         return "".join(e.data for e in self.stream_logs(ref, **kw))
 
-    def exec(self, ref: str, cmd: list[str] | str, *, stdin: bytes | None = None, detach: bool = False,
-             **kw: Any) -> ExecResult:
+    def exec(
+        self, ref: str, cmd: list[str] | str, *, stdin: bytes | None = None, detach: bool = False, **kw: Any
+    ) -> ExecResult:
         """Run a command in a running container; its output and exit code."""
         eid = self.exec_create(ref, cmd, stdin=stdin is not None, **kw)
         if detach:
@@ -160,7 +201,6 @@ class ContainersAPI(ContainerOps):
             return ExecResult(exit_code=0)
         ws = self.exec_socket(eid)
         return _collect(ws, stdin)
-
 
 
 def _collect(ws: Any, stdin: bytes | None) -> ExecResult:

@@ -26,8 +26,14 @@ from podkit.client._transport import Transport
 Progress = Callable[[dict[str, Any]], None]
 
 HUB_KEY = "https://index.docker.io/v1/"
-_HUB_ALIASES = (HUB_KEY, "index.docker.io", "docker.io", "registry-1.docker.io",
-                "https://index.docker.io/v1", "https://registry-1.docker.io")
+_HUB_ALIASES = (
+    HUB_KEY,
+    "index.docker.io",
+    "docker.io",
+    "registry-1.docker.io",
+    "https://index.docker.io/v1",
+    "https://registry-1.docker.io",
+)
 
 
 def docker_config_path() -> Path:
@@ -49,8 +55,15 @@ def registry_host(text: str) -> str:
 def _keys(host: str) -> tuple[str, ...]:
     if host == "docker.io":
         return _HUB_ALIASES
-    return (host, f"https://{host}", f"http://{host}", f"https://{host}/", f"http://{host}/",
-            f"https://{host}/v2/", f"http://{host}/v2/")
+    return (
+        host,
+        f"https://{host}",
+        f"http://{host}",
+        f"https://{host}/",
+        f"http://{host}/",
+        f"https://{host}/v2/",
+        f"http://{host}/v2/",
+    )
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -178,8 +191,14 @@ class DistributionMixin:
                 creds = None
         return {"X-Registry-Auth": encode_auth(creds)} if creds else {}
 
-    def pull(self, ref: str, platform: str | None = None, progress: Progress | None = None,
-             auth: dict[str, str] | None = None, all_platforms: bool = False) -> Any:
+    def pull(
+        self,
+        ref: str,
+        platform: str | None = None,
+        progress: Progress | None = None,
+        auth: dict[str, str] | None = None,
+        all_platforms: bool = False,
+    ) -> Any:
         """Pull an image; ``progress`` gets each progress dict. Returns the ``Image``.
 
         ``auth`` ({"username","password"}) overrides the stored credentials;
@@ -192,8 +211,9 @@ class DistributionMixin:
         if all_platforms:
             body["all_platforms"] = True
         final: dict[str, Any] | None = None
-        for line in self._t.stream("POST", "/images/pull", json_body=body,
-                                   headers=self._auth_headers(ref, auth)):
+        for line in self._t.stream(
+            "POST", "/images/pull", json_body=body, headers=self._auth_headers(ref, auth)
+        ):
             if line.get("status") == "done" and "image" in line:
                 final = line["image"]
             elif progress is not None:
@@ -202,12 +222,14 @@ class DistributionMixin:
             raise errors.Unavailable(f"pull of {ref}: the daemon ended the stream without a result")
         return _to_image(final)
 
-    def push(self, ref: str, progress: Progress | None = None,
-             auth: dict[str, str] | None = None) -> dict[str, Any]:
+    def push(
+        self, ref: str, progress: Progress | None = None, auth: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """Push an image; returns {"name", "digest", "size", "media_type"}."""
         final: dict[str, Any] | None = None
-        for line in self._t.stream("POST", "/images/push", json_body={"reference": ref},
-                                   headers=self._auth_headers(ref, auth)):
+        for line in self._t.stream(
+            "POST", "/images/push", json_body={"reference": ref}, headers=self._auth_headers(ref, auth)
+        ):
             if line.get("status") == "done":
                 final = {k: v for k, v in line.items() if k != "status"}
             elif progress is not None:
@@ -220,17 +242,25 @@ class DistributionMixin:
         """What the registry holds under ``ref``, without pulling it:
         {"name", "descriptor", "platforms", "manifest"} (``manifest``: the manifest or
         index as the registry serves it)."""
-        return self._t.get("/distribution/inspect", params={"ref": ref},
-                           headers=self._auth_headers(ref, auth))
+        return self._t.get(
+            "/distribution/inspect", params={"ref": ref}, headers=self._auth_headers(ref, auth)
+        )
 
-    def login(self, registry: str, username: str, password: str, *,
-              config_path: str | os.PathLike[str] | None = None) -> None:
+    def login(
+        self,
+        registry: str,
+        username: str,
+        password: str,
+        *,
+        config_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         """Check the credentials with the registry (through the daemon), then store them."""
         host = registry_host(registry)
         if not username or not password:
             raise errors.InvalidArgument("login needs a username and a password")
-        self._t.post("/auth/login", json_body={"serveraddress": host, "username": username,
-                                                "password": password})
+        self._t.post(
+            "/auth/login", json_body={"serveraddress": host, "username": username, "password": password}
+        )
         path = Path(config_path) if config_path else docker_config_path()
         data = _read_config(path)
         auths = data.setdefault("auths", {})
@@ -240,8 +270,9 @@ class DistributionMixin:
         helper = _helper_for(data, host)
         if helper is not None:
             # As docker does: the secret goes to the helper, config.json only notes the registry.
-            _run_helper(helper, "store", json.dumps({"ServerURL": key, "Username": username,
-                                                     "Secret": password}))
+            _run_helper(
+                helper, "store", json.dumps({"ServerURL": key, "Username": username, "Secret": password})
+            )
             auths[key] = {}
         else:
             auths[key] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}

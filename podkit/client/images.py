@@ -117,16 +117,31 @@ class ImagesAPI(DistributionMixin):
         d = self._t.post("/images/prune", json_body={"all": all})
         return PruneResult(d["deleted"], d["space_reclaimed"])
 
-    def import_(self, source: str | os.PathLike[str] | BinaryIO, name: str | None = None,
-                changes: list[str] | None = None, message: str = "", platform: str | None = None,
-                unpack: bool = True) -> list[Image]:
+    def import_(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        name: str | None = None,
+        changes: list[str] | None = None,
+        message: str = "",
+        platform: str | None = None,
+        unpack: bool = True,
+    ) -> list[Image]:
         """Import a root file system tarball (or an image archive, or an OCI layout directory)."""
-        return self._upload("/images/import", source, {
-            "name": name, "change": list(changes or []), "message": message or None,
-            "platform": platform, "unpack": unpack})
+        return self._upload(
+            "/images/import",
+            source,
+            {
+                "name": name,
+                "change": list(changes or []),
+                "message": message or None,
+                "platform": platform,
+                "unpack": unpack,
+            },
+        )
 
-    def load(self, source: str | os.PathLike[str] | BinaryIO, name: str | None = None,
-             platform: str | None = None) -> list[Image]:
+    def load(
+        self, source: str | os.PathLike[str] | BinaryIO, name: str | None = None, platform: str | None = None
+    ) -> list[Image]:
         """Load a docker-save archive, an OCI archive or an OCI layout directory."""
         return self._upload("/images/load", source, {"name": name, "platform": platform})
 
@@ -159,11 +174,18 @@ class ImagesAPI(DistributionMixin):
         # Sent as chunked MiB pieces (http.client would send a file 8 KiB at a time).
         try:
             try:
-                conn, resp = self._t.open("POST", path, params=params, body=body,
-                                          headers={"Content-Type": "application/x-tar"}, timeout=None)
+                conn, resp = self._t.open(
+                    "POST",
+                    path,
+                    params=params,
+                    body=body,
+                    headers={"Content-Type": "application/x-tar"},
+                    timeout=None,
+                )
             except (BrokenPipeError, ConnectionResetError) as e:
-                raise errors.Unavailable(f"podkitd closed the connection during the upload ({e}); "
-                                         "see the daemon's log") from None
+                raise errors.Unavailable(
+                    f"podkitd closed the connection during the upload ({e}); see the daemon's log"
+                ) from None
             try:
                 data = json.loads(resp.read())
             finally:
@@ -173,12 +195,18 @@ class ImagesAPI(DistributionMixin):
                 fh.close()
         return [Image.from_dict(d) for d in data["images"]]
 
-    def save(self, refs: str | list[str], dest: str | os.PathLike[str] | BinaryIO, format: str = "docker",
-             platform: str | None = None) -> int:
+    def save(
+        self,
+        refs: str | list[str],
+        dest: str | os.PathLike[str] | BinaryIO,
+        format: str = "docker",
+        platform: str | None = None,
+    ) -> int:
         """Write an archive of the images to ``dest``; returns the bytes written."""
         refs = [refs] if isinstance(refs, str) else list(refs)
-        conn, resp = self._t.open("GET", "/images/save", params={"ref": refs, "format": format,
-                                                                  "platform": platform}, timeout=None)
+        conn, resp = self._t.open(
+            "GET", "/images/save", params={"ref": refs, "format": format, "platform": platform}, timeout=None
+        )
         n = 0
         out: Any
         close = False

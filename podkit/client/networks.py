@@ -41,13 +41,27 @@ class NetworksAPI:
     def __init__(self, t: Transport) -> None:
         self._t = t
 
-    def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
-               bridge: str | None = None, labels: dict[str, str] | None = None,
-               ip_range: str | None = None, internal: bool = False,
-               options: dict[str, Any] | None = None) -> Network:
-        body = {"name": name, "subnet": subnet, "gateway": gateway, "bridge": bridge,
-                "labels": labels or {}, "ip_range": ip_range, "internal": internal,
-                "options": options or {}}
+    def create(
+        self,
+        name: str,
+        subnet: str | None = None,
+        gateway: str | None = None,
+        bridge: str | None = None,
+        labels: dict[str, str] | None = None,
+        ip_range: str | None = None,
+        internal: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> Network:
+        body = {
+            "name": name,
+            "subnet": subnet,
+            "gateway": gateway,
+            "bridge": bridge,
+            "labels": labels or {},
+            "ip_range": ip_range,
+            "internal": internal,
+            "options": options or {},
+        }
         return Network.from_api(self._t.post("/networks", json_body=body))
 
     def list(self, labels: list[str] | None = None) -> list[Network]:

@@ -40,14 +40,23 @@ class Pod:
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> Pod:
         return cls(
-            id=d["id"], name=d["name"], status=d.get("status", ""), created=d.get("created", 0.0),
-            hostname=d.get("hostname", ""), share=list(d.get("share") or []),
-            network=d.get("network", ""), ips=list(d.get("ips") or []),
-            ports=[str(p) for p in d.get("ports_text") or []], labels=dict(d.get("labels") or {}),
-            infra_id=d.get("infra_id", ""), netns_path=d.get("netns_path", ""),
+            id=d["id"],
+            name=d["name"],
+            status=d.get("status", ""),
+            created=d.get("created", 0.0),
+            hostname=d.get("hostname", ""),
+            share=list(d.get("share") or []),
+            network=d.get("network", ""),
+            ips=list(d.get("ips") or []),
+            ports=[str(p) for p in d.get("ports_text") or []],
+            labels=dict(d.get("labels") or {}),
+            infra_id=d.get("infra_id", ""),
+            netns_path=d.get("netns_path", ""),
             cgroup_path=d.get("cgroup_path", ""),
-            containers=[PodContainer(c["id"], c["name"], c.get("state", ""), bool(c.get("infra")))
-                        for c in d.get("containers") or []],
+            containers=[
+                PodContainer(c["id"], c["name"], c.get("state", ""), bool(c.get("infra")))
+                for c in d.get("containers") or []
+            ],
             raw=d,
         )
 
@@ -80,14 +89,21 @@ class PodsAPI:
     ) -> Pod:
         """Create a pod; ``extra`` passes further spec fields (sysctls, cgroup_parent, ...)."""
         body: dict[str, Any] = dict(extra)
-        for k, v in (("name", name), ("ports", ports), ("share", share), ("hostname", hostname),
-                     ("memory", memory), ("cpus", cpus), ("add_hosts", add_hosts),
-                     ("network", network), ("labels", labels)):
+        for k, v in (
+            ("name", name),
+            ("ports", ports),
+            ("share", share),
+            ("hostname", hostname),
+            ("memory", memory),
+            ("cpus", cpus),
+            ("add_hosts", add_hosts),
+            ("network", network),
+            ("labels", labels),
+        ):
             if v is not None:
                 body[k] = v
         if dns or dns_search or dns_option:
-            body["dns"] = {"servers": dns or [], "searches": dns_search or [],
-                           "options": dns_option or []}
+            body["dns"] = {"servers": dns or [], "searches": dns_search or [], "options": dns_option or []}
         if start:
             body["start"] = True
         return Pod.from_api(self._t.post("/pods", json_body=body))
@@ -106,8 +122,11 @@ class PodsAPI:
 
     def stop(self, ref: str, timeout: int | None = None, release_network: bool = False) -> Pod:
         """Stop; with ``release_network`` the pod's IP and ports are given back until it starts."""
-        return Pod.from_api(self._t.post(f"/pods/{ref}/stop", params={
-            "timeout": timeout, "release_network": release_network or None}))
+        return Pod.from_api(
+            self._t.post(
+                f"/pods/{ref}/stop", params={"timeout": timeout, "release_network": release_network or None}
+            )
+        )
 
     def restart(self, ref: str, timeout: int | None = None) -> Pod:
         return Pod.from_api(self._t.post(f"/pods/{ref}/restart", params={"timeout": timeout}))
@@ -115,11 +134,13 @@ class PodsAPI:
     def remove(self, ref: str, force: bool = False, timeout: int | None = None) -> str:
         return self._t.delete(f"/pods/{ref}", params={"force": force, "timeout": timeout})["id"]
 
-    def logs(self, ref: str, follow: bool = False, tail: int | None = None,
-             timestamps: bool = False) -> Iterator[dict[str, Any]]:
+    def logs(
+        self, ref: str, follow: bool = False, tail: int | None = None, timestamps: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """Lines as dicts: container (name), stream (stdout|stderr), time, line."""
-        return self._t.stream("GET", f"/pods/{ref}/logs",
-                              params={"follow": follow, "tail": tail, "timestamps": timestamps})
+        return self._t.stream(
+            "GET", f"/pods/{ref}/logs", params={"follow": follow, "tail": tail, "timestamps": timestamps}
+        )
 
     def stats(self, ref: str, stream: bool = False) -> Iterator[dict[str, Any]]:
         return self._t.stream("GET", f"/pods/{ref}/stats", params={"stream": stream})

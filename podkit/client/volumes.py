@@ -20,18 +20,27 @@ class Volume:
 
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> Volume:
-        return cls(d["name"], d["driver"], d["mountpoint"], d["created"], d.get("labels") or {},
-                   bool(d.get("anonymous")), list(d.get("in_use_by") or []))
+        return cls(
+            d["name"],
+            d["driver"],
+            d["mountpoint"],
+            d["created"],
+            d.get("labels") or {},
+            bool(d.get("anonymous")),
+            list(d.get("in_use_by") or []),
+        )
 
 
 class VolumesAPI:
     def __init__(self, t: Transport) -> None:
         self._t = t
 
-    def create(self, name: str | None = None, labels: dict[str, str] | None = None,
-               driver: str = "local") -> Volume:
-        return Volume.from_api(self._t.post("/volumes", json_body={
-            "name": name, "labels": labels or {}, "driver": driver}))
+    def create(
+        self, name: str | None = None, labels: dict[str, str] | None = None, driver: str = "local"
+    ) -> Volume:
+        return Volume.from_api(
+            self._t.post("/volumes", json_body={"name": name, "labels": labels or {}, "driver": driver})
+        )
 
     def get(self, name: str) -> Volume:
         return Volume.from_api(self._t.get(f"/volumes/{name}"))

@@ -27,9 +27,18 @@ def setup(s: Any) -> None:
         s.runtime = Runtime.from_config(s.config.section("runtime"), cfg.state)
     driver = RuntimeDriver(s.runtime)
     svc = ContainerService(
-        db=s.db, root=cfg.root, state=cfg.state, images=lambda: s.images,
-        snapshots=lambda: s.snapshots, runtime=driver, networks=lambda: s.networks,
-        volumes=s.volumes, publish=s.events.publish, registry=lambda: s.registry, config=section)
+        db=s.db,
+        root=cfg.root,
+        state=cfg.state,
+        images=lambda: s.images,
+        snapshots=lambda: s.snapshots,
+        runtime=driver,
+        networks=lambda: s.networks,
+        volumes=s.volumes,
+        publish=s.events.publish,
+        registry=lambda: s.registry,
+        config=section,
+    )
     svc.restarts = RestartManager(svc)
     s.containers = svc
 

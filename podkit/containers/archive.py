@@ -53,9 +53,14 @@ async def tar_path(root: Path, path: str) -> tuple[dict[str, Any], AsyncIterator
     except FileNotFoundError:
         raise NotFound(f"no such file or directory in the container: {path}") from None
     name = os.path.basename(os.path.normpath(path)) or "."
-    info = {"name": name, "size": st.st_size, "mode": st.st_mode, "mtime": st.st_mtime,
-            "is_dir": stat_mod.S_ISDIR(st.st_mode),
-            "link_target": os.readlink(src) if stat_mod.S_ISLNK(st.st_mode) else ""}
+    info = {
+        "name": name,
+        "size": st.st_size,
+        "mode": st.st_mode,
+        "mtime": st.st_mtime,
+        "is_dir": stat_mod.S_ISDIR(st.st_mode),
+        "link_target": os.readlink(src) if stat_mod.S_ISLNK(st.st_mode) else "",
+    }
     loop = asyncio.get_running_loop()
     q: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=16)
 
@@ -124,8 +129,11 @@ async def untar_into(root: Path, path: str, stream: Any) -> None:
     if not dest.is_dir():
         raise NotFound(f"destination {path} is not a directory in the container")
     loop = asyncio.get_running_loop()
-    reader = stream if hasattr(stream, "read") and not asyncio.iscoroutinefunction(stream.read) \
+    reader = (
+        stream
+        if hasattr(stream, "read") and not asyncio.iscoroutinefunction(stream.read)
         else _StreamReader(loop, stream)
+    )
     await asyncio.to_thread(_extract, reader, dest)
 
 

@@ -45,9 +45,19 @@ class ExecSession:
     session: Any = None  # the runtime's I/O of the running process (for resize)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "container_id": self.container_id, "cmd": self.cmd, "tty": self.tty,
-                "stdin": self.stdin, "running": self.running, "exit_code": self.exit_code,
-                "pid": self.pid, "user": self.user, "workdir": self.workdir, "env": self.env}
+        return {
+            "id": self.id,
+            "container_id": self.container_id,
+            "cmd": self.cmd,
+            "tty": self.tty,
+            "stdin": self.stdin,
+            "running": self.running,
+            "exit_code": self.exit_code,
+            "pid": self.pid,
+            "user": self.user,
+            "workdir": self.workdir,
+            "env": self.env,
+        }
 
 
 class ExecMixin:
@@ -66,8 +76,11 @@ class ExecMixin:
                 with contextlib.suppress(PodkitError):
                     st = await self.rt.state(rec.id)
             if not st or st.get("status") != "running":
-                raise Conflict(f"container {rec.name} is not running" if rec.state != "paused"
-                               else f"container {rec.name} is paused: unpause it first")
+                raise Conflict(
+                    f"container {rec.name} is not running"
+                    if rec.state != "paused"
+                    else f"container {rec.name} is paused: unpause it first"
+                )
         cmd = body.get("cmd")
         if isinstance(cmd, str):
             import shlex
@@ -77,16 +90,27 @@ class ExecMixin:
             raise InvalidArgument("exec needs a command")
         from podkit.containers.options import parse_env
 
-        ex = ExecSession(id=secrets.token_hex(32), container_id=rec.id, namespace=ns,
-                         cmd=[str(c) for c in cmd], tty=bool(body.get("tty")), stdin=bool(body.get("stdin")),
-                         env=parse_env(body.get("env")), user=body.get("user") or None,
-                         workdir=body.get("workdir") or None, privileged=bool(body.get("privileged")))
+        ex = ExecSession(
+            id=secrets.token_hex(32),
+            container_id=rec.id,
+            namespace=ns,
+            cmd=[str(c) for c in cmd],
+            tty=bool(body.get("tty")),
+            stdin=bool(body.get("stdin")),
+            env=parse_env(body.get("env")),
+            user=body.get("user") or None,
+            workdir=body.get("workdir") or None,
+            privileged=bool(body.get("privileged")),
+        )
         if ex.workdir and not ex.workdir.startswith("/"):
             raise InvalidArgument(f"invalid working directory {ex.workdir!r}: must be absolute")
         size = body.get("console_size")
         if size is not None:
-            if (not isinstance(size, list) or len(size) != 2
-                    or not all(isinstance(x, int) and 0 < x < 65536 for x in size)):
+            if (
+                not isinstance(size, list)
+                or len(size) != 2
+                or not all(isinstance(x, int) and 0 < x < 65536 for x in size)
+            ):
                 raise InvalidArgument("console_size must be [height, width], each 1-65535")
             ex.console_size = (size[0], size[1])
         self._forget_old_execs()
@@ -142,8 +166,9 @@ class ExecMixin:
         process = await self._exec_process(ex)
         ex.running = True
         try:
-            sess = await self.rt.exec(ex.container_id, process, tty=ex.tty, stdin=ex.stdin,
-                                      console_size=ex.console_size)
+            sess = await self.rt.exec(
+                ex.container_id, process, tty=ex.tty, stdin=ex.stdin, console_size=ex.console_size
+            )
         except BaseException as e:
             ex.running = False
             ex.exit_code = e.exit_code if isinstance(e, CommandNotFound | CannotExecute) else 126

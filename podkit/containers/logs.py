@@ -19,9 +19,7 @@ from dataclasses import dataclass
 
 from podkit.errors import InvalidArgument
 
-_TS_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})$"
-)
+_TS_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})$")
 
 
 @dataclass
@@ -32,8 +30,12 @@ class Entry:
     data: bytes  # complete line, with its newline if it had one
 
     def to_json(self) -> dict:
-        return {"time": self.time, "ts": self.ts, "stream": self.stream,
-                "data": self.data.decode("utf-8", "replace")}
+        return {
+            "time": self.time,
+            "ts": self.ts,
+            "stream": self.stream,
+            "data": self.data.decode("utf-8", "replace"),
+        }
 
 
 def parse_time(ts: str) -> float:
@@ -141,7 +143,11 @@ class LogReader:
                 yield line
 
     def read(
-        self, *, since: float | None = None, until: float | None = None, tail: int | None = None,
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        tail: int | None = None,
         streams: tuple[str, ...] = ("stdout", "stderr"),
     ) -> list[Entry]:
         try:
@@ -152,10 +158,16 @@ class LogReader:
             return self._filter(self._lines(f), since, until, tail, streams)
 
     @staticmethod
-    def _filter(lines: Iterator[bytes], since: float | None, until: float | None, tail: int | None,
-                streams: tuple[str, ...]) -> list[Entry]:
+    def _filter(
+        lines: Iterator[bytes],
+        since: float | None,
+        until: float | None,
+        tail: int | None,
+        streams: tuple[str, ...],
+    ) -> list[Entry]:
         asm = _Assembler()
         keep: deque[Entry] | list[Entry] = deque(maxlen=tail) if tail is not None and tail >= 0 else []
+
         def take(e: Entry) -> None:
             if e.stream not in streams:
                 return
@@ -174,8 +186,13 @@ class LogReader:
         return list(keep)
 
     async def follow(
-        self, *, since: float | None = None, until: float | None = None, tail: int | None = None,
-        streams: tuple[str, ...] = ("stdout", "stderr"), running: Callable[[], bool],
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        tail: int | None = None,
+        streams: tuple[str, ...] = ("stdout", "stderr"),
+        running: Callable[[], bool],
         poll: float = 0.05,
     ) -> AsyncIterator[Entry]:
         """Yield what is there, then new entries as they come, until the container stops.
@@ -204,8 +221,8 @@ class LogReader:
                     cut = data.rfind(b"\n") + 1
                     pending = data[cut:]
                     backlog = await asyncio.to_thread(
-                        self._filter, iter(data[:cut].splitlines(keepends=True)), since, until, tail,
-                        streams)
+                        self._filter, iter(data[:cut].splitlines(keepends=True)), since, until, tail, streams
+                    )
                     for e in backlog:
                         yield e
                     # The partial state of an unfinished P-run must carry over.

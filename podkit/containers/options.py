@@ -29,11 +29,20 @@ _ENV_KEY_RE = re.compile(r"^[^=\s]+$")
 _HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$")
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$")
 _UNITS = {
-    "": 1, "b": 1,
-    "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
-    "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
-    "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
-    "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kb": 1 << 10,
+    "kib": 1 << 10,
+    "m": 1 << 20,
+    "mb": 1 << 20,
+    "mib": 1 << 20,
+    "g": 1 << 30,
+    "gb": 1 << 30,
+    "gib": 1 << 30,
+    "t": 1 << 40,
+    "tb": 1 << 40,
+    "tib": 1 << 40,
 }
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 NETWORK_MODES = ("bridge", "host", "none", "pod")
@@ -54,9 +63,7 @@ def parse_size(value: Any, what: str = "size") -> int:
 
 def validate_name(name: str) -> str:
     if not NAME_RE.match(name) or len(name) > 128:
-        raise InvalidArgument(
-            f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )
+        raise InvalidArgument(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name.lstrip("/")
 
 
@@ -72,8 +79,13 @@ class Mount:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Mount:
-        m = cls(d["type"], d["target"], d.get("source") or "", bool(d.get("readonly")),
-                list(d.get("options") or []))
+        m = cls(
+            d["type"],
+            d["target"],
+            d.get("source") or "",
+            bool(d.get("readonly")),
+            list(d.get("options") or []),
+        )
         if not all(isinstance(x, str) for x in (m.type, m.target, m.source, *m.options)):
             raise InvalidArgument(f"invalid mount {d!r}: type, target, source and options are strings")
         if not m.target.startswith("/"):
@@ -107,8 +119,21 @@ def parse_volume(spec: str) -> Mount:
             readonly = True
         elif o == "rw":
             readonly = False
-        elif o in ("z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave",
-                   "nocopy", "copy", "noexec", "nosuid", "nodev"):
+        elif o in (
+            "z",
+            "Z",
+            "private",
+            "rprivate",
+            "shared",
+            "rshared",
+            "slave",
+            "rslave",
+            "nocopy",
+            "copy",
+            "noexec",
+            "nosuid",
+            "nodev",
+        ):
             extra.append(o)
         else:
             raise InvalidArgument(f"invalid volume spec {spec!r}: unknown option {o!r}")
@@ -337,8 +362,14 @@ class CreateOptions:
     def _parse(cls, body: dict[str, Any]) -> CreateOptions:
         if not isinstance(body, dict):
             raise InvalidArgument("container options must be a JSON object")
-        known = set(cls.__dataclass_fields__) | {"volumes", "tmpfs", "env_file", "security_opt",
-                                                 "restart_policy", "detach_keys"}
+        known = set(cls.__dataclass_fields__) | {
+            "volumes",
+            "tmpfs",
+            "env_file",
+            "security_opt",
+            "restart_policy",
+            "detach_keys",
+        }
         unknown = sorted(set(body) - known)
         if unknown:
             raise InvalidArgument(f"unknown container option(s): {', '.join(unknown)}")
@@ -420,9 +451,14 @@ class CreateOptions:
                 raise InvalidArgument(f"cannot load seccomp profile {o.seccomp}: {e}") from None
         elif body.get("seccomp_profile"):
             o.seccomp_profile = body["seccomp_profile"]
-        o.devices = [parse_device(":".join(str(d.get(k, "")) for k in ("host", "container", "permissions")
-                                           if d.get(k)) if isinstance(d, dict) else str(d))
-                     for d in body.get("devices") or []]
+        o.devices = [
+            parse_device(
+                ":".join(str(d.get(k, "")) for k in ("host", "container", "permissions") if d.get(k))
+                if isinstance(d, dict)
+                else str(d)
+            )
+            for d in body.get("devices") or []
+        ]
         if body.get("memory") not in (None, "", 0, "0"):
             o.memory = parse_size(body["memory"], "memory limit")
             if o.memory < 6 * 1024 * 1024:

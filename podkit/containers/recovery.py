@@ -72,15 +72,22 @@ async def recover(svc: Any) -> dict[str, int]:
                     with contextlib.suppress(PodkitError):
                         st = await svc.rt.state(rec.id)
                     if st and st.get("status") in ("running", "paused"):
-                        svc.store.update(rec.id, state=st["status"], pid=int(st.get("pid") or 0),
-                                         started_at=rec.started_at or rec.created)
+                        svc.store.update(
+                            rec.id,
+                            state=st["status"],
+                            pid=int(st.get("pid") or 0),
+                            started_at=rec.started_at or rec.created,
+                        )
                         svc._watch(rec.id)
                         counts["running"] += 1
                         continue
                 await svc._release(rec.id)
                 policy = (rec.config.get("restart") or {}).get("name", "no")
-                if rec.state == "exited" and policy in ("always", "unless-stopped") \
-                        and not rec.manually_stopped:
+                if (
+                    rec.state == "exited"
+                    and policy in ("always", "unless-stopped")
+                    and not rec.manually_stopped
+                ):
                     svc.store.update(rec.id, state="restarting")
                     svc.restarts.schedule(rec.id, 0)
                     counts["restarted"] += 1

@@ -43,8 +43,9 @@ def human_duration(secs: float) -> str:
     return f"{d} days"
 
 
-def should_restart(policy: dict[str, Any], exit_code: int | None, restart_count: int,
-                   manually_stopped: bool) -> bool:
+def should_restart(
+    policy: dict[str, Any], exit_code: int | None, restart_count: int, manually_stopped: bool
+) -> bool:
     name = (policy or {}).get("name", "no")
     if manually_stopped or name == "no":
         return False

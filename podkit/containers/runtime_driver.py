@@ -41,10 +41,28 @@ class RuntimeDriver:
         else:
             self._created[cid] = hook
 
-    async def create(self, cid: str, name: str, bundle: Path, *, log_path: str, log_size_max: int,
-                     terminal: bool, stdin: bool, leave_stdin_open: bool = False) -> int:
-        pid = await self.rt.create(cid, bundle, name=name, log_path=log_path, log_size_max=log_size_max,
-                                   terminal=terminal, stdin=stdin, leave_stdin_open=leave_stdin_open)
+    async def create(
+        self,
+        cid: str,
+        name: str,
+        bundle: Path,
+        *,
+        log_path: str,
+        log_size_max: int,
+        terminal: bool,
+        stdin: bool,
+        leave_stdin_open: bool = False,
+    ) -> int:
+        pid = await self.rt.create(
+            cid,
+            bundle,
+            name=name,
+            log_path=log_path,
+            log_size_max=log_size_max,
+            terminal=terminal,
+            stdin=stdin,
+            leave_stdin_open=leave_stdin_open,
+        )
         hook = self._created.pop(cid, None)
         if hook is not None:
             await hook(cid)
@@ -132,8 +150,15 @@ class RuntimeDriver:
             raise Internal(f"stats: {msg}")
         return parse_runc_stats((json.loads(out) or {}).get("data") or {})
 
-    async def exec(self, cid: str, process: dict[str, Any], *, tty: bool, stdin: bool,
-                   console_size: tuple[int, int] | None = None) -> ExecSessionIO:
+    async def exec(
+        self,
+        cid: str,
+        process: dict[str, Any],
+        *,
+        tty: bool,
+        stdin: bool,
+        console_size: tuple[int, int] | None = None,
+    ) -> ExecSessionIO:
         # The tty starts at the client's size: a resize sent afterwards would race
         # the first thing the program draws.
         ep = await self.rt.exec(cid, process, stdin=stdin, console_size=console_size if tty else None)
@@ -194,7 +219,8 @@ def parse_runc_stats(data: dict[str, Any]) -> dict[str, Any]:
         "memory_limit": int(limit),
         "memory_max_usage": int((mem.get("usage") or {}).get("max", 0)),
         "pids": int((data.get("pids") or {}).get("current", 0)),
-        "block_read": rd, "block_write": wr,
+        "block_read": rd,
+        "block_write": wr,
     }
 
 
@@ -208,5 +234,6 @@ def from_cgroup_stats(raw: dict[str, Any]) -> dict[str, Any]:
         "memory_limit": int(mem.get("limit") or 0),
         "memory_max_usage": int(mem.get("max_usage") or 0),
         "pids": int(pids.get("current") or 0),
-        "block_read": int(blk.get("read_bytes") or 0), "block_write": int(blk.get("write_bytes") or 0),
+        "block_read": int(blk.get("read_bytes") or 0),
+        "block_write": int(blk.get("write_bytes") or 0),
     }

@@ -55,24 +55,75 @@ ACTIVE = ("running", "paused", "restarting")
 LABEL_IMAGE = "podkit/image"
 LABEL_NAMESPACE = "podkit/namespace"
 
-_ADJ = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
-        "nimble", "proud", "quiet", "rapid", "sharp", "tender", "vivid", "witty", "zen", "bold")
-_NOUN = ("otter", "falcon", "maple", "comet", "river", "badger", "cedar", "lynx", "orbit", "pebble",
-         "quartz", "raven", "spruce", "tiger", "violet", "walrus", "yak", "zebra", "heron", "koala")
+_ADJ = (
+    "brave",
+    "calm",
+    "eager",
+    "fancy",
+    "gentle",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "merry",
+    "nimble",
+    "proud",
+    "quiet",
+    "rapid",
+    "sharp",
+    "tender",
+    "vivid",
+    "witty",
+    "zen",
+    "bold",
+)
+_NOUN = (
+    "otter",
+    "falcon",
+    "maple",
+    "comet",
+    "river",
+    "badger",
+    "cedar",
+    "lynx",
+    "orbit",
+    "pebble",
+    "quartz",
+    "raven",
+    "spruce",
+    "tiger",
+    "violet",
+    "walrus",
+    "yak",
+    "zebra",
+    "heron",
+    "koala",
+)
 
 
 class ContainerService(ExecMixin):
-    def __init__(self, *, db: Any, root: Path, state: Path, images: Any, snapshots: Any,
-                 runtime: Any, networks: Any, volumes: VolumeService, publish: Publish,
-                 registry: Any = None, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        root: Path,
+        state: Path,
+        images: Any,
+        snapshots: Any,
+        runtime: Any,
+        networks: Any,
+        volumes: VolumeService,
+        publish: Publish,
+        registry: Any = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.db = db
         self.store = ContainerStore(db)
         self.root = Path(root)
         self.state_dir = Path(state)
         # Lower layers may be given as zero-argument callables: the daemon builds its
         # layers in any order, and they are looked up when first used.
-        self._layers = {"images": images, "snapshots": snapshots, "networks": networks,
-                        "registry": registry}
+        self._layers = {"images": images, "snapshots": snapshots, "networks": networks, "registry": registry}
         self.volumes = volumes
         self.publish = publish
         self.cfg = config or {}
@@ -195,8 +246,9 @@ class ContainerService(ExecMixin):
         cfg = image.config.get("config") or {}
         args = self._args(opts, cfg)
         if not args:
-            raise InvalidArgument(f"no command specified: image {opts.image} has no Cmd or Entrypoint "
-                                  "and none was given")
+            raise InvalidArgument(
+                f"no command specified: image {opts.image} has no Cmd or Entrypoint and none was given"
+            )
         if opts.network.startswith("container:"):
             other = self.resolve(ns, opts.network.split(":", 1)[1])
             opts.network = f"container:{other.id}"
@@ -207,8 +259,17 @@ class ContainerService(ExecMixin):
         cid = secrets.token_hex(32)
         name = opts.name or self._gen_name(ns)
         opts.name = name
-        rec = Record(id=cid, namespace=ns, name=name, image=image.name, image_id=image.id,
-                     config=opts.to_dict(), labels=opts.labels, pod_id=opts.pod_id, infra=opts.infra)
+        rec = Record(
+            id=cid,
+            namespace=ns,
+            name=name,
+            image=image.name,
+            image_id=image.id,
+            config=opts.to_dict(),
+            labels=opts.labels,
+            pod_id=opts.pod_id,
+            infra=opts.infra,
+        )
         self.store.insert(rec)
         made_volumes: list[str] = []
         try:
@@ -285,8 +346,12 @@ class ContainerService(ExecMixin):
             if not self._mounted(rootfs):
                 key = self._snap_key(rec.id)
                 if not self.snapshots.exists(key):  # a crash inside create left no snapshot
-                    await asyncio.to_thread(self.snapshots.prepare, key, image.chain_id, {
-                        LABEL_IMAGE: image.id, LABEL_NAMESPACE: rec.namespace, "podkit/container": rec.id})
+                    await asyncio.to_thread(
+                        self.snapshots.prepare,
+                        key,
+                        image.chain_id,
+                        {LABEL_IMAGE: image.id, LABEL_NAMESPACE: rec.namespace, "podkit/container": rec.id},
+                    )
                 mounts = self.snapshots.mounts(key)
                 await asyncio.to_thread(self._mount_all, mounts, rootfs)
                 undo.append(lambda: self._unmount(rootfs))
@@ -300,8 +365,15 @@ class ContainerService(ExecMixin):
             log_size = opts.log_size_max if opts.log_size_max is not None else self.default_log_size
             try:
                 pid = await self.rt.create(
-                    rec.id, rec.name, bundle, log_path=str(self.log_path(rec.id)), log_size_max=log_size,
-                    terminal=opts.tty, stdin=opts.open_stdin, leave_stdin_open=opts.tty)
+                    rec.id,
+                    rec.name,
+                    bundle,
+                    log_path=str(self.log_path(rec.id)),
+                    log_size_max=log_size,
+                    terminal=opts.tty,
+                    stdin=opts.open_stdin,
+                    leave_stdin_open=opts.tty,
+                )
             except PodkitError:
                 raise
             except Exception as e:  # RuntimeCreateError and friends
@@ -323,16 +395,32 @@ class ContainerService(ExecMixin):
             await self._rt_cleanup(rec.id)
             if isinstance(e, PodkitError):
                 code = e.exit_code if isinstance(e, CommandNotFound | CannotExecute) else 128
-                self.store.update(rec.id, state="exited" if rec.state != "created" else "created",
-                                  error=e.message, exit_code=code if rec.state != "created" else None)
+                self.store.update(
+                    rec.id,
+                    state="exited" if rec.state != "created" else "created",
+                    error=e.message,
+                    exit_code=code if rec.state != "created" else None,
+                )
             raise
         marks.append(time.perf_counter())
-        log.debug("started %s in %.1f ms (rootfs %.1f, network %.1f, spec %.1f, create %.1f, start %.1f)",
-                  rec.id[:12], (marks[-1] - marks[0]) * 1000,
-                  *((b - a) * 1000 for a, b in zip(marks, marks[1:], strict=False)))
+        log.debug(
+            "started %s in %.1f ms (rootfs %.1f, network %.1f, spec %.1f, create %.1f, start %.1f)",
+            rec.id[:12],
+            (marks[-1] - marks[0]) * 1000,
+            *((b - a) * 1000 for a, b in zip(marks, marks[1:], strict=False)),
+        )
         now = time.time()
-        self.store.update(rec.id, state="running", pid=pid, started_at=now, finished_at=None,
-                          exit_code=None, oom_killed=False, error="", network=netinfo)
+        self.store.update(
+            rec.id,
+            state="running",
+            pid=pid,
+            started_at=now,
+            finished_at=None,
+            exit_code=None,
+            oom_killed=False,
+            error="",
+            network=netinfo,
+        )
         self._changed(rec.id)
         self._watch(rec.id)
         self.publish(rec.namespace, "container", "start", rec.id, name=rec.name, image=rec.image)
@@ -362,11 +450,11 @@ class ContainerService(ExecMixin):
         if is_mountpoint(target):
             unmount(target)
 
-    async def _network_up(self, rec: Record, opts: CreateOptions
-                          ) -> tuple[dict[str, Any], dict[str, str | None], Callable[[], Any]]:
+    async def _network_up(
+        self, rec: Record, opts: CreateOptions
+    ) -> tuple[dict[str, Any], dict[str, str | None], Callable[[], Any]]:
         """Namespaces to create/join, and the network attachment; with its undo."""
-        nss: dict[str, str | None] = {"pid": None, "ipc": None, "uts": None, "mount": None,
-                                      "network": None}
+        nss: dict[str, str | None] = {"pid": None, "ipc": None, "uts": None, "mount": None, "network": None}
         for k, v in opts.namespaces.items():
             nss[k] = v
         info: dict[str, Any] = {"mode": opts.network}
@@ -384,8 +472,9 @@ class ContainerService(ExecMixin):
         if mode.startswith("container:"):
             other = self.store.get(mode.split(":", 1)[1])
             if other is None or other.state not in ("running", "paused") or not other.pid:
-                raise Conflict(f"cannot join the network of container {mode.split(':', 1)[1][:12]}: "
-                               "it is not running")
+                raise Conflict(
+                    f"cannot join the network of container {mode.split(':', 1)[1][:12]}: it is not running"
+                )
             nss["network"] = f"/proc/{other.pid}/ns/net"
             info["ip"] = (other.network or {}).get("ip")
             return info, nss, nothing
@@ -396,17 +485,26 @@ class ContainerService(ExecMixin):
         netns = await asyncio.to_thread(self.networks.create_netns, rec.id)
         try:
             ports = [PortMapping.from_dict(p) for p in opts.ports]
-            atts = await self.networks.attach(rec.id, netns, [mode if mode != "bridge" else ""],
-                                              ports=ports, namespace=rec.namespace)
+            atts = await self.networks.attach(
+                rec.id, netns, [mode if mode != "bridge" else ""], ports=ports, namespace=rec.namespace
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.networks.remove_netns, rec.id)
             raise
         nss["network"] = netns
         first = atts[0] if atts else {}
-        info.update({"netns": netns, "ip": first.get("ip"), "gateway": first.get("gateway"),
-                     "mac": first.get("mac"), "network": first.get("network"),
-                     "ports": first.get("ports", []), "attachments": atts})
+        info.update(
+            {
+                "netns": netns,
+                "ip": first.get("ip"),
+                "gateway": first.get("gateway"),
+                "mac": first.get("mac"),
+                "network": first.get("network"),
+                "ports": first.get("ports", []),
+                "attachments": atts,
+            }
+        )
 
         async def undo() -> None:
             await self._network_down(rec.id)
@@ -421,8 +519,15 @@ class ContainerService(ExecMixin):
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.networks.remove_netns, cid)
 
-    async def _spec(self, rec: Record, opts: CreateOptions, cfg: dict[str, Any], rootfs: Path,
-                    nss: dict[str, str | None], netinfo: dict[str, Any]) -> dict[str, Any]:
+    async def _spec(
+        self,
+        rec: Record,
+        opts: CreateOptions,
+        cfg: dict[str, Any],
+        rootfs: Path,
+        nss: dict[str, str | None],
+        netinfo: dict[str, Any],
+    ) -> dict[str, Any]:
         from podkit.runtime import spec as S
 
         bundle = self.bundle(rec.id)
@@ -456,10 +561,19 @@ class ContainerService(ExecMixin):
             p.write_text(dns.resolv_conf(opts.dns or None))
             resolv = str(p)
         (bundle / "hostname").write_text(hostname + "\n")
-        for dst, src in (("/etc/hosts", hosts), ("/etc/resolv.conf", resolv),
-                         ("/etc/hostname", str(bundle / "hostname"))):
-            mounts.append({"destination": dst, "type": "bind", "source": src,
-                           "options": ["rbind", "rprivate"] + (["ro"] if opts.read_only else [])})
+        for dst, src in (
+            ("/etc/hosts", hosts),
+            ("/etc/resolv.conf", resolv),
+            ("/etc/hostname", str(bundle / "hostname")),
+        ):
+            mounts.append(
+                {
+                    "destination": dst,
+                    "type": "bind",
+                    "source": src,
+                    "options": ["rbind", "rprivate"] + (["ro"] if opts.read_only else []),
+                }
+            )
         for m in opts.mounts:
             mounts.append(await self._mount_spec(rec, m, rootfs))
         workdir = opts.workdir or cfg.get("WorkingDir") or "/"
@@ -470,9 +584,14 @@ class ContainerService(ExecMixin):
                 if not target.exists():
                     target.mkdir(parents=True, exist_ok=True)
                     os.chown(target, user[0], user[1])
-        res = S.Resources(memory=opts.memory, memory_swap=opts.memory_swap, cpus=opts.cpus,
-                          cpu_shares=opts.cpu_shares, pids_limit=opts.pids_limit,
-                          ulimits=[S.Ulimit(n, s, h) for n, s, h in opts.ulimits])
+        res = S.Resources(
+            memory=opts.memory,
+            memory_swap=opts.memory_swap,
+            cpus=opts.cpus,
+            cpu_shares=opts.cpu_shares,
+            pids_limit=opts.pids_limit,
+            ulimits=[S.Ulimit(n, s, h) for n, s, h in opts.ulimits],
+        )
         devices = [S.Device(d["host"], d["container"], d["permissions"]) for d in opts.devices]
         seccomp = opts.seccomp
         if opts.seccomp_profile is not None and seccomp not in ("default", "unconfined"):
@@ -481,14 +600,28 @@ class ContainerService(ExecMixin):
             p.write_text(json.dumps(opts.seccomp_profile))
             seccomp = str(p)
         so = S.SpecOptions(
-            rootfs=str(rootfs), args=args, env=env, cwd=workdir,
+            rootfs=str(rootfs),
+            args=args,
+            env=env,
+            cwd=workdir,
             user=S.User(uid=user[0], gid=user[1], additional_gids=user[2]),
-            terminal=opts.tty, hostname=hostname, readonly_rootfs=opts.read_only, mounts=mounts,
-            cap_add=opts.cap_add, cap_drop=opts.cap_drop, privileged=opts.privileged,
-            seccomp=seccomp, no_new_privileges=opts.no_new_privileges, devices=devices,
-            resources=res, init=opts.init, namespaces=nss, shm_path=opts.shm_path,
+            terminal=opts.tty,
+            hostname=hostname,
+            readonly_rootfs=opts.read_only,
+            mounts=mounts,
+            cap_add=opts.cap_add,
+            cap_drop=opts.cap_drop,
+            privileged=opts.privileged,
+            seccomp=seccomp,
+            no_new_privileges=opts.no_new_privileges,
+            devices=devices,
+            resources=res,
+            init=opts.init,
+            namespaces=nss,
+            shm_path=opts.shm_path,
             cgroups_path=self._cgroups_path(rec, opts),
-            annotations={"podkit/name": rec.name, **opts.annotations}, labels=opts.labels,
+            annotations={"podkit/name": rec.name, **opts.annotations},
+            labels=opts.labels,
         )
         if opts.shm_size:
             so.shm_size = opts.shm_size
@@ -504,18 +637,30 @@ class ContainerService(ExecMixin):
             o = [x for x in m.options if x != "ro"]
             if not any(x.startswith("mode=") for x in o):
                 o.append("mode=1777")
-            return {"destination": m.target, "type": "tmpfs", "source": "tmpfs",
-                    "options": ["nosuid", "nodev", *o, *ro]}
+            return {
+                "destination": m.target,
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", *o, *ro],
+            }
         if m.type == "volume":
             src = self.volumes.path(rec.namespace, m.source)
             if "nocopy" not in m.options:
                 with contextlib.suppress(OSError, InvalidArgument):
                     await self.volumes.seed(rec.namespace, m.source, secure_join(rootfs, m.target))
-            return {"destination": m.target, "type": "bind", "source": str(src),
-                    "options": ["rbind", "rprivate", *ro]}
+            return {
+                "destination": m.target,
+                "type": "bind",
+                "source": str(src),
+                "options": ["rbind", "rprivate", *ro],
+            }
         prop = [x for x in m.options if x in ("private", "rprivate", "shared", "rshared", "slave", "rslave")]
-        return {"destination": m.target, "type": "bind", "source": m.source,
-                "options": ["rbind", *(prop or ["rprivate"]), *ro]}
+        return {
+            "destination": m.target,
+            "type": "bind",
+            "source": m.source,
+            "options": ["rbind", *(prop or ["rprivate"]), *ro],
+        }
 
     # ---------------------------------------------------------------- exit path
     def _watch(self, cid: str) -> None:
@@ -555,8 +700,9 @@ class ContainerService(ExecMixin):
             log.warning("container %s ended without an exit code", rec.id[:12])
         # The exit is on record before anything is released: a crash in between leaves an
         # exited container whose leftovers recovery releases, never a lost exit code.
-        self.store.update(rec.id, state="exited", exit_code=code, finished_at=finished or time.time(),
-                          oom_killed=oom, pid=0)
+        self.store.update(
+            rec.id, state="exited", exit_code=code, finished_at=finished or time.time(), oom_killed=oom, pid=0
+        )
         self._last_exit[rec.id] = code
         # Waiters (stop, wait) may go on now; whatever comes next for this container
         # (start, remove) takes the lock and so comes after the release below.
@@ -564,8 +710,7 @@ class ContainerService(ExecMixin):
         await self._release(rec.id)
         if oom:
             self.publish(rec.namespace, "container", "oom", rec.id, name=rec.name)
-        self.publish(rec.namespace, "container", "die", rec.id, name=rec.name, exitCode=code,
-                     image=rec.image)
+        self.publish(rec.namespace, "container", "die", rec.id, name=rec.name, exitCode=code, image=rec.image)
         self._changed(rec.id)
 
     async def _release(self, cid: str) -> None:
@@ -692,8 +837,11 @@ class ContainerService(ExecMixin):
     async def pause(self, ns: str, ref: str) -> None:
         rec = self.resolve(ns, ref)
         if rec.state != "running":
-            raise Conflict(f"container {rec.name} is not running" if rec.state != "paused"
-                           else f"container {rec.name} is already paused")
+            raise Conflict(
+                f"container {rec.name} is not running"
+                if rec.state != "paused"
+                else f"container {rec.name} is already paused"
+            )
         await self.rt.pause(rec.id)
         self.store.update(rec.id, state="paused")
         self._changed(rec.id)
@@ -741,8 +889,9 @@ class ContainerService(ExecMixin):
         rec = self.resolve(ns, ref)
         cid = rec.id
         if condition not in ("not-running", "next-exit", "removed"):
-            raise InvalidArgument(f"invalid wait condition {condition!r}: "
-                                  "use not-running, next-exit or removed")
+            raise InvalidArgument(
+                f"invalid wait condition {condition!r}: use not-running, next-exit or removed"
+            )
         if condition == "next-exit":
             last = rec.finished_at
             while True:
@@ -767,8 +916,7 @@ class ContainerService(ExecMixin):
         await self.hooks.before_remove(ns, rec)  # may refuse (a pod's infra container)
         if rec.state in ACTIVE:
             if not force:
-                raise Conflict(f"container {rec.name} is {rec.state}: stop it first or use force "
-                               "(rm -f)")
+                raise Conflict(f"container {rec.name} is {rec.state}: stop it first or use force (rm -f)")
             if self.restarts is not None:
                 self.restarts.cancel(rec.id)
             self.store.update(rec.id, manually_stopped=True)
@@ -801,8 +949,9 @@ class ContainerService(ExecMixin):
 
             # The snapshot and the logs side by side; the bundle (holding the rootfs mount
             # point) only once the snapshot is gone, as before.
-            await asyncio.gather(snapshot(),
-                                 asyncio.to_thread(shutil.rmtree, self.log_path(rec.id).parent, True))
+            await asyncio.gather(
+                snapshot(), asyncio.to_thread(shutil.rmtree, self.log_path(rec.id).parent, True)
+            )
             await asyncio.to_thread(shutil.rmtree, self.bundle(rec.id), True)
             self.store.delete(rec.id)
             if rec.exit_code is not None:
@@ -832,11 +981,23 @@ class ContainerService(ExecMixin):
     def view(self, r: Record, full: bool = False) -> dict[str, Any]:
         cfg = r.config
         d: dict[str, Any] = {
-            "id": r.id, "name": r.name, "image": r.image, "image_id": r.image_id, "state": r.state,
-            "status": _status(r), "created": r.created, "pid": r.pid, "exit_code": r.exit_code,
-            "oom_killed": r.oom_killed, "error": r.error, "started_at": r.started_at,
-            "finished_at": r.finished_at, "restart_count": r.restart_count, "labels": r.labels,
-            "pod_id": r.pod_id, "infra": r.infra,
+            "id": r.id,
+            "name": r.name,
+            "image": r.image,
+            "image_id": r.image_id,
+            "state": r.state,
+            "status": _status(r),
+            "created": r.created,
+            "pid": r.pid,
+            "exit_code": r.exit_code,
+            "oom_killed": r.oom_killed,
+            "error": r.error,
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
+            "restart_count": r.restart_count,
+            "labels": r.labels,
+            "pod_id": r.pod_id,
+            "infra": r.infra,
             "command": (cfg.get("entrypoint") or []) + (cfg.get("cmd") or []),
             "ports": ((r.network or {}).get("ports") or []) if r.state in ("running", "paused") else [],
         }
@@ -844,23 +1005,31 @@ class ContainerService(ExecMixin):
             d["config"] = cfg
             # Addresses and the netns belong to a running container only: once it has
             # ended they are released and may already be another container's.
-            d["network"] = (r.network if r.state in ("running", "paused")
-                            else {"mode": (r.network or {}).get("mode")})
+            d["network"] = (
+                r.network if r.state in ("running", "paused") else {"mode": (r.network or {}).get("mode")}
+            )
             d["namespace"] = r.namespace
             d["restart_policy"] = cfg.get("restart")
             d["log_path"] = str(self.log_path(r.id))
             d["bundle"] = str(self.bundle(r.id))
             d["mounts"] = [
-                {**m, "host_path": str(self.volumes.path(r.namespace, m["source"]))
-                 if m.get("type") == "volume" else m.get("source")} for m in cfg.get("mounts") or []]
+                {
+                    **m,
+                    "host_path": str(self.volumes.path(r.namespace, m["source"]))
+                    if m.get("type") == "volume"
+                    else m.get("source"),
+                }
+                for m in cfg.get("mounts") or []
+            ]
             d["manually_stopped"] = r.manually_stopped
         return d
 
     async def inspect(self, ns: str, ref: str) -> dict[str, Any]:
         return self.view(self.resolve(ns, ref), full=True)
 
-    async def list(self, ns: str, all: bool = False, filters: dict[str, list[str]] | None = None
-                   ) -> list[dict[str, Any]]:
+    async def list(
+        self, ns: str, all: bool = False, filters: dict[str, list[str]] | None = None
+    ) -> list[dict[str, Any]]:
         filters = filters or {}
         recs = self.store.list(ns)
         if not all and "status" not in filters and "exited" not in filters:
@@ -877,27 +1046,44 @@ class ContainerService(ExecMixin):
             elif key == "exited":
                 recs = [r for r in recs if r.state == "exited" and str(r.exit_code) in values]
             elif key == "label":
+
                 def has(r: Record, x: str) -> bool:
                     k, eq, v = x.partition("=")
                     return k in r.labels and (not eq or r.labels[k] == v)
 
                 recs = [r for r in recs if not [x for x in values if not has(r, x)]]
             elif key == "ancestor":
-                recs = [r for r in recs if any(v in (r.image, r.image_id) or r.image.startswith(v)
-                                               or _familiar_match(r.image, v) for v in values)]
+                recs = [
+                    r
+                    for r in recs
+                    if any(
+                        v in (r.image, r.image_id) or r.image.startswith(v) or _familiar_match(r.image, v)
+                        for v in values
+                    )
+                ]
             elif key == "pod":
                 recs = [r for r in recs if r.pod_id and any(r.pod_id.startswith(v) for v in values)]
             elif key == "infra":
                 want = values[-1].lower() in ("1", "true")
                 recs = [r for r in recs if r.infra == want]
             else:
-                raise InvalidArgument(f"invalid filter {key!r}: use id, name, label, status, exited, "
-                                      "ancestor, pod or infra")
+                raise InvalidArgument(
+                    f"invalid filter {key!r}: use id, name, label, status, exited, ancestor, pod or infra"
+                )
         return [self.view(r) for r in recs]
 
-    async def logs(self, ns: str, ref: str, *, follow: bool = False, since: Any = None, until: Any = None,
-                   tail: int | None = None, streams: tuple[str, ...] = ("stdout", "stderr"),
-                   wanted: Callable[[], bool] | None = None) -> AsyncIterator[Entry]:
+    async def logs(
+        self,
+        ns: str,
+        ref: str,
+        *,
+        follow: bool = False,
+        since: Any = None,
+        until: Any = None,
+        tail: int | None = None,
+        streams: tuple[str, ...] = ("stdout", "stderr"),
+        wanted: Callable[[], bool] | None = None,
+    ) -> AsyncIterator[Entry]:
         """Log entries; with ``follow``, until the container stops (or ``wanted()`` turns false:
         the client went away)."""
         rec = self.resolve(ns, ref)
@@ -922,10 +1108,22 @@ class ContainerService(ExecMixin):
 
     async def stats(self, ns: str, ref: str, prev: dict[str, Any] | None = None) -> dict[str, Any]:
         rec = self.resolve(ns, ref)
-        out: dict[str, Any] = {"id": rec.id, "name": rec.name, "state": rec.state, "read": time.time(),
-                               "cpu_usage": 0, "memory_usage": 0, "memory_limit": 0, "pids": 0,
-                               "block_read": 0, "block_write": 0, "net_rx": 0, "net_tx": 0,
-                               "cpu_percent": 0.0, "memory_percent": 0.0}
+        out: dict[str, Any] = {
+            "id": rec.id,
+            "name": rec.name,
+            "state": rec.state,
+            "read": time.time(),
+            "cpu_usage": 0,
+            "memory_usage": 0,
+            "memory_limit": 0,
+            "pids": 0,
+            "block_read": 0,
+            "block_write": 0,
+            "net_rx": 0,
+            "net_tx": 0,
+            "cpu_percent": 0.0,
+            "memory_percent": 0.0,
+        }
         if rec.state not in ("running", "paused"):
             return out
         st = await self.rt.stats(rec.id)
@@ -955,7 +1153,8 @@ class ContainerService(ExecMixin):
         except ValueError as e:
             raise InvalidArgument(f"invalid ps options {ps_args!r}: {e}") from None
         proc = await asyncio.create_subprocess_exec(
-            "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         out, err = await proc.communicate()
         if proc.returncode != 0:
             raise InvalidArgument(f"ps {' '.join(args)} failed: {err.decode().strip()}")
@@ -1052,10 +1251,12 @@ class ContainerService(ExecMixin):
     # ------------------------------------------------------------------ daemon
     def info(self, ns: str) -> dict[str, Any]:
         recs = self.store.list(ns)
-        return {"containers": len(recs),
-                "running": sum(r.state == "running" for r in recs),
-                "paused": sum(r.state == "paused" for r in recs),
-                "stopped": sum(r.state not in ("running", "paused") for r in recs)}
+        return {
+            "containers": len(recs),
+            "running": sum(r.state == "running" for r in recs),
+            "paused": sum(r.state == "paused" for r in recs),
+            "stopped": sum(r.state not in ("running", "paused") for r in recs),
+        }
 
     async def shutdown(self) -> None:
         """Containers live on under conmon: only stop watching them."""

@@ -74,12 +74,25 @@ class Record:
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> Record:
         return cls(
-            id=r["id"], namespace=r["namespace"], name=r["name"], image=r["image"],
-            image_id=r["image_id"], config=json.loads(r["config"]), state=r["state"], pid=r["pid"],
-            exit_code=r["exit_code"], oom_killed=bool(r["oom_killed"]), error=r["error"],
-            created=r["created"], started_at=r["started_at"], finished_at=r["finished_at"],
-            restart_count=r["restart_count"], manually_stopped=bool(r["manually_stopped"]),
-            labels=json.loads(r["labels"]), pod_id=r["pod_id"], infra=bool(r["infra"]),
+            id=r["id"],
+            namespace=r["namespace"],
+            name=r["name"],
+            image=r["image"],
+            image_id=r["image_id"],
+            config=json.loads(r["config"]),
+            state=r["state"],
+            pid=r["pid"],
+            exit_code=r["exit_code"],
+            oom_killed=bool(r["oom_killed"]),
+            error=r["error"],
+            created=r["created"],
+            started_at=r["started_at"],
+            finished_at=r["finished_at"],
+            restart_count=r["restart_count"],
+            manually_stopped=bool(r["manually_stopped"]),
+            labels=json.loads(r["labels"]),
+            pod_id=r["pod_id"],
+            infra=bool(r["infra"]),
             network=json.loads(r["network"]),
         )
 
@@ -99,8 +112,20 @@ class ContainerStore:
                 c.execute(
                     "INSERT INTO containers (id, namespace, name, image, image_id, config, state, created,"
                     " labels, pod_id, infra, network) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (r.id, r.namespace, r.name, r.image, r.image_id, json.dumps(r.config), r.state,
-                     r.created, json.dumps(r.labels), r.pod_id, int(r.infra), json.dumps(r.network)),
+                    (
+                        r.id,
+                        r.namespace,
+                        r.name,
+                        r.image,
+                        r.image_id,
+                        json.dumps(r.config),
+                        r.state,
+                        r.created,
+                        json.dumps(r.labels),
+                        r.pod_id,
+                        int(r.infra),
+                        json.dumps(r.network),
+                    ),
                 )
         except sqlite3.IntegrityError:
             raise AlreadyExists(
@@ -142,13 +167,15 @@ class ContainerStore:
         if not ref:
             raise InvalidArgument("a container name or id is required")
         ref = ref.lstrip("/")
-        row = self.db.one("SELECT * FROM containers WHERE namespace = ? AND (id = ? OR name = ?)",
-                          (ns, ref, ref))
+        row = self.db.one(
+            "SELECT * FROM containers WHERE namespace = ? AND (id = ? OR name = ?)", (ns, ref, ref)
+        )
         if row:
             return Record.from_row(row)
         if len(ref) >= 1 and all(c in "0123456789abcdef" for c in ref):
-            rows = self.db.query("SELECT * FROM containers WHERE namespace = ? AND id LIKE ?",
-                                 (ns, ref + "%"))
+            rows = self.db.query(
+                "SELECT * FROM containers WHERE namespace = ? AND id LIKE ?", (ns, ref + "%")
+            )
             if len(rows) == 1:
                 return Record.from_row(rows[0])
             if len(rows) > 1:
@@ -159,8 +186,7 @@ class ContainerStore:
         if ns is None:
             rows = self.db.query("SELECT * FROM containers ORDER BY created DESC")
         else:
-            rows = self.db.query("SELECT * FROM containers WHERE namespace = ? ORDER BY created DESC",
-                                 (ns,))
+            rows = self.db.query("SELECT * FROM containers WHERE namespace = ? ORDER BY created DESC", (ns,))
         return [Record.from_row(r) for r in rows]
 
     def names_in_use(self, ns: str) -> set[str]:

@@ -75,9 +75,16 @@ class VolumeService:
             "in_use_by": self.users(ns, name),
         }
 
-    def create(self, ns: str, name: str | None = None, labels: Any = None,
-               driver: str = "local", options: dict[str, str] | None = None,
-               anonymous: bool = False, exist_ok: bool = False) -> dict[str, Any]:
+    def create(
+        self,
+        ns: str,
+        name: str | None = None,
+        labels: Any = None,
+        driver: str = "local",
+        options: dict[str, str] | None = None,
+        anonymous: bool = False,
+        exist_ok: bool = False,
+    ) -> dict[str, Any]:
         if driver != "local":
             raise InvalidArgument(f"unknown volume driver {driver!r}: only 'local' is available")
         if options:
@@ -127,6 +134,7 @@ class VolumeService:
             elif key == "name":
                 out = [v for v in out if any(x in v["name"] for x in values)]
             elif key == "label":
+
                 def has(v: dict[str, Any], x: str) -> bool:
                     k, eq, val = x.partition("=")
                     return k in v["labels"] and (not eq or v["labels"][k] == val)
@@ -170,8 +178,13 @@ class VolumeService:
         dst = self.path(ns, name)
         if source.is_dir() and not source.is_symlink() and not any(dst.iterdir()):
             proc = await asyncio.create_subprocess_exec(
-                "cp", "-a", "--", f"{source}/.", f"{dst}/",
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                "cp",
+                "-a",
+                "--",
+                f"{source}/.",
+                f"{dst}/",
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
             )
             _, err = await proc.communicate()
             if proc.returncode != 0:

@@ -34,9 +34,7 @@ class EventBus:
         self._recent: list[Event] = []
         self._backlog = backlog
 
-    def publish(
-        self, namespace: str, type: str, action: str, id: str, **attributes: str
-    ) -> Event:
+    def publish(self, namespace: str, type: str, action: str, id: str, **attributes: str) -> Event:
         ev = Event(type, action, id, namespace, attributes={k: str(v) for k, v in attributes.items()})
         self._recent.append(ev)
         if len(self._recent) > self._backlog:

@@ -72,8 +72,12 @@ def openapi(all_routes: list[Route]) -> dict[str, Any]:
             "operationId": r.handler.__name__,
             "tags": [r.tag],
             "parameters": [
-                {"name": "X-Podkit-Namespace", "in": "header", "required": False,
-                 "schema": {"type": "string", "default": "default"}},
+                {
+                    "name": "X-Podkit-Namespace",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "default": "default"},
+                },
             ],
             "responses": {},
         }
@@ -85,21 +89,28 @@ def openapi(all_routes: list[Route]) -> dict[str, Any]:
                 )
         for name, desc in r.params.items():
             op["parameters"].append(
-                {"name": name, "in": "query", "required": False, "description": desc,
-                 "schema": {"type": "string"}}
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "description": desc,
+                    "schema": {"type": "string"},
+                }
             )
         if r.body is not None:
             op["requestBody"] = {
-                "required": True, "content": {"application/json": {"schema": r.body}},
+                "required": True,
+                "content": {"application/json": {"schema": r.body}},
             }
         if r.stream:
-            ok = {"description": "newline-delimited JSON stream",
-                  "content": {"application/x-ndjson": {"schema": r.response or {"type": "object"}}}}
+            ok = {
+                "description": "newline-delimited JSON stream",
+                "content": {"application/x-ndjson": {"schema": r.response or {"type": "object"}}},
+            }
         elif r.status == 204:
             ok = {"description": "done"}
         else:
-            ok = {"description": "ok",
-                  "content": {"application/json": {"schema": r.response or {}}}}
+            ok = {"description": "ok", "content": {"application/json": {"schema": r.response or {}}}}
         op["responses"][str(r.status)] = ok
         op["responses"]["default"] = {
             "description": "error",
@@ -112,15 +123,30 @@ def openapi(all_routes: list[Route]) -> dict[str, Any]:
         paths.setdefault(path, {})[r.method.lower()] = op
     return {
         "openapi": "3.0.3",
-        "info": {"title": "podkit API", "version": __version__,
-                 "description": "The HTTP/JSON API of podkitd, served on its unix socket."},
+        "info": {
+            "title": "podkit API",
+            "version": __version__,
+            "description": "The HTTP/JSON API of podkitd, served on its unix socket.",
+        },
         "paths": paths,
-        "components": {"schemas": {"Error": {
-            "type": "object",
-            "properties": {"error": {"type": "object", "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"},
-                "details": {"type": "object"}}, "required": ["code", "message"]}},
-        }}},
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "details": {"type": "object"},
+                            },
+                            "required": ["code", "message"],
+                        }
+                    },
+                }
+            }
+        },
     }
 
 

@@ -94,8 +94,9 @@ def build(config: Config) -> Services:
 
     # The image service and snapshotter are looked up when used, so the order of
     # the blocks in this function does not matter to the registry.
-    s.registry = Registry(s.content, lambda: s.images, s.db, config.section("registries"),
-                          snapshots=lambda: s.snapshots)
+    s.registry = Registry(
+        s.content, lambda: s.images, s.db, config.section("registries"), snapshots=lambda: s.snapshots
+    )
     s.on_startup(s.registry.startup)
     s.on_shutdown(s.registry.close)
 
@@ -110,8 +111,9 @@ def build(config: Config) -> Services:
     # containers' networks alone.
     from podkit.network import NetworkManager
 
-    s.networks = NetworkManager(s.db, config.root, config.state, config.section("network"),
-                                publish=s.events.publish)
+    s.networks = NetworkManager(
+        s.db, config.root, config.state, config.section("network"), publish=s.events.publish
+    )
     s.on_startup(s.networks.startup)
     s.on_shutdown(s.networks.shutdown)
 
@@ -130,9 +132,18 @@ def build(config: Config) -> Services:
     if s.containers is not None:
         from podkit.pods.service import PodService
 
-        s.pods = PodService(s.db, s.events, root=config.root, state=config.state,
-                            containers=s.containers, networks=s.networks, images=s.images,
-                            content=s.content, runtime=s.runtime, config=config.section("pods"))
+        s.pods = PodService(
+            s.db,
+            s.events,
+            root=config.root,
+            state=config.state,
+            containers=s.containers,
+            networks=s.networks,
+            images=s.images,
+            content=s.content,
+            runtime=s.runtime,
+            config=config.section("pods"),
+        )
         s.containers.add_hooks(s.pods)
         s.on_startup(s.pods.recover)
     return s

@@ -108,9 +108,15 @@ def _top(name: str, names: set[str]) -> None:
     names.add(first + ("/" if sep else ""))
 
 
-def build_rootfs_image(content: Any, layer_digest: str, compression: str, changes: list[str],
-                       message: str = "", platform: Platform | None = None,
-                       diff_id: str | None = None) -> Descriptor:
+def build_rootfs_image(
+    content: Any,
+    layer_digest: str,
+    compression: str,
+    changes: list[str],
+    message: str = "",
+    platform: Platform | None = None,
+    diff_id: str | None = None,
+) -> Descriptor:
     """Write config and manifest for a one-layer image; returns the manifest descriptor."""
     if diff_id is None:
         with content.open(layer_digest) as f:
@@ -124,8 +130,13 @@ def build_rootfs_image(content: Any, layer_digest: str, compression: str, change
         "os": plat.os,
         "config": cfg,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": created, "created_by": "podkit image import",
-                     **({"comment": message} if message else {})}],
+        "history": [
+            {
+                "created": created,
+                "created_by": "podkit image import",
+                **({"comment": message} if message else {}),
+            }
+        ],
     }
     if plat.variant:
         config["variant"] = plat.variant
@@ -240,8 +251,9 @@ def _blob_path(digest: str) -> str:
     return f"blobs/sha256/{hex_}"
 
 
-def read_archive(content: Any, digest: str, kind: str, compression: str,
-                 platform: Platform | None = None) -> list[tuple[Descriptor, list[str]]]:
+def read_archive(
+    content: Any, digest: str, kind: str, compression: str, platform: Platform | None = None
+) -> list[tuple[Descriptor, list[str]]]:
     """Copy an archive's images into the content store; returns (target, names) per image."""
     arc = _Archive(content, digest, compression)
     try:
@@ -276,8 +288,9 @@ def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
             data = arc.read(path)
             doc = json.loads(data)
             if not desc.media_type:
-                desc.media_type = doc.get("mediaType") or ("application/vnd.oci.image.index.v1+json"
-                                                           if "manifests" in doc else OCI_MANIFEST)
+                desc.media_type = doc.get("mediaType") or (
+                    "application/vnd.oci.image.index.v1+json" if "manifests" in doc else OCI_MANIFEST
+                )
             arc.ingest(path, desc.digest, desc.size)
             if "manifests" in doc:
                 present = [walk(Descriptor.from_dict(m), False) for m in doc.get("manifests") or []]
@@ -320,8 +333,9 @@ def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
     return _group_platforms(arc, out)
 
 
-def _group_platforms(arc: _Archive, found: list[tuple[Descriptor, list[str]]]
-                     ) -> list[tuple[Descriptor, list[str]]]:
+def _group_platforms(
+    arc: _Archive, found: list[tuple[Descriptor, list[str]]]
+) -> list[tuple[Descriptor, list[str]]]:
     """Several platform manifests under one name (listed straight in index.json rather
     than through a nested index) become one image: an index made for them."""
     from podkit.images.oci import OCI_INDEX
@@ -331,8 +345,11 @@ def _group_platforms(arc: _Archive, found: list[tuple[Descriptor, list[str]]]
         groups.setdefault(tuple(sorted(names)), []).append(desc)
     out: list[tuple[Descriptor, list[str]]] = []
     for names, descs in groups.items():
-        if len(descs) > 1 and all(d.platform and d.media_type in (OCI_MANIFEST,
-                                  "application/vnd.docker.distribution.manifest.v2+json") for d in descs):
+        if len(descs) > 1 and all(
+            d.platform
+            and d.media_type in (OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json")
+            for d in descs
+        ):
             index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d.to_dict() for d in descs]}
             data = json.dumps(index, separators=(",", ":")).encode()
             out.append((Descriptor(OCI_INDEX, arc.content.put(data), len(data)), list(names)))
@@ -369,8 +386,9 @@ def _docker_repo_tags(arc: _Archive) -> dict[str, list[str]]:
     for entry in arc.json("manifest.json") or []:
         cfg = entry.get("Config", "")
         hex_ = cfg.rsplit("/", 1)[-1].removesuffix(".json")
-        out.setdefault("sha256:" + hex_, []).extend(t for t in entry.get("RepoTags") or []
-                                                    if t and isinstance(t, str))
+        out.setdefault("sha256:" + hex_, []).extend(
+            t for t in entry.get("RepoTags") or [] if t and isinstance(t, str)
+        )
     return out
 
 
@@ -393,7 +411,8 @@ def _read_docker(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
         if len(diff_ids) != len(e["Layers"]):
             raise InvalidArgument(
                 f"the archive's image {e['Config']!r} has {len(e['Layers'])} layers "
-                f"but {len(diff_ids)} diff IDs")
+                f"but {len(diff_ids)} diff IDs"
+            )
         cfg_digest = arc.content.put(cfg_bytes)
         layers = []
         for path, diff_id in zip(e["Layers"], diff_ids, strict=True):
@@ -411,6 +430,10 @@ def _read_docker(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
             "layers": layers,
         }
         mb = json.dumps(manifest, separators=(",", ":")).encode()
-        out.append((Descriptor(OCI_MANIFEST, arc.content.put(mb), len(mb)),
-                    [t for t in e.get("RepoTags") or [] if t and isinstance(t, str)]))
+        out.append(
+            (
+                Descriptor(OCI_MANIFEST, arc.content.put(mb), len(mb)),
+                [t for t in e.get("RepoTags") or [] if t and isinstance(t, str)],
+            )
+        )
     return out

@@ -52,9 +52,17 @@ class _Late:
 
 
 class Registry:
-    def __init__(self, content: ContentStore, images: Any, db: Database,
-                 config: dict[str, Any] | None = None, *, snapshots: Any = None,
-                 docker_config: Path | None = None, client: RegistryClient | None = None) -> None:
+    def __init__(
+        self,
+        content: ContentStore,
+        images: Any,
+        db: Database,
+        config: dict[str, Any] | None = None,
+        *,
+        snapshots: Any = None,
+        docker_config: Path | None = None,
+        client: RegistryClient | None = None,
+    ) -> None:
         config = dict(config or {})
         limits: dict[str, int] = {}
         for key, default in _SCALARS.items():
@@ -72,10 +80,10 @@ class Registry:
         if callable(snapshots):
             snapshots = _Late(snapshots, "snapshotter")
         self.sources = BlobSources(db)
-        self.puller = Puller(content, images, db, self.client, snapshots,
-                             limits["max_concurrent_downloads"], self.sources)
-        self.pusher = Pusher(content, images, db, self.client, limits["max_concurrent_uploads"],
-                             self.sources)
+        self.puller = Puller(
+            content, images, db, self.client, snapshots, limits["max_concurrent_downloads"], self.sources
+        )
+        self.pusher = Pusher(content, images, db, self.client, limits["max_concurrent_uploads"], self.sources)
 
     def credentials(self, registry: str, given: Credentials | None = None) -> Credentials:
         """The request's credentials, else those in the daemon user's docker config."""
@@ -83,16 +91,30 @@ class Registry:
             return given
         return from_docker_config(registry, self.docker_config)
 
-    async def pull(self, ns: str, ref: str, *, platform: str | None = None,
-                   creds: Credentials | None = None, emit: Emit | None = None,
-                   all_platforms: bool = False) -> Any:
+    async def pull(
+        self,
+        ns: str,
+        ref: str,
+        *,
+        platform: str | None = None,
+        creds: Credentials | None = None,
+        emit: Emit | None = None,
+        all_platforms: bool = False,
+    ) -> Any:
         r = reference.parse(ref)
         plat = Platform.parse(platform) if platform else None
-        return await self.puller.pull(ns, r, platform=plat, creds=self.credentials(r.registry, creds),
-                                      emit=emit, all_platforms=all_platforms)
+        return await self.puller.pull(
+            ns,
+            r,
+            platform=plat,
+            creds=self.credentials(r.registry, creds),
+            emit=emit,
+            all_platforms=all_platforms,
+        )
 
-    async def push(self, ns: str, ref: str, *, creds: Credentials | None = None,
-                   emit: Emit | None = None) -> dict[str, Any]:
+    async def push(
+        self, ns: str, ref: str, *, creds: Credentials | None = None, emit: Emit | None = None
+    ) -> dict[str, Any]:
         r = reference.parse(ref)
         return await self.pusher.push(ns, r, creds=self.credentials(r.registry, creds), emit=emit)
 
@@ -106,13 +128,19 @@ class Registry:
         desc, data = await repo.resolve(r.object)
         doc = json.loads(data)
         if desc.media_type in INDEX_TYPES:
-            platforms = [str(Platform.from_dict(m.get("platform")))
-                         for m in doc.get("manifests") or [] if m.get("platform")]
+            platforms = [
+                str(Platform.from_dict(m.get("platform")))
+                for m in doc.get("manifests") or []
+                if m.get("platform")
+            ]
         else:
             config = Descriptor.from_dict(doc.get("config") or {})
             cfg = json.loads(await repo.read_blob(config)) if config.digest else {}
-            platforms = [str(Platform(cfg.get("os", ""), cfg.get("architecture", ""),
-                                      cfg.get("variant", "")))] if cfg.get("architecture") else []
+            platforms = (
+                [str(Platform(cfg.get("os", ""), cfg.get("architecture", ""), cfg.get("variant", "")))]
+                if cfg.get("architecture")
+                else []
+            )
         return {"name": str(r), "descriptor": desc.to_dict(), "platforms": platforms, "manifest": doc}
 
     async def login(self, registry: str, creds: Credentials) -> None:

@@ -31,8 +31,9 @@ class Plan:
     repositories: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def plan_archive(svc: Any, ns: str, images: list[Any], refs: list[str],
-                 platform: Platform | None = None) -> Plan:
+def plan_archive(
+    svc: Any, ns: str, images: list[Any], refs: list[str], platform: Platform | None = None
+) -> Plan:
     """Raises NotFound naming the image whose content is incomplete."""
     plan = Plan()
 
@@ -45,14 +46,21 @@ def plan_archive(svc: Any, ns: str, images: list[Any], refs: list[str],
         resolved = svc.resolve(target, platform)
         if platform is not None and target.media_type in INDEX_TYPES:
             # Only that platform: the manifest itself becomes the saved target.
-            target = Descriptor(_manifest_type(svc, resolved.manifest_digest), resolved.manifest_digest,
-                                svc.content.size(resolved.manifest_digest))
+            target = Descriptor(
+                _manifest_type(svc, resolved.manifest_digest),
+                resolved.manifest_digest,
+                svc.content.size(resolved.manifest_digest),
+            )
         _collect(svc, target, want)
-        missing = [d for d in [resolved.config_digest, *(x.digest for x in resolved.layers)]
-                   if not svc.content.has(d)]
+        missing = [
+            d
+            for d in [resolved.config_digest, *(x.digest for x in resolved.layers)]
+            if not svc.content.has(d)
+        ]
         if missing:
-            raise NotFound(f"image {ref}: blob {missing[0]} is not in the content store "
-                           "(pull or load the image again)")
+            raise NotFound(
+                f"image {ref}: blob {missing[0]} is not in the content store (pull or load the image again)"
+            )
         name = _name_for(svc, ns, img, ref)
         ann: dict[str, str] = {}
         if name:
@@ -99,8 +107,7 @@ def write_archive(svc: Any, plan: Plan, out: BinaryIO, fmt: str = "docker") -> N
         if fmt == "docker":
             _add_bytes(tf, "manifest.json", json.dumps(plan.docker_entries, separators=(",", ":")).encode())
             if plan.repositories:
-                _add_bytes(tf, "repositories",
-                           json.dumps(plan.repositories, separators=(",", ":")).encode())
+                _add_bytes(tf, "repositories", json.dumps(plan.repositories, separators=(",", ":")).encode())
 
 
 def _manifest_type(svc: Any, digest: str) -> str:

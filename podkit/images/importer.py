@@ -20,10 +20,17 @@ class Importer:
     def __init__(self, service: ImageService) -> None:
         self.s = service
 
-    async def import_blob(self, ns: str, digest: str, name: str | None = None,
-                          changes: list[str] | None = None, message: str = "",
-                          platform: Platform | None = None, unpack: bool = True,
-                          require_archive: bool = False) -> list[Image]:
+    async def import_blob(
+        self,
+        ns: str,
+        digest: str,
+        name: str | None = None,
+        changes: list[str] | None = None,
+        message: str = "",
+        platform: Platform | None = None,
+        unpack: bool = True,
+        require_archive: bool = False,
+    ) -> list[Image]:
         from podkit.images import archive
 
         s = self.s
@@ -45,15 +52,24 @@ class Importer:
                             "with `podkit image import`"
                         )
                     target = await asyncio.to_thread(
-                        archive.build_rootfs_image, content, digest, compression, changes or [],
-                        message, platform, diff_id)
+                        archive.build_rootfs_image,
+                        content,
+                        digest,
+                        compression,
+                        changes or [],
+                        message,
+                        platform,
+                        diff_id,
+                    )
                     images.append(self._record(ns, name, target, "import"))
                 else:
                     if changes:
-                        raise InvalidArgument("--change applies to root file system tarballs, "
-                                              "not to image archives")
-                    loaded = await asyncio.to_thread(archive.read_archive, content, digest, kind,
-                                                     compression, platform)
+                        raise InvalidArgument(
+                            "--change applies to root file system tarballs, not to image archives"
+                        )
+                    loaded = await asyncio.to_thread(
+                        archive.read_archive, content, digest, kind, compression, platform
+                    )
                     for tgt, names in loaded:
                         for n in ([name] if name else names) or [None]:
                             images.append(self._record(ns, n, tgt, "load"))

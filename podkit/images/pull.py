@@ -71,9 +71,16 @@ class Lease:
 class Puller:
     STAGGER = 0.5  # seconds a download runs alone before the next one starts
 
-    def __init__(self, content: ContentStore, images: Any, db: Database, client: RegistryClient,
-                 snapshots: Any = None, max_concurrent_downloads: int = 4,
-                 sources: BlobSources | None = None) -> None:
+    def __init__(
+        self,
+        content: ContentStore,
+        images: Any,
+        db: Database,
+        client: RegistryClient,
+        snapshots: Any = None,
+        max_concurrent_downloads: int = 4,
+        sources: BlobSources | None = None,
+    ) -> None:
         self.content = content
         self.images = images
         self.db = db
@@ -83,9 +90,16 @@ class Puller:
         self._inflight: dict[str, asyncio.Future[None]] = {}  # blob digest -> its running download
         self.sources = sources
 
-    async def pull(self, ns: str, ref: Reference, *, platform: Platform | None = None,
-                   creds: Credentials | None = None, emit: Emit | None = None,
-                   all_platforms: bool = False) -> Any:
+    async def pull(
+        self,
+        ns: str,
+        ref: Reference,
+        *,
+        platform: Platform | None = None,
+        creds: Credentials | None = None,
+        emit: Emit | None = None,
+        all_platforms: bool = False,
+    ) -> Any:
         """Pull ``ref`` into namespace ``ns``; returns the image service's Image.
 
         ``all_platforms``: of an index, fetch every platform's content too (only the
@@ -107,15 +121,22 @@ class Puller:
                 manifest_desc = select_manifest(_json(data, f"index {target.digest}"), want)
                 manifest_data = await self._fetch_small(repo, manifest_desc, lease, manifest=True)
                 own_type = _json(manifest_data, f"manifest {manifest_desc.digest}").get("mediaType")
-                manifest_desc.media_type = manifest_desc.media_type or own_type or (
-                    DOCKER_MANIFEST if target.media_type == DOCKER_LIST else OCI_MANIFEST)
+                manifest_desc.media_type = (
+                    manifest_desc.media_type
+                    or own_type
+                    or (DOCKER_MANIFEST if target.media_type == DOCKER_LIST else OCI_MANIFEST)
+                )
                 if manifest_desc.media_type not in MANIFEST_TYPES:
                     raise InvalidArgument(
                         f"{ref}: the index entry for {want} is a {manifest_desc.media_type!r}, not an "
-                        "image manifest")
+                        "image manifest"
+                    )
                 if all_platforms:
-                    others = asyncio.create_task(self._fetch_others(
-                        repo, _json(data, f"index {target.digest}"), manifest_desc.digest, lease, out))
+                    others = asyncio.create_task(
+                        self._fetch_others(
+                            repo, _json(data, f"index {target.digest}"), manifest_desc.digest, lease, out
+                        )
+                    )
                 elif want != Platform.host() and not Platform.host().matches(manifest_desc.platform):
                     # A foreign platform is named by its own manifest, so that the
                     # image (and a later push) holds exactly what was fetched.
@@ -130,8 +151,9 @@ class Puller:
                 )
             config = _json(await self._fetch_small(repo, config_desc, lease), "image config")
             if platform is not None and target.media_type in MANIFEST_TYPES and config.get("architecture"):
-                got = Platform(config.get("os", ""), config.get("architecture", ""),
-                               config.get("variant", ""))
+                got = Platform(
+                    config.get("os", ""), config.get("architecture", ""), config.get("variant", "")
+                )
                 if not platform.matches(got):
                     raise InvalidArgument(f"{ref} is for {got}, not the requested platform {platform}")
             layers = [Descriptor.from_dict(d) for d in manifest.get("layers") or []]
@@ -146,8 +168,9 @@ class Puller:
             if others is not None:
                 await others
             if self.sources is not None:
-                self.sources.add(ref.registry, ref.repository,
-                                 [config_desc.digest, *(d.digest for d in layers)])
+                self.sources.add(
+                    ref.registry, ref.repository, [config_desc.digest, *(d.digest for d in layers)]
+                )
             out({"status": f"Digest: {target.digest}"})
             # A pull event (docker's), not record()'s default "tag": whoever pulled (API,
             # a create's implicit pull) is told so.
@@ -161,15 +184,17 @@ class Puller:
                 await asyncio.gather(others, return_exceptions=True)
             lease.release()
 
-    async def _fetch_others(self, repo: Repository, index: dict[str, Any], chosen: str, lease: Lease,
-                            out: Emit) -> None:
+    async def _fetch_others(
+        self, repo: Repository, index: dict[str, Any], chosen: str, lease: Lease, out: Emit
+    ) -> None:
         """Every other platform's manifest, config and layers, into the store (not unpacked)."""
         for entry in index.get("manifests") or []:
             desc = Descriptor.from_dict(entry)
             if desc.digest == chosen or (desc.media_type and desc.media_type not in MANIFEST_TYPES):
                 continue
-            manifest = _json(await self._fetch_small(repo, desc, lease, manifest=True),
-                             f"manifest {desc.digest}")
+            manifest = _json(
+                await self._fetch_small(repo, desc, lease, manifest=True), f"manifest {desc.digest}"
+            )
             config = Descriptor.from_dict(manifest.get("config") or {})
             await self._fetch_small(repo, config, lease)
             for layer in (Descriptor.from_dict(d) for d in manifest.get("layers") or []):
@@ -195,8 +220,9 @@ class Puller:
         if not self.content.has(digest):
             await asyncio.to_thread(self.content.put, data, digest)
 
-    async def _fetch_small(self, repo: Repository, desc: Descriptor, lease: Lease,
-                           manifest: bool = False) -> bytes:
+    async def _fetch_small(
+        self, repo: Repository, desc: Descriptor, lease: Lease, manifest: bool = False
+    ) -> bytes:
         lease.add(desc.digest)
         if self.content.has(desc.digest):
             return await asyncio.to_thread(self.content.read, desc.digest)
@@ -236,12 +262,14 @@ class Puller:
                 return bool(fn(chain_id))
         return False
 
-    async def _layers(self, repo: Repository, layers: list[Descriptor], diff_ids: list[str],
-                      lease: Lease, out: Emit) -> None:
+    async def _layers(
+        self, repo: Repository, layers: list[Descriptor], diff_ids: list[str], lease: Lease, out: Emit
+    ) -> None:
         chains = chain_ids(diff_ids)
         sem = asyncio.Semaphore(self.max_downloads)
-        skip = [self.content.has(d.digest) and self._layer_exists(c)
-                for d, c in zip(layers, chains, strict=True)]
+        skip = [
+            self.content.has(d.digest) and self._layer_exists(c) for d, c in zip(layers, chains, strict=True)
+        ]
 
         def status(i: int, st: str, current: int = 0) -> None:
             out({"id": short(layers[i].digest), "status": st, "current": current, "total": layers[i].size})
@@ -298,8 +326,9 @@ class Puller:
                 status(i, "Extracting", 0)
                 chain = await self.images.apply(layer, parent, diff_ids[i])
                 if chain != chains[i]:
-                    log.warning("layer %s: chain id %s differs from the computed %s",
-                                layer.digest, chain, chains[i])
+                    log.warning(
+                        "layer %s: chain id %s differs from the computed %s", layer.digest, chain, chains[i]
+                    )
                 parent = chain
                 status(i, "Pull complete", layer.size)
         except BaseException:
@@ -318,4 +347,3 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{what} is not a JSON object")
     return doc
-

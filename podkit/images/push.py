@@ -34,8 +34,15 @@ log = logging.getLogger(__name__)
 
 
 class Pusher:
-    def __init__(self, content: ContentStore, images: Any, db: Database, client: Any,
-                 max_concurrent_uploads: int = 4, sources: BlobSources | None = None) -> None:
+    def __init__(
+        self,
+        content: ContentStore,
+        images: Any,
+        db: Database,
+        client: Any,
+        max_concurrent_uploads: int = 4,
+        sources: BlobSources | None = None,
+    ) -> None:
         self.content = content
         self.images = images
         self.db = db
@@ -122,8 +129,9 @@ class Pusher:
                 return other.repository
         return None
 
-    async def push(self, ns: str, ref: Reference, *, creds: Credentials | None = None,
-                   emit: Emit | None = None) -> dict[str, Any]:
+    async def push(
+        self, ns: str, ref: Reference, *, creds: Credentials | None = None, emit: Emit | None = None
+    ) -> dict[str, Any]:
         out: Emit = emit or (lambda _d: None)
         image = self.images.get(ns, str(ref))
         if asyncio.iscoroutine(image):
@@ -155,11 +163,20 @@ class Pusher:
                 # "Pushing" is reported once bytes move: a skipped or mounted blob never shows it.
                 source = mounts.get(d.digest)
                 result = await repo.upload_blob(
-                    d, str(self.content.path(d.digest)), mount_from=source,
+                    d,
+                    str(self.content.path(d.digest)),
+                    mount_from=source,
                     progress=lambda n: status(d, "Pushing", n),
                 )
-                status(d, {"exists": "Layer already exists", "mounted": f"Mounted from {source}",
-                           "pushed": "Pushed"}[result], d.size)
+                status(
+                    d,
+                    {
+                        "exists": "Layer already exists",
+                        "mounted": f"Mounted from {source}",
+                        "pushed": "Pushed",
+                    }[result],
+                    d.size,
+                )
 
         try:
             for d in blobs:

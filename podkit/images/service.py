@@ -182,8 +182,9 @@ class _Resolved:
 
 
 class ImageService:
-    def __init__(self, db: Database, content: ContentStore, snapshots: Snapshotter,
-                 publish: Publish | None = None) -> None:
+    def __init__(
+        self, db: Database, content: ContentStore, snapshots: Snapshotter, publish: Publish | None = None
+    ) -> None:
         self.db = db
         self.content = content
         self.snapshots = snapshots
@@ -226,8 +227,11 @@ class ImageService:
         mdesc = target
         if target.media_type in INDEX_TYPES:
             index = self.read_json(target.digest)
-            platforms = [str(Platform.from_dict(m.get("platform"))) for m in index.get("manifests", [])
-                         if m.get("platform")]
+            platforms = [
+                str(Platform.from_dict(m.get("platform")))
+                for m in index.get("manifests", [])
+                if m.get("platform")
+            ]
             try:
                 mdesc = select_manifest(index, want)
                 if not self.content.has(mdesc.digest):
@@ -237,13 +241,18 @@ class ImageService:
                     raise
                 # No platform asked for and the host's is absent (e.g. pulled with
                 # --platform): the first platform this store holds stands for the image.
-                present = [Descriptor.from_dict(m) for m in index.get("manifests") or []
-                           if self.content.has(m.get("digest", "sha256:" + "0" * 64))
-                           and (m.get("mediaType") in MANIFEST_TYPES or not m.get("mediaType"))
-                           and (m.get("platform") or {}).get("os") != "unknown"]
+                present = [
+                    Descriptor.from_dict(m)
+                    for m in index.get("manifests") or []
+                    if self.content.has(m.get("digest", "sha256:" + "0" * 64))
+                    and (m.get("mediaType") in MANIFEST_TYPES or not m.get("mediaType"))
+                    and (m.get("platform") or {}).get("os") != "unknown"
+                ]
                 if not present:
-                    raise NotFound(f"image index {target.digest}: no platform's manifest is in the store "
-                                   f"(the host's is {want})") from None
+                    raise NotFound(
+                        f"image index {target.digest}: no platform's manifest is in the store "
+                        f"(the host's is {want})"
+                    ) from None
                 mdesc = present[0]
         elif target.media_type and target.media_type not in MANIFEST_TYPES:
             raise InvalidArgument(f"unsupported image media type {target.media_type!r}")
@@ -255,8 +264,9 @@ class ImageService:
         config = check_image_config(self.read_json(cdesc.digest), cdesc.digest)
         if cdesc.media_type and cdesc.media_type not in CONFIG_TYPES:
             raise InvalidArgument(f"manifest {mdesc.digest}: unsupported config type {cdesc.media_type!r}")
-        plat = "/".join(p for p in (config.get("os", ""), config.get("architecture", ""),
-                                    config.get("variant", "")) if p)
+        plat = "/".join(
+            p for p in (config.get("os", ""), config.get("architecture", ""), config.get("variant", "")) if p
+        )
         size = mdesc.size + cdesc.size + sum(d.size for d in layers)
         r = _Resolved(mdesc.digest, cdesc.digest, config, layers, size, plat, platforms)
         self._cache[key] = r
@@ -270,15 +280,32 @@ class ImageService:
         diff_ids = list((r.config.get("rootfs") or {}).get("diff_ids") or [])
         chains = chain_ids(diff_ids)
         return Image(
-            name=row["name"], digest=row["digest"], media_type=row["media_type"], id=r.config_digest,
-            config=r.config, manifest_digest=r.manifest_digest, layers=r.layers, diff_ids=diff_ids,
-            chain_id=chains[-1] if chains else None, size=r.size, created=row["created"],
-            labels=json.loads(row["labels"]), platform=r.platform, target_size=row["size"],
-            updated=row["updated"], platforms=r.platforms,
+            name=row["name"],
+            digest=row["digest"],
+            media_type=row["media_type"],
+            id=r.config_digest,
+            config=r.config,
+            manifest_digest=r.manifest_digest,
+            layers=r.layers,
+            diff_ids=diff_ids,
+            chain_id=chains[-1] if chains else None,
+            size=r.size,
+            created=row["created"],
+            labels=json.loads(row["labels"]),
+            platform=r.platform,
+            target_size=row["size"],
+            updated=row["updated"],
+            platforms=r.platforms,
         )
 
-    def record(self, ns: str, name: str, target: Descriptor, labels: dict[str, str] | None = None,
-               action: str = "tag") -> Image:
+    def record(
+        self,
+        ns: str,
+        name: str,
+        target: Descriptor,
+        labels: dict[str, str] | None = None,
+        action: str = "tag",
+    ) -> Image:
         """Point ``name`` at ``target`` (creating or moving the name)."""
         full = str(reference.parse(name))
         # Fail before writing anything if the target cannot be read.
@@ -291,16 +318,26 @@ class ImageService:
             c.execute(
                 "INSERT OR REPLACE INTO images(namespace,name,media_type,digest,size,created,updated,labels)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                (ns, full, target.media_type, target.digest, target.size, created, now,
-                 json.dumps(labels or (json.loads(old["labels"]) if old is not None else {}))),
+                (
+                    ns,
+                    full,
+                    target.media_type,
+                    target.digest,
+                    target.size,
+                    created,
+                    now,
+                    json.dumps(labels or (json.loads(old["labels"]) if old is not None else {})),
+                ),
             )
-            c.execute("DELETE FROM images WHERE namespace=? AND name=?",
-                      (ns, DANGLING_PREFIX + target.digest))
+            c.execute(
+                "DELETE FROM images WHERE namespace=? AND name=?", (ns, DANGLING_PREFIX + target.digest)
+            )
             if old is not None and old["digest"] != target.digest:
                 self._maybe_dangle(c, ns, old)
         img = self.get(ns, full)
-        self._released_blobs.difference_update({img.digest, img.id, img.manifest_digest,
-                                                *(d.digest for d in img.layers)})
+        self._released_blobs.difference_update(
+            {img.digest, img.id, img.manifest_digest, *(d.digest for d in img.layers)}
+        )
         self._released_snaps.difference_update(img.chain)
         self.publish(ns, "image", action, img.id, name=full)
         return img
@@ -311,8 +348,9 @@ class ImageService:
         self.db.ensure_namespace(ns)
         now = time.time()
         with self._gc_lock, self.db.tx() as c:
-            named = c.execute("SELECT name FROM images WHERE namespace=? AND digest=?",
-                              (ns, target.digest)).fetchone()
+            named = c.execute(
+                "SELECT name FROM images WHERE namespace=? AND digest=?", (ns, target.digest)
+            ).fetchone()
             name = named["name"] if named is not None else DANGLING_PREFIX + target.digest
             if named is None:
                 c.execute(
@@ -321,22 +359,32 @@ class ImageService:
                     (ns, name, target.media_type, target.digest, target.size, now, now),
                 )
         img = self.get(ns, name)
-        self._released_blobs.difference_update({img.digest, img.id, img.manifest_digest,
-                                                *(d.digest for d in img.layers)})
+        self._released_blobs.difference_update(
+            {img.digest, img.id, img.manifest_digest, *(d.digest for d in img.layers)}
+        )
         self._released_snaps.difference_update(img.chain)
         self.publish(ns, "image", action, img.id)
         return img
 
     def _maybe_dangle(self, c: Any, ns: str, old: Any) -> None:
         """The name moved away from ``old``: keep it as <none> if nothing else names it."""
-        left = c.execute("SELECT 1 FROM images WHERE namespace=? AND digest=?",
-                         (ns, old["digest"])).fetchone()
+        left = c.execute(
+            "SELECT 1 FROM images WHERE namespace=? AND digest=?", (ns, old["digest"])
+        ).fetchone()
         if left is None:
             c.execute(
                 "INSERT OR REPLACE INTO images(namespace,name,media_type,digest,size,created,updated,labels)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                (ns, DANGLING_PREFIX + old["digest"], old["media_type"], old["digest"], old["size"],
-                 old["created"], time.time(), old["labels"]),
+                (
+                    ns,
+                    DANGLING_PREFIX + old["digest"],
+                    old["media_type"],
+                    old["digest"],
+                    old["size"],
+                    old["created"],
+                    time.time(),
+                    old["labels"],
+                ),
             )
 
     def _rows(self, ns: str) -> list[Any]:
@@ -474,17 +522,21 @@ class ImageService:
             try:
                 f = self.content.open(layer.digest)
             except NotFound:
-                raise NotFound(f"layer {layer.digest} is not in the content store: "
-                               "pull or load the image again") from None
+                raise NotFound(
+                    f"layer {layer.digest} is not in the content store: pull or load the image again"
+                ) from None
             with f:
                 got = apply_layer(f, compression, target, self.snapshots.whiteouts, lowers)
             if got != diff_id:
-                raise DigestMismatch(f"layer {layer.digest}: uncompressed digest {got} does not match "
-                                     f"the diff ID {diff_id} in the image config")
+                raise DigestMismatch(
+                    f"layer {layer.digest}: uncompressed digest {got} does not match "
+                    f"the diff ID {diff_id} in the image config"
+                )
             with self._gc_lock:
                 try:
-                    self.snapshots.commit(chain, key, labels={"podkit/diff-id": diff_id,
-                                                              "podkit/layer": layer.digest})
+                    self.snapshots.commit(
+                        chain, key, labels={"podkit/diff-id": diff_id, "podkit/layer": layer.digest}
+                    )
                 except AlreadyExists:
                     return chain  # someone else applied the same layer meanwhile
             ok = True
@@ -570,16 +622,20 @@ class ImageService:
         else:
             names = [r["name"] for r in same]
             if len(names) > 1 and not force:
-                raise Conflict(f"conflict: unable to delete {image.id[7:19]} (must be forced) - "
-                               f"image is referenced in multiple repositories")
+                raise Conflict(
+                    f"conflict: unable to delete {image.id[7:19]} (must be forced) - "
+                    f"image is referenced in multiple repositories"
+                )
         result: list[dict[str, str]] = []
         last = len(names) == len(same)
         if last:
             users = self.users(ns, image)
             if users and not force:
                 what = f"repository reference {ref!r}" if by_name else image.id[7:19]
-                raise Conflict(f"conflict: unable to remove {what} (must force) - container "
-                               f"{users[0]} is using its referenced image {image.id[7:19]}")
+                raise Conflict(
+                    f"conflict: unable to remove {what} (must force) - container "
+                    f"{users[0]} is using its referenced image {image.id[7:19]}"
+                )
             if users:
                 # docker rmi -f of an image a container uses: its names go, the image
                 # stays as <none> (its containers must still start, and GC must keep its
@@ -599,12 +655,15 @@ class ImageService:
             self.publish(ns, "image", "delete", image.id)
         return result
 
-    def _untag_in_use(self, ns: str, image: Image, names: list[str], row: Any,
-                      user: str) -> list[dict[str, str]]:
+    def _untag_in_use(
+        self, ns: str, image: Image, names: list[str], row: Any, user: str
+    ) -> list[dict[str, str]]:
         tagged = [n for n in names if not n.startswith(DANGLING_PREFIX)]
         if not tagged:
-            raise Conflict(f"conflict: unable to delete {image.id[7:19]} (cannot be forced) - "
-                           f"image is being used by container {user}")
+            raise Conflict(
+                f"conflict: unable to delete {image.id[7:19]} (cannot be forced) - "
+                f"image is being used by container {user}"
+            )
         with self._gc_lock, self.db.tx() as c:
             for n in tagged:
                 c.execute("DELETE FROM images WHERE namespace=? AND name=?", (ns, n))
@@ -667,9 +726,14 @@ class ImageService:
             since = self.leases.oldest_active()
             infos = {i.key: i for i in self.snapshots.list()}
             # Whatever is kept keeps its parents; active snapshots are always kept.
-            todo = [k for k, i in infos.items() if i.kind != COMMITTED or k in keep_snaps
-                    or (since is not None and i.created >= since)
-                    or (i.created >= recent and k not in self._released_snaps)]
+            todo = [
+                k
+                for k, i in infos.items()
+                if i.kind != COMMITTED
+                or k in keep_snaps
+                or (since is not None and i.created >= since)
+                or (i.created >= recent and k not in self._released_snaps)
+            ]
             kept: set[str] = set()
             while todo:
                 k = todo.pop()

@@ -371,7 +371,7 @@ class _Applier:
                             self._forget()
                             _remove(p, st)
             return
-        name = base[len(WHITEOUT_PREFIX):]
+        name = base[len(WHITEOUT_PREFIX) :]
         if not name or name in (".", "..") or name.startswith(WHITEOUT_PREFIX):
             raise UnsafeContent(f"layer entry {entry!r} is a malformed whiteout")
         path = os.path.join(parent, name)
@@ -389,7 +389,7 @@ class _Applier:
         os.chown(path, m.uid, m.gid, **nofollow)
         for key, value in m.pax_headers.items():
             if key.startswith("SCHILY.xattr."):
-                name = key[len("SCHILY.xattr."):]
+                name = key[len("SCHILY.xattr.") :]
                 if name.startswith(_FORBIDDEN_XATTR_PREFIXES):
                     continue
                 raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value

@@ -45,10 +45,12 @@ _SAFE_ID = re.compile(r"[^A-Za-z0-9_.+-]")
 class CNIError(Internal):
     """A plugin failed; carries the plugin's code, msg and details."""
 
-    def __init__(self, message: str, *, plugin: str = "", cni_code: int = 0, msg: str = "",
-                 details: str = "") -> None:
-        super().__init__(message, details={"plugin": plugin, "cni_code": cni_code, "msg": msg,
-                                           "details": details})
+    def __init__(
+        self, message: str, *, plugin: str = "", cni_code: int = 0, msg: str = "", details: str = ""
+    ) -> None:
+        super().__init__(
+            message, details={"plugin": plugin, "cni_code": cni_code, "msg": msg, "details": details}
+        )
         self.plugin = plugin
         self.cni_code = cni_code
         self.msg = msg
@@ -57,8 +59,12 @@ class CNIError(Internal):
 class CNI:
     """Runs CNI plugin lists. Stateless apart from the result cache directory."""
 
-    def __init__(self, plugin_dirs: list[str] | None = None, cache_dir: str | Path = "/run/podkit/cni",
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        plugin_dirs: list[str] | None = None,
+        cache_dir: str | Path = "/run/podkit/cni",
+        timeout: float = 60.0,
+    ) -> None:
         self.plugin_dirs = [str(d) for d in (plugin_dirs or DEFAULT_PLUGIN_DIRS)]
         self.cache_dir = Path(cache_dir) / "results"
         self.timeout = timeout
@@ -78,13 +84,20 @@ class CNI:
         )
 
     async def version(self, type_: str) -> dict[str, Any]:
-        out = await self._exec(type_, "VERSION", {}, "", "", "", "",
-                               {"cniVersion": CNI_VERSION})
+        out = await self._exec(type_, "VERSION", {}, "", "", "", "", {"cniVersion": CNI_VERSION})
         return out or {}
 
-    async def _exec(self, type_: str, command: str, conf: dict[str, Any], container_id: str,
-                    netns: str, ifname: str, args: str, stdin_conf: dict[str, Any] | None = None
-                    ) -> dict[str, Any] | None:
+    async def _exec(
+        self,
+        type_: str,
+        command: str,
+        conf: dict[str, Any],
+        container_id: str,
+        netns: str,
+        ifname: str,
+        args: str,
+        stdin_conf: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
         path = self.find_plugin(type_)
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -98,8 +111,11 @@ class CNI:
             env["CNI_ARGS"] = args
         payload = json.dumps(stdin_conf if stdin_conf is not None else conf).encode()
         proc = await asyncio.create_subprocess_exec(
-            path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env,
+            path,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(payload), self.timeout)
@@ -116,12 +132,12 @@ class CNI:
         try:
             return json.loads(out)
         except ValueError:
-            raise Internal(f"CNI plugin {type_} {command} printed a result that is not JSON: "
-                           f"{out[:200]!r}") from None
+            raise Internal(
+                f"CNI plugin {type_} {command} printed a result that is not JSON: {out[:200]!r}"
+            ) from None
 
     @staticmethod
-    def _error(type_: str, command: str, network: str, out: bytes, err: bytes, rc: int | None
-               ) -> CNIError:
+    def _error(type_: str, command: str, network: str, out: bytes, err: bytes, rc: int | None) -> CNIError:
         code, msg, details = 0, "", ""
         try:
             obj = json.loads(out)
@@ -139,8 +155,12 @@ class CNI:
     # -- plugin lists ------------------------------------------------------------
 
     @staticmethod
-    def _plugin_conf(conflist: dict[str, Any], plugin: dict[str, Any],
-                     runtime_config: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, Any]:
+    def _plugin_conf(
+        conflist: dict[str, Any],
+        plugin: dict[str, Any],
+        runtime_config: dict[str, Any],
+        prev: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         conf = dict(plugin)
         conf["cniVersion"] = conflist.get("cniVersion", CNI_VERSION)
         conf["name"] = conflist["name"]
@@ -165,8 +185,7 @@ class CNI:
         except (OSError, ValueError):
             return None
 
-    def _write_cache(self, network: str, container_id: str, ifname: str, entry: dict[str, Any]
-                     ) -> None:
+    def _write_cache(self, network: str, container_id: str, ifname: str, entry: dict[str, Any]) -> None:
         p = self._cache_path(network, container_id, ifname)
         p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = p.with_suffix(".tmp")
@@ -194,9 +213,16 @@ class CNI:
                 raise InvalidArgument(f"CNI plugin entry without a type in network {conflist['name']!r}")
         return plugins
 
-    async def add(self, conflist: dict[str, Any], container_id: str, netns: str, ifname: str,
-                  runtime_config: dict[str, Any] | None = None, args: str = "", cache: bool = True
-                  ) -> dict[str, Any]:
+    async def add(
+        self,
+        conflist: dict[str, Any],
+        container_id: str,
+        netns: str,
+        ifname: str,
+        runtime_config: dict[str, Any] | None = None,
+        args: str = "",
+        cache: bool = True,
+    ) -> dict[str, Any]:
         """ADD the list; on a failure DEL what was added, then raise.
 
         ``cache=False`` for lists with nothing to undo (loopback).
@@ -207,9 +233,17 @@ class CNI:
         rc = runtime_config or {}
         name = conflist["name"]
         # Cache first (without result): a crash mid-ADD can still be undone by DEL.
-        entry = {"kind": "cniCacheV1", "containerId": container_id, "ifName": ifname,
-                 "networkName": name, "netns": netns, "cniArgs": args, "config": conflist,
-                 "runtimeConfig": rc, "result": None}
+        entry = {
+            "kind": "cniCacheV1",
+            "containerId": container_id,
+            "ifName": ifname,
+            "networkName": name,
+            "netns": netns,
+            "cniArgs": args,
+            "config": conflist,
+            "runtimeConfig": rc,
+            "result": None,
+        }
         if cache:
             self._write_cache(name, container_id, ifname, entry)
         prev: dict[str, Any] | None = None
@@ -229,9 +263,16 @@ class CNI:
             self._write_cache(name, container_id, ifname, entry)
         return result
 
-    async def delete(self, conflist: dict[str, Any] | None, container_id: str, netns: str,
-                     ifname: str, runtime_config: dict[str, Any] | None = None, args: str = "",
-                     network: str | None = None) -> None:
+    async def delete(
+        self,
+        conflist: dict[str, Any] | None,
+        container_id: str,
+        netns: str,
+        ifname: str,
+        runtime_config: dict[str, Any] | None = None,
+        args: str = "",
+        network: str | None = None,
+    ) -> None:
         """DEL in reverse order. Every plugin is tried; the first failure is raised after.
 
         Uses the cached config and result when there is one, so that what ADD set
@@ -259,9 +300,16 @@ class CNI:
             raise first
         self._drop_cache(conflist["name"], container_id, ifname)
 
-    async def check(self, conflist: dict[str, Any], container_id: str, netns: str, ifname: str,
-                    runtime_config: dict[str, Any] | None = None, args: str = "",
-                    skip: frozenset[str] = frozenset()) -> None:
+    async def check(
+        self,
+        conflist: dict[str, Any],
+        container_id: str,
+        netns: str,
+        ifname: str,
+        runtime_config: dict[str, Any] | None = None,
+        args: str = "",
+        skip: frozenset[str] = frozenset(),
+    ) -> None:
         """CHECK the list against the cached ADD result; raise the first plugin's error.
 
         ``skip`` names plugin types not to ask (one whose CHECK is known broken).

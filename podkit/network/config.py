@@ -34,8 +34,9 @@ class Network:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def conflist(self, ipam_dir: str, firewall: bool = False, portmap: bool = True,
-                 plugin_masq: bool = True) -> dict[str, Any]:
+    def conflist(
+        self, ipam_dir: str, firewall: bool = False, portmap: bool = True, plugin_masq: bool = True
+    ) -> dict[str, Any]:
         """The CNI plugin list for this network.
 
         bridge (gateway on the host side, hairpin so a pod reaches itself through a
@@ -152,4 +153,3 @@ def parse_options(opts: dict[str, Any] | None) -> dict[str, Any]:
         else:
             raise InvalidArgument(f"unknown network option {k!r}: the bridge driver knows mtu")
     return out
-

@@ -21,7 +21,8 @@ BUILTIN = {"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"}
 async def _run(*args: str) -> tuple[int, str]:
     try:
         proc = await asyncio.create_subprocess_exec(
-            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
     except FileNotFoundError:
         return 127, f"{args[0]} not found"
     out, _ = await proc.communicate()
@@ -60,8 +61,12 @@ def matching_rules(text: str, needle: str) -> dict[str, list[list[str]]]:
 
 def _own_chain(chain: str) -> bool:
     """Per-owner or per-network chains (not the built-ins, not shared scaffolding)."""
-    return (chain.startswith(("CNI-", "PODKIT-")) and chain not in BUILTIN
-            and not chain.startswith("CNI-HOSTPORT-") and chain not in ("CNI-FORWARD", "CNI-ADMIN"))
+    return (
+        chain.startswith(("CNI-", "PODKIT-"))
+        and chain not in BUILTIN
+        and not chain.startswith("CNI-HOSTPORT-")
+        and chain not in ("CNI-FORWARD", "CNI-ADMIN")
+    )
 
 
 async def scrub_matching(needle: str) -> int:
@@ -167,8 +172,13 @@ async def _restore(script: str) -> None:
     from podkit.errors import Internal
 
     proc = await asyncio.create_subprocess_exec(
-        "iptables-restore", "-w", "--noflush", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        "iptables-restore",
+        "-w",
+        "--noflush",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await proc.communicate(script.encode())
     if proc.returncode != 0:
         raise Internal(f"iptables-restore failed: {out.decode(errors='replace').strip()}")

@@ -48,7 +48,9 @@ DEFAULT_SUBNET = "10.89.0.0/24"
 # New networks get a /24 from here unless told otherwise; podman owns 10.88/16.
 DEFAULT_POOL = "10.89.0.0/16"
 LOOPBACK_CONF: dict[str, Any] = {
-    "cniVersion": CNI_VERSION, "name": "podkit-loopback", "plugins": [{"type": "loopback"}],
+    "cniVersion": CNI_VERSION,
+    "name": "podkit-loopback",
+    "plugins": [{"type": "loopback"}],
 }
 
 
@@ -73,9 +75,14 @@ def host_routes() -> list[tuple[ipaddress.IPv4Network, str]]:
 class NetworkManager:
     """Networks (host-wide objects) and the attachments of owners to them."""
 
-    def __init__(self, db: Database, root: str | Path, state: str | Path,
-                 config: dict[str, Any] | None = None,
-                 publish: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        root: str | Path,
+        state: str | Path,
+        config: dict[str, Any] | None = None,
+        publish: Callable[..., Any] | None = None,
+    ) -> None:
         cfg = config or {}
         # The daemon's event bus publish(ns, type, action, id, **attrs), if any.
         self._publish = publish
@@ -120,12 +127,17 @@ class NetworkManager:
             existing = self.store.by_name(self.default_name)
             if existing is not None:
                 return existing
-            return await self.create(self.default_name, subnet=self.default_subnet,
-                                     bridge=self.default_bridge, _default=True)
+            return await self.create(
+                self.default_name, subnet=self.default_subnet, bridge=self.default_bridge, _default=True
+            )
         if (cur.bridge, cur.subnet) != (self.default_bridge, str(subnet)):
             if self.store.attachments(network_id=cur.id):
-                log.warning("default network %s is in use: keeping bridge %s subnet %s",
-                            cur.name, cur.bridge, cur.subnet)
+                log.warning(
+                    "default network %s is in use: keeping bridge %s subnet %s",
+                    cur.name,
+                    cur.bridge,
+                    cur.subnet,
+                )
             else:
                 clash = self._overlap(subnet, skip_id=cur.id, routes=False)
                 if clash:
@@ -137,8 +149,7 @@ class NetworkManager:
                 shutil.rmtree(self.ipam_dir / cur.name, ignore_errors=True)
         return cur
 
-    def _overlap(self, subnet: ipaddress.IPv4Network, skip_id: str = "", routes: bool = True
-                 ) -> str | None:
+    def _overlap(self, subnet: ipaddress.IPv4Network, skip_id: str = "", routes: bool = True) -> str | None:
         for n in self.store.networks():
             if n.id != skip_id and ipaddress.ip_network(n.subnet).overlaps(subnet):
                 return f"network {n.name} ({n.subnet})"
@@ -154,17 +165,27 @@ class NetworkManager:
                 return cand
         raise Conflict(f"no free /{size} subnet left in the pool {self.pool}: pass --subnet")
 
-    async def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
-                     bridge: str | None = None, labels: dict[str, str] | None = None,
-                     ip_range: str | None = None, internal: bool = False, driver: str = "bridge",
-                     options: dict[str, Any] | None = None, _default: bool = False) -> Network:
+    async def create(
+        self,
+        name: str,
+        subnet: str | None = None,
+        gateway: str | None = None,
+        bridge: str | None = None,
+        labels: dict[str, str] | None = None,
+        ip_range: str | None = None,
+        internal: bool = False,
+        driver: str = "bridge",
+        options: dict[str, Any] | None = None,
+        _default: bool = False,
+    ) -> Network:
         if not _default:
             check_name(name)
         if driver not in ("bridge", ""):
             raise InvalidArgument(f"unsupported network driver {driver!r}: only 'bridge' is available")
-        if labels is not None and (not isinstance(labels, dict)
-                                   or not all(isinstance(k, str) and isinstance(v, str)
-                                              for k, v in labels.items())):
+        if labels is not None and (
+            not isinstance(labels, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
+        ):
             raise InvalidArgument("network labels must map strings to strings")
         opts = parse_options(options)
         async with self._lock:
@@ -188,9 +209,19 @@ class NetworkManager:
             for other in self.store.networks():
                 if other.bridge == br:
                     raise Conflict(f"bridge {br} is already used by network {other.name}")
-            n = Network(name=name, id=nid, bridge=br, subnet=str(net), gateway=gw, ip_range=rng,
-                        internal=internal, labels=dict(labels or {}), created=time.time(),
-                        default=_default, options=opts)
+            n = Network(
+                name=name,
+                id=nid,
+                bridge=br,
+                subnet=str(net),
+                gateway=gw,
+                ip_range=rng,
+                internal=internal,
+                labels=dict(labels or {}),
+                created=time.time(),
+                default=_default,
+                options=opts,
+            )
             # Leases a crash left from an earlier network of this name would block IPs.
             shutil.rmtree(self.ipam_dir / name, ignore_errors=True)
             self.store.insert(n)
@@ -220,8 +251,7 @@ class NetworkManager:
                 raise InvalidArgument(f"network id prefix {key!r} is ambiguous")
         raise NotFound(f"network {name_or_id} not found")
 
-    def attachments(self, owner_id: str | None = None, network: str | None = None
-                    ) -> list[dict[str, Any]]:
+    def attachments(self, owner_id: str | None = None, network: str | None = None) -> list[dict[str, Any]]:
         nid = self.get(network).id if network else None
         return [_public(a) for a in self.store.attachments(owner_id, nid)]
 
@@ -264,8 +294,8 @@ class NetworkManager:
         if not Path(f"/sys/class/net/{bridge}").exists():
             return
         proc = await asyncio.create_subprocess_exec(
-            "ip", "link", "del", bridge, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE)
+            "ip", "link", "del", bridge, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
         _, err = await proc.communicate()
         if proc.returncode != 0:
             log.warning("could not delete bridge %s: %s", bridge, err.decode().strip())
@@ -294,10 +324,18 @@ class NetworkManager:
             raise InvalidArgument(f"{netns_path} is not a network namespace")
         await self.cni.add(LOOPBACK_CONF, owner_id, netns_path, "lo", cache=False)
 
-    async def attach(self, owner_id: str, netns_path: str, networks: list[str],
-                     ports: Iterable[PortMapping] = (), ifname_base: str = "eth",
-                     kind: str = "container", namespace: str = "", cni_args: str = "",
-                     ips: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    async def attach(
+        self,
+        owner_id: str,
+        netns_path: str,
+        networks: list[str],
+        ports: Iterable[PortMapping] = (),
+        ifname_base: str = "eth",
+        kind: str = "container",
+        namespace: str = "",
+        cni_args: str = "",
+        ips: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
         """Wire an owner's netns: loopback up, then one interface per network.
 
         An empty ``networks`` (or "", "bridge") means the default network; for
@@ -319,8 +357,9 @@ class NetworkManager:
         fixed = self._fixed_ips(nets, ips or {})
         resolved, socks = self._resolve_ports(ports)
         try:
-            out = await self._attach(owner_id, netns_path, nets, resolved, ifname_base, kind,
-                                     namespace, cni_args, fixed)
+            out = await self._attach(
+                owner_id, netns_path, nets, resolved, ifname_base, kind, namespace, cni_args, fixed
+            )
         except BaseException:
             _close(socks)
             raise
@@ -328,9 +367,18 @@ class NetworkManager:
         log.debug("attached %s to %s", owner_id[:12], ", ".join(names))
         return out
 
-    async def _attach(self, owner_id: str, netns_path: str, nets: list[Network],
-                      resolved: list[PortMapping], ifname_base: str, kind: str, namespace: str,
-                      cni_args: str, fixed: dict[str, str]) -> list[dict[str, Any]]:
+    async def _attach(
+        self,
+        owner_id: str,
+        netns_path: str,
+        nets: list[Network],
+        resolved: list[PortMapping],
+        ifname_base: str,
+        kind: str,
+        namespace: str,
+        cni_args: str,
+        fixed: dict[str, str],
+    ) -> list[dict[str, Any]]:
         await self.cni.add(LOOPBACK_CONF, owner_id, netns_path, "lo", cache=False)
         out: list[dict[str, Any]] = []
         try:
@@ -340,14 +388,16 @@ class NetworkManager:
                 # Without mappings portmap has nothing to do, yet its DEL costs ~90 ms of
                 # iptables calls: leave it out of this attachment's list (which is
                 # recorded with it, so DEL runs exactly what ADD ran).
-                conflist = n.conflist(str(self.ipam_dir), firewall=self.firewall, portmap=bool(pm),
-                                      plugin_masq=False)
+                conflist = n.conflist(
+                    str(self.ipam_dir), firewall=self.firewall, portmap=bool(pm), plugin_masq=False
+                )
                 rc = {"portMappings": [p.to_cni() for p in pm]}
                 async with self._net_lock(n.id):
                     if self.store.by_name(n.name) is None:
                         raise NotFound(f"network {n.name} was removed")
-                    self.store.add_attachment(owner_id, ifname, kind, namespace, n, netns_path,
-                                              conflist, [p.to_dict() for p in pm])
+                    self.store.add_attachment(
+                        owner_id, ifname, kind, namespace, n, netns_path, conflist, [p.to_dict() for p in pm]
+                    )
                     try:
                         await self._masq_up(n)
                     except BaseException:
@@ -358,8 +408,7 @@ class NetworkManager:
                     # host-local takes a requested address from CNI_ARGS IP=.
                     args = ";".join(x for x in ("IgnoreUnknown=1", f"IP={fixed[n.name]}", cni_args) if x)
                 try:
-                    result = await self.cni.add(conflist, owner_id, netns_path, ifname, rc,
-                                                args=args)
+                    result = await self.cni.add(conflist, owner_id, netns_path, ifname, rc, args=args)
                 except BaseException:
                     # ADD undoes itself with DEL; only if that DEL failed too is a cache
                     # entry left, and then the row stays so that detach can retry it.
@@ -430,14 +479,20 @@ class NetworkManager:
             except ValueError:
                 raise InvalidArgument(f"invalid IP address {ip!r} for network {n.name}") from None
             net = ipaddress.ip_network(n.subnet)
-            if addr not in net or addr in (net.network_address, net.broadcast_address) \
-                    or str(addr) == n.gateway:
-                raise InvalidArgument(f"IP {ip} is not a free host address of network {n.name} "
-                                      f"({n.subnet}, gateway {n.gateway})")
+            if (
+                addr not in net
+                or addr in (net.network_address, net.broadcast_address)
+                or str(addr) == n.gateway
+            ):
+                raise InvalidArgument(
+                    f"IP {ip} is not a free host address of network {n.name} "
+                    f"({n.subnet}, gateway {n.gateway})"
+                )
             for a in self.store.attachments(network_id=n.id):
                 if _summary(n.name, n.id, a["ifname"], "", a["result"] or {}, [])["ip"] == str(addr):
-                    raise Conflict(f"IP {ip} is already in use on network {n.name} by "
-                                   f"{a['kind']} {a['owner_id'][:12]}")
+                    raise Conflict(
+                        f"IP {ip} is already in use on network {n.name} by {a['kind']} {a['owner_id'][:12]}"
+                    )
             out[n.name] = str(addr)
         return out
 
@@ -450,8 +505,7 @@ class NetworkManager:
                 used.setdefault((m.host_port, m.protocol), []).append((m.host_ip, a["owner_id"]))
         return used
 
-    def _resolve_ports(self, ports: Iterable[PortMapping]
-                       ) -> tuple[list[PortMapping], list[socket.socket]]:
+    def _resolve_ports(self, ports: Iterable[PortMapping]) -> tuple[list[PortMapping], list[socket.socket]]:
         """Validate mappings, refuse host ports taken, pick free ones for host port 0,
         and reserve each: the returned sockets hold the ports while published.
 
@@ -471,9 +525,13 @@ class NetworkManager:
             raise
         return out, socks
 
-    def _resolve_into(self, ports: Iterable[PortMapping],
-                      used: dict[tuple[int, str], list[tuple[str, str]]],
-                      out: list[PortMapping], socks: list[socket.socket]) -> None:
+    def _resolve_into(
+        self,
+        ports: Iterable[PortMapping],
+        used: dict[tuple[int, str], list[tuple[str, str]]],
+        out: list[PortMapping],
+        socks: list[socket.socket],
+    ) -> None:
 
         def clash(m: PortMapping) -> str | None:
             for ip, owner in used.get((m.host_port, m.protocol), []):
@@ -489,8 +547,9 @@ class NetworkManager:
                 raise InvalidArgument(f"cannot publish {p}: podkit networks are IPv4 only")
             if p.host_port == 0:
                 for _ in range(64):
-                    cand = PortMapping(p.host_ip, free_host_port(p.protocol, p.host_ip),
-                                       p.container_port, p.protocol)
+                    cand = PortMapping(
+                        p.host_ip, free_host_port(p.protocol, p.host_ip), p.container_port, p.protocol
+                    )
                     if clash(cand) is None:
                         try:
                             sock = _reserve(cand)
@@ -503,8 +562,9 @@ class NetworkManager:
             else:
                 owner = clash(p)
                 if owner is not None:
-                    raise Conflict(f"host port {p.host_port}/{p.protocol} is already published by "
-                                   f"{owner[:12]}")
+                    raise Conflict(
+                        f"host port {p.host_port}/{p.protocol} is already published by {owner[:12]}"
+                    )
                 sock = _reserve(p)
             if sock is not None:
                 socks.append(sock)
@@ -527,23 +587,30 @@ class NetworkManager:
             netns = a["netns"] if is_netns(a["netns"]) else ""
             scrub = scrub or not netns
             try:
-                await self.cni.delete(a["conflist"], owner_id, netns, a["ifname"],
-                                      {"portMappings": [PortMapping.from_dict(p).to_cni()
-                                                        for p in a["ports"]]},
-                                      network=a["network"])
+                await self.cni.delete(
+                    a["conflist"],
+                    owner_id,
+                    netns,
+                    a["ifname"],
+                    {"portMappings": [PortMapping.from_dict(p).to_cni() for p in a["ports"]]},
+                    network=a["network"],
+                )
             except PodkitError as e:
                 scrub = True
                 if not force:
                     first = first or e
                     continue
-                log.warning("forgetting the attachment of %s to %s after a failed DEL: %s",
-                            owner_id[:12], a["network"], e.message)
+                log.warning(
+                    "forgetting the attachment of %s to %s after a failed DEL: %s",
+                    owner_id[:12],
+                    a["network"],
+                    e.message,
+                )
                 self._release_leases(a["network"], owner_id, a["ifname"])
                 self.cni.forget(a["network"], owner_id, a["ifname"])
             await self._drop_attachment(a["network_id"], owner_id, a["ifname"])
             if a["status"] == "ready":
-                self._event(a["namespace"], "disconnect", a["network_id"], a["network"], owner_id,
-                            a["kind"])
+                self._event(a["namespace"], "disconnect", a["network_id"], a["network"], owner_id, a["kind"])
         if scrub:
             await iptables.scrub_owner(owner_id)
         if not self.store.attachments(owner_id):
@@ -567,12 +634,14 @@ class NetworkManager:
                 if lines and lines[0] == owner_id and (len(lines) < 2 or lines[1] == ifname):
                     f.unlink()
 
-    def _event(self, namespace: str, action: str, network_id: str, network: str, owner_id: str,
-               kind: str) -> None:
+    def _event(
+        self, namespace: str, action: str, network_id: str, network: str, owner_id: str, kind: str
+    ) -> None:
         if self._publish is not None:
             with contextlib.suppress(Exception):
-                self._publish(namespace or "default", "network", action, network_id, name=network,
-                              **{kind: owner_id})
+                self._publish(
+                    namespace or "default", "network", action, network_id, name=network, **{kind: owner_id}
+                )
 
     async def check(self, owner_id: str) -> list[dict[str, Any]]:
         """CHECK every attachment of an owner: [{network, interface, ok, error}]."""
@@ -585,8 +654,9 @@ class NetworkManager:
                 # portmap 1.1's CHECK looks for ip6tables rules even for an IPv4-only
                 # container and fails (containernetworking/plugins#819): podkit checks
                 # the published ports' DNAT rule itself instead.
-                await self.cni.check(a["conflist"], owner_id, a["netns"], a["ifname"],
-                                     skip=frozenset({"portmap"}))
+                await self.cni.check(
+                    a["conflist"], owner_id, a["netns"], a["ifname"], skip=frozenset({"portmap"})
+                )
                 if a["ports"] and not await iptables.has_dnat(a["network"], owner_id):
                     raise Conflict("the DNAT rules of its published ports are missing")
             except PodkitError as e:
@@ -594,8 +664,9 @@ class NetworkManager:
             out.append(item)
         return out
 
-    async def cleanup_stale(self, live_owner_ids: Iterable[str] | None = None,
-                            kind: str | None = None) -> list[str]:
+    async def cleanup_stale(
+        self, live_owner_ids: Iterable[str] | None = None, kind: str | None = None
+    ) -> list[str]:
         """Undo what dead owners left behind; return their ids.
 
         With ``live_owner_ids``: attachments (of ``kind``, or all) whose owner is not
@@ -654,8 +725,11 @@ class NetworkManager:
         missing = self.missing_plugins()
         if missing:
             # Not fatal: host and none networking still work; attach will say the same.
-            log.error("CNI plugins %s not found in %s: bridge networking will fail",
-                      ", ".join(missing), ":".join(self.cni.plugin_dirs))
+            log.error(
+                "CNI plugins %s not found in %s: bridge networking will fail",
+                ", ".join(missing),
+                ":".join(self.cni.plugin_dirs),
+            )
         if self._firewall_setting == "auto":
             self.firewall = await iptables.forward_policy() == "DROP"
         await self.ensure_default()
@@ -673,8 +747,9 @@ class NetworkManager:
                 try:
                     sock = _reserve(p)
                 except PodkitError as e:
-                    log.warning("cannot reserve published port %s of %s again: %s", p,
-                                a["owner_id"][:12], e.message)
+                    log.warning(
+                        "cannot reserve published port %s of %s again: %s", p, a["owner_id"][:12], e.message
+                    )
                     continue
                 if sock is not None:
                     self._reserved.setdefault(a["owner_id"], []).append(sock)
@@ -704,8 +779,6 @@ class NetworkManager:
         }
 
 
-
-
 def _masq_chain(n: Network) -> str:
     return f"PODKIT-{n.id[:16]}"
 
@@ -725,8 +798,7 @@ def _reserve(p: PortMapping) -> socket.socket | None:
     except OSError as e:
         s.close()
         if e.errno == errno.EADDRINUSE:
-            raise Conflict(f"host port {p.host_port}/{p.protocol} is already in use on the host"
-                           ) from None
+            raise Conflict(f"host port {p.host_port}/{p.protocol} is already in use on the host") from None
         if e.errno == errno.EADDRNOTAVAIL:
             raise InvalidArgument(f"host IP {p.host_ip} is not an address of this host") from None
         raise InvalidArgument(f"cannot publish {p}: {e.strerror}") from None
@@ -739,8 +811,9 @@ def _close(socks: Iterable[socket.socket]) -> None:
             s.close()
 
 
-def _summary(name: str, nid: str, ifname: str, netns: str, result: dict[str, Any],
-             ports: list[PortMapping]) -> dict[str, Any]:
+def _summary(
+    name: str, nid: str, ifname: str, netns: str, result: dict[str, Any], ports: list[PortMapping]
+) -> dict[str, Any]:
     """The interesting part of a CNI result: the interface in the netns and its IP."""
     ifaces = result.get("interfaces") or []
     idx = next((i for i, f in enumerate(ifaces) if f.get("name") == ifname and f.get("sandbox")), None)
@@ -765,8 +838,20 @@ def _summary(name: str, nid: str, ifname: str, netns: str, result: dict[str, Any
 
 
 def _public(a: dict[str, Any]) -> dict[str, Any]:
-    s = _summary(a["network"], a["network_id"], a["ifname"], a["netns"], a["result"] or {},
-                 [PortMapping.from_dict(p) for p in a["ports"]])
-    s.update(owner_id=a["owner_id"], kind=a["kind"], namespace=a["namespace"], netns=a["netns"],
-             status=a["status"], created=a["created"])
+    s = _summary(
+        a["network"],
+        a["network_id"],
+        a["ifname"],
+        a["netns"],
+        a["result"] or {},
+        [PortMapping.from_dict(p) for p in a["ports"]],
+    )
+    s.update(
+        owner_id=a["owner_id"],
+        kind=a["kind"],
+        namespace=a["namespace"],
+        netns=a["netns"],
+        status=a["status"],
+        created=a["created"],
+    )
     return s

@@ -141,9 +141,7 @@ def parse_port_spec(text: str) -> list[PortMapping]:
             f"invalid port spec {text!r}: host range {host_part} and container range {cont_part} "
             "differ in length"
         )
-    return [
-        PortMapping(host_ip, (h_lo + i) if h_lo else 0, c_lo + i, proto) for i in range(n)
-    ]
+    return [PortMapping(host_ip, (h_lo + i) if h_lo else 0, c_lo + i, proto) for i in range(n)]
 
 
 def parse_port_specs(specs: list[str]) -> list[PortMapping]:

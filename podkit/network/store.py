@@ -50,10 +50,17 @@ CREATE INDEX IF NOT EXISTS net_attachments_network ON net_attachments(network_id
 
 def _network(row: Any) -> Network:
     return Network(
-        name=row["name"], id=row["id"], bridge=row["bridge"], subnet=row["subnet"],
-        gateway=row["gateway"], driver=row["driver"], ip_range=row["ip_range"],
-        ipmasq=bool(row["ipmasq"]), internal=bool(row["internal"]),
-        labels=json.loads(row["labels"] or "{}"), created=row["created"],
+        name=row["name"],
+        id=row["id"],
+        bridge=row["bridge"],
+        subnet=row["subnet"],
+        gateway=row["gateway"],
+        driver=row["driver"],
+        ip_range=row["ip_range"],
+        ipmasq=bool(row["ipmasq"]),
+        internal=bool(row["internal"]),
+        labels=json.loads(row["labels"] or "{}"),
+        created=row["created"],
         default=bool(row["is_default"]),
         options=json.loads(row["options"] or "{}"),
     )
@@ -77,8 +84,10 @@ class NetworkStore:
         return _network(r) if r else None
 
     def by_id_prefix(self, prefix: str) -> list[Network]:
-        rows = self.db.query("SELECT * FROM networks WHERE id LIKE ? ORDER BY name",
-                             (prefix.replace("%", "").replace("_", "\\_") + "%",))
+        rows = self.db.query(
+            "SELECT * FROM networks WHERE id LIKE ? ORDER BY name",
+            (prefix.replace("%", "").replace("_", "\\_") + "%",),
+        )
         return [_network(r) for r in rows if r["id"].startswith(prefix)]
 
     def default(self) -> Network | None:
@@ -89,26 +98,60 @@ class NetworkStore:
         self.db.execute(
             "INSERT INTO networks(id, name, driver, bridge, subnet, gateway, ip_range, ipmasq, internal,"
             " labels, created, is_default, options) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (n.id, n.name, n.driver, n.bridge, n.subnet, n.gateway, n.ip_range, int(n.ipmasq),
-             int(n.internal), json.dumps(n.labels), n.created, int(n.default), json.dumps(n.options)),
+            (
+                n.id,
+                n.name,
+                n.driver,
+                n.bridge,
+                n.subnet,
+                n.gateway,
+                n.ip_range,
+                int(n.ipmasq),
+                int(n.internal),
+                json.dumps(n.labels),
+                n.created,
+                int(n.default),
+                json.dumps(n.options),
+            ),
         )
 
     def update_default_shape(self, n: Network) -> None:
-        self.db.execute("UPDATE networks SET bridge = ?, subnet = ?, gateway = ? WHERE id = ?",
-                        (n.bridge, n.subnet, n.gateway, n.id))
+        self.db.execute(
+            "UPDATE networks SET bridge = ?, subnet = ?, gateway = ? WHERE id = ?",
+            (n.bridge, n.subnet, n.gateway, n.id),
+        )
 
     def delete(self, network_id: str) -> None:
         self.db.execute("DELETE FROM networks WHERE id = ?", (network_id,))
 
     # -- attachments -------------------------------------------------------------
 
-    def add_attachment(self, owner_id: str, ifname: str, kind: str, namespace: str, net: Network,
-                       netns: str, conflist: dict[str, Any], ports: list[dict[str, Any]]) -> None:
+    def add_attachment(
+        self,
+        owner_id: str,
+        ifname: str,
+        kind: str,
+        namespace: str,
+        net: Network,
+        netns: str,
+        conflist: dict[str, Any],
+        ports: list[dict[str, Any]],
+    ) -> None:
         self.db.execute(
             "INSERT INTO net_attachments(owner_id, ifname, kind, namespace, network_id, network, netns,"
             " conflist, ports, status, created) VALUES (?,?,?,?,?,?,?,?,?,'adding',?)",
-            (owner_id, ifname, kind, namespace, net.id, net.name, netns, json.dumps(conflist),
-             json.dumps(ports), time.time()),
+            (
+                owner_id,
+                ifname,
+                kind,
+                namespace,
+                net.id,
+                net.name,
+                netns,
+                json.dumps(conflist),
+                json.dumps(ports),
+                time.time(),
+            ),
         )
 
     def set_result(self, owner_id: str, ifname: str, result: dict[str, Any]) -> None:
@@ -118,11 +161,9 @@ class NetworkStore:
         )
 
     def drop_attachment(self, owner_id: str, ifname: str) -> None:
-        self.db.execute("DELETE FROM net_attachments WHERE owner_id = ? AND ifname = ?",
-                        (owner_id, ifname))
+        self.db.execute("DELETE FROM net_attachments WHERE owner_id = ? AND ifname = ?", (owner_id, ifname))
 
-    def attachments(self, owner_id: str | None = None, network_id: str | None = None
-                    ) -> list[dict[str, Any]]:
+    def attachments(self, owner_id: str | None = None, network_id: str | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM net_attachments", []
         conds = []
         if owner_id is not None:

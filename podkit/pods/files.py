@@ -73,8 +73,7 @@ def resolv_conf(dns: DNSConfig, host_resolv: Path = HOST_RESOLV) -> str:
     return "\n".join(out) + "\n"
 
 
-def hosts_file(hostname: str, ips: Iterable[str], names: Iterable[str],
-               add_hosts: Iterable[str]) -> str:
+def hosts_file(hostname: str, ips: Iterable[str], names: Iterable[str], add_hosts: Iterable[str]) -> str:
     """/etc/hosts for a pod: localhost, the pod's IPs → its hostname and container names.
 
     Without an IP (host or none network) the names point at loopback so they still resolve.

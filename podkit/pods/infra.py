@@ -71,8 +71,9 @@ def build_blobs(content: Any) -> Descriptor:
 
     layer = rootfs_tar()
     digest = content.put(layer)
-    return build_rootfs_image(content, str(digest), "", CHANGES, message="podkit infra image",
-                              diff_id=str(digest))
+    return build_rootfs_image(
+        content, str(digest), "", CHANGES, message="podkit infra image", diff_id=str(digest)
+    )
 
 
 def ensure_image(images: Any, content: Any, ns: str) -> str:
@@ -84,6 +85,5 @@ def ensure_image(images: Any, content: Any, ns: str) -> str:
         return INFRA_REF
     except NotFound:
         pass
-    images.record(ns, INFRA_REF, build_blobs(content), labels={"io.podkit.infra": "true"},
-                  action="build")
+    images.record(ns, INFRA_REF, build_blobs(content), labels={"io.podkit.infra": "true"}, action="build")
     return INFRA_REF

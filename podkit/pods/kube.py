@@ -22,23 +22,77 @@ from podkit.pods.model import DNSConfig, PodSpec, PortMapping
 RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
 _POD_SPEC_FIELDS = {
-    "containers", "initContainers", "volumes", "hostname", "hostNetwork", "shareProcessNamespace",
-    "dnsConfig", "dnsPolicy", "hostAliases", "restartPolicy", "terminationGracePeriodSeconds",
-    "securityContext", "nodeSelector", "affinity", "tolerations", "serviceAccountName",
-    "automountServiceAccountToken", "priorityClassName", "schedulerName", "subdomain",
-    "enableServiceLinks", "hostIPC", "hostPID", "imagePullSecrets", "nodeName",
+    "containers",
+    "initContainers",
+    "volumes",
+    "hostname",
+    "hostNetwork",
+    "shareProcessNamespace",
+    "dnsConfig",
+    "dnsPolicy",
+    "hostAliases",
+    "restartPolicy",
+    "terminationGracePeriodSeconds",
+    "securityContext",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "priorityClassName",
+    "schedulerName",
+    "subdomain",
+    "enableServiceLinks",
+    "hostIPC",
+    "hostPID",
+    "imagePullSecrets",
+    "nodeName",
 }
 # Fields that only matter to a cluster: quietly meaningless on one host, but said so.
-_CLUSTER_ONLY = {"nodeSelector", "affinity", "tolerations", "serviceAccountName", "schedulerName",
-                 "automountServiceAccountToken", "priorityClassName", "enableServiceLinks",
-                 "imagePullSecrets", "nodeName", "subdomain"}
-_CONTAINER_FIELDS = {
-    "name", "image", "command", "args", "env", "workingDir", "ports", "volumeMounts", "resources",
-    "securityContext", "imagePullPolicy", "stdin", "tty", "livenessProbe", "readinessProbe",
-    "startupProbe", "lifecycle", "terminationMessagePath", "terminationMessagePolicy", "envFrom",
+_CLUSTER_ONLY = {
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "serviceAccountName",
+    "schedulerName",
+    "automountServiceAccountToken",
+    "priorityClassName",
+    "enableServiceLinks",
+    "imagePullSecrets",
+    "nodeName",
+    "subdomain",
 }
-_SECURITY_FIELDS = {"runAsUser", "runAsGroup", "privileged", "readOnlyRootFilesystem",
-                    "capabilities", "allowPrivilegeEscalation", "runAsNonRoot"}
+_CONTAINER_FIELDS = {
+    "name",
+    "image",
+    "command",
+    "args",
+    "env",
+    "workingDir",
+    "ports",
+    "volumeMounts",
+    "resources",
+    "securityContext",
+    "imagePullPolicy",
+    "stdin",
+    "tty",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "envFrom",
+}
+_SECURITY_FIELDS = {
+    "runAsUser",
+    "runAsGroup",
+    "privileged",
+    "readOnlyRootFilesystem",
+    "capabilities",
+    "allowPrivilegeEscalation",
+    "runAsNonRoot",
+}
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -85,9 +139,22 @@ class KubePod:
 
 def parse_quantity(v: Any, what: str) -> Decimal:
     """A Kubernetes quantity ("64Mi", "1G", "500m", "0.5", 1e3) as a number."""
-    suffixes = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-                "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-                "m": Decimal("0.001"), "": 1}
+    suffixes = {
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+        "Pi": 2**50,
+        "Ei": 2**60,
+        "k": 10**3,
+        "M": 10**6,
+        "G": 10**9,
+        "T": 10**12,
+        "P": 10**15,
+        "E": 10**18,
+        "m": Decimal("0.001"),
+        "": 1,
+    }
     s = str(v).strip()
     m = re.fullmatch(r"([+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?", s)
     if not m:
@@ -114,8 +181,16 @@ def load_documents(text: str) -> list[dict[str, Any]]:
 
 
 # Kinds that describe no container to run; skipped with a warning.
-_IGNORED_KINDS = frozenset({"Service", "Ingress", "NetworkPolicy", "HorizontalPodAutoscaler",
-                            "PodDisruptionBudget", "ServiceAccount"})
+_IGNORED_KINDS = frozenset(
+    {
+        "Service",
+        "Ingress",
+        "NetworkPolicy",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceAccount",
+    }
+)
 
 
 def parse(text: str) -> list[KubePod]:
@@ -140,8 +215,7 @@ def parse(text: str) -> list[KubePod]:
             tmeta = dict(_mapping(tmpl.get("metadata") or {}, f"{where}: spec.template.metadata"))
             tmeta["name"] = meta.get("name") or tmeta.get("name")
             tmeta.setdefault("namespace", meta.get("namespace"))
-            kp = _pod(tmeta, _mapping(tmpl.get("spec"), f"{where}: spec.template.spec"), where,
-                      "Deployment")
+            kp = _pod(tmeta, _mapping(tmpl.get("spec"), f"{where}: spec.template.spec"), where, "Deployment")
             replicas = dspec.get("replicas", 1)
             if not isinstance(replicas, int) or replicas < 0:
                 raise InvalidArgument(f"{where}: spec.replicas must be a non-negative integer")
@@ -153,9 +227,7 @@ def parse(text: str) -> list[KubePod]:
             # podman, play them as what they describe no process of ours.
             skipped.append(f"{where}: kind {kind} is ignored (podkit plays Pods and Deployments)")
         else:
-            raise InvalidArgument(
-                f"{where}: podkit plays kind Pod and Deployment, not {kind!r}"
-            )
+            raise InvalidArgument(f"{where}: podkit plays kind Pod and Deployment, not {kind!r}")
     if not pods:
         raise InvalidArgument("the YAML file holds no Pod or Deployment")
     pods[0].warnings[:0] = skipped
@@ -191,8 +263,13 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
     warnings: list[str] = []
     labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
     annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
-    ps = PodSpec(name=name, labels=labels, annotations=annotations,
-                 uid=str(meta.get("uid") or ""), kube_namespace=str(meta.get("namespace") or ""))
+    ps = PodSpec(
+        name=name,
+        labels=labels,
+        annotations=annotations,
+        uid=str(meta.get("uid") or ""),
+        kube_namespace=str(meta.get("namespace") or ""),
+    )
     for k in sorted(set(spec) - _POD_SPEC_FIELDS):
         warnings.append(f"{where}: spec.{k} is not supported and was ignored")
     for k in sorted(set(spec) & _CLUSTER_ONLY):
@@ -205,7 +282,8 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
         ps.network = "host"
     share = ["net", "ipc", "uts"]
     if spec.get("shareProcessNamespace") is not None and _bool(
-            spec["shareProcessNamespace"], f"{where}: spec.shareProcessNamespace"):
+        spec["shareProcessNamespace"], f"{where}: spec.shareProcessNamespace"
+    ):
         share.append("pid")
     if spec.get("hostPID") is not None and _bool(spec["hostPID"], f"{where}: spec.hostPID"):
         if "pid" in share:
@@ -223,9 +301,11 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
             if "name" not in o:
                 raise InvalidArgument(f"{where}: spec.dnsConfig.options[] needs a name")
             opts.append(f"{o['name']}:{o['value']}" if o.get("value") is not None else str(o["name"]))
-        ps.dns = DNSConfig(servers=_strings(dc.get("nameservers") or [], f"{where}: dnsConfig.nameservers"),
-                           searches=_strings(dc.get("searches") or [], f"{where}: dnsConfig.searches"),
-                           options=opts)
+        ps.dns = DNSConfig(
+            servers=_strings(dc.get("nameservers") or [], f"{where}: dnsConfig.nameservers"),
+            searches=_strings(dc.get("searches") or [], f"{where}: dnsConfig.searches"),
+            options=opts,
+        )
     for ha in spec.get("hostAliases") or []:
         ha = _mapping(ha, f"{where}: spec.hostAliases[]")
         ip = ha.get("ip")
@@ -265,9 +345,12 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
             htype = hp.get("type") or ""
             if htype not in ("", "Directory", "DirectoryOrCreate", "File", "FileOrCreate"):
                 warnings.append(f"{where}: volume {vname!r}: hostPath.type {htype!r} is not checked")
-            volumes[vname] = KubeMount(source=path, target="", volume=vname,
-                                       create={"DirectoryOrCreate": "dir",
-                                               "FileOrCreate": "file"}.get(htype, ""))
+            volumes[vname] = KubeMount(
+                source=path,
+                target="",
+                volume=vname,
+                create={"DirectoryOrCreate": "dir", "FileOrCreate": "file"}.get(htype, ""),
+            )
             if htype in ("Directory", "File") and not os.path.exists(path):
                 raise InvalidArgument(f"{where}: volume {vname!r}: hostPath {path} does not exist")
         elif "emptyDir" in v:
@@ -290,23 +373,30 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
     containers: list[KubeContainer] = []
     host_ports: list[PortMapping] = []
     for c in raw_containers:
-        kc = _container(_mapping(c, f"{where}: spec.containers[]"), where, volumes, host_ports,
-                        warnings)
+        kc = _container(_mapping(c, f"{where}: spec.containers[]"), where, volumes, host_ports, warnings)
         if any(kc.name == o.name for o in containers):
             raise InvalidArgument(f"{where}: container name {kc.name!r} is used twice")
         containers.append(kc)
     if ps.network == "host" and host_ports:
-        warnings.append(f"{where}: hostPort needs no mapping with hostNetwork: the container's own "
-                        "ports are the host's (ignored)")
+        warnings.append(
+            f"{where}: hostPort needs no mapping with hostNetwork: the container's own "
+            "ports are the host's (ignored)"
+        )
         host_ports = []
     ps.ports = host_ports
     ps.validate()
-    return KubePod(spec=ps, containers=containers, empty_dirs=empty_dirs, kind=kind,
-                   source_name=name, warnings=warnings)
+    return KubePod(
+        spec=ps, containers=containers, empty_dirs=empty_dirs, kind=kind, source_name=name, warnings=warnings
+    )
 
 
-def _container(c: dict[str, Any], where: str, volumes: dict[str, KubeMount],
-               host_ports: list[PortMapping], warnings: list[str]) -> KubeContainer:
+def _container(
+    c: dict[str, Any],
+    where: str,
+    volumes: dict[str, KubeMount],
+    host_ports: list[PortMapping],
+    warnings: list[str],
+) -> KubeContainer:
     name = c.get("name")
     if not isinstance(name, str) or not _DNS_NAME.match(name):
         raise InvalidArgument(f"{where}: container name {name!r} must be a DNS label (a-z, 0-9, '-')")
@@ -345,9 +435,16 @@ def _container(c: dict[str, Any], where: str, volumes: dict[str, KubeMount],
             raise InvalidArgument(f"{w}: ports[] needs containerPort")
         proto = str(p.get("protocol") or "TCP").lower()
         if p.get("hostPort"):
-            host_ports.append(PortMapping.from_dict({
-                "host_port": p["hostPort"], "container_port": p["containerPort"],
-                "protocol": proto, "host_ip": p.get("hostIP") or ""}))
+            host_ports.append(
+                PortMapping.from_dict(
+                    {
+                        "host_port": p["hostPort"],
+                        "container_port": p["containerPort"],
+                        "protocol": proto,
+                        "host_ip": p.get("hostIP") or "",
+                    }
+                )
+            )
         else:
             PortMapping.from_dict({"container_port": p["containerPort"], "protocol": proto}).validated()
     for m in c.get("volumeMounts") or []:
@@ -361,8 +458,16 @@ def _container(c: dict[str, Any], where: str, volumes: dict[str, KubeMount],
         if m.get("subPath"):
             raise InvalidArgument(f"{w}: volumeMount {vname!r}: subPath is not supported")
         v = volumes[vname]
-        kc.mounts.append(KubeMount(source=v.source, target=target, volume=vname, empty_dir=v.empty_dir,
-                                   create=v.create, readonly=bool(m.get("readOnly", False))))
+        kc.mounts.append(
+            KubeMount(
+                source=v.source,
+                target=target,
+                volume=vname,
+                empty_dir=v.empty_dir,
+                create=v.create,
+                readonly=bool(m.get("readOnly", False)),
+            )
+        )
     res = _mapping(c.get("resources") or {}, f"{w}: resources")
     limits = _mapping(res.get("limits") or {}, f"{w}: resources.limits")
     if "memory" in limits:
@@ -389,8 +494,9 @@ def _container(c: dict[str, Any], where: str, volumes: dict[str, KubeMount],
     if "readOnlyRootFilesystem" in sc:
         kc.read_only = _bool(sc["readOnlyRootFilesystem"], f"{w}: securityContext.readOnlyRootFilesystem")
     if "allowPrivilegeEscalation" in sc:
-        kc.no_new_privileges = not _bool(sc["allowPrivilegeEscalation"],
-                                         f"{w}: securityContext.allowPrivilegeEscalation")
+        kc.no_new_privileges = not _bool(
+            sc["allowPrivilegeEscalation"], f"{w}: securityContext.allowPrivilegeEscalation"
+        )
     caps = _mapping(sc.get("capabilities") or {}, f"{w}: securityContext.capabilities")
     kc.cap_add = [_cap(x) for x in _strings(caps.get("add") or [], f"{w}: capabilities.add")]
     kc.cap_drop = [_cap(x) for x in _strings(caps.get("drop") or [], f"{w}: capabilities.drop")]

@@ -93,7 +93,9 @@ class PodSpec:
                 raise InvalidArgument("ports must be a list of [ip:]hostPort:containerPort[/proto]")
             kw["ports"] = parse_port_specs([p for p in raw if isinstance(p, str)]) + [
                 p if isinstance(p, PortMapping) else PortMapping.from_dict(p)
-                for p in raw if not isinstance(p, str)]
+                for p in raw
+                if not isinstance(p, str)
+            ]
         if "dns" in kw:
             dns = kw["dns"] or {}
             if not isinstance(dns, dict):
@@ -132,8 +134,9 @@ class PodSpec:
             raise InvalidArgument("published ports need a shared network namespace (--share net)")
         for kind, on_host in (("pid", self.host_pid), ("ipc", self.host_ipc)):
             if on_host and kind in share:
-                raise InvalidArgument(f"a pod either shares its own {kind} namespace or uses the "
-                                      f"host's, not both")
+                raise InvalidArgument(
+                    f"a pod either shares its own {kind} namespace or uses the host's, not both"
+                )
         self.share = sorted(set(share), key=SHAREABLE.index)
         if self.memory < 0 or self.cpus < 0:
             raise InvalidArgument("memory and cpus must not be negative")
@@ -146,7 +149,8 @@ class PodSpec:
             if not kind:
                 raise InvalidArgument(
                     f"sysctl {key!r} is not namespaced: a pod may set net.*, kernel.shm*/msg*/sem, "
-                    "fs.mqueue.* (and not host-wide settings)")
+                    "fs.mqueue.* (and not host-wide settings)"
+                )
             if kind == "net" and self.network == "host" or kind not in self.share:
                 raise InvalidArgument(f"sysctl {key!r} needs the pod's own {kind} namespace")
         nets = [n.strip() for n in self.network.split(",")]
@@ -170,13 +174,25 @@ class PodSpec:
 
 
 _FIELD_TYPES: dict[str, type] = {
-    "name": str, "hostname": str, "network": str, "cgroup_parent": str, "log_directory": str,
-    "uid": str, "kube_namespace": str, "restart_policy": str, "infra_image": str,
-    "attempt": int, "memory": int, "shm_size": int, "cpus": float,
-    "host_pid": bool, "host_ipc": bool, "share": list, "add_hosts": list,
+    "name": str,
+    "hostname": str,
+    "network": str,
+    "cgroup_parent": str,
+    "log_directory": str,
+    "uid": str,
+    "kube_namespace": str,
+    "restart_policy": str,
+    "infra_image": str,
+    "attempt": int,
+    "memory": int,
+    "shm_size": int,
+    "cpus": float,
+    "host_pid": bool,
+    "host_ipc": bool,
+    "share": list,
+    "add_hosts": list,
 }
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-               list: "a list"}
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
 
 
 def _is(v: Any, want: type) -> bool:
@@ -227,5 +243,7 @@ class Pod:
         spec["dns"] = DNSConfig(**spec.get("dns", {}))
         known = {f.name for f in fields(PodSpec)}
         pod_known = {f.name for f in fields(cls)}
-        return cls(spec=PodSpec(**{k: v for k, v in spec.items() if k in known}),
-                   **{k: v for k, v in d.items() if k in pod_known})
+        return cls(
+            spec=PodSpec(**{k: v for k, v in spec.items() if k in known}),
+            **{k: v for k, v in d.items() if k in pod_known},
+        )

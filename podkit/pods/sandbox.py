@@ -40,8 +40,16 @@ def _check(rc: int, what: str) -> None:
 
 
 def mount(src: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    _check(_libc.mount(src.encode(), target.encode(), fstype.encode() if fstype else None, flags,
-                       data.encode() if data else None), f"mount {src} on {target}")
+    _check(
+        _libc.mount(
+            src.encode(),
+            target.encode(),
+            fstype.encode() if fstype else None,
+            flags,
+            data.encode() if data else None,
+        ),
+        f"mount {src} on {target}",
+    )
 
 
 def unmount_all(target: str | Path) -> None:
@@ -147,15 +155,26 @@ def release(path: Path) -> None:
 
 # Sysctls a pod may set: those the kernel keeps per namespace (as Kubernetes and runc
 # allow), each applied inside the pod's own namespace of that kind.
-_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+_IPC_SYSCTLS = {
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+}
 _CLONE_NEWNET = 0x40000000
 
 
 def sysctl_kind(key: str) -> str:
     """The namespace ("net", "ipc", "uts") a sysctl lives in; "" when host-wide."""
-    if key.startswith("net.") and not key.startswith("net.core.") or key in (
-            "net.core.somaxconn", "net.core.xfrm_acq_expires"):
+    if (
+        key.startswith("net.")
+        and not key.startswith("net.core.")
+        or key in ("net.core.somaxconn", "net.core.xfrm_acq_expires")
+    ):
         return "net"
     if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
         return "ipc"

@@ -58,14 +58,26 @@ NETNS_KIND = "pod"
 # The pods whose lock the current task (and the tasks it gathers, which copy its
 # context) holds: a member started from inside such a section must not have its
 # before_start hook wait for the pod's lock again (asyncio locks do not nest).
-_HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("podkit_pods_held",
-                                                                        default=frozenset())
+_HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "podkit_pods_held", default=frozenset()
+)
 
 
 class PodService:
-    def __init__(self, db: Any, events: Any, *, root: Path, state: Path, containers: Any,
-                 networks: Any, images: Any, content: Any, runtime: Any = None,
-                 config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        db: Any,
+        events: Any,
+        *,
+        root: Path,
+        state: Path,
+        containers: Any,
+        networks: Any,
+        images: Any,
+        content: Any,
+        runtime: Any = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.db = db
         self.events = events
         self.store = PodStore(db)
@@ -134,8 +146,9 @@ class PodService:
         from podkit.containers.store import Record
 
         # By the indexed pod_id column: `pod ls` reads this for every pod.
-        rows = self.db.query("SELECT * FROM containers WHERE pod_id=? AND namespace=?",
-                             (pod.id, pod.namespace))
+        rows = self.db.query(
+            "SELECT * FROM containers WHERE pod_id=? AND namespace=?", (pod.id, pod.namespace)
+        )
         recs = [Record.from_row(r) for r in rows]
         recs.sort(key=lambda r: (not r.infra, r.created))
         return recs
@@ -158,8 +171,14 @@ class PodService:
                     self.networks.get(name)  # NotFound now, before anything is made
         if "net" not in spec.share and spec.network not in ("bridge", ""):
             raise InvalidArgument("--network needs the pod to share its network namespace")
-        pod = Pod(id=pod_id, namespace=ns, spec=spec, created=time.time(), state=STATE_CREATING,
-                  state_dir=str(self.state / "pods" / pod_id))
+        pod = Pod(
+            id=pod_id,
+            namespace=ns,
+            spec=spec,
+            created=time.time(),
+            state=STATE_CREATING,
+            state_dir=str(self.state / "pods" / pod_id),
+        )
         self.db.ensure_namespace(ns)
         self.store.insert(pod)  # AlreadyExists for a taken name, before anything else
         try:
@@ -191,9 +210,15 @@ class PodService:
         async with self._infra_lock:  # two first pods at once build one image, not two
             ref = await asyncio.to_thread(infra.ensure_image, self.images, self.content, pod.namespace)
         pod.spec.infra_image = pod.spec.infra_image or ref
-        opts = self._options(pod, {"image": pod.spec.infra_image, "name": f"{pod.name}-infra",
-                                   "labels": {POD_LABEL: pod.id, POD_NAME_LABEL: pod.name}},
-                             infra_container=True)
+        opts = self._options(
+            pod,
+            {
+                "image": pod.spec.infra_image,
+                "name": f"{pod.name}-infra",
+                "labels": {POD_LABEL: pod.id, POD_NAME_LABEL: pod.name},
+            },
+            infra_container=True,
+        )
         rec = await self.containers.create(pod.namespace, opts)
         pod.infra_id = _id_of(rec)
         self.store.update(pod)
@@ -207,8 +232,11 @@ class PodService:
             (d / name).touch(mode=0o644)
         files.write_in_place(d / "hostname", spec.hostname + "\n")
         files.write_in_place(d / "resolv.conf", files.resolv_conf(spec.dns))
-        pins = {k: d / "ns" / k for k in ("ipc", "uts")
-                if k in spec.share and not sandbox.is_pinned(d / "ns" / k, k)}
+        pins = {
+            k: d / "ns" / k
+            for k in ("ipc", "uts")
+            if k in spec.share and not sandbox.is_pinned(d / "ns" / k, k)
+        }
         await asyncio.to_thread(sandbox.pin_namespaces, pins, spec.hostname)
         if "ipc" in spec.share:
             await asyncio.to_thread(sandbox.mount_shm, d / "shm", spec.shm_size)
@@ -238,11 +266,15 @@ class PodService:
         pod.netns_path = path
         self.store.update(pod)
         # Interfaces eth0, eth1... one per network; published ports go to the first.
-        nets = [] if pod.spec.network == "none" else [
-            "" if n == "bridge" else n for n in _networks(pod.spec.network)]
+        nets = (
+            []
+            if pod.spec.network == "none"
+            else ["" if n == "bridge" else n for n in _networks(pod.spec.network)]
+        )
         if nets:
-            res = await self.networks.attach(pod.id, path, nets, pod.spec.ports, kind=NETNS_KIND,
-                                             namespace=pod.namespace)
+            res = await self.networks.attach(
+                pod.id, path, nets, pod.spec.ports, kind=NETNS_KIND, namespace=pod.namespace
+            )
             pod.ips = [f"{r['ip']}/{r['prefix']}" for r in res if r.get("ip")]
             pod.gateway = next((r["gateway"] for r in res if r.get("gateway")), "")
             from podkit.network.ports import PortMapping
@@ -274,11 +306,12 @@ class PodService:
         if opts.ports and "net" in spec.share:
             raise InvalidArgument(
                 f"a container in pod {pod.name} cannot publish ports itself: publish them on the pod "
-                "(podkit pod create -p)")
+                "(podkit pod create -p)"
+            )
         if opts.network not in ("bridge", "pod", "") and "net" in spec.share:
             raise InvalidArgument(
-                f"a container in pod {pod.name} uses the pod's network; --network {opts.network} "
-                "conflicts")
+                f"a container in pod {pod.name} uses the pod's network; --network {opts.network} conflicts"
+            )
         opts.pod_id = pod.id
         opts.infra = infra_container
         ns: dict[str, str] = {}
@@ -374,8 +407,10 @@ class PodService:
             pod = self.get(ns, record.pod_id)
             # A pod being created (undone) or removed takes its infra away itself.
             if pod.state == STATE_READY:
-                raise Conflict(f"container {record.name} is the infra container of pod {pod.name}: "
-                               f"remove the pod instead (podkit pod rm {pod.name})")
+                raise Conflict(
+                    f"container {record.name} is the infra container of pod {pod.name}: "
+                    f"remove the pod instead (podkit pod rm {pod.name})"
+                )
 
     async def after_remove(self, ns: str, record: Record) -> None:
         if not record.pod_id:
@@ -420,8 +455,12 @@ class PodService:
             pod.started = time.time()
             self.store.update(pod)
         pid_pin = self._dir(pod) / "ns" / "pid"
-        if "pid" in pod.spec.share and infra_rec is not None and infra_rec.pid and not (
-                sandbox.is_pinned(pid_pin, "pid") and _same_ns(pid_pin, infra_rec.pid)):
+        if (
+            "pid" in pod.spec.share
+            and infra_rec is not None
+            and infra_rec.pid
+            and not (sandbox.is_pinned(pid_pin, "pid") and _same_ns(pid_pin, infra_rec.pid))
+        ):
             await asyncio.to_thread(sandbox.pin_pid, pid_pin, infra_rec.pid)
 
     async def start(self, ns: str, ref: str) -> Pod:
@@ -431,10 +470,12 @@ class PodService:
             if pod.state != STATE_READY:
                 raise Conflict(f"pod {pod.name} is {pod.state}")
             await self._start_infra(pod)
-            members = [r for r in self._members(pod)
-                       if not r.infra and r.state in ("created", "exited", "dead")]
-            results = await asyncio.gather(*(self.containers.start(ns, r.id) for r in members),
-                                           return_exceptions=True)
+            members = [
+                r for r in self._members(pod) if not r.infra and r.state in ("created", "exited", "dead")
+            ]
+            results = await asyncio.gather(
+                *(self.containers.start(ns, r.id) for r in members), return_exceptions=True
+            )
             pod.started = time.time()
             self.store.update(pod)
         errs = [(r, e) for r, e in zip(members, results, strict=True) if isinstance(e, BaseException)]
@@ -445,8 +486,7 @@ class PodService:
             raise Conflict(f"pod {pod.name}: container {r.name} failed to start: {msg}")
         return pod
 
-    async def stop(self, ns: str, ref: str, timeout: int | None = None,
-                   release_network: bool = False) -> Pod:
+    async def stop(self, ns: str, ref: str, timeout: int | None = None, release_network: bool = False) -> Pod:
         """Stop the containers, then the infra. The sandbox stays, so a restart keeps the
         pod's IP; ``release_network`` (the CRI's StopPodSandbox) also gives the IP and
         ports back (CNI DEL, netns unpinned) — the next start wires a new one."""
@@ -466,8 +506,10 @@ class PodService:
         members = self._members(pod)
         live = ("running", "paused", "restarting")
         workers = [r for r in members if not r.infra and r.state in live]
-        res = await asyncio.gather(*(self.containers.stop(pod.namespace, r.id, timeout=timeout)
-                                     for r in workers), return_exceptions=True)
+        res = await asyncio.gather(
+            *(self.containers.stop(pod.namespace, r.id, timeout=timeout) for r in workers),
+            return_exceptions=True,
+        )
         for r, e in zip(workers, res, strict=True):
             if isinstance(e, BaseException) and not isinstance(e, NotFound):
                 log.warning("pod %s: stopping %s failed: %s", pod.name, r.name, e)
@@ -481,12 +523,16 @@ class PodService:
         pod = self.get(ns, ref)
         async with self._locked(pod.id):
             pod = self.get(ns, pod.id)
-            running = [r.name for r in self._members(pod)
-                       if not r.infra and r.state in ("running", "paused", "restarting")]
+            running = [
+                r.name
+                for r in self._members(pod)
+                if not r.infra and r.state in ("running", "paused", "restarting")
+            ]
             if running and not force:
                 raise Conflict(
                     f"pod {pod.name} has running containers ({', '.join(running)}): stop it first "
-                    "or remove it with -f")
+                    "or remove it with -f"
+                )
             pod.state = STATE_REMOVING
             self.store.update(pod)
             # -f is docker rm -f: SIGKILL at once unless a timeout is given.
@@ -503,8 +549,10 @@ class PodService:
         members = self._members(pod)
 
         async def rm(group: list[Any]) -> None:
-            res = await asyncio.gather(*(self.containers.remove(pod.namespace, r.id, force=True)
-                                         for r in group), return_exceptions=True)
+            res = await asyncio.gather(
+                *(self.containers.remove(pod.namespace, r.id, force=True) for r in group),
+                return_exceptions=True,
+            )
             for r, e in zip(group, res, strict=True):
                 if isinstance(e, BaseException) and not isinstance(e, NotFound):
                     errors.append(f"container {r.name}: {e}")  # keep tearing down the rest
@@ -571,8 +619,7 @@ class PodService:
         d["status"] = self.status(pod, members)
         d["ports"] = [p.to_dict() for p in (pod.ports or pod.spec.ports)]
         d["ports_text"] = [str(p) for p in (pod.ports or pod.spec.ports)]
-        d["containers"] = [{"id": r.id, "name": r.name, "state": r.state, "infra": r.infra}
-                           for r in members]
+        d["containers"] = [{"id": r.id, "name": r.name, "state": r.state, "infra": r.infra} for r in members]
         d["num_containers"] = len(members)
         sd = self._dir(pod)
         d["hosts_path"] = str(sd / "hosts")
@@ -599,8 +646,12 @@ class PodService:
         """On daemon start: finish what a crash interrupted, and clean what has no pod."""
         for pod in self.store.list():
             if pod.state in (STATE_CREATING, STATE_REMOVING):
-                log.info("pod %s (%s) was being %s when podkitd stopped: removing it", pod.name,
-                         pod.id[:12], "created" if pod.state == STATE_CREATING else "removed")
+                log.info(
+                    "pod %s (%s) was being %s when podkitd stopped: removing it",
+                    pod.name,
+                    pod.id[:12],
+                    "created" if pod.state == STATE_CREATING else "removed",
+                )
                 try:
                     await self._teardown(pod)
                 except PodkitError as e:
@@ -619,14 +670,16 @@ class PodService:
                 if d.name not in live:
                     await asyncio.to_thread(sandbox.release, d)
                     await asyncio.to_thread(shutil.rmtree, d, True)
+
     def info(self, ns: str) -> dict[str, Any]:
         pods = self.store.list(ns)
         return {"pods": len(pods), "infra_image": infra.INFRA_REF}
 
     # -- logs, stats, top ---------------------------------------------------------------
 
-    async def logs(self, ns: str, ref: str, follow: bool = False, tail: int | None = None,
-                   timestamps: bool = False) -> AsyncIterator[dict[str, Any]]:
+    async def logs(
+        self, ns: str, ref: str, follow: bool = False, tail: int | None = None, timestamps: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every container's log lines, tagged with its name: merged in time order, then
         (with ``follow``) as they come."""
         pod = self.get(ns, ref)
@@ -714,8 +767,12 @@ class PodService:
                 st = self.cgroups.stats(path)
             except (OSError, PodkitError):
                 return {}
-            return {"memory_usage": st["memory"]["usage"], "memory_limit": st["memory"]["limit"],
-                    "cpu_usage_ns": st["cpu"]["usage_ns"], "pids": st["pids"]["current"]}
+            return {
+                "memory_usage": st["memory"]["usage"],
+                "memory_limit": st["memory"]["limit"],
+                "cpu_usage_ns": st["cpu"]["usage_ns"],
+                "pids": st["pids"]["current"],
+            }
 
         pod_stats = flat(pod.cgroup_path)
         out: dict[str, Any] = {"id": pod.id, "name": pod.name, "time": time.time(), **pod_stats}
@@ -723,8 +780,16 @@ class PodService:
         conts = []
         for r in self._members(pod):
             st = flat(usage.container_cgroup(r)) if r.state == "running" else {}
-            conts.append({"container": r.name, "id": r.id, "infra": r.infra, "state": r.state, **st,
-                          "cpu_percent": usage.cpu_percent(prev, r.id, now, st.get("cpu_usage_ns"))})
+            conts.append(
+                {
+                    "container": r.name,
+                    "id": r.id,
+                    "infra": r.infra,
+                    "state": r.state,
+                    **st,
+                    "cpu_percent": usage.cpu_percent(prev, r.id, now, st.get("cpu_usage_ns")),
+                }
+            )
         out["containers"] = conts
         return out
 
@@ -746,8 +811,9 @@ class PodService:
         for p in plans:  # all-or-nothing on names: fail before creating anything
             with contextlib.suppress(NotFound):
                 self.get(ns, p.spec.name)
-                raise Conflict(f"pod {p.spec.name!r} already exists: remove it first "
-                               "(podkit play kube --down FILE)")
+                raise Conflict(
+                    f"pod {p.spec.name!r} already exists: remove it first (podkit play kube --down FILE)"
+                )
         out: list[dict[str, Any]] = []
         warnings: list[str] = []
         made: list[str] = []
@@ -775,10 +841,16 @@ class PodService:
         self.store.update(pod)
         for kc in plan.containers:
             body: dict[str, Any] = {
-                "image": kc.image, "name": f"{pod.name}-{kc.name}", "env": kc.env,
+                "image": kc.image,
+                "name": f"{pod.name}-{kc.name}",
+                "env": kc.env,
                 "labels": {"io.podkit.kube.container": kc.name},
-                "read_only": kc.read_only, "privileged": kc.privileged,
-                "cap_add": kc.cap_add, "cap_drop": kc.cap_drop, "tty": kc.tty, "open_stdin": kc.stdin,
+                "read_only": kc.read_only,
+                "privileged": kc.privileged,
+                "cap_add": kc.cap_add,
+                "cap_drop": kc.cap_drop,
+                "tty": kc.tty,
+                "open_stdin": kc.stdin,
                 "mounts": [],
             }
             if kc.entrypoint is not None:
@@ -804,8 +876,9 @@ class PodService:
                     os.makedirs(os.path.dirname(src), exist_ok=True)
                     with open(src, "a"):
                         pass
-                body["mounts"].append({"type": "bind", "source": src, "target": m.target,
-                                       "readonly": m.readonly})
+                body["mounts"].append(
+                    {"type": "bind", "source": src, "target": m.target, "readonly": m.readonly}
+                )
             await self.add_container(ns, pod.id, body)
         if start:
             await self.start(ns, pod.id)

@@ -30,10 +30,10 @@ class PodStore:
 
     def insert(self, pod: Pod) -> None:
         with self.db.tx() as c:
-            if c.execute("SELECT 1 FROM pods WHERE namespace=? AND name=?",
-                         (pod.namespace, pod.name)).fetchone():
-                raise AlreadyExists(f"a pod named {pod.name!r} already exists in namespace "
-                                    f"{pod.namespace!r}")
+            if c.execute(
+                "SELECT 1 FROM pods WHERE namespace=? AND name=?", (pod.namespace, pod.name)
+            ).fetchone():
+                raise AlreadyExists(f"a pod named {pod.name!r} already exists in namespace {pod.namespace!r}")
             c.execute(
                 "INSERT INTO pods(namespace, id, name, state, created, record) VALUES (?,?,?,?,?,?)",
                 (pod.namespace, pod.id, pod.name, pod.state, pod.created, json.dumps(pod.to_record())),
@@ -50,11 +50,13 @@ class PodStore:
 
     def get(self, ns: str, ref: str) -> Pod:
         """Find a pod by full id, name, or unique id prefix."""
-        row = self.db.one("SELECT state, record FROM pods WHERE namespace=? AND (id=? OR name=?)",
-                          (ns, ref, ref))
+        row = self.db.one(
+            "SELECT state, record FROM pods WHERE namespace=? AND (id=? OR name=?)", (ns, ref, ref)
+        )
         if row is None and ref and len(ref) >= 3 and all(c in "0123456789abcdef" for c in ref):
-            rows = self.db.query("SELECT state, record FROM pods WHERE namespace=? AND id LIKE ?",
-                                 (ns, ref + "%"))
+            rows = self.db.query(
+                "SELECT state, record FROM pods WHERE namespace=? AND id LIKE ?", (ns, ref + "%")
+            )
             if len(rows) > 1:
                 raise NotFound(f"pod id prefix {ref!r} is ambiguous: {len(rows)} pods match")
             row = rows[0] if rows else None
@@ -66,8 +68,7 @@ class PodStore:
         if ns is None:
             rows = self.db.query("SELECT state, record FROM pods ORDER BY created")
         else:
-            rows = self.db.query("SELECT state, record FROM pods WHERE namespace=? ORDER BY created",
-                                 (ns,))
+            rows = self.db.query("SELECT state, record FROM pods WHERE namespace=? ORDER BY created", (ns,))
         return [_pod(r) for r in rows]
 
 

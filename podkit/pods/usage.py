@@ -88,7 +88,8 @@ async def top(pod_cgroup: str, members: list[Any], ps_args: str = "") -> dict[st
     if not any(a in ("-e", "-A", "ax", "aux") for a in args):
         args = ["-e", *args]
     proc = await asyncio.create_subprocess_exec(
-        "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await proc.communicate()
     if proc.returncode != 0:
         from podkit.errors import InvalidArgument

@@ -131,8 +131,9 @@ class ParentLimits:
 
 
 class CgroupManager:
-    def __init__(self, root: Path = CGROUP_ROOT, mode: str | None = None,
-                 v1_mounts: dict[str, Path] | None = None) -> None:
+    def __init__(
+        self, root: Path = CGROUP_ROOT, mode: str | None = None, v1_mounts: dict[str, Path] | None = None
+    ) -> None:
         self.root = Path(root)
         self.mode = mode or detect(self.root)
         if self.mode not in ("v1", "v2", "hybrid"):
@@ -370,8 +371,11 @@ class CgroupManager:
             limit = None
         inactive = mstat.get("total_inactive_file", mstat.get("inactive_file", 0))
         rd = wr = 0
-        for name in ("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes",
-                     "blkio.io_service_bytes_recursive"):
+        for name in (
+            "blkio.throttle.io_service_bytes_recursive",
+            "blkio.throttle.io_service_bytes",
+            "blkio.io_service_bytes_recursive",
+        ):
             text = _read(blk / name)
             if text is None:
                 continue

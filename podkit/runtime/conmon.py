@@ -134,12 +134,25 @@ async def _read_first_message(fd: int) -> dict | None:
         transport.close()
 
 
-async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str, name: str,
-                 bundle: Path, paths: ConmonPaths, log_path: str | None, log_size_max: int,
-                 terminal: bool, stdin: bool, leave_stdin_open: bool = False,
-                 log_tag: str | None = None, timeout: float = 60.0,
-                 before_start: Callable[[int], None] | None = None,
-                 place: Callable[[int], None] | None = None) -> int:
+async def launch(
+    conmon: str,
+    runtime: str,
+    runtime_args: list[str],
+    *,
+    cid: str,
+    name: str,
+    bundle: Path,
+    paths: ConmonPaths,
+    log_path: str | None,
+    log_size_max: int,
+    terminal: bool,
+    stdin: bool,
+    leave_stdin_open: bool = False,
+    log_tag: str | None = None,
+    timeout: float = 60.0,
+    before_start: Callable[[int], None] | None = None,
+    place: Callable[[int], None] | None = None,
+) -> int:
     """Start conmon for a created-not-started container; returns the container's pid.
 
     ``before_start(conmon_pid)`` runs while conmon waits on its start pipe - the
@@ -160,14 +173,35 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
     if paths.socket_link.is_symlink():
         paths.socket_link.unlink()
     args = [
-        conmon, "--api-version", "1",
-        "-c", cid, "-u", cid, "-n", name or cid,
-        "-r", runtime, "-b", str(bundle),
-        "-p", str(paths.pidfile), "--conmon-pidfile", str(paths.conmon_pidfile),
-        "--exit-dir", str(paths.exit_dir), "--persist-dir", str(paths.persist_dir),
-        "--socket-dir-path", str(paths.socket_dir),
-        "--log-level", os.environ.get("PODKIT_CONMON_LOG_LEVEL", "info"),
-        "--runtime-arg", "--log-format=json", "--runtime-arg", f"--log={paths.runtime_log}",
+        conmon,
+        "--api-version",
+        "1",
+        "-c",
+        cid,
+        "-u",
+        cid,
+        "-n",
+        name or cid,
+        "-r",
+        runtime,
+        "-b",
+        str(bundle),
+        "-p",
+        str(paths.pidfile),
+        "--conmon-pidfile",
+        str(paths.conmon_pidfile),
+        "--exit-dir",
+        str(paths.exit_dir),
+        "--persist-dir",
+        str(paths.persist_dir),
+        "--socket-dir-path",
+        str(paths.socket_dir),
+        "--log-level",
+        os.environ.get("PODKIT_CONMON_LOG_LEVEL", "info"),
+        "--runtime-arg",
+        "--log-format=json",
+        "--runtime-arg",
+        f"--log={paths.runtime_log}",
     ]
     for a in runtime_args:
         args += ["--runtime-arg", a]
@@ -189,8 +223,11 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
 
     sync_r, sync_w = os.pipe()
     start_r, start_w = os.pipe()
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-           "_OCI_SYNCPIPE": str(sync_w), "_OCI_STARTPIPE": str(start_r)}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "_OCI_SYNCPIPE": str(sync_w),
+        "_OCI_STARTPIPE": str(start_r),
+    }
     if os.environ.get("XDG_RUNTIME_DIR"):
         env["XDG_RUNTIME_DIR"] = os.environ["XDG_RUNTIME_DIR"]
     # conmon's own diagnostics go to a file: the long-lived conmon keeps its
@@ -198,9 +235,13 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
     err_fd = os.open(paths.conmon_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *args, pass_fds=(sync_w, start_r), env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=err_fd, start_new_session=True,
+            *args,
+            pass_fds=(sync_w, start_r),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=err_fd,
+            start_new_session=True,
             # conmon drops files (e.g. "oom") in its working directory.
             cwd=str(bundle),
         )
@@ -259,8 +300,9 @@ async def launch(conmon: str, runtime: str, runtime_args: list[str], *, cid: str
     return pid
 
 
-async def _place_monitor(proc: asyncio.subprocess.Process, paths: ConmonPaths,
-                         place: Callable[[int], None]) -> None:
+async def _place_monitor(
+    proc: asyncio.subprocess.Process, paths: ConmonPaths, place: Callable[[int], None]
+) -> None:
     """Run ``place`` on the long-lived conmon (never fails the container)."""
     # The conmon we started exits once it has forked the monitor and written its pid.
     await proc.wait()
@@ -385,7 +427,7 @@ class AttachSession:
         loop = asyncio.get_running_loop()
         # conmon reads the socket in chunks of up to 8192 bytes.
         for i in range(0, len(data), 8192):
-            await loop.sock_sendall(self._sock, data[i:i + 8192])
+            await loop.sock_sendall(self._sock, data[i : i + 8192])
 
     def close_stdin(self) -> None:
         with contextlib.suppress(OSError):

@@ -79,10 +79,17 @@ def _valid_id(cid: str) -> str:
 class Runtime:
     """Runs containers with ``runtime`` (runc) under ``conmon``; state under ``state_dir``."""
 
-    def __init__(self, state_dir: Path, *, runtime: str = "runc", conmon: str = "conmon",
-                 runtime_args: list[str] | None = None, cgroups: CgroupManager | None = None,
-                 log_size_max: int = DEFAULT_LOG_SIZE_MAX,
-                 conmon_cgroup: str | None = DEFAULT_CONMON_CGROUP) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        runtime: str = "runc",
+        conmon: str = "conmon",
+        runtime_args: list[str] | None = None,
+        cgroups: CgroupManager | None = None,
+        log_size_max: int = DEFAULT_LOG_SIZE_MAX,
+        conmon_cgroup: str | None = DEFAULT_CONMON_CGROUP,
+    ) -> None:
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o711)
         self._runtime_name = runtime
@@ -107,11 +114,14 @@ class Runtime:
         ``conmon_cgroup`` (cgroup path for the monitors, ``""`` to leave them in
         the daemon's).
         """
-        return cls(Path(state) / "runtime", runtime=str(section.get("runtime", "runc")),
-                   conmon=str(section.get("conmon", "conmon")),
-                   runtime_args=[str(a) for a in section.get("runtime_args", [])],
-                   log_size_max=int(section.get("log_size_max", DEFAULT_LOG_SIZE_MAX)),
-                   conmon_cgroup=str(section.get("conmon_cgroup", DEFAULT_CONMON_CGROUP)) or None)
+        return cls(
+            Path(state) / "runtime",
+            runtime=str(section.get("runtime", "runc")),
+            conmon=str(section.get("conmon", "conmon")),
+            runtime_args=[str(a) for a in section.get("runtime_args", [])],
+            log_size_max=int(section.get("log_size_max", DEFAULT_LOG_SIZE_MAX)),
+            conmon_cgroup=str(section.get("conmon_cgroup", DEFAULT_CONMON_CGROUP)) or None,
+        )
 
     # ------------------------------------------------------------ parts
 
@@ -162,10 +172,19 @@ class Runtime:
 
     # -------------------------------------------------------- lifecycle
 
-    async def create(self, cid: str, bundle: Path, *, name: str | None = None,
-                     log_path: str | Path | None = None, log_size_max: int | None = None,
-                     terminal: bool = False, stdin: bool = False, leave_stdin_open: bool = False,
-                     timeout: float = 60.0) -> int:
+    async def create(
+        self,
+        cid: str,
+        bundle: Path,
+        *,
+        name: str | None = None,
+        log_path: str | Path | None = None,
+        log_size_max: int | None = None,
+        terminal: bool = False,
+        stdin: bool = False,
+        leave_stdin_open: bool = False,
+        timeout: float = 60.0,
+    ) -> int:
         """Create the container (not started) under a new conmon; returns its pid."""
         _valid_id(cid)
         bundle = Path(bundle).resolve()
@@ -186,19 +205,36 @@ class Runtime:
         cgroups_path = spec.get("linux", {}).get("cgroupsPath")
         # Written atomically: a daemon killed here must not leave half a file.
         tmp = paths.dir / ".meta.json.tmp"
-        tmp.write_text(json.dumps({
-            "bundle": str(bundle), "cgroups_path": cgroups_path, "terminal": terminal,
-            "stdin": stdin, "log_path": str(log_path) if log_path else None,
-        }))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "bundle": str(bundle),
+                    "cgroups_path": cgroups_path,
+                    "terminal": terminal,
+                    "stdin": stdin,
+                    "log_path": str(log_path) if log_path else None,
+                }
+            )
+        )
         os.replace(tmp, paths.dir / "meta.json")
         runtime_args = [f"--root={self.oci.root}", *self.runtime_args]
         try:
             pid = await conmon_mod.launch(
-                self.conmon_path, self.oci.binary, runtime_args, cid=cid, name=name or cid,
-                bundle=bundle, paths=paths, log_path=str(log_path) if log_path else None,
+                self.conmon_path,
+                self.oci.binary,
+                runtime_args,
+                cid=cid,
+                name=name or cid,
+                bundle=bundle,
+                paths=paths,
+                log_path=str(log_path) if log_path else None,
                 log_size_max=self.log_size_max if log_size_max is None else log_size_max,
-                terminal=terminal, stdin=stdin, leave_stdin_open=leave_stdin_open, timeout=timeout,
-                place=self._place_conmon)
+                terminal=terminal,
+                stdin=stdin,
+                leave_stdin_open=leave_stdin_open,
+                timeout=timeout,
+                place=self._place_conmon,
+            )
         except RuntimeCreateError as e:
             await self._cleanup_failed(cid)
             raise classify_start_error(e.message) from None
@@ -228,8 +264,9 @@ class Runtime:
         """Send ``signal`` to the container's init (every process with ``all``)."""
         await self.oci.kill(cid, parse_signal(signal), all=all)
 
-    async def stop(self, cid: str, signal: int | str = signal_mod.SIGTERM,
-                   timeout: float = 10.0) -> tuple[int, float]:
+    async def stop(
+        self, cid: str, signal: int | str = signal_mod.SIGTERM, timeout: float = 10.0
+    ) -> tuple[int, float]:
         """``signal``, then SIGKILL to every process after ``timeout`` seconds; the exit status.
 
         A paused container is resumed after the signal so that it can act on it.
@@ -394,8 +431,9 @@ class Runtime:
         try:
             st = json.loads((d / "state.json").read_text())
             cfg = st["config"]
-            own_pid = any(n.get("type") == "NEWPID" and not n.get("path")
-                          for n in cfg.get("namespaces") or [])
+            own_pid = any(
+                n.get("type") == "NEWPID" and not n.get("path") for n in cfg.get("namespaces") or []
+            )
             if not own_pid or (cfg.get("Hooks") or {}).get("poststop"):
                 return False
             cgroup_dirs = [Path(p) for p in (st.get("cgroup_paths") or {}).values() if p]
@@ -433,8 +471,14 @@ class Runtime:
         st = await self.state(cid)
         exit_st = self.exit_status(cid)
         info: dict[str, Any] = {
-            "id": cid, "status": "unknown", "pid": None, "exit_code": None, "finished_at": None,
-            "oom_killed": False, "conmon_pid": self.conmon_pid(cid), "conmon_alive": self.conmon_alive(cid),
+            "id": cid,
+            "status": "unknown",
+            "pid": None,
+            "exit_code": None,
+            "finished_at": None,
+            "oom_killed": False,
+            "conmon_pid": self.conmon_pid(cid),
+            "conmon_alive": self.conmon_alive(cid),
         }
         if st is not None:
             info["status"] = st.get("status", "unknown")
@@ -467,17 +511,25 @@ class Runtime:
         out: dict[str, Any] = {"cgroup_mode": self.cgroups.mode, "state_dir": str(self.dir)}
         try:
             rc, o, _ = await self.oci.run("--version", check=False)
-            out["runtime"] = {"name": self.oci.name, "path": self.oci.binary,
-                              "version": o.decode(errors="replace").splitlines()[0] if o else None}
+            out["runtime"] = {
+                "name": self.oci.name,
+                "path": self.oci.binary,
+                "version": o.decode(errors="replace").splitlines()[0] if o else None,
+            }
         except Exception as e:
             out["runtime"] = {"error": str(e)}
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.conmon_path, "--version", stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL)
+                self.conmon_path,
+                "--version",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
             o, _ = await proc.communicate()
-            out["conmon"] = {"path": self.conmon_path,
-                             "version": o.decode(errors="replace").splitlines()[0] if o else None}
+            out["conmon"] = {
+                "path": self.conmon_path,
+                "version": o.decode(errors="replace").splitlines()[0] if o else None,
+            }
         except Exception as e:
             out["conmon"] = {"error": str(e)}
         return out
@@ -516,8 +568,15 @@ class Runtime:
             raise NotFound(f"container {cid} does not exist in the runtime")
         await asyncio.to_thread(conmon_mod.write_ctl, bundle / "ctl", f"1 {int(height)} {int(width)}\n")
 
-    async def exec(self, cid: str, process: dict[str, Any], *, stdin: bool = False,
-                   console_size: tuple[int, int] | None = None, detach: bool = False) -> ExecProcess:
+    async def exec(
+        self,
+        cid: str,
+        process: dict[str, Any],
+        *,
+        stdin: bool = False,
+        console_size: tuple[int, int] | None = None,
+        detach: bool = False,
+    ) -> ExecProcess:
         """Run an OCI ``process`` (args, env, cwd, user, terminal, capabilities...) in the container.
 
         The capabilities, no-new-privileges, apparmor/seccomp of the container apply
@@ -529,14 +588,28 @@ class Runtime:
         if st.get("status") != "running":
             raise Conflict(f"container {cid} is {st.get('status')}, not running")
         bundle = self.bundle(cid)
-        return await start_exec(self.oci, cid, process, self.paths(cid).dir, stdin=stdin,
-                                console_size=console_size, detach=detach,
-                                conmon=None if process.get("terminal") and not detach else self.conmon_path,
-                                bundle=bundle)
+        return await start_exec(
+            self.oci,
+            cid,
+            process,
+            self.paths(cid).dir,
+            stdin=stdin,
+            console_size=console_size,
+            detach=detach,
+            conmon=None if process.get("terminal") and not detach else self.conmon_path,
+            bundle=bundle,
+        )
 
-    def process_from_spec(self, cid: str, args: list[str], *, env: list[str] | None = None,
-                          cwd: str | None = None, user: dict[str, Any] | User | None = None,
-                          terminal: bool = False) -> dict[str, Any]:
+    def process_from_spec(
+        self,
+        cid: str,
+        args: list[str],
+        *,
+        env: list[str] | None = None,
+        cwd: str | None = None,
+        user: dict[str, Any] | User | None = None,
+        terminal: bool = False,
+    ) -> dict[str, Any]:
         """An exec process based on the container's own (env, user, caps, rlimits...)."""
         bundle = self.bundle(cid)
         if bundle is None:
@@ -553,8 +626,11 @@ class Runtime:
         if cwd:
             proc["cwd"] = cwd
         if isinstance(user, User):
-            user = {"uid": user.uid, "gid": user.gid,
-                    **({"additionalGids": sorted(set(user.additional_gids))} if user.additional_gids else {})}
+            user = {
+                "uid": user.uid,
+                "gid": user.gid,
+                **({"additionalGids": sorted(set(user.additional_gids))} if user.additional_gids else {}),
+            }
         if user is not None:
             proc["user"] = user
         return proc

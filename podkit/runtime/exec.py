@@ -62,8 +62,9 @@ class _LineReader:
     async def open(cls, fd: int) -> _LineReader:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                    os.fdopen(fd, "rb", buffering=0))
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+        )
         return cls(reader, transport)
 
     async def next(self) -> int | None:
@@ -83,10 +84,18 @@ class _LineReader:
 class ExecProcess:
     """A running exec session: stream its output, feed its stdin, wait for its code."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, workdir: Path, *, terminal: bool,
-                 master_fd: int | None = None, stdout: asyncio.StreamReader | None = None,
-                 stderr: asyncio.StreamReader | None = None,
-                 stdin: asyncio.StreamWriter | None = None, sync: _LineReader | None = None) -> None:
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        workdir: Path,
+        *,
+        terminal: bool,
+        master_fd: int | None = None,
+        stdout: asyncio.StreamReader | None = None,
+        stderr: asyncio.StreamReader | None = None,
+        stdin: asyncio.StreamWriter | None = None,
+        sync: _LineReader | None = None,
+    ) -> None:
         self._proc = proc
         self._workdir = workdir
         self.terminal = terminal
@@ -268,10 +277,19 @@ def _failure(cid: str, log_path: Path, fallback: str) -> Exception:
     return classify_start_error(msg or fallback)
 
 
-async def start_exec(runtime: OCIRuntime, cid: str, process: dict[str, Any], workdir: Path, *,
-                     stdin: bool = False, console_size: tuple[int, int] | None = None,
-                     conmon: str | None = None, bundle: Path | None = None,
-                     detach: bool = False, start_timeout: float = 30.0) -> ExecProcess:
+async def start_exec(
+    runtime: OCIRuntime,
+    cid: str,
+    process: dict[str, Any],
+    workdir: Path,
+    *,
+    stdin: bool = False,
+    console_size: tuple[int, int] | None = None,
+    conmon: str | None = None,
+    bundle: Path | None = None,
+    detach: bool = False,
+    start_timeout: float = 30.0,
+) -> ExecProcess:
     """Start ``process`` (an OCI process object) in container ``cid``.
 
     Without a terminal ``conmon`` and the container's ``bundle`` are needed.
@@ -292,8 +310,9 @@ async def start_exec(runtime: OCIRuntime, cid: str, process: dict[str, Any], wor
             return await _start_tty(runtime, cid, process, workdir, console_size, start_timeout)
         if not conmon or bundle is None:
             raise Internal("exec without a terminal needs conmon and the container's bundle")
-        return await _start_pipes(runtime, cid, process, workdir, stdin, conmon, bundle, start_timeout,
-                                  detach)
+        return await _start_pipes(
+            runtime, cid, process, workdir, stdin, conmon, bundle, start_timeout, detach
+        )
     except BaseException:
         for f in workdir.iterdir() if workdir.exists() else []:
             with contextlib.suppress(OSError):
@@ -303,17 +322,52 @@ async def start_exec(runtime: OCIRuntime, cid: str, process: dict[str, Any], wor
         raise
 
 
-async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], workdir: Path,
-                       stdin: bool, conmon: str, bundle: Path, start_timeout: float,
-                       detach: bool = False) -> ExecProcess:
+async def _start_pipes(
+    runtime: OCIRuntime,
+    cid: str,
+    process: dict[str, Any],
+    workdir: Path,
+    stdin: bool,
+    conmon: str,
+    bundle: Path,
+    start_timeout: float,
+    detach: bool = False,
+) -> ExecProcess:
     spec_path, pid_path, log_path = workdir / "process.json", workdir / "pid", workdir / "runtime.log"
     spec_path.write_text(json.dumps(process))
-    args = [conmon, "--api-version", "1", "-c", cid, "-u", workdir.name, "-n", workdir.name,
-            "-r", runtime.binary, "-b", str(bundle), "-p", str(pid_path),
-            "--exit-dir", str(workdir), "-l", "passthrough", "--sync", "--exec",
-            "--exec-process-spec", str(spec_path), "--log-level", "error",
-            "--runtime-arg", "--log-format=json", "--runtime-arg", f"--log={log_path}",
-            "--runtime-arg", f"--root={runtime.root}"]
+    args = [
+        conmon,
+        "--api-version",
+        "1",
+        "-c",
+        cid,
+        "-u",
+        workdir.name,
+        "-n",
+        workdir.name,
+        "-r",
+        runtime.binary,
+        "-b",
+        str(bundle),
+        "-p",
+        str(pid_path),
+        "--exit-dir",
+        str(workdir),
+        "-l",
+        "passthrough",
+        "--sync",
+        "--exec",
+        "--exec-process-spec",
+        str(spec_path),
+        "--log-level",
+        "error",
+        "--runtime-arg",
+        "--log-format=json",
+        "--runtime-arg",
+        f"--log={log_path}",
+        "--runtime-arg",
+        f"--root={runtime.root}",
+    ]
     if stdin:
         args.append("-i")
     loop = asyncio.get_running_loop()
@@ -330,10 +384,18 @@ async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], w
         # Plain fds, not asyncio pipes: asyncio's wait() would otherwise wait for
         # every holder of the output (a background child) to go.
         proc = await asyncio.create_subprocess_exec(
-            *args, stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=(sync_w,), start_new_session=True,
+            *args,
+            stdin=in_r,
+            stdout=out_w,
+            stderr=err_w,
+            pass_fds=(sync_w,),
+            start_new_session=True,
             cwd=str(workdir),  # conmon drops files (e.g. "oom") in its working directory
-            env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-                 "_OCI_SYNCPIPE": str(sync_w)})
+            env={
+                "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+                "_OCI_SYNCPIPE": str(sync_w),
+            },
+        )
     except OSError as e:
         for fd in (out_r, err_r, sync_r, in_w):
             if fd >= 0:
@@ -349,17 +411,20 @@ async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], w
             streams.append(None)
             continue
         reader = asyncio.StreamReader(limit=1 << 20)
-        await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r),
-                                     os.fdopen(fd, "rb", buffering=0))
+        await loop.connect_read_pipe(
+            lambda r=reader: asyncio.StreamReaderProtocol(r), os.fdopen(fd, "rb", buffering=0)
+        )
         streams.append(reader)
     writer = None
     if stdin:
         transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(), os.fdopen(in_w, "wb", buffering=0))
+            lambda: asyncio.streams.FlowControlMixin(), os.fdopen(in_w, "wb", buffering=0)
+        )
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
     sync = await _LineReader.open(sync_r)
-    ep = ExecProcess(proc, workdir, terminal=False, stdout=streams[0], stderr=streams[1],
-                     stdin=writer, sync=sync)
+    ep = ExecProcess(
+        proc, workdir, terminal=False, stdout=streams[0], stderr=streams[1], stdin=writer, sync=sync
+    )
     ep._start_readers()
     try:
         pid = await asyncio.wait_for(sync.next(), start_timeout)
@@ -374,19 +439,39 @@ async def _start_pipes(runtime: OCIRuntime, cid: str, process: dict[str, Any], w
     return ep
 
 
-async def _start_tty(runtime: OCIRuntime, cid: str, process: dict[str, Any], workdir: Path,
-                     console_size: tuple[int, int] | None, start_timeout: float) -> ExecProcess:
+async def _start_tty(
+    runtime: OCIRuntime,
+    cid: str,
+    process: dict[str, Any],
+    workdir: Path,
+    console_size: tuple[int, int] | None,
+    start_timeout: float,
+) -> ExecProcess:
     spec_path, pid_path, log_path = workdir / "process.json", workdir / "pid", workdir / "runtime.log"
     spec_path.write_text(json.dumps(process))
-    args = [runtime.binary, "--root", str(runtime.root), "--log-format", "json", "--log", str(log_path),
-            "exec", "--process", str(spec_path), "--pid-file", str(pid_path), cid]
+    args = [
+        runtime.binary,
+        "--root",
+        str(runtime.root),
+        "--log-format",
+        "json",
+        "--log",
+        str(log_path),
+        "exec",
+        "--process",
+        str(spec_path),
+        "--pid-file",
+        str(pid_path),
+        cid,
+    ]
     master, slave = pty.openpty()
     try:
         if console_size:
             set_winsize(master, *console_size)
         os.set_blocking(master, False)
         proc = await asyncio.create_subprocess_exec(
-            *args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+            *args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+        )
     except OSError as e:
         os.close(master)
         raise Internal(f"cannot run {runtime.binary}: {e.strerror}") from None

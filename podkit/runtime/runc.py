@@ -101,8 +101,12 @@ def classify_start_error(message: str) -> Exception:
     m = message.lower()
     if "chdir to cwd" in m or "cwd" in m and "not a directory" in m:
         return CannotExecute(message)
-    if ("executable file not found" in m or re.search(r"executable file .* not found", m)
-            or "no such file or directory" in m and "exec" in m):
+    if (
+        "executable file not found" in m
+        or re.search(r"executable file .* not found", m)
+        or "no such file or directory" in m
+        and "exec" in m
+    ):
         return CommandNotFound(message)
     if "permission denied" in m and ("exec" in m or "starting container process" in m):
         return CannotExecute(message)
@@ -129,12 +133,16 @@ class OCIRuntime:
     def global_args(self) -> list[str]:
         return ["--root", str(self.root)]
 
-    async def run(self, *args: str, input: bytes | None = None, check: bool = True,
-                  timeout: float = 60.0) -> tuple[int, bytes, bytes]:
+    async def run(
+        self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 60.0
+    ) -> tuple[int, bytes, bytes]:
         proc = await asyncio.create_subprocess_exec(
-            self.binary, *self.global_args(), *args,
+            self.binary,
+            *self.global_args(),
+            *args,
             stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(input), timeout)

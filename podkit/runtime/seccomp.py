@@ -76,17 +76,45 @@ ptrace process_vm_readv process_vm_writev
 
 _ARCH_ONLY: dict[str, list[str]] = {
     "x86_64": ["arch_prctl", "modify_ldt"],
-    "aarch64": ["arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint",
-                "cacheflush", "set_tls"],
+    "aarch64": [
+        "arm_fadvise64_64",
+        "arm_sync_file_range",
+        "sync_file_range2",
+        "breakpoint",
+        "cacheflush",
+        "set_tls",
+    ],
 }
 
 # Syscalls that need a capability the default set lacks.
 _BY_CAP: dict[str, list[str]] = {
-    "CAP_SYS_ADMIN": ["bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen",
-                      "fspick", "lookup_dcookie", "mount", "mount_setattr", "move_mount", "open_tree",
-                      "perf_event_open", "pivot_root", "quotactl", "quotactl_fd", "setns", "umount",
-                      "umount2", "unshare", "name_to_handle_at", "syslog", "sethostname",
-                      "setdomainname"],
+    "CAP_SYS_ADMIN": [
+        "bpf",
+        "clone",
+        "clone3",
+        "fanotify_init",
+        "fsconfig",
+        "fsmount",
+        "fsopen",
+        "fspick",
+        "lookup_dcookie",
+        "mount",
+        "mount_setattr",
+        "move_mount",
+        "open_tree",
+        "perf_event_open",
+        "pivot_root",
+        "quotactl",
+        "quotactl_fd",
+        "setns",
+        "umount",
+        "umount2",
+        "unshare",
+        "name_to_handle_at",
+        "syslog",
+        "sethostname",
+        "setdomainname",
+    ],
     "CAP_SYS_PTRACE": ["kcmp", "pidfd_getfd", "process_madvise"],
     "CAP_SYS_BOOT": ["reboot"],
     "CAP_SYS_CHROOT": ["chroot"],
@@ -139,21 +167,35 @@ def default_profile(caps: list[str] | tuple[str, ...]) -> dict[str, Any]:
             allowed.extend(n for n in names if n not in ("clone", "clone3"))
     syscalls: list[dict[str, Any]] = [{"names": sorted(set(allowed)), "action": "SCMP_ACT_ALLOW"}]
     # Every socket family but AF_VSOCK (40), which reaches the hypervisor, not a namespace.
-    syscalls.append({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-                     "args": [{"index": 0, "value": _AF_VSOCK, "op": "SCMP_CMP_NE"}]})
+    syscalls.append(
+        {
+            "names": ["socket"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": _AF_VSOCK, "op": "SCMP_CMP_NE"}],
+        }
+    )
     # One rule per persona: the args inside one rule are ANDed.
     for p in _PERSONAS:
-        syscalls.append({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                         "args": [{"index": 0, "value": p, "op": "SCMP_CMP_EQ"}]})
+        syscalls.append(
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": p, "op": "SCMP_CMP_EQ"}],
+            }
+        )
     if "CAP_SYS_ADMIN" in capset:
         syscalls.append({"names": ["clone", "clone3"], "action": "SCMP_ACT_ALLOW"})
     else:
         flags_arg = 1 if machine == "s390x" else 0
-        syscalls.append({
-            "names": ["clone"], "action": "SCMP_ACT_ALLOW",
-            "args": [{"index": flags_arg, "value": _CLONE_NS_FLAGS, "valueTwo": 0,
-                      "op": "SCMP_CMP_MASKED_EQ"}],
-        })
+        syscalls.append(
+            {
+                "names": ["clone"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [
+                    {"index": flags_arg, "value": _CLONE_NS_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
+                ],
+            }
+        )
         # clone3 takes its flags in a struct seccomp cannot inspect: make libc
         # fall back to clone, whose flags we can check.
         syscalls.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS})
@@ -214,8 +256,11 @@ def from_docker_format(profile: dict[str, Any], caps: list[str] | tuple[str, ...
         if "name" in r and "names" not in r:
             r["names"] = [r.pop("name")]
         syscalls.append(r)
-    out: dict[str, Any] = {"defaultAction": profile["defaultAction"], "architectures": architectures,
-                           "syscalls": syscalls}
+    out: dict[str, Any] = {
+        "defaultAction": profile["defaultAction"],
+        "architectures": architectures,
+        "syscalls": syscalls,
+    }
     for key in ("defaultErrnoRet", "flags", "listenerPath", "listenerMetadata"):
         if key in profile:
             out[key] = profile[key]

@@ -41,38 +41,96 @@ INIT_DEST = "/run/podkit-init"
 
 # Docker's default capability set.
 DEFAULT_CAPS: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 )
 
 # Every capability, in kernel number order (include/uapi/linux/capability.h).
 ALL_CAPS: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 )
 
 MASKED_PATHS: tuple[str, ...] = (
-    "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
     "/sys/devices/virtual/powercap",
 )
 READONLY_PATHS: tuple[str, ...] = (
-    "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+    "/proc/asound",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
 )
 
 NAMESPACE_TYPES = ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
 DEFAULT_NAMESPACES: dict[str, str | None] = {
-    "pid": None, "network": None, "ipc": None, "uts": None, "mount": None,
+    "pid": None,
+    "network": None,
+    "ipc": None,
+    "uts": None,
+    "mount": None,
 }
-
 
 
 def default_namespaces(cgroup_mode: str) -> dict[str, str | None]:
@@ -86,8 +144,12 @@ def default_namespaces(cgroup_mode: str) -> dict[str, str | None]:
 # The standard devices every container gets (runc creates the nodes; the
 # cgroup rules below let the container use them).
 _STD_DEVICES: tuple[tuple[str, int, int], ...] = (
-    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
 )
 # Docker's default device cgroup allow-list (after "deny all").
 _DEFAULT_DEVICE_RULES: tuple[dict[str, Any], ...] = (
@@ -106,14 +168,21 @@ _DEFAULT_DEVICE_RULES: tuple[dict[str, Any], ...] = (
 )
 
 RLIMIT_NAMES: dict[str, int] = {
-    "core": resource.RLIMIT_CORE, "cpu": resource.RLIMIT_CPU, "data": resource.RLIMIT_DATA,
-    "fsize": resource.RLIMIT_FSIZE, "locks": getattr(resource, "RLIMIT_LOCKS", 10),
-    "memlock": resource.RLIMIT_MEMLOCK, "msgqueue": getattr(resource, "RLIMIT_MSGQUEUE", 12),
-    "nice": getattr(resource, "RLIMIT_NICE", 13), "nofile": resource.RLIMIT_NOFILE,
-    "nproc": resource.RLIMIT_NPROC, "rss": resource.RLIMIT_RSS,
+    "core": resource.RLIMIT_CORE,
+    "cpu": resource.RLIMIT_CPU,
+    "data": resource.RLIMIT_DATA,
+    "fsize": resource.RLIMIT_FSIZE,
+    "locks": getattr(resource, "RLIMIT_LOCKS", 10),
+    "memlock": resource.RLIMIT_MEMLOCK,
+    "msgqueue": getattr(resource, "RLIMIT_MSGQUEUE", 12),
+    "nice": getattr(resource, "RLIMIT_NICE", 13),
+    "nofile": resource.RLIMIT_NOFILE,
+    "nproc": resource.RLIMIT_NPROC,
+    "rss": resource.RLIMIT_RSS,
     "rtprio": getattr(resource, "RLIMIT_RTPRIO", 14),
     "rttime": getattr(resource, "RLIMIT_RTTIME", 15),
-    "sigpending": getattr(resource, "RLIMIT_SIGPENDING", 11), "stack": resource.RLIMIT_STACK,
+    "sigpending": getattr(resource, "RLIMIT_SIGPENDING", 11),
+    "stack": resource.RLIMIT_STACK,
     "as": resource.RLIMIT_AS,
 }
 
@@ -172,8 +241,10 @@ class Ulimit:
         name, sep, value = text.partition("=")
         name = name.strip().lower()
         if not sep or name not in RLIMIT_NAMES:
-            raise InvalidArgument(f"invalid ulimit {text!r}: expected NAME=SOFT[:HARD] "
-                                  f"with NAME one of {', '.join(sorted(RLIMIT_NAMES))}")
+            raise InvalidArgument(
+                f"invalid ulimit {text!r}: expected NAME=SOFT[:HARD] "
+                f"with NAME one of {', '.join(sorted(RLIMIT_NAMES))}"
+            )
         soft_s, _, hard_s = value.partition(":")
         try:
             soft = int(soft_s)
@@ -386,8 +457,7 @@ def _within_bounding_set(caps: list[str]) -> list[str]:
         return caps
     kept = [c for c in caps if bnd >> ALL_CAPS.index(c) & 1]
     if len(kept) != len(caps):
-        log.debug("capabilities %s not in our bounding set: left out",
-                  sorted(set(caps) - set(kept)))
+        log.debug("capabilities %s not in our bounding set: left out", sorted(set(caps) - set(kept)))
     return kept
 
 
@@ -439,8 +509,15 @@ def _device_entry(dev: Device) -> tuple[dict[str, Any], dict[str, Any]]:
     else:
         raise InvalidArgument(f"device {dev.path} is not a character or block device")
     major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    node = {"path": dev.container_path or dev.path, "type": kind, "major": major, "minor": minor,
-            "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
+    node = {
+        "path": dev.container_path or dev.path,
+        "type": kind,
+        "major": major,
+        "minor": minor,
+        "fileMode": stat.S_IMODE(st.st_mode),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+    }
     rule = {"allow": True, "type": kind, "major": major, "minor": minor, "access": dev.permissions}
     return node, rule
 
@@ -470,29 +547,66 @@ def default_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
     sys_opts = ["nosuid", "noexec", "nodev"] + ([] if opts.privileged else ["ro"])
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        },
     ]
     if opts.shm_path:
-        mounts.append({"destination": "/dev/shm", "type": "bind", "source": opts.shm_path,
-                       "options": ["rbind", "nosuid", "noexec", "nodev"]})
+        mounts.append(
+            {
+                "destination": "/dev/shm",
+                "type": "bind",
+                "source": opts.shm_path,
+                "options": ["rbind", "nosuid", "noexec", "nodev"],
+            }
+        )
     else:
-        mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-                       "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={opts.shm_size}"]})
-    mounts.append({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-                   "options": ["nosuid", "noexec", "nodev"]})
+        mounts.append(
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={opts.shm_size}"],
+            }
+        )
+    mounts.append(
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": ["nosuid", "noexec", "nodev"],
+        }
+    )
     net = opts.namespaces.get("network", "host") if "network" in opts.namespaces else "host"
     if net == "host" and "user" in opts.namespaces:
         # sysfs cannot be mounted from a user namespace without its own netns.
-        mounts.append({"destination": "/sys", "type": "bind", "source": "/sys",
-                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+        mounts.append(
+            {
+                "destination": "/sys",
+                "type": "bind",
+                "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
+            }
+        )
     else:
         mounts.append({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts})
-    mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                   "options": ["nosuid", "noexec", "nodev", "relatime"]
-                   + ([] if opts.privileged else ["ro"])})
+    mounts.append(
+        {
+            "destination": "/sys/fs/cgroup",
+            "type": "cgroup",
+            "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime"] + ([] if opts.privileged else ["ro"]),
+        }
+    )
     return mounts
 
 
@@ -527,8 +641,16 @@ def _env(env: list[str]) -> list[str]:
 
 
 # Namespaced sysctls (as Docker allows them) and the namespace each belongs to.
-_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+_IPC_SYSCTLS = (
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+)
 
 
 def check_sysctls(sysctls: dict[str, str], namespaces: dict[str, str | None]) -> dict[str, str]:
@@ -545,8 +667,7 @@ def check_sysctls(sysctls: dict[str, str], namespaces: dict[str, str | None]) ->
         else:
             raise InvalidArgument(f"sysctl {key!r} is not namespaced: it would change the host")
         if namespaces.get(ns, "host") == "host" or ns not in namespaces:
-            raise InvalidArgument(f"sysctl {key!r} needs the container's own {ns} namespace, "
-                                  "not the host's")
+            raise InvalidArgument(f"sysctl {key!r} needs the container's own {ns} namespace, not the host's")
         out[name] = str(value)
     return out
 
@@ -610,8 +731,14 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
     if opts.init:
         if not os.path.exists(opts.init_path):
             raise InvalidArgument(f"init binary {opts.init_path} not found on this host")
-        mounts.append({"destination": INIT_DEST, "type": "bind", "source": opts.init_path,
-                       "options": ["bind", "ro", "nosuid", "nodev"]})
+        mounts.append(
+            {
+                "destination": INIT_DEST,
+                "type": "bind",
+                "source": opts.init_path,
+                "options": ["bind", "ro", "nosuid", "nodev"],
+            }
+        )
         args = [INIT_DEST, "--", *args]
 
     user: dict[str, Any] = {"uid": opts.user.uid, "gid": opts.user.gid}

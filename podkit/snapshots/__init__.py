@@ -19,8 +19,19 @@ from podkit.store import Database
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "ACTIVE", "COMMITTED", "EXTRACT_PREFIX", "VIEW", "Info", "Mount", "NativeSnapshotter",
-    "OverlaySnapshotter", "Snapshotter", "Usage", "is_mountpoint", "mount_all", "new_snapshotter",
+    "ACTIVE",
+    "COMMITTED",
+    "EXTRACT_PREFIX",
+    "VIEW",
+    "Info",
+    "Mount",
+    "NativeSnapshotter",
+    "OverlaySnapshotter",
+    "Snapshotter",
+    "Usage",
+    "is_mountpoint",
+    "mount_all",
+    "new_snapshotter",
     "unmount",
 ]
 

@@ -89,8 +89,15 @@ class Info:
     labels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "kind": self.kind, "parent": self.parent, "id": self.id,
-                "created": self.created, "updated": self.updated, "labels": self.labels}
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "parent": self.parent,
+            "id": self.id,
+            "created": self.created,
+            "updated": self.updated,
+            "labels": self.labels,
+        }
 
 
 @dataclass
@@ -103,8 +110,9 @@ class Usage:
 
 
 def _info(r: Any) -> Info:
-    return Info(r["key"], r["kind"], r["parent"], r["id"], r["created"], r["updated"],
-                json.loads(r["labels"]))
+    return Info(
+        r["key"], r["kind"], r["parent"], r["id"], r["created"], r["updated"], json.loads(r["labels"])
+    )
 
 
 class Snapshotter:
@@ -174,8 +182,10 @@ class Snapshotter:
             info = self.stat(key)
             info.labels.update(labels)
             info.labels = {k: v for k, v in info.labels.items() if v != ""}
-            c.execute("UPDATE snapshots SET labels=?, updated=? WHERE driver=? AND key=?",
-                      (json.dumps(info.labels), time.time(), self.driver, key))
+            c.execute(
+                "UPDATE snapshots SET labels=?, updated=? WHERE driver=? AND key=?",
+                (json.dumps(info.labels), time.time(), self.driver, key),
+            )
         return info
 
     # -- operations ------------------------------------------------------------------
@@ -186,9 +196,7 @@ class Snapshotter:
         """A writable snapshot on top of a committed parent; returns its mounts."""
         return self._create(key, parent, ACTIVE, labels)
 
-    def view(
-        self, key: str, parent: str | None = None, labels: dict[str, str] | None = None
-    ) -> list[Mount]:
+    def view(self, key: str, parent: str | None = None, labels: dict[str, str] | None = None) -> list[Mount]:
         """A read-only snapshot of a committed parent."""
         return self._create(key, parent, VIEW, labels)
 
@@ -311,8 +319,10 @@ class Snapshotter:
             return Usage(r["size"], r["inodes"])
         # Committed trees never change: measure once, remember.
         u = self._measure(info.id)
-        self.db.execute("UPDATE snapshots SET size=?, inodes=? WHERE driver=? AND key=?",
-                        (u.size, u.inodes, self.driver, key))
+        self.db.execute(
+            "UPDATE snapshots SET size=?, inodes=? WHERE driver=? AND key=?",
+            (u.size, u.inodes, self.driver, key),
+        )
         return u
 
     def _measure(self, id: int) -> Usage:
@@ -414,6 +424,7 @@ class Snapshotter:
 
     def info(self, ns: str | None = None) -> dict[str, Any]:
         """For `podkit info` (snapshots are shared by all namespaces: ``ns`` is unused)."""
-        rows = self.db.query("SELECT kind, COUNT(*) AS n FROM snapshots WHERE driver=? GROUP BY kind",
-                             (self.driver,))
+        rows = self.db.query(
+            "SELECT kind, COUNT(*) AS n FROM snapshots WHERE driver=? GROUP BY kind", (self.driver,)
+        )
         return {"driver": self.driver, "root": str(self.root), **{r["kind"]: r["n"] for r in rows}}

@@ -55,13 +55,19 @@ class Mount:
 
 def sys_mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
     rc = _libc.mount(
-        source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+        source.encode(),
+        target.encode(),
+        fstype.encode() if fstype else None,
+        flags,
         data.encode() if data else None,
     )
     if rc != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"mount {fstype or 'bind'} {source} on {target}: {os.strerror(err)}"
-                      + (f" (options {data})" if data else ""))
+        raise OSError(
+            err,
+            f"mount {fstype or 'bind'} {source} on {target}: {os.strerror(err)}"
+            + (f" (options {data})" if data else ""),
+        )
 
 
 def sys_umount(target: str, flags: int = 0) -> None:
@@ -71,8 +77,18 @@ def sys_umount(target: str, flags: int = 0) -> None:
 
 
 # Options that are mount(2) flags rather than file system data.
-_FLAGS = {"ro": MS_RDONLY, "nosuid": 0x2, "nodev": 0x4, "noexec": 0x8, "rw": 0,
-          "suid": 0, "dev": 0, "exec": 0, "bind": 0, "rbind": 0}
+_FLAGS = {
+    "ro": MS_RDONLY,
+    "nosuid": 0x2,
+    "nodev": 0x4,
+    "noexec": 0x8,
+    "rw": 0,
+    "suid": 0,
+    "dev": 0,
+    "exec": 0,
+    "bind": 0,
+    "rbind": 0,
+}
 
 
 def _split(options: list[str]) -> tuple[int, str]:

@@ -23,8 +23,11 @@ class NativeSnapshotter(Snapshotter):
             return
         # cp -a keeps owners, modes, times, xattrs, hard links, devices; reflinks where the
         # file system can share blocks.
-        r = subprocess.run(["cp", "-a", "--reflink=auto", str(self.fs(parent.id)), str(self.fs(id))],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["cp", "-a", "--reflink=auto", str(self.fs(parent.id)), str(self.fs(id))],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             shutil.rmtree(d, ignore_errors=True)
             raise Internal(f"copying snapshot {parent.key}: {r.stderr.strip()}")

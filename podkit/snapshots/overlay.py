@@ -26,12 +26,18 @@ class OverlaySnapshotter(Snapshotter):
         if info.kind == ACTIVE:
             if not lowers:
                 return [Mount("bind", str(self.fs(info.id)), ["rbind", "rw"])]
-            return [Mount("overlay", "overlay", [
-                "index=off",
-                f"workdir={self.dir(info.id) / 'work'}",
-                f"upperdir={self.fs(info.id)}",
-                f"lowerdir={':'.join(lowers)}",
-            ])]
+            return [
+                Mount(
+                    "overlay",
+                    "overlay",
+                    [
+                        "index=off",
+                        f"workdir={self.dir(info.id) / 'work'}",
+                        f"upperdir={self.fs(info.id)}",
+                        f"lowerdir={':'.join(lowers)}",
+                    ],
+                )
+            ]
         # A view: read-only; with a single tree a bind mount is cheaper than an overlay.
         if not lowers:
             return [Mount("bind", str(self.fs(info.id)), ["rbind", "ro"])]

@@ -47,9 +47,7 @@ class Digest(str):
 class Writer:
     """Streams one blob into the ingest area; ``commit`` verifies and publishes it."""
 
-    def __init__(
-        self, store: ContentStore, expected: str | None, size: int | None
-    ) -> None:
+    def __init__(self, store: ContentStore, expected: str | None, size: int | None) -> None:
         self._store = store
         self.expected = Digest(expected) if expected else None
         self.expected_size = size
@@ -73,8 +71,7 @@ class Writer:
         try:
             if self.expected_size is not None and self.offset != self.expected_size:
                 raise DigestMismatch(
-                    f"blob {self.expected or digest}: got {self.offset} bytes, "
-                    f"expected {self.expected_size}"
+                    f"blob {self.expected or digest}: got {self.offset} bytes, expected {self.expected_size}"
                 )
             if self.expected and digest != self.expected:
                 raise DigestMismatch(f"blob digest mismatch: expected {self.expected}, got {digest}")

@@ -55,8 +55,9 @@ class Leases:
     def expire(self) -> int:
         now = time.time()
         with self.db.tx() as c:
-            rows = c.execute("SELECT namespace, id FROM leases WHERE expires IS NOT NULL AND expires < ?",
-                             (now,)).fetchall()
+            rows = c.execute(
+                "SELECT namespace, id FROM leases WHERE expires IS NOT NULL AND expires < ?", (now,)
+            ).fetchall()
             for r in rows:
                 c.execute("DELETE FROM lease_resources WHERE namespace=? AND lease=?", (r[0], r[1]))
                 c.execute("DELETE FROM leases WHERE namespace=? AND id=?", (r[0], r[1]))
@@ -68,6 +69,7 @@ class Leases:
 
     def oldest_active(self) -> float | None:
         """Start time of the oldest live lease: what was made since then is kept."""
-        r = self.db.one("SELECT MIN(created) AS m FROM leases WHERE expires IS NULL OR expires >= ?",
-                        (time.time(),))
+        r = self.db.one(
+            "SELECT MIN(created) AS m FROM leases WHERE expires IS NULL OR expires >= ?", (time.time(),)
+        )
         return r["m"] if r is not None else None

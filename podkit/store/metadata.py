@@ -56,9 +56,7 @@ class Database:
         for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(p, 0o600)
-        self._conn = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30
-        )
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -108,9 +106,7 @@ class Database:
             return self._conn.execute(sql, params).fetchone()
 
     def ensure_namespace(self, name: str) -> None:
-        self.execute(
-            "INSERT OR IGNORE INTO namespaces(name, created) VALUES (?, ?)", (name, time.time())
-        )
+        self.execute("INSERT OR IGNORE INTO namespaces(name, created) VALUES (?, ?)", (name, time.time()))
 
     def namespaces(self) -> list[str]:
         return [r["name"] for r in self.query("SELECT name FROM namespaces ORDER BY name")]

@@ -32,9 +32,7 @@ class Ctx:
         self.services: Services = request.app["services"]
         ns = request.headers.get(NAMESPACE_HEADER) or request.query.get("namespace") or "default"
         if not _NS_RE.match(ns):
-            raise InvalidArgument(
-                f"invalid namespace {ns!r}: use lowercase letters, digits, '.', '_' or '-'"
-            )
+            raise InvalidArgument(f"invalid namespace {ns!r}: use lowercase letters, digits, '.', '_' or '-'")
         self.ns = ns
         # The route's declared body schema; json() checks what it can cheaply (see _check_body).
         self.body_schema: dict[str, Any] | None = None
@@ -95,8 +93,12 @@ class Ctx:
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,),
-    "integer": (int,), "number": (int, float),
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
 }
 
 

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 async def serve_stdio(
-    request: web.Request, session: Any, wait_exit: Callable[[], Awaitable[int]],
+    request: web.Request,
+    session: Any,
+    wait_exit: Callable[[], Awaitable[int]],
     before: Callable[[], Awaitable[None]] | None = None,
 ) -> web.WebSocketResponse:
     """Pump ``session`` (read/write/close_stdin/resize/close) through a WebSocket.
@@ -88,8 +90,11 @@ async def serve_stdio(
                 # The stream to the process broke (e.g. the attach socket went away):
                 # say so, rather than leave the client with a silently closed socket.
                 exit_task.cancel()
-                err = failure if isinstance(failure, PodkitError) else PodkitError(
-                    f"lost the container's output stream: {failure}")
+                err = (
+                    failure
+                    if isinstance(failure, PodkitError)
+                    else PodkitError(f"lost the container's output stream: {failure}")
+                )
                 await ws.send_str(json.dumps(err.to_dict()))
                 return ws
         if exit_task in done:

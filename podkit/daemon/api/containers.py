@@ -17,15 +17,28 @@ from podkit.errors import InvalidArgument, Unavailable
 
 router = Router("containers")
 
-_CONTAINER = {"type": "object", "properties": {
-    "id": {"type": "string"}, "name": {"type": "string"}, "image": {"type": "string"},
-    "state": {"type": "string"}, "status": {"type": "string"}, "exit_code": {"type": "integer"},
-    "pid": {"type": "integer"}, "created": {"type": "number"}, "config": {"type": "object"}}}
-_OPTIONS = {"type": "object", "required": ["image"], "description":
-            "docker-style options: image, name, cmd, entrypoint, env, env_file, volumes, tmpfs, "
-            "ports, network, memory, cpus, cpu_shares, pids_limit, ulimits, restart, auto_remove, "
-            "user, workdir, hostname, labels, cap_add, cap_drop, privileged, security_opt, devices, "
-            "read_only, init, stop_signal, stop_timeout, tty, open_stdin, pod_id, namespaces, ..."}
+_CONTAINER = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "image": {"type": "string"},
+        "state": {"type": "string"},
+        "status": {"type": "string"},
+        "exit_code": {"type": "integer"},
+        "pid": {"type": "integer"},
+        "created": {"type": "number"},
+        "config": {"type": "object"},
+    },
+}
+_OPTIONS = {
+    "type": "object",
+    "required": ["image"],
+    "description": "docker-style options: image, name, cmd, entrypoint, env, env_file, volumes, tmpfs, "
+    "ports, network, memory, cpus, cpu_shares, pids_limit, ulimits, restart, auto_remove, "
+    "user, workdir, hostname, labels, cap_add, cap_drop, privileged, security_opt, devices, "
+    "read_only, init, stop_signal, stop_timeout, tty, open_stdin, pod_id, namespaces, ...",
+}
 
 
 def _svc(ctx: Ctx) -> Any:
@@ -34,18 +47,28 @@ def _svc(ctx: Ctx) -> Any:
     return ctx.services.containers
 
 
-@router.post("/containers", "Create a container", body=_OPTIONS, status=201,
-             response={"type": "object", "properties": {"id": {"type": "string"}}})
+@router.post(
+    "/containers",
+    "Create a container",
+    body=_OPTIONS,
+    status=201,
+    response={"type": "object", "properties": {"id": {"type": "string"}}},
+)
 async def create_container(ctx: Ctx) -> Any:
     body = await ctx.json()
     rec = await _svc(ctx).create(ctx.ns, body)
     return {"id": rec.id, "name": rec.name}
 
 
-@router.get("/containers", "List containers",
-            params={"all": "include stopped ones", "filters": "JSON: id, name, label, status, "
-                    "ancestor, pod, exited, infra"},
-            response={"type": "array", "items": _CONTAINER})
+@router.get(
+    "/containers",
+    "List containers",
+    params={
+        "all": "include stopped ones",
+        "filters": "JSON: id, name, label, status, ancestor, pod, exited, infra",
+    },
+    response={"type": "array", "items": _CONTAINER},
+)
 async def list_containers(ctx: Ctx) -> Any:
     return await _svc(ctx).list(ctx.ns, all=ctx.flag("all"), filters=filters_arg(ctx))
 
@@ -65,8 +88,12 @@ async def start_container(ctx: Ctx) -> None:
     await _svc(ctx).start(ctx.ns, ctx.match["ref"])
 
 
-@router.post("/containers/{ref}/stop", "Stop: the stop signal, then SIGKILL after timeout seconds",
-             status=204, params={"timeout": "seconds before SIGKILL"})
+@router.post(
+    "/containers/{ref}/stop",
+    "Stop: the stop signal, then SIGKILL after timeout seconds",
+    status=204,
+    params={"timeout": "seconds before SIGKILL"},
+)
 async def stop_container(ctx: Ctx) -> None:
     await _svc(ctx).stop(ctx.ns, ctx.match["ref"], timeout=ctx.int_arg("timeout"))
 
@@ -76,8 +103,9 @@ async def kill_container(ctx: Ctx) -> None:
     await _svc(ctx).kill(ctx.ns, ctx.match["ref"], ctx.query.get("signal") or "KILL")
 
 
-@router.post("/containers/{ref}/restart", "Stop then start", status=204,
-             params={"timeout": "seconds before SIGKILL"})
+@router.post(
+    "/containers/{ref}/restart", "Stop then start", status=204, params={"timeout": "seconds before SIGKILL"}
+)
 async def restart_container(ctx: Ctx) -> None:
     await _svc(ctx).restart(ctx.ns, ctx.match["ref"], timeout=ctx.int_arg("timeout"))
 
@@ -100,39 +128,65 @@ async def rename_container(ctx: Ctx) -> None:
     await _svc(ctx).rename(ctx.ns, ctx.match["ref"], name)
 
 
-@router.post("/containers/{ref}/update", "Change resource limits of a container",
-             body={"type": "object"}, status=204)
+@router.post(
+    "/containers/{ref}/update", "Change resource limits of a container", body={"type": "object"}, status=204
+)
 async def update_container(ctx: Ctx) -> None:
     await _svc(ctx).update(ctx.ns, ctx.match["ref"], await ctx.json())
 
 
-@router.post("/containers/{ref}/wait", "Block until the container stops; its exit code",
-             params={"condition": "not-running (default), next-exit or removed"})
+@router.post(
+    "/containers/{ref}/wait",
+    "Block until the container stops; its exit code",
+    params={"condition": "not-running (default), next-exit or removed"},
+)
 async def wait_container(ctx: Ctx) -> Any:
     code = await _svc(ctx).wait(ctx.ns, ctx.match["ref"], ctx.query.get("condition") or "not-running")
     return {"exit_code": code}
 
 
-@router.delete("/containers/{ref}", "Remove a container", status=204,
-               params={"force": "kill it first if running", "volumes": "remove its anonymous volumes"})
+@router.delete(
+    "/containers/{ref}",
+    "Remove a container",
+    status=204,
+    params={"force": "kill it first if running", "volumes": "remove its anonymous volumes"},
+)
 async def remove_container(ctx: Ctx) -> None:
     await _svc(ctx).remove(ctx.ns, ctx.match["ref"], force=ctx.flag("force"), volumes=ctx.flag("volumes"))
 
 
-@router.get("/containers/{ref}/logs", "Container logs (CRI log file), ndjson", stream=True,
-            params={"follow": "keep streaming", "since": "time or duration", "until": "time or duration",
-                    "tail": "last N lines", "stdout": "default true", "stderr": "default true"})
+@router.get(
+    "/containers/{ref}/logs",
+    "Container logs (CRI log file), ndjson",
+    stream=True,
+    params={
+        "follow": "keep streaming",
+        "since": "time or duration",
+        "until": "time or duration",
+        "tail": "last N lines",
+        "stdout": "default true",
+        "stderr": "default true",
+    },
+)
 async def container_logs(ctx: Ctx) -> Any:
     streams = tuple(s for s in ("stdout", "stderr") if ctx.flag(s, True))
     tail = ctx.query.get("tail")
     tail_n = None if tail in (None, "", "all") else ctx.int_arg("tail")
+
     def wanted() -> bool:  # a follower whose client left stops at the next poll
         t = ctx.request.transport
         return t is not None and not t.is_closing()
 
-    it = await _svc(ctx).logs(ctx.ns, ctx.match["ref"], follow=ctx.flag("follow"),
-                              since=ctx.query.get("since"), until=ctx.query.get("until"),
-                              tail=tail_n, streams=streams, wanted=wanted)
+    it = await _svc(ctx).logs(
+        ctx.ns,
+        ctx.match["ref"],
+        follow=ctx.flag("follow"),
+        since=ctx.query.get("since"),
+        until=ctx.query.get("until"),
+        tail=tail_n,
+        streams=streams,
+        wanted=wanted,
+    )
 
     async def gen() -> AsyncIterator[dict]:
         async for e in it:
@@ -141,8 +195,12 @@ async def container_logs(ctx: Ctx) -> Any:
     return await ctx.stream(gen())
 
 
-@router.get("/containers/{ref}/stats", "Resource usage (CPU, memory, pids, block I/O, network)",
-            stream=True, params={"stream": "keep sending every second (default true)"})
+@router.get(
+    "/containers/{ref}/stats",
+    "Resource usage (CPU, memory, pids, block I/O, network)",
+    stream=True,
+    params={"stream": "keep sending every second (default true)"},
+)
 async def container_stats(ctx: Ctx) -> Any:
     svc = _svc(ctx)
     ref = ctx.match["ref"]
@@ -177,9 +235,15 @@ async def container_port(ctx: Ctx) -> Any:
     return await _svc(ctx).port(ctx.ns, ctx.match["ref"])
 
 
-@router.get("/containers/{ref}/attach", "Attach to stdio (WebSocket; see podkit.client._ws)",
-            params={"stdin": "forward stdin", "logs": "replay the log first",
-                    "start": "start the container once attached"})
+@router.get(
+    "/containers/{ref}/attach",
+    "Attach to stdio (WebSocket; see podkit.client._ws)",
+    params={
+        "stdin": "forward stdin",
+        "logs": "replay the log first",
+        "start": "start the container once attached",
+    },
+)
 async def attach_container(ctx: Ctx) -> Any:
     svc = _svc(ctx)
     rec = svc.resolve(ctx.ns, ctx.match["ref"])
@@ -203,21 +267,24 @@ async def attach_container(ctx: Ctx) -> Any:
     return await serve_stdio(ctx.request, session, wait_exit, before)
 
 
-@router.post("/containers/{ref}/resize", "Resize the container's tty", status=204,
-             params={"h": "rows", "w": "columns"})
+@router.post(
+    "/containers/{ref}/resize", "Resize the container's tty", status=204, params={"h": "rows", "w": "columns"}
+)
 async def resize_container(ctx: Ctx) -> None:
     await _svc(ctx).resize(ctx.ns, ctx.match["ref"], ctx.int_arg("h", 24), ctx.int_arg("w", 80))
 
 
-@router.get("/containers/{ref}/archive", "A tar of a path in the container",
-            params={"path": "path in the container"})
+@router.get(
+    "/containers/{ref}/archive", "A tar of a path in the container", params={"path": "path in the container"}
+)
 async def get_archive(ctx: Ctx) -> Any:
     path = ctx.query.get("path")
     if not path:
         raise InvalidArgument("a path is required")
     stat, chunks = await _svc(ctx).archive_get(ctx.ns, ctx.match["ref"], path)
-    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar",
-                                       "X-Podkit-Path-Stat": json.dumps(stat)})
+    resp = web.StreamResponse(
+        headers={"Content-Type": "application/x-tar", "X-Podkit-Path-Stat": json.dumps(stat)}
+    )
     resp.enable_chunked_encoding()
     await resp.prepare(ctx.request)
     async for chunk in chunks:
@@ -226,8 +293,12 @@ async def get_archive(ctx: Ctx) -> Any:
     return resp
 
 
-@router.put("/containers/{ref}/archive", "Extract a tar into a directory of the container", status=204,
-            params={"path": "destination directory in the container"})
+@router.put(
+    "/containers/{ref}/archive",
+    "Extract a tar into a directory of the container",
+    status=204,
+    params={"path": "destination directory in the container"},
+)
 async def put_archive(ctx: Ctx) -> None:
     path = ctx.query.get("path")
     if not path:

@@ -24,13 +24,16 @@ AUTH_HEADER = "X-Registry-Auth"
 
 _AUTH_SCHEMA = {
     "type": "object",
-    "properties": {"username": {"type": "string"}, "password": {"type": "string"},
-                   "identitytoken": {"type": "string"}},
+    "properties": {
+        "username": {"type": "string"},
+        "password": {"type": "string"},
+        "identitytoken": {"type": "string"},
+    },
 }
 _PROGRESS_SCHEMA = {
     "type": "object",
     "description": "a progress line: {id, status, current, total}; the last line is "
-                   "{status: done, ...} or {error: {code, message}}",
+    "{status: done, ...} or {error: {code, message}}",
 }
 
 
@@ -118,10 +121,16 @@ async def _run_streamed(ctx: Ctx, work: Any, done: Any) -> Any:
 @router.post(
     "/images/pull",
     "Pull an image from a registry (ndjson progress)",
-    body={"type": "object", "required": ["reference"], "properties": {
-        "reference": {"type": "string"}, "platform": {"type": "string", "description": "os/arch[/variant]"},
-        "all_platforms": {"type": "boolean", "description": "fetch every platform of an index"},
-        "auth": _AUTH_SCHEMA}},
+    body={
+        "type": "object",
+        "required": ["reference"],
+        "properties": {
+            "reference": {"type": "string"},
+            "platform": {"type": "string", "description": "os/arch[/variant]"},
+            "all_platforms": {"type": "boolean", "description": "fetch every platform of an index"},
+            "auth": _AUTH_SCHEMA,
+        },
+    },
     response=_PROGRESS_SCHEMA,
     stream=True,
 )
@@ -143,8 +152,9 @@ async def pull(ctx: Ctx) -> Any:
     ns = ctx.ns
 
     async def work(emit: Any) -> Any:
-        image = await reg.pull(ns, str(ref), platform=platform, creds=creds, emit=emit,
-                               all_platforms=all_platforms)
+        image = await reg.pull(
+            ns, str(ref), platform=platform, creds=creds, emit=emit, all_platforms=all_platforms
+        )
         # The image service publishes the "pull" event (for implicit pulls too).
         return _image_dict(image)
 
@@ -154,8 +164,11 @@ async def pull(ctx: Ctx) -> Any:
 @router.post(
     "/images/push",
     "Push an image to a registry (ndjson progress)",
-    body={"type": "object", "required": ["reference"], "properties": {
-        "reference": {"type": "string"}, "auth": _AUTH_SCHEMA}},
+    body={
+        "type": "object",
+        "required": ["reference"],
+        "properties": {"reference": {"type": "string"}, "auth": _AUTH_SCHEMA},
+    },
     response=_PROGRESS_SCHEMA,
     stream=True,
 )
@@ -184,9 +197,15 @@ async def push(ctx: Ctx) -> Any:
     "/distribution/inspect",
     "What a registry holds under a reference (descriptor, manifest, platforms), without pulling",
     params={"ref": "image reference"},
-    response={"type": "object", "properties": {
-        "name": {"type": "string"}, "descriptor": {"type": "object"},
-        "platforms": {"type": "array", "items": {"type": "string"}}, "manifest": {"type": "object"}}},
+    response={
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "descriptor": {"type": "object"},
+            "platforms": {"type": "array", "items": {"type": "string"}},
+            "manifest": {"type": "object"},
+        },
+    },
 )
 async def inspect(ctx: Ctx) -> dict[str, Any]:
     from podkit.images import reference
@@ -201,11 +220,20 @@ async def inspect(ctx: Ctx) -> dict[str, Any]:
 @router.post(
     "/auth/login",
     "Check credentials against a registry",
-    body={"type": "object", "required": ["serveraddress"], "properties": {
-        "serveraddress": {"type": "string"}, "username": {"type": "string"},
-        "password": {"type": "string"}, "identitytoken": {"type": "string"}}},
-    response={"type": "object", "properties": {"status": {"type": "string"},
-                                               "serveraddress": {"type": "string"}}},
+    body={
+        "type": "object",
+        "required": ["serveraddress"],
+        "properties": {
+            "serveraddress": {"type": "string"},
+            "username": {"type": "string"},
+            "password": {"type": "string"},
+            "identitytoken": {"type": "string"},
+        },
+    },
+    response={
+        "type": "object",
+        "properties": {"status": {"type": "string"}, "serveraddress": {"type": "string"}},
+    },
 )
 async def login(ctx: Ctx) -> dict[str, Any]:
     from podkit.images.distribution import normalise_registry

@@ -17,13 +17,26 @@ def _svc(ctx: Ctx) -> Any:
     return ctx.services.containers
 
 
-@router.post("/containers/{ref}/exec", "Prepare an exec session", status=201, body={
-    "type": "object", "required": ["cmd"], "properties": {
-        "cmd": {"type": "array", "items": {"type": "string"}}, "env": {"type": "array"},
-        "user": {"type": "string"}, "workdir": {"type": "string"}, "tty": {"type": "boolean"},
-        "stdin": {"type": "boolean"}, "privileged": {"type": "boolean"},
-        "console_size": {"type": "array", "items": {"type": "integer"}}}},
-    response={"type": "object", "properties": {"id": {"type": "string"}}})
+@router.post(
+    "/containers/{ref}/exec",
+    "Prepare an exec session",
+    status=201,
+    body={
+        "type": "object",
+        "required": ["cmd"],
+        "properties": {
+            "cmd": {"type": "array", "items": {"type": "string"}},
+            "env": {"type": "array"},
+            "user": {"type": "string"},
+            "workdir": {"type": "string"},
+            "tty": {"type": "boolean"},
+            "stdin": {"type": "boolean"},
+            "privileged": {"type": "boolean"},
+            "console_size": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+    response={"type": "object", "properties": {"id": {"type": "string"}}},
+)
 async def exec_create(ctx: Ctx) -> Any:
     body = await ctx.json()
     ex = await _svc(ctx).exec_create(ctx.ns, ctx.match["ref"], body)
@@ -35,8 +48,12 @@ async def exec_inspect(ctx: Ctx) -> Any:
     return _svc(ctx).exec_get(ctx.ns, ctx.match["id"]).to_dict()
 
 
-@router.post("/exec/{id}/start", "Start an exec session detached", status=204,
-             params={"detach": "must be true: attached sessions use the WebSocket"})
+@router.post(
+    "/exec/{id}/start",
+    "Start an exec session detached",
+    status=204,
+    params={"detach": "must be true: attached sessions use the WebSocket"},
+)
 async def exec_start(ctx: Ctx) -> None:
     await _svc(ctx).exec_start_detached(ctx.ns, ctx.match["id"])
 
@@ -53,7 +70,8 @@ async def exec_ws(ctx: Ctx) -> Any:
     return await serve_stdio(ctx.request, session, wait_exit)
 
 
-@router.post("/exec/{id}/resize", "Resize an exec session's tty", status=204,
-             params={"h": "rows", "w": "columns"})
+@router.post(
+    "/exec/{id}/resize", "Resize an exec session's tty", status=204, params={"h": "rows", "w": "columns"}
+)
 async def exec_resize(ctx: Ctx) -> None:
     await _svc(ctx).exec_resize(ctx.ns, ctx.match["id"], ctx.int_arg("h", 24), ctx.int_arg("w", 80))

@@ -59,8 +59,10 @@ def _has_label(img: Any, key: str, value: str) -> bool:
 @router.get(
     "/images",
     "List images",
-    params={"all": "include intermediate images (none exist yet: kept for docker parity)",
-            "filter": "reference=<glob> | dangling=true|false | before=<image> | since=<image>; repeatable"},
+    params={
+        "all": "include intermediate images (none exist yet: kept for docker parity)",
+        "filter": "reference=<glob> | dangling=true|false | before=<image> | since=<image>; repeatable",
+    },
     response={"type": "array", "items": _IMAGE},
 )
 async def list_images(ctx: Ctx) -> list[dict[str, Any]]:
@@ -77,8 +79,9 @@ async def list_images(ctx: Ctx) -> list[dict[str, Any]]:
             images = [i for i in images if i.dangling == want]
         elif key in ("before", "since"):
             ref = svc.get(ctx.ns, value)
-            images = [i for i in images
-                      if (i.created < ref.created if key == "before" else i.created > ref.created)]
+            images = [
+                i for i in images if (i.created < ref.created if key == "before" else i.created > ref.created)
+            ]
         elif key == "label":
             k, _, v = value.partition("=")
             images = [i for i in images if _has_label(i, k, v)]
@@ -95,9 +98,12 @@ def _with_disk_facts(svc: Any, img: Any) -> dict[str, Any]:
     return d
 
 
-@router.get("/images/inspect", "Inspect one image", params={"ref": "name, id or name@digest",
-                                                            "platform": "os/arch for an index"},
-            response=_IMAGE)
+@router.get(
+    "/images/inspect",
+    "Inspect one image",
+    params={"ref": "name, id or name@digest", "platform": "os/arch for an index"},
+    response=_IMAGE,
+)
 async def inspect(ctx: Ctx) -> dict[str, Any]:
     from podkit.images.oci import Platform
 
@@ -110,10 +116,12 @@ async def inspect(ctx: Ctx) -> dict[str, Any]:
     return d
 
 
-@router.post("/images/tag", "Give an image another name",
-             body={"type": "object", "properties": {"source": {"type": "string"},
-                                                    "target": {"type": "string"}}},
-             response=_IMAGE)
+@router.post(
+    "/images/tag",
+    "Give an image another name",
+    body={"type": "object", "properties": {"source": {"type": "string"}, "target": {"type": "string"}}},
+    response=_IMAGE,
+)
 async def tag(ctx: Ctx) -> dict[str, Any]:
     body = await ctx.json()
     src, dst = body.get("source"), body.get("target")
@@ -124,9 +132,12 @@ async def tag(ctx: Ctx) -> dict[str, Any]:
     return svc.record(ctx.ns, dst, img.target, action="tag").to_dict()
 
 
-@router.post("/images/remove", "Remove images (docker rmi)",
-             body={"type": "object", "properties": {"refs": {"type": "array"}, "force": {"type": "boolean"}}},
-             response={"type": "object"})
+@router.post(
+    "/images/remove",
+    "Remove images (docker rmi)",
+    body={"type": "object", "properties": {"refs": {"type": "array"}, "force": {"type": "boolean"}}},
+    response={"type": "object"},
+)
 async def remove(ctx: Ctx) -> dict[str, Any]:
     body = await ctx.json()
     refs = body.get("refs") or ([body["ref"]] if body.get("ref") else [])
@@ -146,9 +157,12 @@ async def remove(ctx: Ctx) -> dict[str, Any]:
     return {"results": results, "errors": errors, "space_reclaimed": stats["bytes"]}
 
 
-@router.post("/images/prune", "Remove dangling (or, with all, all unused) images and free space",
-             body={"type": "object", "properties": {"all": {"type": "boolean"}}},
-             response={"type": "object"})
+@router.post(
+    "/images/prune",
+    "Remove dangling (or, with all, all unused) images and free space",
+    body={"type": "object", "properties": {"all": {"type": "boolean"}}},
+    response={"type": "object"},
+)
 async def prune(ctx: Ctx) -> dict[str, Any]:
     body = await ctx.json()
     return await asyncio.to_thread(_svc(ctx).prune, ctx.ns, bool(body.get("all")))
@@ -188,33 +202,54 @@ async def _import(ctx: Ctx, require_archive: bool) -> dict[str, Any]:
         reference.parse(name)  # refuse a bad name before receiving the upload
     digest = await _receive(ctx)
     images = await Importer(_svc(ctx)).import_blob(
-        ctx.ns, digest, name=name, changes=q.getall("change", []), message=q.get("message", ""),
-        platform=plat, unpack=ctx.flag("unpack", True), require_archive=require_archive,
+        ctx.ns,
+        digest,
+        name=name,
+        changes=q.getall("change", []),
+        message=q.get("message", ""),
+        platform=plat,
+        unpack=ctx.flag("unpack", True),
+        require_archive=require_archive,
     )
     return {"images": [i.to_dict() for i in images]}
 
 
-@router.post("/images/import",
-             "Import a root file system tarball, a docker-save archive or an OCI archive "
-             "(request body: the file, streamed)",
-             params={"name": "name for the image", "change": "Dockerfile instruction (repeatable)",
-                     "message": "history comment", "platform": "os/arch", "unpack": "default true"},
-             response={"type": "object"})
+@router.post(
+    "/images/import",
+    "Import a root file system tarball, a docker-save archive or an OCI archive "
+    "(request body: the file, streamed)",
+    params={
+        "name": "name for the image",
+        "change": "Dockerfile instruction (repeatable)",
+        "message": "history comment",
+        "platform": "os/arch",
+        "unpack": "default true",
+    },
+    response={"type": "object"},
+)
 async def import_(ctx: Ctx) -> dict[str, Any]:
     return await _import(ctx, require_archive=False)
 
 
-@router.post("/images/load", "Load a docker-save or OCI archive (request body: the archive, streamed)",
-             params={"name": "override the names in the archive", "platform": "os/arch",
-                     "unpack": "default true"},
-             response={"type": "object"})
+@router.post(
+    "/images/load",
+    "Load a docker-save or OCI archive (request body: the archive, streamed)",
+    params={"name": "override the names in the archive", "platform": "os/arch", "unpack": "default true"},
+    response={"type": "object"},
+)
 async def load(ctx: Ctx) -> dict[str, Any]:
     return await _import(ctx, require_archive=True)
 
 
-@router.get("/images/save", "Export images as a tar archive (streamed)",
-            params={"ref": "image (repeatable)", "format": "docker (docker-save with an OCI layout, default)"
-                    " | oci (OCI layout only)", "platform": "os/arch: only this platform of an index"})
+@router.get(
+    "/images/save",
+    "Export images as a tar archive (streamed)",
+    params={
+        "ref": "image (repeatable)",
+        "format": "docker (docker-save with an OCI layout, default) | oci (OCI layout only)",
+        "platform": "os/arch: only this platform of an index",
+    },
+)
 async def save(ctx: Ctx) -> web.StreamResponse:
     from podkit.images.export import plan_archive, write_archive
     from podkit.images.oci import Platform

@@ -9,13 +9,25 @@ from podkit.errors import InvalidArgument, Unavailable
 
 router = Router("networks")
 
-_NETWORK = {"type": "object", "properties": {
-    "name": {"type": "string"}, "id": {"type": "string"}, "driver": {"type": "string"},
-    "bridge": {"type": "string"}, "subnet": {"type": "string"}, "gateway": {"type": "string"},
-    "ip_range": {"type": "string"}, "ipmasq": {"type": "boolean"}, "internal": {"type": "boolean"},
-    "labels": {"type": "object"}, "created": {"type": "number"}, "default": {"type": "boolean"},
-    "options": {"type": "object"},
-    "attachments": {"type": "array", "items": {"type": "object"}}}}
+_NETWORK = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "id": {"type": "string"},
+        "driver": {"type": "string"},
+        "bridge": {"type": "string"},
+        "subnet": {"type": "string"},
+        "gateway": {"type": "string"},
+        "ip_range": {"type": "string"},
+        "ipmasq": {"type": "boolean"},
+        "internal": {"type": "boolean"},
+        "labels": {"type": "object"},
+        "created": {"type": "number"},
+        "default": {"type": "boolean"},
+        "options": {"type": "object"},
+        "attachments": {"type": "array", "items": {"type": "object"}},
+    },
+}
 
 
 def _svc(ctx: Ctx) -> Any:
@@ -39,12 +51,27 @@ def _str_arg(body: dict[str, Any], key: str) -> str | None:
     return v
 
 
-@router.post("/networks", "Create a bridge network", status=201, response=_NETWORK, body={
-    "type": "object", "required": ["name"], "properties": {
-        "name": {"type": "string"}, "subnet": {"type": "string"}, "gateway": {"type": "string"},
-        "bridge": {"type": "string"}, "ip_range": {"type": "string"}, "internal": {"type": "boolean"},
-        "driver": {"type": "string"}, "labels": {"type": "object"},
-        "options": {"type": "object", "description": "driver options: mtu"}}})
+@router.post(
+    "/networks",
+    "Create a bridge network",
+    status=201,
+    response=_NETWORK,
+    body={
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "subnet": {"type": "string"},
+            "gateway": {"type": "string"},
+            "bridge": {"type": "string"},
+            "ip_range": {"type": "string"},
+            "internal": {"type": "boolean"},
+            "driver": {"type": "string"},
+            "labels": {"type": "object"},
+            "options": {"type": "object", "description": "driver options: mtu"},
+        },
+    },
+)
 async def create(ctx: Ctx) -> dict[str, Any]:
     body = await ctx.json()
     if not isinstance(body, dict):
@@ -60,17 +87,26 @@ async def create(ctx: Ctx) -> dict[str, Any]:
             raise InvalidArgument(f"{key} must be an object")
     svc = _svc(ctx)
     n = await svc.create(
-        name, subnet=_str_arg(body, "subnet"), gateway=_str_arg(body, "gateway"),
-        bridge=_str_arg(body, "bridge"), labels=body.get("labels") or {},
-        ip_range=_str_arg(body, "ip_range"), internal=internal,
-        driver=_str_arg(body, "driver") or "bridge", options=body.get("options") or {},
+        name,
+        subnet=_str_arg(body, "subnet"),
+        gateway=_str_arg(body, "gateway"),
+        bridge=_str_arg(body, "bridge"),
+        labels=body.get("labels") or {},
+        ip_range=_str_arg(body, "ip_range"),
+        internal=internal,
+        driver=_str_arg(body, "driver") or "bridge",
+        options=body.get("options") or {},
     )
     ctx.services.events.publish(ctx.ns, "network", "create", n.id, name=n.name, subnet=n.subnet)
     return _with_count(svc, n)
 
 
-@router.get("/networks", "List networks", params={"label": "only networks with this label (k or k=v)"},
-            response={"type": "array", "items": _NETWORK})
+@router.get(
+    "/networks",
+    "List networks",
+    params={"label": "only networks with this label (k or k=v)"},
+    response={"type": "array", "items": _NETWORK},
+)
 async def list_(ctx: Ctx) -> list[dict[str, Any]]:
     svc = _svc(ctx)
     wanted = ctx.request.query.getall("label", [])
@@ -86,21 +122,22 @@ async def list_(ctx: Ctx) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/networks/{name}", "Inspect a network (with its CNI config and attachments)",
-            response=_NETWORK)
+@router.get("/networks/{name}", "Inspect a network (with its CNI config and attachments)", response=_NETWORK)
 async def inspect(ctx: Ctx) -> dict[str, Any]:
     return _svc(ctx).inspect(ctx.match["name"])
 
 
-@router.delete("/networks/{name}", "Remove a network (refused while in use or the default)",
-               status=204)
+@router.delete("/networks/{name}", "Remove a network (refused while in use or the default)", status=204)
 async def remove(ctx: Ctx) -> None:
     n = await _svc(ctx).remove(ctx.match["name"])
     ctx.services.events.publish(ctx.ns, "network", "remove", n.id, name=n.name)
 
 
-@router.post("/networks/prune", "Remove every unused network except the default",
-             response={"type": "object", "properties": {"removed": {"type": "array"}}})
+@router.post(
+    "/networks/prune",
+    "Remove every unused network except the default",
+    response={"type": "object", "properties": {"removed": {"type": "array"}}},
+)
 async def prune(ctx: Ctx) -> dict[str, Any]:
     gone = await _svc(ctx).prune()
     for n in gone:

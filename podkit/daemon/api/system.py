@@ -56,8 +56,11 @@ async def info(ctx: Ctx) -> dict[str, Any]:
 @router.get(
     "/events",
     "Stream lifecycle events",
-    params={"since": "unix time: replay recent events from then", "type": "filter by type",
-            "until": "unix time: stop then"},
+    params={
+        "since": "unix time: replay recent events from then",
+        "type": "filter by type",
+        "until": "unix time: stop then",
+    },
     stream=True,
 )
 async def events(ctx: Ctx) -> Any:

@@ -11,10 +11,18 @@ from podkit.errors import InvalidArgument, Unavailable
 
 router = Router("volumes")
 
-_VOLUME = {"type": "object", "properties": {
-    "name": {"type": "string"}, "driver": {"type": "string"}, "mountpoint": {"type": "string"},
-    "created": {"type": "number"}, "labels": {"type": "object"}, "anonymous": {"type": "boolean"},
-    "in_use_by": {"type": "array", "items": {"type": "string"}}}}
+_VOLUME = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "driver": {"type": "string"},
+        "mountpoint": {"type": "string"},
+        "created": {"type": "number"},
+        "labels": {"type": "object"},
+        "anonymous": {"type": "boolean"},
+        "in_use_by": {"type": "array", "items": {"type": "string"}},
+    },
+}
 
 
 def _svc(ctx: Ctx) -> Any:
@@ -36,17 +44,37 @@ def filters_arg(ctx: Ctx) -> dict[str, list[str]]:
     return {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in f.items()}
 
 
-@router.post("/volumes", "Create a volume", status=201, response=_VOLUME, body={
-    "type": "object", "properties": {"name": {"type": "string"}, "labels": {"type": "object"},
-                                     "driver": {"type": "string"}}})
+@router.post(
+    "/volumes",
+    "Create a volume",
+    status=201,
+    response=_VOLUME,
+    body={
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "labels": {"type": "object"},
+            "driver": {"type": "string"},
+        },
+    },
+)
 async def create_volume(ctx: Ctx) -> Any:
     body = await ctx.json()
-    return _svc(ctx).create(ctx.ns, body.get("name") or None, labels=body.get("labels"),
-                            driver=body.get("driver") or "local", options=body.get("options"))
+    return _svc(ctx).create(
+        ctx.ns,
+        body.get("name") or None,
+        labels=body.get("labels"),
+        driver=body.get("driver") or "local",
+        options=body.get("options"),
+    )
 
 
-@router.get("/volumes", "List volumes", params={"filters": "JSON: dangling, name, label"},
-            response={"type": "array", "items": _VOLUME})
+@router.get(
+    "/volumes",
+    "List volumes",
+    params={"filters": "JSON: dangling, name, label"},
+    response={"type": "array", "items": _VOLUME},
+)
 async def list_volumes(ctx: Ctx) -> Any:
     return _svc(ctx).list(ctx.ns, filters_arg(ctx))
 
@@ -56,14 +84,21 @@ async def inspect_volume(ctx: Ctx) -> Any:
     return _svc(ctx).inspect(ctx.ns, ctx.match["name"])
 
 
-@router.delete("/volumes/{name}", "Remove a volume (refused while a container uses it)", status=204,
-               params={"force": "accepted for docker compatibility"})
+@router.delete(
+    "/volumes/{name}",
+    "Remove a volume (refused while a container uses it)",
+    status=204,
+    params={"force": "accepted for docker compatibility"},
+)
 async def remove_volume(ctx: Ctx) -> None:
     # a volume's data can be large: delete it off the event loop
     await asyncio.to_thread(_svc(ctx).remove, ctx.ns, ctx.match["name"], force=ctx.flag("force"))
 
 
-@router.post("/volumes/prune", "Remove unused volumes (anonymous ones unless all=true)",
-             params={"all": "also named volumes"})
+@router.post(
+    "/volumes/prune",
+    "Remove unused volumes (anonymous ones unless all=true)",
+    params={"all": "also named volumes"},
+)
 async def prune_volumes(ctx: Ctx) -> Any:
     return {"removed": await asyncio.to_thread(_svc(ctx).prune, ctx.ns, all=ctx.flag("all"))}

@@ -47,8 +47,13 @@ def auth_keys(registry: str) -> tuple[str, ...]:
     """The config.json keys an entry for this registry may be stored under."""
     if registry in _HUB_KEYS:
         return _HUB_KEYS
-    return (registry, f"https://{registry}", f"http://{registry}", f"https://{registry}/v2/",
-            f"http://{registry}/v2/")
+    return (
+        registry,
+        f"https://{registry}",
+        f"http://{registry}",
+        f"https://{registry}/v2/",
+        f"http://{registry}/v2/",
+    )
 
 
 def entry_to_credentials(entry: dict) -> Credentials:
@@ -95,8 +100,15 @@ def decode_header(value: str | None) -> Credentials:
 
 
 def encode_header(creds: Credentials) -> str:
-    d = {k: v for k, v in (("username", creds.username), ("password", creds.password),
-                           ("identitytoken", creds.identitytoken)) if v}
+    d = {
+        k: v
+        for k, v in (
+            ("username", creds.username),
+            ("password", creds.password),
+            ("identitytoken", creds.identitytoken),
+        )
+        if v
+    }
     return base64.urlsafe_b64encode(json.dumps(d).encode()).decode()
 
 
@@ -120,7 +132,7 @@ def parse_challenges(header: str) -> list[Challenge]:
         if not m:
             break
         scheme = m.group(1).lower()
-        rest = rest[m.end():]
+        rest = rest[m.end() :]
         params: dict[str, str] = {}
         while True:
             pm = _PARAM_RE.match(rest)
@@ -128,7 +140,7 @@ def parse_challenges(header: str) -> list[Challenge]:
                 break
             value = pm.group(2) if pm.group(2) is not None else pm.group(3)
             params[pm.group(1).lower()] = re.sub(r"\\(.)", r"\1", value)
-            rest = rest[pm.end():]
+            rest = rest[pm.end() :]
         out.append(Challenge(scheme, params))
         rest = rest.lstrip(", ")
     return out

@@ -63,6 +63,8 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
             break
         buf += chunk
     return bytes(buf)
+
+
 _CHUNK = 1 << 20  # bytes handed to the hashing writer thread at a time
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -107,8 +109,9 @@ class RegistryClient:
         self._tokens: dict[tuple[str, str, str, str], _Token] = {}
         self._ssl: dict[str, Any] = {}  # ca_file -> SSLContext
         # HTTP(S)_PROXY / NO_PROXY of the daemon's environment, read once, as docker does.
-        self._proxies = {k: v for k, v in urllib.request.getproxies_environment().items()
-                         if k in ("http", "https", "no")}
+        self._proxies = {
+            k: v for k, v in urllib.request.getproxies_environment().items() if k in ("http", "https", "no")
+        }
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -116,8 +119,10 @@ class RegistryClient:
             # Many parallel layer downloads from one registry: lift aiohttp's default cap.
             connector = aiohttp.TCPConnector(limit=64, limit_per_host=16, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout,
-                headers={"User-Agent": USER_AGENT}, auto_decompress=False,
+                connector=connector,
+                timeout=self._timeout,
+                headers={"User-Agent": USER_AGENT},
+                auto_decompress=False,
             )
         return self._session
 
@@ -166,8 +171,7 @@ class RegistryClient:
         repo = Repository(self, registry, "", [self.hosts.endpoint(registry)], creds, False)
         await repo.ping()
 
-    async def _token(self, challenge: Challenge, scopes: list[str], creds: Credentials,
-                     ep: Endpoint) -> str:
+    async def _token(self, challenge: Challenge, scopes: list[str], creds: Credentials, ep: Endpoint) -> str:
         realm = challenge.params.get("realm")
         if not realm:
             raise Unauthorized(f"registry {ep.host} sent a Bearer challenge without a realm")
@@ -183,8 +187,13 @@ class RegistryClient:
         ssl: Any = self.ssl_for(ep)
         try:
             if creds.identitytoken:
-                form = {"grant_type": "refresh_token", "refresh_token": creds.identitytoken,
-                        "service": service, "client_id": "podkit", "scope": scope}
+                form = {
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.identitytoken,
+                    "service": service,
+                    "client_id": "podkit",
+                    "scope": scope,
+                }
                 req = self.session.post(url, data=form, ssl=ssl, proxy=self.proxy_for(url))
             else:
                 # One scope parameter per scope, as docker sends them (the OAuth2 form
@@ -192,8 +201,7 @@ class RegistryClient:
                 q = [("service", service)] if service else []
                 q += [("scope", sc) for sc in scopes]
                 hdrs = {"Authorization": creds.basic()} if creds.username else {}
-                req = self.session.get(url.update_query(q), headers=hdrs, ssl=ssl,
-                                       proxy=self.proxy_for(url))
+                req = self.session.get(url.update_query(q), headers=hdrs, ssl=ssl, proxy=self.proxy_for(url))
             async with req as resp:
                 # bounded: a token is small, and a hostile token server must not fill memory
                 body = await read_limited(resp, _MAX_SMALL_BODY)
@@ -225,8 +233,15 @@ class RegistryClient:
 class Repository:
     """The distribution API of one repository on one registry."""
 
-    def __init__(self, client: RegistryClient, registry: str, name: str,
-                 endpoints: list[Endpoint], creds: Credentials, push: bool) -> None:
+    def __init__(
+        self,
+        client: RegistryClient,
+        registry: str,
+        name: str,
+        endpoints: list[Endpoint],
+        creds: Credentials,
+        push: bool,
+    ) -> None:
         self.client = client
         self.registry = registry
         self.name = name
@@ -298,7 +313,12 @@ class Repository:
             data = body() if callable(body) else body
             try:
                 resp = await self.client.session.request(
-                    method, url, headers=hdrs, data=data, ssl=ssl, allow_redirects=True,
+                    method,
+                    url,
+                    headers=hdrs,
+                    data=data,
+                    ssl=ssl,
+                    allow_redirects=True,
                     proxy=self.client.proxy_for(url),
                 )
             except aiohttp.ClientConnectorCertificateError as e:
@@ -333,15 +353,20 @@ class Repository:
             attempt += 1
             if attempt > (self.client.retries if retries is None else retries):
                 raise Unavailable(f"{err} (gave up after {attempt} attempts)")
-            delay = err.retry_after if err.retry_after is not None else \
-                self.client.backoff * (2 ** (attempt - 1)) * (0.75 + random.random() / 2)
+            delay = (
+                err.retry_after
+                if err.retry_after is not None
+                else self.client.backoff * (2 ** (attempt - 1)) * (0.75 + random.random() / 2)
+            )
             log.info("%s; retrying in %.2fs", err, delay)
             await asyncio.sleep(min(delay, 30.0))
 
     def _denied(self, what: str) -> str:
         if self.name:
-            return (f"{what or 'request'} of {self.registry}/{self.name} denied: the repository does "
-                    "not exist or needs authentication (podkit login " + self.registry + ")")
+            return (
+                f"{what or 'request'} of {self.registry}/{self.name} denied: the repository does "
+                "not exist or needs authentication (podkit login " + self.registry + ")"
+            )
         return f"{self.registry}: authentication required or credentials refused"
 
     async def _error(self, resp: aiohttp.ClientResponse, what: str) -> PodkitError:
@@ -391,8 +416,9 @@ class Repository:
         finally:
             resp.release()
 
-    async def resolve(self, obj: str, local: Callable[[str], bytes | None] | None = None
-                      ) -> tuple[Descriptor, bytes]:
+    async def resolve(
+        self, obj: str, local: Callable[[str], bytes | None] | None = None
+    ) -> tuple[Descriptor, bytes]:
         """Fetch a manifest or index by tag or digest; returns its descriptor and bytes.
 
         With ``local`` (digest -> bytes or None, e.g. the content store), a tag is
@@ -412,8 +438,9 @@ class Repository:
         return await self._each_endpoint(one)
 
     async def _head_manifest(self, ep: Endpoint, obj: str) -> str | None:
-        resp = await self._request("HEAD", ep, self._url(ep, f"manifests/{obj}"),
-                                   headers={"Accept": MANIFEST_ACCEPT}, what="pull")
+        resp = await self._request(
+            "HEAD", ep, self._url(ep, f"manifests/{obj}"), headers={"Accept": MANIFEST_ACCEPT}, what="pull"
+        )
         try:
             if resp.status == 404:
                 raise await self._error(resp, f"manifest {obj}")
@@ -424,8 +451,9 @@ class Repository:
 
     async def _get_manifest(self, ep: Endpoint, obj: str) -> tuple[Descriptor, bytes]:
         what = f"manifest {obj}"
-        resp = await self._request("GET", ep, self._url(ep, f"manifests/{obj}"),
-                                   headers={"Accept": MANIFEST_ACCEPT}, what="pull")
+        resp = await self._request(
+            "GET", ep, self._url(ep, f"manifests/{obj}"), headers={"Accept": MANIFEST_ACCEPT}, what="pull"
+        )
         try:
             if resp.status != 200:
                 raise await self._error(resp, what)
@@ -461,8 +489,9 @@ class Repository:
             raise DigestMismatch(f"manifest {desc.digest}: expected {desc.size} bytes, got {got.size}")
         return data
 
-    async def fetch_blob(self, desc: Descriptor, content: ContentStore,
-                         progress: Progress | None = None) -> None:
+    async def fetch_blob(
+        self, desc: Descriptor, content: ContentStore, progress: Progress | None = None
+    ) -> None:
         """Stream a blob into the content store; it is committed only once verified."""
 
         async def one(ep: Endpoint) -> None:
@@ -470,8 +499,9 @@ class Repository:
 
         await self._each_endpoint(one)
 
-    async def _fetch_blob(self, ep: Endpoint, desc: Descriptor, content: ContentStore,
-                          progress: Progress | None) -> None:
+    async def _fetch_blob(
+        self, ep: Endpoint, desc: Descriptor, content: ContentStore, progress: Progress | None
+    ) -> None:
         writer = content.writer(desc.digest, desc.size)
         url = self._url(ep, f"blobs/{desc.digest}")
         failures = 0
@@ -480,8 +510,9 @@ class Repository:
                 hdrs = {"Range": f"bytes={writer.offset}-"} if writer.offset else {}
                 resp = await self._request("GET", ep, url, headers=hdrs, what="pull")
                 try:
-                    resumed_at = _range_start(resp.headers.get("Content-Range", "")) \
-                        if resp.status == 206 else 0
+                    resumed_at = (
+                        _range_start(resp.headers.get("Content-Range", "")) if resp.status == 206 else 0
+                    )
                     if resp.status not in (200, 206):
                         raise await self._error(resp, f"blob {desc.digest}")
                     if writer.offset and resumed_at != writer.offset:
@@ -495,9 +526,9 @@ class Repository:
                     failures += 1
                     if failures > self.client.retries:
                         raise Unavailable(
-                            f"{ep.host}: download of {desc.digest} kept breaking: {e}") from None
-                    log.info("download of %s broke at %d bytes (%s); resuming",
-                             desc.digest, writer.offset, e)
+                            f"{ep.host}: download of {desc.digest} kept breaking: {e}"
+                        ) from None
+                    log.info("download of %s broke at %d bytes (%s); resuming", desc.digest, writer.offset, e)
                     await asyncio.sleep(self.client.backoff * failures)
                     continue
                 finally:
@@ -538,8 +569,9 @@ class Repository:
             return False
         raise await self._error(resp, f"blob {digest}")
 
-    async def upload_blob(self, desc: Descriptor, path: str, *, mount_from: str | None = None,
-                          progress: Progress | None = None) -> str:
+    async def upload_blob(
+        self, desc: Descriptor, path: str, *, mount_from: str | None = None, progress: Progress | None = None
+    ) -> str:
         """Upload a blob unless the registry has it; returns 'exists', 'mounted' or 'pushed'.
 
         An upload that breaks is started over in a new upload session: what the
@@ -558,8 +590,9 @@ class Repository:
                 log.info("%s; starting the upload over", e)
                 await asyncio.sleep(self.client.backoff * failures)
 
-    async def _upload_once(self, desc: Descriptor, path: str, mount_from: str | None,
-                           progress: Progress | None) -> str:
+    async def _upload_once(
+        self, desc: Descriptor, path: str, mount_from: str | None, progress: Progress | None
+    ) -> str:
         ep = self.endpoints[0]
         q: dict[str, str] = {}
         if mount_from and mount_from != self.name:
@@ -577,8 +610,9 @@ class Repository:
 
         async def send(method: str, url: URL, body: Any, headers: dict[str, str]) -> URL | None:
             try:
-                resp = await self._request(method, ep, url, body=body, headers=headers, what="push",
-                                           retries=0)
+                resp = await self._request(
+                    method, ep, url, body=body, headers=headers, what="push", retries=0
+                )
             except Unavailable as e:
                 raise _Transient(e.message) from None
             try:
@@ -592,17 +626,22 @@ class Repository:
 
         octet = {"Content-Type": "application/octet-stream"}
         if desc.size <= self.client.chunk_size:
-            await send("PUT", location.update_query({"digest": desc.digest}),
-                       lambda: _file_body(path, 0, desc.size, progress),
-                       {**octet, "Content-Length": str(desc.size)})
+            await send(
+                "PUT",
+                location.update_query({"digest": desc.digest}),
+                lambda: _file_body(path, 0, desc.size, progress),
+                {**octet, "Content-Length": str(desc.size)},
+            )
             return "pushed"
         offset = 0
         while offset < desc.size:
             n = min(self.client.chunk_size, desc.size - offset)
-            nxt = await send("PATCH", location,
-                             lambda start=offset, n=n: _file_body(path, start, n, progress, start),
-                             {**octet, "Content-Length": str(n),
-                              "Content-Range": f"{offset}-{offset + n - 1}"})
+            nxt = await send(
+                "PATCH",
+                location,
+                lambda start=offset, n=n: _file_body(path, start, n, progress, start),
+                {**octet, "Content-Length": str(n), "Content-Range": f"{offset}-{offset + n - 1}"},
+            )
             if nxt is None:
                 raise Unavailable(f"{ep.host}: a chunk upload was not answered with 202 Accepted")
             location = nxt
@@ -613,8 +652,12 @@ class Repository:
     async def put_manifest(self, obj: str, media_type: str, data: bytes) -> str:
         ep = self.endpoints[0]
         resp = await self._request(
-            "PUT", ep, self._url(ep, f"manifests/{obj}"), body=data,
-            headers={"Content-Type": media_type}, what="push",
+            "PUT",
+            ep,
+            self._url(ep, f"manifests/{obj}"),
+            body=data,
+            headers={"Content-Type": media_type},
+            what="push",
         )
         try:
             if resp.status not in (200, 201):
@@ -673,8 +716,9 @@ async def _copy(stream: aiohttp.StreamReader, writer: Any, progress: Progress | 
         progress(writer.offset)
 
 
-async def _file_body(path: str, start: int, length: int, progress: Progress | None,
-                     base: int = 0) -> AsyncIterator[bytes]:
+async def _file_body(
+    path: str, start: int, length: int, progress: Progress | None, base: int = 0
+) -> AsyncIterator[bytes]:
     f = await asyncio.to_thread(open, path, "rb")
     try:
         await asyncio.to_thread(f.seek, start)
@@ -739,4 +783,3 @@ def _sniff_media_type(doc: Any) -> str:
         if doc.get("schemaVersion") == 1:
             raise InvalidArgument("Docker schema 1 manifests are not supported (deprecated since 2017)")
     raise InvalidArgument("the registry sent a manifest of unknown type")
-

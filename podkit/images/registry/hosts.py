@@ -55,7 +55,7 @@ def split_host(host: str) -> tuple[str, str]:
     """('host', 'port') from 'host:port', '[::1]:5000' or 'host'."""
     if host.startswith("["):
         end = host.find("]")
-        return host[1:end], host[end + 2:] if end + 1 < len(host) and host[end + 1] == ":" else ""
+        return host[1:end], host[end + 2 :] if end + 1 < len(host) and host[end + 1] == ":" else ""
     name, _, port = host.partition(":")
     return name, port
 
@@ -120,5 +120,4 @@ class RegistryHosts:
         if not scheme:
             plain = s.plain_http if s.plain_http is not None else is_loopback(host)
             scheme = "http" if plain else "https"
-        return Endpoint(host=host, scheme=scheme, verify_tls=not s.insecure, mirror=mirror,
-                        ca_file=s.ca_file)
+        return Endpoint(host=host, scheme=scheme, verify_tls=not s.insecure, mirror=mirror, ca_file=s.ca_file)

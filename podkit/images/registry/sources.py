@@ -47,8 +47,11 @@ class BlobSources:
 
     def prune(self, has: Callable[[str], bool]) -> int:
         """Forget blobs the store no longer has (garbage collection took them)."""
-        gone = [r["digest"] for r in self.db.query("SELECT DISTINCT digest FROM blob_sources")
-                if not has(r["digest"])]
+        gone = [
+            r["digest"]
+            for r in self.db.query("SELECT DISTINCT digest FROM blob_sources")
+            if not has(r["digest"])
+        ]
         if gone:
             self.forget(gone)
         return len(gone)
