@@ -177,7 +177,8 @@ def test_quantities(quantity: object, expect: float) -> None:
             "valueFrom",
         ),
         (
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {volumes: [{name: v, configMap: {name: m}}], "
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+            "spec: {volumes: [{name: v, configMap: {name: m}}], "
             "containers: [{name: c, image: b}]}\n",
             "only hostPath and emptyDir",
         ),
