@@ -4,7 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test lint bench clean
+# Python sources the format and lint checks cover (ruff would also format docs' code blocks).
+PYSRC := podkit tests bench
+
+.PHONY: setup demo test check lint bench clean
 
 setup:
 	@scripts/setup.sh
@@ -15,8 +18,14 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q tests
 
+# One check command: formatting, lint, and strict typing of podkit/ (config in pyproject.toml).
+check: setup
+	$(VENV)/bin/ruff format --check $(PYSRC)
+	$(VENV)/bin/ruff check $(PYSRC)
+	$(VENV)/bin/mypy
+
 lint: setup
-	$(VENV)/bin/ruff check podkit tests bench
+	$(VENV)/bin/ruff check $(PYSRC)
 
 bench: setup
 	$(PY) bench/pull.py
