@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Python sources the format and lint checks cover (ruff would also format docs' code blocks).
 PYSRC := podkit tests bench
 
-.PHONY: setup demo test check lint bench clean
+.PHONY: setup demo test unit check lint bench clean
 
 setup:
 	@scripts/setup.sh
@@ -17,6 +17,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The tests that need no root (parsers, options, spec building, codecs, config): seconds,
+# and runnable as any user. `make test` runs them too, with the root tier.
+unit: setup
+	$(PY) -m pytest -q -m "not root" tests
 
 # One check command: formatting, lint, and strict typing of podkit/ (config in pyproject.toml).
 check: setup

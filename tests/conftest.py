@@ -1,4 +1,14 @@
-"""Shared fixtures. Tests run as root against real parts (see README, Testing)."""
+"""Shared fixtures and the two test tiers.
+
+Most tests run as root against real parts (runc, overlayfs, CNI; see README, Testing):
+they carry the ``root`` marker, like containerd's RequiresRoot. The marker is set here
+for every test that uses a fixture which drives those parts (ROOT_FIXTURES, looked up
+through the fixture closure, so a fixture built on one counts too), and by hand
+(``pytestmark = pytest.mark.root`` or ``@pytest.mark.root``) for a test that does
+something privileged itself. Everything else (parsers, option and spec building,
+codecs, config) runs unprivileged: ``make unit``. Run as a user, the root tests are
+skipped with that reason, never run half-way.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +34,41 @@ pytest_plugins = [
     "tests.fixtures.network",
 ]
 
-if os.geteuid() != 0:
-    pytest.exit("podkit's tests run as root (they drive runc, overlayfs, CNI)", returncode=2)
+# Fixtures that need root: a daemon, a runtime, network namespaces, mounts, a
+# registry on loopback with its certificates, an image imported into a daemon.
+ROOT_FIXTURES = frozenset(
+    {
+        "daemon",
+        "rt",
+        "bundle",
+        "make_rootfs",
+        "netenv",
+        "registry",
+        "tls_registry",
+        "token_registry",
+        "auth_registry",
+        "busybox_image",
+    }
+)
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "root: needs root (runc, mounts, netns, iptables); skipped otherwise")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the root tier (see the module docstring); as a user, skip it with the reason.
+
+    Runs before `-m` deselects, so `-m "not root"` sees the markers set here.
+    """
+    skip = pytest.mark.skip(reason="needs root (runc, overlayfs, CNI); as a user, `make unit` runs the rest")
+    for item in items:
+        if ROOT_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.root)
+        if not IS_ROOT and item.get_closest_marker("root"):
+            item.add_marker(skip)
 
 
 @pytest.fixture

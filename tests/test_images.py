@@ -368,6 +368,7 @@ def test_image_with_lost_content_can_still_be_removed(daemon: Daemon, busybox_im
     assert blobs(daemon) == set() and c.images.list() == []
 
 
+@pytest.mark.root
 def test_native_snapshotter_daemon(workdir: Path, busybox_tarball: Path) -> None:
     """The copying fallback, chosen by config, end to end: import, info, rmi frees it all."""
     (workdir / "n").mkdir()

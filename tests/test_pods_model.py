@@ -96,6 +96,7 @@ def test_write_in_place_keeps_the_inode(tmp_path: Path) -> None:
     assert os.stat(p).st_ino == ino and p.read_text() == "short\n"
 
 
+@pytest.mark.root
 def test_pinned_ipc_uts_and_shm(workdir: Path) -> None:
     d = workdir / "pod"
     (d / "ns").mkdir(parents=True)

@@ -184,6 +184,7 @@ def test_mirror_is_used_first(registry: RegistryServer, workdir: Path) -> None:
         d.stop()
 
 
+@pytest.mark.root
 def test_bad_registry_config_is_refused(workdir: Path) -> None:
     d = Daemon(workdir, extra_config='[registries."h:1"]\nmirors = ["x"]\n')
     with pytest.raises(AssertionError) as ei:

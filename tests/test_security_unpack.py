@@ -14,6 +14,9 @@ from podkit.images.unpack import apply_layer
 from tests.fixtures.images import tar_bytes
 from tests.helpers import Daemon
 
+# Layers carry root-owned files and whiteouts (chown, mknod), and a daemon runs: root.
+pytestmark = pytest.mark.root
+
 
 def _apply(entries: list[tuple], target: Path, **kw: object) -> str:
     target.mkdir(parents=True, exist_ok=True)

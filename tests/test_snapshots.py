@@ -22,6 +22,9 @@ from podkit.snapshots import (
 from podkit.snapshots.mount import Mount
 from podkit.store import Database
 
+# Snapshots are overlay mounts: root.
+pytestmark = pytest.mark.root
+
 
 @pytest.fixture(params=["overlay", "native"])
 def sn(request: pytest.FixtureRequest, workdir: Path) -> Iterator[Snapshotter]:

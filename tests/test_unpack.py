@@ -19,6 +19,9 @@ from podkit.snapshots import OverlaySnapshotter
 from podkit.store import ContentStore, Database
 from tests.fixtures.images import tar_bytes
 
+# Layers carry root-owned files, device nodes and whiteouts (chown, mknod): root.
+pytestmark = pytest.mark.root
+
 MTIME = 1_600_000_000
 
 

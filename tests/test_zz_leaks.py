@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+# Reads iptables, netns and cgroups of the host: root (as a user it would see nothing).
+pytestmark = pytest.mark.root
+
 TEST_DIR = re.compile(r"/var/tmp/podkit-test-[A-Za-z0-9_]+")
 TEST_NET = ipaddress.ip_network("10.200.0.0/13")
 RUNTIME_BINARIES = ("conmon", "runc", "catatonit", "podkitd")
