@@ -300,3 +300,57 @@ def test_stats_from_the_runtimes_cgroup_reader() -> None:
         "block_read": 1,
         "block_write": 2,
     }
+
+
+def test_every_option_has_a_parser() -> None:
+    """The parse table names each field of CreateOptions (a new option without a parser
+    would be refused as unknown, or silently keep its default)."""
+    import dataclasses
+
+    from podkit.containers.options import KNOWN_KEYS
+
+    assert {f.name for f in dataclasses.fields(CreateOptions)} <= KNOWN_KEYS
+    extras = {"volumes", "tmpfs", "env_file", "security_opt", "restart_policy", "detach_keys"}
+    assert extras <= KNOWN_KEYS
+
+
+@pytest.mark.parametrize(
+    "body, msg",
+    [
+        ({"env": "A=1"}, "env must be a list"),
+        ({"labels": "a=b"}, "labels must be a list"),
+        ({"cap_add": "NET_ADMIN"}, "cap_add must be a list"),
+        ({"dns": "1.1.1.1"}, "dns must be a list"),
+        ({"cpus": float("nan")}, "out of range"),
+        ({"memory": "9" * 400}, "too large"),
+        ({"ulimits": [["nofile", 1]]}, "invalid ulimit"),
+        ({"ports": [{"host_port": 80}]}, "invalid port mapping"),
+        ({"restart": {"name": "on-failure", "max_retries": "x"}}, "invalid restart policy"),
+        ({"seccomp_profile": [1]}, "must be a JSON object"),
+        ({"cmd": "sh -c 'unclosed"}, "invalid cmd"),
+    ],
+)
+def test_wrong_types_are_refused_where_they_are_checked(body: dict, msg: str) -> None:
+    with pytest.raises(InvalidArgument, match=msg):
+        CreateOptions.parse({"image": "busybox", **body})
+
+
+def test_a_bug_in_a_parser_is_not_reported_as_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the checks raise InvalidArgument: an exception of any other kind is a bug and
+    reaches the daemon's 500 handler (with its traceback) as it is."""
+    from podkit.containers import options
+
+    def broken(o: CreateOptions, body: object) -> None:
+        raise KeyError("a bug")
+
+    table = tuple((keys, broken if keys == ("user",) else p) for keys, p in options._TABLE)
+    monkeypatch.setattr(options, "_TABLE", table)
+    with pytest.raises(KeyError):
+        CreateOptions.parse({"image": "busybox"})
+
+
+def test_env_object_is_kept_with_env_files(tmp_path: Path) -> None:
+    envf = tmp_path / "env"
+    envf.write_text("A=1\n")
+    o = CreateOptions.parse({"image": "busybox", "env": {"B": "2"}, "env_file": [str(envf)]})
+    assert o.env == ["A=1", "B=2"]

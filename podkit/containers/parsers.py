@@ -1,0 +1,348 @@
+"""Docker-style option values (``-v host:/ctr:ro``, ``-p 8080:80``, ``--memory 64m``) parsed.
+
+Each parser takes what a JSON body may hold and either returns the value in the form
+the containers layer stores, or raises ``InvalidArgument`` naming the offending value.
+A wrong JSON type is refused here, at the point of the check; any other exception out
+of a parser is a bug and surfaces as one (a 500 with a traceback in the daemon log).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import stat
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from podkit.errors import InvalidArgument
+
+# One parser each for signals (names, numbers, SIGRTMIN+n) and ulimits: the runtime's,
+# the lower layer; parse_signal is re-exported for the service and the API.
+from podkit.network.ports import parse_port_spec
+from podkit.runtime.runc import parse_signal
+from podkit.runtime.spec import Ulimit
+
+__all__ = [
+    "Mount",
+    "parse_device",
+    "parse_env",
+    "parse_labels",
+    "parse_port",
+    "parse_restart",
+    "parse_signal",
+    "parse_size",
+    "parse_tmpfs",
+    "parse_ulimit",
+    "parse_volume",
+    "read_env_file",
+    "validate_name",
+]
+
+# docker's rule: a name starts with an alphanumeric and goes on with [a-zA-Z0-9_.-].
+NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_ENV_KEY_RE = re.compile(r"^[^=\s]+$")
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$")
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kb": 1 << 10,
+    "kib": 1 << 10,
+    "m": 1 << 20,
+    "mb": 1 << 20,
+    "mib": 1 << 20,
+    "g": 1 << 30,
+    "gb": 1 << 30,
+    "gib": 1 << 30,
+    "t": 1 << 40,
+    "tb": 1 << 40,
+    "tib": 1 << 40,
+}
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+_VOLUME_FLAGS = frozenset(
+    (
+        "z",
+        "Z",
+        "private",
+        "rprivate",
+        "shared",
+        "rshared",
+        "slave",
+        "rslave",
+        "nocopy",
+        "copy",
+        "noexec",
+        "nosuid",
+        "nodev",
+    )
+)
+
+
+def items(v: object, what: str) -> list[object]:
+    """A JSON list field: missing or empty is ``[]``; anything but a list is refused."""
+    if not v:
+        return []
+    if not isinstance(v, list):
+        raise InvalidArgument(f"{what} must be a list")
+    return list(v)
+
+
+def strings(v: object, what: str) -> list[str]:
+    """A JSON list of scalars, each taken as its string form (docker's CLI sends strings)."""
+    return [str(x) for x in items(v, what)]
+
+
+def strlist(v: object, what: str) -> list[str] | None:
+    """An argv: a list of strings, or one string split the way a shell would."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        try:
+            return shlex.split(v)
+        except ValueError as e:  # an unclosed quote
+            raise InvalidArgument(f"invalid {what} {v!r}: {e}") from None
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InvalidArgument(f"{what} must be a list of strings")
+    return list(v)
+
+
+def parse_int(v: object, what: str, lo: int, hi: int) -> int:
+    """An integer in ``lo..hi``, given as a JSON number or a string of digits."""
+    if not isinstance(v, int | float | str):
+        raise InvalidArgument(f"invalid {what} {v!r}: want an integer")
+    try:
+        n = int(v)
+    except (ValueError, OverflowError):  # "x", or a float infinity
+        raise InvalidArgument(f"invalid {what} {v!r}: want an integer") from None
+    if not lo <= n <= hi:
+        raise InvalidArgument(f"invalid {what} {v!r}: out of range {lo}..{hi}")
+    return n
+
+
+def parse_size(value: object, what: str = "size") -> int:
+    """``64m`` / ``1g`` / ``512k`` / ``1024`` → bytes (binary units, as docker)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise InvalidArgument(f"invalid {what} {value}: must not be negative")
+        return value
+    m = _SIZE_RE.match(str(value).strip())
+    if not m or m.group(2).lower() not in _UNITS:
+        raise InvalidArgument(f"invalid {what} {value!r}: use a number with an optional unit b, k, m, g")
+    n = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if n == float("inf"):  # hundreds of digits
+        raise InvalidArgument(f"invalid {what} {value!r}: too large")
+    return int(n)
+
+
+def validate_name(name: str) -> str:
+    if not NAME_RE.match(name) or len(name) > 128:
+        raise InvalidArgument(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return name.lstrip("/")
+
+
+@dataclass
+class Mount:
+    """One mount of the container: a host bind, a named volume or a tmpfs."""
+
+    type: str  # bind | volume | tmpfs
+    target: str
+    source: str = ""  # host path (bind) or volume name (volume)
+    readonly: bool = False
+    options: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Mount:
+        typ, target = d.get("type"), d.get("target")
+        source = d.get("source") or ""
+        options = d.get("options") or []
+        if not isinstance(options, list):
+            raise InvalidArgument(f"invalid mount {d!r}: options are a list of strings")
+        if not isinstance(typ, str) or not isinstance(target, str) or not isinstance(source, str):
+            raise InvalidArgument(f"invalid mount {d!r}: type, target, source and options are strings")
+        if not all(isinstance(x, str) for x in options):
+            raise InvalidArgument(f"invalid mount {d!r}: type, target, source and options are strings")
+        if not target.startswith("/"):
+            raise InvalidArgument(f"invalid mount {d!r}: target must be an absolute path")
+        return cls(typ, target, source, bool(d.get("readonly")), list(options))
+
+
+def parse_volume(spec: str) -> Mount:
+    """``-v`` syntax: ``/host:/ctr[:ro|rw]``, ``name:/ctr[:opts]`` or an anonymous ``/ctr``."""
+    if not spec or not isinstance(spec, str):
+        raise InvalidArgument(f"invalid volume spec {spec!r}")
+    parts = spec.split(":")
+    opts: list[str] = []
+    if len(parts) == 1:
+        src, dst = "", parts[0]
+    elif len(parts) == 2:
+        src, dst = parts
+    elif len(parts) == 3:
+        src, dst, o = parts
+        opts = [x for x in o.split(",") if x]
+    else:
+        raise InvalidArgument(f"invalid volume spec {spec!r}: want SRC:DST[:ro|rw]")
+    if not dst.startswith("/"):
+        raise InvalidArgument(f"invalid volume spec {spec!r}: container path {dst!r} must be absolute")
+    if dst == "/":
+        raise InvalidArgument(f"invalid volume spec {spec!r}: cannot mount over /")
+    readonly = False
+    extra: list[str] = []
+    for o in opts:
+        if o in ("ro", "rw"):
+            readonly = o == "ro"
+        elif o in _VOLUME_FLAGS:
+            extra.append(o)
+        else:
+            raise InvalidArgument(f"invalid volume spec {spec!r}: unknown option {o!r}")
+    dst = os.path.normpath(dst)
+    if not src:
+        return Mount("volume", dst, "", readonly, extra)
+    if src.startswith("/"):
+        return Mount("bind", dst, os.path.normpath(src), readonly, extra)
+    if src.startswith(".") or not VOLUME_NAME_RE.match(src):
+        raise InvalidArgument(
+            f"invalid volume spec {spec!r}: {src!r} is neither an absolute host path nor a "
+            "volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
+        )
+    return Mount("volume", dst, src, readonly, extra)
+
+
+def parse_tmpfs(spec: str) -> Mount:
+    """``--tmpfs /path[:opt,opt]``: options are mount(8) options (size=64m, mode=1777...)."""
+    path, _, o = spec.partition(":")
+    if not path.startswith("/") or path == "/":
+        raise InvalidArgument(f"invalid tmpfs spec {spec!r}: want an absolute path other than /")
+    opts = [x for x in o.split(",") if x]
+    for x in opts:
+        k, _, v = x.partition("=")
+        if k == "size" and v:
+            parse_size(v, "tmpfs size")
+        elif k == "mode" and not re.match(r"^[0-7]{3,4}$", v):
+            raise InvalidArgument(f"invalid tmpfs spec {spec!r}: mode must be octal")
+    return Mount("tmpfs", os.path.normpath(path), "tmpfs", "ro" in opts, opts)
+
+
+def parse_port(spec: str) -> list[dict[str, Any]]:
+    """``[ip:][host[-end]:]ctr[-end][/tcp|udp]`` → one mapping per port (the network layer's rules)."""
+    return [asdict(m) for m in parse_port_spec(str(spec))]
+
+
+def parse_restart(spec: str | None) -> dict[str, Any]:
+    s = (spec or "no").strip()
+    name, _, n = s.partition(":")
+    if name not in RESTART_POLICIES:
+        raise InvalidArgument(
+            f"invalid restart policy {spec!r}: use no, on-failure[:N], always or unless-stopped"
+        )
+    retries = 0
+    if n:
+        if name != "on-failure":
+            raise InvalidArgument(f"invalid restart policy {spec!r}: only on-failure takes a count")
+        if not n.isdigit():
+            raise InvalidArgument(f"invalid restart policy {spec!r}: retry count must be a number")
+        retries = int(n)
+    return {"name": name, "max_retries": retries}
+
+
+def parse_ulimit(spec: str) -> tuple[str, int, int]:
+    """``nofile=1024:2048`` (soft:hard) or ``nofile=1024``; -1 is unlimited."""
+    u = Ulimit.parse(str(spec))
+    return u.name, u.soft, u.hard
+
+
+def parse_device(spec: str) -> dict[str, str]:
+    """``/dev/host[:/dev/ctr[:rwm]]``."""
+    parts = spec.split(":")
+    if len(parts) > 3 or not parts[0].startswith("/"):
+        raise InvalidArgument(f"invalid device {spec!r}: want /dev/HOST[:/dev/CTR[:rwm]]")
+    host = parts[0]
+    ctr = host
+    perms = "rwm"
+    if len(parts) >= 2:
+        if parts[1].startswith("/"):
+            ctr = parts[1]
+        elif len(parts) == 2 and set(parts[1]) <= set("rwm"):
+            perms = parts[1]
+        else:
+            raise InvalidArgument(f"invalid device {spec!r}: container path must be absolute")
+    if len(parts) == 3:
+        perms = parts[2]
+    if not perms or not set(perms) <= set("rwm"):
+        raise InvalidArgument(f"invalid device {spec!r}: permissions are a subset of 'rwm'")
+    try:
+        mode = os.stat(host).st_mode
+    except OSError:
+        raise InvalidArgument(f"invalid device {spec!r}: {host} does not exist on the host") from None
+    # A directory stands for the devices in it (as docker allows); anything else must
+    # be a device node, or the error would only come at start from the runtime.
+    if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISDIR(mode)):
+        raise InvalidArgument(f"invalid device {spec!r}: {host} is not a device node")
+    return {"host": host, "container": ctr, "permissions": perms}
+
+
+def parse_env(entries: object) -> list[str]:
+    """``KEY=VAL`` strings (a list, or an object of keys to values); a bare ``KEY`` takes
+    its value from the daemon's environment."""
+    if isinstance(entries, dict):
+        entries = [f"{k}={v}" for k, v in entries.items()]
+    out = []
+    for e in items(entries, "env"):
+        k, eq, v = str(e).partition("=")
+        if not k or not _ENV_KEY_RE.match(k):
+            raise InvalidArgument(f"invalid environment variable {e!r}: want KEY=VALUE")
+        if not eq:
+            if k not in os.environ:
+                continue
+            v = os.environ[k]
+        out.append(f"{k}={v}")
+    return out
+
+
+def read_env_file(path: object) -> list[str]:
+    """docker's --env-file: KEY=VAL lines, # comments and blank lines skipped."""
+    if not isinstance(path, str) or not path:
+        # (an int would be taken by open() as a file descriptor of the daemon's own)
+        raise InvalidArgument(f"invalid env file {path!r}: want a path")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise InvalidArgument(f"cannot read env file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"cannot read env file {path}: not UTF-8 text") from None
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def parse_labels(entries: object, what: str = "labels") -> dict[str, str]:
+    """``KEY=VALUE`` strings, or an object of keys to values."""
+    if isinstance(entries, dict):
+        return {str(k): str(v) for k, v in entries.items()}
+    out: dict[str, str] = {}
+    for it in items(entries, what):
+        k, _, v = str(it).partition("=")
+        if not k:
+            raise InvalidArgument(f"invalid label {it!r}: want KEY=VALUE")
+        out[k] = v
+    return out
+
+
+def parse_capability(c: object) -> str:
+    s = str(c).strip().upper()
+    if s == "ALL":
+        return s
+    if not s.startswith("CAP_"):
+        s = "CAP_" + s
+    if not re.match(r"^CAP_[A-Z_]+$", s):
+        raise InvalidArgument(f"invalid capability {c!r}")
+    return s
+
+
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """Environment lists merged by key; later entries win (image env, then the user's)."""
+    out: dict[str, str] = {}
+    for e in [*base, *extra]:
+        k, _, v = e.partition("=")
+        out[k] = v
+    return [f"{k}={v}" for k, v in out.items()]
