@@ -89,16 +89,6 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
 
 def _body(args: argparse.Namespace) -> dict[str, Any]:
     env: list[str] = []
-    for f in args.env_file:
-        try:
-            with open(f, encoding="utf-8") as fh:
-                env += [
-                    ln.strip()
-                    for ln in fh.read().splitlines()
-                    if ln.strip() and not ln.lstrip().startswith("#")
-                ]
-        except OSError as e:
-            raise errors.InvalidArgument(f"cannot read env file {f}: {e.strerror}") from None
     for e in args.env:
         if "=" not in e:  # docker: take the value from the client's environment
             if e in os.environ:
@@ -109,6 +99,7 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
         "image": args.image,
         "name": args.name,
         "env": env,
+        "env_file": args.env_file,
         "volumes": args.volume,
         "tmpfs": args.tmpfs,
         "read_only": args.read_only,
@@ -150,7 +141,10 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
         body["cmd"] = cmd
     if args.pod:
         body["pod"] = args.pod
-    return {k: v for k, v in body.items() if v not in (None, [], False)}
+    from podkit.userfiles import inline_files
+
+    # env files and seccomp profiles are read here, not by the daemon (as docker's CLI does)
+    return inline_files({k: v for k, v in body.items() if v not in (None, [], False)})
 
 
 def register(sub: Any) -> None:

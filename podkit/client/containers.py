@@ -123,10 +123,13 @@ class ContainersAPI(ContainerOps):
     """
 
     def create(self, image: str, cmd: list[str] | str | None = None, **options: Any) -> Container:
+        from podkit.userfiles import inline_files
+
         body = {"image": image, **options}
         if cmd is not None:
             body["cmd"] = cmd
-        out = self._t.post("/containers", json_body=body)
+        # env_file and a seccomp profile's path are read here: the daemon takes content
+        out = self._t.post("/containers", json_body=inline_files(body))
         return self.get(out["id"])
 
     def run(

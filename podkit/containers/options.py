@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from podkit import userfiles
 from podkit.containers.parsers import (
     NAME_RE,
     RESTART_POLICIES,
@@ -101,8 +102,8 @@ class CreateOptions:
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     privileged: bool = False
-    seccomp: str = "default"  # default | unconfined | a host path to a JSON profile
-    seccomp_profile: dict[str, Any] | None = None  # loaded from the file at create time
+    seccomp: str = "default"  # default | unconfined | custom | the host path a profile came from
+    seccomp_profile: dict[str, Any] | None = None  # a custom profile's content, taken at create
     no_new_privileges: bool = True
     devices: list[dict[str, str]] = field(default_factory=list)
     memory: int | None = None
@@ -206,9 +207,10 @@ def _env(o: CreateOptions, body: Body) -> None:
     files = body.get("env_file") or []
     if not isinstance(files, list):
         raise InvalidArgument("env_file must be a list of paths")
+    from_files: list[str] = []
     for f in files:
-        entries = read_env_file(f) + entries
-    o.env = parse_env(entries)
+        from_files += read_env_file(f)
+    o.env = parse_env(from_files + entries)  # files in order, then env: later entries win
 
 
 def _workdir(o: CreateOptions, body: Body) -> None:
@@ -268,36 +270,42 @@ def _capabilities(o: CreateOptions, body: Body) -> None:
 def _security(o: CreateOptions, body: Body) -> None:
     """``no_new_privileges`` and ``seccomp``, which ``security_opt`` entries override."""
     o.no_new_privileges = bool(body.get("no_new_privileges", True))
-    if body.get("seccomp"):
-        o.seccomp = str(body["seccomp"])
+    seccomp = str(body["seccomp"]) if body.get("seccomp") else ""
     for so in strings(body.get("security_opt"), "security_opt"):
         k, _, v = so.replace(":", "=", 1).partition("=")
         if k == "seccomp":
-            o.seccomp = v or "default"
+            seccomp = v or "default"
         elif k == "no-new-privileges":
             o.no_new_privileges = v in ("", "true", "1")
         elif k in ("label", "apparmor"):
             continue  # not available here: accepted and ignored, like docker without LSMs
         else:
             raise InvalidArgument(f"invalid --security-opt {so!r}")
-    if o.seccomp not in ("default", "unconfined"):
-        o.seccomp_profile = _load_seccomp(o.seccomp)
-    elif body.get("seccomp_profile"):
-        profile = body["seccomp_profile"]
-        if not isinstance(profile, dict):
-            raise InvalidArgument("seccomp_profile must be a JSON object")
-        o.seccomp_profile = profile
+    _seccomp(o, seccomp, body.get("seccomp_profile"))
 
 
-def _load_seccomp(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            profile = json.load(f)
-    except (OSError, ValueError) as e:
-        raise InvalidArgument(f"cannot load seccomp profile {path}: {e}") from None
-    if not isinstance(profile, dict):
-        raise InvalidArgument(f"cannot load seccomp profile {path}: not a JSON object")
-    return profile
+def _seccomp(o: CreateOptions, setting: str, inline: object) -> None:
+    """Resolve the seccomp setting into o.seccomp and, for a custom profile, its content.
+
+    ``setting``: default | unconfined | a profile's JSON text (docker's API sends that)
+    | a path, read here through userfiles.read_regular (a small regular file only: no
+    FIFO, no device). ``inline``: the profile a client read itself (``seccomp_profile``,
+    what the CLI and the SDK send); it applies unless the setting says otherwise.
+    """
+    if setting == "unconfined" or (setting in ("", "default") and inline is None):
+        o.seccomp, o.seccomp_profile = setting or "default", None
+    elif setting.lstrip().startswith("{"):
+        o.seccomp_profile = userfiles.seccomp_profile(setting.encode(), "given inline")
+        o.seccomp = "custom"
+    elif setting not in ("", "default"):
+        data = userfiles.read_regular(setting, "seccomp profile", userfiles.SECCOMP_PROFILE_MAX)
+        o.seccomp_profile = userfiles.seccomp_profile(data, setting)
+        o.seccomp = setting  # shown by inspect; the content taken now is what applies
+    else:
+        if not isinstance(inline, dict):
+            raise InvalidArgument("seccomp_profile must be a JSON object (a seccomp profile)")
+        o.seccomp_profile = userfiles.seccomp_profile(json.dumps(inline).encode(), "seccomp_profile")
+        o.seccomp = "custom"
 
 
 def _devices(o: CreateOptions, body: Body) -> None:

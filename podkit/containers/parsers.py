@@ -15,6 +15,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from podkit import userfiles
 from podkit.errors import InvalidArgument
 
 # One parser each for signals (names, numbers, SIGRTMIN+n) and ulimits: the runtime's,
@@ -301,18 +302,16 @@ def parse_env(entries: object) -> list[str]:
 
 
 def read_env_file(path: object) -> list[str]:
-    """docker's --env-file: KEY=VAL lines, # comments and blank lines skipped."""
-    if not isinstance(path, str) or not path:
-        # (an int would be taken by open() as a file descriptor of the daemon's own)
+    """docker's --env-file, read by the daemon for a raw API client that sent a path.
+
+    The CLI and the SDK send the content instead (podkit.userfiles.inline_files); a
+    path here must name a small regular file (no FIFO, no device). A bare ``KEY`` line
+    takes nothing from the daemon's own environment: it is dropped.
+    """
+    if not isinstance(path, str):
         raise InvalidArgument(f"invalid env file {path!r}: want a path")
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise InvalidArgument(f"cannot read env file {path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise InvalidArgument(f"cannot read env file {path}: not UTF-8 text") from None
-    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    data = userfiles.read_regular(path, "env file", userfiles.ENV_FILE_MAX)
+    return userfiles.parse_env_file(data, path, environ={})
 
 
 def parse_labels(entries: object, what: str = "labels") -> dict[str, str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from podkit.containers.options import CreateOptions
 from podkit.daemon.api._routing import Ctx, Router
 from podkit.daemon.api._stdio import serve_stdio
 from podkit.daemon.api.volumes import filters_arg
@@ -56,7 +57,10 @@ def _svc(ctx: Ctx) -> Any:
 )
 async def create_container(ctx: Ctx) -> Any:
     body = await ctx.json()
-    rec = await _svc(ctx).create(ctx.ns, body)
+    # Off the event loop: a raw API body may still name an env file or a seccomp profile
+    # that the parser reads (checked and bounded there); a slow disk stalls no one else.
+    opts = await asyncio.to_thread(CreateOptions.parse, body)
+    rec = await _svc(ctx).create(ctx.ns, opts)
     return {"id": rec.id, "name": rec.name}
 
 
