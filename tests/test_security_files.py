@@ -126,8 +126,8 @@ def test_env_file_syntax_errors_name_the_line() -> None:
     assert parse_env_file(b"K\n", "f", environ={}) == []
 
 
-def test_the_client_inlines_a_seccomp_profile(workdir: Path) -> None:
-    prof = workdir / "p.json"
+def test_the_client_inlines_a_seccomp_profile(tmp_path: Path) -> None:
+    prof = tmp_path / "p.json"
     prof.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW"}))
     body = inline_files(
         {"image": "x", "security_opt": ["seccomp=unconfined", f"seccomp={prof}", "no-new-privileges"]}
@@ -135,7 +135,7 @@ def test_the_client_inlines_a_seccomp_profile(workdir: Path) -> None:
     assert body["seccomp_profile"] == {"defaultAction": "SCMP_ACT_ALLOW"}
     assert body["security_opt"] == ["no-new-privileges"]
     # the last seccomp option wins: unconfined after the path keeps the path unread
-    body = inline_files({"image": "x", "security_opt": [f"seccomp={workdir}/none", "seccomp=unconfined"]})
+    body = inline_files({"image": "x", "security_opt": [f"seccomp={tmp_path}/none", "seccomp=unconfined"]})
     assert "seccomp_profile" not in body
     with pytest.raises(InvalidArgument, match="missing defaultAction"):
         prof.write_text("{}")
