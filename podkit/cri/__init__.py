@@ -1,0 +1,1 @@
+"""The Kubernetes Container Runtime Interface (CRI v1) front end."""
