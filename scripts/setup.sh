@@ -10,13 +10,39 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian starts docker-registry's service on install; podkit's tests run their own
+# registries, so keep that one from starting. Never kill by name: a registry the user
+# runs is theirs. While we install, a policy-rc.d (see invoke-rc.d(8)) denies that one
+# service's start; one the admin already has is left alone and decides instead.
+POLICY=/usr/sbin/policy-rc.d
+our_policy=""
+drop_policy() {
+  if [ -n "$our_policy" ]; then rm -f "$POLICY"; our_policy=""; fi
+}
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  registry_new=""
+  [[ " ${missing[*]} " == *" docker-registry "* ]] && registry_new=1
+  if [ -n "$registry_new" ] && [ ! -e "$POLICY" ]; then
+    trap drop_policy EXIT
+    printf '#!/bin/sh\n# podkit setup.sh, during apt-get only\n[ "$1" = docker-registry ] && exit 101\nexit 0\n' >"$POLICY"
+    chmod 755 "$POLICY"
+    our_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts the registry service on install; podkit's tests run their own.
-  pkill -x docker-registry 2>/dev/null || true
+  drop_policy
+  if [ -n "$registry_new" ]; then
+    # Only the service this install made: stopped if it started anyway (the admin's
+    # policy allowed it), and not started at boot either.
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    else
+      invoke-rc.d docker-registry stop >/dev/null 2>&1 || true
+      update-rc.d docker-registry disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 VENV=${VENV:-.venv}
