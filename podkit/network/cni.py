@@ -130,11 +130,12 @@ class CNI:
         if not out.strip():
             return None
         try:
-            return json.loads(out)
+            result: dict[str, Any] = json.loads(out)
         except ValueError:
             raise Internal(
                 f"CNI plugin {type_} {command} printed a result that is not JSON: {out[:200]!r}"
             ) from None
+        return result
 
     @staticmethod
     def _error(type_: str, command: str, network: str, out: bytes, err: bytes, rc: int | None) -> CNIError:
@@ -181,9 +182,10 @@ class CNI:
 
     def cached(self, network: str, container_id: str, ifname: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self._cache_path(network, container_id, ifname).read_text())
+            entry: dict[str, Any] = json.loads(self._cache_path(network, container_id, ifname).read_text())
         except (OSError, ValueError):
             return None
+        return entry
 
     def _write_cache(self, network: str, container_id: str, ifname: str, entry: dict[str, Any]) -> None:
         p = self._cache_path(network, container_id, ifname)
@@ -253,9 +255,17 @@ class CNI:
                 res = await self._exec(plugin["type"], "ADD", conf, container_id, netns, ifname, args)
                 if res is not None:
                     prev = res
-        except BaseException:
-            with contextlib.suppress(Exception):
+        except BaseException as e:
+            try:
                 await self.delete(conflist, container_id, netns, ifname, rc, args)
+            except Exception as undo:  # each plugin's DEL failure is logged by delete
+                log.warning(
+                    "undo (DEL) of the failed ADD of %s on network %r after %r failed: %s",
+                    container_id[:12],
+                    name,
+                    e,
+                    undo,
+                )
             raise
         result = prev or {"cniVersion": conflist.get("cniVersion", CNI_VERSION)}
         entry["result"] = result

@@ -11,6 +11,7 @@ copies would otherwise keep the network namespace alive).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import ctypes
 import ctypes.util
@@ -176,8 +177,10 @@ class NetnsPins:
             try:
                 _unshare_and_pin(str(p))
             except OSError as e:
-                with contextlib.suppress(OSError):
+                try:
                     p.unlink()
+                except OSError as ue:
+                    log.warning("could not remove the pin %s of a namespace not made: %s", p, ue)
                 raise Internal(f"cannot create network namespace {name}: {e.strerror or e}") from None
         log.debug("created netns %s", p)
         return str(p)
@@ -217,14 +220,17 @@ class NetnsPins:
     def exists(self, name: str) -> bool:
         return is_netns(self.path(name))
 
-    def sweep(self) -> list[str]:
+    def sweep(self) -> builtins.list[str]:
         """Remove pin files that hold no namespace (a crash between create and mount)."""
         gone = []
         for name in self.list():
             if not is_netns(self.dir / name):
-                with contextlib.suppress(OSError, Internal):
+                try:
                     self._drop(self.dir / name)
-                    gone.append(name)
+                except (OSError, Internal) as e:
+                    log.warning("could not remove the stale netns pin %s: %s", self.dir / name, e)
+                    continue
+                gone.append(name)
         with self._lock:
             self._release_dir_locked()
         return gone
@@ -239,5 +245,7 @@ class NetnsPins:
             return
         d = str(self.dir)
         if d in mount_points():
-            with contextlib.suppress(OSError):
+            try:
                 _umount(d)
+            except OSError as e:
+                log.warning("could not unmount the netns pin directory %s: %s", d, e)

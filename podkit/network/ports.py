@@ -39,11 +39,14 @@ class PortMapping:
     def from_dict(cls, d: dict[str, Any]) -> PortMapping:
         if not isinstance(d, dict):
             raise InvalidArgument(f"invalid port mapping {d!r}: want a spec string or an object")
+        container_port = d.get("container_port", d.get("containerPort"))
+        if container_port is None:
+            raise InvalidArgument(f"invalid port mapping {d!r}")
         try:
             return cls(
                 host_ip=str(d.get("host_ip") or d.get("hostIP") or ""),
                 host_port=int(d.get("host_port", d.get("hostPort", 0)) or 0),
-                container_port=int(d.get("container_port", d.get("containerPort"))),
+                container_port=int(container_port),
                 protocol=str(d.get("protocol") or "tcp").lower(),
             ).validated()
         except (TypeError, ValueError):

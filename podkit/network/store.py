@@ -7,8 +7,9 @@ interrupts can be undone with DEL at the next start.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from podkit.network.config import Network
 from podkit.store import Database
@@ -48,7 +49,24 @@ CREATE INDEX IF NOT EXISTS net_attachments_network ON net_attachments(network_id
 """
 
 
-def _network(row: Any) -> Network:
+class Attachment(TypedDict):
+    """One row of net_attachments: an owner's interface in one network."""
+
+    owner_id: str
+    ifname: str
+    kind: str  # "pod" or "container"
+    namespace: str
+    network_id: str
+    network: str
+    netns: str
+    conflist: dict[str, Any]  # the CNI plugin list ADD ran, so that DEL runs the same
+    ports: list[dict[str, Any]]  # PortMapping.to_dict() of each published port
+    result: dict[str, Any] | None  # the CNI ADD result, once ADD succeeded
+    status: str  # "adding" until ADD succeeded, then "ready"
+    created: float
+
+
+def _network(row: sqlite3.Row) -> Network:
     return Network(
         name=row["name"],
         id=row["id"],
@@ -163,9 +181,9 @@ class NetworkStore:
     def drop_attachment(self, owner_id: str, ifname: str) -> None:
         self.db.execute("DELETE FROM net_attachments WHERE owner_id = ? AND ifname = ?", (owner_id, ifname))
 
-    def attachments(self, owner_id: str | None = None, network_id: str | None = None) -> list[dict[str, Any]]:
+    def attachments(self, owner_id: str | None = None, network_id: str | None = None) -> list[Attachment]:
         sql, args = "SELECT * FROM net_attachments", []
-        conds = []
+        conds: list[str] = []
         if owner_id is not None:
             conds.append("owner_id = ?")
             args.append(owner_id)
@@ -175,11 +193,21 @@ class NetworkStore:
         if conds:
             sql += " WHERE " + " AND ".join(conds)
         sql += " ORDER BY created, ifname"
-        out = []
-        for r in self.db.query(sql, tuple(args)):
-            d = dict(r)
-            d["conflist"] = json.loads(d["conflist"])
-            d["ports"] = json.loads(d["ports"] or "[]")
-            d["result"] = json.loads(d["result"]) if d["result"] else None
-            out.append(d)
-        return out
+        return [_attachment(r) for r in self.db.query(sql, tuple(args))]
+
+
+def _attachment(r: sqlite3.Row) -> Attachment:
+    return Attachment(
+        owner_id=r["owner_id"],
+        ifname=r["ifname"],
+        kind=r["kind"],
+        namespace=r["namespace"],
+        network_id=r["network_id"],
+        network=r["network"],
+        netns=r["netns"],
+        conflist=json.loads(r["conflist"]),
+        ports=json.loads(r["ports"] or "[]"),
+        result=json.loads(r["result"]) if r["result"] else None,
+        status=r["status"],
+        created=r["created"],
+    )

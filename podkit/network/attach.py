@@ -1,0 +1,175 @@
+"""Wiring an owner's netns into networks: loopback, then one CNI ADD per network.
+
+Each attachment is recorded in SQLite *before* its ADD runs, so that ``detach``
+— or the next start of the daemon after a crash — can always run DEL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
+from podkit.network.cni import CNI_VERSION
+from podkit.network.config import Network
+from podkit.network.context import NetworkContext
+from podkit.network.detach import detach
+from podkit.network.hostports import close, resolve_ports
+from podkit.network.masquerade import drop_attachment, masq_up
+from podkit.network.netns import is_netns
+from podkit.network.networks import get, resolve_name
+from podkit.network.ports import PortMapping
+from podkit.network.summary import attached_ip, summary
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_CONF: dict[str, Any] = {
+    "cniVersion": CNI_VERSION,
+    "name": "podkit-loopback",
+    "plugins": [{"type": "loopback"}],
+}
+
+
+async def loopback_up(ctx: NetworkContext, owner_id: str, netns_path: str) -> None:
+    """Only bring lo up in a netns (``--network none``): nothing to undo later."""
+    if not is_netns(netns_path):
+        raise InvalidArgument(f"{netns_path} is not a network namespace")
+    await ctx.cni.add(LOOPBACK_CONF, owner_id, netns_path, "lo", cache=False)
+
+
+async def attach(
+    ctx: NetworkContext,
+    owner_id: str,
+    netns_path: str,
+    networks: list[str],
+    ports: Iterable[PortMapping] = (),
+    ifname_base: str = "eth",
+    kind: str = "container",
+    namespace: str = "",
+    cni_args: str = "",
+    ips: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """See ``NetworkManager.attach``."""
+    if not owner_id:
+        raise InvalidArgument("attach needs an owner id")
+    if not is_netns(netns_path):
+        raise InvalidArgument(f"{netns_path} is not a network namespace")
+    names = list(dict.fromkeys(resolve_name(ctx, n) for n in (networks or [""])))
+    nets = [get(ctx, n) for n in names]
+    if ctx.store.attachments(owner_id):
+        raise Conflict(f"{owner_id[:12]} is already attached to networks")
+    fixed = fixed_ips(ctx, nets, ips or {})
+    resolved, socks = resolve_ports(ctx, ports)
+    req = _Request(owner_id, netns_path, kind, namespace, cni_args, fixed)
+    try:
+        out = await _attach_all(ctx, req, nets, resolved, ifname_base)
+    except BaseException:
+        close(socks)
+        raise
+    ctx.reserved.setdefault(owner_id, []).extend(socks)
+    log.debug("attached %s to %s", owner_id[:12], ", ".join(names))
+    return out
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The parts of one attach call that every one of its networks shares."""
+
+    owner_id: str
+    netns: str
+    kind: str
+    namespace: str
+    cni_args: str
+    fixed: dict[str, str]  # network name -> requested IP
+
+    def args_for(self, network: str) -> str:
+        if network not in self.fixed:
+            return self.cni_args
+        # host-local takes a requested address from CNI_ARGS IP=.
+        return ";".join(x for x in ("IgnoreUnknown=1", f"IP={self.fixed[network]}", self.cni_args) if x)
+
+
+async def _attach_all(
+    ctx: NetworkContext, req: _Request, nets: list[Network], resolved: list[PortMapping], ifname_base: str
+) -> list[dict[str, Any]]:
+    """Loopback, then each network in order; on any failure DEL what was added."""
+    await ctx.cni.add(LOOPBACK_CONF, req.owner_id, req.netns, "lo", cache=False)
+    out: list[dict[str, Any]] = []
+    try:
+        for i, n in enumerate(nets):
+            # Published ports go to the first network only.
+            out.append(await _attach_one(ctx, req, n, f"{ifname_base}{i}", resolved if i == 0 else []))
+    except BaseException as e:
+        try:
+            await detach(ctx, req.owner_id)
+        except Exception as undo:
+            log.warning(
+                "undo of the attachments of %s after %r failed: %s", req.owner_id[:12], e, _message(undo)
+            )
+        raise
+    return out
+
+
+async def _attach_one(
+    ctx: NetworkContext, req: _Request, n: Network, ifname: str, pm: list[PortMapping]
+) -> dict[str, Any]:
+    # Without mappings portmap has nothing to do, yet its DEL costs ~90 ms of
+    # iptables calls: leave it out of this attachment's list (which is recorded
+    # with it, so DEL runs exactly what ADD ran).
+    conflist = n.conflist(str(ctx.ipam_dir), firewall=ctx.firewall, portmap=bool(pm), plugin_masq=False)
+    rc = {"portMappings": [p.to_cni() for p in pm]}
+    async with ctx.net_lock(n.id):
+        if ctx.store.by_name(n.name) is None:
+            raise NotFound(f"network {n.name} was removed")
+        ctx.store.add_attachment(
+            req.owner_id, ifname, req.kind, req.namespace, n, req.netns, conflist, [p.to_dict() for p in pm]
+        )
+        try:
+            await masq_up(ctx, n)
+        except BaseException:
+            ctx.store.drop_attachment(req.owner_id, ifname)
+            raise
+    try:
+        result = await ctx.cni.add(conflist, req.owner_id, req.netns, ifname, rc, args=req.args_for(n.name))
+    except BaseException:
+        # ADD undoes itself with DEL; only if that DEL failed too is a cache
+        # entry left, and then the row stays so that detach can retry it.
+        if ctx.cni.cached(n.name, req.owner_id, ifname) is None:
+            await drop_attachment(ctx, n.id, req.owner_id, ifname)
+        raise
+    ctx.store.set_result(req.owner_id, ifname, result)
+    ctx.event(req.namespace, "connect", n.id, n.name, req.owner_id, req.kind)
+    return summary(n.name, n.id, ifname, req.netns, result, pm)
+
+
+def fixed_ips(ctx: NetworkContext, nets: list[Network], ips: dict[str, str]) -> dict[str, str]:
+    """Check ``--ip`` requests (network name -> address) against the networks joined."""
+    by_name = {n.name: n for n in nets}
+    out = {}
+    for name, ip in ips.items():
+        n = by_name.get(resolve_name(ctx, name))
+        if n is None:
+            raise InvalidArgument(f"--ip for network {name}, which is not one being joined")
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            raise InvalidArgument(f"invalid IP address {ip!r} for network {n.name}") from None
+        net = ipaddress.ip_network(n.subnet)
+        if addr not in net or addr in (net.network_address, net.broadcast_address) or str(addr) == n.gateway:
+            raise InvalidArgument(
+                f"IP {ip} is not a free host address of network {n.name} ({n.subnet}, gateway {n.gateway})"
+            )
+        for a in ctx.store.attachments(network_id=n.id):
+            if attached_ip(a) == str(addr):
+                raise Conflict(
+                    f"IP {ip} is already in use on network {n.name} by {a['kind']} {a['owner_id'][:12]}"
+                )
+        out[n.name] = str(addr)
+    return out
+
+
+def _message(e: BaseException) -> str:
+    return e.message if isinstance(e, PodkitError) else repr(e)

@@ -1,0 +1,81 @@
+"""The network layer at daemon start and stop, and what it reports about itself."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from podkit.errors import PodkitError
+from podkit.network import iptables
+from podkit.network.cni import CNI_VERSION
+from podkit.network.context import NetworkContext
+from podkit.network.detach import cleanup_stale
+from podkit.network.hostports import close, reserve_published
+from podkit.network.masquerade import reconcile
+from podkit.network.networks import ensure_default
+
+log = logging.getLogger(__name__)
+
+
+def missing_plugins(ctx: NetworkContext) -> list[str]:
+    need = ["loopback", "bridge", "host-local", "portmap"] + (["firewall"] if ctx.firewall else [])
+    missing = []
+    for t in need:
+        try:
+            ctx.cni.find_plugin(t)
+        except PodkitError:
+            missing.append(t)
+    return missing
+
+
+def ready(ctx: NetworkContext) -> tuple[bool, str]:
+    """Whether pods can get a network now (the CRI's NetworkReady condition)."""
+    missing = missing_plugins(ctx)
+    if missing:
+        return False, f"CNI plugins missing: {', '.join(missing)}"
+    if ctx.store.default() is None:
+        return False, "the default network does not exist yet"
+    return True, ""
+
+
+async def startup(ctx: NetworkContext) -> None:
+    missing = missing_plugins(ctx)
+    if missing:
+        # Not fatal: host and none networking still work; attach will say the same.
+        log.error(
+            "CNI plugins %s not found in %s: bridge networking will fail",
+            ", ".join(missing),
+            ":".join(ctx.cni.plugin_dirs),
+        )
+    if ctx.firewall_setting == "auto":
+        ctx.firewall = await iptables.forward_policy() == "DROP"
+    await ensure_default(ctx)
+    await cleanup_stale(ctx)
+    await reconcile(ctx)
+    reserve_published(ctx)
+
+
+async def shutdown(ctx: NetworkContext) -> None:
+    # Running containers keep their networks while the daemon is down (the port
+    # reservations end with the process; the next start takes them again); only
+    # let go of the pin directory's own mount when it is empty.
+    for socks in ctx.reserved.values():
+        close(socks)
+    ctx.reserved.clear()
+    ctx.netns.release_dir()
+
+
+def info(ctx: NetworkContext) -> dict[str, Any]:
+    d = ctx.store.default()
+    return {
+        "default_network": d.name if d else ctx.default_name,
+        "default_bridge": d.bridge if d else ctx.default_bridge,
+        "default_subnet": d.subnet if d else ctx.default_subnet,
+        "networks": len(ctx.store.networks()),
+        "attachments": len(ctx.store.attachments()),
+        "cni_plugin_dirs": ctx.cni.plugin_dirs,
+        "cni_version": CNI_VERSION,
+        "firewall_plugin": ctx.firewall,
+        "missing_plugins": missing_plugins(ctx),
+        "netns_dir": str(ctx.netns.dir),
+    }
