@@ -9,13 +9,18 @@ The public Python API is the SDK client::
 Everything else lives in private-by-convention packages that the daemon uses.
 """
 
+from typing import TYPE_CHECKING
+
 from podkit._version import __version__
 from podkit.errors import PodkitError
+
+if TYPE_CHECKING:
+    from podkit.client import Client
 
 __all__ = ["Client", "PodkitError", "__version__"]
 
 
-def __getattr__(name: str):  # lazy, so that `import podkit` stays cheap for the CLI
+def __getattr__(name: str) -> "type[Client]":  # lazy, so that `import podkit` stays cheap for the CLI
     if name == "Client":
         from podkit.client import Client
 

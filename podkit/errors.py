@@ -8,19 +8,21 @@ engine's own failures, 126 cannot execute, 127 command not found).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PodkitError(Exception):
     code = "internal"
     status = 500
     exit_code = 125
 
-    def __init__(self, message: str, *, details: dict | None = None) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
 
-    def to_dict(self) -> dict:
-        err: dict = {"code": self.code, "message": self.message}
+    def to_dict(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details:
             err["details"] = self.details
         return {"error": err}
@@ -107,7 +109,7 @@ _BY_CODE: dict[str, type[PodkitError]] = {
 }
 
 
-def from_dict(payload: dict, status: int = 500) -> PodkitError:
+def from_dict(payload: object, status: int = 500) -> PodkitError:
     """Rebuild an error from the API's JSON body (used by the SDK)."""
     err = payload.get("error", {}) if isinstance(payload, dict) else {}
     cls = _BY_CODE.get(err.get("code", ""), PodkitError)

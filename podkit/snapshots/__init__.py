@@ -1,5 +1,6 @@
 """Snapshotters: layered file system trees keyed by name (chain IDs for image layers).
 
+``Snapshotter`` (podkit.snapshots.api) is the face the layers above type against.
 ``new_snapshotter(db, root)`` picks overlayfs when the kernel and the root's file
 system support it, the copying ``native`` snapshotter otherwise.
 """
@@ -10,7 +11,8 @@ import logging
 import os
 
 from podkit.errors import InvalidArgument
-from podkit.snapshots.base import ACTIVE, COMMITTED, EXTRACT_PREFIX, VIEW, Info, Snapshotter, Usage
+from podkit.snapshots.api import ACTIVE, COMMITTED, EXTRACT_PREFIX, VIEW, Info, Snapshotter, Usage
+from podkit.snapshots.base import SnapshotterBase
 from podkit.snapshots.mount import Mount, is_mountpoint, mount_all, unmount
 from podkit.snapshots.native import NativeSnapshotter
 from podkit.snapshots.overlay import OverlaySnapshotter, overlay_supported
@@ -28,6 +30,7 @@ __all__ = [
     "NativeSnapshotter",
     "OverlaySnapshotter",
     "Snapshotter",
+    "SnapshotterBase",
     "Usage",
     "is_mountpoint",
     "mount_all",

@@ -16,30 +16,24 @@ A directory without a row is garbage from a crash and is removed at start-up.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from podkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from podkit.snapshots.api import ACTIVE, COMMITTED, EXTRACT_PREFIX, VIEW, Info, Usage
 from podkit.snapshots.mount import Mount
 from podkit.store import Database
 
 log = logging.getLogger(__name__)
-
-ACTIVE = "active"
-VIEW = "view"
-COMMITTED = "committed"
-
-# Keys of active snapshots that receive a layer being applied. Left behind only by a
-# crash: removed at start-up.
-EXTRACT_PREFIX = "extract-"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -78,45 +72,16 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
         subprocess.run(["rm", "-rf", "--one-file-system", "--", os.fspath(path)], capture_output=True)
 
 
-@dataclass
-class Info:
-    key: str
-    kind: str
-    parent: str | None
-    id: int
-    created: float
-    updated: float
-    labels: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "kind": self.kind,
-            "parent": self.parent,
-            "id": self.id,
-            "created": self.created,
-            "updated": self.updated,
-            "labels": self.labels,
-        }
-
-
-@dataclass
-class Usage:
-    size: int  # bytes on disk of this snapshot's own tree (not its parents)
-    inodes: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {"size": self.size, "inodes": self.inodes}
-
-
-def _info(r: Any) -> Info:
+def _info(r: sqlite3.Row) -> Info:
     return Info(
         r["key"], r["kind"], r["parent"], r["id"], r["created"], r["updated"], json.loads(r["labels"])
     )
 
 
-class Snapshotter:
-    """Common metadata handling; subclasses lay out trees and describe mounts."""
+class SnapshotterBase:
+    """Common metadata handling; subclasses lay out trees and describe mounts.
+
+    Implements the ``Snapshotter`` protocol (podkit.snapshots.api)."""
 
     driver = "base"
     # How a layer's deletions are represented: "overlay" (0:0 char devices and the
@@ -141,7 +106,7 @@ class Snapshotter:
     def _create_dirs(self, id: int, parent: Info | None) -> None:
         raise NotImplementedError
 
-    def _mounts(self, info: Info) -> list[Mount]:
+    def _mounts(self, info: Info) -> builtins.list[Mount]:
         raise NotImplementedError
 
     # -- metadata --------------------------------------------------------------------
@@ -159,15 +124,15 @@ class Snapshotter:
     def exists(self, key: str) -> bool:
         return self._row(key) is not None
 
-    def list(self) -> list[Info]:
+    def list(self) -> builtins.list[Info]:
         rows = self.db.query("SELECT * FROM snapshots WHERE driver=? ORDER BY created", (self.driver,))
         return [_info(r) for r in rows]
 
-    def children(self, key: str) -> list[str]:
+    def children(self, key: str) -> builtins.list[str]:
         rows = self.db.query("SELECT key FROM snapshots WHERE driver=? AND parent=?", (self.driver, key))
         return [r["key"] for r in rows]
 
-    def chain(self, key: str) -> list[Info]:
+    def chain(self, key: str) -> builtins.list[Info]:
         """The snapshot and its ancestors, nearest first."""
         out = []
         k: str | None = key
@@ -192,15 +157,19 @@ class Snapshotter:
 
     def prepare(
         self, key: str, parent: str | None = None, labels: dict[str, str] | None = None
-    ) -> list[Mount]:
+    ) -> builtins.list[Mount]:
         """A writable snapshot on top of a committed parent; returns its mounts."""
         return self._create(key, parent, ACTIVE, labels)
 
-    def view(self, key: str, parent: str | None = None, labels: dict[str, str] | None = None) -> list[Mount]:
+    def view(
+        self, key: str, parent: str | None = None, labels: dict[str, str] | None = None
+    ) -> builtins.list[Mount]:
         """A read-only snapshot of a committed parent."""
         return self._create(key, parent, VIEW, labels)
 
-    def _create(self, key: str, parent: str | None, kind: str, labels: dict[str, str] | None) -> list[Mount]:
+    def _create(
+        self, key: str, parent: str | None, kind: str, labels: dict[str, str] | None
+    ) -> builtins.list[Mount]:
         if not key or "/" in key or key in (".", ".."):
             raise InvalidArgument(f"invalid snapshot key {key!r}")
         with self._lock:
@@ -239,7 +208,7 @@ class Snapshotter:
             raise InvalidArgument(f"parent snapshot {parent} is not committed")
         return pinfo
 
-    def _next_id(self, c: Any) -> int:
+    def _next_id(self, c: sqlite3.Connection) -> int:
         r = c.execute("SELECT next FROM snapshot_seq WHERE driver=?", (self.driver,)).fetchone()
         if r is None:
             m = c.execute("SELECT MAX(id) AS m FROM snapshots WHERE driver=?", (self.driver,)).fetchone()
@@ -256,7 +225,7 @@ class Snapshotter:
                 c.execute("UPDATE snapshot_seq SET next=? WHERE driver=?", (n + 1, self.driver))
         return n
 
-    def mounts(self, key: str) -> list[Mount]:
+    def mounts(self, key: str) -> builtins.list[Mount]:
         info = self.stat(key)
         if info.kind == COMMITTED:
             raise InvalidArgument(f"snapshot {key} is committed: make a view or prepare on it to mount it")
@@ -359,7 +328,7 @@ class Snapshotter:
             raise InvalidArgument(f"snapshot {key} is not active")
         return self.fs(info.id)
 
-    def lower_dirs(self, key: str) -> list[Path]:
+    def lower_dirs(self, key: str) -> builtins.list[Path]:
         """The committed trees below ``key``, nearest first."""
         info = self.stat(key)
         return [self.fs(i.id) for i in self.chain(info.parent)] if info.parent else []
@@ -414,7 +383,7 @@ class Snapshotter:
         return dropped
 
     @staticmethod
-    def _ancestry(key: str, infos: dict[str, Info]) -> list[str]:
+    def _ancestry(key: str, infos: dict[str, Info]) -> builtins.list[str]:
         out = []
         k: str | None = key
         while k and k in infos and k not in out:

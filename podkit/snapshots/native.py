@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 from podkit.errors import Internal
-from podkit.snapshots.base import ACTIVE, Info, Snapshotter
+from podkit.snapshots.api import ACTIVE, Info
+from podkit.snapshots.base import SnapshotterBase
 from podkit.snapshots.mount import Mount
 
 
-class NativeSnapshotter(Snapshotter):
+class NativeSnapshotter(SnapshotterBase):
     driver = "native"
     whiteouts = "remove"
 
@@ -36,6 +38,6 @@ class NativeSnapshotter(Snapshotter):
         mode = "rw" if info.kind == ACTIVE else "ro"
         return [Mount("bind", str(self.fs(info.id)), ["rbind", mode])]
 
-    def lower_dirs(self, key: str) -> list:
+    def lower_dirs(self, key: str) -> list[Path]:
         # The tree already holds its parents' content.
         return []

@@ -7,11 +7,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from podkit.snapshots.base import ACTIVE, Info, Snapshotter
+from podkit.snapshots.api import ACTIVE, Info
+from podkit.snapshots.base import SnapshotterBase
 from podkit.snapshots.mount import Mount, sys_mount, sys_umount
 
 
-class OverlaySnapshotter(Snapshotter):
+class OverlaySnapshotter(SnapshotterBase):
     driver = "overlay"
     whiteouts = "overlay"
 

@@ -17,6 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# Statement parameters: positional (?) or named (:name).
+Params = tuple[object, ...] | dict[str, object]
+
 _CORE_DDL = """
 CREATE TABLE IF NOT EXISTS namespaces (
     name TEXT PRIMARY KEY,
@@ -93,17 +96,18 @@ class Database:
             finally:
                 self._depth = 0
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         with self._lock:
             return self._conn.execute(sql, params)
 
-    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
-    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+    def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         with self._lock:
-            return self._conn.execute(sql, params).fetchone()
+            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
+            return row
 
     def ensure_namespace(self, name: str) -> None:
         self.execute("INSERT OR IGNORE INTO namespaces(name, created) VALUES (?, ?)", (name, time.time()))
