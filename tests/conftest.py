@@ -32,6 +32,7 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.runtime",
     "tests.fixtures.network",
+    "tests.fixtures.cri",
 ]
 
 # Fixtures that need root: a daemon, a runtime, network namespaces, mounts, a

@@ -82,8 +82,12 @@ class Daemon:
         # Each daemon gets its own default bridge and subnet, so tests never share
         # (or clash with podman's 10.88/16 or another run's) network state.
         self.bridge, self.subnet = unique_network()
+        # The CRI's gRPC server is off unless a test asks for it: importing grpc adds
+        # a few hundred ms of CPU to each of the suite's hundreds of daemons.
+        cri = "" if "[cri]" in extra_config else "[cri]\nenabled = false\n\n"
         self.config.write_text(
             f'[network]\ndefault_bridge = "{self.bridge}"\ndefault_subnet = "{self.subnet}"\n\n'
+            + cri
             + extra_config
         )
         self.log = base / "podkitd.log"

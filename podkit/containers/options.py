@@ -135,6 +135,17 @@ class CreateOptions:
     shm_path: str | None = None
     shm_size: int | None = None
     infra: bool = False
+    # For the CRI front end (the kubelet's ContainerConfig); no docker flag sets these.
+    log_path: str | None = None  # conmon writes the CRI log here instead of podkit's own
+    stdin_once: bool | None = None  # None: stdin stays open for a tty only (docker)
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    oom_score_adj: int | None = None  # clamped to what the host allows
+    group_add: list[int] = field(default_factory=list)  # supplemental gids
+    masked_paths: list[str] | None = None  # None: the runtime's defaults
+    readonly_paths: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -456,6 +467,48 @@ def _ignored(o: CreateOptions, body: Body) -> None:
 
 
 # The body keys each parser reads, in the order the checks run (the first error wins).
+def _log_path(o: CreateOptions, body: Body) -> None:
+    lp = body.get("log_path")
+    if lp:
+        if not isinstance(lp, str) or not lp.startswith("/"):
+            raise InvalidArgument(f"log_path must be an absolute path, got {lp!r}")
+        o.log_path = os.path.normpath(lp)
+
+
+def _stdin_once(o: CreateOptions, body: Body) -> None:
+    if body.get("stdin_once") is not None:
+        o.stdin_once = bool(body["stdin_once"])
+
+
+def _cpusets(o: CreateOptions, body: Body) -> None:
+    for key in ("cpuset_cpus", "cpuset_mems"):
+        v = body.get(key)
+        if v:
+            if not isinstance(v, str) or not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", v):
+                raise InvalidArgument(f"invalid {key} {v!r}: expected a list like 0-2,4")
+            setattr(o, key, v)
+
+
+def _group_add(o: CreateOptions, body: Body) -> None:
+    groups = items(body.get("group_add"), "group_add")
+    out = []
+    for g in groups:
+        if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g < 1 << 32:
+            raise InvalidArgument(f"invalid supplemental group {g!r}: want a gid")
+        out.append(g)
+    o.group_add = out
+
+
+def _proc_paths(o: CreateOptions, body: Body) -> None:
+    for key in ("masked_paths", "readonly_paths"):
+        if body.get(key) is not None:
+            paths = strings(body[key], key)
+            bad = [x for x in paths if not x.startswith("/")]
+            if bad:
+                raise InvalidArgument(f"{key} must be absolute paths, got {bad[0]!r}")
+            setattr(o, key, paths)
+
+
 _TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("name",), _name),
     (("cmd", "entrypoint"), _command),
@@ -492,6 +545,14 @@ _TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("hosts_file", "resolv_file", "shm_path"), _host_files),
     (("shm_size",), _shm_size),
     (("infra",), _flag("infra")),
+    (("log_path",), _log_path),
+    (("stdin_once",), _stdin_once),
+    (("cpu_period",), _bounded("cpu_period", "cpu period", 1000, 1_000_000)),
+    (("cpu_quota",), _bounded("cpu_quota", "cpu quota", -1, 1 << 40)),
+    (("cpuset_cpus", "cpuset_mems"), _cpusets),
+    (("oom_score_adj",), _bounded("oom_score_adj", "oom score adj", -1000, 1000)),
+    (("group_add",), _group_add),
+    (("masked_paths", "readonly_paths"), _proc_paths),
     (("detach_keys",), _ignored),
 )
 KNOWN_KEYS = frozenset({"image"}.union(*(keys for keys, _ in _TABLE)))

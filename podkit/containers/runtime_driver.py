@@ -131,6 +131,9 @@ class RuntimeDriver:
     async def resize(self, cid: str, h: int, w: int) -> None:
         await self.rt.resize(cid, h, w)
 
+    async def reopen_log(self, cid: str) -> None:
+        await self.rt.reopen_log(cid)
+
     async def stats(self, cid: str) -> dict[str, Any]:
         """Usage from the container's cgroup files (v1 or v2); `runc events --stats` when the
         runtime does not know the cgroup."""

@@ -204,6 +204,11 @@ class ContainerService(ExecMixin):
     def log_path(self, cid: str) -> Path:
         return self.logs_dir / cid / "ctr.log"
 
+    def log_file(self, rec: Record) -> Path:
+        """Where conmon writes the container's log: the CRI's path when one was given."""
+        given = rec.config.get("log_path")
+        return Path(given) if given else self.log_path(rec.id)
+
     def _volume_users(self, ns: str, name: str) -> list[str]:
         out = []
         for r in self.store.list(ns):
@@ -286,6 +291,8 @@ class ContainerService(ExecMixin):
             labels = {LABEL_IMAGE: image.id, LABEL_NAMESPACE: ns, "podkit/container": cid}
             await asyncio.to_thread(self.snapshots.prepare, self._snap_key(cid), image.chain_id, labels)
             self.log_path(cid).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if opts.log_path:  # the kubelet's pod log directory may not exist yet
+                Path(opts.log_path).parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.snapshots.remove(self._snap_key(cid))
@@ -368,11 +375,11 @@ class ContainerService(ExecMixin):
                     rec.id,
                     rec.name,
                     bundle,
-                    log_path=str(self.log_path(rec.id)),
+                    log_path=str(self.log_file(rec)),
                     log_size_max=log_size,
                     terminal=opts.tty,
                     stdin=opts.open_stdin,
-                    leave_stdin_open=opts.tty,
+                    leave_stdin_open=opts.tty if opts.stdin_once is None else not opts.stdin_once,
                 )
             except PodkitError:
                 raise
@@ -591,7 +598,12 @@ class ContainerService(ExecMixin):
             cpu_shares=opts.cpu_shares,
             pids_limit=opts.pids_limit,
             ulimits=[S.Ulimit(n, s, h) for n, s, h in opts.ulimits],
+            cpu_quota=opts.cpu_quota,
+            cpuset_cpus=opts.cpuset_cpus,
+            cpuset_mems=opts.cpuset_mems,
         )
+        if opts.cpu_period:
+            res.cpu_period = opts.cpu_period
         devices = [S.Device(d["host"], d["container"], d["permissions"]) for d in opts.devices]
         seccomp = opts.seccomp
         if opts.seccomp_profile is not None and seccomp not in ("default", "unconfined"):
@@ -604,7 +616,9 @@ class ContainerService(ExecMixin):
             args=args,
             env=env,
             cwd=workdir,
-            user=S.User(uid=user[0], gid=user[1], additional_gids=user[2]),
+            user=S.User(
+                uid=user[0], gid=user[1], additional_gids=sorted({*user[2], *opts.group_add} - {user[1]})
+            ),
             terminal=opts.tty,
             hostname=hostname,
             readonly_rootfs=opts.read_only,
@@ -622,6 +636,9 @@ class ContainerService(ExecMixin):
             cgroups_path=self._cgroups_path(rec, opts),
             annotations={"podkit/name": rec.name, **opts.annotations},
             labels=opts.labels,
+            oom_score_adj=opts.oom_score_adj,
+            masked_paths=opts.masked_paths,
+            readonly_paths=opts.readonly_paths,
         )
         if opts.shm_size:
             so.shm_size = opts.shm_size
@@ -867,19 +884,24 @@ class ContainerService(ExecMixin):
         from podkit.runtime import spec as S
 
         rec = self.resolve(ns, ref)
-        keys = ("memory", "cpus", "cpu_shares", "pids_limit", "restart")
+        # The first four are docker's; the cpu period/quota, cpusets and swap the CRI's.
+        res_keys = ("memory", "cpus", "cpu_shares", "pids_limit", "memory_swap")
+        res_keys += ("cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems")
+        keys = (*res_keys, "restart")
         unknown = sorted(set(body) - set(keys))
         if unknown:
             raise InvalidArgument(f"cannot update {', '.join(unknown)}: only {', '.join(keys)}")
         o = CreateOptions.parse({"image": rec.image, **{k: body[k] for k in keys if k in body}})
         cfg = dict(rec.config)
-        changed = {k: getattr(o, k) for k in keys[:4] if getattr(o, k) is not None}
+        changed = {k: getattr(o, k) for k in res_keys if getattr(o, k) is not None}
         if "restart" in body:
             if rec.config.get("auto_remove") and o.restart["name"] != "no":
                 raise InvalidArgument("a container run with --rm cannot have a restart policy")
             cfg["restart"] = o.restart
         if changed and rec.state in ("running", "paused"):
-            res = S.Resources(**{k: changed.get(k) for k in keys[:4]})
+            res = S.Resources(**{k: v for k, v in changed.items() if k != "cpu_period"})
+            if changed.get("cpu_period"):
+                res.cpu_period = changed["cpu_period"]
             await self.rt.update(rec.id, res.to_oci())
         cfg.update(changed)
         self.store.update(rec.id, config=cfg)
@@ -1010,7 +1032,7 @@ class ContainerService(ExecMixin):
             )
             d["namespace"] = r.namespace
             d["restart_policy"] = cfg.get("restart")
-            d["log_path"] = str(self.log_path(r.id))
+            d["log_path"] = str(self.log_file(r))
             d["bundle"] = str(self.bundle(r.id))
             d["mounts"] = [
                 {
@@ -1088,7 +1110,7 @@ class ContainerService(ExecMixin):
         the client went away)."""
         rec = self.resolve(ns, ref)
         s, u = parse_since(since), parse_since(until)
-        reader = LogReader(self.log_path(rec.id))
+        reader = LogReader(self.log_file(rec))
         if not follow:
             entries = await asyncio.to_thread(reader.read, since=s, until=u, tail=tail, streams=streams)
 
@@ -1187,7 +1209,7 @@ class ContainerService(ExecMixin):
             return PendingAttach(self, rec.id, stdin)
         backlog: list[tuple[int, bytes]] = []
         if logs:  # docker attach --logs: what was written so far, then live output
-            entries = await asyncio.to_thread(LogReader(self.log_path(rec.id)).read)
+            entries = await asyncio.to_thread(LogReader(self.log_file(rec)).read)
             backlog = [(2 if e.stream == "stderr" else 1, e.data) for e in entries]
         sess = await self.rt.attach(rec.id)
         self.publish(ns, "container", "attach", rec.id, name=rec.name)
@@ -1197,6 +1219,13 @@ class ContainerService(ExecMixin):
         _check_size(h, w)
         rec = self.resolve(ns, ref)
         await self.rt.resize(rec.id, h, w)
+
+    async def reopen_log(self, ns: str, ref: str) -> None:
+        """conmon closes and reopens the log file (the kubelet renamed it to rotate)."""
+        rec = self.resolve(ns, ref)
+        if rec.state not in ("running", "paused"):
+            raise Conflict(f"container {rec.name} is not running")
+        await self.rt.reopen_log(rec.id)
 
     # ---------------------------------------------------------------- archives
     async def _root_for(self, rec: Record) -> tuple[Path, Callable[[], Any] | None]:

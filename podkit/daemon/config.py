@@ -18,6 +18,7 @@ DEFAULT_CONFIG = "/etc/podkit/podkitd.toml"
 DEFAULT_ROOT = "/var/lib/podkit"
 DEFAULT_STATE = "/run/podkit"
 DEFAULT_SOCKET = "/run/podkit/podkit.sock"
+DEFAULT_CRI_SOCKET = "/run/podkit/cri.sock"
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Config:
     state: Path = Path(DEFAULT_STATE)
     socket: Path = Path(DEFAULT_SOCKET)
     log_level: str = "info"
+    cri_socket: Path = Path(DEFAULT_CRI_SOCKET)  # the CRI's gRPC socket ([cri] socket)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def section(self, name: str) -> dict[str, Any]:
@@ -53,4 +55,13 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
         setattr(cfg, key, Path(value) if key != "log_level" else str(value))
     if overrides.get("state") and not overrides.get("socket") and "socket" not in raw:
         cfg.socket = cfg.state / "podkit.sock"
+    cri_raw = cfg.section("cri").get("socket")
+    if cri_raw is not None and (not isinstance(cri_raw, str) or not cri_raw.startswith("/")):
+        raise InvalidArgument("config: [cri] socket must be an absolute path")
+    if overrides.get("cri_socket"):
+        cfg.cri_socket = Path(overrides["cri_socket"])
+    elif cri_raw:
+        cfg.cri_socket = Path(cri_raw)
+    elif overrides.get("state"):
+        cfg.cri_socket = cfg.state / "cri.sock"
     return cfg

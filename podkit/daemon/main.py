@@ -65,6 +65,12 @@ async def serve(cfg: config_mod.Config) -> None:
     os.chown(cfg.socket, 0, 0)
     os.chmod(cfg.socket, 0o660)
     log.info("podkitd %s listening on unix://%s (root %s)", __version__, cfg.socket, cfg.root)
+    cri = None
+    if _cri_enabled(cfg):
+        # Imported only here: grpc costs start-up time a daemon without the CRI saves.
+        from podkit.cri.daemon import start_cri
+
+        cri = await start_cri(services, cfg)
     if os.environ.get("NOTIFY_SOCKET"):
         _sd_notify("READY=1")
 
@@ -74,10 +80,19 @@ async def serve(cfg: config_mod.Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    if cri is not None:
+        await cri.stop()
     await runner.cleanup()
     await services.close()
     with contextlib.suppress(FileNotFoundError):
         cfg.socket.unlink()
+
+
+def _cri_enabled(cfg: config_mod.Config) -> bool:
+    enabled = cfg.section("cri").get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise PodkitError("config: [cri] enabled must be true or false")
+    return enabled
 
 
 def _sd_notify(msg: str) -> None:
@@ -96,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--root", help=f"persistent state directory (default {config_mod.DEFAULT_ROOT})")
     p.add_argument("--state", help=f"runtime state directory (default {config_mod.DEFAULT_STATE})")
     p.add_argument("--socket", help=f"API unix socket (default {config_mod.DEFAULT_SOCKET})")
+    p.add_argument("--cri-socket", help=f"CRI gRPC unix socket (default {config_mod.DEFAULT_CRI_SOCKET})")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--version", action="version", version=f"podkitd {__version__}")
     args = p.parse_args(argv)

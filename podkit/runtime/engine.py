@@ -568,6 +568,14 @@ class Runtime:
             raise NotFound(f"container {cid} does not exist in the runtime")
         await asyncio.to_thread(conmon_mod.write_ctl, bundle / "ctl", f"1 {int(height)} {int(width)}\n")
 
+    async def reopen_log(self, cid: str) -> None:
+        """Have conmon reopen its log file (the CRI's ReopenContainerLog, after the kubelet
+        rotated it): message type 2 on the control fifo."""
+        bundle = self.bundle(cid)
+        if bundle is None:
+            raise NotFound(f"container {cid} does not exist in the runtime")
+        await asyncio.to_thread(conmon_mod.write_ctl, bundle / "ctl", "2 0 0\n")
+
     async def exec(
         self,
         cid: str,

@@ -1,0 +1,23 @@
+"""RemovePodSandbox: containers killed and removed, then the sandbox. Idempotent: a
+sandbox that is gone already is no error (the CRI asks for that)."""
+
+from __future__ import annotations
+
+from cri_api.v1 import api_pb2 as pb
+
+from podkit.cri.context import CRI
+from podkit.errors import InvalidArgument, NotFound
+
+
+async def handle(cri: CRI, req: pb.RemovePodSandboxRequest) -> pb.RemovePodSandboxResponse:
+    if not req.pod_sandbox_id:
+        raise InvalidArgument("pod_sandbox_id is empty")
+    try:
+        pod = cri.sandbox(req.pod_sandbox_id)
+    except NotFound:
+        return pb.RemovePodSandboxResponse()
+    try:
+        await cri.pods.remove(cri.ns, pod.id, force=True)
+    except NotFound:
+        pass  # removed meanwhile
+    return pb.RemovePodSandboxResponse()
