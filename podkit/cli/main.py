@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: Any) -> int:
     from podkit.client import Client
+    from podkit.client._transport import ConnectionLost
 
     client = Client(host=args.host, namespace=args.namespace, timeout=None)
     # Commands that create or run containers exit 125 on podkit's own errors, as
@@ -178,6 +179,10 @@ def run(args: Any) -> int:
     try:
         rc = args.func(args, client)
         return int(rc or 0)
+    except ConnectionLost as e:
+        # the daemon died or restarted mid-request: an engine failure for every command
+        sys.stderr.write(f"Error: {e.message}\n")
+        return 125
     except errors.PodkitError as e:
         sys.stderr.write(f"Error: {e.message}\n")
         if isinstance(e, errors.CannotExecute | errors.CommandNotFound):

@@ -126,6 +126,8 @@ def for_each(
             if echo:
                 print(ref)
         except PodkitError as e:
+            if e.code == "connection_lost":
+                raise  # the daemon is gone: the others would only fail to connect
             err(f"Error: {e.message}")
             rc = 1 if isinstance(e, NotFound) else engine_exit
     return rc

@@ -93,6 +93,8 @@ def interact(
         # docker's sig-proxy: Ctrl-C goes to the container, wherever the loop happens to be.
         with contextlib.suppress(ValueError):
             old_int = signal.signal(signal.SIGINT, lambda *_: on_interrupt())
+    from podkit.client._transport import connection_lost
+
     matched = b""
     stdin_open = stdin
     try:
@@ -105,7 +107,7 @@ def interact(
             if ws.fileno() in ready:
                 msg = ws.recv()
                 if msg is None:
-                    raise errors.Unavailable("lost the connection to podkitd before the process ended")
+                    raise connection_lost("before the process ended")
                 op, data = msg
                 if op == 2 and data:
                     (err if data[0] == 2 else out).write(data[1:])
@@ -145,7 +147,7 @@ def interact(
                 else:
                     ws.send_stdin(data)
     except (ConnectionResetError, BrokenPipeError):
-        raise errors.Unavailable("lost the connection to podkitd before the process ended") from None
+        raise connection_lost("before the process ended") from None
     finally:
         if old_attrs is not None:
             import termios

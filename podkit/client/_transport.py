@@ -29,17 +29,60 @@ class DaemonNotRunning(errors.Unavailable):
     code = "daemon_unavailable"
 
 
+class ConnectionLost(errors.Unavailable):
+    """podkitd went away mid-request: it died or was restarted (the CLI exits 125)."""
+
+    code = "connection_lost"
+
+
+# What a socket raises when its peer is gone. (A BrokenPipeError that escaped to the
+# CLI would read as a closed stdout, `podkit ps | head`, and exit 0: never let one out.)
+PEER_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+def connection_lost(when: str) -> ConnectionLost:
+    return ConnectionLost(f"lost the connection to podkitd {when}: did the daemon stop? (see its log)")
+
+
+class _SocketReader:
+    """The response's socket file, with a peer that went away raised as ConnectionLost."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self._fp = fp
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._fp.read(n)
+        except PEER_GONE:
+            raise connection_lost("mid-response") from None
+
+    def read1(self, n: int = -1) -> bytes:
+        try:
+            return self._fp.read1(n)  # type: ignore[attr-defined,no-any-return]
+        except PEER_GONE:
+            raise connection_lost("mid-response") from None
+
+    def readline(self, limit: int = -1) -> bytes:
+        try:
+            return self._fp.readline(limit)
+        except PEER_GONE:
+            raise connection_lost("mid-response") from None
+
+    def close(self) -> None:
+        self._fp.close()
+
+
 class Response:
     """One HTTP/1.1 response: ``status``, ``reason``, ``headers`` and a body read with
     ``read`` / ``readline`` / iteration (Content-Length, chunked or close-delimited)."""
 
     def __init__(self, fp: BinaryIO, method: str) -> None:
-        self.fp = fp
+        self.fp = _SocketReader(fp)
         while True:
-            line = fp.readline(_MAX_LINE + 1)
+            line = self.fp.readline(_MAX_LINE + 1)
             if not line:
-                # what http.client's RemoteDisconnected is (a ConnectionResetError)
-                raise ConnectionResetError("podkitd closed the connection without a response")
+                # what http.client calls RemoteDisconnected
+                raise connection_lost("before it answered")
             parts = line.decode("latin-1").rstrip("\r\n").split(None, 2)
             if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
                 raise errors.Unavailable(f"bad response from podkitd: {line[:100]!r}")
@@ -84,7 +127,7 @@ class Response:
         try:
             n = int(size, 16)
         except ValueError:
-            raise errors.Unavailable("podkitd's response ended mid-body") from None
+            raise connection_lost("mid-response") from None
         if n == 0:
             # trailers, up to the blank line
             while self.fp.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
@@ -98,7 +141,7 @@ class Response:
         data = self.fp.read(n)
         if len(data) < n:
             self._done = True
-            raise errors.Unavailable("podkitd's response ended mid-body")
+            raise connection_lost("mid-response")
         return data
 
     def read(self, amt: int | None = None) -> bytes:
@@ -125,12 +168,12 @@ class Response:
             data = self._read_exact(n) if amt is None else self.fp.read(n)
             if amt is not None and not data and n:
                 self._done = True
-                raise errors.Unavailable("podkitd's response ended mid-body")
+                raise connection_lost("mid-response")
             self.length -= len(data)
             self._done = self.length == 0
             return data
         # close-delimited
-        data = self.fp.read() if amt is None else self.fp.read1(amt)  # type: ignore[attr-defined]
+        data = self.fp.read() if amt is None else self.fp.read1(amt)
         if not data or amt is None:
             self._done = True
         return data
@@ -146,9 +189,9 @@ class Response:
                     self._done = True
                 return line
             line = self.fp.readline(self.length)
-            if not line:
-                self._done = True
-                raise errors.Unavailable("podkitd's response ended mid-body")
+            if not line or (not line.endswith(b"\n") and len(line) < self.length):
+                self._done = True  # the body ended before its length: cut off
+                raise connection_lost("mid-response")
             self.length -= len(line)
             self._done = self.length == 0
             return line
@@ -157,9 +200,9 @@ class Response:
             if self._chunk_left == 0 and not self._next_chunk():
                 break
             part = self.fp.readline(self._chunk_left)
-            if not part:
-                self._done = True
-                raise errors.Unavailable("podkitd's response ended mid-body")
+            if not part or (not part.endswith(b"\n") and len(part) < self._chunk_left):
+                self._done = True  # the chunk ended before its size: cut off
+                raise connection_lost("mid-response")
             self._chunk_left -= len(part)
             out += part
             if self._chunk_left == 0:
@@ -225,15 +268,24 @@ class Connection:
         if "accept-encoding" not in lower:
             hdrs["Accept-Encoding"] = "identity"
         head = f"{method} {url} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
-        # head and a small body in one write: one syscall, one packet for the daemon
-        sock.sendall(head.encode("latin-1") + b"\r\n" + data)
-        if chunks is not None:
-            for chunk in chunks:
-                if isinstance(chunk, str):
-                    chunk = chunk.encode()
-                if chunk:
-                    sock.sendall(b"%x\r\n" % len(chunk) + bytes(chunk) + b"\r\n")
-            sock.sendall(b"0\r\n\r\n")
+        try:
+            # head and a small body in one write: one syscall, one packet for the daemon
+            sock.sendall(head.encode("latin-1") + b"\r\n" + data)
+            if chunks is not None:
+                for chunk in chunks:
+                    if isinstance(chunk, str):
+                        chunk = chunk.encode()
+                    if chunk:
+                        sock.sendall(b"%x\r\n" % len(chunk) + bytes(chunk) + b"\r\n")
+                sock.sendall(b"0\r\n\r\n")
+        except PEER_GONE:
+            # The daemon may have answered before it stopped reading (a 413 for a body
+            # over its limit, a 400 for a bad upload): that answer is what to report.
+            try:
+                self.response = Response(sock.makefile("rb"), method)
+            except ConnectionLost:
+                raise connection_lost("while sending the request") from None
+            return self.response
         self.response = Response(sock.makefile("rb"), method)
         return self.response
 
@@ -366,7 +418,10 @@ class Transport:
                 line = line.strip()
                 if not line:
                     continue
-                item = json.loads(line)
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    raise errors.Unavailable(f"bad response from podkitd: {line[:100]!r}") from None
                 if isinstance(item, dict) and set(item) == {"error"}:
                     raise errors.from_dict(item)
                 yield item

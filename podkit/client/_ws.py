@@ -37,7 +37,7 @@ class WebSocket:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> WebSocket:
-        from podkit.client._transport import DaemonNotRunning
+        from podkit.client._transport import PEER_GONE, DaemonNotRunning, connection_lost
 
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
@@ -67,14 +67,18 @@ class WebSocket:
         ]
         for k, v in (headers or {}).items():
             lines.append(f"{k}: {v}")
-        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                s.close()
-                raise errors.Unavailable("the daemon closed the connection during the handshake")
-            buf += chunk
+        try:
+            s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    s.close()
+                    raise connection_lost("during the WebSocket handshake")
+                buf += chunk
+        except PEER_GONE:
+            s.close()
+            raise connection_lost("during the WebSocket handshake") from None
         head, _, rest = buf.partition(b"\r\n\r\n")
         status_line, *hdr_lines = head.decode("latin-1").split("\r\n")
         status = int(status_line.split()[1])

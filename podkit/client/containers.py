@@ -232,5 +232,7 @@ def _collect(ws: Any, stdin: bytes | None) -> ExecResult:
     finally:
         ws.close()
     if code == -1:
-        raise errors.Unavailable("lost the connection to podkitd before the process ended")
+        from podkit.client._transport import connection_lost
+
+        raise connection_lost("before the process ended")
     return ExecResult(code, bytes(out), bytes(err))
