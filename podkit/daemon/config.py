@@ -19,6 +19,7 @@ DEFAULT_ROOT = "/var/lib/podkit"
 DEFAULT_STATE = "/run/podkit"
 DEFAULT_SOCKET = "/run/podkit/podkit.sock"
 DEFAULT_CRI_SOCKET = "/run/podkit/cri.sock"
+DEFAULT_DOCKER_SOCKET = "/run/podkit/docker.sock"
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Config:
     socket: Path = Path(DEFAULT_SOCKET)
     log_level: str = "info"
     cri_socket: Path = Path(DEFAULT_CRI_SOCKET)  # the CRI's gRPC socket ([cri] socket)
+    # The Docker Engine API's socket ([docker] socket / --docker-socket); None: not served.
+    docker_socket: Path | None = Path(DEFAULT_DOCKER_SOCKET)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def section(self, name: str) -> dict[str, Any]:
@@ -64,4 +67,25 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
         cfg.cri_socket = Path(cri_raw)
     elif overrides.get("state"):
         cfg.cri_socket = cfg.state / "cri.sock"
+    cfg.docker_socket = _docker_socket(cfg, overrides)
     return cfg
+
+
+def _docker_socket(cfg: Config, overrides: dict[str, Any]) -> Path | None:
+    """[docker] enabled (default true) and socket; --docker-socket wins; with only
+    --state given, the socket sits in that state dir (as podkit.sock does)."""
+    docker = cfg.section("docker")
+    enabled = docker.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise InvalidArgument("config: [docker] enabled must be true or false")
+    if overrides.get("docker_socket"):
+        return Path(overrides["docker_socket"])
+    if not enabled:
+        return None
+    if docker.get("socket"):
+        if not isinstance(docker["socket"], str):
+            raise InvalidArgument("config: [docker] socket must be a path")
+        return Path(docker["socket"])
+    if overrides.get("state"):
+        return cfg.state / "docker.sock"
+    return Path(DEFAULT_DOCKER_SOCKET)

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from podkit._version import __version__
 from podkit.daemon import config as config_mod
@@ -42,28 +43,33 @@ def acquire_lock(root: Path) -> int:
     return fd
 
 
-async def serve(cfg: config_mod.Config) -> None:
+async def _listen(app: Any, path: Path) -> Any:
+    """Serve ``app`` on a root-only unix socket at ``path``; returns its runner."""
     from aiohttp import web
 
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # stale: we hold the lock, so no live daemon owns it
+    old_umask = os.umask(0o117)  # the socket is born 0660, never briefly world-open
+    try:
+        site = web.UnixSite(runner, str(path))
+        await site.start()
+    finally:
+        os.umask(old_umask)
+    os.chown(path, 0, 0)
+    os.chmod(path, 0o660)
+    return runner
+
+
+async def serve(cfg: config_mod.Config) -> None:
     from podkit.daemon.server import make_app
     from podkit.daemon.services import build
 
     services = build(cfg)
     await services.start()
-    app = make_app(services)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    cfg.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-    with contextlib.suppress(FileNotFoundError):
-        cfg.socket.unlink()  # stale: we hold the lock, so no live daemon owns it
-    old_umask = os.umask(0o117)  # the socket is born 0660, never briefly world-open
-    try:
-        site = web.UnixSite(runner, str(cfg.socket))
-        await site.start()
-    finally:
-        os.umask(old_umask)
-    os.chown(cfg.socket, 0, 0)
-    os.chmod(cfg.socket, 0o660)
+    runner = await _listen(make_app(services), cfg.socket)
     log.info("podkitd %s listening on unix://%s (root %s)", __version__, cfg.socket, cfg.root)
     cri = None
     if _cri_enabled(cfg):
@@ -71,6 +77,13 @@ async def serve(cfg: config_mod.Config) -> None:
         from podkit.cri.daemon import start_cri
 
         cri = await start_cri(services, cfg)
+    runners = [runner]
+    if cfg.docker_socket is not None:
+        # The Docker Engine API: its own socket, the same services, namespace default.
+        from podkit.dockerapi import make_app as make_docker_app
+
+        runners.append(await _listen(make_docker_app(services), cfg.docker_socket))
+        log.info("Docker Engine API on unix://%s", cfg.docker_socket)
     if os.environ.get("NOTIFY_SOCKET"):
         _sd_notify("READY=1")
 
@@ -82,10 +95,13 @@ async def serve(cfg: config_mod.Config) -> None:
     log.info("shutting down")
     if cri is not None:
         await cri.stop()
-    await runner.cleanup()
+    for r in reversed(runners):
+        await r.cleanup()
     await services.close()
-    with contextlib.suppress(FileNotFoundError):
-        cfg.socket.unlink()
+    for path in (cfg.socket, cfg.docker_socket):
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def _cri_enabled(cfg: config_mod.Config) -> bool:
@@ -112,6 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--state", help=f"runtime state directory (default {config_mod.DEFAULT_STATE})")
     p.add_argument("--socket", help=f"API unix socket (default {config_mod.DEFAULT_SOCKET})")
     p.add_argument("--cri-socket", help=f"CRI gRPC unix socket (default {config_mod.DEFAULT_CRI_SOCKET})")
+    p.add_argument(
+        "--docker-socket",
+        help=f"Docker Engine API unix socket (default {config_mod.DEFAULT_DOCKER_SOCKET}, "
+        "or <state>/docker.sock with --state)",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--version", action="version", version=f"podkitd {__version__}")
     args = p.parse_args(argv)

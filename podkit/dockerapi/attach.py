@@ -1,0 +1,125 @@
+"""Attach: ``POST /containers/{id}/attach`` (hijacked) and ``GET .../attach/ws``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from podkit.dockerapi.app import Routes
+from podkit.dockerapi.common import NAMESPACE, containers, flag
+from podkit.dockerapi.containers import _resolve
+from podkit.dockerapi.streams import (
+    MULTIPLEXED_STREAM,
+    RAW_STREAM,
+    HijackedResponse,
+    detach_sequence,
+    frame,
+    hijack,
+    pump,
+    stream_id,
+)
+
+log = logging.getLogger(__name__)
+routes = Routes()
+
+
+@routes.post("/containers/{id}/attach")
+async def attach(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    svc = containers(request)
+    tty = bool(rec.config.get("tty"))
+    stdin = flag(request, "stdin") and bool(rec.config.get("open_stdin"))
+    keys = detach_sequence(request.query.get("detachKeys"))
+    logs = flag(request, "logs")
+    stream = flag(request, "stream")
+    session = await svc.attach(NAMESPACE, rec.id, stdin=stdin, logs=logs)
+    if logs and not stream:
+        session = _BacklogOnly(session)
+    try:
+        conn = hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
+        how = await pump(
+            conn,
+            session,
+            tty=tty,
+            stdin=stdin,
+            detach_keys=keys,
+            stdout=flag(request, "stdout"),
+            stderr=flag(request, "stderr"),
+        )
+        log.debug("attach to %s ended: %s", rec.id[:12], how)
+        conn.close()
+    finally:
+        with contextlib.suppress(Exception):
+            await session.close()
+    return HijackedResponse()
+
+
+class _BacklogOnly:
+    """``logs=1&stream=0``: what was written so far, then the end."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.backlog = list(getattr(inner, "backlog", []))
+
+    async def read(self) -> tuple[int, bytes] | None:
+        return self.backlog.pop(0) if self.backlog else None
+
+    async def write(self, data: bytes) -> None:
+        return None
+
+    async def close_stdin(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+@routes.get("/containers/{id}/attach/ws")
+async def attach_ws(request: web.Request) -> web.StreamResponse:
+    """docker's WebSocket attach: output as binary messages (framed unless tty, as
+    docker does it since API 1.42... only for raw; here raw bytes), input likewise."""
+    rec = _resolve(request)
+    svc = containers(request)
+    tty = bool(rec.config.get("tty"))
+    stdin = flag(request, "stdin") and bool(rec.config.get("open_stdin"))
+    session = await svc.attach(NAMESPACE, rec.id, stdin=stdin, logs=flag(request, "logs"))
+    ws = web.WebSocketResponse(max_msg_size=0)
+    await ws.prepare(request)
+    want_out, want_err = flag(request, "stdout"), flag(request, "stderr")
+
+    async def outbound() -> None:
+        while True:
+            item = await session.read()
+            if item is None:
+                return
+            sid, data = stream_id(item[0]), item[1]
+            if (sid == 1 and want_out) or (sid == 2 and want_err):
+                # docker sends raw bytes over the WebSocket, framed only when multiplexing
+                # is asked for; plain bytes are what its clients read.
+                await ws.send_bytes(data if tty or not flag(request, "multiplex") else frame(sid, data))
+
+    async def inbound() -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY and stdin:
+                await session.write(msg.data)
+            elif msg.type == WSMsgType.TEXT and stdin:
+                await session.write(msg.data.encode())
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                return
+
+    out_task = asyncio.ensure_future(outbound())
+    in_task = asyncio.ensure_future(inbound())
+    try:
+        await asyncio.wait({out_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (out_task, in_task):
+            t.cancel()
+        await asyncio.gather(out_task, in_task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await session.close()
+        await ws.close()
+    return ws

@@ -1,0 +1,218 @@
+"""What every docker API handler shares: typed service access, query parsing,
+docker's time formats and filters."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from podkit.errors import InvalidArgument, PodkitError, Unavailable
+
+if TYPE_CHECKING:
+    from podkit.containers.service import ContainerService
+    from podkit.containers.volumes import VolumeService
+    from podkit.daemon.events import EventBus
+    from podkit.daemon.services import Services
+    from podkit.images.distribution import Registry
+    from podkit.images.service import ImageService
+    from podkit.network.manager import NetworkManager
+
+# Docker API objects are podkit's objects in this namespace.
+NAMESPACE = "default"
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class NotImplementedYet(PodkitError):
+    """An endpoint or option podkit does not offer (yet): docker's 501."""
+
+    code = "not_implemented"
+    status = 501
+
+
+class Forbidden(PodkitError):
+    """An operation docker refuses outright (removing a pre-defined network): 403."""
+
+    code = "forbidden"
+    status = 403
+
+
+def services(request: web.Request) -> Services:
+    s: Services = request.app["services"]
+    return s
+
+
+def containers(request: web.Request) -> ContainerService:
+    svc: ContainerService | None = services(request).containers
+    if svc is None:
+        raise Unavailable("the container service is not available in this daemon")
+    return svc
+
+
+def images(request: web.Request) -> ImageService:
+    svc: ImageService = services(request).images
+    return svc
+
+
+def registry(request: web.Request) -> Registry:
+    reg: Registry | None = services(request).registry
+    if reg is None:
+        raise Unavailable("the registry service is not available in this daemon")
+    return reg
+
+
+def networks(request: web.Request) -> NetworkManager:
+    net: NetworkManager | None = services(request).networks
+    if net is None:
+        raise Unavailable("networking is not available in this daemon")
+    return net
+
+
+def volumes(request: web.Request) -> VolumeService:
+    vol: VolumeService | None = services(request).volumes
+    if vol is None:
+        raise Unavailable("the volume service is not available in this daemon")
+    return vol
+
+
+def events(request: web.Request) -> EventBus:
+    return services(request).events
+
+
+def flag(request: web.Request, name: str, default: bool = False) -> bool:
+    """docker's boolean query values: 1/true/yes (and an empty value counts as false)."""
+    v = request.query.get(name)
+    if v is None:
+        return default
+    return v.strip().lower() in ("1", "true", "yes", "on")
+
+
+def int_arg(request: web.Request, name: str, default: int | None = None) -> int | None:
+    v = request.query.get(name)
+    if v is None or v == "":
+        return default
+    try:
+        return int(v)
+    except ValueError:
+        raise InvalidArgument(f"invalid value for {name!r}: {v!r} is not an integer") from None
+
+
+def filters(request: web.Request) -> dict[str, list[str]]:
+    """The ``filters`` query: ``{"key": ["v", ...]}`` or the old ``{"key": {"v": true}}``."""
+    raw = request.query.get("filters") or request.query.get("filter")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid filters {raw!r}: not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"invalid filters {raw!r}: want an object")
+    out: dict[str, list[str]] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out[str(k)] = [str(x) for x, on in v.items() if on]
+        elif isinstance(v, list):
+            out[str(k)] = [str(x) for x in v]
+        else:
+            out[str(k)] = [str(v)]
+    return out
+
+
+async def body(request: web.Request) -> dict[str, Any]:
+    """A JSON object body; an empty body is an empty object."""
+    if not request.can_read_body:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidArgument(f"invalid JSON in the request body: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidArgument("the request body must be a JSON object")
+    return data
+
+
+def rfc3339(t: float | None) -> str:
+    """Docker's RFC 3339 with nanoseconds, UTC; the zero time for 'never'."""
+    if not t:
+        return ZERO_TIME
+    dt = datetime.fromtimestamp(t, UTC)
+    ns = int(round((t - int(t)) * 1e9))
+    if ns >= 1_000_000_000:
+        ns = 999_999_999
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}Z"
+
+
+def parse_time(value: str) -> float:
+    """A docker time argument: unix seconds (with fraction) or RFC 3339."""
+    v = value.strip()
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise InvalidArgument(f"invalid time {value!r}: want unix seconds or RFC 3339") from None
+
+
+def human_duration(seconds: float) -> str:
+    """docker's units.HumanDuration, for ``Up 3 minutes`` and ``Exited (0) 2 hours ago``."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(s / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
+
+
+def ago(t: float | None) -> str:
+    return human_duration(time.time() - (t or time.time()))
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def short_id(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def labels_match(labels: dict[str, str], f: dict[str, list[str]]) -> bool:
+    """docker's ``label`` / ``label!`` filters (``key`` or ``key=value``) over some labels."""
+
+    def has(x: str) -> bool:
+        k, eq, v = x.partition("=")
+        return k in labels and (not eq or labels[k] == v)
+
+    return all(has(x) for x in f.get("label") or []) and not any(has(x) for x in f.get("label!") or [])

@@ -1,0 +1,329 @@
+"""Container endpoints: create, list, inspect, the lifecycle verbs, wait, top,
+rename, update, prune, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from podkit.dockerapi import create, views
+from podkit.dockerapi.app import Routes
+from podkit.dockerapi.common import (
+    NAMESPACE,
+    NotImplementedYet,
+    body,
+    containers,
+    filters,
+    flag,
+    images,
+    int_arg,
+    json_response,
+    labels_match,
+    networks,
+    no_content,
+)
+from podkit.errors import Conflict, InvalidArgument, NotFound
+
+routes = Routes()
+
+
+def _resolve(request: web.Request) -> Any:
+    ref = request.match_info["id"]
+    try:
+        return containers(request).resolve(NAMESPACE, ref)
+    except NotFound:
+        raise NotFound(f"No such container: {ref}") from None
+
+
+@routes.post("/containers/create")
+async def create_container(request: web.Request) -> web.StreamResponse:
+    b = await body(request)
+    name = request.query.get("name") or None
+    opts = create.translate(b, name)
+    # docker answers 404 for a missing image and lets the client pull it (with its
+    # progress bar); podkit's own create would pull it silently instead.
+    try:
+        await asyncio.to_thread(images(request).get, NAMESPACE, opts["image"])
+    except NotFound:
+        raise NotFound(f"No such image: {opts['image']}") from None
+    svc = containers(request)
+    if name:
+        try:
+            other = svc.resolve(NAMESPACE, name)
+        except NotFound:
+            other = None
+        if other is not None and other.name == name.lstrip("/"):
+            raise Conflict(
+                f'Conflict. The container name "/{other.name}" is already in use by container '
+                f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.'
+            )
+    rec = await svc.create(NAMESPACE, opts)
+    return json_response({"Id": rec.id, "Warnings": []}, status=201)
+
+
+_LIST_FILTERS = (
+    "id",
+    "name",
+    "label",
+    "status",
+    "exited",
+    "ancestor",
+    "network",
+    "volume",
+    "before",
+    "since",
+    "is-task",
+    "health",
+    "publish",
+    "expose",
+)
+
+
+@routes.get("/containers/json")
+async def list_containers(request: web.Request) -> web.StreamResponse:
+    svc = containers(request)
+    f = filters(request)
+    unknown = sorted(set(f) - set(_LIST_FILTERS))
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
+    podkit_filters = {
+        k: v for k, v in f.items() if k in ("id", "name", "label", "status", "exited", "ancestor")
+    }
+    rows = await svc.list(NAMESPACE, all=flag(request, "all"), filters=podkit_filters)
+    recs = [svc.resolve(NAMESPACE, r["id"]) for r in rows]
+    recs = [r for r in recs if not r.infra]
+    if f.get("network"):
+        recs = [r for r in recs if str(r.config.get("network") or "bridge") in f["network"]]
+    if f.get("volume"):
+        recs = [
+            r
+            for r in recs
+            if any(
+                m.get("source") in f["volume"] or m.get("target") in f["volume"]
+                for m in r.config.get("mounts") or []
+            )
+        ]
+    if f.get("is-task") and f["is-task"][-1] == "true":
+        recs = []
+    for key in ("before", "since"):
+        for ref in f.get(key) or []:
+            pivot = svc.resolve(NAMESPACE, ref)
+            recs = [
+                r
+                for r in recs
+                if (r.created < pivot.created if key == "before" else r.created > pivot.created)
+            ]
+    recs.sort(key=lambda r: r.created, reverse=True)
+    limit = int_arg(request, "limit")
+    if limit is not None and limit > 0:
+        recs = recs[:limit]
+    net = networks(request) if request.app["services"].networks is not None else None
+    out = [views.container_summary(svc, r, net) for r in recs]
+    if flag(request, "size"):
+        for d in out:
+            d["SizeRw"] = 0
+            d["SizeRootFs"] = 0
+    return json_response(out)
+
+
+@routes.get("/containers/{id}/json")
+async def inspect_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    svc = containers(request)
+    net = networks(request) if request.app["services"].networks is not None else None
+    d = views.container_inspect(svc, rec, net)
+    if flag(request, "size"):
+        d["SizeRw"] = 0
+        d["SizeRootFs"] = 0
+    return json_response(d)
+
+
+@routes.post("/containers/{id}/start")
+async def start_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    if rec.state in ("running", "paused"):
+        return web.Response(status=304)
+    await containers(request).start(NAMESPACE, rec.id)
+    return no_content()
+
+
+def _timeout(request: web.Request) -> int | None:
+    return int_arg(request, "t", int_arg(request, "timeout"))
+
+
+@routes.post("/containers/{id}/stop")
+async def stop_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    if request.query.get("signal"):
+        raise NotImplementedYet(
+            "stop with a signal other than the container's stop signal is not supported yet"
+        )
+    if rec.state not in ("running", "paused", "restarting"):
+        return web.Response(status=304)
+    await containers(request).stop(NAMESPACE, rec.id, timeout=_timeout(request))
+    return no_content()
+
+
+@routes.post("/containers/{id}/restart")
+async def restart_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    await containers(request).restart(NAMESPACE, rec.id, timeout=_timeout(request))
+    return no_content()
+
+
+@routes.post("/containers/{id}/kill")
+async def kill_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    if rec.state not in ("running", "paused", "restarting"):
+        raise Conflict(
+            f"Cannot kill container: {request.match_info['id']}: container {rec.id} is not running"
+        )
+    await containers(request).kill(NAMESPACE, rec.id, request.query.get("signal") or "KILL")
+    return no_content()
+
+
+@routes.post("/containers/{id}/pause")
+async def pause_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    await containers(request).pause(NAMESPACE, rec.id)
+    return no_content()
+
+
+@routes.post("/containers/{id}/unpause")
+async def unpause_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    await containers(request).unpause(NAMESPACE, rec.id)
+    return no_content()
+
+
+@routes.post("/containers/{id}/rename")
+async def rename_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    new = request.query.get("name")
+    if not new:
+        raise InvalidArgument("a new name is required (query parameter name)")
+    await containers(request).rename(NAMESPACE, rec.id, new)
+    return no_content()
+
+
+# docker update fields -> podkit's; the rest are refused by name when set.
+_UPDATE = {"Memory": "memory", "NanoCpus": "cpus", "CpuShares": "cpu_shares", "PidsLimit": "pids_limit"}
+
+
+@routes.post("/containers/{id}/update")
+async def update_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    b = await body(request)
+    change: dict[str, Any] = {}
+    for k, v in b.items():
+        if v in (None, 0, "", [], {}):
+            continue
+        if k in _UPDATE:
+            change[_UPDATE[k]] = v / 1e9 if k == "NanoCpus" else v
+        elif k == "CpuQuota":
+            change["cpus"] = int(v) / int(b.get("CpuPeriod") or 100_000)
+        elif k == "CpuPeriod" and b.get("CpuQuota"):
+            continue
+        elif k == "RestartPolicy":
+            name = str(v.get("Name") or "no")
+            n = int(v.get("MaximumRetryCount") or 0)
+            change["restart"] = f"{name}:{n}" if name == "on-failure" and n else name
+        else:
+            raise InvalidArgument(f"updating {k} is not supported by podkit yet")
+    if change:
+        await containers(request).update(NAMESPACE, rec.id, change)
+    return json_response({"Warnings": []})
+
+
+@routes.post("/containers/{id}/wait")
+async def wait_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    cond = request.query.get("condition") or "not-running"
+    if cond not in ("not-running", "next-exit", "removed"):
+        raise InvalidArgument(f"invalid condition: {cond!r}: use not-running, next-exit or removed")
+    svc = containers(request)
+    # A created container's next exit is its first: wait for it to have run, so that
+    # `docker run`'s wait-then-start cannot miss a quick exit.
+    podkit_cond = "not-running" if cond == "next-exit" and rec.state == "created" else cond
+    # The docker CLI starts the container once it has these headers. The waiter takes
+    # its baseline in its first step, which the loop runs before reading any later
+    # request (tasks run in the order they were scheduled).
+    waiter = asyncio.ensure_future(svc.wait(NAMESPACE, rec.id, podkit_cond))
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    await resp.write(b"")
+    try:
+        code = await waiter
+        err = None
+    except NotFound:
+        code, err = -1, None
+    except Exception as e:  # the status line is gone: say it in the body, as docker does
+        code, err = -1, {"Message": str(e)}
+    try:
+        await resp.write(json.dumps({"StatusCode": code, "Error": err}).encode() + b"\n")
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass  # the client stopped waiting (docker run's --rm wait when the CLI exits)
+    return resp
+
+
+@routes.delete("/containers/{id}")
+async def remove_container(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    if flag(request, "link"):
+        raise NotImplementedYet("container links are not supported by podkit")
+    svc = containers(request)
+    if rec.state in ("running", "paused", "restarting") and not flag(request, "force"):
+        raise Conflict(
+            f"You cannot remove a running container {rec.id}. Stop the container before attempting "
+            "removal or force remove"
+        )
+    await svc.remove(NAMESPACE, rec.id, force=flag(request, "force"), volumes=flag(request, "v"))
+    return no_content()
+
+
+@routes.post("/containers/prune")
+async def prune_containers(request: web.Request) -> web.StreamResponse:
+    f = filters(request)
+    unknown = sorted(set(f) - {"until", "label", "label!"})
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
+    svc = containers(request)
+    if not f:
+        removed = await svc.prune(NAMESPACE)
+        return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
+    from podkit.dockerapi.common import parse_time
+
+    removed = []
+    until = min((parse_time(v) for v in f.get("until") or []), default=None)
+    for row in await svc.list(NAMESPACE, all=True):
+        rec = svc.resolve(NAMESPACE, row["id"])
+        if rec.state not in ("exited", "created", "dead") or rec.infra:
+            continue
+        if until is not None and rec.created >= until:
+            continue
+        if not labels_match(rec.labels, f):
+            continue
+        await svc.remove(NAMESPACE, rec.id)
+        removed.append(rec.id)
+    return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
+
+
+@routes.get("/containers/{id}/top")
+async def top(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    t = await containers(request).top(NAMESPACE, rec.id, request.query.get("ps_args") or None)
+    return json_response({"Titles": t["titles"], "Processes": t["processes"]})
+
+
+@routes.post("/containers/{id}/resize")
+async def resize(request: web.Request) -> web.StreamResponse:
+    rec = _resolve(request)
+    h, w = int_arg(request, "h", 0) or 0, int_arg(request, "w", 0) or 0
+    if h and w:
+        await containers(request).resize(NAMESPACE, rec.id, h, w)
+    return web.Response(status=200)

@@ -1,0 +1,326 @@
+"""Docker's container create body (Config + HostConfig + NetworkingConfig) as
+podkit's container options.
+
+Fields podkit honours are translated; fields left at docker's zero value pass;
+a field set to something podkit cannot do is refused with a 400 naming it, never
+silently dropped, except where ignoring it changes nothing a container can observe
+(log driver options, swappiness, the console size a tty is resized to anyway).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podkit.errors import InvalidArgument
+
+# HostConfig fields podkit cannot honour yet; any non-zero value is refused. Several
+# come with the engine features of issue 12 part A (pid/ipc modes, sysctls, dns
+# search/options, group-add, cpuset, memory reservation, volumes-from, publish-all).
+_UNSUPPORTED_HOST = (
+    "VolumesFrom",
+    "Links",
+    "PublishAllPorts",
+    "PidMode",
+    "UTSMode",
+    "UsernsMode",
+    "GroupAdd",
+    "Sysctls",
+    "DnsOptions",
+    "DnsSearch",
+    "CpusetCpus",
+    "CpusetMems",
+    "CpuRealtimePeriod",
+    "CpuRealtimeRuntime",
+    "MemoryReservation",
+    "BlkioWeight",
+    "BlkioWeightDevice",
+    "BlkioDeviceReadBps",
+    "BlkioDeviceWriteBps",
+    "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps",
+    "DeviceCgroupRules",
+    "DeviceRequests",
+    "StorageOpt",
+    "OomScoreAdj",
+    "CpuCount",
+    "CpuPercent",
+    "IOMaximumIOps",
+    "IOMaximumBandwidth",
+    "MaskedPaths",
+    "ReadonlyPaths",
+)
+_UNSUPPORTED_CONFIG = ("MacAddress", "OnBuild", "Shell")
+
+
+def _set(v: Any) -> bool:
+    """Is a docker field given a value other than its zero value?"""
+    return v not in (None, "", 0, False, [], {})
+
+
+def _unsupported(where: str, name: str, value: Any) -> InvalidArgument:
+    return InvalidArgument(f"{where}.{name} is not supported by podkit yet (got {value!r})")
+
+
+def _str_list(v: Any, what: str) -> list[str] | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InvalidArgument(f"{what} must be a list of strings")
+    return list(v)
+
+
+def translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """A docker create body -> the podkit container options dict (CreateOptions.parse)."""
+    hc = body.get("HostConfig") or {}
+    if not isinstance(hc, dict):
+        raise InvalidArgument("HostConfig must be an object")
+    image = body.get("Image")
+    if not image or not isinstance(image, str):
+        raise InvalidArgument("Config.Image is required")
+    for f in _UNSUPPORTED_CONFIG:
+        if _set(body.get(f)):
+            raise _unsupported("Config", f, body[f])
+    for f in _UNSUPPORTED_HOST:
+        if _set(hc.get(f)):
+            raise _unsupported("HostConfig", f, hc[f])
+    _check_modes(hc)
+    o: dict[str, Any] = {"image": image}
+    if name:
+        o["name"] = name
+    o.update(_process(body))
+    o.update(_resources(hc))
+    o.update(_mounts(body, hc))
+    o.update(_networking(body, hc))
+    o.update(_security(hc))
+    health = body.get("Healthcheck")
+    if isinstance(health, dict) and health.get("Test") and health["Test"] != ["NONE"]:
+        raise _unsupported("Config", "Healthcheck", health)
+    return o
+
+
+def _check_modes(hc: dict[str, Any]) -> None:
+    if hc.get("IpcMode") not in (None, "", "private", "shareable"):
+        raise _unsupported("HostConfig", "IpcMode", hc["IpcMode"])
+    if hc.get("CgroupnsMode") not in (None, "", "private"):
+        raise _unsupported("HostConfig", "CgroupnsMode", hc["CgroupnsMode"])
+    if hc.get("Runtime") not in (None, "", "runc"):
+        raise InvalidArgument(f"unknown runtime {hc['Runtime']!r}: podkit runs containers with runc")
+    if hc.get("Isolation") not in (None, "", "default"):
+        raise _unsupported("HostConfig", "Isolation", hc["Isolation"])
+    if hc.get("VolumeDriver") not in (None, "", "local"):
+        raise InvalidArgument(f"unknown volume driver {hc['VolumeDriver']!r}: only 'local' is available")
+    if hc.get("OomKillDisable"):
+        raise _unsupported("HostConfig", "OomKillDisable", True)
+    log_cfg = hc.get("LogConfig") or {}
+    if log_cfg.get("Type") not in (None, "", "json-file", "local", "k8s-file"):
+        raise _unsupported("HostConfig", "LogConfig.Type", log_cfg["Type"])
+
+
+def _process(body: dict[str, Any]) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    cmd = _str_list(body.get("Cmd"), "Cmd")
+    if cmd is not None:
+        o["cmd"] = cmd
+    ep = body.get("Entrypoint")
+    if ep is not None:
+        eps = _str_list(ep, "Entrypoint") or []
+        o["entrypoint"] = "" if eps in ([], [""]) else eps
+    if body.get("Env"):
+        o["env"] = _str_list(body["Env"], "Env")
+    for src, dst in (("User", "user"), ("WorkingDir", "workdir"), ("Hostname", "hostname")):
+        if body.get(src):
+            o[dst] = str(body[src])
+    if body.get("Domainname"):
+        o["domainname"] = str(body["Domainname"])
+    if body.get("Labels"):
+        if not isinstance(body["Labels"], dict):
+            raise InvalidArgument("Labels must be an object of strings")
+        o["labels"] = {str(k): str(v) for k, v in body["Labels"].items()}
+    if body.get("StopSignal"):
+        o["stop_signal"] = str(body["StopSignal"])
+    if body.get("StopTimeout") is not None:
+        o["stop_timeout"] = body["StopTimeout"]
+    o["tty"] = bool(body.get("Tty"))
+    o["open_stdin"] = bool(body.get("OpenStdin"))
+    return o
+
+
+def _resources(hc: dict[str, Any]) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if _set(hc.get("Memory")):
+        o["memory"] = int(hc["Memory"])
+    if _set(hc.get("MemorySwap")):
+        o["memory_swap"] = int(hc["MemorySwap"])
+    if _set(hc.get("NanoCpus")):
+        o["cpus"] = int(hc["NanoCpus"]) / 1e9
+    elif _set(hc.get("CpuQuota")):
+        period = int(hc.get("CpuPeriod") or 100_000)
+        o["cpus"] = int(hc["CpuQuota"]) / period
+    elif _set(hc.get("CpuPeriod")):
+        raise _unsupported("HostConfig", "CpuPeriod", hc["CpuPeriod"])
+    if _set(hc.get("CpuShares")):
+        o["cpu_shares"] = int(hc["CpuShares"])
+    if _set(hc.get("PidsLimit")):
+        o["pids_limit"] = int(hc["PidsLimit"])
+    ulimits = []
+    for u in hc.get("Ulimits") or []:
+        if not isinstance(u, dict) or not u.get("Name"):
+            raise InvalidArgument(f"invalid HostConfig.Ulimits entry {u!r}")
+        ulimits.append(f"{u['Name']}={int(u.get('Soft', 0))}:{int(u.get('Hard', 0))}")
+    if ulimits:
+        o["ulimits"] = ulimits
+    devices = []
+    for d in hc.get("Devices") or []:
+        if not isinstance(d, dict) or not d.get("PathOnHost"):
+            raise InvalidArgument(f"invalid HostConfig.Devices entry {d!r}")
+        host = d["PathOnHost"]
+        devices.append(f"{host}:{d.get('PathInContainer') or host}:{d.get('CgroupPermissions') or 'rwm'}")
+    if devices:
+        o["devices"] = devices
+    if _set(hc.get("ShmSize")):
+        o["shm_size"] = int(hc["ShmSize"])
+    if hc.get("Init"):
+        o["init"] = True
+    if hc.get("CgroupParent"):
+        o["cgroup_parent"] = str(hc["CgroupParent"])
+    return o
+
+
+def _mounts(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
+    volumes = list(_str_list(hc.get("Binds"), "HostConfig.Binds") or [])
+    mounts: list[dict[str, Any]] = []
+    for m in hc.get("Mounts") or []:
+        mounts.append(_mount(m))
+    tmpfs = []
+    t = hc.get("Tmpfs") or {}
+    if not isinstance(t, dict):
+        raise InvalidArgument("HostConfig.Tmpfs must map paths to options")
+    for path, opts in t.items():
+        tmpfs.append(f"{path}:{opts}" if opts else str(path))
+    targets = {v.split(":")[1] if ":" in v else v for v in volumes}
+    targets |= {m["target"] for m in mounts} | {x.split(":")[0] for x in tmpfs}
+    # Config.Volumes are anonymous volumes, unless a bind or mount covers the path.
+    for path in body.get("Volumes") or {}:
+        if path not in targets:
+            volumes.append(str(path))
+    o: dict[str, Any] = {}
+    if volumes:
+        o["volumes"] = volumes
+    if mounts:
+        o["mounts"] = mounts
+    if tmpfs:
+        o["tmpfs"] = tmpfs
+    return o
+
+
+def _mount(m: Any) -> dict[str, Any]:
+    if not isinstance(m, dict):
+        raise InvalidArgument(f"invalid HostConfig.Mounts entry {m!r}")
+    typ = m.get("Type") or "volume"
+    target = m.get("Target") or m.get("Destination")
+    if not target:
+        raise InvalidArgument(f"HostConfig.Mounts entry {m!r} has no Target")
+    opts: list[str] = []
+    if typ == "tmpfs":
+        t = m.get("TmpfsOptions") or {}
+        if t.get("SizeBytes"):
+            opts.append(f"size={int(t['SizeBytes'])}")
+        if t.get("Mode"):
+            opts.append(f"mode={int(t['Mode']):o}")
+    elif typ == "bind":
+        b = m.get("BindOptions") or {}
+        if b.get("Propagation"):
+            opts.append(str(b["Propagation"]))
+        if b.get("CreateMountpoint") or b.get("NonRecursive"):
+            raise _unsupported("HostConfig.Mounts", "BindOptions", b)
+    elif typ == "volume":
+        v = m.get("VolumeOptions") or {}
+        if v.get("NoCopy"):
+            opts.append("nocopy")
+        if _set(v.get("DriverConfig")) and (v["DriverConfig"].get("Name") or "local") != "local":
+            raise _unsupported("HostConfig.Mounts", "VolumeOptions.DriverConfig", v["DriverConfig"])
+    else:
+        raise InvalidArgument(f"unsupported mount type {typ!r}: use bind, volume or tmpfs")
+    return {
+        "type": typ,
+        "target": str(target),
+        "source": str(m.get("Source") or ("tmpfs" if typ == "tmpfs" else "")),
+        "readonly": bool(m.get("ReadOnly")),
+        "options": opts,
+    }
+
+
+def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    mode = str(hc.get("NetworkMode") or "default")
+    if body.get("NetworkDisabled"):
+        mode = "none"
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not isinstance(endpoints, dict):
+        raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
+    if len(endpoints) > 1:
+        raise InvalidArgument(
+            "connecting a container to more than one network at create is not supported by podkit yet"
+        )
+    for net, ep in endpoints.items():
+        if mode in ("default", "bridge") and net not in ("bridge", "default"):
+            mode = net
+        ep = ep or {}
+        ipam = ep.get("IPAMConfig") or {}
+        for f in ("IPv4Address", "IPv6Address", "LinkLocalIPs"):
+            if _set(ipam.get(f)):
+                raise _unsupported("NetworkingConfig.EndpointsConfig.IPAMConfig", f, ipam[f])
+        if _set(ep.get("Links")):
+            raise _unsupported("NetworkingConfig.EndpointsConfig", "Links", ep["Links"])
+        # Aliases (compose gives every container its service name) are kept nowhere
+        # yet: they only matter to name resolution on user networks, which is coming.
+    o["network"] = "bridge" if mode in ("default", "bridge") else mode
+    ports = []
+    bindings = hc.get("PortBindings") or {}
+    if not isinstance(bindings, dict):
+        raise InvalidArgument("HostConfig.PortBindings must be an object")
+    for key, binds in bindings.items():
+        port, _, proto = str(key).partition("/")
+        proto = proto or "tcp"
+        for b in binds or [{}]:
+            b = b or {}
+            ip, hp = str(b.get("HostIp") or ""), str(b.get("HostPort") or "")
+            if ip in ("0.0.0.0", "::"):
+                ip = ""
+            if ip:
+                ports.append(f"{ip}:{hp}:{port}/{proto}")
+            elif hp:
+                ports.append(f"{hp}:{port}/{proto}")
+            else:
+                ports.append(f"{port}/{proto}")
+    if ports:
+        o["ports"] = ports
+    if hc.get("Dns"):
+        o["dns"] = _str_list(hc["Dns"], "HostConfig.Dns")
+    if hc.get("ExtraHosts"):
+        o["add_hosts"] = _str_list(hc["ExtraHosts"], "HostConfig.ExtraHosts")
+    rp = hc.get("RestartPolicy") or {}
+    name = str(rp.get("Name") or "no")
+    if name != "no":
+        n = int(rp.get("MaximumRetryCount") or 0)
+        o["restart"] = f"{name}:{n}" if name == "on-failure" and n else name
+    if hc.get("AutoRemove"):
+        o["auto_remove"] = True
+    return o
+
+
+def _security(hc: dict[str, Any]) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if hc.get("Privileged"):
+        o["privileged"] = True
+    if hc.get("ReadonlyRootfs"):
+        o["read_only"] = True
+    if hc.get("CapAdd"):
+        o["cap_add"] = _str_list(hc["CapAdd"], "HostConfig.CapAdd")
+    if hc.get("CapDrop"):
+        o["cap_drop"] = _str_list(hc["CapDrop"], "HostConfig.CapDrop")
+    if hc.get("SecurityOpt"):
+        o["security_opt"] = _str_list(hc["SecurityOpt"], "HostConfig.SecurityOpt")
+    return o

@@ -1,0 +1,347 @@
+"""System endpoints: _ping, version, info, events, system/df, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import time
+from typing import Any
+
+from aiohttp import web
+
+from podkit._version import __version__
+from podkit.dockerapi import views
+from podkit.dockerapi.app import API_VERSION, MIN_API_VERSION, Routes
+from podkit.dockerapi.common import (
+    NAMESPACE,
+    body,
+    containers,
+    events,
+    filters,
+    images,
+    json_response,
+    networks,
+    parse_time,
+    registry,
+    services,
+    volumes,
+)
+from podkit.errors import InvalidArgument
+
+routes = Routes()
+
+_PING_HEADERS = {
+    "API-Version": API_VERSION,
+    "Docker-Experimental": "false",
+    "OSType": "linux",
+    "Builder-Version": "",
+    "Swarm": "inactive",
+    "Cache-Control": "no-cache, no-store, must-revalidate",
+    "Pragma": "no-cache",
+}
+
+
+@routes.get("/_ping")
+async def ping(request: web.Request) -> web.StreamResponse:
+    return web.Response(text="OK", headers=_PING_HEADERS)
+
+
+@routes.head("/_ping")
+async def ping_head(request: web.Request) -> web.StreamResponse:
+    return web.Response(headers={**_PING_HEADERS, "Content-Type": "text/plain; charset=utf-8"})
+
+
+def _arch() -> str:
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
+
+
+@routes.get("/version")
+async def version(request: web.Request) -> web.StreamResponse:
+    ver = f"podkit-{__version__}"
+    return json_response(
+        {
+            "Platform": {"Name": "podkit"},
+            "Components": [
+                {
+                    "Name": "Engine",
+                    "Version": ver,
+                    "Details": {
+                        "ApiVersion": API_VERSION,
+                        "MinAPIVersion": MIN_API_VERSION,
+                        "Os": "linux",
+                        "Arch": _arch(),
+                        "KernelVersion": platform.release(),
+                        "Experimental": "false",
+                    },
+                }
+            ],
+            "Version": ver,
+            "ApiVersion": API_VERSION,
+            "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "",
+            "GoVersion": f"python{platform.python_version()}",
+            "Os": "linux",
+            "Arch": _arch(),
+            "KernelVersion": platform.release(),
+            "BuildTime": "",
+        }
+    )
+
+
+def _mem_total() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    return 0
+
+
+def _cgroup_version() -> str:
+    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+
+
+@routes.get("/info")
+async def info(request: web.Request) -> web.StreamResponse:
+    s = services(request)
+    c = containers(request).info(NAMESPACE)
+    n_images = len(await asyncio.to_thread(images(request).list, NAMESPACE))
+    osname = "linux"
+    with contextlib.suppress(OSError):
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    osname = line.split("=", 1)[1].strip().strip('"')
+    return json_response(
+        {
+            "ID": _daemon_id(s.config.root),
+            "Containers": c["containers"],
+            "ContainersRunning": c["running"],
+            "ContainersPaused": c["paused"],
+            "ContainersStopped": c["stopped"],
+            "Images": n_images,
+            "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", "podkit snapshots"]],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["k8s-file"]},
+            "MemoryLimit": True,
+            "SwapLimit": True,
+            "CpuCfsPeriod": True,
+            "CpuCfsQuota": True,
+            "CPUShares": True,
+            "PidsLimit": True,
+            "IPv4Forwarding": True,
+            "Debug": False,
+            "NFd": len(os.listdir("/proc/self/fd")),
+            "NGoroutines": len(asyncio.all_tasks()),
+            "SystemTime": views.rfc3339_now(),
+            "LoggingDriver": "k8s-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": _cgroup_version(),
+            "NEventsListener": 0,
+            "KernelVersion": platform.release(),
+            "OperatingSystem": osname,
+            "OSVersion": "",
+            "OSType": "linux",
+            "Architecture": platform.machine(),
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+            "NCPU": os.cpu_count() or 1,
+            "MemTotal": _mem_total(),
+            "DockerRootDir": str(s.config.root),
+            "HttpProxy": "",
+            "HttpsProxy": "",
+            "NoProxy": "",
+            "Name": platform.node(),
+            "Labels": [],
+            "ExperimentalBuild": False,
+            "ServerVersion": f"podkit-{__version__}",
+            "Runtimes": {"runc": {"path": "runc"}},
+            "DefaultRuntime": "runc",
+            "Swarm": {
+                "NodeID": "",
+                "NodeAddr": "",
+                "LocalNodeState": "inactive",
+                "ControlAvailable": False,
+                "Error": "",
+                "RemoteManagers": None,
+            },
+            "LiveRestoreEnabled": True,
+            "Isolation": "",
+            "InitBinary": "catatonit",
+            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "Warnings": [],
+        }
+    )
+
+
+def _daemon_id(root: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(root).encode()).hexdigest()[:48].upper()
+
+
+@routes.get("/system/df")
+async def system_df(request: web.Request) -> web.StreamResponse:
+    want = set(request.query.getall("type", [])) or {"container", "image", "volume", "build-cache"}
+    out: dict[str, Any] = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
+    csvc = containers(request)
+    recs = await csvc.list(NAMESPACE, all=True)
+    if "image" in want:
+        isvc = images(request)
+        imgs = await asyncio.to_thread(isvc.list, NAMESPACE)
+        users: dict[str, int] = {}
+        for r in recs:
+            users[r["image_id"]] = users.get(r["image_id"], 0) + 1
+        seen: dict[str, dict[str, Any]] = {}
+        for img in imgs:
+            d = await asyncio.to_thread(views.image_summary, isvc, img, [img])
+            if img.id in seen:
+                seen[img.id]["RepoTags"] = sorted(set(seen[img.id]["RepoTags"]) | set(d["RepoTags"]))
+                continue
+            d["Containers"] = users.get(img.id, 0)
+            seen[img.id] = d
+        out["Images"] = list(seen.values())
+        out["LayersSize"] = sum(i["Size"] for i in out["Images"])
+    if "container" in want:
+        for r in recs:
+            rec = csvc.resolve(NAMESPACE, r["id"])
+            d = views.container_summary(csvc, rec, networks(request))
+            d["SizeRw"] = 0
+            d["SizeRootFs"] = 0
+            out["Containers"].append(d)
+    if "volume" in want:
+        vsvc = volumes(request)
+        for v in await asyncio.to_thread(vsvc.list, NAMESPACE):
+            d = views.volume(v)
+            size = await asyncio.to_thread(_du, v["mountpoint"])
+            d["UsageData"] = {"Size": size, "RefCount": len(v.get("in_use_by") or [])}
+            out["Volumes"].append(d)
+    return json_response(out)
+
+
+def _du(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+    return total
+
+
+@routes.post("/auth")
+async def auth(request: web.Request) -> web.StreamResponse:
+    from podkit.images.registry.auth import Credentials
+
+    b = await body(request)
+    server = str(b.get("serveraddress") or "docker.io")
+    creds = Credentials(
+        username=str(b.get("username") or ""),
+        password=str(b.get("password") or ""),
+        identitytoken=str(b.get("identitytoken") or ""),
+    )
+    await registry(request).login(server, creds)
+    return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+
+
+# ------------------------------------------------------------------ events
+_EVENT_FILTERS = ("type", "event", "container", "image", "label", "network", "volume", "scope", "daemon")
+
+
+def _event_matches(ev: Any, f: dict[str, list[str]]) -> bool:
+    if ev.namespace != NAMESPACE:
+        return False
+    attrs = ev.attributes
+    if f.get("type") and ev.type not in f["type"]:
+        return False
+    if f.get("event") and ev.action not in f["event"] and ev.action.split(":")[0] not in f["event"]:
+        return False
+    if f.get("container") and (
+        ev.type != "container"
+        or not any(v == attrs.get("name") or ev.id.startswith(v) for v in f["container"])
+    ):
+        return False
+    if f.get("image") and not any(
+        v in (attrs.get("image"), ev.id if ev.type == "image" else None, attrs.get("name"))
+        for v in f["image"]
+    ):
+        return False
+    if f.get("network") and (
+        ev.type != "network" or not any(v in (ev.id, attrs.get("name")) for v in f["network"])
+    ):
+        return False
+    if f.get("volume") and (ev.type != "volume" or ev.id not in f["volume"]):
+        return False
+    for lab in f.get("label") or []:
+        k, eq, v = lab.partition("=")
+        if k not in attrs or (eq and attrs[k] != v):
+            return False
+    return True
+
+
+def _event_json(ev: Any) -> dict[str, Any]:
+    attrs = dict(ev.attributes)
+    d: dict[str, Any] = {
+        "Type": ev.type,
+        "Action": ev.action,
+        "Actor": {"ID": ev.id, "Attributes": attrs},
+        "scope": "local",
+        "time": int(ev.time),
+        "timeNano": int(ev.time * 1e9),
+    }
+    if ev.type == "container":  # the pre-1.22 fields docker still sends
+        d["status"] = ev.action
+        d["id"] = ev.id
+        d["from"] = attrs.get("image", "")
+    return d
+
+
+@routes.get("/events")
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    f = filters(request)
+    unknown = sorted(set(f) - set(_EVENT_FILTERS))
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
+    since = parse_time(request.query["since"]) if request.query.get("since") else None
+    until = parse_time(request.query["until"]) if request.query.get("until") else None
+    bus = events(request)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    # Subscribe before replaying, so nothing falls between the backlog and live events.
+    live = bus.subscribe()
+    first = asyncio.ensure_future(live.__anext__())
+    try:
+        seen_until = 0.0
+        if since is not None:
+            for ev in bus.recent(since):
+                if until is not None and ev.time > until:
+                    break
+                if _event_matches(ev, f):
+                    await resp.write(json.dumps(_event_json(ev)).encode() + b"\n")
+                seen_until = ev.time
+        if until is not None and until <= time.time():
+            return resp
+        while True:
+            timeout = None if until is None else max(0.0, until - time.time())
+            done, _ = await asyncio.wait({first}, timeout=timeout)
+            if not done:
+                return resp
+            ev = first.result()
+            first = asyncio.ensure_future(live.__anext__())
+            if ev.time <= seen_until:
+                continue
+            if until is not None and ev.time > until:
+                return resp
+            if _event_matches(ev, f):
+                await resp.write(json.dumps(_event_json(ev)).encode() + b"\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        return resp
+    finally:
+        first.cancel()
+        with contextlib.suppress(BaseException):
+            await first
+        await live.aclose()

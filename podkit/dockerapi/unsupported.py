@@ -1,0 +1,52 @@
+"""What podkit does not do, answered as docker answers it: swarm objects as a docker
+that is not a swarm manager (503), plugins, build, commit, changes and export as
+not implemented (501), with a message saying so."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from podkit.dockerapi.app import Routes, error_response
+
+routes = Routes()
+
+_NOT_SWARM = (
+    'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect '
+    "this node to swarm and try again."
+)
+
+
+async def _not_swarm(request: web.Request) -> web.StreamResponse:
+    return error_response(503, _NOT_SWARM)
+
+
+def _not_implemented(message: str) -> object:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return error_response(501, message)
+
+    return handler
+
+
+for _area in ("swarm", "services", "tasks", "secrets", "configs", "nodes"):
+    for _path in (f"/{_area}", f"/{_area}/{{tail:.*}}"):
+        for _m in ("GET", "POST", "DELETE", "PUT"):
+            routes.route(_m, _path)(_not_swarm)
+
+_PLUGINS = _not_implemented("plugins are not supported by podkit")
+_BUILD = _not_implemented(
+    "image build is not supported by podkit's Docker API yet (it comes with podkit's build support)"
+)
+_COMMIT = _not_implemented("commit is not supported by podkit's Docker API yet")
+_CHANGES = _not_implemented("container changes (diff) are not supported by podkit's Docker API yet")
+_EXPORT = _not_implemented("container export is not supported by podkit's Docker API yet")
+
+for _m in ("GET", "POST", "DELETE"):
+    routes.route(_m, "/plugins")(_PLUGINS)  # type: ignore[arg-type]
+    routes.route(_m, "/plugins/{tail:.*}")(_PLUGINS)  # type: ignore[arg-type]
+routes.post("/build")(_BUILD)  # type: ignore[arg-type]
+routes.post("/build/prune")(_BUILD)  # type: ignore[arg-type]
+routes.get("/session")(_BUILD)  # type: ignore[arg-type]
+routes.post("/session")(_BUILD)  # type: ignore[arg-type]
+routes.post("/commit")(_COMMIT)  # type: ignore[arg-type]
+routes.get("/containers/{id}/changes")(_CHANGES)  # type: ignore[arg-type]
+routes.get("/containers/{id}/export")(_EXPORT)  # type: ignore[arg-type]

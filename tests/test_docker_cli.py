@@ -1,0 +1,289 @@
+"""The docker CLI (a real docker 28 client) against podkitd's Docker Engine API.
+
+One daemon and one local registry for the module; each test names its own objects
+and removes them. Skipped where the docker CLI is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.docker_env import DOCKER, DockerEnv, Term, docker_env
+from tests.fixtures.registry import push_busybox
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")
+
+
+@pytest.fixture(scope="module")
+def env(busybox_tarball: Path) -> Iterator[DockerEnv]:
+    with docker_env(with_registry=True, tarball=busybox_tarball) as e:
+        yield e
+
+
+def test_version_and_info_speak_api_143(env: DockerEnv) -> None:
+    v = json.loads(env.docker("version", "--format", "{{json .}}").stdout)
+    assert v["Server"]["ApiVersion"] == "1.43"
+    assert v["Server"]["MinAPIVersion"] == "1.24"
+    info = env.docker("info", "--format", "{{.OSType}} {{.Images}}").stdout.split()
+    assert info[0] == "linux" and int(info[1]) >= 1
+
+
+def test_run_prints_output_and_returns_the_exit_code(env: DockerEnv) -> None:
+    r = env.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert r.returncode == 3
+    assert r.stdout == "out\n"
+    assert "err" in r.stderr
+    # --rm left nothing behind
+    assert env.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_run_with_stdin_sees_its_end(env: DockerEnv) -> None:
+    # docker run -i: the CLI half-closes the connection at stdin's end; cat must see
+    # EOF and exit, and its output must still come back.
+    r = env.docker("run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done", input=b"line1\nline2\n")
+    assert r.stdout == "line1\nline2\ndone\n"
+
+
+def test_ps_inspect_logs_stop_rm_and_podkit_sees_the_same(env: DockerEnv) -> None:
+    cid = env.docker(
+        "run", "-d", "--name", "web1", "-l", "app=t", "busybox", "sh", "-c", "echo ready; exec sleep 300"
+    ).stdout.strip()
+    try:
+        ps = env.docker("ps", "--filter", "label=app=t", "--format", "{{.ID}} {{.Names}} {{.Status}}").stdout
+        assert ps.startswith(cid[:12] + " web1 Up")
+        podkit = {c.name: c.id for c in env.daemon.client().containers.list()}
+        assert podkit.get("web1") == cid
+        wait_for(lambda: "ready" in env.docker("logs", "web1").stdout, 20, what="the log line")
+        state = json.loads(env.docker("inspect", "web1").stdout)[0]
+        assert state["State"]["Running"] is True and state["Name"] == "/web1"
+        assert state["Config"]["Labels"]["app"] == "t"
+        assert state["NetworkSettings"]["IPAddress"]
+        assert env.docker("inspect", "-f", "{{.State.Pid}}", "web1").stdout.strip() != "0"
+        env.docker("stop", "-t", "1", "web1")
+        assert env.docker("inspect", "-f", "{{.State.Status}}", "web1").stdout.strip() == "exited"
+    finally:
+        env.docker("rm", "-f", "web1", check=False)
+    assert "web1" not in env.docker("ps", "-a", "--format", "{{.Names}}").stdout
+    r = env.docker("inspect", "web1", check=False)
+    assert r.returncode != 0 and "No such" in r.stderr
+
+
+def test_logs_follow_ends_when_the_container_does(env: DockerEnv) -> None:
+    env.docker(
+        "run",
+        "-d",
+        "--name",
+        "follow1",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo n$i; sleep 0.2; done",
+    )
+    try:
+        r = env.docker("logs", "-f", "follow1", timeout=30)
+        assert r.stdout.split() == ["n1", "n2", "n3"]
+        assert env.docker("logs", "--tail", "1", "follow1").stdout == "n3\n"
+        ts = env.docker("logs", "-t", "follow1").stdout.splitlines()[0]
+        assert ts.endswith(" n1") and ts[:4].isdigit()
+    finally:
+        env.docker("rm", "-f", "follow1", check=False)
+
+
+def test_exec_output_exit_code_and_stdin(env: DockerEnv) -> None:
+    env.docker("run", "-d", "--name", "ex1", "busybox", "sleep", "300")
+    try:
+        assert env.docker("exec", "ex1", "echo", "hi").stdout == "hi\n"
+        assert env.docker("exec", "ex1", "sh", "-c", "exit 5", check=False).returncode == 5
+        r = env.docker("exec", "-i", "ex1", "sh", "-c", "cat; echo end", input=b"from-stdin\n")
+        assert r.stdout == "from-stdin\nend\n"
+        assert (
+            env.docker("exec", "-w", "/tmp", "-e", "X=1", "ex1", "sh", "-c", "echo $X $(pwd)").stdout
+            == "1 /tmp\n"
+        )
+        top = env.docker("top", "ex1").stdout
+        assert "sleep" in top
+    finally:
+        env.docker("rm", "-f", "ex1", check=False)
+
+
+def test_exec_it_and_run_it_on_a_terminal(env: DockerEnv) -> None:
+    env.docker("run", "-d", "--name", "tty1", "busybox", "sleep", "300")
+    try:
+        t = Term(env, "exec", "-it", "tty1", "sh", rows=30, cols=99)
+        t.expect(b"# ")
+        t.send(b"stty size; echo $((6*7))\r")
+        t.expect(b"30 99")
+        t.expect(b"42")
+        t.send(b"exit 4\r")
+        assert t.wait() == 4
+        r = Term(env, "run", "--rm", "-it", "busybox", "sh", "-c", "tty; echo got-$((2+3))")
+        r.expect(b"got-5")
+        assert r.wait() == 0
+        assert b"/dev/pts" in r.seen
+    finally:
+        env.docker("rm", "-f", "tty1", check=False)
+
+
+def test_attach_sends_stdin_and_ends_with_the_container(env: DockerEnv) -> None:
+    env.docker("run", "-d", "-i", "--name", "att1", "busybox", "sh", "-c", "read x; echo got-$x")
+    try:
+        r = env.docker("attach", "att1", input=b"hello\n", timeout=30)
+        assert "got-hello" in r.stdout
+        assert env.docker("wait", "att1").stdout.strip() == "0"
+    finally:
+        env.docker("rm", "-f", "att1", check=False)
+
+
+def test_cp_both_ways(env: DockerEnv, tmp_path: Path) -> None:
+    env.docker("run", "-d", "--name", "cp1", "busybox", "sleep", "300")
+    try:
+        src = tmp_path / "in.txt"
+        src.write_text("payload\n")
+        env.docker("cp", str(src), "cp1:/tmp/")
+        assert env.docker("exec", "cp1", "cat", "/tmp/in.txt").stdout == "payload\n"
+        env.docker("exec", "cp1", "sh", "-c", "mkdir -p /data/sub && echo deep > /data/sub/f")
+        env.docker("cp", "cp1:/data", str(tmp_path / "out"))
+        assert (tmp_path / "out" / "sub" / "f").read_text() == "deep\n"
+        r = env.docker("cp", "cp1:/nonexistent", str(tmp_path / "x"), check=False)
+        assert r.returncode != 0 and "no such" in r.stderr.lower()
+    finally:
+        env.docker("rm", "-f", "cp1", check=False)
+
+
+def test_stats_no_stream_draws_a_row(env: DockerEnv) -> None:
+    env.docker("run", "-d", "--name", "st1", "busybox", "sleep", "300")
+    try:
+        out = env.docker(
+            "stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}", "st1"
+        ).stdout.strip()
+        name, cpu, mem, pids = out.split("|")
+        assert name == "st1"
+        assert cpu.endswith("%")
+        assert "/" in mem and not mem.startswith("0B /")
+        assert int(pids) >= 1
+    finally:
+        env.docker("rm", "-f", "st1", check=False)
+
+
+def test_pull_push_tag_images_save_load_rmi(env: DockerEnv, tmp_path: Path) -> None:
+    assert env.registry is not None
+    ref = push_busybox(env.registry, tmp_path, "library/bbpull:1")
+    out = env.docker("pull", ref).stdout
+    assert "Downloaded newer image" in out or "Image is up to date" in out
+    images = env.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert ref in images
+    assert json.loads(env.docker("image", "inspect", ref).stdout)[0]["RootFS"]["Layers"]
+    assert env.docker("history", "-q", ref).stdout.strip()
+    pushed = f"{env.registry.host}/team/retag:2"
+    env.docker("tag", ref, pushed)
+    env.docker("push", pushed)
+    status, _, _ = env.registry.api(
+        "/v2/team/retag/manifests/2",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json,"
+            " application/vnd.docker.distribution.manifest.v2+json"
+        },
+    )
+    assert status == 200
+    archive = tmp_path / "saved.tar"
+    env.docker("save", "-o", str(archive), pushed)
+    env.docker("rmi", pushed)
+    assert pushed not in env.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    loaded = env.docker("load", "-i", str(archive)).stdout
+    assert "Loaded image" in loaded
+    assert pushed in env.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    env.docker("rmi", pushed, ref)
+    r = env.docker("pull", f"{env.registry.host}/library/absent:1", check=False)
+    assert r.returncode != 0
+
+
+def test_networks_volumes_and_system_df(env: DockerEnv) -> None:
+    env.docker("network", "create", "--subnet", "10.213.7.0/24", "--label", "t=1", "dnet1")
+    env.docker("volume", "create", "dvol1")
+    try:
+        nets = env.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+        assert {"bridge", "host", "none", "dnet1"} <= set(nets)
+        env.docker(
+            "run",
+            "-d",
+            "--name",
+            "nv1",
+            "--network",
+            "dnet1",
+            "-v",
+            "dvol1:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /data/f; exec sleep 300",
+        )
+        ip = env.docker(
+            "inspect", "-f", '{{(index .NetworkSettings.Networks "dnet1").IPAddress}}', "nv1"
+        ).stdout.strip()
+        assert ip.startswith("10.213.7.")
+        members = json.loads(env.docker("network", "inspect", "dnet1").stdout)[0]["Containers"]
+        assert [m["Name"] for m in members.values()] == ["nv1"]
+        r = env.docker("network", "rm", "dnet1", check=False)
+        assert r.returncode != 0  # in use
+        vol = json.loads(env.docker("volume", "inspect", "dvol1").stdout)[0]
+        assert vol["Driver"] == "local" and vol["Name"] == "dvol1"
+        wait_for(lambda: Path(vol["Mountpoint"], "f").exists(), 20, what="the volume's file")
+        df = env.docker("system", "df", "--format", "{{.Type}} {{.TotalCount}}").stdout.splitlines()
+        counts = dict(line.rsplit(" ", 1) for line in df)
+        assert (
+            int(counts["Images"]) >= 1
+            and int(counts["Containers"]) >= 1
+            and int(counts["Local Volumes"]) >= 1
+        )
+        env.docker("rm", "-f", "nv1")
+    finally:
+        env.docker("rm", "-f", "nv1", check=False)
+        env.docker("network", "rm", "dnet1", check=False)
+        env.docker("volume", "rm", "dvol1", check=False)
+    assert "dnet1" not in env.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert "dvol1" not in env.docker("volume", "ls", "-q").stdout.split()
+
+
+def test_published_port_reaches_the_container(env: DockerEnv) -> None:
+    env.docker(
+        "run",
+        "-d",
+        "--name",
+        "pub1",
+        "-p",
+        "127.0.0.1::8080",
+        "busybox",
+        "sh",
+        "-c",
+        "echo served > /tmp/i; exec httpd -f -p 8080 -h /tmp",
+    )
+    try:
+        port = env.docker("port", "pub1", "8080/tcp").stdout.strip().rsplit(":", 1)[1]
+        import urllib.request
+
+        def served() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/i", timeout=2) as r:
+                    return r.read() == b"served\n"
+            except OSError:
+                return False
+
+        wait_for(served, 20, what="the published port")
+    finally:
+        env.docker("rm", "-f", "pub1", check=False)
+
+
+def test_errors_are_dockers(env: DockerEnv) -> None:
+    r = env.docker("run", "--rm", "--pid", "host", "busybox", "true", check=False)
+    assert r.returncode == 125 and "PidMode" in r.stderr
+    r = env.docker("rm", "nosuchctr", check=False)
+    assert r.returncode == 1 and "No such container: nosuchctr" in r.stderr
+    r = env.docker("network", "connect", "bridge", "nosuchctr", check=False)
+    assert r.returncode != 0
+    r = env.docker("build", "-", check=False, input=b"FROM busybox\n")
+    assert r.returncode != 0

@@ -1,0 +1,75 @@
+"""Where the Docker API socket goes ([docker] socket / enabled, --docker-socket), and
+what it answers before any client library is involved (raw HTTP on the socket)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import stat
+from pathlib import Path
+
+from podkit.daemon import config
+from tests.helpers import Daemon
+
+
+def _load(tmp_path: Path, text: str, **overrides: str) -> config.Config:
+    f = tmp_path / "podkitd.toml"
+    f.write_text(text)
+    return config.load(str(f), overrides)
+
+
+def test_socket_defaults_follow_state_and_flags(tmp_path: Path) -> None:
+    assert _load(tmp_path, "").docker_socket == Path("/run/podkit/docker.sock")
+    assert _load(tmp_path, "", state="/x/state").docker_socket == Path("/x/state/docker.sock")
+    assert _load(tmp_path, '[docker]\nsocket = "/y/d.sock"\n', state="/x").docker_socket == Path("/y/d.sock")
+    assert _load(tmp_path, "[docker]\nenabled = false\n").docker_socket is None
+    got = _load(tmp_path, "[docker]\nenabled = false\n", docker_socket="/z/d.sock").docker_socket
+    assert got == Path("/z/d.sock")
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=30)
+        self.path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def _req(path: Path, method: str, url: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    c = _UnixConnection(path)
+    try:
+        c.request(method, url, body=body, headers={"Content-Type": "application/json"} if body else {})
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
+
+
+def test_socket_is_root_only_and_speaks_docker(daemon: Daemon) -> None:
+    sock = daemon.state / "docker.sock"
+    st = os.stat(sock)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_uid == 0 and st.st_gid == 0
+    status, headers, data = _req(sock, "GET", "/_ping")
+    assert (status, data, headers["API-Version"]) == (200, b"OK", "1.43")
+    status, headers, data = _req(sock, "HEAD", "/_ping")
+    assert status == 200 and headers["API-Version"] == "1.43" and data == b""
+    status, _, data = _req(sock, "GET", "/v1.24/version")
+    assert status == 200 and json.loads(data)["ApiVersion"] == "1.43"
+    status, _, data = _req(sock, "GET", "/v1.12/version")
+    assert status == 400 and "too old" in json.loads(data)["message"]
+    status, _, data = _req(sock, "GET", "/v1.43/containers/nosuch/json")
+    assert status == 404 and json.loads(data) == {"message": "No such container: nosuch"}
+    status, _, data = _req(sock, "GET", "/v1.43/swarm")
+    assert status == 503 and "not a swarm manager" in json.loads(data)["message"]
+    status, _, data = _req(sock, "POST", "/v1.43/build")
+    assert status == 501 and "build" in json.loads(data)["message"]
+    body = json.dumps({"Image": "busybox", "HostConfig": {"Sysctls": {"net.ipv4.ip_forward": "1"}}}).encode()
+    status, _, data = _req(sock, "POST", "/containers/create", body)
+    assert status == 400 and "HostConfig.Sysctls" in json.loads(data)["message"]
+    status, _, data = _req(sock, "POST", "/containers/create", json.dumps({"Image": "nosuch:1"}).encode())
+    assert status == 404 and json.loads(data)["message"] == "No such image: nosuch:1"
