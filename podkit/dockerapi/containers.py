@@ -256,8 +256,16 @@ async def wait_container(request: web.Request) -> web.StreamResponse:
     resp.enable_chunked_encoding()
     await resp.prepare(request)
     await resp.write(b"")
+    while not waiter.done():
+        # A client that stops waiting (^C) leaves no waiter behind.
+        await asyncio.wait({waiter}, timeout=1.0)
+        t = request.transport
+        if not waiter.done() and (t is None or t.is_closing()):
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+            return resp
     try:
-        code = await waiter
+        code = waiter.result()
         err = None
     except NotFound:
         code, err = -1, None

@@ -145,7 +145,8 @@ async def image_history(request: web.Request) -> web.StreamResponse:
         )
     out.reverse()
     out[0]["Id"] = img.id
-    out[0]["Tags"] = [views.familiar(n) for n in images(request).names_of(NAMESPACE, img.id)] or None
+    group = await asyncio.to_thread(images(request).list, NAMESPACE)
+    out[0]["Tags"] = [views.familiar(i.name) for i in group if i.id == img.id and not i.dangling] or None
     return json_response(out)
 
 

@@ -230,6 +230,7 @@ async def pump(
                     await session.close_stdin()
                 # Half-closed: wait for the output to end (outbound finishes first).
                 await asyncio.Event().wait()
+                continue
             if not stdin:
                 continue
             data, detached = watcher.feed(data)

@@ -344,4 +344,6 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
         first.cancel()
         with contextlib.suppress(BaseException):
             await first
-        await live.aclose()
+        aclose = getattr(live, "aclose", None)  # the bus's generator: unsubscribe now
+        if aclose is not None:
+            await aclose()

@@ -269,7 +269,7 @@ def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManag
     bundle = svc.bundle(rec.id)
     endpoints = _endpoints(rec, networks)
     first = next(iter(endpoints.values()), None) if endpoints else None
-    exposed = {k: {} for k in ports_map(rec)}
+    exposed: dict[str, dict[str, Any]] = {k: {} for k in ports_map(rec)}
     exposed.update({k: {} for k in (image_cfg.get("ExposedPorts") or {})})
     stop_signal = cfg.get("stop_signal")
     return {
