@@ -1,12 +1,13 @@
-"""TODO"""
+"""ContainerStats: cpu, memory and writable-layer usage of one container."""
 
 from __future__ import annotations
 
-from typing import Any
+from cri_api.v1 import api_pb2 as pb
 
+from podkit.cri import stats_view
 from podkit.cri.context import CRI
-from podkit.cri.errors import Unimplemented
 
 
-async def handle(cri: CRI, req: Any) -> Any:
-    raise Unimplemented("container_stats: not implemented")
+async def handle(cri: CRI, req: pb.ContainerStatsRequest) -> pb.ContainerStatsResponse:
+    rec = cri.container(req.container_id)
+    return pb.ContainerStatsResponse(stats=await stats_view.container_stats(cri, rec))

@@ -1,12 +1,18 @@
-"""TODO"""
+"""UpdateContainerResources: cpu, cpuset and memory limits, live through runc update."""
 
 from __future__ import annotations
 
-from typing import Any
+from cri_api.v1 import api_pb2 as pb
 
+from podkit.cri.container_create import resources_body
 from podkit.cri.context import CRI
-from podkit.cri.errors import Unimplemented
 
 
-async def handle(cri: CRI, req: Any) -> Any:
-    raise Unimplemented("container_update_resources: not implemented")
+async def handle(cri: CRI, req: pb.UpdateContainerResourcesRequest) -> pb.UpdateContainerResourcesResponse:
+    rec = cri.container(req.container_id)
+    if not req.HasField("linux"):
+        return pb.UpdateContainerResourcesResponse()
+    body = resources_body(req.linux, "linux")
+    if body:
+        await cri.containers.update(cri.ns, rec.id, body)
+    return pb.UpdateContainerResourcesResponse()

@@ -1,12 +1,25 @@
-"""TODO"""
+"""ListImages: the images of namespace k8s.io, optionally only those matching a ref."""
 
 from __future__ import annotations
 
-from typing import Any
+from cri_api.v1 import api_pb2 as pb
 
+from podkit.cri import image_view
 from podkit.cri.context import CRI
-from podkit.cri.errors import Unimplemented
+from podkit.errors import InvalidArgument, NotFound
 
 
-async def handle(cri: CRI, req: Any) -> Any:
-    raise Unimplemented("image_list: not implemented")
+async def handle(cri: CRI, req: pb.ListImagesRequest) -> pb.ListImagesResponse:
+    want = req.filter.image.image if req.HasField("filter") else ""
+    if want:
+        try:
+            imgs = [cri.images.get(cri.ns, want)]
+        except (NotFound, InvalidArgument):
+            imgs = []
+    else:
+        imgs = [i for i in cri.images.list(cri.ns) if not i.dangling]
+    seen: dict[str, pb.Image] = {}
+    for img in imgs:  # one entry per image id, with all its names
+        if img.id not in seen:
+            seen[img.id] = image_view.image(cri, img)
+    return pb.ListImagesResponse(images=list(seen.values()))

@@ -1,12 +1,13 @@
-"""TODO"""
+"""UpdatePodSandboxResources (kubelet 1.33+, in-place pod resize): not supported yet."""
 
 from __future__ import annotations
 
-from typing import Any
+from cri_api.v1 import api_pb2 as pb
 
 from podkit.cri.context import CRI
 from podkit.cri.errors import Unimplemented
 
 
-async def handle(cri: CRI, req: Any) -> Any:
-    raise Unimplemented("sandbox_update_resources: not implemented")
+async def handle(cri: CRI, req: pb.UpdatePodSandboxResourcesRequest) -> pb.UpdatePodSandboxResourcesResponse:
+    cri.sandbox(req.pod_sandbox_id)
+    raise Unimplemented("UpdatePodSandboxResources is not supported by podkit")

@@ -1,0 +1,52 @@
+"""A podkit image as the CRI's Image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cri_api.v1 import api_pb2 as pb
+
+from podkit.cri.context import CRI
+
+
+def repo_tags(cri: CRI, img: Any) -> list[str]:
+    return sorted(
+        n for n in cri.images.names_of(cri.ns, img.id) if "@" not in n and not n.startswith("<none>")
+    )
+
+
+def repo_digests(cri: CRI, img: Any) -> list[str]:
+    out = []
+    for name in cri.images.names_of(cri.ns, img.id):
+        repo = name.split("@", 1)[0]
+        if repo.startswith("<none>"):
+            continue
+        # the repository without its tag: the part after the last "/" may hold ":tag"
+        head, _, last = repo.rpartition("/")
+        repo = (head + "/" if head else "") + last.split(":", 1)[0]
+        out.append(f"{repo}@{img.digest}")
+    return sorted(set(out))
+
+
+def image(cri: CRI, img: Any) -> pb.Image:
+    cfg = img.config.get("config") or {}
+    user = str(cfg.get("User") or "")
+    uid: pb.Int64Value | None = None
+    username = ""
+    name = user.split(":", 1)[0]
+    if name.isdigit():
+        uid = pb.Int64Value(value=int(name))
+    elif name:
+        username = name
+    out = pb.Image(
+        id=img.id,
+        repo_tags=repo_tags(cri, img),
+        repo_digests=repo_digests(cri, img),
+        size=img.size,
+        username=username,
+        spec=pb.ImageSpec(image=img.id),
+        pinned=bool(img.labels.get("io.podkit.infra")),
+    )
+    if uid is not None:
+        out.uid.CopyFrom(uid)
+    return out
