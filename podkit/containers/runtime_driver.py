@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,10 @@ class ExecSessionIO:
 
     async def wait(self) -> int:
         return await self.ep.wait()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """End the process (the CRI's ExecSync when its timeout expires)."""
+        self.ep.kill(sig)
 
 
 def parse_runc_stats(data: dict[str, Any]) -> dict[str, Any]:

@@ -34,15 +34,15 @@ async def handle(cri: CRI, req: pb.ExecSyncRequest) -> pb.ExecSyncResponse:
             return pb.ExecSyncResponse(stderr=e.message.encode(), exit_code=e.exit_code)
     except Conflict as e:
         raise FailedPrecondition(e.message) from None
-    out: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+    out: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}  # by stream id
 
     async def collect() -> None:
         while True:
             item = await sess.read()
             if item is None:
                 return
-            name, data = item
-            buf = out.get(name)
+            stream, data = item
+            buf = out.get(stream)
             if buf is not None and len(buf) < MAX_OUTPUT:
                 buf.extend(data[: MAX_OUTPUT - len(buf)])
 
@@ -58,4 +58,4 @@ async def handle(cri: CRI, req: pb.ExecSyncRequest) -> pb.ExecSyncResponse:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(cri.containers.exec_wait(cri.ns, ex.id), 10)
         raise DeadlineExceeded(f"command {list(req.cmd)} timed out after {req.timeout}s: killed") from None
-    return pb.ExecSyncResponse(stdout=bytes(out["stdout"]), stderr=bytes(out["stderr"]), exit_code=code)
+    return pb.ExecSyncResponse(stdout=bytes(out[1]), stderr=bytes(out[2]), exit_code=code)
