@@ -40,7 +40,7 @@ class Entry:
 
 def parse_time(ts: str) -> float:
     """RFC 3339 with nanoseconds (Python's fromisoformat stops at micro)."""
-    m = _TS_RE.match(ts)
+    m = _TS_RE.fullmatch(ts)
     if not m:
         raise ValueError(ts)
     date, clock, frac, tz = m.groups()

@@ -235,7 +235,7 @@ def _workdir(o: CreateOptions, body: Body) -> None:
 def _user(o: CreateOptions, body: Body) -> None:
     if body.get("user"):
         u = str(body["user"])
-        if not _USER_RE.match(u):
+        if not _USER_RE.fullmatch(u):
             raise InvalidArgument(f"invalid user {u!r}: want USER[:GROUP] (names or ids)")
         o.user = u
 
@@ -243,7 +243,7 @@ def _user(o: CreateOptions, body: Body) -> None:
 def _hostname(o: CreateOptions, body: Body) -> None:
     if body.get("hostname"):
         h = str(body["hostname"])
-        if not _HOSTNAME_RE.match(h):
+        if not _HOSTNAME_RE.fullmatch(h):
             raise InvalidArgument(f"invalid hostname {h!r}")
         o.hostname = h
 
@@ -407,7 +407,7 @@ def _network(o: CreateOptions, body: Body) -> None:
     net = str(body.get("network") or "bridge")
     if net == "default":
         net = "bridge"
-    if not (net in NETWORK_MODES or net.startswith("container:") or _NETWORK_NAME_RE.match(net)):
+    if not (net in NETWORK_MODES or net.startswith("container:") or _NETWORK_NAME_RE.fullmatch(net)):
         raise InvalidArgument(f"invalid network {net!r}")
     if net == "container:":
         raise InvalidArgument("invalid network 'container:': name the container")

@@ -128,7 +128,7 @@ def parse_size(value: object, what: str = "size") -> int:
         if value < 0:
             raise InvalidArgument(f"invalid {what} {value}: must not be negative")
         return value
-    m = _SIZE_RE.match(str(value).strip())
+    m = _SIZE_RE.fullmatch(str(value).strip())
     if not m or m.group(2).lower() not in _UNITS:
         raise InvalidArgument(f"invalid {what} {value!r}: use a number with an optional unit b, k, m, g")
     n = float(m.group(1)) * _UNITS[m.group(2).lower()]
@@ -138,7 +138,7 @@ def parse_size(value: object, what: str = "size") -> int:
 
 
 def validate_name(name: str) -> str:
-    if not NAME_RE.match(name) or len(name) > 128:
+    if not NAME_RE.fullmatch(name) or len(name) > 128:
         raise InvalidArgument(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name.lstrip("/")
 
@@ -202,7 +202,7 @@ def parse_volume(spec: str) -> Mount:
         return Mount("volume", dst, "", readonly, extra)
     if src.startswith("/"):
         return Mount("bind", dst, os.path.normpath(src), readonly, extra)
-    if src.startswith(".") or not VOLUME_NAME_RE.match(src):
+    if src.startswith(".") or not VOLUME_NAME_RE.fullmatch(src):
         raise InvalidArgument(
             f"invalid volume spec {spec!r}: {src!r} is neither an absolute host path nor a "
             "volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
@@ -220,7 +220,7 @@ def parse_tmpfs(spec: str) -> Mount:
         k, _, v = x.partition("=")
         if k == "size" and v:
             parse_size(v, "tmpfs size")
-        elif k == "mode" and not re.match(r"^[0-7]{3,4}$", v):
+        elif k == "mode" and not re.fullmatch(r"^[0-7]{3,4}$", v):
             raise InvalidArgument(f"invalid tmpfs spec {spec!r}: mode must be octal")
     return Mount("tmpfs", os.path.normpath(path), "tmpfs", "ro" in opts, opts)
 
@@ -291,7 +291,7 @@ def parse_env(entries: object) -> list[str]:
     out = []
     for e in items(entries, "env"):
         k, eq, v = str(e).partition("=")
-        if not k or not _ENV_KEY_RE.match(k):
+        if not k or not _ENV_KEY_RE.fullmatch(k):
             raise InvalidArgument(f"invalid environment variable {e!r}: want KEY=VALUE")
         if not eq:
             if k not in os.environ:
@@ -333,7 +333,7 @@ def parse_capability(c: object) -> str:
         return s
     if not s.startswith("CAP_"):
         s = "CAP_" + s
-    if not re.match(r"^CAP_[A-Z_]+$", s):
+    if not re.fullmatch(r"^CAP_[A-Z_]+$", s):
         raise InvalidArgument(f"invalid capability {c!r}")
     return s
 

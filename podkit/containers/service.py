@@ -237,6 +237,8 @@ class ContainerService(ExecMixin):
         log.info("image %s not present: pulling it", ref)
         try:
             await self.registry.pull(ns, ref)
+        except InvalidArgument:
+            raise  # the reference itself is bad (a 400, not a missing image)
         except PodkitError as e:
             raise NotFound(f"image {ref!r} not found locally and could not be pulled: {e.message}") from None
         return self.images.get(ns, ref)

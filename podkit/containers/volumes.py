@@ -91,7 +91,7 @@ class VolumeService:
             raise InvalidArgument(f"the local driver takes no options, got {sorted(options)}")
         if name is None:
             name, anonymous = secrets.token_hex(32), True
-        if not VOLUME_NAME_RE.match(name) or len(name) > 128:
+        if not VOLUME_NAME_RE.fullmatch(name) or len(name) > 128:
             raise InvalidArgument(f"invalid volume name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
         lab = parse_labels(labels)
         existing = self.db.one("SELECT * FROM volumes WHERE namespace = ? AND name = ?", (ns, name))

@@ -33,7 +33,7 @@ RUNTIME_HANDLERS = ("", "runc")
 def pod_name(meta: pb.PodSandboxMetadata) -> str:
     """podkit's unique pod name for a sandbox: containerd's name_namespace_uid_attempt."""
     name = f"{meta.name}_{meta.namespace}_{meta.uid}_{meta.attempt}"
-    if _NAME_OK.match(name):
+    if _NAME_OK.fullmatch(name):
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
     safe = re.sub(r"[^a-zA-Z0-9_.-]", "-", meta.name)[:100].lstrip("_.-") or "pod"
@@ -53,7 +53,7 @@ def spec_from_config(cri: CRI, config: pb.PodSandboxConfig) -> PodSpec:
     sc = linux.security_context
     nso = sc.namespace_options
     hostname = config.hostname or os.uname().nodename
-    if not _HOST_OK.match(hostname):
+    if not _HOST_OK.fullmatch(hostname):
         raise InvalidArgument(f"config.hostname: invalid hostname {hostname!r}")
     spec = PodSpec(
         name=pod_name(meta),

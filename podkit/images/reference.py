@@ -83,7 +83,7 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     digest = None
     if "@" in text:
         text, digest = text.rsplit("@", 1)
-        if not _DIGEST_RE.match(digest):
+        if not _DIGEST_RE.fullmatch(digest):
             raise InvalidArgument(
                 f"invalid reference format {original!r}: digest must be sha256:<64 lowercase hex>"
             )
@@ -91,14 +91,14 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     last = text.rsplit("/", 1)[-1]
     if ":" in last:
         text, tag = text.rsplit(":", 1)
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise InvalidArgument(f"invalid reference format {original!r}: invalid tag {tag!r}")
     if not text:
         raise InvalidArgument(f"invalid reference format {original!r}: no repository name")
     first, sep, rest = text.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         registry, path = first, rest
-        if not _DOMAIN_RE.match(registry):
+        if not _DOMAIN_RE.fullmatch(registry):
             raise InvalidArgument(f"invalid reference format {original!r}: bad registry {registry!r}")
     else:
         registry, path = DEFAULT_REGISTRY, text
@@ -106,7 +106,7 @@ def parse(text: str, default_tag: bool = True) -> Reference:
         registry = DEFAULT_REGISTRY
     if registry == DEFAULT_REGISTRY and "/" not in path:
         path = f"library/{path}"
-    if not _PATH_RE.match(path):
+    if not _PATH_RE.fullmatch(path):
         hint = " (repository names must be lowercase)" if path != path.lower() else ""
         raise InvalidArgument(f"invalid reference format {original!r}: bad repository name {path!r}{hint}")
     if len(registry) + 1 + len(path) > 255:
@@ -118,4 +118,4 @@ def parse(text: str, default_tag: bool = True) -> Reference:
 
 def looks_like_id(text: str) -> bool:
     """A full image id (sha256:<hex> or <hex>); short ids are matched by the image service."""
-    return bool(_ID_RE.match(text))
+    return bool(_ID_RE.fullmatch(text))

@@ -410,7 +410,7 @@ class ImageService:
         row = self._find_by_name(ns, ref)
         if row is not None:
             return self._image(row, platform)
-        m = _HEX_RE.match(ref)
+        m = _HEX_RE.fullmatch(ref)
         if m:
             prefix = m.group(1)
             hits: dict[str, Any] = {}
@@ -433,7 +433,7 @@ class ImageService:
         try:
             parsed = reference.parse(ref)
         except InvalidArgument:
-            if _HEX_RE.match(ref):
+            if _HEX_RE.fullmatch(ref):
                 return None
             raise
         row = self.db.one("SELECT * FROM images WHERE namespace=? AND name=?", (ns, str(parsed)))

@@ -85,7 +85,7 @@ def _ends(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[Any, Any]
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"invalid network name {name!r}: use letters, digits, '_', '.' or '-' "
             "(up to 63 characters, starting with a letter or digit)"
@@ -96,7 +96,7 @@ def check_name(name: str) -> str:
 
 
 def check_bridge(name: str) -> str:
-    if not IFNAME_RE.match(name or ""):
+    if not IFNAME_RE.fullmatch(name or ""):
         raise InvalidArgument(
             f"invalid bridge name {name!r}: 1-15 characters of letters, digits, '_', '.' or '-'"
         )

@@ -158,7 +158,7 @@ class NetnsPins:
         _mount("none", d, None, MS_SHARED | MS_REC)
 
     def path(self, name: str) -> Path:
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             raise InvalidArgument(f"invalid network namespace name {name!r}")
         return self.dir / name
 

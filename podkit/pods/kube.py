@@ -398,7 +398,7 @@ def _container(
     warnings: list[str],
 ) -> KubeContainer:
     name = c.get("name")
-    if not isinstance(name, str) or not _DNS_NAME.match(name):
+    if not isinstance(name, str) or not _DNS_NAME.fullmatch(name):
         raise InvalidArgument(f"{where}: container name {name!r} must be a DNS label (a-z, 0-9, '-')")
     w = f"{where}: container {name!r}"
     image = c.get("image")

@@ -118,11 +118,11 @@ class PodSpec:
         return spec
 
     def validate(self) -> None:
-        if self.name and not NAME_RE.match(self.name):
+        if self.name and not NAME_RE.fullmatch(self.name):
             raise InvalidArgument(
                 f"invalid pod name {self.name!r}: use letters, digits, '_', '.', '-' (max 128)"
             )
-        if self.hostname and not HOSTNAME_RE.match(self.hostname):
+        if self.hostname and not HOSTNAME_RE.fullmatch(self.hostname):
             raise InvalidArgument(f"invalid hostname {self.hostname!r}")
         share = [s.strip() for s in self.share if s.strip()]
         bad = [s for s in share if s not in SHAREABLE]

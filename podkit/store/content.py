@@ -31,7 +31,7 @@ class Digest(str):
     """A validated ``sha256:<hex>`` digest."""
 
     def __new__(cls, value: str) -> Digest:
-        if not _DIGEST_RE.match(value):
+        if not _DIGEST_RE.fullmatch(value):
             raise InvalidArgument(f"invalid digest {value!r}: want sha256:<64 hex>")
         return super().__new__(cls, value)
 

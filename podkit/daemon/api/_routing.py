@@ -31,7 +31,7 @@ class Ctx:
         self.request = request
         self.services: Services = request.app["services"]
         ns = request.headers.get(NAMESPACE_HEADER) or request.query.get("namespace") or "default"
-        if not _NS_RE.match(ns):
+        if not _NS_RE.fullmatch(ns):
             raise InvalidArgument(f"invalid namespace {ns!r}: use lowercase letters, digits, '.', '_' or '-'")
         self.ns = ns
         # The route's declared body schema; json() checks what it can cheaply (see _check_body).
