@@ -13,7 +13,6 @@ from podkit.errors import InvalidArgument
 from tests.helpers import Daemon
 from tests.rawhttp import call, error_message
 
-
 _CASES = [
     ("volume", "POST", "/v1/volumes", {"name": "vol\n"}),
     ("network", "POST", "/v1/networks", {"name": "net\n"}),
