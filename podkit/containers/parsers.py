@@ -184,6 +184,11 @@ def parse_volume(spec: str) -> Mount:
         opts = [x for x in o.split(",") if x]
     else:
         raise InvalidArgument(f"invalid volume spec {spec!r}: want SRC:DST[:ro|rw]")
+    if len(parts) > 1 and not src:
+        # docker refuses it too; taking it as an anonymous volume hid a typo'd source
+        raise InvalidArgument(
+            f"invalid volume spec {spec!r}: empty source (an anonymous volume is just the path)"
+        )
     if not dst.startswith("/"):
         raise InvalidArgument(f"invalid volume spec {spec!r}: container path {dst!r} must be absolute")
     if dst == "/":

@@ -242,7 +242,7 @@ async def handle(cri: CRI, req: pb.CreateContainerRequest) -> pb.CreateContainer
         raise InvalidArgument("config is required")
     if not config.HasField("metadata") or not config.metadata.name:
         raise InvalidArgument("config.metadata.name is empty")
-    if not _NAME_OK.match(config.metadata.name):
+    if not _NAME_OK.fullmatch(config.metadata.name):
         raise InvalidArgument(f"config.metadata.name: invalid name {config.metadata.name!r}")
     if not config.image.image:
         raise InvalidArgument("config.image.image is empty")

@@ -116,6 +116,9 @@ class CNI:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
+            # What plugins write (host-local's leases: container ids and addresses) is
+            # for root alone.
+            umask=0o077,
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(payload), self.timeout)
@@ -196,6 +199,20 @@ class CNI:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
+
+    def sweep_temp(self) -> int:
+        """Remove the temp files of cache writes a crash cut short; at start, before any."""
+        n = 0
+        if self.cache_dir.is_dir():
+            for p in self.cache_dir.glob("*.tmp"):
+                try:
+                    p.unlink()
+                    n += 1
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    log.warning("cannot remove CNI cache temp file %s: %s", p, e)
+        return n
 
     def forget(self, network: str, container_id: str, ifname: str) -> None:
         """Drop a cached attachment without DEL (its owner is gone and DEL failed)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from typing import Any
 
 from podkit.errors import PodkitError
@@ -38,7 +40,27 @@ def ready(ctx: NetworkContext) -> tuple[bool, str]:
     return True, ""
 
 
+def secure_ipam_dir(ctx: NetworkContext) -> None:
+    """IPAM leases name containers and their addresses: root only (0700 dirs, 0600 files).
+
+    Plugins now write them under umask 077 (cni.py); this fixes what older versions left.
+    """
+    ctx.ipam_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for d, _, files in os.walk(ctx.ipam_dir):
+        for path, mode in [(d, 0o700), *((os.path.join(d, f), 0o600) for f in files)]:
+            try:
+                st = os.lstat(path)
+                if not stat.S_ISLNK(st.st_mode) and stat.S_IMODE(st.st_mode) != mode:
+                    os.chmod(path, mode)
+            except OSError as e:
+                log.warning("cannot restrict the mode of IPAM file %s: %s", path, e)
+
+
 async def startup(ctx: NetworkContext) -> None:
+    swept = ctx.cni.sweep_temp()
+    if swept:
+        log.info("removed %d CNI cache temp file(s) a crash left", swept)
+    secure_ipam_dir(ctx)
     missing = missing_plugins(ctx)
     if missing:
         # Not fatal: host and none networking still work; attach will say the same.

@@ -113,6 +113,7 @@ MASKED_PATHS: tuple[str, ...] = (
     "/proc/scsi",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
+    "/sys/dev/block",  # the host's block devices by major:minor (podman masks it too)
 )
 READONLY_PATHS: tuple[str, ...] = (
     "/proc/asound",
