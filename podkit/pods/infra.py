@@ -14,13 +14,15 @@ import json
 import os
 import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from podkit._version import __version__
 from podkit.errors import Unavailable
 
 if TYPE_CHECKING:
     from podkit.images.oci import Descriptor
+    from podkit.images.service import ImageService
+    from podkit.store import Content
 
 CATATONIT_PATHS = ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit", "/usr/libexec/catatonit")
 INFRA_REF = f"localhost/podkit/pause:{__version__}"
@@ -60,7 +62,7 @@ def rootfs_tar() -> bytes:
 CHANGES = [f"ENTRYPOINT {json.dumps(ENTRYPOINT)}", "WORKDIR /", "LABEL io.podkit.infra=true"]
 
 
-def build_blobs(content: Any) -> Descriptor:
+def build_blobs(content: Content) -> Descriptor:
     """The infra image through the image store's rootfs-import path: the layer into the
     content store, then config and manifest as `podkit image import` writes them.
 
@@ -76,14 +78,14 @@ def build_blobs(content: Any) -> Descriptor:
     )
 
 
-def ensure_image(images: Any, content: Any, ns: str) -> str:
+def ensure_image(images: ImageService, content: Content, ns: str) -> str:
     """The infra image's reference in namespace ``ns``, building it when missing."""
     from podkit.errors import NotFound
 
     try:
         images.get(ns, INFRA_REF)
         return INFRA_REF
-    except NotFound:
+    except NotFound:  # built below
         pass
     images.record(ns, INFRA_REF, build_blobs(content), labels={"io.podkit.infra": "true"}, action="build")
     return INFRA_REF

@@ -11,13 +11,16 @@ configMap volumes), are errors that name the field.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from podkit.errors import InvalidArgument
-from podkit.pods.model import DNSConfig, PodSpec, PortMapping
+from podkit.network.ports import PortMapping
+from podkit.pods.kube_container import KubeContainer, KubeMount, container
+from podkit.pods.kube_fields import boolean, items, mapping, parse_quantity, strings
+from podkit.pods.model import DNSConfig, PodSpec
+
+__all__ = ["KubeContainer", "KubeMount", "KubePod", "load_documents", "parse", "parse_quantity"]
 
 RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
@@ -62,69 +65,6 @@ _CLUSTER_ONLY = {
     "nodeName",
     "subdomain",
 }
-_CONTAINER_FIELDS = {
-    "name",
-    "image",
-    "command",
-    "args",
-    "env",
-    "workingDir",
-    "ports",
-    "volumeMounts",
-    "resources",
-    "securityContext",
-    "imagePullPolicy",
-    "stdin",
-    "tty",
-    "livenessProbe",
-    "readinessProbe",
-    "startupProbe",
-    "lifecycle",
-    "terminationMessagePath",
-    "terminationMessagePolicy",
-    "envFrom",
-}
-_SECURITY_FIELDS = {
-    "runAsUser",
-    "runAsGroup",
-    "privileged",
-    "readOnlyRootFilesystem",
-    "capabilities",
-    "allowPrivilegeEscalation",
-    "runAsNonRoot",
-}
-_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-@dataclass
-class KubeMount:
-    source: str  # host path (hostPath, or the emptyDir's directory once made)
-    target: str
-    readonly: bool = False
-    volume: str = ""
-    empty_dir: bool = False
-    create: str = ""  # hostPath DirectoryOrCreate → "dir", FileOrCreate → "file"
-
-
-@dataclass
-class KubeContainer:
-    name: str
-    image: str
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    workdir: str = ""
-    mounts: list[KubeMount] = field(default_factory=list)
-    memory: int = 0
-    cpus: float = 0.0
-    user: str = ""
-    privileged: bool = False
-    read_only: bool = False
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
-    no_new_privileges: bool | None = None
-    tty: bool = False
-    stdin: bool = False
 
 
 @dataclass
@@ -135,34 +75,6 @@ class KubePod:
     kind: str = "Pod"
     source_name: str = ""  # the object's metadata.name (the Deployment's for a Deployment)
     warnings: list[str] = field(default_factory=list)
-
-
-def parse_quantity(v: Any, what: str) -> Decimal:
-    """A Kubernetes quantity ("64Mi", "1G", "500m", "0.5", 1e3) as a number."""
-    suffixes = {
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "Pi": 2**50,
-        "Ei": 2**60,
-        "k": 10**3,
-        "M": 10**6,
-        "G": 10**9,
-        "T": 10**12,
-        "P": 10**15,
-        "E": 10**18,
-        "m": Decimal("0.001"),
-        "": 1,
-    }
-    s = str(v).strip()
-    m = re.fullmatch(r"([+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?", s)
-    if not m:
-        raise InvalidArgument(f"{what}: {v!r} is not a quantity (like 64Mi, 1G, 500m)")
-    try:
-        return Decimal(m.group(1)) * Decimal(suffixes[m.group(2) or ""])
-    except InvalidOperation:
-        raise InvalidArgument(f"{what}: {v!r} is not a quantity") from None
 
 
 def load_documents(text: str) -> list[dict[str, Any]]:
@@ -204,18 +116,18 @@ def parse(text: str) -> list[KubePod]:
         if kind == "Pod":
             if api != "v1":
                 raise InvalidArgument(f"{where}: a Pod is apiVersion v1, not {api!r}")
-            meta = _mapping(doc.get("metadata"), f"{where}: metadata")
-            pods.append(_pod(meta, _mapping(doc.get("spec"), f"{where}: spec"), where, "Pod"))
+            meta = mapping(doc.get("metadata"), f"{where}: metadata")
+            pods.append(_pod(meta, mapping(doc.get("spec"), f"{where}: spec"), where, "Pod"))
         elif kind == "Deployment":
             if api != "apps/v1":
                 raise InvalidArgument(f"{where}: a Deployment is apiVersion apps/v1, not {api!r}")
-            meta = _mapping(doc.get("metadata"), f"{where}: metadata")
-            dspec = _mapping(doc.get("spec"), f"{where}: spec")
-            tmpl = _mapping(dspec.get("template"), f"{where}: spec.template")
-            tmeta = dict(_mapping(tmpl.get("metadata") or {}, f"{where}: spec.template.metadata"))
+            meta = mapping(doc.get("metadata"), f"{where}: metadata")
+            dspec = mapping(doc.get("spec"), f"{where}: spec")
+            tmpl = mapping(dspec.get("template"), f"{where}: spec.template")
+            tmeta = dict(mapping(tmpl.get("metadata") or {}, f"{where}: spec.template.metadata"))
             tmeta["name"] = meta.get("name") or tmeta.get("name")
             tmeta.setdefault("namespace", meta.get("namespace"))
-            kp = _pod(tmeta, _mapping(tmpl.get("spec"), f"{where}: spec.template.spec"), where, "Deployment")
+            kp = _pod(tmeta, mapping(tmpl.get("spec"), f"{where}: spec.template.spec"), where, "Deployment")
             replicas = dspec.get("replicas", 1)
             if not isinstance(replicas, int) or replicas < 0:
                 raise InvalidArgument(f"{where}: spec.replicas must be a non-negative integer")
@@ -238,35 +150,16 @@ def parse(text: str) -> list[KubePod]:
     return pods
 
 
-def _mapping(v: Any, what: str) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise InvalidArgument(f"{what} must be a mapping")
-    return v
-
-
-def _strings(v: Any, what: str) -> list[str]:
-    if not isinstance(v, list) or not all(isinstance(x, str | int | float) for x in v):
-        raise InvalidArgument(f"{what} must be a list of strings")
-    return [str(x) for x in v]
-
-
-def _bool(v: Any, what: str) -> bool:
-    if not isinstance(v, bool):
-        raise InvalidArgument(f"{what} must be true or false")
-    return v
-
-
 def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> KubePod:
+    """One pod (a Pod, or a Deployment's template) as a plan."""
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"{where}: metadata.name is required")
     warnings: list[str] = []
-    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
     ps = PodSpec(
         name=name,
-        labels=labels,
-        annotations=annotations,
+        labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
+        annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
         uid=str(meta.get("uid") or ""),
         kube_namespace=str(meta.get("namespace") or ""),
     )
@@ -274,109 +167,27 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
         warnings.append(f"{where}: spec.{k} is not supported and was ignored")
     for k in sorted(set(spec) & _CLUSTER_ONLY):
         warnings.append(f"{where}: spec.{k} only matters in a cluster and was ignored")
-    if spec.get("hostname") is not None:
-        ps.hostname = str(spec["hostname"])
-    else:
-        ps.hostname = name[:63]
-    if spec.get("hostNetwork") is not None and _bool(spec["hostNetwork"], f"{where}: spec.hostNetwork"):
-        ps.network = "host"
-    share = ["net", "ipc", "uts"]
-    if spec.get("shareProcessNamespace") is not None and _bool(
-        spec["shareProcessNamespace"], f"{where}: spec.shareProcessNamespace"
-    ):
-        share.append("pid")
-    if spec.get("hostPID") is not None and _bool(spec["hostPID"], f"{where}: spec.hostPID"):
-        if "pid" in share:
-            raise InvalidArgument(f"{where}: hostPID and shareProcessNamespace exclude each other")
-        ps.host_pid = True
-    if spec.get("hostIPC") is not None and _bool(spec["hostIPC"], f"{where}: spec.hostIPC"):
-        share.remove("ipc")
-        ps.host_ipc = True
-    ps.share = share
+    ps.hostname = str(spec["hostname"]) if spec.get("hostname") is not None else name[:63]
+    _namespaces(ps, spec, where)
     if "dnsConfig" in spec:
-        dc = _mapping(spec["dnsConfig"], f"{where}: spec.dnsConfig")
-        opts = []
-        for o in dc.get("options") or []:
-            o = _mapping(o, f"{where}: spec.dnsConfig.options[]")
-            if "name" not in o:
-                raise InvalidArgument(f"{where}: spec.dnsConfig.options[] needs a name")
-            opts.append(f"{o['name']}:{o['value']}" if o.get("value") is not None else str(o["name"]))
-        ps.dns = DNSConfig(
-            servers=_strings(dc.get("nameservers") or [], f"{where}: dnsConfig.nameservers"),
-            searches=_strings(dc.get("searches") or [], f"{where}: dnsConfig.searches"),
-            options=opts,
-        )
-    for ha in spec.get("hostAliases") or []:
-        ha = _mapping(ha, f"{where}: spec.hostAliases[]")
+        ps.dns = _dns(mapping(spec["dnsConfig"], f"{where}: spec.dnsConfig"), where)
+    for ha in items(spec.get("hostAliases"), f"{where}: spec.hostAliases"):
         ip = ha.get("ip")
         if not ip:
             raise InvalidArgument(f"{where}: spec.hostAliases[] needs an ip")
-        for h in _strings(ha.get("hostnames") or [], f"{where}: spec.hostAliases[].hostnames"):
+        for h in strings(ha.get("hostnames") or [], f"{where}: spec.hostAliases[].hostnames"):
             ps.add_hosts.append(f"{h}:{ip}")
     rp = spec.get("restartPolicy", "Always")
     if rp not in RESTART:
         raise InvalidArgument(f"{where}: spec.restartPolicy must be Always, OnFailure or Never, not {rp!r}")
     ps.restart_policy = RESTART[rp]
-    psc = _mapping(spec.get("securityContext") or {}, f"{where}: spec.securityContext")
-    for sc in psc.get("sysctls") or []:
-        sc = _mapping(sc, f"{where}: spec.securityContext.sysctls[]")
-        if not sc.get("name"):
-            raise InvalidArgument(f"{where}: spec.securityContext.sysctls[] needs a name")
-        ps.sysctls[str(sc["name"])] = str(sc.get("value", ""))
-    for k in sorted(set(psc) - {"sysctls"}):
-        warnings.append(f"{where}: spec.securityContext.{k} is not supported and was ignored")
+    _pod_security(
+        ps, mapping(spec.get("securityContext") or {}, f"{where}: spec.securityContext"), where, warnings
+    )
     if spec.get("initContainers"):
         warnings.append(f"{where}: spec.initContainers are not supported and were ignored")
-
-    volumes: dict[str, KubeMount] = {}
-    empty_dirs: list[str] = []
-    for v in spec.get("volumes") or []:
-        v = _mapping(v, f"{where}: spec.volumes[]")
-        vname = v.get("name")
-        if not isinstance(vname, str) or not vname:
-            raise InvalidArgument(f"{where}: spec.volumes[] needs a name")
-        if vname in volumes:
-            raise InvalidArgument(f"{where}: volume {vname!r} is defined twice")
-        if "hostPath" in v:
-            hp = _mapping(v["hostPath"], f"{where}: volume {vname!r} hostPath")
-            path = hp.get("path")
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise InvalidArgument(f"{where}: volume {vname!r}: hostPath.path must be absolute")
-            htype = hp.get("type") or ""
-            if htype not in ("", "Directory", "DirectoryOrCreate", "File", "FileOrCreate"):
-                warnings.append(f"{where}: volume {vname!r}: hostPath.type {htype!r} is not checked")
-            volumes[vname] = KubeMount(
-                source=path,
-                target="",
-                volume=vname,
-                create={"DirectoryOrCreate": "dir", "FileOrCreate": "file"}.get(htype, ""),
-            )
-            if htype in ("Directory", "File") and not os.path.exists(path):
-                raise InvalidArgument(f"{where}: volume {vname!r}: hostPath {path} does not exist")
-        elif "emptyDir" in v:
-            ed = v["emptyDir"] or {}
-            ed = _mapping(ed, f"{where}: volume {vname!r} emptyDir")
-            if ed.get("medium") == "Memory":
-                warnings.append(f"{where}: volume {vname!r}: emptyDir medium Memory is backed by disk")
-            volumes[vname] = KubeMount(source="", target="", volume=vname, empty_dir=True)
-            empty_dirs.append(vname)
-        else:
-            kinds = sorted(set(v) - {"name"})
-            raise InvalidArgument(
-                f"{where}: volume {vname!r}: only hostPath and emptyDir volumes are supported, "
-                f"not {', '.join(kinds) or 'an empty volume'}"
-            )
-
-    raw_containers = spec.get("containers")
-    if not isinstance(raw_containers, list) or not raw_containers:
-        raise InvalidArgument(f"{where}: spec.containers must list at least one container")
-    containers: list[KubeContainer] = []
-    host_ports: list[PortMapping] = []
-    for c in raw_containers:
-        kc = _container(_mapping(c, f"{where}: spec.containers[]"), where, volumes, host_ports, warnings)
-        if any(kc.name == o.name for o in containers):
-            raise InvalidArgument(f"{where}: container name {kc.name!r} is used twice")
-        containers.append(kc)
+    volumes, empty_dirs = _volumes(spec.get("volumes"), where, warnings)
+    containers, host_ports = _containers(spec.get("containers"), where, volumes, warnings)
     if ps.network == "host" and host_ports:
         warnings.append(
             f"{where}: hostPort needs no mapping with hostNetwork: the container's own "
@@ -390,123 +201,104 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
     )
 
 
-def _container(
-    c: dict[str, Any],
-    where: str,
-    volumes: dict[str, KubeMount],
-    host_ports: list[PortMapping],
-    warnings: list[str],
-) -> KubeContainer:
-    name = c.get("name")
-    if not isinstance(name, str) or not _DNS_NAME.fullmatch(name):
-        raise InvalidArgument(f"{where}: container name {name!r} must be a DNS label (a-z, 0-9, '-')")
-    w = f"{where}: container {name!r}"
-    image = c.get("image")
-    if not isinstance(image, str) or not image:
-        raise InvalidArgument(f"{w}: image is required")
-    for k in sorted(set(c) - _CONTAINER_FIELDS):
-        warnings.append(f"{w}: {k} is not supported and was ignored")
-    for k in ("livenessProbe", "readinessProbe", "startupProbe", "lifecycle"):
-        if k in c:
-            warnings.append(f"{w}: {k} is not supported and was ignored")
-    if c.get("envFrom"):
-        raise InvalidArgument(f"{w}: envFrom is not supported (no ConfigMaps or Secrets here)")
-    kc = KubeContainer(name=name, image=image)
-    if c.get("command") is not None:
-        kc.entrypoint = _strings(c["command"], f"{w}: command")
-    if c.get("args") is not None:
-        kc.cmd = _strings(c["args"], f"{w}: args")
-    for e in c.get("env") or []:
-        e = _mapping(e, f"{w}: env[]")
-        ename = e.get("name")
-        if not isinstance(ename, str) or not ename:
-            raise InvalidArgument(f"{w}: env[] needs a name")
-        if "valueFrom" in e:
-            raise InvalidArgument(
-                f"{w}: env {ename!r} uses valueFrom, which podkit does not support; give a value"
+def _namespaces(ps: PodSpec, spec: dict[str, Any], where: str) -> None:
+    """hostNetwork, shareProcessNamespace, hostPID, hostIPC → what the pod shares."""
+    if spec.get("hostNetwork") is not None and boolean(spec["hostNetwork"], f"{where}: spec.hostNetwork"):
+        ps.network = "host"
+    share = ["net", "ipc", "uts"]
+    if spec.get("shareProcessNamespace") is not None and boolean(
+        spec["shareProcessNamespace"], f"{where}: spec.shareProcessNamespace"
+    ):
+        share.append("pid")
+    if spec.get("hostPID") is not None and boolean(spec["hostPID"], f"{where}: spec.hostPID"):
+        if "pid" in share:
+            raise InvalidArgument(f"{where}: hostPID and shareProcessNamespace exclude each other")
+        ps.host_pid = True
+    if spec.get("hostIPC") is not None and boolean(spec["hostIPC"], f"{where}: spec.hostIPC"):
+        share.remove("ipc")
+        ps.host_ipc = True
+    ps.share = share
+
+
+def _dns(dc: dict[str, Any], where: str) -> DNSConfig:
+    opts = []
+    for o in items(dc.get("options"), f"{where}: spec.dnsConfig.options"):
+        if "name" not in o:
+            raise InvalidArgument(f"{where}: spec.dnsConfig.options[] needs a name")
+        opts.append(f"{o['name']}:{o['value']}" if o.get("value") is not None else str(o["name"]))
+    return DNSConfig(
+        servers=strings(dc.get("nameservers") or [], f"{where}: dnsConfig.nameservers"),
+        searches=strings(dc.get("searches") or [], f"{where}: dnsConfig.searches"),
+        options=opts,
+    )
+
+
+def _pod_security(ps: PodSpec, psc: dict[str, Any], where: str, warnings: list[str]) -> None:
+    for sc in items(psc.get("sysctls"), f"{where}: spec.securityContext.sysctls"):
+        if not sc.get("name"):
+            raise InvalidArgument(f"{where}: spec.securityContext.sysctls[] needs a name")
+        ps.sysctls[str(sc["name"])] = str(sc.get("value", ""))
+    for k in sorted(set(psc) - {"sysctls"}):
+        warnings.append(f"{where}: spec.securityContext.{k} is not supported and was ignored")
+
+
+def _volumes(raw: object, where: str, warnings: list[str]) -> tuple[dict[str, KubeMount], list[str]]:
+    """spec.volumes: hostPath and emptyDir, by name; and the emptyDirs to make."""
+    volumes: dict[str, KubeMount] = {}
+    empty_dirs: list[str] = []
+    for v in items(raw, f"{where}: spec.volumes"):
+        vname = v.get("name")
+        if not isinstance(vname, str) or not vname:
+            raise InvalidArgument(f"{where}: spec.volumes[] needs a name")
+        if vname in volumes:
+            raise InvalidArgument(f"{where}: volume {vname!r} is defined twice")
+        if "hostPath" in v:
+            volumes[vname] = _host_path(
+                mapping(v["hostPath"], f"{where}: volume {vname!r} hostPath"), vname, where, warnings
             )
-        val = e.get("value", "")
-        kc.env[ename] = "" if val is None else str(val)
-    if c.get("workingDir"):
-        kc.workdir = str(c["workingDir"])
-    for p in c.get("ports") or []:
-        p = _mapping(p, f"{w}: ports[]")
-        if "containerPort" not in p:
-            raise InvalidArgument(f"{w}: ports[] needs containerPort")
-        proto = str(p.get("protocol") or "TCP").lower()
-        if p.get("hostPort"):
-            host_ports.append(
-                PortMapping.from_dict(
-                    {
-                        "host_port": p["hostPort"],
-                        "container_port": p["containerPort"],
-                        "protocol": proto,
-                        "host_ip": p.get("hostIP") or "",
-                    }
-                )
-            )
+        elif "emptyDir" in v:
+            ed = mapping(v["emptyDir"] or {}, f"{where}: volume {vname!r} emptyDir")
+            if ed.get("medium") == "Memory":
+                warnings.append(f"{where}: volume {vname!r}: emptyDir medium Memory is backed by disk")
+            volumes[vname] = KubeMount(source="", target="", volume=vname, empty_dir=True)
+            empty_dirs.append(vname)
         else:
-            PortMapping.from_dict({"container_port": p["containerPort"], "protocol": proto}).validated()
-    for m in c.get("volumeMounts") or []:
-        m = _mapping(m, f"{w}: volumeMounts[]")
-        vname = m.get("name")
-        if vname not in volumes:
-            raise InvalidArgument(f"{w}: volumeMount {vname!r} names no volume of the pod")
-        target = m.get("mountPath")
-        if not isinstance(target, str) or not target.startswith("/"):
-            raise InvalidArgument(f"{w}: volumeMount {vname!r}: mountPath must be absolute")
-        if m.get("subPath"):
-            raise InvalidArgument(f"{w}: volumeMount {vname!r}: subPath is not supported")
-        v = volumes[vname]
-        kc.mounts.append(
-            KubeMount(
-                source=v.source,
-                target=target,
-                volume=vname,
-                empty_dir=v.empty_dir,
-                create=v.create,
-                readonly=bool(m.get("readOnly", False)),
+            kinds = sorted(set(v) - {"name"})
+            raise InvalidArgument(
+                f"{where}: volume {vname!r}: only hostPath and emptyDir volumes are supported, "
+                f"not {', '.join(kinds) or 'an empty volume'}"
             )
-        )
-    res = _mapping(c.get("resources") or {}, f"{w}: resources")
-    limits = _mapping(res.get("limits") or {}, f"{w}: resources.limits")
-    if "memory" in limits:
-        kc.memory = int(parse_quantity(limits["memory"], f"{w}: resources.limits.memory"))
-    if "cpu" in limits:
-        kc.cpus = float(parse_quantity(limits["cpu"], f"{w}: resources.limits.cpu"))
-    if res.get("requests"):
-        warnings.append(f"{w}: resources.requests are not enforced on one host (only limits)")
-    sc = _mapping(c.get("securityContext") or {}, f"{w}: securityContext")
-    for k in sorted(set(sc) - _SECURITY_FIELDS):
-        warnings.append(f"{w}: securityContext.{k} is not supported and was ignored")
-    uid, gid = sc.get("runAsUser"), sc.get("runAsGroup")
-    for k, v in (("runAsUser", uid), ("runAsGroup", gid)):
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise InvalidArgument(f"{w}: securityContext.{k} must be a non-negative integer")
-    if uid is not None:
-        kc.user = str(uid) + (f":{gid}" if gid is not None else "")
-    elif gid is not None:
-        kc.user = f"0:{gid}"
-    if sc.get("runAsNonRoot") and not uid:
-        raise InvalidArgument(f"{w}: runAsNonRoot needs a non-zero runAsUser")
-    if "privileged" in sc:
-        kc.privileged = _bool(sc["privileged"], f"{w}: securityContext.privileged")
-    if "readOnlyRootFilesystem" in sc:
-        kc.read_only = _bool(sc["readOnlyRootFilesystem"], f"{w}: securityContext.readOnlyRootFilesystem")
-    if "allowPrivilegeEscalation" in sc:
-        kc.no_new_privileges = not _bool(
-            sc["allowPrivilegeEscalation"], f"{w}: securityContext.allowPrivilegeEscalation"
-        )
-    caps = _mapping(sc.get("capabilities") or {}, f"{w}: securityContext.capabilities")
-    kc.cap_add = [_cap(x) for x in _strings(caps.get("add") or [], f"{w}: capabilities.add")]
-    kc.cap_drop = [_cap(x) for x in _strings(caps.get("drop") or [], f"{w}: capabilities.drop")]
-    kc.tty = bool(c.get("tty", False))
-    kc.stdin = bool(c.get("stdin", False))
-    return kc
+    return volumes, empty_dirs
 
 
-def _cap(name: str) -> str:
-    n = name.upper()
-    if n == "ALL":
-        return n
-    return n if n.startswith("CAP_") else f"CAP_{n}"
+def _host_path(hp: dict[str, Any], vname: str, where: str, warnings: list[str]) -> KubeMount:
+    path = hp.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise InvalidArgument(f"{where}: volume {vname!r}: hostPath.path must be absolute")
+    htype = hp.get("type") or ""
+    if htype not in ("", "Directory", "DirectoryOrCreate", "File", "FileOrCreate"):
+        warnings.append(f"{where}: volume {vname!r}: hostPath.type {htype!r} is not checked")
+    mount = KubeMount(
+        source=path,
+        target="",
+        volume=vname,
+        create={"DirectoryOrCreate": "dir", "FileOrCreate": "file"}.get(htype, ""),
+    )
+    if htype in ("Directory", "File") and not os.path.exists(path):
+        raise InvalidArgument(f"{where}: volume {vname!r}: hostPath {path} does not exist")
+    return mount
+
+
+def _containers(
+    raw: object, where: str, volumes: dict[str, KubeMount], warnings: list[str]
+) -> tuple[list[KubeContainer], list[PortMapping]]:
+    if not isinstance(raw, list) or not raw:
+        raise InvalidArgument(f"{where}: spec.containers must list at least one container")
+    containers: list[KubeContainer] = []
+    host_ports: list[PortMapping] = []
+    for c in raw:
+        kc = container(mapping(c, f"{where}: spec.containers[]"), where, volumes, host_ports, warnings)
+        if any(kc.name == o.name for o in containers):
+            raise InvalidArgument(f"{where}: container name {kc.name!r} is used twice")
+        containers.append(kc)
+    return containers, host_ports

@@ -167,10 +167,10 @@ class PodSpec:
         self.add_hosts = ["{}:{}".format(*parse_add_host(h)) for h in self.add_hosts]
         seen: set[tuple[int, str, str]] = set()
         for p in self.ports:
-            key = (p.host_port, p.protocol, p.host_ip)
-            if p.host_port and key in seen:
+            port = (p.host_port, p.protocol, p.host_ip)
+            if p.host_port and port in seen:
                 raise InvalidArgument(f"host port {p.host_port}/{p.protocol} published twice")
-            seen.add(key)
+            seen.add(port)
 
 
 _FIELD_TYPES: dict[str, type] = {
@@ -195,7 +195,7 @@ _FIELD_TYPES: dict[str, type] = {
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
 
 
-def _is(v: Any, want: type) -> bool:
+def _is(v: object, want: type) -> bool:
     if want is bool:
         return isinstance(v, bool)
     if want in (int, float) and isinstance(v, bool):

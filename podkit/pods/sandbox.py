@@ -10,14 +10,16 @@ namespace gets the pod's hostname when it is made.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import errno
+import logging
 import os
 import socket
 import threading
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
@@ -121,8 +123,10 @@ def pin_namespaces(targets: dict[str, Path], hostname: str | None) -> None:
     t.join()
     if errs:
         for p in targets.values():
-            with contextlib.suppress(OSError):
+            try:
                 unmount_all(p)
+            except OSError as e:
+                log.warning("could not unmount the pin %s after a failed pin: %s", p, e)
         raise errs[0]
 
 
@@ -149,8 +153,10 @@ def mount_shm(path: Path, size: int) -> None:
 def release(path: Path) -> None:
     """Unmount everything the pod mounted under its state directory."""
     for sub in ("shm", "ns/ipc", "ns/uts", "ns/pid"):
-        with contextlib.suppress(OSError):
+        try:
             unmount_all(path / sub)
+        except OSError as e:
+            log.warning("could not unmount %s: %s", path / sub, e)
 
 
 # Sysctls a pod may set: those the kernel keeps per namespace (as Kubernetes and runc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import sqlite3
 
 from podkit.errors import AlreadyExists, NotFound
 from podkit.pods.model import Pod
@@ -72,7 +72,7 @@ class PodStore:
         return [_pod(r) for r in rows]
 
 
-def _pod(row: Any) -> Pod:
+def _pod(row: sqlite3.Row) -> Pod:
     # The state column is the truth (it is what a transition updates first).
     pod = Pod.from_record(json.loads(row["record"]))
     pod.state = row["state"]

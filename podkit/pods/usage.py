@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from podkit.containers.store import Record
 
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -42,7 +45,7 @@ def cgroup_from_text(text: str, v2: bool) -> str:
     return ""
 
 
-def container_cgroup(rec: Any) -> str:
+def container_cgroup(rec: Record) -> str:
     return cgroup_of_pid(rec.pid) if getattr(rec, "pid", 0) and rec.state == "running" else ""
 
 
@@ -74,7 +77,7 @@ def procs_under(rel: str) -> list[int]:
     return sorted(set(out))
 
 
-async def top(pod_cgroup: str, members: list[Any], ps_args: str = "") -> dict[str, Any]:
+async def top(pod_cgroup: str, members: list[Record], ps_args: str = "") -> dict[str, Any]:
     """`ps` over the pod's processes, with a CONTAINER column naming each one's container."""
     owner: dict[int, str] = {}
     for r in members:
