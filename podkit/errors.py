@@ -33,6 +33,13 @@ class InvalidArgument(PodkitError):
     status = 400
 
 
+class TooLarge(InvalidArgument):
+    """A request body over its route's limit (HTTP 413)."""
+
+    code = "too_large"
+    status = 413
+
+
 class NotFound(PodkitError):
     code = "not_found"
     status = 404
@@ -95,6 +102,7 @@ _BY_CODE: dict[str, type[PodkitError]] = {
     cls.code: cls
     for cls in (
         InvalidArgument,
+        TooLarge,
         NotFound,
         AlreadyExists,
         Conflict,

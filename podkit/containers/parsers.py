@@ -17,6 +17,7 @@ from typing import Any
 
 from podkit import userfiles
 from podkit.errors import InvalidArgument
+from podkit.limits import check_labels
 
 # One parser each for signals (names, numbers, SIGRTMIN+n) and ulimits: the runtime's,
 # the lower layer; parse_signal is re-exported for the service and the API.
@@ -320,15 +321,16 @@ def read_env_file(path: object) -> list[str]:
 
 
 def parse_labels(entries: object, what: str = "labels") -> dict[str, str]:
-    """``KEY=VALUE`` strings, or an object of keys to values."""
+    """``KEY=VALUE`` strings, or an object of keys to values; bounded in size."""
     if isinstance(entries, dict):
-        return {str(k): str(v) for k, v in entries.items()}
+        return dict(check_labels({str(k): str(v) for k, v in entries.items()}, what))
     out: dict[str, str] = {}
     for it in items(entries, what):
         k, _, v = str(it).partition("=")
         if not k:
             raise InvalidArgument(f"invalid label {it!r}: want KEY=VALUE")
         out[k] = v
+    check_labels(out, what)
     return out
 
 

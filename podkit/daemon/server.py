@@ -13,6 +13,7 @@ from podkit.daemon.api import routers
 from podkit.daemon.api._routing import Ctx, Route
 from podkit.daemon.services import Services
 from podkit.errors import Internal, PodkitError
+from podkit.limits import LARGE_JSON_BODY_MAX
 
 log = logging.getLogger(__name__)
 PREFIX = f"/{API_VERSION}"
@@ -53,6 +54,7 @@ def _wrap(route: Route) -> Any:
     async def handler(request: web.Request) -> web.StreamResponse:
         ctx = Ctx(request)
         ctx.body_schema = route.body
+        ctx.max_body = route.max_body
         result = await route.handler(ctx)
         if isinstance(result, web.StreamResponse):
             return result
@@ -151,7 +153,9 @@ def openapi(all_routes: list[Route]) -> dict[str, Any]:
 
 
 def make_app(services: Services) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 40)
+    # Handlers read JSON through Ctx.json (each route's max_body); streamed uploads read
+    # request.content, which this does not bound. The cap is for anything else.
+    app = web.Application(middlewares=[errors_middleware], client_max_size=LARGE_JSON_BODY_MAX)
     app["services"] = services
     all_routes: list[Route] = []
     for router in routers():

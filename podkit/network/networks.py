@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from podkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from podkit.limits import check_labels
 from podkit.network.config import (
     Network,
     check_bridge,
@@ -79,6 +80,8 @@ def check_create_args(name: str, driver: str, labels: dict[str, str] | None, def
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
     ):
         raise InvalidArgument("network labels must map strings to strings")
+    if labels:
+        check_labels(labels, "network labels")
 
 
 def choose_subnet(

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from podkit.errors import InvalidArgument
+from podkit.limits import check_labels
 from podkit.network.dns import parse_add_host
 from podkit.network.ports import PortMapping, parse_port_specs
 from podkit.pods.sandbox import sysctl_kind
@@ -113,6 +114,8 @@ class PodSpec:
                 if not isinstance(v, dict):
                     raise InvalidArgument(f"{k} must be an object of strings")
                 kw[k] = {str(a): str(b) for a, b in v.items()}
+                if k != "sysctls":
+                    check_labels(kw[k], f"pod {k}")
         spec = cls(**kw)
         spec.validate()
         return spec

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from podkit.errors import InvalidArgument
+from podkit.errors import InvalidArgument, TooLarge
+from podkit.limits import JSON_BODY_MAX
 
 if TYPE_CHECKING:
     from podkit.daemon.services import Services
@@ -36,6 +37,7 @@ class Ctx:
         self.ns = ns
         # The route's declared body schema; json() checks what it can cheaply (see _check_body).
         self.body_schema: dict[str, Any] | None = None
+        self.max_body = JSON_BODY_MAX  # the route's, set by the server
 
     @property
     def match(self) -> dict[str, str]:
@@ -60,13 +62,32 @@ class Ctx:
         except ValueError:
             raise InvalidArgument(f"query parameter {name!r} must be an integer, got {v!r}") from None
 
+    async def read_body(self) -> bytes:
+        """The whole request body, refused (413) over the route's ``max_body``."""
+        limit = self.max_body
+        if self.request.content_length is not None and self.request.content_length > limit:
+            raise TooLarge(
+                f"request body of {self.request.content_length} bytes: this route takes at most {limit}"
+            )
+        data = bytearray()
+        while True:  # chunked bodies announce no length: count as they come
+            chunk = await self.request.content.read(limit + 1 - len(data))
+            if not chunk:
+                return bytes(data)
+            data += chunk
+            if len(data) > limit:
+                raise TooLarge(f"request body over {limit} bytes: this route takes at most {limit}")
+
     async def json(self) -> Any:
         if not self.request.can_read_body:
             return {}
+        raw = await self.read_body()
         try:
-            body = await self.request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
             raise InvalidArgument(f"request body is not valid JSON: {e}") from None
+        except RecursionError:
+            raise InvalidArgument("request body is not valid JSON: nested too deeply") from None
         if self.body_schema is not None:
             _check_body(body, self.body_schema)
         return body
@@ -146,6 +167,7 @@ class Route:
     response: dict[str, Any] | None = None  # JSON schema of the response
     stream: bool = False  # ndjson stream
     status: int = 200
+    max_body: int = JSON_BODY_MAX  # bytes of a JSON body; streamed uploads do not count
     tag: str = ""
 
 

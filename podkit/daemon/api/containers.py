@@ -15,6 +15,7 @@ from podkit.daemon.api._routing import Ctx, Router
 from podkit.daemon.api._stdio import serve_stdio
 from podkit.daemon.api.volumes import filters_arg
 from podkit.errors import InvalidArgument, Unavailable
+from podkit.limits import LARGE_JSON_BODY_MAX
 
 router = Router("containers")
 
@@ -53,6 +54,7 @@ def _svc(ctx: Ctx) -> Any:
     "Create a container",
     body=_OPTIONS,
     status=201,
+    max_body=LARGE_JSON_BODY_MAX,  # env files and a seccomp profile, inline
     response={"type": "object", "properties": {"id": {"type": "string"}}},
 )
 async def create_container(ctx: Ctx) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from podkit.daemon.api._routing import Ctx, Router
 from podkit.errors import InvalidArgument, Unavailable
+from podkit.limits import LARGE_JSON_BODY_MAX
 
 router = Router("pods")
 
@@ -179,14 +180,23 @@ async def _kube_text(ctx: Ctx) -> tuple[str, dict[str, Any]]:
 
 
 @router.post(
-    "/play/kube", "Run the Pods and Deployments of a Kubernetes YAML file", body=_KUBE_BODY, status=201
+    "/play/kube",
+    "Run the Pods and Deployments of a Kubernetes YAML file",
+    body=_KUBE_BODY,
+    status=201,
+    max_body=LARGE_JSON_BODY_MAX,
 )
 async def play_kube(ctx: Ctx) -> dict[str, Any]:
     text, body = await _kube_text(ctx)
     return await _svc(ctx).play_kube(ctx.ns, text, start=bool(body.get("start", True)))
 
 
-@router.post("/play/kube/down", "Remove what a Kubernetes YAML file created", body=_KUBE_BODY)
+@router.post(
+    "/play/kube/down",
+    "Remove what a Kubernetes YAML file created",
+    body=_KUBE_BODY,
+    max_body=LARGE_JSON_BODY_MAX,
+)
 async def play_kube_down(ctx: Ctx) -> dict[str, Any]:
     text, _ = await _kube_text(ctx)
     return await _svc(ctx).down_kube(ctx.ns, text)
