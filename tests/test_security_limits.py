@@ -79,8 +79,13 @@ _LABEL_CASES = [
 
 def test_labels_and_annotations_are_bounded(daemon: Daemon) -> None:
     wrong = []
-    for what, url, body in _LABEL_CASES:  # one daemon for all: each case is one request
-        status, payload = call(str(daemon.socket), "POST", url, body)
-        if status != 400 or "at most" not in error_message(payload):
-            wrong.append((what, status, error_message(payload)[:200]))
+    try:
+        for what, url, body in _LABEL_CASES:  # one daemon for all: each case is one request
+            status, payload = call(str(daemon.socket), "POST", url, body)
+            if status != 400 or "at most" not in error_message(payload):
+                wrong.append((what, status, error_message(payload)[:200]))
+    finally:  # what a failing run made (a pod outlives its daemon)
+        c = daemon.client()
+        for pod in c.pods.list():
+            c.pods.remove(pod.id, force=True)
     assert not wrong, wrong
