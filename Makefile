@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Python sources the format and lint checks cover (ruff would also format docs' code blocks).
 PYSRC := podkit tests bench
 
-.PHONY: setup demo test unit check lint bench clean
+.PHONY: setup demo test unit check lint bench clean critest
 
 setup:
 	@scripts/setup.sh
@@ -39,3 +39,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# critest (the Kubernetes CRI validation suite) against a throwaway podkitd, with the
+# offline images of ../shared/critest in a local registry: every spec.
+critest: setup
+	$(PY) scripts/critest.py

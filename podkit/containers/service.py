@@ -1228,6 +1228,14 @@ class ContainerService(ExecMixin):
         if rec.state not in ("running", "paused"):
             raise Conflict(f"container {rec.name} is not running")
         await self.rt.reopen_log(rec.id)
+        # conmon reads its control fifo on its own time; the kubelet expects the new
+        # file once the call returns, so answer when conmon has made it (or give up).
+        path = self.log_file(rec)
+        deadline = time.monotonic() + 5.0
+        while not path.exists() and time.monotonic() < deadline:
+            if not self.rt.conmon_alive(rec.id):
+                raise Conflict(f"container {rec.name} is not running")
+            await asyncio.sleep(0.005)
 
     # ---------------------------------------------------------------- archives
     async def _root_for(self, rec: Record) -> tuple[Path, Callable[[], Any] | None]:

@@ -8,6 +8,7 @@ cgroup). The image must be present: the CRI never pulls on create.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -37,12 +38,12 @@ _NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 
 
 def container_name(pod_name: str, meta: pb.ContainerMetadata) -> str:
+    """podkit's unique name: name_pod_attempt, made safe and short when it is not."""
     name = f"{meta.name}_{pod_name}_{meta.attempt}"
-    if len(name) > 128:
-        import hashlib
-
-        name = f"{meta.name[:60]}_{hashlib.sha256(name.encode()).hexdigest()[:16]}_{meta.attempt}"
-    return name
+    if _NAME_OK.fullmatch(name):
+        return name
+    safe = re.sub(r"[^a-zA-Z0-9_.-]", "-", meta.name)[:60].lstrip("_.-") or "ctr"
+    return f"{safe}_{hashlib.sha256(name.encode()).hexdigest()[:16]}_{meta.attempt}"
 
 
 def resources_body(res: pb.LinuxContainerResources, field: str) -> dict[str, Any]:
@@ -242,8 +243,6 @@ async def handle(cri: CRI, req: pb.CreateContainerRequest) -> pb.CreateContainer
         raise InvalidArgument("config is required")
     if not config.HasField("metadata") or not config.metadata.name:
         raise InvalidArgument("config.metadata.name is empty")
-    if not _NAME_OK.fullmatch(config.metadata.name):
-        raise InvalidArgument(f"config.metadata.name: invalid name {config.metadata.name!r}")
     if not config.image.image:
         raise InvalidArgument("config.image.image is empty")
     if pod.state != "ready":

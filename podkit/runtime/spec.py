@@ -798,6 +798,13 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
     }
     if opts.cgroups_path:
         linux["cgroupsPath"] = opts.cgroups_path
+    # A shared or slave bind only propagates if the container's root mount does too
+    # (runc makes it rprivate otherwise), as docker and containerd set it.
+    props = {o for m in opts.mounts for o in m.get("options") or []}
+    if props & {"shared", "rshared"}:
+        linux["rootfsPropagation"] = "rshared"
+    elif props & {"slave", "rslave"}:
+        linux["rootfsPropagation"] = "rslave"
     if opts.sysctls:
         linux["sysctl"] = check_sysctls(opts.sysctls, opts.namespaces)
     if not opts.privileged:
