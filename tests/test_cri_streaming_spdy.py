@@ -131,6 +131,34 @@ def test_decoder_accepts_go_style_best_compression() -> None:
     assert FrameDecoder().feed(raw) == [SynStream(1, {"streamtype": ["data"], "requestid": ["0"]})]
 
 
+# What crictl 1.26 (client-go over Go's spdystream) sent for `crictl exec -i CID ...`
+# with "shout\n" on stdin, captured off the wire: four SYN_STREAMs whose header
+# blocks share one deflate stream (Go's, at BestCompression), stdin's data, its FIN.
+CAPTURED_CRICTL_EXEC_I = bytes.fromhex(
+    "80030001000000290000000100000000000078f9e3c6a7c26260606004a7b392a2d4c45c6851c29a"
+    "0a0a6800000000ffff800300010000001700000003000000000000c22e555c92929907000000ffff"
+    "800300010000001900000005000000000000c22ac5565c92925f5a02000000ffff80030001000000"
+    "1500000007000000000000c229975a5404000000ffff000000030000000673686f75740a00000003"
+    "01000000"
+)
+
+
+def test_captured_crictl_frames_decode() -> None:
+    frames = FrameDecoder().feed(CAPTURED_CRICTL_EXEC_I)
+    assert frames == [
+        SynStream(1, {"streamtype": ["error"]}),
+        SynStream(3, {"streamtype": ["stdin"]}),
+        SynStream(5, {"streamtype": ["stdout"]}),
+        SynStream(7, {"streamtype": ["stderr"]}),
+        DataFrame(3, b"shout\n"),
+        DataFrame(3, b"", FLAG_FIN),
+    ]
+    # Split anywhere, the same frames come out.
+    for cut in (1, 9, 50, 100, len(CAPTURED_CRICTL_EXEC_I) - 3):
+        dec = FrameDecoder()
+        assert dec.feed(CAPTURED_CRICTL_EXEC_I[:cut]) + dec.feed(CAPTURED_CRICTL_EXEC_I[cut:]) == frames
+
+
 def test_unknown_control_frames_are_skipped() -> None:
     noop = bytes.fromhex("80030005 00000000".replace(" ", ""))  # SPDY/2's NOOP
     odd = bytes.fromhex("800300ff 00000002 abcd".replace(" ", ""))
