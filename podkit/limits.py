@@ -15,6 +15,8 @@ JSON_BODY_MAX = 1 << 20
 # Container create carries what the client read from env files and a seccomp profile
 # (each up to 1 MiB, podkit.userfiles); play kube carries a whole YAML file.
 LARGE_JSON_BODY_MAX = 8 << 20
+# A JSON body must arrive within this (a client that trickles one holds a handler).
+BODY_READ_TIMEOUT = 60.0
 LABEL_KEY_MAX = 1024
 LABELS_TOTAL_MAX = 256 << 10  # keys and values together, as Kubernetes bounds annotations
 

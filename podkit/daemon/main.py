@@ -43,18 +43,33 @@ def acquire_lock(root: Path) -> int:
     return fd
 
 
-async def _listen(app: Any, path: Path) -> Any:
+# Connections a burst of clients opens at once wait here to be accepted (128, aiohttp's
+# default, made the 129th client of a burst fail); the kernel caps it at somaxconn.
+API_BACKLOG = 1024
+# A connection idle this long is closed: one that never sends a (whole) request, or
+# lingers after its response. Streams and running requests are not idle.
+DEFAULT_IDLE_TIMEOUT = 60.0
+
+
+def idle_timeout(cfg: config_mod.Config) -> float:
+    value = cfg.section("api").get("idle_timeout", DEFAULT_IDLE_TIMEOUT)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise PodkitError("config: [api] idle_timeout must be a number of seconds > 0")
+    return float(value)
+
+
+async def _listen(app: Any, path: Path, idle: float = DEFAULT_IDLE_TIMEOUT) -> Any:
     """Serve ``app`` on a root-only unix socket at ``path``; returns its runner."""
     from aiohttp import web
 
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=idle)
     await runner.setup()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # stale: we hold the lock, so no live daemon owns it
     old_umask = os.umask(0o117)  # the socket is born 0660, never briefly world-open
     try:
-        site = web.UnixSite(runner, str(path))
+        site = web.UnixSite(runner, str(path), backlog=API_BACKLOG)
         await site.start()
     finally:
         os.umask(old_umask)
@@ -69,7 +84,8 @@ async def serve(cfg: config_mod.Config) -> None:
 
     services = build(cfg)
     await services.start()
-    runner = await _listen(make_app(services), cfg.socket)
+    idle = idle_timeout(cfg)
+    runner = await _listen(make_app(services), cfg.socket, idle)
     log.info("podkitd %s listening on unix://%s (root %s)", __version__, cfg.socket, cfg.root)
     cri = None
     if _cri_enabled(cfg):
@@ -82,7 +98,7 @@ async def serve(cfg: config_mod.Config) -> None:
         # The Docker Engine API: its own socket, the same services, namespace default.
         from podkit.dockerapi import make_app as make_docker_app
 
-        runners.append(await _listen(make_docker_app(services), cfg.docker_socket))
+        runners.append(await _listen(make_docker_app(services), cfg.docker_socket, idle))
         log.info("Docker Engine API on unix://%s", cfg.docker_socket)
     if os.environ.get("NOTIFY_SOCKET"):
         _sd_notify("READY=1")

@@ -7,6 +7,7 @@ and turned into ``{"error": {...}}`` by the server's middleware.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from podkit.errors import InvalidArgument, TooLarge
-from podkit.limits import JSON_BODY_MAX
+from podkit.limits import BODY_READ_TIMEOUT, JSON_BODY_MAX
 
 if TYPE_CHECKING:
     from podkit.daemon.services import Services
@@ -70,13 +71,19 @@ class Ctx:
                 f"request body of {self.request.content_length} bytes: this route takes at most {limit}"
             )
         data = bytearray()
-        while True:  # chunked bodies announce no length: count as they come
-            chunk = await self.request.content.read(limit + 1 - len(data))
-            if not chunk:
-                return bytes(data)
-            data += chunk
-            if len(data) > limit:
-                raise TooLarge(f"request body over {limit} bytes: this route takes at most {limit}")
+        try:
+            async with asyncio.timeout(BODY_READ_TIMEOUT):
+                while True:  # chunked bodies announce no length: count as they come
+                    chunk = await self.request.content.read(limit + 1 - len(data))
+                    if not chunk:
+                        return bytes(data)
+                    data += chunk
+                    if len(data) > limit:
+                        raise TooLarge(f"request body over {limit} bytes: this route takes at most {limit}")
+        except TimeoutError:
+            raise InvalidArgument(
+                f"request body not received within {BODY_READ_TIMEOUT:.0f}s ({len(data)} bytes came)"
+            ) from None
 
     async def json(self) -> Any:
         if not self.request.can_read_body:
