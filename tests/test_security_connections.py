@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from podkit import errors
 from tests.helpers import Daemon
 
 pytestmark = pytest.mark.root
@@ -74,7 +75,8 @@ def test_idle_connections_are_closed_and_streams_are_not(quick: Daemon) -> None:
     finally:
         for s in (events, silent, partial, after):
             s.close()
-        quick.client().volumes.remove("after-idle")
+        with contextlib.suppress(errors.NotFound):  # made only if the idle part passed
+            quick.client().volumes.remove("after-idle")
 
 
 def test_a_burst_of_idle_clients_does_not_starve_a_request(quick: Daemon) -> None:
