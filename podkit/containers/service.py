@@ -875,6 +875,23 @@ class ContainerService(ExecMixin):
         self._changed(rec.id)
         self.publish(ns, "container", "unpause", rec.id, name=rec.name)
 
+    async def set_network(self, ns: str, ref: str, network: str) -> None:
+        """Change the network a container that is not running will start on (the Docker
+        API's connect/disconnect before start, as docker-compose does): a user network's
+        name, ``bridge`` or ``none``. Running containers keep theirs until they stop."""
+        rec = self.resolve(ns, ref)
+        async with self._lock(rec.id):
+            rec = self.store.get(rec.id) or rec
+            if rec.state in ACTIVE:
+                raise Conflict(f"container {rec.name} is {rec.state}: its network cannot change now")
+            if network not in ("bridge", "none"):
+                if self.networks is None:
+                    raise InvalidArgument("networking is not available in this daemon")
+                self.networks.get(network)  # NotFound with a clear message
+            cfg = dict(rec.config)
+            cfg["network"] = network
+            self.store.update(rec.id, config=cfg)
+
     async def rename(self, ns: str, ref: str, new: str) -> None:
         rec = self.resolve(ns, ref)
         new = validate_name(new)

@@ -17,12 +17,14 @@ from podkit.dockerapi.containers import _resolve
 from podkit.dockerapi.streams import (
     MULTIPLEXED_STREAM,
     RAW_STREAM,
+    STDERR,
     HijackedResponse,
     detach_sequence,
+    frame,
     hijack,
     pump,
 )
-from podkit.errors import Conflict, InvalidArgument, NotFound
+from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -103,7 +105,19 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
     extra = request.app.get("docker_exec_extra", {}).pop(ex.id, {})
     size = b.get("ConsoleSize")
-    sess = await svc.exec_attach(NAMESPACE, ex.id)
+    # The 101 goes out before the process starts, as docker does it: clients that
+    # read the status line through a buffered reader (docker-py) would otherwise
+    # swallow the first output with it.
+    conn = hijack(request, RAW_STREAM if ex.tty else MULTIPLEXED_STREAM)
+    try:
+        sess = await svc.exec_attach(NAMESPACE, ex.id)
+    except PodkitError as e:
+        with contextlib.suppress(ConnectionResetError):
+            await conn.write(
+                e.message.encode() + b"\n" if ex.tty else frame(STDERR, e.message.encode() + b"\n")
+            )
+        conn.close()
+        return HijackedResponse()
     if (
         ex.tty
         and isinstance(size, list)
@@ -112,7 +126,6 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
     ):
         with contextlib.suppress(Exception):
             await svc.exec_resize(NAMESPACE, ex.id, size[0], size[1])
-    conn = hijack(request, RAW_STREAM if ex.tty else MULTIPLEXED_STREAM)
     try:
         how = await pump(
             conn,

@@ -228,16 +228,68 @@ async def prune_networks(request: web.Request) -> web.StreamResponse:
     return json_response({"NetworksDeleted": deleted or None})
 
 
+def _container(request: web.Request, b: dict[str, Any]) -> Any:
+    ref = b.get("Container")
+    if not ref or not isinstance(ref, str):
+        raise InvalidArgument("Container is required")
+    try:
+        return containers(request).resolve(NAMESPACE, ref)
+    except NotFound:
+        raise NotFound(f"No such container: {ref}") from None
+
+
+def _net_of(rec: Any) -> str:
+    mode = str(rec.config.get("network") or "bridge")
+    return "bridge" if mode == "default" else mode
+
+
+def _same(request: web.Request, name: str, n: Any) -> bool:
+    if name in ("bridge", "none"):
+        return bool(n.default) if name == "bridge" else False
+    try:
+        return bool(networks(request).get(name).id == n.id)
+    except NotFound:
+        return False
+
+
+# Before a container starts, its one network can be changed (docker-compose creates,
+# then disconnects and reconnects with aliases); on a running container, or for a
+# second network, these wait for podkit to change networks live.
+_LIVE_CHANGE = (
+    "connecting a running container to a network (or a container to a second network) is not "
+    "supported by podkit yet: create the container on that network (NetworkingConfig or --network)"
+)
+
+
 @routes.post("/networks/{id}/connect")
 async def connect(request: web.Request) -> web.StreamResponse:
-    _find(request, request.match_info["id"])
-    raise NotImplementedYet(
-        "connecting a running container to another network is not supported by podkit yet: "
-        "create the container on that network (NetworkingConfig or --network)"
-    )
+    n = _find(request, request.match_info["id"])
+    b = await body(request)
+    rec = _container(request, b)
+    ep = b.get("EndpointConfig") or {}
+    ipam = ep.get("IPAMConfig") or {}
+    if ipam.get("IPv4Address") or ipam.get("IPv6Address"):
+        raise NotImplementedYet("a fixed address (EndpointConfig.IPAMConfig) is not supported by podkit yet")
+    current = _net_of(rec)
+    if _same(request, current, n):
+        raise Forbidden(f"endpoint with name {rec.name} already exists in network {n.name}")
+    if rec.state in ("running", "paused", "restarting") or current != "none":
+        raise NotImplementedYet(_LIVE_CHANGE)
+    # Aliases only matter to name resolution on user networks, which is not there yet.
+    await containers(request).set_network(NAMESPACE, rec.id, "bridge" if n.default else n.name)
+    return web.Response(status=200)
 
 
 @routes.post("/networks/{id}/disconnect")
 async def disconnect(request: web.Request) -> web.StreamResponse:
-    _find(request, request.match_info["id"])
-    raise NotImplementedYet("disconnecting a container from a network is not supported by podkit yet")
+    n = _find(request, request.match_info["id"])
+    b = await body(request)
+    rec = _container(request, b)
+    if not _same(request, _net_of(rec), n):
+        raise Forbidden(f"container {rec.id} is not connected to network {n.name}")
+    if rec.state in ("running", "paused", "restarting"):
+        raise NotImplementedYet(
+            "disconnecting a running container from its network is not supported by podkit yet"
+        )
+    await containers(request).set_network(NAMESPACE, rec.id, "none")
+    return web.Response(status=200)

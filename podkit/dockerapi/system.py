@@ -126,7 +126,7 @@ async def info(request: web.Request) -> web.StreamResponse:
             "Images": n_images,
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "podkit snapshots"]],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["k8s-file"]},
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
             "MemoryLimit": True,
             "SwapLimit": True,
             "CpuCfsPeriod": True,
@@ -138,7 +138,7 @@ async def info(request: web.Request) -> web.StreamResponse:
             "NFd": len(os.listdir("/proc/self/fd")),
             "NGoroutines": len(asyncio.all_tasks()),
             "SystemTime": views.rfc3339_now(),
-            "LoggingDriver": "k8s-file",
+            "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
             "CgroupVersion": _cgroup_version(),
             "NEventsListener": 0,
@@ -326,10 +326,15 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
         if until is not None and until <= time.time():
             return resp
         while True:
-            timeout = None if until is None else max(0.0, until - time.time())
+            # Wake up every second: a client that left (^C) must not leave this
+            # handler waiting for an event forever (and holding up the daemon's exit).
+            timeout = 1.0 if until is None else max(0.0, min(1.0, until - time.time()))
             done, _ = await asyncio.wait({first}, timeout=timeout)
             if not done:
-                return resp
+                t = request.transport
+                if t is None or t.is_closing() or (until is not None and time.time() >= until):
+                    return resp
+                continue
             ev = first.result()
             first = asyncio.ensure_future(live.__anext__())
             if ev.time <= seen_until:

@@ -188,7 +188,9 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
     return {
         "Binds": binds or None,
         "ContainerIDFile": "",
-        "LogConfig": {"Type": "k8s-file", "Config": {}},
+        # podkit keeps a CRI log file; it is read back through the API as docker's
+        # json-file log is, and clients (docker-py's run) decide by this name.
+        "LogConfig": {"Type": "json-file", "Config": {}},
         "NetworkMode": _network_mode(rec),
         "PortBindings": port_bindings,
         "RestartPolicy": _restart_policy(cfg),
