@@ -488,3 +488,49 @@ def test_port_forward_websocket(sd: StreamingDaemon) -> None:
     got = wait_for(ok, 30, what="httpd in the pod over a WebSocket")
     assert got[0].startswith(ws_port_prefix(8080) + b"HTTP/1.")
     assert got[1] == ws_port_prefix(8080)
+
+
+def test_attach_tty_resize(sd: StreamingDaemon) -> None:
+    body = {"image": "busybox", "cmd": ["sh"], "tty": True, "open_stdin": True, "network": "none"}
+    status, out = sd._call("POST", "/v1/containers", body)
+    assert status == 201, out
+    cid = str(out["id"])
+    sd.cli("start", cid, check=True)
+
+    async def go() -> None:
+        conn = await open_remotecommand(
+            sd.url("attach", cid, tty=True, stdin=True, stdout=True), stdin=True, stderr=False, tty=True
+        )
+        try:
+            await conn.streams["resize"].write(b'{"Width":66,"Height":22}\n')
+            for _ in range(50):  # the resize and the typing race: ask until it shows
+                await conn.streams["stdin"].write(b"stty size\n")
+                try:
+                    await asyncio.wait_for(read_until(conn.streams["stdout"], b"22 66"), 0.5)
+                    return
+                except TimeoutError:
+                    continue
+            raise AssertionError("the attached tty never got its new size")
+        finally:
+            await conn.close()
+
+    _run(go())
+    assert "running" in _state(sd, cid)  # hanging up detaches; the shell lives on
+    wait_for(lambda: _idle(sd), 10, what="the session to end")
+
+
+def test_port_forward_host_network_pod(sd: StreamingDaemon) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    pod = sd.cli("pod", "create", "--name", "hostpod", "--network", "host", check=True).stdout.strip()
+    sd.cli("run", "-d", "--pod", pod, "busybox", "sh", "-c",
+           f"mkdir -p /w && echo host-page > /w/index.html && exec httpd -f -p 127.0.0.1:{port} -h /w",
+           check=True)  # fmt: skip
+    request = b"GET /index.html HTTP/1.0\r\n\r\n"
+
+    def get() -> bytes:
+        data, _ = _run(spdy_port_forward(sd.url("portforward", pod, ports=[port]), port, request))
+        return data  # type: ignore[no-any-return]
+
+    assert b"host-page" in wait_for(lambda: (b := get()) and b"host-page" in b and b, 30, what="httpd")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 READ_LIMIT = 1 << 20  # buffered bytes before the transport stops reading
 
@@ -100,7 +99,3 @@ class RawConnection(asyncio.Protocol):
 def response_101(headers: dict[str, str]) -> bytes:
     lines = ["HTTP/1.1 101 Switching Protocols"] + [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def peer(request: Any) -> str:
-    return str(getattr(request, "remote", "") or "?")

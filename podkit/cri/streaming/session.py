@@ -184,9 +184,14 @@ class Stream:
         self.remote_closed = True
         self._changed.set()
 
-    def _on_reset(self, status: int) -> None:
+    def _on_reset(self, status: int, *, keep_data: bool = False) -> None:
         self.reset_status = status
         self.remote_closed = self.local_closed = True
+        # What a reset stream held is dropped, and so is its hold on the session's
+        # reader; a session that ended keeps what arrived before, for the reader.
+        if not keep_data:
+            self._buf.clear()
+        self._drained.set()
         self._changed.set()
         self._window.set()
         if not self._replied.done():
@@ -296,7 +301,7 @@ class Session:
             return
         self.closed = True
         for st in list(self.streams.values()):
-            st._on_reset(RstStatus.CANCEL)
+            st._on_reset(RstStatus.CANCEL, keep_data=True)
         self.streams.clear()
         self._window.set()
         for fut in self._pings.values():
