@@ -16,7 +16,7 @@ from tests.docker_env import DOCKER, DockerEnv, Term, docker_env
 from tests.fixtures.registry import push_busybox
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")
+pytestmark = [pytest.mark.root, pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
 
 
 @pytest.fixture(scope="module")

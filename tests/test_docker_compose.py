@@ -19,6 +19,7 @@ from tests.helpers import wait_for
 
 COMPOSE = shutil.which("docker-compose")
 pytestmark = [
+    pytest.mark.root,
     pytest.mark.skipif(COMPOSE is None, reason="docker-compose is not installed (Debian docker-compose)"),
     pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed"),
 ]

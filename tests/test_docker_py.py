@@ -16,6 +16,7 @@ from tests.docker_env import DockerEnv, docker_env
 from tests.fixtures.registry import push_busybox
 from tests.helpers import wait_for
 
+pytestmark = pytest.mark.root  # a daemon of its own per module (tests/docker_env.py)
 docker = pytest.importorskip("docker", reason="docker-py is not installed (pip install docker)")
 
 
