@@ -1,39 +1,158 @@
 """``podkit cp``: tar streams out of and into a container's file system.
 
-Paths are resolved inside the container's root with every symlink kept inside it,
-and an archive being extracted may not place anything outside the destination
-(no absolute names, no ``..``, no writing through a symlink it created).
+The container's processes may change its file system while a copy runs, so no path is
+ever looked up twice by name from the host's root: the path asked for is resolved
+inside the container's root through descriptors (:mod:`podkit.containers.rootfs_fd`,
+``openat2(RESOLVE_IN_ROOT)``), and everything after is relative to the descriptors
+that lookup returned. Reading a tree opens each entry with ``O_PATH | O_NOFOLLOW``
+below its parent's descriptor and reads that very inode; extracting creates each
+entry with ``O_EXCL``/``mkdirat``/``symlinkat``/``linkat`` below a parent directory
+resolved inside the destination, and sets owner, mode and times on descriptors.
+
+An archive being extracted may not name anything outside the destination (no
+absolute names, no ``..``); its symlinks, and those already there, resolve inside
+the destination directory when later entries are written through them, and its hard
+links must name a file (not a symlink, not a directory) in the destination.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
+import logging
 import os
+import shutil
 import stat as stat_mod
 import tarfile
 import threading
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
-from podkit.errors import Internal, InvalidArgument, NotFound, UnsafeContent
+from podkit.containers import rootfs_fd
+from podkit.errors import Internal, InvalidArgument, NotFound, PodkitError, UnsafeContent
+
+log = logging.getLogger(__name__)
+
+# Longer than PATH_MAX cannot name anything; refused before any lookup.
+MAX_PATH_BYTES = 4095
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_PIN_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+# Errors that say "this entry cannot be made here" (the client's archive or the
+# container's tree), not "the daemon failed".
+_ENTRY_ERRNOS = {
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.ELOOP,
+    errno.ENAMETOOLONG,
+    errno.EINVAL,
+    errno.EPERM,
+    errno.EXDEV,
+    errno.EMLINK,
+    errno.ENOTEMPTY,
+}
 
 
-def _join(root: Path, path: str) -> Path:
-    from podkit.containers.rootfs import secure_join
+class BlockingReader(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
-    return secure_join(root, path)
+
+class AsyncReader(Protocol):
+    def read(self, n: int = -1, /) -> Coroutine[Any, Any, bytes]: ...
+
+
+def check_path(path: str) -> None:
+    """Refuse a container path that no lookup could take (a clear 400, never a 500)."""
+    if "\0" in path:
+        raise InvalidArgument("the path contains a NUL byte")
+    n = len(os.fsencode(path))
+    if n > MAX_PATH_BYTES:
+        raise InvalidArgument(f"the path is {n} bytes long; a path is at most {MAX_PATH_BYTES} bytes")
+
+
+def _lookup_error(
+    e: OSError, path: str, what: str = "no such file or directory in the container"
+) -> PodkitError:
+    if e.errno in (errno.ENOENT, errno.ENOTDIR):
+        return NotFound(f"{what}: {path}")
+    if e.errno == errno.ELOOP:
+        return InvalidArgument(
+            f"{path}: too many levels of symbolic links, or a /proc magic link, in the container"
+        )
+    if e.errno == errno.ENAMETOOLONG:
+        return InvalidArgument(f"{path}: a name in the path is longer than 255 bytes")
+    return Internal(f"looking up {path} in the container failed: {e.strerror}")
+
+
+def _open_root(root: Path) -> int:
+    try:
+        return rootfs_fd.open_root(root)
+    except OSError as e:  # the container's process went away meanwhile
+        raise NotFound(f"the container's file system is not available: {e.strerror}") from None
+
+
+def _pin(root: Path, path: str) -> tuple[int, os.stat_result]:
+    """An ``O_PATH`` descriptor of ``path`` in the container (symlinks followed inside
+    the root, the last one included) and its stat."""
+    check_path(path)
+    root_fd = _open_root(root)
+    try:
+        fd = rootfs_fd.open_in_root(root_fd, path, os.O_PATH)
+    except OSError as e:
+        raise _lookup_error(e, path) from None
+    finally:
+        os.close(root_fd)
+    return fd, os.fstat(fd)
+
+
+def _info(path: str, fd: int, st: os.stat_result) -> dict[str, Any]:
+    return {
+        "name": os.path.basename(os.path.normpath(path)) or ".",
+        "size": st.st_size,
+        "mode": st.st_mode,
+        "mtime": st.st_mtime,
+        "is_dir": stat_mod.S_ISDIR(st.st_mode),
+        "link_target": os.readlink("", dir_fd=fd) if stat_mod.S_ISLNK(st.st_mode) else "",
+    }
+
+
+async def stat_path(root: Path, path: str) -> dict[str, Any]:
+    """What ``tar_path`` would report about ``path``, without the tar."""
+
+    def run() -> dict[str, Any]:
+        fd, st = _pin(root, path)
+        try:
+            return _info(path, fd, st)
+        finally:
+            os.close(fd)
+
+    return await asyncio.to_thread(run)
+
+
+# -- copying out -------------------------------------------------------------------------
+
+
+class _Cancelled(Exception):
+    """The reader went away: the producer stops at its next write."""
 
 
 class _QueueWriter:
     """A file-like sink that hands chunks to the event loop (tarfile writes from a thread)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, q: asyncio.Queue[bytes | None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, q: asyncio.Queue[bytes | BaseException | None]
+    ) -> None:
         self.loop, self.q = loop, q
         self.buf = bytearray()
+        self.stop = threading.Event()
 
     def write(self, b: bytes) -> int:
+        if self.stop.is_set():
+            raise _Cancelled()
         self.buf += b
         if len(self.buf) >= 1 << 16:
             self.flush()
@@ -42,76 +161,163 @@ class _QueueWriter:
     def flush(self) -> None:
         if self.buf:
             data, self.buf = bytes(self.buf), bytearray()
-            asyncio.run_coroutine_threadsafe(self.q.put(data), self.loop).result()
+            self.put(data)
+
+    def put(self, item: bytes | BaseException | None) -> None:
+        asyncio.run_coroutine_threadsafe(self.q.put(item), self.loop).result()
 
 
-async def tar_path(root: Path, path: str) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
-    """A tar of ``path`` (file or directory, named by its basename) and its stat."""
-    src = _join(root, path)
+async def tar_path(root: Path, path: str) -> tuple[dict[str, Any], AsyncGenerator[bytes, None]]:
+    """A tar of ``path`` (file or directory, named by its basename) and its stat.
+
+    The tar is made while it is read; ``aclose()`` the generator to stop early (its
+    descriptors are closed when that returns)."""
+    fd, st = await asyncio.to_thread(_pin, root, path)
     try:
-        st = os.lstat(src)
-    except FileNotFoundError:
-        raise NotFound(f"no such file or directory in the container: {path}") from None
-    name = os.path.basename(os.path.normpath(path)) or "."
-    info = {
-        "name": name,
-        "size": st.st_size,
-        "mode": st.st_mode,
-        "mtime": st.st_mtime,
-        "is_dir": stat_mod.S_ISDIR(st.st_mode),
-        "link_target": os.readlink(src) if stat_mod.S_ISLNK(st.st_mode) else "",
-    }
+        info = _info(path, fd, st)
+    except BaseException:
+        os.close(fd)
+        raise
     loop = asyncio.get_running_loop()
     q: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=16)
+    w = _QueueWriter(loop, q)
 
     def produce() -> None:
-        w = _QueueWriter(loop, q)
         end: BaseException | None = None
         try:
-            with tarfile.open(fileobj=w, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[arg-type]
-                for full, arcname in _walk(src, name):
-                    tf.add(full, arcname=arcname, recursive=False)
+            with tarfile.open(fileobj=w, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+                _TreeWriter(tf).write(fd, st, info["name"])
             w.flush()
         except BaseException as e:  # reported to the reader: a cut tar must not look whole
             end = e
         finally:
-            asyncio.run_coroutine_threadsafe(q.put(end), loop).result()
+            # Every descriptor is closed before the reader hears the end: a stopped
+            # container's root is unmounted right after.
+            os.close(fd)
+            w.put(end)
 
-    t = threading.Thread(target=produce, daemon=True)
-    t.start()
+    async def gen() -> AsyncGenerator[bytes, None]:
+        started.set()
+        t = threading.Thread(target=produce, name=f"cp-out {path}", daemon=True)
+        t.start()
+        done = False
+        try:
+            while True:
+                chunk = await q.get()
+                if chunk is None:
+                    done = True
+                    break
+                if isinstance(chunk, BaseException):
+                    done = True
+                    raise Internal(f"copying {path} out of the container failed: {chunk}")
+                yield chunk
+        finally:
+            if not done:  # the reader left early: stop the producer and wait for its end
+                w.stop.set()
+                while not isinstance(item := await q.get(), BaseException) and item is not None:
+                    pass
 
-    async def gen() -> AsyncIterator[bytes]:
-        while True:
-            chunk = await q.get()
-            if chunk is None:
-                break
-            if isinstance(chunk, BaseException):
-                raise Internal(f"copying {path} out of the container failed: {chunk}")
-            yield chunk
+    started = threading.Event()
+    chunks = gen()
 
-    return info, gen()
+    def never_read() -> None:
+        if not started.is_set():
+            os.close(fd)
+
+    weakref.finalize(chunks, never_read)
+    return info, chunks
 
 
-def _walk(src: Path, name: str) -> Iterator[tuple[str, str]]:
-    """Entries under src in tar order (parents first, names sorted), without recursion:
-    a container can make trees deeper than Python's recursion limit."""
-    stack = [(str(src), name)]
-    while stack:
-        full, arcname = stack.pop()
-        yield full, arcname
-        if os.path.isdir(full) and not os.path.islink(full):
-            for child in sorted(os.listdir(full), reverse=True):
-                stack.append((os.path.join(full, child), f"{arcname}/{child}"))
+class _TreeWriter:
+    """Entries under a pinned inode in tar order (parents first, names sorted), depth
+    first without recursion: a container can make trees deeper than Python's
+    recursion limit."""
+
+    def __init__(self, tf: tarfile.TarFile) -> None:
+        self.tf = tf
+        self.seen: dict[tuple[int, int], str] = {}  # inode -> first name, for hard links
+
+    def write(self, top: int, st: os.stat_result, name: str) -> None:
+        stack: list[tuple[int, str, list[str]]] = []  # (directory fd, its name, children left)
+        try:
+            sub = self.entry(top, st, name)
+            if sub is not None:
+                stack.append(sub)
+            while stack:
+                dfd, arc, names = stack[-1]
+                if not names:
+                    os.close(dfd)
+                    stack.pop()
+                    continue
+                child = names.pop()
+                try:
+                    fd = os.open(child, _PIN_FLAGS, dir_fd=dfd)
+                except FileNotFoundError:
+                    continue  # removed since the directory was listed
+                try:
+                    sub = self.entry(fd, os.fstat(fd), f"{arc}/{child}")
+                finally:
+                    os.close(fd)
+                if sub is not None:
+                    stack.append(sub)
+        finally:
+            for dfd, _, _ in stack:
+                os.close(dfd)
+
+    def entry(self, fd: int, st: os.stat_result, arcname: str) -> tuple[int, str, list[str]] | None:
+        """Add one pinned entry; a directory comes back opened, with its children to do."""
+        mode = st.st_mode
+        ti = tarfile.TarInfo(arcname)
+        ti.mode = stat_mod.S_IMODE(mode)
+        ti.uid, ti.gid = st.st_uid, st.st_gid
+        # Whole seconds, as docker writes them: no PAX record per file for the fraction.
+        ti.mtime = int(st.st_mtime)
+        if not stat_mod.S_ISDIR(mode) and st.st_nlink > 1:
+            key = (st.st_dev, st.st_ino)
+            if key in self.seen:
+                ti.type, ti.linkname = tarfile.LNKTYPE, self.seen[key]
+                self.tf.addfile(ti)
+                return None
+            self.seen[key] = arcname
+        if stat_mod.S_ISREG(mode):
+            ti.size = st.st_size
+            with os.fdopen(rootfs_fd.reopen(fd, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY), "rb") as f:
+                self.tf.addfile(ti, f)
+        elif stat_mod.S_ISDIR(mode):
+            ti.type = tarfile.DIRTYPE
+            self.tf.addfile(ti)
+            dfd = rootfs_fd.reopen(fd, _DIR_FLAGS)
+            try:
+                names = sorted(os.listdir(dfd), reverse=True)
+            except BaseException:
+                os.close(dfd)
+                raise
+            return dfd, arcname, names
+        elif stat_mod.S_ISLNK(mode):
+            ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink("", dir_fd=fd)
+            self.tf.addfile(ti)
+        elif stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+            ti.type = tarfile.CHRTYPE if stat_mod.S_ISCHR(mode) else tarfile.BLKTYPE
+            ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            self.tf.addfile(ti)
+        elif stat_mod.S_ISFIFO(mode):
+            ti.type = tarfile.FIFOTYPE
+            self.tf.addfile(ti)
+        # sockets have no tar form (tar and docker skip them too)
+        return None
+
+
+# -- copying in --------------------------------------------------------------------------
 
 
 class _StreamReader:
-    """Blocking file-like reader over an aiohttp StreamReader (used from a thread)."""
+    """Blocking file-like reader over an async stream (used from a thread)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, stream: Any) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, stream: AsyncReader) -> None:
         self.loop, self.stream = loop, stream
         self.buf = b""
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         while n < 0 or len(self.buf) < n:
             chunk = asyncio.run_coroutine_threadsafe(self.stream.read(1 << 16), self.loop).result()
             if not chunk:
@@ -124,43 +330,216 @@ class _StreamReader:
         return out
 
 
-async def untar_into(root: Path, path: str, stream: Any) -> None:
-    dest = _join(root, path)
-    if not dest.is_dir():
-        raise NotFound(f"destination {path} is not a directory in the container")
-    loop = asyncio.get_running_loop()
-    reader = (
-        stream
-        if hasattr(stream, "read") and not asyncio.iscoroutinefunction(stream.read)
-        else _StreamReader(loop, stream)
-    )
-    await asyncio.to_thread(_extract, reader, dest)
+async def untar_into(root: Path, path: str, stream: BlockingReader | AsyncReader) -> None:
+    """Extract the tar read from ``stream`` into directory ``path`` of the container."""
 
+    def open_dest() -> int:
+        check_path(path)
+        root_fd = _open_root(root)
+        try:
+            return rootfs_fd.open_in_root(root_fd, path, os.O_PATH | os.O_DIRECTORY)
+        except OSError as e:
+            raise _lookup_error(e, path, "destination is not a directory in the container") from None
+        finally:
+            os.close(root_fd)
 
-def _extract(reader: Any, dest: Path) -> None:
+    dest = await asyncio.to_thread(open_dest)
     try:
-        tf = tarfile.open(fileobj=reader, mode="r|*")  # noqa: SIM115 - closed below
+        loop = asyncio.get_running_loop()
+        reader = (
+            _StreamReader(loop, cast(AsyncReader, stream))
+            if asyncio.iscoroutinefunction(stream.read)
+            else cast(BlockingReader, stream)
+        )
+        await asyncio.to_thread(_extract, reader, dest)
+    finally:
+        os.close(dest)
+
+
+def _extract(reader: BlockingReader, dest: int) -> None:
+    try:
+        tf = tarfile.open(fileobj=reader, mode="r|*")  # type: ignore[call-overload]  # noqa: SIM115
     except tarfile.TarError as e:
         raise InvalidArgument(f"not a tar archive: {e}") from None
-    real_dest = os.path.realpath(dest)
-    with tf:
-        for m in tf:
-            name = os.path.normpath(m.name)
-            if name.startswith("/") or name == ".." or name.startswith("../"):
-                raise UnsafeContent(f"archive entry {m.name!r} points outside the destination")
-            if name == ".":
+    x = _Extractor(tf, dest)
+    try:
+        with tf:
+            for m in tf:
+                x.member(m)
+            x.finish()
+    except tarfile.TarError as e:
+        raise InvalidArgument(f"the archive is damaged: {e}") from None
+    finally:
+        x.close()
+
+
+class _Extractor:
+    """Writes members below the destination descriptor (see the module docstring)."""
+
+    def __init__(self, tf: tarfile.TarFile, dest: int) -> None:
+        self.tf, self.dest = tf, dest
+        self.parent: tuple[str, int] | None = None  # the last parent directory, kept open
+        self.dirs: list[tuple[str, tarfile.TarInfo]] = []  # attributes set at the end
+
+    def close(self) -> None:
+        if self.parent is not None:
+            os.close(self.parent[1])
+            self.parent = None
+
+    def member(self, m: tarfile.TarInfo) -> None:
+        name = os.path.normpath(m.name)
+        if name.startswith("/") or name == ".." or name.startswith("../"):
+            raise UnsafeContent(f"archive entry {m.name!r} points outside the destination")
+        if name == ".":
+            return
+        try:
+            self._member(m, name)
+        except PodkitError:
+            raise
+        except ValueError as e:  # an embedded NUL byte
+            raise InvalidArgument(f"archive entry {m.name!r} cannot be extracted: {e}") from None
+        except OSError as e:
+            if e.errno in _ENTRY_ERRNOS:
+                raise InvalidArgument(f"archive entry {m.name!r} cannot be extracted: {e.strerror}") from None
+            raise Internal(f"extracting {m.name!r} failed: {e.strerror}") from None
+
+    def _parent_fd(self, head: str) -> int:
+        if not head:
+            return self.dest
+        if self.parent is not None and self.parent[0] == head:
+            return self.parent[1]
+        fd = rootfs_fd.makedirs_in_root(self.dest, head)
+        self.close()
+        self.parent = (head, fd)
+        return fd
+
+    def _member(self, m: tarfile.TarInfo, name: str) -> None:
+        head, base = os.path.split(name)
+        pfd = self._parent_fd(head)
+        if m.isdir():
+            try:
+                os.mkdir(base, 0o700, dir_fd=pfd)
+            except FileExistsError:
+                if not stat_mod.S_ISDIR(os.stat(base, dir_fd=pfd, follow_symlinks=False).st_mode):
+                    os.unlink(base, dir_fd=pfd)
+                    os.mkdir(base, 0o700, dir_fd=pfd)
+            self.dirs.append((name, m))
+        elif m.issym():
+            self._create(m, pfd, base, lambda: os.symlink(m.linkname, base, dir_fd=pfd))
+            os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            os.utime(base, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
+        elif m.islnk():
+            self._hardlink(m, pfd, base)
+        elif m.ischr() or m.isblk() or m.isfifo():
+            self._special(m, pfd, base)
+        else:  # regular files, and (as tar does) types it does not know
+            self._file(m, pfd, base)
+
+    def _create(self, m: tarfile.TarInfo, pfd: int, base: str, make: Callable[[], object]) -> None:
+        """Replace whatever non-directory is at ``base``, then ``make`` it (which fails
+        rather than follows if the container puts something there meanwhile)."""
+        for _ in range(3):
+            try:
+                os.unlink(base, dir_fd=pfd)
+            except FileNotFoundError:
+                pass
+            except IsADirectoryError:
+                raise InvalidArgument(
+                    f"archive entry {m.name!r} would replace a directory with a non-directory"
+                ) from None
+            try:
+                make()
+                return
+            except FileExistsError:
+                continue  # made again meanwhile: replace it again
+        raise InvalidArgument(f"archive entry {m.name!r}: the path keeps being recreated in the container")
+
+    def _file(self, m: tarfile.TarInfo, pfd: int, base: str) -> None:
+        fds: list[int] = []
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+        self._create(m, pfd, base, lambda: fds.append(os.open(base, flags, 0o600, dir_fd=pfd)))
+        with os.fdopen(fds[0], "wb") as f:
+            src = self.tf.extractfile(m)
+            if src is not None:
+                shutil.copyfileobj(src, f, 1 << 20)
+            f.flush()
+            self._attrs(f.fileno(), m)
+
+    def _attrs(self, fd: int, m: tarfile.TarInfo) -> None:
+        # Owner first: chown clears set-id bits the mode may then set again.
+        os.fchown(fd, m.uid, m.gid)
+        os.fchmod(fd, m.mode & 0o7777)
+        os.utime(fd, (m.mtime, m.mtime))
+
+    def _hardlink(self, m: tarfile.TarInfo, pfd: int, base: str) -> None:
+        link = os.path.normpath(m.linkname)
+        if link.startswith("/") or link == ".." or link.startswith("../"):
+            raise UnsafeContent(f"hard link {m.name!r} points outside the destination")
+        lhead, lbase = os.path.split(link)
+        try:
+            lpfd = rootfs_fd.open_in_root(self.dest, lhead, os.O_PATH | os.O_DIRECTORY) if lhead else -1
+        except OSError as e:
+            raise InvalidArgument(
+                f"hard link {m.name!r} names {m.linkname!r}, which is not in the destination ({e.strerror})"
+            ) from None
+        src_dir = lpfd if lhead else self.dest
+        try:
+            try:
+                st = os.stat(lbase, dir_fd=src_dir, follow_symlinks=False)
+            except FileNotFoundError:
+                raise InvalidArgument(
+                    f"hard link {m.name!r} names {m.linkname!r}, which is not in the destination"
+                ) from None
+            if stat_mod.S_ISLNK(st.st_mode):
+                raise UnsafeContent(
+                    f"hard link {m.name!r} names {m.linkname!r}, a symlink: "
+                    "hard links to symlinks are not extracted"
+                )
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise InvalidArgument(f"hard link {m.name!r} names {m.linkname!r}, a directory")
+            # linkat without AT_SYMLINK_FOLLOW: had the container swapped in a symlink
+            # since the check, the link is to that symlink itself, never to its target.
+            self._create(
+                m,
+                pfd,
+                base,
+                lambda: os.link(lbase, base, src_dir_fd=src_dir, dst_dir_fd=pfd, follow_symlinks=False),
+            )
+        finally:
+            if lhead:
+                os.close(lpfd)
+
+    def _special(self, m: tarfile.TarInfo, pfd: int, base: str) -> None:
+        if m.isfifo():
+            self._create(m, pfd, base, lambda: os.mkfifo(base, 0o600, dir_fd=pfd))
+            kind = stat_mod.S_IFIFO
+        else:
+            kind = stat_mod.S_IFCHR if m.ischr() else stat_mod.S_IFBLK
+            dev = os.makedev(m.devmajor, m.devminor)
+            self._create(m, pfd, base, lambda: os.mknod(base, 0o600 | kind, dev, dir_fd=pfd))
+        # Owner, mode and times through a descriptor pinning the node just made: a
+        # chmod by name would follow a symlink put there meanwhile.
+        fd = os.open(base, _PIN_FLAGS, dir_fd=pfd)
+        try:
+            if stat_mod.S_IFMT(os.fstat(fd).st_mode) != kind:
+                return  # replaced by the container meanwhile: not ours to change
+            proc = f"/proc/self/fd/{fd}"
+            os.chown(proc, m.uid, m.gid)
+            os.chmod(proc, m.mode & 0o7777)
+            os.utime(proc, (m.mtime, m.mtime))
+        finally:
+            os.close(fd)
+
+    def finish(self) -> None:
+        """Directories' owner, mode and times, deepest first (writing their entries
+        changed their times)."""
+        for name, m in sorted(self.dirs, key=lambda d: d[0], reverse=True):
+            try:
+                fd = rootfs_fd.open_in_root(self.dest, name, _DIR_FLAGS, follow=False)
+            except OSError as e:
+                log.warning("cp: not setting attributes of %s: %s", name, e.strerror)
                 continue
-            target = _join(dest, name)
-            parent = os.path.realpath(target.parent)
-            if parent != real_dest and not parent.startswith(real_dest + "/"):
-                raise UnsafeContent(f"archive entry {m.name!r} would be written outside the destination")
-            if m.islnk():
-                link = os.path.normpath(m.linkname)
-                if link.startswith("/") or link.startswith(".."):
-                    raise UnsafeContent(f"hard link {m.name!r} points outside the destination")
-                m.linkname = str(_join(dest, link))
-            m.name = os.path.relpath(target, dest)
-            with contextlib.suppress(FileNotFoundError):
-                if target.is_symlink() or (target.exists() and not target.is_dir()):
-                    target.unlink()
-            tf.extract(m, str(dest), set_attrs=True)
+            try:
+                self._attrs(fd, m)
+            finally:
+                os.close(fd)

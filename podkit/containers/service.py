@@ -25,7 +25,7 @@ import secrets
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -1275,8 +1275,11 @@ class ContainerService(ExecMixin):
 
         return tmp, done
 
-    async def archive_get(self, ns: str, ref: str, path: str) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
+    async def archive_get(
+        self, ns: str, ref: str, path: str
+    ) -> tuple[dict[str, Any], AsyncGenerator[bytes, None]]:
         rec = self.resolve(ns, ref)
+        archive.check_path(path)
         root, done = await self._root_for(rec)
         try:
             stat, chunks = await archive.tar_path(root, path)
@@ -1285,18 +1288,31 @@ class ContainerService(ExecMixin):
                 await asyncio.to_thread(done)
             raise
 
-        async def gen() -> AsyncIterator[bytes]:
+        async def gen() -> AsyncGenerator[bytes, None]:
             try:
                 async for c in chunks:
                     yield c
             finally:
+                await chunks.aclose()  # its descriptors closed before the unmount
                 if done:
                     await asyncio.to_thread(done)
 
         return stat, gen()
 
+    async def archive_stat(self, ns: str, ref: str, path: str) -> dict[str, Any]:
+        """What ``archive_get`` reports about ``path`` (name, size, mode...), without the tar."""
+        rec = self.resolve(ns, ref)
+        archive.check_path(path)
+        root, done = await self._root_for(rec)
+        try:
+            return await archive.stat_path(root, path)
+        finally:
+            if done:
+                await asyncio.to_thread(done)
+
     async def archive_put(self, ns: str, ref: str, path: str, stream: Any) -> None:
         rec = self.resolve(ns, ref)
+        archive.check_path(path)
         root, done = await self._root_for(rec)
         try:
             await archive.untar_into(root, path, stream)

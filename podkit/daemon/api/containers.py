@@ -288,14 +288,21 @@ async def get_archive(ctx: Ctx) -> Any:
     if not path:
         raise InvalidArgument("a path is required")
     stat, chunks = await _svc(ctx).archive_get(ctx.ns, ctx.match["ref"], path)
-    resp = web.StreamResponse(
-        headers={"Content-Type": "application/x-tar", "X-Podkit-Path-Stat": json.dumps(stat)}
-    )
-    resp.enable_chunked_encoding()
-    await resp.prepare(ctx.request)
-    async for chunk in chunks:
-        await resp.write(chunk)
-    await resp.write_eof()
+    try:
+        resp = web.StreamResponse(
+            headers={"Content-Type": "application/x-tar", "X-Podkit-Path-Stat": json.dumps(stat)}
+        )
+        resp.enable_chunked_encoding()
+        await resp.prepare(ctx.request)
+        async for chunk in chunks:
+            await resp.write(chunk)
+        await resp.write_eof()
+    except ConnectionError:
+        pass  # the client left; nothing to answer
+    finally:
+        # A client that leaves early: stop the tar now (its descriptors, a stopped
+        # container's mount), not whenever the generator is collected.
+        await chunks.aclose()
     return resp
 
 
