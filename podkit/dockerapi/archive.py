@@ -74,18 +74,14 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
             await resp.write(c)
         await resp.write_eof()
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
     return resp
 
 
 @routes.head("/containers/{id}/archive")
 async def stat_archive(request: web.Request) -> web.StreamResponse:
     rec = _resolve(request)
-    st, chunks = await containers(request).archive_get(NAMESPACE, rec.id, _path(request))
-    # The service offers the stat only with the tar: read it to the end so its
-    # producer and mounts are released.
-    async for _ in chunks:
-        pass
+    st = await containers(request).archive_stat(NAMESPACE, rec.id, _path(request))
     return web.Response(status=200, headers={STAT_HEADER: _stat_header(st)})
 
 
