@@ -7,6 +7,7 @@ and removes them. Skipped where the docker CLI is not installed.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -287,3 +288,136 @@ def test_errors_are_dockers(env: DockerEnv) -> None:
     assert r.returncode != 0
     r = env.docker("build", "-", check=False, input=b"FROM busybox\n")
     assert r.returncode != 0
+
+
+def test_run_pulls_a_missing_image_itself(env: DockerEnv, tmp_path: Path) -> None:
+    # create answers 404 for an image not here; the CLI pulls it (progress on stderr)
+    # and creates again, as with docker.
+    assert env.registry is not None
+    ref = push_busybox(env.registry, tmp_path, "library/autopull:1")
+    r = env.docker("run", "--rm", ref, "echo", "pulled-and-ran")
+    assert r.stdout == "pulled-and-ran\n"
+    assert "Unable to find image" in r.stderr and "Downloaded newer image" in r.stderr
+    env.docker("rmi", ref)
+
+
+def test_lifecycle_verbs(env: DockerEnv) -> None:
+    env.docker(
+        "run",
+        "-d",
+        "--name",
+        "lc1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got-usr1' USR1; while :; do sleep 0.1; done",
+    )
+    try:
+        env.docker("pause", "lc1")
+        assert env.docker("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "lc1").stdout.split() == [
+            "paused",
+            "true",
+        ]
+        env.docker("unpause", "lc1")
+        env.docker("kill", "-s", "USR1", "lc1")
+        wait_for(lambda: "got-usr1" in env.docker("logs", "lc1").stdout, 20, what="the trapped signal")
+        env.docker("rename", "lc1", "lc2")
+        assert env.docker("ps", "--format", "{{.Names}}", "--filter", "name=lc2").stdout.strip() == "lc2"
+        env.docker("update", "--memory", "64m", "--restart", "on-failure:3", "lc2")
+        hc = json.loads(env.docker("inspect", "lc2").stdout)[0]["HostConfig"]
+        assert hc["Memory"] == 64 << 20 and hc["RestartPolicy"] == {
+            "Name": "on-failure",
+            "MaximumRetryCount": 3,
+        }
+        pid = env.docker("inspect", "-f", "{{.State.Pid}}", "lc2").stdout.strip()
+        env.docker("restart", "-t", "0", "lc2")
+        assert env.docker("inspect", "-f", "{{.State.Pid}}", "lc2").stdout.strip() not in ("0", pid)
+        env.docker("update", "--restart", "no", "lc2")
+        env.docker("kill", "lc2")
+        assert env.docker("wait", "lc2").stdout.strip() == "137"
+        assert env.docker("start", "lc2").stdout.strip() == "lc2"
+        st = env.docker(
+            "inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.RestartCount}}", "lc2"
+        ).stdout
+        assert st.split()[:2] == ["running", "true"], st
+    finally:
+        env.docker("rm", "-f", "lc1", "lc2", check=False)
+
+
+def test_mounts_binds_tmpfs_and_anonymous_volumes(env: DockerEnv, tmp_path: Path) -> None:
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    (host / "h.txt").write_text("from-host\n")
+    r = env.docker(
+        "run",
+        "--rm",
+        "-v",
+        f"{host}:/h:ro",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "--mount",
+        "type=volume,target=/anon",
+        "--mount",
+        f"type=bind,source={host},target=/h2",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /h/h.txt; grep -c ' /scratch tmpfs' /proc/mounts; touch /h/x 2>/dev/null || echo ro;"
+        " echo w > /h2/w",
+    )
+    assert r.stdout.split() == ["from-host", "1", "ro"]
+    assert (host / "w").read_text() == "w\n"
+    # --rm took its anonymous volume with it
+    assert env.docker("volume", "ls", "-q").stdout.strip() == ""
+
+
+def test_run_it_detach_keys_then_attach(env: DockerEnv) -> None:
+    t = Term(env, "run", "-it", "--name", "dk1", "busybox", "sh")
+    try:
+        t.expect(b"# ")
+        t.send(b"echo one-$((1+1))\r")
+        t.expect(b"one-2")
+        t.send(b"\x10\x11")  # ctrl-p ctrl-q: detach, the container keeps running
+        assert t.wait() == 0
+        assert env.docker("inspect", "-f", "{{.State.Running}}", "dk1").stdout.strip() == "true"
+        a = Term(env, "attach", "dk1")
+
+        def answered() -> bool:
+            a.send(b"echo back-$((2+2))\r")
+            try:
+                a.expect(b"back-4", timeout=1)
+                return True
+            except AssertionError:
+                return False
+
+        wait_for(answered, 20, what="the attached shell to answer")
+        a.send(b"exit 6\r")
+        assert a.wait() == 6
+    finally:
+        env.docker("rm", "-f", "dk1", check=False)
+
+
+def test_prune_and_events(env: DockerEnv) -> None:
+    since = str(int(time.time()) - 1)
+    env.docker("create", "--name", "pr1", "busybox", "true")
+    env.docker("run", "--name", "pr2", "busybox", "true")
+    env.docker("network", "create", "prnet")
+    env.docker("volume", "create", "prvol")
+    out = env.docker("container", "prune", "-f").stdout
+    assert "Deleted Containers" in out
+    assert env.docker("ps", "-aq", "--filter", "name=pr").stdout.strip() == ""
+    assert "prnet" in env.docker("network", "prune", "-f").stdout
+    assert "prvol" in env.docker("volume", "prune", "-af").stdout
+    until = str(int(time.time()) + 1)
+    evs = env.docker(
+        "events",
+        "--since",
+        since,
+        "--until",
+        until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ).stdout.splitlines()
+    assert "create pr1" in evs and "start pr2" in evs and "die pr2" in evs and "destroy pr1" in evs

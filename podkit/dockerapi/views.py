@@ -281,7 +281,7 @@ def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManag
         "Args": command[1:],
         "State": {
             "Status": rec.state if rec.state != "removing" else "removing",
-            "Running": rec.state in ("running", "paused"),
+            "Running": rec.state in ("running", "paused", "restarting"),
             "Paused": rec.state == "paused",
             "Restarting": rec.state == "restarting",
             "OOMKilled": bool(rec.oom_killed),
