@@ -247,9 +247,8 @@ def main() -> int:
     for op in ops:
         a, b = pk.get(op), cd_.get(op)
         ratio = f"{a / b:8.2f}" if a and b else "       -"
-        print(
-            f"{op:24} {a if a is not None else float('nan'):9.1f} {b if b is not None else float('nan'):12.1f}   {ratio}"
-        )
+        na, nb = a if a is not None else float("nan"), b if b is not None else float("nan")
+        print(f"{op:24} {na:9.1f} {nb:12.1f}   {ratio}")
     return 0
 
 

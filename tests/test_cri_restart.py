@@ -24,7 +24,8 @@ def _snapshot(cri: CRIClient) -> tuple[list[str], list[str]]:
 
 def test_sigkill_restart_keeps_everything(cri: CRIClient) -> None:
     sid, scfg = cri.run_sandbox("survivor")
-    cid = cri.run(sid, scfg, "ticker", ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"])
+    loop = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"
+    cid = cri.run(sid, scfg, "ticker", ["sh", "-c", loop])
     done = cri.run(sid, scfg, "done", ["sh", "-c", "exit 3"])
     cri.wait_exited(done)
     log = Path(scfg.log_directory) / "ticker.log"

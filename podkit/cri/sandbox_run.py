@@ -155,10 +155,21 @@ async def handle(cri: CRI, req: pb.RunPodSandboxRequest) -> pb.RunPodSandboxResp
     if not req.HasField("config"):
         raise InvalidArgument("config is required")
     spec = spec_from_config(cri, req.config)
+    t0 = time.perf_counter()
     spec.infra_image = await sandbox_image(cri)
+    t1 = time.perf_counter()
     pod = await cri.pods.create(cri.ns, spec)
+    t2 = time.perf_counter()
     try:
         await cri.pods.start(cri.ns, pod.id)
+        log.debug(
+            "RunPodSandbox %s: %.1f ms (image %.1f, create %.1f, start %.1f)",
+            pod.id[:12],
+            (time.perf_counter() - t0) * 1000,
+            (t1 - t0) * 1000,
+            (t2 - t1) * 1000,
+            (time.perf_counter() - t2) * 1000,
+        )
     except BaseException:
         try:
             await cri.pods.remove(cri.ns, pod.id, force=True)
