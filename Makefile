@@ -36,6 +36,7 @@ bench: setup
 	$(PY) bench/pull.py
 	$(PY) bench/run.py
 	$(PY) bench/pods.py
+	$(PY) bench/cri.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -11,14 +11,14 @@ from podkit.cri import stats_view
 from podkit.cri.context import CRI, pod_ready
 
 
-def _metric(name: str, now: int, kind: int, labels: list[str], value: int) -> pb.Metric:
+def _metric(name: str, now: int, kind: pb.MetricType.ValueType, labels: list[str], value: int) -> pb.Metric:
     return pb.Metric(
         name=name,
         timestamp=now,
         metric_type=kind,
         label_values=labels,
         value=pb.UInt64Value(value=max(0, value)),
-    )  # type: ignore[arg-type]
+    )
 
 
 async def handle(cri: CRI, req: pb.ListPodSandboxMetricsRequest) -> pb.ListPodSandboxMetricsResponse:
