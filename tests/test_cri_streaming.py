@@ -11,12 +11,16 @@ front end; everything behind the URL is the real thing). The clients are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ from tests.cri_streaming_clients import (
 )
 from tests.fixtures.images import import_busybox
 from tests.helpers import REPO, Daemon, wait_for
+from tests.leaks import children_of, processes_mentioning, unmount_all_under
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real containers)")
 
@@ -97,18 +102,19 @@ class StreamingDaemon(Daemon):
         return dict(self._call("GET", "/_test/streaming/state")[1])
 
 
-@pytest.fixture
-def sd(workdir: Path, busybox_tarball: Path) -> Iterator[StreamingDaemon]:
-    (workdir / "d").mkdir()
-    d = StreamingDaemon(workdir / "d").start()
+@contextlib.contextmanager
+def _streaming_daemon(token_ttl: float = 60.0, tarball: Path | None = None) -> Iterator[StreamingDaemon]:
+    """A harness daemon in a private directory; everything it made is checked gone after."""
+    base = Path(tempfile.mkdtemp(prefix="podkit-stream-test-", dir="/var/tmp"))
+    (base / "d").mkdir()
+    d = StreamingDaemon(base / "d", token_ttl=token_ttl)
     try:
-        import_busybox(d, busybox_tarball)
+        d.start()
+        if tarball is not None:
+            import_busybox(d, tarball)
         yield d
     finally:
-        for cid in d.cli("ps", "-aq").stdout.split():
-            d.cli("rm", "-f", cid)
-        for pid in d.cli("pod", "ls", "-q").stdout.split():
-            d.cli("pod", "rm", "-f", pid)
+        _remove_all(d)
         d.stop()
         if os.environ.get("PODKIT_TEST_KEEP_LOG"):
             Path(os.environ["PODKIT_TEST_KEEP_LOG"]).write_text(d.logs())
@@ -117,6 +123,41 @@ def sd(workdir: Path, busybox_tarball: Path) -> Iterator[StreamingDaemon]:
         from tests.fixtures.network import scrub_subnet
 
         scrub_subnet(d.subnet)
+        leaked = processes_mentioning(str(base))
+        for pid, _ in leaked:
+            for child in children_of(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        mounts = unmount_all_under(base)
+        shutil.rmtree(base, ignore_errors=True)
+        assert not leaked, f"streaming tests left processes running: {leaked}"
+        assert not mounts, f"streaming tests left mounts behind: {mounts}"
+
+
+def _remove_all(d: StreamingDaemon) -> None:
+    if d.proc is None:
+        return
+    for cid in d.cli("ps", "-aq").stdout.split():
+        d.cli("rm", "-f", cid)
+    for pid in d.cli("pod", "ls", "-q").stdout.split():
+        d.cli("pod", "rm", "-f", pid)
+
+
+@pytest.fixture(scope="module")
+def _module_daemon(busybox_tarball: Path) -> Iterator[StreamingDaemon]:
+    # One daemon for the module (starting one and importing busybox is most of a
+    # test's time); each test removes what it made and must leave no session behind.
+    with _streaming_daemon(tarball=busybox_tarball) as d:
+        yield d
+
+
+@pytest.fixture
+def sd(_module_daemon: StreamingDaemon) -> Iterator[StreamingDaemon]:
+    yield _module_daemon
+    _remove_all(_module_daemon)
+    wait_for(lambda: _idle(_module_daemon), 10, what="every streaming session to end")
 
 
 def _run(coro: Any, timeout: float = 60) -> Any:
@@ -350,17 +391,13 @@ def test_upgrade_and_protocol_negotiation(sd: StreamingDaemon) -> None:
     assert _run(chosen()) == "v4.channel.k8s.io"
 
 
-def test_tokens_expire(workdir: Path, busybox_tarball: Path) -> None:
-    (workdir / "d").mkdir()
-    d = StreamingDaemon(workdir / "d", token_ttl=0.5).start()
-    try:
+def test_tokens_expire() -> None:
+    with _streaming_daemon(token_ttl=0.5) as d:
         url = d.url("exec", "anything", cmd=["true"], stdout=True)
         assert d.streaming_state()["tokens"] == 1
         wait_for(lambda: d.streaming_state()["tokens"] == 0, 10, what="the token to be collected")
         r = _run(spdy_connect(url, ["v4.channel.k8s.io"]))
         assert not isinstance(r, SpdyConn) and r.status == 404
-    finally:
-        d.stop()
 
 
 # ---------------------------------------------------------------- WebSocket
