@@ -421,3 +421,24 @@ def test_prune_and_events(env: DockerEnv) -> None:
         "{{.Action}} {{.Actor.Attributes.name}}",
     ).stdout.splitlines()
     assert "create pr1" in evs and "start pr2" in evs and "die pr2" in evs and "destroy pr1" in evs
+
+
+def test_login_and_registry_auth_header(env: DockerEnv, tmp_path: Path) -> None:
+    from tests.fixtures.registry import PASSWORD, USER, RegistryServer
+
+    reg = RegistryServer(tmp_path / "authreg", htpasswd=True).start()
+    try:
+        target = f"{reg.host}/private/bb:1"
+        env.docker("tag", "busybox", target)
+        r = env.docker("push", target, check=False)
+        assert r.returncode != 0  # no credentials yet
+        r = env.docker("login", "-u", USER, "--password-stdin", reg.host, input=b"wrong\n", check=False)
+        assert r.returncode != 0
+        env.docker("login", "-u", USER, "--password-stdin", reg.host, input=PASSWORD.encode() + b"\n")
+        env.docker("push", target)  # credentials travel in X-Registry-Auth
+        env.docker("rmi", target)
+        env.docker("pull", target)
+        env.docker("logout", reg.host)
+        env.docker("rmi", target)
+    finally:
+        reg.stop()

@@ -73,3 +73,36 @@ def test_socket_is_root_only_and_speaks_docker(daemon: Daemon) -> None:
     assert status == 400 and "HostConfig.Sysctls" in json.loads(data)["message"]
     status, _, data = _req(sock, "POST", "/containers/create", json.dumps({"Image": "nosuch:1"}).encode())
     assert status == 404 and json.loads(data)["message"] == "No such image: nosuch:1"
+
+
+def test_attach_websocket(daemon: Daemon, busybox_image: str) -> None:
+    import asyncio
+
+    import aiohttp
+
+    sock = daemon.state / "docker.sock"
+    body = {"Image": "busybox", "Cmd": ["sh", "-c", "read x; echo got-$x"], "OpenStdin": True}
+    status, _, data = _req(sock, "POST", "/v1.43/containers/create?name=ws1", json.dumps(body).encode())
+    assert status == 201, data
+    cid = json.loads(data)["Id"]
+
+    async def talk() -> bytes:
+        conn = aiohttp.UnixConnector(path=str(sock))
+        async with aiohttp.ClientSession(connector=conn) as s:
+            url = f"http://docker/v1.43/containers/{cid}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1"
+            async with s.ws_connect(url) as ws:
+                async with s.post(f"http://docker/v1.43/containers/{cid}/start") as r:
+                    assert r.status == 204
+                await ws.send_bytes(b"hello\n")
+                out = b""
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        out += msg.data
+                    if b"got-hello" in out or msg.type != aiohttp.WSMsgType.BINARY:
+                        break
+                return out
+
+    try:
+        assert b"got-hello" in asyncio.run(asyncio.wait_for(talk(), 30))
+    finally:
+        _req(sock, "DELETE", f"/v1.43/containers/{cid}?force=1")

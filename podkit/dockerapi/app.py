@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from podkit.dockerapi.common import NAMESPACE, json_response
+from podkit.dockerapi.common import EXEC_EXTRA, NAMESPACE, SERVICES, json_response
 from podkit.errors import PodkitError
 
 if TYPE_CHECKING:
@@ -111,7 +111,8 @@ def make_app(services: Services) -> web.Application:
     )
 
     app = web.Application(middlewares=[_middleware], client_max_size=1 << 40)
-    app["services"] = services
+    app[SERVICES] = services
+    app[EXEC_EXTRA] = {}
     areas = (system, containers, logs, attach, exec, stats, archive, images, distribution, networks, volumes)
     for area in (*areas, unsupported):  # the catch-alls last
         for method, path, fn in area.routes.items:

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from podkit.images.service import ImageService
     from podkit.network.manager import NetworkManager
 
+# The application's state, typed (aiohttp's AppKey): the services, and what the
+# exec endpoints keep per session that podkit's sessions do not (detach keys, streams).
+SERVICES: web.AppKey[Services] = web.AppKey("podkit_services")
+EXEC_EXTRA: web.AppKey[dict[str, dict[str, Any]]] = web.AppKey("docker_exec_extra")
+
 # Docker API objects are podkit's objects in this namespace.
 NAMESPACE = "default"
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -41,8 +46,7 @@ class Forbidden(PodkitError):
 
 
 def services(request: web.Request) -> Services:
-    s: Services = request.app["services"]
-    return s
+    return request.app[SERVICES]
 
 
 def containers(request: web.Request) -> ContainerService:
@@ -62,6 +66,11 @@ def registry(request: web.Request) -> Registry:
     if reg is None:
         raise Unavailable("the registry service is not available in this daemon")
     return reg
+
+
+def networks_or_none(request: web.Request) -> NetworkManager | None:
+    net: NetworkManager | None = services(request).networks
+    return net
 
 
 def networks(request: web.Request) -> NetworkManager:

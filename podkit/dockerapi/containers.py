@@ -22,7 +22,7 @@ from podkit.dockerapi.common import (
     int_arg,
     json_response,
     labels_match,
-    networks,
+    networks_or_none,
     no_content,
 )
 from podkit.errors import Conflict, InvalidArgument, NotFound
@@ -120,7 +120,7 @@ async def list_containers(request: web.Request) -> web.StreamResponse:
     limit = int_arg(request, "limit")
     if limit is not None and limit > 0:
         recs = recs[:limit]
-    net = networks(request) if request.app["services"].networks is not None else None
+    net = networks_or_none(request)
     out = [views.container_summary(svc, r, net) for r in recs]
     if flag(request, "size"):
         for d in out:
@@ -133,7 +133,7 @@ async def list_containers(request: web.Request) -> web.StreamResponse:
 async def inspect_container(request: web.Request) -> web.StreamResponse:
     rec = _resolve(request)
     svc = containers(request)
-    net = networks(request) if request.app["services"].networks is not None else None
+    net = networks_or_none(request)
     d = views.container_inspect(svc, rec, net)
     if flag(request, "size"):
         d["SizeRw"] = 0

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from podkit.dockerapi.app import Routes
-from podkit.dockerapi.common import NAMESPACE, body, containers, int_arg, json_response
+from podkit.dockerapi.common import EXEC_EXTRA, NAMESPACE, body, containers, int_arg, json_response
 from podkit.dockerapi.containers import _resolve
 from podkit.dockerapi.streams import (
     MULTIPLEXED_STREAM,
@@ -59,12 +59,23 @@ async def exec_create(request: web.Request) -> web.StreamResponse:
     ex = await containers(request).exec_create(NAMESPACE, rec.id, opts)
     # What docker keeps per exec and podkit's session does not: the detach keys and
     # which output streams the client wants.
-    request.app.setdefault("docker_exec_extra", {})[ex.id] = {
+    extra = request.app[EXEC_EXTRA]
+    for eid in [k for k in extra if not _exists(request, k)]:
+        del extra[eid]  # sessions the service has forgotten
+    extra[ex.id] = {
         "detach_keys": b.get("DetachKeys"),
         "stdout": b.get("AttachStdout", True),
         "stderr": b.get("AttachStderr", True),
     }
     return json_response({"Id": ex.id}, status=201)
+
+
+def _exists(request: web.Request, eid: str) -> bool:
+    try:
+        containers(request).exec_get(NAMESPACE, eid)
+        return True
+    except NotFound:
+        return False
 
 
 def _get(request: web.Request) -> Any:
@@ -103,7 +114,7 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
     if b.get("Detach"):
         await svc.exec_start_detached(NAMESPACE, ex.id)
         return web.Response(status=200)
-    extra = request.app.get("docker_exec_extra", {}).pop(ex.id, {})
+    extra = request.app[EXEC_EXTRA].pop(ex.id, {})
     size = b.get("ConsoleSize")
     # The 101 goes out before the process starts, as docker does it: clients that
     # read the status line through a buffered reader (docker-py) would otherwise
