@@ -206,7 +206,10 @@ def ago(t: float | None) -> str:
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+    # Exactly "application/json", no charset: the docker CLI reads an error body's
+    # message only under that content type (else it prints the raw JSON).
+    body = json.dumps(data, default=str).encode()
+    return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
 
 
 def no_content() -> web.Response:

@@ -109,7 +109,7 @@ def _cgroup_version() -> str:
 async def info(request: web.Request) -> web.StreamResponse:
     s = services(request)
     c = containers(request).info(NAMESPACE)
-    n_images = len(await asyncio.to_thread(images(request).list, NAMESPACE))
+    n_images = len({i.id for i in await asyncio.to_thread(images(request).list, NAMESPACE)})
     osname = "linux"
     with contextlib.suppress(OSError):
         with open("/etc/os-release") as f:

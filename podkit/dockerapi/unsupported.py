@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from podkit.dockerapi.app import Routes, error_response
+from podkit.dockerapi.common import json_response
 
 routes = Routes()
 
@@ -44,9 +45,14 @@ for _m in ("GET", "POST", "DELETE"):
     routes.route(_m, "/plugins")(_PLUGINS)  # type: ignore[arg-type]
     routes.route(_m, "/plugins/{tail:.*}")(_PLUGINS)  # type: ignore[arg-type]
 routes.post("/build")(_BUILD)  # type: ignore[arg-type]
-routes.post("/build/prune")(_BUILD)  # type: ignore[arg-type]
 routes.get("/session")(_BUILD)  # type: ignore[arg-type]
 routes.post("/session")(_BUILD)  # type: ignore[arg-type]
 routes.post("/commit")(_COMMIT)  # type: ignore[arg-type]
 routes.get("/containers/{id}/changes")(_CHANGES)  # type: ignore[arg-type]
 routes.get("/containers/{id}/export")(_EXPORT)  # type: ignore[arg-type]
+
+
+@routes.post("/build/prune")
+async def build_prune(request: web.Request) -> web.StreamResponse:
+    """No builder, so no build cache: nothing to prune (``docker system prune`` asks)."""
+    return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
