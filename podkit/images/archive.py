@@ -344,7 +344,7 @@ def _group_platforms(
     for desc, names in found:
         groups.setdefault(tuple(sorted(names)), []).append(desc)
     out: list[tuple[Descriptor, list[str]]] = []
-    for names, descs in groups.items():
+    for key, descs in groups.items():
         if len(descs) > 1 and all(
             d.platform
             and d.media_type in (OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json")
@@ -352,11 +352,11 @@ def _group_platforms(
         ):
             index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d.to_dict() for d in descs]}
             data = json.dumps(index, separators=(",", ":")).encode()
-            out.append((Descriptor(OCI_INDEX, arc.content.put(data), len(data)), list(names)))
+            out.append((Descriptor(OCI_INDEX, arc.content.put(data), len(data)), list(key)))
             continue
         for d in descs:
             d.platform = None
-            out.append((d, list(names)))
+            out.append((d, list(key)))
     return out
 
 
@@ -373,7 +373,8 @@ def _valid_ref(text: str) -> bool:
 def _config_of(arc: _Archive, desc: Descriptor) -> str:
     try:
         doc = json.loads(arc.read(_blob_path(desc.digest)))
-        return doc.get("config", {}).get("digest", "")
+        digest = doc.get("config", {}).get("digest", "")
+        return digest if isinstance(digest, str) else ""
     except (InvalidArgument, ValueError):
         return ""
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from podkit.errors import InvalidArgument, Unavailable
+from podkit.errors import InvalidArgument
 from podkit.images import reference
+from podkit.images.late import Late
 from podkit.images.oci import INDEX_TYPES, Descriptor, Platform
 from podkit.images.pull import Emit, Puller
 from podkit.images.push import Pusher
@@ -29,37 +30,26 @@ from podkit.images.registry.auth import Credentials, from_docker_config
 from podkit.images.registry.client import RegistryClient
 from podkit.images.registry.hosts import RegistryHosts
 from podkit.images.registry.sources import BlobSources
-from podkit.store import ContentStore, Database, Leases
+from podkit.snapshots import Snapshotter
+from podkit.store import Content, Database, Leases
+
+if TYPE_CHECKING:
+    from podkit.images.service import ImageService
 
 log = logging.getLogger(__name__)
 
 _SCALARS = {"max_concurrent_downloads": 4, "max_concurrent_uploads": 4}
 
 
-class _Late:
-    """Forwards to a layer looked up at call time (the composition root may build the
-    image service after the registry)."""
-
-    def __init__(self, get: Callable[[], Any], what: str) -> None:
-        self._get = get
-        self._what = what
-
-    def __getattr__(self, name: str) -> Any:
-        obj = self._get()
-        if obj is None:
-            raise Unavailable(f"the {self._what} is not available in this daemon")
-        return getattr(obj, name)
-
-
 class Registry:
     def __init__(
         self,
-        content: ContentStore,
-        images: Any,
+        content: Content,
+        images: ImageService | Callable[[], ImageService | None] | None,
         db: Database,
         config: dict[str, Any] | None = None,
         *,
-        snapshots: Any = None,
+        snapshots: Snapshotter | Callable[[], Snapshotter | None] | None = None,
         docker_config: Path | None = None,
         client: RegistryClient | None = None,
     ) -> None:
@@ -75,15 +65,16 @@ class Registry:
         self.docker_config = docker_config
         self.db = db
         self.content = content
-        if callable(images):
-            images = _Late(images, "image service")
-        if callable(snapshots):
-            snapshots = _Late(snapshots, "snapshotter")
+        # The image service and snapshotter may be given as look-ups: the composition
+        # root may build them after the registry.
+        images_late: Late[ImageService] = Late(_lookup(images), "image service")
+        snaps_late: Late[Snapshotter] = Late(_lookup(snapshots), "snapshotter")
         self.sources = BlobSources(db)
-        self.puller = Puller(
-            content, images, db, self.client, snapshots, limits["max_concurrent_downloads"], self.sources
+        downloads = limits["max_concurrent_downloads"]
+        self.puller = Puller(content, images_late, db, self.client, snaps_late, downloads, self.sources)
+        self.pusher = Pusher(
+            content, images_late, db, self.client, limits["max_concurrent_uploads"], self.sources
         )
-        self.pusher = Pusher(content, images, db, self.client, limits["max_concurrent_uploads"], self.sources)
 
     def credentials(self, registry: str, given: Credentials | None = None) -> Credentials:
         """The request's credentials, else those in the daemon user's docker config."""
@@ -176,3 +167,13 @@ def normalise_registry(text: str) -> str:
     if host in ("index.docker.io", "registry-1.docker.io"):
         return "docker.io"
     return host
+
+
+T = TypeVar("T")
+
+
+def _lookup(given: T | Callable[[], T | None] | None) -> Callable[[], T | None]:
+    """A layer given as itself or as a look-up, as a look-up."""
+    if callable(given):
+        return given
+    return lambda: given

@@ -91,7 +91,7 @@ def plan_archive(
 
 
 def write_archive(svc: Any, plan: Plan, out: BinaryIO, fmt: str = "docker") -> None:
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         _add_dir(tf, "blobs")
         _add_dir(tf, "blobs/sha256")
         for d in plan.blobs:
@@ -149,8 +149,7 @@ def _name_for(svc: Any, ns: str, img: Any, ref: str) -> str | None:
     """The name to store: the one asked for, unless the image was asked for by id."""
     if img.dangling:
         return None
-    found = svc._find_by_name_safe(ns, ref)
-    if found is None:
+    if not svc.has_name(ns, ref):
         return None
     parsed = reference.parse(img.name, default_tag=False)
     return str(parsed) if parsed.tag else None

@@ -4,14 +4,16 @@ image records, all or nothing: a failed import leaves no record, blob or snapsho
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from typing import Any
 
 from podkit.errors import InvalidArgument, PodkitError
 from podkit.images import reference
 from podkit.images.oci import Descriptor, Platform
 from podkit.images.service import Image, ImageService
-from podkit.store import ContentStore
+from podkit.store import Content
+
+log = logging.getLogger(__name__)
 
 
 class Importer:
@@ -71,7 +73,8 @@ class Importer:
                         archive.read_archive, content, digest, kind, compression, platform
                     )
                     for tgt, names in loaded:
-                        for n in ([name] if name else names) or [None]:
+                        wanted: list[str | None] = [name] if name else list(names)
+                        for n in wanted or [None]:
                             images.append(self._record(ns, n, tgt, "load"))
                 if unpack:
                     for img in images:
@@ -79,9 +82,11 @@ class Importer:
         except BaseException:
             # Nothing of a failed import may stay: its records go, GC takes the rest.
             for img in images:
-                with contextlib.suppress(PodkitError):
+                try:
                     s.remove(ns, img.name, force=True)
-            s._released_blobs |= made
+                except PodkitError as e:
+                    log.warning("undoing a failed import: could not remove image %s: %s", img.name, e.message)
+            s.release_blobs(made)
             await asyncio.to_thread(s.gc)
             raise
         if kind != "rootfs":
@@ -99,7 +104,7 @@ class Importer:
 class _RecordingContent:
     """The content store, noting every blob written through it (to free them on failure)."""
 
-    def __init__(self, inner: ContentStore, made: set[str]) -> None:
+    def __init__(self, inner: Content, made: set[str]) -> None:
         self._inner = inner
         self._made = made
 

@@ -180,6 +180,6 @@ def check_image_config(config: Any, digest: str) -> dict[str, Any]:
             continue
         if not isinstance(value, types):
             raise InvalidArgument(f"{where}: config.{name} must be a JSON {types[0].__name__}")
-        if name in _STRING_LISTS and not all(isinstance(v, str) for v in value):
+        if name in _STRING_LISTS and isinstance(value, list) and not all(isinstance(v, str) for v in value):
             raise InvalidArgument(f"{where}: config.{name} must be a list of strings")
     return config

@@ -16,9 +16,11 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podkit.errors import DigestMismatch, InvalidArgument, PodkitError
+from podkit.images.image import chain_ids
+from podkit.images.late import Late
 from podkit.images.oci import (
     CONFIG_TYPES,
     DOCKER_LIST,
@@ -35,8 +37,11 @@ from podkit.images.reference import Reference
 from podkit.images.registry.auth import Credentials
 from podkit.images.registry.client import RegistryClient, Repository
 from podkit.images.registry.sources import BlobSources
-from podkit.images.service import chain_ids
-from podkit.store import ContentStore, Database, Leases
+from podkit.snapshots import Snapshotter
+from podkit.store import Content, Database, Leases
+
+if TYPE_CHECKING:
+    from podkit.images.service import ImageService
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +78,19 @@ class Puller:
 
     def __init__(
         self,
-        content: ContentStore,
-        images: Any,
+        content: Content,
+        images: Late[ImageService],
         db: Database,
         client: RegistryClient,
-        snapshots: Any = None,
+        snapshots: Late[Snapshotter] | None = None,
         max_concurrent_downloads: int = 4,
         sources: BlobSources | None = None,
     ) -> None:
         self.content = content
-        self.images = images
+        self._images = images
         self.db = db
         self.client = client
-        self.snapshots = snapshots
+        self._snapshots = snapshots
         self.max_downloads = max(1, max_concurrent_downloads)
         self._inflight: dict[str, asyncio.Future[None]] = {}  # blob digest -> its running download
         self.sources = sources
@@ -249,18 +254,18 @@ class Puller:
             del self._inflight[layer.digest]
             fut.set_result(None)  # the waiters look in the store to see how it went
 
+    @property
+    def images(self) -> ImageService:
+        return self._images.need()
+
+    @property
+    def snapshots(self) -> Snapshotter | None:
+        return self._snapshots.get() if self._snapshots is not None else None
+
     def _layer_exists(self, chain_id: str) -> bool:
         """Whether the snapshot of this layer stack is already there (then nothing to do)."""
-        for layer, method in ((self.images, "layer_exists"), (self.snapshots, "exists")):
-            if layer is None:
-                continue
-            try:
-                fn = getattr(layer, method, None)
-            except PodkitError:  # the layer is not built in this daemon
-                continue
-            if fn is not None:
-                return bool(fn(chain_id))
-        return False
+        snapshots = self.snapshots  # None: not built in this daemon
+        return snapshots is not None and snapshots.exists(chain_id)
 
     async def _layers(
         self, repo: Repository, layers: list[Descriptor], diff_ids: list[str], lease: Lease, out: Emit

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from podkit.errors import InvalidArgument, NotFound
+from podkit.errors import InvalidArgument, NotFound, PodkitError
+from podkit.images.late import Late
 from podkit.images.oci import (
     INDEX_TYPES,
     MANIFEST_TYPES,
-    OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
     Platform,
@@ -26,9 +26,12 @@ from podkit.images.oci import (
 from podkit.images.pull import Emit, Lease, short
 from podkit.images.reference import Reference
 from podkit.images.registry.auth import Credentials
-from podkit.images.registry.client import Repository
+from podkit.images.registry.client import RegistryClient, Repository
 from podkit.images.registry.sources import BlobSources
-from podkit.store import ContentStore, Database
+from podkit.store import Content, Database
+
+if TYPE_CHECKING:
+    from podkit.images.service import Image, ImageService
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +39,15 @@ log = logging.getLogger(__name__)
 class Pusher:
     def __init__(
         self,
-        content: ContentStore,
-        images: Any,
+        content: Content,
+        images: Late[ImageService],
         db: Database,
-        client: Any,
+        client: RegistryClient,
         max_concurrent_uploads: int = 4,
         sources: BlobSources | None = None,
     ) -> None:
         self.content = content
-        self.images = images
+        self._images = images
         self.db = db
         self.client = client
         self.max_uploads = max(1, max_concurrent_uploads)
@@ -61,16 +64,12 @@ class Pusher:
             raise InvalidArgument(f"{what} {digest} is not a JSON object")
         return doc
 
-    def _target(self, image: Any) -> Descriptor:
-        target = getattr(image, "target", None)
-        if isinstance(target, Descriptor):
-            return target
-        if isinstance(target, dict):
-            return Descriptor.from_dict(target)
-        digest = image.digest
-        doc = self._read_json(digest, "manifest")
-        mt = doc.get("mediaType") or (OCI_INDEX if "manifests" in doc else OCI_MANIFEST)
-        return Descriptor(mt, digest, self.content.size(digest))
+    @property
+    def images(self) -> ImageService:
+        return self._images.need()
+
+    def _target(self, image: Image) -> Descriptor:
+        return image.target
 
     def plan(self, target: Descriptor) -> tuple[list[tuple[Descriptor, bytes]], list[Descriptor]]:
         """Manifests to put (children first, the tagged one last) and the blobs they need."""
@@ -116,14 +115,15 @@ class Pusher:
 
         try:
             images = self.images.list(ns)
-        except Exception:  # listing is an optimisation only
+        except PodkitError as e:  # listing is an optimisation only
+            log.debug("no blob mount source for %s: %s", ref, e.message)
             return None
         for img in images:
-            if getattr(img, "digest", None) != digest:
+            if img.digest != digest:
                 continue
             try:
                 other = parse(img.name)
-            except Exception:
+            except InvalidArgument:  # a dangling record: no repository
                 continue
             if other.registry == ref.registry and other.repository != ref.repository:
                 return other.repository
@@ -134,8 +134,6 @@ class Pusher:
     ) -> dict[str, Any]:
         out: Emit = emit or (lambda _d: None)
         image = self.images.get(ns, str(ref))
-        if asyncio.iscoroutine(image):
-            image = await image
         target = self._target(image)
         manifests, blobs = await asyncio.to_thread(self.plan, target)
         out({"status": f"The push refers to repository [{ref.name}]"})

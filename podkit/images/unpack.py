@@ -66,11 +66,11 @@ def decompressed(src: BinaryIO, compression: str) -> BinaryIO:
     if compression == "gzip":
         from isal import igzip
 
-        return igzip.IGzipFile(fileobj=src, mode="rb")  # type: ignore[return-value]
+        return igzip.IGzipFile(fileobj=src, mode="rb")  # type: ignore[no-untyped-call,return-value]  # isal: no types
     if compression == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)  # type: ignore
+        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
     if compression in ("", None):
         return src
     raise InvalidArgument(f"unsupported layer compression {compression!r}")

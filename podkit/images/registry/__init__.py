@@ -3,7 +3,9 @@ and where pulled blobs came from.
 
     hosts.py     RegistryHosts / Endpoint: [registries."host"] settings, loopback = plain HTTP
     auth.py      Credentials, docker config.json lookup, X-Registry-Auth, WWW-Authenticate
-    client.py    RegistryClient (session, token cache) and Repository (the /v2/ API)
+    client.py    RegistryClient (session, proxies, TLS, token cache); re-exports Repository
+    transport.py RepositoryTransport: endpoints, auth challenges, retries, errors
+    repository.py Repository (the /v2/ API): manifests, blobs, uploads, manifest pushes
     sources.py   BlobSources: (registry, repository) a blob was pulled from, for mounts
 """
 

@@ -16,6 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from podkit.errors import InvalidArgument
 
@@ -56,7 +57,7 @@ def auth_keys(registry: str) -> tuple[str, ...]:
     )
 
 
-def entry_to_credentials(entry: dict) -> Credentials:
+def entry_to_credentials(entry: dict[str, Any]) -> Credentials:
     user, pw = entry.get("username", ""), entry.get("password", "")
     if entry.get("auth") and not user:
         try:

@@ -1,0 +1,111 @@
+"""Unpacking: an image's layers applied into committed snapshots named by chain ID."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from podkit.errors import AlreadyExists, DigestMismatch, InvalidArgument, NotFound, PodkitError
+from podkit.images.context import ImageContext
+from podkit.images.image import Image, chain_id_of
+from podkit.images.oci import Descriptor, layer_compression
+from podkit.images.unpack import apply_layer
+from podkit.snapshots import EXTRACT_PREFIX
+
+log = logging.getLogger(__name__)
+
+
+async def unpack(ctx: ImageContext, image: Image) -> str:
+    """Apply all layers of ``image`` into snapshots; returns the top chain ID."""
+    if len(image.layers) != len(image.diff_ids):
+        raise InvalidArgument(
+            f"image {image.name}: {len(image.layers)} layers but {len(image.diff_ids)} diff IDs in its config"
+        )
+    if not image.layers:
+        raise InvalidArgument(f"image {image.name} has no layers")
+    parent: str | None = None
+    for layer, diff_id in zip(image.layers, image.diff_ids, strict=True):
+        parent = await apply(ctx, layer, parent, diff_id)
+    assert parent is not None
+    return parent
+
+
+def unpacked_size(ctx: ImageContext, image: Image) -> int:
+    """Bytes the image's layers take on disk once unpacked (0 when not unpacked)."""
+    total = 0
+    for chain in image.chain:
+        try:
+            total += ctx.snapshots.usage(chain).size
+        except PodkitError:
+            return 0
+    return total
+
+
+def is_unpacked(ctx: ImageContext, image: Image) -> bool:
+    return bool(image.chain_id) and ctx.snapshots.exists(image.chain_id or "")
+
+
+async def apply(ctx: ImageContext, layer: Descriptor, parent_chain_id: str | None, diff_id: str) -> str:
+    """Apply one layer blob on top of ``parent_chain_id``; returns the new chain ID.
+
+    A no-op when that snapshot exists. The layer goes into a fresh active
+    snapshot that is committed only when it applied completely and its diff ID
+    matched; otherwise it is removed.
+    """
+    chain = chain_id_of(parent_chain_id, diff_id)
+    if ctx.snapshots.exists(chain):
+        return chain
+    lock = ctx.apply_locks.setdefault(chain, asyncio.Lock())
+    async with lock:
+        if ctx.snapshots.exists(chain):
+            return chain
+        try:
+            return await asyncio.to_thread(_apply_sync, ctx, layer, parent_chain_id, diff_id, chain)
+        finally:
+            ctx.apply_locks.pop(chain, None)
+
+
+def _apply_sync(ctx: ImageContext, layer: Descriptor, parent: str | None, diff_id: str, chain: str) -> str:
+    compression = layer_compression(layer.media_type) if layer.media_type else "gzip"
+    key = f"{EXTRACT_PREFIX}{secrets.token_hex(6)}-{chain[7:19]}"
+    ctx.snapshots.prepare(key, parent, labels={"podkit/extract": chain})
+    ok = False
+    try:
+        target = ctx.snapshots.apply_dir(key)
+        lowers = ctx.snapshots.lower_dirs(key)
+        try:
+            f = ctx.content.open(layer.digest)
+        except NotFound:
+            raise NotFound(
+                f"layer {layer.digest} is not in the content store: pull or load the image again"
+            ) from None
+        with f:
+            got = apply_layer(f, compression, target, ctx.snapshots.whiteouts, lowers)
+        if got != diff_id:
+            raise DigestMismatch(
+                f"layer {layer.digest}: uncompressed digest {got} does not match "
+                f"the diff ID {diff_id} in the image config"
+            )
+        with ctx.gc_lock:
+            try:
+                ctx.snapshots.commit(
+                    chain, key, labels={"podkit/diff-id": diff_id, "podkit/layer": layer.digest}
+                )
+            except AlreadyExists:
+                return chain  # someone else applied the same layer meanwhile
+        ok = True
+        return chain
+    finally:
+        if not ok or ctx.snapshots.exists(key):
+            try:
+                ctx.snapshots.remove(key)
+            except NotFound:  # gone already: what was wanted
+                pass
+            except PodkitError as e:
+                log.warning(
+                    "could not remove the extraction snapshot %s of layer %s: %s",
+                    key,
+                    layer.digest,
+                    e.message,
+                )
