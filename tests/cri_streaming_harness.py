@@ -56,7 +56,13 @@ async def serve(cfg: config_mod.Config) -> None:
         return web.json_response({"url": url})
 
     async def state(request: web.Request) -> web.Response:
-        return web.json_response({"sessions": streaming.active_sessions, "tokens": len(streaming.tokens)})
+        return web.json_response(
+            {
+                "sessions": streaming.active_sessions,
+                "tokens": len(streaming.tokens),
+                "connections": streaming.open_connections,
+            }
+        )
 
     app.router.add_post("/_test/streaming/url", mint)
     app.router.add_get("/_test/streaming/state", state)

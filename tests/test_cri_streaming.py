@@ -176,7 +176,8 @@ def _exec_pids(d: StreamingDaemon, cid: str) -> set[str]:
 
 
 def _idle(d: StreamingDaemon) -> bool:
-    return d.streaming_state()["sessions"] == 0
+    st = d.streaming_state()
+    return st["sessions"] == 0 and st["connections"] == 0
 
 
 # ---------------------------------------------------------------- exec

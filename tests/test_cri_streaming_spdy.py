@@ -357,3 +357,46 @@ def test_settings_change_stream_windows() -> None:
         await asyncio.gather(*tasks)
 
     run(main())
+
+
+def test_idle_sessions_end_with_goaway() -> None:
+    async def main() -> None:
+        pipe = Pipe()
+        client, server = pipe.sessions()
+        server.idle_timeout = 0.2
+        c = asyncio.create_task(client.run())
+        await server.run()  # returns by itself: nothing arrived for 0.2 s
+        assert server.closed
+        for _ in range(500):  # a wait on a condition, with a bound
+            if client.goaway_received:
+                break
+            await asyncio.sleep(0.01)
+        assert client.goaway_received
+        pipe.hang_up()
+        await c
+
+    run(main())
+
+
+def test_streams_past_the_limit_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from podkit.cri.streaming import session as session_mod
+
+    monkeypatch.setattr(session_mod, "MAX_STREAMS", 2)
+
+    async def main() -> None:
+        pipe = Pipe()
+        client, server = pipe.sessions()
+        tasks = [asyncio.create_task(client.run()), asyncio.create_task(server.run())]
+        streams = [await client.open_stream({"n": [str(i)]}) for i in range(3)]
+        for _ in range(2):
+            peer = await server.accept()
+            assert peer is not None
+            await peer.reply()
+        await streams[0].wait_reply(5)
+        await streams[1].wait_reply(5)
+        with pytest.raises(StreamReset, match="REFUSED_STREAM"):
+            await streams[2].wait_reply(5)
+        pipe.hang_up()
+        await asyncio.gather(*tasks)
+
+    run(main())

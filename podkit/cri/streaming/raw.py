@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+
+log = logging.getLogger(__name__)
 
 READ_LIMIT = 1 << 20  # buffered bytes before the transport stops reading
 
@@ -26,11 +29,15 @@ class RawConnection(asyncio.Protocol):
         self._can_write = asyncio.Event()
         self._can_write.set()
         self.closed = asyncio.Event()
+        # aiohttp's protocol for this connection, told when it ends: aiohttp keeps a
+        # table of its connections and would otherwise hold this one forever.
+        self._previous: asyncio.BaseProtocol | None = None
 
     @classmethod
     def take_over(cls, transport: asyncio.Transport, preamble: bytes) -> RawConnection:
         """Write ``preamble`` (the 101 response) and route the transport's bytes to us."""
         conn = cls()
+        conn._previous = transport.get_protocol()
         transport.write(preamble)
         transport.set_protocol(conn)
         conn.connection_made(transport)
@@ -60,6 +67,12 @@ class RawConnection(asyncio.Protocol):
         self._readable.set()
         self._can_write.set()
         self.closed.set()
+        previous, self._previous = self._previous, None
+        if previous is not None:
+            try:
+                previous.connection_lost(exc)
+            except Exception as e:  # its bookkeeping only; our side is done
+                log.warning("connection %r: aiohttp's protocol failed to close: %s", previous, e)
 
     def pause_writing(self) -> None:
         self._can_write.clear()

@@ -33,14 +33,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A SPDY connection with no frame for this long is closed (kubelet's default
+# stream idle timeout; a forwarded port may well be quiet for minutes).
+IDLE_TIMEOUT = 4 * 3600.0
+
 
 class StreamingServer:
     """Exec/Attach/PortForward URLs for the CRI, and the server that answers them."""
 
     def __init__(
-        self, services: Services, *, address: str = "127.0.0.1", port: int = 0, token_ttl: float = 60.0
+        self,
+        services: Services,
+        *,
+        address: str = "127.0.0.1",
+        port: int = 0,
+        token_ttl: float = 60.0,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.services = services
+        self.idle_timeout = idle_timeout
         self.address = address
         self.port = port
         self.tokens = TokenCache(token_ttl)
@@ -94,6 +105,12 @@ class StreamingServer:
     @property
     def active_sessions(self) -> int:
         return len(self._sessions)
+
+    @property
+    def open_connections(self) -> int:
+        """HTTP connections the server holds (upgraded ones included)."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
 
     # ------------------------------------------------------------ URLs (the CRI side)
     def exec_url(
@@ -201,7 +218,7 @@ class StreamingServer:
             headers["X-Stream-Protocol-Version"] = protocol
         assert isinstance(transport, asyncio.Transport)
         conn = RawConnection.take_over(transport, response_101(headers))
-        session = Session(conn.read, conn.write, server=True)
+        session = Session(conn.read, conn.write, server=True, idle_timeout=self.idle_timeout)
         reader = asyncio.create_task(session.run())
         try:
             if req.kind == "portforward":

@@ -47,6 +47,7 @@ from podkit.cri.streaming.spdy import (
 
 log = logging.getLogger(__name__)
 
+MAX_STREAMS = 1000  # open streams per session; more are refused (RST_STREAM REFUSED_STREAM)
 MAX_BUFFERED = 1 << 20  # unread bytes per stream before the session stops reading
 CHUNK = 32 * 1024  # largest data frame we send
 
@@ -203,8 +204,11 @@ class Stream:
 class Session:
     """Both ends use it: ``server=True`` for the side that serves (even stream ids)."""
 
-    def __init__(self, read: ReadFn, write: WriteFn, *, server: bool) -> None:
+    def __init__(
+        self, read: ReadFn, write: WriteFn, *, server: bool, idle_timeout: float | None = None
+    ) -> None:
         self._read = read
+        self.idle_timeout = idle_timeout  # no frame for this long ends the session
         self._write = write
         self.server = server
         self._enc = FrameEncoder()
@@ -277,7 +281,12 @@ class Session:
         """Read and dispatch frames until the connection ends or breaks."""
         try:
             while not self.closed:
-                data = await self._read()
+                try:
+                    data = await asyncio.wait_for(self._read(), self.idle_timeout)
+                except TimeoutError:
+                    log.info("SPDY session: idle for %.0f s, closing it", self.idle_timeout)
+                    await self.goaway()
+                    break
                 if not data:
                     break
                 for frame in self._dec.feed(data):
@@ -382,7 +391,7 @@ class Session:
         if not theirs or f.stream_id <= self._last_remote_id:
             raise ProtocolError(f"SYN_STREAM with stream id {f.stream_id} out of order or parity")
         self._last_remote_id = f.stream_id
-        if self.goaway_received:
+        if self.goaway_received or len(self.streams) >= MAX_STREAMS:
             await self.send(RstStream(f.stream_id, RstStatus.REFUSED_STREAM))
             return
         st = Stream(self, f.stream_id, f.headers, fin=f.fin)
