@@ -21,12 +21,14 @@ from podkit.cri.context import (
     CRI,
     L_ATTEMPT,
     L_CRI,
+    L_IMAGE_DIGEST,
     L_IMAGE_REF,
     L_NAME,
     L_PRIVILEGED,
     L_RESOURCES,
     LABEL_PREFIX,
 )
+from podkit.cri.image_view import repo_digests
 from podkit.errors import InvalidArgument, NotFound
 
 _PROPAGATION = {
@@ -109,6 +111,7 @@ def build_body(cri: CRI, pod: Any, config: pb.ContainerConfig, image: Any) -> di
             L_NAME: meta.name,
             L_ATTEMPT: str(meta.attempt),
             L_IMAGE_REF: config.image.image,
+            L_IMAGE_DIGEST: next(iter(repo_digests(cri, image)), image.id),
         },
         "annotations": dict(config.annotations),
         "tty": config.tty,

@@ -9,6 +9,7 @@ from cri_api.v1 import api_pb2 as pb
 
 from podkit.cri.context import (
     CRI,
+    L_IMAGE_DIGEST,
     L_IMAGE_REF,
     L_RESOURCES,
     container_metadata,
@@ -32,7 +33,11 @@ def image_spec(rec: Record) -> pb.ImageSpec:
 
 
 def image_ref(cri: CRI, rec: Record) -> str:
-    """What containerd reports as image_ref: the repo digest when known, else the id."""
+    """What containerd reports as image_ref: the repo digest when known, else the id
+    (found at create time: the image may have lost its names since)."""
+    known = rec.labels.get(L_IMAGE_DIGEST)
+    if known:
+        return known
     try:
         img = cri.images.get(cri.ns, rec.image_id or rec.image)
     except Exception:

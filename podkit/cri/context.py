@@ -31,6 +31,7 @@ L_ATTEMPT = LABEL_PREFIX + "attempt"  # container metadata.attempt
 L_PRIVILEGED = LABEL_PREFIX + "privileged"  # the sandbox allows privileged containers
 L_NSOPTS = LABEL_PREFIX + "nsopts"  # namespace options as given, JSON
 L_IMAGE_REF = LABEL_PREFIX + "image"  # the image as the kubelet named it
+L_IMAGE_DIGEST = LABEL_PREFIX + "image-ref"  # its repo digest at create time (status's image_ref)
 L_RESOURCES = LABEL_PREFIX + "resources"  # container linux resources as last set, JSON
 L_CRI = LABEL_PREFIX + "managed"  # made through the CRI
 _HIDDEN = ("io.podkit.pod", "io.podkit.pod.name")
