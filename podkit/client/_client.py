@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
+from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
+
+if TYPE_CHECKING:
+    # Each area is imported on first use, so that the CLI only pays for the ones a
+    # command needs (see docs/architecture.md, "The CLI's import path").
+    from podkit.client.containers import ContainersAPI
+    from podkit.client.images import ImagesAPI
+    from podkit.client.networks import NetworksAPI
+    from podkit.client.pods import PodsAPI
+    from podkit.client.volumes import VolumesAPI
 
 
 class Client:
@@ -18,7 +28,11 @@ class Client:
         self, host: str | None = None, namespace: str | None = None, timeout: float | None = 600
     ) -> None:
         self._t = Transport(host, namespace, timeout)
-        self._areas: dict[str, Any] = {}
+        self._images: ImagesAPI | None = None
+        self._containers: ContainersAPI | None = None
+        self._volumes: VolumesAPI | None = None
+        self._networks: NetworksAPI | None = None
+        self._pods: PodsAPI | None = None
 
     @property
     def host(self) -> str:
@@ -28,31 +42,45 @@ class Client:
     def namespace(self) -> str:
         return self._t.namespace
 
-    def _area(self, module: str, cls: str) -> Any:
-        if cls not in self._areas:
-            mod = __import__(f"podkit.client.{module}", fromlist=[cls])
-            self._areas[cls] = getattr(mod, cls)(self._t)
-        return self._areas[cls]
+    @property
+    def images(self) -> ImagesAPI:
+        if self._images is None:
+            from podkit.client.images import ImagesAPI
+
+            self._images = ImagesAPI(self._t)
+        return self._images
 
     @property
-    def images(self) -> Any:
-        return self._area("images", "ImagesAPI")
+    def containers(self) -> ContainersAPI:
+        if self._containers is None:
+            from podkit.client.containers import ContainersAPI
+
+            self._containers = ContainersAPI(self._t)
+        return self._containers
 
     @property
-    def containers(self) -> Any:
-        return self._area("containers", "ContainersAPI")
+    def volumes(self) -> VolumesAPI:
+        if self._volumes is None:
+            from podkit.client.volumes import VolumesAPI
+
+            self._volumes = VolumesAPI(self._t)
+        return self._volumes
 
     @property
-    def volumes(self) -> Any:
-        return self._area("volumes", "VolumesAPI")
+    def networks(self) -> NetworksAPI:
+        if self._networks is None:
+            from podkit.client.networks import NetworksAPI
+
+            self._networks = NetworksAPI(self._t)
+        return self._networks
 
     @property
-    def networks(self) -> Any:
-        return self._area("networks", "NetworksAPI")
+    def pods(self) -> PodsAPI:
+        if self._pods is None:
+            from podkit.client.pods import PodsAPI
 
-    @property
-    def pods(self) -> Any:
-        return self._area("pods", "PodsAPI")
+            self._pods = PodsAPI(self._t)
+        return self._pods
 
     def ping(self) -> bool:
         conn, resp = self._t.open("GET", "/_ping")
@@ -61,16 +89,22 @@ class Client:
         finally:
             conn.close()
 
-    def version(self) -> dict[str, Any]:
-        return self._t.get("/version")
+    def version(self) -> JSONObject:
+        """{"version", "api_version", "os", "arch", ...} of the daemon."""
+        out: JSONObject = self._t.get("/version")
+        return out
 
-    def info(self) -> dict[str, Any]:
-        return self._t.get("/info")
+    def info(self) -> JSONObject:
+        """What `podkit info` shows: storage, runtime, counts."""
+        out: JSONObject = self._t.get("/info")
+        return out
 
     def events(
         self, since: float | None = None, until: float | None = None, type: str | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[JSONObject]:
+        """Events as they happen (or between ``since`` and ``until``): one dict each."""
         return self._t.stream("GET", "/events", params={"since": since, "until": until, "type": type})
 
-    def openapi(self) -> dict[str, Any]:
-        return self._t.get("/openapi.json")
+    def openapi(self) -> JSONObject:
+        out: JSONObject = self._t.get("/openapi.json")
+        return out

@@ -8,9 +8,13 @@ pay for importing ``dataclasses``.
 from __future__ import annotations
 
 import json
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
+
+if TYPE_CHECKING:
+    from podkit.client._ws import WebSocket
 
 
 class ContainerOps:
@@ -43,23 +47,32 @@ class ContainerOps:
 
     def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> int:
         """Block until the container stops (or, ``condition="removed"``, is removed); its exit code."""
-        out = self._t.post(f"/containers/{ref}/wait", params={"condition": condition}, timeout=timeout)
+        out: JSONObject = self._t.post(
+            f"/containers/{ref}/wait", params={"condition": condition}, timeout=timeout
+        )
         return int(out["exit_code"])
 
-    def update(self, ref: str, **resources: Any) -> None:
+    def update(self, ref: str, **resources: str | int | float | None) -> None:
+        """Change resource limits: ``memory="64m"``, ``cpus=0.5``, ``pids_limit=100``, ..."""
         self._t.post(f"/containers/{ref}/update", json_body=resources)
 
     def prune(self) -> list[str]:
-        return self._t.post("/containers/prune")["removed"]
+        out: JSONObject = self._t.post("/containers/prune")
+        removed: list[str] = out["removed"]
+        return removed
 
-    def inspect(self, ref: str) -> dict[str, Any]:
-        return self._t.get(f"/containers/{ref}")
+    def inspect(self, ref: str) -> JSONObject:
+        out: JSONObject = self._t.get(f"/containers/{ref}")
+        return out
 
-    def top(self, ref: str, ps_args: str | None = None) -> dict[str, Any]:
-        return self._t.get(f"/containers/{ref}/top", params={"ps_args": ps_args})
+    def top(self, ref: str, ps_args: str | None = None) -> JSONObject:
+        """{"titles": [...], "processes": [[...], ...]}, as ps shows them."""
+        out: JSONObject = self._t.get(f"/containers/{ref}/top", params={"ps_args": ps_args})
+        return out
 
-    def port(self, ref: str) -> list[dict[str, Any]]:
-        return self._t.get(f"/containers/{ref}/port")
+    def port(self, ref: str) -> list[JSONObject]:
+        out: list[JSONObject] = self._t.get(f"/containers/{ref}/port")
+        return out
 
     def exec_create(
         self,
@@ -78,7 +91,7 @@ class ContainerOps:
             import shlex
 
             cmd = shlex.split(cmd)
-        body = {
+        body: JSONObject = {
             "cmd": cmd,
             "env": env or [],
             "user": user,
@@ -89,12 +102,15 @@ class ContainerOps:
         }
         if console_size:
             body["console_size"] = list(console_size)
-        return self._t.post(f"/containers/{ref}/exec", json_body=body)["id"]
+        out: JSONObject = self._t.post(f"/containers/{ref}/exec", json_body=body)
+        eid: str = out["id"]
+        return eid
 
-    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
-        return self._t.get(f"/exec/{exec_id}")
+    def exec_inspect(self, exec_id: str) -> JSONObject:
+        out: JSONObject = self._t.get(f"/exec/{exec_id}")
+        return out
 
-    def exec_socket(self, exec_id: str, detach_keys: str | None = None) -> Any:
+    def exec_socket(self, exec_id: str, detach_keys: str | None = None) -> WebSocket:
         from podkit.client._ws import WebSocket
 
         return WebSocket.connect(
@@ -112,7 +128,7 @@ class ContainerOps:
         logs: bool = False,
         start: bool = False,
         detach_keys: str | None = None,
-    ) -> Any:
+    ) -> WebSocket:
         """A WebSocket on the container's stdio (see podkit.client._ws for the framing).
 
         ``start=True`` starts the container once attached, so no output is missed."""
@@ -125,10 +141,10 @@ class ContainerOps:
             headers={"X-Podkit-Namespace": self._t.namespace},
         )
 
-    def stream_archive(self, ref: str, path: str, out: BinaryIO) -> dict[str, Any]:
+    def stream_archive(self, ref: str, path: str, out: BinaryIO) -> JSONObject:
         conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path}, timeout=None)
         try:
-            stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
+            stat: JSONObject = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
             while True:
                 chunk = resp.read(1 << 16)
                 if not chunk:
@@ -149,11 +165,11 @@ class ContainerOps:
             timeout=None,
         )
 
-    def get_archive(self, ref: str, path: str) -> tuple[bytes, dict[str, Any]]:
+    def get_archive(self, ref: str, path: str) -> tuple[bytes, JSONObject]:
         """A tar of ``path`` in the container and the path's stat (name, size, mode, ...)."""
         conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path}, timeout=None)
         try:
-            stat = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
+            stat: JSONObject = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
             return resp.read(), stat
         finally:
             conn.close()

@@ -13,7 +13,7 @@ import os
 import socket
 import urllib.parse
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from podkit import errors
 
@@ -243,14 +243,20 @@ class Connection:
             raise
         self.sock = s
 
-    def request(self, method: str, url: str, body: Any, headers: dict[str, str]) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: str | bytes | BinaryIO | Iterable[bytes] | None,
+        headers: dict[str, str],
+    ) -> Response:
         if self.sock is None:
             self.connect()
         assert self.sock is not None
         sock = self.sock
         hdrs = dict(headers)
         lower = {k.lower() for k in hdrs}
-        chunks: Iterable[bytes] | None = None
+        chunks: Iterable[bytes | str] | None = None  # an iterable body may yield text too
         data = b""
         if isinstance(body, str):
             body = body.encode()
@@ -260,7 +266,7 @@ class Connection:
                 hdrs["Content-Length"] = str(len(data))
         elif body is not None:
             # a file or an iterable of bytes: length unknown, sent chunked
-            chunks = _file_chunks(body) if hasattr(body, "read") else body
+            chunks = _file_chunks(cast(BinaryIO, body)) if hasattr(body, "read") else body
             if "transfer-encoding" not in lower:
                 hdrs["Transfer-Encoding"] = "chunked"
         elif method in ("POST", "PUT", "PATCH") and "content-length" not in lower:
@@ -300,7 +306,7 @@ class Connection:
             self.sock = None
 
 
-def _file_chunks(fh: Any) -> Iterator[bytes]:
+def _file_chunks(fh: BinaryIO) -> Iterator[bytes]:
     while True:
         chunk = fh.read(_FILE_CHUNK)
         if not chunk:
@@ -333,8 +339,8 @@ class Transport:
         method: str,
         path: str,
         *,
-        params: dict[str, Any] | None = None,
-        json_body: Any = None,
+        params: dict[str, object] | None = None,
+        json_body: object = None,
         body: bytes | BinaryIO | Iterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = -1.0,
@@ -348,7 +354,7 @@ class Transport:
         hdrs = {"Host": "podkitd", "X-Podkit-Namespace": self.namespace}
         if headers:
             hdrs.update(headers)
-        payload: Any = body
+        payload: bytes | BinaryIO | Iterable[bytes] | None = body
         if json_body is not None:
             payload = json.dumps(json_body).encode()
             hdrs["Content-Type"] = "application/json"
@@ -376,17 +382,18 @@ class Transport:
             finally:
                 conn.close()
             try:
-                payload = json.loads(data)
+                err: object = json.loads(data)
             except ValueError:
-                payload = {
+                err = {
                     "error": {
                         "code": "http_error",
                         "message": data.decode(errors="replace") or f"HTTP {resp.status}",
                     }
                 }
-            raise errors.from_dict(payload, resp.status)
+            raise errors.from_dict(err, resp.status)
         return conn, resp
 
+    # The decoded JSON is Any, as json.loads gives it: the areas type what they return.
     def request(self, method: str, path: str, **kw: Any) -> Any:
         conn, resp = self.open(method, path, **kw)
         try:
@@ -429,7 +436,7 @@ class Transport:
             conn.close()
 
 
-def _param(v: Any) -> Any:
+def _param(v: object) -> str | list[str]:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, list | tuple):

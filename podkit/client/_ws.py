@@ -14,7 +14,6 @@ import os
 import socket
 import struct
 import urllib.parse
-from typing import Any
 
 from podkit import errors
 
@@ -33,7 +32,7 @@ class WebSocket:
         cls,
         socket_path: str,
         path: str,
-        params: dict[str, Any] | None = None,
+        params: dict[str, object] | None = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> WebSocket:
@@ -123,7 +122,7 @@ class WebSocket:
     def send_stdin(self, data: bytes) -> None:
         self._send(OP_BIN, bytes([STDIN]) + data)
 
-    def send_json(self, obj: Any) -> None:
+    def send_json(self, obj: object) -> None:
         self._send(OP_TEXT, json.dumps(obj).encode())
 
     def close(self) -> None:

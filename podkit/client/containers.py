@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from podkit import errors
 from podkit.client._container_ops import ContainerOps
+from podkit.client._json import JSONObject
+
+if TYPE_CHECKING:
+    from podkit.client._ws import WebSocket
 
 
 @dataclass
@@ -27,17 +32,17 @@ class Container:
     finished_at: float | None = None
     restart_count: int = 0
     labels: dict[str, str] = field(default_factory=dict)
-    ports: list[dict[str, Any]] = field(default_factory=list)
+    ports: list[JSONObject] = field(default_factory=list)
     pod_id: str | None = None
     infra: bool = False
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    raw: JSONObject = field(default_factory=dict, repr=False)
 
     @property
     def short_id(self) -> str:
         return self.id[:12]
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Container:
+    def from_api(cls, d: JSONObject) -> Container:
         return cls(
             id=d["id"],
             name=d["name"],
@@ -93,10 +98,10 @@ class Stats:
     net_rx: int
     net_tx: int
     read: float
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    raw: JSONObject = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Stats:
+    def from_api(cls, d: JSONObject) -> Stats:
         return cls(
             id=d["id"],
             name=d.get("name", ""),
@@ -122,14 +127,14 @@ class ContainersAPI(ContainerOps):
     ``memory="64m"``, ``restart="on-failure:3"``, ``auto_remove=True``, ...
     """
 
-    def create(self, image: str, cmd: list[str] | str | None = None, **options: Any) -> Container:
+    def create(self, image: str, cmd: list[str] | str | None = None, **options: object) -> Container:
         from podkit.userfiles import inline_files
 
-        body = {"image": image, **options}
+        body: JSONObject = {"image": image, **options}
         if cmd is not None:
             body["cmd"] = cmd
         # env_file and a seccomp profile's path are read here: the daemon takes content
-        out = self._t.post("/containers", json_body=inline_files(body))
+        out: JSONObject = self._t.post("/containers", json_body=inline_files(body))
         return self.get(out["id"])
 
     def run(
@@ -139,7 +144,7 @@ class ContainersAPI(ContainerOps):
         *,
         detach: bool = True,
         stdin: bytes | None = None,
-        **options: Any,
+        **options: object,
     ) -> Container | ExecResult:
         """Create and start. Detached: the Container. Attached: its output and exit code
         (with ``auto_remove=True`` the container is gone when this returns)."""
@@ -155,9 +160,13 @@ class ContainersAPI(ContainerOps):
     def get(self, ref: str) -> Container:
         return Container.from_api(self._t.get(f"/containers/{ref}"))
 
-    def list(self, all: bool = False, filters: dict[str, list[str] | str] | None = None) -> list[Container]:
+    def list(
+        self, all: bool = False, filters: dict[str, builtins.list[str] | str] | None = None
+    ) -> builtins.list[Container]:
         f = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
-        rows = self._t.get("/containers", params={"all": all, "filters": f or None})
+        rows: builtins.list[JSONObject] = self._t.get(
+            "/containers", params={"all": all, "filters": f or None}
+        )
         return [Container.from_api(r) for r in rows]
 
     def stats(self, ref: str) -> Stats:
@@ -190,15 +199,48 @@ class ContainersAPI(ContainerOps):
         for e in self._t.stream("GET", f"/containers/{ref}/logs", params=params):
             yield LogEntry(e["time"], e["ts"], e["stream"], e["data"])
 
-    def logs(self, ref: str, **kw: Any) -> str:
+    def logs(
+        self,
+        ref: str,
+        follow: bool = False,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        tail: int | None = None,
+        stdout: bool = True,
+        stderr: bool = True,
+    ) -> str:
         """The log as text (stdout and stderr interleaved in time order)."""
-        return "".join(e.data for e in self.stream_logs(ref, **kw))
+        entries = self.stream_logs(
+            ref, follow=follow, since=since, until=until, tail=tail, stdout=stdout, stderr=stderr
+        )
+        return "".join(e.data for e in entries)
 
     def exec(
-        self, ref: str, cmd: list[str] | str, *, stdin: bytes | None = None, detach: bool = False, **kw: Any
+        self,
+        ref: str,
+        cmd: builtins.list[str] | str,
+        *,
+        stdin: bytes | None = None,
+        detach: bool = False,
+        env: builtins.list[str] | None = None,
+        user: str | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        privileged: bool = False,
+        console_size: tuple[int, int] | None = None,
     ) -> ExecResult:
         """Run a command in a running container; its output and exit code."""
-        eid = self.exec_create(ref, cmd, stdin=stdin is not None, **kw)
+        eid = self.exec_create(
+            ref,
+            cmd,
+            stdin=stdin is not None,
+            env=env,
+            user=user,
+            workdir=workdir,
+            tty=tty,
+            privileged=privileged,
+            console_size=console_size,
+        )
         if detach:
             self._t.post(f"/exec/{eid}/start", params={"detach": True})
             return ExecResult(exit_code=0)
@@ -206,7 +248,7 @@ class ContainersAPI(ContainerOps):
         return _collect(ws, stdin)
 
 
-def _collect(ws: Any, stdin: bytes | None) -> ExecResult:
+def _collect(ws: WebSocket, stdin: bytes | None) -> ExecResult:
     """Drive a WebSocket to the end: send stdin, gather stdout/stderr, return the exit code."""
     out, err = bytearray(), bytearray()
     code = -1

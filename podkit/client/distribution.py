@@ -18,12 +18,17 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from podkit import errors
+from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
 
-Progress = Callable[[dict[str, Any]], None]
+if TYPE_CHECKING:
+    from podkit.client.images import Image
+
+# Called with each progress line of a pull or push ({"status", "id", "current", ...}).
+Progress = Callable[[JSONObject], None]
 
 HUB_KEY = "https://index.docker.io/v1/"
 _HUB_ALIASES = (
@@ -66,7 +71,7 @@ def _keys(host: str) -> tuple[str, ...]:
     )
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _read_config(path: Path) -> JSONObject:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -78,7 +83,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _write_config(path: Path, data: dict[str, Any]) -> None:
+def _write_config(path: Path, data: JSONObject) -> None:
     """Atomically, readable by the owner only (it holds passwords)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
@@ -96,12 +101,13 @@ def _write_config(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def _helper_for(data: dict[str, Any], host: str) -> str | None:
+def _helper_for(data: JSONObject, host: str) -> str | None:
     """The credential helper docker would use for a registry (credHelpers, else credsStore)."""
     helpers = data.get("credHelpers") or {}
     for key in _keys(host):
-        if isinstance(helpers.get(key), str) and helpers[key]:
-            return helpers[key]
+        helper = helpers.get(key)
+        if isinstance(helper, str) and helper:
+            return helper
     store = data.get("credsStore")
     return store if isinstance(store, str) and store else None
 
@@ -198,19 +204,19 @@ class DistributionMixin:
         progress: Progress | None = None,
         auth: dict[str, str] | None = None,
         all_platforms: bool = False,
-    ) -> Any:
+    ) -> Image:
         """Pull an image; ``progress`` gets each progress dict. Returns the ``Image``.
 
         ``auth`` ({"username","password"}) overrides the stored credentials;
         ``all_platforms`` fetches every platform of a multi-platform image (the
         host's, or ``platform``, is the one unpacked).
         """
-        body: dict[str, Any] = {"reference": ref}
+        body: JSONObject = {"reference": ref}
         if platform:
             body["platform"] = platform
         if all_platforms:
             body["all_platforms"] = True
-        final: dict[str, Any] | None = None
+        final: JSONObject | None = None
         for line in self._t.stream(
             "POST", "/images/pull", json_body=body, headers=self._auth_headers(ref, auth)
         ):
@@ -220,13 +226,15 @@ class DistributionMixin:
                 progress(line)
         if final is None:
             raise errors.Unavailable(f"pull of {ref}: the daemon ended the stream without a result")
-        return _to_image(final)
+        from podkit.client.images import Image
+
+        return Image.from_dict(final)
 
     def push(
         self, ref: str, progress: Progress | None = None, auth: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """Push an image; returns {"name", "digest", "size", "media_type"}."""
-        final: dict[str, Any] | None = None
+        final: JSONObject | None = None
         for line in self._t.stream(
             "POST", "/images/push", json_body={"reference": ref}, headers=self._auth_headers(ref, auth)
         ):
@@ -238,13 +246,14 @@ class DistributionMixin:
             raise errors.Unavailable(f"push of {ref}: the daemon ended the stream without a result")
         return final
 
-    def remote_inspect(self, ref: str, auth: dict[str, str] | None = None) -> dict[str, Any]:
+    def remote_inspect(self, ref: str, auth: dict[str, str] | None = None) -> JSONObject:
         """What the registry holds under ``ref``, without pulling it:
         {"name", "descriptor", "platforms", "manifest"} (``manifest``: the manifest or
         index as the registry serves it)."""
-        return self._t.get(
+        out: JSONObject = self._t.get(
             "/distribution/inspect", params={"ref": ref}, headers=self._auth_headers(ref, auth)
         )
+        return out
 
     def login(
         self,
@@ -291,12 +300,3 @@ class DistributionMixin:
         if removed:
             _write_config(path, data)
         return bool(removed)
-
-
-def _to_image(d: dict[str, Any]) -> Any:
-    try:
-        from podkit.client.images import Image
-    except ImportError:
-        return d
-    from_dict = getattr(Image, "from_dict", None)
-    return from_dict(d) if from_dict is not None else d

@@ -7,13 +7,15 @@ into a file object or a path.
 
 from __future__ import annotations
 
+import builtins
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from podkit import errors
+from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
 from podkit.client.distribution import DistributionMixin
 
@@ -31,8 +33,8 @@ class Image:
     dangling: bool = False
     media_type: str = ""
     manifest_digest: str = ""
-    config: dict[str, Any] = field(default_factory=dict)
-    layers: list[dict[str, Any]] = field(default_factory=list)
+    config: JSONObject = field(default_factory=dict)
+    layers: list[JSONObject] = field(default_factory=list)
     diff_ids: list[str] = field(default_factory=list)
     chain_id: str | None = None
     size: int = 0
@@ -46,10 +48,10 @@ class Image:
     names: list[str] = field(default_factory=list)  # inspect only: every name of this id
     unpacked: bool | None = None  # whether its layers are in snapshots (list and inspect)
     unpacked_size: int = 0  # bytes on disk of the unpacked layers (list and inspect)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    raw: JSONObject = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Image:
+    def from_dict(cls, d: JSONObject) -> Image:
         known = {f for f in cls.__dataclass_fields__ if f != "raw"}
         img = cls(**{k: v for k, v in d.items() if k in known})
         img.raw = d
@@ -61,9 +63,10 @@ class Image:
 
     @property
     def cmd(self) -> list[str] | None:
-        return (self.config.get("config") or {}).get("Cmd")
+        cmd: list[str] | None = (self.config.get("config") or {}).get("Cmd")
+        return cmd
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return dict(self.raw)
 
 
@@ -84,11 +87,15 @@ class ImagesAPI(DistributionMixin):
     def __init__(self, transport: Transport) -> None:
         self._t = transport
 
-    def list(self, filters: list[str] | dict[str, str] | None = None, all: bool = False) -> list[Image]:
+    def list(
+        self, filters: builtins.list[str] | dict[str, str] | None = None, all: bool = False
+    ) -> builtins.list[Image]:
         """Images of the namespace; filters like docker's: reference=, dangling=, before=, since=, label=."""
         if isinstance(filters, dict):
             filters = [f"{k}={v}" for k, v in filters.items()]
-        data = self._t.get("/images", params={"filter": list(filters or []), "all": all or None})
+        data: builtins.list[JSONObject] = self._t.get(
+            "/images", params={"filter": list(filters or []), "all": all or None}
+        )
         return [Image.from_dict(d) for d in data]
 
     def get(self, ref: str, platform: str | None = None) -> Image:
@@ -106,7 +113,7 @@ class ImagesAPI(DistributionMixin):
 
     def remove(self, *refs: str, force: bool = False) -> RemoveResult:
         """docker rmi. Raises the first error when nothing at all could be removed."""
-        d = self._t.post("/images/remove", json_body={"refs": list(refs), "force": force})
+        d: JSONObject = self._t.post("/images/remove", json_body={"refs": list(refs), "force": force})
         res = RemoveResult(d["results"], d["errors"], d.get("space_reclaimed", 0))
         if res.errors and not res.results and len(refs) == 1:
             e = res.errors[0]
@@ -114,18 +121,18 @@ class ImagesAPI(DistributionMixin):
         return res
 
     def prune(self, all: bool = False) -> PruneResult:
-        d = self._t.post("/images/prune", json_body={"all": all})
+        d: JSONObject = self._t.post("/images/prune", json_body={"all": all})
         return PruneResult(d["deleted"], d["space_reclaimed"])
 
     def import_(
         self,
         source: str | os.PathLike[str] | BinaryIO,
         name: str | None = None,
-        changes: list[str] | None = None,
+        changes: builtins.list[str] | None = None,
         message: str = "",
         platform: str | None = None,
         unpack: bool = True,
-    ) -> list[Image]:
+    ) -> builtins.list[Image]:
         """Import a root file system tarball (or an image archive, or an OCI layout directory)."""
         return self._upload(
             "/images/import",
@@ -141,11 +148,13 @@ class ImagesAPI(DistributionMixin):
 
     def load(
         self, source: str | os.PathLike[str] | BinaryIO, name: str | None = None, platform: str | None = None
-    ) -> list[Image]:
+    ) -> builtins.list[Image]:
         """Load a docker-save archive, an OCI archive or an OCI layout directory."""
         return self._upload("/images/load", source, {"name": name, "platform": platform})
 
-    def _upload(self, path: str, source: Any, params: dict[str, Any]) -> list[Image]:
+    def _upload(
+        self, path: str, source: str | os.PathLike[str] | BinaryIO, params: dict[str, object]
+    ) -> builtins.list[Image]:
         import json
 
         # Refuse what the daemon would refuse before it reads the upload: an early answer
@@ -153,16 +162,17 @@ class ImagesAPI(DistributionMixin):
         if params.get("name"):
             from podkit.images.reference import parse
 
-            parse(params["name"])
+            parse(str(params["name"]))
         if params.get("platform"):
             from podkit.images.oci import Platform
 
-            Platform.parse(params["platform"])
-        fh: Any = None
+            Platform.parse(str(params["platform"]))
+        fh: BinaryIO | None = None
+        body: Iterable[bytes]
         if isinstance(source, str | os.PathLike):
             p = os.fspath(source)
             if os.path.isdir(p):
-                body: Any = _tar_dir(p)
+                body = _tar_dir(p)
             else:
                 try:
                     fh = open(p, "rb")  # noqa: SIM115 - closed below
@@ -187,7 +197,7 @@ class ImagesAPI(DistributionMixin):
                     f"podkitd closed the connection during the upload ({e}); see the daemon's log"
                 ) from None
             try:
-                data = json.loads(resp.read())
+                data: JSONObject = json.loads(resp.read())
             finally:
                 conn.close()
         finally:
@@ -197,7 +207,7 @@ class ImagesAPI(DistributionMixin):
 
     def save(
         self,
-        refs: str | list[str],
+        refs: str | builtins.list[str],
         dest: str | os.PathLike[str] | BinaryIO,
         format: str = "docker",
         platform: str | None = None,
@@ -208,12 +218,13 @@ class ImagesAPI(DistributionMixin):
             "GET", "/images/save", params={"ref": refs, "format": format, "platform": platform}, timeout=None
         )
         n = 0
-        out: Any
+        out: BinaryIO
         close = False
-        tmp = None
+        tmp = final = None
         if isinstance(dest, str | os.PathLike):
             # Written aside and renamed, so a failed save never leaves a truncated archive.
-            tmp = os.fspath(dest) + ".podkit-tmp"
+            final = os.fspath(dest)
+            tmp = final + ".podkit-tmp"
             out = open(tmp, "wb")  # noqa: SIM115
             close = True
         else:
@@ -227,14 +238,14 @@ class ImagesAPI(DistributionMixin):
                 out.write(chunk)
                 n += len(chunk)
             ok = True
-        except Exception as e:
+        except (OSError, errors.PodkitError) as e:
             raise errors.Unavailable(f"save: the archive stream broke off: {e}") from None
         finally:
             conn.close()
             if close:
                 out.close()
-                if tmp and ok:
-                    os.replace(tmp, os.fspath(dest))
+                if tmp and final and ok:
+                    os.replace(tmp, final)
                 elif tmp:
                     os.unlink(tmp)
         return n

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
 
+from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
 
 
@@ -23,12 +24,12 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     created: float = 0.0
     default: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    options: JSONObject = field(default_factory=dict)
     containers: int = 0
-    attachments: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[JSONObject] = field(default_factory=list)
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Network:
+    def from_api(cls, d: JSONObject) -> Network:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -50,7 +51,7 @@ class NetworksAPI:
         labels: dict[str, str] | None = None,
         ip_range: str | None = None,
         internal: bool = False,
-        options: dict[str, Any] | None = None,
+        options: dict[str, str] | None = None,
     ) -> Network:
         body = {
             "name": name,
@@ -64,17 +65,19 @@ class NetworksAPI:
         }
         return Network.from_api(self._t.post("/networks", json_body=body))
 
-    def list(self, labels: list[str] | None = None) -> list[Network]:
-        return [Network.from_api(d) for d in self._t.get("/networks", params={"label": labels})]
+    def list(self, labels: builtins.list[str] | None = None) -> builtins.list[Network]:
+        rows: builtins.list[JSONObject] = self._t.get("/networks", params={"label": labels})
+        return [Network.from_api(d) for d in rows]
 
     def get(self, name_or_id: str) -> Network:
         return Network.from_api(self.inspect(name_or_id))
 
-    def inspect(self, name_or_id: str) -> dict[str, Any]:
-        return self._t.get(f"/networks/{_q(name_or_id)}")
+    def inspect(self, name_or_id: str) -> JSONObject:
+        out: JSONObject = self._t.get(f"/networks/{_q(name_or_id)}")
+        return out
 
     def remove(self, name_or_id: str) -> None:
         self._t.delete(f"/networks/{_q(name_or_id)}")
 
-    def prune(self) -> list[str]:
+    def prune(self) -> builtins.list[str]:
         return list(self._t.post("/networks/prune")["removed"])

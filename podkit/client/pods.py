@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
 
 
@@ -35,10 +36,10 @@ class Pod:
     netns_path: str = ""
     cgroup_path: str = ""
     containers: list[PodContainer] = field(default_factory=list)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    raw: JSONObject = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Pod:
+    def from_api(cls, d: JSONObject) -> Pod:
         return cls(
             id=d["id"],
             name=d["name"],
@@ -85,10 +86,10 @@ class PodsAPI:
         network: str | None = None,
         labels: dict[str, str] | None = None,
         start: bool = False,
-        **extra: Any,
+        **extra: object,
     ) -> Pod:
         """Create a pod; ``extra`` passes further spec fields (sysctls, cgroup_parent, ...)."""
-        body: dict[str, Any] = dict(extra)
+        body: JSONObject = dict(extra)
         for k, v in (
             ("name", name),
             ("ports", ports),
@@ -108,14 +109,16 @@ class PodsAPI:
             body["start"] = True
         return Pod.from_api(self._t.post("/pods", json_body=body))
 
-    def list(self, labels: list[str] | None = None) -> list[Pod]:
-        return [Pod.from_api(d) for d in self._t.get("/pods", params={"label": labels})]
+    def list(self, labels: builtins.list[str] | None = None) -> builtins.list[Pod]:
+        rows: builtins.list[JSONObject] = self._t.get("/pods", params={"label": labels})
+        return [Pod.from_api(d) for d in rows]
 
     def get(self, ref: str) -> Pod:
         return Pod.from_api(self._t.get(f"/pods/{ref}"))
 
-    def inspect(self, ref: str) -> dict[str, Any]:
-        return self._t.get(f"/pods/{ref}")
+    def inspect(self, ref: str) -> JSONObject:
+        out: JSONObject = self._t.get(f"/pods/{ref}")
+        return out
 
     def start(self, ref: str) -> Pod:
         return Pod.from_api(self._t.post(f"/pods/{ref}/start"))
@@ -132,28 +135,35 @@ class PodsAPI:
         return Pod.from_api(self._t.post(f"/pods/{ref}/restart", params={"timeout": timeout}))
 
     def remove(self, ref: str, force: bool = False, timeout: int | None = None) -> str:
-        return self._t.delete(f"/pods/{ref}", params={"force": force, "timeout": timeout})["id"]
+        out: JSONObject = self._t.delete(f"/pods/{ref}", params={"force": force, "timeout": timeout})
+        pid: str = out["id"]
+        return pid
 
     def logs(
         self, ref: str, follow: bool = False, tail: int | None = None, timestamps: bool = False
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[JSONObject]:
         """Lines as dicts: container (name), stream (stdout|stderr), time, line."""
         return self._t.stream(
             "GET", f"/pods/{ref}/logs", params={"follow": follow, "tail": tail, "timestamps": timestamps}
         )
 
-    def stats(self, ref: str, stream: bool = False) -> Iterator[dict[str, Any]]:
+    def stats(self, ref: str, stream: bool = False) -> Iterator[JSONObject]:
         return self._t.stream("GET", f"/pods/{ref}/stats", params={"stream": stream})
 
-    def top(self, ref: str, ps_args: str = "") -> dict[str, Any]:
-        return self._t.get(f"/pods/{ref}/top", params={"ps_args": ps_args or None})
+    def top(self, ref: str, ps_args: str = "") -> JSONObject:
+        out: JSONObject = self._t.get(f"/pods/{ref}/top", params={"ps_args": ps_args or None})
+        return out
 
-    def prune(self) -> list[str]:
-        return self._t.post("/pods/prune")["removed"]
+    def prune(self) -> builtins.list[str]:
+        out: JSONObject = self._t.post("/pods/prune")
+        removed: builtins.list[str] = out["removed"]
+        return removed
 
-    def play_kube(self, yaml_text: str, start: bool = True) -> dict[str, Any]:
+    def play_kube(self, yaml_text: str, start: bool = True) -> JSONObject:
         """Run a Kubernetes YAML file's Pods/Deployments: {pods: [...], warnings: [...]}."""
-        return self._t.post("/play/kube", json_body={"yaml": yaml_text, "start": start})
+        out: JSONObject = self._t.post("/play/kube", json_body={"yaml": yaml_text, "start": start})
+        return out
 
-    def down_kube(self, yaml_text: str) -> dict[str, Any]:
-        return self._t.post("/play/kube/down", json_body={"yaml": yaml_text})
+    def down_kube(self, yaml_text: str) -> JSONObject:
+        out: JSONObject = self._t.post("/play/kube/down", json_body={"yaml": yaml_text})
+        return out

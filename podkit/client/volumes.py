@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
-from typing import Any
 
+from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
 
 
@@ -19,7 +20,7 @@ class Volume:
     in_use_by: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Volume:
+    def from_api(cls, d: JSONObject) -> Volume:
         return cls(
             d["name"],
             d["driver"],
@@ -45,15 +46,19 @@ class VolumesAPI:
     def get(self, name: str) -> Volume:
         return Volume.from_api(self._t.get(f"/volumes/{name}"))
 
-    def inspect(self, name: str) -> dict[str, Any]:
-        return self._t.get(f"/volumes/{name}")
+    def inspect(self, name: str) -> JSONObject:
+        out: JSONObject = self._t.get(f"/volumes/{name}")
+        return out
 
-    def list(self, filters: dict[str, list[str] | str] | None = None) -> list[Volume]:
+    def list(self, filters: dict[str, builtins.list[str] | str] | None = None) -> builtins.list[Volume]:
         f = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
-        return [Volume.from_api(v) for v in self._t.get("/volumes", params={"filters": f or None})]
+        rows: builtins.list[JSONObject] = self._t.get("/volumes", params={"filters": f or None})
+        return [Volume.from_api(v) for v in rows]
 
     def remove(self, name: str, force: bool = False) -> None:
         self._t.delete(f"/volumes/{name}", params={"force": force})
 
-    def prune(self, all: bool = False) -> list[str]:
-        return self._t.post("/volumes/prune", params={"all": all})["removed"]
+    def prune(self, all: bool = False) -> builtins.list[str]:
+        out: JSONObject = self._t.post("/volumes/prune", params={"all": all})
+        removed: builtins.list[str] = out["removed"]
+        return removed

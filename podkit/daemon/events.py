@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Event:
     time: float = field(default_factory=time.time)
     attributes: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -34,7 +35,8 @@ class EventBus:
         self._recent: list[Event] = []
         self._backlog = backlog
 
-    def publish(self, namespace: str, type: str, action: str, id: str, **attributes: str) -> Event:
+    def publish(self, namespace: str, type: str, action: str, id: str, /, **attributes: object) -> Event:
+        """Implements podkit.publish.Publish."""
         ev = Event(type, action, id, namespace, attributes={k: str(v) for k, v in attributes.items()})
         self._recent.append(ev)
         if len(self._recent) > self._backlog:

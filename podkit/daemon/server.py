@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 PREFIX = f"/{API_VERSION}"
 
 
-def _dumps(data: Any) -> str:
+def _dumps(data: object) -> str:
     return json.dumps(data, separators=(",", ":"), default=str)
 
 
@@ -28,7 +29,9 @@ def _error_response(err: PodkitError) -> web.Response:
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except PodkitError as e:
@@ -50,7 +53,7 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
         return _error_response(Internal(f"internal error: {type(e).__name__}: {e}"))
 
 
-def _wrap(route: Route) -> Any:
+def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         ctx = Ctx(request)
         ctx.body_schema = route.body

@@ -1,18 +1,32 @@
 """The composition root: builds every layer, bottom up, for one daemon.
 
 Each layer is constructed here and handed only what is below it. API handlers
-reach the layers through ``Services``; the layers never import the daemon.
+(and the front ends: the CRI, the Docker Engine API) reach the layers through
+``Services``, whose fields are typed with each layer's public class or protocol;
+the layers never import the daemon.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from podkit.daemon.config import Config
 from podkit.daemon.events import EventBus
 from podkit.store import ContentStore, Database
+
+if TYPE_CHECKING:
+    # For the annotations only: each layer is imported by build(), in its order, so
+    # that importing this module (the API handlers do) costs nothing.
+    from podkit.containers.service import ContainerService
+    from podkit.containers.volumes import VolumeService
+    from podkit.images.distribution import Registry
+    from podkit.images.service import ImageService
+    from podkit.network import NetworkManager
+    from podkit.pods.service import PodService
+    from podkit.runtime.engine import Runtime
+    from podkit.snapshots import Snapshotter
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +34,18 @@ Hook = Callable[[], Awaitable[None]]
 
 
 class Services:
+    """Every layer of one daemon. The layer fields are set by ``build()``, bottom up;
+    reading one before its layer is built is an AttributeError, never a None."""
+
+    snapshots: Snapshotter
+    images: ImageService
+    registry: Registry
+    runtime: Runtime
+    volumes: VolumeService
+    networks: NetworkManager
+    containers: ContainerService
+    pods: PodService
+
     def __init__(self, config: Config) -> None:
         self.config = config
         config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -27,15 +53,6 @@ class Services:
         self.db = Database(config.root / "metadata.db")
         self.content = ContentStore(config.root)
         self.events = EventBus()
-        # Filled by build(), layer by layer. Typed Any until each layer lands.
-        self.snapshots: Any = None
-        self.images: Any = None
-        self.registry: Any = None
-        self.runtime: Any = None
-        self.volumes: Any = None
-        self.networks: Any = None
-        self.containers: Any = None
-        self.pods: Any = None
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
 
@@ -56,8 +73,8 @@ class Services:
         for hook in reversed(self._shutdown):
             try:
                 await hook()
-            except Exception:  # keep shutting the rest down
-                log.exception("shutdown hook failed")
+            except Exception:  # keep shutting the rest down; the traceback goes to the log
+                log.exception("shutdown hook %s failed", getattr(hook, "__qualname__", hook))
         self.db.close()
 
 
@@ -129,21 +146,20 @@ def build(config: Config) -> Services:
     # must run after the containers' own. Its container hooks let `pod` in a container
     # create body (podkit run --pod) put the container into a pod, and start members'
     # sandboxes first (podkit.containers.hooks).
-    if s.containers is not None:
-        from podkit.pods.service import PodService
+    from podkit.pods.service import PodService
 
-        s.pods = PodService(
-            s.db,
-            s.events,
-            root=config.root,
-            state=config.state,
-            containers=s.containers,
-            networks=s.networks,
-            images=s.images,
-            content=s.content,
-            runtime=s.runtime,
-            config=config.section("pods"),
-        )
-        s.containers.add_hooks(s.pods)
-        s.on_startup(s.pods.recover)
+    s.pods = PodService(
+        s.db,
+        s.events,
+        root=config.root,
+        state=config.state,
+        containers=s.containers,
+        networks=s.networks,
+        images=s.images,
+        content=s.content,
+        runtime=s.runtime,
+        config=config.section("pods"),
+    )
+    s.containers.add_hooks(s.pods)
+    s.on_startup(s.pods.recover)
     return s

@@ -12,9 +12,10 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from podkit.errors import InvalidArgument, TooLarge
 from podkit.limits import BODY_READ_TIMEOUT, JSON_BODY_MAX
@@ -45,7 +46,7 @@ class Ctx:
         return dict(self.request.match_info)
 
     @property
-    def query(self) -> Any:
+    def query(self) -> MultiMapping[str]:
         return self.request.query
 
     def flag(self, name: str, default: bool = False) -> bool:
@@ -53,6 +54,12 @@ class Ctx:
         if v is None:
             return default
         return v.lower() in ("1", "true", "yes", "on")
+
+    @overload
+    def int_arg(self, name: str, default: int) -> int: ...
+
+    @overload
+    def int_arg(self, name: str, default: None = None) -> int | None: ...
 
     def int_arg(self, name: str, default: int | None = None) -> int | None:
         v = self.request.query.get(name)
@@ -85,6 +92,7 @@ class Ctx:
                 f"request body not received within {BODY_READ_TIMEOUT:.0f}s ({len(data)} bytes came)"
             ) from None
 
+    # The body as json.loads gives it (Any): each handler checks what it reads.
     async def json(self) -> Any:
         if not self.request.can_read_body:
             return {}
@@ -99,7 +107,7 @@ class Ctx:
             _check_body(body, self.body_schema)
         return body
 
-    async def stream(self, items: AsyncIterator[Any], status: int = 200) -> web.StreamResponse:
+    async def stream(self, items: AsyncIterator[object], status: int = 200) -> web.StreamResponse:
         """Send an async iterator as newline-delimited JSON, flushing each line."""
         resp = web.StreamResponse(status=status, headers={"Content-Type": "application/x-ndjson"})
         resp.enable_chunked_encoding()
@@ -130,7 +138,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _is_type(value: Any, want: str | list[str]) -> bool:
+def _is_type(value: object, want: str | list[str]) -> bool:
     for t in [want] if isinstance(want, str) else want:
         py = _JSON_TYPES.get(t)
         if py is None:
@@ -141,7 +149,7 @@ def _is_type(value: Any, want: str | list[str]) -> bool:
     return False
 
 
-def _check_body(body: Any, schema: dict[str, Any]) -> None:
+def _check_body(body: object, schema: dict[str, Any]) -> None:
     """Refuse a body whose top-level type or declared property types are wrong.
 
     Handlers index into the body as the schema promises; without this a ``[]`` or a
@@ -160,7 +168,20 @@ def _check_body(body: Any, schema: dict[str, Any]) -> None:
             raise InvalidArgument(f"field {name!r} must be of JSON type {t}, got {json.dumps(v)[:80]}")
 
 
-Handler = Callable[[Ctx], Awaitable[Any]]
+# A handler returns JSON-able data, None (204) or an aiohttp response (streams).
+Handler = Callable[[Ctx], Awaitable[object]]
+
+
+class RouteOptions(TypedDict, total=False):
+    params: dict[str, str]
+    body: dict[str, Any]
+    response: dict[str, Any]
+    stream: bool
+    status: int
+    max_body: int
+
+
+H = TypeVar("H", bound=Handler)
 
 
 @dataclass
@@ -183,21 +204,49 @@ class Router:
         self.tag = tag
         self.routes: list[Route] = []
 
-    def route(self, method: str, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
-        def deco(fn: Handler) -> Handler:
-            self.routes.append(Route(method, path, fn, summary, tag=self.tag, **kw))
+    def route(
+        self,
+        method: str,
+        path: str,
+        summary: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        response: dict[str, Any] | None = None,
+        stream: bool = False,
+        status: int = 200,
+        max_body: int = JSON_BODY_MAX,
+    ) -> Callable[[H], H]:
+        """Declare a route (the metadata goes into the OpenAPI document)."""
+
+        def deco(fn: H) -> H:
+            self.routes.append(
+                Route(
+                    method,
+                    path,
+                    fn,
+                    summary,
+                    params or {},
+                    body,
+                    response,
+                    stream,
+                    status,
+                    max_body,
+                    self.tag,
+                )
+            )
             return fn
 
         return deco
 
-    def get(self, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
+    def get(self, path: str, summary: str, **kw: Unpack[RouteOptions]) -> Callable[[H], H]:
         return self.route("GET", path, summary, **kw)
 
-    def post(self, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
+    def post(self, path: str, summary: str, **kw: Unpack[RouteOptions]) -> Callable[[H], H]:
         return self.route("POST", path, summary, **kw)
 
-    def put(self, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
+    def put(self, path: str, summary: str, **kw: Unpack[RouteOptions]) -> Callable[[H], H]:
         return self.route("PUT", path, summary, **kw)
 
-    def delete(self, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
+    def delete(self, path: str, summary: str, **kw: Unpack[RouteOptions]) -> Callable[[H], H]:
         return self.route("DELETE", path, summary, **kw)

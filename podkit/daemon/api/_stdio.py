@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -23,9 +23,25 @@ from podkit.errors import PodkitError
 log = logging.getLogger(__name__)
 
 
+class StdioSession(Protocol):
+    """A container's or exec's stdio as the containers layer hands it out (attach, exec)."""
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next (stream, data): 1 stdout, 2 stderr; None at the end of output."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def resize(self, h: int, w: int) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 async def serve_stdio(
     request: web.Request,
-    session: Any,
+    session: StdioSession,
     wait_exit: Callable[[], Awaitable[int]],
     before: Callable[[], Awaitable[None]] | None = None,
 ) -> web.WebSocketResponse:
@@ -113,8 +129,12 @@ async def serve_stdio(
     finally:
         for t in (out_task, in_task):
             t.cancel()
-        with contextlib.suppress(Exception):
+        try:
             await session.close()
-        with contextlib.suppress(Exception):
+        except Exception as e:  # the stream ends either way; the session's leftovers are logged
+            log.warning("closing the stdio session %s: %s", session, e)
+        try:
             await ws.close()
+        except Exception as e:
+            log.warning("closing the WebSocket of %s: %s", request.path, e)
     return ws

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -14,9 +14,13 @@ from podkit.containers.options import CreateOptions
 from podkit.daemon.api._routing import Ctx, Router
 from podkit.daemon.api._stdio import serve_stdio
 from podkit.daemon.api.volumes import filters_arg
-from podkit.errors import InvalidArgument, Unavailable
+from podkit.errors import InvalidArgument
 from podkit.limits import LARGE_JSON_BODY_MAX
 
+if TYPE_CHECKING:
+    from podkit.containers.service import ContainerService
+
+log = logging.getLogger(__name__)
 router = Router("containers")
 
 _CONTAINER = {
@@ -43,9 +47,7 @@ _OPTIONS = {
 }
 
 
-def _svc(ctx: Ctx) -> Any:
-    if ctx.services.containers is None:
-        raise Unavailable("the container service is not available")
+def _svc(ctx: Ctx) -> ContainerService:
     return ctx.services.containers
 
 
@@ -57,7 +59,7 @@ def _svc(ctx: Ctx) -> Any:
     max_body=LARGE_JSON_BODY_MAX,  # env files and a seccomp profile, inline
     response={"type": "object", "properties": {"id": {"type": "string"}}},
 )
-async def create_container(ctx: Ctx) -> Any:
+async def create_container(ctx: Ctx) -> dict[str, str]:
     body = await ctx.json()
     # Off the event loop: a raw API body may still name an env file or a seccomp profile
     # that the parser reads (checked and bounded there); a slow disk stalls no one else.
@@ -75,17 +77,17 @@ async def create_container(ctx: Ctx) -> Any:
     },
     response={"type": "array", "items": _CONTAINER},
 )
-async def list_containers(ctx: Ctx) -> Any:
+async def list_containers(ctx: Ctx) -> object:
     return await _svc(ctx).list(ctx.ns, all=ctx.flag("all"), filters=filters_arg(ctx))
 
 
 @router.post("/containers/prune", "Remove every stopped container")
-async def prune_containers(ctx: Ctx) -> Any:
+async def prune_containers(ctx: Ctx) -> dict[str, object]:
     return {"removed": await _svc(ctx).prune(ctx.ns)}
 
 
 @router.get("/containers/{ref}", "Inspect a container", response=_CONTAINER)
-async def inspect_container(ctx: Ctx) -> Any:
+async def inspect_container(ctx: Ctx) -> object:
     return await _svc(ctx).inspect(ctx.ns, ctx.match["ref"])
 
 
@@ -146,7 +148,7 @@ async def update_container(ctx: Ctx) -> None:
     "Block until the container stops; its exit code",
     params={"condition": "not-running (default), next-exit or removed"},
 )
-async def wait_container(ctx: Ctx) -> Any:
+async def wait_container(ctx: Ctx) -> dict[str, int]:
     code = await _svc(ctx).wait(ctx.ns, ctx.match["ref"], ctx.query.get("condition") or "not-running")
     return {"exit_code": code}
 
@@ -174,7 +176,7 @@ async def remove_container(ctx: Ctx) -> None:
         "stderr": "default true",
     },
 )
-async def container_logs(ctx: Ctx) -> Any:
+async def container_logs(ctx: Ctx) -> web.StreamResponse:
     streams = tuple(s for s in ("stdout", "stderr") if ctx.flag(s, True))
     tail = ctx.query.get("tail")
     tail_n = None if tail in (None, "", "all") else ctx.int_arg("tail")
@@ -194,7 +196,7 @@ async def container_logs(ctx: Ctx) -> Any:
         wanted=wanted,
     )
 
-    async def gen() -> AsyncIterator[dict]:
+    async def gen() -> AsyncIterator[dict[str, Any]]:
         async for e in it:
             yield e.to_json()
 
@@ -207,13 +209,13 @@ async def container_logs(ctx: Ctx) -> Any:
     stream=True,
     params={"stream": "keep sending every second (default true)"},
 )
-async def container_stats(ctx: Ctx) -> Any:
+async def container_stats(ctx: Ctx) -> web.StreamResponse:
     svc = _svc(ctx)
     ref = ctx.match["ref"]
     stream = ctx.flag("stream", True)
     first = await svc.stats(ctx.ns, ref)
 
-    async def gen() -> AsyncIterator[dict]:
+    async def gen() -> AsyncIterator[dict[str, Any]]:
         prev = first
         if not stream:
             # One sample needs two readings for a CPU percentage.
@@ -232,12 +234,12 @@ async def container_stats(ctx: Ctx) -> Any:
 
 
 @router.get("/containers/{ref}/top", "Processes of a container", params={"ps_args": "ps options"})
-async def container_top(ctx: Ctx) -> Any:
+async def container_top(ctx: Ctx) -> object:
     return await _svc(ctx).top(ctx.ns, ctx.match["ref"], ctx.query.get("ps_args"))
 
 
 @router.get("/containers/{ref}/port", "Published ports")
-async def container_port(ctx: Ctx) -> Any:
+async def container_port(ctx: Ctx) -> object:
     return await _svc(ctx).port(ctx.ns, ctx.match["ref"])
 
 
@@ -250,7 +252,7 @@ async def container_port(ctx: Ctx) -> Any:
         "start": "start the container once attached",
     },
 )
-async def attach_container(ctx: Ctx) -> Any:
+async def attach_container(ctx: Ctx) -> web.StreamResponse:
     svc = _svc(ctx)
     rec = svc.resolve(ctx.ns, ctx.match["ref"])
     start = ctx.flag("start")
@@ -263,8 +265,10 @@ async def attach_container(ctx: Ctx) -> Any:
             except Exception:
                 # `run` that could not start leaves nothing behind (no record, snapshot, volume).
                 if ctx.flag("rm_on_fail", True):
-                    with contextlib.suppress(Exception):
+                    try:
                         await svc.remove(ctx.ns, rec.id, force=True, volumes=True)
+                    except Exception as e:  # the start's error is the one to report
+                        log.warning("run: removing container %s after its failed start: %s", rec.id, e)
                 raise
 
     async def wait_exit() -> int:
@@ -283,7 +287,7 @@ async def resize_container(ctx: Ctx) -> None:
 @router.get(
     "/containers/{ref}/archive", "A tar of a path in the container", params={"path": "path in the container"}
 )
-async def get_archive(ctx: Ctx) -> Any:
+async def get_archive(ctx: Ctx) -> web.StreamResponse:
     path = ctx.query.get("path")
     if not path:
         raise InvalidArgument("a path is required")

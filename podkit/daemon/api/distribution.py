@@ -11,11 +11,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
 
 from podkit.daemon.api._routing import Ctx, Router
-from podkit.errors import Internal, InvalidArgument, PodkitError, Unavailable
+from podkit.errors import Internal, InvalidArgument, PodkitError
+
+if TYPE_CHECKING:
+    from podkit.images.distribution import Registry
+    from podkit.images.registry.auth import Credentials
+
+T = TypeVar("T")
+# What a streamed operation emits, and its last line.
+Line = dict[str, Any]
+Emit = Callable[[Line], None]
 
 log = logging.getLogger(__name__)
 router = Router("distribution")
@@ -37,14 +48,11 @@ _PROGRESS_SCHEMA = {
 }
 
 
-def _registry(ctx: Ctx) -> Any:
-    reg = ctx.services.registry
-    if reg is None:
-        raise Unavailable("the registry service is not available in this daemon")
-    return reg
+def _registry(ctx: Ctx) -> Registry:
+    return ctx.services.registry
 
 
-def _credentials(ctx: Ctx, body: dict[str, Any]) -> Any:
+def _credentials(ctx: Ctx, body: dict[str, Any]) -> Credentials:
     from podkit.images.registry.auth import Credentials, decode_header, entry_to_credentials
 
     auth = body.get("auth")
@@ -74,23 +82,27 @@ def _str_field(body: dict[str, Any], name: str, required: bool = True) -> str | 
     return v
 
 
-def _image_dict(image: Any) -> dict[str, Any]:
-    if hasattr(image, "to_dict"):
-        return image.to_dict()
+def _image_dict(image: object) -> dict[str, Any]:
+    to_dict = getattr(image, "to_dict", None)
+    if to_dict is not None:
+        d: dict[str, Any] = to_dict()
+        return d
     if dataclasses.is_dataclass(image) and not isinstance(image, type):
         return dataclasses.asdict(image)
     return dict(image) if isinstance(image, dict) else {"image": str(image)}
 
 
-async def _run_streamed(ctx: Ctx, work: Any, done: Any) -> Any:
+async def _run_streamed(
+    ctx: Ctx, work: Callable[[Emit], Coroutine[Any, Any, T]], done: Callable[[T], Line]
+) -> web.StreamResponse:
     """Run ``work(emit)`` and stream what it emits, then ``done(result)`` or an error line.
 
     If the client goes away the operation is cancelled, as with docker.
     """
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    queue: asyncio.Queue[Line] = asyncio.Queue()
     task = asyncio.create_task(work(queue.put_nowait))
 
-    async def lines() -> AsyncIterator[dict[str, Any]]:
+    async def lines() -> AsyncIterator[Line]:
         while True:
             getter = asyncio.ensure_future(queue.get())
             await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
@@ -134,7 +146,7 @@ async def _run_streamed(ctx: Ctx, work: Any, done: Any) -> Any:
     response=_PROGRESS_SCHEMA,
     stream=True,
 )
-async def pull(ctx: Ctx) -> Any:
+async def pull(ctx: Ctx) -> web.StreamResponse:
     from podkit.images import reference
     from podkit.images.oci import Platform
 
@@ -151,7 +163,7 @@ async def pull(ctx: Ctx) -> Any:
     reg = _registry(ctx)
     ns = ctx.ns
 
-    async def work(emit: Any) -> Any:
+    async def work(emit: Emit) -> Line:
         image = await reg.pull(
             ns, str(ref), platform=platform, creds=creds, emit=emit, all_platforms=all_platforms
         )
@@ -172,7 +184,7 @@ async def pull(ctx: Ctx) -> Any:
     response=_PROGRESS_SCHEMA,
     stream=True,
 )
-async def push(ctx: Ctx) -> Any:
+async def push(ctx: Ctx) -> web.StreamResponse:
     from podkit.images import reference
 
     body = await _body(ctx)
@@ -185,8 +197,8 @@ async def push(ctx: Ctx) -> Any:
     if asyncio.iscoroutine(img):
         await img
 
-    async def work(emit: Any) -> Any:
-        result = await reg.push(ns, str(ref), creds=creds, emit=emit)
+    async def work(emit: Emit) -> Line:
+        result: Line = await reg.push(ns, str(ref), creds=creds, emit=emit)
         ctx.services.events.publish(ns, "image", "push", str(ref), digest=result["digest"])
         return result
 

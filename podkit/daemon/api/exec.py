@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+from aiohttp import web
 
 from podkit.daemon.api._routing import Ctx, Router
 from podkit.daemon.api._stdio import serve_stdio
-from podkit.errors import Unavailable
+
+if TYPE_CHECKING:
+    from podkit.containers.service import ContainerService
 
 router = Router("exec")
 
 
-def _svc(ctx: Ctx) -> Any:
-    if ctx.services.containers is None:
-        raise Unavailable("the container service is not available")
+def _svc(ctx: Ctx) -> ContainerService:
     return ctx.services.containers
 
 
@@ -37,14 +39,14 @@ def _svc(ctx: Ctx) -> Any:
     },
     response={"type": "object", "properties": {"id": {"type": "string"}}},
 )
-async def exec_create(ctx: Ctx) -> Any:
+async def exec_create(ctx: Ctx) -> dict[str, str]:
     body = await ctx.json()
     ex = await _svc(ctx).exec_create(ctx.ns, ctx.match["ref"], body)
     return {"id": ex.id}
 
 
 @router.get("/exec/{id}", "Inspect an exec session")
-async def exec_inspect(ctx: Ctx) -> Any:
+async def exec_inspect(ctx: Ctx) -> object:
     return _svc(ctx).exec_get(ctx.ns, ctx.match["id"]).to_dict()
 
 
@@ -59,7 +61,7 @@ async def exec_start(ctx: Ctx) -> None:
 
 
 @router.get("/exec/{id}/ws", "Start an exec session attached (WebSocket)")
-async def exec_ws(ctx: Ctx) -> Any:
+async def exec_ws(ctx: Ctx) -> web.StreamResponse:
     svc = _svc(ctx)
     ex = svc.exec_get(ctx.ns, ctx.match["id"])
     session = await svc.exec_attach(ctx.ns, ex.id)

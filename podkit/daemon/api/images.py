@@ -5,24 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from aiohttp import web
 
 from podkit.daemon.api._routing import Ctx, Router
 from podkit.errors import InvalidArgument, PodkitError
 
+if TYPE_CHECKING:
+    from podkit.images.service import Image, ImageService
+
+log = logging.getLogger(__name__)
+
 router = Router("images")
 
 _IMAGE = {"type": "object", "description": "an image (see podkit.images.service.Image.to_dict)"}
 
 
-def _svc(ctx: Ctx) -> Any:
+def _svc(ctx: Ctx) -> ImageService:
     return ctx.services.images
 
 
-def _matches_reference(img: Any, pattern: str) -> bool:
+def _matches_reference(img: Image, pattern: str) -> bool:
     """docker's reference filter: a glob over the familiar or full name (tag optional)."""
     if img.dangling:
         return False
@@ -50,7 +56,7 @@ def _glob_re(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
-def _has_label(img: Any, key: str, value: str) -> bool:
+def _has_label(img: Image, key: str, value: str) -> bool:
     labels = dict(((img.config.get("config") or {}).get("Labels")) or {})
     labels.update(img.labels)
     return key in labels and (not value or labels[key] == value)
@@ -91,8 +97,8 @@ async def list_images(ctx: Ctx) -> list[dict[str, Any]]:
     return await asyncio.to_thread(lambda: [_with_disk_facts(svc, i) for i in images])
 
 
-def _with_disk_facts(svc: Any, img: Any) -> dict[str, Any]:
-    d = img.to_dict()
+def _with_disk_facts(svc: ImageService, img: Image) -> dict[str, Any]:
+    d: dict[str, Any] = img.to_dict()
     d["unpacked_size"] = svc.unpacked_size(img)
     d["unpacked"] = d["unpacked_size"] > 0 or svc.is_unpacked(img)
     return d
@@ -291,12 +297,14 @@ async def save(ctx: Ctx) -> web.StreamResponse:
     def produce() -> None:
         try:
             sink = _Sink()
-            write_archive(svc, plan, sink, fmt)
+            write_archive(svc, plan, cast(BinaryIO, sink), fmt)  # tarfile's stream mode only writes
             sink.flush()
             asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
         except BaseException as e:  # noqa: BLE001 - handed to the response side
-            with contextlib.suppress(Exception):
+            try:
                 asyncio.run_coroutine_threadsafe(queue.put(e), loop).result()
+            except Exception as lost:  # the loop is gone: the daemon is stopping
+                log.warning("save: could not hand the archive error (%s) to the response: %s", e, lost)
 
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
     resp.enable_chunked_encoding()

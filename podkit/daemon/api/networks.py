@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podkit.daemon.api._routing import Ctx, Router
-from podkit.errors import InvalidArgument, Unavailable
+from podkit.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from podkit.network import Network, NetworkManager
 
 router = Router("networks")
 
@@ -30,14 +33,12 @@ _NETWORK = {
 }
 
 
-def _svc(ctx: Ctx) -> Any:
-    if ctx.services.networks is None:
-        raise Unavailable("the network service is not available")
+def _svc(ctx: Ctx) -> NetworkManager:
     return ctx.services.networks
 
 
-def _with_count(svc: Any, n: Any) -> dict[str, Any]:
-    d = n.to_dict()
+def _with_count(svc: NetworkManager, n: Network) -> dict[str, Any]:
+    d: dict[str, Any] = n.to_dict()
     d["containers"] = len({a["owner_id"] for a in svc.store.attachments(network_id=n.id)})
     return d
 

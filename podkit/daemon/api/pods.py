@@ -3,11 +3,16 @@ prune) and /play/kube (run or remove the pods of a Kubernetes YAML file)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
 
 from podkit.daemon.api._routing import Ctx, Router
-from podkit.errors import InvalidArgument, Unavailable
+from podkit.errors import InvalidArgument
 from podkit.limits import LARGE_JSON_BODY_MAX
+
+if TYPE_CHECKING:
+    from podkit.pods.service import PodService
 
 router = Router("pods")
 
@@ -47,11 +52,8 @@ _POD_BODY = {
 }
 
 
-def _svc(ctx: Ctx) -> Any:
-    pods = ctx.services.pods
-    if pods is None:
-        raise Unavailable("the pod service is not available in this daemon")
-    return pods
+def _svc(ctx: Ctx) -> PodService:
+    return ctx.services.pods
 
 
 @router.post(
@@ -128,7 +130,7 @@ async def remove_pod(ctx: Ctx) -> dict[str, Any]:
     params={"follow": "keep streaming", "tail": "last N lines per container", "timestamps": "add timestamps"},
     stream=True,
 )
-async def pod_logs(ctx: Ctx) -> Any:
+async def pod_logs(ctx: Ctx) -> web.StreamResponse:
     it = await _svc(ctx).logs(
         ctx.ns,
         ctx.match["id"],
@@ -145,7 +147,7 @@ async def pod_logs(ctx: Ctx) -> Any:
     params={"stream": "keep sampling (default true)"},
     stream=True,
 )
-async def pod_stats(ctx: Ctx) -> Any:
+async def pod_stats(ctx: Ctx) -> web.StreamResponse:
     it = await _svc(ctx).stats(ctx.ns, ctx.match["id"], stream=ctx.flag("stream", True))
     return await ctx.stream(it)
 

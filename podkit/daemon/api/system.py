@@ -9,8 +9,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from aiohttp import web
+
 from podkit._version import API_VERSION, __version__
 from podkit.daemon.api._routing import Ctx, Router
+from podkit.daemon.events import Event
 
 router = Router("system")
 
@@ -63,16 +66,16 @@ async def info(ctx: Ctx) -> dict[str, Any]:
     },
     stream=True,
 )
-async def events(ctx: Ctx) -> Any:
+async def events(ctx: Ctx) -> web.StreamResponse:
     bus = ctx.services.events
     since = ctx.query.get("since")
     until = ctx.query.get("until")
     typ = ctx.query.get("type")
 
-    def keep(ev: Any) -> bool:
+    def keep(ev: Event) -> bool:
         return ev.namespace == ctx.ns and (not typ or ev.type == typ)
 
-    async def gen() -> AsyncIterator[dict]:
+    async def gen() -> AsyncIterator[dict[str, Any]]:
         if since:
             for ev in bus.recent(float(since)):
                 if keep(ev):

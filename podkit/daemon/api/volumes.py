@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from podkit.daemon.api._routing import Ctx, Router
-from podkit.errors import InvalidArgument, Unavailable
+from podkit.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from podkit.containers.volumes import VolumeService
 
 router = Router("volumes")
 
@@ -25,9 +28,7 @@ _VOLUME = {
 }
 
 
-def _svc(ctx: Ctx) -> Any:
-    if ctx.services.volumes is None:
-        raise Unavailable("the volume service is not available")
+def _svc(ctx: Ctx) -> VolumeService:
     return ctx.services.volumes
 
 
@@ -58,7 +59,7 @@ def filters_arg(ctx: Ctx) -> dict[str, list[str]]:
         },
     },
 )
-async def create_volume(ctx: Ctx) -> Any:
+async def create_volume(ctx: Ctx) -> object:
     body = await ctx.json()
     return _svc(ctx).create(
         ctx.ns,
@@ -75,12 +76,12 @@ async def create_volume(ctx: Ctx) -> Any:
     params={"filters": "JSON: dangling, name, label"},
     response={"type": "array", "items": _VOLUME},
 )
-async def list_volumes(ctx: Ctx) -> Any:
+async def list_volumes(ctx: Ctx) -> object:
     return _svc(ctx).list(ctx.ns, filters_arg(ctx))
 
 
 @router.get("/volumes/{name}", "Inspect a volume", response=_VOLUME)
-async def inspect_volume(ctx: Ctx) -> Any:
+async def inspect_volume(ctx: Ctx) -> object:
     return _svc(ctx).inspect(ctx.ns, ctx.match["name"])
 
 
@@ -100,5 +101,5 @@ async def remove_volume(ctx: Ctx) -> None:
     "Remove unused volumes (anonymous ones unless all=true)",
     params={"all": "also named volumes"},
 )
-async def prune_volumes(ctx: Ctx) -> Any:
+async def prune_volumes(ctx: Ctx) -> dict[str, object]:
     return {"removed": await asyncio.to_thread(_svc(ctx).prune, ctx.ns, all=ctx.flag("all"))}
