@@ -9,10 +9,16 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from podkit import errors
 from podkit.cli.output import ago, for_each, human_size, print_inspected, print_json, render_template, table
+
+if TYPE_CHECKING:
+    from podkit.cli.main import Subparsers
+    from podkit.client import Client
+    from podkit.client._container_ops import ContainerOps
 
 _ENGINE = {"engine_exit": 125}
 
@@ -33,7 +39,7 @@ def _add_ps_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
 
 
-def _ops(client: Any) -> Any:
+def _ops(client: Client) -> ContainerOps:
     """The SDK's plain container calls (no data classes to import: the CLI starts faster)."""
     from podkit.client._container_ops import ContainerOps
 
@@ -147,7 +153,7 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
     return inline_files({k: v for k, v in body.items() if v not in (None, [], False)})
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("run", help="create and start a container", add_help=False)
     p.add_argument("--help", action="help", help="show this help")
     add_create_flags(p)
@@ -299,7 +305,7 @@ def register(sub: Any) -> None:
 # ----------------------------------------------------------------------------- run
 
 
-def _attach_and_start(client: Any, cid: str, *, tty: bool, stdin: bool, detach_keys: str | None) -> int:
+def _attach_and_start(client: Client, cid: str, *, tty: bool, stdin: bool, detach_keys: str | None) -> int:
     from podkit.cli.stdio import interact
 
     ws = _ops(client).attach_socket(cid, stdin=stdin, start=True, detach_keys=detach_keys)
@@ -316,7 +322,7 @@ def _attach_and_start(client: Any, cid: str, *, tty: bool, stdin: bool, detach_k
     return 0 if code == -1 else code
 
 
-def cmd_run(args: argparse.Namespace, client: Any) -> int:
+def cmd_run(args: argparse.Namespace, client: Client) -> int:
     if args.detach and args.rm and args.restart:
         raise errors.InvalidArgument("conflicting options: --restart and --rm")
     body = _body(args)
@@ -336,16 +342,16 @@ def cmd_run(args: argparse.Namespace, client: Any) -> int:
     return _attach_and_start(client, cid, tty=args.tty, stdin=args.interactive, detach_keys=args.detach_keys)
 
 
-def cmd_create(args: argparse.Namespace, client: Any) -> int:
+def cmd_create(args: argparse.Namespace, client: Client) -> int:
     print(client._t.post("/containers", json_body=_body(args))["id"])
     return 0
 
 
-def _each(args: argparse.Namespace, fn: Any, print_ref: bool = True) -> int:
+def _each(args: argparse.Namespace, fn: Callable[[str], object], print_ref: bool = True) -> int:
     return for_each(args.containers, fn, echo=print_ref)
 
 
-def cmd_start(args: argparse.Namespace, client: Any) -> int:
+def cmd_start(args: argparse.Namespace, client: Client) -> int:
     if args.attach or args.interactive:
         if len(args.containers) != 1:
             raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
@@ -357,35 +363,35 @@ def cmd_start(args: argparse.Namespace, client: Any) -> int:
     return _each(args, _ops(client).start)
 
 
-def cmd_stop(args: argparse.Namespace, client: Any) -> int:
+def cmd_stop(args: argparse.Namespace, client: Client) -> int:
     return _each(args, lambda r: _ops(client).stop(r, timeout=args.time))
 
 
-def cmd_kill(args: argparse.Namespace, client: Any) -> int:
+def cmd_kill(args: argparse.Namespace, client: Client) -> int:
     return _each(args, lambda r: _ops(client).kill(r, args.signal))
 
 
-def cmd_restart(args: argparse.Namespace, client: Any) -> int:
+def cmd_restart(args: argparse.Namespace, client: Client) -> int:
     return _each(args, lambda r: _ops(client).restart(r, timeout=args.time))
 
 
-def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+def cmd_rm(args: argparse.Namespace, client: Client) -> int:
     return _each(args, lambda r: _ops(client).remove(r, force=args.force, volumes=args.volumes))
 
 
-def cmd_wait(args: argparse.Namespace, client: Any) -> int:
+def cmd_wait(args: argparse.Namespace, client: Client) -> int:
     return _each(args, lambda r: print(_ops(client).wait(r, condition=args.condition)), print_ref=False)
 
 
-def cmd_pause(args: argparse.Namespace, client: Any) -> int:
+def cmd_pause(args: argparse.Namespace, client: Client) -> int:
     return _each(args, _ops(client).pause)
 
 
-def cmd_unpause(args: argparse.Namespace, client: Any) -> int:
+def cmd_unpause(args: argparse.Namespace, client: Client) -> int:
     return _each(args, _ops(client).unpause)
 
 
-def cmd_update(args: argparse.Namespace, client: Any) -> int:
+def cmd_update(args: argparse.Namespace, client: Client) -> int:
     body = {
         k: v
         for k, v in (
@@ -404,12 +410,12 @@ def cmd_update(args: argparse.Namespace, client: Any) -> int:
     return _each(args, lambda r: _ops(client).update(r, **body))
 
 
-def cmd_rename(args: argparse.Namespace, client: Any) -> int:
+def cmd_rename(args: argparse.Namespace, client: Client) -> int:
     _ops(client).rename(args.container, args.new_name)
     return 0
 
 
-def cmd_attach(args: argparse.Namespace, client: Any) -> int:
+def cmd_attach(args: argparse.Namespace, client: Client) -> int:
     from podkit.cli.stdio import interact
 
     info = _ops(client).inspect(args.container)
@@ -422,7 +428,7 @@ def cmd_attach(args: argparse.Namespace, client: Any) -> int:
     return 0 if code == -1 else code
 
 
-def cmd_logs(args: argparse.Namespace, client: Any) -> int:
+def cmd_logs(args: argparse.Namespace, client: Client) -> int:
     tail = None if args.tail in ("all", "", None) else int(args.tail)
     params = {"follow": args.follow, "since": args.since, "until": args.until, "tail": tail}
     for e in client._t.stream("GET", f"/containers/{args.container}/logs", params=params):
@@ -433,7 +439,7 @@ def cmd_logs(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_exec(args: argparse.Namespace, client: Any) -> int:
+def cmd_exec(args: argparse.Namespace, client: Client) -> int:
     from podkit.cli.stdio import interact
 
     cmd = list(args.command)
@@ -493,7 +499,7 @@ def _ports_text(ports: list[dict[str, Any]]) -> str:
     return ", ".join(out)
 
 
-def cmd_ps(args: argparse.Namespace, client: Any) -> int:
+def cmd_ps(args: argparse.Namespace, client: Client) -> int:
     rows = client._t.get(
         "/containers", params={"all": args.all or args.latest, "filters": _filters(args.filter) or None}
     )
@@ -689,7 +695,7 @@ def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
     # Image output in `podkit image inspect`'s docker shape, so both commands agree.
     from podkit.cli.images import docker_inspect as image_inspect
 
@@ -715,7 +721,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
     return rc
 
 
-def cmd_stats(args: argparse.Namespace, client: Any) -> int:
+def cmd_stats(args: argparse.Namespace, client: Client) -> int:
     refs = args.containers or [c.id for c in client.containers.list()]
     headers = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
 
@@ -753,13 +759,13 @@ def cmd_stats(args: argparse.Namespace, client: Any) -> int:
         return 0
 
 
-def cmd_top(args: argparse.Namespace, client: Any) -> int:
+def cmd_top(args: argparse.Namespace, client: Client) -> int:
     t = _ops(client).top(args.container, " ".join(args.ps_args) or None)
     table(t["processes"], t["titles"])
     return 0
 
 
-def cmd_port(args: argparse.Namespace, client: Any) -> int:
+def cmd_port(args: argparse.Namespace, client: Client) -> int:
     ports = _ops(client).port(args.container)
     if not ports:
         # A pod's member publishes nothing itself: the pod's ports reach its shared
@@ -775,7 +781,7 @@ def cmd_port(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+def cmd_prune(args: argparse.Namespace, client: Client) -> int:
     removed = _ops(client).prune()
     if removed:
         print("Deleted Containers:")
@@ -796,7 +802,7 @@ def _split_ctr(spec: str) -> tuple[str, str] | None:
     return None
 
 
-def cmd_cp(args: argparse.Namespace, client: Any) -> int:
+def cmd_cp(args: argparse.Namespace, client: Client) -> int:
     import io
     import shutil
     import tarfile

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from podkit import errors
 from podkit.cli.output import err, human_size
 
+if TYPE_CHECKING:
+    from podkit.cli.main import Subparsers
+    from podkit.client import Client
+    from podkit.client.distribution import DistributionMixin
+
 BAR_WIDTH = 50
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("pull", help="pull an image from a registry")
     p.add_argument("reference", metavar="REF", help="image reference, e.g. busybox or host:5000/app:1.0")
     p.add_argument("--platform", help="os/arch[/variant] to pull from a multi-platform image")
@@ -101,7 +106,7 @@ class ProgressView:
         self.out.flush()
 
 
-def _dist(client: Any) -> Any:
+def _dist(client: Client) -> DistributionMixin:
     """The SDK's registry operations: ``client.images`` (which mixes them in)."""
     try:
         return client.images
@@ -122,7 +127,7 @@ def _bar(current: int, total: int) -> str:
     return f"[{arrow.ljust(BAR_WIDTH)}] {human_size(current):>7}/{human_size(total)}"
 
 
-def cmd_pull(args: argparse.Namespace, client: Any) -> int:
+def cmd_pull(args: argparse.Namespace, client: Client) -> int:
     from podkit.images.reference import parse
 
     ref = parse(args.reference)
@@ -148,7 +153,7 @@ def _nothing_new(view: ProgressView) -> bool:
     return bool(view.last) and all(s == "Already exists" for s in view.last.values())
 
 
-def cmd_push(args: argparse.Namespace, client: Any) -> int:
+def cmd_push(args: argparse.Namespace, client: Client) -> int:
     view = None if args.quiet else ProgressView(sys.stdout, sys.stdout.isatty())
     result = _dist(client).push(args.reference, progress=view)
     if args.quiet:
@@ -156,7 +161,7 @@ def cmd_push(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_manifest_inspect(args: argparse.Namespace, client: Any) -> int:
+def cmd_manifest_inspect(args: argparse.Namespace, client: Client) -> int:
     from podkit.cli.output import print_json
 
     info = _dist(client).remote_inspect(args.reference)
@@ -164,7 +169,7 @@ def cmd_manifest_inspect(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_login(args: argparse.Namespace, client: Any) -> int:
+def cmd_login(args: argparse.Namespace, client: Client) -> int:
     import getpass
 
     from podkit.client.distribution import credential_store, registry_host
@@ -198,7 +203,7 @@ def cmd_login(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_logout(args: argparse.Namespace, client: Any) -> int:
+def cmd_logout(args: argparse.Namespace, client: Client) -> int:
     from podkit.client.distribution import registry_host
 
     host = registry_host(args.registry)

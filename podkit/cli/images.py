@@ -7,7 +7,8 @@ import argparse
 import datetime
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from podkit import errors
 from podkit.cli.output import (
@@ -16,13 +17,18 @@ from podkit.cli.output import (
     human_size,
     inspect_each,
     print_json,
+    prints_help,
     render_template,
     short_id,
     table,
 )
 
+if TYPE_CHECKING:
+    from podkit.cli.main import Subparsers
+    from podkit.client import Client
 
-def register(sub: Any) -> None:
+
+def register(sub: Subparsers) -> None:
     from podkit.cli.main import add_format
 
     def ls_args(p: argparse.ArgumentParser) -> None:
@@ -154,14 +160,17 @@ def register(sub: Any) -> None:
     p.add_argument("reference", metavar="REF")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(func=_distribution("cmd_push"))
-    img.set_defaults(func=lambda args, client: (img.print_help(), 1)[1])
+    img.set_defaults(func=prints_help(img))
 
 
-def _distribution(name: str) -> Any:
-    def run(args: argparse.Namespace, client: Any) -> int:
+def _distribution(name: str) -> Callable[[argparse.Namespace, Client], int]:
+    """A handler that imports podkit.cli.distribution only when the command runs."""
+
+    def run(args: argparse.Namespace, client: Client) -> int:
         from podkit.cli import distribution
 
-        return getattr(distribution, name)(args, client)
+        rc: int = getattr(distribution, name)(args, client)
+        return rc
 
     return run
 
@@ -201,7 +210,7 @@ def _repo_tag(img: Any) -> tuple[str, str]:
     return repo, tag
 
 
-def cmd_ls(args: argparse.Namespace, client: Any) -> int:
+def cmd_ls(args: argparse.Namespace, client: Client) -> int:
     filters = list(args.filter)
     if args.repository:
         filters.append(f"reference={args.repository}")
@@ -317,7 +326,7 @@ def _iso(ts: float | None) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
     return inspect_each(
         args.images,
         lambda ref: docker_inspect(client.images.get(ref, platform=args.platform).to_dict()),
@@ -325,7 +334,7 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
     )
 
 
-def cmd_history(args: argparse.Namespace, client: Any) -> int:
+def cmd_history(args: argparse.Namespace, client: Client) -> int:
     """Newest first, one row per history entry; sizes from the matching layers."""
     img = client.images.get(args.image)
     history = list(img.config.get("history") or [])
@@ -379,12 +388,12 @@ def cmd_history(args: argparse.Namespace, client: Any) -> int:
 # -- tag / rm / prune ----------------------------------------------------------------
 
 
-def cmd_tag(args: argparse.Namespace, client: Any) -> int:
+def cmd_tag(args: argparse.Namespace, client: Client) -> int:
     client.images.tag(args.source, args.target)
     return 0
 
 
-def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+def cmd_rm(args: argparse.Namespace, client: Client) -> int:
     res = client.images.remove(*args.images, force=args.force)
     for r in res.results:
         for k, v in r.items():
@@ -394,7 +403,7 @@ def cmd_rm(args: argparse.Namespace, client: Any) -> int:
     return 1 if res.errors else 0
 
 
-def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+def cmd_prune(args: argparse.Namespace, client: Client) -> int:
     if not args.force:
         what = (
             "all images without at least one container associated to them"
@@ -432,7 +441,7 @@ def _source(path: str) -> Any:
     return path
 
 
-def cmd_import(args: argparse.Namespace, client: Any) -> int:
+def cmd_import(args: argparse.Namespace, client: Client) -> int:
     images = client.images.import_(
         _source(args.file),
         name=args.reference,
@@ -445,7 +454,7 @@ def cmd_import(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_load(args: argparse.Namespace, client: Any) -> int:
+def cmd_load(args: argparse.Namespace, client: Client) -> int:
     images = client.images.load(_source(args.input), platform=args.platform)
     for i in images:
         if i.dangling:
@@ -455,7 +464,7 @@ def cmd_load(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_save(args: argparse.Namespace, client: Any) -> int:
+def cmd_save(args: argparse.Namespace, client: Client) -> int:
     if args.output:
         client.images.save(args.images, args.output, format=args.format, platform=args.platform)
         return 0

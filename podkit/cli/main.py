@@ -10,9 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from podkit import errors
+
+if TYPE_CHECKING:
+    from podkit.client import Client
+
+    # What each area's register() adds its commands to (the real subparsers action,
+    # or _OnlyCommand standing in for it).
+    Subparsers: TypeAlias = argparse._SubParsersAction[Any]
 
 # Command modules, in the order their commands appear in --help.
 AREAS = [
@@ -81,7 +88,7 @@ class _Skip:
 class _OnlyCommand:
     """A subparsers action that builds only the parser of ``command``."""
 
-    def __init__(self, sub: Any, command: str) -> None:
+    def __init__(self, sub: Subparsers, command: str) -> None:
         self._sub = sub
         self._command = command
 
@@ -90,7 +97,7 @@ class _OnlyCommand:
             return self._sub.add_parser(name, **kwargs)
         return _Skip()
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._sub, name)
 
 
@@ -142,7 +149,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             if e.name != f"podkit.cli.{area}":
                 raise
             continue
-        mod.register(_OnlyCommand(sub, command) if command in COMMANDS else sub)
+        # _OnlyCommand is a stand-in for the subparsers action (add_parser is all they use)
+        mod.register(cast("Subparsers", _OnlyCommand(sub, command)) if command in COMMANDS else sub)
     return p
 
 
@@ -168,11 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(args))
 
 
-def run(args: Any) -> int:
+def run(args: argparse.Namespace) -> int:
     from podkit.client import Client
     from podkit.client._transport import ConnectionLost
 
-    client = Client(host=args.host, namespace=args.namespace, timeout=None)
+    client: Client = Client(host=args.host, namespace=args.namespace, timeout=None)
     # Commands that create or run containers exit 125 on podkit's own errors, as
     # docker does; the rest exit 1.
     engine_exit = getattr(args, "engine_exit", 1)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
-from podkit.cli.output import ago, for_each, inspect_each, listing, short_id
+from podkit.cli.output import ago, for_each, inspect_each, listing, prints_help, short_id
+
+if TYPE_CHECKING:
+    from podkit.cli.main import Subparsers
+    from podkit.client import Client
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     from podkit.cli.main import add_format
 
     p = sub.add_parser("network", help="manage networks")
     nsub = p.add_subparsers(dest="network_command", metavar="COMMAND")
-    p.set_defaults(func=lambda args, client: (p.print_help(), 1)[1])
+    p.set_defaults(func=prints_help(p))
 
     c = nsub.add_parser("create", help="create a bridge network")
     c.add_argument("name")
@@ -77,7 +81,7 @@ def _labels(items: list[str]) -> dict[str, str]:
     return out
 
 
-def cmd_create(args: argparse.Namespace, client: Any) -> int:
+def cmd_create(args: argparse.Namespace, client: Client) -> int:
     n = client.networks.create(
         args.name,
         subnet=args.subnet,
@@ -92,7 +96,7 @@ def cmd_create(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_ls(args: argparse.Namespace, client: Any) -> int:
+def cmd_ls(args: argparse.Namespace, client: Client) -> int:
     from podkit.errors import InvalidArgument
 
     labels: list[str] = []
@@ -129,15 +133,15 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
     return inspect_each(args.names, client.networks.inspect, args.format)
 
 
-def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+def cmd_rm(args: argparse.Namespace, client: Client) -> int:
     return for_each(args.names, client.networks.remove)
 
 
-def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+def cmd_prune(args: argparse.Namespace, client: Client) -> int:
     removed = client.networks.prune()
     if removed:
         print("Deleted Networks:")

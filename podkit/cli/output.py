@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -153,3 +154,13 @@ def print_inspected(items: list[Any], fmt: str | None) -> None:
     else:
         for d in items:
             print(render_template(fmt, d))
+
+
+def prints_help(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace, object], int]:
+    """The handler of a command group run without a subcommand: its help, exit 1."""
+
+    def run(args: argparse.Namespace, client: object) -> int:
+        p.print_help()
+        return 1
+
+    return run

@@ -5,18 +5,33 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from podkit import errors
-from podkit.cli.output import ago, err, for_each, human_size, listing, print_json, short_id, table
+from podkit.cli.output import (
+    ago,
+    err,
+    for_each,
+    human_size,
+    listing,
+    print_json,
+    prints_help,
+    short_id,
+    table,
+)
+
+if TYPE_CHECKING:
+    from podkit.cli.main import Subparsers
+    from podkit.client import Client
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     from podkit.cli.main import add_format
 
     pod = sub.add_parser("pod", help="manage pods (containers sharing net, ipc, uts)")
     ps = pod.add_subparsers(dest="pod_command", metavar="COMMAND")
-    pod.set_defaults(func=lambda a, c: (pod.print_help(), 1)[1])
+    pod.set_defaults(func=prints_help(pod))
 
     p = ps.add_parser("create", help="create a pod")
     p.add_argument("--name", help="the pod's name (default: a generated one)")
@@ -110,7 +125,7 @@ def register(sub: Any) -> None:
 
     play = sub.add_parser("play", help="run Kubernetes YAML")
     pls = play.add_subparsers(dest="play_command", metavar="KIND")
-    play.set_defaults(func=lambda a, c: (play.print_help(), 1)[1])
+    play.set_defaults(func=prints_help(play))
     p = pls.add_parser("kube", help="run the Pods and Deployments of a Kubernetes YAML file")
     p.add_argument("file", metavar="FILE.yaml", help="the YAML file ('-' for stdin)")
     p.add_argument("--down", action="store_true", help="remove what the file created")
@@ -163,7 +178,7 @@ def _sysctls(items: list[str]) -> dict[str, str]:
     return out
 
 
-def cmd_create(args: argparse.Namespace, client: Any) -> int:
+def cmd_create(args: argparse.Namespace, client: Client) -> int:
     share = [s for s in args.share.split(",") if s.strip()] if args.share else []
     pod = client.pods.create(
         args.name,
@@ -186,7 +201,7 @@ def cmd_create(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_ls(args: argparse.Namespace, client: Any) -> int:
+def cmd_ls(args: argparse.Namespace, client: Client) -> int:
     labels = []
     for f in args.filter:
         k, _, v = f.partition("=")
@@ -213,7 +228,7 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
     out = []
     rc = 0
     for ref in args.pods:
@@ -226,27 +241,27 @@ def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
     return rc
 
 
-def _each(refs: list[str], fn: Any) -> int:
+def _each(refs: list[str], fn: Callable[[str], object]) -> int:
     return for_each(refs, fn, engine_exit=125)
 
 
-def cmd_start(args: argparse.Namespace, client: Any) -> int:
+def cmd_start(args: argparse.Namespace, client: Client) -> int:
     return _each(args.pods, client.pods.start)
 
 
-def cmd_stop(args: argparse.Namespace, client: Any) -> int:
+def cmd_stop(args: argparse.Namespace, client: Client) -> int:
     return _each(args.pods, lambda r: client.pods.stop(r, timeout=args.time))
 
 
-def cmd_restart(args: argparse.Namespace, client: Any) -> int:
+def cmd_restart(args: argparse.Namespace, client: Client) -> int:
     return _each(args.pods, lambda r: client.pods.restart(r, timeout=args.time))
 
 
-def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+def cmd_rm(args: argparse.Namespace, client: Client) -> int:
     return _each(args.pods, lambda r: client.pods.remove(r, force=args.force, timeout=args.time))
 
 
-def cmd_logs(args: argparse.Namespace, client: Any) -> int:
+def cmd_logs(args: argparse.Namespace, client: Client) -> int:
     for ln in client.pods.logs(args.pod, follow=args.follow, tail=args.tail, timestamps=args.timestamps):
         text = ln.get("line", "")
         prefix = f"{ln.get('container', '?')} "
@@ -258,12 +273,12 @@ def cmd_logs(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_stats(args: argparse.Namespace, client: Any) -> int:
+def cmd_stats(args: argparse.Namespace, client: Client) -> int:
     import itertools
 
     streams = [client.pods.stats(ref, stream=not args.no_stream) for ref in args.pods]
-    for samples in itertools.zip_longest(*streams):
-        samples = [s for s in samples if s]
+    for row in itertools.zip_longest(*streams):
+        samples = [s for s in row if s]
         if args.format == "json":
             print_json(samples)
             continue
@@ -288,19 +303,19 @@ def cmd_stats(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_top(args: argparse.Namespace, client: Any) -> int:
+def cmd_top(args: argparse.Namespace, client: Client) -> int:
     res = client.pods.top(args.pod, " ".join(args.ps_args))
     table(res.get("processes", []), res.get("titles", []))
     return 0
 
 
-def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+def cmd_prune(args: argparse.Namespace, client: Client) -> int:
     for pid in client.pods.prune():
         print(pid)
     return 0
 
 
-def cmd_play_kube(args: argparse.Namespace, client: Any) -> int:
+def cmd_play_kube(args: argparse.Namespace, client: Client) -> int:
     try:
         if args.file == "-":
             text = sys.stdin.read()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podkit.cli.output import print_json
 
+if TYPE_CHECKING:
+    from podkit.cli.main import Subparsers
+    from podkit.client import Client
 
-def register(sub: Any) -> None:
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("version", help="show client and daemon versions")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_version)
@@ -40,7 +44,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_completion, no_daemon=True)
 
 
-def cmd_version(args: argparse.Namespace, client: Any) -> int:
+def cmd_version(args: argparse.Namespace, client: Client) -> int:
     from podkit._version import API_VERSION, __version__
 
     server = client.version()
@@ -59,7 +63,7 @@ def cmd_version(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_info(args: argparse.Namespace, client: Any) -> int:
+def cmd_info(args: argparse.Namespace, client: Client) -> int:
     info = client.info()
     if args.format == "json":
         print_json(info)
@@ -147,7 +151,7 @@ def _matches(ev: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
     return all(any(one(k, v) for v in vs) for k, vs in keys.items())
 
 
-def cmd_events(args: argparse.Namespace, client: Any) -> int:
+def cmd_events(args: argparse.Namespace, client: Client) -> int:
     for ev in client.events(since=args.since, until=args.until, type=args.type):
         if args.filter and not _matches(ev, args.filter):
             continue
@@ -162,7 +166,7 @@ def cmd_events(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_completion(args: argparse.Namespace, client: Any) -> int:
+def cmd_completion(args: argparse.Namespace, client: Client) -> int:
     from podkit.cli.completion import bash_script
 
     print(bash_script())

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 from podkit import errors
 from podkit.cli.output import for_each, inspect_each, listing
 
+if TYPE_CHECKING:
+    from podkit.cli.main import Subparsers
+    from podkit.client import Client
 
-def register(sub: Any) -> None:
+
+def register(sub: Subparsers) -> None:
     from podkit.cli.main import add_format
 
     p = sub.add_parser("volume", help="manage named volumes")
@@ -46,13 +50,13 @@ def register(sub: Any) -> None:
     pr.set_defaults(func=cmd_prune)
 
 
-def cmd_create(args: argparse.Namespace, client: Any) -> int:
+def cmd_create(args: argparse.Namespace, client: Client) -> int:
     labels = dict(x.partition("=")[::2] for x in args.label)
     print(client.volumes.create(args.name, labels=labels, driver=args.driver).name)
     return 0
 
 
-def cmd_ls(args: argparse.Namespace, client: Any) -> int:
+def cmd_ls(args: argparse.Namespace, client: Client) -> int:
     f: dict[str, list[str]] = {}
     for x in args.filter:
         k, eq, v = x.partition("=")
@@ -64,15 +68,15 @@ def cmd_ls(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace, client: Any) -> int:
+def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
     return inspect_each(args.names, client.volumes.inspect, args.format)
 
 
-def cmd_rm(args: argparse.Namespace, client: Any) -> int:
+def cmd_rm(args: argparse.Namespace, client: Client) -> int:
     return for_each(args.names, lambda n: client.volumes.remove(n, force=args.force))
 
 
-def cmd_prune(args: argparse.Namespace, client: Any) -> int:
+def cmd_prune(args: argparse.Namespace, client: Client) -> int:
     removed = client.volumes.prune(all=args.all)
     if removed:
         print("Deleted Volumes:")
