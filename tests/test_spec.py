@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from podkit.errors import CannotExecute, CommandNotFound, InvalidArgument, NotFound
-from podkit.runtime import seccomp, spec, users
+from podkit.runtime import seccomp, spec, spec_host, users
 from podkit.runtime.spec import Device, Resources, SpecOptions, Ulimit, build_spec
 
 
@@ -248,7 +248,7 @@ def test_resources() -> None:
 
 def test_swap_without_swap_accounting(monkeypatch: pytest.MonkeyPatch) -> None:
     # Mocked: a host without memory.memsw.* (this one has it).
-    monkeypatch.setattr(spec, "swap_accounting", lambda: False)
+    monkeypatch.setattr(spec_host, "swap_accounting", lambda: False)
     res = build(resources=Resources(memory=64 << 20, memory_swap=128 << 20))["linux"]["resources"]
     assert res["memory"] == {"limit": 64 << 20}
 
@@ -274,7 +274,7 @@ def test_devices(tmp_path: Path) -> None:
 
 def test_clamping_without_cap_sys_resource(monkeypatch: pytest.MonkeyPatch) -> None:
     # Mocked: whether we hold CAP_SYS_RESOURCE (this host lacks it; both branches checked).
-    monkeypatch.setattr(spec, "has_sys_resource", lambda: False)
+    monkeypatch.setattr(spec_host, "has_sys_resource", lambda: False)
     own = spec._own_oom_score_adj()
     s = build(oom_score_adj=-999)
     assert s["process"]["oomScoreAdj"] == max(-999, own)
@@ -287,7 +287,7 @@ def test_clamping_without_cap_sys_resource(monkeypatch: pytest.MonkeyPatch) -> N
         assert rl["hard"] == hard and rl["soft"] == hard
     s = build(resources=Resources(ulimits=[Ulimit.parse("nproc=100:200")]))
     assert s["process"]["rlimits"] == [{"type": "RLIMIT_NPROC", "soft": 100, "hard": 200}]
-    monkeypatch.setattr(spec, "has_sys_resource", lambda: True)
+    monkeypatch.setattr(spec_host, "has_sys_resource", lambda: True)
     assert build(oom_score_adj=-999)["process"]["oomScoreAdj"] == -999
     with pytest.raises(InvalidArgument):
         build(oom_score_adj=-5000)

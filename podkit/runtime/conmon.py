@@ -35,6 +35,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from podkit.errors import Conflict, Internal, NotFound, Unavailable
 
@@ -86,7 +87,7 @@ class ConmonPaths:
         return self.socket_dir / self.cid
 
 
-def read_sync_messages(data: bytes) -> list[dict]:
+def read_sync_messages(data: bytes) -> list[dict[str, Any]]:
     out = []
     for line in data.splitlines():
         line = line.strip()
@@ -102,7 +103,7 @@ def read_sync_messages(data: bytes) -> list[dict]:
     return out
 
 
-def sync_value(msg: dict) -> int | None:
+def sync_value(msg: dict[str, Any]) -> int | None:
     for key in ("data", "pid"):
         if key in msg:
             try:
@@ -112,7 +113,7 @@ def sync_value(msg: dict) -> int | None:
     return None
 
 
-async def _read_first_message(fd: int) -> dict | None:
+async def _read_first_message(fd: int) -> dict[str, Any] | None:
     """The first JSON message conmon writes to the sync pipe (None at EOF).
 
     The long-lived conmon keeps the pipe open, so we read line by line rather
@@ -257,7 +258,7 @@ async def launch(
         try:
             before_start(proc.pid)
         except Exception as e:  # never fail a container because of this
-            log.debug("before_start hook for conmon %d failed: %s", proc.pid, e)
+            log.warning("before_start hook for conmon %d failed: %s", proc.pid, e)
     try:
         # Let conmon go on.
         os.write(start_w, b"0")
@@ -310,7 +311,7 @@ async def _place_monitor(
     try:
         await asyncio.to_thread(place, monitor)
     except Exception as e:
-        log.debug("placing conmon %d failed: %s", monitor, e)
+        log.warning("placing conmon %d in its cgroup failed: %s", monitor, e)
 
 
 class RuntimeCreateError(Exception):

@@ -153,7 +153,8 @@ class Runtime:
 
     def _meta(self, cid: str) -> dict[str, Any]:
         try:
-            return json.loads((self.paths(cid).dir / "meta.json").read_text())
+            meta: dict[str, Any] = json.loads((self.paths(cid).dir / "meta.json").read_text())
+            return meta
         except (OSError, ValueError):
             return {}
 
@@ -249,10 +250,14 @@ class Runtime:
             self.cgroups.add_process(self.conmon_cgroup, pid)
 
     async def _cleanup_failed(self, cid: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.oci.delete(cid, force=True)
-        with contextlib.suppress(Exception):
-            await self.delete(cid, force=True)
+        """Undo a failed create: the runtime's container, then our files and cgroup."""
+        for what, undo in (("runtime state", self.oci.delete), ("files", self.delete)):
+            try:
+                await undo(cid, force=True)
+            except NotFound:
+                pass  # never got that far
+            except Exception as e:  # the create's own error is the one to report
+                log.warning("undoing the failed create of container %s: removing its %s: %s", cid, what, e)
 
     async def start(self, cid: str) -> None:
         """Run the created container's process (Conflict unless it is in state created)."""
@@ -336,8 +341,10 @@ class Runtime:
             return True
         cg = self.cgroup_path(cid)
         if cg:
-            with contextlib.suppress(Exception):
+            try:
                 return self.cgroups.oom_killed(cg)
+            except Exception as e:  # the cgroup is gone already: no OOM record to read
+                log.debug("container %s: cannot read OOM events of %s: %s", cid, cg, e)
         return False
 
     async def wait(self, cid: str, timeout: float | None = None) -> tuple[int, float]:
@@ -366,7 +373,7 @@ class Runtime:
                 step = 0.5 if remaining is None else min(0.5, remaining)
                 if pidfd is not None:
                     fut: asyncio.Future[None] = loop.create_future()
-                    loop.add_reader(pidfd, lambda f=fut: f.done() or f.set_result(None))
+                    loop.add_reader(pidfd, _set_done, fut)
                     try:
                         await asyncio.wait({fut}, timeout=step)
                     finally:
@@ -413,8 +420,10 @@ class Runtime:
                     os.kill(pid, signal_mod.SIGKILL)
         self._remove_files(cid, paths, bundle)
         if cgroups_path:
-            with contextlib.suppress(Exception):
+            try:
                 self.cgroups.remove(cgroups_path)
+            except Exception as e:  # the container is gone; a cgroup left over is only logged
+                log.warning("container %s: removing its cgroup %s: %s", cid, cgroups_path, e)
 
     def _delete_ended(self, cid: str) -> bool:
         """``runc delete`` of a container whose init has ended, without spawning runc.
@@ -642,3 +651,9 @@ class Runtime:
         if user is not None:
             proc["user"] = user
         return proc
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    """A pidfd became readable: the process ended (once is enough)."""
+    if not fut.done():
+        fut.set_result(None)

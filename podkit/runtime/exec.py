@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -221,8 +222,12 @@ class ExecProcess:
             rc = await self._proc.wait()
             code: int | None = None
             if self._sync is not None:
-                with contextlib.suppress(Exception):
+                try:
                     code = await asyncio.wait_for(self._sync.next(), DRAIN_TIMEOUT)
+                except TimeoutError:
+                    pass  # the wait status below is all there is
+                except Exception as e:
+                    log.warning("exec %s: reading its exit code from conmon: %s", self, e)
             if code is None:
                 code = 128 - rc if rc < 0 else rc
             # Let the readers drain what the process wrote last. A background child
@@ -242,10 +247,12 @@ class ExecProcess:
 
     def _cleanup(self) -> None:
         if self._master is not None:
-            with contextlib.suppress(Exception):
+            try:
                 if asyncio.get_running_loop().remove_reader(self._master) and not self._eof.is_set():
                     self._queue.put_nowait(None)  # readers see the end of output
                     self._eof.set()
+            except Exception as e:  # the loop is closing: nobody reads any more
+                log.warning("exec %s: stopping the terminal reader: %s", self, e)
             with contextlib.suppress(OSError):
                 os.close(self._master)
             self._master = None
@@ -412,7 +419,7 @@ async def _start_pipes(
             continue
         reader = asyncio.StreamReader(limit=1 << 20)
         await loop.connect_read_pipe(
-            lambda r=reader: asyncio.StreamReaderProtocol(r), os.fdopen(fd, "rb", buffering=0)
+            functools.partial(asyncio.StreamReaderProtocol, reader), os.fdopen(fd, "rb", buffering=0)
         )
         streams.append(reader)
     writer = None

@@ -166,7 +166,8 @@ class OCIRuntime:
             if _NOT_EXIST.search(msg) or not (self.root / cid).exists():
                 return None
             raise Internal(f"{self.name} state: {msg}")
-        return json.loads(out)
+        state: dict[str, Any] = json.loads(out)
+        return state
 
     async def start(self, cid: str) -> None:
         if self.name == "runc" and await self._start_by_fifo(cid):

@@ -22,393 +22,74 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import resource
 import stat
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from podkit.errors import InvalidArgument
 from podkit.runtime import seccomp as seccomp_mod
 
+# The builder's inputs, defaults and host facts live in their own modules; their names
+# are re-exported here, where callers have always found them.
+from podkit.runtime.spec_defaults import (
+    ALL_CAPS,
+    DEFAULT_CAPS,
+    DEFAULT_DEVICE_RULES,
+    DEFAULT_NAMESPACES,
+    DEFAULT_PATH,
+    INIT_DEST,
+    INIT_PATH,
+    MASKED_PATHS,
+    NAMESPACE_TYPES,
+    OCI_VERSION,
+    READONLY_PATHS,
+    RLIMIT_NAMES,
+    STD_DEVICES,
+    default_namespaces,
+)
+from podkit.runtime.spec_host import (
+    _bounding_set,
+    _own_oom_score_adj,
+    _within_bounding_set,
+    clamp_oom_score_adj,
+    clamp_rlimits,
+    has_sys_resource,
+    swap_accounting,
+)
+from podkit.runtime.spec_options import Device, Resources, SpecOptions, Ulimit, User
+
+__all__ = [
+    "ALL_CAPS",
+    "DEFAULT_CAPS",
+    "DEFAULT_NAMESPACES",
+    "DEFAULT_PATH",
+    "INIT_DEST",
+    "INIT_PATH",
+    "NAMESPACE_TYPES",
+    "OCI_VERSION",
+    "RLIMIT_NAMES",
+    "Device",
+    "Resources",
+    "SpecOptions",
+    "Ulimit",
+    "User",
+    "_bounding_set",
+    "_own_oom_score_adj",
+    "build_spec",
+    "capabilities",
+    "check_sysctls",
+    "clamp_oom_score_adj",
+    "clamp_rlimits",
+    "default_mounts",
+    "default_namespaces",
+    "has_sys_resource",
+    "host_devices",
+    "normalize_cap",
+    "swap_accounting",
+]
+
 log = logging.getLogger(__name__)
 
-OCI_VERSION = "1.0.2"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-INIT_PATH = "/usr/bin/catatonit"
-INIT_DEST = "/run/podkit-init"
-
-# Docker's default capability set.
-DEFAULT_CAPS: tuple[str, ...] = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-)
-
-# Every capability, in kernel number order (include/uapi/linux/capability.h).
-ALL_CAPS: tuple[str, ...] = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-)
-
-MASKED_PATHS: tuple[str, ...] = (
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-    "/sys/dev/block",  # the host's block devices by major:minor (podman masks it too)
-)
-READONLY_PATHS: tuple[str, ...] = (
-    "/proc/asound",
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-)
-
-NAMESPACE_TYPES = ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
-DEFAULT_NAMESPACES: dict[str, str | None] = {
-    "pid": None,
-    "network": None,
-    "ipc": None,
-    "uts": None,
-    "mount": None,
-}
-
-
-def default_namespaces(cgroup_mode: str) -> dict[str, str | None]:
-    """New pid, net, ipc, uts, mount namespaces; a private cgroup namespace on v2 (as Docker)."""
-    ns = dict(DEFAULT_NAMESPACES)
-    if cgroup_mode == "v2":
-        ns["cgroup"] = None
-    return ns
-
-
-# The standard devices every container gets (runc creates the nodes; the
-# cgroup rules below let the container use them).
-_STD_DEVICES: tuple[tuple[str, int, int], ...] = (
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-)
-# Docker's default device cgroup allow-list (after "deny all").
-_DEFAULT_DEVICE_RULES: tuple[dict[str, Any], ...] = (
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-)
-
-RLIMIT_NAMES: dict[str, int] = {
-    "core": resource.RLIMIT_CORE,
-    "cpu": resource.RLIMIT_CPU,
-    "data": resource.RLIMIT_DATA,
-    "fsize": resource.RLIMIT_FSIZE,
-    "locks": getattr(resource, "RLIMIT_LOCKS", 10),
-    "memlock": resource.RLIMIT_MEMLOCK,
-    "msgqueue": getattr(resource, "RLIMIT_MSGQUEUE", 12),
-    "nice": getattr(resource, "RLIMIT_NICE", 13),
-    "nofile": resource.RLIMIT_NOFILE,
-    "nproc": resource.RLIMIT_NPROC,
-    "rss": resource.RLIMIT_RSS,
-    "rtprio": getattr(resource, "RLIMIT_RTPRIO", 14),
-    "rttime": getattr(resource, "RLIMIT_RTTIME", 15),
-    "sigpending": getattr(resource, "RLIMIT_SIGPENDING", 11),
-    "stack": resource.RLIMIT_STACK,
-    "as": resource.RLIMIT_AS,
-}
-
-
-@dataclass
-class User:
-    """A resolved process identity (see ``podkit.runtime.users.resolve``)."""
-
-    uid: int = 0
-    gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
-    umask: int | None = None
-
-
-@dataclass
-class Device:
-    """``--device HOST[:CONTAINER][:PERMS]``."""
-
-    path: str
-    container_path: str = ""
-    permissions: str = "rwm"
-
-    @classmethod
-    def parse(cls, text: str) -> Device:
-        parts = text.split(":")
-        if not parts[0] or len(parts) > 3:
-            raise InvalidArgument(f"invalid device {text!r}: expected HOST[:CONTAINER][:rwm]")
-        host, ctr, perms = parts[0], "", "rwm"
-        if len(parts) == 2:
-            if _is_perms(parts[1]):
-                perms = parts[1]
-            else:
-                ctr = parts[1]
-        elif len(parts) == 3:
-            ctr, perms = parts[1], parts[2]
-            if not _is_perms(perms):
-                raise InvalidArgument(f"invalid device {text!r}: permissions {perms!r} not in 'rwm'")
-        if not host.startswith("/") or (ctr and not ctr.startswith("/")):
-            raise InvalidArgument(f"invalid device {text!r}: paths must be absolute")
-        return cls(host, ctr or host, perms)
-
-
-def _is_perms(s: str) -> bool:
-    return bool(s) and all(c in "rwm" for c in s) and len(set(s)) == len(s)
-
-
-@dataclass
-class Ulimit:
-    name: str  # "nofile", "nproc", ... (without the RLIMIT_ prefix)
-    soft: int
-    hard: int
-
-    @classmethod
-    def parse(cls, text: str) -> Ulimit:
-        """``name=soft[:hard]`` as docker's ``--ulimit``; -1 means unlimited."""
-        name, sep, value = text.partition("=")
-        name = name.strip().lower()
-        if not sep or name not in RLIMIT_NAMES:
-            raise InvalidArgument(
-                f"invalid ulimit {text!r}: expected NAME=SOFT[:HARD] "
-                f"with NAME one of {', '.join(sorted(RLIMIT_NAMES))}"
-            )
-        soft_s, _, hard_s = value.partition(":")
-        try:
-            soft = int(soft_s)
-            hard = int(hard_s) if hard_s else soft
-        except ValueError:
-            raise InvalidArgument(f"invalid ulimit {text!r}: values must be integers") from None
-        inf = resource.RLIM_INFINITY
-        soft = inf if soft < 0 else soft
-        hard = inf if hard < 0 else hard
-        if hard != inf and (soft == inf or soft > hard):
-            raise InvalidArgument(f"invalid ulimit {text!r}: soft limit exceeds hard limit")
-        return cls(name, soft, hard)
-
-
-@dataclass
-class Resources:
-    memory: int | None = None  # bytes
-    memory_swap: int | None = None  # memory + swap, bytes; -1 unlimited (docker semantics)
-    memory_reservation: int | None = None
-    cpus: float | None = None  # --cpus: quota = cpus * period
-    cpu_period: int = 100_000
-    cpu_quota: int | None = None  # --cpu-quota (µs per period); exclusive with cpus
-    cpu_shares: int | None = None
-    cpuset_cpus: str | None = None
-    cpuset_mems: str | None = None
-    pids_limit: int | None = None  # <= 0: unlimited
-    blkio_weight: int | None = None
-    oom_kill_disable: bool = False
-    memory_swappiness: int | None = None
-    ulimits: list[Ulimit] = field(default_factory=list)
-
-    def to_oci(self) -> dict[str, Any]:
-        """The ``linux.resources`` part (without devices); also what ``runc update`` takes."""
-        out: dict[str, Any] = {}
-        mem: dict[str, Any] = {}
-        if self.memory is not None:
-            if self.memory < 6 * 1024 * 1024 and self.memory > 0:
-                raise InvalidArgument("minimum memory limit allowed is 6MB")
-            mem["limit"] = self.memory if self.memory > 0 else -1
-        if self.memory_swap is not None:
-            if self.memory_swap != -1 and self.memory is not None and 0 < self.memory_swap < self.memory:
-                raise InvalidArgument("memory-swap must be larger than the memory limit")
-            if swap_accounting():
-                mem["swap"] = self.memory_swap
-            else:
-                # runc would fail writing memory.memsw.*; Docker warns and goes on too.
-                log.debug("no swap accounting on this host: memory-swap ignored")
-        if self.memory_reservation is not None:
-            mem["reservation"] = self.memory_reservation
-        if self.oom_kill_disable:
-            mem["disableOOMKiller"] = True
-        if self.memory_swappiness is not None:
-            if not 0 <= self.memory_swappiness <= 100:
-                raise InvalidArgument("memory-swappiness must be between 0 and 100")
-            mem["swappiness"] = self.memory_swappiness
-        if mem:
-            out["memory"] = mem
-        cpu: dict[str, Any] = {}
-        if not 1000 <= self.cpu_period <= 1_000_000:
-            raise InvalidArgument("cpu-period must be between 1ms and 1s (1000-1000000 µs)")
-        if self.cpus is not None and self.cpu_quota is not None:
-            raise InvalidArgument("conflicting options: cpus and cpu-quota cannot both be set")
-        if self.cpus is not None:
-            ncpu = os.cpu_count() or 1
-            if self.cpus < 0 or self.cpus > ncpu:
-                raise InvalidArgument(f"invalid cpus {self.cpus}: the range of CPUs is from 0.01 to {ncpu}")
-            if self.cpus > 0:
-                cpu["quota"] = max(1000, int(self.cpus * self.cpu_period))
-                cpu["period"] = self.cpu_period
-        if self.cpu_quota is not None and self.cpu_quota != 0:
-            if 0 < self.cpu_quota < 1000:
-                raise InvalidArgument("cpu-quota must be at least 1000 µs")
-            cpu["quota"] = self.cpu_quota if self.cpu_quota > 0 else -1
-            cpu["period"] = self.cpu_period
-        if self.cpu_shares is not None:
-            if self.cpu_shares < 0:
-                raise InvalidArgument(f"invalid cpu-shares {self.cpu_shares}")
-            if self.cpu_shares:
-                cpu["shares"] = max(2, self.cpu_shares)
-        for key, value in (("cpus", self.cpuset_cpus), ("mems", self.cpuset_mems)):
-            if value:
-                if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
-                    raise InvalidArgument(f"invalid cpuset-{key} {value!r}: expected a list like 0-2,4")
-                cpu[key] = value
-        if cpu:
-            out["cpu"] = cpu
-        if self.pids_limit is not None:
-            out["pids"] = {"limit": self.pids_limit if self.pids_limit > 0 else -1}
-        if self.blkio_weight is not None:
-            if not 10 <= self.blkio_weight <= 1000:
-                raise InvalidArgument("blkio-weight must be between 10 and 1000")
-            out["blockIO"] = {"weight": self.blkio_weight}
-        return out
-
-
-@dataclass
-class SpecOptions:
-    rootfs: str
-    args: list[str]
-    env: list[str] = field(default_factory=list)
-    cwd: str = "/"
-    user: User = field(default_factory=User)
-    terminal: bool = False
-    console_size: tuple[int, int] | None = None  # (height, width)
-    hostname: str | None = None
-    readonly_rootfs: bool = False
-    # OCI mount dicts added after the defaults (binds, tmpfs, volumes, /etc/hosts...).
-    # One with the destination of a default mount (e.g. /dev/shm) replaces it.
-    mounts: list[dict[str, Any]] = field(default_factory=list)
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
-    privileged: bool = False
-    seccomp: str = "default"  # "default" | "unconfined" | path to a JSON profile
-    no_new_privileges: bool = True
-    masked_paths: list[str] | None = None  # None: the defaults
-    readonly_paths: list[str] | None = None
-    devices: list[Device] = field(default_factory=list)
-    resources: Resources = field(default_factory=Resources)
-    oom_score_adj: int | None = None
-    init: bool = False
-    init_path: str = INIT_PATH
-    namespaces: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_NAMESPACES))
-    shm_path: str | None = None  # bind this at /dev/shm instead of a private tmpfs
-    shm_size: int = 64 * 1024 * 1024
-    cgroups_path: str | None = None
-    sysctls: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- host
-
-
-def _has_cap(cap_number: int) -> bool:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("CapEff:"):
-                return bool(int(line.split()[1], 16) >> cap_number & 1)
-    except OSError:
-        pass
-    return False
-
-
-def has_sys_resource() -> bool:
-    return _has_cap(24)
-
-
-def swap_accounting() -> bool:
-    """Whether a swap limit can be set (v1 needs memory.memsw.*; v2 has memory.swap.max)."""
-    root = Path("/sys/fs/cgroup")
-    if (root / "cgroup.controllers").exists():
-        return True
-    return (root / "memory" / "memory.memsw.limit_in_bytes").exists()
-
-
-def _own_oom_score_adj() -> int:
-    try:
-        return int(Path("/proc/self/oom_score_adj").read_text())
-    except (OSError, ValueError):
-        return 0
-
-
-# ----------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------- capabilities
 
 
 def normalize_cap(name: str) -> str:
@@ -436,66 +117,6 @@ def capabilities(opts: SpecOptions) -> list[str]:
         if c != "ALL" and c not in caps:
             caps.append(c)
     return _within_bounding_set(caps)
-
-
-def _bounding_set() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("CapBnd:"):
-                return int(line.split()[1], 16)
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _within_bounding_set(caps: list[str]) -> list[str]:
-    """Drop capabilities we don't hold ourselves: runc cannot grant them and would fail.
-
-    (Here: CAP_SYS_RESOURCE, which a --privileged container therefore lacks.)
-    """
-    bnd = _bounding_set()
-    if bnd is None:
-        return caps
-    kept = [c for c in caps if bnd >> ALL_CAPS.index(c) & 1]
-    if len(kept) != len(caps):
-        log.debug("capabilities %s not in our bounding set: left out", sorted(set(caps) - set(kept)))
-    return kept
-
-
-def clamp_rlimits(ulimits: list[Ulimit]) -> list[dict[str, Any]]:
-    """OCI rlimits, clamped to our hard limits when we may not raise them."""
-    can_raise = has_sys_resource()
-    out: list[dict[str, Any]] = []
-    for u in ulimits:
-        num = RLIMIT_NAMES[u.name]
-        soft, hard = u.soft, u.hard
-        if not can_raise:
-            _, cur_hard = resource.getrlimit(num)
-            if cur_hard != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or hard > cur_hard):
-                log.debug("rlimit %s hard %s clamped to %s (no CAP_SYS_RESOURCE)", u.name, hard, cur_hard)
-                hard = cur_hard
-            if soft == resource.RLIM_INFINITY or soft > hard:
-                soft = hard
-        out.append({"type": "RLIMIT_" + u.name.upper(), "soft": _rl(soft), "hard": _rl(hard)})
-    return out
-
-
-def _rl(v: int) -> int:
-    # OCI wants an unsigned 64-bit number; RLIM_INFINITY is -1 in Python.
-    return 2**64 - 1 if v == resource.RLIM_INFINITY else v
-
-
-def clamp_oom_score_adj(value: int | None) -> int | None:
-    if value is None:
-        return None
-    if not -1000 <= value <= 1000:
-        raise InvalidArgument(f"invalid oom-score-adj {value}: must be between -1000 and 1000")
-    if not has_sys_resource():
-        floor = _own_oom_score_adj()
-        if value < floor:
-            log.debug("oom_score_adj %d clamped to %d (no CAP_SYS_RESOURCE)", value, floor)
-            return floor
-    return value
 
 
 def _device_entry(dev: Device) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -776,8 +397,8 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
     if opts.privileged:
         rules = [{"allow": True, "access": "rwm"}]
     else:
-        rules.extend(dict(r) for r in _DEFAULT_DEVICE_RULES)
-    seen: set[str] = {p for p, _, _ in _STD_DEVICES}
+        rules.extend(dict(r) for r in DEFAULT_DEVICE_RULES)
+    seen: set[str] = {p for p, _, _ in STD_DEVICES}
     for dev in devices:
         node, rule = _device_entry(dev)
         if node["path"] in seen:

@@ -65,11 +65,22 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
     if not os.path.lexists(path):
         return
     try:
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(path, onerror=_log_rmtree_error)
     except RecursionError:
         import subprocess
 
-        subprocess.run(["rm", "-rf", "--one-file-system", "--", os.fspath(path)], capture_output=True)
+        r = subprocess.run(["rm", "-rf", "--one-file-system", "--", os.fspath(path)], capture_output=True)
+        if r.returncode != 0:
+            log.warning("removing %s: %s", path, r.stderr.decode(errors="replace").strip())
+
+
+def _log_rmtree_error(
+    func: object, path: str, exc_info: tuple[type[BaseException], BaseException, object]
+) -> None:
+    """What rmtree could not delete is left behind, and said so (start-up sweeps trees
+    without a row; a volume's leftovers are the admin's to see)."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        log.warning("removing %s: %s", path, exc_info[1])
 
 
 def _info(r: sqlite3.Row) -> Info:
@@ -194,7 +205,7 @@ class SnapshotterBase:
                         (self.driver, key, id, kind, parent, now, now, json.dumps(labels or {})),
                     )
         except BaseException:
-            shutil.rmtree(self.dir(id), ignore_errors=True)
+            remove_tree(self.dir(id))  # what cannot go is logged, and swept at start-up
             raise
         return self._mounts(self.stat(key))
 

@@ -3,13 +3,12 @@ from the kernel beyond bind mounts; used where overlayfs is missing."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 from podkit.errors import Internal
 from podkit.snapshots.api import ACTIVE, Info
-from podkit.snapshots.base import SnapshotterBase
+from podkit.snapshots.base import SnapshotterBase, remove_tree
 from podkit.snapshots.mount import Mount
 
 
@@ -31,7 +30,7 @@ class NativeSnapshotter(SnapshotterBase):
             text=True,
         )
         if r.returncode != 0:
-            shutil.rmtree(d, ignore_errors=True)
+            remove_tree(d)
             raise Internal(f"copying snapshot {parent.key}: {r.stderr.strip()}")
 
     def _mounts(self, info: Info) -> list[Mount]:
