@@ -164,6 +164,47 @@ async def launch(
     (an RCU grace period each), which then overlaps the runtime instead of preceding it.
     Either way the move is done when this returns.
     """
+    _prepare_dirs(paths)
+    args = _conmon_args(conmon, runtime, runtime_args, cid=cid, name=name, bundle=bundle, paths=paths)
+    args += _stdio_args(log_path, log_size_max, log_tag, terminal, stdin, leave_stdin_open)
+    sync_r, start_w, proc = await _spawn(conmon, args, bundle, paths)
+    if before_start is not None:
+        try:
+            before_start(proc.pid)
+        except Exception as e:  # never fail a container because of this
+            log.warning("before_start hook for conmon %d failed: %s", proc.pid, e)
+    try:
+        # Let conmon go on.
+        os.write(start_w, b"0")
+    except OSError:
+        pass
+    finally:
+        os.close(start_w)
+    placing: asyncio.Future[None] | None = None
+    if place is not None:
+        placing = asyncio.ensure_future(_place_monitor(proc, paths, place))
+    try:
+        msg, _ = await asyncio.wait_for(asyncio.gather(_read_first_message(sync_r), proc.wait()), timeout)
+    except (TimeoutError, asyncio.CancelledError) as e:
+        if placing is not None:
+            placing.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        _kill_pidfile(paths.conmon_pidfile)
+        if isinstance(e, asyncio.CancelledError):
+            raise
+        raise Internal(f"conmon did not report container {cid} created within {timeout:.0f}s") from None
+    if placing is not None:
+        await placing
+    pid = sync_value(msg) if msg else None
+    if pid is None or pid <= 0:
+        raise RuntimeCreateError(_create_failure(msg, paths))
+    return pid
+
+
+def _prepare_dirs(paths: ConmonPaths) -> None:
+    """conmon's directories, without the files of an earlier run of the same id."""
     paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths.persist_dir.mkdir(exist_ok=True, mode=0o700)
     paths.exit_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -173,6 +214,19 @@ async def launch(
             stale.unlink()
     if paths.socket_link.is_symlink():
         paths.socket_link.unlink()
+
+
+def _conmon_args(
+    conmon: str,
+    runtime: str,
+    runtime_args: list[str],
+    *,
+    cid: str,
+    name: str,
+    bundle: Path,
+    paths: ConmonPaths,
+) -> list[str]:
+    """conmon's command line: the container, the runtime and where the files go."""
     args = [
         conmon,
         "--api-version",
@@ -206,6 +260,19 @@ async def launch(
     ]
     for a in runtime_args:
         args += ["--runtime-arg", a]
+    return args
+
+
+def _stdio_args(
+    log_path: str | None,
+    log_size_max: int,
+    log_tag: str | None,
+    terminal: bool,
+    stdin: bool,
+    leave_stdin_open: bool,
+) -> list[str]:
+    """conmon's flags for the container's log and stdio."""
+    args: list[str] = []
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         args += ["-l", f"k8s-file:{log_path}"]
@@ -221,7 +288,13 @@ async def launch(
         args.append("-i")
         if leave_stdin_open:
             args.append("--leave-stdin-open")
+    return args
 
+
+async def _spawn(
+    conmon: str, args: list[str], bundle: Path, paths: ConmonPaths
+) -> tuple[int, int, asyncio.subprocess.Process]:
+    """Start conmon, held on its start pipe: (sync pipe read end, start pipe write end, process)."""
     sync_r, sync_w = os.pipe()
     start_r, start_w = os.pipe()
     env = {
@@ -254,51 +327,23 @@ async def launch(
         os.close(err_fd)
     os.close(sync_w)
     os.close(start_r)
-    if before_start is not None:
-        try:
-            before_start(proc.pid)
-        except Exception as e:  # never fail a container because of this
-            log.warning("before_start hook for conmon %d failed: %s", proc.pid, e)
-    try:
-        # Let conmon go on.
-        os.write(start_w, b"0")
-    except OSError:
-        pass
-    finally:
-        os.close(start_w)
-    placing: asyncio.Future[None] | None = None
-    if place is not None:
-        placing = asyncio.ensure_future(_place_monitor(proc, paths, place))
-    try:
-        msg, _ = await asyncio.wait_for(asyncio.gather(_read_first_message(sync_r), proc.wait()), timeout)
-    except (TimeoutError, asyncio.CancelledError) as e:
-        if placing is not None:
-            placing.cancel()
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        _kill_pidfile(paths.conmon_pidfile)
-        if isinstance(e, asyncio.CancelledError):
-            raise
-        raise Internal(f"conmon did not report container {cid} created within {timeout:.0f}s") from None
-    if placing is not None:
-        await placing
-    pid = sync_value(msg) if msg else None
-    message = str(msg.get("message") or "") if msg else ""
-    if pid is None or pid <= 0:
-        from podkit.runtime.runc import runtime_error_message
+    return sync_r, start_w, proc
 
-        detail = message
+
+def _create_failure(msg: dict[str, Any] | None, paths: ConmonPaths) -> str:
+    """Why the create failed: the runtime's log, else conmon's message or its own log."""
+    from podkit.runtime.runc import runtime_error_message
+
+    detail = str(msg.get("message") or "") if msg else ""
+    with contextlib.suppress(OSError):
+        rt_log = paths.runtime_log.read_text()
+        if rt_log.strip():
+            detail = runtime_error_message(rt_log) or detail
+    if not detail:
         with contextlib.suppress(OSError):
-            rt_log = paths.runtime_log.read_text()
-            if rt_log.strip():
-                detail = runtime_error_message(rt_log) or detail
-        if not detail:
-            with contextlib.suppress(OSError):
-                detail = paths.conmon_log.read_text().strip()
-            detail = detail or "conmon exited without reporting a pid"
-        raise RuntimeCreateError(detail)
-    return pid
+            detail = paths.conmon_log.read_text().strip()
+        detail = detail or "conmon exited without reporting a pid"
+    return detail
 
 
 async def _place_monitor(

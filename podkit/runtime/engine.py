@@ -39,6 +39,7 @@ from typing import Any
 
 from podkit.errors import Conflict, InvalidArgument, NotFound
 from podkit.runtime import conmon as conmon_mod
+from podkit.runtime import report, teardown
 from podkit.runtime.cgroups import CgroupManager
 from podkit.runtime.conmon import AttachSession, ConmonPaths, RuntimeCreateError
 from podkit.runtime.exec import ExecProcess, start_exec
@@ -201,7 +202,7 @@ class Runtime:
             raise Conflict(f"container {cid} already exists in the runtime; delete it first")
         if paths.dir.exists():
             # Files of an earlier run that ended (or of a create cut short by a crash).
-            self._remove_files(cid, paths, self.bundle(cid))
+            teardown.remove_files(cid, paths, self.bundle(cid))
         paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         cgroups_path = spec.get("linux", {}).get("cgroupsPath")
         # Written atomically: a daemon killed here must not leave half a file.
@@ -402,7 +403,7 @@ class Runtime:
         bundle = self.bundle(cid)
         if self.exit_status(cid) is not None:
             # Ended (conmon says so): no need to ask runc for its state first.
-            if not await asyncio.to_thread(self._delete_ended, cid):
+            if not await asyncio.to_thread(teardown.delete_ended, self.oci, cid):
                 await self.oci.delete(cid, force=True)
         else:
             st = await self.oci.state(cid)
@@ -418,50 +419,12 @@ class Runtime:
             if self.conmon_alive(cid) and pid:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal_mod.SIGKILL)
-        self._remove_files(cid, paths, bundle)
+        teardown.remove_files(cid, paths, bundle)
         if cgroups_path:
             try:
                 self.cgroups.remove(cgroups_path)
             except Exception as e:  # the container is gone; a cgroup left over is only logged
                 log.warning("container %s: removing its cgroup %s: %s", cid, cgroups_path, e)
-
-    def _delete_ended(self, cid: str) -> bool:
-        """``runc delete`` of a container whose init has ended, without spawning runc.
-
-        For such a container runc removes its cgroups and its state dir, runs poststop
-        hooks, and kills what is left of it when it shared a pid namespace. Done here
-        (~7 ms less on every exit) only where the first two are all there is: runc, own
-        pid namespace (the kernel killed the rest with init), no poststop hooks. False
-        leaves it to runc (also when a cgroup is still busy: runc retries).
-        """
-        if self.oci.name != "runc":
-            return False
-        d = self.oci.root / cid
-        try:
-            st = json.loads((d / "state.json").read_text())
-            cfg = st["config"]
-            own_pid = any(
-                n.get("type") == "NEWPID" and not n.get("path") for n in cfg.get("namespaces") or []
-            )
-            if not own_pid or (cfg.get("Hooks") or {}).get("poststop"):
-                return False
-            cgroup_dirs = [Path(p) for p in (st.get("cgroup_paths") or {}).values() if p]
-        except FileNotFoundError:
-            return not d.exists()  # runc has nothing of it (runc delete would say so)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return False
-        for top in cgroup_dirs:
-            if not top.is_dir():
-                continue
-            for dp, _, _ in sorted(os.walk(top), key=lambda w: len(w[0]), reverse=True):
-                try:
-                    os.rmdir(dp)
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    return False
-        shutil.rmtree(d, ignore_errors=True)
-        return not d.exists()
 
     def stats(self, cid: str) -> dict[str, Any]:
         """cgroup usage of the container (see ``CgroupManager.stats``)."""
@@ -471,38 +434,8 @@ class Runtime:
         return self.cgroups.stats(cg)
 
     async def inspect(self, cid: str) -> dict[str, Any]:
-        """Everything known about a container's run, from runc and conmon's files.
-
-        ``status`` is ``created|running|paused|exited|unknown``; ``exited`` comes
-        with ``exit_code``, ``finished_at`` and ``oom_killed``. This is what a
-        restarted daemon calls to learn each container's true state.
-        """
-        st = await self.state(cid)
-        exit_st = self.exit_status(cid)
-        info: dict[str, Any] = {
-            "id": cid,
-            "status": "unknown",
-            "pid": None,
-            "exit_code": None,
-            "finished_at": None,
-            "oom_killed": False,
-            "conmon_pid": self.conmon_pid(cid),
-            "conmon_alive": self.conmon_alive(cid),
-        }
-        if st is not None:
-            info["status"] = st.get("status", "unknown")
-            info["pid"] = st.get("pid") or None
-        if exit_st is not None:
-            info["status"] = "exited"
-            info["exit_code"], info["finished_at"] = exit_st
-            info["oom_killed"] = self.oom_killed(cid)
-        elif info["status"] == "stopped" or (st is None and self.paths(cid).dir.exists()):
-            # Ended without an exit file: conmon was killed (or the host rebooted).
-            info["status"] = "exited" if st is not None else "unknown"
-            info["oom_killed"] = self.oom_killed(cid)
-        elif info["status"] in ("running", "created", "paused") and not info["conmon_alive"]:
-            log.warning("container %s is %s but its conmon is gone", cid, info["status"])
-        return info
+        """Everything known about a container's run (see podkit.runtime.report.inspect)."""
+        return await report.inspect(self, cid)
 
     async def inspect_all(self) -> dict[str, dict[str, Any]]:
         """``inspect`` of every container with runtime state (a restarted daemon's view)."""
@@ -517,47 +450,7 @@ class Runtime:
 
     async def info(self) -> dict[str, Any]:
         """Runtime, conmon and cgroup facts for ``podkit info``."""
-        out: dict[str, Any] = {"cgroup_mode": self.cgroups.mode, "state_dir": str(self.dir)}
-        try:
-            rc, o, _ = await self.oci.run("--version", check=False)
-            out["runtime"] = {
-                "name": self.oci.name,
-                "path": self.oci.binary,
-                "version": o.decode(errors="replace").splitlines()[0] if o else None,
-            }
-        except Exception as e:
-            out["runtime"] = {"error": str(e)}
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                self.conmon_path,
-                "--version",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-            o, _ = await proc.communicate()
-            out["conmon"] = {
-                "path": self.conmon_path,
-                "version": o.decode(errors="replace").splitlines()[0] if o else None,
-            }
-        except Exception as e:
-            out["conmon"] = {"error": str(e)}
-        return out
-
-    @staticmethod
-    def _remove_files(cid: str, paths: ConmonPaths, bundle: Path | None) -> None:
-        shutil.rmtree(paths.dir, ignore_errors=True)
-        for f in (paths.exit_file, paths.socket_link):
-            with contextlib.suppress(FileNotFoundError):
-                f.unlink()
-        # The attach link under a shortened name (see attach()).
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(paths.socket_dir):
-                if entry.is_symlink() and cid.startswith(entry.name):
-                    os.unlink(entry.path)
-        if bundle is not None:
-            for name in ("attach", "ctl", "winsz", "oom"):
-                with contextlib.suppress(OSError):
-                    (bundle / name).unlink()
+        return await report.info(self)
 
     # ------------------------------------------------------------ I/O
 
