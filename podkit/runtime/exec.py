@@ -342,39 +342,7 @@ async def _start_pipes(
 ) -> ExecProcess:
     spec_path, pid_path, log_path = workdir / "process.json", workdir / "pid", workdir / "runtime.log"
     spec_path.write_text(json.dumps(process))
-    args = [
-        conmon,
-        "--api-version",
-        "1",
-        "-c",
-        cid,
-        "-u",
-        workdir.name,
-        "-n",
-        workdir.name,
-        "-r",
-        runtime.binary,
-        "-b",
-        str(bundle),
-        "-p",
-        str(pid_path),
-        "--exit-dir",
-        str(workdir),
-        "-l",
-        "passthrough",
-        "--sync",
-        "--exec",
-        "--exec-process-spec",
-        str(spec_path),
-        "--log-level",
-        "error",
-        "--runtime-arg",
-        "--log-format=json",
-        "--runtime-arg",
-        f"--log={log_path}",
-        "--runtime-arg",
-        f"--root={runtime.root}",
-    ]
+    args = _exec_args(runtime, cid, workdir, conmon, bundle, spec_path, pid_path, log_path)
     if stdin:
         args.append("-i")
     loop = asyncio.get_running_loop()
@@ -412,22 +380,7 @@ async def _start_pipes(
         for fd in child_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-    streams: list[asyncio.StreamReader | None] = []
-    for fd in (out_r, err_r):
-        if fd < 0:
-            streams.append(None)
-            continue
-        reader = asyncio.StreamReader(limit=1 << 20)
-        await loop.connect_read_pipe(
-            functools.partial(asyncio.StreamReaderProtocol, reader), os.fdopen(fd, "rb", buffering=0)
-        )
-        streams.append(reader)
-    writer = None
-    if stdin:
-        transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(), os.fdopen(in_w, "wb", buffering=0)
-        )
-        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    streams, writer = await _connect_pipes(loop, out_r, err_r, in_w if stdin else None)
     sync = await _LineReader.open(sync_r)
     ep = ExecProcess(
         proc, workdir, terminal=False, stdout=streams[0], stderr=streams[1], stdin=writer, sync=sync
@@ -444,6 +397,75 @@ async def _start_pipes(
         raise err
     ep.pid = pid
     return ep
+
+
+def _exec_args(
+    runtime: OCIRuntime,
+    cid: str,
+    workdir: Path,
+    conmon: str,
+    bundle: Path,
+    spec_path: Path,
+    pid_path: Path,
+    log_path: Path,
+) -> list[str]:
+    """conmon's command line for an exec without a terminal (output through our pipes)."""
+    return [
+        conmon,
+        "--api-version",
+        "1",
+        "-c",
+        cid,
+        "-u",
+        workdir.name,
+        "-n",
+        workdir.name,
+        "-r",
+        runtime.binary,
+        "-b",
+        str(bundle),
+        "-p",
+        str(pid_path),
+        "--exit-dir",
+        str(workdir),
+        "-l",
+        "passthrough",
+        "--sync",
+        "--exec",
+        "--exec-process-spec",
+        str(spec_path),
+        "--log-level",
+        "error",
+        "--runtime-arg",
+        "--log-format=json",
+        "--runtime-arg",
+        f"--log={log_path}",
+        "--runtime-arg",
+        f"--root={runtime.root}",
+    ]
+
+
+async def _connect_pipes(
+    loop: asyncio.AbstractEventLoop, out_r: int, err_r: int, in_w: int | None
+) -> tuple[list[asyncio.StreamReader | None], asyncio.StreamWriter | None]:
+    """Our ends of the exec's pipes as asyncio streams (a -1 read end: none, detached)."""
+    streams: list[asyncio.StreamReader | None] = []
+    for fd in (out_r, err_r):
+        if fd < 0:
+            streams.append(None)
+            continue
+        reader = asyncio.StreamReader(limit=1 << 20)
+        await loop.connect_read_pipe(
+            functools.partial(asyncio.StreamReaderProtocol, reader), os.fdopen(fd, "rb", buffering=0)
+        )
+        streams.append(reader)
+    writer = None
+    if in_w is not None:
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(), os.fdopen(in_w, "wb", buffering=0)
+        )
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    return streams, writer
 
 
 async def _start_tty(
