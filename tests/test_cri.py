@@ -165,3 +165,37 @@ def test_sandbox_host_namespaces_and_ports(cri: CRIClient, workdir: Path) -> Non
     )
     pod = cri.daemon.client(CRI_NS).pods.inspect(sid2)
     assert pod["ports_text"] == [f"0.0.0.0:{hp}->8080/tcp"]
+
+
+def test_nothing_left_after_sandboxes_go(cri: CRIClient) -> None:
+    """Sandboxes and containers made and removed through the CRI leave no netns pin, IP
+    lease, pod cgroup, state directory or podkit log directory behind."""
+    made = []
+    for name in ("l1", "l2"):
+        sid, scfg = cri.run_sandbox(name)
+        cid = cri.run(sid, scfg, "c", ["sleep", "1000"])
+        info = json.loads(
+            cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid, verbose=True)).info["info"]
+        )
+        made.append((sid, cid, info["cgroupPath"]))
+    ipam = cri.daemon.root / "networks" / "ipam"
+    leases = lambda: sorted(  # noqa: E731
+        p.name
+        for p in ipam.rglob("*")
+        if p.is_file() and p.name not in ("lock",) and "last_reserved" not in p.name
+    )
+    assert len(leases()) == 2
+    for sid, _, _ in made:
+        cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+    assert leases() == [], "StopPodSandbox kept the IP leases"
+    for sid, _, _ in made:
+        cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    assert leases() == []
+    assert list((cri.daemon.state / "netns").iterdir()) == []
+    pods_dir = cri.daemon.state / "pods"
+    assert not pods_dir.exists() or list(pods_dir.iterdir()) == []
+    for _sid, cid, cg in made:
+        assert not Path(f"/sys/fs/cgroup/memory{cg}").exists(), f"pod cgroup {cg} left"
+        assert not (cri.daemon.root / "containers" / cid).exists()
+        assert not (cri.daemon.state / "containers" / cid).exists()
+    assert cri.daemon.client(CRI_NS).containers.list(all=True) == []

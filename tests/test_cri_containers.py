@@ -122,6 +122,16 @@ def test_exit_codes_and_reasons(cri: CRIClient) -> None:
     )
     st = cri.status(nope).status
     assert st.state == pb.CONTAINER_EXITED and st.reason == "StartError" and st.message
+    # Out of memory: the kernel kills it, the status says OOMKilled.
+    hog = cri.run(
+        sid,
+        scfg,
+        "hog",
+        ["sh", "-c", "x=0123456789abcdef; while true; do x=$x$x; done"],
+        linux=pb.LinuxContainerConfig(resources=pb.LinuxContainerResources(memory_limit_in_bytes=16 << 20)),
+    )
+    st = cri.wait_exited(hog, 60)
+    assert st.reason == "OOMKilled" and st.exit_code == 137, st
 
 
 def test_exec_sync(cri: CRIClient) -> None:
