@@ -282,6 +282,13 @@ def test_published_port_reaches_the_container(env: DockerEnv) -> None:
 def test_errors_are_dockers(env: DockerEnv) -> None:
     r = env.docker("run", "--rm", "--pid", "host", "busybox", "true", check=False)
     assert r.returncode == 125 and "PidMode" in r.stderr
+    # A --rm container that cannot start is removed (the CLI waits for that), and
+    # the CLI's exit code says why: 127 not found, 126 not executable.
+    r = env.docker("run", "--rm", "busybox", "nosuchcmd", check=False, timeout=30)
+    assert r.returncode == 127 and "nosuchcmd" in r.stderr
+    r = env.docker("run", "--rm", "busybox", "/etc/passwd", check=False, timeout=30)
+    assert r.returncode == 126
+    assert env.docker("ps", "-aq").stdout.strip() == ""
     r = env.docker("rm", "nosuchctr", check=False)
     assert (
         r.returncode == 1 and r.stderr.strip() == "Error response from daemon: No such container: nosuchctr"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -25,8 +26,9 @@ from podkit.dockerapi.common import (
     networks_or_none,
     no_content,
 )
-from podkit.errors import Conflict, InvalidArgument, NotFound
+from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
 
+log = logging.getLogger(__name__)
 routes = Routes()
 
 
@@ -146,7 +148,18 @@ async def start_container(request: web.Request) -> web.StreamResponse:
     rec = _resolve(request)
     if rec.state in ("running", "paused"):
         return web.Response(status=304)
-    await containers(request).start(NAMESPACE, rec.id)
+    svc = containers(request)
+    try:
+        await svc.start(NAMESPACE, rec.id)
+    except PodkitError:
+        # docker removes an --rm container that could not start; `docker run --rm`
+        # waits for that removal before it reports the error.
+        if rec.config.get("auto_remove"):
+            try:
+                await svc.remove(NAMESPACE, rec.id, force=True, volumes=True)
+            except PodkitError as e:
+                log.warning("removing --rm container %s after its failed start: %s", rec.id[:12], e.message)
+        raise
     return no_content()
 
 
