@@ -81,7 +81,10 @@ def test_container_lifecycle(cri: CRIClient, workdir: Path) -> None:
     assert pc.pod_id == sid if hasattr(pc, "pod_id") else True
 
     ls = lambda f: [c.id for c in cri.rt.ListContainers(pb.ListContainersRequest(filter=f)).containers]  # noqa: E731
-    other = cri.create(sid, scfg, cri.container_config("other", ["true"]))
+    # By image id, as the kubelet names it after PullImage: status shows the image's tag.
+    image_id = cri.img.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=BUSYBOX))).image.id
+    other = cri.create(sid, scfg, cri.container_config("other", ["true"], image=image_id))
+    assert cri.status(other).status.image.image == BUSYBOX
     assert set(ls(pb.ContainerFilter())) == {cid, other}
     assert ls(pb.ContainerFilter(id=cid[:10])) == [cid]
     assert ls(pb.ContainerFilter(label_selector={"role": "app"})) == [cid]

@@ -28,7 +28,7 @@ from podkit.cri.context import (
     L_RESOURCES,
     LABEL_PREFIX,
 )
-from podkit.cri.image_view import repo_digests
+from podkit.cri.image_view import repo_digests, repo_tags
 from podkit.errors import InvalidArgument, NotFound
 
 _PROPAGATION = {
@@ -46,6 +46,15 @@ def container_name(pod_name: str, meta: pb.ContainerMetadata) -> str:
         return name
     safe = re.sub(r"[^a-zA-Z0-9_.-]", "-", meta.name)[:60].lstrip("_.-") or "ctr"
     return f"{safe}_{hashlib.sha256(name.encode()).hexdigest()[:16]}_{meta.attempt}"
+
+
+def image_name(cri: CRI, image: Any, given: str) -> str:
+    """The image as status reports it: the name the kubelet gave, or (when it gave an
+    id, as it does after PullImage) the image's first tag, as containerd does."""
+    if given.startswith("sha256:"):
+        tags = repo_tags(cri, image)
+        return tags[0] if tags else given
+    return given
 
 
 def resources_body(res: pb.LinuxContainerResources, field: str) -> dict[str, Any]:
@@ -110,7 +119,7 @@ def build_body(cri: CRI, pod: Any, config: pb.ContainerConfig, image: Any) -> di
             L_CRI: "true",
             L_NAME: meta.name,
             L_ATTEMPT: str(meta.attempt),
-            L_IMAGE_REF: config.image.image,
+            L_IMAGE_REF: image_name(cri, image, config.image.image),
             L_IMAGE_DIGEST: next(iter(repo_digests(cri, image)), image.id),
         },
         "annotations": dict(config.annotations),
