@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cri_api.v1 import api_pb2 as pb
 
@@ -31,6 +31,11 @@ from podkit.cri.context import (
 from podkit.cri.image_view import repo_digests, repo_tags
 from podkit.errors import InvalidArgument, NotFound
 
+if TYPE_CHECKING:
+    from podkit.images.service import Image
+    from podkit.pods.model import Pod
+
+
 _PROPAGATION = {
     pb.PROPAGATION_PRIVATE: "rprivate",
     pb.PROPAGATION_HOST_TO_CONTAINER: "rslave",
@@ -48,7 +53,7 @@ def container_name(pod_name: str, meta: pb.ContainerMetadata) -> str:
     return f"{safe}_{hashlib.sha256(name.encode()).hexdigest()[:16]}_{meta.attempt}"
 
 
-def image_name(cri: CRI, image: Any, given: str) -> str:
+def image_name(cri: CRI, image: Image, given: str) -> str:
     """The image as status reports it: the name the kubelet gave, or (when it gave an
     id, as it does after PullImage) the image's first tag, as containerd does."""
     if given.startswith("sha256:"):
@@ -106,7 +111,7 @@ def _apparmor(sc: pb.LinuxContainerSecurityContext, field: str) -> None:
         raise InvalidArgument(f"{field}.apparmor: this host has no AppArmor to load a profile into")
 
 
-def build_body(cri: CRI, pod: Any, config: pb.ContainerConfig, image: Any) -> dict[str, Any]:
+def build_body(cri: CRI, pod: Pod, config: pb.ContainerConfig, image: Image) -> dict[str, Any]:
     meta = config.metadata
     for key in list(config.labels):
         if key.startswith(LABEL_PREFIX):
@@ -219,7 +224,7 @@ def build_body(cri: CRI, pod: Any, config: pb.ContainerConfig, image: Any) -> di
     return body
 
 
-def _pid_namespace(cri: CRI, pod: Any, opts: CreateOptions, nso: pb.NamespaceOption, field: str) -> None:
+def _pid_namespace(cri: CRI, pod: Pod, opts: CreateOptions, nso: pb.NamespaceOption, field: str) -> None:
     ns = dict(opts.namespaces)
     if nso.pid == pb.NODE:
         ns["pid"] = "host"

@@ -15,9 +15,12 @@ from podkit.cri.config import CRIConfig
 from podkit.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
+    from podkit.containers.service import ContainerService
     from podkit.containers.store import Record
     from podkit.daemon.services import Services
+    from podkit.images.service import ImageService
     from podkit.pods.model import Pod
+    from podkit.pods.service import PodService
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +75,15 @@ class CRI:
         self._sandbox_image_lock = asyncio.Lock()
 
     @property
-    def pods(self) -> Any:
+    def pods(self) -> PodService:
         return self.services.pods
 
     @property
-    def containers(self) -> Any:
+    def containers(self) -> ContainerService:
         return self.services.containers
 
     @property
-    def images(self) -> Any:
+    def images(self) -> ImageService:
         return self.services.images
 
     # -- lookups ---------------------------------------------------------------------

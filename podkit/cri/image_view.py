@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cri_api.v1 import api_pb2 as pb
 
 from podkit.cri.context import CRI
 
+if TYPE_CHECKING:
+    from podkit.images.service import Image
 
-def repo_tags(cri: CRI, img: Any) -> list[str]:
+
+def repo_tags(cri: CRI, img: Image) -> list[str]:
     return sorted(
         n for n in cri.images.names_of(cri.ns, img.id) if "@" not in n and not n.startswith("<none>")
     )
 
 
-def repo_digests(cri: CRI, img: Any) -> list[str]:
+def repo_digests(cri: CRI, img: Image) -> list[str]:
     out = []
     for name in cri.images.names_of(cri.ns, img.id):
         repo = name.split("@", 1)[0]
@@ -28,7 +31,7 @@ def repo_digests(cri: CRI, img: Any) -> list[str]:
     return sorted(set(out))
 
 
-def image(cri: CRI, img: Any) -> pb.Image:
+def image(cri: CRI, img: Image) -> pb.Image:
     cfg = img.config.get("config") or {}
     user = str(cfg.get("User") or "")
     uid: pb.Int64Value | None = None
