@@ -142,6 +142,8 @@ async def body(request: web.Request) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgument(f"invalid JSON in the request body: {e}") from None
+    except RecursionError:
+        raise InvalidArgument("invalid JSON in the request body: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

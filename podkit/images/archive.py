@@ -36,6 +36,7 @@ from podkit.images.oci import (
     OCI_MANIFEST,
     Descriptor,
     Platform,
+    parse_json,
 )
 from podkit.images.unpack import decompressed, sniff_compression
 
@@ -218,6 +219,8 @@ class _Archive:
     def json(self, name: str) -> Any:
         try:
             return json.loads(self.read(name))
+        except RecursionError:
+            raise InvalidArgument(f"the archive's {name!r} is not valid JSON: nested too deeply") from None
         except ValueError as e:
             raise InvalidArgument(f"the archive's {name!r} is not valid JSON: {e}") from None
 
@@ -286,7 +289,9 @@ def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
             return False
         if desc.media_type in INDEX_TYPES or desc.media_type in MANIFEST_TYPES or not desc.media_type:
             data = arc.read(path)
-            doc = json.loads(data)
+            doc = parse_json(data, f"the archive's {path!r}")
+            if not isinstance(doc, dict):
+                raise InvalidArgument(f"the archive's {path!r} is not a JSON object")
             if not desc.media_type:
                 desc.media_type = doc.get("mediaType") or (
                     "application/vnd.oci.image.index.v1+json" if "manifests" in doc else OCI_MANIFEST
@@ -375,7 +380,7 @@ def _config_of(arc: _Archive, desc: Descriptor) -> str:
         doc = json.loads(arc.read(_blob_path(desc.digest)))
         digest = doc.get("config", {}).get("digest", "")
         return digest if isinstance(digest, str) else ""
-    except (InvalidArgument, ValueError):
+    except (InvalidArgument, ValueError, RecursionError, AttributeError):
         return ""
 
 
@@ -406,7 +411,7 @@ def _read_docker(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
         cfg_bytes = arc.read(e["Config"])
         try:
             config = json.loads(cfg_bytes)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise InvalidArgument(f"the archive's config {e['Config']!r} is not JSON: {err}") from None
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
         if len(diff_ids) != len(e["Layers"]):

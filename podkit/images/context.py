@@ -66,7 +66,7 @@ class ImageContext:
             return self.json_cache[digest]
         try:
             data = json.loads(self.content.read(digest))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise InvalidArgument(f"blob {digest} is not valid JSON: {e}") from None
         if len(self.json_cache) > 4096:
             self.json_cache.clear()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from podkit.errors import InvalidArgument
 from podkit.images import reference
 from podkit.images.late import Late
-from podkit.images.oci import INDEX_TYPES, Descriptor, Platform
+from podkit.images.oci import INDEX_TYPES, Descriptor, Platform, descriptors, parse_json
 from podkit.images.pull import Emit, Puller
 from podkit.images.push import Pusher
 from podkit.images.registry.auth import Credentials, from_docker_config
@@ -112,26 +112,24 @@ class Registry:
     async def inspect(self, ref: str, *, creds: Credentials | None = None) -> dict[str, Any]:
         """What the registry holds under ``ref``, without pulling it: the descriptor,
         the manifest or index itself, and the platforms it offers."""
-        import json
-
         r = reference.parse(ref)
         repo = self.client.repository(r, self.credentials(r.registry, creds))
         desc, data = await repo.resolve(r.object)
-        doc = json.loads(data)
+        where = f"{desc.media_type or 'manifest'} {desc.digest} from {r.registry}"
+        doc = parse_json(data, where)
+        if not isinstance(doc, dict):
+            raise InvalidArgument(f"{where} is not a JSON object")
         if desc.media_type in INDEX_TYPES:
-            platforms = [
-                str(Platform.from_dict(m.get("platform")))
-                for m in doc.get("manifests") or []
-                if m.get("platform")
-            ]
+            platforms = [str(m.platform) for m in descriptors(doc, "manifests", where) if m.platform]
         else:
             config = Descriptor.from_dict(doc.get("config") or {})
-            cfg = json.loads(await repo.read_blob(config)) if config.digest else {}
-            platforms = (
-                [str(Platform(cfg.get("os", ""), cfg.get("architecture", ""), cfg.get("variant", "")))]
-                if cfg.get("architecture")
-                else []
-            )
+            cfg: Any = {}
+            if config.digest:
+                cfg = parse_json(await repo.read_blob(config), f"image config {config.digest}")
+            if not isinstance(cfg, dict):
+                raise InvalidArgument(f"image config {config.digest} from {r.registry} is not a JSON object")
+            plat = Platform.from_dict({k: cfg.get(k, "") for k in ("os", "architecture", "variant")})
+            platforms = [str(plat)] if plat and cfg.get("architecture") else []
         return {"name": str(r), "descriptor": desc.to_dict(), "platforms": platforms, "manifest": doc}
 
     async def login(self, registry: str, creds: Credentials) -> None:

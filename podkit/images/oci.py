@@ -6,6 +6,7 @@ manifests and indexes throughout podkit.
 
 from __future__ import annotations
 
+import json
 import platform as _platform
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +74,12 @@ class Platform:
     def from_dict(cls, d: dict[str, Any] | None) -> Platform | None:
         if not d:
             return None
-        return cls(d.get("os", ""), d.get("architecture", ""), d.get("variant", ""))
+        if not isinstance(d, dict):
+            raise InvalidArgument(f"malformed platform {d!r}: want an object")
+        parts = (d.get("os", ""), d.get("architecture", ""), d.get("variant", ""))
+        if not all(isinstance(p, str) for p in parts):
+            raise InvalidArgument(f"malformed platform {d!r}: os, architecture and variant are strings")
+        return cls(*parts)
 
     def matches(self, other: Platform | None) -> bool:
         if other is None:
@@ -114,6 +120,8 @@ class Descriptor:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Descriptor:
+        if not isinstance(d, dict):
+            raise InvalidArgument(f"malformed descriptor {str(d)[:100]!r}: want an object")
         try:
             return cls(
                 media_type=d.get("mediaType", ""),
@@ -137,9 +145,31 @@ class Descriptor:
         return d
 
 
+def parse_json(data: bytes | str, what: str) -> Any:
+    """JSON from outside (a registry, an archive, the store): InvalidArgument if it is not.
+
+    A document nested deeper than the interpreter's recursion limit is refused too (a
+    manifest of 200,000 brackets made json.loads raise RecursionError, a 500).
+    """
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidArgument(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{what} is not valid JSON: nested too deeply") from None
+
+
+def descriptors(doc: dict[str, Any], key: str, what: str) -> list[Descriptor]:
+    """The descriptors of ``doc[key]`` (an index's manifests, a manifest's layers)."""
+    items = doc.get(key) or []
+    if not isinstance(items, list):
+        raise InvalidArgument(f"{what}: {key} must be a list of descriptors")
+    return [Descriptor.from_dict(d) for d in items]
+
+
 def select_manifest(index: dict[str, Any], want: Platform) -> Descriptor:
     """Pick the manifest for a platform out of an index / manifest list."""
-    candidates = [Descriptor.from_dict(m) for m in index.get("manifests", [])]
+    candidates = descriptors(index, "manifests", "index")
     for d in candidates:
         if (d.media_type in MANIFEST_TYPES or not d.media_type) and want.matches(d.platform):
             return d

@@ -12,7 +12,6 @@ it has committed, so that garbage collection leaves them alone.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -30,7 +29,9 @@ from podkit.images.oci import (
     OCI_MANIFEST,
     Descriptor,
     Platform,
+    descriptors,
     layer_compression,
+    parse_json,
     select_manifest,
 )
 from podkit.images.reference import Reference
@@ -161,7 +162,7 @@ class Puller:
                 )
                 if not platform.matches(got):
                     raise InvalidArgument(f"{ref} is for {got}, not the requested platform {platform}")
-            layers = [Descriptor.from_dict(d) for d in manifest.get("layers") or []]
+            layers = descriptors(manifest, "layers", f"manifest {manifest_desc.digest}")
             diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
             if len(diff_ids) != len(layers):
                 raise InvalidArgument(
@@ -193,8 +194,7 @@ class Puller:
         self, repo: Repository, index: dict[str, Any], chosen: str, lease: Lease, out: Emit
     ) -> None:
         """Every other platform's manifest, config and layers, into the store (not unpacked)."""
-        for entry in index.get("manifests") or []:
-            desc = Descriptor.from_dict(entry)
+        for desc in descriptors(index, "manifests", "index"):
             if desc.digest == chosen or (desc.media_type and desc.media_type not in MANIFEST_TYPES):
                 continue
             manifest = _json(
@@ -202,7 +202,7 @@ class Puller:
             )
             config = Descriptor.from_dict(manifest.get("config") or {})
             await self._fetch_small(repo, config, lease)
-            for layer in (Descriptor.from_dict(d) for d in manifest.get("layers") or []):
+            for layer in descriptors(manifest, "layers", f"manifest {desc.digest}"):
                 lease.add(layer.digest)
                 if self.content.has(layer.digest):
                     continue
@@ -345,10 +345,7 @@ class Puller:
 
 
 def _json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        raise InvalidArgument(f"{what} is not valid JSON") from None
+    doc = parse_json(data, what)
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{what} is not a JSON object")
     return doc

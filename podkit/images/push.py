@@ -58,7 +58,7 @@ class Pusher:
             doc = json.loads(self.content.read(digest))
         except NotFound:
             raise NotFound(f"{what} {digest} is not in the content store") from None
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidArgument(f"{what} {digest} is not valid JSON") from None
         if not isinstance(doc, dict):
             raise InvalidArgument(f"{what} {digest} is not a JSON object")

@@ -84,6 +84,8 @@ def load_documents(text: str) -> list[dict[str, Any]]:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
         raise InvalidArgument(f"invalid YAML: {e}") from None
+    except RecursionError:
+        raise InvalidArgument("invalid YAML: nested too deeply") from None
     for i, d in enumerate(docs):
         if not isinstance(d, dict):
             raise InvalidArgument(f"YAML document {i + 1} is not a mapping")
@@ -112,6 +114,8 @@ def parse(text: str) -> list[KubePod]:
     for i, doc in enumerate(load_documents(text)):
         kind = doc.get("kind")
         api = doc.get("apiVersion")
+        if kind is not None and not isinstance(kind, str):
+            raise InvalidArgument(f"document {i + 1}: kind must be a string, not {kind!r}")
         where = f"document {i + 1} ({kind or 'no kind'})"
         if kind == "Pod":
             if api != "v1":
@@ -150,6 +154,15 @@ def parse(text: str) -> list[KubePod]:
     return pods
 
 
+def _string_map(value: object, what: str) -> dict[str, str]:
+    """Labels or annotations: a mapping (Kubernetes takes strings; scalars are kept as text)."""
+    m = mapping(value or {}, what)
+    for k, v in m.items():
+        if isinstance(v, dict | list):
+            raise InvalidArgument(f"{what}: the value of {k!r} must be a string")
+    return {str(k): str(v) for k, v in m.items()}
+
+
 def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> KubePod:
     """One pod (a Pod, or a Deployment's template) as a plan."""
     name = meta.get("name")
@@ -158,8 +171,8 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
     warnings: list[str] = []
     ps = PodSpec(
         name=name,
-        labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
-        annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+        labels=_string_map(meta.get("labels"), f"{where}: metadata.labels"),
+        annotations=_string_map(meta.get("annotations"), f"{where}: metadata.annotations"),
         uid=str(meta.get("uid") or ""),
         kube_namespace=str(meta.get("namespace") or ""),
     )
@@ -178,7 +191,7 @@ def _pod(meta: dict[str, Any], spec: dict[str, Any], where: str, kind: str) -> K
         for h in strings(ha.get("hostnames") or [], f"{where}: spec.hostAliases[].hostnames"):
             ps.add_hosts.append(f"{h}:{ip}")
     rp = spec.get("restartPolicy", "Always")
-    if rp not in RESTART:
+    if not isinstance(rp, str) or rp not in RESTART:
         raise InvalidArgument(f"{where}: spec.restartPolicy must be Always, OnFailure or Never, not {rp!r}")
     ps.restart_policy = RESTART[rp]
     _pod_security(
@@ -276,6 +289,8 @@ def _host_path(hp: dict[str, Any], vname: str, where: str, warnings: list[str]) 
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidArgument(f"{where}: volume {vname!r}: hostPath.path must be absolute")
     htype = hp.get("type") or ""
+    if not isinstance(htype, str):
+        raise InvalidArgument(f"{where}: volume {vname!r}: hostPath.type must be a string")
     if htype not in ("", "Directory", "DirectoryOrCreate", "File", "FileOrCreate"):
         warnings.append(f"{where}: volume {vname!r}: hostPath.type {htype!r} is not checked")
     mount = KubeMount(

@@ -180,7 +180,7 @@ class RegistryClient:
         try:
             data = json.loads(body)
             token = data.get("token") or data.get("access_token")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             token = None
         if not token:
             raise Unauthorized(f"{ep.host}: the token server's answer holds no token")

@@ -105,6 +105,8 @@ class Repository(RepositoryTransport):
             doc = json.loads(data)
         except ValueError:
             raise InvalidArgument(f"{what} from {ep.host} is not JSON") from None
+        except RecursionError:
+            raise InvalidArgument(f"{what} from {ep.host} is not JSON: nested too deeply") from None
         media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or ctype
         if not media_type or media_type in ("application/json", "text/plain"):
             media_type = _sniff_media_type(doc)

@@ -199,7 +199,7 @@ class RepositoryTransport:
         body = await read_limited(resp, MAX_SMALL_BODY)  # only the registry's words are wanted
         resp.release()
         detail = ""
-        with contextlib.suppress(ValueError, AttributeError, TypeError, IndexError, KeyError):
+        with contextlib.suppress(ValueError, AttributeError, TypeError, IndexError, KeyError, RecursionError):
             errs = json.loads(body)["errors"]
             detail = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errs)
         detail = detail or f"HTTP {resp.status}"
