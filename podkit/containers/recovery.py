@@ -15,7 +15,7 @@ import contextlib
 import logging
 from typing import Any
 
-from podkit.errors import PodkitError
+from podkit.errors import NotFound, PodkitError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,14 @@ async def recover(svc: Any) -> dict[str, int]:
                         counts["running"] += 1
                         continue
                 await svc._release(rec.id)
+                if rec.config.get("auto_remove"):
+                    # A `run --rm` the crash cut short: between create and start, or
+                    # between the exit's record and the removal. Removed now, as docker
+                    # removes AutoRemove containers that are not running at restore.
+                    with contextlib.suppress(NotFound):
+                        await svc.remove(rec.namespace, rec.id, force=True, volumes=True)
+                    counts["removed"] += 1
+                    continue
                 policy = (rec.config.get("restart") or {}).get("name", "no")
                 if (
                     rec.state == "exited"

@@ -717,6 +717,9 @@ class ContainerService(ExecMixin):
         if code is None:
             code, finished = 255, time.time()
             log.warning("container %s ended without an exit code", rec.id[:12])
+        # conmon's exit file may predate started_at (recorded once runc start returned,
+        # after a quick command had already ended): an exit is never before its start.
+        finished = max(finished or time.time(), rec.started_at or 0.0)
         # The exit is on record before anything is released: a crash in between leaves an
         # exited container whose leftovers recovery releases, never a lost exit code.
         self.store.update(
