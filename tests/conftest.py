@@ -49,6 +49,9 @@ ROOT_FIXTURES = frozenset(
         "token_registry",
         "auth_registry",
         "busybox_image",
+        "cri_daemon",  # tests/fixtures/cri.py: a podkitd with the CRI on
+        "cri",
+        "_module_daemon",  # tests/test_cri_streaming.py: one podkitd per module
     }
 )
 IS_ROOT = os.geteuid() == 0

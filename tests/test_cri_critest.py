@@ -25,6 +25,7 @@ FOCUS = (
 )
 
 
+@pytest.mark.root  # critest drives a podkitd of its own
 @pytest.mark.skipif(runner.find_critest() is None, reason=f"critest not found at {runner.CRITEST}")
 def test_critest_subset() -> None:
     args = ["--focus", FOCUS]

@@ -125,6 +125,7 @@ def test_symlink_loops_are_eloop(mode: str, root: tuple[Path, int]) -> None:
     assert read(fd, "c29/passwd") == "inside\n"
 
 
+@pytest.mark.root  # mounts /proc
 def test_proc_magic_links_are_refused(mode: str, root: tuple[Path, int]) -> None:
     r, fd = root
     (r / "proc").mkdir()
