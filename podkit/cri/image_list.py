@@ -18,8 +18,12 @@ async def handle(cri: CRI, req: pb.ListImagesRequest) -> pb.ListImagesResponse:
             imgs = []
     else:
         imgs = [i for i in cri.images.list(cri.ns) if not i.dangling]
+    # One entry per image id, with all its names (one listing for all of them).
+    names: dict[str, list[str]] = {}
+    for i in cri.images.list(cri.ns):
+        names.setdefault(i.id, []).append(i.name)
     seen: dict[str, pb.Image] = {}
-    for img in imgs:  # one entry per image id, with all its names
+    for img in imgs:
         if img.id not in seen:
-            seen[img.id] = image_view.image(cri, img)
+            seen[img.id] = image_view.image(cri, img, names.get(img.id, []))
     return pb.ListImagesResponse(images=list(seen.values()))

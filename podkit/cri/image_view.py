@@ -12,15 +12,16 @@ if TYPE_CHECKING:
     from podkit.images.service import Image
 
 
-def repo_tags(cri: CRI, img: Image) -> list[str]:
-    return sorted(
-        n for n in cri.images.names_of(cri.ns, img.id) if "@" not in n and not n.startswith("<none>")
-    )
+def repo_tags(cri: CRI, img: Image, names: list[str] | None = None) -> list[str]:
+    """``names``: the image's names when the caller has them (names_of lists every image)."""
+    names = cri.images.names_of(cri.ns, img.id) if names is None else names
+    return sorted(n for n in names if "@" not in n and not n.startswith("<none>"))
 
 
-def repo_digests(cri: CRI, img: Image) -> list[str]:
+def repo_digests(cri: CRI, img: Image, names: list[str] | None = None) -> list[str]:
+    names = cri.images.names_of(cri.ns, img.id) if names is None else names
     out = []
-    for name in cri.images.names_of(cri.ns, img.id):
+    for name in names:
         repo = name.split("@", 1)[0]
         if repo.startswith("<none>"):
             continue
@@ -31,7 +32,9 @@ def repo_digests(cri: CRI, img: Image) -> list[str]:
     return sorted(set(out))
 
 
-def image(cri: CRI, img: Image) -> pb.Image:
+def image(cri: CRI, img: Image, names: list[str] | None = None) -> pb.Image:
+    names = cri.images.names_of(cri.ns, img.id) if names is None else names
+    tags = repo_tags(cri, img, names)
     cfg = img.config.get("config") or {}
     user = str(cfg.get("User") or "")
     uid: pb.Int64Value | None = None
@@ -43,12 +46,13 @@ def image(cri: CRI, img: Image) -> pb.Image:
         username = name
     out = pb.Image(
         id=img.id,
-        repo_tags=repo_tags(cri, img),
-        repo_digests=repo_digests(cri, img),
+        repo_tags=tags,
+        repo_digests=repo_digests(cri, img, names),
         size=img.size,
         username=username,
         spec=pb.ImageSpec(image=img.id),
-        pinned=bool(img.labels.get("io.podkit.infra")),
+        # The sandbox image is pinned (the kubelet's image GC must keep it), as containerd's.
+        pinned=bool(img.labels.get("io.podkit.infra")) or cri.config.sandbox_image in tags,
     )
     if uid is not None:
         out.uid.CopyFrom(uid)
