@@ -410,6 +410,7 @@ class ContainerService(ExecMixin):
                     error=e.message,
                     exit_code=code if rec.state != "created" else None,
                 )
+                self._changed(rec.id)  # waiters (wait not-running, an attach) learn of it
             raise
         marks.append(time.perf_counter())
         log.debug(

@@ -49,6 +49,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             detach_keys=keys,
             stdout=flag(request, "stdout"),
             stderr=flag(request, "stderr"),
+            ended=svc.wait(NAMESPACE, rec.id, "not-running"),
         )
         log.debug("attach to %s ended: %s", rec.id[:12], how)
         conn.close()

@@ -146,6 +146,7 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
             detach_keys=detach_sequence(extra.get("detach_keys")) if ex.stdin else b"",
             stdout=bool(extra.get("stdout", True)),
             stderr=bool(extra.get("stderr", True)),
+            ended=svc.exec_wait(NAMESPACE, ex.id),
         )
         if how == "ended":
             # The client inspects the exit code right after the stream ends: have it.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,8 @@ from aiohttp import web
 log = logging.getLogger(__name__)
 
 STDIN, STDOUT, STDERR, SYSTEM = 0, 1, 2, 3
+# How long output may trail the end of its process.
+DRAIN_TIMEOUT = 2.0
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 
@@ -202,6 +205,7 @@ async def pump(
     detach_keys: bytes = b"",
     stdout: bool = True,
     stderr: bool = True,
+    ended: Awaitable[object] | None = None,
 ) -> str:
     """Copy the session's output to the client (framed unless tty) and the client's
     input to the session until the output ends, the client detaches or goes away.
@@ -241,8 +245,21 @@ async def pump(
 
     out_task = asyncio.ensure_future(outbound())
     in_task = asyncio.ensure_future(inbound())
+    # The process's end, when the caller can tell it: the output of a process that
+    # never started (a failed start) or whose stream stays open (a background child
+    # holding it) must not keep the connection forever.
+    end_task = asyncio.ensure_future(ended) if ended is not None else None
+    waiting = {out_task, in_task} | ({end_task} if end_task is not None else set())
     try:
-        done, _ = await asyncio.wait({out_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if end_task in done and out_task not in done:
+            # What the process wrote last may still be on its way.
+            await asyncio.wait(
+                {out_task, in_task}, timeout=DRAIN_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+            if in_task.done() and not out_task.done():
+                return in_task.result()
+            return "ended"
         if out_task in done:
             exc = out_task.exception()
             if isinstance(exc, ConnectionResetError):
@@ -252,6 +269,7 @@ async def pump(
             return "ended"
         return in_task.result()
     finally:
-        for t in (out_task, in_task):
+        tasks = [t for t in (out_task, in_task, end_task) if t is not None]
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(out_task, in_task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
