@@ -245,11 +245,7 @@ def _pid_namespace(cri: CRI, pod: Pod, opts: CreateOptions, nso: pb.NamespaceOpt
             )
         ns["pid"] = f"/proc/{target.pid}/ns/pid"
     else:
-        ns.pop("pid", None)  # its own
-    if pod.spec.host_pid and nso.pid != pb.NODE:
-        ns.pop("pid", None)
-        if nso.pid == pb.NODE:
-            ns["pid"] = "host"
+        ns.pop("pid", None)  # its own (also in a host-pid sandbox: the container says)
     opts.namespaces = ns
 
 

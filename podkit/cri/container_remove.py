@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from cri_api.v1 import api_pb2 as pb
 
+from podkit.cri import stats_view
 from podkit.cri.context import CRI
 from podkit.errors import InvalidArgument, NotFound
 
@@ -18,4 +19,6 @@ async def handle(cri: CRI, req: pb.RemoveContainerRequest) -> pb.RemoveContainer
         await cri.containers.remove(cri.ns, rec.id, force=True)
     except NotFound:
         pass
+    else:
+        stats_view.forget(rec.id)
     return pb.RemoveContainerResponse()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cri_api.v1 import api_pb2 as pb
 
+from podkit.cri import stats_view
 from podkit.cri.context import CRI
 from podkit.errors import InvalidArgument, NotFound
 
@@ -16,8 +17,11 @@ async def handle(cri: CRI, req: pb.RemovePodSandboxRequest) -> pb.RemovePodSandb
         pod = cri.sandbox(req.pod_sandbox_id)
     except NotFound:
         return pb.RemovePodSandboxResponse()
+    members = [r.id for r in cri.cri_containers() if r.pod_id == pod.id]
     try:
         await cri.pods.remove(cri.ns, pod.id, force=True)
     except NotFound:
-        pass  # removed meanwhile
+        pass
+    for key in (pod.id, *members):
+        stats_view.forget(key)  # removed meanwhile
     return pb.RemovePodSandboxResponse()
