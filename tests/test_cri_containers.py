@@ -269,6 +269,10 @@ def test_stats_and_metrics(cri: CRIClient) -> None:
     assert [p.pod_sandbox_id for p in m] == [sid] and m[0].container_metrics[0].container_id == cid
     code = code_of(lambda: cri.rt.CheckpointContainer(pb.CheckpointContainerRequest(container_id=cid)))
     assert code == grpc.StatusCode.UNIMPLEMENTED
+    upd = pb.UpdatePodSandboxResourcesRequest(pod_sandbox_id=sid)
+    assert code_of(lambda: cri.rt.UpdatePodSandboxResources(upd)) == grpc.StatusCode.UNIMPLEMENTED
+    upd = pb.UpdatePodSandboxResourcesRequest(pod_sandbox_id="nope")
+    assert code_of(lambda: cri.rt.UpdatePodSandboxResources(upd)) == NOTFOUND
 
 
 def test_container_events(cri: CRIClient) -> None:
