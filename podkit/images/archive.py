@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 from podkit.errors import DigestMismatch, InvalidArgument
 from podkit.images.changes import apply_changes
+from podkit.images.context import ImageContent
 from podkit.images.oci import (
     OCI_CONFIG,
     OCI_LAYER,
@@ -39,6 +40,7 @@ from podkit.images.oci import (
     parse_json,
 )
 from podkit.images.unpack import decompressed, sniff_compression
+from podkit.store import Content
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def diff_id_of(f: BinaryIO, compression: str) -> str:
         h.update(chunk)
 
 
-def sniff(content: Any, digest: str) -> tuple[str, str, str]:
+def sniff(content: Content, digest: str) -> tuple[str, str, str]:
     """('rootfs' | 'docker' | 'oci', compression, diff ID) of an uploaded blob.
 
     A plain tar is scanned header by header (seeking over the data); a compressed one
@@ -110,7 +112,7 @@ def _top(name: str, names: set[str]) -> None:
 
 
 def build_rootfs_image(
-    content: Any,
+    content: Content,
     layer_digest: str,
     compression: str,
     changes: list[str],
@@ -161,8 +163,9 @@ def build_rootfs_image(
 class _Archive:
     """Random access to the members of an uploaded tar (decompressed aside if needed)."""
 
-    def __init__(self, content: Any, digest: str, compression: str) -> None:
+    def __init__(self, content: ImageContent, digest: str, compression: str) -> None:
         self.content = content
+        self.digest = digest
         self._tmp: str | None = None
         if compression:
             self._tmp = os.path.join(content.ingest_dir, "archive-" + secrets.token_hex(8))
@@ -186,8 +189,10 @@ class _Archive:
             self.members[_norm(m.name)] = m
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             self.f.close()
+        except OSError as e:
+            log.warning("could not close archive %s: %s", self.digest, e)
         if self._tmp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
@@ -255,7 +260,7 @@ def _blob_path(digest: str) -> str:
 
 
 def read_archive(
-    content: Any, digest: str, kind: str, compression: str, platform: Platform | None = None
+    content: ImageContent, digest: str, kind: str, compression: str, platform: Platform | None = None
 ) -> list[tuple[Descriptor, list[str]]]:
     """Copy an archive's images into the content store; returns (target, names) per image."""
     arc = _Archive(content, digest, compression)

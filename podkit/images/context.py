@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from podkit.errors import InvalidArgument
@@ -20,6 +21,14 @@ from podkit.store import Content, Database, Leases
 
 if TYPE_CHECKING:
     from podkit.images.image import Image, Resolved
+
+
+class ImageContent(Content, Protocol):
+    """The content store as the image layer needs it: blobs, and the ingest directory
+    (swept at start) where an import decompresses an archive aside."""
+
+    @property
+    def ingest_dir(self) -> Path: ...
 
 
 class Publish(Protocol):
@@ -43,7 +52,7 @@ UsageHook = Callable[[str, "Image"], list[str]]
 @dataclass
 class ImageContext:
     db: Database
-    content: Content
+    content: ImageContent
     snapshots: Snapshotter
     publish: Publish
     leases: Leases

@@ -34,7 +34,7 @@ from podkit.snapshots import Snapshotter
 from podkit.store import Content, Database, Leases
 
 if TYPE_CHECKING:
-    from podkit.images.service import ImageService
+    from podkit.images.service import Image, ImageService
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Registry:
         creds: Credentials | None = None,
         emit: Emit | None = None,
         all_platforms: bool = False,
-    ) -> Any:
+    ) -> Image:
         r = reference.parse(ref)
         plat = Platform.parse(platform) if platform else None
         return await self.puller.pull(

@@ -11,12 +11,16 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from podkit.errors import NotFound, PodkitError
 from podkit.images import reference
 from podkit.images.oci import INDEX_TYPES, OCI_INDEX, Descriptor, Platform
+
+if TYPE_CHECKING:
+    from podkit.images.service import Image, ImageService
 
 _EPOCH = 0  # fixed member times: saving twice gives the same bytes
 
@@ -32,7 +36,7 @@ class Plan:
 
 
 def plan_archive(
-    svc: Any, ns: str, images: list[Any], refs: list[str], platform: Platform | None = None
+    svc: ImageService, ns: str, images: list[Image], refs: list[str], platform: Platform | None = None
 ) -> Plan:
     """Raises NotFound naming the image whose content is incomplete."""
     plan = Plan()
@@ -90,7 +94,7 @@ def plan_archive(
     return plan
 
 
-def write_archive(svc: Any, plan: Plan, out: BinaryIO, fmt: str = "docker") -> None:
+def write_archive(svc: ImageService, plan: Plan, out: BinaryIO, fmt: str = "docker") -> None:
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         _add_dir(tf, "blobs")
         _add_dir(tf, "blobs/sha256")
@@ -110,13 +114,13 @@ def write_archive(svc: Any, plan: Plan, out: BinaryIO, fmt: str = "docker") -> N
                 _add_bytes(tf, "repositories", json.dumps(plan.repositories, separators=(",", ":")).encode())
 
 
-def _manifest_type(svc: Any, digest: str) -> str:
+def _manifest_type(svc: ImageService, digest: str) -> str:
     from podkit.images.oci import OCI_MANIFEST
 
     return svc.read_json(digest).get("mediaType") or OCI_MANIFEST
 
 
-def _collect(svc: Any, target: Descriptor, want: Any) -> None:
+def _collect(svc: ImageService, target: Descriptor, want: Callable[[str], None]) -> None:
     """Every blob under a target that this store has (an index may list absent platforms)."""
     if not svc.content.has(target.digest):
         return
@@ -134,7 +138,7 @@ def _collect(svc: Any, target: Descriptor, want: Any) -> None:
         want(layer["digest"])
 
 
-def _complete(svc: Any, d: Descriptor) -> bool:
+def _complete(svc: ImageService, d: Descriptor) -> bool:
     try:
         doc = svc.read_json(d.digest)
     except PodkitError:
@@ -145,7 +149,7 @@ def _complete(svc: Any, d: Descriptor) -> bool:
     return all(svc.content.has(x) for x in needed)
 
 
-def _name_for(svc: Any, ns: str, img: Any, ref: str) -> str | None:
+def _name_for(svc: ImageService, ns: str, img: Image, ref: str) -> str | None:
     """The name to store: the one asked for, unless the image was asked for by id."""
     if img.dangling:
         return None

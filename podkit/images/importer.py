@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
 from podkit.errors import InvalidArgument, PodkitError
 from podkit.images import reference
+from podkit.images.context import ImageContent
 from podkit.images.oci import Descriptor, Platform
 from podkit.images.service import Image, ImageService
-from podkit.store import Content
+from podkit.store import ContentWriter, Digest
 
 log = logging.getLogger(__name__)
 
@@ -104,27 +108,74 @@ class Importer:
 class _RecordingContent:
     """The content store, noting every blob written through it (to free them on failure)."""
 
-    def __init__(self, inner: Content, made: set[str]) -> None:
+    def __init__(self, inner: ImageContent, made: set[str]) -> None:
         self._inner = inner
         self._made = made
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    @property
+    def ingest_dir(self) -> Path:
+        return self._inner.ingest_dir
 
-    def put(self, data: bytes, expected: str | None = None) -> str:
+    def path(self, digest: str) -> Path:
+        return self._inner.path(digest)
+
+    def has(self, digest: str) -> bool:
+        return self._inner.has(digest)
+
+    def size(self, digest: str) -> int:
+        return self._inner.size(digest)
+
+    def read(self, digest: str) -> bytes:
+        return self._inner.read(digest)
+
+    def open(self, digest: str) -> BinaryIO:
+        return self._inner.open(digest)
+
+    def delete(self, digest: str) -> None:
+        self._inner.delete(digest)
+
+    def __iter__(self) -> Iterator[Digest]:
+        return iter(self._inner)
+
+    def put(self, data: bytes, expected: str | None = None) -> Digest:
         d = self._inner.put(data, expected)
         self._made.add(d)
         return d
 
-    def writer(self, expected: str | None = None, size: int | None = None) -> Any:
-        w = self._inner.writer(expected, size)
-        commit = w.commit
-        made = self._made
+    def writer(self, expected: str | None = None, size: int | None = None) -> ContentWriter:
+        return _RecordingWriter(self._inner.writer(expected, size), self._made)
 
-        def recording_commit() -> Any:
-            d = commit()
-            made.add(d)
-            return d
 
-        w.commit = recording_commit  # type: ignore[method-assign]
-        return w
+class _RecordingWriter:
+    """A content writer whose committed digest is noted in ``made``."""
+
+    def __init__(self, inner: ContentWriter, made: set[str]) -> None:
+        self._inner = inner
+        self._made = made
+
+    @property
+    def offset(self) -> int:
+        return self._inner.offset
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        self._inner.offset = value
+
+    def write(self, data: bytes) -> None:
+        self._inner.write(data)
+
+    def commit(self) -> Digest:
+        d = self._inner.commit()
+        self._made.add(d)
+        return d
+
+    def abort(self) -> None:
+        self._inner.abort()
+
+    def __enter__(self) -> _RecordingWriter:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._inner.__exit__(t, e, tb)

@@ -194,7 +194,7 @@ _CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
 _STRING_LISTS = ("Env", "Entrypoint", "Cmd")
 
 
-def check_image_config(config: Any, digest: str) -> dict[str, Any]:
+def check_image_config(config: object, digest: str) -> dict[str, Any]:
     """Refuse an image config whose shape podkit cannot use; return it unchanged."""
     where = f"image config {digest}"
     if not isinstance(config, dict):

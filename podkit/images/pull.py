@@ -42,7 +42,7 @@ from podkit.snapshots import Snapshotter
 from podkit.store import Content, Database, Leases
 
 if TYPE_CHECKING:
-    from podkit.images.service import ImageService
+    from podkit.images.service import Image, ImageService
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Puller:
         creds: Credentials | None = None,
         emit: Emit | None = None,
         all_platforms: bool = False,
-    ) -> Any:
+    ) -> Image:
         """Pull ``ref`` into namespace ``ns``; returns the image service's Image.
 
         ``all_platforms``: of an index, fetch every platform's content too (only the
@@ -123,53 +123,26 @@ class Puller:
             await self._store(data, target.digest, lease)
             manifest_desc, manifest_data = target, data
             if target.media_type in INDEX_TYPES:
-                want = platform or Platform.host()
-                manifest_desc = select_manifest(_json(data, f"index {target.digest}"), want)
-                manifest_data = await self._fetch_small(repo, manifest_desc, lease, manifest=True)
-                own_type = _json(manifest_data, f"manifest {manifest_desc.digest}").get("mediaType")
-                manifest_desc.media_type = (
-                    manifest_desc.media_type
-                    or own_type
-                    or (DOCKER_MANIFEST if target.media_type == DOCKER_LIST else OCI_MANIFEST)
+                manifest_desc, manifest_data = await self._platform_manifest(
+                    repo, ref, target, data, platform, lease
                 )
-                if manifest_desc.media_type not in MANIFEST_TYPES:
-                    raise InvalidArgument(
-                        f"{ref}: the index entry for {want} is a {manifest_desc.media_type!r}, not an "
-                        "image manifest"
-                    )
                 if all_platforms:
+                    index = _json(data, f"index {target.digest}")
                     others = asyncio.create_task(
-                        self._fetch_others(
-                            repo, _json(data, f"index {target.digest}"), manifest_desc.digest, lease, out
-                        )
+                        self._fetch_others(repo, index, manifest_desc.digest, lease, out)
                     )
-                elif want != Platform.host() and not Platform.host().matches(manifest_desc.platform):
+                elif (platform or Platform.host()) != Platform.host() and not Platform.host().matches(
+                    manifest_desc.platform
+                ):
                     # A foreign platform is named by its own manifest, so that the
                     # image (and a later push) holds exactly what was fetched.
                     target = manifest_desc
             elif target.media_type not in MANIFEST_TYPES:
                 raise InvalidArgument(f"{ref}: unsupported manifest media type {target.media_type!r}")
             manifest = _json(manifest_data, f"manifest {manifest_desc.digest}")
-            config_desc = Descriptor.from_dict(manifest.get("config") or {})
-            if config_desc.media_type and config_desc.media_type not in CONFIG_TYPES:
-                raise InvalidArgument(
-                    f"{ref} is not a container image (config media type {config_desc.media_type!r})"
-                )
-            config = _json(await self._fetch_small(repo, config_desc, lease), "image config")
-            if platform is not None and target.media_type in MANIFEST_TYPES and config.get("architecture"):
-                got = Platform(
-                    config.get("os", ""), config.get("architecture", ""), config.get("variant", "")
-                )
-                if not platform.matches(got):
-                    raise InvalidArgument(f"{ref} is for {got}, not the requested platform {platform}")
-            layers = descriptors(manifest, "layers", f"manifest {manifest_desc.digest}")
-            diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-            if len(diff_ids) != len(layers):
-                raise InvalidArgument(
-                    f"{ref}: the manifest has {len(layers)} layers but the config {len(diff_ids)} diff_ids"
-                )
-            for layer in layers:
-                layer_compression(layer.media_type)  # refuse unknown layer types up front
+            config_desc, layers, diff_ids = await self._config(
+                repo, ref, manifest, f"manifest {manifest_desc.digest}", target, platform, lease
+            )
             await self._layers(repo, layers, diff_ids, lease, out)
             if others is not None:
                 await others
@@ -180,15 +153,68 @@ class Puller:
             out({"status": f"Digest: {target.digest}"})
             # A pull event (docker's), not record()'s default "tag": whoever pulled (API,
             # a create's implicit pull) is told so.
-            image = self.images.record(ns, str(ref), target, action="pull")
-            if asyncio.iscoroutine(image):
-                image = await image
-            return image
+            return self.images.record(ns, str(ref), target, action="pull")
         finally:
             if others is not None and not others.done():
                 others.cancel()
                 await asyncio.gather(others, return_exceptions=True)
             lease.release()
+
+    async def _platform_manifest(
+        self,
+        repo: Repository,
+        ref: Reference,
+        target: Descriptor,
+        data: bytes,
+        platform: Platform | None,
+        lease: Lease,
+    ) -> tuple[Descriptor, bytes]:
+        """The manifest an index holds for ``platform`` (else the host's), fetched and stored."""
+        want = platform or Platform.host()
+        manifest_desc = select_manifest(_json(data, f"index {target.digest}"), want)
+        manifest_data = await self._fetch_small(repo, manifest_desc, lease, manifest=True)
+        own_type = _json(manifest_data, f"manifest {manifest_desc.digest}").get("mediaType")
+        manifest_desc.media_type = (
+            manifest_desc.media_type
+            or own_type
+            or (DOCKER_MANIFEST if target.media_type == DOCKER_LIST else OCI_MANIFEST)
+        )
+        if manifest_desc.media_type not in MANIFEST_TYPES:
+            raise InvalidArgument(
+                f"{ref}: the index entry for {want} is a {manifest_desc.media_type!r}, not an image manifest"
+            )
+        return manifest_desc, manifest_data
+
+    async def _config(
+        self,
+        repo: Repository,
+        ref: Reference,
+        manifest: dict[str, Any],
+        manifest_what: str,
+        target: Descriptor,
+        platform: Platform | None,
+        lease: Lease,
+    ) -> tuple[Descriptor, list[Descriptor], list[str]]:
+        """The image config (fetched, checked against the platform) and the layers with their diff IDs."""
+        config_desc = Descriptor.from_dict(manifest.get("config") or {})
+        if config_desc.media_type and config_desc.media_type not in CONFIG_TYPES:
+            raise InvalidArgument(
+                f"{ref} is not a container image (config media type {config_desc.media_type!r})"
+            )
+        config = _json(await self._fetch_small(repo, config_desc, lease), "image config")
+        if platform is not None and target.media_type in MANIFEST_TYPES and config.get("architecture"):
+            got = Platform(config.get("os", ""), config.get("architecture", ""), config.get("variant", ""))
+            if not platform.matches(got):
+                raise InvalidArgument(f"{ref} is for {got}, not the requested platform {platform}")
+        layers = descriptors(manifest, "layers", manifest_what)
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        if len(diff_ids) != len(layers):
+            raise InvalidArgument(
+                f"{ref}: the manifest has {len(layers)} layers but the config {len(diff_ids)} diff_ids"
+            )
+        for layer in layers:
+            layer_compression(layer.media_type)  # refuse unknown layer types up front
+        return config_desc, layers, diff_ids
 
     async def _fetch_others(
         self, repo: Repository, index: dict[str, Any], chosen: str, lease: Lease, out: Emit

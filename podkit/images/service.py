@@ -27,7 +27,7 @@ from podkit.images import gc as _gc
 from podkit.images import layers as _layers
 from podkit.images import records as _records
 from podkit.images import removal as _removal
-from podkit.images.context import GRACE_SECONDS, ImageContext, Publish, UsageHook, no_publish
+from podkit.images.context import GRACE_SECONDS, ImageContent, ImageContext, Publish, UsageHook, no_publish
 from podkit.images.image import (
     DANGLING_PREFIX,
     LABEL_IMAGE,
@@ -40,7 +40,7 @@ from podkit.images.image import (
 from podkit.images.oci import Descriptor, Platform
 from podkit.images.resolve import resolve as _resolve
 from podkit.snapshots import Snapshotter
-from podkit.store import Content, Database, Leases
+from podkit.store import Database, Leases
 
 __all__ = [
     "DANGLING_PREFIX",
@@ -64,7 +64,7 @@ class ImageService:
     """Image records of every namespace, their content's resolution, unpacking, removal, GC."""
 
     def __init__(
-        self, db: Database, content: Content, snapshots: Snapshotter, publish: Publish | None = None
+        self, db: Database, content: ImageContent, snapshots: Snapshotter, publish: Publish | None = None
     ) -> None:
         db.schema("images", _records.DDL)
         self._ctx = ImageContext(
@@ -80,7 +80,7 @@ class ImageService:
         return self._ctx.db
 
     @property
-    def content(self) -> Content:
+    def content(self) -> ImageContent:
         return self._ctx.content
 
     @property

@@ -4,11 +4,11 @@ resumed), uploads (monolithic, chunked, cross-repository mounts), manifest pushe
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -16,8 +16,14 @@ from yarl import URL
 from podkit.errors import DigestMismatch, InvalidArgument, Unavailable
 from podkit.images.oci import MANIFEST_ACCEPT, Descriptor
 from podkit.images.registry.hosts import Endpoint
-from podkit.images.registry.transport import RETRY_STATUSES, RepositoryTransport, Transient, read_limited
-from podkit.store import Content
+from podkit.images.registry.transport import (
+    RETRY_STATUSES,
+    Body,
+    RepositoryTransport,
+    Transient,
+    read_limited,
+)
+from podkit.store import Content, ContentWriter
 from podkit.store.content import Digest
 
 log = logging.getLogger(__name__)
@@ -235,7 +241,7 @@ class Repository(RepositoryTransport):
         finally:
             resp.release()
 
-        async def send(method: str, url: URL, body: Any, headers: dict[str, str]) -> URL | None:
+        async def send(method: str, url: URL, body: Body, headers: dict[str, str]) -> URL | None:
             try:
                 resp = await self._request(
                     method, ep, url, body=body, headers=headers, what="push", retries=0
@@ -266,7 +272,7 @@ class Repository(RepositoryTransport):
             nxt = await send(
                 "PATCH",
                 location,
-                lambda start=offset, n=n: _file_body(path, start, n, progress, start),
+                functools.partial(_file_body, path, offset, n, progress, offset),
                 {**octet, "Content-Length": str(n), "Content-Range": f"{offset}-{offset + n - 1}"},
             )
             if nxt is None:
@@ -294,7 +300,7 @@ class Repository(RepositoryTransport):
             resp.release()
 
 
-async def _copy(stream: aiohttp.StreamReader, writer: Any, progress: Progress | None) -> None:
+async def _copy(stream: aiohttp.StreamReader, writer: ContentWriter, progress: Progress | None) -> None:
     """Move a response body into a content Writer.
 
     Chunks are gathered to ~1 MiB and hashed+written in a worker thread (hashlib and
@@ -381,7 +387,7 @@ def _range_start(content_range: str) -> int | None:
     return int(start) if unit == "bytes" and start.isdigit() else None
 
 
-def _sniff_media_type(doc: Any) -> str:
+def _sniff_media_type(doc: object) -> str:
     """Old registries may omit mediaType: tell an index from a manifest by its shape."""
     from podkit.images.oci import OCI_INDEX, OCI_MANIFEST
 
