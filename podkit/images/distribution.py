@@ -30,6 +30,7 @@ from podkit.images.registry.auth import Credentials, from_docker_config
 from podkit.images.registry.client import RegistryClient
 from podkit.images.registry.hosts import RegistryHosts
 from podkit.images.registry.sources import BlobSources
+from podkit.images.registry.transport import StallLimit
 from podkit.snapshots import Snapshotter
 from podkit.store import Content, Database, Leases
 
@@ -38,7 +39,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_SCALARS = {"max_concurrent_downloads": 4, "max_concurrent_uploads": 4}
+# stall_timeout/stall_min_bytes: a body (blob, manifest, token) that brings fewer than
+# stall_min_bytes in stall_timeout seconds has stalled and fails (registry.transport.StallLimit).
+_SCALARS = {
+    "max_concurrent_downloads": 4,
+    "max_concurrent_uploads": 4,
+    "stall_timeout": 60,
+    "stall_min_bytes": 64 << 10,
+}
 
 
 class Registry:
@@ -61,7 +69,8 @@ class Registry:
                 raise InvalidArgument(f"config: [registries] {key} must be a positive integer")
             limits[key] = value
         self.hosts = RegistryHosts(config)
-        self.client = client or RegistryClient(self.hosts)
+        stall = StallLimit(float(limits["stall_timeout"]), limits["stall_min_bytes"])
+        self.client = client or RegistryClient(self.hosts, stall=stall)
         self.docker_config = docker_config
         self.db = db
         self.content = content

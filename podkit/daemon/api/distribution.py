@@ -97,19 +97,25 @@ async def _run_streamed(
 ) -> web.StreamResponse:
     """Run ``work(emit)`` and stream what it emits, then ``done(result)`` or an error line.
 
-    If the client goes away the operation is cancelled, as with docker.
+    If the client goes away the operation is cancelled, as with docker: at once, not at
+    the next line it would be sent (a stalled pull sends none). Blobs a concurrent pull
+    waits for are not lost with it: that pull fetches them itself (Puller._fetch_once).
     """
     queue: asyncio.Queue[Line] = asyncio.Queue()
     task = asyncio.create_task(work(queue.put_nowait))
+    gone = asyncio.ensure_future(_client_gone(ctx.request))
 
     async def lines() -> AsyncIterator[Line]:
         while True:
             getter = asyncio.ensure_future(queue.get())
-            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({getter, task, gone}, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
                 yield getter.result()
                 continue
             getter.cancel()
+            if gone.done() and not task.done():
+                log.info("%s: the client left; cancelling", ctx.request.path)
+                return
             while not queue.empty():
                 yield queue.get_nowait()
             exc = task.exception()
@@ -125,9 +131,23 @@ async def _run_streamed(
     try:
         return await ctx.stream(lines())
     finally:
+        gone.cancel()
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def _client_gone(request: web.Request, every: float = 0.5) -> None:
+    """Return once the request's client has closed its connection.
+
+    aiohttp does not cancel a handler whose client left (handler_cancellation is off, so
+    that no other request is cut short half-way); a look at the transport is cheap.
+    """
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(every)
 
 
 @router.post(

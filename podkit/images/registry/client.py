@@ -35,7 +35,7 @@ from podkit.images.registry.repository import MAX_MANIFEST, Progress, Repository
 
 # Kept importable from here (tests use them): they moved with the split.
 from podkit.images.registry.repository import _sniff_media_type as _sniff_media_type  # noqa: E402
-from podkit.images.registry.transport import MAX_SMALL_BODY, read_limited
+from podkit.images.registry.transport import MAX_SMALL_BODY, StallLimit, read_limited
 from podkit.images.registry.transport import _retry_after as _retry_after  # noqa: E402
 
 __all__ = ["MAX_MANIFEST", "USER_AGENT", "Progress", "RegistryClient", "Repository", "read_limited"]
@@ -61,8 +61,10 @@ class RegistryClient:
         chunk_size: int = 32 << 20,
         connect_timeout: float = 30.0,
         read_timeout: float = 60.0,
+        stall: StallLimit | None = None,
     ) -> None:
         self.hosts = hosts or RegistryHosts()
+        self.stall = stall or StallLimit()
         self.retries = retries
         self.backoff = backoff
         self.chunk_size = chunk_size  # uploads bigger than this go in PATCH chunks
@@ -167,7 +169,7 @@ class RegistryClient:
                 req = self.session.get(url.update_query(q), headers=hdrs, ssl=tls, proxy=self.proxy_for(url))
             async with req as resp:
                 # bounded: a token is small, and a hostile token server must not fill memory
-                body = await read_limited(resp, MAX_SMALL_BODY)
+                body = await read_limited(resp, MAX_SMALL_BODY, self.stall, f"{ep.host}: token answer")
                 if resp.status in (401, 403):
                     raise Unauthorized(
                         f"{ep.host}: authentication failed at the token server"

@@ -20,6 +20,7 @@ from podkit.images.registry.transport import (
     RETRY_STATUSES,
     Body,
     RepositoryTransport,
+    StallGuard,
     Transient,
     read_limited,
 )
@@ -93,7 +94,7 @@ class Repository(RepositoryTransport):
             length = resp.content_length
             if length is not None and length > MAX_MANIFEST:
                 raise InvalidArgument(f"{what} is {length} bytes, more than the {MAX_MANIFEST} allowed")
-            data = await read_limited(resp, MAX_MANIFEST + 1)
+            data = await read_limited(resp, MAX_MANIFEST + 1, self.client.stall, f"{ep.host}: {what}")
             if len(data) > MAX_MANIFEST:
                 raise InvalidArgument(f"{what} is larger than {MAX_MANIFEST} bytes")
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
@@ -154,7 +155,8 @@ class Repository(RepositoryTransport):
                         writer = content.writer(desc.digest, desc.size)
                         if resp.status == 206:
                             continue
-                    await _copy(resp.content, writer, progress)
+                    reader = self.client.stall.reader(resp.content, f"{ep.host}: download of {desc.digest}")
+                    await _copy(reader, writer, progress)
                 except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
                     failures += 1
                     if failures > self.client.retries:
@@ -181,7 +183,9 @@ class Repository(RepositoryTransport):
             try:
                 if resp.status != 200:
                     raise await self._error(resp, f"blob {desc.digest}")
-                return await read_limited(resp, limit + 1)
+                return await read_limited(
+                    resp, limit + 1, self.client.stall, f"{ep.host}: blob {desc.digest}"
+                )
             except aiohttp.ClientError as e:
                 raise Unavailable(f"{ep.host}: reading blob {desc.digest} failed: {e}") from None
             finally:
@@ -300,7 +304,7 @@ class Repository(RepositoryTransport):
             resp.release()
 
 
-async def _copy(stream: aiohttp.StreamReader, writer: ContentWriter, progress: Progress | None) -> None:
+async def _copy(stream: StallGuard, writer: ContentWriter, progress: Progress | None) -> None:
     """Move a response body into a content Writer.
 
     Chunks are gathered to ~1 MiB and hashed+written in a worker thread (hashlib and

@@ -9,6 +9,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
@@ -32,12 +33,70 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 Body = Callable[[], object] | bytes | None
 
 
-async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+@dataclass(frozen=True)
+class StallLimit:
+    """A progress deadline for response bodies, like curl's --speed-time/--speed-limit.
+
+    The socket read timeout alone lets a registry that drips a byte every 20 s keep a
+    pull alive forever: a body must bring at least ``min_bytes`` in every ``window``
+    seconds until it ends, or the read fails (Unavailable, naming the stall).
+    """
+
+    window: float = 60.0
+    min_bytes: int = 64 << 10
+
+    def reader(self, stream: aiohttp.StreamReader, what: str) -> StallGuard:
+        return StallGuard(stream, self, what)
+
+
+class StallGuard:
+    """One body's reads under a StallLimit."""
+
+    def __init__(self, stream: aiohttp.StreamReader, limit: StallLimit, what: str) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._what = what
+        self._deadline = time.monotonic() + limit.window
+        self._got = 0
+
+    async def _guarded(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
+        while True:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                if self._got < self._limit.min_bytes:
+                    raise Unavailable(
+                        f"{self._what}: the registry sent {self._got} bytes in {self._limit.window:g}s "
+                        f"(less than {self._limit.min_bytes}): the transfer stalled, giving up"
+                    )
+                self._deadline = time.monotonic() + self._limit.window
+                self._got = 0
+                continue
+            try:
+                async with asyncio.timeout(left) as cm:
+                    data = await read()
+            except TimeoutError:
+                if cm.expired():
+                    continue  # the window is over: judged at the top
+                raise  # aiohttp's own socket read timeout
+            self._got += len(data)
+            return data
+
+    async def readany(self) -> bytes:
+        return await self._guarded(self._stream.readany)
+
+    async def read(self, n: int) -> bytes:
+        return await self._guarded(lambda: self._stream.read(n))
+
+
+async def read_limited(
+    resp: aiohttp.ClientResponse, limit: int, stall: StallLimit | None = None, what: str = "response"
+) -> bytes:
     """The body up to ``limit`` bytes. (StreamReader.read(n) returns what is buffered,
     maybe far less than n: one call would cut a body that came in several chunks.)"""
+    reader = (stall or StallLimit()).reader(resp.content, what)
     buf = bytearray()
     while len(buf) < limit:
-        chunk = await resp.content.read(limit - len(buf))
+        chunk = await reader.read(limit - len(buf))
         if not chunk:
             break
         buf += chunk
@@ -196,7 +255,8 @@ class RepositoryTransport:
 
     async def _error(self, resp: aiohttp.ClientResponse, what: str) -> PodkitError:
         """Turn an unexpected answer into the right podkit error, with the registry's words."""
-        body = await read_limited(resp, MAX_SMALL_BODY)  # only the registry's words are wanted
+        # only the registry's words are wanted
+        body = await read_limited(resp, MAX_SMALL_BODY, self.client.stall, f"{what}: error answer")
         resp.release()
         detail = ""
         with contextlib.suppress(ValueError, AttributeError, TypeError, IndexError, KeyError, RecursionError):
