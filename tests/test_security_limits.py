@@ -58,6 +58,15 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_made(daemon: Daemon) -> Non
     )
     assert status == 413, (status, payload[:200])
 
+    # the Docker API's JSON bodies are bounded too
+    status, payload = call(
+        str(daemon.state / "docker.sock"),
+        "POST",
+        "/containers/create",
+        {"Image": "x", "Labels": {"a": "z" * (9 << 20)}},
+    )
+    assert status == 413, (status, payload[:200])
+
     # the SDK reports the daemon's answer, though the daemon stopped reading the upload
     c = daemon.client()
     with pytest.raises(errors.TooLarge, match="at most"):

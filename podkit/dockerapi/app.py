@@ -11,6 +11,7 @@ from aiohttp import web
 
 from podkit.dockerapi.common import EXEC_EXTRA, NAMESPACE, SERVICES, json_response
 from podkit.errors import PodkitError
+from podkit.limits import LARGE_JSON_BODY_MAX
 
 if TYPE_CHECKING:
     from podkit.daemon.services import Services
@@ -110,7 +111,9 @@ def make_app(services: Services) -> web.Application:
         volumes,
     )
 
-    app = web.Application(middlewares=[_middleware], client_max_size=1 << 40)
+    # JSON bodies are read whole (common.body): bounded, a 413 over it (docs/security.md).
+    # Uploads (archives, image load) stream from request.content, which this does not cap.
+    app = web.Application(middlewares=[_middleware], client_max_size=LARGE_JSON_BODY_MAX)
     app[SERVICES] = services
     app[EXEC_EXTRA] = {}
     areas = (system, containers, logs, attach, exec, stats, archive, images, distribution, networks, volumes)
