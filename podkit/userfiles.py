@@ -117,8 +117,19 @@ def seccomp_profile(data: bytes, path: str) -> dict[str, Any]:
     return profile
 
 
+def split_security_opt(opt: object) -> tuple[str, str]:
+    """``KEY=VALUE`` (or docker's older ``KEY:VALUE``) of a --security-opt.
+
+    Split at the first '=' when there is one: a seccomp profile given inline is JSON,
+    full of ':' that must stay where they are.
+    """
+    s = str(opt)
+    k, _, v = s.partition("=") if "=" in s else s.partition(":")
+    return k, v
+
+
 def _is_seccomp(opt: object) -> bool:
-    return str(opt).replace(":", "=", 1).startswith("seccomp=")
+    return split_security_opt(opt)[0] == "seccomp"
 
 
 def _seccomp_path(value: object) -> str | None:
@@ -147,7 +158,7 @@ def inline_files(body: dict[str, Any]) -> dict[str, Any]:
     opts = out.get("security_opt")
     opts = opts if isinstance(opts, list) else []
     last = next((so for so in reversed(opts) if _is_seccomp(so)), None)
-    setting = str(last).replace(":", "=", 1).partition("=")[2] if last is not None else out.get("seccomp")
+    setting = split_security_opt(last)[1] if last is not None else out.get("seccomp")
     path = _seccomp_path(setting) if setting else None
     if path is not None:
         data = read_any(path, "seccomp profile", SECCOMP_PROFILE_MAX)

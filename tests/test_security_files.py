@@ -140,3 +140,17 @@ def test_the_client_inlines_a_seccomp_profile(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="missing defaultAction"):
         prof.write_text("{}")
         inline_files({"image": "x", "security_opt": [f"seccomp={prof}"]})
+
+
+def test_the_daemon_takes_a_profile_inline_as_dockers_api_sends_it() -> None:
+    from podkit.containers.options import CreateOptions
+
+    prof = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}
+    o = CreateOptions.parse({"image": "x", "security_opt": [f"seccomp={json.dumps(prof)}"]})
+    assert o.seccomp == "custom" and o.seccomp_profile == prof
+    o = CreateOptions.parse({"image": "x", "seccomp_profile": prof})
+    assert o.seccomp == "custom" and o.seccomp_profile == prof
+    o = CreateOptions.parse({"image": "x", "seccomp_profile": prof, "security_opt": ["seccomp=unconfined"]})
+    assert o.seccomp == "unconfined" and o.seccomp_profile is None
+    with pytest.raises(InvalidArgument, match="missing defaultAction"):
+        CreateOptions.parse({"image": "x", "security_opt": ['seccomp={"syscalls": []}']})

@@ -283,7 +283,7 @@ def _security(o: CreateOptions, body: Body) -> None:
     o.no_new_privileges = bool(body.get("no_new_privileges", True))
     seccomp = str(body["seccomp"]) if body.get("seccomp") else ""
     for so in strings(body.get("security_opt"), "security_opt"):
-        k, _, v = so.replace(":", "=", 1).partition("=")
+        k, v = userfiles.split_security_opt(so)
         if k == "seccomp":
             seccomp = v or "default"
         elif k == "no-new-privileges":
