@@ -171,10 +171,11 @@ async def spdy_run(
     try:
         if size and "resize" in conn.streams:
             await conn.streams["resize"].write(json.dumps({"Width": size[0], "Height": size[1]}).encode())
+        reading = asyncio.create_task(collect(conn))  # read while writing: no deadlock on big data
         if stdin is not None:
             await conn.streams["stdin"].write(stdin)
             await conn.streams["stdin"].close()
-        return await collect(conn)
+        return await reading
     finally:
         await conn.close()
 

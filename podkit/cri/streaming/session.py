@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 MAX_STREAMS = 1000  # open streams per session; more are refused (RST_STREAM REFUSED_STREAM)
 MAX_BUFFERED = 1 << 20  # unread bytes per stream before the session stops reading
-CHUNK = 32 * 1024  # largest data frame we send
+CHUNK = 64 * 1024  # largest data frame we send
 
 ReadFn = Callable[[], Awaitable[bytes]]  # next bytes from the connection; b"" at its end
 WriteFn = Callable[[bytes], Awaitable[None]]
@@ -89,7 +89,7 @@ class Stream:
         return f"<spdy stream {self.id} {self.headers}>"
 
     # ------------------------------------------------------------ reading
-    async def read(self, n: int = 65536) -> bytes:
+    async def read(self, n: int = 256 * 1024) -> bytes:
         """Up to ``n`` bytes; b"" once the peer finished (or reset) the stream."""
         while not self._buf and not self.remote_closed:
             self._changed.clear()
@@ -102,7 +102,7 @@ class Stream:
             await self.session._consumed(self, len(data))
         return data
 
-    async def read_all(self, limit: int = 1 << 20) -> bytes:
+    async def read_all(self, limit: int = 1 << 28) -> bytes:
         out = bytearray()
         while chunk := await self.read():
             out += chunk
