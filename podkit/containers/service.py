@@ -245,7 +245,9 @@ class ContainerService(ExecMixin):
 
     # ------------------------------------------------------------------- create
     async def create(self, ns: str, body: dict[str, Any] | CreateOptions) -> Record:
-        opts = body if isinstance(body, CreateOptions) else CreateOptions.parse(body)
+        # Parsed off the event loop: a body may name an env file or a seccomp profile the
+        # parser reads (checked and bounded: podkit.userfiles.read_regular).
+        opts = body if isinstance(body, CreateOptions) else await asyncio.to_thread(CreateOptions.parse, body)
         opts = await self.hooks.before_create(ns, opts)
         if opts.pod:  # a hook resolves it into pod_id, namespaces...; none did
             raise InvalidArgument(f"cannot put the container into pod {opts.pod}: pods are not available")
