@@ -2,7 +2,9 @@
 
 Other layers use ``NetworkManager`` (built in the daemon's services as
 ``services.networks``) and the pure helpers ``parse_port_spec``, ``resolv_conf``
-and ``hosts_file``.
+and ``hosts_file``. ``NetworkManager`` delegates to one module per operation over a
+shared ``NetworkContext`` (``context``): ``networks``, ``attach``, ``detach``,
+``hostports``, ``masquerade``, ``lifecycle``.
 """
 
 from podkit.network.config import Network
