@@ -75,19 +75,24 @@ def run_critest(endpoint: str, params_file: Path, out: Path) -> None:
         subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=1800)
 
 
-def medians(out: Path) -> dict[str, float]:
-    """Median ms per operation, and per whole life cycle (the sum of each sample's)."""
+def medians(outs: list[Path]) -> dict[str, float]:
+    """Median ms per operation, and per whole life cycle (the sum of each sample's),
+    over the samples of every round."""
     res: dict[str, float] = {}
     for fname, ops, total in (
         ("pod_benchmark_data.json", POD_OPS, "pod life cycle"),
         ("container_benchmark_data.json", CTR_OPS, "container life cycle"),
     ):
-        p = out / fname
-        if not p.exists():
+        rows: list[list[int]] = []
+        names: list[str] = []
+        for out in outs:
+            p = out / fname
+            if p.exists():
+                data = json.loads(p.read_text())
+                names = data["operationsNames"]
+                rows += [d["operationsDurationsNs"] for d in data["datapoints"]]
+        if not rows:
             continue
-        data = json.loads(p.read_text())
-        names = data["operationsNames"]
-        rows = [d["operationsDurationsNs"] for d in data["datapoints"]]
         for op in ops:
             if op in names:
                 i = names.index(op)
@@ -205,35 +210,42 @@ state = "{self.base / "state"}"
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=20, help="samples per benchmark (default 20)")
+    ap.add_argument(
+        "--rounds", type=int, default=2, help="alternate the runtimes this many times (default 2)"
+    )
     args = ap.parse_args()
     if runner.find_critest() is None:
         print("bench/cri.py: critest not found: skipped")
         return 0
     work = Path(tempfile.mkdtemp(prefix="podkit-bench-cri-", dir="/var/tmp"))
-    pfile = params(args.n, work / "params.yaml")
+    # The samples are split over rounds that alternate the two runtimes, so that a
+    # busy moment of the host does not land on one side only.
+    per_round = max(1, args.n // args.rounds)
+    pfile = params(per_round, work / "params.yaml")
     reg = runner.start_registry()
-    results: dict[str, dict[str, float]] = {}
+    outs: dict[str, list[Path]] = {"podkit": [], "containerd": []}
+    d = cd = None
     try:
         d = runner.start_daemon(work / "podkit", reg)
-        try:
-            t = time.monotonic()
-            run_critest(f"unix://{d.state / 'cri.sock'}", pfile, work / "out-podkit")
-            print(f"podkit: {time.monotonic() - t:.0f} s")
-            results["podkit"] = medians(work / "out-podkit")
-        finally:
-            runner.stop_daemon(d)
+        endpoints = {"podkit": f"unix://{d.state / 'cri.sock'}"}
         if shutil.which("containerd"):
             cd = Containerd(work / "containerd", reg.host).start()
-            try:
-                t = time.monotonic()
-                run_critest(f"unix://{cd.sock}", pfile, work / "out-containerd")
-                print(f"containerd: {time.monotonic() - t:.0f} s")
-                results["containerd"] = medians(work / "out-containerd")
-            finally:
-                cd.stop()
+            endpoints["containerd"] = f"unix://{cd.sock}"
         else:
             print("containerd not installed (apt-get install containerd): podkit alone")
+        for r in range(args.rounds):
+            for name, ep in endpoints.items():
+                t = time.monotonic()
+                out = work / f"out-{name}-{r}"
+                run_critest(ep, pfile, out)
+                outs[name].append(out)
+                print(f"round {r + 1}: {name} {time.monotonic() - t:.0f} s", flush=True)
+        results = {name: medians(dirs) for name, dirs in outs.items() if dirs}
     finally:
+        if d is not None:
+            runner.stop_daemon(d)
+        if cd is not None:
+            cd.stop()
         reg.stop()
         unmount_all_under(work)
         keep = os.environ.get("BENCH_KEEP")
@@ -243,7 +255,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     ops = list(POD_OPS) + ["pod life cycle"] + list(CTR_OPS) + ["container life cycle"]
     pk, cd_ = results.get("podkit", {}), results.get("containerd", {})
-    print(f"\nmedians of {args.n}, ms      podkit   containerd   podkit/containerd")
+    n = per_round * args.rounds
+    print(f"\nmedians of {n}, ms      podkit   containerd   podkit/containerd")
     for op in ops:
         a, b = pk.get(op), cd_.get(op)
         ratio = f"{a / b:8.2f}" if a and b else "       -"

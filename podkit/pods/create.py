@@ -108,16 +108,14 @@ async def make_infra(ctx: PodContext, pod: Pod) -> None:
     async with ctx.infra_lock:  # two first pods at once build one image, not two
         ref = await asyncio.to_thread(infra.ensure_image, ctx.images, ctx.content, pod.namespace)
     pod.spec.infra_image = pod.spec.infra_image or ref
-    opts = options(
-        ctx,
-        pod,
-        {
-            "image": pod.spec.infra_image,
-            "name": f"{pod.name}-infra",
-            "labels": {POD_LABEL: pod.id, POD_NAME_LABEL: pod.name},
-        },
-        infra_container=True,
-    )
+    body: dict[str, Any] = {
+        "image": pod.spec.infra_image,
+        "name": f"{pod.name}-infra",
+        "labels": {POD_LABEL: pod.id, POD_NAME_LABEL: pod.name},
+    }
+    if pod.spec.infra_seccomp:
+        body["seccomp"] = pod.spec.infra_seccomp
+    opts = options(ctx, pod, body, infra_container=True)
     rec = await ctx.containers.create(pod.namespace, opts)
     pod.infra_id = id_of(rec)
     ctx.store.update(pod)

@@ -73,6 +73,9 @@ class PodSpec:
     attempt: int = 0
     restart_policy: str = ""  # for containers added without their own policy
     infra_image: str = ""
+    # The infra container's seccomp: "" the containers layer's default, or "default" /
+    # "unconfined" (the CRI's sandboxes are unconfined unless their config asks).
+    infra_seccomp: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PodSpec:
@@ -121,6 +124,8 @@ class PodSpec:
         return spec
 
     def validate(self) -> None:
+        if self.infra_seccomp not in ("", "default", "unconfined"):
+            raise InvalidArgument(f"invalid infra_seccomp {self.infra_seccomp!r}: use default or unconfined")
         if self.name and not NAME_RE.fullmatch(self.name):
             raise InvalidArgument(
                 f"invalid pod name {self.name!r}: use letters, digits, '_', '.', '-' (max 128)"
@@ -186,6 +191,7 @@ _FIELD_TYPES: dict[str, type] = {
     "kube_namespace": str,
     "restart_policy": str,
     "infra_image": str,
+    "infra_seccomp": str,
     "attempt": int,
     "memory": int,
     "shm_size": int,
