@@ -21,7 +21,6 @@ import asyncio
 import errno
 import logging
 import os
-import shutil
 import stat as stat_mod
 import tarfile
 import threading
@@ -436,9 +435,15 @@ class _Extractor:
             self._file(m, pfd, base)
 
     def _create(self, m: tarfile.TarInfo, pfd: int, base: str, make: Callable[[], object]) -> None:
-        """Replace whatever non-directory is at ``base``, then ``make`` it (which fails
-        rather than follows if the container puts something there meanwhile)."""
+        """``make`` the entry (which fails rather than follows when something is at
+        ``base``); what is there, unless a directory, is unlinked and ``make`` tried
+        again (the container may put something back meanwhile)."""
         for _ in range(3):
+            try:
+                make()
+                return
+            except FileExistsError:
+                pass
             try:
                 os.unlink(base, dir_fd=pfd)
             except FileNotFoundError:
@@ -447,23 +452,22 @@ class _Extractor:
                 raise InvalidArgument(
                     f"archive entry {m.name!r} would replace a directory with a non-directory"
                 ) from None
-            try:
-                make()
-                return
-            except FileExistsError:
-                continue  # made again meanwhile: replace it again
         raise InvalidArgument(f"archive entry {m.name!r}: the path keeps being recreated in the container")
 
     def _file(self, m: tarfile.TarInfo, pfd: int, base: str) -> None:
         fds: list[int] = []
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
         self._create(m, pfd, base, lambda: fds.append(os.open(base, flags, 0o600, dir_fd=pfd)))
-        with os.fdopen(fds[0], "wb") as f:
+        fd = fds[0]
+        try:
             src = self.tf.extractfile(m)
-            if src is not None:
-                shutil.copyfileobj(src, f, 1 << 20)
-            f.flush()
-            self._attrs(f.fileno(), m)
+            while src is not None and (chunk := src.read(1 << 20)):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+            self._attrs(fd, m)
+        finally:
+            os.close(fd)
 
     def _attrs(self, fd: int, m: tarfile.TarInfo) -> None:
         # Owner first: chown clears set-id bits the mode may then set again.
