@@ -199,3 +199,20 @@ def test_nothing_left_after_sandboxes_go(cri: CRIClient) -> None:
         assert not (cri.daemon.root / "containers" / cid).exists()
         assert not (cri.daemon.state / "containers" / cid).exists()
     assert cri.daemon.client(CRI_NS).containers.list(all=True) == []
+
+
+def test_failed_sandbox_leaves_nothing(cri: CRIClient) -> None:
+    """A RunPodSandbox that fails half-way (its host port is taken) is undone whole."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        mappings = [pb.PortMapping(container_port=80, host_port=taken)]
+        code = code_of(lambda: cri.run_sandbox("clash", port_mappings=mappings))
+    assert code != grpc.StatusCode.OK
+    assert cri.rt.ListPodSandbox(pb.ListPodSandboxRequest()).items == []
+    assert cri.daemon.client(CRI_NS).pods.list() == []
+    assert cri.daemon.client(CRI_NS).containers.list(all=True) == []
+    assert list((cri.daemon.state / "netns").iterdir()) == []
