@@ -110,7 +110,7 @@ async def open_remotecommand(
     tty: bool = False,
     protocol: str = "v4.channel.k8s.io",
 ) -> SpdyConn:
-    conn = await spdy_connect(url, [protocol])
+    conn = await spdy_connect(url, [protocol] if protocol else [])
     assert isinstance(conn, SpdyConn), f"upgrade refused: {conn}"
     kinds = ["error"] + [k for k, on in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)) if on]
     if tty and protocol in ("v4.channel.k8s.io", "v3.channel.k8s.io"):

@@ -390,6 +390,10 @@ def test_upgrade_and_protocol_negotiation(sd: StreamingDaemon) -> None:
         return conn.protocol
 
     assert _run(chosen()) == "v4.channel.k8s.io"
+    # No protocol offered: the oldest (channel.k8s.io), as kubelet assumes; its
+    # error stream stays empty on success.
+    r = _run(spdy_run(sd.url("exec", cid, cmd=["echo", "v1"], stdout=True), stderr=False, protocol=""))
+    assert r.stdout == b"v1\n" and r.error == b""
 
 
 def test_tokens_expire() -> None:
@@ -508,11 +512,13 @@ def test_port_forward_spdy(sd: StreamingDaemon) -> None:
     wait_for(lambda: _idle(sd), 10, what="sessions to end")
 
 
-def test_port_forward_websocket(sd: StreamingDaemon) -> None:
+@pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"])
+def test_port_forward_websocket(sd: StreamingDaemon, protocol: str) -> None:
     pod = _pod_with_server(sd, 8080)
 
     async def go() -> dict[int, bytes]:
-        ch = await WSChannels.connect(sd.url("portforward", pod, ports=[8080]), ["v4.channel.k8s.io"])
+        ch = await WSChannels.connect(sd.url("portforward", pod, ports=[8080]), [protocol])
+        assert ch.protocol == protocol
         try:
             await ch.send(0, b"GET /index.html HTTP/1.0\r\n\r\n")
             return await ch.read_all()
@@ -572,3 +578,36 @@ def test_port_forward_host_network_pod(sd: StreamingDaemon) -> None:
         return data  # type: ignore[no-any-return]
 
     assert b"host-page" in wait_for(lambda: (b := get()) and b"host-page" in b and b, 30, what="httpd")
+
+
+def test_daemon_stop_ends_sessions_and_kills_their_execs(busybox_tarball: Path) -> None:
+    import threading
+    import time
+
+    with _streaming_daemon(tarball=busybox_tarball) as d:
+        cid = _container(d)
+        before = _exec_pids(d, cid)
+        started = threading.Event()
+        ended: list[bytes] = []
+
+        async def client() -> None:
+            url = d.url("exec", cid, cmd=["sh", "-c", "echo started; exec sleep 1000"], stdout=True)
+            conn = await open_remotecommand(url, stderr=False)
+            try:
+                await read_until(conn.streams["stdout"], b"started")
+                started.set()
+                ended.append((await collect(conn)).error)  # returns when the daemon hangs up
+            finally:
+                await conn.close()
+
+        t = threading.Thread(target=lambda: _run(client()), daemon=True)
+        t.start()
+        assert started.wait(30), "the exec never started"
+        t0 = time.monotonic()
+        d.stop()
+        assert time.monotonic() - t0 < 15, "podkitd took too long to stop with a live session"
+        t.join(30)
+        assert ended == [b""]  # the connection ended without a status: the session was cut
+        d.start()
+        # The container outlived the daemon (as containers do); the exec'd sleep did not.
+        assert _exec_pids(d, cid) == before
