@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from podkit import errors
-from podkit.cli.output import ago, for_each, human_size, print_inspected, print_json, render_template, table
+from podkit.cli.container_create import add_create_flags, create_body
+from podkit.cli.container_inspect import add_inspect_args, cmd_inspect
+from podkit.cli.container_listing import cmd_port, cmd_prune, cmd_ps, cmd_stats, cmd_top
+from podkit.cli.container_ops import container_ops as _ops
+from podkit.cli.cp import cmd_cp
+from podkit.cli.output import for_each
 
 if TYPE_CHECKING:
     from podkit.cli.main import Subparsers
     from podkit.client import Client
-    from podkit.client._container_ops import ContainerOps
 
 _ENGINE = {"engine_exit": 125}
 
@@ -39,121 +41,16 @@ def _add_ps_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
 
 
-def _ops(client: Client) -> ContainerOps:
-    """The SDK's plain container calls (no data classes to import: the CLI starts faster)."""
-    from podkit.client._container_ops import ContainerOps
-
-    return ContainerOps(client._t)
-
-
-def add_create_flags(p: argparse.ArgumentParser) -> None:
-    a = p.add_argument
-    a("--name", help="a name for the container")
-    a("-e", "--env", action="append", default=[], help="set an environment variable KEY=VALUE")
-    a("--env-file", action="append", default=[], help="read environment variables from a file")
-    a("-v", "--volume", action="append", default=[], help="bind HOST:CTR[:ro] or volume NAME:CTR")
-    a("--tmpfs", action="append", default=[], help="mount a tmpfs: PATH[:OPTIONS]")
-    a("--read-only", action="store_true", help="mount the root file system read-only")
-    a("-u", "--user", help="USER[:GROUP] (names or ids)")
-    a("-w", "--workdir", help="working directory inside the container")
-    a("-h", "--hostname", help="container host name")
-    a("-l", "--label", action="append", default=[], help="set a label KEY=VALUE")
-    a("--cap-add", action="append", default=[], help="add a capability")
-    a("--cap-drop", action="append", default=[], help="drop a capability")
-    a("--privileged", action="store_true", help="all capabilities and devices, no confinement")
-    a(
-        "--security-opt",
-        action="append",
-        default=[],
-        help="seccomp=unconfined|PROFILE.json, no-new-privileges[=false]",
-    )
-    a("--device", action="append", default=[], help="add a host device HOST[:CTR[:rwm]]")
-    a("-m", "--memory", help="memory limit (e.g. 64m)")
-    a("--memory-swap", help="memory + swap limit (-1 unlimited)")
-    a("--cpus", help="number of CPUs (e.g. 0.5)")
-    a("--cpu-shares", type=int, help="relative CPU weight")
-    a("--pids-limit", type=int, help="maximum number of processes")
-    a("--ulimit", action="append", default=[], help="NAME=SOFT[:HARD], e.g. nofile=1024:2048")
-    a("--init", action="store_true", help="run catatonit as PID 1 to reap zombies and forward signals")
-    a("--restart", help="no | on-failure[:N] | always | unless-stopped")
-    a("--rm", action="store_true", help="remove the container when it exits")
-    a("-p", "--publish", action="append", default=[], help="publish a port [IP:]HOST:CTR[/PROTO]")
-    a("--network", "--net", help="bridge (default) | host | none | container:ID | NETWORK")
-    a("--dns", action="append", default=[], help="a DNS server")
-    a("--add-host", action="append", default=[], help="an /etc/hosts entry HOST:IP")
-    a("--stop-signal", help="signal that stops the container (default: image's, else SIGTERM)")
-    a("--stop-timeout", type=int, help="seconds before stop sends SIGKILL (default 10)")
-    a("--entrypoint", help="override the image's entrypoint")
-    a("-i", "--interactive", action="store_true", help="keep stdin open")
-    a("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
-    a("--pod", help="run the container in this pod")
-    a("--shm-size", help="size of /dev/shm")
-    a("--log-size-max", help="rotate the log file at this size")
-    a("image", help="image reference")
-    a("command", nargs=argparse.REMAINDER, help="command and arguments")
-
-
-def _body(args: argparse.Namespace) -> dict[str, Any]:
-    env: list[str] = []
-    for e in args.env:
-        if "=" not in e:  # docker: take the value from the client's environment
-            if e in os.environ:
-                env.append(f"{e}={os.environ[e]}")
-            continue
-        env.append(e)
-    body: dict[str, Any] = {
-        "image": args.image,
-        "name": args.name,
-        "env": env,
-        "env_file": args.env_file,
-        "volumes": args.volume,
-        "tmpfs": args.tmpfs,
-        "read_only": args.read_only,
-        "user": args.user,
-        "workdir": args.workdir,
-        "hostname": args.hostname,
-        "labels": args.label,
-        "cap_add": args.cap_add,
-        "cap_drop": args.cap_drop,
-        "privileged": args.privileged,
-        "security_opt": args.security_opt,
-        "devices": args.device,
-        "memory": args.memory,
-        "memory_swap": args.memory_swap,
-        "cpus": args.cpus,
-        "cpu_shares": args.cpu_shares,
-        "pids_limit": args.pids_limit,
-        "ulimits": args.ulimit,
-        "init": args.init,
-        "restart": args.restart,
-        "auto_remove": args.rm,
-        "ports": args.publish,
-        "network": args.network,
-        "dns": args.dns,
-        "add_hosts": args.add_host,
-        "stop_signal": args.stop_signal,
-        "stop_timeout": args.stop_timeout,
-        "tty": args.tty,
-        "open_stdin": args.interactive,
-        "shm_size": args.shm_size,
-        "log_size_max": args.log_size_max,
-    }
-    if args.entrypoint is not None:
-        body["entrypoint"] = [args.entrypoint] if args.entrypoint else ""
-    cmd = list(args.command)
-    if cmd and cmd[0] == "--":
-        cmd = cmd[1:]
-    if cmd:
-        body["cmd"] = cmd
-    if args.pod:
-        body["pod"] = args.pod
-    from podkit.userfiles import inline_files
-
-    # env files and seccomp profiles are read here, not by the daemon (as docker's CLI does)
-    return inline_files({k: v for k, v in body.items() if v not in (None, [], False)})
-
-
 def register(sub: Subparsers) -> None:
+    _register_run(sub)
+    _register_lifecycle(sub)
+    _register_stdio(sub)
+    _register_views(sub)
+    _register_group(sub)
+
+
+def _register_run(sub: Subparsers) -> None:
+    """`run` and `create`."""
     p = sub.add_parser("run", help="create and start a container", add_help=False)
     p.add_argument("--help", action="help", help="show this help")
     add_create_flags(p)
@@ -166,6 +63,9 @@ def register(sub: Subparsers) -> None:
     add_create_flags(p)
     p.set_defaults(func=cmd_create, **_ENGINE)
 
+
+def _register_lifecycle(sub: Subparsers) -> None:
+    """Start, stop, kill, restart, rm, wait, pause, unpause, update, rename."""
     p = sub.add_parser("start", help="start containers")
     p.add_argument("-a", "--attach", action="store_true", help="attach stdout/stderr, exit with its code")
     p.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
@@ -221,6 +121,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("new_name")
     p.set_defaults(func=cmd_rename)
 
+
+def _register_stdio(sub: Subparsers) -> None:
+    """Attach, logs, exec."""
     p = sub.add_parser("attach", help="attach to a running container's stdio")
     p.add_argument("--detach-keys")
     p.add_argument("--no-stdin", action="store_true")
@@ -250,6 +153,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_exec, **_ENGINE)
 
+
+def _register_views(sub: Subparsers) -> None:
+    """Ps, inspect, stats, top, port, cp."""
     p = sub.add_parser("ps", help="list containers")
     p.add_argument("-a", "--all", action="store_true", help="include stopped ones")
     p.add_argument("-f", "--filter", action="append", default=[], help="KEY=VALUE (status, name, label, ...)")
@@ -259,7 +165,7 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("inspect", help="show details of containers (or images)")
-    _inspect_args(p)
+    add_inspect_args(p)
     p.add_argument("--type", choices=["container", "image"], help="only look for this kind of object")
     p.set_defaults(func=cmd_inspect)
 
@@ -284,13 +190,16 @@ def register(sub: Subparsers) -> None:
     p.add_argument("dst")
     p.set_defaults(func=cmd_cp)
 
+
+def _register_group(sub: Subparsers) -> None:
+    """`container prune|inspect|ls`."""
     p = sub.add_parser("container", help="manage containers")
     csub = p.add_subparsers(dest="container_cmd", metavar="COMMAND")
     pp = csub.add_parser("prune", help="remove all stopped containers")
     pp.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
     pp.set_defaults(func=cmd_prune)
     pi = csub.add_parser("inspect", help="show details of containers")
-    _inspect_args(pi)
+    add_inspect_args(pi)
     pi.set_defaults(func=cmd_inspect, type="container")
     for name in ("ls", "list"):
         pl = csub.add_parser(name, help="list containers")
@@ -325,7 +234,7 @@ def _attach_and_start(client: Client, cid: str, *, tty: bool, stdin: bool, detac
 def cmd_run(args: argparse.Namespace, client: Client) -> int:
     if args.detach and args.rm and args.restart:
         raise errors.InvalidArgument("conflicting options: --restart and --rm")
-    body = _body(args)
+    body = create_body(args)
     if args.tty and not args.detach and args.interactive and not sys.stdin.isatty():
         raise errors.InvalidArgument("the input device is not a TTY (drop -t)")
     cid = client._t.post("/containers", json_body=body)["id"]
@@ -343,7 +252,7 @@ def cmd_run(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_create(args: argparse.Namespace, client: Client) -> int:
-    print(client._t.post("/containers", json_body=_body(args))["id"])
+    print(client._t.post("/containers", json_body=create_body(args))["id"])
     return 0
 
 
@@ -473,383 +382,3 @@ def cmd_exec(args: argparse.Namespace, client: Client) -> int:
     ws = _ops(client).exec_socket(eid)
     code = interact(ws, tty=args.tty, stdin=args.interactive, detach_keys=args.detach_keys)
     return 0 if code == -1 else code
-
-
-# ---------------------------------------------------------------------- listing
-
-
-def _filters(items: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for f in items:
-        k, eq, v = f.partition("=")
-        if not eq:
-            raise errors.InvalidArgument(f"invalid filter {f!r}: want KEY=VALUE")
-        out.setdefault(k, []).append(v)
-    return out
-
-
-def _ports_text(ports: list[dict[str, Any]]) -> str:
-    out = []
-    for p in ports:
-        hp = p.get("host_port") or p.get("hostPort")
-        cp = p.get("container_port") or p.get("containerPort")
-        proto = p.get("protocol", "tcp")
-        ip = p.get("host_ip") or p.get("hostIP") or "0.0.0.0"
-        out.append(f"{ip}:{hp}->{cp}/{proto}" if hp else f"{cp}/{proto}")
-    return ", ".join(out)
-
-
-def cmd_ps(args: argparse.Namespace, client: Client) -> int:
-    rows = client._t.get(
-        "/containers", params={"all": args.all or args.latest, "filters": _filters(args.filter) or None}
-    )
-    if args.latest:
-        rows = rows[:1]
-    if args.quiet:
-        for r in rows:
-            print(r["id"] if args.no_trunc else r["id"][:12])
-        return 0
-    if args.format == "json":
-        print_json(rows)
-        return 0
-
-    def cmdline(r: dict[str, Any]) -> str:
-        c = " ".join(r.get("command") or [])
-        c = json.dumps(c)
-        return c if args.no_trunc or len(c) <= 22 else c[:19] + '…"'
-
-    # A running pod member publishes the pod's ports (podman's PORTS column shows them);
-    # one request for all pods, and only when a member is listed.
-    pod_ports: dict[str, list[dict[str, Any]]] = {}
-    if any(r.get("pod_id") and r.get("state") == "running" for r in rows):
-        with contextlib.suppress(errors.PodkitError):
-            pod_ports = {p["id"]: p.get("ports") or [] for p in client._t.get("/pods")}
-
-    def ports(r: dict[str, Any]) -> str:
-        own = r.get("ports") or []
-        if not own and r.get("pod_id") and r.get("state") == "running":
-            own = pod_ports.get(r["pod_id"], [])
-        return _ports_text(own)
-
-    if args.format not in ("table", None):
-        for r in rows:
-            # The field names of `docker ps --format`.
-            fields = {
-                "ID": r["id"] if args.no_trunc else r["id"][:12],
-                "Image": r["image"].removeprefix("docker.io/library/"),
-                "Command": cmdline(r),
-                "CreatedAt": _iso(r.get("created")),
-                "RunningFor": ago(r.get("created")),
-                "Ports": ports(r),
-                "State": r.get("state", ""),
-                "Status": r.get("status", ""),
-                "Names": r["name"],
-                "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
-                "Pod": (r.get("pod_id") or "")[:12],
-            }
-            print(render_template(args.format, fields))
-        return 0
-
-    table(
-        (
-            [
-                r["id"] if args.no_trunc else r["id"][:12],
-                r["image"].removeprefix("docker.io/library/"),
-                cmdline(r),
-                ago(r["created"]),
-                r["status"],
-                ports(r),
-                r["name"],
-            ]
-            for r in rows
-        ),
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-    )
-    return 0
-
-
-def _inspect_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-f", "--format", default="json", help="json (default), or a template such as '{{.State.Status}}'"
-    )
-    p.add_argument("objects", nargs="+", metavar="OBJECT")
-
-
-def _iso(ts: float | None) -> str:
-    import datetime
-
-    if not ts:
-        return "0001-01-01T00:00:00Z"  # what docker prints for "never"
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
-    """The shape `docker inspect` prints for a container (State, Config, HostConfig,
-    NetworkSettings, Mounts), so scripts and `-f '{{.State.Status}}'` written for docker
-    work; podkit's own record is kept whole under "Podkit"."""
-    cfg = d.get("config") or {}
-    state = d.get("state") or ""
-    net = d.get("network") or {}
-    if state not in ("running", "paused"):
-        # The record keeps the last attachment, but its address was released when the
-        # container stopped (and may belong to another one now): docker shows none.
-        net = {"mode": net.get("mode")}
-    command = d.get("command") or []
-    ports: dict[str, list[dict[str, str]]] = {}
-    for p in d.get("ports") or []:
-        key = f"{p.get('container_port')}/{p.get('protocol', 'tcp')}"
-        ports.setdefault(key, []).append(
-            {"HostIp": p.get("host_ip") or "0.0.0.0", "HostPort": str(p.get("host_port") or "")}
-        )
-    networks = {
-        a.get("network", ""): {
-            "NetworkID": a.get("network_id", ""),
-            "IPAddress": a.get("ip", ""),
-            "IPPrefixLen": a.get("prefix", 0),
-            "Gateway": a.get("gateway", ""),
-            "MacAddress": a.get("mac", ""),
-        }
-        for a in net.get("attachments") or []
-    }
-    mounts = []
-    for m in d.get("mounts") or []:
-        ro = bool(m.get("readonly"))
-        mounts.append(
-            {
-                "Type": m.get("type", ""),
-                **({"Name": m.get("source", "")} if m.get("type") == "volume" else {}),
-                "Source": m.get("host_path") or m.get("source", ""),
-                "Destination": m.get("target", ""),
-                "Mode": "ro" if ro else "",
-                "RW": not ro,
-                "Propagation": "",
-            }
-        )
-    restart = d.get("restart_policy") or cfg.get("restart") or {}
-    cpus = cfg.get("cpus")
-    return {
-        "Id": d["id"],
-        "Created": _iso(d.get("created")),
-        "Path": command[0] if command else "",
-        "Args": command[1:],
-        "State": {
-            "Status": state,
-            "Running": state == "running",
-            "Paused": state == "paused",
-            "Restarting": state == "restarting",
-            "OOMKilled": bool(d.get("oom_killed")),
-            "Dead": state == "dead",
-            "Pid": d.get("pid") or 0,
-            "ExitCode": d.get("exit_code") or 0,
-            "Error": d.get("error") or "",
-            "StartedAt": _iso(d.get("started_at")),
-            "FinishedAt": _iso(d.get("finished_at")),
-        },
-        "Image": d.get("image_id", ""),
-        "Name": d.get("name", ""),
-        "RestartCount": d.get("restart_count", 0),
-        "LogPath": d.get("log_path", ""),
-        "Pod": d.get("pod_id") or "",
-        "HostConfig": {
-            "NetworkMode": net.get("mode") or cfg.get("network") or "",
-            "PortBindings": ports,
-            "RestartPolicy": {
-                "Name": restart.get("name", "no"),
-                "MaximumRetryCount": restart.get("max_retries", 0),
-            },
-            "AutoRemove": bool(cfg.get("auto_remove")),
-            "Privileged": bool(cfg.get("privileged")),
-            "ReadonlyRootfs": bool(cfg.get("read_only")),
-            "CapAdd": cfg.get("cap_add") or [],
-            "CapDrop": cfg.get("cap_drop") or [],
-            "Memory": cfg.get("memory") or 0,
-            "NanoCpus": int(float(cpus) * 1e9) if cpus else 0,
-            "CpuShares": cfg.get("cpu_shares") or 0,
-            "PidsLimit": cfg.get("pids_limit") or 0,
-            "Init": bool(cfg.get("init")),
-        },
-        "Mounts": mounts,
-        "Config": {
-            "Hostname": cfg.get("hostname") or "",
-            "Domainname": cfg.get("domainname") or "",
-            "User": cfg.get("user") or "",
-            "Tty": bool(cfg.get("tty")),
-            "OpenStdin": bool(cfg.get("open_stdin")),
-            "Env": cfg.get("env") or [],
-            "Cmd": cfg.get("cmd"),
-            "Entrypoint": cfg.get("entrypoint"),
-            "Image": cfg.get("image") or d.get("image", ""),
-            "WorkingDir": cfg.get("workdir") or "",
-            "Labels": d.get("labels") or {},
-            "StopSignal": cfg.get("stop_signal") or "",
-        },
-        "NetworkSettings": {
-            "IPAddress": net.get("ip") or "",
-            "Gateway": net.get("gateway") or "",
-            "MacAddress": net.get("mac") or "",
-            "Ports": ports,
-            "SandboxKey": net.get("netns") or "",
-            "Networks": networks,
-        },
-        "Podkit": d,
-    }
-
-
-def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
-    # Image output in `podkit image inspect`'s docker shape, so both commands agree.
-    from podkit.cli.images import docker_inspect as image_inspect
-
-    out = []
-    rc = 0
-    for ref in args.objects:
-        if args.type != "image":
-            try:
-                out.append(docker_inspect(_ops(client).inspect(ref)))
-                continue
-            except errors.NotFound:
-                pass
-        if args.type != "container":
-            try:
-                out.append(image_inspect(client._t.get("/images/inspect", params={"ref": ref})))
-                continue
-            except errors.PodkitError:
-                pass
-        kind = {"container": "container", "image": "image"}.get(args.type or "", "object")
-        sys.stderr.write(f"Error: no such {kind}: {ref}\n")
-        rc = 1
-    print_inspected(out, args.format)
-    return rc
-
-
-def cmd_stats(args: argparse.Namespace, client: Client) -> int:
-    refs = args.containers or [c.id for c in client.containers.list()]
-    headers = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
-
-    def row(s: Any) -> list[str]:
-        mem_pct = 100.0 * s.memory_usage / s.memory_limit if s.memory_limit else 0.0
-        return [
-            s.id[:12],
-            s.name,
-            f"{s.cpu_percent:.2f}%",
-            f"{human_size(s.memory_usage)} / {human_size(s.memory_limit)}",
-            f"{mem_pct:.2f}%",
-            f"{human_size(s.net_rx)} / {human_size(s.net_tx)}",
-            f"{human_size(s.block_read)} / {human_size(s.block_write)}",
-            str(s.pids),
-        ]
-
-    if args.no_stream:
-        stats = [client.containers.stats(r) for r in refs]
-        if args.format == "json":
-            print_json([s.raw for s in stats])
-        else:
-            table((row(s) for s in stats), headers)
-        return 0
-    try:
-        while True:
-            stats = [client.containers.stats(r) for r in refs]
-            if args.format == "json":
-                print(json.dumps([s.raw for s in stats]), flush=True)
-            else:
-                sys.stdout.write("\x1b[2J\x1b[H")
-                table((row(s) for s in stats), headers)
-                sys.stdout.flush()
-            time.sleep(0.8)
-    except KeyboardInterrupt:
-        return 0
-
-
-def cmd_top(args: argparse.Namespace, client: Client) -> int:
-    t = _ops(client).top(args.container, " ".join(args.ps_args) or None)
-    table(t["processes"], t["titles"])
-    return 0
-
-
-def cmd_port(args: argparse.Namespace, client: Client) -> int:
-    ports = _ops(client).port(args.container)
-    if not ports:
-        # A pod's member publishes nothing itself: the pod's ports reach its shared
-        # network namespace, so they are this container's ports too (as podman shows).
-        info = _ops(client).inspect(args.container)
-        if info.get("pod_id") and info.get("state") in ("running", "paused"):
-            ports = client._t.get(f"/pods/{info['pod_id']}").get("ports") or []
-    for p in ports:
-        cp = f"{p.get('container_port')}/{p.get('protocol', 'tcp')}"
-        if args.private_port and args.private_port not in (cp, str(p.get("container_port"))):
-            continue
-        print(f"{cp} -> {p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}")
-    return 0
-
-
-def cmd_prune(args: argparse.Namespace, client: Client) -> int:
-    removed = _ops(client).prune()
-    if removed:
-        print("Deleted Containers:")
-        for r in removed:
-            print(r)
-    print(f"Total reclaimed: {len(removed)} containers")
-    return 0
-
-
-# ---------------------------------------------------------------------------- cp
-
-
-def _split_ctr(spec: str) -> tuple[str, str] | None:
-    if ":" in spec and not spec.startswith("/") and not spec.startswith("."):
-        ref, _, path = spec.partition(":")
-        if ref and path:
-            return ref, path
-    return None
-
-
-def cmd_cp(args: argparse.Namespace, client: Client) -> int:
-    import io
-    import shutil
-    import tarfile
-    import tempfile
-
-    src, dst = _split_ctr(args.src), _split_ctr(args.dst)
-    if bool(src) == bool(dst):
-        raise errors.InvalidArgument("copying needs exactly one side in the container: CONTAINER:PATH")
-    if src:
-        ref, path = src
-        if args.dst == "-":
-            _ops(client).stream_archive(ref, path, sys.stdout.buffer)
-            return 0
-        data, stat = _ops(client).get_archive(ref, path)
-        target = os.path.abspath(args.dst)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            if os.path.isdir(target):
-                tf.extractall(target)
-            else:
-                parent = os.path.dirname(target)
-                if not os.path.isdir(parent):
-                    raise errors.NotFound(f"destination directory {parent} does not exist")
-                tmp = tempfile.mkdtemp(dir=parent, prefix=".podkit-cp-")
-                try:
-                    tf.extractall(tmp)
-                    os.replace(os.path.join(tmp, stat.get("name") or os.path.basename(path)), target)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
-        return 0
-    assert dst is not None
-    ref, path = dst
-    if args.src == "-":
-        _ops(client).put_archive(ref, path, sys.stdin.buffer.read())
-        return 0
-    if not os.path.exists(args.src):
-        raise errors.NotFound(f"no such file or directory: {args.src}")
-
-    def tar_of(arcname: str) -> bytes:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tf:
-            tf.add(args.src, arcname=arcname)
-        return buf.getvalue()
-
-    try:
-        _ops(client).put_archive(ref, path, tar_of(os.path.basename(os.path.normpath(args.src))))
-    except errors.NotFound:
-        # the destination is not an existing directory: copy under that name
-        parent = os.path.dirname(path.rstrip("/")) or "/"
-        _ops(client).put_archive(ref, parent, tar_of(os.path.basename(path.rstrip("/"))))
-    return 0

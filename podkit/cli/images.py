@@ -31,112 +31,23 @@ if TYPE_CHECKING:
 def register(sub: Subparsers) -> None:
     from podkit.cli.main import add_format
 
-    def ls_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("repository", nargs="?", help="only images of this repository[:tag]")
-        p.add_argument("-a", "--all", action="store_true", help="show all images (default hides none)")
-        p.add_argument("--digests", action="store_true", help="show digests")
-        p.add_argument("--no-trunc", action="store_true", help="do not shorten ids")
-        p.add_argument(
-            "-f",
-            "--filter",
-            action="append",
-            default=[],
-            help="reference=GLOB, dangling=true|false, before=IMAGE, since=IMAGE, label=K[=V]",
-        )
-        # Like docker: table, json, or a template over Repository, Tag, ID, Digest,
-        # CreatedSince, CreatedAt, Size ('{{.Repository}}:{{.Tag}}').
-        p.add_argument(
-            "--format",
-            default="table",
-            help="table (default), json, or a template like '{{.Repository}}:{{.Tag}}'",
-        )
-        p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
-        p.set_defaults(func=cmd_ls)
-
-    def rm_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("images", nargs="+", metavar="IMAGE")
-        p.add_argument(
-            "-f",
-            "--force",
-            action="store_true",
-            help="remove every name of an image id; untag even if a container uses it",
-        )
-        p.set_defaults(func=cmd_rm)
-
-    def tag_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("source", metavar="SOURCE_IMAGE")
-        p.add_argument("target", metavar="TARGET_IMAGE")
-        p.set_defaults(func=cmd_tag)
-
-    def import_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "file",
-            metavar="FILE|-",
-            help="root file system tarball (plain/gzip/zstd), image archive, OCI layout dir, or -",
-        )
-        p.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
-        p.add_argument(
-            "-c",
-            "--change",
-            action="append",
-            default=[],
-            help="Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, ...",
-        )
-        p.add_argument("-m", "--message", default="", help="commit message for the history")
-        p.add_argument("--platform", help="os/arch of the imported root file system")
-        p.set_defaults(func=cmd_import, engine_exit=1)
-
-    def load_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-i", "--input", default="-", help="archive file or OCI layout dir (default stdin)")
-        p.add_argument("-q", "--quiet", action="store_true", help="print only the loaded names")
-        p.add_argument("--platform", help="os/arch to unpack from a multi-platform archive")
-        p.set_defaults(func=cmd_load)
-
-    def save_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("images", nargs="+", metavar="IMAGE")
-        p.add_argument("-o", "--output", help="write to this file instead of stdout")
-        p.add_argument(
-            "--format",
-            choices=["docker", "oci"],
-            default="docker",
-            help="docker: docker-save archive with an OCI layout inside (default); oci: OCI layout only",
-        )
-        p.add_argument("--platform", help="only this platform of a multi-platform image")
-        p.set_defaults(func=cmd_save)
-
-    def inspect_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("images", nargs="+", metavar="IMAGE")
-        p.add_argument(
-            "-f",
-            "--format",
-            default="json",
-            help="json (default) or a template like '{{.Id}}' / '{{.Config.Cmd}}'",
-        )
-        p.add_argument("--platform", help="os/arch of a multi-platform image")
-        p.set_defaults(func=cmd_inspect)
-
-    def prune_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-a", "--all", action="store_true", help="remove all images no container uses")
-        p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
-        p.set_defaults(func=cmd_prune)
-
-    ls_args(sub.add_parser("images", help="list images"))
-    rm_args(sub.add_parser("rmi", help="remove images"))
-    tag_args(sub.add_parser("tag", help="give an image another name"))
-    import_args(sub.add_parser("import", help="import a root file system tarball as an image"))
-    load_args(sub.add_parser("load", help="load images from a docker-save or OCI archive"))
-    save_args(sub.add_parser("save", help="save images to a tar archive"))
+    _ls_args(sub.add_parser("images", help="list images"))
+    _rm_args(sub.add_parser("rmi", help="remove images"))
+    _tag_args(sub.add_parser("tag", help="give an image another name"))
+    _import_args(sub.add_parser("import", help="import a root file system tarball as an image"))
+    _load_args(sub.add_parser("load", help="load images from a docker-save or OCI archive"))
+    _save_args(sub.add_parser("save", help="save images to a tar archive"))
 
     img = sub.add_parser("image", help="manage images")
     isub = img.add_subparsers(dest="image_command", metavar="COMMAND")
-    ls_args(isub.add_parser("ls", aliases=["list"], help="list images"))
-    inspect_args(isub.add_parser("inspect", help="show details of images"))
-    rm_args(isub.add_parser("rm", aliases=["remove"], help="remove images"))
-    tag_args(isub.add_parser("tag", help="give an image another name"))
-    prune_args(isub.add_parser("prune", help="remove unused images"))
-    import_args(isub.add_parser("import", help="import a tarball, archive or OCI layout as image(s)"))
-    load_args(isub.add_parser("load", help="load images from a docker-save or OCI archive"))
-    save_args(isub.add_parser("save", help="save images to a tar archive"))
+    _ls_args(isub.add_parser("ls", aliases=["list"], help="list images"))
+    _inspect_args(isub.add_parser("inspect", help="show details of images"))
+    _rm_args(isub.add_parser("rm", aliases=["remove"], help="remove images"))
+    _tag_args(isub.add_parser("tag", help="give an image another name"))
+    _prune_args(isub.add_parser("prune", help="remove unused images"))
+    _import_args(isub.add_parser("import", help="import a tarball, archive or OCI layout as image(s)"))
+    _load_args(isub.add_parser("load", help="load images from a docker-save or OCI archive"))
+    _save_args(isub.add_parser("save", help="save images to a tar archive"))
     p = isub.add_parser("history", help="show the history of an image")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--no-trunc", action="store_true", help="do not shorten the CREATED BY column")
@@ -161,6 +72,103 @@ def register(sub: Subparsers) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(func=_distribution("cmd_push"))
     img.set_defaults(func=prints_help(img))
+
+
+def _ls_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("repository", nargs="?", help="only images of this repository[:tag]")
+    p.add_argument("-a", "--all", action="store_true", help="show all images (default hides none)")
+    p.add_argument("--digests", action="store_true", help="show digests")
+    p.add_argument("--no-trunc", action="store_true", help="do not shorten ids")
+    p.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        help="reference=GLOB, dangling=true|false, before=IMAGE, since=IMAGE, label=K[=V]",
+    )
+    # Like docker: table, json, or a template over Repository, Tag, ID, Digest,
+    # CreatedSince, CreatedAt, Size ('{{.Repository}}:{{.Tag}}').
+    p.add_argument(
+        "--format",
+        default="table",
+        help="table (default), json, or a template like '{{.Repository}}:{{.Tag}}'",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
+    p.set_defaults(func=cmd_ls)
+
+
+def _rm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="remove every name of an image id; untag even if a container uses it",
+    )
+    p.set_defaults(func=cmd_rm)
+
+
+def _tag_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="SOURCE_IMAGE")
+    p.add_argument("target", metavar="TARGET_IMAGE")
+    p.set_defaults(func=cmd_tag)
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "file",
+        metavar="FILE|-",
+        help="root file system tarball (plain/gzip/zstd), image archive, OCI layout dir, or -",
+    )
+    p.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+    p.add_argument(
+        "-c",
+        "--change",
+        action="append",
+        default=[],
+        help="Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, ...",
+    )
+    p.add_argument("-m", "--message", default="", help="commit message for the history")
+    p.add_argument("--platform", help="os/arch of the imported root file system")
+    p.set_defaults(func=cmd_import, engine_exit=1)
+
+
+def _load_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--input", default="-", help="archive file or OCI layout dir (default stdin)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the loaded names")
+    p.add_argument("--platform", help="os/arch to unpack from a multi-platform archive")
+    p.set_defaults(func=cmd_load)
+
+
+def _save_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument(
+        "--format",
+        choices=["docker", "oci"],
+        default="docker",
+        help="docker: docker-save archive with an OCI layout inside (default); oci: OCI layout only",
+    )
+    p.add_argument("--platform", help="only this platform of a multi-platform image")
+    p.set_defaults(func=cmd_save)
+
+
+def _inspect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument(
+        "-f",
+        "--format",
+        default="json",
+        help="json (default) or a template like '{{.Id}}' / '{{.Config.Cmd}}'",
+    )
+    p.add_argument("--platform", help="os/arch of a multi-platform image")
+    p.set_defaults(func=cmd_inspect)
+
+
+def _prune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="remove all images no container uses")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_prune)
 
 
 def _distribution(name: str) -> Callable[[argparse.Namespace, Client], int]:

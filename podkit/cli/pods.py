@@ -27,12 +27,17 @@ if TYPE_CHECKING:
 
 
 def register(sub: Subparsers) -> None:
-    from podkit.cli.main import add_format
-
     pod = sub.add_parser("pod", help="manage pods (containers sharing net, ipc, uts)")
     ps = pod.add_subparsers(dest="pod_command", metavar="COMMAND")
     pod.set_defaults(func=prints_help(pod))
 
+    _register_pod_create(ps)
+    _register_pod_commands(ps)
+    _register_play(sub)
+
+
+def _register_pod_create(ps: Subparsers) -> None:
+    """`pod create` and its flags."""
     p = ps.add_parser("create", help="create a pod")
     p.add_argument("--name", help="the pod's name (default: a generated one)")
     p.add_argument(
@@ -73,6 +78,11 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("--start", action="store_true", help="start the pod right away")
     p.set_defaults(func=cmd_create, engine_exit=125)
+
+
+def _register_pod_commands(ps: Subparsers) -> None:
+    """`pod ls|inspect|start|stop|restart|rm|logs|stats|top|prune`."""
+    from podkit.cli.main import add_format
 
     p = ps.add_parser("ls", aliases=["list", "ps"], help="list pods")
     add_format(p)
@@ -123,6 +133,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
     p.set_defaults(func=cmd_prune)
 
+
+def _register_play(sub: Subparsers) -> None:
+    """`play kube`."""
     play = sub.add_parser("play", help="run Kubernetes YAML")
     pls = play.add_subparsers(dest="play_command", metavar="KIND")
     play.set_defaults(func=prints_help(play))

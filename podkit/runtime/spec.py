@@ -344,6 +344,27 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
     """A complete OCI runtime-spec config.json for the options."""
     _validate(opts)
     caps = capabilities(opts)
+    mounts, args = _mounts_and_args(opts)
+    process = _process(opts, args, caps)
+    namespaces = _namespaces(opts)
+    own_uts = any(n["type"] == "uts" and "path" not in n for n in namespaces)
+    spec: dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "process": process,
+        "root": {"path": str(opts.rootfs), "readonly": opts.readonly_rootfs},
+        "mounts": mounts,
+        "linux": _linux(opts, namespaces, caps),
+    }
+    if opts.hostname and own_uts:
+        spec["hostname"] = opts.hostname
+    annotations = {**opts.labels, **opts.annotations}
+    if annotations:
+        spec["annotations"] = annotations
+    return spec
+
+
+def _mounts_and_args(opts: SpecOptions) -> tuple[list[dict[str, Any]], list[str]]:
+    """The default mounts, the caller's over them, and the init (if any) before the args."""
     args = list(opts.args)
     mounts = default_mounts(opts)
     # A caller's mount with a default's destination replaces the default.
@@ -362,7 +383,11 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
             }
         )
         args = [INIT_DEST, "--", *args]
+    return mounts, args
 
+
+def _process(opts: SpecOptions, args: list[str], caps: list[str]) -> dict[str, Any]:
+    """The spec's ``process``: identity, command, capabilities, rlimits, OOM score."""
     user: dict[str, Any] = {"uid": opts.user.uid, "gid": opts.user.gid}
     if opts.user.additional_gids:
         user["additionalGids"] = sorted(set(opts.user.additional_gids))
@@ -385,10 +410,11 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
     oom = clamp_oom_score_adj(opts.oom_score_adj)
     if oom is not None:
         process["oomScoreAdj"] = oom
+    return process
 
-    namespaces = _namespaces(opts)
-    own_uts = any(n["type"] == "uts" and "path" not in n for n in namespaces)
 
+def _devices(opts: SpecOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Device nodes to create and the device cgroup rules (deny all, then allow)."""
     devices = list(opts.devices)
     if opts.privileged:
         devices = host_devices() + [d for d in devices]
@@ -407,7 +433,12 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
         nodes.append(node)
         if not opts.privileged:
             rules.append(rule)
+    return nodes, rules
 
+
+def _linux(opts: SpecOptions, namespaces: list[dict[str, str]], caps: list[str]) -> dict[str, Any]:
+    """The spec's ``linux``: namespaces, resources, devices, masks, seccomp, sysctls."""
+    nodes, rules = _devices(opts)
     resources = opts.resources.to_oci()
     if opts.cgroups_path and "quota" in resources.get("cpu", {}):
         _fit_cpu_quota_to_parents(resources["cpu"], opts.cgroups_path)
@@ -434,17 +465,4 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
         profile = seccomp_mod.profile_for(opts.seccomp, caps)
         if profile is not None:
             linux["seccomp"] = profile
-
-    spec: dict[str, Any] = {
-        "ociVersion": OCI_VERSION,
-        "process": process,
-        "root": {"path": str(opts.rootfs), "readonly": opts.readonly_rootfs},
-        "mounts": mounts,
-        "linux": linux,
-    }
-    if opts.hostname and own_uts:
-        spec["hostname"] = opts.hostname
-    annotations = {**opts.labels, **opts.annotations}
-    if annotations:
-        spec["annotations"] = annotations
-    return spec
+    return linux

@@ -1,0 +1,75 @@
+"""`cp` between a container and the host (tar streams through the archive API)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from podkit import errors
+from podkit.cli.container_ops import container_ops as _ops
+
+if TYPE_CHECKING:
+    from podkit.client import Client
+
+
+def _split_ctr(spec: str) -> tuple[str, str] | None:
+    if ":" in spec and not spec.startswith("/") and not spec.startswith("."):
+        ref, _, path = spec.partition(":")
+        if ref and path:
+            return ref, path
+    return None
+
+
+def cmd_cp(args: argparse.Namespace, client: Client) -> int:
+    import io
+    import shutil
+    import tarfile
+    import tempfile
+
+    src, dst = _split_ctr(args.src), _split_ctr(args.dst)
+    if bool(src) == bool(dst):
+        raise errors.InvalidArgument("copying needs exactly one side in the container: CONTAINER:PATH")
+    if src:
+        ref, path = src
+        if args.dst == "-":
+            _ops(client).stream_archive(ref, path, sys.stdout.buffer)
+            return 0
+        data, stat = _ops(client).get_archive(ref, path)
+        target = os.path.abspath(args.dst)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            if os.path.isdir(target):
+                tf.extractall(target)
+            else:
+                parent = os.path.dirname(target)
+                if not os.path.isdir(parent):
+                    raise errors.NotFound(f"destination directory {parent} does not exist")
+                tmp = tempfile.mkdtemp(dir=parent, prefix=".podkit-cp-")
+                try:
+                    tf.extractall(tmp)
+                    os.replace(os.path.join(tmp, stat.get("name") or os.path.basename(path)), target)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+    assert dst is not None
+    ref, path = dst
+    if args.src == "-":
+        _ops(client).put_archive(ref, path, sys.stdin.buffer.read())
+        return 0
+    if not os.path.exists(args.src):
+        raise errors.NotFound(f"no such file or directory: {args.src}")
+
+    def tar_of(arcname: str) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            tf.add(args.src, arcname=arcname)
+        return buf.getvalue()
+
+    try:
+        _ops(client).put_archive(ref, path, tar_of(os.path.basename(os.path.normpath(args.src))))
+    except errors.NotFound:
+        # the destination is not an existing directory: copy under that name
+        parent = os.path.dirname(path.rstrip("/")) or "/"
+        _ops(client).put_archive(ref, parent, tar_of(os.path.basename(path.rstrip("/"))))
+    return 0
