@@ -32,7 +32,9 @@ def iso_time(ts: float | None) -> str:
 def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
     """The shape `docker inspect` prints for a container (State, Config, HostConfig,
     NetworkSettings, Mounts), so scripts and `-f '{{.State.Status}}'` written for docker
-    work; podkit's own record is kept whole under "Podkit"."""
+    work; podkit's own record is kept whole under "Podkit".
+
+    Long on purpose: one literal, field by field in docker's order, reads best whole."""
     cfg = d.get("config") or {}
     state = d.get("state") or ""
     net = d.get("network") or {}

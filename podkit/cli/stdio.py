@@ -14,7 +14,10 @@ import select
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from podkit.client._ws import WebSocket
 
 from podkit import errors
 
@@ -54,14 +57,17 @@ def term_size() -> tuple[int, int] | None:
 
 
 def interact(
-    ws: Any,
+    ws: WebSocket,
     *,
     tty: bool,
     stdin: bool,
     detach_keys: str | None = None,
     on_interrupt: Callable[[], None] | None = None,
 ) -> int:
-    """Pump stdio through ``ws`` until the process exits (its code) or the user detaches (0)."""
+    """Pump stdio through ``ws`` until the process exits (its code) or the user detaches (0).
+
+    Long on purpose: one select loop over the terminal and the socket, with the raw
+    mode and SIGWINCH handling it restores on the way out."""
     keys = parse_detach_keys(detach_keys) if stdin else b""
     in_fd = sys.stdin.fileno() if stdin else -1
     out = sys.stdout.buffer

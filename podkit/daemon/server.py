@@ -70,6 +70,7 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
 
 def openapi(all_routes: list[Route]) -> dict[str, Any]:
+    """The OpenAPI 3 document of the routes, from their declarations (GET /openapi.json)."""
     paths: dict[str, dict[str, Any]] = {}
     for r in all_routes:
         op: dict[str, Any] = {

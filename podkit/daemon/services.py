@@ -79,6 +79,10 @@ class Services:
 
 
 def build(config: Config) -> Services:
+    """Every layer, bottom up, with its start-up and shutdown hooks.
+
+    Long on purpose: one block per layer, in dependency order, so the composition of
+    the daemon reads top to bottom in one place."""
     s = Services(config)
     # Layers are added below in dependency order (snapshots, images, runtime,
     # network, containers, pods). Each block is owned by its layer.

@@ -49,6 +49,9 @@ async def serve_stdio(
 
     ``before`` runs once the socket is up and the session attached (e.g. starting
     the container), so that no early output is lost.
+
+    Long on purpose: the two pumps and the exit wait share the socket and each other's
+    tasks; apart, that state would have to travel between them.
     """
     ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
     await ws.prepare(request)
