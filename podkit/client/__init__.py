@@ -7,6 +7,7 @@ for img in c.images.list(): print(img.name)
 """
 
 from podkit.client._client import Client
+from podkit.client._json import JSONObject
 from podkit.client._transport import DaemonNotRunning
 
-__all__ = ["Client", "DaemonNotRunning"]
+__all__ = ["Client", "DaemonNotRunning", "JSONObject"]
