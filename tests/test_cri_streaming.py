@@ -43,7 +43,7 @@ from tests.fixtures.images import import_busybox
 from tests.helpers import REPO, Daemon, wait_for
 from tests.leaks import children_of, processes_mentioning, unmount_all_under
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real containers)")
+pytestmark = pytest.mark.root  # real daemons, containers and pods (tests/conftest.py tiers)
 
 
 class StreamingDaemon(Daemon):

@@ -30,7 +30,7 @@ if not CRICTL.exists():
 
 pytestmark = [
     pytest.mark.skipif(not CRICTL.exists(), reason=f"crictl not found at {CRICTL}"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real containers)"),
+    pytest.mark.root,
 ]
 
 
