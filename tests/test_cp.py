@@ -11,6 +11,7 @@ import io
 import os
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -216,3 +217,20 @@ def test_copies_leave_no_descriptor_or_mount_behind(d: Daemon) -> None:
     wait_for(lambda: _fds(d) <= base, what=lambda: f"daemon fds back to {base}, now {_fds(d)}")
     data, _ = c.containers.get_archive("fds", "/tmp/stopped")
     assert list(_members(data)) == ["stopped"]
+
+
+def test_the_hosts_root_is_never_taken_for_a_container_root() -> None:
+    """/proc/<pid>/root of a pid that a host process took over (the container's exited)
+    is the host's /: refused, for reading and writing alike."""
+    import asyncio
+
+    from podkit.containers import archive
+
+    for root in (Path("/proc/self/root"), Path("/")):
+        with pytest.raises(errors.NotFound, match="its process is gone"):
+            asyncio.run(archive.tar_path(root, "/etc/hostname"))
+        with pytest.raises(errors.NotFound, match="its process is gone"):
+            asyncio.run(archive.stat_path(root, "/etc"))
+        with pytest.raises(errors.NotFound, match="its process is gone"):
+            asyncio.run(archive.untar_into(root, "/tmp", io.BytesIO(_tar(("planted", "file", b"x")))))
+    assert not Path("/tmp/planted").exists()

@@ -89,9 +89,16 @@ def _lookup_error(
 
 def _open_root(root: Path) -> int:
     try:
-        return rootfs_fd.open_root(root)
+        fd = rootfs_fd.open_root(root)
     except OSError as e:  # the container's process went away meanwhile
         raise NotFound(f"the container's file system is not available: {e.strerror}") from None
+    st, host = os.fstat(fd), os.stat("/")
+    if (st.st_dev, st.st_ino) == (host.st_dev, host.st_ino):
+        # /proc/<pid>/root of a pid the container's process no longer holds, taken by a
+        # host process: never copy from or into the host's root.
+        os.close(fd)
+        raise NotFound("the container's file system is not available: its process is gone")
+    return fd
 
 
 def _pin(root: Path, path: str) -> tuple[int, os.stat_result]:
