@@ -126,6 +126,7 @@ def test_symlink_loops_are_eloop(mode: str, root: tuple[Path, int]) -> None:
 
 
 @pytest.mark.root  # mounts /proc
+@pytest.mark.root  # bind-mounts /proc into the test's root
 def test_proc_magic_links_are_refused(mode: str, root: tuple[Path, int]) -> None:
     r, fd = root
     (r / "proc").mkdir()
