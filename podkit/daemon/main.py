@@ -11,11 +11,14 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from podkit._version import __version__
 from podkit.daemon import config as config_mod
 from podkit.errors import PodkitError
+
+if TYPE_CHECKING:
+    from aiohttp import web  # imported when serving: `podkitd --help` stays fast
 
 log = logging.getLogger("podkitd")
 
@@ -58,7 +61,7 @@ def idle_timeout(cfg: config_mod.Config) -> float:
     return float(value)
 
 
-async def _listen(app: Any, path: Path, idle: float = DEFAULT_IDLE_TIMEOUT) -> Any:
+async def _listen(app: web.Application, path: Path, idle: float = DEFAULT_IDLE_TIMEOUT) -> web.AppRunner:
     """Serve ``app`` on a root-only unix socket at ``path``; returns its runner."""
     from aiohttp import web
 
