@@ -166,7 +166,7 @@ class StreamingServer:
         svc = self.services.containers
         if svc is None:
             raise Unavailable("the container service is not available")
-        return svc  # type: ignore[no-any-return]
+        return svc
 
     def _netns(self, req: StreamRequest) -> pf.NetnsResolver:
         def resolve() -> str:
@@ -224,11 +224,21 @@ class StreamingServer:
             if req.kind == "portforward":
                 await pf.SpdyPortForward(session, self._netns(req), req.target, req.ports).serve()
             else:
+                loop = asyncio.get_running_loop()
+                t0 = loop.time()
                 io = await sr.collect(session, req, protocol or sr.V1)
+                t1 = loop.time()
                 if io is not None:
                     await self._run(req, io)
                 else:
                     await sr.close_session(session)
+                log.debug(
+                    "streaming %s %s: streams in %.0f ms, session %.0f ms",
+                    req.kind,
+                    req.target[:12],
+                    (t1 - t0) * 1000,
+                    (loop.time() - t1) * 1000,
+                )
         except PodkitError as e:
             log.info("streaming %s: %s", req.kind, e.message)
         finally:

@@ -174,8 +174,11 @@ class SpdyStreamIO(StreamIO):
 async def close_session(session: Session) -> None:
     """GOAWAY, then give the client a moment to hang up first (its unread data survives)."""
     await session.goaway()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(session.wait_closed(), CLOSE_TIMEOUT)
+    log.debug("SPDY session: the client hung up %.0f ms after GOAWAY", (loop.time() - t0) * 1000)
     session.close()
 
 
