@@ -43,6 +43,7 @@ from podkit.runtime import report, teardown
 from podkit.runtime.cgroups import CgroupManager
 from podkit.runtime.conmon import AttachSession, ConmonPaths, RuntimeCreateError
 from podkit.runtime.exec import ExecProcess, start_exec
+from podkit.runtime.exec_spec import exec_process
 from podkit.runtime.runc import OCIRuntime, classify_start_error, find_binary, parse_signal
 from podkit.runtime.spec import Resources, User
 
@@ -525,25 +526,7 @@ class Runtime:
         if bundle is None:
             raise NotFound(f"container {cid} does not exist in the runtime")
         base = json.loads((bundle / "config.json").read_text())["process"]
-        proc = dict(base)
-        proc["args"] = list(args)
-        proc["terminal"] = terminal
-        proc.pop("consoleSize", None)
-        if env:
-            merged = {e.split("=", 1)[0]: e for e in base.get("env", [])}
-            merged.update({e.split("=", 1)[0]: e for e in env})
-            proc["env"] = list(merged.values())
-        if cwd:
-            proc["cwd"] = cwd
-        if isinstance(user, User):
-            user = {
-                "uid": user.uid,
-                "gid": user.gid,
-                **({"additionalGids": sorted(set(user.additional_gids))} if user.additional_gids else {}),
-            }
-        if user is not None:
-            proc["user"] = user
-        return proc
+        return exec_process(base, args, env=env, cwd=cwd, user=user, terminal=terminal)
 
 
 def _set_done(fut: asyncio.Future[None]) -> None:
