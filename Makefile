@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Python sources the format and lint checks cover (ruff would also format docs' code blocks).
-PYSRC := podkit tests bench
+PYSRC := podkit tests bench scripts
 
 .PHONY: setup demo test unit check lint bench clean critest
 
