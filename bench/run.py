@@ -6,12 +6,20 @@ Debian's docker-registry on 127.0.0.1 and pulled from there by each engine, each
 its own temporary root/state/socket. Then, round after round (so that load on the
 machine hits all of them alike):
 
-  run --rm busybox true         podkit / ctr run --rm / podman run --rm / bare runc run
+  run --rm busybox true         podkit / ctr run --rm / podman run --rm / bare runc run,
+                                with --network none (run) and on the default network (net;
+                                ctr run has no network: its one figure is the anchor of both)
   run -d, stop, rm              the detached cycle (podkit, podman; ctr: run -d, kill, rm)
 
-and the memory per running container: podkitd RSS delta + conmon RSS for podkit,
-containerd-shim RSS for containerd (10 sleeping containers each). Prints medians and
-ratios. Usage: bench/run.py [--runs N]
+Each engine's processes run in a cpuacct cgroup of their own (cgroup v1), so the CPU time
+per run is counted whole: CLI (its rusage), daemon (podkitd's /proc stat; containerd),
+and what they spawn (conmon, runc, CNI plugins, shims). podkit's `run --rm` is also
+broken down into phases: the daemon logs a wall-clock mark at each step (podkit.trace,
+at debug) and the bench lines them up with its own clock around the CLI.
+
+Then the idle RSS of podkitd and containerd, and the memory per running container:
+podkitd RSS delta + conmon RSS for podkit, containerd-shim RSS for containerd (10
+sleeping containers each). Prints medians and ratios. Usage: bench/run.py [--runs N]
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -39,10 +48,84 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+BENCH_CG = f"podkit-bench-run-{os.getpid()}"
+
+
+class CpuGroup:
+    """A cpuacct cgroup (v1) that an engine's processes run in: their CPU time, whole."""
+
+    def __init__(self, name: str) -> None:
+        self.rel = f"/{BENCH_CG}/{name}"
+        self.path = CPUACCT / BENCH_CG / name
+        self.ok = CPUACCT.is_dir() and (CPUACCT / "cpuacct.usage").exists()
+        if self.ok:
+            self.path.mkdir(parents=True, exist_ok=True)
+
+    def seconds(self) -> float:
+        if not self.ok:
+            return 0.0
+        return int((self.path / "cpuacct.usage").read_text()) / 1e9
+
+    def add(self, pid: int) -> None:
+        if self.ok:
+            (self.path / "cgroup.procs").write_text(str(pid))
+
+    def joiner(self) -> Callable[[], None] | None:
+        if not self.ok:
+            return None
+        procs = str(self.path / "cgroup.procs")
+
+        def join() -> None:  # in the child, before exec
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+
+        return join
+
+
+def remove_cgroups() -> None:
+    """The bench's cgroups, deepest first, in every v1 hierarchy (conmon's are made in all)."""
+    for h in Path("/sys/fs/cgroup").iterdir():
+        top = h / BENCH_CG
+        if not top.is_dir():
+            continue
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            try:
+                d.rmdir()
+            except OSError as e:
+                log(f"removing cgroup {d}: {e}")
+        with contextlib.suppress(OSError):
+            top.rmdir()
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def proc_cpu(pid: int) -> float:
+    """user+sys of a process (all its threads), seconds."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def sh(
-    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 120,
+    cg: CpuGroup | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=timeout)
+    r = subprocess.run(
+        list(args),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        preexec_fn=cg.joiner() if cg is not None else None,
+    )
     if check and r.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()[-800:]}")
     return r
@@ -52,6 +135,44 @@ def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+# podkit's phase marks (podkit.containers.trace), in the order one `run --rm` passes them;
+# each phase is named for the step between its mark and the next.
+PHASES = [
+    ("t0", "CLI start + create request"),
+    ("create", "create: parse, image, record"),
+    ("snapshot", "snapshot prepare"),
+    ("snapshot-done", "create: rest, reply"),
+    ("created", "CLI: attach + start request"),
+    ("mount", "mount rootfs"),
+    ("network", "network (netns + CNI ADD)"),
+    ("spec", "spec + bundle files"),
+    ("runtime-create", "conmon + runc create"),
+    ("start", "runc start + record"),
+    ("started", "container runs, exit seen"),
+    ("exit-seen", "exit recorded"),
+    ("release", "teardown: runc delete, CNI DEL, umount"),
+    ("released", "teardown: to remove"),
+    ("remove", "teardown: snapshot, dirs, record"),
+    ("removed", "wait reply, CLI exit"),
+    ("t1", ""),
+]
+
+
+def phases_of(log_text: str, t0: float, t1: float) -> dict[str, float] | None:
+    marks = {"t0": t0, "t1": t1}
+    for line in log_text.splitlines():
+        if "podkit.trace: " in line:
+            parts = line.split("podkit.trace: ", 1)[1].split()
+            if len(parts) == 3:
+                marks.setdefault(parts[1], float(parts[2]))
+    if any(k not in marks for k, _ in PHASES):
+        return None
+    out = {}
+    for (k, name), (nxt, _) in zip(PHASES, PHASES[1:], strict=False):
+        out[name] = marks[nxt] - marks[k]
+    return out
 
 
 def rss_kb(pid: int) -> int:
@@ -72,6 +193,35 @@ def pids_of(name: str) -> list[int]:
     return out
 
 
+class Meter:
+    """CPU seconds spent in each engine's runs, by part, summed over the runs."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, dict[str, float]] = {}
+        self.runs: dict[str, int] = {}
+
+    def around(
+        self, key: str, fn: Callable[[], object], cg: CpuGroup, daemon_pid: int = 0
+    ) -> Callable[[], object]:
+        def run() -> object:
+            c0, g0, d0 = children_cpu(), cg.seconds(), proc_cpu(daemon_pid) if daemon_pid else 0.0
+            r = fn()
+            c1, g1, d1 = children_cpu(), cg.seconds(), proc_cpu(daemon_pid) if daemon_pid else 0.0
+            p = self.parts.setdefault(key, {"total": 0.0, "cli": 0.0, "daemon": 0.0})
+            # The CLI runs in the engine's cgroup too: total is everything the engine spent.
+            p["total"] += g1 - g0
+            p["cli"] += c1 - c0
+            p["daemon"] += d1 - d0
+            self.runs[key] = self.runs.get(key, 0) + 1
+            return r
+
+        return run
+
+    def per_run(self, key: str) -> dict[str, float]:
+        n = self.runs.get(key, 0) or 1
+        return {k: v / n for k, v in self.parts.get(key, {}).items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
@@ -82,7 +232,8 @@ def main() -> None:
     from tests.helpers import Daemon
 
     base = Path(tempfile.mkdtemp(prefix="podkit-bench-run-", dir="/var/tmp"))
-    cleanups: list[Callable[[], object]] = []
+    cleanups: list[Callable[[], object]] = [remove_cgroups]
+    meter = Meter()
     try:
         rootfs = build_busybox_rootfs(base / "rootfs")
         tarball = tar_directory(rootfs, base / "busybox.tar")
@@ -91,8 +242,13 @@ def main() -> None:
         ref = f"{reg.host}/bench/busybox:latest"
 
         (base / "pk").mkdir()
-        d = Daemon(base / "pk").start()
+        pk_cg = CpuGroup("podkit")
+        # conmon in a cgroup under the engine's, so that its CPU time is the engine's too
+        # (podkit moves it out of the daemon's cgroup, by default into /podkit/conmon).
+        d = Daemon(base / "pk", extra_config=f'[runtime]\nconmon_cgroup = "{pk_cg.rel}/conmon"\n').start()
         cleanups.append(d.stop)
+        dpid = d.proc.pid if d.proc else 0
+        pk_cg.add(dpid)
         env = dict(os.environ, PODKIT_HOST=d.host)
         # An installed podkit has its bytecode cached; this environment may forbid writing
         # it (PYTHONDONTWRITEBYTECODE), which would make every CLI call compile podkit from
@@ -106,19 +262,38 @@ def main() -> None:
         sh(pk, "rmi", "busybox", ref, env=env, check=False)
         sh(pk, "pull", "-q", ref, env=env)
         sh(pk, "run", "--rm", "--network", "none", ref, "true", env=env)  # warm caches
+        sh(pk, "run", "--rm", ref, "true", env=env)
+        idle: dict[str, int] = {"podkitd": rss_kb(dpid)}
 
         engines: dict[str, dict[str, Callable[[], object]]] = {}
+        phases: dict[str, list[dict[str, float]]] = {"none": [], "net": []}
 
-        # ctr run has no network; podkit and podman run with --network none to match.
-        def pk_run() -> None:
-            sh(pk, "run", "--rm", "--network", "none", ref, "true", env=env)
+        def pk_traced(mode: str, *net: str) -> Callable[[], None]:
+            def run() -> None:
+                offset = d.log.stat().st_size
+                t0 = time.time()
+                sh(pk, "run", "--rm", *net, ref, "true", env=env, cg=pk_cg)
+                t1 = time.time()
+                with open(d.log, "rb") as f:
+                    f.seek(offset)
+                    got = phases_of(f.read().decode(errors="replace"), t0, t1)
+                if got is not None:
+                    phases[mode].append(got)
+
+            return run
 
         def pk_cycle() -> None:
-            cid = sh(pk, "run", "-d", "--network", "none", ref, "sleep", "60", env=env).stdout.strip()
-            sh(pk, "stop", "-t", "0", cid, env=env)
-            sh(pk, "rm", cid, env=env)
+            cid = sh(
+                pk, "run", "-d", "--network", "none", ref, "sleep", "60", env=env, cg=pk_cg
+            ).stdout.strip()
+            sh(pk, "stop", "-t", "0", cid, env=env, cg=pk_cg)
+            sh(pk, "rm", cid, env=env, cg=pk_cg)
 
-        engines["podkit"] = {"run": pk_run, "cycle": pk_cycle}
+        engines["podkit"] = {
+            "run": meter.around("podkit run", pk_traced("none", "--network", "none"), pk_cg, dpid),
+            "net": meter.around("podkit net", pk_traced("net"), pk_cg, dpid),
+            "cycle": pk_cycle,
+        }
 
         # bare runc, for the floor
         bundle = base / "runc-bundle"
@@ -130,15 +305,17 @@ def main() -> None:
         spec["process"]["terminal"] = False
         (bundle / "config.json").write_text(json.dumps(spec))
         runc_root = base / "runc-root"
+        runc_cg = CpuGroup("runc")
         n = [0]
 
         def runc_run() -> None:
             n[0] += 1
-            sh("runc", "--root", str(runc_root), "run", "-b", str(bundle), f"bench{n[0]}")
+            sh("runc", "--root", str(runc_root), "run", "-b", str(bundle), f"bench{n[0]}", cg=runc_cg)
 
-        engines["runc"] = {"run": runc_run}
+        engines["runc"] = {"run": meter.around("runc run", runc_run, runc_cg)}
 
         ctr_sock = None
+        cd_pid = 0
         if shutil.which("containerd") and shutil.which("ctr"):
             cd = base / "containerd"
             ctr_sock = str(cd / "c.sock")
@@ -148,6 +325,7 @@ def main() -> None:
                 'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  disable = true\n'
                 '[plugins."io.containerd.internal.v1.opt"]\n  path = "' + str(cd / "opt") + '"\n'
             )
+            ctr_cg = CpuGroup("containerd")
             proc = subprocess.Popen(
                 [
                     "containerd",
@@ -163,7 +341,9 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=ctr_cg.joiner(),
             )
+            cd_pid = proc.pid
 
             def stop_containerd() -> None:
                 proc.terminate()
@@ -179,11 +359,13 @@ def main() -> None:
                 time.sleep(0.05)
             ctr = ["ctr", "-a", ctr_sock]
             sh(*ctr, "images", "pull", "--plain-http", ref)
+            sh(*ctr, "run", "--rm", ref, "warm", "true")
+            idle["containerd"] = rss_kb(cd_pid)
             m = [0]
 
             def ctr_run() -> None:
                 m[0] += 1
-                sh(*ctr, "run", "--rm", ref, f"b{m[0]}", "true")
+                sh(*ctr, "run", "--rm", ref, f"b{m[0]}", "true", cg=ctr_cg)
 
             def ctr_cycle() -> None:
                 m[0] += 1
@@ -197,7 +379,7 @@ def main() -> None:
                     time.sleep(0.01)
                 sh(*ctr, "containers", "rm", name)
 
-            engines["ctr"] = {"run": ctr_run, "cycle": ctr_cycle}
+            engines["ctr"] = {"run": meter.around("ctr run", ctr_run, ctr_cg, cd_pid), "cycle": ctr_cycle}
 
         if shutil.which("podman"):
             pm = [
@@ -213,15 +395,20 @@ def main() -> None:
                 "--runtime",
                 "runc",
             ]
-            # No CAP_SYS_RESOURCE here: podman's default nofile ulimit cannot be set.
+            # This host lacks CAP_SYS_RESOURCE: podman's default nofile/nproc rlimits
+            # (above the hard limits here) cannot be set; lower ones can (as bench/pods.py).
             conf = base / "containers.conf"
-            conf.write_text("[containers]\ndefault_ulimits = []\n")
+            conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n')
             pm_env = dict(os.environ, CONTAINERS_CONF=str(conf))
+            pm_cg = CpuGroup("podman")
             pull = sh(*pm, "pull", "--tls-verify=false", "-q", ref, check=False, env=pm_env)
             if pull.returncode == 0:
 
-                def pm_run() -> None:
-                    sh(*pm, "run", "--rm", "--network", "none", ref, "true", env=pm_env)
+                def pm_run(*net: str) -> Callable[[], None]:
+                    def run() -> None:
+                        sh(*pm, "run", "--rm", *net, ref, "true", env=pm_env, cg=pm_cg)
+
+                    return run
 
                 def pm_cycle() -> None:
                     cid = sh(
@@ -230,7 +417,14 @@ def main() -> None:
                     sh(*pm, "stop", "-t", "0", cid, env=pm_env)
                     sh(*pm, "rm", cid, env=pm_env)
 
-                engines["podman"] = {"run": pm_run, "cycle": pm_cycle}
+                engines["podman"] = {
+                    "run": meter.around("podman run", pm_run("--network", "none"), pm_cg),
+                    "cycle": pm_cycle,
+                }
+                if sh(*pm, "run", "--rm", ref, "true", env=pm_env, check=False).returncode == 0:
+                    engines["podman"]["net"] = meter.around("podman net", pm_run(), pm_cg)
+                else:
+                    log("podman run on its default network failed: podman net skipped")
                 cleanups.append(lambda: sh(*pm, "rm", "-a", "-f", check=False, env=pm_env))
             else:
                 log(f"podman pull failed, skipping podman: {pull.stderr.strip()[-300:]}")
@@ -242,9 +436,12 @@ def main() -> None:
                     results[e][k].append(timed(fn))
             log(f"round {i + 1}/{a.runs} done")
 
+        idle_after = {"podkitd": rss_kb(dpid)}
+        if cd_pid:
+            idle_after["containerd"] = rss_kb(cd_pid)
+
         # memory per running container
         mem: dict[str, float] = {}
-        dpid = d.proc.pid if d.proc else 0
         before = rss_kb(dpid)
         ids = [
             sh(pk, "run", "-d", "--init", ref, "sleep", "300", env=env).stdout.strip()
@@ -270,21 +467,7 @@ def main() -> None:
                     time.sleep(0.02)
                 sh(*ctr, "containers", "rm", nme, check=False)
 
-        med = {e: {k: statistics.median(v) for k, v in ks.items()} for e, ks in results.items()}
-        print(f"\nmedians of {a.runs} runs (ms), measured side by side:")
-        for e, ks in med.items():
-            print(f"  {e:8s} " + "  ".join(f"{k}={v * 1000:.0f}" for k, v in ks.items()))
-        p = med["podkit"]
-        for other in ("ctr", "podman", "runc"):
-            if other in med:
-                for k in ("run", "cycle"):
-                    if k in med[other]:
-                        print(f"  podkit {k} / {other} {k}: {p[k] / med[other][k]:.2f}")
-        print("memory per running container (kB):")
-        for e, v in mem.items():
-            print(f"  {e:10s} {v:.0f}")
-        if "containerd" in mem and mem["containerd"]:
-            print(f"  podkit / containerd-shim: {mem['podkit'] / mem['containerd']:.2f}")
+        report(a.runs, results, phases, meter, idle, idle_after, mem)
     finally:
         for c in reversed(cleanups):
             with contextlib.suppress(Exception):
@@ -292,6 +475,77 @@ def main() -> None:
         with contextlib.suppress(Exception):
             subprocess.run(["umount", "-R", "-l", str(base)], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def report(
+    runs: int,
+    results: dict[str, dict[str, list[float]]],
+    phases: dict[str, list[dict[str, float]]],
+    meter: Meter,
+    idle: dict[str, int],
+    idle_after: dict[str, int],
+    mem: dict[str, float],
+) -> None:
+    med = {e: {k: statistics.median(v) for k, v in ks.items()} for e, ks in results.items()}
+    print(
+        f"\nmedians of {runs} runs (ms), measured side by side (run: --network none; net: default network):"
+    )
+    for e, ks in med.items():
+        print(f"  {e:8s} " + "  ".join(f"{k}={v * 1000:.0f}" for k, v in ks.items()))
+    p = med["podkit"]
+    print("ratios (podkit / other; < 1: podkit is faster):")
+    for other in ("ctr", "podman", "runc"):
+        if other not in med:
+            continue
+        o = med[other]
+        for k in ("run", "net", "cycle"):
+            # ctr run has no network: it anchors both of podkit's runs
+            ok = k if k in o else ("run" if k == "net" and other != "podman" else None)
+            if ok is not None and ok in o and k in p:
+                print(f"  podkit {k} / {other} {ok}: {p[k] / o[ok]:.2f}")
+    for mode, label in (("none", "--network none"), ("net", "default network")):
+        got = phases[mode]
+        if not got:
+            continue
+        print(f"podkit run --rm phases, {label} (medians of {len(got)} runs, ms):")
+        total = 0.0
+        for name in got[0]:
+            v = statistics.median(x[name] for x in got)
+            total += v
+            print(f"  {name:42s} {v * 1000:7.1f}")
+        print(f"  {'(sum of medians)':42s} {total * 1000:7.1f}")
+    print("CPU time per run (ms, user+sys; total = all the engine's processes):")
+    for key in sorted(meter.parts):
+        c = meter.per_run(key)
+        rest = c["total"] - c["cli"] - c["daemon"]
+        extra = ""
+        names = {"podkit": ("podkitd", "conmon+runc+CNI"), "ctr": ("containerd", "shim+runc")}
+        for prefix, (dname, rname) in names.items():
+            if key.startswith(prefix):
+                extra = (
+                    f"  (cli {c['cli'] * 1000:.0f}, {dname} {c['daemon'] * 1000:.0f},"
+                    f" {rname} {rest * 1000:.0f})"
+                )
+        print(f"  {key:12s} total {c['total'] * 1000:6.0f}{extra}")
+    pk_run = meter.per_run("podkit run").get("total", 0.0)
+    pk_net = meter.per_run("podkit net").get("total", 0.0)
+    for key in ("ctr run", "podman run", "podman net"):
+        o = meter.per_run(key).get("total", 0.0)
+        if o:
+            mine = pk_net if key == "podman net" else pk_run
+            print(f"  CPU podkit {'net' if key == 'podman net' else 'run'} / {key}: {mine / o:.2f}")
+    if "ctr run" in meter.parts and pk_net:
+        print(f"  CPU podkit net / ctr run: {pk_net / meter.per_run('ctr run')['total']:.2f}")
+    print("idle RSS (kB; after start-up and warm-up / after the runs):")
+    for k, v in idle.items():
+        print(f"  {k:10s} {v} / {idle_after.get(k, 0)}")
+    if idle.get("containerd"):
+        print(f"  podkitd / containerd: {idle['podkitd'] / idle['containerd']:.2f}")
+    print("memory per running container (kB):")
+    for e, v in mem.items():
+        print(f"  {e:10s} {v:.0f}")
+    if "containerd" in mem and mem["containerd"]:
+        print(f"  podkit / containerd-shim: {mem['podkit'] / mem['containerd']:.2f}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from podkit.containers.logs import Entry, LogReader, parse_since
 from podkit.containers.options import CreateOptions, Mount, merge_env, parse_signal, validate_name
 from podkit.containers.rootfs import resolve_user, secure_join
 from podkit.containers.store import ContainerStore, Record
+from podkit.containers.trace import mark
 from podkit.containers.volumes import VolumeService
 from podkit.errors import (
     CannotExecute,
@@ -245,6 +246,7 @@ class ContainerService(ExecMixin):
 
     # ------------------------------------------------------------------- create
     async def create(self, ns: str, body: dict[str, Any] | CreateOptions) -> Record:
+        began = time.time()
         # Parsed off the event loop: a body may name an env file or a seccomp profile the
         # parser reads (checked and bounded: podkit.userfiles.read_regular).
         opts = body if isinstance(body, CreateOptions) else await asyncio.to_thread(CreateOptions.parse, body)
@@ -293,7 +295,10 @@ class ContainerService(ExecMixin):
             rec.config = opts.to_dict()
             self.store.update(cid, config=rec.config)
             labels = {LABEL_IMAGE: image.id, LABEL_NAMESPACE: ns, "podkit/container": cid}
+            mark(cid, "create", began)
+            mark(cid, "snapshot")
             await asyncio.to_thread(self.snapshots.prepare, self._snap_key(cid), image.chain_id, labels)
+            mark(cid, "snapshot-done")
             self.log_path(cid).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if opts.log_path:  # the kubelet's pod log directory may not exist yet
                 Path(opts.log_path).parent.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -307,6 +312,7 @@ class ContainerService(ExecMixin):
             raise
         self.publish(ns, "container", "create", cid, name=name, image=image.name)
         await self.hooks.after_create(ns, rec)
+        mark(cid, "created")
         return rec
 
     @staticmethod
@@ -351,6 +357,7 @@ class ContainerService(ExecMixin):
         rootfs = bundle / "rootfs"
         undo: list[Callable[[], Any]] = []
         marks = [time.perf_counter()]
+        mark(rec.id, "mount")
         try:
             bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
             rootfs.mkdir(exist_ok=True)
@@ -367,12 +374,15 @@ class ContainerService(ExecMixin):
                 await asyncio.to_thread(self._mount_all, mounts, rootfs)
                 undo.append(lambda: self._unmount(rootfs))
             marks.append(time.perf_counter())
+            mark(rec.id, "network")
             netinfo, nss, undo_net = await self._network_up(rec, opts)
             marks.append(time.perf_counter())
+            mark(rec.id, "spec")
             undo.append(undo_net)
             spec = await self._spec(rec, opts, cfg, rootfs, nss, netinfo)
             (bundle / "config.json").write_text(json.dumps(spec))
             marks.append(time.perf_counter())
+            mark(rec.id, "runtime-create")
             log_size = opts.log_size_max if opts.log_size_max is not None else self.default_log_size
             try:
                 pid = await self.rt.create(
@@ -391,6 +401,7 @@ class ContainerService(ExecMixin):
                 raise _classify(getattr(e, "message", str(e))) from None
             undo.append(lambda: self._spawn(self.rt.delete(rec.id, force=True)))
             marks.append(time.perf_counter())
+            mark(rec.id, "start")
             try:
                 await self.rt.start(rec.id)
             except PodkitError as e:
@@ -435,6 +446,7 @@ class ContainerService(ExecMixin):
         )
         self._changed(rec.id)
         self._watch(rec.id)
+        mark(rec.id, "started")
         self.publish(rec.namespace, "container", "start", rec.id, name=rec.name, image=rec.image)
 
     async def _rt_cleanup(self, cid: str) -> None:
@@ -698,6 +710,7 @@ class ContainerService(ExecMixin):
             return
         except Exception:
             log.exception("watching container %s failed", cid[:12])
+        mark(cid, "exit-seen")
         # This run is over: a restart from here on needs (and gets) a watcher of its own.
         if self._watchers.get(cid) is asyncio.current_task():
             del self._watchers[cid]
@@ -732,7 +745,9 @@ class ContainerService(ExecMixin):
         # Waiters (stop, wait) may go on now; whatever comes next for this container
         # (start, remove) takes the lock and so comes after the release below.
         self._changed(rec.id)
+        mark(rec.id, "release")
         await self._release(rec.id)
+        mark(rec.id, "released")
         if oom:
             self.publish(rec.namespace, "container", "oom", rec.id, name=rec.name)
         self.publish(rec.namespace, "container", "die", rec.id, name=rec.name, exitCode=code, image=rec.image)
@@ -985,6 +1000,7 @@ class ContainerService(ExecMixin):
                 return
             if rec.state in ACTIVE:  # the exit was not seen (no watcher): finish here
                 await self._finish(rec)
+            mark(rec.id, "remove")
             self.store.update(rec.id, state="removing")
             if self.restarts is not None:
                 self.restarts.cancel(rec.id)
@@ -1001,6 +1017,7 @@ class ContainerService(ExecMixin):
             )
             await asyncio.to_thread(shutil.rmtree, self.bundle(rec.id), True)
             self.store.delete(rec.id)
+            mark(rec.id, "removed")
             if rec.exit_code is not None:
                 self._last_exit[rec.id] = rec.exit_code
         if volumes:
