@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 import grpc
+import pytest
 from cri_api.v1 import api_pb2 as pb
 
 from tests.fixtures.cri import CRI_NS, CRIClient, code_of
@@ -216,3 +217,66 @@ def test_failed_sandbox_leaves_nothing(cri: CRIClient) -> None:
     assert cri.daemon.client(CRI_NS).pods.list() == []
     assert cri.daemon.client(CRI_NS).containers.list(all=True) == []
     assert list((cri.daemon.state / "netns").iterdir()) == []
+
+
+@pytest.mark.root
+def test_pods_join_the_cni_conf_dirs_bridge(workdir: Path) -> None:
+    """The first CNI config by name in cni_conf_dir (a bridge with host-local IPAM)
+    becomes the network of CRI pods; one podkit cannot run itself falls back."""
+    from tests.fixtures.cri import cleanup_daemon, start_cri_daemon
+    from tests.fixtures.network import scrub_subnet
+    from tests.helpers import unique_network
+
+    bridge, subnet = unique_network()
+    conf = workdir / "net.d"
+    conf.mkdir()
+    ipam = {"type": "host-local", "ranges": [[{"subnet": subnet}]]}
+    first = {
+        "cniVersion": "1.0.0",
+        "name": "k8s-pod-network",
+        "plugins": [{"type": "bridge", "bridge": bridge, "ipam": ipam}],
+    }
+    (conf / "10-pods.conflist").write_text(json.dumps(first))
+    (conf / "99-other.conflist").write_text(json.dumps({"name": "x", "plugins": [{"type": "flannel"}]}))
+    d = start_cri_daemon(workdir / "d", extra=f'cni_conf_dir = "{conf}"\n')
+    try:
+        c = CRIClient(d, workdir / "logs")
+        c.wait_up()
+        sid, _ = c.run_sandbox("netted")
+        ip = c.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.network.ip
+        import ipaddress
+
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(subnet)
+        assert os.path.exists(f"/sys/class/net/{bridge}")
+        info = json.loads(c.rt.Status(pb.StatusRequest(verbose=True)).info["config"])
+        assert info["podNetwork"] == "cri-k8s-pod-network"
+        c.remove_all()
+        c.close()
+    finally:
+        cleanup_daemon(d)
+        if os.path.exists(f"/sys/class/net/{bridge}"):
+            import subprocess
+
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        scrub_subnet(subnet)
+
+
+@pytest.mark.root
+def test_pods_fall_back_to_the_default_network(workdir: Path) -> None:
+    from tests.fixtures.cri import cleanup_daemon, start_cri_daemon
+
+    conf = workdir / "net.d"
+    conf.mkdir()
+    (conf / "10-flannel.conflist").write_text(json.dumps({"name": "cbr0", "plugins": [{"type": "flannel"}]}))
+    d = start_cri_daemon(workdir / "d", extra=f'cni_conf_dir = "{conf}"\n')
+    try:
+        c = CRIClient(d, workdir / "logs")
+        c.wait_up()
+        sid, _ = c.run_sandbox("plain")
+        ip = c.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.network.ip
+        assert ip.startswith(d.subnet.rsplit(".", 1)[0] + "."), ip
+        assert "not a bridge with host-local IPAM" in d.log.read_text()
+        c.remove_all()
+        c.close()
+    finally:
+        cleanup_daemon(d)

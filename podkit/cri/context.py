@@ -71,6 +71,7 @@ class CRI:
         self.streaming = streaming
         self.ns = NAMESPACE
         self.pod_cidr = ""  # UpdateRuntimeConfig
+        self.pod_network = ""  # the podkit network of CRI pods, decided at the first (cni_network.py)
         self.sandbox_image_retry_at = 0.0  # monotonic time; see sandbox_run.sandbox_image
         self._sandbox_image_lock = asyncio.Lock()
 

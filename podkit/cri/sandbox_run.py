@@ -16,6 +16,7 @@ import time
 
 from cri_api.v1 import api_pb2 as pb
 
+from podkit.cri.cni_network import pod_network
 from podkit.cri.context import CRI, L_CRI, L_NAME, L_NSOPTS, L_PRIVILEGED, LABEL_PREFIX
 from podkit.errors import InvalidArgument, PodkitError
 from podkit.network.ports import PortMapping
@@ -164,6 +165,8 @@ async def handle(cri: CRI, req: pb.RunPodSandboxRequest) -> pb.RunPodSandboxResp
     spec = spec_from_config(cri, req.config)
     t0 = time.perf_counter()
     spec.infra_image = await sandbox_image(cri)
+    if spec.network != "host":
+        spec.network = await pod_network(cri)
     t1 = time.perf_counter()
     pod = await cri.pods.create(cri.ns, spec)
     t2 = time.perf_counter()

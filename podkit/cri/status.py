@@ -33,7 +33,8 @@ async def handle(cri: CRI, req: pb.StatusRequest) -> pb.StatusResponse:
         info = {
             "sandboxImage": cri.config.sandbox_image,
             "cniConfDir": cri.config.cni_conf_dir,
-            "cniConfig": str(conf) if conf else "podkit default network",
+            "cniConfig": str(conf) if conf else "",
+            "podNetwork": cri.pod_network or "(chosen at the first RunPodSandbox)",
             "podCIDR": cri.pod_cidr,
             "streamServer": f"{cri.config.stream_address}:{cri.config.stream_port}",
             "cgroupDriver": "cgroupfs",
