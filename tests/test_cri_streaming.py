@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from podkit.cri.streaming.session import StreamReset
 from tests.cri_streaming_clients import (
     ExecResult,
     SpdyConn,
@@ -244,6 +245,39 @@ def test_exec_tty_and_resize(sd: StreamingDaemon) -> None:
             await conn.close()
 
     _run(go())
+
+
+def test_late_streams_are_refused(sd: StreamingDaemon) -> None:
+    cid = _container(sd)
+
+    async def go() -> None:
+        url = sd.url("exec", cid, cmd=["sh", "-c", "read x; echo got $x"], stdin=True, stdout=True)
+        conn = await open_remotecommand(url, stdin=True, stderr=False)
+        try:
+            late = await conn.session.open_stream({"streamtype": ["stderr"]})
+            with pytest.raises(StreamReset, match="REFUSED_STREAM"):
+                await late.wait_reply(10)
+            await conn.streams["stdin"].write(b"it\n")
+            r = await collect(conn)
+            assert r.stdout == b"got it\n" and r.exit_code == 0
+        finally:
+            await conn.close()
+
+    _run(go())
+
+
+def test_websocket_attach(sd: StreamingDaemon) -> None:
+    cid = _container(sd, "sh", "-c", "while true; do echo tick; sleep 0.2; done")
+
+    async def go() -> None:
+        ch = await WSChannels.connect(sd.url("attach", cid, stdout=True), ["v5.channel.k8s.io"])
+        try:
+            await asyncio.wait_for(_ws_until(ch, 1, b"tick\ntick\n"), 20)
+        finally:
+            await ch.close()
+
+    _run(go())
+    assert "running" in _state(sd, cid)
 
 
 def test_exec_client_gone_kills_the_process(sd: StreamingDaemon) -> None:

@@ -229,7 +229,11 @@ class StreamingServer:
                 io = await sr.collect(session, req, protocol or sr.V1)
                 t1 = loop.time()
                 if io is not None:
-                    await self._run(req, io)
+                    extra = asyncio.create_task(sr.refuse_extra(session))
+                    try:
+                        await self._run(req, io)
+                    finally:
+                        extra.cancel()
                 else:
                     await sr.close_session(session)
                 log.debug(

@@ -209,3 +209,11 @@ async def collect(session: Session, req: StreamRequest, protocol: str) -> SpdySt
         await st.reply()
         streams[kind] = st
     return SpdyStreamIO(req, session, streams, protocol)
+
+
+async def refuse_extra(session: Session) -> None:
+    """Streams opened once the session runs are not part of it: refuse them, do not leave
+    the client waiting for a reply."""
+    while (st := await session.accept()) is not None:
+        log.info("streaming: late stream %r refused", st.header("streamtype"))
+        await st.reset(RstStatus.REFUSED_STREAM)
