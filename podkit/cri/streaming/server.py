@@ -251,7 +251,13 @@ class StreamingServer:
             reader.cancel()
             with contextlib.suppress(BaseException):
                 await reader
-            await conn.closed.wait()
+            try:
+                # close() waits for the buffer to flush; a client that stopped reading
+                # would hold it (and this handler) forever.
+                await asyncio.wait_for(asyncio.shield(conn.closed.wait()), sr.CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.info("streaming %s: the client does not read; dropping its connection", req.kind)
+                conn.abort()
         # aiohttp writes this to the closed transport, finds it closed, and moves on.
         return web.Response(status=101)
 
