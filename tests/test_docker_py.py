@@ -141,3 +141,12 @@ def test_networks_volumes_and_events(client: Any) -> None:
     assert "dpynet" not in [n.name for n in client.networks.list()]
     pruned = client.containers.prune()
     assert "ContainersDeleted" in pruned
+
+
+def test_logs_follow_and_attach_logs_of_a_stopped_container(client: Any) -> None:
+    c = client.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo l$i; done"], detach=True)
+    assert b"".join(c.logs(stream=True, follow=True)) == b"l1\nl2\nl3\n"
+    assert c.wait()["StatusCode"] == 0
+    # attach with logs=1&stream=0 replays what was written, even once it has stopped
+    assert c.attach(stdout=True, stderr=True, stream=False, logs=True) == b"l1\nl2\nl3\n"
+    c.remove()

@@ -36,9 +36,15 @@ async def attach(request: web.Request) -> web.StreamResponse:
     keys = detach_sequence(request.query.get("detachKeys"))
     logs = flag(request, "logs")
     stream = flag(request, "stream")
-    session = await svc.attach(NAMESPACE, rec.id, stdin=stdin, logs=logs)
     if logs and not stream:
-        session = _BacklogOnly(session)
+        # What was written so far, and the end: docker answers this for a stopped
+        # container too.
+        entries = await svc.logs(NAMESPACE, rec.id)
+        session: Any = _Backlog([(2 if e.stream == "stderr" else 1, e.data) async for e in entries])
+        ended = None
+    else:
+        session = await svc.attach(NAMESPACE, rec.id, stdin=stdin, logs=logs)
+        ended = svc.wait(NAMESPACE, rec.id, "not-running")
     try:
         conn = hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
         how = await pump(
@@ -49,7 +55,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             detach_keys=keys,
             stdout=flag(request, "stdout"),
             stderr=flag(request, "stderr"),
-            ended=svc.wait(NAMESPACE, rec.id, "not-running"),
+            ended=ended,
         )
         log.debug("attach to %s ended: %s", rec.id[:12], how)
         conn.close()
@@ -59,15 +65,14 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return HijackedResponse()
 
 
-class _BacklogOnly:
-    """``logs=1&stream=0``: what was written so far, then the end."""
+class _Backlog:
+    """A session that only replays some output (``logs=1&stream=0``)."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.backlog = list(getattr(inner, "backlog", []))
+    def __init__(self, items: list[tuple[int, bytes]]) -> None:
+        self.items = items
 
     async def read(self) -> tuple[int, bytes] | None:
-        return self.backlog.pop(0) if self.backlog else None
+        return self.items.pop(0) if self.items else None
 
     async def write(self, data: bytes) -> None:
         return None
@@ -76,13 +81,13 @@ class _BacklogOnly:
         return None
 
     async def close(self) -> None:
-        await self.inner.close()
+        return None
 
 
 @routes.get("/containers/{id}/attach/ws")
 async def attach_ws(request: web.Request) -> web.StreamResponse:
-    """docker's WebSocket attach: output as binary messages (framed unless tty, as
-    docker does it since API 1.42... only for raw; here raw bytes), input likewise."""
+    """docker's WebSocket attach: the output as binary messages of raw bytes (framed
+    only when asked with multiplex=1), the client's messages as stdin."""
     rec = _resolve(request)
     svc = containers(request)
     tty = bool(rec.config.get("tty"))

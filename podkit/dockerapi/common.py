@@ -4,7 +4,6 @@ docker's time formats and filters."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -173,38 +172,6 @@ def parse_time(value: str) -> float:
         return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
     except ValueError:
         raise InvalidArgument(f"invalid time {value!r}: want unix seconds or RFC 3339") from None
-
-
-def human_duration(seconds: float) -> str:
-    """docker's units.HumanDuration, for ``Up 3 minutes`` and ``Exited (0) 2 hours ago``."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
-
-
-def ago(t: float | None) -> str:
-    return human_duration(time.time() - (t or time.time()))
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 STDIN, STDOUT, STDERR, SYSTEM = 0, 1, 2, 3
 # How long output may trail the end of its process.
 DRAIN_TIMEOUT = 2.0
+# How long the 101 goes ahead of the first output (see Hijacked.write).
+HEAD_ALONE = 0.05
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 
@@ -81,6 +83,7 @@ class Hijacked:
 
     def __init__(self, pipe: _Pipe) -> None:
         self._pipe = pipe
+        self._head_at: float | None = asyncio.get_running_loop().time()
 
     async def read(self) -> bytes | None:
         """The next bytes from the client; None at its end of input (or disconnect)."""
@@ -97,6 +100,14 @@ class Hijacked:
     async def write(self, data: bytes) -> None:
         if self.closed:
             raise ConnectionResetError("the client went away")
+        if self._head_at is not None:
+            # Clients that read the status line through a buffered reader and then
+            # switch to the raw socket (docker-py) lose bytes that came with it: let
+            # the status line travel alone when output is ready at once (a log replay).
+            wait = self._head_at + HEAD_ALONE - asyncio.get_running_loop().time()
+            self._head_at = None
+            if wait > 0:
+                await asyncio.sleep(wait)
         self._pipe.transport.write(data)
         await self._pipe.writable.wait()
 

@@ -28,13 +28,6 @@ def familiar(name: str) -> str:
     return name
 
 
-def _net_name(rec: Record, networks: NetworkManager | None) -> str:
-    mode = str(rec.config.get("network") or "bridge")
-    if mode in ("bridge", "default"):
-        return "bridge"
-    return mode
-
-
 def _network_mode(rec: Record) -> str:
     mode = str(rec.config.get("network") or "bridge")
     return "default" if mode == "default" else mode
