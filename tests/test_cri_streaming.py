@@ -645,3 +645,37 @@ def test_daemon_stop_ends_sessions_and_kills_their_execs(busybox_tarball: Path) 
         d.start()
         # The container outlived the daemon (as containers do); the exec'd sleep did not.
         assert _exec_pids(d, cid) == before
+
+
+def test_daemon_stop_with_a_client_that_stopped_reading(busybox_tarball: Path) -> None:
+    import threading
+    import time
+
+    with _streaming_daemon(tarball=busybox_tarball) as d:
+        cid = _container(d)
+        before = _exec_pids(d, cid)
+        flooding = threading.Event()
+        release = threading.Event()
+
+        async def client() -> None:
+            url = d.url("exec", cid, cmd=["cat", "/dev/zero"], stdout=True)
+            conn = await open_remotecommand(url, stderr=False)
+            try:
+                await conn.streams["stdout"].read()  # one chunk, then never again
+                flooding.set()
+                while not release.is_set():  # hold the connection open, unread
+                    await asyncio.sleep(0.1)
+            finally:
+                await conn.close()
+
+        t = threading.Thread(target=lambda: _run(client(), timeout=120), daemon=True)
+        t.start()
+        assert flooding.wait(30), "the exec never produced output"
+        t0 = time.monotonic()
+        d.stop()
+        took = time.monotonic() - t0
+        release.set()
+        t.join(30)
+        assert took < 15, f"podkitd took {took:.1f} s to stop with a stuck client"
+        d.start()
+        assert _exec_pids(d, cid) == before  # the cat went with the session
