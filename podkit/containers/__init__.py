@@ -7,10 +7,13 @@ shutdown hook that leaves containers running under conmon.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from podkit.daemon.services import Services
 
 
-def setup(s: Any) -> None:
+def setup(s: Services) -> None:
     from podkit.containers.recovery import recover
     from podkit.containers.restart import RestartManager
     from podkit.containers.runtime_driver import RuntimeDriver
@@ -39,12 +42,12 @@ def setup(s: Any) -> None:
         registry=lambda: s.registry,
         config=section,
     )
-    svc.restarts = RestartManager(svc)
+    svc.restarts = RestartManager(svc.ctx)
     s.containers = svc
 
     async def startup() -> None:
         _ = svc.images  # registers the "image in use by containers" hook before any rmi
-        await recover(svc)
+        await recover(svc.ctx)
 
     s.on_startup(startup)
     s.on_shutdown(svc.shutdown)

@@ -9,19 +9,67 @@ and before ``runc start``, so an attached ``run`` loses no output.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Protocol
 
-from podkit.errors import PodkitError
+from podkit.containers.logs import LogReader
+from podkit.errors import Conflict, InvalidArgument, PodkitError
 
 if TYPE_CHECKING:
-    from podkit.containers.service import ContainerService
+    from podkit.containers.context import ContainerContext
+    from podkit.runtime.conmon import AttachSession
+
+log = logging.getLogger(__name__)
+
+
+class StdioSession(Protocol):
+    """A process's stdio as the API's pump sees it: (1 stdout | 2 stderr, bytes) chunks."""
+
+    async def read(self) -> tuple[int, bytes] | None: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def resize(self, h: int, w: int) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+async def attach(
+    ctx: ContainerContext, ns: str, ref: str, stdin: bool = False, logs: bool = False
+) -> AttachAdapter | PendingAttach:
+    rec = ctx.resolve(ns, ref)
+    if rec.state not in ("created", "running", "paused"):
+        raise Conflict(f"container {rec.name} is not running: start it first")
+    if rec.state == "created":
+        return PendingAttach(ctx, rec.id, stdin)
+    backlog: list[tuple[int, bytes]] = []
+    if logs:  # docker attach --logs: what was written so far, then live output
+        entries = await asyncio.to_thread(LogReader(ctx.log_file(rec)).read)
+        backlog = [(2 if e.stream == "stderr" else 1, e.data) for e in entries]
+    sess = await ctx.rt.attach(rec.id)
+    ctx.publish(ns, "container", "attach", rec.id, name=rec.name)
+    return AttachAdapter(sess, stdin, backlog)
+
+
+def check_size(h: int, w: int) -> None:
+    if not (0 < h < 65536 and 0 < w < 65536):
+        raise InvalidArgument(f"invalid terminal size {h}x{w}: rows and columns are 1..65535")
+
+
+async def resize(ctx: ContainerContext, ns: str, ref: str, h: int, w: int) -> None:
+    check_size(h, w)
+    rec = ctx.resolve(ns, ref)
+    await ctx.rt.resize(rec.id, h, w)
 
 
 class AttachAdapter:
     """The runtime's attach session seen as the API's stdio session."""
 
-    def __init__(self, sess: Any, stdin: bool, backlog: list[tuple[int, bytes]] | None = None) -> None:
+    def __init__(
+        self, sess: AttachSession, stdin: bool, backlog: list[tuple[int, bytes]] | None = None
+    ) -> None:
         self.sess = sess
         self.stdin = stdin
         self.backlog = list(backlog or [])
@@ -44,8 +92,10 @@ class AttachAdapter:
             self.sess.close_stdin()
 
     async def resize(self, h: int, w: int) -> None:
-        with contextlib.suppress(PodkitError):
+        try:
             await self.sess.resize(h, w)
+        except PodkitError as e:  # it ended meanwhile: nothing to resize
+            log.debug("attach: resize to %dx%d: %s", h, w, e.message)
 
     async def close(self) -> None:
         self.sess.close()
@@ -59,16 +109,16 @@ class PendingAttach:
     ``runc start``, through the runtime's ``on_created`` hook.
     """
 
-    def __init__(self, svc: ContainerService, cid: str, stdin: bool) -> None:
-        self.svc = svc
+    def __init__(self, ctx: ContainerContext, cid: str, stdin: bool) -> None:
+        self.rt = ctx.rt
         self.cid = cid
         self.stdin = stdin
         self.ready: asyncio.Future[AttachAdapter | None] = asyncio.get_running_loop().create_future()
-        svc.rt.on_created(cid, self._created)
+        self.rt.on_created(cid, self._created)
 
     async def _created(self, cid: str) -> None:
         try:
-            sess = await self.svc.rt.attach(cid)
+            sess = await self.rt.attach(cid)
         except Exception as e:
             if not self.ready.done():
                 self.ready.set_exception(e)
@@ -101,7 +151,7 @@ class PendingAttach:
             await a.resize(h, w)
 
     async def close(self) -> None:
-        self.svc.rt.on_created(self.cid, None)
+        self.rt.on_created(self.cid, None)
         if self.ready.done() and not self.ready.cancelled() and self.ready.exception() is None:
             a = self.ready.result()
             if a:

@@ -9,17 +9,22 @@ daemon restart (the processes themselves are children of the daemon's ``runc exe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
+import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from podkit.containers.options import merge_env
+from podkit.containers.attach import check_size
+from podkit.containers.options import merge_env, parse_env
 from podkit.containers.rootfs import resolve_user
 from podkit.errors import CannotExecute, CommandNotFound, Conflict, InvalidArgument, NotFound, PodkitError
+
+if TYPE_CHECKING:
+    from podkit.containers.context import ContainerContext
+    from podkit.containers.runtime_driver import ExecSessionIO
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ class ExecSession:
     pid: int = 0
     created: float = field(default_factory=time.time)
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    session: Any = None  # the runtime's I/O of the running process (for resize)
+    session: ExecSessionIO | None = None  # the runtime's I/O of the running process (for resize)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,86 +65,73 @@ class ExecSession:
         }
 
 
-class ExecMixin:
-    """The exec part of ContainerService (which provides store, rt, bundle, publish...)."""
+class Execs:
+    """The exec sessions of all containers (``ContainerService.exec_*`` delegates here)."""
 
-    _execs: dict[str, ExecSession]
-    store: Any
-    rt: Any
-    publish: Any
+    def __init__(self, ctx: ContainerContext) -> None:
+        self.ctx = ctx
+        self.sessions: dict[str, ExecSession] = {}
 
-    async def exec_create(self, ns: str, ref: str, body: dict[str, Any]) -> ExecSession:
-        rec = self.resolve(ns, ref)
+    async def create(self, ns: str, ref: str, body: dict[str, Any]) -> ExecSession:
+        ctx = self.ctx
+        rec = ctx.resolve(ns, ref)
         if rec.state != "running":
             st = None
             if rec.state == "created":  # started a moment ago, record not updated yet
-                with contextlib.suppress(PodkitError):
-                    st = await self.rt.state(rec.id)
+                try:
+                    st = await ctx.rt.state(rec.id)
+                except PodkitError as e:
+                    log.debug("exec in %s: no runtime state: %s", rec.id[:12], e.message)
             if not st or st.get("status") != "running":
                 raise Conflict(
                     f"container {rec.name} is not running"
                     if rec.state != "paused"
                     else f"container {rec.name} is paused: unpause it first"
                 )
-        cmd = body.get("cmd")
-        if isinstance(cmd, str):
-            import shlex
-
-            cmd = shlex.split(cmd)
-        if not cmd or not isinstance(cmd, list):
-            raise InvalidArgument("exec needs a command")
-        from podkit.containers.options import parse_env
-
         ex = ExecSession(
             id=secrets.token_hex(32),
             container_id=rec.id,
             namespace=ns,
-            cmd=[str(c) for c in cmd],
+            cmd=_command(body.get("cmd")),
             tty=bool(body.get("tty")),
             stdin=bool(body.get("stdin")),
             env=parse_env(body.get("env")),
-            user=body.get("user") or None,
-            workdir=body.get("workdir") or None,
+            user=_text(body.get("user"), "user"),
+            workdir=_text(body.get("workdir"), "workdir"),
             privileged=bool(body.get("privileged")),
+            console_size=_console_size(body.get("console_size")),
         )
         if ex.workdir and not ex.workdir.startswith("/"):
             raise InvalidArgument(f"invalid working directory {ex.workdir!r}: must be absolute")
-        size = body.get("console_size")
-        if size is not None:
-            if (
-                not isinstance(size, list)
-                or len(size) != 2
-                or not all(isinstance(x, int) and 0 < x < 65536 for x in size)
-            ):
-                raise InvalidArgument("console_size must be [height, width], each 1-65535")
-            ex.console_size = (size[0], size[1])
-        self._forget_old_execs()
-        self._execs[ex.id] = ex
-        self.publish(ns, "container", "exec_create", rec.id, execID=ex.id, cmd=" ".join(ex.cmd))
+        self._forget_old()
+        self.sessions[ex.id] = ex
+        ctx.publish(ns, "container", "exec_create", rec.id, execID=ex.id, cmd=" ".join(ex.cmd))
         return ex
 
-    def _forget_old_execs(self, keep: float = 300.0) -> None:
+    def _forget_old(self, keep: float = 300.0) -> None:
         """Ended sessions stay inspectable for a while, then go (as docker's do)."""
         now = time.time()
-        for k, e in list(self._execs.items()):
+        for k, e in list(self.sessions.items()):
             ended = e.exit_code is not None and not e.running
-            if (ended and now - e.created > keep) or self.store.get(e.container_id) is None:
-                del self._execs[k]
+            if (ended and now - e.created > keep) or self.ctx.store.get(e.container_id) is None:
+                del self.sessions[k]
 
-    def exec_get(self, ns: str, eid: str) -> ExecSession:
-        ex = self._execs.get(eid)
+    def get(self, ns: str, eid: str) -> ExecSession:
+        ex = self.sessions.get(eid)
         if ex is None:
-            matches = [e for k, e in self._execs.items() if k.startswith(eid)] if eid else []
+            matches = [e for k, e in self.sessions.items() if k.startswith(eid)] if eid else []
             ex = matches[0] if len(matches) == 1 else None
         if ex is None or ex.namespace != ns:
             raise NotFound(f"no such exec session: {eid}")
         return ex
 
-    async def _exec_process(self, ex: ExecSession) -> dict[str, Any]:
-        rec = self.store.get(ex.container_id)
+    async def _process(self, ex: ExecSession) -> dict[str, Any]:
+        """The OCI process of the session: the container's, with the session's changes."""
+        rec = self.ctx.store.get(ex.container_id)
         if rec is None or rec.state not in ("running", "created"):
             raise Conflict("container is not running")
-        spec = json.loads((self.bundle(rec.id) / "config.json").read_text())
+        bundle = self.ctx.bundle(rec.id)
+        spec = json.loads((bundle / "config.json").read_text())
         p = dict(spec["process"])
         p["args"] = ex.cmd
         p["terminal"] = ex.tty
@@ -149,7 +141,7 @@ class ExecMixin:
         if ex.workdir:
             p["cwd"] = ex.workdir
         if ex.user:
-            u = await asyncio.to_thread(resolve_user, self.bundle(rec.id) / "rootfs", ex.user)
+            u = await asyncio.to_thread(resolve_user, bundle / "rootfs", ex.user)
             p["user"] = {"uid": u[0], "gid": u[1], **({"additionalGids": u[2]} if u[2] else {})}
             p["env"] = [e for e in env if not e.startswith("HOME=")] + [f"HOME={u[3]}"]
         if ex.privileged:
@@ -159,14 +151,14 @@ class ExecMixin:
             p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
         return p
 
-    async def exec_attach(self, ns: str, eid: str) -> Any:
-        ex = self.exec_get(ns, eid)
+    async def attach(self, ns: str, eid: str) -> ExecSessionIO:
+        ex = self.get(ns, eid)
         if ex.running or ex.exit_code is not None:
             raise Conflict(f"exec session {eid[:12]} has already been started")
-        process = await self._exec_process(ex)
+        process = await self._process(ex)
         ex.running = True
         try:
-            sess = await self.rt.exec(
+            sess = await self.ctx.rt.exec(
                 ex.container_id, process, tty=ex.tty, stdin=ex.stdin, console_size=ex.console_size
             )
         except BaseException as e:
@@ -176,45 +168,75 @@ class ExecMixin:
             if isinstance(e, NotFound):  # it ended a moment ago
                 raise Conflict("container is not running") from None
             raise
-        ex.pid = getattr(sess, "pid", 0)
+        ex.pid = sess.pid
         ex.session = sess
-        self.publish(ns, "container", "exec_start", ex.container_id, execID=ex.id)
-
-        async def reap() -> None:
-            try:
-                code = await sess.wait()
-            except Exception as e:
-                log.debug("exec %s: %s", ex.id[:12], e)
-                code = 126
-            ex.exit_code = code
-            ex.running = False
-            ex.session = None
-            ex.done.set()
-            self.publish(ns, "container", "exec_die", ex.container_id, execID=ex.id, exitCode=code)
-
-        self._spawn(reap())
+        self.ctx.publish(ns, "container", "exec_start", ex.container_id, execID=ex.id)
+        self.ctx.spawn(self._reap(ex, sess))
         return sess
 
-    async def exec_wait(self, ns: str, eid: str) -> int:
-        ex = self.exec_get(ns, eid)
+    async def _reap(self, ex: ExecSession, sess: ExecSessionIO) -> None:
+        try:
+            code = await sess.wait()
+        except Exception as e:  # noqa: BLE001 - the process is gone either way: 126, logged
+            log.warning("exec %s in %s: waiting for its exit failed: %r", ex.id[:12], ex.container_id[:12], e)
+            code = 126
+        ex.exit_code = code
+        ex.running = False
+        ex.session = None
+        ex.done.set()
+        self.ctx.publish(ex.namespace, "container", "exec_die", ex.container_id, execID=ex.id, exitCode=code)
+
+    async def wait(self, ns: str, eid: str) -> int:
+        ex = self.get(ns, eid)
         await ex.done.wait()
         return ex.exit_code if ex.exit_code is not None else -1
 
-    async def exec_start_detached(self, ns: str, eid: str) -> None:
-        sess = await self.exec_attach(ns, eid)
-        # Nobody reads its output: drain it so the process never blocks on a full pipe.
+    async def start_detached(self, ns: str, eid: str) -> None:
+        sess = await self.attach(ns, eid)
 
+        # Nobody reads its output: drain it so the process never blocks on a full pipe.
         async def drain() -> None:
-            with contextlib.suppress(Exception):
+            try:
                 while await sess.read() is not None:
                     pass
+            except (OSError, PodkitError) as e:  # the process's streams closed under us
+                log.debug("exec %s: draining its output ended: %r", eid[:12], e)
 
-        self._spawn(drain())
+        self.ctx.spawn(drain())
 
-    async def exec_resize(self, ns: str, eid: str, h: int, w: int) -> None:
-        if not (0 < h < 65536 and 0 < w < 65536):
-            raise InvalidArgument(f"invalid terminal size {h}x{w}: rows and columns are 1..65535")
-        ex = self.exec_get(ns, eid)
-        sess = getattr(ex, "session", None)
-        if sess is not None:
-            await sess.resize(h, w)
+    async def resize(self, ns: str, eid: str, h: int, w: int) -> None:
+        check_size(h, w)
+        ex = self.get(ns, eid)
+        if ex.session is not None:
+            await ex.session.resize(h, w)
+
+
+def _command(cmd: object) -> list[str]:
+    if isinstance(cmd, str):
+        try:
+            cmd = shlex.split(cmd)
+        except ValueError as e:  # an unclosed quote
+            raise InvalidArgument(f"invalid exec command: {e}") from None
+    if not cmd or not isinstance(cmd, list):
+        raise InvalidArgument("exec needs a command")
+    return [str(c) for c in cmd]
+
+
+def _text(v: object, what: str) -> str | None:
+    if v in (None, ""):
+        return None
+    if not isinstance(v, str):
+        raise InvalidArgument(f"exec {what} must be a string")
+    return v
+
+
+def _console_size(size: object) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(x, int) and 0 < x < 65536 for x in size)
+    ):
+        raise InvalidArgument("console_size must be [height, width], each 1-65535")
+    return (size[0], size[1])

@@ -16,6 +16,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from podkit.errors import InvalidArgument
 
@@ -29,7 +30,7 @@ class Entry:
     stream: str  # stdout | stderr
     data: bytes  # complete line, with its newline if it had one
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "time": self.time,
             "ts": self.ts,
@@ -199,6 +200,9 @@ class LogReader:
 
         ``running`` is asked after each empty read; once false, the file is drained
         one last time and the stream ends (as ``docker logs -f`` does).
+
+        (Long, as one loop: the open file, its inode, the partial line and the
+        assembler's state of an unfinished P-run all carry from one read to the next.)
         """
         import time
 
@@ -237,14 +241,14 @@ class LogReader:
                         cut = data.rfind(b"\n") + 1
                         pending = data[cut:]
                         for raw in data[:cut].splitlines(keepends=True):
-                            e = asm.feed(raw)
-                            if e is None or e.stream not in streams:
+                            fed = asm.feed(raw)
+                            if fed is None or fed.stream not in streams:
                                 continue
-                            if since is not None and e.time < since:
+                            if since is not None and fed.time < since:
                                 continue
-                            if until is not None and e.time > until:
+                            if until is not None and fed.time > until:
                                 return
-                            yield e
+                            yield fed
                     else:
                         # conmon replaced the file (size limit): read the new one from its start.
                         try:
@@ -266,9 +270,9 @@ class LogReader:
                             if rest:
                                 data = pending + rest
                                 for raw in data.splitlines(keepends=True):
-                                    e = asm.feed(raw)
-                                    if e is not None and e.stream in streams:
-                                        yield e
+                                    fed = asm.feed(raw)
+                                    if fed is not None and fed.stream in streams:
+                                        yield fed
                         for e in asm.flush():
                             if e.stream in streams:
                                 yield e

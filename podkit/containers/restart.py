@@ -16,9 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podkit.errors import PodkitError
+
+if TYPE_CHECKING:
+    from podkit.containers.context import ContainerContext
+    from podkit.containers.store import Record
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +64,12 @@ def should_restart(
 
 
 class RestartManager:
-    def __init__(self, svc: Any) -> None:
-        self.svc = svc
+    def __init__(self, ctx: ContainerContext) -> None:
+        self.ctx = ctx
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._delay: dict[str, float] = {}
 
-    async def on_exit(self, rec: Any) -> bool:
+    async def on_exit(self, rec: Record) -> bool:
         """Decide on a container that just ended; True when a restart is scheduled."""
         policy = rec.config.get("restart") or {}
         if not should_restart(policy, rec.exit_code, rec.restart_count, rec.manually_stopped):
@@ -75,8 +79,8 @@ class RestartManager:
         delay = self._delay.get(rec.id, 0.0)
         delay = BASE_DELAY if ran >= RESET_AFTER or not delay else min(delay * 2, MAX_DELAY)
         self._delay[rec.id] = delay
-        self.svc.store.update(rec.id, state="restarting")
-        self.svc._changed(rec.id)
+        self.ctx.store.update(rec.id, state="restarting")
+        self.ctx.changed(rec.id)
         self.schedule(rec.id, delay)
         return True
 
@@ -85,32 +89,34 @@ class RestartManager:
         self._pending[cid] = asyncio.ensure_future(self._restart_later(cid, delay))
 
     async def _restart_later(self, cid: str, delay: float) -> None:
+        from podkit.containers.start import run
+
         try:
             await asyncio.sleep(delay)
         except asyncio.CancelledError:
             return
         self._pending.pop(cid, None)
-        rec = self.svc.store.get(cid)
+        ctx = self.ctx
+        rec = ctx.store.get(cid)
         if rec is None or rec.state != "restarting" or rec.manually_stopped:
             return
-        async with self.svc._lock(cid):
-            rec = self.svc.store.get(cid)
-            if rec is None or rec.state != "restarting":
+        async with ctx.lock(cid):
+            cur = ctx.store.get(cid)
+            if cur is None or cur.state != "restarting":
                 return
-            self.svc.store.update(cid, restart_count=rec.restart_count + 1)
+            ctx.store.update(cid, restart_count=cur.restart_count + 1)
             try:
-                await self.svc._start(self.svc.store.get(cid))
+                await run(ctx, ctx.store.get(cid) or cur)
             except PodkitError as e:
                 log.warning("restart of container %s failed: %s", cid[:12], e.message)
-                cur = self.svc.store.get(cid)
-                if cur is not None:
-                    self.svc.store.update(cid, state="exited", error=e.message)
-                    self.svc._changed(cid)
-                    cur = self.svc.store.get(cid)
-                    if cur is not None and await self.on_exit(cur):
+                if ctx.store.get(cid) is not None:
+                    ctx.store.update(cid, state="exited", error=e.message)
+                    ctx.changed(cid)
+                    failed = ctx.store.get(cid)
+                    if failed is not None and await self.on_exit(failed):
                         return
                 return
-        self.svc.publish(rec.namespace, "container", "restart", cid, name=rec.name)
+        ctx.publish(rec.namespace, "container", "restart", cid, name=rec.name)
 
     def cancel(self, cid: str) -> None:
         t = self._pending.pop(cid, None)

@@ -16,10 +16,16 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podkit.errors import Conflict, Internal, NotFound
 from podkit.runtime.runc import runtime_error_message
+
+if TYPE_CHECKING:
+    from podkit.runtime.conmon import AttachSession
+    from podkit.runtime.engine import Runtime
+    from podkit.runtime.exec import ExecProcess
+    from podkit.runtime.runc import OCIRuntime
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +33,12 @@ CreatedHook = Callable[[str], Awaitable[None]]
 
 
 class RuntimeDriver:
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self._created: dict[str, CreatedHook] = {}
 
     @property
-    def oci(self) -> Any:
+    def oci(self) -> OCIRuntime:
         return self.rt.oci
 
     def on_created(self, cid: str, hook: CreatedHook | None) -> None:
@@ -117,13 +123,15 @@ class RuntimeDriver:
         """(exit code, finished at, OOM-killed)."""
         got = self.rt.exit_status(cid)
         oom = False
-        with contextlib.suppress(Exception):
+        try:
             oom = self.rt.oom_killed(cid)
+        except OSError as e:  # its files unreadable: the exit stands, without the OOM flag
+            log.warning("container %s: cannot tell whether it was OOM-killed: %r", cid[:12], e)
         if got is None:
             return None, None, oom
         return got[0], got[1], oom
 
-    async def attach(self, cid: str) -> Any:
+    async def attach(self, cid: str) -> AttachSession:
         bundle = self.rt.bundle(cid)
         if bundle is None:
             raise Conflict(f"container {cid[:12]} is not running")
@@ -172,7 +180,7 @@ class RuntimeDriver:
 class ExecSessionIO:
     """The runtime's exec process as the API's stdio session (stream ids, async calls)."""
 
-    def __init__(self, ep: Any) -> None:
+    def __init__(self, ep: ExecProcess) -> None:
         self.ep = ep
         self.pid = getattr(ep, "pid", 0)
 

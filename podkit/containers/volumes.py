@@ -9,6 +9,7 @@ image's files. A volume in use by any container (running or not) is not removed.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import os
@@ -18,11 +19,14 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podkit.containers.options import VOLUME_NAME_RE, parse_labels
 from podkit.errors import AlreadyExists, Conflict, Internal, InvalidArgument, NotFound
 from podkit.store import Database
+
+if TYPE_CHECKING:
+    from podkit.containers.context import Publish
 
 DDL = """
 CREATE TABLE IF NOT EXISTS volumes (
@@ -37,8 +41,6 @@ CREATE TABLE IF NOT EXISTS volumes (
     PRIMARY KEY (namespace, name)
 );
 """
-
-Publish = Callable[..., Any]
 
 
 class VolumeService:
@@ -79,7 +81,7 @@ class VolumeService:
         self,
         ns: str,
         name: str | None = None,
-        labels: Any = None,
+        labels: object = None,
         driver: str = "local",
         options: dict[str, str] | None = None,
         anonymous: bool = False,
@@ -159,7 +161,7 @@ class VolumeService:
         remove_tree(self.path(ns, name).parent)
         self.publish(ns, "volume", "destroy", name)
 
-    def prune(self, ns: str, all: bool = False) -> list[str]:
+    def prune(self, ns: str, all: bool = False) -> builtins.list[str]:
         """Remove unused volumes (only anonymous ones unless ``all``, as docker 23+)."""
         removed = []
         for v in self.list(ns):

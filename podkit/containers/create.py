@@ -1,0 +1,199 @@
+"""Create: a record, a writable snapshot of the image, the named volumes it mounts.
+
+The image is pulled when it is not present (as ``docker run`` does). Everything made
+here is undone if a later step fails, so a failed create leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from podkit.containers.context import LABEL_IMAGE, LABEL_NAMESPACE, ContainerContext, snap_key
+from podkit.containers.options import CreateOptions
+from podkit.containers.store import Record
+from podkit.containers.trace import mark
+from podkit.errors import InvalidArgument, NotFound, PodkitError
+
+if TYPE_CHECKING:
+    from podkit.images.service import Image
+
+log = logging.getLogger(__name__)
+
+_ADJ = (
+    "brave",
+    "calm",
+    "eager",
+    "fancy",
+    "gentle",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "merry",
+    "nimble",
+    "proud",
+    "quiet",
+    "rapid",
+    "sharp",
+    "tender",
+    "vivid",
+    "witty",
+    "zen",
+    "bold",
+)
+_NOUN = (
+    "otter",
+    "falcon",
+    "maple",
+    "comet",
+    "river",
+    "badger",
+    "cedar",
+    "lynx",
+    "orbit",
+    "pebble",
+    "quartz",
+    "raven",
+    "spruce",
+    "tiger",
+    "violet",
+    "walrus",
+    "yak",
+    "zebra",
+    "heron",
+    "koala",
+)
+
+
+async def create(ctx: ContainerContext, ns: str, body: dict[str, Any] | CreateOptions) -> Record:
+    began = time.time()
+    # Parsed off the event loop: a body may name an env file or a seccomp profile the
+    # parser reads (checked and bounded: podkit.userfiles.read_regular).
+    opts = body if isinstance(body, CreateOptions) else await asyncio.to_thread(CreateOptions.parse, body)
+    opts = await ctx.hooks.before_create(ns, opts)
+    if opts.pod:  # a hook resolves it into pod_id, namespaces...; none did
+        raise InvalidArgument(f"cannot put the container into pod {opts.pod}: pods are not available")
+    image = await find_image(ctx, ns, opts.image)
+    if not command_of(opts, image.config.get("config") or {}):
+        raise InvalidArgument(
+            f"no command specified: image {opts.image} has no Cmd or Entrypoint and none was given"
+        )
+    _resolve_network(ctx, ns, opts)
+    if image.chain_id and not ctx.images.is_unpacked(image):
+        await ctx.images.unpack(ns, image)
+    cid = secrets.token_hex(32)
+    opts.name = opts.name or generate_name(ctx, ns)
+    rec = Record(
+        id=cid,
+        namespace=ns,
+        name=opts.name,
+        image=image.name,
+        image_id=image.id,
+        config=opts.to_dict(),
+        labels=opts.labels,
+        pod_id=opts.pod_id,
+        infra=opts.infra,
+    )
+    ctx.store.insert(rec)
+    made_volumes: list[str] = []
+    try:
+        await _make_volumes(ctx, ns, opts, made_volumes)
+        rec.config = opts.to_dict()
+        ctx.store.update(cid, config=rec.config)
+        labels = {LABEL_IMAGE: image.id, LABEL_NAMESPACE: ns, "podkit/container": cid}
+        mark(cid, "create", began)
+        mark(cid, "snapshot")
+        await asyncio.to_thread(ctx.snapshots.prepare, snap_key(cid), image.chain_id, labels)
+        mark(cid, "snapshot-done")
+        ctx.log_path(cid).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if opts.log_path:  # the kubelet's pod log directory may not exist yet
+            Path(opts.log_path).parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    except BaseException:
+        _undo_create(ctx, ns, cid, made_volumes)
+        raise
+    ctx.publish(ns, "container", "create", cid, name=opts.name, image=image.name)
+    await ctx.hooks.after_create(ns, rec)
+    mark(cid, "created")
+    return rec
+
+
+def _resolve_network(ctx: ContainerContext, ns: str, opts: CreateOptions) -> None:
+    """``container:NAME`` is stored by id; a named network must exist (NotFound names it)."""
+    if opts.network.startswith("container:"):
+        other = ctx.resolve(ns, opts.network.split(":", 1)[1])
+        opts.network = f"container:{other.id}"
+    elif opts.network not in ("host", "none", "pod", "bridge") and ctx.networks is not None:
+        ctx.networks.get(opts.network)
+
+
+async def _make_volumes(ctx: ContainerContext, ns: str, opts: CreateOptions, made: list[str]) -> None:
+    """Create the anonymous volumes and the missing named ones; ``made`` lists them for undo."""
+    for m in opts.mounts:
+        if m.type != "volume":
+            continue
+        if not m.source:
+            m.source = ctx.volumes.create(ns, anonymous=True)["name"]
+            made.append(m.source)
+        elif not ctx.volumes.exists(ns, m.source):
+            ctx.volumes.create(ns, m.source)
+            made.append(m.source)
+
+
+def _undo_create(ctx: ContainerContext, ns: str, cid: str, made_volumes: list[str]) -> None:
+    try:
+        ctx.snapshots.remove(snap_key(cid))
+    except NotFound:
+        pass  # not prepared yet
+    except Exception as e:  # noqa: BLE001 - undoing: log it and go on with the rest
+        log.warning("undoing create of %s: removing its snapshot failed: %r", cid[:12], e)
+    ctx.store.delete(cid)
+    for v in made_volumes:
+        try:
+            ctx.volumes.remove(ns, v)
+        except Exception as e:  # noqa: BLE001 - undoing: log it and go on with the rest
+            log.warning("undoing create of %s: removing volume %s failed: %r", cid[:12], v, e)
+
+
+async def find_image(ctx: ContainerContext, ns: str, ref: str, pull: bool = True) -> Image:
+    """The image named, pulled first if it is not present and a registry is configured."""
+    try:
+        return ctx.images.get(ns, ref)
+    except NotFound:
+        if not pull or ctx.registry is None:
+            raise
+        registry = ctx.registry
+    log.info("image %s not present: pulling it", ref)
+    try:
+        await registry.pull(ns, ref)
+    except InvalidArgument:
+        raise  # the reference itself is bad (a 400, not a missing image)
+    except PodkitError as e:
+        raise NotFound(f"image {ref!r} not found locally and could not be pulled: {e.message}") from None
+    return ctx.images.get(ns, ref)
+
+
+def generate_name(ctx: ContainerContext, ns: str) -> str:
+    used = ctx.store.names_in_use(ns)
+    for _ in range(50):
+        n = f"{random.choice(_ADJ)}_{random.choice(_NOUN)}"
+        if n not in used:
+            return n
+    return f"{random.choice(_ADJ)}_{random.choice(_NOUN)}_{secrets.token_hex(2)}"
+
+
+def command_of(opts: CreateOptions, cfg: dict[str, Any]) -> list[str]:
+    """The container's argv: the image's Entrypoint and Cmd as the options override them."""
+    ep = opts.entrypoint if opts.entrypoint is not None else (cfg.get("Entrypoint") or [])
+    if opts.cmd is not None:
+        cmd = opts.cmd
+    elif opts.entrypoint is not None:
+        cmd = []  # docker: a new entrypoint drops the image's Cmd
+    else:
+        cmd = cfg.get("Cmd") or []
+    return list(ep) + list(cmd)

@@ -1,0 +1,101 @@
+"""A container's namespaces and network attachment at start, and their release at exit.
+
+``host`` and ``none`` need no attachment; ``container:ID`` joins a running container's
+network namespace; ``pod`` (or a ``network`` namespace path from a pod) is the pod's
+business. Otherwise the container gets a pinned netns of its own, attached through CNI
+to the bridge (or the named network), with its published ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from podkit.containers.context import ContainerContext
+from podkit.containers.options import CreateOptions
+from podkit.containers.store import Record
+from podkit.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+Namespaces = dict[str, str | None]  # kind -> a path to join, "host", or None: a new one
+NetworkUp = tuple[dict[str, Any], Namespaces, Callable[[], Awaitable[None]]]
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) -> NetworkUp:
+    """Namespaces to create/join, and the network attachment; with its undo."""
+    nss: Namespaces = {"pid": None, "ipc": None, "uts": None, "mount": None, "network": None}
+    nss.update(opts.namespaces)
+    info: dict[str, Any] = {"mode": opts.network}
+    mode = opts.network
+    if mode == "host":
+        nss["network"] = "host"
+        nss["uts"] = "host" if not opts.hostname else None
+        return info, nss, _nothing
+    if mode == "none" or mode == "pod" or "network" in opts.namespaces:
+        return info, nss, _nothing
+    if mode.startswith("container:"):
+        other = ctx.store.get(mode.split(":", 1)[1])
+        if other is None or other.state not in ("running", "paused") or not other.pid:
+            raise Conflict(
+                f"cannot join the network of container {mode.split(':', 1)[1][:12]}: it is not running"
+            )
+        nss["network"] = f"/proc/{other.pid}/ns/net"
+        info["ip"] = (other.network or {}).get("ip")
+        return info, nss, _nothing
+    networks = ctx.networks
+    if networks is None:
+        return info, nss, _nothing
+    from podkit.network.ports import PortMapping
+
+    netns = await asyncio.to_thread(networks.create_netns, rec.id)
+    try:
+        ports = [PortMapping.from_dict(p) for p in opts.ports]
+        atts: list[dict[str, Any]] = await networks.attach(
+            rec.id, netns, [mode if mode != "bridge" else ""], ports=ports, namespace=rec.namespace
+        )
+    except BaseException:
+        try:
+            await asyncio.to_thread(networks.remove_netns, rec.id)
+        except Exception as e:  # noqa: BLE001 - undoing: log it, the attach error is the one raised
+            log.warning("undoing the network of %s: removing netns %s failed: %r", rec.id[:12], netns, e)
+        raise
+    nss["network"] = netns
+    first = atts[0] if atts else {}
+    info.update(
+        {
+            "netns": netns,
+            "ip": first.get("ip"),
+            "gateway": first.get("gateway"),
+            "mac": first.get("mac"),
+            "network": first.get("network"),
+            "ports": first.get("ports", []),
+            "attachments": atts,
+        }
+    )
+
+    async def undo() -> None:
+        await network_down(ctx, rec.id)
+
+    return info, nss, undo
+
+
+async def network_down(ctx: ContainerContext, cid: str) -> None:
+    """Detach the container from its networks and drop its netns (each failure logged)."""
+    networks = ctx.networks
+    if networks is None:
+        return
+    try:
+        await networks.detach(cid)
+    except Exception as e:  # noqa: BLE001 - releasing: log it and go on with the netns
+        log.warning("releasing the network of %s: detach failed: %r", cid[:12], e)
+    try:
+        await asyncio.to_thread(networks.remove_netns, cid)
+    except Exception as e:  # noqa: BLE001 - releasing: log it, recovery retries it
+        log.warning("releasing the network of %s: removing its netns failed: %r", cid[:12], e)

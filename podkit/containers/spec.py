@@ -1,0 +1,207 @@
+"""A container's OCI spec, built at each start from its image config and its options.
+
+The bundle gets the container's own /etc/hosts, /etc/resolv.conf and /etc/hostname
+(unless a pod gives the first two), bind-mounted into the rootfs; volumes are seeded
+from the image's content at their mount point on first use, as docker does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from podkit.containers.context import ContainerContext
+from podkit.containers.create import command_of
+from podkit.containers.networking import Namespaces
+from podkit.containers.options import CreateOptions, Mount, merge_env
+from podkit.containers.rootfs import resolve_user, secure_join
+from podkit.containers.store import Record
+from podkit.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from podkit.runtime.spec import Resources
+
+_PROPAGATION = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+User = tuple[int, int, list[int], str]  # uid, gid, supplementary gids, home
+
+
+async def build(
+    ctx: ContainerContext,
+    rec: Record,
+    opts: CreateOptions,
+    cfg: dict[str, Any],
+    rootfs: Path,
+    nss: Namespaces,
+    netinfo: dict[str, Any],
+) -> dict[str, Any]:
+    from podkit.runtime import spec as S
+
+    hostname = opts.hostname or rec.id[:12]
+    if opts.network == "host" and not opts.hostname:
+        hostname = os.uname().nodename
+    user = await asyncio.to_thread(resolve_user, rootfs, opts.user or cfg.get("User") or "")
+    mounts = _etc_files(ctx.bundle(rec.id), opts, hostname, netinfo)
+    for m in opts.mounts:
+        mounts.append(await _mount_spec(ctx, rec, m, rootfs))
+    workdir = opts.workdir or cfg.get("WorkingDir") or "/"
+    if workdir != "/":
+        _make_workdir(rootfs, workdir, user)
+    so = S.SpecOptions(
+        rootfs=str(rootfs),
+        args=command_of(opts, cfg),
+        env=_environment(opts, cfg, hostname, user),
+        cwd=workdir,
+        user=S.User(
+            uid=user[0], gid=user[1], additional_gids=sorted({*user[2], *opts.group_add} - {user[1]})
+        ),
+        terminal=opts.tty,
+        hostname=hostname,
+        readonly_rootfs=opts.read_only,
+        mounts=mounts,
+        cap_add=opts.cap_add,
+        cap_drop=opts.cap_drop,
+        privileged=opts.privileged,
+        seccomp=_seccomp(ctx.bundle(rec.id), opts),
+        no_new_privileges=opts.no_new_privileges,
+        devices=[S.Device(d["host"], d["container"], d["permissions"]) for d in opts.devices],
+        resources=_resources(opts),
+        init=opts.init,
+        namespaces=nss,
+        shm_path=opts.shm_path,
+        cgroups_path=cgroups_path(ctx, rec, opts),
+        annotations={"podkit/name": rec.name, **opts.annotations},
+        labels=opts.labels,
+        oom_score_adj=opts.oom_score_adj,
+        masked_paths=opts.masked_paths,
+        readonly_paths=opts.readonly_paths,
+    )
+    if opts.shm_size:
+        so.shm_size = opts.shm_size
+    return S.build_spec(so)
+
+
+def _resources(opts: CreateOptions) -> Resources:
+    from podkit.runtime import spec as S
+
+    res = S.Resources(
+        memory=opts.memory,
+        memory_swap=opts.memory_swap,
+        cpus=opts.cpus,
+        cpu_shares=opts.cpu_shares,
+        pids_limit=opts.pids_limit,
+        ulimits=[S.Ulimit(n, s, h) for n, s, h in opts.ulimits],
+        cpu_quota=opts.cpu_quota,
+        cpuset_cpus=opts.cpuset_cpus,
+        cpuset_mems=opts.cpuset_mems,
+    )
+    if opts.cpu_period:
+        res.cpu_period = opts.cpu_period
+    return res
+
+
+def _environment(opts: CreateOptions, cfg: dict[str, Any], hostname: str, user: User) -> list[str]:
+    env = merge_env(cfg.get("Env") or [], opts.env)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={user[3]}")
+    if opts.tty and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
+    env.append(f"HOSTNAME={hostname}")
+    return env
+
+
+def _etc_files(
+    bundle: Path, opts: CreateOptions, hostname: str, netinfo: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """/etc/hosts, /etc/resolv.conf, /etc/hostname: generated per container unless a pod gives them."""
+    from podkit.network import dns
+
+    hosts = opts.hosts_file
+    if not hosts:
+        extra = [dns.parse_add_host(h) for h in opts.add_hosts]
+        p = bundle / "hosts"
+        if opts.network == "host":
+            p.write_text(Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else "")
+        else:
+            p.write_text(dns.hosts_file(hostname, netinfo.get("ip"), extra))
+        hosts = str(p)
+    resolv = opts.resolv_file
+    if not resolv:
+        p = bundle / "resolv.conf"
+        p.write_text(dns.resolv_conf(opts.dns or None))
+        resolv = str(p)
+    (bundle / "hostname").write_text(hostname + "\n")
+    return [
+        {
+            "destination": dst,
+            "type": "bind",
+            "source": src,
+            "options": ["rbind", "rprivate"] + (["ro"] if opts.read_only else []),
+        }
+        for dst, src in (
+            ("/etc/hosts", hosts),
+            ("/etc/resolv.conf", resolv),
+            ("/etc/hostname", str(bundle / "hostname")),
+        )
+    ]
+
+
+def _make_workdir(rootfs: Path, workdir: str, user: User) -> None:
+    """docker creates a missing working directory in the rootfs, owned by the user."""
+    # Best effort, as docker's: a read-only or odd rootfs gets the runtime's error at start.
+    with contextlib.suppress(OSError):
+        target = secure_join(rootfs, workdir)
+        if not target.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            os.chown(target, user[0], user[1])
+
+
+def _seccomp(bundle: Path, opts: CreateOptions) -> str:
+    if opts.seccomp_profile is not None and opts.seccomp not in ("default", "unconfined"):
+        # the profile as it was at create time: the user's file may be gone or changed since
+        p = bundle / "seccomp.json"
+        p.write_text(json.dumps(opts.seccomp_profile))
+        return str(p)
+    return opts.seccomp
+
+
+def cgroups_path(ctx: ContainerContext, rec: Record, opts: CreateOptions) -> str:
+    parent = opts.cgroup_parent or ctx.cfg.get("cgroup_parent") or "/podkit"
+    return f"{parent.rstrip('/')}/{rec.id}"
+
+
+async def _mount_spec(ctx: ContainerContext, rec: Record, m: Mount, rootfs: Path) -> dict[str, Any]:
+    ro = ["ro"] if m.readonly else []
+    if m.type == "tmpfs":
+        o = [x for x in m.options if x != "ro"]
+        if not any(x.startswith("mode=") for x in o):
+            o.append("mode=1777")
+        return {
+            "destination": m.target,
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", *o, *ro],
+        }
+    if m.type == "volume":
+        src = ctx.volumes.path(rec.namespace, m.source)
+        if "nocopy" not in m.options:
+            # Seeding is a convenience: a mount point the image does not have, or cannot
+            # be resolved inside the rootfs, leaves the volume as it is.
+            with contextlib.suppress(OSError, InvalidArgument):
+                await ctx.volumes.seed(rec.namespace, m.source, secure_join(rootfs, m.target))
+        return {
+            "destination": m.target,
+            "type": "bind",
+            "source": str(src),
+            "options": ["rbind", "rprivate", *ro],
+        }
+    prop = [x for x in m.options if x in _PROPAGATION]
+    return {
+        "destination": m.target,
+        "type": "bind",
+        "source": m.source,
+        "options": ["rbind", *(prop or ["rprivate"]), *ro],
+    }

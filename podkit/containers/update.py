@@ -1,0 +1,73 @@
+"""Rename a container, and change its resource limits or restart policy in place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podkit.containers.context import ACTIVE, ContainerContext
+from podkit.containers.options import CreateOptions, validate_name
+from podkit.errors import Conflict, InvalidArgument
+
+# The first four are docker's; the cpu period/quota, cpusets and swap the CRI's.
+_LIMITS = ("memory", "cpus", "cpu_shares", "pids_limit", "memory_swap")
+_LIMITS += ("cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems")
+_UPDATABLE = (*_LIMITS, "restart")
+
+
+async def rename(ctx: ContainerContext, ns: str, ref: str, new: str) -> None:
+    rec = ctx.resolve(ns, ref)
+    new = validate_name(new)
+    ctx.store.rename(rec.id, ns, new)
+    ctx.publish(ns, "container", "rename", rec.id, name=new, oldName=rec.name)
+
+
+async def set_network(ctx: ContainerContext, ns: str, ref: str, network: str) -> None:
+    """Change the network a container that is not running will start on (the Docker
+    API's connect/disconnect before start, as docker-compose does): a user network's
+    name, ``bridge`` or ``none``. Running containers keep theirs until they stop."""
+    rec = ctx.resolve(ns, ref)
+    async with ctx.lock(rec.id):
+        rec = ctx.store.get(rec.id) or rec
+        if rec.state in ACTIVE:
+            raise Conflict(f"container {rec.name} is {rec.state}: its network cannot change now")
+        if network not in ("bridge", "none"):
+            if ctx.networks is None:
+                raise InvalidArgument("networking is not available in this daemon")
+            ctx.networks.get(network)  # NotFound with a clear message
+        cfg = dict(rec.config)
+        cfg["network"] = network
+        ctx.store.update(rec.id, config=cfg)
+
+
+async def update(ctx: ContainerContext, ns: str, ref: str, body: dict[str, Any]) -> None:
+    """Change resource limits (live, through the runtime) and/or the restart policy."""
+    from podkit.runtime import spec as S
+
+    rec = ctx.resolve(ns, ref)
+    unknown = sorted(set(body) - set(_UPDATABLE))
+    if unknown:
+        raise InvalidArgument(f"cannot update {', '.join(unknown)}: only {', '.join(_UPDATABLE)}")
+    o = CreateOptions.parse({"image": rec.image, **{k: body[k] for k in _UPDATABLE if k in body}})
+    cfg = dict(rec.config)
+    changed = {k: getattr(o, k) for k in _LIMITS if getattr(o, k) is not None}
+    if "restart" in body:
+        if rec.config.get("auto_remove") and o.restart["name"] != "no":
+            raise InvalidArgument("a container run with --rm cannot have a restart policy")
+        cfg["restart"] = o.restart
+    if changed and rec.state in ("running", "paused"):
+        res = S.Resources(
+            memory=o.memory,
+            memory_swap=o.memory_swap,
+            cpus=o.cpus,
+            cpu_shares=o.cpu_shares,
+            pids_limit=o.pids_limit,
+            cpu_quota=o.cpu_quota,
+            cpuset_cpus=o.cpuset_cpus,
+            cpuset_mems=o.cpuset_mems,
+        )
+        if o.cpu_period:
+            res.cpu_period = o.cpu_period
+        await ctx.rt.update(rec.id, res.to_oci())
+    cfg.update(changed)
+    ctx.store.update(rec.id, config=cfg)
+    ctx.publish(ns, "container", "update", rec.id, name=rec.name)
