@@ -28,6 +28,7 @@ async def recover(ctx: ContainerContext) -> dict[str, int]:
     counts = {"running": 0, "exited": 0, "removed": 0, "restarted": 0}
     _release_cp_mounts(ctx)
     for rec in ctx.store.list():
+        outcome: str | None
         try:
             if rec.state in ("running", "paused"):
                 outcome = await _recover_active(ctx, rec)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from podkit.images.distribution import Registry
     from podkit.images.service import ImageService
     from podkit.network.manager import NetworkManager
-    from podkit.snapshots.base import Snapshotter
+    from podkit.snapshots.api import Snapshotter
     from podkit.store.metadata import Database
 
 

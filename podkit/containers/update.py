@@ -9,8 +9,10 @@ from podkit.containers.options import CreateOptions, validate_name
 from podkit.errors import Conflict, InvalidArgument
 
 # The first four are docker's; the cpu period/quota, cpusets and swap the CRI's.
-_LIMITS = ("memory", "cpus", "cpu_shares", "pids_limit", "memory_swap")
-_LIMITS += ("cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems")
+_LIMITS = (
+    *("memory", "cpus", "cpu_shares", "pids_limit"),
+    *("memory_swap", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems"),
+)
 _UPDATABLE = (*_LIMITS, "restart")
 
 
