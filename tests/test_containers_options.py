@@ -338,13 +338,13 @@ def test_wrong_types_are_refused_where_they_are_checked(body: dict, msg: str) ->
 def test_a_bug_in_a_parser_is_not_reported_as_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the checks raise InvalidArgument: an exception of any other kind is a bug and
     reaches the daemon's 500 handler (with its traceback) as it is."""
-    from podkit.containers import options
+    from podkit.containers import option_table
 
     def broken(o: CreateOptions, body: object) -> None:
         raise KeyError("a bug")
 
-    table = tuple((keys, broken if keys == ("user",) else p) for keys, p in options._TABLE)
-    monkeypatch.setattr(options, "_TABLE", table)
+    table = tuple((keys, broken if keys == ("user",) else p) for keys, p in option_table.TABLE)
+    monkeypatch.setattr(option_table, "TABLE", table)
     with pytest.raises(KeyError):
         CreateOptions.parse({"image": "busybox"})
 

@@ -150,7 +150,8 @@ class RuntimeDriver:
         if cg:
             try:
                 raw = await asyncio.to_thread(self.rt.cgroups.stats, cg)
-            except Exception:  # noqa: BLE001 - fall back to asking runc
+            except Exception as e:  # noqa: BLE001 - fall back to asking runc
+                log.debug("stats of %s: cgroup %s unreadable (%r): asking runc", cid[:12], cg, e)
                 raw = None
             if raw and (raw.get("pids") or {}).get("current") is not None:
                 return from_cgroup_stats(raw)

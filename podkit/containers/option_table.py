@@ -1,0 +1,430 @@
+"""The parsers of ``CreateOptions.parse``: one per option or group of options.
+
+``TABLE`` maps the body keys each parser reads to it, in the order the checks run
+(the first error is the one reported). A parser sets its fields on the options from
+the JSON body, checking the JSON types it takes and raising ``InvalidArgument`` at the
+point of the check; any other exception is a bug and surfaces as one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from podkit import userfiles
+from podkit.containers.parsers import (
+    RESTART_POLICIES,
+    Mount,
+    items,
+    parse_capability,
+    parse_device,
+    parse_env,
+    parse_int,
+    parse_labels,
+    parse_port,
+    parse_restart,
+    parse_signal,
+    parse_size,
+    parse_tmpfs,
+    parse_ulimit,
+    parse_volume,
+    read_env_file,
+    strings,
+    strlist,
+    validate_name,
+)
+from podkit.errors import InvalidArgument
+from podkit.network.ports import PortMapping
+
+if TYPE_CHECKING:
+    from podkit.containers.options import CreateOptions
+
+_HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$")
+_USER_RE = re.compile(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$")
+_NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][\w.-]*$")
+NETWORK_MODES = ("bridge", "host", "none", "pod")
+_JOINABLE_NS = {"network", "ipc", "uts", "pid", "cgroup", "mount", "user"}
+_MIN_MEMORY = 6 * 1024 * 1024
+
+Body = Mapping[str, Any]  # a decoded JSON object: each parser checks the types it takes
+# Each sets the fields of its options on ``o`` from ``body``, or raises InvalidArgument.
+Parser: TypeAlias = Callable[["CreateOptions", Body], None]
+
+
+def _flag(key: str, default: bool = False) -> Parser:
+    """A JSON boolean (any value taken for its truth, as before)."""
+
+    def parse(o: CreateOptions, body: Body) -> None:
+        setattr(o, key, bool(body.get(key, default)))
+
+    return parse
+
+
+def _text(key: str) -> Parser:
+    """A free-form string option; empty means unset."""
+
+    def parse(o: CreateOptions, body: Body) -> None:
+        setattr(o, key, str(body[key]) if body.get(key) else None)
+
+    return parse
+
+
+def _name(o: CreateOptions, body: Body) -> None:
+    if body.get("name"):
+        o.name = validate_name(str(body["name"]))
+
+
+def _command(o: CreateOptions, body: Body) -> None:
+    o.cmd = strlist(body.get("cmd"), "cmd")
+    ep = body.get("entrypoint")
+    o.entrypoint = [] if ep == "" else strlist(ep, "entrypoint")
+
+
+def _env(o: CreateOptions, body: Body) -> None:
+    env = body.get("env")
+    entries = parse_env(env) if isinstance(env, dict) else strings(env, "env")
+    files = body.get("env_file") or []
+    if not isinstance(files, list):
+        raise InvalidArgument("env_file must be a list of paths")
+    from_files: list[str] = []
+    for f in files:
+        from_files += read_env_file(f)
+    o.env = parse_env(from_files + entries)  # files in order, then env: later entries win
+
+
+def _workdir(o: CreateOptions, body: Body) -> None:
+    if body.get("workdir"):
+        w = str(body["workdir"])
+        if not w.startswith("/"):
+            raise InvalidArgument(f"invalid working directory {w!r}: must be absolute")
+        o.workdir = os.path.normpath(w)
+
+
+def _user(o: CreateOptions, body: Body) -> None:
+    if body.get("user"):
+        u = str(body["user"])
+        if not _USER_RE.fullmatch(u):
+            raise InvalidArgument(f"invalid user {u!r}: want USER[:GROUP] (names or ids)")
+        o.user = u
+
+
+def _hostname(o: CreateOptions, body: Body) -> None:
+    if body.get("hostname"):
+        h = str(body["hostname"])
+        if not _HOSTNAME_RE.fullmatch(h):
+            raise InvalidArgument(f"invalid hostname {h!r}")
+        o.hostname = h
+
+
+def _labels(o: CreateOptions, body: Body) -> None:
+    o.labels = parse_labels(body.get("labels"), "labels")
+    o.annotations = parse_labels(body.get("annotations"), "annotations")
+
+
+def _mounts(o: CreateOptions, body: Body) -> None:
+    """``mounts`` (objects or -v strings), then ``volumes`` (-v), then ``tmpfs``."""
+    mounts = [
+        Mount.from_dict(m) if isinstance(m, dict) else parse_volume(str(m))
+        for m in items(body.get("mounts"), "mounts")
+    ]
+    mounts += [parse_volume(v) for v in strings(body.get("volumes"), "volumes")]
+    mounts += [parse_tmpfs(t) for t in strings(body.get("tmpfs"), "tmpfs")]
+    seen: set[str] = set()
+    for m in mounts:
+        if m.type not in ("bind", "volume", "tmpfs"):
+            raise InvalidArgument(f"invalid mount type {m.type!r}")
+        if m.target in seen:
+            raise InvalidArgument(f"duplicate mount point {m.target}")
+        seen.add(m.target)
+        if m.type == "bind" and not os.path.exists(m.source):
+            raise InvalidArgument(f"bind source path does not exist: {m.source}")
+    o.mounts = mounts
+
+
+def _capabilities(o: CreateOptions, body: Body) -> None:
+    o.cap_add = [parse_capability(c) for c in items(body.get("cap_add"), "cap_add")]
+    o.cap_drop = [parse_capability(c) for c in items(body.get("cap_drop"), "cap_drop")]
+
+
+def _security(o: CreateOptions, body: Body) -> None:
+    """``no_new_privileges`` and ``seccomp``, which ``security_opt`` entries override."""
+    o.no_new_privileges = bool(body.get("no_new_privileges", True))
+    seccomp = str(body["seccomp"]) if body.get("seccomp") else ""
+    for so in strings(body.get("security_opt"), "security_opt"):
+        k, v = userfiles.split_security_opt(so)
+        if k == "seccomp":
+            seccomp = v or "default"
+        elif k == "no-new-privileges":
+            o.no_new_privileges = v in ("", "true", "1")
+        elif k in ("label", "apparmor"):
+            continue  # not available here: accepted and ignored, like docker without LSMs
+        else:
+            raise InvalidArgument(f"invalid --security-opt {so!r}")
+    _seccomp(o, seccomp, body.get("seccomp_profile"))
+
+
+def _seccomp(o: CreateOptions, setting: str, inline: object) -> None:
+    """Resolve the seccomp setting into o.seccomp and, for a custom profile, its content.
+
+    ``setting``: default | unconfined | a profile's JSON text (docker's API sends that)
+    | a path, read here through userfiles.read_regular (a small regular file only: no
+    FIFO, no device). ``inline``: the profile a client read itself (``seccomp_profile``,
+    what the CLI and the SDK send); it applies unless the setting says otherwise.
+    """
+    if setting == "unconfined" or (setting in ("", "default") and inline is None):
+        o.seccomp, o.seccomp_profile = setting or "default", None
+    elif setting.lstrip().startswith("{"):
+        o.seccomp_profile = userfiles.seccomp_profile(setting.encode(), "given inline")
+        o.seccomp = "custom"
+    elif setting not in ("", "default"):
+        data = userfiles.read_regular(setting, "seccomp profile", userfiles.SECCOMP_PROFILE_MAX)
+        o.seccomp_profile = userfiles.seccomp_profile(data, setting)
+        o.seccomp = setting  # shown by inspect; the content taken now is what applies
+    else:
+        if not isinstance(inline, dict):
+            raise InvalidArgument("seccomp_profile must be a JSON object (a seccomp profile)")
+        o.seccomp_profile = userfiles.seccomp_profile(json.dumps(inline).encode(), "seccomp_profile")
+        o.seccomp = "custom"
+
+
+def _devices(o: CreateOptions, body: Body) -> None:
+    specs = [
+        ":".join(str(d.get(k, "")) for k in ("host", "container", "permissions") if d.get(k))
+        if isinstance(d, dict)
+        else str(d)
+        for d in items(body.get("devices"), "devices")
+    ]
+    o.devices = [parse_device(s) for s in specs]
+
+
+def _memory(o: CreateOptions, body: Body) -> None:
+    if body.get("memory") not in (None, "", 0, "0"):
+        o.memory = parse_size(body["memory"], "memory limit")
+        if o.memory < _MIN_MEMORY:
+            raise InvalidArgument("minimum memory limit allowed is 6MB")
+    if body.get("memory_swap") not in (None, ""):
+        swap = body["memory_swap"]
+        o.memory_swap = -1 if str(swap) == "-1" else parse_size(swap)
+
+
+def _cpus(o: CreateOptions, body: Body) -> None:
+    v = body.get("cpus")
+    if v in (None, "", 0):
+        return
+    try:
+        if not isinstance(v, int | float | str):
+            raise ValueError(v)
+        o.cpus = float(v)
+    except ValueError:
+        raise InvalidArgument(f"invalid --cpus {v!r}: want a number") from None
+    if not math.isfinite(o.cpus) or o.cpus <= 0 or o.cpus > (os.cpu_count() or 1) * 64:
+        raise InvalidArgument(f"invalid --cpus {v!r}: out of range")
+
+
+def _bounded(key: str, what: str, lo: int, hi: int, unset: tuple[object, ...] = (None, "", 0)) -> Parser:
+    """An integer option in ``lo..hi``; the ``unset`` values leave it unset."""
+
+    def parse(o: CreateOptions, body: Body) -> None:
+        if body.get(key) not in unset:
+            setattr(o, key, parse_int(body[key], what, lo, hi))
+
+    return parse
+
+
+def _ulimits(o: CreateOptions, body: Body) -> None:
+    """``NAME=SOFT[:HARD]`` strings, or ``[name, soft, hard]`` as stored."""
+    out: list[tuple[str, int, int]] = []
+    for u in items(body.get("ulimits"), "ulimits"):
+        if isinstance(u, str):
+            out.append(parse_ulimit(u))
+        elif (
+            isinstance(u, list | tuple)
+            and len(u) == 3
+            and isinstance(u[0], str)
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in u[1:])
+        ):
+            out.append((u[0], u[1], u[2]))
+        else:
+            raise InvalidArgument(f"invalid ulimit {u!r}: want NAME=SOFT[:HARD]")
+    o.ulimits = out
+
+
+def _restart(o: CreateOptions, body: Body) -> None:
+    """The restart policy (``restart`` or ``restart_policy``), and ``auto_remove`` that excludes it."""
+    rp = body.get("restart", body.get("restart_policy"))
+    if isinstance(rp, dict):
+        retries = rp.get("max_retries", 0)
+        if rp.get("name") not in RESTART_POLICIES or not isinstance(retries, int) or retries < 0:
+            raise InvalidArgument(f"invalid restart policy {rp!r}")
+        o.restart = rp
+    elif not rp or isinstance(rp, str):
+        o.restart = parse_restart(rp or None)
+    else:
+        raise InvalidArgument(f"invalid restart policy {rp!r}")
+    o.auto_remove = bool(body.get("auto_remove"))
+    if o.auto_remove and o.restart["name"] != "no":
+        raise InvalidArgument("conflicting options: --restart and --rm")
+
+
+def _network(o: CreateOptions, body: Body) -> None:
+    """The network mode, and the ports published (which some modes cannot have)."""
+    ports: list[dict[str, Any]] = []
+    for p in items(body.get("ports"), "ports"):
+        ports.extend([PortMapping.from_dict(p).to_dict()] if isinstance(p, dict) else parse_port(str(p)))
+    o.ports = ports
+    net = str(body.get("network") or "bridge")
+    if net == "default":
+        net = "bridge"
+    if not (net in NETWORK_MODES or net.startswith("container:") or _NETWORK_NAME_RE.fullmatch(net)):
+        raise InvalidArgument(f"invalid network {net!r}")
+    if net == "container:":
+        raise InvalidArgument("invalid network 'container:': name the container")
+    o.network = net
+    if ports and (net in ("host", "none", "pod") or net.startswith("container:")):
+        raise InvalidArgument(f"port publishing is not possible with network mode {net!r}")
+
+
+def _dns(o: CreateOptions, body: Body) -> None:
+    o.dns = strings(body.get("dns"), "dns")
+    o.add_hosts = strings(body.get("add_hosts"), "add_hosts")
+    for h in o.add_hosts:
+        if ":" not in h:
+            raise InvalidArgument(f"invalid --add-host {h!r}: want HOST:IP")
+
+
+def _stop_signal(o: CreateOptions, body: Body) -> None:
+    sig = body.get("stop_signal")
+    if sig:
+        if isinstance(sig, bool) or not isinstance(sig, int | str):
+            # JSON true would otherwise be taken as signal 1
+            raise InvalidArgument(f"invalid signal {sig!r}")
+        o.stop_signal = parse_signal(sig)
+
+
+def _log_size(o: CreateOptions, body: Body) -> None:
+    if body.get("log_size_max") not in (None, ""):
+        o.log_size_max = parse_size(body["log_size_max"], "log size")
+
+
+def _namespaces(o: CreateOptions, body: Body) -> None:
+    nss = body.get("namespaces") or {}
+    if not isinstance(nss, dict) or not set(nss) <= _JOINABLE_NS:
+        raise InvalidArgument(f"namespaces must map some of {sorted(_JOINABLE_NS)} to paths")
+    o.namespaces = {str(k): str(v) for k, v in nss.items()}
+
+
+def _host_files(o: CreateOptions, body: Body) -> None:
+    """Files a pod shares with its members: they must exist on the host."""
+    for k in ("hosts_file", "resolv_file", "shm_path"):
+        v = body.get(k)
+        if v:
+            if not isinstance(v, str) or not v.startswith("/"):
+                raise InvalidArgument(f"{k} must be an absolute path")
+            if not os.path.exists(v):
+                raise InvalidArgument(f"{k} {v} does not exist")
+            setattr(o, k, v)
+
+
+def _shm_size(o: CreateOptions, body: Body) -> None:
+    if body.get("shm_size") not in (None, ""):
+        o.shm_size = parse_size(body["shm_size"], "shm size")
+
+
+def _ignored(o: CreateOptions, body: Body) -> None:
+    """Accepted for docker's sake, used by the client only (``detach_keys``)."""
+
+
+def _log_path(o: CreateOptions, body: Body) -> None:
+    lp = body.get("log_path")
+    if lp:
+        if not isinstance(lp, str) or not lp.startswith("/"):
+            raise InvalidArgument(f"log_path must be an absolute path, got {lp!r}")
+        o.log_path = os.path.normpath(lp)
+
+
+def _stdin_once(o: CreateOptions, body: Body) -> None:
+    if body.get("stdin_once") is not None:
+        o.stdin_once = bool(body["stdin_once"])
+
+
+def _cpusets(o: CreateOptions, body: Body) -> None:
+    for key in ("cpuset_cpus", "cpuset_mems"):
+        v = body.get(key)
+        if v:
+            if not isinstance(v, str) or not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", v):
+                raise InvalidArgument(f"invalid {key} {v!r}: expected a list like 0-2,4")
+            setattr(o, key, v)
+
+
+def _group_add(o: CreateOptions, body: Body) -> None:
+    groups = items(body.get("group_add"), "group_add")
+    out = []
+    for g in groups:
+        if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g < 1 << 32:
+            raise InvalidArgument(f"invalid supplemental group {g!r}: want a gid")
+        out.append(g)
+    o.group_add = out
+
+
+def _proc_paths(o: CreateOptions, body: Body) -> None:
+    for key in ("masked_paths", "readonly_paths"):
+        if body.get(key) is not None:
+            paths = strings(body[key], key)
+            bad = [x for x in paths if not x.startswith("/")]
+            if bad:
+                raise InvalidArgument(f"{key} must be absolute paths, got {bad[0]!r}")
+            setattr(o, key, paths)
+
+
+# The body keys each parser reads, in the order the checks run (the first error wins).
+TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
+    (("name",), _name),
+    (("cmd", "entrypoint"), _command),
+    (("env", "env_file"), _env),
+    (("workdir",), _workdir),
+    (("user",), _user),
+    (("hostname",), _hostname),
+    (("domainname",), _text("domainname")),
+    (("labels", "annotations"), _labels),
+    (("mounts", "volumes", "tmpfs"), _mounts),
+    (("read_only",), _flag("read_only")),
+    (("cap_add", "cap_drop"), _capabilities),
+    (("privileged",), _flag("privileged")),
+    (("no_new_privileges", "seccomp", "security_opt", "seccomp_profile"), _security),
+    (("devices",), _devices),
+    (("memory", "memory_swap"), _memory),
+    (("cpus",), _cpus),
+    (("cpu_shares",), _bounded("cpu_shares", "cpu shares", 2, 262144)),
+    (("pids_limit",), _bounded("pids_limit", "pids limit", -1, 1 << 30)),
+    (("ulimits",), _ulimits),
+    (("init",), _flag("init")),
+    (("restart", "restart_policy", "auto_remove"), _restart),
+    (("ports", "network"), _network),
+    (("dns", "add_hosts"), _dns),
+    (("stop_signal",), _stop_signal),
+    (("stop_timeout",), _bounded("stop_timeout", "stop timeout", -1, 1 << 20, unset=(None,))),
+    (("tty",), _flag("tty")),
+    (("open_stdin",), _flag("open_stdin")),
+    (("log_size_max",), _log_size),
+    (("pod",), _text("pod")),
+    (("pod_id",), _text("pod_id")),
+    (("namespaces",), _namespaces),
+    (("cgroup_parent",), _text("cgroup_parent")),
+    (("hosts_file", "resolv_file", "shm_path"), _host_files),
+    (("shm_size",), _shm_size),
+    (("infra",), _flag("infra")),
+    (("log_path",), _log_path),
+    (("stdin_once",), _stdin_once),
+    (("cpu_period",), _bounded("cpu_period", "cpu period", 1000, 1_000_000)),
+    (("cpu_quota",), _bounded("cpu_quota", "cpu quota", -1, 1 << 40)),
+    (("cpuset_cpus", "cpuset_mems"), _cpusets),
+    (("oom_score_adj",), _bounded("oom_score_adj", "oom score adj", -1000, 1000)),
+    (("group_add",), _group_add),
+    (("masked_paths", "readonly_paths"), _proc_paths),
+    (("detach_keys",), _ignored),
+)
+KNOWN_KEYS = frozenset({"image"}.union(*(keys for keys, _ in TABLE)))
