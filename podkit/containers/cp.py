@@ -83,7 +83,9 @@ async def archive_stat(ctx: ContainerContext, ns: str, ref: str, path: str) -> d
             await asyncio.to_thread(done)
 
 
-async def archive_put(ctx: ContainerContext, ns: str, ref: str, path: str, stream: object) -> None:
+async def archive_put(
+    ctx: ContainerContext, ns: str, ref: str, path: str, stream: archive.BlockingReader | archive.AsyncReader
+) -> None:
     rec = ctx.resolve(ns, ref)
     archive.check_path(path)
     root, done = await root_for(ctx, rec)

@@ -38,7 +38,8 @@ from podkit.containers.options import CreateOptions
 from podkit.containers.store import ContainerStore, Record
 
 if TYPE_CHECKING:
-    from podkit.containers.attach import AttachAdapter, PendingAttach
+    from podkit.containers.archive import AsyncReader, BlockingReader
+    from podkit.containers.attach import StdioSession
     from podkit.containers.restart import RestartManager
     from podkit.containers.runtime_driver import ExecSessionIO, RuntimeDriver
     from podkit.containers.volumes import VolumeService
@@ -267,9 +268,9 @@ class ContainerService:
         return _inspect.ports(self.resolve(ns, ref))
 
     # ---------------------------------------------------- attach, archives
-    async def attach(
-        self, ns: str, ref: str, stdin: bool = False, logs: bool = False
-    ) -> AttachAdapter | PendingAttach:
+    async def attach(self, ns: str, ref: str, stdin: bool = False, logs: bool = False) -> StdioSession:
+        """The container's stdio (its log replayed first with ``logs``); a created one's
+        is connected when it starts, so an attached ``run`` loses no output."""
         return await _attach.attach(self.ctx, ns, ref, stdin, logs)
 
     async def resize(self, ns: str, ref: str, h: int, w: int) -> None:
@@ -284,7 +285,7 @@ class ContainerService:
         """What ``archive_get`` reports about ``path`` (name, size, mode...), without the tar."""
         return await _cp.archive_stat(self.ctx, ns, ref, path)
 
-    async def archive_put(self, ns: str, ref: str, path: str, stream: object) -> None:
+    async def archive_put(self, ns: str, ref: str, path: str, stream: BlockingReader | AsyncReader) -> None:
         """Unpack a tar ``stream`` (a file object, or an aiohttp request body) at ``path``."""
         await _cp.archive_put(self.ctx, ns, ref, path, stream)
 

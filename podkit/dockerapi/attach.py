@@ -80,6 +80,9 @@ class _Backlog:
     async def close_stdin(self) -> None:
         return None
 
+    async def resize(self, h: int, w: int) -> None:
+        return None  # no tty to resize: only the backlog is read
+
     async def close(self) -> None:
         return None
 
