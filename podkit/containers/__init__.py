@@ -24,10 +24,6 @@ def setup(s: Services) -> None:
     section = dict(s.config.section("runtime"))
     section.update(s.config.section("containers"))
     s.volumes = VolumeService(s.db, cfg.root, publish=s.events.publish)
-    if s.runtime is None:
-        from podkit.runtime.engine import Runtime
-
-        s.runtime = Runtime.from_config(s.config.section("runtime"), cfg.state)
     driver = RuntimeDriver(s.runtime)
     svc = ContainerService(
         db=s.db,

@@ -18,10 +18,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from podkit.containers.hooks import HookChain
 from podkit.containers.store import ContainerStore, Record
+from podkit.publish import Publish
 
 if TYPE_CHECKING:
     from podkit.containers.restart import RestartManager
@@ -41,12 +42,6 @@ Lazy: TypeAlias = T | Callable[[], T]  # a layer, or how to look it up when firs
 ACTIVE = ("running", "paused", "restarting")
 LABEL_IMAGE = "podkit/image"
 LABEL_NAMESPACE = "podkit/namespace"
-
-
-class Publish(Protocol):
-    """The event bus's ``publish`` (podkit.daemon.events.EventBus)."""
-
-    def __call__(self, namespace: str, type: str, action: str, id: str, **attributes: Any) -> object: ...
 
 
 def snap_key(cid: str) -> str:

@@ -30,12 +30,13 @@ from podkit.containers import remove as _remove
 from podkit.containers import start as _start
 from podkit.containers import stop as _stop
 from podkit.containers import update as _update
-from podkit.containers.context import ContainerContext, Lazy, Publish
+from podkit.containers.context import ContainerContext, Lazy
 from podkit.containers.exec import Execs, ExecSession
 from podkit.containers.hooks import ContainerHooks, HookChain
 from podkit.containers.logs import Entry
 from podkit.containers.options import CreateOptions
 from podkit.containers.store import ContainerStore, Record
+from podkit.publish import Publish
 
 if TYPE_CHECKING:
     from podkit.containers.archive import AsyncReader, BlockingReader

@@ -26,7 +26,7 @@ from podkit.errors import AlreadyExists, Conflict, Internal, InvalidArgument, No
 from podkit.store import Database
 
 if TYPE_CHECKING:
-    from podkit.containers.context import Publish
+    from podkit.publish import Publish
 
 DDL = """
 CREATE TABLE IF NOT EXISTS volumes (
