@@ -679,3 +679,24 @@ def test_daemon_stop_with_a_client_that_stopped_reading(busybox_tarball: Path) -
         assert took < 15, f"podkitd took {took:.1f} s to stop with a stuck client"
         d.start()
         assert _exec_pids(d, cid) == before  # the cat went with the session
+
+
+def test_port_forward_websocket_two_ports_one_refused(sd: StreamingDaemon) -> None:
+    pod = _pod_with_server(sd, 8080)
+
+    async def go() -> dict[int, bytes]:
+        ch = await WSChannels.connect(sd.url("portforward", pod, ports=[8080, 8089]), ["v4.channel.k8s.io"])
+        try:
+            await ch.send(0, b"GET /index.html HTTP/1.0\r\n\r\n")
+            return await ch.read_all()
+        finally:
+            await ch.close()
+
+    def ok() -> dict[int, bytes] | None:
+        got = _run(go())
+        return got if b"pod-page" in got.get(0, b"") else None
+
+    got = wait_for(ok, 30, what="httpd in the pod over a WebSocket")
+    # Port 8089's channels: 2 (data) has only its prefix, 3 (error) says why.
+    assert got[2] == ws_port_prefix(8089)
+    assert got[3].startswith(ws_port_prefix(8089) + b"error forwarding port 8089")
