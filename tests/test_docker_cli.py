@@ -452,3 +452,30 @@ def test_login_and_registry_auth_header(env: DockerEnv, tmp_path: Path) -> None:
         env.docker("rmi", target)
     finally:
         reg.stop()
+
+
+def test_resource_and_identity_flags(env: DockerEnv) -> None:
+    r = env.docker(
+        "run",
+        "--rm",
+        "--cpuset-cpus",
+        "0",
+        "--group-add",
+        "1234",
+        "--oom-score-adj",
+        "100",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        "busybox",
+        "sh",
+        "-c",
+        "id -G; cat /proc/self/oom_score_adj; grep Cpus_allowed_list /proc/self/status",
+    )
+    groups, oom, cpus = r.stdout.splitlines()
+    assert "1234" in groups.split()
+    assert oom == "100"
+    assert cpus.split() == ["Cpus_allowed_list:", "0"]
+    r = env.docker("run", "--rm", "--group-add", "staff", "busybox", "true", check=False)
+    assert r.returncode == 125 and "GroupAdd" in r.stderr

@@ -15,7 +15,7 @@ from podkit.errors import InvalidArgument
 
 # HostConfig fields podkit cannot honour yet; any non-zero value is refused. Several
 # come with the engine features of issue 12 part A (pid/ipc modes, sysctls, dns
-# search/options, group-add, cpuset, memory reservation, volumes-from, publish-all).
+# search/options, memory reservation, volumes-from, publish-all).
 _UNSUPPORTED_HOST = (
     "VolumesFrom",
     "Links",
@@ -23,12 +23,9 @@ _UNSUPPORTED_HOST = (
     "PidMode",
     "UTSMode",
     "UsernsMode",
-    "GroupAdd",
     "Sysctls",
     "DnsOptions",
     "DnsSearch",
-    "CpusetCpus",
-    "CpusetMems",
     "CpuRealtimePeriod",
     "CpuRealtimeRuntime",
     "MemoryReservation",
@@ -41,13 +38,10 @@ _UNSUPPORTED_HOST = (
     "DeviceCgroupRules",
     "DeviceRequests",
     "StorageOpt",
-    "OomScoreAdj",
     "CpuCount",
     "CpuPercent",
     "IOMaximumIOps",
     "IOMaximumBandwidth",
-    "MaskedPaths",
-    "ReadonlyPaths",
 )
 _UNSUPPORTED_CONFIG = ("MacAddress", "OnBuild", "Shell")
 
@@ -144,6 +138,10 @@ def _process(body: dict[str, Any]) -> dict[str, Any]:
         o["stop_timeout"] = body["StopTimeout"]
     o["tty"] = bool(body.get("Tty"))
     o["open_stdin"] = bool(body.get("OpenStdin"))
+    if o["open_stdin"]:
+        # docker run -i: the container's stdin closes when the first attach ends;
+        # with a tty it stays open (docker closes it only without one).
+        o["stdin_once"] = bool(body.get("StdinOnce")) and not o["tty"]
     return o
 
 
@@ -155,11 +153,28 @@ def _resources(hc: dict[str, Any]) -> dict[str, Any]:
         o["memory_swap"] = int(hc["MemorySwap"])
     if _set(hc.get("NanoCpus")):
         o["cpus"] = int(hc["NanoCpus"]) / 1e9
-    elif _set(hc.get("CpuQuota")):
-        period = int(hc.get("CpuPeriod") or 100_000)
-        o["cpus"] = int(hc["CpuQuota"]) / period
-    elif _set(hc.get("CpuPeriod")):
-        raise _unsupported("HostConfig", "CpuPeriod", hc["CpuPeriod"])
+    else:
+        if _set(hc.get("CpuQuota")):
+            o["cpu_quota"] = int(hc["CpuQuota"])
+        if _set(hc.get("CpuPeriod")):
+            o["cpu_period"] = int(hc["CpuPeriod"])
+    for src, dst in (("CpusetCpus", "cpuset_cpus"), ("CpusetMems", "cpuset_mems")):
+        if _set(hc.get(src)):
+            o[dst] = str(hc[src])
+    if _set(hc.get("OomScoreAdj")):
+        o["oom_score_adj"] = int(hc["OomScoreAdj"])
+    groups = []
+    for g in hc.get("GroupAdd") or []:
+        if not str(g).isdigit():
+            raise InvalidArgument(
+                f"HostConfig.GroupAdd by group name is not supported by podkit yet (got {g!r})"
+            )
+        groups.append(int(g))
+    if groups:
+        o["group_add"] = groups
+    for src, dst in (("MaskedPaths", "masked_paths"), ("ReadonlyPaths", "readonly_paths")):
+        if hc.get(src) is not None:
+            o[dst] = _str_list(hc[src], f"HostConfig.{src}")
     if _set(hc.get("CpuShares")):
         o["cpu_shares"] = int(hc["CpuShares"])
     if _set(hc.get("PidsLimit")):

@@ -198,11 +198,11 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "DnsOptions": [],
         "DnsSearch": [],
         "ExtraHosts": cfg.get("add_hosts") or None,
-        "GroupAdd": None,
+        "GroupAdd": [str(g) for g in cfg.get("group_add") or []] or None,
         "IpcMode": "private",
         "Cgroup": "",
         "Links": None,
-        "OomScoreAdj": 0,
+        "OomScoreAdj": int(cfg.get("oom_score_adj") or 0),
         "PidMode": "",
         "Privileged": bool(cfg.get("privileged")),
         "PublishAllPorts": False,
@@ -218,10 +218,10 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "Memory": int(cfg.get("memory") or 0),
         "NanoCpus": int((cpus or 0) * 1e9),
         "CgroupParent": cfg.get("cgroup_parent") or "",
-        "CpuPeriod": 0,
-        "CpuQuota": 0,
-        "CpusetCpus": "",
-        "CpusetMems": "",
+        "CpuPeriod": int(cfg.get("cpu_period") or 0),
+        "CpuQuota": int(cfg.get("cpu_quota") or 0),
+        "CpusetCpus": cfg.get("cpuset_cpus") or "",
+        "CpusetMems": cfg.get("cpuset_mems") or "",
         "Devices": [
             {
                 "PathOnHost": d.get("host"),
@@ -238,8 +238,8 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "Ulimits": [{"Name": u[0], "Soft": u[1], "Hard": u[2]} for u in cfg.get("ulimits") or []],
         "Init": bool(cfg.get("init")),
         "Mounts": None,
-        "MaskedPaths": [],
-        "ReadonlyPaths": [],
+        "MaskedPaths": cfg.get("masked_paths"),
+        "ReadonlyPaths": cfg.get("readonly_paths"),
     }
 
 
@@ -311,7 +311,7 @@ def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManag
             "ExposedPorts": exposed or None,
             "Tty": bool(cfg.get("tty")),
             "OpenStdin": bool(cfg.get("open_stdin")),
-            "StdinOnce": False,
+            "StdinOnce": bool(cfg.get("stdin_once")),
             "Env": env,
             "Cmd": cfg.get("cmd") if cfg.get("cmd") is not None else image_cfg.get("Cmd"),
             "Image": familiar(rec.image),
