@@ -543,6 +543,17 @@ def test_port_forward_spdy(sd: StreamingDaemon) -> None:
             await conn.close()
 
     assert all(b"pod-page" in body for body in _run(two_on_one()))
+
+    # Every forwarded connection was closed on podkit's side too: nothing lingers in
+    # the pod's netns (TIME_WAIT is the closed connection's, not a live socket).
+    def live_sockets() -> list[str]:
+        r = sd.cli("exec", ctr, "netstat", "-tn")
+        assert r.returncode == 0 and "Proto" in r.stdout, r.stderr
+        out = r.stdout.splitlines()
+        return [ln for ln in out if ":8080" in ln and ("ESTABLISHED" in ln or "CLOSE_WAIT" in ln)]
+
+    ctr = sd.cli("ps", "-q", "--filter", f"pod={pod}").stdout.split()[0]
+    wait_for(lambda: not live_sockets(), 20, what=lambda: f"forwarded sockets to close: {live_sockets()}")
     wait_for(lambda: _idle(sd), 10, what="sessions to end")
 
 
