@@ -265,6 +265,9 @@ def test_published_port_reaches_the_container(env: DockerEnv) -> None:
     )
     try:
         port = env.docker("port", "pub1", "8080/tcp").stdout.strip().rsplit(":", 1)[1]
+        assert env.docker("ps", "-q", "--filter", f"publish={port}").stdout.strip()
+        assert env.docker("ps", "-q", "--filter", "expose=8080/tcp").stdout.strip()
+        assert env.docker("ps", "-q", "--filter", "expose=9999").stdout.strip() == ""
         import urllib.request
 
         def served() -> bool:

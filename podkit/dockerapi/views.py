@@ -77,7 +77,7 @@ def _endpoint(nid: str, a: dict[str, Any], rec: Record) -> dict[str, Any]:
     }
 
 
-def _live_ports(rec: Record) -> list[dict[str, Any]]:
+def live_ports(rec: Record) -> list[dict[str, Any]]:
     if rec.state not in _LIVE:
         return []
     return list((rec.network or {}).get("ports") or [])
@@ -86,7 +86,7 @@ def _live_ports(rec: Record) -> list[dict[str, Any]]:
 def ports_list(rec: Record) -> list[dict[str, Any]]:
     """``docker ps``'s Ports: published ones while running, else the requested ones unpublished."""
     out = []
-    for p in _live_ports(rec):
+    for p in live_ports(rec):
         d: dict[str, Any] = {
             "PrivatePort": int(p["container_port"]),
             "PublicPort": int(p["host_port"]),
@@ -102,7 +102,7 @@ def ports_map(rec: Record) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in rec.config.get("ports") or []:
         out.setdefault(f"{p['container_port']}/{p.get('protocol') or 'tcp'}", None)
-    for p in _live_ports(rec):
+    for p in live_ports(rec):
         key = f"{p['container_port']}/{p.get('protocol') or 'tcp'}"
         if out.get(key) is None:
             out[key] = []
