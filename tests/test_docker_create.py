@@ -1,0 +1,120 @@
+"""docker's container create body as podkit options (podkit.dockerapi.create): a
+pure translation, checked here without a daemon."""
+
+from __future__ import annotations
+
+import pytest
+
+from podkit.containers.options import CreateOptions
+from podkit.dockerapi.create import translate
+from podkit.errors import InvalidArgument
+
+
+def test_process_fields_and_zero_values() -> None:
+    body = {
+        "Image": "busybox",
+        "Cmd": ["echo", "hi"],
+        "Entrypoint": None,
+        "Env": ["A=1"],
+        "User": "nobody",
+        "WorkingDir": "/tmp",
+        "Labels": {"k": "v"},
+        "StopSignal": "SIGUSR1",
+        "Tty": True,
+        "OpenStdin": True,
+        "StdinOnce": True,
+        # what the docker CLI sends when flags are not given
+        "HostConfig": {
+            "NetworkMode": "default",
+            "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
+            "LogConfig": {"Type": "", "Config": {}},
+            "OomKillDisable": False,
+            "PidsLimit": None,
+            "ConsoleSize": [24, 80],
+            "Isolation": "",
+            "CgroupnsMode": "",
+            "IpcMode": "",
+        },
+    }
+    o = translate(body, "web")
+    assert o["name"] == "web" and o["cmd"] == ["echo", "hi"] and "entrypoint" not in o
+    assert o["network"] == "bridge" and "restart" not in o
+    assert o["stdin_once"] is False  # a tty keeps its stdin open, as with docker
+    opts = CreateOptions.parse(o)
+    assert opts.user == "nobody" and opts.labels == {"k": "v"} and opts.tty and opts.open_stdin
+    assert translate({"Image": "b", "Entrypoint": [""]}, None)["entrypoint"] == ""
+
+
+def test_ports_binds_volumes_mounts_tmpfs(tmp_path: object) -> None:
+    body = {
+        "Image": "busybox",
+        "Volumes": {"/anon": {}, "/data": {}},
+        "HostConfig": {
+            "Binds": ["/tmp:/data:ro"],
+            "PortBindings": {
+                "80/tcp": [{"HostIp": "", "HostPort": "8080"}],
+                "53/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
+                "443/tcp": None,
+            },
+            "Mounts": [
+                {"Type": "tmpfs", "Target": "/run", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o1777}},
+                {"Type": "volume", "Source": "named", "Target": "/v", "ReadOnly": True},
+            ],
+            "Tmpfs": {"/scratch": "size=1m"},
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+        },
+    }
+    o = translate(body, None)
+    assert o["ports"] == ["8080:80/tcp", "127.0.0.1::53/udp", "443/tcp"]
+    assert o["volumes"] == ["/tmp:/data:ro", "/anon"]  # /data is the bind's, not a volume
+    assert o["mounts"][0] == {
+        "type": "tmpfs",
+        "target": "/run",
+        "source": "tmpfs",
+        "readonly": False,
+        "options": ["size=1048576", "mode=1777"],
+    }
+    assert o["tmpfs"] == ["/scratch:size=1m"] and o["restart"] == "on-failure:2"
+    opts = CreateOptions.parse(o)
+    assert {m.target for m in opts.mounts} == {"/data", "/anon", "/run", "/v", "/scratch"}
+    assert [(p["host_port"], p["container_port"]) for p in opts.ports] == [(8080, 80), (0, 53), (0, 443)]
+
+
+@pytest.mark.parametrize(
+    ("host_config", "named"),
+    [
+        ({"PidMode": "host"}, "HostConfig.PidMode"),
+        ({"Sysctls": {"a": "1"}}, "HostConfig.Sysctls"),
+        ({"PublishAllPorts": True}, "HostConfig.PublishAllPorts"),
+        ({"VolumesFrom": ["x"]}, "HostConfig.VolumesFrom"),
+        ({"IpcMode": "host"}, "HostConfig.IpcMode"),
+        ({"GroupAdd": ["staff"]}, "GroupAdd"),
+        ({"LogConfig": {"Type": "syslog"}}, "LogConfig.Type"),
+        ({"Runtime": "crun"}, "runtime"),
+    ],
+)
+def test_what_cannot_be_honoured_is_refused_by_name(host_config: dict[str, object], named: str) -> None:
+    with pytest.raises(InvalidArgument) as e:
+        translate({"Image": "busybox", "HostConfig": host_config}, None)
+    assert named in e.value.message
+
+
+def test_networking_config() -> None:
+    one = {
+        "Image": "b",
+        "HostConfig": {"NetworkMode": "default"},
+        "NetworkingConfig": {"EndpointsConfig": {"appnet": {"Aliases": ["web"]}}},
+    }
+    assert translate(one, None)["network"] == "appnet"
+    two = {"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"a": {}, "b": {}}}}
+    with pytest.raises(InvalidArgument, match="more than one network"):
+        translate(two, None)
+    fixed = {
+        "Image": "b",
+        "NetworkingConfig": {"EndpointsConfig": {"a": {"IPAMConfig": {"IPv4Address": "10.0.0.5"}}}},
+    }
+    with pytest.raises(InvalidArgument, match="IPv4Address"):
+        translate(fixed, None)
+    with pytest.raises(InvalidArgument, match="Healthcheck"):
+        translate({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"]}}, None)
+    assert translate({"Image": "b", "Healthcheck": {"Test": ["NONE"]}}, None)["network"] == "bridge"
