@@ -42,8 +42,9 @@ from podkit.runtime import conmon as conmon_mod
 from podkit.runtime import report, teardown
 from podkit.runtime.cgroups import CgroupManager
 from podkit.runtime.conmon import AttachSession, ConmonPaths, RuntimeCreateError
-from podkit.runtime.exec import ExecProcess, start_exec
+from podkit.runtime.exec import ExecProcess
 from podkit.runtime.exec_spec import exec_process
+from podkit.runtime.exec_start import start_exec
 from podkit.runtime.runc import OCIRuntime, classify_start_error, find_binary, parse_signal
 from podkit.runtime.spec import Resources, User
 
