@@ -217,7 +217,8 @@ def _register_group(sub: Subparsers) -> None:
 def _attach_and_start(client: Client, cid: str, *, tty: bool, stdin: bool, detach_keys: str | None) -> int:
     from podkit.cli.stdio import interact
 
-    ws = _ops(client).attach_socket(cid, stdin=stdin, start=True, detach_keys=detach_keys)
+    # `run --rm` ends with the exit code: the daemon finishes the removal in the background.
+    ws = _ops(client).attach_socket(cid, stdin=stdin, start=True, detach_keys=detach_keys, removed=False)
 
     def interrupt() -> None:  # docker's sig-proxy: Ctrl-C goes to the container
         try:

@@ -128,16 +128,22 @@ class ContainerOps:
         logs: bool = False,
         start: bool = False,
         detach_keys: str | None = None,
+        removed: bool = True,
     ) -> WebSocket:
         """A WebSocket on the container's stdio (see podkit.client._ws for the framing).
 
-        ``start=True`` starts the container once attached, so no output is missed."""
+        ``start=True`` starts the container once attached, so no output is missed.
+        ``removed=False``: an auto_remove container's socket ends with its exit code as
+        soon as its removal is under way, not once it is done."""
         from podkit.client._ws import WebSocket
 
+        params: dict[str, object] = {"stdin": stdin, "logs": logs, "start": start, "detach_keys": detach_keys}
+        if not removed:
+            params["removed"] = False
         return WebSocket.connect(
             self._t.socket_path,
             f"/v1/containers/{ref}/attach",
-            params={"stdin": stdin, "logs": logs, "start": start, "detach_keys": detach_keys},
+            params=params,
             headers={"X-Podkit-Namespace": self._t.namespace},
         )
 

@@ -40,6 +40,20 @@ T = TypeVar("T")
 Lazy: TypeAlias = T | Callable[[], T]  # a layer, or how to look it up when first used
 
 ACTIVE = ("running", "paused", "restarting")
+SHUTDOWN_TEARDOWN_WAIT = 10.0  # seconds a shutdown gives the teardowns under way
+
+
+def removing_name(rec: Record) -> str:
+    """The name of a container whose removal is under way: never a user's (a '~' is not
+    allowed in names), unique (its id), and telling whose it was."""
+    return rec.name if "~" in rec.name else f"{rec.name}~removing-{rec.id[:12]}"
+
+
+def original_name(name: str) -> str:
+    """The name a container had before ``removing_name``."""
+    return name.split("~removing-", 1)[0]
+
+
 LABEL_IMAGE = "podkit/image"
 LABEL_NAMESPACE = "podkit/namespace"
 
@@ -89,6 +103,9 @@ class ContainerContext:
         self.hooks = HookChain()  # higher layers' say (pods), see hooks.py
         self.restarts: RestartManager | None = None  # set by the daemon wiring
         self.watchers: dict[str, asyncio.Task[None]] = {}
+        # Watchers past the exit: releasing, removing (an auto_remove container's teardown
+        # runs there after its waiters went on); a shutdown lets them finish.
+        self.exiting: set[asyncio.Task[Any]] = set()
         self.last_exit: dict[str, int] = {}  # of containers removed since
         self._events: dict[str, asyncio.Event] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -135,6 +152,8 @@ class ContainerContext:
     def _volume_users(self, ns: str, name: str) -> list[str]:
         out = []
         for r in self.store.list(ns):
+            if r.state == "removing" and not r.pid:  # ended: its mounts went with it
+                continue
             for m in r.config.get("mounts") or []:
                 if m.get("type") == "volume" and m.get("source") == name:
                     out.append(r.id)
@@ -175,6 +194,15 @@ class ContainerContext:
         self._bg.discard(t)
         if not t.cancelled() and t.exception() is not None:
             log.warning("background task %s failed: %r", t.get_name(), t.exception())
+
+    async def finish_teardowns(self) -> None:
+        """Let the teardowns under way (`run --rm`'s above all) finish rather than leave
+        them to the next start's recovery; one stuck is left to it."""
+        if not self.exiting:
+            return
+        _, stuck = await asyncio.wait(set(self.exiting), timeout=SHUTDOWN_TEARDOWN_WAIT)
+        if stuck:
+            log.warning("%d container teardowns left to the next start's recovery", len(stuck))
 
     def cancel_tasks(self) -> None:
         for w in list(self.watchers.values()):

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
-from podkit.containers.context import ACTIVE, ContainerContext
+from podkit.containers.context import ACTIVE, ContainerContext, removing_name
 from podkit.containers.networking import network_down
 from podkit.containers.rootfs import is_mounted, unmount
 from podkit.containers.store import Record
@@ -39,12 +40,18 @@ async def _watch_task(ctx: ContainerContext, cid: str) -> None:
         log.exception("watching container %s failed", cid[:12])
     mark(cid, "exit-seen")
     # This run is over: a restart from here on needs (and gets) a watcher of its own.
-    if ctx.watchers.get(cid) is asyncio.current_task():
+    me = asyncio.current_task()
+    if ctx.watchers.get(cid) is me:
         del ctx.watchers[cid]
+    if me is not None:
+        ctx.exiting.add(me)
     try:
         await _handle_exit(ctx, cid)
     except Exception:
         log.exception("handling the exit of container %s failed", cid[:12])
+    finally:
+        if me is not None:
+            ctx.exiting.discard(me)
 
 
 async def _handle_exit(ctx: ContainerContext, cid: str) -> None:
@@ -67,8 +74,14 @@ async def finish(ctx: ContainerContext, rec: Record) -> None:
     finished = max(finished or time.time(), rec.started_at or 0.0)
     # The exit is on record before anything is released: a crash in between leaves an
     # exited container whose leftovers recovery releases, never a lost exit code.
+    fields: dict[str, Any] = {"state": "exited"}
+    if rec.config.get("auto_remove"):
+        # Its removal begins with the same write (recovery resumes a "removing"
+        # container), so a waiter may go on at once while the teardown runs in the
+        # background; the name is given up now, for a new container to take.
+        fields = {"state": "removing", "name": removing_name(rec)}
     ctx.store.update(
-        rec.id, state="exited", exit_code=code, finished_at=finished or time.time(), oom_killed=oom, pid=0
+        rec.id, exit_code=code, finished_at=finished or time.time(), oom_killed=oom, pid=0, **fields
     )
     ctx.last_exit[rec.id] = code
     # Waiters (stop, wait) may go on now; whatever comes next for this container

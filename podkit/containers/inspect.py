@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from podkit.containers.context import ACTIVE, ContainerContext
+from podkit.containers.context import ACTIVE, ContainerContext, original_name
 from podkit.containers.logs import Entry, LogReader, parse_since
 from podkit.containers.store import Record
 from podkit.errors import Conflict, InvalidArgument
@@ -21,7 +21,7 @@ def view(ctx: ContainerContext, r: Record, full: bool = False) -> dict[str, Any]
     live = r.state in ("running", "paused")
     d: dict[str, Any] = {
         "id": r.id,
-        "name": r.name,
+        "name": original_name(r.name),
         "image": r.image,
         "image_id": r.image_id,
         "state": r.state,

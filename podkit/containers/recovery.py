@@ -33,7 +33,11 @@ async def recover(ctx: ContainerContext) -> dict[str, int]:
             if rec.state in ("running", "paused"):
                 outcome = await _recover_active(ctx, rec)
             elif rec.state == "removing":
-                await remove(ctx, rec.namespace, rec.id, force=True)
+                # an auto_remove container's removal (begun at its exit) takes its
+                # anonymous volumes along, as it would have without the crash
+                await remove(
+                    ctx, rec.namespace, rec.id, force=True, volumes=bool(rec.config.get("auto_remove"))
+                )
                 outcome = "removed"
             elif rec.state == "restarting":
                 outcome = await _recover_restarting(ctx, rec)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from podkit.containers.context import ACTIVE, ContainerContext, snap_key
+from podkit.containers.context import ACTIVE, ContainerContext, original_name, snap_key
 from podkit.containers.exit import finish, release, wait_state
 from podkit.containers.stop import resume_quietly, send_signal
 from podkit.containers.store import Record
@@ -54,6 +54,7 @@ async def remove(
     if volumes:
         await _remove_anonymous_volumes(ctx, ns, rec)
     ctx.forget_lock(rec.id)
+    rec.name = original_name(rec.name)
     ctx.publish(ns, "container", "destroy", rec.id, name=rec.name)
     ctx.changed(rec.id)
     await ctx.hooks.after_remove(ns, rec)

@@ -323,4 +323,5 @@ class ContainerService:
         """Containers live on under conmon: only stop watching them."""
         if self.ctx.restarts is not None:
             self.ctx.restarts.close()
+        await self.ctx.finish_teardowns()
         self.ctx.cancel_tasks()

@@ -250,6 +250,8 @@ async def container_port(ctx: Ctx) -> object:
         "stdin": "forward stdin",
         "logs": "replay the log first",
         "start": "start the container once attached",
+        "removed": "with auto_remove, end once the container is gone (default true); false: once its"
+        " exit is on record with its removal, which finishes in the background",
     },
 )
 async def attach_container(ctx: Ctx) -> web.StreamResponse:
@@ -271,8 +273,13 @@ async def attach_container(ctx: Ctx) -> web.StreamResponse:
                         log.warning("run: removing container %s after its failed start: %s", rec.id, e)
                 raise
 
+    # An auto_remove container's exit is recorded together with its removal's start
+    # (state "removing", resumed after a crash): "not-running" then returns while the
+    # teardown goes on in the background (`run --rm` no longer waits for it).
+    until = "removed" if rec.config.get("auto_remove") and ctx.flag("removed", True) else "not-running"
+
     async def wait_exit() -> int:
-        return await svc.wait(ctx.ns, rec.id, "removed" if rec.config.get("auto_remove") else "not-running")
+        return await svc.wait(ctx.ns, rec.id, until)
 
     return await serve_stdio(ctx.request, session, wait_exit, before)
 
