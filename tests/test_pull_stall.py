@@ -146,22 +146,30 @@ def test_a_stalled_pull_fails_naming_the_stall(workdir: Path, drip: _Drip) -> No
         _stop(d)
 
 
-def test_a_pull_whose_client_left_is_cancelled(workdir: Path, drip: _Drip) -> None:
+@pytest.mark.parametrize(
+    "url, body",
+    [("/v1/images/pull", {"reference": "HOST/slow:1"}), ("/v1/containers", {"image": "HOST/slow:1"})],
+    ids=["pull", "implicit-pull-of-create"],
+)
+def test_a_pull_whose_client_left_is_cancelled(
+    workdir: Path, drip: _Drip, url: str, body: dict[str, str]
+) -> None:
     d = _daemon(workdir, "c", "")  # the default window (60 s) never fires here
     try:
         s = socket.socket(socket.AF_UNIX)
         s.settimeout(20)
         s.connect(str(d.socket))
-        body = json.dumps({"reference": f"{drip.host}/slow:1"}).encode()
+        data = json.dumps(body).replace("HOST", drip.host).encode()
         s.sendall(
-            b"POST /v1/images/pull HTTP/1.1\r\nHost: podkitd\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
+            f"POST {url} HTTP/1.1\r\nHost: podkitd\r\nContent-Type: application/json\r\n".encode()
+            + f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
         )
         assert drip.blob_started.wait(20), "the pull never reached the layer"
         s.close()  # the client leaves (^C)
         assert drip.blob_ended.wait(10), "the daemon went on pulling for a client that left"
         wait_for(lambda: _ingest_empty(d), what="the partial blob to be dropped")
         assert call(str(d.socket), "GET", "/_ping")[0] == 200
+        assert d.client().containers.list(all=True) == []
     finally:
         _stop(d)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 from aiohttp import web
 from multidict import MultiMapping
 
-from podkit.errors import InvalidArgument, TooLarge
+from podkit.errors import InvalidArgument, TooLarge, Unavailable
 from podkit.limits import BODY_READ_TIMEOUT, JSON_BODY_MAX
 
 if TYPE_CHECKING:
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 NAMESPACE_HEADER = "X-Podkit-Namespace"
 _NS_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
+
+
+_T = TypeVar("_T")
 
 
 class Ctx:
@@ -106,6 +109,38 @@ class Ctx:
         if self.body_schema is not None:
             _check_body(body, self.body_schema)
         return body
+
+    async def client_gone(self, every: float = 0.5) -> None:
+        """Return once the client has closed its connection.
+
+        aiohttp does not cancel a handler whose client left (handler_cancellation is off,
+        so that no request is cut short half-way); a look at the transport is cheap.
+        """
+        while True:
+            transport = self.request.transport
+            if transport is None or transport.is_closing():
+                return
+            await asyncio.sleep(every)
+
+    async def unless_client_leaves(self, work: Awaitable[_T], what: str) -> _T:
+        """``await work``, cancelled as soon as the client leaves (Unavailable then).
+
+        Only for work that is safe to cancel at any await (a pull is: its lease and
+        partial blobs are dropped), never for one that makes objects half-way.
+        """
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(self.client_gone())
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                return task.result()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise Unavailable(f"{what}: the client left; cancelled")
+        finally:
+            gone.cancel()
+            if not task.done():
+                task.cancel()
 
     async def stream(self, items: AsyncIterator[object], status: int = 200) -> web.StreamResponse:
         """Send an async iterator as newline-delimited JSON, flushing each line."""

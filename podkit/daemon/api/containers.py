@@ -64,6 +64,9 @@ async def create_container(ctx: Ctx) -> dict[str, str]:
     # Off the event loop: a raw API body may still name an env file or a seccomp profile
     # that the parser reads (checked and bounded there); a slow disk stalls no one else.
     opts = await asyncio.to_thread(CreateOptions.parse, body)
+    # A missing image is pulled as a step of its own, cancelled if the client leaves
+    # (`run` of an image on a stalled registry, then ^C), as an explicit pull is.
+    await ctx.unless_client_leaves(_svc(ctx).ensure_image(ctx.ns, opts.image), f"pull of {opts.image}")
     rec = await _svc(ctx).create(ctx.ns, opts)
     return {"id": rec.id, "name": rec.name}
 

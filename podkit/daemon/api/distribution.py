@@ -103,7 +103,7 @@ async def _run_streamed(
     """
     queue: asyncio.Queue[Line] = asyncio.Queue()
     task = asyncio.create_task(work(queue.put_nowait))
-    gone = asyncio.ensure_future(_client_gone(ctx.request))
+    gone = asyncio.ensure_future(ctx.client_gone())
 
     async def lines() -> AsyncIterator[Line]:
         while True:
@@ -135,19 +135,6 @@ async def _run_streamed(
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-async def _client_gone(request: web.Request, every: float = 0.5) -> None:
-    """Return once the request's client has closed its connection.
-
-    aiohttp does not cancel a handler whose client left (handler_cancellation is off, so
-    that no other request is cut short half-way); a look at the transport is cheap.
-    """
-    while True:
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return
-        await asyncio.sleep(every)
 
 
 @router.post(
