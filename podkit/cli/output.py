@@ -13,29 +13,29 @@ from typing import Any
 from podkit.errors import InvalidArgument, NotFound, PodkitError
 
 
-def print_json(data: Any) -> None:
+def print_json(data: object) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
 
-def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
+def table(rows: Iterable[Sequence[object]], headers: Sequence[str]) -> None:
     """Docker-style table: upper-case headers, columns padded by 3 spaces."""
-    rows = [[str(c) for c in r] for r in rows]
+    text = [[str(c) for c in r] for r in rows]
     widths = [len(h) for h in headers]
-    for r in rows:
+    for r in text:
         for i, c in enumerate(r):
             widths[i] = max(widths[i], len(c))
     out = sys.stdout
-    for r in [list(headers), *rows]:
+    for r in [list(headers), *text]:
         cells = [c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]
         out.write("   ".join(cells).rstrip() + "\n")
 
 
 def listing(
-    args: Any,
+    args: argparse.Namespace,
     items: list[dict[str, Any]],
     headers: Sequence[str],
-    row: Callable[[dict[str, Any]], Sequence[Any]],
+    row: Callable[[dict[str, Any]], Sequence[object]],
     id_of: Callable[[dict[str, Any]], str],
 ) -> None:
     """Print a listing honouring --format json and -q, as every `ls` does."""
@@ -84,7 +84,7 @@ def err(msg: str) -> None:
     sys.stderr.write(msg.rstrip("\n") + "\n")
 
 
-def render_template(template: str, data: Any) -> str:
+def render_template(template: str, data: object) -> str:
     """A small subset of Go templates: {{.A.B}} and {{json .A}}."""
 
     def lookup(path: str) -> Any:
@@ -116,7 +116,7 @@ def render_template(template: str, data: Any) -> str:
 
 
 def for_each(
-    refs: Iterable[str], fn: Callable[[str], Any], *, echo: bool = True, engine_exit: int = 1
+    refs: Iterable[str], fn: Callable[[str], object], *, echo: bool = True, engine_exit: int = 1
 ) -> int:
     """Apply fn to every ref, as `stop a b c` does: go on past failures, print each ref
     done (echo), say what failed; exit 1 if an object was missing, else engine_exit."""
@@ -134,7 +134,7 @@ def for_each(
     return rc
 
 
-def inspect_each(refs: Iterable[str], fetch: Callable[[str], Any], fmt: str | None) -> int:
+def inspect_each(refs: Iterable[str], fetch: Callable[[str], object], fmt: str | None) -> int:
     """inspect of several objects: print those found, say which are not; 1 if any missing."""
     out, rc = [], 0
     for ref in refs:
@@ -147,7 +147,7 @@ def inspect_each(refs: Iterable[str], fetch: Callable[[str], Any], fmt: str | No
     return rc
 
 
-def print_inspected(items: list[Any], fmt: str | None) -> None:
+def print_inspected(items: Sequence[object], fmt: str | None) -> None:
     """What every inspect prints: a JSON array, or each item through a -f template."""
     if fmt in (None, "json", "table"):
         print_json(items)
