@@ -354,3 +354,13 @@ def test_env_object_is_kept_with_env_files(tmp_path: Path) -> None:
     envf.write_text("A=1\n")
     o = CreateOptions.parse({"image": "busybox", "env": {"B": "2"}, "env_file": [str(envf)]})
     assert o.env == ["A=1", "B=2"]
+
+
+def test_a_bare_env_key_takes_nothing_from_the_daemons_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The CLI resolves `-e KEY` from the client's environment; over the raw API a
+    # bare KEY must not read the daemon's (its credentials, paths, NOTIFY_SOCKET).
+    monkeypatch.setenv("PODKIT_TEST_DAEMON_SECRET", "s3cret")
+    o = CreateOptions.parse({"image": "busybox", "env": ["PODKIT_TEST_DAEMON_SECRET", "A=1"]})
+    assert o.env == ["A=1"]

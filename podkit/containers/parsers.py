@@ -290,8 +290,12 @@ def parse_device(spec: str) -> dict[str, str]:
 
 
 def parse_env(entries: object) -> list[str]:
-    """``KEY=VAL`` strings (a list, or an object of keys to values); a bare ``KEY`` takes
-    its value from the daemon's environment."""
+    """``KEY=VAL`` strings (a list, or an object of keys to values).
+
+    A bare ``KEY`` is dropped: the CLI and SDK resolve it from the *client's*
+    environment (as docker's CLI does); the daemon's own environment (its paths,
+    credentials, NOTIFY_SOCKET...) must never leak into a container.
+    """
     if isinstance(entries, dict):
         entries = [f"{k}={v}" for k, v in entries.items()]
     out = []
@@ -300,9 +304,7 @@ def parse_env(entries: object) -> list[str]:
         if not k or not _ENV_KEY_RE.fullmatch(k):
             raise InvalidArgument(f"invalid environment variable {e!r}: want KEY=VALUE")
         if not eq:
-            if k not in os.environ:
-                continue
-            v = os.environ[k]
+            continue
         out.append(f"{k}={v}")
     return out
 
