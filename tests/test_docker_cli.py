@@ -15,7 +15,7 @@ import pytest
 
 from tests.docker_env import DOCKER, DockerEnv, Term, docker_env
 from tests.fixtures.registry import push_busybox
-from tests.helpers import wait_for
+from tests.helpers import unique_network, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
 
@@ -204,7 +204,8 @@ def test_pull_push_tag_images_save_load_rmi(env: DockerEnv, tmp_path: Path) -> N
 
 
 def test_networks_volumes_and_system_df(env: DockerEnv) -> None:
-    env.docker("network", "create", "--subnet", "10.213.7.0/24", "--label", "t=1", "dnet1")
+    subnet = unique_network()[1]
+    env.docker("network", "create", "--subnet", subnet, "--label", "t=1", "dnet1")
     env.docker("volume", "create", "dvol1")
     try:
         nets = env.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
@@ -226,7 +227,7 @@ def test_networks_volumes_and_system_df(env: DockerEnv) -> None:
         ip = env.docker(
             "inspect", "-f", '{{(index .NetworkSettings.Networks "dnet1").IPAddress}}', "nv1"
         ).stdout.strip()
-        assert ip.startswith("10.213.7.")
+        assert ip.startswith(subnet.rsplit(".", 1)[0] + ".")
         members = json.loads(env.docker("network", "inspect", "dnet1").stdout)[0]["Containers"]
         assert [m["Name"] for m in members.values()] == ["nv1"]
         r = env.docker("network", "rm", "dnet1", check=False)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.docker_env import DOCKER, DockerEnv, docker_env
 from tests.fixtures.registry import free_port
-from tests.helpers import wait_for
+from tests.helpers import unique_network, wait_for
 
 COMPOSE = shutil.which("docker-compose")
 pytestmark = [
@@ -52,7 +52,7 @@ networks:
   appnet:
     ipam:
       config:
-        - subnet: 10.214.9.0/24
+        - subnet: {subnet}
 volumes:
   data: {{}}
 """
@@ -62,7 +62,9 @@ class Project:
     def __init__(self, env: DockerEnv, base: Path, port: int) -> None:
         self.env, self.base, self.port = env, base, port
         self.file = base / "docker-compose.yml"
-        self.file.write_text(COMPOSE_FILE.format(port=port))
+        # A subnet of its own (parallel runs on this host must not share one).
+        self.subnet = unique_network()[1]
+        self.file.write_text(COMPOSE_FILE.format(port=port, subnet=self.subnet))
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 180
@@ -113,7 +115,7 @@ def test_up_runs_three_services_on_the_network_with_the_volume(project: Project)
     ps = project.compose("ps").stdout
     assert ps.count(" Up ") == 3, ps
     net = json.loads(env.docker("network", "inspect", f"{PROJECT}_appnet").stdout)[0]
-    assert net["IPAM"]["Config"][0]["Subnet"] == "10.214.9.0/24"
+    assert net["IPAM"]["Config"][0]["Subnet"] == project.subnet
     assert sorted(m["Name"] for m in net["Containers"].values()) == sorted(names)
     vol = json.loads(env.docker("volume", "inspect", f"{PROJECT}_data").stdout)[0]
     assert vol["Labels"]["com.docker.compose.project"] == PROJECT
