@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(python3 python3-venv runc conmon containernetworking-plugins catatonit iptables
+PKGS=(python3 python3-venv runc conmon containernetworking-plugins catatonit iptables aardvark-dns
       iproute2 busybox-static skopeo umoci docker-registry apache2-utils zstd procps openssl
       docker-compose)
 missing=()

@@ -43,6 +43,14 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--rm", action="store_true", help="remove the container when it exits")
     a("-p", "--publish", action="append", default=[], help="publish a port [IP:]HOST:CTR[/PROTO]")
     a("--network", "--net", help="bridge (default) | host | none | container:ID | NETWORK")
+    a(
+        "--network-alias",
+        "--net-alias",
+        action="append",
+        default=[],
+        dest="network_alias",
+        help="another name the container answers to on its user network",
+    )
     a("--dns", action="append", default=[], help="a DNS server")
     a("--add-host", action="append", default=[], help="an /etc/hosts entry HOST:IP")
     a("--stop-signal", help="signal that stops the container (default: image's, else SIGTERM)")
@@ -93,6 +101,7 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "auto_remove": args.rm,
         "ports": args.publish,
         "network": args.network,
+        "network_aliases": args.network_alias,
         "dns": args.dns,
         "add_hosts": args.add_host,
         "stop_signal": args.stop_signal,

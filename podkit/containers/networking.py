@@ -57,8 +57,15 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
     netns = await asyncio.to_thread(networks.create_netns, rec.id)
     try:
         ports = [PortMapping.from_dict(p) for p in opts.ports]
+        net = mode if mode != "bridge" else ""
         atts: list[dict[str, Any]] = await networks.attach(
-            rec.id, netns, [mode if mode != "bridge" else ""], ports=ports, namespace=rec.namespace
+            rec.id,
+            netns,
+            [net],
+            ports=ports,
+            namespace=rec.namespace,
+            dns_names=[rec.name],
+            aliases={net: opts.network_aliases} if opts.network_aliases else None,
         )
     except BaseException:
         try:
@@ -77,6 +84,7 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
             "network": first.get("network"),
             "ports": first.get("ports", []),
             "attachments": atts,
+            "dns_server": next((a["dns_server"] for a in atts if a.get("dns_server")), None),
         }
     )
 

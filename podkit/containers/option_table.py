@@ -284,6 +284,12 @@ def _network(o: CreateOptions, body: Body) -> None:
     if net == "container:":
         raise InvalidArgument("invalid network 'container:': name the container")
     o.network = net
+    o.network_aliases = strings(body.get("network_aliases"), "network_aliases")
+    for a in o.network_aliases:
+        if not _NETWORK_NAME_RE.fullmatch(a):
+            raise InvalidArgument(f"invalid --network-alias {a!r}: letters, digits, '_', '.', '-' only")
+    if o.network_aliases and (net in NETWORK_MODES or net.startswith("container:")):
+        raise InvalidArgument(f"--network-alias is only for user-defined networks, not network mode {net!r}")
     if ports and (net in ("host", "none", "pod") or net.startswith("container:")):
         raise InvalidArgument(f"port publishing is not possible with network mode {net!r}")
 
@@ -403,7 +409,7 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("ulimits",), _ulimits),
     (("init",), _flag("init")),
     (("restart", "restart_policy", "auto_remove"), _restart),
-    (("ports", "network"), _network),
+    (("ports", "network", "network_aliases"), _network),
     (("dns", "add_hosts"), _dns),
     (("stop_signal",), _stop_signal),
     (("stop_timeout",), _bounded("stop_timeout", "stop timeout", -1, 1 << 20, unset=(None,))),

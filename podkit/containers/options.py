@@ -99,6 +99,7 @@ class CreateOptions:
     auto_remove: bool = False
     ports: list[dict[str, Any]] = field(default_factory=list)
     network: str = "bridge"
+    network_aliases: list[str] = field(default_factory=list)  # names on a user network, beside its own
     dns: list[str] = field(default_factory=list)
     add_hosts: list[str] = field(default_factory=list)
     stop_signal: int | None = None

@@ -200,10 +200,11 @@ class ContainerService:
     async def unpause(self, ns: str, ref: str) -> None:
         await _stop.unpause(self.ctx, ns, ref)
 
-    async def set_network(self, ns: str, ref: str, network: str) -> None:
+    async def set_network(self, ns: str, ref: str, network: str, aliases: list[str] | None = None) -> None:
         """Change the network a container that is not running will start on (the Docker
-        API's connect/disconnect before start); running containers keep theirs."""
-        await _update.set_network(self.ctx, ns, ref, network)
+        API's connect/disconnect before start), and its ``--network-alias`` names there;
+        running containers keep theirs."""
+        await _update.set_network(self.ctx, ns, ref, network, aliases)
 
     async def rename(self, ns: str, ref: str, new: str) -> None:
         await _update.rename(self.ctx, ns, ref, new)

@@ -131,7 +131,10 @@ def _etc_files(
     resolv = opts.resolv_file
     if not resolv:
         p = bundle / "resolv.conf"
-        p.write_text(dns.resolv_conf(opts.dns or None))
+        # On a user network aardvark-dns on the gateway answers the other members'
+        # names and forwards the rest to the host's resolvers; --dns bypasses it.
+        server = netinfo.get("dns_server")
+        p.write_text(dns.resolv_conf(opts.dns or ([server] if server else None)))
         resolv = str(p)
     (bundle / "hostname").write_text(hostname + "\n")
     return [

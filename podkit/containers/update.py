@@ -23,7 +23,9 @@ async def rename(ctx: ContainerContext, ns: str, ref: str, new: str) -> None:
     ctx.publish(ns, "container", "rename", rec.id, name=new, oldName=rec.name)
 
 
-async def set_network(ctx: ContainerContext, ns: str, ref: str, network: str) -> None:
+async def set_network(
+    ctx: ContainerContext, ns: str, ref: str, network: str, aliases: list[str] | None = None
+) -> None:
     """Change the network a container that is not running will start on (the Docker
     API's connect/disconnect before start, as docker-compose does): a user network's
     name, ``bridge`` or ``none``. Running containers keep theirs until they stop."""
@@ -38,6 +40,10 @@ async def set_network(ctx: ContainerContext, ns: str, ref: str, network: str) ->
             ctx.networks.get(network)  # NotFound with a clear message
         cfg = dict(rec.config)
         cfg["network"] = network
+        if aliases is not None or network in ("bridge", "none"):
+            # Checked as create checks them (user networks only).
+            CreateOptions.parse({"image": rec.image, "network": network, "network_aliases": aliases or []})
+            cfg["network_aliases"] = list(aliases or [])
         ctx.store.update(rec.id, config=cfg)
 
 

@@ -289,8 +289,14 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
                 raise _unsupported("NetworkingConfig.EndpointsConfig.IPAMConfig", f, ipam[f])
         if _set(ep.get("Links")):
             raise _unsupported("NetworkingConfig.EndpointsConfig", "Links", ep["Links"])
-        # Aliases (compose gives every container its service name) are kept nowhere
-        # yet: they only matter to name resolution on user networks, which is coming.
+        # Aliases (compose gives every container its service name) are names on a
+        # user network; docker ignores them on the default bridge, and so do we.
+        if net == mode and net not in ("bridge", "default"):
+            aliases = ep.get("Aliases") or []
+            if not isinstance(aliases, list):
+                raise InvalidArgument("NetworkingConfig.EndpointsConfig.Aliases must be a list")
+            if aliases:
+                o["network_aliases"] = [str(a) for a in aliases]
     o["network"] = "bridge" if mode in ("default", "bridge") else mode
     ports = []
     bindings = hc.get("PortBindings") or {}

@@ -275,8 +275,8 @@ async def connect(request: web.Request) -> web.StreamResponse:
         raise Forbidden(f"endpoint with name {rec.name} already exists in network {n.name}")
     if rec.state in ("running", "paused", "restarting") or current != "none":
         raise NotImplementedYet(_LIVE_CHANGE)
-    # Aliases only matter to name resolution on user networks, which is not there yet.
-    await containers(request).set_network(NAMESPACE, rec.id, "bridge" if n.default else n.name)
+    aliases = [str(a) for a in ep.get("Aliases") or [] if a] if not n.default else None
+    await containers(request).set_network(NAMESPACE, rec.id, "bridge" if n.default else n.name, aliases)
     return web.Response(status=200)
 
 

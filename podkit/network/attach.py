@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
+from podkit.network import names as dns_records
 from podkit.network.cni import CNI_VERSION
 from podkit.network.config import Network
 from podkit.network.context import NetworkContext
@@ -51,6 +52,8 @@ async def attach(
     namespace: str = "",
     cni_args: str = "",
     ips: dict[str, str] | None = None,
+    dns_names: list[str] | None = None,
+    aliases: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """See ``NetworkManager.attach``."""
     if not owner_id:
@@ -63,7 +66,8 @@ async def attach(
         raise Conflict(f"{owner_id[:12]} is already attached to networks")
     fixed = fixed_ips(ctx, nets, ips or {})
     resolved, socks = resolve_ports(ctx, ports)
-    req = _Request(owner_id, netns_path, kind, namespace, cni_args, fixed)
+    per_net = {resolve_name(ctx, k): list(v) for k, v in (aliases or {}).items()}
+    req = _Request(owner_id, netns_path, kind, namespace, cni_args, fixed, list(dns_names or []), per_net)
     try:
         out = await _attach_all(ctx, req, nets, resolved, ifname_base)
     except BaseException:
@@ -84,6 +88,8 @@ class _Request:
     namespace: str
     cni_args: str
     fixed: dict[str, str]  # network name -> requested IP
+    dns_names: list[str]  # the names it answers to on every user network
+    aliases: dict[str, list[str]]  # network name -> names on that network only
 
     def args_for(self, network: str) -> str:
         if network not in self.fixed:
@@ -142,7 +148,12 @@ async def _attach_one(
         raise
     ctx.store.set_result(req.owner_id, ifname, result)
     ctx.event(req.namespace, "connect", n.id, n.name, req.owner_id, req.kind)
-    return summary(n.name, n.id, ifname, req.netns, result, pm)
+    out = summary(n.name, n.id, ifname, req.netns, result, pm)
+    names = [*req.dns_names, *req.aliases.get(n.name, [])]
+    if dns_records.add(ctx, n, req.owner_id, str(out.get("ip") or ""), names):
+        # The owner's resolv.conf points here: aardvark on the gateway answers its names.
+        out["dns_server"] = n.gateway
+    return out
 
 
 def fixed_ips(ctx: NetworkContext, nets: list[Network], ips: dict[str, str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from podkit.errors import Conflict, PodkitError
 from podkit.network import iptables
+from podkit.network import names as dns_records
 from podkit.network.context import NetworkContext
 from podkit.network.hostports import close
 from podkit.network.masquerade import drop_attachment
@@ -76,6 +77,10 @@ async def _delete_one(ctx: NetworkContext, a: Attachment, force: bool) -> tuple[
         release_leases(ctx, a["network"], owner_id, a["ifname"])
         ctx.cni.forget(a["network"], owner_id, a["ifname"])
     await drop_attachment(ctx, a["network_id"], owner_id, a["ifname"])
+    try:
+        dns_records.remove(ctx, a["network"], owner_id)
+    except OSError as e:
+        log.warning("could not remove the DNS names of %s on %s: %s", owner_id[:12], a["network"], e)
     if a["status"] == "ready":
         ctx.event(a["namespace"], "disconnect", a["network_id"], a["network"], owner_id, a["kind"])
     return scrub, None

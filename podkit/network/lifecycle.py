@@ -9,6 +9,7 @@ from typing import Any
 
 from podkit.errors import PodkitError
 from podkit.network import iptables
+from podkit.network import names as dns_records
 from podkit.network.cni import CNI_VERSION
 from podkit.network.context import NetworkContext
 from podkit.network.detach import cleanup_stale
@@ -75,6 +76,8 @@ async def startup(ctx: NetworkContext) -> None:
     await cleanup_stale(ctx)
     await reconcile(ctx)
     reserve_published(ctx)
+    # Normally aardvark-dns outlived the old daemon and answers still; if it died, restart it.
+    dns_records.startup(ctx)
 
 
 async def shutdown(ctx: NetworkContext) -> None:

@@ -23,6 +23,7 @@ from podkit.errors import InvalidArgument
 from podkit.network import attach as _attach
 from podkit.network import detach as _detach
 from podkit.network import hostports, lifecycle, networks
+from podkit.network import names as _names
 from podkit.network.cni import CNI
 from podkit.network.config import Network, check_bridge, check_name, parse_subnet
 from podkit.network.context import FirewallSetting, NetworkContext, Publish
@@ -235,6 +236,8 @@ class NetworkManager:
         namespace: str = "",
         cni_args: str = "",
         ips: dict[str, str] | None = None,
+        dns_names: builtins.list[str] | None = None,
+        aliases: dict[str, builtins.list[str]] | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Wire an owner's netns: loopback up, then one interface per network.
 
@@ -244,11 +247,28 @@ class NetworkManager:
 
         Published ports go to the first network. A host port of 0 gets a free port.
         Returns, per network: network, network_id, interface, ip, prefix,
-        gateway, mac, ports (the resolved mappings).
+        gateway, mac, ports (the resolved mappings), and ``dns_server`` where the
+        network resolves names: ``dns_names`` on every user network and ``aliases``
+        (network name -> names) on one, served by aardvark-dns (names.py).
         """
         return await _attach.attach(
-            self._ctx, owner_id, netns_path, networks, ports, ifname_base, kind, namespace, cni_args, ips
+            self._ctx,
+            owner_id,
+            netns_path,
+            networks,
+            ports,
+            ifname_base,
+            kind,
+            namespace,
+            cni_args,
+            ips,
+            dns_names,
+            aliases,
         )
+
+    def set_dns_names(self, owner_id: str, names: builtins.list[str]) -> None:
+        """Replace the names an owner answers to on its user networks (a pod's members changed)."""
+        _names.rename(self._ctx, owner_id, names)
 
     def published_ports(self) -> dict[tuple[int, str], builtins.list[tuple[str, str]]]:
         """Host ports published by attachments: (port, proto) -> [(host_ip, owner)]."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from podkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from podkit.limits import check_labels
+from podkit.network import names as dns_records
 from podkit.network.config import (
     Network,
     check_bridge,
@@ -220,6 +221,7 @@ async def remove(ctx: NetworkContext, name_or_id: str) -> Network:
     await masq_down(ctx, n)
     await drop_bridge(n.bridge)
     ctx.drop_ipam(n.name)
+    dns_records.drop_network(ctx, n.name)
     log.info("removed network %s", n.name)
     return n
 

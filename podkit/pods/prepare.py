@@ -7,6 +7,7 @@ directory — and is run both by create and before every start of the infra.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -74,8 +75,13 @@ async def network_up(ctx: PodContext, pod: Pod) -> None:
     )
     if nets:
         res = await ctx.networks.attach(
-            pod.id, path, nets, pod.spec.ports, kind=NETNS_KIND, namespace=pod.namespace
+            pod.id, path, nets, pod.spec.ports, kind=NETNS_KIND, namespace=pod.namespace, dns_names=[pod.name]
         )
+        server = next((r["dns_server"] for r in res if r.get("dns_server")), "")
+        if server and not pod.spec.dns.servers:
+            # aardvark-dns on the user network's gateway: the pod resolves its neighbours.
+            dns = dataclasses.replace(pod.spec.dns, servers=[server])
+            files.write_in_place(pod_dir(pod) / "resolv.conf", files.resolv_conf(dns))
         pod.ips = [f"{r['ip']}/{r['prefix']}" for r in res if r.get("ip")]
         pod.gateway = next((r["gateway"] for r in res if r.get("gateway")), "")
         pod.ports = [PortMapping.from_dict(p) for r in res for p in r.get("ports", [])]
@@ -88,6 +94,11 @@ async def network_up(ctx: PodContext, pod: Pod) -> None:
 def write_hosts(ctx: PodContext, pod: Pod) -> None:
     names = [r.name for r in ctx.members(pod) if not r.infra] if ctx.containers else []
     text = files.hosts_file(pod.spec.hostname, pod.ips, [pod.name, *names], pod.spec.add_hosts)
+    if pod.ips:
+        try:
+            ctx.networks.set_dns_names(pod.id, [pod.name, *names])
+        except OSError as e:
+            log.warning("pod %s: could not update its DNS names: %s", pod.id[:12], e)
     try:
         files.write_in_place(pod_dir(pod) / "hosts", text)
     except FileNotFoundError:  # the pod is being torn down
