@@ -73,7 +73,7 @@ _RECENT: collections.deque[str] = collections.deque(maxlen=256)
 class Daemon:
     """One podkitd process with its own root, state dir and socket."""
 
-    def __init__(self, base: Path, extra_config: str = "") -> None:
+    def __init__(self, base: Path, extra_config: str = "", pool_size: int = 0) -> None:
         self.base = base
         self.root = base / "root"
         self.state = base / "state"
@@ -86,7 +86,10 @@ class Daemon:
         # a few hundred ms of CPU to each of the suite's hundreds of daemons.
         cri = "" if "[cri]" in extra_config else "[cri]\nenabled = false\n\n"
         self.config.write_text(
-            f'[network]\ndefault_bridge = "{self.bridge}"\ndefault_subnet = "{self.subnet}"\n\n'
+            f'[network]\ndefault_bridge = "{self.bridge}"\ndefault_subnet = "{self.subnet}"\n'
+            # No pre-warmed sandboxes unless a test asks: most count the veths, leases and
+            # netns a daemon holds, and hundreds of daemons each filling a pool cost CPU.
+            f"pool_size = {pool_size}\n\n"
             + cri
             + extra_config
         )

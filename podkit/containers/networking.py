@@ -54,6 +54,29 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
         return info, nss, _nothing
     from podkit.network.ports import PortMapping
 
+    if not opts.ports:
+        # A pre-warmed sandbox (network/pool.py): no netns to make, no CNI ADD to run.
+        sb = await networks.take_sandbox(mode if mode != "bridge" else "", rec.id)
+        if sb is not None:
+            att = sb.attachment
+            nss["network"] = sb.netns
+            info.update(
+                {
+                    "netns": sb.netns,
+                    "ip": att.get("ip"),
+                    "gateway": att.get("gateway"),
+                    "mac": att.get("mac"),
+                    "network": att.get("network"),
+                    "ports": [],
+                    "attachments": [att],
+                    "sandbox": sb.id,
+                }
+            )
+
+            async def give_back() -> None:
+                await network_down(ctx, rec.id)
+
+            return info, nss, give_back
     netns = await asyncio.to_thread(networks.create_netns, rec.id)
     try:
         ports = [PortMapping.from_dict(p) for p in opts.ports]
@@ -98,6 +121,13 @@ async def network_down(ctx: ContainerContext, cid: str) -> None:
     """Detach the container from its networks and drop its netns (each failure logged)."""
     networks = ctx.networks
     if networks is None:
+        return
+    sid = networks.sandbox_held_by(cid)
+    if sid is not None:
+        try:
+            await networks.release_sandbox(sid)
+        except Exception as e:  # noqa: BLE001 - releasing: log it, recovery retries it
+            log.warning("releasing the network sandbox %s of %s failed: %r", sid[:12], cid[:12], e)
         return
     try:
         await networks.detach(cid)

@@ -57,6 +57,13 @@ async def recover(ctx: ContainerContext) -> dict[str, int]:
             counts["networks"] = len(await ctx.networks.cleanup_stale(live, kind="container"))
         except Exception:
             log.exception("cleaning up the network state of gone containers failed")
+        # Pre-warmed sandboxes: those of running containers stay theirs; the rest are
+        # kept for the next starts if they still fit their network, or released.
+        running = [r.id for r in ctx.store.list() if r.state in ("running", "paused")]
+        try:
+            counts["sandboxes"] = await ctx.networks.recover_sandboxes(running)
+        except Exception:
+            log.exception("recovering the network sandbox pool failed")
     if any(counts.values()):
         log.info("containers recovered: %s", ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     return counts

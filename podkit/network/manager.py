@@ -29,6 +29,7 @@ from podkit.network.config import Network, check_bridge, check_name, parse_subne
 from podkit.network.context import FirewallSetting, NetworkContext, Publish
 from podkit.network.netns import NetnsPins
 from podkit.network.networks import host_routes
+from podkit.network.pool import Sandbox, SandboxPools, pool_size
 from podkit.network.ports import PortMapping
 from podkit.network.store import NetworkStore
 from podkit.network.summary import public
@@ -102,6 +103,11 @@ class NetworkManager:
     ) -> None:
         # publish: the daemon's event bus publish(ns, type, action, id, **attrs), if any.
         self._ctx = _context(db, Path(root), Path(state), config or {}, publish)
+        try:
+            size = pool_size(config or {})
+        except InvalidArgument as e:
+            raise InvalidArgument(e.message) from None
+        self._pools = SandboxPools(self._ctx, size)
 
     # The parts of the context callers (and tests) read.
 
@@ -197,11 +203,35 @@ class NetworkManager:
         return networks.inspect(self._ctx, name_or_id)
 
     async def remove(self, name_or_id: str) -> Network:
+        await self._pools.drain(self.get(name_or_id).id)  # its warm sandboxes are no user's
         return await networks.remove(self._ctx, name_or_id)
 
     async def prune(self) -> builtins.list[Network]:
         """Remove every network other than the default that nothing is attached to."""
+        for n in self._ctx.store.networks():
+            if not n.default:
+                await self._pools.drain(n.id)
         return await networks.prune(self._ctx)
+
+    # -- pre-warmed sandboxes (pool.py) ----------------------------------------------
+
+    @property
+    def pool_size(self) -> int:
+        return self._pools.size
+
+    async def take_sandbox(self, network: str, holder: str) -> Sandbox | None:
+        """A netns already attached to ``network`` (no published ports), or None."""
+        return await self._pools.take(self.resolve_name(network), holder)
+
+    def sandbox_held_by(self, holder: str) -> str | None:
+        return self._pools.held_by(holder)
+
+    async def release_sandbox(self, sid: str) -> None:
+        await self._pools.release(sid)
+
+    async def recover_sandboxes(self, live_holders: Iterable[str]) -> int:
+        """At start-up: keep the free sandboxes that fit, release the rest; then refill."""
+        return await self._pools.recover(set(live_holders))
 
     # -- network namespaces (netns.py) ---------------------------------------------
 
@@ -305,7 +335,8 @@ class NetworkManager:
         await lifecycle.startup(self._ctx)
 
     async def shutdown(self) -> None:
+        await self._pools.close()
         await lifecycle.shutdown(self._ctx)
 
     def info(self, namespace: str | None = None) -> dict[str, Any]:
-        return lifecycle.info(self._ctx)
+        return {**lifecycle.info(self._ctx), "sandbox_pool": self._pools.info()}

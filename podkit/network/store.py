@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS net_attachments (
     PRIMARY KEY (owner_id, ifname)
 );
 CREATE INDEX IF NOT EXISTS net_attachments_network ON net_attachments(network_id);
+CREATE TABLE IF NOT EXISTS net_sandboxes (
+    id TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL,
+    holder TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
 """
 
 
@@ -194,6 +200,36 @@ class NetworkStore:
             sql += " WHERE " + " AND ".join(conds)
         sql += " ORDER BY created, ifname"
         return [_attachment(r) for r in self.db.query(sql, tuple(args))]
+
+    # -- pre-warmed sandboxes (pool.py) --------------------------------------------
+
+    def add_sandbox(self, sid: str, network_id: str) -> None:
+        self.db.execute(
+            "INSERT INTO net_sandboxes(id, network_id, holder, created) VALUES (?,?,'',?)",
+            (sid, network_id, time.time()),
+        )
+
+    def hold_sandbox(self, sid: str, holder: str) -> None:
+        self.db.execute("UPDATE net_sandboxes SET holder = ? WHERE id = ?", (holder, sid))
+
+    def drop_sandbox(self, sid: str) -> None:
+        self.db.execute("DELETE FROM net_sandboxes WHERE id = ?", (sid,))
+
+    def sandbox_of(self, holder: str) -> str | None:
+        rows = self.db.query("SELECT id FROM net_sandboxes WHERE holder = ?", (holder,))
+        return str(rows[0]["id"]) if rows else None
+
+    def sandboxes(self, network_id: str, holder: str) -> list[str]:
+        rows = self.db.query(
+            "SELECT id FROM net_sandboxes WHERE network_id = ? AND holder = ? ORDER BY created",
+            (network_id, holder),
+        )
+        return [str(r["id"]) for r in rows]
+
+    def all_sandboxes(self) -> list[tuple[str, str, str]]:
+        """(id, network id, holder) of every sandbox."""
+        rows = self.db.query("SELECT id, network_id, holder FROM net_sandboxes ORDER BY created")
+        return [(str(r["id"]), str(r["network_id"]), str(r["holder"])) for r in rows]
 
 
 def _attachment(r: sqlite3.Row) -> Attachment:

@@ -1,0 +1,248 @@
+"""Pre-warmed network sandboxes: per network, a few netns already attached.
+
+Creating a netns and running CNI ADD (loopback, bridge + host-local, firewall) is most
+of what a container start spends on its network. A pool keeps up to ``[network]
+pool_size`` sandboxes per network ready — pinned netns, veth on the bridge, address
+leased, routes and lo up — and a container start without published ports takes one
+instead; a background task then makes a new one. A sandbox is used once: its release
+(DEL, pin removed) runs off the critical path anyway (the container's teardown is in
+the background), and a fresh one needs no scrubbing of what the last user left in it.
+
+Every sandbox is a row of ``net_sandboxes`` written before its netns and attachment
+exist (its CNI owner id is the sandbox's id, kind ``pool``), and taking one writes its
+holder, so a restart — or a SIGKILL at any point — finds each: free ones still
+matching their network's CNI config are kept, the rest (half made, stale config, a
+holder that is gone) are DEL'd and unpinned. A pool never holds more than its size.
+A graceful stop releases the free ones (nothing is left to nobody while it is down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from podkit.errors import PodkitError
+from podkit.network import attach as _attach
+from podkit.network.config import Network
+from podkit.network.context import NetworkContext
+from podkit.network.detach import detach
+from podkit.network.netns import is_netns
+from podkit.network.networks import get
+from podkit.network.summary import summary
+
+log = logging.getLogger(__name__)
+
+KIND = "pool"
+DEFAULT_POOL_SIZE = 3
+MAX_POOL_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A taken sandbox: its id (the CNI owner), netns path and attachment summary."""
+
+    id: str
+    netns: str
+    attachment: dict[str, Any]
+
+
+def pool_size(cfg: dict[str, Any]) -> int:
+    from podkit.errors import InvalidArgument
+
+    v = cfg.get("pool_size", DEFAULT_POOL_SIZE)
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_POOL_SIZE:
+        raise InvalidArgument(f"config [network] pool_size must be an integer 0-{MAX_POOL_SIZE}, not {v!r}")
+    return v
+
+
+def _pin(sid: str) -> str:
+    return f"{KIND}-{sid}"
+
+
+class SandboxPools:
+    """The pools of all networks (only networks something was started on get one)."""
+
+    def __init__(self, ctx: NetworkContext, size: int) -> None:
+        self.ctx = ctx
+        self.size = size
+        self._fill: dict[str, asyncio.Task[None]] = {}  # network id -> its refill
+        self._bg: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    def _conflist(self, n: Network) -> dict[str, Any]:
+        # exactly what attach would run for a container of this network without ports
+        return n.conflist(
+            str(self.ctx.ipam_dir), firewall=self.ctx.firewall, portmap=False, plugin_masq=False
+        )
+
+    def _fits(self, sid: str, n: Network) -> Any:
+        """The sandbox's attachment, if it is complete and made from ``n``'s current config."""
+        atts = self.ctx.store.attachments(sid)
+        if len(atts) != 1:
+            return None
+        a = atts[0]
+        ok = a["status"] == "ready" and a["network_id"] == n.id and is_netns(a["netns"])
+        return a if ok and a["conflist"] == self._conflist(n) else None
+
+    # -- taking and giving back ----------------------------------------------------------
+
+    async def take(self, network: str, holder: str) -> Sandbox | None:
+        """A ready sandbox of ``network`` for ``holder``, or None (empty, or off)."""
+        if self.size <= 0 or self._closed:
+            return None
+        n = get(self.ctx, network)
+        got: Sandbox | None = None
+        async with self._lock:
+            for sid in self.ctx.store.sandboxes(n.id, holder=""):
+                a = self._fits(sid, n)
+                if a is None:  # half made or made from an older config: not for anyone
+                    self._spawn(self._destroy(sid))
+                    continue
+                self.ctx.store.hold_sandbox(sid, holder)
+                got = Sandbox(
+                    sid, a["netns"], summary(n.name, n.id, a["ifname"], a["netns"], a["result"], [])
+                )
+                break
+        self.refill(n)
+        return got
+
+    def held_by(self, holder: str) -> str | None:
+        return self.ctx.store.sandbox_of(holder)
+
+    async def release(self, sid: str) -> None:
+        """The holder is done with it: DEL, unpin, forget (a refill replaces it)."""
+        await self._destroy(sid)
+
+    # -- filling ---------------------------------------------------------------------------
+
+    def refill(self, n: Network) -> None:
+        """Top the pool of ``n`` up in the background (one refill per network at a time)."""
+        if self.size <= 0 or self._closed:
+            return
+        t = self._fill.get(n.id)
+        if t is not None and not t.done():
+            return
+        self._fill[n.id] = self._spawn(self._fill_up(n))
+
+    async def _fill_up(self, n: Network) -> None:
+        while not self._closed and len(self.ctx.store.sandboxes(n.id, holder="")) < self.size:
+            if self.ctx.store.by_name(n.name) is None:
+                return  # removed meanwhile
+            await self._make(n)
+
+    async def _make(self, n: Network) -> None:
+        sid = secrets.token_hex(32)
+        # The row first: whatever a crash leaves of the rest, the next start finds it.
+        self.ctx.store.add_sandbox(sid, n.id)
+        try:
+            netns = await asyncio.to_thread(self.ctx.netns.create, _pin(sid))
+            await _attach.attach(self.ctx, sid, netns, [n.name], kind=KIND)
+        except BaseException as e:
+            log.warning("making a network sandbox for %s failed: %s", n.name, _message(e))
+            await self._destroy(sid)
+            if isinstance(e, PodkitError):
+                return
+            raise
+
+    # -- undoing ---------------------------------------------------------------------------
+
+    async def _destroy(self, sid: str) -> None:
+        try:
+            await detach(self.ctx, sid, force=True)
+        except PodkitError as e:
+            log.warning("releasing network sandbox %s: DEL failed: %s", sid[:12], e.message)
+        try:
+            await asyncio.to_thread(self.ctx.netns.remove, _pin(sid))
+        except PodkitError as e:
+            log.warning("releasing network sandbox %s: removing its netns failed: %s", sid[:12], e.message)
+        self.ctx.store.drop_sandbox(sid)
+
+    async def drain(self, network_id: str) -> None:
+        """Free sandboxes of a network go (before the network itself is removed)."""
+        t = self._fill.pop(network_id, None)
+        if t is not None:
+            t.cancel()
+            await asyncio.gather(t, return_exceptions=True)
+        async with self._lock:
+            for sid in self.ctx.store.sandboxes(network_id, holder=""):
+                await self._destroy(sid)
+
+    async def recover(self, live_holders: set[str]) -> int:
+        """At start-up, once the owners are known: keep free sandboxes that still fit
+        (up to the size), release the rest and those of gone holders. Then refill."""
+        dropped = 0
+        kept: dict[str, int] = {}
+        for sid, network_id, holder in self.ctx.store.all_sandboxes():
+            if holder and holder in live_holders:
+                continue
+            n = next((x for x in self.ctx.store.networks() if x.id == network_id), None)
+            fits = not holder and n is not None and self._fits(sid, n) is not None
+            if fits and kept.get(network_id, 0) < self.size:
+                kept[network_id] = kept.get(network_id, 0) + 1
+                continue
+            await self._destroy(sid)
+            dropped += 1
+        # Pins and attachments of the pool that no row names (a row dropped, then a crash).
+        known = {sid for sid, _, _ in self.ctx.store.all_sandboxes()}
+        for a in self.ctx.store.attachments():
+            if a["kind"] == KIND and a["owner_id"] not in known:
+                await self._destroy(a["owner_id"])
+                dropped += 1
+        for pin in self.ctx.netns.list():
+            k, _, sid = pin.partition("-")
+            if k == KIND and sid not in known:
+                await self._destroy(sid)
+                dropped += 1
+        if dropped:
+            log.info("network sandbox pool: released %d left from before", dropped)
+        d = self.ctx.store.default()
+        if d is not None:
+            self.refill(d)
+        for n in self.ctx.store.networks():
+            if n.id in kept and n.id != (d.id if d else None):
+                self.refill(n)
+        return dropped
+
+    async def close(self) -> None:
+        """Stop refilling and release the free sandboxes: a stopped daemon leaves no
+        veths or leases to nobody (held ones stay with their running containers; after a
+        SIGKILL, ``recover`` finds the free ones and keeps those that still fit)."""
+        self._closed = True
+        for t in list(self._bg):
+            t.cancel()
+        await asyncio.gather(*self._bg, return_exceptions=True)
+        async with self._lock:
+            for sid, _, holder in self.ctx.store.all_sandboxes():
+                if not holder:
+                    await self._destroy(sid)
+
+    def info(self) -> dict[str, Any]:
+        free: dict[str, int] = {}
+        held = 0
+        names = {n.id: n.name for n in self.ctx.store.networks()}
+        for _, network_id, holder in self.ctx.store.all_sandboxes():
+            if holder:
+                held += 1
+            else:
+                name = names.get(network_id, network_id[:12])
+                free[name] = free.get(name, 0) + 1
+        return {"size": self.size, "free": free, "in_use": held}
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        t: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._bg.add(t)
+        t.add_done_callback(self._done)
+        return t
+
+    def _done(self, t: asyncio.Task[None]) -> None:
+        self._bg.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.warning("network sandbox pool task failed: %r", t.exception())
+
+
+def _message(e: BaseException) -> str:
+    return e.message if isinstance(e, PodkitError) else repr(e)

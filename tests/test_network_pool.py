@@ -1,0 +1,101 @@
+"""Pre-warmed network sandboxes (issue 8 item 1): a start takes an attached netns from
+the pool, the pool refills, never grows past its size, shows in `podkit info`, survives
+a SIGKILL of podkitd (the running container keeps its sandbox, the free ones that fit
+are kept), shrinks with its configured size, and a graceful stop leaves no veths, pins
+or leases to nobody.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.images import import_busybox
+from tests.fixtures.network import leases, links_on
+from tests.helpers import Daemon, wait_for
+
+pytestmark = pytest.mark.root
+
+
+def _pool(d: Daemon) -> dict[str, Any]:
+    info: dict[str, Any] = d.client().info()["networks"]["sandbox_pool"]
+    return info
+
+
+def _free(d: Daemon) -> int:
+    return int(sum(_pool(d)["free"].values()))
+
+
+def _pins(d: Daemon) -> list[str]:
+    p = d.state / "netns"
+    return sorted(x.name for x in p.iterdir() if x.name.startswith("pool-")) if p.is_dir() else []
+
+
+def _resize(d: Daemon, size: int) -> None:
+    text = d.config.read_text()
+    d.config.write_text(
+        "\n".join(f"pool_size = {size}" if ln.startswith("pool_size") else ln for ln in text.splitlines())
+    )
+
+
+def test_pool_life_cycle_restart_and_crash(workdir: Path, busybox_tarball: Path) -> None:
+    d = Daemon(workdir, pool_size=2).start()
+    try:
+        import_busybox(d, busybox_tarball)
+        wait_for(lambda: _free(d) == 2, what="the pool to fill")
+        first = set(_pins(d))
+        assert len(first) == 2 and len(leases(d.root / "networks" / "ipam")) == 2
+        assert len(links_on(d.bridge)) == 2  # the veths are on the bridge already
+
+        c = d.client()
+        ran = c.containers.run("busybox", ["sleep", "300"])
+        ran = c.containers.get(ran.id)
+        ip = ran.raw["network"]["ip"]
+        sid = ran.raw["network"].get("sandbox")
+        assert f"pool-{sid}" in first, (sid, first)  # it took a warm one
+        out = c.containers.exec(ran.id, ["ip", "-4", "-o", "addr", "show", "eth0"]).output
+        assert ip in out.decode(), out
+        routes = c.containers.exec(ran.id, ["ip", "route"]).output.decode()
+        assert "default via" in routes, routes
+        # refilled to its size, never past it
+        wait_for(lambda: _free(d) == 2, what="the pool to refill")
+        assert _pool(d)["in_use"] == 1 and len(_pins(d)) == 3
+
+        # published ports are not the pool's: that start runs CNI ADD with portmap
+        ported = c.containers.run("busybox", ["sleep", "300"], ports=["127.0.0.1::80"])
+        assert "sandbox" not in ported.raw["network"] and _pool(d)["in_use"] == 1
+        c.containers.remove(ported.id, force=True)
+
+        # SIGKILL: the running container keeps its sandbox; the free ones still fit
+        before = set(_pins(d))
+        d.kill()
+        d.start()
+        assert set(_pins(d)) == before and _pool(d)["in_use"] == 1
+        assert c.containers.exec(ran.id, ["ip", "-4", "-o", "addr", "show", "eth0"]).exit_code == 0
+
+        # the container's end releases its sandbox (in the background, with its removal)
+        c.containers.remove(ran.id, force=True)
+        wait_for(lambda: _pool(d)["in_use"] == 0 and len(_pins(d)) == 2, what="the sandbox's release")
+
+        # a smaller size at the next start: the extra one goes
+        d.stop()
+        _resize(d, 1)
+        d.start()
+        wait_for(lambda: len(_pins(d)) == 1 and _free(d) == 1, what="the pool to shrink")
+    finally:
+        d.stop()
+    # a graceful stop leaves nothing to nobody
+    assert _pins(d) == [] and leases(d.root / "networks" / "ipam") == [] and links_on(d.bridge) == []
+
+
+def test_pool_size_is_checked(workdir: Path) -> None:
+    d = Daemon(workdir, pool_size=-1)
+    try:
+        d.start(timeout=20)
+    except AssertionError as e:
+        assert "pool_size" in str(e), e
+    else:
+        d.stop()
+        raise AssertionError("a negative pool_size was accepted")
