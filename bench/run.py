@@ -232,6 +232,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--containers", type=int, default=10, help="for the memory figure")
+    ap.add_argument("--pool-size", type=int, default=3, help="podkitd's [network] pool_size")
     a = ap.parse_args()
     from tests.fixtures.images import BUSYBOX_CHANGES, build_busybox_rootfs, tar_directory
     from tests.fixtures.registry import RegistryServer
@@ -251,7 +252,12 @@ def main() -> None:
         pk_cg = CpuGroup("podkit")
         # conmon in a cgroup under the engine's, so that its CPU time is the engine's too
         # (podkit moves it out of the daemon's cgroup, by default into /podkit/conmon).
-        d = Daemon(base / "pk", extra_config=f'[runtime]\nconmon_cgroup = "{pk_cg.rel}/conmon"\n').start()
+        # pool_size: podkitd's default (the test helper's is 0)
+        d = Daemon(
+            base / "pk",
+            extra_config=f'[runtime]\nconmon_cgroup = "{pk_cg.rel}/conmon"\n',
+            pool_size=a.pool_size,
+        ).start()
         cleanups.append(d.stop)
         dpid = d.proc.pid if d.proc else 0
         pk_cg.add(dpid)
