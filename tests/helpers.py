@@ -89,9 +89,7 @@ class Daemon:
             f'[network]\ndefault_bridge = "{self.bridge}"\ndefault_subnet = "{self.subnet}"\n'
             # No pre-warmed sandboxes unless a test asks: most count the veths, leases and
             # netns a daemon holds, and hundreds of daemons each filling a pool cost CPU.
-            f"pool_size = {pool_size}\n\n"
-            + cri
-            + extra_config
+            f"pool_size = {pool_size}\n\n" + cri + extra_config
         )
         self.log = base / "podkitd.log"
         self.proc: subprocess.Popen[bytes] | None = None
