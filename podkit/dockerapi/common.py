@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from podkit.errors import InvalidArgument, PodkitError, Unavailable
+from podkit.errors import InvalidArgument, NotFound, PodkitError, Unavailable
 
 if TYPE_CHECKING:
     from podkit.containers.service import ContainerService
+    from podkit.containers.store import Record
     from podkit.containers.volumes import VolumeService
     from podkit.daemon.events import EventBus
     from podkit.daemon.services import Services
@@ -197,3 +198,14 @@ def labels_match(labels: dict[str, str], f: dict[str, list[str]]) -> bool:
         return k in labels and (not eq or labels[k] == v)
 
     return all(has(x) for x in f.get("label") or []) and not any(has(x) for x in f.get("label!") or [])
+
+
+def records(svc: ContainerService, rows: list[dict[str, Any]]) -> list[Record]:
+    """The records behind a container listing, skipping those removed meanwhile."""
+    out = []
+    for r in rows:
+        try:
+            out.append(svc.resolve(NAMESPACE, str(r["id"])))
+        except NotFound:
+            continue
+    return out

@@ -25,6 +25,7 @@ from podkit.dockerapi.common import (
     labels_match,
     networks_or_none,
     no_content,
+    records,
 )
 from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
 
@@ -95,7 +96,7 @@ async def list_containers(request: web.Request) -> web.StreamResponse:
         k: v for k, v in f.items() if k in ("id", "name", "label", "status", "exited", "ancestor")
     }
     rows = await svc.list(NAMESPACE, all=flag(request, "all"), filters=podkit_filters)
-    recs = [svc.resolve(NAMESPACE, r["id"]) for r in rows]
+    recs = records(svc, rows)
     recs = [r for r in recs if not r.infra]
     if f.get("network"):
         recs = [r for r in recs if str(r.config.get("network") or "bridge") in f["network"]]
@@ -333,8 +334,7 @@ async def prune_containers(request: web.Request) -> web.StreamResponse:
 
     removed = []
     until = min((parse_time(v) for v in f.get("until") or []), default=None)
-    for row in await svc.list(NAMESPACE, all=True):
-        rec = svc.resolve(NAMESPACE, row["id"])
+    for rec in records(svc, await svc.list(NAMESPACE, all=True)):
         if rec.state not in ("exited", "created", "dead") or rec.infra:
             continue
         if until is not None and rec.created >= until:

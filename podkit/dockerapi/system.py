@@ -25,6 +25,7 @@ from podkit.dockerapi.common import (
     json_response,
     networks,
     parse_time,
+    records,
     registry,
     services,
     volumes,
@@ -207,8 +208,7 @@ async def system_df(request: web.Request) -> web.StreamResponse:
         out["Images"] = list(seen.values())
         out["LayersSize"] = sum(i["Size"] for i in out["Images"])
     if "container" in want:
-        for r in recs:
-            rec = csvc.resolve(NAMESPACE, r["id"])
+        for rec in records(csvc, recs):
             d = views.container_summary(csvc, rec, networks(request))
             d["SizeRw"] = 0
             d["SizeRootFs"] = 0
