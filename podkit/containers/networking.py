@@ -54,9 +54,12 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
         return info, nss, _nothing
     from podkit.network.ports import PortMapping
 
-    if not opts.ports:
+    net_name = networks.resolve_name(mode if mode != "bridge" else "")
+    if not opts.ports and net_name == networks.default_name:
         # A pre-warmed sandbox (network/pool.py): no netns to make, no CNI ADD to run.
-        sb = await networks.take_sandbox(mode if mode != "bridge" else "", rec.id)
+        # The default network only: a user network's attachment also registers the
+        # container's names with its DNS server (names.py), which a warm one has not.
+        sb = await networks.take_sandbox(net_name, rec.id)
         if sb is not None:
             att = sb.attachment
             nss["network"] = sb.netns
