@@ -47,6 +47,9 @@ def register(sub: Subparsers) -> None:
     _register_stdio(sub)
     _register_views(sub)
     _register_group(sub)
+    from podkit.cli import container_image
+
+    container_image.register(sub)
 
 
 def _register_run(sub: Subparsers) -> None:

@@ -43,10 +43,13 @@ COMMANDS = {
     **dict.fromkeys(
         [
             "attach",
+            "commit",
             "container",
             "cp",
             "create",
+            "diff",
             "exec",
+            "export",
             "inspect",
             "kill",
             "logs",

@@ -179,3 +179,44 @@ class ContainerOps:
             return resp.read(), stat
         finally:
             conn.close()
+
+    def commit(
+        self,
+        ref: str,
+        name: str | None = None,
+        *,
+        message: str = "",
+        author: str = "",
+        changes: list[str] | None = None,
+        pause: bool = True,
+    ) -> JSONObject:
+        """An image from the container's changes: {"id": config digest, "name": ...}."""
+        out: JSONObject = self._t.post(
+            f"/containers/{ref}/commit",
+            params={
+                "name": name,
+                "message": message or None,
+                "author": author or None,
+                "changes": json.dumps(changes) if changes else None,
+                "pause": pause,
+            },
+            timeout=None,
+        )
+        return out
+
+    def diff(self, ref: str) -> list[JSONObject]:
+        """The container's changes: [{"Path": ..., "Kind": 0 changed | 1 added | 2 deleted}]."""
+        out: list[JSONObject] = self._t.get(f"/containers/{ref}/changes", timeout=None)
+        return out
+
+    def export(self, ref: str, out: BinaryIO) -> None:
+        """Write the container's whole file system to ``out`` as a tar."""
+        conn, resp = self._t.open("GET", f"/containers/{ref}/export", timeout=None)
+        try:
+            while True:
+                chunk = resp.read(1 << 16)
+                if not chunk:
+                    break
+                out.write(chunk)
+        finally:
+            conn.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podkit.containers import attach as _attach
+from podkit.containers import commit as _commit
 from podkit.containers import cp as _cp
 from podkit.containers import create as _create
 from podkit.containers import exit as _exit
@@ -295,6 +296,31 @@ class ContainerService:
     async def archive_put(self, ns: str, ref: str, path: str, stream: BlockingReader | AsyncReader) -> None:
         """Unpack a tar ``stream`` (a file object, or an aiohttp request body) at ``path``."""
         await _cp.archive_put(self.ctx, ns, ref, path, stream)
+
+    # ------------------------------------------------- commit, diff, export
+    async def commit(
+        self,
+        ns: str,
+        ref: str,
+        name: str | None = None,
+        *,
+        message: str = "",
+        author: str = "",
+        changes: builtins.list[str] | None = None,
+        pause: bool = True,
+    ) -> dict[str, Any]:
+        """A new image from the container's changes: ``{"id", "name"}``."""
+        return await _commit.commit(
+            self.ctx, ns, ref, name, message=message, author=author, changes_=changes, pause=pause
+        )
+
+    async def changes(self, ns: str, ref: str) -> builtins.list[dict[str, Any]]:
+        """What the container changed in its image: ``[{"Path", "Kind"}]`` (0 C, 1 A, 2 D)."""
+        return await _commit.changes(self.ctx, ns, ref)
+
+    async def export(self, ns: str, ref: str) -> AsyncGenerator[bytes, None]:
+        """The container's whole file system as a tar stream."""
+        return await _commit.export(self.ctx, ns, ref)
 
     # ----------------------------------------------------------------- exec
     async def exec_create(self, ns: str, ref: str, body: dict[str, Any]) -> ExecSession:

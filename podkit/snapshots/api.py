@@ -113,6 +113,11 @@ class Snapshotter(Protocol):
         """Disk use of the snapshot's own tree (not its parents')."""
         ...
 
+    def tree(self, key: str) -> Path:
+        """The directory holding snapshot ``key``'s own tree (an overlay's upper or layer
+        dir; the copying snapshotter's full tree)."""
+        ...
+
     def apply_dir(self, key: str) -> Path:
         """Where a layer being applied to active snapshot ``key`` is written."""
         ...

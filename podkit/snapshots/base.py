@@ -332,6 +332,10 @@ class SnapshotterBase:
 
     # -- helpers for the layer applier -------------------------------------------------
 
+    def tree(self, key: str) -> Path:
+        """The directory holding snapshot ``key``'s own tree."""
+        return self.fs(self.stat(key).id)
+
     def apply_dir(self, key: str) -> Path:
         """Where a layer being applied to active snapshot ``key`` is written."""
         info = self.stat(key)

@@ -331,3 +331,62 @@ async def put_archive(ctx: Ctx) -> None:
     if not path:
         raise InvalidArgument("a path is required")
     await _svc(ctx).archive_put(ctx.ns, ctx.match["ref"], path, ctx.request.content)
+
+
+@router.post(
+    "/containers/{ref}/commit",
+    "An image from the container's changes",
+    status=201,
+    params={
+        "name": "the new image's name (none: a dangling image)",
+        "message": "commit message (history comment)",
+        "author": "author",
+        "pause": "pause a running container while its layer is written (default true)",
+        "changes": "JSON list of Dockerfile instructions (CMD, ENV, ...) applied to the config",
+    },
+    response={"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}},
+)
+async def commit_container(ctx: Ctx) -> dict[str, Any]:
+    q = ctx.query
+    raw = q.get("changes") or "[]"
+    try:
+        changes = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument("changes must be a JSON list of strings") from None
+    if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
+        raise InvalidArgument("changes must be a JSON list of strings")
+    return await _svc(ctx).commit(
+        ctx.ns,
+        ctx.match["ref"],
+        q.get("name") or None,
+        message=q.get("message", ""),
+        author=q.get("author", ""),
+        changes=changes,
+        pause=q.get("pause", "true").lower() not in ("0", "false", "no"),
+    )
+
+
+@router.get(
+    "/containers/{ref}/changes",
+    "The container's changes to its image's file system",
+    response={"type": "array", "items": {"type": "object"}},
+)
+async def container_changes(ctx: Ctx) -> list[dict[str, Any]]:
+    return await _svc(ctx).changes(ctx.ns, ctx.match["ref"])
+
+
+@router.get("/containers/{ref}/export", "The container's file system as a tar")
+async def export_container(ctx: Ctx) -> web.StreamResponse:
+    chunks = await _svc(ctx).export(ctx.ns, ctx.match["ref"])
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
+    try:
+        resp.enable_chunked_encoding()
+        await resp.prepare(ctx.request)
+        async for chunk in chunks:
+            await resp.write(chunk)
+        await resp.write_eof()
+    except ConnectionError:
+        pass  # the client left; nothing to answer
+    finally:
+        await chunks.aclose()
+    return resp
