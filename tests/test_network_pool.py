@@ -7,6 +7,8 @@ or leases to nobody.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +73,19 @@ def test_pool_life_cycle_restart_and_crash(workdir: Path, busybox_tarball: Path)
         # SIGKILL: the running container keeps its sandbox; the free ones still fit
         before = set(_pins(d))
         d.kill()
+        # and what a SIGKILL in the middle of making one, or of a holder's release,
+        # leaves: rows whose netns and attachment were never made (or already gone)
+        db = sqlite3.connect(d.root / "metadata.db")
+        with db:
+            (net_id,) = db.execute("SELECT id FROM networks WHERE is_default = 1").fetchone()
+            for sid, holder in (("a" * 64, ""), ("b" * 64, "c" * 64)):
+                db.execute(
+                    "INSERT INTO net_sandboxes(id, network_id, holder, created) VALUES (?,?,?,?)",
+                    (sid, net_id, holder, time.time()),
+                )
+        db.close()
         d.start()
-        assert set(_pins(d)) == before and _pool(d)["in_use"] == 1
+        assert set(_pins(d)) == before and _pool(d)["in_use"] == 1 and _free(d) == 2
         assert c.containers.exec(ran.id, ["ip", "-4", "-o", "addr", "show", "eth0"]).exit_code == 0
 
         # the container's end releases its sandbox (in the background, with its removal)
