@@ -99,6 +99,7 @@ def make_app(services: Services) -> web.Application:
     from podkit.dockerapi import (
         archive,
         attach,
+        commit,
         containers,
         distribution,
         exec,
@@ -116,7 +117,20 @@ def make_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[_middleware], client_max_size=LARGE_JSON_BODY_MAX)
     app[SERVICES] = services
     app[EXEC_EXTRA] = {}
-    areas = (system, containers, logs, attach, exec, stats, archive, images, distribution, networks, volumes)
+    areas = (
+        system,
+        containers,
+        logs,
+        attach,
+        exec,
+        stats,
+        archive,
+        commit,
+        images,
+        distribution,
+        networks,
+        volumes,
+    )
     for area in (*areas, unsupported):  # the catch-alls last
         for method, path, fn in area.routes.items:
             app.router.add_route(method, path, fn)

@@ -1,5 +1,5 @@
 """What podkit does not do, answered as docker answers it: swarm objects as a docker
-that is not a swarm manager (503), plugins, build, commit, changes and export as
+that is not a swarm manager (503), plugins and build as
 not implemented (501), with a message saying so."""
 
 from __future__ import annotations
@@ -37,9 +37,6 @@ _PLUGINS = _not_implemented("plugins are not supported by podkit")
 _BUILD = _not_implemented(
     "image build is not supported by podkit's Docker API yet (it comes with podkit's build support)"
 )
-_COMMIT = _not_implemented("commit is not supported by podkit's Docker API yet")
-_CHANGES = _not_implemented("container changes (diff) are not supported by podkit's Docker API yet")
-_EXPORT = _not_implemented("container export is not supported by podkit's Docker API yet")
 
 for _m in ("GET", "POST", "DELETE"):
     routes.route(_m, "/plugins")(_PLUGINS)  # type: ignore[arg-type]
@@ -47,9 +44,6 @@ for _m in ("GET", "POST", "DELETE"):
 routes.post("/build")(_BUILD)  # type: ignore[arg-type]
 routes.get("/session")(_BUILD)  # type: ignore[arg-type]
 routes.post("/session")(_BUILD)  # type: ignore[arg-type]
-routes.post("/commit")(_COMMIT)  # type: ignore[arg-type]
-routes.get("/containers/{id}/changes")(_CHANGES)  # type: ignore[arg-type]
-routes.get("/containers/{id}/export")(_EXPORT)  # type: ignore[arg-type]
 
 
 @routes.post("/build/prune")
