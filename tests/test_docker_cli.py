@@ -483,3 +483,47 @@ def test_resource_and_identity_flags(env: DockerEnv) -> None:
     assert cpus.split() == ["Cpus_allowed_list:", "0"]
     r = env.docker("run", "--rm", "--group-add", "staff", "busybox", "true", check=False)
     assert r.returncode == 125 and "GroupAdd" in r.stderr
+
+
+def test_network_alias_names_and_live_connect(env: DockerEnv) -> None:
+    sub_a, sub_b = unique_network()[1], unique_network()[1]
+    env.docker("network", "create", "--subnet", sub_a, "dnsa")
+    env.docker("network", "create", "--subnet", sub_b, "dnsb")
+    try:
+        env.docker(
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "dnsa",
+            "--network-alias",
+            "db",
+            "busybox",
+            "sleep",
+            "300",
+        )
+        env.docker("run", "-d", "--name", "cli", "--network", "dnsb", "busybox", "sleep", "300")
+        # On different networks: no name. Connected live, cli resolves srv by its alias.
+        r = env.docker("exec", "cli", "nslookup", "db", check=False)
+        assert r.returncode != 0
+        env.docker("network", "connect", "--alias", "db2", "dnsb", "srv")
+        ips = json.loads(env.docker("inspect", "srv").stdout)[0]["NetworkSettings"]["Networks"]
+        b_ip = ips["dnsb"]["IPAddress"]
+        assert set(ips) == {"dnsa", "dnsb"} and b_ip.startswith(sub_b.rsplit(".", 1)[0] + ".")
+        assert b_ip in env.docker("exec", "srv", "ip", "-4", "addr", "show", "eth1").stdout
+        r = env.docker("exec", "cli", "nslookup", "db2")
+        assert b_ip in r.stdout
+        assert env.docker("exec", "cli", "ping", "-c", "1", "-W", "2", "srv").returncode == 0
+        members = json.loads(env.docker("network", "inspect", "dnsb").stdout)[0]["Containers"]
+        assert sorted(m["Name"] for m in members.values()) == ["cli", "srv"]
+        r = env.docker("network", "connect", "dnsb", "srv", check=False)
+        assert r.returncode != 0 and "already" in r.stderr
+        env.docker("network", "disconnect", "dnsb", "srv")
+        r = env.docker("exec", "srv", "ip", "addr", "show", "eth1", check=False)
+        assert r.returncode != 0
+        r = env.docker("network", "disconnect", "dnsb", "srv", check=False)
+        assert r.returncode != 0 and "not connected" in r.stderr
+    finally:
+        env.docker("rm", "-f", "srv", "cli", check=False)
+        env.docker("network", "rm", "dnsa", "dnsb", check=False)

@@ -105,10 +105,13 @@ def test_networking_config() -> None:
         "HostConfig": {"NetworkMode": "default"},
         "NetworkingConfig": {"EndpointsConfig": {"appnet": {"Aliases": ["web"]}}},
     }
-    assert translate(one, None)["network"] == "appnet"
+    o = translate(one, None)
+    assert o["network"] == "appnet" and o["network_aliases"] == ["web"]
     two = {"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"a": {}, "b": {}}}}
-    with pytest.raises(InvalidArgument, match="more than one network"):
-        translate(two, None)
+    o = translate(two, None)
+    assert o["network"] == "a" and o["networks"] == ["b"]
+    on_bridge = {"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"bridge": {"Aliases": ["x"]}}}}
+    assert "network_aliases" not in translate(on_bridge, None)
     fixed = {
         "Image": "b",
         "NetworkingConfig": {"EndpointsConfig": {"a": {"IPAMConfig": {"IPv4Address": "10.0.0.5"}}}},

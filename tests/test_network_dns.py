@@ -119,3 +119,53 @@ def test_default_network_resolves_no_names(daemon: Daemon, busybox_image: str) -
         )
     finally:
         daemon.cli("rm", "-f", "d1")
+
+
+def test_network_connect_and_disconnect_a_running_container(daemon: Daemon, busybox_image: str) -> None:
+    (br_a, sub_a), (br_b, sub_b) = free_network(), free_network()
+    gw_b = sub_b.replace(".0/24", ".1")
+    daemon.cli("network", "create", "--subnet", sub_a, "--bridge", br_a, "na", check=True)
+    daemon.cli("network", "create", "--subnet", sub_b, "--bridge", br_b, "nb", check=True)
+    try:
+        daemon.cli("run", "-d", "--name", "c1", "--network", "na", busybox_image, "sleep", "600", check=True)
+        # --network given twice: eth0 on the first, eth1 on the second (default route on eth0).
+        daemon.cli(
+            "run", "-d", "--name", "c2", "--network", "nb", "--network", "na", busybox_image, "sleep", "600",
+            check=True,
+        )  # fmt: skip
+        assert (
+            sub_a.rsplit(".", 1)[0]
+            in daemon.cli("exec", "c2", "ip", "-4", "addr", "show", "eth1", check=True).stdout
+        )
+        assert "default via " + gw_b in daemon.cli("exec", "c2", "ip", "route", check=True).stdout
+
+        daemon.cli("network", "connect", "--alias", "one", "nb", "c1", check=True)
+        eth1 = daemon.cli("exec", "c1", "ip", "-4", "addr", "show", "eth1", check=True).stdout
+        assert sub_b.rsplit(".", 1)[0] + "." in eth1
+        [ip_b] = query_a(gw_b, "one") or [None]
+        assert ip_b and ip_b in eth1
+        [info] = json.loads(daemon.cli("network", "inspect", "nb", check=True).stdout)
+        assert {a["owner_id"][:12] for a in info["attachments"]} >= {
+            json.loads(daemon.cli("inspect", "c1", check=True).stdout)[0]["Id"][:12]
+        }
+        for args, msg in [
+            (["connect", "nb", "c1"], "already connected to network nb"),
+            (["connect", "nosuchnet", "c1"], "nosuchnet"),
+            (["connect", "nb", "nosuchctr"], "nosuchctr"),
+            (["connect", "--ip", "10.0.0.1", "na", "c2"], "already connected"),
+        ]:
+            r = daemon.cli("network", *args)
+            assert r.returncode != 0 and msg in r.stderr, (args, r.stderr)
+
+        daemon.cli("network", "disconnect", "nb", "c1", check=True)
+        assert daemon.cli("exec", "c1", "ip", "addr", "show", "eth1").returncode != 0
+        assert query_a(gw_b, "one") != [ip_b]
+        r = daemon.cli("network", "disconnect", "nb", "c1")
+        assert r.returncode != 0 and "not connected to network nb" in r.stderr
+        # The SDK's call, with a fixed address.
+        fixed = sub_b.rsplit(".", 1)[0] + ".77"
+        daemon.client().networks.connect("nb", "c1", ip=fixed)
+        assert fixed in daemon.cli("exec", "c1", "ip", "-4", "addr", "show", "eth1", check=True).stdout
+    finally:
+        daemon.cli("rm", "-f", "c1", "c2")
+        daemon.cli("network", "rm", "na", "nb")

@@ -42,7 +42,13 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--restart", help="no | on-failure[:N] | always | unless-stopped")
     a("--rm", action="store_true", help="remove the container when it exits")
     a("-p", "--publish", action="append", default=[], help="publish a port [IP:]HOST:CTR[/PROTO]")
-    a("--network", "--net", help="bridge (default) | host | none | container:ID | NETWORK")
+    a(
+        "--network",
+        "--net",
+        action="append",
+        default=[],
+        help="bridge (default) | host | none | container:ID | NETWORK; repeat for more user networks",
+    )
     a(
         "--network-alias",
         "--net-alias",
@@ -100,7 +106,8 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "restart": args.restart,
         "auto_remove": args.rm,
         "ports": args.publish,
-        "network": args.network,
+        "network": args.network[0] if args.network else None,
+        "networks": args.network[1:],
         "network_aliases": args.network_alias,
         "dns": args.dns,
         "add_hosts": args.add_host,

@@ -64,6 +64,18 @@ def register(sub: Subparsers) -> None:
     r.add_argument("names", nargs="+", metavar="NETWORK")
     r.set_defaults(func=cmd_rm)
 
+    cn = nsub.add_parser("connect", help="connect a container to a network (live if it runs)")
+    cn.add_argument("--alias", action="append", default=[], help="another name on this network")
+    cn.add_argument("--ip", help="a fixed IPv4 address on this network")
+    cn.add_argument("network", metavar="NETWORK")
+    cn.add_argument("container", metavar="CONTAINER")
+    cn.set_defaults(func=cmd_connect)
+    dc = nsub.add_parser("disconnect", help="disconnect a container from a network")
+    dc.add_argument("-f", "--force", action="store_true", help="accepted for docker's sake")
+    dc.add_argument("network", metavar="NETWORK")
+    dc.add_argument("container", metavar="CONTAINER")
+    dc.set_defaults(func=cmd_disconnect)
+
     pr = nsub.add_parser("prune", help="remove all unused networks (not the default)")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
     pr.set_defaults(func=cmd_prune)
@@ -139,6 +151,16 @@ def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_rm(args: argparse.Namespace, client: Client) -> int:
     return for_each(args.names, client.networks.remove)
+
+
+def cmd_connect(args: argparse.Namespace, client: Client) -> int:
+    client.networks.connect(args.network, args.container, args.alias, args.ip)
+    return 0
+
+
+def cmd_disconnect(args: argparse.Namespace, client: Client) -> int:
+    client.networks.disconnect(args.network, args.container)
+    return 0
 
 
 def cmd_prune(args: argparse.Namespace, client: Client) -> int:

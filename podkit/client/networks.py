@@ -79,5 +79,21 @@ class NetworksAPI:
     def remove(self, name_or_id: str) -> None:
         self._t.delete(f"/networks/{_q(name_or_id)}")
 
+    def connect(
+        self,
+        name_or_id: str,
+        container: str,
+        aliases: builtins.list[str] | None = None,
+        ip: str | None = None,
+    ) -> None:
+        """Connect a container (live if it runs: its next interface, eth1...)."""
+        body: JSONObject = {"container": container, "aliases": list(aliases or [])}
+        if ip:
+            body["ip"] = ip
+        self._t.post(f"/networks/{_q(name_or_id)}/connect", json_body=body)
+
+    def disconnect(self, name_or_id: str, container: str) -> None:
+        self._t.post(f"/networks/{_q(name_or_id)}/disconnect", json_body={"container": container})
+
     def prune(self) -> builtins.list[str]:
         return list(self._t.post("/networks/prune")["removed"])

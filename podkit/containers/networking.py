@@ -13,10 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from podkit.containers.context import ContainerContext
+from podkit.containers.context import ACTIVE, ContainerContext
 from podkit.containers.options import CreateOptions
 from podkit.containers.store import Record
-from podkit.errors import Conflict
+from podkit.errors import Conflict, InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
         atts: list[dict[str, Any]] = await networks.attach(
             rec.id,
             netns,
-            [net],
+            [net, *opts.networks],
             ports=ports,
             namespace=rec.namespace,
             dns_names=[rec.name],
@@ -140,3 +140,69 @@ async def network_down(ctx: ContainerContext, cid: str) -> None:
         await asyncio.to_thread(networks.remove_netns, cid)
     except Exception as e:  # noqa: BLE001 - releasing: log it, recovery retries it
         log.warning("releasing the network of %s: removing its netns failed: %r", cid[:12], e)
+
+
+async def connect(
+    ctx: ContainerContext, ns: str, ref: str, network: str, aliases: list[str], ip: str | None
+) -> None:
+    """``network connect``: a running container gets the next interface now; any container
+    keeps the network in its options, so that it is attached at every start."""
+    networks = ctx.networks
+    if networks is None:
+        raise InvalidArgument("networking is not available in this daemon")
+    rec = ctx.resolve(ns, ref)
+    async with ctx.lock(rec.id):
+        rec = ctx.store.get(rec.id) or rec
+        n = networks.get(network)
+        mode = str(rec.config.get("network") or "bridge")
+        if mode in ("host", "none", "pod") or mode.startswith("container:"):
+            raise Conflict(f"container {rec.name} has network mode {mode}: it cannot join other networks")
+        current = [mode, *(rec.config.get("networks") or [])]
+        names = {networks.resolve_name("" if m == "bridge" else m) for m in current}
+        if n.name in names:
+            raise Conflict(f"container {rec.name} is already connected to network {n.name}")
+        if rec.state in ACTIVE:
+            att = await networks.connect(rec.id, n.name, ip, [rec.name], aliases)
+            net = dict(rec.network or {})
+            net["attachments"] = [*(net.get("attachments") or []), att]
+            ctx.store.update(rec.id, network=net)
+        elif ip:
+            raise InvalidArgument("a fixed --ip on connect needs a running container")
+        cfg = dict(rec.config)
+        cfg["networks"] = [*(cfg.get("networks") or []), n.name]
+        ctx.store.update(rec.id, config=cfg)
+    ctx.publish(ns, "container", "connect", rec.id, network=n.name)
+
+
+async def disconnect(ctx: ContainerContext, ns: str, ref: str, network: str) -> None:
+    """``network disconnect``: CNI DEL of that interface if running; forgotten for later starts."""
+    networks = ctx.networks
+    if networks is None:
+        raise InvalidArgument("networking is not available in this daemon")
+    rec = ctx.resolve(ns, ref)
+    async with ctx.lock(rec.id):
+        rec = ctx.store.get(rec.id) or rec
+        n = networks.get(network)
+        extra = [networks.resolve_name(m) for m in rec.config.get("networks") or []]
+        mode = str(rec.config.get("network") or "bridge")
+        primary = mode not in ("host", "none", "pod") and not mode.startswith("container:")
+        is_primary = primary and networks.resolve_name("" if mode == "bridge" else mode) == n.name
+        if n.name not in extra and not is_primary:
+            raise NotFound(f"container {rec.name} is not connected to network {n.name}")
+        if rec.state in ACTIVE:
+            await networks.disconnect(rec.id, n.name)
+            net = dict(rec.network or {})
+            net["attachments"] = [a for a in net.get("attachments") or [] if a.get("network") != n.name]
+            if is_primary:
+                for k in ("ip", "gateway", "mac", "network"):
+                    net[k] = None
+            ctx.store.update(rec.id, network=net)
+        cfg = dict(rec.config)
+        cfg["networks"] = [m for m in extra if m != n.name]
+        if is_primary:
+            # The first remaining network becomes the primary one at the next start.
+            rest = cfg["networks"]
+            cfg["network"] = rest.pop(0) if rest else "none"
+            cfg["network_aliases"] = []
+        ctx.store.update(rec.id, config=cfg)
+    ctx.publish(ns, "container", "disconnect", rec.id, network=n.name)

@@ -284,6 +284,14 @@ def _network(o: CreateOptions, body: Body) -> None:
     if net == "container:":
         raise InvalidArgument("invalid network 'container:': name the container")
     o.network = net
+    o.networks = list(dict.fromkeys(strings(body.get("networks"), "networks")))
+    for extra in o.networks:
+        if extra in NETWORK_MODES or extra.startswith("container:") or not _NETWORK_NAME_RE.fullmatch(extra):
+            raise InvalidArgument(f"invalid network {extra!r}: only user-defined networks can be added")
+    if o.networks and (net in NETWORK_MODES or net.startswith("container:")) and net != "bridge":
+        raise InvalidArgument(f"network mode {net!r} cannot be combined with other networks")
+    if net in o.networks:
+        o.networks.remove(net)
     o.network_aliases = strings(body.get("network_aliases"), "network_aliases")
     for a in o.network_aliases:
         if not _NETWORK_NAME_RE.fullmatch(a):
@@ -409,7 +417,7 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("ulimits",), _ulimits),
     (("init",), _flag("init")),
     (("restart", "restart_policy", "auto_remove"), _restart),
-    (("ports", "network", "network_aliases"), _network),
+    (("ports", "network", "network_aliases", "networks"), _network),
     (("dns", "add_hosts"), _dns),
     (("stop_signal",), _stop_signal),
     (("stop_timeout",), _bounded("stop_timeout", "stop timeout", -1, 1 << 20, unset=(None,))),

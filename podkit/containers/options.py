@@ -100,6 +100,7 @@ class CreateOptions:
     ports: list[dict[str, Any]] = field(default_factory=list)
     network: str = "bridge"
     network_aliases: list[str] = field(default_factory=list)  # names on a user network, beside its own
+    networks: list[str] = field(default_factory=list)  # more user networks (eth1...): --network repeated
     dns: list[str] = field(default_factory=list)
     add_hosts: list[str] = field(default_factory=list)
     stop_signal: int | None = None

@@ -27,6 +27,7 @@ from podkit.containers import cp as _cp
 from podkit.containers import create as _create
 from podkit.containers import exit as _exit
 from podkit.containers import inspect as _inspect
+from podkit.containers import networking as _networking
 from podkit.containers import remove as _remove
 from podkit.containers import start as _start
 from podkit.containers import stop as _stop
@@ -200,6 +201,17 @@ class ContainerService:
 
     async def unpause(self, ns: str, ref: str) -> None:
         await _stop.unpause(self.ctx, ns, ref)
+
+    async def connect(
+        self, ns: str, ref: str, network: str, aliases: list[str] | None = None, ip: str | None = None
+    ) -> None:
+        """Connect a container to one more network: live (CNI ADD of eth1...) if it runs,
+        and at every later start."""
+        await _networking.connect(self.ctx, ns, ref, network, list(aliases or []), ip)
+
+    async def disconnect(self, ns: str, ref: str, network: str) -> None:
+        """Disconnect a container from a network: live (CNI DEL) if it runs, and for later starts."""
+        await _networking.disconnect(self.ctx, ns, ref, network)
 
     async def set_network(self, ns: str, ref: str, network: str, aliases: list[str] | None = None) -> None:
         """Change the network a container that is not running will start on (the Docker

@@ -275,13 +275,12 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
     endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     if not isinstance(endpoints, dict):
         raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
-    if len(endpoints) > 1:
-        raise InvalidArgument(
-            "connecting a container to more than one network at create is not supported by podkit yet"
-        )
+    extra: list[str] = []
     for net, ep in endpoints.items():
         if mode in ("default", "bridge") and net not in ("bridge", "default"):
             mode = net
+        elif net != mode and net not in ("bridge", "default"):
+            extra.append(net)  # docker run --network a --network b (API 1.44+)
         ep = ep or {}
         ipam = ep.get("IPAMConfig") or {}
         for f in ("IPv4Address", "IPv6Address", "LinkLocalIPs"):
@@ -298,6 +297,8 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
             if aliases:
                 o["network_aliases"] = [str(a) for a in aliases]
     o["network"] = "bridge" if mode in ("default", "bridge") else mode
+    if extra:
+        o["networks"] = extra
     ports = []
     bindings = hc.get("PortBindings") or {}
     if not isinstance(bindings, dict):

@@ -252,15 +252,9 @@ def _same(request: web.Request, name: str, n: Any) -> bool:
         return False
 
 
-# Before a container starts, its one network can be changed (docker-compose creates,
-# then disconnects and reconnects with aliases); on a running container, or for a
-# second network, these wait for podkit to change networks live.
-_LIVE_CHANGE = (
-    "connecting a running container to a network (or a container to a second network) is not "
-    "supported by podkit yet: create the container on that network (NetworkingConfig or --network)"
-)
-
-
+# Before a container starts on network none, connect sets its one network (docker-compose
+# creates, then disconnects and reconnects with aliases); otherwise the container gets
+# one more network, live (eth1...) if it runs.
 @routes.post("/networks/{id}/connect")
 async def connect(request: web.Request) -> web.StreamResponse:
     n = _find(request, request.match_info["id"])
@@ -268,15 +262,20 @@ async def connect(request: web.Request) -> web.StreamResponse:
     rec = _container(request, b)
     ep = b.get("EndpointConfig") or {}
     ipam = ep.get("IPAMConfig") or {}
-    if ipam.get("IPv4Address") or ipam.get("IPv6Address"):
-        raise NotImplementedYet("a fixed address (EndpointConfig.IPAMConfig) is not supported by podkit yet")
+    if ipam.get("IPv6Address"):
+        raise NotImplementedYet(
+            "IPv6 addresses (EndpointConfig.IPAMConfig.IPv6Address) are not supported by podkit"
+        )
+    ip = str(ipam.get("IPv4Address") or "") or None
     current = _net_of(rec)
     if _same(request, current, n):
         raise Forbidden(f"endpoint with name {rec.name} already exists in network {n.name}")
-    if rec.state in ("running", "paused", "restarting") or current != "none":
-        raise NotImplementedYet(_LIVE_CHANGE)
     aliases = [str(a) for a in ep.get("Aliases") or [] if a] if not n.default else None
-    await containers(request).set_network(NAMESPACE, rec.id, "bridge" if n.default else n.name, aliases)
+    running = rec.state in ("running", "paused", "restarting")
+    if current == "none" and not running and not ip:
+        await containers(request).set_network(NAMESPACE, rec.id, "bridge" if n.default else n.name, aliases)
+    else:
+        await containers(request).connect(NAMESPACE, rec.id, n.name, aliases, ip)
     return web.Response(status=200)
 
 
@@ -285,11 +284,12 @@ async def disconnect(request: web.Request) -> web.StreamResponse:
     n = _find(request, request.match_info["id"])
     b = await body(request)
     rec = _container(request, b)
-    if not _same(request, _net_of(rec), n):
-        raise Forbidden(f"container {rec.id} is not connected to network {n.name}")
-    if rec.state in ("running", "paused", "restarting"):
-        raise NotImplementedYet(
-            "disconnecting a running container from its network is not supported by podkit yet"
-        )
-    await containers(request).set_network(NAMESPACE, rec.id, "none")
+    running = rec.state in ("running", "paused", "restarting")
+    if _same(request, _net_of(rec), n) and not running and not rec.config.get("networks"):
+        await containers(request).set_network(NAMESPACE, rec.id, "none")
+        return web.Response(status=200)
+    try:
+        await containers(request).disconnect(NAMESPACE, rec.id, n.name)
+    except NotFound:
+        raise Forbidden(f"container {rec.id} is not connected to network {n.name}") from None
     return web.Response(status=200)

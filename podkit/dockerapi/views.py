@@ -45,7 +45,9 @@ def _endpoints(rec: Record, networks: NetworkManager | None) -> dict[str, Any]:
     atts = net.get("attachments") if rec.state in _LIVE else None
     for a in atts or []:
         # The default network answers to docker's name for it.
-        name = "bridge" if mode == "bridge" else str(a.get("network") or mode)
+        name = (
+            "bridge" if mode == "bridge" and a.get("interface") == "eth0" else str(a.get("network") or mode)
+        )
         out[name] = _endpoint(str(a.get("network_id") or ""), a, rec)
     if not out:
         nid = ""

@@ -125,7 +125,13 @@ async def _attach_one(
     # Without mappings portmap has nothing to do, yet its DEL costs ~90 ms of
     # iptables calls: leave it out of this attachment's list (which is recorded
     # with it, so DEL runs exactly what ADD ran).
-    conflist = n.conflist(str(ctx.ipam_dir), firewall=ctx.firewall, portmap=bool(pm), plugin_masq=False)
+    conflist = n.conflist(
+        str(ctx.ipam_dir),
+        firewall=ctx.firewall,
+        portmap=bool(pm),
+        plugin_masq=False,
+        default_route=not ctx.store.attachments(req.owner_id),
+    )
     rc = {"portMappings": [p.to_cni() for p in pm]}
     async with ctx.net_lock(n.id):
         if ctx.store.by_name(n.name) is None:
@@ -153,6 +159,39 @@ async def _attach_one(
     if dns_records.add(ctx, n, req.owner_id, str(out.get("ip") or ""), names):
         # The owner's resolv.conf points here: aardvark on the gateway answers its names.
         out["dns_server"] = n.gateway
+    return out
+
+
+async def connect(
+    ctx: NetworkContext,
+    owner_id: str,
+    network: str,
+    ip: str | None = None,
+    dns_names: list[str] | None = None,
+    aliases: list[str] | None = None,
+) -> dict[str, Any]:
+    """See ``NetworkManager.connect``: one more interface in an attached owner's netns."""
+    atts = ctx.store.attachments(owner_id)
+    if not atts:
+        raise Conflict(
+            f"{owner_id[:12]} has no network of its own to add to (network mode none, host or none yet)"
+        )
+    n = get(ctx, resolve_name(ctx, network))
+    if any(a["network_id"] == n.id for a in atts):
+        raise Conflict(f"{owner_id[:12]} is already connected to network {n.name}")
+    first = atts[0]
+    if not is_netns(first["netns"]):
+        raise Conflict(f"the network namespace of {owner_id[:12]} is gone: it is not running")
+    base = first["ifname"].rstrip("0123456789") or "eth"
+    used = {a["ifname"] for a in atts}
+    ifname = next(f"{base}{i}" for i in range(len(used) + 1) if f"{base}{i}" not in used)
+    fixed = fixed_ips(ctx, [n], {n.name: ip} if ip else {})
+    per_net = {n.name: list(aliases)} if aliases else {}
+    req = _Request(
+        owner_id, first["netns"], first["kind"], first["namespace"], "", fixed, list(dns_names or []), per_net
+    )
+    out = await _attach_one(ctx, req, n, ifname, [])
+    log.debug("connected %s to %s as %s", owner_id[:12], n.name, ifname)
     return out
 
 

@@ -35,7 +35,12 @@ class Network:
         return asdict(self)
 
     def conflist(
-        self, ipam_dir: str, firewall: bool = False, portmap: bool = True, plugin_masq: bool = True
+        self,
+        ipam_dir: str,
+        firewall: bool = False,
+        portmap: bool = True,
+        plugin_masq: bool = True,
+        default_route: bool = True,
     ) -> dict[str, Any]:
         """The CNI plugin list for this network.
 
@@ -43,7 +48,9 @@ class Network:
         published port, masquerade out unless internal) with host-local IPAM whose
         leases live under podkit's root; portmap for published ports (with SNAT so
         127.0.0.1 and hairpinned connections work); firewall only where asked for.
-        ``plugin_masq=False`` when the caller masquerades the subnet itself.
+        ``plugin_masq=False`` when the caller masquerades the subnet itself;
+        ``default_route=False`` for an owner's second and later interfaces (one
+        default route per netns: the first network's, as in docker).
         """
         rng: dict[str, Any] = {"subnet": self.subnet, "gateway": self.gateway}
         if self.ip_range:
@@ -66,7 +73,7 @@ class Network:
                     "type": "host-local",
                     "dataDir": ipam_dir,
                     "ranges": [[rng]],
-                    "routes": [] if self.internal else [{"dst": "0.0.0.0/0"}],
+                    "routes": [] if self.internal or not default_route else [{"dst": "0.0.0.0/0"}],
                 },
             }
         ]

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from podkit.errors import Conflict, PodkitError
+from podkit.errors import Conflict, NotFound, PodkitError
 from podkit.network import iptables
 from podkit.network import names as dns_records
 from podkit.network.context import NetworkContext
@@ -44,6 +44,17 @@ async def detach(ctx: NetworkContext, owner_id: str, force: bool = False) -> int
     if atts:
         log.debug("detached %s from %d networks", owner_id[:12], len(atts))
     return len(atts)
+
+
+async def disconnect(ctx: NetworkContext, owner_id: str, network_id: str, network: str) -> None:
+    """See ``NetworkManager.disconnect``: DEL the owner's interface on one network."""
+    atts = [a for a in ctx.store.attachments(owner_id) if a["network_id"] == network_id]
+    if not atts:
+        raise NotFound(f"{owner_id[:12]} is not connected to network {network}")
+    for a in atts:
+        _scrub, kept = await _delete_one(ctx, a, False)
+        if kept is not None:
+            raise kept
 
 
 async def _delete_one(ctx: NetworkContext, a: Attachment, force: bool) -> tuple[bool, PodkitError | None]:

@@ -296,6 +296,24 @@ class NetworkManager:
             aliases,
         )
 
+    async def connect(
+        self,
+        owner_id: str,
+        network: str,
+        ip: str | None = None,
+        dns_names: builtins.list[str] | None = None,
+        aliases: builtins.list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Add one network to an attached (running) owner: CNI ADD of the next
+        interface (eth1, eth2...) into its netns, without a default route or
+        published ports; returns the attachment as ``attach`` does."""
+        return await _attach.connect(self._ctx, owner_id, network, ip, dns_names, aliases)
+
+    async def disconnect(self, owner_id: str, network: str) -> None:
+        """CNI DEL of an owner's interface on one network (NotFound if not on it)."""
+        n = self.get(network)
+        await _detach.disconnect(self._ctx, owner_id, n.id, n.name)
+
     def set_dns_names(self, owner_id: str, names: builtins.list[str]) -> None:
         """Replace the names an owner answers to on its user networks (a pod's members changed)."""
         _names.rename(self._ctx, owner_id, names)

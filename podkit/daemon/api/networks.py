@@ -1,4 +1,5 @@
-"""Network routes: create, list, inspect, remove, prune (networks are host-wide)."""
+"""Network routes: create, list, inspect, remove, prune (networks are host-wide);
+connect and disconnect of a container (in the request's namespace)."""
 
 from __future__ import annotations
 
@@ -144,3 +145,45 @@ async def prune(ctx: Ctx) -> dict[str, Any]:
     for n in gone:
         ctx.services.events.publish(ctx.ns, "network", "remove", n.id, name=n.name)
     return {"removed": [n.name for n in gone]}
+
+
+_MEMBER = {
+    "type": "object",
+    "required": ["container"],
+    "properties": {
+        "container": {"type": "string"},
+        "aliases": {"type": "array", "items": {"type": "string"}},
+        "ip": {"type": "string"},
+    },
+}
+
+
+def _member(body: object) -> tuple[str, list[str], str | None]:
+    if not isinstance(body, dict) or not isinstance(body.get("container"), str) or not body["container"]:
+        raise InvalidArgument('name the container: {"container": NAME}')
+    aliases = body.get("aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise InvalidArgument("aliases must be a list of names")
+    return body["container"], aliases, _str_arg(body, "ip")
+
+
+@router.post(
+    "/networks/{name}/connect",
+    "Connect a container to the network: live (eth1...) if it runs, and at later starts",
+    status=204,
+    body=_MEMBER,
+)
+async def connect(ctx: Ctx) -> None:
+    ref, aliases, ip = _member(await ctx.json())
+    await ctx.services.containers.connect(ctx.ns, ref, ctx.match["name"], aliases, ip)
+
+
+@router.post(
+    "/networks/{name}/disconnect",
+    "Disconnect a container from the network (live if it runs)",
+    status=204,
+    body=_MEMBER,
+)
+async def disconnect(ctx: Ctx) -> None:
+    ref, _, _ = _member(await ctx.json())
+    await ctx.services.containers.disconnect(ctx.ns, ref, ctx.match["name"])
