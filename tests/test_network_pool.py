@@ -61,6 +61,9 @@ def test_pool_life_cycle_restart_and_crash(workdir: Path, busybox_tarball: Path)
         assert ip in out.decode(), out
         routes = c.containers.exec(ran.id, ["ip", "route"]).output.decode()
         assert "default via" in routes, routes
+        # the network lists the container, not the sandboxes (taken or free)
+        owners = [a["owner_id"] for a in c.networks.inspect("podkit")["attachments"]]
+        assert owners == [ran.id], owners
         # refilled to its size, never past it
         wait_for(lambda: _free(d) == 2, what="the pool to refill")
         assert _pool(d)["in_use"] == 1 and len(_pins(d)) == 3

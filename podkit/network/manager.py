@@ -29,7 +29,7 @@ from podkit.network.config import Network, check_bridge, check_name, parse_subne
 from podkit.network.context import FirewallSetting, NetworkContext, Publish
 from podkit.network.netns import NetnsPins
 from podkit.network.networks import host_routes
-from podkit.network.pool import Sandbox, SandboxPools, pool_size
+from podkit.network.pool import Sandbox, SandboxPools, as_holders, pool_size
 from podkit.network.ports import PortMapping
 from podkit.network.store import NetworkStore
 from podkit.network.summary import public
@@ -197,10 +197,14 @@ class NetworkManager:
         self, owner_id: str | None = None, network: str | None = None
     ) -> builtins.list[dict[str, Any]]:
         nid = self.get(network).id if network else None
-        return [public(a) for a in self._ctx.store.attachments(owner_id, nid)]
+        if owner_id is not None and (sid := self._pools.held_by(owner_id)) is not None:
+            owner_id = sid  # a container on a warm sandbox: the sandbox's attachment
+        return as_holders(self._ctx, [public(a) for a in self._ctx.store.attachments(owner_id, nid)])
 
     def inspect(self, name_or_id: str) -> dict[str, Any]:
-        return networks.inspect(self._ctx, name_or_id)
+        d = networks.inspect(self._ctx, name_or_id)
+        d["attachments"] = as_holders(self._ctx, d["attachments"])
+        return d
 
     async def remove(self, name_or_id: str) -> Network:
         await self._pools.drain(self.get(name_or_id).id)  # its warm sandboxes are no user's

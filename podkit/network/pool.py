@@ -244,5 +244,20 @@ class SandboxPools:
             log.warning("network sandbox pool task failed: %r", t.exception())
 
 
+def as_holders(ctx: NetworkContext, atts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attachments as their users see them: a taken sandbox's is its holder's (a
+    container's), a free one's is nobody's and left out."""
+    holders = {sid: holder for sid, _, holder in ctx.store.all_sandboxes()}
+    out = []
+    for a in atts:
+        if a.get("kind") == KIND:
+            holder = holders.get(str(a.get("owner_id")))
+            if not holder:
+                continue
+            a = {**a, "owner_id": holder, "kind": "container"}
+        out.append(a)
+    return out
+
+
 def _message(e: BaseException) -> str:
     return e.message if isinstance(e, PodkitError) else repr(e)
