@@ -98,6 +98,43 @@ class Internal(PodkitError):
     status = 500
 
 
+class NoSpace(PodkitError):
+    """The filesystem under the daemon's root is full (HTTP 507, docker-like exit 1)."""
+
+    code = "no_space"
+    status = 507
+    exit_code = 1
+
+
+# SQLite's result code for "database or disk is full" (sqlite3.OperationalError's
+# sqlite_errorcode; compared by number so this module needs no sqlite3 import).
+_SQLITE_FULL = 13
+
+
+def is_no_space(exc: BaseException | None) -> bool:
+    """True if ``exc`` (or what caused it) is a full disk: ENOSPC/EDQUOT or SQLITE_FULL."""
+    import errno
+
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, NoSpace):
+            return True
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "database or disk is full" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def no_space(exc: BaseException, root: object) -> NoSpace:
+    """The clear error for a full disk, naming the daemon's root."""
+    if isinstance(exc, NoSpace):
+        return exc
+    return NoSpace(f"no space left on device under {root}: {exc}")
+
+
 _BY_CODE: dict[str, type[PodkitError]] = {
     cls.code: cls
     for cls in (
@@ -113,6 +150,7 @@ _BY_CODE: dict[str, type[PodkitError]] = {
         CannotExecute,
         CommandNotFound,
         Internal,
+        NoSpace,
     )
 }
 

@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         return 125
     except errors.PodkitError as e:
         sys.stderr.write(f"Error: {e.message}\n")
-        if isinstance(e, errors.CannotExecute | errors.CommandNotFound):
+        if isinstance(e, errors.CannotExecute | errors.CommandNotFound | errors.NoSpace):
             return e.exit_code
         return engine_exit
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ from podkit.containers.networking import network_down
 from podkit.containers.rootfs import is_mounted, unmount
 from podkit.containers.store import Record
 from podkit.containers.trace import mark
-from podkit.errors import InvalidArgument, NotFound
+from podkit.errors import InvalidArgument, NotFound, is_no_space
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,35 @@ async def _watch_task(ctx: ContainerContext, cid: str) -> None:
     if me is not None:
         ctx.exiting.add(me)
     try:
-        await _handle_exit(ctx, cid)
-    except Exception:
-        log.exception("handling the exit of container %s failed", cid[:12])
+        await _handle_exit_retrying(ctx, cid)
     finally:
         if me is not None:
             ctx.exiting.discard(me)
+
+
+async def _handle_exit_retrying(ctx: ContainerContext, cid: str) -> None:
+    """Record the exit; on a full disk, again until space is freed (or the daemon stops).
+
+    A process that is gone must never stay "Up": the record is retried rather than
+    dropped, with a backoff so a full disk is not hammered. (A removal, which frees
+    space, takes the same lock in between.) Other failures are logged once.
+    """
+    delay = 0.5
+    while True:
+        try:
+            await _handle_exit(ctx, cid)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            if not is_no_space(e):
+                log.exception("handling the exit of container %s failed", cid[:12])
+                return
+            log.warning(
+                "recording the exit of container %s: disk full, retrying in %.1fs: %s", cid[:12], delay, e
+            )
+        await asyncio.sleep(delay)  # a backoff between retries, not a synchronisation
+        delay = min(delay * 2, 5.0)
 
 
 async def _handle_exit(ctx: ContainerContext, cid: str) -> None:

@@ -13,7 +13,7 @@ from podkit._version import API_VERSION, __version__
 from podkit.daemon.api import routers
 from podkit.daemon.api._routing import Ctx, Route
 from podkit.daemon.services import Services
-from podkit.errors import Internal, PodkitError
+from podkit.errors import Internal, PodkitError, is_no_space, no_space
 from podkit.limits import LARGE_JSON_BODY_MAX
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,12 @@ async def errors_middleware(
     except (ConnectionResetError, BrokenPipeError):
         raise
     except Exception as e:
+        if is_no_space(e):
+            # A full disk is the user's to fix (free space, rm, prune), not a daemon bug:
+            # a clear 507 naming where, and no traceback per request.
+            err = no_space(e, request.app["services"].config.root)
+            log.warning("%s %s: %s", request.method, request.path, err.message)
+            return _error_response(err)
         log.exception("unhandled error in %s %s", request.method, request.path)
         return _error_response(Internal(f"internal error: {type(e).__name__}: {e}"))
 

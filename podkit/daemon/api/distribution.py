@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from podkit.daemon.api._routing import Ctx, Router
-from podkit.errors import Internal, InvalidArgument, PodkitError
+from podkit.errors import Internal, InvalidArgument, PodkitError, is_no_space, no_space
 
 if TYPE_CHECKING:
     from podkit.images.distribution import Registry
@@ -123,6 +123,10 @@ async def _run_streamed(
                 yield done(task.result())
             elif isinstance(exc, PodkitError):
                 yield exc.to_dict()
+            elif is_no_space(exc):
+                err = no_space(exc, ctx.services.config.root)
+                log.warning("%s: %s", ctx.request.path, err.message)
+                yield err.to_dict()
             else:
                 log.error("%s failed", ctx.request.path, exc_info=exc)
                 yield Internal(f"internal error: {type(exc).__name__}: {exc}").to_dict()
