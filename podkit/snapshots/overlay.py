@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -10,6 +11,8 @@ from pathlib import Path
 from podkit.snapshots.api import ACTIVE, Info
 from podkit.snapshots.base import SnapshotterBase
 from podkit.snapshots.mount import Mount, sys_mount, sys_umount
+
+log = logging.getLogger(__name__)
 
 
 class OverlaySnapshotter(SnapshotterBase):
@@ -61,7 +64,19 @@ def overlay_supported(root: str | os.PathLike[str]) -> bool:
     except OSError:
         return False
     Path(root).mkdir(parents=True, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix=".overlay-check-", dir=root))
+    try:
+        base = Path(tempfile.mkdtemp(prefix=".overlay-check-", dir=root))
+    except OSError as e:
+        # A full disk leaves no room for the probe: the snapshots already there tell
+        # (an overlay snapshot has a work dir), so a restart into a full disk recovers.
+        made = any((d / "work").is_dir() for d in Path(root).iterdir() if d.name.isdigit())
+        log.warning(
+            "cannot probe overlayfs under %s (%s): %s",
+            root,
+            e,
+            "overlay snapshots found" if made else "none found",
+        )
+        return made
     try:
         for n in ("l1", "l2", "u", "w", "m"):
             (base / n).mkdir()
