@@ -53,7 +53,13 @@ async def errors_middleware(
             # A full disk is the user's to fix (free space, rm, prune), not a daemon bug:
             # a clear 507 naming where, and no traceback per request.
             err = no_space(e, request.app["services"].config.root)
-            log.warning("%s %s: %s", request.method, request.path, err.message)
+            log.warning(
+                "%s %s: %s",
+                request.method,
+                request.path,
+                err.message,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
             return _error_response(err)
         log.exception("unhandled error in %s %s", request.method, request.path)
         return _error_response(Internal(f"internal error: {type(e).__name__}: {e}"))

@@ -14,6 +14,7 @@ swept at start-up.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -44,6 +45,10 @@ class Digest(str):
         return cls("sha256:" + hashlib.sha256(data).hexdigest())
 
 
+# Bytes a blob write leaves free under the root (see Writer._guard_room).
+KEEP_FREE = 8 << 20
+
+
 class Writer:
     """Streams one blob into the ingest area; ``commit`` verifies and publishes it."""
 
@@ -62,9 +67,17 @@ class Writer:
             raise DigestMismatch(
                 f"blob {self.expected or ''} is larger than its declared size {self.expected_size}"
             )
+        self._guard_room(len(data))
         self._f.write(data)
         self._hash.update(data)
         self.offset += len(data)
+
+    def _guard_room(self, n: int) -> None:
+        """Leave the last few MiB of the disk to the metadata (an exit's record, a
+        removal that frees space): content is what fills a disk, not what frees it."""
+        st = os.statvfs(self._store.ingest_dir)
+        if st.f_bavail * st.f_frsize < n + KEEP_FREE:
+            raise OSError(errno.ENOSPC, f"no space left for blob data (keeping {KEEP_FREE >> 20} MiB free)")
 
     def commit(self) -> Digest:
         digest = Digest("sha256:" + self._hash.hexdigest())
