@@ -395,6 +395,23 @@ def test_users_never_leave_the_rootfs(tmp_path: Path, urootfs: Path) -> None:
         users.resolve(urootfs, "carol")
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the x32 ABI is x86_64's")
+def test_seccomp_default_has_x32_only_where_the_kernel_runs_it() -> None:
+    # Independent of the probe: the kernel's build config says whether x32 is there.
+    import gzip
+
+    try:
+        config = gzip.decompress(Path("/proc/config.gz").read_bytes()).decode()
+    except OSError:
+        pytest.skip("no /proc/config.gz to check the probe against")
+    built = "CONFIG_X86_X32_ABI=y" in config
+    if not built:
+        assert seccomp._kernel_runs_x32() is False
+    arches = seccomp.default_profile(spec.DEFAULT_CAPS)["architectures"]
+    assert arches[:2] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
+    assert ("SCMP_ARCH_X32" in arches) == seccomp._kernel_runs_x32()
+
+
 def test_seccomp_profile_is_stable_json() -> None:
     a = seccomp.default_profile(spec.DEFAULT_CAPS)
     b = json.loads(json.dumps(a))

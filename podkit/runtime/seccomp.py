@@ -18,9 +18,12 @@ OCI form (``architectures``) or Docker's form (``archMap``, ``includes``/
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import json
 import platform
+from pathlib import Path
 from typing import Any
 
 from podkit.errors import InvalidArgument
@@ -157,6 +160,44 @@ def _machine() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
+_X32_SYSCALL_BIT = 0x40000000
+_NR_GETPID_X86_64 = 39
+
+
+@functools.cache
+def _kernel_runs_x32() -> bool:
+    """Whether this kernel executes x32-ABI syscalls (CONFIG_X86_X32_ABI, not off at boot).
+
+    Asked once, by making one: getpid with the x32 bit. Only when the daemon is under
+    no seccomp filter of its own - a filter without the x32 arch would kill it for
+    asking; then (and whenever in doubt) the answer is yes.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return True
+    if "\nSeccomp:\t0\n" not in status:
+        return True
+    libc = ctypes.CDLL(None, use_errno=True)
+    ret = libc.syscall(_X32_SYSCALL_BIT | _NR_GETPID_X86_64)
+    return not (ret == -1 and ctypes.get_errno() == errno.ENOSYS)
+
+
+def _default_architectures(machine: str) -> list[str]:
+    """The default profile's architectures: Docker's, less x32 where the kernel has none.
+
+    libseccomp's work in ``runc init`` grows with the rules times the architectures, and
+    x32 shares x86_64's audit arch, which makes its filter the dearest: dropping it takes
+    ~8 ms of CPU (~40% of the filter's cost) off every container start. Where the kernel
+    runs no x32 code nothing x32 can do anything either way; an x32 syscall is then
+    answered by the filter's bad-arch action (SIGSYS) instead of the kernel's ENOSYS.
+    """
+    arches = list(_ARCHES.get(machine, []))
+    if machine == "x86_64" and not _kernel_runs_x32():
+        arches.remove("SCMP_ARCH_X32")
+    return arches
+
+
 def default_profile(caps: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """The default profile for a container holding capabilities ``caps``."""
     machine = _machine()
@@ -202,7 +243,7 @@ def default_profile(caps: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": errno.EPERM,
-        "architectures": _ARCHES.get(machine, []),
+        "architectures": _default_architectures(machine),
         "syscalls": syscalls,
     }
 
