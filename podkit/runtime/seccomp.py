@@ -198,15 +198,24 @@ def _default_architectures(machine: str) -> list[str]:
     return arches
 
 
+@functools.lru_cache(maxsize=64)
+def _allowed_names(machine: str, caps: frozenset[str]) -> tuple[str, ...]:
+    """The unconditional allow-list for ``caps`` (built once per capability set: every
+    container start asks, and most ask with the same few sets)."""
+    allowed = list(_ALLOWED) + _ARCH_ONLY.get(machine, [])
+    for cap, names in _BY_CAP.items():
+        if cap in caps:
+            allowed.extend(n for n in names if n not in ("clone", "clone3"))
+    return tuple(sorted(set(allowed)))
+
+
 def default_profile(caps: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """The default profile for a container holding capabilities ``caps``."""
     machine = _machine()
-    allowed = list(_ALLOWED) + _ARCH_ONLY.get(machine, [])
-    capset = set(caps)
-    for cap, names in _BY_CAP.items():
-        if cap in capset:
-            allowed.extend(n for n in names if n not in ("clone", "clone3"))
-    syscalls: list[dict[str, Any]] = [{"names": sorted(set(allowed)), "action": "SCMP_ACT_ALLOW"}]
+    capset = frozenset(caps)
+    # A fresh list each time: callers own the spec they get and may edit it.
+    allowed = list(_allowed_names(machine, capset))
+    syscalls: list[dict[str, Any]] = [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]
     # Every socket family but AF_VSOCK (40), which reaches the hypervisor, not a namespace.
     syscalls.append(
         {
