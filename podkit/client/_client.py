@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
+from podkit import errors
 from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
 
@@ -104,6 +105,65 @@ class Client:
     ) -> Iterator[JSONObject]:
         """Events as they happen (or between ``since`` and ``until``): one dict each."""
         return self._t.stream("GET", "/events", params={"since": since, "until": until, "type": type})
+
+    def build(
+        self,
+        context: BinaryIO,
+        *,
+        tags: list[str] | None = None,
+        dockerfile: str | None = None,
+        build_args: dict[str, str] | None = None,
+        target: str | None = None,
+        no_cache: bool = False,
+        labels: dict[str, str] | None = None,
+        network: str | None = None,
+        pull: bool = False,
+        quiet: bool = False,
+        on_output: Callable[[str], None] | None = None,
+    ) -> str:
+        """Build an image from a context tar (its Dockerfile at ``dockerfile``); the image
+        id. Progress text goes to ``on_output``; a failed build raises its error."""
+        import json as _json
+
+        params: dict[str, object] = {
+            "t": tags or None,
+            "dockerfile": dockerfile,
+            "buildargs": _json.dumps(build_args) if build_args else None,
+            "target": target,
+            "nocache": no_cache or None,
+            "labels": _json.dumps(labels) if labels else None,
+            "networkmode": network,
+            "pull": pull or None,
+            "q": quiet or None,
+        }
+        conn, resp = self._t.open(
+            "POST",
+            "/build",
+            params=params,
+            body=context,
+            headers={"Content-Type": "application/x-tar"},
+            timeout=None,
+        )
+        iid = ""
+        try:
+            while True:
+                line = resp.readline()
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                msg = _json.loads(line)
+                if "stream" in msg and on_output is not None:
+                    on_output(msg["stream"])
+                elif "aux" in msg:
+                    iid = msg["aux"].get("ID", "")
+                elif "error" in msg:
+                    raise errors.InvalidArgument(str(msg["error"]))
+        finally:
+            conn.close()
+        if not iid:
+            raise errors.Unavailable("build: the daemon ended the stream without a result")
+        return iid
 
     def openapi(self) -> JSONObject:
         out: JSONObject = self._t.get("/openapi.json")

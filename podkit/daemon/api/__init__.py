@@ -23,6 +23,7 @@ def routers() -> list[Router]:
         "volumes",
         "networks",
         "pods",
+        "build",
     ):
         try:
             mod = __import__(f"podkit.daemon.api.{name}", fromlist=["router"])

@@ -1,0 +1,139 @@
+"""`podkit build` against a real daemon (RUN steps under runc, overlay snapshots): the
+core instructions give the config and tree they should, the cache hits on an unchanged
+step and misses from a changed file on, --no-cache rebuilds, a failing step names its
+Dockerfile line, and no step container, view mount or snapshot is left behind."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Daemon
+
+DOCKERFILE = """\
+FROM busybox
+ARG GREETING=hi
+ENV APP=/app
+WORKDIR $APP
+COPY hello.txt sub ./
+COPY --chown=1000:1000 --chmod=600 hello.txt /owned
+RUN echo "$GREETING" > greet && echo ran-step
+LABEL a=b c="d e"
+EXPOSE 8080/tcp
+USER 1000
+ENTRYPOINT ["/bin/cat"]
+CMD ["/app/greet"]
+"""
+
+
+@pytest.fixture
+def d(daemon: Daemon, busybox_image: str) -> Iterator[Daemon]:
+    yield daemon
+
+
+def _ctx(tmp: Path, dockerfile: str = DOCKERFILE) -> Path:
+    ctx = tmp / "ctx"
+    (ctx / "sub").mkdir(parents=True, exist_ok=True)
+    (ctx / "hello.txt").write_text("hello\n")
+    (ctx / "sub" / "a").write_text("s\n")
+    (ctx / "Dockerfile").write_text(dockerfile)
+    return ctx
+
+
+def _leftovers(d: Daemon) -> list[str]:
+    c = d.client("podkit-build")
+    out = [x.id for x in c.containers.list(all=True)]
+    with open("/proc/self/mountinfo") as f:
+        out += [line.split()[4] for line in f if str(d.base) in line and "/build/" in line]
+    return out
+
+
+def test_build_core_instructions_and_cache(d: Daemon, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path)
+    r = d.cli("build", "-t", "built:1", "--build-arg", "GREETING=bonjour", str(ctx))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Step 7/12 : RUN" in r.stdout and "\nran-step\n" in r.stdout
+    assert "Successfully tagged built:1" in r.stdout
+    img = d.client().images.get("built:1")
+    cfg = img.config["config"]
+    assert "APP=/app" in cfg["Env"]
+    assert cfg["WorkingDir"] == "/app" and cfg["User"] == "1000"
+    assert cfg["Labels"] == {"a": "b", "c": "d e"}
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}}
+    assert cfg["Entrypoint"] == ["/bin/cat"] and cfg["Cmd"] == ["/app/greet"]
+    r = d.cli("run", "--rm", "built:1")
+    assert r.returncode == 0 and r.stdout == "bonjour\n", r.stderr
+    r = d.cli(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "",
+        "built:1",
+        "sh",
+        "-c",
+        "cat /app/hello.txt /app/a; stat -c '%u:%g %a' /owned",
+    )
+    assert r.stdout.split("\n")[:3] == ["hello", "s", "1000:1000 600"], r.stdout + r.stderr
+
+    # all cached
+    r = d.cli("build", "-t", "built:2", "--build-arg", "GREETING=bonjour", str(ctx))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("Using cache") == 10 and "\nran-step" not in r.stdout
+    assert d.client().images.get("built:2").id == img.id
+
+    # a changed file: the COPY and everything after miss
+    (ctx / "sub" / "a").write_text("changed\n")
+    r = d.cli("build", "-q", "--build-arg", "GREETING=bonjour", str(ctx))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() != img.id and r.stdout.strip().startswith("sha256:")
+
+    r = d.cli("build", "--no-cache", "--build-arg", "GREETING=bonjour", str(ctx))
+    assert "Using cache" not in r.stdout and "\nran-step" in r.stdout
+    assert _leftovers(d) == []
+
+
+def test_build_failure_names_the_line_and_leaves_nothing(d: Daemon, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN true\n\nRUN exit 3\nRUN echo never\n")
+    r = d.cli("build", str(ctx))
+    assert r.returncode != 0
+    assert "Dockerfile:4" in r.stderr and "returned a non-zero code: 3" in r.stderr
+    assert _leftovers(d) == []
+    ctx = _ctx(tmp_path, "FROM busybox\nFOO bar\n")
+    r = d.cli("build", str(ctx))
+    assert r.returncode != 0 and "Dockerfile:2: unknown instruction: FOO" in r.stderr
+    r = d.cli("build", "-f", "-", str(ctx), input=b"FROM scratch\nCOPY nosuch /x\n")
+    assert r.returncode != 0 and "Dockerfile:2" in r.stderr and "nosuch" in r.stderr
+
+
+def test_build_from_scratch_multistage_target_and_stdin(d: Daemon, tmp_path: Path) -> None:
+    df = (
+        "FROM busybox AS builder\n"
+        "RUN mkdir /out && echo built > /out/artifact\n"
+        "FROM scratch AS final\n"
+        "COPY --from=builder /out/artifact /artifact\n"
+        "COPY hello.txt /\n"
+        "FROM busybox AS other\n"
+        "RUN false\n"
+    )
+    ctx = _ctx(tmp_path, df)
+    r = d.cli("build", "--target", "final", "-t", "tiny", "--iidfile", str(tmp_path / "iid"), str(ctx))
+    assert r.returncode == 0, r.stdout + r.stderr
+    iid = (tmp_path / "iid").read_text()
+    img = d.client().images.get("tiny")
+    assert img.id == iid and len(img.diff_ids) == 2
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        tf.add(ctx / "hello.txt", "hello.txt")
+        ti = tarfile.TarInfo("Dockerfile")
+        data = b"FROM busybox\nCOPY hello.txt /h\nCMD cat /h\n"
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+    r = d.cli("build", "-t", "fromtar", "-", input=buf.getvalue())
+    assert r.returncode == 0, r.stderr
+    r = d.cli("run", "--rm", "fromtar")
+    assert r.stdout == "hello\n"
+    assert _leftovers(d) == []
