@@ -67,6 +67,18 @@ def _str_list(v: Any, what: str) -> list[str] | None:
 
 def translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
     """A docker create body -> the podkit container options dict (CreateOptions.parse)."""
+    try:
+        return _translate(body, name)
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        # A field of the wrong JSON type deep in the body (docker answers 400 "cannot
+        # unmarshal"): the readers check the common ones by name, this the rest
+        # (found by tests/test_fuzz.py: HostConfig.Memory ":", NetworkingConfig "0").
+        raise InvalidArgument(
+            f"invalid container config: a field has the wrong type or value ({e})"
+        ) from None
+
+
+def _translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
     hc = body.get("HostConfig") or {}
     if not isinstance(hc, dict):
         raise InvalidArgument("HostConfig must be an object")
@@ -83,11 +95,18 @@ def translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
     o: dict[str, Any] = {"image": image}
     if name:
         o["name"] = name
-    o.update(_process(body))
-    o.update(_resources(hc))
-    o.update(_mounts(body, hc))
-    o.update(_networking(body, hc))
-    o.update(_security(hc))
+    try:
+        o.update(_process(body))
+        o.update(_resources(hc))
+        o.update(_mounts(body, hc))
+        o.update(_networking(body, hc))
+        o.update(_security(hc))
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        # A field of the wrong JSON type deep in the body (docker answers 400 "cannot
+        # unmarshal"); the readers above check the common ones by name, this the rest.
+        raise InvalidArgument(
+            f"invalid container config: a field has the wrong type or value ({e})"
+        ) from None
     health = body.get("Healthcheck")
     if isinstance(health, dict) and health.get("Test") and health["Test"] != ["NONE"]:
         raise _unsupported("Config", "Healthcheck", health)
