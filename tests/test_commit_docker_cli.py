@@ -1,8 +1,9 @@
-"""docker commit, diff and export (a real docker 28 client) against podkitd's Docker
+"""docker build (classic builder), commit, diff and export (a real docker 28 client) against podkitd's Docker
 Engine API. Skipped where the docker CLI is not installed."""
 
 from __future__ import annotations
 
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,3 +41,33 @@ def test_docker_diff_commit_export(env: DockerEnv, tmp_path: Path) -> None:
     assert r.returncode != 0 and "No such container: nosuch" in r.stderr
     env.docker("rm", "dc1")
     env.docker("rmi", "dcimg:1")
+
+
+def test_docker_build_classic(env: DockerEnv, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("from-context\n")
+    (ctx / "ignored.txt").write_text("no")
+    (ctx / ".dockerignore").write_text("ignored.txt\n")
+    (ctx / "Dockerfile").write_text(
+        'FROM busybox\nARG V=1\nCOPY . /c/\nRUN echo v=$V && ls /c\nLABEL x=y\nCMD ["cat", "/c/f.txt"]\n'
+    )
+    e = dict(env.env(), DOCKER_BUILDKIT="0")
+    assert DOCKER is not None
+    r = subprocess.run(
+        [DOCKER, "build", "-t", "dbuilt:1", "--build-arg", "V=7", "--label", "l=1", str(ctx)],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Step 4/6 : RUN" in r.stdout and "v=7" in r.stdout and "Successfully tagged dbuilt:1" in r.stdout
+    assert "ignored.txt" not in r.stdout
+    assert env.docker("run", "--rm", "dbuilt:1").stdout == "from-context\n"
+    labels = env.docker("image", "inspect", "-f", "{{json .Config.Labels}}", "dbuilt:1").stdout
+    assert '"x":"y"' in labels and '"l":"1"' in labels
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 4\n")
+    r = subprocess.run([DOCKER, "build", str(ctx)], env=e, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Dockerfile:2" in r.stderr and "non-zero code: 4" in r.stderr
+    env.docker("rmi", "dbuilt:1")

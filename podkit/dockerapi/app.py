@@ -99,6 +99,7 @@ def make_app(services: Services) -> web.Application:
     from podkit.dockerapi import (
         archive,
         attach,
+        build,
         commit,
         containers,
         distribution,
@@ -126,6 +127,7 @@ def make_app(services: Services) -> web.Application:
         stats,
         archive,
         commit,
+        build,
         images,
         distribution,
         networks,

@@ -1,6 +1,6 @@
 """What podkit does not do, answered as docker answers it: swarm objects as a docker
-that is not a swarm manager (503), plugins and build as
-not implemented (501), with a message saying so."""
+that is not a swarm manager (503), plugins and BuildKit
+sessions as not implemented (501), with a message saying so."""
 
 from __future__ import annotations
 
@@ -34,19 +34,17 @@ for _area in ("swarm", "services", "tasks", "secrets", "configs", "nodes"):
             routes.route(_m, _path)(_not_swarm)
 
 _PLUGINS = _not_implemented("plugins are not supported by podkit")
-_BUILD = _not_implemented(
-    "image build is not supported by podkit's Docker API yet (it comes with podkit's build support)"
-)
+_BUILD = _not_implemented("BuildKit sessions are not supported: use the classic builder (DOCKER_BUILDKIT=0)")
 
 for _m in ("GET", "POST", "DELETE"):
     routes.route(_m, "/plugins")(_PLUGINS)  # type: ignore[arg-type]
     routes.route(_m, "/plugins/{tail:.*}")(_PLUGINS)  # type: ignore[arg-type]
-routes.post("/build")(_BUILD)  # type: ignore[arg-type]
 routes.get("/session")(_BUILD)  # type: ignore[arg-type]
 routes.post("/session")(_BUILD)  # type: ignore[arg-type]
 
 
 @routes.post("/build/prune")
 async def build_prune(request: web.Request) -> web.StreamResponse:
-    """No builder, so no build cache: nothing to prune (``docker system prune`` asks)."""
+    """The build cache is images of the build namespace, which image GC prunes; nothing
+    apart to prune here (``docker system prune`` asks)."""
     return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
