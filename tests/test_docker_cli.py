@@ -527,3 +527,30 @@ def test_network_alias_names_and_live_connect(env: DockerEnv) -> None:
     finally:
         env.docker("rm", "-f", "srv", "cli", check=False)
         env.docker("network", "rm", "dnsa", "dnsb", check=False)
+
+
+def test_healthcheck_in_state_health_and_ps(env: DockerEnv) -> None:
+    env.docker(
+        "run", "-d", "--name", "hc1", "--health-cmd", "test -e /tmp/ok", "--health-interval", "200ms",
+        "--health-retries", "1", "busybox", "sleep", "300",
+    )  # fmt: skip
+    try:
+
+        def status() -> str:
+            return env.docker("inspect", "-f", "{{.State.Health.Status}}", "hc1").stdout.strip()
+
+        wait_for(lambda: status() == "unhealthy", 20, what="unhealthy")
+        env.docker("exec", "hc1", "touch", "/tmp/ok")
+        wait_for(lambda: status() == "healthy", 20, what="healthy")
+        assert "(healthy)" in env.docker("ps", "--filter", "name=hc1", "--format", "{{.Status}}").stdout
+        r = env.docker(
+            "run", "--rm", "--health-cmd", "true", "--health-interval", "-1s", "busybox", "true", check=False
+        )
+        assert r.returncode != 0
+    finally:
+        env.docker("rm", "-f", "hc1", check=False)
+    env.docker("run", "-d", "--name", "hc2", "--no-healthcheck", "busybox", "sleep", "300")
+    try:
+        assert env.docker("inspect", "-f", "{{.State.Health}}", "hc2").stdout.strip() in ("<nil>", "")
+    finally:
+        env.docker("rm", "-f", "hc2", check=False)

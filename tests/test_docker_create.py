@@ -118,6 +118,8 @@ def test_networking_config() -> None:
     }
     with pytest.raises(InvalidArgument, match="IPv4Address"):
         translate(fixed, None)
-    with pytest.raises(InvalidArgument, match="Healthcheck"):
-        translate({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"]}}, None)
-    assert translate({"Image": "b", "Healthcheck": {"Test": ["NONE"]}}, None)["network"] == "bridge"
+    hc = translate({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Interval": 2_000_000_000}}, None)
+    assert hc["healthcheck"]["test"] == ["CMD", "true"] and hc["healthcheck"]["interval"] == 2.0
+    assert translate({"Image": "b", "Healthcheck": {"Test": ["NONE"]}}, None)["no_healthcheck"] is True
+    with pytest.raises(InvalidArgument, match="Healthcheck.Interval"):
+        translate({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Interval": "5s"}}, None)

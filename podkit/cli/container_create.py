@@ -58,6 +58,12 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
         help="another name the container answers to on its user network",
     )
     a("--dns", action="append", default=[], help="a DNS server")
+    a("--health-cmd", help="a command run in the container (by /bin/sh -c) to check its health")
+    a("--health-interval", help="time between checks (default 30s)")
+    a("--health-timeout", help="time a check may take (default 30s)")
+    a("--health-retries", type=int, help="failures in a row before unhealthy (default 3)")
+    a("--health-start-period", help="time after start when failures do not count (default 0s)")
+    a("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
     a("--add-host", action="append", default=[], help="an /etc/hosts entry HOST:IP")
     a("--stop-signal", help="signal that stops the container (default: image's, else SIGTERM)")
     a("--stop-timeout", type=int, help="seconds before stop sends SIGKILL (default 10)")
@@ -109,6 +115,8 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "network": args.network[0] if args.network else None,
         "networks": args.network[1:],
         "network_aliases": args.network_alias,
+        "healthcheck": _healthcheck(args),
+        "no_healthcheck": args.no_healthcheck,
         "dns": args.dns,
         "add_hosts": args.add_host,
         "stop_signal": args.stop_signal,
@@ -131,3 +139,14 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
 
     # env files and seccomp profiles are read here, not by the daemon (as docker's CLI does)
     return inline_files({k: v for k, v in body.items() if v not in (None, [], False)})
+
+
+def _healthcheck(args: argparse.Namespace) -> dict[str, object] | None:
+    if not args.health_cmd:
+        return None
+    hc: dict[str, object] = {"test": args.health_cmd}
+    for key in ("interval", "timeout", "retries", "start_period"):
+        v = getattr(args, f"health_{key}")
+        if v is not None:
+            hc[key] = v
+    return hc

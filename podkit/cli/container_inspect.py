@@ -92,6 +92,7 @@ def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
             "Error": d.get("error") or "",
             "StartedAt": iso_time(d.get("started_at")),
             "FinishedAt": iso_time(d.get("finished_at")),
+            **({"Health": d["health"]} if d.get("health") else {}),
         },
         "Image": d.get("image_id", ""),
         "Name": d.get("name", ""),

@@ -25,6 +25,7 @@ from podkit.containers.store import ContainerStore, Record
 from podkit.publish import Publish
 
 if TYPE_CHECKING:
+    from podkit.containers.health import HealthMonitor
     from podkit.containers.restart import RestartManager
     from podkit.containers.runtime_driver import RuntimeDriver
     from podkit.containers.volumes import VolumeService
@@ -102,6 +103,7 @@ class ContainerContext:
         self.default_log_size = int(self.cfg.get("log_size_max", 50 * 1024 * 1024))
         self.hooks = HookChain()  # higher layers' say (pods), see hooks.py
         self.restarts: RestartManager | None = None  # set by the daemon wiring
+        self.health: HealthMonitor | None = None  # set by the service (health.py)
         self.watchers: dict[str, asyncio.Task[None]] = {}
         # Watchers past the exit: releasing, removing (an auto_remove container's teardown
         # runs there after its waiters went on); a shutdown lets them finish.

@@ -85,6 +85,10 @@ async def create(ctx: ContainerContext, ns: str, body: dict[str, Any] | CreateOp
             f"no command specified: image {opts.image} has no Cmd or Entrypoint and none was given"
         )
     _resolve_network(ctx, ns, opts)
+    if opts.healthcheck is None:  # the image's, unless the client gave one (or NONE)
+        from podkit.containers.health import from_image
+
+        opts.healthcheck = from_image(image.config.get("config") or {})
     if image.chain_id and not ctx.images.is_unpacked(image):
         await ctx.images.unpack(ns, image)
     cid = secrets.token_hex(32)

@@ -40,6 +40,10 @@ def view(ctx: ContainerContext, r: Record, full: bool = False) -> dict[str, Any]
         "command": (cfg.get("entrypoint") or []) + (cfg.get("cmd") or []),
         "ports": ((r.network or {}).get("ports") or []) if live else [],
     }
+    if ctx.health is not None and (cfg.get("healthcheck") or {}).get("test", ["NONE"])[0] != "NONE":
+        d["health"] = ctx.health.state(r.id) if live else None
+        if live and d["health"]:
+            d["status"] += f" ({d['health']['Status'].replace('starting', 'health: starting')})"
     if full:
         d["config"] = cfg
         # Addresses and the netns belong to a running container only: once it has

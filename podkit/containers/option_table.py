@@ -270,6 +270,12 @@ def _restart(o: CreateOptions, body: Body) -> None:
         raise InvalidArgument("conflicting options: --restart and --rm")
 
 
+def _healthcheck(o: CreateOptions, body: Body) -> None:
+    from podkit.containers import health
+
+    o.healthcheck = health.parse(body.get("healthcheck"), bool(body.get("no_healthcheck")))
+
+
 def _network(o: CreateOptions, body: Body) -> None:
     """The network mode, and the ports published (which some modes cannot have)."""
     ports: list[dict[str, Any]] = []
@@ -418,6 +424,7 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("init",), _flag("init")),
     (("restart", "restart_policy", "auto_remove"), _restart),
     (("ports", "network", "network_aliases", "networks"), _network),
+    (("healthcheck", "no_healthcheck"), _healthcheck),
     (("dns", "add_hosts"), _dns),
     (("stop_signal",), _stop_signal),
     (("stop_timeout",), _bounded("stop_timeout", "stop timeout", -1, 1 << 20, unset=(None,))),

@@ -99,6 +99,7 @@ class CreateOptions:
     auto_remove: bool = False
     ports: list[dict[str, Any]] = field(default_factory=list)
     network: str = "bridge"
+    healthcheck: dict[str, Any] | None = None  # {test, interval, timeout, retries, start_period}: health.py
     network_aliases: list[str] = field(default_factory=list)  # names on a user network, beside its own
     networks: list[str] = field(default_factory=list)  # more user networks (eth1...): --network repeated
     dns: list[str] = field(default_factory=list)

@@ -106,6 +106,8 @@ async def _recover_active(ctx: ContainerContext, rec: Record) -> str:
         elif status == "running" and rec.state != "running":
             ctx.store.update(rec.id, state="running")
         watch(ctx, rec.id)
+        if ctx.health is not None:  # checks resume where they were (health.json)
+            ctx.health.watch(rec.namespace, rec.id, fresh=False)
         return "running"
     async with ctx.lock(rec.id):
         await finish(ctx, rec)

@@ -34,6 +34,7 @@ from podkit.containers import stop as _stop
 from podkit.containers import update as _update
 from podkit.containers.context import ContainerContext, Lazy
 from podkit.containers.exec import Execs, ExecSession
+from podkit.containers.health import HealthMonitor
 from podkit.containers.hooks import ContainerHooks, HookChain
 from podkit.containers.logs import Entry
 from podkit.containers.options import CreateOptions
@@ -83,6 +84,7 @@ class ContainerService:
             config=config,
         )
         self.execs = Execs(self.ctx)
+        self.ctx.health = HealthMonitor(self.ctx, self.execs)
 
     # ------------------------------------------------------- shared state
     # (attributes of the service before the split; the front ends read some of them)

@@ -100,6 +100,8 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
     exits.watch(ctx, rec.id)
     mark(rec.id, "started")
     ctx.publish(rec.namespace, "container", "start", rec.id, name=rec.name, image=rec.image)
+    if ctx.health is not None:
+        ctx.health.watch(rec.namespace, rec.id, fresh=True)
 
 
 async def _rootfs(

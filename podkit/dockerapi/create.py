@@ -101,16 +101,33 @@ def _translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
         o.update(_mounts(body, hc))
         o.update(_networking(body, hc))
         o.update(_security(hc))
+        o.update(_health(body.get("Healthcheck")))
     except (TypeError, ValueError, AttributeError, KeyError) as e:
         # A field of the wrong JSON type deep in the body (docker answers 400 "cannot
         # unmarshal"); the readers above check the common ones by name, this the rest.
         raise InvalidArgument(
             f"invalid container config: a field has the wrong type or value ({e})"
         ) from None
-    health = body.get("Healthcheck")
-    if isinstance(health, dict) and health.get("Test") and health["Test"] != ["NONE"]:
-        raise _unsupported("Config", "Healthcheck", health)
     return o
+
+
+def _health(health: object) -> dict[str, Any]:
+    """Config.Healthcheck (durations in nanoseconds); Test ["NONE"] turns the image's off."""
+    if not isinstance(health, dict) or not health.get("Test"):
+        return {}
+    test = health["Test"]
+    if test == ["NONE"]:
+        return {"no_healthcheck": True}
+    if isinstance(test, list) and test and test[0] == "CMD-SHELL" and len(test) == 2:
+        test = test[1]
+    ns = {"interval": "Interval", "timeout": "Timeout", "start_period": "StartPeriod"}
+    out: dict[str, Any] = {"test": test, "retries": health.get("Retries") or None}
+    for key, field in ns.items():
+        v = health.get(field) or 0
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise InvalidArgument(f"Config.Healthcheck.{field} must be a duration in nanoseconds")
+        out[key] = v / 1e9
+    return {"healthcheck": out}
 
 
 def _check_modes(hc: dict[str, Any]) -> None:

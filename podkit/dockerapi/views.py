@@ -137,6 +137,17 @@ def _mounts(svc: ContainerService, rec: Record) -> list[dict[str, Any]]:
     return out
 
 
+def _health(svc: ContainerService, rec: Record) -> dict[str, Any]:
+    """State.Health, only for a container with a healthcheck (as docker)."""
+    hc = rec.config.get("healthcheck") or {}
+    if not hc.get("test") or hc["test"][0] == "NONE":
+        return {}
+    st = svc.view(rec).get("health") or {"Status": "starting", "FailingStreak": 0, "Log": []}
+    if rec.state not in _LIVE:
+        st = {**st, "Status": "unhealthy" if st.get("Status") == "unhealthy" else "starting"}
+    return {"Health": st}
+
+
 def container_summary(svc: ContainerService, rec: Record, networks: NetworkManager | None) -> dict[str, Any]:
     cfg = rec.config
     command = [*(cfg.get("entrypoint") or []), *(cfg.get("cmd") or [])]
@@ -286,6 +297,7 @@ def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManag
             "Error": rec.error or "",
             "StartedAt": rfc3339(rec.started_at),
             "FinishedAt": rfc3339(rec.finished_at) if rec.finished_at else ZERO_TIME,
+            **_health(svc, rec),
         },
         "Image": rec.image_id,
         "ResolvConfPath": str(bundle / "resolv.conf"),
