@@ -19,8 +19,9 @@ test: setup
 	$(PY) -m pytest -q tests
 
 # The tests that need no root (parsers, options, spec building, codecs, config): seconds,
-# and runnable as any user. `make test` runs them too, with the root tier.
-unit: setup
+# and runnable as any user. `make test` runs them too, with the root tier. As a user,
+# setup (which installs packages) is left out: run `make setup` as root first.
+unit: $(if $(filter 0,$(shell id -u)),setup)
 	$(PY) -m pytest -q -m "not root" tests
 
 # One check command: formatting, lint, and strict typing of podkit/ (config in pyproject.toml).
