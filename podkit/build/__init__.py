@@ -1,0 +1,1 @@
+"""Images from Dockerfiles: parsing, the build context, the step executor and its cache."""
