@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Python sources the format and lint checks cover (ruff would also format docs' code blocks).
 PYSRC := podkit tests bench scripts
 
-.PHONY: setup demo test unit check lint bench clean critest
+.PHONY: setup demo test unit check lint bench clean critest chaos
 
 setup:
 	@scripts/setup.sh
@@ -46,3 +46,11 @@ clean:
 # offline images of ../shared/critest in a local registry: every spec.
 critest: setup
 	$(PY) scripts/critest.py
+
+# The fault campaign (issue 10): SIGKILLs podkitd (and conmon) at random points for
+# CHAOS_MINUTES, checking the store and the running containers after each restart and
+# that nothing leaks at the end; prints the counts. Not part of `make test` (which runs
+# a 60-second round in tests/test_chaos.py).
+CHAOS_MINUTES ?= 10
+chaos: setup
+	$(PY) scripts/chaos.py --minutes $(CHAOS_MINUTES)
