@@ -549,6 +549,18 @@ def test_healthcheck_in_state_health_and_ps(env: DockerEnv) -> None:
         assert r.returncode != 0
     finally:
         env.docker("rm", "-f", "hc1", check=False)
+    r = env.docker(
+        "run",
+        "--rm",
+        "--dns-search",
+        "corp.test",
+        "--dns-option",
+        "ndots:3",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    )
+    assert "search corp.test" in r.stdout and "options ndots:3" in r.stdout
     env.docker("run", "-d", "--name", "hc2", "--no-healthcheck", "busybox", "sleep", "300")
     try:
         assert env.docker("inspect", "-f", "{{.State.Health}}", "hc2").stdout.strip() in ("<nil>", "")

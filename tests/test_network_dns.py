@@ -106,6 +106,13 @@ def test_default_network_resolves_no_names(daemon: Daemon, busybox_image: str) -
         gw = daemon.subnet.replace(".0/24", ".1")
         assert gw not in resolv
         assert not _aardvark_of(daemon.state)
+        r = daemon.cli(
+            "run", "--rm", "--dns-search", "corp.test", "--dns-option", "ndots:2", busybox_image,
+            "cat", "/etc/resolv.conf", check=True,
+        )  # fmt: skip
+        assert "search corp.test" in r.stdout and "options ndots:2" in r.stdout
+        r = daemon.cli("run", "--rm", "--dns-option", "a b", busybox_image, "true")
+        assert r.returncode == 125 and "one word each" in r.stderr
         # --network-alias is for user networks only, as in docker; nothing is created.
         r = daemon.cli("run", "-d", "--name", "d2", "--network-alias", "x", busybox_image, "true")
         assert r.returncode != 0 and "--network-alias is only for user-defined networks" in r.stderr

@@ -58,6 +58,8 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
         help="another name the container answers to on its user network",
     )
     a("--dns", action="append", default=[], help="a DNS server")
+    a("--dns-search", action="append", default=[], help="a DNS search domain ('.' for none)")
+    a("--dns-option", action="append", default=[], help="a resolver option (ndots:2...)")
     a("--health-cmd", help="a command run in the container (by /bin/sh -c) to check its health")
     a("--health-interval", help="time between checks (default 30s)")
     a("--health-timeout", help="time a check may take (default 30s)")
@@ -117,6 +119,8 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "network_aliases": args.network_alias,
         "healthcheck": _healthcheck(args),
         "no_healthcheck": args.no_healthcheck,
+        "dns_search": args.dns_search,
+        "dns_options": args.dns_option,
         "dns": args.dns,
         "add_hosts": args.add_host,
         "stop_signal": args.stop_signal,

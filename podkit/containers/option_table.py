@@ -310,6 +310,11 @@ def _network(o: CreateOptions, body: Body) -> None:
 
 def _dns(o: CreateOptions, body: Body) -> None:
     o.dns = strings(body.get("dns"), "dns")
+    o.dns_search = strings(body.get("dns_search"), "dns_search")
+    o.dns_options = strings(body.get("dns_options"), "dns_options")
+    for word in [*o.dns_search, *o.dns_options]:
+        if not word or any(c.isspace() or c == "#" for c in word):
+            raise InvalidArgument(f"invalid --dns-search/--dns-option {word!r}: one word each")
     o.add_hosts = strings(body.get("add_hosts"), "add_hosts")
     for h in o.add_hosts:
         if ":" not in h:
@@ -425,7 +430,7 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("restart", "restart_policy", "auto_remove"), _restart),
     (("ports", "network", "network_aliases", "networks"), _network),
     (("healthcheck", "no_healthcheck"), _healthcheck),
-    (("dns", "add_hosts"), _dns),
+    (("dns", "add_hosts", "dns_search", "dns_options"), _dns),
     (("stop_signal",), _stop_signal),
     (("stop_timeout",), _bounded("stop_timeout", "stop timeout", -1, 1 << 20, unset=(None,))),
     (("tty",), _flag("tty")),

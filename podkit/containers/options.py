@@ -103,6 +103,8 @@ class CreateOptions:
     network_aliases: list[str] = field(default_factory=list)  # names on a user network, beside its own
     networks: list[str] = field(default_factory=list)  # more user networks (eth1...): --network repeated
     dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
     add_hosts: list[str] = field(default_factory=list)
     stop_signal: int | None = None
     stop_timeout: int | None = None

@@ -134,7 +134,11 @@ def _etc_files(
         # On a user network aardvark-dns on the gateway answers the other members'
         # names and forwards the rest to the host's resolvers; --dns bypasses it.
         server = netinfo.get("dns_server")
-        p.write_text(dns.resolv_conf(opts.dns or ([server] if server else None)))
+        p.write_text(
+            dns.resolv_conf(
+                opts.dns or ([server] if server else None), opts.dns_search or None, opts.dns_options or None
+            )
+        )
         resolv = str(p)
     (bundle / "hostname").write_text(hostname + "\n")
     return [

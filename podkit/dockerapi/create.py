@@ -24,8 +24,6 @@ _UNSUPPORTED_HOST = (
     "UTSMode",
     "UsernsMode",
     "Sysctls",
-    "DnsOptions",
-    "DnsSearch",
     "CpuRealtimePeriod",
     "CpuRealtimeRuntime",
     "MemoryReservation",
@@ -357,6 +355,10 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
         o["ports"] = ports
     if hc.get("Dns"):
         o["dns"] = _str_list(hc["Dns"], "HostConfig.Dns")
+    if hc.get("DnsSearch"):
+        o["dns_search"] = _str_list(hc["DnsSearch"], "HostConfig.DnsSearch")
+    if hc.get("DnsOptions"):
+        o["dns_options"] = _str_list(hc["DnsOptions"], "HostConfig.DnsOptions")
     if hc.get("ExtraHosts"):
         o["add_hosts"] = _str_list(hc["ExtraHosts"], "HostConfig.ExtraHosts")
     rp = hc.get("RestartPolicy") or {}
