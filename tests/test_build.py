@@ -137,3 +137,51 @@ def test_build_from_scratch_multistage_target_and_stdin(d: Daemon, tmp_path: Pat
     r = d.cli("run", "--rm", "fromtar")
     assert r.stdout == "hello\n"
     assert _leftovers(d) == []
+
+
+def test_build_heredoc_add_tar_onbuild_shell_ignore_and_history(d: Daemon, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "")
+    with tarfile.open(ctx / "bundle.tar", "w") as tf:
+        tf.add(ctx / "hello.txt", "inner/hello.txt")
+    (ctx / "secret.key").write_text("no")
+    (ctx / ".dockerignore").write_text("*.key\n")
+    base = "FROM busybox\nONBUILD RUN echo onbuild-ran > /ob\n"
+    (ctx / "Dockerfile").write_text(base)
+    assert d.cli("build", "-t", "obbase", str(ctx)).returncode == 0
+    df = (
+        "FROM obbase\n"
+        'SHELL ["/bin/sh", "-ec"]\n'
+        "RUN <<EOT\n"
+        "echo one > /multi\n"
+        "echo two >> /multi\n"
+        "EOT\n"
+        "COPY <<EOT /inline.txt\n"
+        "inline body\n"
+        "EOT\n"
+        "ADD bundle.tar /unpacked/\n"
+        "COPY . /ctx/\n"
+        "STOPSIGNAL SIGUSR1\n"
+        "HEALTHCHECK NONE\n"
+    )
+    (ctx / "Dockerfile").write_text(df)
+    r = d.cli("build", "-t", "extras", str(ctx))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = d.cli(
+        "run",
+        "--rm",
+        "extras",
+        "sh",
+        "-c",
+        "cat /ob /multi /inline.txt /unpacked/inner/hello.txt; ls /ctx",
+    )
+    out = r.stdout.split("\n")
+    assert out[:5] == ["onbuild-ran", "one", "two", "inline body", "hello"], r.stdout + r.stderr
+    assert "secret.key" not in r.stdout and "bundle.tar" in r.stdout
+    cfg = d.client().images.get("extras").config
+    assert cfg["config"]["StopSignal"] == "SIGUSR1" and cfg["config"]["Shell"] == ["/bin/sh", "-ec"]
+    assert cfg["config"]["Healthcheck"] == {"Test": ["NONE"]}
+    assert not cfg["config"].get("OnBuild")
+    r = d.cli("image", "history", "--no-trunc", "extras")
+    assert "ADD file" in r.stdout or "ADD" in r.stdout, r.stdout
+    assert "STOPSIGNAL SIGUSR1" in r.stdout
+    assert _leftovers(d) == []
