@@ -157,6 +157,10 @@ class _RecordingWriter:
     def offset(self) -> int:
         return self._inner.offset
 
+    @property
+    def path(self) -> Path:
+        return self._inner.path
+
     @offset.setter
     def offset(self, value: int) -> None:
         self._inner.offset = value

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import BinaryIO
 
 from podkit.errors import AlreadyExists, DigestMismatch, InvalidArgument, NotFound, PodkitError
 from podkit.images.context import ImageContext
 from podkit.images.image import Image, chain_id_of
 from podkit.images.oci import Descriptor, layer_compression
+from podkit.images.stream import BlobFollower, GrowingBlob
 from podkit.images.unpack import apply_layer
 from podkit.snapshots import EXTRACT_PREFIX
 
@@ -46,12 +48,23 @@ def is_unpacked(ctx: ImageContext, image: Image) -> bool:
     return bool(image.chain_id) and ctx.snapshots.exists(image.chain_id or "")
 
 
-async def apply(ctx: ImageContext, layer: Descriptor, parent_chain_id: str | None, diff_id: str) -> str:
+async def apply(
+    ctx: ImageContext,
+    layer: Descriptor,
+    parent_chain_id: str | None,
+    diff_id: str,
+    stream: GrowingBlob | None = None,
+) -> str:
     """Apply one layer blob on top of ``parent_chain_id``; returns the new chain ID.
 
     A no-op when that snapshot exists. The layer goes into a fresh active
     snapshot that is committed only when it applied completely and its diff ID
     matched; otherwise it is removed.
+
+    ``stream``: the blob is still downloading; it is read as it arrives, and the
+    snapshot is committed only after the download committed (verified) the blob.
+    StreamAbandoned when it cannot be followed (the caller then applies it from
+    the store once the download is in).
     """
     chain = chain_id_of(parent_chain_id, diff_id)
     if ctx.snapshots.exists(chain):
@@ -61,12 +74,19 @@ async def apply(ctx: ImageContext, layer: Descriptor, parent_chain_id: str | Non
         if ctx.snapshots.exists(chain):
             return chain
         try:
-            return await asyncio.to_thread(_apply_sync, ctx, layer, parent_chain_id, diff_id, chain)
+            return await asyncio.to_thread(_apply_sync, ctx, layer, parent_chain_id, diff_id, chain, stream)
         finally:
             ctx.apply_locks.pop(chain, None)
 
 
-def _apply_sync(ctx: ImageContext, layer: Descriptor, parent: str | None, diff_id: str, chain: str) -> str:
+def _apply_sync(
+    ctx: ImageContext,
+    layer: Descriptor,
+    parent: str | None,
+    diff_id: str,
+    chain: str,
+    stream: GrowingBlob | None = None,
+) -> str:
     compression = layer_compression(layer.media_type) if layer.media_type else "gzip"
     key = f"{EXTRACT_PREFIX}{secrets.token_hex(6)}-{chain[7:19]}"
     ctx.snapshots.prepare(key, parent, labels={"podkit/extract": chain})
@@ -74,14 +94,22 @@ def _apply_sync(ctx: ImageContext, layer: Descriptor, parent: str | None, diff_i
     try:
         target = ctx.snapshots.apply_dir(key)
         lowers = ctx.snapshots.lower_dirs(key)
-        try:
-            f = ctx.content.open(layer.digest)
-        except NotFound:
-            raise NotFound(
-                f"layer {layer.digest} is not in the content store: pull or load the image again"
-            ) from None
+        f: BinaryIO | BlobFollower
+        if stream is not None:
+            f = stream.follow()
+        else:
+            try:
+                f = ctx.content.open(layer.digest)
+            except NotFound:
+                raise NotFound(
+                    f"layer {layer.digest} is not in the content store: pull or load the image again"
+                ) from None
         with f:
-            got = apply_layer(f, compression, target, ctx.snapshots.whiteouts, lowers)
+            got = apply_layer(f, compression, target, ctx.snapshots.whiteouts, lowers)  # type: ignore[arg-type]  # a BlobFollower reads like a file
+        if stream is not None:
+            # The decompressor may stop short of the blob's end: the digest is only
+            # known to match once the download committed the blob.
+            stream.wait_verified()
         if got != diff_id:
             raise DigestMismatch(
                 f"layer {layer.digest}: uncompressed digest {got} does not match "

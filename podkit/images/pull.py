@@ -37,7 +37,9 @@ from podkit.images.oci import (
 from podkit.images.reference import Reference
 from podkit.images.registry.auth import Credentials
 from podkit.images.registry.client import RegistryClient, Repository
+from podkit.images.registry.repository import Watch
 from podkit.images.registry.sources import BlobSources
+from podkit.images.stream import GrowingBlob, StreamAbandoned
 from podkit.snapshots import Snapshotter
 from podkit.store import Content, Database, Leases
 
@@ -261,7 +263,13 @@ class Puller:
         await asyncio.to_thread(self.content.put, data, desc.digest)
         return data
 
-    async def _fetch_once(self, repo: Repository, layer: Descriptor, progress: Callable[[int], None]) -> None:
+    async def _fetch_once(
+        self,
+        repo: Repository,
+        layer: Descriptor,
+        progress: Callable[[int], None],
+        watch: Watch | None = None,
+    ) -> None:
         """Fetch a blob, unless a concurrent pull is already fetching it: then wait for
         that one, and fetch only if it failed."""
         while True:
@@ -275,7 +283,7 @@ class Puller:
         fut = asyncio.get_running_loop().create_future()
         self._inflight[layer.digest] = fut
         try:
-            await repo.fetch_blob(layer, self.content, progress)
+            await repo.fetch_blob(layer, self.content, progress, watch)
         finally:
             del self._inflight[layer.digest]
             fut.set_result(None)  # the waiters look in the store to see how it went
@@ -302,6 +310,11 @@ class Puller:
             self.content.has(d.digest) and self._layer_exists(c) for d, c in zip(layers, chains, strict=True)
         ]
 
+        # Each layer still to download is followed as it arrives: the layer whose
+        # parent is in is unpacked from its blob's ingest file while the download
+        # writes it (stream.py), and committed once the blob's digest matched.
+        blobs = [GrowingBlob(d.digest) for d in layers]
+
         def status(i: int, st: str, current: int = 0) -> None:
             out({"id": short(layers[i].digest), "status": st, "current": current, "total": layers[i].size})
 
@@ -323,21 +336,31 @@ class Puller:
 
         async def download(i: int) -> None:
             layer = layers[i]
+            ok = False
             try:
                 await gates[i].wait()
                 if self.content.has(layer.digest):
                     status(i, "Download complete", layer.size)
+                    ok = True
                     return
                 async with sem:
                     timer = loop.call_later(self.STAGGER, open_gate, i)
                     status(i, "Downloading", 0)
                     try:
-                        await self._fetch_once(repo, layer, lambda n: status(i, "Downloading", n))
+                        await self._fetch_once(
+                            repo, layer, lambda n: status(i, "Downloading", n), blobs[i].written
+                        )
                     finally:
                         timer.cancel()
+                    ok = True
                     status(i, "Verifying Checksum", layer.size)
                     status(i, "Download complete", layer.size)
             finally:
+                # Always ends the blob: a follower blocked on it must wake up.
+                if ok:
+                    blobs[i].finish()
+                else:
+                    blobs[i].fail()
                 open_gate(i)
 
         if gates:
@@ -353,9 +376,20 @@ class Puller:
                 if task is None:
                     parent = chains[i]
                     continue
+                chain: str | None = None
+                if not task.done():
+                    status(i, "Extracting", 0)
+                    try:
+                        chain = await self.images.apply(layer, parent, diff_ids[i], stream=blobs[i])
+                    except StreamAbandoned:
+                        pass  # applied from the store below, once the download is in
+                    except PodkitError:
+                        await task  # a failed download (a digest mismatch...) is the cause to report
+                        raise
                 await task
-                status(i, "Extracting", 0)
-                chain = await self.images.apply(layer, parent, diff_ids[i])
+                if chain is None:
+                    status(i, "Extracting", 0)
+                    chain = await self.images.apply(layer, parent, diff_ids[i])
                 if chain != chains[i]:
                     log.warning(
                         "layer %s: chain id %s differs from the computed %s", layer.digest, chain, chains[i]

@@ -39,6 +39,7 @@ from podkit.images.image import (
 )
 from podkit.images.oci import Descriptor, Platform
 from podkit.images.resolve import resolve as _resolve
+from podkit.images.stream import GrowingBlob
 from podkit.snapshots import Snapshotter
 from podkit.store import Database, Leases
 
@@ -168,9 +169,14 @@ class ImageService:
     def is_unpacked(self, image: Image) -> bool:
         return _layers.is_unpacked(self._ctx, image)
 
-    async def apply(self, layer: Descriptor, parent_chain_id: str | None, diff_id: str) -> str:
-        """Apply one layer blob on top of ``parent_chain_id``; returns the new chain ID."""
-        return await _layers.apply(self._ctx, layer, parent_chain_id, diff_id)
+    async def apply(
+        self, layer: Descriptor, parent_chain_id: str | None, diff_id: str, stream: GrowingBlob | None = None
+    ) -> str:
+        """Apply one layer blob on top of ``parent_chain_id``; returns the new chain ID.
+
+        ``stream``: the blob is still downloading and is applied as it arrives
+        (layers.apply)."""
+        return await _layers.apply(self._ctx, layer, parent_chain_id, diff_id, stream)
 
     # -- usage, removal, GC (removal.py, gc.py) ---------------------------------------
 

@@ -22,6 +22,8 @@ class ContentWriter(Protocol):
 
     #: bytes written so far
     offset: int
+    #: the file being written: unverified until ``commit`` (a follower may read it as it grows)
+    path: Path
 
     def write(self, data: bytes) -> None:
         """Append; DigestMismatch (and the blob aborted) past the declared size."""

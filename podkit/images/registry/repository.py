@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 from yarl import URL
@@ -33,6 +34,9 @@ MAX_MANIFEST = 4 << 20  # the distribution spec lets registries refuse bigger on
 _CHUNK = 1 << 20  # bytes handed to the hashing writer thread at a time
 
 Progress = Callable[[int], None]  # called with bytes done so far
+# Called (on the event loop) each time more of a blob is in its ingest file: the
+# file and how many bytes it holds. A layer applier follows the download with it.
+Watch = Callable[[Path, int], None]
 
 
 class Repository(RepositoryTransport):
@@ -125,16 +129,18 @@ class Repository(RepositoryTransport):
             raise DigestMismatch(f"manifest {desc.digest}: expected {desc.size} bytes, got {got.size}")
         return data
 
-    async def fetch_blob(self, desc: Descriptor, content: Content, progress: Progress | None = None) -> None:
+    async def fetch_blob(
+        self, desc: Descriptor, content: Content, progress: Progress | None = None, watch: Watch | None = None
+    ) -> None:
         """Stream a blob into the content store; it is committed only once verified."""
 
         async def one(ep: Endpoint) -> None:
-            await self._fetch_blob(ep, desc, content, progress)
+            await self._fetch_blob(ep, desc, content, progress, watch)
 
         await self._each_endpoint(one)
 
     async def _fetch_blob(
-        self, ep: Endpoint, desc: Descriptor, content: Content, progress: Progress | None
+        self, ep: Endpoint, desc: Descriptor, content: Content, progress: Progress | None, watch: Watch | None
     ) -> None:
         writer = content.writer(desc.digest, desc.size)
         url = self._url(ep, f"blobs/{desc.digest}")
@@ -156,7 +162,7 @@ class Repository(RepositoryTransport):
                         if resp.status == 206:
                             continue
                     reader = self.client.stall.reader(resp.content, f"{ep.host}: download of {desc.digest}")
-                    await _copy(reader, writer, progress)
+                    await _copy(reader, writer, progress, watch)
                 except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
                     failures += 1
                     if failures > self.client.retries:
@@ -304,7 +310,9 @@ class Repository(RepositoryTransport):
             resp.release()
 
 
-async def _copy(stream: StallGuard, writer: ContentWriter, progress: Progress | None) -> None:
+async def _copy(
+    stream: StallGuard, writer: ContentWriter, progress: Progress | None, watch: Watch | None = None
+) -> None:
     """Move a response body into a content Writer.
 
     Chunks are gathered to ~1 MiB and hashed+written in a worker thread (hashlib and
@@ -324,6 +332,8 @@ async def _copy(stream: StallGuard, writer: ContentWriter, progress: Progress | 
             if pending is not None:
                 await pending
                 pending = None
+                if watch is not None:
+                    watch(writer.path, writer.offset)
             if buf:
                 block = bytes(buf)
                 buf.clear()
