@@ -332,13 +332,15 @@ async def _copy(
             if pending is not None:
                 await pending
                 pending = None
-                if watch is not None:
-                    watch(writer.path, writer.offset)
             if buf:
                 block = bytes(buf)
                 buf.clear()
                 inflight = len(block)
                 pending = asyncio.ensure_future(asyncio.to_thread(writer.write, block))
+                if watch is not None:
+                    # As soon as the block is in the file, not when the next one is ready:
+                    # on a slow link that could be long after.
+                    pending.add_done_callback(lambda _f: watch(writer.path, writer.offset))
             if not data:
                 break
             if progress is not None:
