@@ -132,7 +132,7 @@ def test_layer_is_unpacked_before_its_download_ends(daemon: Daemon, link: _Holdi
     try:
         assert link.holding.wait(30), "the pull never reached the layer blob"
         # The blob's tail has not been sent: what is unpacked came from the stream.
-        wait_for(lambda: find_in_snapshots(daemon.root, "a-first.txt"), timeout=30, what="a-first.txt unpacked")
+        wait_for(lambda: find_in_snapshots(daemon.root, "a-first.txt"), timeout=30, what="a-first.txt")
         assert t.is_alive()
         assert f"{link.host}/{image}" not in [i.name for i in daemon.client().images.list()]
     finally:
@@ -150,7 +150,7 @@ def test_corrupt_layer_leaves_no_snapshot(daemon: Daemon, link: _HoldingLink, im
     t, failed = _pull_in_thread(daemon, f"{link.host}/{image}")
     try:
         assert link.holding.wait(30), "the pull never reached the layer blob"
-        wait_for(lambda: find_in_snapshots(daemon.root, "a-first.txt"), timeout=30, what="a-first.txt unpacked")
+        wait_for(lambda: find_in_snapshots(daemon.root, "a-first.txt"), timeout=30, what="a-first.txt")
     finally:
         link.release.set()
         t.join(60)

@@ -157,13 +157,13 @@ class _RecordingWriter:
     def offset(self) -> int:
         return self._inner.offset
 
-    @property
-    def path(self) -> Path:
-        return self._inner.path
-
     @offset.setter
     def offset(self, value: int) -> None:
         self._inner.offset = value
+
+    @property
+    def path(self) -> Path:
+        return self._inner.path
 
     def write(self, data: bytes) -> None:
         self._inner.write(data)

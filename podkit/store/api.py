@@ -22,8 +22,11 @@ class ContentWriter(Protocol):
 
     #: bytes written so far
     offset: int
-    #: the file being written: unverified until ``commit`` (a follower may read it as it grows)
-    path: Path
+
+    @property
+    def path(self) -> Path:
+        """The file being written: unverified until ``commit`` (a follower may read it as it grows)."""
+        ...
 
     def write(self, data: bytes) -> None:
         """Append; DigestMismatch (and the blob aborted) past the declared size."""
