@@ -185,3 +185,32 @@ def test_build_heredoc_add_tar_onbuild_shell_ignore_and_history(d: Daemon, tmp_p
     assert "ADD file" in r.stdout or "ADD" in r.stdout, r.stdout
     assert "STOPSIGNAL SIGUSR1" in r.stdout
     assert _leftovers(d) == []
+
+
+def test_interrupted_build_leaves_nothing(d: Daemon, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import wait_for
+
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN sleep 300\n")
+    env = dict(os.environ, PODKIT_HOST=d.host)
+    p = subprocess.Popen(
+        [str(Path(sys.executable).parent / "podkit"), "build", str(ctx)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        c = d.client("podkit-build")
+        wait_for(lambda: any(x.state == "running" for x in c.containers.list(all=True)), timeout=30)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=30)
+        assert p.returncode != 0
+        wait_for(lambda: _leftovers(d) == [], timeout=30, what="the step container's removal")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

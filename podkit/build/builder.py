@@ -492,7 +492,15 @@ class Builder:
         svc = self.containers
         rec = None
         try:
-            rec = await svc.create(BUILD_NS, body)
+            # A create cut short by a cancellation (the client left) would leave a
+            # half-made container: let it finish, then the finally removes it.
+            making = asyncio.ensure_future(svc.create(BUILD_NS, body))
+            try:
+                rec = await asyncio.shield(making)
+            except asyncio.CancelledError:
+                with contextlib.suppress(PodkitError):
+                    rec = await making
+                raise
             await svc.start(BUILD_NS, rec.id)
             entries = await svc.logs(BUILD_NS, rec.id, follow=True)
             async for e in entries:

@@ -50,8 +50,11 @@ async def build(ctx: Ctx) -> web.StreamResponse:
 
     svcs = ctx.services
     try:
-        iid = await session.run(
-            svcs.images, svcs.containers, ctx.ns, svcs.containers.state_dir, body(), opts, emit
+        # A build whose client left (^C) stops at once, even in a RUN that prints
+        # nothing: its step container and views are removed by the builder's finally.
+        iid = await ctx.unless_client_leaves(
+            session.run(svcs.images, svcs.containers, ctx.ns, svcs.containers.state_dir, body(), opts, emit),
+            "build",
         )
         await resp.write(json.dumps({"aux": {"ID": iid}}).encode() + b"\n")
     except ConnectionError:
