@@ -799,6 +799,7 @@ def _write_copy_layer(
     raw = HashingWriter(gz)
     entries: dict[str, tarfile.TarInfo] = {}
     data: dict[str, Path | bytes] = {}
+    links: dict[tuple[int, int], str] = {}
 
     def add_dir(rel: str, src: Path | None, forced: bool = False) -> None:
         if rel in entries:
@@ -837,7 +838,12 @@ def _write_copy_layer(
             ti.mode = chmod
         if stat.S_ISLNK(st.st_mode):
             ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(src)
+        elif stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and (st.st_dev, st.st_ino) in links:
+            # hard links within what is copied stay links (as buildah and docker keep them)
+            ti.type, ti.linkname = tarfile.LNKTYPE, links[(st.st_dev, st.st_ino)]
         elif stat.S_ISREG(st.st_mode):
+            if st.st_nlink > 1:
+                links[(st.st_dev, st.st_ino)] = rel
             ti.size = st.st_size
             data[rel] = src
         else:
@@ -874,7 +880,7 @@ def _write_copy_layer(
         parents(rel)
         add_path(rel, src)
     with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
-        for rel in sorted(entries):
+        for rel in entries:  # walk order: parents first, a link after its target
             ti = entries[rel]
             ti.uname = ti.gname = ""
             payload = data.get(rel)
