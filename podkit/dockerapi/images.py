@@ -197,62 +197,23 @@ async def search(request: web.Request) -> web.StreamResponse:
 
 # ------------------------------------------------------------- save / load
 async def _save(request: web.Request, refs: list[str]) -> web.StreamResponse:
-    from podkit.images.export import plan_archive, write_archive
+    from podkit.images.export import archive_chunks, plan_archive
 
     svc = images(request)
     imgs = [_get(request, r) for r in refs]
     plan = await asyncio.to_thread(plan_archive, svc, NAMESPACE, imgs, refs, None)
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=16)
-    stopped = False
-
-    class _Sink:
-        def __init__(self) -> None:
-            self.buf = bytearray()
-
-        def write(self, data: bytes) -> int:
-            if stopped:
-                raise ConnectionAbortedError("client went away")
-            self.buf += data
-            if len(self.buf) >= 1 << 20:
-                self.flush()
-            return len(data)
-
-        def flush(self) -> None:
-            if self.buf:
-                asyncio.run_coroutine_threadsafe(queue.put(bytes(self.buf)), loop).result()
-                self.buf.clear()
-
-    def produce() -> None:
-        try:
-            sink = _Sink()
-            write_archive(svc, plan, sink, "docker")  # type: ignore[arg-type]
-            sink.flush()
-            asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
-        except BaseException as e:  # noqa: BLE001 - handed to the response side
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(queue.put(e), loop).result()
-
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    task = loop.run_in_executor(None, produce)
+    chunks = archive_chunks(svc, plan, "docker")
     try:
-        while True:
-            item = await queue.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise ConnectionAbortedError(str(item))  # headers are gone: cut the stream
-            await resp.write(item)
-        await resp.write_eof()
-        for img in imgs:
-            events(request).publish(NAMESPACE, "image", "save", img.id, name=img.name)
+        async for chunk in chunks:
+            await resp.write(chunk)
     finally:
-        stopped = True
-        while not task.done():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(queue.get(), 0.5)
+        await chunks.aclose()
+    await resp.write_eof()
+    for img in imgs:
+        events(request).publish(NAMESPACE, "image", "save", img.id, name=img.name)
     return resp
 
 

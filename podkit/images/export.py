@@ -8,12 +8,15 @@ of either format accept it. "oci" writes the layout alone.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
+import logging
 import tarfile
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from podkit.errors import NotFound, PodkitError
 from podkit.images import reference
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
     from podkit.images.service import Image, ImageService
 
 _EPOCH = 0  # fixed member times: saving twice gives the same bytes
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -112,6 +118,66 @@ def write_archive(svc: ImageService, plan: Plan, out: BinaryIO, fmt: str = "dock
             _add_bytes(tf, "manifest.json", json.dumps(plan.docker_entries, separators=(",", ":")).encode())
             if plan.repositories:
                 _add_bytes(tf, "repositories", json.dumps(plan.repositories, separators=(",", ":")).encode())
+
+
+async def archive_chunks(svc: ImageService, plan: Plan, fmt: str = "docker") -> AsyncGenerator[bytes, None]:
+    """The archive of `plan`, written in a worker thread, as chunks of about a MiB.
+
+    Both API front ends stream saves through this. A failure of the writer is raised
+    as ConnectionAbortedError: the response's headers are gone by then, and cutting
+    the stream short is the only way left to say it failed. Closing the generator early
+    (the client went away) stops the writer and waits for its thread to end.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=16)
+    stop = False
+
+    class _Sink:
+        """tarfile writes 10 KiB records: hand them to the loop a MiB at a time."""
+
+        def __init__(self) -> None:
+            self.buf = bytearray()
+
+        def write(self, data: bytes) -> int:
+            if stop:
+                raise ConnectionAbortedError("client went away")
+            self.buf += data
+            if len(self.buf) >= 1 << 20:
+                self.flush()
+            return len(data)
+
+        def flush(self) -> None:
+            if self.buf:
+                asyncio.run_coroutine_threadsafe(queue.put(bytes(self.buf)), loop).result()
+                self.buf.clear()
+
+    def produce() -> None:
+        try:
+            sink = _Sink()
+            write_archive(svc, plan, cast(BinaryIO, sink), fmt)  # tarfile's stream mode only writes
+            sink.flush()
+            asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+        except BaseException as e:  # noqa: BLE001 - handed to the response side
+            try:
+                asyncio.run_coroutine_threadsafe(queue.put(e), loop).result()
+            except Exception as lost:  # the loop is gone: the daemon is stopping
+                log.warning("save: could not hand the archive error (%s) to the response: %s", e, lost)
+
+    task = loop.run_in_executor(None, produce)
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise ConnectionAbortedError(str(item))
+            yield item
+    finally:
+        # If the client went away, unblock the producer and let it stop.
+        stop = True
+        while not task.done():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(queue.get(), 0.5)
 
 
 def _manifest_type(svc: ImageService, digest: str) -> str:

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -257,7 +256,7 @@ async def load(ctx: Ctx) -> dict[str, Any]:
     },
 )
 async def save(ctx: Ctx) -> web.StreamResponse:
-    from podkit.images.export import plan_archive, write_archive
+    from podkit.images.export import archive_chunks, plan_archive
     from podkit.images.oci import Platform
 
     refs = ctx.request.query.getall("ref", [])
@@ -271,61 +270,16 @@ async def save(ctx: Ctx) -> web.StreamResponse:
     images = [svc.get(ctx.ns, r) for r in refs]
     # Everything checked before any byte is sent: a broken stream says little.
     plan = await asyncio.to_thread(plan_archive, svc, ctx.ns, images, refs, plat)
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=16)
-    stop = False
-
-    class _Sink:
-        """tarfile writes 10 KiB records: hand them to the loop a MiB at a time."""
-
-        def __init__(self) -> None:
-            self.buf = bytearray()
-
-        def write(self, data: bytes) -> int:
-            if stop:
-                raise ConnectionAbortedError("client went away")
-            self.buf += data
-            if len(self.buf) >= 1 << 20:
-                self.flush()
-            return len(data)
-
-        def flush(self) -> None:
-            if self.buf:
-                asyncio.run_coroutine_threadsafe(queue.put(bytes(self.buf)), loop).result()
-                self.buf.clear()
-
-    def produce() -> None:
-        try:
-            sink = _Sink()
-            write_archive(svc, plan, cast(BinaryIO, sink), fmt)  # tarfile's stream mode only writes
-            sink.flush()
-            asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
-        except BaseException as e:  # noqa: BLE001 - handed to the response side
-            try:
-                asyncio.run_coroutine_threadsafe(queue.put(e), loop).result()
-            except Exception as lost:  # the loop is gone: the daemon is stopping
-                log.warning("save: could not hand the archive error (%s) to the response: %s", e, lost)
-
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
     resp.enable_chunked_encoding()
     await resp.prepare(ctx.request)
-    task = loop.run_in_executor(None, produce)
+    chunks = archive_chunks(svc, plan, fmt)
     try:
-        while True:
-            item = await queue.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                # Headers are gone: cutting the stream short is the only way to say it failed.
-                raise ConnectionAbortedError(str(item))
-            await resp.write(item)
-        await resp.write_eof()
-        for img in images:
-            ctx.services.events.publish(ctx.ns, "image", "save", img.id, name=img.name)
+        async for chunk in chunks:
+            await resp.write(chunk)
     finally:
-        # If the client went away, unblock the producer and let it stop.
-        stop = True
-        while not task.done():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(queue.get(), 0.5)
+        await chunks.aclose()
+    await resp.write_eof()
+    for img in images:
+        ctx.services.events.publish(ctx.ns, "image", "save", img.id, name=img.name)
     return resp
