@@ -4,7 +4,6 @@ timeout expires the process is killed and the call fails with DeadlineExceeded."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from cri_api.v1 import api_pb2 as pb
@@ -53,9 +52,15 @@ async def handle(cri: CRI, req: pb.ExecSyncRequest) -> pb.ExecSyncResponse:
             await collect()
         code = await cri.containers.exec_wait(cri.ns, ex.id)
     except TimeoutError:
-        with contextlib.suppress(Exception):
+        try:
             sess.kill()
-        with contextlib.suppress(Exception):
+        except ProcessLookupError:
+            pass  # it ended on its own just now
+        except Exception as e:
+            log.warning("ExecSync: killing exec %s after its timeout failed: %s", ex.id[:12], e)
+        try:
             await asyncio.wait_for(cri.containers.exec_wait(cri.ns, ex.id), 10)
+        except Exception as e:
+            log.warning("ExecSync: waiting for killed exec %s failed: %s", ex.id[:12], e)
         raise DeadlineExceeded(f"command {list(req.cmd)} timed out after {req.timeout}s: killed") from None
     return pb.ExecSyncResponse(stdout=bytes(out[1]), stderr=bytes(out[2]), exit_code=code)

@@ -17,6 +17,7 @@ from podkit.cri.context import (
     ns_time,
     user_labels,
 )
+from podkit.errors import PodkitError
 
 if TYPE_CHECKING:
     from podkit.containers.store import Record
@@ -40,7 +41,7 @@ def image_ref(cri: CRI, rec: Record) -> str:
         return known
     try:
         img = cri.images.get(cri.ns, rec.image_id or rec.image)
-    except Exception:
+    except PodkitError:  # gone or renamed since create: the id is all we know
         return rec.image_id
     from podkit.cri.image_view import repo_digests
 

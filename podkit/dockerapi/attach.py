@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -60,8 +59,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
         log.debug("attach to %s ended: %s", rec.id[:12], how)
         conn.close()
     finally:
-        with contextlib.suppress(Exception):
+        try:
             await session.close()
+        except Exception as e:
+            log.warning("attach to %s: closing the session failed: %s", rec.id[:12], e)
     return HijackedResponse()
 
 
@@ -128,7 +129,9 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
         for t in (out_task, in_task):
             t.cancel()
         await asyncio.gather(out_task, in_task, return_exceptions=True)
-        with contextlib.suppress(Exception):
+        try:
             await session.close()
+        except Exception as e:
+            log.warning("websocket attach: closing session %r failed: %s", session, e)
         await ws.close()
     return ws

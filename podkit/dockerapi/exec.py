@@ -135,8 +135,10 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
         and len(size) == 2
         and all(isinstance(x, int) and x > 0 for x in size)
     ):
-        with contextlib.suppress(Exception):
+        try:
             await svc.exec_resize(NAMESPACE, ex.id, size[0], size[1])
+        except Exception as e:  # the exec still starts, at its default size
+            log.warning("exec %s: the initial resize to %s failed: %s", ex.id[:12], size, e)
     try:
         how = await pump(
             conn,

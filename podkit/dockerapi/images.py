@@ -118,7 +118,7 @@ async def image_history(request: web.Request) -> web.StreamResponse:
             size = int(layers[li].size)
             li += 1
         created = 0
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(ValueError, OverflowError):  # a malformed date shows as 0
             created = (
                 int(parse_time(str(h.get("created") or "")[:26].rstrip("Z") + "Z")) if h.get("created") else 0
             )

@@ -11,7 +11,6 @@ the handler returns it finds the transport closed and lets it go.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 log = logging.getLogger(__name__)
@@ -41,8 +40,10 @@ class RawConnection(asyncio.Protocol):
         transport.write(preamble)
         transport.set_protocol(conn)
         conn.connection_made(transport)
-        with contextlib.suppress(Exception):
+        try:
             transport.resume_reading()  # aiohttp may have paused it for its own reasons
+        except Exception as e:  # the connection then reads nothing; its reader times out
+            log.warning("connection %r: resuming reading after the upgrade failed: %s", transport, e)
         return conn
 
     # ------------------------------------------------------------ asyncio.Protocol

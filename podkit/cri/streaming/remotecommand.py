@@ -171,8 +171,10 @@ async def run_exec(containers: ContainerService, io: StreamIO) -> None:
         if not exit_t.done():
             _kill(sess)  # cancelled ourselves (the daemon stopping): the process goes too
         await _cancel(out_t, in_t, rs_t, exit_t, gone_t)
-        with contextlib.suppress(Exception):
+        try:
             await _maybe_await(sess.close())
+        except Exception as e:
+            log.warning("streaming: closing exec session %r failed: %s", sess, e)
 
 
 def _kill(sess: Any) -> None:
@@ -261,5 +263,7 @@ async def run_attach(containers: ContainerService, io: StreamIO) -> None:
         await io.finish(status_success())
     finally:
         await _cancel(out_t, in_t, rs_t, gone_t)
-        with contextlib.suppress(Exception):
+        try:
             await adapter.close()
+        except Exception as e:
+            log.warning("streaming: closing attach session %r failed: %s", adapter, e)

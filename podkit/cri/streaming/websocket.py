@@ -145,8 +145,10 @@ class WebSocketStreamIO(StreamIO):
         self._reader.cancel()
         with contextlib.suppress(BaseException):
             await self._reader
-        with contextlib.suppress(Exception):
+        try:
             await self.sock.ws.close()
+        except Exception as e:
+            log.warning("streaming: closing websocket %r failed: %s", self.sock.ws, e)
 
 
 async def serve_portforward(sock: ChannelSocket, netns: pf.NetnsResolver, pod: str, ports: list[int]) -> None:
@@ -208,5 +210,7 @@ async def serve_portforward(sock: ChannelSocket, netns: pf.NetnsResolver, pod: s
         reader.cancel()
         with contextlib.suppress(BaseException):
             await reader
-        with contextlib.suppress(Exception):
+        try:
             await sock.ws.close()
+        except Exception as e:
+            log.warning("port-forward to pod %s: closing the websocket failed: %s", pod, e)
