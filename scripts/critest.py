@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fixtures.registry import RegistryServer  # noqa: E402
-from tests.helpers import Daemon, wait_for  # noqa: E402
+from tests.helpers import Daemon, shared_dir, wait_for  # noqa: E402
 from tests.leaks import unmount_all_under  # noqa: E402
 
-SHARED = Path(os.environ.get("PODKIT_SHARED", REPO.parent.parent / "shared"))
+SHARED = shared_dir()
 CRITEST = Path(os.environ.get("CRITEST", SHARED / "bin" / "critest"))
 MKIMAGES = SHARED / "critest" / "mkimages.py"
 CACHE = Path(os.environ.get("PODKIT_CRITEST_CACHE", "/var/tmp/podkit-critest-cache"))

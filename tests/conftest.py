@@ -16,7 +16,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,11 +110,4 @@ def daemon(workdir: Path) -> Iterator[Daemon]:
         yield d
     finally:
         d.stop()
-        # The default network's bridge (made by the CNI bridge plugin on first use)
-        # outlives the daemon, as it must for running containers: drop the test's.
-        if os.path.exists(f"/sys/class/net/{d.bridge}"):
-            subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
-        # Likewise the masquerade/port rules of containers the test left attached.
-        from tests.fixtures.network import scrub_subnet
-
-        scrub_subnet(d.subnet)
+        d.drop_host_network()

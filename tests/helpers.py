@@ -14,6 +14,19 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    """The machine's ../shared (crictl, critest and its image builder): beside the
+    checkout, or beside the folder holding it (a worktree), or $PODKIT_SHARED."""
+    if os.environ.get("PODKIT_SHARED"):
+        return Path(os.environ["PODKIT_SHARED"])
+    for d in (REPO.parent / "shared", REPO.parent.parent / "shared", Path("/work/shared")):
+        if (d / "bin").is_dir():
+            return d
+    return REPO.parent / "shared"
+
+
 BIN = Path(sys.executable).parent
 
 
@@ -139,6 +152,15 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def drop_host_network(self) -> None:
+        """Drop this daemon's default bridge and its rules: they outlive the daemon (as
+        they must for running containers), so whoever started it removes them."""
+        if os.path.exists(f"/sys/class/net/{self.bridge}"):
+            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        from tests.fixtures.network import scrub_subnet
+
+        scrub_subnet(self.subnet)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""

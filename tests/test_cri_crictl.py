@@ -14,9 +14,9 @@ import pytest
 
 from tests.fixtures.cri import CRIClient
 from tests.fixtures.registry import PASSWORD, USER, RegistryServer, build_layout, skopeo_push
-from tests.helpers import wait_for
+from tests.helpers import shared_dir, wait_for
 
-CRICTL = Path(os.environ.get("CRICTL", "/work/shared/bin/crictl"))
+CRICTL = Path(os.environ.get("CRICTL", shared_dir() / "bin" / "crictl"))
 pytestmark = pytest.mark.skipif(not CRICTL.exists(), reason=f"crictl not found at {CRICTL}")
 
 

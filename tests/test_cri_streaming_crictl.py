@@ -16,17 +16,14 @@ import subprocess
 import termios
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from cri_api.v1 import api_pb2 as pb
 
 from tests.fixtures.cri import CRIClient
-from tests.helpers import wait_for
+from tests.helpers import shared_dir, wait_for
 
-CRICTL = Path(__file__).resolve().parent.parent.parent / "shared" / "bin" / "crictl"
-if not CRICTL.exists():
-    CRICTL = Path("/work/shared/bin/crictl")
+CRICTL = shared_dir() / "bin" / "crictl"
 
 pytestmark = [
     pytest.mark.skipif(not CRICTL.exists(), reason=f"crictl not found at {CRICTL}"),

@@ -122,7 +122,7 @@ def test_default_network_resolves_no_names(daemon: Daemon, busybox_image: str) -
         assert r.returncode != 0 and "invalid --network-alias" in r.stderr
         assert (
             daemon.cli("ps", "-aq", check=True).stdout.split() != []
-            and "d2" not in daemon.cli("ps", "-a", check=True).stdout
+            and "d2" not in daemon.cli("ps", "-a", check=True).stdout.split()
         )
     finally:
         daemon.cli("rm", "-f", "d1")

@@ -102,8 +102,11 @@ def test_pool_life_cycle_restart_and_crash(workdir: Path, busybox_tarball: Path)
         wait_for(lambda: len(_pins(d)) == 1 and _free(d) == 1, what="the pool to shrink")
     finally:
         d.stop()
-    # a graceful stop leaves nothing to nobody
-    assert _pins(d) == [] and leases(d.root / "networks" / "ipam") == [] and links_on(d.bridge) == []
+    try:
+        # a graceful stop leaves nothing to nobody
+        assert _pins(d) == [] and leases(d.root / "networks" / "ipam") == [] and links_on(d.bridge) == []
+    finally:
+        d.drop_host_network()
 
 
 def test_pool_size_is_checked(workdir: Path) -> None:
