@@ -40,11 +40,15 @@ def _ports_text(ports: list[dict[str, Any]]) -> str:
 
 
 def cmd_ps(args: argparse.Namespace, client: Client) -> int:
-    rows = client._t.get(
-        "/containers", params={"all": args.all or args.latest, "filters": _filters(args.filter) or None}
-    )
-    if args.latest:
-        rows = rows[:1]
+    last = 1 if args.latest else args.last  # docker: -l is -n 1; either implies -a
+    params = {
+        "all": args.all or last > 0,
+        "filters": _filters(args.filter) or None,
+        "size": args.size or None,
+    }
+    rows = client._t.get("/containers", params=params)
+    if last > 0:
+        rows = rows[:last]  # newest first
     if args.quiet:
         for r in rows:
             print(r["id"] if args.no_trunc else r["id"][:12])
@@ -86,6 +90,7 @@ def cmd_ps(args: argparse.Namespace, client: Client) -> int:
                 "Names": r["name"],
                 "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
                 "Pod": (r.get("pod_id") or "")[:12],
+                "Size": _size_text(r),
             }
             print(render_template(args.format, fields))
         return 0
@@ -101,21 +106,43 @@ def cmd_ps(args: argparse.Namespace, client: Client) -> int:
                 ports(r),
                 r["name"],
             ]
+            + ([_size_text(r)] if args.size else [])
             for r in rows
         ),
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        + (["SIZE"] if args.size else []),
     )
     return 0
 
 
+def _size_text(r: dict[str, Any]) -> str:
+    """docker's SIZE: what the container wrote, and with its image's layers."""
+    if "size_rw" not in r:
+        return ""
+    return f"{human_size(r['size_rw'])} (virtual {human_size(r.get('size_root_fs'))})"
+
+
 def cmd_stats(args: argparse.Namespace, client: Client) -> int:
-    refs = args.containers or [c.id for c in client.containers.list()]
     headers = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+
+    def sample() -> list[Any]:
+        # Without names, every running container (-a: every one; stopped ones show
+        # zeros, as docker's), listed anew each round so that new ones appear.
+        refs = args.containers or [c.id for c in client.containers.list(all=args.all) if not c.infra]
+        out = []
+        for r in refs:
+            try:
+                out.append(client.containers.stats(r))
+            except errors.NotFound:
+                if args.containers:
+                    raise
+                # removed since it was listed
+        return out
 
     def row(s: Any) -> list[str]:
         mem_pct = 100.0 * s.memory_usage / s.memory_limit if s.memory_limit else 0.0
         return [
-            s.id[:12],
+            s.id if args.no_trunc else s.id[:12],
             s.name,
             f"{s.cpu_percent:.2f}%",
             f"{human_size(s.memory_usage)} / {human_size(s.memory_limit)}",
@@ -126,7 +153,7 @@ def cmd_stats(args: argparse.Namespace, client: Client) -> int:
         ]
 
     if args.no_stream:
-        stats = [client.containers.stats(r) for r in refs]
+        stats = sample()
         if args.format == "json":
             print_json([s.raw for s in stats])
         else:
@@ -134,7 +161,7 @@ def cmd_stats(args: argparse.Namespace, client: Client) -> int:
         return 0
     try:
         while True:
-            stats = [client.containers.stats(r) for r in refs]
+            stats = sample()
             if args.format == "json":
                 print(json.dumps([s.raw for s in stats]), flush=True)
             else:

@@ -39,6 +39,8 @@ def _add_ps_format(p: argparse.ArgumentParser) -> None:
         help="table, json, or a template such as '{{.ID}} {{.Names}} {{.Status}}'",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
+    p.add_argument("-n", "--last", type=int, default=-1, help="the N last created (any state)")
+    p.add_argument("-s", "--size", action="store_true", help="sizes: written, (virtual: with the image)")
 
 
 def register(sub: Subparsers) -> None:
@@ -77,7 +79,7 @@ def _register_lifecycle(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_start, **_ENGINE)
 
     p = sub.add_parser("stop", help="stop containers (stop signal, then SIGKILL)")
-    p.add_argument("-t", "--time", type=int, help="seconds to wait before SIGKILL")
+    _stop_flags(p)
     p.add_argument("containers", nargs="+")
     p.set_defaults(func=cmd_stop)
 
@@ -87,7 +89,7 @@ def _register_lifecycle(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_kill)
 
     p = sub.add_parser("restart", help="restart containers")
-    p.add_argument("-t", "--time", type=int, help="seconds to wait before SIGKILL")
+    _stop_flags(p)
     p.add_argument("containers", nargs="+")
     p.set_defaults(func=cmd_restart)
 
@@ -112,8 +114,13 @@ def _register_lifecycle(sub: Subparsers) -> None:
 
     p = sub.add_parser("update", help="change resource limits or the restart policy of containers")
     p.add_argument("-m", "--memory")
+    p.add_argument("--memory-swap", help="memory + swap (SIZE), -1 for unlimited")
     p.add_argument("--cpus")
     p.add_argument("--cpu-shares", type=int)
+    p.add_argument("--cpu-period", type=int, help="CFS period (µs)")
+    p.add_argument("--cpu-quota", type=int, help="CFS quota (µs per period)")
+    p.add_argument("--cpuset-cpus", help="CPUs allowed (0-3,5)")
+    p.add_argument("--cpuset-mems", help="memory nodes allowed (0-1)")
     p.add_argument("--pids-limit", type=int)
     p.add_argument("--restart", help="no | on-failure[:N] | always | unless-stopped")
     p.add_argument("containers", nargs="+")
@@ -173,7 +180,9 @@ def _register_views(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("stats", help="resource usage of containers")
+    p.add_argument("-a", "--all", action="store_true", help="every container, stopped ones too")
     p.add_argument("--no-stream", action="store_true")
+    p.add_argument("--no-trunc", action="store_true", help="full container ids")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("containers", nargs="*")
     p.set_defaults(func=cmd_stats)
@@ -276,8 +285,14 @@ def cmd_start(args: argparse.Namespace, client: Client) -> int:
     return _each(args, _ops(client).start)
 
 
+def _stop_flags(p: argparse.ArgumentParser) -> None:
+    # docker 28 spells it --timeout (--time still works)
+    p.add_argument("-t", "--time", "--timeout", dest="time", type=int, help="seconds to wait before SIGKILL")
+    p.add_argument("-s", "--signal", help="signal to stop with (default: the container's stop signal)")
+
+
 def cmd_stop(args: argparse.Namespace, client: Client) -> int:
-    return _each(args, lambda r: _ops(client).stop(r, timeout=args.time))
+    return _each(args, lambda r: _ops(client).stop(r, timeout=args.time, signal=args.signal))
 
 
 def cmd_kill(args: argparse.Namespace, client: Client) -> int:
@@ -285,7 +300,7 @@ def cmd_kill(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_restart(args: argparse.Namespace, client: Client) -> int:
-    return _each(args, lambda r: _ops(client).restart(r, timeout=args.time))
+    return _each(args, lambda r: _ops(client).restart(r, timeout=args.time, signal=args.signal))
 
 
 def cmd_rm(args: argparse.Namespace, client: Client) -> int:
@@ -309,8 +324,13 @@ def cmd_update(args: argparse.Namespace, client: Client) -> int:
         k: v
         for k, v in (
             ("memory", args.memory),
+            ("memory_swap", args.memory_swap),
             ("cpus", args.cpus),
             ("cpu_shares", args.cpu_shares),
+            ("cpu_period", args.cpu_period),
+            ("cpu_quota", args.cpu_quota),
+            ("cpuset_cpus", args.cpuset_cpus),
+            ("cpuset_mems", args.cpuset_mems),
             ("pids_limit", args.pids_limit),
             ("restart", args.restart),
         )
@@ -318,7 +338,8 @@ def cmd_update(args: argparse.Namespace, client: Client) -> int:
     }
     if not body:
         raise errors.InvalidArgument(
-            "nothing to update: give --memory, --cpus, --cpu-shares, --pids-limit or --restart"
+            "nothing to update: give --memory, --memory-swap, --cpus, --cpu-shares, --cpu-period, "
+            "--cpu-quota, --cpuset-cpus, --cpuset-mems, --pids-limit or --restart"
         )
     return _each(args, lambda r: _ops(client).update(r, **body))
 

@@ -24,14 +24,17 @@ class ContainerOps:
     def start(self, ref: str) -> None:
         self._t.post(f"/containers/{ref}/start")
 
-    def stop(self, ref: str, timeout: int | None = None) -> None:
-        self._t.post(f"/containers/{ref}/stop", params={"timeout": timeout}, timeout=None)
+    def stop(self, ref: str, timeout: int | None = None, signal: str | int | None = None) -> None:
+        """``signal`` replaces the container's stop signal for this stop (``stop -s``)."""
+        self._t.post(f"/containers/{ref}/stop", params={"timeout": timeout, "signal": signal}, timeout=None)
 
     def kill(self, ref: str, signal: str | int = "KILL") -> None:
         self._t.post(f"/containers/{ref}/kill", params={"signal": signal})
 
-    def restart(self, ref: str, timeout: int | None = None) -> None:
-        self._t.post(f"/containers/{ref}/restart", params={"timeout": timeout}, timeout=None)
+    def restart(self, ref: str, timeout: int | None = None, signal: str | int | None = None) -> None:
+        self._t.post(
+            f"/containers/{ref}/restart", params={"timeout": timeout, "signal": signal}, timeout=None
+        )
 
     def pause(self, ref: str) -> None:
         self._t.post(f"/containers/{ref}/pause")

@@ -35,6 +35,8 @@ class Container:
     ports: list[JSONObject] = field(default_factory=list)
     pod_id: str | None = None
     infra: bool = False
+    size_rw: int | None = None  # with list(size=True) / get(size=True): bytes it wrote
+    size_root_fs: int | None = None  # ... and with its image's layers
     raw: JSONObject = field(default_factory=dict, repr=False)
 
     @property
@@ -57,6 +59,8 @@ class Container:
             started_at=d.get("started_at"),
             finished_at=d.get("finished_at"),
             restart_count=d.get("restart_count", 0),
+            size_rw=d.get("size_rw"),
+            size_root_fs=d.get("size_root_fs"),
             labels=d.get("labels") or {},
             ports=d.get("ports") or [],
             pod_id=d.get("pod_id"),
@@ -157,15 +161,19 @@ class ContainersAPI(ContainerOps):
         ws = self.attach_socket(c.id, stdin=stdin is not None, start=True)
         return _collect(ws, stdin)
 
-    def get(self, ref: str) -> Container:
-        return Container.from_api(self._t.get(f"/containers/{ref}"))
+    def get(self, ref: str, size: bool = False) -> Container:
+        """``size``: also measure ``size_rw`` / ``size_root_fs`` (a walk of its writable layer)."""
+        return Container.from_api(self._t.get(f"/containers/{ref}", params={"size": size or None}))
 
     def list(
-        self, all: bool = False, filters: dict[str, builtins.list[str] | str] | None = None
+        self,
+        all: bool = False,
+        filters: dict[str, builtins.list[str] | str] | None = None,
+        size: bool = False,
     ) -> builtins.list[Container]:
         f = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
         rows: builtins.list[JSONObject] = self._t.get(
-            "/containers", params={"all": all, "filters": f or None}
+            "/containers", params={"all": all, "filters": f or None, "size": size or None}
         )
         return [Container.from_api(r) for r in rows]
 

@@ -4,16 +4,60 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shlex
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from podkit.containers.context import ACTIVE, ContainerContext, original_name
+from podkit.containers.context import ACTIVE, ContainerContext, original_name, snap_key
 from podkit.containers.logs import Entry, LogReader, parse_since
 from podkit.containers.store import Record
-from podkit.errors import Conflict, InvalidArgument
+from podkit.errors import Conflict, InvalidArgument, PodkitError
+
+log = logging.getLogger(__name__)
+
+
+def sizes(ctx: ContainerContext, r: Record) -> dict[str, int]:
+    """docker's ``SizeRw`` (what the container wrote: its snapshot's own tree) and
+    ``SizeRootFs`` (that plus its image's unpacked layers). Measured on demand (``ps -s``):
+    a walk of the writable layer."""
+    try:
+        rw = ctx.snapshots.usage(snap_key(r.id)).size
+    except PodkitError as e:  # removed meanwhile, or made by a failed create
+        log.info("container %s: no size of its writable layer: %s", r.id[:12], e.message)
+        rw = 0
+    try:
+        base = ctx.images.unpacked_size(ctx.images.get(r.namespace, r.image_id))
+    except PodkitError as e:  # the image is gone (rmi -f)
+        log.info("container %s: no size of image %s: %s", r.id[:12], r.image, e.message)
+        base = 0
+    return {"size_rw": rw, "size_root_fs": rw + base}
+
+
+async def inspect(ctx: ContainerContext, ns: str, ref: str, size: bool = False) -> dict[str, Any]:
+    rec = ctx.resolve(ns, ref)
+    d = view(ctx, rec, full=True)
+    if size:
+        d.update(await asyncio.to_thread(sizes, ctx, rec))
+    return d
+
+
+async def measure(ctx: ContainerContext, ns: str, ref: str) -> dict[str, int]:
+    return await asyncio.to_thread(sizes, ctx, ctx.resolve(ns, ref))
+
+
+async def listing(
+    ctx: ContainerContext, ns: str, all: bool, filters: dict[str, list[str]], size: bool = False
+) -> list[dict[str, Any]]:
+    """``ps``: the views of the selected containers, with ``size`` their sizes (``ps -s``)."""
+    recs = select(ctx, ns, all, filters)
+    out = [view(ctx, r) for r in recs]
+    if size:
+        for d, r in zip(out, recs, strict=True):
+            d.update(await asyncio.to_thread(sizes, ctx, r))
+    return out
 
 
 def view(ctx: ContainerContext, r: Record, full: bool = False) -> dict[str, Any]:

@@ -189,14 +189,18 @@ class ContainerService:
     async def start(self, ns: str, ref: str) -> None:
         await _start.start(self.ctx, ns, ref)
 
-    async def stop(self, ns: str, ref: str, timeout: int | None = None) -> None:
-        await _stop.stop(self.ctx, ns, ref, timeout)
+    async def stop(
+        self, ns: str, ref: str, timeout: int | None = None, signal: str | int | None = None
+    ) -> None:
+        await _stop.stop(self.ctx, ns, ref, timeout, signal)
 
     async def kill(self, ns: str, ref: str, sig: str | int = "KILL") -> None:
         await _stop.kill(self.ctx, ns, ref, sig)
 
-    async def restart(self, ns: str, ref: str, timeout: int | None = None) -> None:
-        await _stop.restart(self.ctx, ns, ref, timeout)
+    async def restart(
+        self, ns: str, ref: str, timeout: int | None = None, signal: str | int | None = None
+    ) -> None:
+        await _stop.restart(self.ctx, ns, ref, timeout, signal)
 
     async def pause(self, ns: str, ref: str) -> None:
         await _stop.pause(self.ctx, ns, ref)
@@ -241,14 +245,21 @@ class ContainerService:
     def view(self, r: Record, full: bool = False) -> dict[str, Any]:
         return _inspect.view(self.ctx, r, full)
 
-    async def inspect(self, ns: str, ref: str) -> dict[str, Any]:
-        return _inspect.view(self.ctx, self.resolve(ns, ref), full=True)
+    async def inspect(self, ns: str, ref: str, size: bool = False) -> dict[str, Any]:
+        return await _inspect.inspect(self.ctx, ns, ref, size)
+
+    async def sizes(self, ns: str, ref: str) -> dict[str, int]:
+        """``size_rw`` and ``size_root_fs`` (docker's SizeRw, SizeRootFs), measured now."""
+        return await _inspect.measure(self.ctx, ns, ref)
 
     async def list(
-        self, ns: str, all: bool = False, filters: dict[str, builtins.list[str]] | None = None
+        self,
+        ns: str,
+        all: bool = False,
+        filters: dict[str, builtins.list[str]] | None = None,
+        size: bool = False,
     ) -> builtins.list[dict[str, Any]]:
-        recs = _inspect.select(self.ctx, ns, all, filters or {})
-        return [_inspect.view(self.ctx, r) for r in recs]
+        return await _inspect.listing(self.ctx, ns, all, filters or {}, size)
 
     async def logs(
         self,

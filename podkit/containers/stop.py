@@ -22,8 +22,12 @@ from podkit.errors import Conflict, Internal, PodkitError
 log = logging.getLogger(__name__)
 
 
-async def stop(ctx: ContainerContext, ns: str, ref: str, timeout: int | None = None) -> None:
+async def stop(
+    ctx: ContainerContext, ns: str, ref: str, timeout: int | None = None, sig: str | int | None = None
+) -> None:
+    """``sig`` (``stop -s``) overrides the container's stop signal for this stop only."""
     rec = ctx.resolve(ns, ref)
+    given = parse_signal(sig) if sig not in (None, "") else None  # refused before anything changes
     if ctx.restarts is not None:
         ctx.restarts.cancel(rec.id)
     ctx.store.update(rec.id, manually_stopped=True)
@@ -34,14 +38,14 @@ async def stop(ctx: ContainerContext, ns: str, ref: str, timeout: int | None = N
     if rec.state not in ("running", "paused"):
         raise Conflict(f"container {rec.name} is not running")
     opts = CreateOptions.from_stored(rec.config)
-    sig = opts.stop_signal or image_stop_signal(ctx, rec) or signal.SIGTERM
+    n = given or opts.stop_signal or image_stop_signal(ctx, rec) or signal.SIGTERM
     t = timeout if timeout is not None else (opts.stop_timeout if opts.stop_timeout is not None else 10)
     if rec.state == "paused":
         await resume_quietly(ctx, rec)
     try:
-        await send_signal(ctx, rec, int(sig))
+        await send_signal(ctx, rec, int(n))
     except PodkitError as e:  # it may have ended meanwhile: the wait below tells
-        log.info("stopping %s: signal %d: %s", rec.id[:12], sig, e.message)
+        log.info("stopping %s: signal %d: %s", rec.id[:12], n, e.message)
     if t < 0 or not await wait_state(ctx, rec.id, t):
         try:
             await send_signal(ctx, rec, signal.SIGKILL, all=True)
@@ -114,10 +118,14 @@ async def kill(ctx: ContainerContext, ns: str, ref: str, sig: str | int = "KILL"
     ctx.publish(ns, "container", "kill", rec.id, name=rec.name, signal=n)
 
 
-async def restart(ctx: ContainerContext, ns: str, ref: str, timeout: int | None = None) -> None:
+async def restart(
+    ctx: ContainerContext, ns: str, ref: str, timeout: int | None = None, sig: str | int | None = None
+) -> None:
     rec = ctx.resolve(ns, ref)
+    if sig not in (None, ""):
+        parse_signal(sig)  # a bad signal is refused even when there is nothing to stop
     if rec.state in ("running", "paused"):
-        await stop(ctx, ns, rec.id, timeout)
+        await stop(ctx, ns, rec.id, timeout, sig)
     await starting.start(ctx, ns, rec.id)
     ctx.publish(ns, "container", "restart", rec.id, name=rec.name)
 

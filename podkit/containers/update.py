@@ -48,7 +48,7 @@ async def set_network(
 
 
 async def update(ctx: ContainerContext, ns: str, ref: str, body: dict[str, Any]) -> None:
-    """Change resource limits (live, through the runtime) and/or the restart policy."""
+    """Change resource limits (live, through ``runc update``) and/or the restart policy."""
     from podkit.runtime import spec as S
 
     rec = ctx.resolve(ns, ref)
@@ -62,20 +62,37 @@ async def update(ctx: ContainerContext, ns: str, ref: str, body: dict[str, Any])
         if rec.config.get("auto_remove") and o.restart["name"] != "no":
             raise InvalidArgument("a container run with --rm cannot have a restart policy")
         cfg["restart"] = o.restart
-    if changed and rec.state in ("running", "paused"):
-        res = S.Resources(
-            memory=o.memory,
-            memory_swap=o.memory_swap,
-            cpus=o.cpus,
-            cpu_shares=o.cpu_shares,
-            pids_limit=o.pids_limit,
-            cpu_quota=o.cpu_quota,
-            cpuset_cpus=o.cpuset_cpus,
-            cpuset_mems=o.cpuset_mems,
-        )
-        if o.cpu_period:
-            res.cpu_period = o.cpu_period
-        await ctx.rt.update(rec.id, res.to_oci())
+    # --cpus and --cpu-quota are two spellings of one limit: the one given replaces the other,
+    # else the next start would find both and refuse them.
+    if "cpus" in changed:
+        cfg.pop("cpu_quota", None)
+    if "cpu_quota" in changed:
+        cfg.pop("cpus", None)
     cfg.update(changed)
+    merged = CreateOptions.parse(
+        {"image": rec.image, **{k: cfg[k] for k in _LIMITS if cfg.get(k) is not None}}
+    )
+    # A group's limits go to the runtime together (a period alone means nothing to the
+    # kernel without its quota; swap is checked against the memory limit in force).
+    groups = (("memory", "memory_swap"), ("cpus", "cpu_quota", "cpu_period"))
+    live = dict(changed)
+    for group in groups:
+        if any(k in changed for k in group):
+            live.update({k: getattr(merged, k) for k in group})
+    res = S.Resources(
+        memory=live.get("memory"),
+        memory_swap=live.get("memory_swap"),
+        cpus=live.get("cpus"),
+        cpu_shares=live.get("cpu_shares"),
+        pids_limit=live.get("pids_limit"),
+        cpu_quota=live.get("cpu_quota"),
+        cpuset_cpus=live.get("cpuset_cpus"),
+        cpuset_mems=live.get("cpuset_mems"),
+    )
+    if live.get("cpu_period"):
+        res.cpu_period = live["cpu_period"]
+    oci = res.to_oci()  # checked (swap below memory, cpus with a quota...) even when not running
+    if changed and rec.state in ("running", "paused"):
+        await ctx.rt.update(rec.id, oci)
     ctx.store.update(rec.id, config=cfg)
     ctx.publish(ns, "container", "update", rec.id, name=rec.name)

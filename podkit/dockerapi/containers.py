@@ -28,6 +28,7 @@ from podkit.dockerapi.common import (
     records,
 )
 from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
+from podkit.runtime.runc import parse_signal
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -95,7 +96,10 @@ async def list_containers(request: web.Request) -> web.StreamResponse:
     podkit_filters = {
         k: v for k, v in f.items() if k in ("id", "name", "label", "status", "exited", "ancestor")
     }
-    rows = await svc.list(NAMESPACE, all=flag(request, "all"), filters=podkit_filters)
+    limit = int_arg(request, "limit")
+    # docker: a limit counts the most recently created, running or not
+    every = flag(request, "all") or (limit is not None and limit > 0)
+    rows = await svc.list(NAMESPACE, all=every, filters=podkit_filters)
     recs = records(svc, rows)
     recs = [r for r in recs if not r.infra]
     if f.get("network"):
@@ -127,16 +131,19 @@ async def list_containers(request: web.Request) -> web.StreamResponse:
                 if (r.created < pivot.created if key == "before" else r.created > pivot.created)
             ]
     recs.sort(key=lambda r: r.created, reverse=True)
-    limit = int_arg(request, "limit")
     if limit is not None and limit > 0:
         recs = recs[:limit]
     net = networks_or_none(request)
     out = [views.container_summary(svc, r, net) for r in recs]
     if flag(request, "size"):
-        for d in out:
-            d["SizeRw"] = 0
-            d["SizeRootFs"] = 0
+        for d, r in zip(out, recs, strict=True):
+            d.update(await _sizes(svc, r))
     return json_response(out)
+
+
+async def _sizes(svc: Any, rec: Any) -> dict[str, int]:
+    s = await svc.sizes(NAMESPACE, rec.id)
+    return {"SizeRw": s["size_rw"], "SizeRootFs": s["size_root_fs"]}
 
 
 def _has_port(rec: Any, side: str, port: str, proto: str) -> bool:
@@ -151,8 +158,7 @@ async def inspect_container(request: web.Request) -> web.StreamResponse:
     net = networks_or_none(request)
     d = views.container_inspect(svc, rec, net)
     if flag(request, "size"):
-        d["SizeRw"] = 0
-        d["SizeRootFs"] = 0
+        d.update(await _sizes(svc, rec))
     return json_response(d)
 
 
@@ -183,20 +189,20 @@ def _timeout(request: web.Request) -> int | None:
 @routes.post("/containers/{id}/stop")
 async def stop_container(request: web.Request) -> web.StreamResponse:
     rec = _resolve(request)
-    if request.query.get("signal"):
-        raise NotImplementedYet(
-            "stop with a signal other than the container's stop signal is not supported yet"
-        )
+    sig = request.query.get("signal") or None
     if rec.state not in ("running", "paused", "restarting"):
+        if sig:
+            parse_signal(sig)  # docker checks the signal first
         return web.Response(status=304)
-    await containers(request).stop(NAMESPACE, rec.id, timeout=_timeout(request))
+    await containers(request).stop(NAMESPACE, rec.id, timeout=_timeout(request), signal=sig)
     return no_content()
 
 
 @routes.post("/containers/{id}/restart")
 async def restart_container(request: web.Request) -> web.StreamResponse:
     rec = _resolve(request)
-    await containers(request).restart(NAMESPACE, rec.id, timeout=_timeout(request))
+    sig = request.query.get("signal") or None
+    await containers(request).restart(NAMESPACE, rec.id, timeout=_timeout(request), signal=sig)
     return no_content()
 
 
@@ -236,7 +242,17 @@ async def rename_container(request: web.Request) -> web.StreamResponse:
 
 
 # docker update fields -> podkit's; the rest are refused by name when set.
-_UPDATE = {"Memory": "memory", "NanoCpus": "cpus", "CpuShares": "cpu_shares", "PidsLimit": "pids_limit"}
+_UPDATE = {
+    "Memory": "memory",
+    "MemorySwap": "memory_swap",
+    "NanoCpus": "cpus",
+    "CpuShares": "cpu_shares",
+    "CpuPeriod": "cpu_period",
+    "CpuQuota": "cpu_quota",
+    "CpusetCpus": "cpuset_cpus",
+    "CpusetMems": "cpuset_mems",
+    "PidsLimit": "pids_limit",
+}
 
 
 @routes.post("/containers/{id}/update")
@@ -246,14 +262,16 @@ async def update_container(request: web.Request) -> web.StreamResponse:
     change: dict[str, Any] = {}
     for k, v in b.items():
         if v in (None, 0, "", [], {}):
-            continue
+            continue  # docker's zero value: left as it is
         if k in _UPDATE:
-            change[_UPDATE[k]] = v / 1e9 if k == "NanoCpus" else v
-        elif k == "CpuQuota":
-            change["cpus"] = int(v) / int(b.get("CpuPeriod") or 100_000)
-        elif k == "CpuPeriod" and b.get("CpuQuota"):
-            continue
+            if k == "NanoCpus":
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise InvalidArgument(f"invalid NanoCpus {v!r}: want an integer")
+                v = v / 1e9
+            change[_UPDATE[k]] = v
         elif k == "RestartPolicy":
+            if not isinstance(v, dict):
+                raise InvalidArgument("RestartPolicy must be an object")
             name = str(v.get("Name") or "no")
             n = int(v.get("MaximumRetryCount") or 0)
             change["restart"] = f"{name}:{n}" if name == "on-failure" and n else name

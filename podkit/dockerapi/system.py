@@ -210,8 +210,8 @@ async def system_df(request: web.Request) -> web.StreamResponse:
     if "container" in want:
         for rec in records(csvc, recs):
             d = views.container_summary(csvc, rec, networks(request))
-            d["SizeRw"] = 0
-            d["SizeRootFs"] = 0
+            sz = await csvc.sizes(NAMESPACE, rec.id)
+            d["SizeRw"], d["SizeRootFs"] = sz["size_rw"], sz["size_root_fs"]
             out["Containers"].append(d)
     if "volume" in want:
         vsvc = volumes(request)

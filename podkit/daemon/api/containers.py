@@ -77,11 +77,12 @@ async def create_container(ctx: Ctx) -> dict[str, str]:
     params={
         "all": "include stopped ones",
         "filters": "JSON: id, name, label, status, ancestor, pod, exited, infra",
+        "size": "add size_rw and size_root_fs (measured: slower)",
     },
     response={"type": "array", "items": _CONTAINER},
 )
 async def list_containers(ctx: Ctx) -> object:
-    return await _svc(ctx).list(ctx.ns, all=ctx.flag("all"), filters=filters_arg(ctx))
+    return await _svc(ctx).list(ctx.ns, all=ctx.flag("all"), filters=filters_arg(ctx), size=ctx.flag("size"))
 
 
 @router.post("/containers/prune", "Remove every stopped container")
@@ -89,9 +90,14 @@ async def prune_containers(ctx: Ctx) -> dict[str, object]:
     return {"removed": await _svc(ctx).prune(ctx.ns)}
 
 
-@router.get("/containers/{ref}", "Inspect a container", response=_CONTAINER)
+@router.get(
+    "/containers/{ref}",
+    "Inspect a container",
+    response=_CONTAINER,
+    params={"size": "add size_rw and size_root_fs (measured: slower)"},
+)
 async def inspect_container(ctx: Ctx) -> object:
-    return await _svc(ctx).inspect(ctx.ns, ctx.match["ref"])
+    return await _svc(ctx).inspect(ctx.ns, ctx.match["ref"], size=ctx.flag("size"))
 
 
 @router.post("/containers/{ref}/start", "Start a container", status=204)
@@ -103,10 +109,12 @@ async def start_container(ctx: Ctx) -> None:
     "/containers/{ref}/stop",
     "Stop: the stop signal, then SIGKILL after timeout seconds",
     status=204,
-    params={"timeout": "seconds before SIGKILL"},
+    params={"timeout": "seconds before SIGKILL", "signal": "instead of the container's stop signal"},
 )
 async def stop_container(ctx: Ctx) -> None:
-    await _svc(ctx).stop(ctx.ns, ctx.match["ref"], timeout=ctx.int_arg("timeout"))
+    await _svc(ctx).stop(
+        ctx.ns, ctx.match["ref"], timeout=ctx.int_arg("timeout"), signal=ctx.query.get("signal") or None
+    )
 
 
 @router.post("/containers/{ref}/kill", "Send a signal", status=204, params={"signal": "default KILL"})
@@ -115,10 +123,15 @@ async def kill_container(ctx: Ctx) -> None:
 
 
 @router.post(
-    "/containers/{ref}/restart", "Stop then start", status=204, params={"timeout": "seconds before SIGKILL"}
+    "/containers/{ref}/restart",
+    "Stop then start",
+    status=204,
+    params={"timeout": "seconds before SIGKILL", "signal": "instead of the container's stop signal"},
 )
 async def restart_container(ctx: Ctx) -> None:
-    await _svc(ctx).restart(ctx.ns, ctx.match["ref"], timeout=ctx.int_arg("timeout"))
+    await _svc(ctx).restart(
+        ctx.ns, ctx.match["ref"], timeout=ctx.int_arg("timeout"), signal=ctx.query.get("signal") or None
+    )
 
 
 @router.post("/containers/{ref}/pause", "Freeze every process", status=204)

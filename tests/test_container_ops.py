@@ -1,0 +1,153 @@
+"""The verbs on existing containers that docker users type (issue 12, A.4): stop/restart with
+a signal, live update of every limit, ps -n/-s, stats -a/--no-trunc, log rotation that
+keeps max-file files, cp -a/-L; each from the podkit CLI and, where the docker CLI is
+installed, through the Docker API. One podkitd for the module."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.docker_env import DOCKER, DockerEnv, docker_env
+from tests.helpers import Daemon, wait_for
+
+pytestmark = pytest.mark.root
+
+# PID 1 (sh) traps: each signal leaves its own exit code and line behind.
+TRAPS = (
+    "trap 'echo got-USR1; exit 3' USR1; trap 'echo got-TERM; exit 4' TERM; "
+    "trap 'echo got-HUP; exit 5' HUP; while true; do sleep 0.1; done"
+)
+
+
+@pytest.fixture(scope="module")
+def env(busybox_tarball: Path) -> Iterator[DockerEnv]:
+    with docker_env(tarball=busybox_tarball) as e:
+        yield e
+
+
+@pytest.fixture
+def d(env: DockerEnv) -> Iterator[Daemon]:
+    yield env.daemon
+    c = env.daemon.client()
+    for ctr in c.containers.list(all=True):
+        c.containers.remove(ctr.id, force=True, volumes=True)
+
+
+def _exit(d: Daemon, name: str) -> int:
+    code: int = d.client().containers.get(name).exit_code
+    return code
+
+
+def cgroup_file(pid: int, controller: str, name: str) -> str:
+    """A cgroup file of process ``pid``, read on the host (v2 or v1)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        if Path("/sys/fs/cgroup/cgroup.controllers").exists() and ctrls == "":
+            return (Path("/sys/fs/cgroup") / path.lstrip("/") / name).read_text().strip()
+        if controller in ctrls.split(","):
+            return (Path("/sys/fs/cgroup") / controller / path.lstrip("/") / name).read_text().strip()
+    raise AssertionError(f"no {controller} cgroup for {pid}")
+
+
+def test_stop_and_restart_with_a_signal(env: DockerEnv, d: Daemon) -> None:
+    d.cli("run", "-d", "--name", "sig", "busybox", "sh", "-c", TRAPS, check=True)
+    wait_for(lambda: d.client().containers.get("sig").state == "running", what="sig running")
+    r = d.cli("stop", "-s", "NOPE", "sig")
+    assert r.returncode == 1 and "invalid signal 'NOPE'" in r.stderr
+    assert d.client().containers.get("sig").state == "running"  # a bad signal changed nothing
+    d.cli("restart", "--signal", "HUP", "--timeout", "10", "sig", check=True)
+    assert d.client().containers.get("sig").state == "running"
+    d.cli("stop", "-s", "USR1", "-t", "10", "sig", check=True)
+    assert _exit(d, "sig") == 3
+    assert d.cli("logs", "sig", check=True).stdout == "got-HUP\ngot-USR1\n"
+    # without -s: --stop-signal given at create, else SIGTERM
+    d.cli("run", "-d", "--name", "sig2", "--stop-signal", "HUP", "busybox", "sh", "-c", TRAPS, check=True)
+    d.cli("stop", "sig2", check=True)
+    assert _exit(d, "sig2") == 5
+    if DOCKER is None:
+        return
+    env.docker("start", "sig")
+    env.docker("restart", "-s", "USR1", "sig")  # the trap says 3; the restart runs it again
+    env.docker("stop", "--signal", "SIGUSR1", "-t", "10", "sig")
+    assert _exit(d, "sig") == 3
+    assert d.cli("logs", "sig", check=True).stdout.count("got-USR1") == 3
+    r = env.docker("stop", "-s", "NOPE", "sig2", check=False)
+    assert r.returncode != 0 and "invalid signal" in r.stderr
+
+
+def test_update_every_limit_live(env: DockerEnv, d: Daemon) -> None:
+    d.cli("run", "-d", "--name", "up", "--cpus", "0.5", "busybox", "sleep", "300", check=True)
+    c = d.client()
+    pid = c.containers.get("up").pid
+    d.cli(
+        "update",
+        *("--cpu-quota", "30000", "--cpu-period", "60000", "--cpu-shares", "512"),
+        *("--cpuset-cpus", "0", "--cpuset-mems", "0", "--pids-limit", "33"),
+        *("--memory", "64m", "--memory-swap", "128m", "up"),
+        check=True,
+    )
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    if v2:
+        assert cgroup_file(pid, "cpu", "cpu.max") == "30000 60000"
+        assert cgroup_file(pid, "memory", "memory.max") == str(64 << 20)
+    else:
+        assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "30000"
+        assert cgroup_file(pid, "cpu", "cpu.cfs_period_us") == "60000"
+        assert cgroup_file(pid, "cpu", "cpu.shares") == "512"
+        assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
+    assert cgroup_file(pid, "cpuset", "cpuset.cpus") == "0"
+    assert cgroup_file(pid, "pids", "pids.max") == "33"
+    cfg = c.containers.inspect("up")["config"]
+    # --cpu-quota replaced --cpus (the next start must not find both)
+    assert cfg["cpu_quota"] == 30000 and cfg.get("cpus") is None and cfg["cpuset_cpus"] == "0"
+    r = d.cli("update", "--memory-swap", "32m", "up")  # below the memory limit in force
+    assert r.returncode == 1 and "memory-swap" in r.stderr
+    r = d.cli("update", "--cpuset-cpus", "zero", "up")
+    assert r.returncode == 1 and "cpuset_cpus" in r.stderr
+    d.cli("restart", "-t", "0", "up", check=True)  # what was stored starts again
+    pid = c.containers.get("up").pid
+    assert cgroup_file(pid, "pids", "pids.max") == "33"
+    if DOCKER is None:
+        return
+    env.docker("update", "--cpu-quota", "20000", "--cpu-period", "100000", "--pids-limit", "44", "up")
+    assert cgroup_file(pid, "pids", "pids.max") == "44"
+    if not v2:
+        assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "20000"
+    env.docker("update", "--cpus", "0.25", "up")
+    cfg = c.containers.inspect("up")["config"]
+    assert cfg["cpus"] == 0.25 and cfg.get("cpu_quota") is None
+    r = env.docker("update", "--blkio-weight", "300", "up", check=False)
+    assert r.returncode != 0 and "BlkioWeight" in r.stderr
+
+
+def test_ps_last_size_and_stats_all(env: DockerEnv, d: Daemon) -> None:
+    d.cli("run", "--name", "p1", "busybox", "sh", "-c", "head -c 300000 /dev/zero > /big", check=True)
+    d.cli("run", "-d", "--name", "p2", "busybox", "sleep", "300", check=True)
+    d.cli("create", "--name", "p3", "busybox", "true", check=True)
+    names = d.cli("ps", "-n", "2", "--format", "{{.Names}}", check=True).stdout.split()
+    assert names == ["p3", "p2"]  # newest first, any state
+    assert d.cli("ps", "-l", "-q", check=True).stdout.strip() == d.client().containers.get("p3").id[:12]
+    out = d.cli("ps", "-a", "-s", check=True).stdout.splitlines()
+    assert out[0].split()[-1] == "SIZE"
+    p1 = next(ln for ln in out if ln.endswith(")") and " p1 " in ln + " ")
+    assert "(virtual " in p1
+    sz = d.client().containers.get("p1", size=True)
+    assert sz.size_rw is not None and sz.size_rw >= 300000
+    assert sz.size_root_fs is not None and sz.size_root_fs > sz.size_rw  # busybox's layer too
+    # stats: running ones by default, -a adds the stopped ones (zeros), --no-trunc full ids
+    rows = d.cli("stats", "--no-stream", check=True).stdout.splitlines()[1:]
+    assert [r.split()[1] for r in rows] == ["p2"]
+    rows = d.cli("stats", "-a", "--no-stream", "--no-trunc", check=True).stdout.splitlines()[1:]
+    assert sorted(r.split()[1] for r in rows) == ["p1", "p2", "p3"]
+    assert all(len(r.split()[0]) == 64 for r in rows)
+    if DOCKER is None:
+        return
+    j = json.loads(env.docker("ps", "-a", "-s", "--format", "{{json .}}", "-f", "name=p1").stdout)
+    assert j["Names"] == "p1" and j["Size"].startswith("3") and "virtual" in j["Size"]
+    assert env.docker("ps", "-n", "1", "--format", "{{.Names}}").stdout.split() == ["p3"]
+    names = env.docker("stats", "-a", "--no-stream", "--format", "{{.Name}}").stdout.split()
+    assert sorted(names) == ["p1", "p2", "p3"]
