@@ -363,6 +363,11 @@ def main() -> int:
         d, dhost = start_podkitd(tmp / "podkit-idle")
         procs.append(d)
         rtt = [timed([str(BIN / "podkit"), "-H", dhost, "version"]) for _ in range(15)]
+        from podkit.daemon.memory import QUIET
+
+        # Idle means settled: podkitd trims its heap once quiet (podkit.daemon.memory);
+        # containerd gets a settling wait below too. A measurement delay, not a sync.
+        time.sleep(2 * QUIET + 1)
         rss = d.rss_mb()
         ctr_rss = None
         if have_ctr:

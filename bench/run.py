@@ -189,6 +189,15 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def settle() -> None:
+    """Idle means settled: podkitd trims its heap once quiet (podkit.daemon.memory), and
+    containerd's Go runtime returns memory on its own schedule; both get the same wait.
+    A measurement delay, not synchronisation."""
+    from podkit.daemon.memory import QUIET
+
+    time.sleep(2 * QUIET + 1)
+
+
 def pids_of(name: str) -> list[int]:
     out = []
     for p in Path("/proc").iterdir():
@@ -275,6 +284,7 @@ def main() -> None:
         sh(pk, "pull", "-q", ref, env=env)
         sh(pk, "run", "--rm", "--network", "none", ref, "true", env=env)  # warm caches
         sh(pk, "run", "--rm", ref, "true", env=env)
+        settle()
         idle: dict[str, int] = {"podkitd": rss_kb(dpid)}
 
         engines: dict[str, dict[str, Callable[[], object]]] = {}
@@ -387,6 +397,7 @@ def main() -> None:
             ctr = ["ctr", "-a", ctr_sock]
             sh(*ctr, "images", "pull", "--plain-http", ref)
             sh(*ctr, "run", "--rm", ref, "warm", "true")
+            settle()
             idle["containerd"] = rss_kb(cd_pid)
             m = [0]
 
@@ -463,6 +474,7 @@ def main() -> None:
                     results[e][k].append(timed(fn))
             log(f"round {i + 1}/{a.runs} done")
 
+        settle()
         idle_after = {"podkitd": rss_kb(dpid)}
         if cd_pid:
             idle_after["containerd"] = rss_kb(cd_pid)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,7 +30,8 @@ class Event:
 
 
 class EventBus:
-    def __init__(self, backlog: int = 256) -> None:
+    def __init__(self, backlog: int = 256, on_publish: Callable[[], None] | None = None) -> None:
+        self._on_publish = on_publish  # the daemon's MemoryKeeper: an event is activity
         self._subs: set[asyncio.Queue[Event]] = set()
         self._recent: list[Event] = []
         self._backlog = backlog
@@ -44,6 +45,8 @@ class EventBus:
         for q in list(self._subs):
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(ev)
+        if self._on_publish is not None:
+            self._on_publish()
         return ev
 
     def recent(self, since: float | None = None) -> list[Event]:

@@ -107,6 +107,7 @@ async def serve(cfg: config_mod.Config) -> None:
         log.info("Docker Engine API on unix://%s", cfg.docker_socket)
     if os.environ.get("NOTIFY_SOCKET"):
         _sd_notify("READY=1")
+    services.memory.settle_start_up()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -170,6 +171,10 @@ def main(argv: list[str] | None = None) -> None:
     if os.geteuid() != 0:
         print("podkitd: must run as root", file=sys.stderr)
         sys.exit(1)
+    # Before asyncio.run: the worker threads must find the limit in place.
+    from podkit.daemon.memory import limit_arenas
+
+    limit_arenas()
     try:
         lock_fd = acquire_lock(cfg.root)
     except PodkitError as e:

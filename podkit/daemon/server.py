@@ -12,6 +12,7 @@ from aiohttp import web
 from podkit._version import API_VERSION, __version__
 from podkit.daemon.api import routers
 from podkit.daemon.api._routing import Ctx, Route
+from podkit.daemon.memory import watch_responses
 from podkit.daemon.services import Services
 from podkit.errors import Internal, PodkitError, is_no_space, no_space
 from podkit.limits import LARGE_JSON_BODY_MAX
@@ -172,6 +173,7 @@ def make_app(services: Services) -> web.Application:
     # Handlers read JSON through Ctx.json (each route's max_body); streamed uploads read
     # request.content, which this does not bound. The cap is for anything else.
     app = web.Application(middlewares=[errors_middleware], client_max_size=LARGE_JSON_BODY_MAX)
+    watch_responses(app, services.memory)
     app["services"] = services
     all_routes: list[Route] = []
     for router in routers():

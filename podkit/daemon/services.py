@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from podkit.daemon.config import Config
 from podkit.daemon.events import EventBus
+from podkit.daemon.memory import MemoryKeeper
 from podkit.store import ContentStore, Database
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ class Services:
         config.state.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.db = Database(config.root / "metadata.db")
         self.content = ContentStore(config.root)
-        self.events = EventBus()
+        self.memory = MemoryKeeper()
+        self.events = EventBus(on_publish=self.memory.touch)
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
 
@@ -75,6 +77,7 @@ class Services:
                 await hook()
             except Exception:  # keep shutting the rest down; the traceback goes to the log
                 log.exception("shutdown hook %s failed", getattr(hook, "__qualname__", hook))
+        self.memory.close()
         self.db.close()
 
 

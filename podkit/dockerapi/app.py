@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from podkit.daemon.memory import watch_responses
 from podkit.dockerapi.common import EXEC_EXTRA, NAMESPACE, SERVICES, json_response
 from podkit.errors import PodkitError
 from podkit.limits import LARGE_JSON_BODY_MAX
@@ -116,6 +117,7 @@ def make_app(services: Services) -> web.Application:
     # JSON bodies are read whole (common.body): bounded, a 413 over it (docs/security.md).
     # Uploads (archives, image load) stream from request.content, which this does not cap.
     app = web.Application(middlewares=[_middleware], client_max_size=LARGE_JSON_BODY_MAX)
+    watch_responses(app, services.memory)
     app[SERVICES] = services
     app[EXEC_EXTRA] = {}
     areas = (
