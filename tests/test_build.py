@@ -214,3 +214,92 @@ def test_interrupted_build_leaves_nothing(d: Daemon, tmp_path: Path) -> None:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def _db_rows(d: Daemon, sql: str, args: tuple[str, ...] = ()) -> list[tuple[object, ...]]:
+    import sqlite3
+
+    con = sqlite3.connect(d.root / "metadata.db")
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def _blob(d: Daemon, digest: str) -> bytes:
+    return (d.root / "content" / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def _tree_entries(root: Path) -> set[tuple[str, str, int, int]]:
+    """(path, type, mode, uid) of a snapshot's own tree; a whiteout device is 'w'."""
+    import os
+    import stat
+
+    out = set()
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = Path(dirpath) / n
+            st = os.lstat(p)
+            rel = str(p.relative_to(root))
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                out.add((rel, "w", 0, 0))
+                continue
+            kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "f"
+            out.add((rel, kind, 0 if kind == "l" else stat.S_IMODE(st.st_mode), st.st_uid))
+    return out
+
+
+def _layer_entries(data: bytes) -> set[tuple[str, str, int, int]]:
+    import gzip
+
+    out = set()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tf:
+        for m in tf:
+            head, _, base = m.name.rstrip("/").rpartition("/")
+            if base.startswith(".wh."):
+                out.add(((head + "/" if head else "") + base[4:], "w", 0, 0))
+                continue
+            kind = "d" if m.isdir() else "l" if m.issym() else "f"
+            out.add((m.name.rstrip("/"), kind, 0 if kind == "l" else m.mode, m.uid))
+    return out
+
+
+def test_run_step_snapshot_is_committed_as_its_layer(d: Daemon, tmp_path: Path) -> None:
+    """A RUN step's snapshot becomes its layer's (committed under the chain ID, not
+    unpacked again from the blob), holding just what the layer holds: the runtime's
+    mount targets pruned, a deletion a whiteout; the next RUN and a run of the image
+    see the same tree."""
+    import json
+
+    from podkit.images.image import chain_id_of
+
+    ctx = _ctx(
+        tmp_path,
+        "FROM busybox\n"
+        "RUN mkdir -p /x/y && echo hi > /x/y/f && echo keep > /x/k && ln -s /x /lnk\n"
+        "RUN rm /x/y/f && echo two > /x/two && cat /x/k\n",
+    )
+    r = d.cli("build", "-t", "layered:1", str(ctx))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "\nkeep\n" in r.stdout
+    [(digest,)] = _db_rows(d, "SELECT digest FROM images WHERE namespace='default' AND name LIKE '%layered:1'")
+    manifest = json.loads(_blob(d, str(digest)))
+    cfg = json.loads(_blob(d, manifest["config"]["digest"]))
+    diff_ids, layers = cfg["rootfs"]["diff_ids"], manifest["layers"]
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        chains.append(chain_id_of(chains[-1] if chains else None, diff_id))
+    for chain, layer in zip(chains[-2:], layers[-2:], strict=True):
+        [(driver, sid, labels)] = _db_rows(d, "SELECT driver, id, labels FROM snapshots WHERE key=?", (chain,))
+        lab = json.loads(str(labels))
+        assert lab.get("podkit/layer") == layer["digest"] and "podkit/extract" not in lab, lab
+        assert not any(k.startswith("podkit/container") for k in lab), lab
+        tree = d.root / "snapshots" / str(driver) / str(sid) / "fs"
+        assert _tree_entries(tree) == _layer_entries(_blob(d, layer["digest"]))
+    r = d.cli("run", "--rm", "layered:1", "sh", "-c", "ls /x/y; cat /x/two /lnk/k")
+    assert r.returncode == 0 and r.stdout == "two\nkeep\n", r.stdout + r.stderr
+    assert _leftovers(d) == []
+    from tests.helpers import wait_for
+
+    # `run --rm` returns before its container's removal is over
+    wait_for(lambda: _db_rows(d, "SELECT key FROM snapshots WHERE kind != 'committed'") == [], timeout=30)

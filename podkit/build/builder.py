@@ -40,6 +40,7 @@ from podkit.snapshots.diff import HashingWriter
 
 if TYPE_CHECKING:
     from podkit.containers.service import ContainerService
+    from podkit.containers.store import Record
     from podkit.images.service import Image, ImageService
 
 log = logging.getLogger(__name__)
@@ -491,40 +492,70 @@ class Builder:
             body["network"] = net
         svc = self.containers
         rec = None
-        try:
-            # A create cut short by a cancellation (the client left) would leave a
-            # half-made container: let it finish, then the finally removes it.
-            making = asyncio.ensure_future(svc.create(BUILD_NS, body))
+        # The lease is older than the step container's snapshot: GC keeps that, and the
+        # layer's blob and snapshot, until the step's image is recorded.
+        with self.images.leases.lease(BUILD_NS) as lease:
             try:
-                rec = await asyncio.shield(making)
-            except asyncio.CancelledError:
-                with contextlib.suppress(PodkitError):
-                    rec = await making
-                raise
-            await svc.start(BUILD_NS, rec.id)
-            entries = await svc.logs(BUILD_NS, rec.id, follow=True)
-            async for e in entries:
-                await self.say(e.data.decode(errors="replace"))
-            code = await svc.wait(BUILD_NS, rec.id)
-            if code != 0:
-                raise ins.fail(f"The command '{' '.join(argv)}' returned a non-zero code: {code}")
-            from podkit.containers import commit as _commit
-
-            ctx = svc.ctx
-            found = await asyncio.to_thread(_commit.changes_of, ctx, rec)
-
-            def write() -> tuple[str, str, int]:
-                with self.images.content.writer() as w:
-                    return _commit.write_gzip_layer(w, found)
-
-            with self.images.leases.lease(BUILD_NS) as lease:
-                layer = await asyncio.to_thread(write)
-                self.images.leases.add(BUILD_NS, lease, "content", layer[1])
+                # A create cut short by a cancellation (the client left) would leave a
+                # half-made container: let it finish, then the finally removes it.
+                making = asyncio.ensure_future(svc.create(BUILD_NS, body))
+                try:
+                    rec = await asyncio.shield(making)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(PodkitError):
+                        rec = await making
+                    raise
+                await svc.start(BUILD_NS, rec.id)
+                entries = await svc.logs(BUILD_NS, rec.id, follow=True)
+                async for e in entries:
+                    await self.say(e.data.decode(errors="replace"))
+                code = await svc.wait(BUILD_NS, rec.id)
+                if code != 0:
+                    raise ins.fail(f"The command '{' '.join(argv)}' returned a non-zero code: {code}")
                 created_by = "/bin/sh -c " + ins.args if words is None else "RUN " + json.dumps(argv)
-                await self._make(stage, key, stage.config, layer, created_by)
-        finally:
-            if rec is not None:
-                await asyncio.shield(self._remove(rec.id))
+                await self._commit_run(stage, key, rec, lease, created_by)
+            finally:
+                if rec is not None:
+                    await asyncio.shield(self._remove(rec.id))
+
+    async def _commit_run(self, stage: Stage, key: str, rec: Record, lease: str, created_by: str) -> None:
+        """The step container's changes as the step's layer; its snapshot, pruned to
+        that layer, becomes the layer's committed snapshot (the next step prepares on
+        it, no unpack). A snapshot committed for a step whose image is not recorded
+        (a failure, a cancellation) is removed again."""
+        from podkit.containers import commit as _commit
+        from podkit.images.image import chain_id_of
+
+        ctx = self.containers.ctx
+        dropped: list[str] = []
+        found = await asyncio.to_thread(_commit.changes_of, ctx, rec, dropped)
+
+        def write() -> tuple[str, str, int]:
+            with self.images.content.writer() as w:
+                return _commit.write_gzip_layer(w, found)
+
+        layer = await asyncio.to_thread(write)
+        self.images.leases.add(BUILD_NS, lease, "content", layer[1])
+        assert stage.image is not None
+        self.images.leases.add(BUILD_NS, lease, "snapshot", chain_id_of(stage.image.chain_id, layer[0]))
+        keeping = asyncio.ensure_future(_commit.keep_snapshot(ctx, rec, layer[0], layer[1], dropped))
+        chain: str | None = None
+        try:
+            chain = await asyncio.shield(keeping)
+            await self._make(stage, key, stage.config, layer, created_by)
+        except BaseException:
+            if chain is None and not keeping.cancelled():
+                with contextlib.suppress(PodkitError):
+                    chain = await keeping
+            if chain is not None:
+                self._drop_snapshot(chain)
+            raise
+
+    def _drop_snapshot(self, chain: str) -> None:
+        try:
+            self.images.snapshots.remove(chain)
+        except PodkitError as e:
+            log.warning("build: removing the snapshot %s of a step that failed: %s", chain, e.message)
 
     async def _remove(self, cid: str) -> None:
         try:

@@ -22,12 +22,13 @@ from typing import Any, BinaryIO
 
 from podkit.containers.context import ContainerContext, snap_key
 from podkit.containers.cp import root_for
+from podkit.containers.rootfs import is_mounted
 from podkit.containers.store import Record
 from podkit.errors import Conflict, InvalidArgument, PodkitError
 from podkit.images import reference
 from podkit.images.changes import apply_changes
 from podkit.images.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Platform
-from podkit.snapshots.diff import Change, HashingWriter, add_entry, snapshot_changes, write_layer
+from podkit.snapshots.diff import Change, HashingWriter, add_entry, prune, snapshot_changes, write_layer
 from podkit.store import ContentWriter
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,40 @@ def _skip(ctx: ContainerContext, rec: Record) -> frozenset[str]:
     return frozenset(out)
 
 
-def changes_of(ctx: ContainerContext, rec: Record) -> list[Change]:
-    return snapshot_changes(ctx.snapshots, snap_key(rec.id), _skip(ctx, rec))
+def changes_of(ctx: ContainerContext, rec: Record, dropped: list[str] | None = None) -> list[Change]:
+    """The container's changes (``dropped``: what they leave out, see snapshot_changes)."""
+    return snapshot_changes(ctx.snapshots, snap_key(rec.id), _skip(ctx, rec), dropped)
+
+
+async def keep_snapshot(
+    ctx: ContainerContext, rec: Record, diff_id: str, layer_digest: str, dropped: list[str]
+) -> str | None:
+    """Make an ended container's writable snapshot the committed snapshot of the layer
+    written from its changes (a build step's, whose next step then needs no unpack).
+
+    Under the container's lock, so its release (the rootfs unmount) is over; the tree
+    is pruned of what the layer left out (``dropped``) and committed under the layer's
+    chain ID. The chain ID; None when the snapshot stays the container's (it is still
+    mounted or running, the tree changed, the layer's snapshot exists already): its
+    removal then removes it, and the layer is unpacked when next used."""
+    async with ctx.lock(rec.id):
+        cur = ctx.store.get(rec.id)
+        if cur is None or cur.state not in ("created", "exited"):
+            return None
+        root = ctx.bundle(rec.id) / "rootfs"
+        if is_mounted(root):
+            return None
+        key = snap_key(rec.id)
+
+        def adopt() -> str | None:
+            try:
+                prune(ctx.snapshots.apply_dir(key), dropped)
+            except OSError as e:
+                log.warning("container %s: its snapshot cannot become its layer's: %r", rec.id[:12], e)
+                return None
+            return ctx.images.adopt(key, diff_id, layer_digest)
+
+        return await asyncio.to_thread(adopt)
 
 
 async def changes(ctx: ContainerContext, ns: str, ref: str) -> list[dict[str, Any]]:

@@ -48,6 +48,27 @@ def is_unpacked(ctx: ImageContext, image: Image) -> bool:
     return bool(image.chain_id) and ctx.snapshots.exists(image.chain_id or "")
 
 
+def adopt(ctx: ImageContext, key: str, diff_id: str, layer_digest: str) -> str | None:
+    """Commit active snapshot ``key`` under the chain ID of layer ``diff_id`` on its
+    parent, labelled as an unpack would label it: a build step's tree becomes the layer
+    without being applied again from its blob. The caller vouches that the tree holds
+    exactly what the layer applies (the diff was written from it, then pruned; it is
+    unmounted). Returns the chain ID; None when that snapshot exists already (``key``
+    then stays the caller's to remove)."""
+    info = ctx.snapshots.stat(key)
+    chain = chain_id_of(info.parent, diff_id)
+    if ctx.snapshots.exists(chain):
+        return None
+    labels = {k: "" for k in info.labels}  # the container's own labels go
+    labels.update({"podkit/diff-id": diff_id, "podkit/layer": layer_digest})
+    with ctx.gc_lock:
+        try:
+            ctx.snapshots.commit(chain, key, labels=labels)
+        except AlreadyExists:
+            return None  # applied meanwhile (a pull of the same layer)
+    return chain
+
+
 async def apply(
     ctx: ImageContext,
     layer: Descriptor,

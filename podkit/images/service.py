@@ -169,6 +169,11 @@ class ImageService:
     def is_unpacked(self, image: Image) -> bool:
         return _layers.is_unpacked(self._ctx, image)
 
+    def adopt(self, key: str, diff_id: str, layer_digest: str) -> str | None:
+        """Commit active snapshot ``key`` as layer ``diff_id`` on its parent (under the
+        chain ID); None when that snapshot exists already (layers.adopt)."""
+        return _layers.adopt(self._ctx, key, diff_id, layer_digest)
+
     async def apply(
         self, layer: Descriptor, parent_chain_id: str | None, diff_id: str, stream: GrowingBlob | None = None
     ) -> str:

@@ -102,7 +102,7 @@ class Snapshotter(Protocol):
         ...
 
     def commit(self, name: str, key: str, labels: dict[str, str] | None = None) -> Info:
-        """Freeze active snapshot ``key`` under ``name``."""
+        """Freeze active snapshot ``key`` under ``name``; labels merge in, "" drops one."""
         ...
 
     def remove(self, key: str) -> None:

@@ -243,7 +243,8 @@ class SnapshotterBase:
         return self._mounts(info)
 
     def commit(self, name: str, key: str, labels: dict[str, str] | None = None) -> Info:
-        """Freeze an active snapshot under a new name (its tree stays where it is)."""
+        """Freeze an active snapshot under a new name (its tree stays where it is); a
+        label given as "" is dropped."""
         with self._lock:
             info = self.stat(key)
             if info.kind != ACTIVE:
@@ -252,6 +253,7 @@ class SnapshotterBase:
                 )
             merged = dict(info.labels)
             merged.update(labels or {})
+            merged = {k: v for k, v in merged.items() if v != ""}  # "" drops a label
             # The size is measured on first use(), not here: walking a big layer's tree
             # would sit on every pull's critical path.
             with self.db.tx() as c:

@@ -104,9 +104,17 @@ def _listdir(path: Path) -> list[str]:
         return []
 
 
-def overlay_changes(upper: Path, lowers: list[Path], skip: frozenset[str] = frozenset()) -> list[Change]:
-    """The changes an overlay upper dir holds over its lower dirs (nearest first)."""
+def overlay_changes(
+    upper: Path, lowers: list[Path], skip: frozenset[str] = frozenset(), dropped: list[str] | None = None
+) -> list[Change]:
+    """The changes an overlay upper dir holds over its lower dirs (nearest first).
+
+    ``dropped`` receives the upper entries the changes leave out (relative paths,
+    children before their directory): skipped mount targets, directories only copied
+    up for them, whiteouts of nothing. Without them the upper dir is the layer
+    (``prune``)."""
     out: list[Change] = []
+    gone = dropped if dropped is not None else []
 
     def walk(rel: str) -> bool:
         """Emit the changes below ``rel``; whether any were emitted."""
@@ -120,8 +128,11 @@ def overlay_changes(upper: Path, lowers: list[Path], skip: frozenset[str] = froz
                 if _in_lowers(crel, lowers):
                     out.append(Change(DELETED, cpath, None))
                     any_out = True
+                else:
+                    gone.append(crel)
                 continue
             if cpath in skip and _empty(src, st):
+                gone.append(crel)
                 continue
             existed = _in_lowers(crel, lowers)
             kind = CHANGED if existed else ADDED
@@ -132,6 +143,7 @@ def overlay_changes(upper: Path, lowers: list[Path], skip: frozenset[str] = froz
                 inner = walk(crel)
                 if not inner and existed and not opaque and _same_meta(src, st, lowers, crel):
                     del out[at]  # only copied up for a child that was then skipped
+                    gone.append(crel)
                     continue
                 any_out = True
             else:
@@ -157,9 +169,14 @@ def _same_meta(src: Path, st: os.stat_result, lowers: list[Path], rel: str) -> b
     return False
 
 
-def tree_changes(tree: Path, parent: Path | None, skip: frozenset[str] = frozenset()) -> list[Change]:
-    """The changes of a full tree against its parent's full tree (the copying snapshotter)."""
+def tree_changes(
+    tree: Path, parent: Path | None, skip: frozenset[str] = frozenset(), dropped: list[str] | None = None
+) -> list[Change]:
+    """The changes of a full tree against its parent's full tree (the copying snapshotter).
+
+    ``dropped`` receives the new entries left out (skipped mount targets)."""
     out: list[Change] = []
+    gone = dropped if dropped is not None else []
 
     def walk(rel: str) -> bool:
         any_out = False
@@ -178,6 +195,7 @@ def tree_changes(tree: Path, parent: Path | None, skip: frozenset[str] = frozens
             st = os.lstat(src)
             pst = _lstat(parent / crel) if parent is not None and name in old else None
             if pst is None and cpath in skip and _empty(src, st):
+                gone.append(crel)
                 continue
             if pst is None:
                 if stat.S_ISDIR(st.st_mode):
@@ -236,13 +254,28 @@ def _file_changed(src: Path, st: os.stat_result, old: Path, pst: os.stat_result)
     return _xattrs(src) != _xattrs(old)
 
 
-def snapshot_changes(snapshots: Snapshotter, key: str, skip: frozenset[str] = frozenset()) -> list[Change]:
-    """The changes active snapshot ``key`` holds over its parent, however it is laid out."""
+def snapshot_changes(
+    snapshots: Snapshotter, key: str, skip: frozenset[str] = frozenset(), dropped: list[str] | None = None
+) -> list[Change]:
+    """The changes active snapshot ``key`` holds over its parent, however it is laid out
+    (``dropped``: see overlay_changes)."""
     upper = snapshots.apply_dir(key)
     if snapshots.whiteouts == "overlay":
-        return overlay_changes(upper, snapshots.lower_dirs(key), skip)
+        return overlay_changes(upper, snapshots.lower_dirs(key), skip, dropped)
     parent = snapshots.stat(key).parent
-    return tree_changes(upper, snapshots.tree(parent) if parent else None, skip)
+    return tree_changes(upper, snapshots.tree(parent) if parent else None, skip, dropped)
+
+
+def prune(tree: Path, dropped: list[str]) -> None:
+    """Delete from an unmounted snapshot's own tree what its changes left out
+    (``dropped``, children first), so that it holds what its layer would unpack to.
+    OSError when an entry is not as the walk saw it (the tree is then not the layer's)."""
+    for rel in dropped:
+        p = tree / rel
+        if stat.S_ISDIR(os.lstat(p).st_mode):
+            os.rmdir(p)  # empty once its dropped children went; anything else is an error
+        else:
+            os.unlink(p)
 
 
 # -- the layer tar -------------------------------------------------------------------
