@@ -282,7 +282,9 @@ def test_run_step_snapshot_is_committed_as_its_layer(d: Daemon, tmp_path: Path) 
     r = d.cli("build", "-t", "layered:1", str(ctx))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "\nkeep\n" in r.stdout
-    [(digest,)] = _db_rows(d, "SELECT digest FROM images WHERE namespace='default' AND name LIKE '%layered:1'")
+    [(digest,)] = _db_rows(
+        d, "SELECT digest FROM images WHERE namespace='default' AND name LIKE '%layered:1'"
+    )
     manifest = json.loads(_blob(d, str(digest)))
     cfg = json.loads(_blob(d, manifest["config"]["digest"]))
     diff_ids, layers = cfg["rootfs"]["diff_ids"], manifest["layers"]
@@ -290,7 +292,9 @@ def test_run_step_snapshot_is_committed_as_its_layer(d: Daemon, tmp_path: Path) 
     for diff_id in diff_ids:
         chains.append(chain_id_of(chains[-1] if chains else None, diff_id))
     for chain, layer in zip(chains[-2:], layers[-2:], strict=True):
-        [(driver, sid, labels)] = _db_rows(d, "SELECT driver, id, labels FROM snapshots WHERE key=?", (chain,))
+        [(driver, sid, labels)] = _db_rows(
+            d, "SELECT driver, id, labels FROM snapshots WHERE key=?", (chain,)
+        )
         lab = json.loads(str(labels))
         assert lab.get("podkit/layer") == layer["digest"] and "podkit/extract" not in lab, lab
         assert not any(k.startswith("podkit/container") for k in lab), lab
