@@ -10,9 +10,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from podkit import errors
-from podkit.cli.container_inspect import iso_time
 from podkit.cli.container_ops import container_ops as _ops
-from podkit.cli.output import ago, human_size, print_json, render_template, table
+from podkit.cli.output import (
+    ago,
+    check_template,
+    human_size,
+    is_template,
+    print_items,
+    print_json,
+    table,
+)
 
 if TYPE_CHECKING:
     from podkit.client import Client
@@ -37,6 +44,61 @@ def _ports_text(ports: list[dict[str, Any]]) -> str:
         ip = p.get("host_ip") or p.get("hostIP") or "0.0.0.0"
         out.append(f"{ip}:{hp}->{cp}/{proto}" if hp else f"{cp}/{proto}")
     return ", ".join(out)
+
+
+# docker's `ps --format` field names and their table headers
+PS_HEADERS = {
+    "ID": "CONTAINER ID",
+    "Image": "IMAGE",
+    "Command": "COMMAND",
+    "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED",
+    "Ports": "PORTS",
+    "State": "STATE",
+    "Status": "STATUS",
+    "Size": "SIZE",
+    "Names": "NAMES",
+    "Labels": "LABELS",
+    "Mounts": "MOUNTS",
+    "Networks": "NETWORKS",
+    "LocalVolumes": "LOCAL VOLUMES",
+    "Pod": "POD",
+}
+
+
+def docker_time(ts: float | None) -> str:
+    """Go's time.Time String(), local time, as docker's CreatedAt columns print it."""
+    import datetime
+
+    if not ts:
+        return ""
+    return datetime.datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z")
+
+
+def ps_fields(r: dict[str, Any], command: str, ports: str, no_trunc: bool) -> dict[str, Any]:
+    """One `ps` row as docker's formatter context: every field a string, and Label a
+    method (``{{.Label "k"}}``)."""
+    labels = r.get("labels") or {}
+    mounts = r.get("mounts") or []
+    nets = [a.get("network", "") for a in ((r.get("network") or {}).get("attachments") or [])]
+    return {
+        "ID": r["id"] if no_trunc else r["id"][:12],
+        "Image": r["image"].removeprefix("docker.io/library/"),
+        "Command": command,
+        "CreatedAt": docker_time(r.get("created")),
+        "RunningFor": ago(r.get("created")),
+        "Ports": ports,
+        "State": r.get("state", ""),
+        "Status": r.get("status", ""),
+        "Size": _size_text(r),
+        "Names": r["name"],
+        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+        "Mounts": ",".join(m.get("source") or m.get("target", "") for m in mounts),
+        "Networks": ",".join(n for n in nets if n) or str((r.get("network") or {}).get("mode") or ""),
+        "LocalVolumes": str(sum(1 for m in mounts if m.get("type") == "volume")),
+        "Pod": (r.get("pod_id") or "")[:12],
+        "Label": lambda key: str(labels.get(key, "")),
+    }
 
 
 def cmd_ps(args: argparse.Namespace, client: Client) -> int:
@@ -75,24 +137,10 @@ def cmd_ps(args: argparse.Namespace, client: Client) -> int:
             own = pod_ports.get(r["pod_id"], [])
         return _ports_text(own)
 
-    if args.format not in ("table", None):
-        for r in rows:
-            # The field names of `docker ps --format`.
-            fields = {
-                "ID": r["id"] if args.no_trunc else r["id"][:12],
-                "Image": r["image"].removeprefix("docker.io/library/"),
-                "Command": cmdline(r),
-                "CreatedAt": iso_time(r.get("created")),
-                "RunningFor": ago(r.get("created")),
-                "Ports": ports(r),
-                "State": r.get("state", ""),
-                "Status": r.get("status", ""),
-                "Names": r["name"],
-                "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
-                "Pod": (r.get("pod_id") or "")[:12],
-                "Size": _size_text(r),
-            }
-            print(render_template(args.format, fields))
+    if is_template(args.format):
+        print_items(
+            args.format, (ps_fields(r, cmdline(r), ports(r), args.no_trunc) for r in rows), PS_HEADERS
+        )
         return 0
 
     table(
@@ -123,54 +171,79 @@ def _size_text(r: dict[str, Any]) -> str:
 
 
 def cmd_stats(args: argparse.Namespace, client: Client) -> int:
-    headers = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+    keys = ("ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs")
 
-    def sample() -> list[Any]:
+    def sample() -> list[tuple[Any, str]]:
         # Without names, every running container (-a: every one; stopped ones show
         # zeros, as docker's), listed anew each round so that new ones appear.
         refs = args.containers or [c.id for c in client.containers.list(all=args.all) if not c.infra]
         out = []
         for r in refs:
             try:
-                out.append(client.containers.stats(r))
+                out.append((client.containers.stats(r), r))
             except errors.NotFound:
                 if args.containers:
                     raise
                 # removed since it was listed
         return out
 
-    def row(s: Any) -> list[str]:
-        mem_pct = 100.0 * s.memory_usage / s.memory_limit if s.memory_limit else 0.0
-        return [
-            s.id if args.no_trunc else s.id[:12],
-            s.name,
-            f"{s.cpu_percent:.2f}%",
-            f"{human_size(s.memory_usage)} / {human_size(s.memory_limit)}",
-            f"{mem_pct:.2f}%",
-            f"{human_size(s.net_rx)} / {human_size(s.net_tx)}",
-            f"{human_size(s.block_read)} / {human_size(s.block_write)}",
-            str(s.pids),
-        ]
+    def show(stats: list[tuple[Any, str]]) -> None:
+        fields = [stats_fields(s, ref, args.no_trunc) for s, ref in stats]
+        if is_template(args.format):
+            print_items(args.format, fields, STATS_HEADERS)
+        else:
+            table(([f[k] for k in keys] for f in fields), [STATS_HEADERS[k] for k in keys])
 
+    if is_template(args.format):
+        check_template(args.format)  # a bad one fails before the first request
     if args.no_stream:
         stats = sample()
         if args.format == "json":
-            print_json([s.raw for s in stats])
+            print_json([s.raw for s, _ in stats])
         else:
-            table((row(s) for s in stats), headers)
+            show(stats)
         return 0
     try:
         while True:
             stats = sample()
             if args.format == "json":
-                print(json.dumps([s.raw for s in stats]), flush=True)
+                print(json.dumps([s.raw for s, _ in stats]), flush=True)
             else:
                 sys.stdout.write("\x1b[2J\x1b[H")
-                table((row(s) for s in stats), headers)
+                show(stats)
                 sys.stdout.flush()
             time.sleep(0.8)
     except KeyboardInterrupt:
         return 0
+
+
+# docker's `stats --format` fields and headers
+STATS_HEADERS = {
+    "Container": "CONTAINER",
+    "Name": "NAME",
+    "ID": "CONTAINER ID",
+    "CPUPerc": "CPU %",
+    "MemUsage": "MEM USAGE / LIMIT",
+    "MemPerc": "MEM %",
+    "NetIO": "NET I/O",
+    "BlockIO": "BLOCK I/O",
+    "PIDs": "PIDS",
+}
+
+
+def stats_fields(s: Any, ref: str, no_trunc: bool = False) -> dict[str, str]:
+    mem_pct = 100.0 * s.memory_usage / s.memory_limit if s.memory_limit else 0.0
+    return {
+        "Container": ref,
+        "Name": s.name,
+        "ID": s.id if no_trunc else s.id[:12],
+        "CPUPerc": f"{s.cpu_percent:.2f}%",
+        "MemUsage": f"{human_size(s.memory_usage)} / {human_size(s.memory_limit)}",
+        "MemPerc": f"{mem_pct:.2f}%",
+        "NetIO": f"{human_size(s.net_rx)} / {human_size(s.net_tx)}",
+        "BlockIO": f"{human_size(s.block_read)} / {human_size(s.block_write)}",
+        "PIDs": str(s.pids),
+    }
 
 
 def cmd_top(args: argparse.Namespace, client: Client) -> int:

@@ -183,7 +183,9 @@ def _register_views(sub: Subparsers) -> None:
     p.add_argument("-a", "--all", action="store_true", help="every container, stopped ones too")
     p.add_argument("--no-stream", action="store_true")
     p.add_argument("--no-trunc", action="store_true", help="full container ids")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--format", default="table", help="table, json, or a template such as '{{.Name}} {{.CPUPerc}}'"
+    )
     p.add_argument("containers", nargs="*")
     p.set_defaults(func=cmd_stats)
 

@@ -16,9 +16,10 @@ from podkit.cli.output import (
     err,
     human_size,
     inspect_each,
+    is_template,
+    print_items,
     print_json,
     prints_help,
-    render_template,
     short_id,
     table,
 )
@@ -234,9 +235,8 @@ def cmd_ls(args: argparse.Namespace, client: Client) -> int:
     if args.format == "json":
         print_json([i.to_dict() for i in images])
         return 0
-    if args.format not in ("table", None):
-        for i in images:
-            print(render_template(args.format, _ls_fields(i, args.no_trunc)))
+    if is_template(args.format):
+        print_items(args.format, (_ls_fields(i, args.no_trunc) for i in images), IMAGE_HEADERS)
         return 0
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     rows = []
@@ -256,17 +256,40 @@ def cmd_ls(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+# docker's `images --format` fields and their table headers
+IMAGE_HEADERS = {
+    "ID": "IMAGE ID",
+    "Repository": "REPOSITORY",
+    "Tag": "TAG",
+    "Digest": "DIGEST",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "Size": "SIZE",
+    "VirtualSize": "VIRTUAL SIZE",
+    "SharedSize": "SHARED SIZE",
+    "UniqueSize": "UNIQUE SIZE",
+    "Containers": "CONTAINERS",
+}
+
+
 def _ls_fields(img: Any, no_trunc: bool) -> dict[str, Any]:
+    from podkit.cli.container_listing import docker_time
+
     repo, tag = _repo_tag(img)
     created = parse_time(img.image_created) or img.created
+    size = human_size(img.unpacked_size or img.size)
     return {
         "Repository": repo,
         "Tag": tag,
         "ID": img.id if no_trunc else short_id(img.id),
         "Digest": img.digest if not img.dangling else "<none>",
         "CreatedSince": ago(created),
-        "CreatedAt": _iso(created),
-        "Size": human_size(img.unpacked_size or img.size),
+        "CreatedAt": docker_time(created),
+        "Size": size,
+        "VirtualSize": size,
+        "SharedSize": "N/A",
+        "UniqueSize": "N/A",
+        "Containers": "N/A",
         "Name": img.name,
     }
 
@@ -366,21 +389,40 @@ def cmd_history(args: argparse.Namespace, client: Client) -> int:
     rows.reverse()
     if rows:
         rows[0]["id"] = img.id
-    if args.quiet:
-        for r in rows:
-            print(r["id"] if args.no_trunc or r["id"] == "<missing>" else short_id(r["id"]))
-        return 0
-    if args.format == "json":
-        print_json(rows)
-        return 0
+
+    def ident(r: dict[str, Any]) -> str:
+        return str(r["id"]) if args.no_trunc or r["id"] == "<missing>" else short_id(r["id"])
 
     def by(text: str) -> str:
         return text if args.no_trunc or len(text) <= 45 else text[:44] + "…"
 
+    if args.quiet:
+        for r in rows:
+            print(ident(r))
+        return 0
+    if args.format == "json":
+        print_json(rows)
+        return 0
+    if is_template(args.format):
+        from podkit.cli.container_listing import docker_time
+
+        fields = (
+            {
+                "ID": ident(r),
+                "CreatedSince": ago(parse_time(r["created"])) if args.human else r["created"],
+                "CreatedAt": docker_time(parse_time(r["created"])),
+                "CreatedBy": by(r["created_by"]),
+                "Size": human_size(r["size"]) if args.human else str(r["size"]),
+                "Comment": r["comment"],
+            }
+            for r in rows
+        )
+        print_items(args.format, fields, HISTORY_HEADERS)
+        return 0
     table(
         [
             [
-                r["id"] if args.no_trunc or r["id"] == "<missing>" else short_id(r["id"]),
+                ident(r),
                 ago(parse_time(r["created"])) if args.human else r["created"],
                 by(r["created_by"]),
                 human_size(r["size"]) if args.human else r["size"],
@@ -391,6 +433,16 @@ def cmd_history(args: argparse.Namespace, client: Client) -> int:
         ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
     )
     return 0
+
+
+HISTORY_HEADERS = {
+    "ID": "IMAGE",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "CreatedBy": "CREATED BY",
+    "Size": "SIZE",
+    "Comment": "COMMENT",
+}
 
 
 # -- tag / rm / prune ----------------------------------------------------------------

@@ -161,7 +161,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:
     """The flags every listing/inspect command shares."""
-    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    p.add_argument(
+        "--format", default="table", help="table, json, or a Go template such as 'table {{.ID}}\\t{{.Name}}'"
+    )
     if quiet:
         p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from podkit.cli.output import ago, for_each, inspect_each, listing, prints_help, short_id
+from podkit.cli.output import ago, for_each, inspect_each, labels_text, listing, prints_help, short_id
 
 if TYPE_CHECKING:
     from podkit.cli.main import Subparsers
@@ -141,8 +141,46 @@ def cmd_ls(args: argparse.Namespace, client: Client) -> int:
             ago(n["created"]),
         ],
         lambda n: n["name"],
+        lambda n: network_fields(n, no_trunc=False),
+        NETWORK_HEADERS,
     )
     return 0
+
+
+# docker's `network ls --format` fields and their table headers (and podkit's own)
+NETWORK_HEADERS = {
+    "ID": "NETWORK ID",
+    "Name": "NAME",
+    "Driver": "DRIVER",
+    "Scope": "SCOPE",
+    "IPv6": "IPV6",
+    "Internal": "INTERNAL",
+    "Labels": "LABELS",
+    "CreatedAt": "CREATED AT",
+    "Subnet": "SUBNET",
+    "Bridge": "BRIDGE",
+    "Containers": "CONTAINERS",
+}
+
+
+def network_fields(n: dict[str, Any], no_trunc: bool) -> dict[str, object]:
+    from podkit.cli.container_listing import docker_time
+
+    labels = n.get("labels") or {}
+    return {
+        "ID": n["id"] if no_trunc else short_id(n["id"]),
+        "Name": n["name"],
+        "Driver": n["driver"],
+        "Scope": "local",
+        "IPv6": "false",
+        "Internal": "true" if n.get("internal") else "false",
+        "Labels": labels_text(labels),
+        "Label": lambda key: str(labels.get(key, "")),
+        "CreatedAt": docker_time(n.get("created")),
+        "Subnet": n.get("subnet", ""),
+        "Bridge": n.get("bridge", ""),
+        "Containers": str(n.get("containers", 0)),
+    }
 
 
 def cmd_inspect(args: argparse.Namespace, client: Client) -> int:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from podkit.errors import InvalidArgument, NotFound, PodkitError
+from podkit.errors import NotFound, PodkitError
 
 
 def print_json(data: object) -> None:
@@ -37,15 +36,28 @@ def listing(
     headers: Sequence[str],
     row: Callable[[dict[str, Any]], Sequence[object]],
     id_of: Callable[[dict[str, Any]], str],
+    fields: Callable[[dict[str, Any]], Mapping[str, object]] | None = None,
+    field_headers: Mapping[str, str] | None = None,
 ) -> None:
-    """Print a listing honouring --format json and -q, as every `ls` does."""
+    """Print a listing honouring --format json|TEMPLATE and -q, as every `ls` does;
+    a template sees ``fields(item)`` (docker's field names) and heads a table's
+    columns with ``field_headers``."""
+    fmt = getattr(args, "format", None)
     if getattr(args, "quiet", False):
         for it in items:
             print(id_of(it))
-    elif getattr(args, "format", None) == "json":
+    elif fmt == "json":
         print_json(items)
+    elif is_template(fmt):
+        assert fmt is not None
+        print_items(fmt, (fields(it) if fields else it for it in items), field_headers or {})
     else:
         table((row(it) for it in items), headers)
+
+
+def labels_text(labels: Mapping[str, str] | None) -> str:
+    """docker's Labels column: k=v pairs joined by commas."""
+    return ",".join(f"{k}={v}" for k, v in (labels or {}).items())
 
 
 def human_size(n: float | None) -> str:
@@ -85,34 +97,79 @@ def err(msg: str) -> None:
 
 
 def render_template(template: str, data: object) -> str:
-    """A small subset of Go templates: {{.A.B}} and {{json .A}}."""
+    """One object through a Go template (docker's ``-f``), errors as TemplateError."""
+    from podkit.cli.gotemplate import Template
 
-    def lookup(path: str) -> Any:
-        v = data
-        for part in [p for p in path.split(".") if p]:
-            if isinstance(v, dict) and part in v:
-                v = v[part]
-            elif isinstance(v, dict):
-                lower = {k.lower(): k for k in v}
-                if part.lower() not in lower:
-                    raise InvalidArgument(f"template: no field {part!r} in {path!r}")
-                v = v[lower[part.lower()]]
-            else:
-                raise InvalidArgument(f"template: cannot index {path!r}")
-        return v
+    return Template(_unescape(template)).execute(data)
 
-    def sub(m: re.Match[str]) -> str:
-        expr = m.group(1).strip()
-        if expr.startswith("json "):
-            return json.dumps(lookup(expr[5:].strip()))
-        v = lookup(expr)
-        if isinstance(v, list):
-            return "[" + " ".join(str(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "map[" + " ".join(f"{k}:{x}" for k, x in v.items()) + "]"
-        return "<no value>" if v is None else str(v)
 
-    return re.sub(r"\{\{(.*?)\}\}", sub, template)
+def _unescape(fmt: str) -> str:
+    # docker's preFormat: a literal backslash-t or backslash-n in the flag is a tab or newline
+    return fmt.replace("\\t", "\t").replace("\\n", "\n")
+
+
+def is_template(fmt: str | None) -> bool:
+    """A --format value that is a template (not table, json or empty)."""
+    return fmt not in (None, "", "table", "json")
+
+
+def check_template(fmt: str) -> None:
+    """Parse a --format template (table prefix allowed): a TemplateError if it is bad."""
+    from podkit.cli.gotemplate import Template
+
+    Template(_unescape(fmt.removeprefix("table").strip(" ") if fmt.startswith("table") else fmt))
+
+
+def format_items(fmt: str, items: Iterable[object], headers: Mapping[str, str]) -> str:
+    """docker's formatter: each item through the template, a line each; with a
+    ``table`` prefix, a header line (the template run on ``headers``) and columns
+    aligned as Go's tabwriter does (min width 10, padding 3). The template is parsed
+    before anything is printed, so a bad one prints nothing but the error."""
+    from podkit.cli.gofuncs import HEADER_FUNCS
+    from podkit.cli.gotemplate import Template
+
+    is_table = fmt.startswith("table")
+    body = _unescape((fmt[len("table") :] if is_table else fmt).strip(" "))
+    tmpl = Template(body)
+    out = [tmpl.execute(it) + "\n" for it in items]
+    if not is_table:
+        return "".join(out)
+    head = tmpl.execute(dict(headers), missing_ok=True, funcs=HEADER_FUNCS)
+    return tabwrite(head + "\n" + "".join(out))
+
+
+def tabwrite(text: str, minwidth: int = 10, padding: int = 3) -> str:
+    """Go's text/tabwriter with docker's settings: tab-terminated cells are padded to
+    the widest cell of their column block (consecutive lines having that column)."""
+    lines = [line.split("\t") for line in text.split("\n")]
+    widths: list[list[int]] = [[0] * (len(c) - 1) for c in lines]
+    col = 0
+    while True:
+        any_col = False
+        i = 0
+        while i < len(lines):
+            if len(lines[i]) - 1 <= col:
+                i += 1
+                continue
+            any_col = True
+            j = i
+            while j < len(lines) and len(lines[j]) - 1 > col:
+                j += 1
+            w = max(minwidth, max(len(lines[k][col]) + padding for k in range(i, j)))
+            for k in range(i, j):
+                widths[k][col] = w
+            i = j
+        if not any_col:
+            break
+        col += 1
+    return "\n".join(
+        "".join(c.ljust(widths[n][k]) for k, c in enumerate(cells[:-1])) + cells[-1]
+        for n, cells in enumerate(lines)
+    )
+
+
+def print_items(fmt: str, items: Iterable[object], headers: Mapping[str, str]) -> None:
+    sys.stdout.write(format_items(fmt, items, headers))
 
 
 def for_each(
@@ -149,11 +206,11 @@ def inspect_each(refs: Iterable[str], fetch: Callable[[str], object], fmt: str |
 
 def print_inspected(items: Sequence[object], fmt: str | None) -> None:
     """What every inspect prints: a JSON array, or each item through a -f template."""
-    if fmt in (None, "json", "table"):
+    if not is_template(fmt):
         print_json(items)
     else:
-        for d in items:
-            print(render_template(fmt, d))
+        assert fmt is not None
+        print_items(fmt, items, {})
 
 
 def prints_help(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace, object], int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from podkit import errors
 from podkit.cli.output import (
@@ -14,7 +14,9 @@ from podkit.cli.output import (
     err,
     for_each,
     human_size,
+    is_template,
     listing,
+    print_items,
     print_json,
     prints_help,
     short_id,
@@ -91,7 +93,7 @@ def _register_pod_commands(ps: Subparsers) -> None:
 
     p = ps.add_parser("inspect", help="show a pod's details")
     p.add_argument("pods", nargs="+", metavar="POD")
-    p.add_argument("--format", choices=["json"], default="json")
+    p.add_argument("-f", "--format", default="json", help="json (default), or a template such as '{{.name}}'")
     p.set_defaults(func=cmd_inspect)
 
     for name, helptext, fn in (
@@ -121,7 +123,9 @@ def _register_pod_commands(ps: Subparsers) -> None:
     p = ps.add_parser("stats", help="show resource usage of pods")
     p.add_argument("pods", nargs="+", metavar="POD")
     p.add_argument("--no-stream", action="store_true", help="print one sample and exit")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--format", default="table", help="table, json, or a template such as '{{.Name}} {{.CPU}}'"
+    )
     p.set_defaults(func=cmd_stats)
 
     p = ps.add_parser("top", help="show the processes of a pod")
@@ -237,8 +241,42 @@ def cmd_ls(args: argparse.Namespace, client: Client) -> int:
             ", ".join(d.get("ports_text") or []),
         ],
         lambda d: d["id"],
+        _pod_fields,
+        POD_HEADERS,
     )
     return 0
+
+
+# podman's `pod ps --format` fields and their table headers
+POD_HEADERS = {
+    "ID": "POD ID",
+    "Name": "NAME",
+    "Status": "STATUS",
+    "Created": "CREATED",
+    "InfraID": "INFRA ID",
+    "NumberOfContainers": "# OF CONTAINERS",
+    "Labels": "LABELS",
+    "Networks": "NETWORKS",
+    "IP": "IP",
+    "Ports": "PORTS",
+}
+
+
+def _pod_fields(d: dict[str, Any]) -> dict[str, object]:
+    labels = d.get("labels") or (d.get("spec") or {}).get("labels") or {}
+    return {
+        "ID": short_id(d["id"]),
+        "Name": d["name"],
+        "Status": d.get("status", ""),
+        "Created": ago(d.get("created")),
+        "InfraID": short_id(d.get("infra_id") or ""),
+        "NumberOfContainers": str(d.get("num_containers", 0)),
+        "Labels": labels,
+        "Label": lambda key: str(labels.get(key, "")),
+        "Networks": ",".join(d.get("networks") or []),
+        "IP": ",".join(ip.split("/", 1)[0] for ip in d.get("ips") or []),
+        "Ports": ", ".join(d.get("ports_text") or []),
+    }
 
 
 def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
@@ -250,7 +288,10 @@ def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
         except errors.NotFound as e:
             err(f"Error: {e.message}")
             rc = 1
-    print_json(out if len(args.pods) > 1 else (out[0] if out else []))
+    if is_template(args.format):
+        print_items(args.format, out, {})
+    else:
+        print_json(out if len(args.pods) > 1 else (out[0] if out else []))
     return rc
 
 
@@ -297,23 +338,36 @@ def cmd_stats(args: argparse.Namespace, client: Client) -> int:
             continue
         if not args.no_stream:
             sys.stdout.write("\033[2J\033[H")
-        rows = []
-        for s in samples:
-            for c in [s, *s.get("containers", [])]:
-                lim = c.get("memory_limit")
-                rows.append(
-                    [
-                        short_id(s["id"]),
-                        s.get("name", ""),
-                        c.get("container", "(pod)"),
-                        f"{c.get('cpu_percent', 0.0):.2f}%",
-                        f"{human_size(c.get('memory_usage'))} / {human_size(lim) if lim else 'unlimited'}",
-                        str(c.get("pids", "-")),
-                    ]
-                )
-        table(rows, ["POD", "NAME", "CONTAINER", "CPU %", "MEM USAGE / LIMIT", "PIDS"])
+        fields = [_stats_fields(s, c) for s in samples for c in [s, *s.get("containers", [])]]
+        if is_template(args.format):
+            print_items(args.format, fields, POD_STATS_HEADERS)
+        else:
+            keys = ("Pod", "Name", "CID", "CPU", "MemUsage", "PIDS")
+            table(([f[k] for k in keys] for f in fields), [POD_STATS_HEADERS[k] for k in keys])
         sys.stdout.flush()
     return 0
+
+
+POD_STATS_HEADERS = {
+    "Pod": "POD",
+    "Name": "NAME",
+    "CID": "CONTAINER",
+    "CPU": "CPU %",
+    "MemUsage": "MEM USAGE / LIMIT",
+    "PIDS": "PIDS",
+}
+
+
+def _stats_fields(pod: dict[str, Any], c: dict[str, Any]) -> dict[str, str]:
+    lim = c.get("memory_limit")
+    return {
+        "Pod": short_id(pod["id"]),
+        "Name": pod.get("name", ""),
+        "CID": c.get("container", "(pod)"),
+        "CPU": f"{c.get('cpu_percent', 0.0):.2f}%",
+        "MemUsage": f"{human_size(c.get('memory_usage'))} / {human_size(lim) if lim else 'unlimited'}",
+        "PIDS": str(c.get("pids", "-")),
+    }
 
 
 def cmd_top(args: argparse.Namespace, client: Client) -> int:

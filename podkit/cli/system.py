@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 from typing import TYPE_CHECKING, Any
 
-from podkit.cli.output import print_json
+from podkit.cli.output import check_template, is_template, print_items, print_json
 
 if TYPE_CHECKING:
     from podkit.cli.main import Subparsers
@@ -15,14 +16,27 @@ if TYPE_CHECKING:
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("version", help="show client and daemon versions")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "-f", "--format", default="table", help="table, json, or a template such as '{{.Server.Version}}'"
+    )
     p.set_defaults(func=cmd_version)
 
-    p = sub.add_parser("info", help="show daemon-wide information")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    _info_args(sub.add_parser("info", help="show daemon-wide information"))
+    _events_args(sub.add_parser("events", help="stream lifecycle events"))
+
+    p = sub.add_parser("completion", help="print a shell completion script")
+    p.add_argument("shell", choices=["bash"])
+    p.set_defaults(func=cmd_completion, no_daemon=True)
+
+
+def _info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-f", "--format", default="table", help="table, json, or a template such as '{{.ServerVersion}}'"
+    )
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("events", help="stream lifecycle events")
+
+def _events_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--since", type=_when, help="replay from: unix time, RFC 3339 time, or a duration ago (10m, 1h30m)"
     )
@@ -36,18 +50,21 @@ def register(sub: Subparsers) -> None:
         type=_event_filter,
         help=f"KEY=VALUE, KEY one of {', '.join(_FILTER_KEYS)}; repeated keys match any",
     )
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--format", default="table", help="table, json, or a template such as '{{.Type}} {{.Action}}'"
+    )
     p.set_defaults(func=cmd_events)
-
-    p = sub.add_parser("completion", help="print a shell completion script")
-    p.add_argument("shell", choices=["bash"])
-    p.set_defaults(func=cmd_completion, no_daemon=True)
 
 
 def cmd_version(args: argparse.Namespace, client: Client) -> int:
     from podkit._version import API_VERSION, __version__
 
+    if is_template(args.format):
+        check_template(args.format)
     server = client.version()
+    if is_template(args.format):
+        print_items(args.format, [_docker_version(server)], {})
+        return 0
     if args.format == "json":
         print_json({"client": {"version": __version__, "api_version": API_VERSION}, "server": server})
         return 0
@@ -64,12 +81,70 @@ def cmd_version(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_info(args: argparse.Namespace, client: Client) -> int:
+    if is_template(args.format):
+        check_template(args.format)
     info = client.info()
+    if is_template(args.format):
+        print_items(args.format, [docker_info(info)], {})
+        return 0
     if args.format == "json":
         print_json(info)
         return 0
     _print_tree(info, 0)
     return 0
+
+
+def _docker_version(server: dict[str, Any]) -> dict[str, Any]:
+    """What `docker version --format` sees: Client and Server, in docker's names."""
+    import platform
+
+    from podkit._version import API_VERSION, __version__
+
+    return {
+        "Client": {
+            "Version": __version__,
+            "ApiVersion": API_VERSION,
+            "Os": "linux",
+            "Arch": platform.machine(),
+            "Python": platform.python_version(),
+        },
+        "Server": {
+            "Version": server.get("version", ""),
+            "ApiVersion": server.get("api_version", ""),
+            "Os": server.get("os", ""),
+            "Arch": server.get("arch", ""),
+            "KernelVersion": server.get("kernel", ""),
+            "Python": server.get("python", ""),
+        },
+    }
+
+
+def docker_info(info: dict[str, Any]) -> dict[str, Any]:
+    """podkit's info with docker's `info --format` names beside its own (ServerVersion,
+    Containers, ContainersRunning, Images, Driver, KernelVersion, NCPU, DockerRootDir...)."""
+    import socket
+
+    c = info.get("containers") or {}
+    img = info.get("images") or {}
+    rt = info.get("runtime") or {}
+    return {
+        "ID": "",
+        "Name": socket.gethostname(),
+        "ServerVersion": info.get("version", ""),
+        "Containers": c.get("containers", 0),
+        "ContainersRunning": c.get("running", 0),
+        "ContainersPaused": c.get("paused", 0),
+        "ContainersStopped": c.get("stopped", 0),
+        "Images": img.get("count", 0),
+        "Driver": img.get("snapshotter", "") or (info.get("snapshots") or {}).get("driver", ""),
+        "KernelVersion": info.get("kernel", ""),
+        "OSType": "linux",
+        "Architecture": info.get("arch", ""),
+        "NCPU": info.get("cpus", 0),
+        "DockerRootDir": info.get("root", ""),
+        "CgroupVersion": str(rt.get("cgroup_version", rt.get("cgroups", ""))),
+        **info,
+    }
 
 
 def _print_tree(d: Any, depth: int) -> None:
@@ -151,7 +226,28 @@ def _matches(ev: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
     return all(any(one(k, v) for v in vs) for k, vs in keys.items())
 
 
+def _docker_event(ev: dict[str, Any]) -> dict[str, Any]:
+    """An event as docker's `events --format` sees it (Type, Action, Actor.ID,
+    Actor.Attributes, Time, TimeNano, Scope; the old Status, ID and From too)."""
+    attrs = {str(k): str(v) for k, v in (ev.get("attributes") or {}).items()}
+    t = float(ev.get("time") or 0)
+    return {
+        "Type": ev.get("type", ""),
+        "Action": ev.get("action", ""),
+        "Actor": {"ID": ev.get("id", ""), "Attributes": attrs},
+        "Scope": "local",
+        "Time": int(t),
+        "TimeNano": int(t * 1e9),
+        "Status": ev.get("action", ""),
+        "ID": ev.get("id", ""),
+        "From": attrs.get("image", ""),
+        "Namespace": ev.get("namespace", ""),
+    }
+
+
 def cmd_events(args: argparse.Namespace, client: Client) -> int:
+    if is_template(args.format):
+        check_template(args.format)
     for ev in client.events(since=args.since, until=args.until, type=args.type):
         if args.filter and not _matches(ev, args.filter):
             continue
@@ -159,6 +255,10 @@ def cmd_events(args: argparse.Namespace, client: Client) -> int:
             import json
 
             print(json.dumps(ev), flush=True)
+            continue
+        if is_template(args.format):
+            print_items(args.format, [_docker_event(ev)], {})
+            sys.stdout.flush()
             continue
         ts = datetime.datetime.fromtimestamp(ev["time"]).isoformat()
         attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev.get("attributes", {}).items()))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from podkit import errors
-from podkit.cli.output import for_each, inspect_each, listing
+from podkit.cli.output import for_each, inspect_each, labels_text, listing
 
 if TYPE_CHECKING:
     from podkit.cli.main import Subparsers
@@ -64,8 +64,42 @@ def cmd_ls(args: argparse.Namespace, client: Client) -> int:
             raise errors.InvalidArgument(f"invalid filter {x!r}: want KEY=VALUE")
         f.setdefault(k, []).append(v)
     items = client._t.get("/volumes", params={"filters": f or None})
-    listing(args, items, ["DRIVER", "VOLUME NAME"], lambda v: [v["driver"], v["name"]], lambda v: v["name"])
+    listing(
+        args,
+        items,
+        ["DRIVER", "VOLUME NAME"],
+        lambda v: [v["driver"], v["name"]],
+        lambda v: v["name"],
+        volume_fields,
+        VOLUME_HEADERS,
+    )
     return 0
+
+
+# docker's `volume ls --format` fields and their table headers
+VOLUME_HEADERS = {
+    "Name": "VOLUME NAME",
+    "Driver": "DRIVER",
+    "Scope": "SCOPE",
+    "Mountpoint": "MOUNTPOINT",
+    "Labels": "LABELS",
+    "Links": "LINKS",
+    "Size": "SIZE",
+}
+
+
+def volume_fields(v: dict[str, Any]) -> dict[str, object]:
+    labels = v.get("labels") or {}
+    return {
+        "Name": v["name"],
+        "Driver": v.get("driver", "local"),
+        "Scope": "local",
+        "Mountpoint": v.get("mountpoint", ""),
+        "Labels": labels_text(labels),
+        "Label": lambda key: str(labels.get(key, "")),
+        "Links": "N/A",
+        "Size": "N/A",
+    }
 
 
 def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
