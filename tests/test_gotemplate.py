@@ -26,7 +26,8 @@ DOCKER_PRINTS = [
     ('{{printf "%q %v" 3 nil}}', "'\\x03' <nil>"),
     ('{{printf "%6.2f%%|%x|%X|% d|%#x|%#o" 99.5 "hi" -255 5 255 8}}', " 99.50%|6869|-FF| 5|0xff|010"),
     (
-        '{{printf "%v" (split "a b" " ")}} {{print nil}} {{printf "%s" nil}} {{printf "%d %s"}} {{printf "%d" 1 2}}',
+        '{{printf "%v" (split "a b" " ")}} {{print nil}} {{printf "%s" nil}} '
+        '{{printf "%d %s"}} {{printf "%d" 1 2}}',
         "[a b] <nil> %!s(<nil>) %!d(MISSING) %!s(MISSING) 1%!(EXTRA int=2)",
     ),
     ('{{print 1 2 "a" "b" 3}} {{println "x" 1}}', "1 2ab3 x 1\n"),
@@ -37,7 +38,8 @@ DOCKER_PRINTS = [
         "Hello WOrld Foo-Bar A_b|X|a+b|  x   |abc|",
     ),
     (
-        '{{range $i, $e := split "a,b" ","}}{{$i}}={{$e}};{{end}}{{range split "" ","}}[{{.}}]{{else}}none{{end}}',
+        '{{range $i, $e := split "a,b" ","}}{{$i}}={{$e}};{{end}}'
+        '{{range split "" ","}}[{{.}}]{{else}}none{{end}}',
         "0=a;1=b;[]",
     ),
     (
