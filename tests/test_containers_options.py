@@ -364,3 +364,89 @@ def test_a_bare_env_key_takes_nothing_from_the_daemons_environment(
     monkeypatch.setenv("PODKIT_TEST_DAEMON_SECRET", "s3cret")
     o = CreateOptions.parse({"image": "busybox", "env": ["PODKIT_TEST_DAEMON_SECRET", "A=1"]})
     assert o.env == ["A=1"]
+
+
+def test_mount_flag() -> None:
+    """docker's --mount syntax: keys, aliases, per-type options, clear refusals."""
+    from podkit.containers.parsers import parse_mount_flag
+
+    m = parse_mount_flag("type=bind,src=/tmp,dst=/b,readonly,bind-propagation=rshared")
+    assert (m.type, m.source, m.target, m.readonly, m.options) == ("bind", "/tmp", "/b", True, ["rshared"])
+    m = parse_mount_flag("source=data,target=/d,volume-nocopy,ro=false")
+    assert (m.type, m.source, m.readonly, m.options) == ("volume", "data", False, ["nocopy"])
+    assert parse_mount_flag("type=volume,dst=/anon").source == ""
+    m = parse_mount_flag("type=tmpfs,destination=/t,tmpfs-size=1m,tmpfs-mode=1700")
+    assert (m.source, m.options) == ("tmpfs", [f"size={1 << 20}", "mode=1700"])
+    for bad, msg in (
+        ("type=bind,dst=/x", "absolute source"),
+        ("type=nfs,dst=/x", "not bind, volume or tmpfs"),
+        ("type=volume,src=v", "target"),
+        ("type=volume,src=v,dst=/x,bogus=1", "unexpected key 'bogus'"),
+        ("type=tmpfs,src=x,dst=/x", "takes no source"),
+        ("type=volume,src=v,dst=/x,bind-propagation=shared", "does not apply"),
+        ("type=volume,src=v,dst=/x,volume-opt=type=nfs", "takes no options"),
+        ("type=tmpfs,dst=/x,tmpfs-mode=abc", "octal"),
+        ("type=bind,src=/tmp,dst=/x,bind-propagation=weird", "bind-propagation"),
+        ("type=bind,src=/tmp,dst=/x,readonly=maybe", "true or false"),
+    ):
+        with pytest.raises(InvalidArgument, match=msg):
+            parse_mount_flag(bad)
+    # through the body: --mount strings go in "mounts", beside -v strings
+    o = CreateOptions.parse({"image": "x", "mounts": ["type=tmpfs,dst=/t", "/tmp:/h:ro"]})
+    assert [(m.type, m.target) for m in o.mounts] == [("tmpfs", "/t"), ("bind", "/h")]
+
+
+@pytest.mark.parametrize(
+    "body, msg",
+    [
+        ({"sysctls": ["kernel.hostname=x"]}, "only namespaced sysctls"),
+        ({"sysctls": ["vm.swappiness=1"]}, "only namespaced sysctls"),
+        ({"sysctls": ["net.ipv4.ip_forward=1"], "network": "host"}, "--network host"),
+        ({"sysctls": ["kernel.shmmax=1"], "ipc": "host"}, "--ipc host"),
+        ({"sysctls": ["noequals"]}, "KEY=VALUE"),
+        ({"pid": "bogus"}, "invalid --pid"),
+        ({"ipc": "none"}, "invalid --ipc"),
+        ({"pid": "host", "pod": "p"}, "--pod"),
+        ({"expose": ["80-70"]}, "invalid --expose"),
+        ({"expose": ["80/icmp"]}, "invalid --expose"),
+        ({"volumes_from": ["c:rx"]}, "invalid --volumes-from"),
+        ({"pull": "sometimes"}, "invalid --pull"),
+        ({"platform": "linux/s390x"}, "not this host's"),
+        ({"ip": "10.1.2.3"}, "user defined networks only"),
+        ({"ip": "10.1.2", "network": "mynet"}, "invalid --ip"),
+        ({"group_add": ["bad name"]}, "supplemental group"),
+        ({"cpuset_cpus": "0-4096"}, "not available"),
+        ({"cpuset_cpus": "3-1"}, "low to high"),
+        ({"memory": "64m", "memory_swap": "32m"}, "larger than the memory limit"),
+        ({"memory": "64m", "memory_reservation": "128m"}, "memory reservation"),
+    ],
+)
+def test_run_flag_refusals(body: dict, msg: str) -> None:
+    with pytest.raises(InvalidArgument, match=msg):
+        CreateOptions.parse({"image": "x", **body})
+
+
+def test_run_flags_parse() -> None:
+    o = CreateOptions.parse(
+        {
+            "image": "x",
+            "sysctls": ["net.ipv4.ip_forward=1", "kernel.shmmax=65536", "fs.mqueue.msg_max=20"],
+            "pid": "container:web",
+            "ipc": "shareable",
+            "expose": ["7000-7001", "53/udp"],
+            "publish_all": True,
+            "group_add": ["wheel", "1234", 5],
+            "memory": "64m",
+            "memory_swap": "-1",
+            "memory_reservation": "32m",
+            "cpuset_cpus": "0",
+            "pull": "never",
+            "network": "mynet",
+            "ip": "10.9.0.7",
+        }
+    )
+    assert o.sysctls["kernel.shmmax"] == "65536" and o.pid == "container:web" and o.ipc == ""
+    assert o.expose == ["7000/tcp", "7001/tcp", "53/udp"] and o.publish_all
+    assert o.group_add == ["wheel", 1234, 5] and o.memory_swap == -1 and o.memory_reservation == 32 << 20
+    assert (o.pull, o.ip, o.cpuset_cpus) == ("never", "10.9.0.7", "0")
+    assert CreateOptions.from_stored(o.to_dict()) == o

@@ -83,12 +83,9 @@ def test_ports_binds_volumes_mounts_tmpfs(tmp_path: object) -> None:
 @pytest.mark.parametrize(
     ("host_config", "named"),
     [
-        ({"PidMode": "host"}, "HostConfig.PidMode"),
-        ({"Sysctls": {"a": "1"}}, "HostConfig.Sysctls"),
-        ({"PublishAllPorts": True}, "HostConfig.PublishAllPorts"),
-        ({"VolumesFrom": ["x"]}, "HostConfig.VolumesFrom"),
-        ({"IpcMode": "host"}, "HostConfig.IpcMode"),
-        ({"GroupAdd": ["staff"]}, "GroupAdd"),
+        ({"UTSMode": "host"}, "HostConfig.UTSMode"),
+        ({"Links": ["a:b"]}, "HostConfig.Links"),
+        ({"Mounts": [{"Type": "volume", "Target": "/v", "VolumeOptions": {"Subpath": "x"}}]}, "Subpath"),
         ({"LogConfig": {"Type": "syslog"}}, "LogConfig.Type"),
         ({"Runtime": "crun"}, "runtime"),
     ],
@@ -116,10 +113,59 @@ def test_networking_config() -> None:
         "Image": "b",
         "NetworkingConfig": {"EndpointsConfig": {"a": {"IPAMConfig": {"IPv4Address": "10.0.0.5"}}}},
     }
+    assert translate(fixed, None)["ip"] == "10.0.0.5"
+    second = {
+        "Image": "b",
+        "NetworkingConfig": {
+            "EndpointsConfig": {"a": {}, "c": fixed["NetworkingConfig"]["EndpointsConfig"]["a"]}
+        },
+    }  # type: ignore[index]
     with pytest.raises(InvalidArgument, match="IPv4Address"):
-        translate(fixed, None)
+        translate(second, None)
     hc = translate({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Interval": 2_000_000_000}}, None)
     assert hc["healthcheck"]["test"] == ["CMD", "true"] and hc["healthcheck"]["interval"] == 2.0
     assert translate({"Image": "b", "Healthcheck": {"Test": ["NONE"]}}, None)["no_healthcheck"] is True
     with pytest.raises(InvalidArgument, match="Healthcheck.Interval"):
         translate({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Interval": "5s"}}, None)
+
+
+def test_run_flags_docker_fields() -> None:
+    """The Docker API's fields of the run flags (issue 12 A4) become podkit's options."""
+    body = {
+        "Image": "busybox",
+        "ExposedPorts": {"7000/tcp": {}, "7001/udp": {}},
+        "HostConfig": {
+            "PublishAllPorts": True,
+            "PidMode": "host",
+            "IpcMode": "container:other",
+            "Sysctls": {"net.ipv4.ip_forward": "1"},
+            "GroupAdd": ["staff", "1234"],
+            "MemoryReservation": 16 << 20,
+            "Memory": 64 << 20,
+            "MemorySwap": 128 << 20,
+            "CpusetCpus": "0",
+            "VolumesFrom": ["data:ro"],
+            "Mounts": [
+                {"Type": "bind", "Source": "/tmp", "Target": "/b", "BindOptions": {"Propagation": "rslave"}},
+                {"Type": "volume", "Source": "v", "Target": "/v", "VolumeOptions": {"NoCopy": True}},
+            ],
+        },
+    }
+    o = translate(body, None)
+    assert o["publish_all"] is True and o["expose"] == ["7000/tcp", "7001/udp"]
+    assert (o["pid"], o["ipc"]) == ("host", "container:other")
+    assert o["group_add"] == ["staff", 1234] and o["volumes_from"] == ["data:ro"]
+    opts = CreateOptions.parse(o)
+    assert opts.sysctls == {"net.ipv4.ip_forward": "1"} and opts.memory_reservation == 16 << 20
+    assert [m.options for m in opts.mounts] == [["rslave"], ["nocopy"]]
+    bad_opt = {
+        "Type": "volume",
+        "Target": "/v",
+        "VolumeOptions": {"DriverConfig": {"Options": {"type": "nfs"}}},
+    }
+    with pytest.raises(InvalidArgument, match="takes no options"):
+        translate({"Image": "b", "HostConfig": {"Mounts": [bad_opt]}}, None)
+    with pytest.raises(InvalidArgument, match="--network host"):
+        CreateOptions.parse(
+            translate({"Image": "b", "HostConfig": {"NetworkMode": "host", "Sysctls": {"net.a": "1"}}}, None)
+        )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
+from podkit import errors
 
 
 def add_create_flags(p: argparse.ArgumentParser) -> None:
@@ -17,6 +16,14 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--env-file", action="append", default=[], help="read environment variables from a file")
     a("-v", "--volume", action="append", default=[], help="bind HOST:CTR[:ro] or volume NAME:CTR")
     a("--tmpfs", action="append", default=[], help="mount a tmpfs: PATH[:OPTIONS]")
+    a(
+        "--mount",
+        action="append",
+        default=[],
+        help="type=bind|volume|tmpfs,src=...,dst=...[,readonly][,bind-propagation=...][,volume-nocopy]"
+        "[,tmpfs-size=...][,tmpfs-mode=...]",
+    )
+    a("--volumes-from", action="append", default=[], help="mount the volumes of CONTAINER[:ro|rw]")
     a("--read-only", action="store_true", help="mount the root file system read-only")
     a("-u", "--user", help="USER[:GROUP] (names or ids)")
     a("-w", "--workdir", help="working directory inside the container")
@@ -34,6 +41,9 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--device", action="append", default=[], help="add a host device HOST[:CTR[:rwm]]")
     a("-m", "--memory", help="memory limit (e.g. 64m)")
     a("--memory-swap", help="memory + swap limit (-1 unlimited)")
+    a("--memory-reservation", help="memory soft limit")
+    a("--cpuset-cpus", help="CPUs the container may run on (0-3, 0,1)")
+    a("--cpuset-mems", help="memory nodes the container may use (0-3, 0,1)")
     a("--cpus", help="number of CPUs (e.g. 0.5)")
     a("--cpu-shares", type=int, help="relative CPU weight")
     a("--pids-limit", type=int, help="maximum number of processes")
@@ -42,6 +52,13 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--restart", help="no | on-failure[:N] | always | unless-stopped")
     a("--rm", action="store_true", help="remove the container when it exits")
     a("-p", "--publish", action="append", default=[], help="publish a port [IP:]HOST:CTR[/PROTO]")
+    a("-P", "--publish-all", action="store_true", help="publish every exposed port to a random host port")
+    a("--expose", action="append", default=[], help="expose a port or a range PORT[-END][/PROTO]")
+    a("--ip", help="a fixed IPv4 address on the (user-defined) network")
+    a("--pid", help="pid namespace: host | container:NAME")
+    a("--ipc", help="IPC namespace: private | shareable | host | container:NAME")
+    a("--sysctl", action="append", default=[], help="a namespaced kernel parameter KEY=VALUE")
+    a("--group-add", action="append", default=[], help="another group (name or gid) for the process")
     a(
         "--network",
         "--net",
@@ -75,6 +92,9 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--pod", help="run the container in this pod")
     a("--shm-size", help="size of /dev/shm")
     a("--log-size-max", help="rotate the log file at this size")
+    a("--cidfile", help="write the container's id to this file (which must not exist)")
+    a("--pull", default="missing", help="pull the image: always | missing (default) | never")
+    a("--platform", help="os/arch: this host's only")
     a("image", help="image reference")
     a("command", nargs=argparse.REMAINDER, help="command and arguments")
 
@@ -93,6 +113,8 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "env": env,
         "env_file": args.env_file,
         "volumes": args.volume,
+        "mounts": args.mount,
+        "volumes_from": args.volumes_from,
         "tmpfs": args.tmpfs,
         "read_only": args.read_only,
         "user": args.user,
@@ -106,6 +128,9 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "devices": args.device,
         "memory": args.memory,
         "memory_swap": args.memory_swap,
+        "memory_reservation": args.memory_reservation,
+        "cpuset_cpus": args.cpuset_cpus,
+        "cpuset_mems": args.cpuset_mems,
         "cpus": args.cpus,
         "cpu_shares": args.cpu_shares,
         "pids_limit": args.pids_limit,
@@ -114,6 +139,15 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "restart": args.restart,
         "auto_remove": args.rm,
         "ports": args.publish,
+        "publish_all": args.publish_all,
+        "expose": args.expose,
+        "ip": args.ip,
+        "pid": args.pid,
+        "ipc": args.ipc,
+        "sysctls": args.sysctl,
+        "group_add": args.group_add,
+        "pull": args.pull if args.pull != "missing" else None,
+        "platform": args.platform,
         "network": args.network[0] if args.network else None,
         "networks": args.network[1:],
         "network_aliases": args.network_alias,
@@ -143,6 +177,39 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
 
     # env files and seccomp profiles are read here, not by the daemon (as docker's CLI does)
     return inline_files({k: v for k, v in body.items() if v not in (None, [], False)})
+
+
+class CidFile:
+    """``--cidfile``: made before the create (refused if it exists, as docker does),
+    given the id after it, removed if the create fails."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.fd = -1
+        if path:
+            try:
+                self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                raise errors.InvalidArgument(
+                    f"container ID file found, make sure the other container isn't running or delete {path}"
+                ) from None
+            except OSError as e:
+                raise errors.InvalidArgument(
+                    f"failed to create the container ID file {path}: {e.strerror}"
+                ) from None
+
+    def write(self, cid: str) -> None:
+        if self.fd >= 0:
+            os.write(self.fd, cid.encode())
+            os.close(self.fd)
+            self.fd = -1
+
+    def discard(self) -> None:
+        """The create failed: no file of an id that does not exist."""
+        if self.fd >= 0 and self.path:
+            os.close(self.fd)
+            self.fd = -1
+            os.unlink(self.path)
 
 
 def _healthcheck(args: argparse.Namespace) -> dict[str, object] | None:

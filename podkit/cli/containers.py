@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from podkit import errors
-from podkit.cli.container_create import add_create_flags, create_body
+from podkit.cli.container_create import CidFile, add_create_flags, create_body
 from podkit.cli.container_inspect import add_inspect_args, cmd_inspect
 from podkit.cli.container_listing import cmd_port, cmd_prune, cmd_ps, cmd_stats, cmd_top
 from podkit.cli.container_ops import container_ops as _ops
@@ -61,6 +61,13 @@ def _register_run(sub: Subparsers) -> None:
     add_create_flags(p)
     p.add_argument("-d", "--detach", action="store_true", help="run in the background, print its id")
     p.add_argument("--detach-keys", help="keys that detach (default ctrl-p,ctrl-q)")
+    p.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        default=[],
+        help="attach only to STDIN, STDOUT or STDERR (repeatable)",
+    )
     p.set_defaults(func=cmd_run, **_ENGINE)
 
     p = sub.add_parser("create", help="create a container", add_help=False)
@@ -228,7 +235,15 @@ def _register_group(sub: Subparsers) -> None:
 # ----------------------------------------------------------------------------- run
 
 
-def _attach_and_start(client: Client, cid: str, *, tty: bool, stdin: bool, detach_keys: str | None) -> int:
+def _attach_and_start(
+    client: Client,
+    cid: str,
+    *,
+    tty: bool,
+    stdin: bool,
+    detach_keys: str | None,
+    streams: frozenset[str] = frozenset(("stdout", "stderr")),
+) -> int:
     from podkit.cli.stdio import interact
 
     # `run --rm` ends with the exit code: the daemon finishes the removal in the background.
@@ -241,7 +256,12 @@ def _attach_and_start(client: Client, cid: str, *, tty: bool, stdin: bool, detac
             raise KeyboardInterrupt from None
 
     code = interact(
-        ws, tty=tty, stdin=stdin, detach_keys=detach_keys, on_interrupt=None if tty else interrupt
+        ws,
+        tty=tty,
+        stdin=stdin,
+        detach_keys=detach_keys,
+        on_interrupt=None if tty else interrupt,
+        streams=streams,
     )
     return 0 if code == -1 else code
 
@@ -249,10 +269,13 @@ def _attach_and_start(client: Client, cid: str, *, tty: bool, stdin: bool, detac
 def cmd_run(args: argparse.Namespace, client: Client) -> int:
     if args.detach and args.rm and args.restart:
         raise errors.InvalidArgument("conflicting options: --restart and --rm")
+    streams = _attach_streams(args.attach)
+    if args.attach and args.detach:
+        raise errors.InvalidArgument("conflicting options: -a and -d")
     body = create_body(args)
     if args.tty and not args.detach and args.interactive and not sys.stdin.isatty():
         raise errors.InvalidArgument("the input device is not a TTY (drop -t)")
-    cid = client._t.post("/containers", json_body=body)["id"]
+    cid = _create(client, body, args.cidfile)
     if args.detach:
         try:
             _ops(client).start(cid)
@@ -263,11 +286,44 @@ def cmd_run(args: argparse.Namespace, client: Client) -> int:
             raise
         print(cid)
         return 0
-    return _attach_and_start(client, cid, tty=args.tty, stdin=args.interactive, detach_keys=args.detach_keys)
+    return _attach_and_start(
+        client,
+        cid,
+        tty=args.tty,
+        stdin=args.interactive and "stdin" in streams,
+        detach_keys=args.detach_keys,
+        streams=streams,
+    )
+
+
+def _attach_streams(given: list[str]) -> frozenset[str]:
+    """``-a stdin|stdout|stderr`` (any case, repeatable); none given: stdout and stderr (and
+    stdin with ``-i``), as docker attaches."""
+    if not given:
+        return frozenset(("stdin", "stdout", "stderr"))
+    out = set()
+    for g in given:
+        if g.lower() not in ("stdin", "stdout", "stderr"):
+            raise errors.InvalidArgument(
+                f"invalid argument {g!r} for -a/--attach: valid streams are STDIN, STDOUT and STDERR"
+            )
+        out.add(g.lower())
+    return frozenset(out)
+
+
+def _create(client: Client, body: dict[str, object], cidfile: str | None) -> str:
+    cf = CidFile(cidfile)
+    try:
+        cid = str(client._t.post("/containers", json_body=body)["id"])
+    except BaseException:
+        cf.discard()
+        raise
+    cf.write(cid)
+    return cid
 
 
 def cmd_create(args: argparse.Namespace, client: Client) -> int:
-    print(client._t.post("/containers", json_body=create_body(args))["id"])
+    print(_create(client, create_body(args), args.cidfile))
     return 0
 
 

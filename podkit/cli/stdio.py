@@ -63,6 +63,7 @@ def interact(
     stdin: bool,
     detach_keys: str | None = None,
     on_interrupt: Callable[[], None] | None = None,
+    streams: frozenset[str] = frozenset(("stdout", "stderr")),
 ) -> int:
     """Pump stdio through ``ws`` until the process exits (its code) or the user detaches (0).
 
@@ -116,8 +117,10 @@ def interact(
                     raise connection_lost("before the process ended")
                 op, data = msg
                 if op == 2 and data:
-                    (err if data[0] == 2 else out).write(data[1:])
-                    (err if data[0] == 2 else out).flush()
+                    # run -a: a stream not asked for is not shown
+                    if ("stderr" if data[0] == 2 else "stdout") in streams:
+                        (err if data[0] == 2 else out).write(data[1:])
+                        (err if data[0] == 2 else out).flush()
                 elif op == 1:
                     ctl = json.loads(data)
                     if "error" in ctl:

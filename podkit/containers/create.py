@@ -79,12 +79,17 @@ async def create(ctx: ContainerContext, ns: str, body: dict[str, Any] | CreateOp
     opts = await ctx.hooks.before_create(ns, opts)
     if opts.pod:  # a hook resolves it into pod_id, namespaces...; none did
         raise InvalidArgument(f"cannot put the container into pod {opts.pod}: pods are not available")
-    image = await find_image(ctx, ns, opts.image)
+    if opts.memory_swap and opts.memory_swap > 0 and opts.memory is None:
+        raise InvalidArgument("you should always set the memory limit when using the memory-swap limit")
+    image = await _image_for(ctx, ns, opts)
     if not command_of(opts, image.config.get("config") or {}):
         raise InvalidArgument(
             f"no command specified: image {opts.image} has no Cmd or Entrypoint and none was given"
         )
     _resolve_network(ctx, ns, opts)
+    _resolve_namespaces(ctx, ns, opts)
+    _publish_all(opts, image.config.get("config") or {})
+    _volumes_from(ctx, ns, opts)
     if opts.healthcheck is None:  # the image's, unless the client gave one (or NONE)
         from podkit.containers.health import from_image
 
@@ -133,7 +138,87 @@ def _resolve_network(ctx: ContainerContext, ns: str, opts: CreateOptions) -> Non
         other = ctx.resolve(ns, opts.network.split(":", 1)[1])
         opts.network = f"container:{other.id}"
     elif opts.network not in ("host", "none", "pod", "bridge") and ctx.networks is not None:
-        ctx.networks.get(opts.network)
+        net = ctx.networks.get(opts.network)
+        if opts.ip:
+            import ipaddress
+
+            if ipaddress.IPv4Address(opts.ip) not in ipaddress.ip_network(net.subnet):
+                raise InvalidArgument(
+                    f"invalid --ip {opts.ip}: not in the subnet of network {net.name} ({net.subnet})"
+                )
+
+
+def _resolve_namespaces(ctx: ContainerContext, ns: str, opts: CreateOptions) -> None:
+    """``--pid/--ipc container:NAME`` are stored by id (joined at each start: networking.py)."""
+    for key in ("pid", "ipc"):
+        mode = getattr(opts, key)
+        if mode.startswith("container:"):
+            other = ctx.resolve(ns, mode.split(":", 1)[1])
+            setattr(opts, key, f"container:{other.id}")
+
+
+def _publish_all(opts: CreateOptions, cfg: dict[str, Any]) -> None:
+    """``-P``: each exposed port (the image's and ``--expose``) not published yet gets a
+    host port picked at start, as ``-p PORT`` does."""
+    if (
+        not opts.publish_all
+        or opts.network in ("host", "none", "pod")
+        or opts.network.startswith("container:")
+    ):
+        return  # docker discards published ports in those modes, -P included
+    from podkit.containers.parsers import parse_expose, parse_port
+
+    published = {f"{p['container_port']}/{p.get('protocol') or 'tcp'}" for p in opts.ports}
+    exposed = [p for key in (cfg.get("ExposedPorts") or {}) for p in parse_expose(key)]
+    for key in dict.fromkeys([*exposed, *opts.expose]):
+        if key not in published:
+            opts.ports.extend(parse_port(key))
+
+
+def _volumes_from(ctx: ContainerContext, ns: str, opts: CreateOptions) -> None:
+    """``--volumes-from CONTAINER[:ro|rw]``: its binds and volumes, at the same paths
+    (a mount of this container's own at a path wins, as with docker)."""
+    from podkit.containers.parsers import Mount
+
+    taken = {m.target for m in opts.mounts}
+    resolved = []
+    for spec in opts.volumes_from:
+        name, _, mode = spec.partition(":")
+        try:
+            other = ctx.resolve(ns, name)
+        except NotFound:
+            raise NotFound(f"--volumes-from: no such container: {name}") from None
+        resolved.append(other.id + (f":{mode}" if mode else ""))
+        for m in other.config.get("mounts") or []:
+            if m.get("type") not in ("bind", "volume") or m["target"] in taken:
+                continue
+            taken.add(m["target"])
+            ro = mode == "ro" if mode else bool(m.get("readonly"))
+            # nocopy: the volume already holds what it holds; no seeding from this image
+            extra = [x for x in m.get("options") or [] if x != "nocopy"] + (
+                ["nocopy"] if m["type"] == "volume" else []
+            )
+            opts.mounts.append(Mount(m["type"], m["target"], m.get("source") or "", ro, extra))
+    opts.volumes_from = resolved
+
+
+async def _image_for(ctx: ContainerContext, ns: str, opts: CreateOptions) -> Image:
+    """The image, as ``--pull`` says: pulled if missing (the default), always, or never."""
+    if opts.pull == "never":
+        try:
+            return ctx.images.get(ns, opts.image)
+        except NotFound:
+            raise NotFound(f"No such image: {opts.image} (and --pull never)") from None
+    if opts.pull == "always":
+        if ctx.registry is None:
+            raise InvalidArgument("--pull always: no registry is available to this daemon")
+        try:
+            await ctx.registry.pull(ns, opts.image)
+        except InvalidArgument:
+            raise
+        except PodkitError as e:
+            raise NotFound(f"--pull always: image {opts.image!r} could not be pulled: {e.message}") from None
+    return await find_image(ctx, ns, opts.image)
 
 
 async def _make_volumes(ctx: ContainerContext, ns: str, opts: CreateOptions, made: list[str]) -> None:

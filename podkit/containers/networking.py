@@ -32,6 +32,7 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
     """Namespaces to create/join, and the network attachment; with its undo."""
     nss: Namespaces = {"pid": None, "ipc": None, "uts": None, "mount": None, "network": None}
     nss.update(opts.namespaces)
+    _pid_ipc(ctx, opts, nss)
     info: dict[str, Any] = {"mode": opts.network}
     mode = opts.network
     if mode == "host":
@@ -92,6 +93,7 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
             namespace=rec.namespace,
             dns_names=[rec.name],
             aliases={net: opts.network_aliases} if opts.network_aliases else None,
+            ips={net: opts.ip} if opts.ip else None,
         )
     except BaseException:
         try:
@@ -118,6 +120,20 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
         await network_down(ctx, rec.id)
 
     return info, nss, undo
+
+
+def _pid_ipc(ctx: ContainerContext, opts: CreateOptions, nss: Namespaces) -> None:
+    """``--pid`` / ``--ipc``: the host's namespace, or a running container's joined by path."""
+    for key, ns_file, flag in (("pid", "pid", "--pid"), ("ipc", "ipc", "--ipc")):
+        mode = getattr(opts, key)
+        if mode == "host":
+            nss[key] = "host"
+        elif mode.startswith("container:"):
+            ref = mode.split(":", 1)[1]
+            other = ctx.store.get(ref)
+            if other is None or other.state not in ("running", "paused") or not other.pid:
+                raise Conflict(f"{flag} container:{ref[:12]}: that container is not running")
+            nss[key] = f"/proc/{other.pid}/ns/{ns_file}"
 
 
 async def network_down(ctx: ContainerContext, cid: str) -> None:

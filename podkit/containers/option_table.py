@@ -17,14 +17,18 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from podkit import userfiles
 from podkit.containers.parsers import (
+    NAME_RE,
     RESTART_POLICIES,
     Mount,
+    is_mount_flag,
     items,
     parse_capability,
     parse_device,
     parse_env,
+    parse_expose,
     parse_int,
     parse_labels,
+    parse_mount_flag,
     parse_port,
     parse_restart,
     parse_signal,
@@ -49,6 +53,7 @@ _NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][\w.-]*$")
 NETWORK_MODES = ("bridge", "host", "none", "pod")
 _JOINABLE_NS = {"network", "ipc", "uts", "pid", "cgroup", "mount", "user"}
 _MIN_MEMORY = 6 * 1024 * 1024
+_GROUP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 Body = Mapping[str, Any]  # a decoded JSON object: each parser checks the types it takes
 # Each sets the fields of its options on ``o`` from ``body``, or raises InvalidArgument.
@@ -128,7 +133,11 @@ def _labels(o: CreateOptions, body: Body) -> None:
 def _mounts(o: CreateOptions, body: Body) -> None:
     """``mounts`` (objects or -v strings), then ``volumes`` (-v), then ``tmpfs``."""
     mounts = [
-        Mount.from_dict(m) if isinstance(m, dict) else parse_volume(str(m))
+        Mount.from_dict(m)
+        if isinstance(m, dict)
+        else parse_mount_flag(str(m))
+        if is_mount_flag(str(m))
+        else parse_volume(str(m))
         for m in items(body.get("mounts"), "mounts")
     ]
     mounts += [parse_volume(v) for v in strings(body.get("volumes"), "volumes")]
@@ -140,6 +149,10 @@ def _mounts(o: CreateOptions, body: Body) -> None:
         if m.target in seen:
             raise InvalidArgument(f"duplicate mount point {m.target}")
         seen.add(m.target)
+        if m.type == "tmpfs" and m.source not in ("", "tmpfs"):
+            raise InvalidArgument(
+                f"invalid mount at {m.target}: a tmpfs mount takes no source ({m.source!r})"
+            )
         if m.type == "bind" and not os.path.exists(m.source):
             raise InvalidArgument(f"bind source path does not exist: {m.source}")
     o.mounts = mounts
@@ -206,9 +219,16 @@ def _memory(o: CreateOptions, body: Body) -> None:
         o.memory = parse_size(body["memory"], "memory limit")
         if o.memory < _MIN_MEMORY:
             raise InvalidArgument("minimum memory limit allowed is 6MB")
-    if body.get("memory_swap") not in (None, ""):
+    if body.get("memory_swap") not in (None, "", 0, "0"):
         swap = body["memory_swap"]
-        o.memory_swap = -1 if str(swap) == "-1" else parse_size(swap)
+        o.memory_swap = -1 if str(swap) == "-1" else parse_size(swap, "memory-swap")
+        # docker's rule: swap is memory + swap (create also wants a memory limit with it)
+        if o.memory is not None and o.memory_swap != -1 and o.memory_swap < o.memory:
+            raise InvalidArgument("minimum memory-swap limit should be larger than the memory limit")
+    if body.get("memory_reservation") not in (None, "", 0, "0"):
+        o.memory_reservation = parse_size(body["memory_reservation"], "memory reservation")
+        if o.memory is not None and o.memory < o.memory_reservation:
+            raise InvalidArgument("minimum memory limit can not be less than the memory reservation limit")
 
 
 def _cpus(o: CreateOptions, body: Body) -> None:
@@ -376,22 +396,51 @@ def _stdin_once(o: CreateOptions, body: Body) -> None:
         o.stdin_once = bool(body["stdin_once"])
 
 
+def _cpu_list(text: str) -> set[int]:
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def _cpusets(o: CreateOptions, body: Body) -> None:
-    for key in ("cpuset_cpus", "cpuset_mems"):
+    """``--cpuset-cpus`` / ``--cpuset-mems``: lists the host has online (docker checks it too)."""
+    online = {
+        "cpuset_cpus": "/sys/devices/system/cpu/online",
+        "cpuset_mems": "/sys/devices/system/node/online",
+    }
+    for key, what in (("cpuset_cpus", "CPUs"), ("cpuset_mems", "memory nodes")):
         v = body.get(key)
         if v:
             if not isinstance(v, str) or not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", v):
                 raise InvalidArgument(f"invalid {key} {v!r}: expected a list like 0-2,4")
+            if any(int(lo) > int(hi) for lo, _, hi in (p.partition("-") for p in v.split(",")) if hi):
+                raise InvalidArgument(f"invalid {key} {v!r}: a range goes from low to high")
+            try:
+                with open(online[key]) as f:
+                    available = f.read().strip()
+            except OSError:
+                available = ""  # no such file (no NUMA): nothing to check against
+            if available and not _cpu_list(v) <= _cpu_list(available):
+                raise InvalidArgument(
+                    f"requested {what} are not available - requested {v}, available: {available}"
+                )
             setattr(o, key, v)
 
 
 def _group_add(o: CreateOptions, body: Body) -> None:
-    groups = items(body.get("group_add"), "group_add")
-    out = []
-    for g in groups:
-        if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g < 1 << 32:
-            raise InvalidArgument(f"invalid supplemental group {g!r}: want a gid")
-        out.append(g)
+    """gids, or group names looked up in the container's /etc/group at each start."""
+    out: list[int | str] = []
+    for g in items(body.get("group_add"), "group_add"):
+        if isinstance(g, str) and g.isdigit():
+            g = int(g)
+        if isinstance(g, str) and _GROUP_RE.fullmatch(g):
+            out.append(g)
+        elif isinstance(g, bool) or not isinstance(g, int) or not 0 <= g < 1 << 32:
+            raise InvalidArgument(f"invalid supplemental group {g!r}: want a gid or a group name")
+        else:
+            out.append(g)
     o.group_add = out
 
 
@@ -403,6 +452,129 @@ def _proc_paths(o: CreateOptions, body: Body) -> None:
             if bad:
                 raise InvalidArgument(f"{key} must be absolute paths, got {bad[0]!r}")
             setattr(o, key, paths)
+
+
+# docker's namespaced sysctls (what `docker run --sysctl` allows) and their namespace
+_IPC_SYSCTLS = frozenset(
+    ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem")
+    + ("kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+)
+_NS_MODE_RE = re.compile(r"^container:[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def _ns_mode(body: Body, key: str, flag: str, plain: tuple[str, ...]) -> str:
+    """``--pid`` / ``--ipc``: ``host``, ``container:NAME`` or one of ``plain``; "" unset."""
+    v = body.get(key)
+    if v in (None, ""):
+        return ""
+    if not isinstance(v, str) or not (v in ("host", *plain) or _NS_MODE_RE.fullmatch(v)):
+        choices = ", ".join(("host", "container:NAME", *plain))
+        raise InvalidArgument(f"invalid {flag} {v!r}: want {choices}")
+    return v
+
+
+def _pid_ipc(o: CreateOptions, body: Body) -> None:
+    """The pid and IPC namespaces: the container's own, the host's, or another container's."""
+    o.pid = _ns_mode(body, "pid", "--pid", ("private",))
+    o.ipc = _ns_mode(body, "ipc", "--ipc", ("private", "shareable"))
+    if o.pid == "private":
+        o.pid = ""
+    if o.ipc in ("private", "shareable"):
+        o.ipc = ""  # every container's IPC namespace can be joined: shareable is the default
+    if (o.pid or o.ipc) and (o.pod or o.namespaces):
+        raise InvalidArgument("--pid/--ipc cannot be combined with --pod: the pod's namespaces are shared")
+
+
+def _sysctls(o: CreateOptions, body: Body) -> None:
+    """``--sysctl K=V``: namespaced ones only, in a namespace the container has of its own."""
+    raw = body.get("sysctls")
+    pairs: list[tuple[str, str]]
+    if isinstance(raw, dict):
+        pairs = [(str(k), str(v)) for k, v in raw.items()]
+    else:
+        pairs = []
+        for e in strings(raw, "sysctls"):
+            k, eq, v = e.partition("=")
+            if not eq or not k:
+                raise InvalidArgument(f"invalid --sysctl {e!r}: want KEY=VALUE")
+            pairs.append((k, v))
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        name = key.strip().replace("/", ".")
+        if name.startswith("net.") and len(name) > 4:
+            if o.network == "host":
+                raise InvalidArgument(
+                    f"sysctl {key!r} is not allowed with --network host: it would change the host"
+                )
+            if o.network.startswith("container:"):
+                raise InvalidArgument(
+                    f"sysctl {key!r} is not allowed when sharing another container's network"
+                )
+        elif name in _IPC_SYSCTLS or (name.startswith("fs.mqueue.") and len(name) > 10):
+            if o.ipc:
+                raise InvalidArgument(
+                    f"sysctl {key!r} is not allowed with --ipc {o.ipc}: the namespace is shared"
+                )
+        else:
+            raise InvalidArgument(
+                f"sysctl {key!r} is not allowed: only namespaced sysctls (net.*, kernel.shm*, "
+                "kernel.msg*, kernel.sem, fs.mqueue.*) can be set in a container"
+            )
+        if "\n" in value or "\0" in value:
+            raise InvalidArgument(f"invalid value for sysctl {key!r}")
+        out[name] = value
+    o.sysctls = out
+
+
+def _publish_all(o: CreateOptions, body: Body) -> None:
+    """``-P`` and ``--expose``: the ports are given host ports at create (create.py)."""
+    o.publish_all = bool(body.get("publish_all"))
+    o.expose = list(dict.fromkeys(p for e in strings(body.get("expose"), "expose") for p in parse_expose(e)))
+
+
+def _volumes_from(o: CreateOptions, body: Body) -> None:
+    """``--volumes-from CONTAINER[:ro|rw]``: resolved into mounts at create (create.py)."""
+    out = []
+    for v in strings(body.get("volumes_from"), "volumes_from"):
+        name, _, mode = v.partition(":")
+        if not NAME_RE.fullmatch(name) or mode not in ("", "ro", "rw"):
+            raise InvalidArgument(f"invalid --volumes-from {v!r}: want CONTAINER[:ro|rw]")
+        out.append(v)
+    o.volumes_from = out
+
+
+def _pull_platform(o: CreateOptions, body: Body) -> None:
+    """``--pull always|missing|never`` and ``--platform`` (this host's only)."""
+    pull = body.get("pull") or "missing"
+    if pull not in ("always", "missing", "never"):
+        raise InvalidArgument(f"invalid --pull {pull!r}: want always, missing or never")
+    o.pull = str(pull)
+    plat = body.get("platform")
+    if plat:
+        from podkit.images.oci import Platform
+
+        want, host = Platform.parse(str(plat)), Platform.host()
+        if not host.matches(want):
+            raise InvalidArgument(
+                f"platform {plat} is not this host's ({host}): podkit runs the host's platform only"
+            )
+        o.platform = str(want)
+
+
+def _fixed_ip(o: CreateOptions, body: Body) -> None:
+    """``--ip``: a fixed IPv4 address on the container's (first) user-defined network."""
+    ip = body.get("ip")
+    if not ip:
+        return
+    import ipaddress
+
+    try:
+        addr = ipaddress.IPv4Address(str(ip))
+    except ValueError:
+        raise InvalidArgument(f"invalid --ip {ip!r}: want an IPv4 address") from None
+    if o.network in NETWORK_MODES or o.network.startswith("container:"):
+        raise InvalidArgument("user specified IP address is supported on user defined networks only")
+    o.ip = str(addr)
 
 
 # The body keys each parser reads, in the order the checks run (the first error wins).
@@ -421,7 +593,7 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("privileged",), _flag("privileged")),
     (("no_new_privileges", "seccomp", "security_opt", "seccomp_profile"), _security),
     (("devices",), _devices),
-    (("memory", "memory_swap"), _memory),
+    (("memory", "memory_swap", "memory_reservation"), _memory),
     (("cpus",), _cpus),
     (("cpu_shares",), _bounded("cpu_shares", "cpu shares", 2, 262144)),
     (("pids_limit",), _bounded("pids_limit", "pids limit", -1, 1 << 30)),
@@ -452,5 +624,11 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("group_add",), _group_add),
     (("masked_paths", "readonly_paths"), _proc_paths),
     (("detach_keys",), _ignored),
+    (("pid", "ipc"), _pid_ipc),
+    (("sysctls",), _sysctls),
+    (("publish_all", "expose"), _publish_all),
+    (("volumes_from",), _volumes_from),
+    (("pull", "platform"), _pull_platform),
+    (("ip",), _fixed_ip),
 )
 KNOWN_KEYS = frozenset({"image"}.union(*(keys for keys, _ in TABLE)))

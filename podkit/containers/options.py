@@ -90,6 +90,7 @@ class CreateOptions:
     devices: list[dict[str, str]] = field(default_factory=list)
     memory: int | None = None
     memory_swap: int | None = None
+    memory_reservation: int | None = None  # a soft limit: memory.low (v2), soft_limit_in_bytes (v1)
     cpus: float | None = None
     cpu_shares: int | None = None
     pids_limit: int | None = None
@@ -130,9 +131,19 @@ class CreateOptions:
     cpuset_cpus: str | None = None
     cpuset_mems: str | None = None
     oom_score_adj: int | None = None  # clamped to what the host allows
-    group_add: list[int] = field(default_factory=list)  # supplemental gids
+    group_add: list[int | str] = field(default_factory=list)  # gids, or names looked up in /etc/group
     masked_paths: list[str] | None = None  # None: the runtime's defaults
     readonly_paths: list[str] | None = None
+    # docker run flags resolved at create (create.py) or at each start (networking.py, spec.py)
+    pid: str = ""  # "" (own) | host | container:ID
+    ipc: str = ""  # "" (own) | host | container:ID
+    sysctls: dict[str, str] = field(default_factory=dict)
+    publish_all: bool = False  # -P: the image's ExposedPorts and --expose get host ports
+    expose: list[str] = field(default_factory=list)  # "80/tcp"
+    volumes_from: list[str] = field(default_factory=list)  # CONTAINER[:ro|rw], as given
+    pull: str = "missing"  # always | missing | never
+    platform: str | None = None  # only the host's is accepted
+    ip: str | None = None  # a fixed address on the first user network
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

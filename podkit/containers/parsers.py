@@ -231,6 +231,131 @@ def parse_tmpfs(spec: str) -> Mount:
     return Mount("tmpfs", os.path.normpath(path), "tmpfs", "ro" in opts, opts)
 
 
+# docker's --mount keys, each with the name it is known by here
+_MOUNT_KEYS = {
+    "type": "type",
+    "source": "source",
+    "src": "source",
+    "destination": "target",
+    "dst": "target",
+    "target": "target",
+    "readonly": "readonly",
+    "ro": "readonly",
+    "bind-propagation": "bind-propagation",
+    "bind-recursive": "bind-recursive",
+    "bind-nonrecursive": "bind-nonrecursive",
+    "volume-nocopy": "volume-nocopy",
+    "volume-driver": "volume-driver",
+    "volume-opt": "volume-opt",
+    "volume-label": "volume-label",
+    "volume-subpath": "volume-subpath",
+    "tmpfs-size": "tmpfs-size",
+    "tmpfs-mode": "tmpfs-mode",
+    "consistency": "consistency",
+}
+_PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+
+
+def is_mount_flag(spec: str) -> bool:
+    """Is this a ``--mount`` value (``type=bind,src=...``) rather than a ``-v`` one?"""
+    key = spec.split(",", 1)[0].partition("=")[0].strip().lower()
+    return "=" in spec.split(",", 1)[0] and key in _MOUNT_KEYS
+
+
+def _mount_bool(spec: str, key: str, v: str | None) -> bool:
+    if v is None:
+        return True
+    if v.lower() in ("1", "true"):
+        return True
+    if v.lower() in ("0", "false"):
+        return False
+    raise InvalidArgument(f"invalid --mount {spec!r}: invalid value for {key!r}: {v!r} (want true or false)")
+
+
+def parse_mount_flag(spec: str) -> Mount:
+    """docker's ``--mount type=bind|volume|tmpfs,src=,dst=,readonly,...`` (comma-separated keys)."""
+    fields: dict[str, str | None] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        k, eq, v = part.partition("=")
+        k = k.strip().lower()
+        if k not in _MOUNT_KEYS:
+            raise InvalidArgument(f"invalid --mount {spec!r}: unexpected key {k!r} in {part!r}")
+        fields[_MOUNT_KEYS[k]] = v if eq else None
+    typ = fields.pop("type", None) or "volume"
+    if typ not in ("bind", "volume", "tmpfs"):
+        raise InvalidArgument(f"invalid --mount {spec!r}: type {typ!r} is not bind, volume or tmpfs")
+    target = fields.pop("target", None)
+    if not target:
+        raise InvalidArgument(f"invalid --mount {spec!r}: target (dst) is required")
+    if not target.startswith("/") or os.path.normpath(target) == "/":
+        raise InvalidArgument(
+            f"invalid --mount {spec!r}: target {target!r} must be an absolute path other than /"
+        )
+    source = fields.pop("source", None) or ""
+    readonly = _mount_bool(spec, "readonly", fields.pop("readonly")) if "readonly" in fields else False
+    fields.pop("consistency", None)  # macOS file sharing; nothing on Linux (docker ignores it too)
+    opts: list[str] = []
+    for k in fields:
+        if not k.startswith(typ + "-"):
+            raise InvalidArgument(f"invalid --mount {spec!r}: {k!r} does not apply to a {typ} mount")
+    if typ == "bind":
+        if not source.startswith("/"):
+            raise InvalidArgument(f"invalid --mount {spec!r}: a bind mount needs an absolute source path")
+        prop = fields.get("bind-propagation")
+        if prop is not None:
+            if prop not in _PROPAGATIONS:
+                raise InvalidArgument(
+                    f"invalid --mount {spec!r}: bind-propagation {prop!r}: want " + ", ".join(_PROPAGATIONS)
+                )
+            opts.append(prop)
+        if "bind-nonrecursive" in fields or fields.get("bind-recursive") not in (None, "enabled"):
+            raise InvalidArgument(
+                f"invalid --mount {spec!r}: non-recursive bind mounts are not supported by podkit"
+            )
+        source = os.path.normpath(source)
+    elif typ == "volume":
+        if source and (source.startswith("/") or not VOLUME_NAME_RE.fullmatch(source)):
+            raise InvalidArgument(
+                f"invalid --mount {spec!r}: volume source {source!r} is not a volume name "
+                "([a-zA-Z0-9][a-zA-Z0-9_.-]*); use type=bind for a host path"
+            )
+        if "volume-nocopy" in fields and _mount_bool(spec, "volume-nocopy", fields["volume-nocopy"]):
+            opts.append("nocopy")
+        if (fields.get("volume-driver") or "local") != "local":
+            raise InvalidArgument(f"invalid --mount {spec!r}: only the 'local' volume driver is available")
+        if "volume-opt" in fields:
+            raise InvalidArgument(f"invalid --mount {spec!r}: volume-opt: the local driver takes no options")
+        for k in ("volume-label", "volume-subpath"):
+            if k in fields:
+                raise InvalidArgument(f"invalid --mount {spec!r}: {k} is not supported by podkit")
+    else:
+        if source:
+            raise InvalidArgument(f"invalid --mount {spec!r}: a tmpfs mount takes no source")
+        source = "tmpfs"
+        if fields.get("tmpfs-size") is not None:
+            opts.append(f"size={parse_size(fields['tmpfs-size'], 'tmpfs-size')}")
+        mode = fields.get("tmpfs-mode")
+        if mode is not None:
+            if not re.fullmatch(r"[0-7]{3,4}", mode):
+                raise InvalidArgument(f"invalid --mount {spec!r}: tmpfs-mode {mode!r} must be octal (1777)")
+            opts.append(f"mode={mode}")
+    return Mount(typ, os.path.normpath(target), source, readonly, opts)
+
+
+def parse_expose(spec: object) -> list[str]:
+    """``--expose PORT[-END][/tcp|udp]`` → ``["80/tcp", ...]`` (docker's ExposedPorts keys)."""
+    text = str(spec).strip()
+    m = re.fullmatch(r"(\d+)(?:-(\d+))?(?:/(tcp|udp))?", text)
+    if not m:
+        raise InvalidArgument(f"invalid --expose {text!r}: want PORT[-END][/tcp|udp]")
+    lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+    if not 1 <= lo <= hi <= 65535:
+        raise InvalidArgument(f"invalid --expose {text!r}: ports are 1-65535, a range low-high")
+    return [f"{p}/{m.group(3) or 'tcp'}" for p in range(lo, hi + 1)]
+
+
 def parse_port(spec: str) -> list[dict[str, Any]]:
     """``[ip:][host[-end]:]ctr[-end][/tcp|udp]`` → one mapping per port (the network layer's rules)."""
     return [asdict(m) for m in parse_port_spec(str(spec))]

@@ -20,9 +20,11 @@ def secure_join(root: Path, path: str) -> Path:
     return resolve_in_root(root, path)
 
 
-def resolve_user(rootfs: Path, spec: str) -> tuple[int, int, list[int], str]:
-    """``user[:group]`` (names or ids) → (uid, gid, supplementary gids, home)."""
-    u = resolve(rootfs, spec or None)
+def resolve_user(
+    rootfs: Path, spec: str, group_add: list[str] | None = None
+) -> tuple[int, int, list[int], str]:
+    """``user[:group]`` (names or ids) and ``--group-add`` → (uid, gid, supplementary gids, home)."""
+    u = resolve(rootfs, spec or None, group_add)
     return u.uid, u.gid, list(u.additional_gids), u.home or "/"
 
 

@@ -43,7 +43,8 @@ async def build(
     hostname = opts.hostname or rec.id[:12]
     if opts.network == "host" and not opts.hostname:
         hostname = os.uname().nodename
-    user = await asyncio.to_thread(resolve_user, rootfs, opts.user or cfg.get("User") or "")
+    groups = [str(g) for g in opts.group_add]
+    user = await asyncio.to_thread(resolve_user, rootfs, opts.user or cfg.get("User") or "", groups)
     mounts = _etc_files(ctx.bundle(rec.id), opts, hostname, netinfo)
     for m in opts.mounts:
         mounts.append(await _mount_spec(ctx, rec, m, rootfs))
@@ -55,9 +56,7 @@ async def build(
         args=command_of(opts, cfg),
         env=_environment(opts, cfg, hostname, user),
         cwd=workdir,
-        user=S.User(
-            uid=user[0], gid=user[1], additional_gids=sorted({*user[2], *opts.group_add} - {user[1]})
-        ),
+        user=S.User(uid=user[0], gid=user[1], additional_gids=sorted(set(user[2]) - {user[1]})),
         terminal=opts.tty,
         hostname=hostname,
         readonly_rootfs=opts.read_only,
@@ -71,7 +70,8 @@ async def build(
         resources=_resources(opts),
         init=opts.init,
         namespaces=nss,
-        shm_path=opts.shm_path,
+        shm_path=_shm_path(opts, nss),
+        sysctls=opts.sysctls,
         cgroups_path=cgroups_path(ctx, rec, opts),
         annotations={"podkit/name": rec.name, **opts.annotations},
         labels=opts.labels,
@@ -84,12 +84,23 @@ async def build(
     return S.build_spec(so)
 
 
+def _shm_path(opts: CreateOptions, nss: Namespaces) -> str | None:
+    """A shared IPC namespace comes with its /dev/shm: the host's, or the other container's."""
+    if opts.ipc == "host":
+        return "/dev/shm"
+    where = nss.get("ipc")
+    if opts.ipc.startswith("container:") and where and where.endswith("/ns/ipc"):
+        return where[: -len("ns/ipc")] + "root/dev/shm"  # /proc/<pid>/root/dev/shm
+    return opts.shm_path
+
+
 def _resources(opts: CreateOptions) -> Resources:
     from podkit.runtime import spec as S
 
     res = S.Resources(
         memory=opts.memory,
         memory_swap=opts.memory_swap,
+        memory_reservation=opts.memory_reservation,
         cpus=opts.cpus,
         cpu_shares=opts.cpu_shares,
         pids_limit=opts.pids_limit,

@@ -47,6 +47,8 @@ async def create_container(request: web.Request) -> web.StreamResponse:
     b = await body(request)
     name = request.query.get("name") or None
     opts = create.translate(b, name)
+    if request.query.get("platform"):
+        opts["platform"] = request.query["platform"]  # the host's only: CreateOptions says so
     # docker answers 404 for a missing image and lets the client pull it (with its
     # progress bar); podkit's own create would pull it silently instead.
     try:

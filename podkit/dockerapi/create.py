@@ -13,20 +13,13 @@ from typing import Any
 
 from podkit.errors import InvalidArgument
 
-# HostConfig fields podkit cannot honour yet; any non-zero value is refused. Several
-# come with the engine features of issue 12 part A (pid/ipc modes, sysctls, dns
-# search/options, memory reservation, volumes-from, publish-all).
+# HostConfig fields podkit cannot honour yet; any non-zero value is refused.
 _UNSUPPORTED_HOST = (
-    "VolumesFrom",
     "Links",
-    "PublishAllPorts",
-    "PidMode",
     "UTSMode",
     "UsernsMode",
-    "Sysctls",
     "CpuRealtimePeriod",
     "CpuRealtimeRuntime",
-    "MemoryReservation",
     "BlkioWeight",
     "BlkioWeightDevice",
     "BlkioDeviceReadBps",
@@ -129,8 +122,6 @@ def _health(health: object) -> dict[str, Any]:
 
 
 def _check_modes(hc: dict[str, Any]) -> None:
-    if hc.get("IpcMode") not in (None, "", "private", "shareable"):
-        raise _unsupported("HostConfig", "IpcMode", hc["IpcMode"])
     if hc.get("CgroupnsMode") not in (None, "", "private"):
         raise _unsupported("HostConfig", "CgroupnsMode", hc["CgroupnsMode"])
     if hc.get("Runtime") not in (None, "", "runc"):
@@ -185,6 +176,16 @@ def _resources(hc: dict[str, Any]) -> dict[str, Any]:
         o["memory"] = int(hc["Memory"])
     if _set(hc.get("MemorySwap")):
         o["memory_swap"] = int(hc["MemorySwap"])
+    if _set(hc.get("MemoryReservation")):
+        o["memory_reservation"] = int(hc["MemoryReservation"])
+    for src, dst in (("PidMode", "pid"), ("IpcMode", "ipc")):
+        if _set(hc.get(src)):
+            o[dst] = str(hc[src])
+    sysctls = hc.get("Sysctls") or {}
+    if not isinstance(sysctls, dict):
+        raise InvalidArgument("HostConfig.Sysctls must map names to values")
+    if sysctls:
+        o["sysctls"] = {str(k): str(v) for k, v in sysctls.items()}
     if _set(hc.get("NanoCpus")):
         o["cpus"] = int(hc["NanoCpus"]) / 1e9
     else:
@@ -197,15 +198,9 @@ def _resources(hc: dict[str, Any]) -> dict[str, Any]:
             o[dst] = str(hc[src])
     if _set(hc.get("OomScoreAdj")):
         o["oom_score_adj"] = int(hc["OomScoreAdj"])
-    groups = []
-    for g in hc.get("GroupAdd") or []:
-        if not str(g).isdigit():
-            raise InvalidArgument(
-                f"HostConfig.GroupAdd by group name is not supported by podkit yet (got {g!r})"
-            )
-        groups.append(int(g))
+    groups = _str_list(hc.get("GroupAdd"), "HostConfig.GroupAdd") or []
     if groups:
-        o["group_add"] = groups
+        o["group_add"] = [int(g) if g.isdigit() else g for g in groups]
     for src, dst in (("MaskedPaths", "masked_paths"), ("ReadonlyPaths", "readonly_paths")):
         if hc.get(src) is not None:
             o[dst] = _str_list(hc[src], f"HostConfig.{src}")
@@ -288,8 +283,16 @@ def _mount(m: Any) -> dict[str, Any]:
         v = m.get("VolumeOptions") or {}
         if v.get("NoCopy"):
             opts.append("nocopy")
-        if _set(v.get("DriverConfig")) and (v["DriverConfig"].get("Name") or "local") != "local":
-            raise _unsupported("HostConfig.Mounts", "VolumeOptions.DriverConfig", v["DriverConfig"])
+        driver = v.get("DriverConfig") or {}
+        if (driver.get("Name") or "local") != "local":
+            raise _unsupported("HostConfig.Mounts", "VolumeOptions.DriverConfig", driver)
+        if _set(driver.get("Options")):
+            raise InvalidArgument(
+                f"HostConfig.Mounts: VolumeOptions.DriverConfig.Options: the local driver takes no options "
+                f"(got {driver['Options']!r})"
+            )
+        if _set(v.get("Subpath")):
+            raise _unsupported("HostConfig.Mounts", "VolumeOptions.Subpath", v["Subpath"])
     else:
         raise InvalidArgument(f"unsupported mount type {typ!r}: use bind, volume or tmpfs")
     return {
@@ -317,9 +320,15 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
             extra.append(net)  # docker run --network a --network b (API 1.44+)
         ep = ep or {}
         ipam = ep.get("IPAMConfig") or {}
-        for f in ("IPv4Address", "IPv6Address", "LinkLocalIPs"):
+        for f in ("IPv6Address", "LinkLocalIPs"):
             if _set(ipam.get(f)):
                 raise _unsupported("NetworkingConfig.EndpointsConfig.IPAMConfig", f, ipam[f])
+        if _set(ipam.get("IPv4Address")):
+            if net != mode:
+                raise _unsupported(
+                    "NetworkingConfig.EndpointsConfig.IPAMConfig", "IPv4Address (of a second network)", net
+                )
+            o["ip"] = str(ipam["IPv4Address"])
         if _set(ep.get("Links")):
             raise _unsupported("NetworkingConfig.EndpointsConfig", "Links", ep["Links"])
         # Aliases (compose gives every container its service name) are names on a
@@ -353,6 +362,13 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
                 ports.append(f"{port}/{proto}")
     if ports:
         o["ports"] = ports
+    if hc.get("PublishAllPorts"):
+        o["publish_all"] = True
+    exposed = body.get("ExposedPorts") or {}
+    if not isinstance(exposed, dict):
+        raise InvalidArgument("ExposedPorts must be an object of PORT/PROTO keys")
+    if exposed:
+        o["expose"] = [str(k) for k in exposed]
     if hc.get("Dns"):
         o["dns"] = _str_list(hc["Dns"], "HostConfig.Dns")
     if hc.get("DnsSearch"):
@@ -368,6 +384,8 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
         o["restart"] = f"{name}:{n}" if name == "on-failure" and n else name
     if hc.get("AutoRemove"):
         o["auto_remove"] = True
+    if hc.get("VolumesFrom"):
+        o["volumes_from"] = _str_list(hc["VolumesFrom"], "HostConfig.VolumesFrom")
     return o
 
 

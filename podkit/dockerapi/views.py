@@ -202,23 +202,24 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "RestartPolicy": _restart_policy(cfg),
         "AutoRemove": bool(cfg.get("auto_remove")),
         "VolumeDriver": "",
-        "VolumesFrom": None,
+        "VolumesFrom": cfg.get("volumes_from") or None,
         "ConsoleSize": [0, 0],
         "CapAdd": cfg.get("cap_add") or None,
         "CapDrop": cfg.get("cap_drop") or None,
         "CgroupnsMode": "private",
         "Dns": cfg.get("dns") or [],
-        "DnsOptions": [],
-        "DnsSearch": [],
+        "DnsOptions": cfg.get("dns_options") or [],
+        "DnsSearch": cfg.get("dns_search") or [],
         "ExtraHosts": cfg.get("add_hosts") or None,
         "GroupAdd": [str(g) for g in cfg.get("group_add") or []] or None,
-        "IpcMode": "private",
+        "IpcMode": cfg.get("ipc") or "private",
         "Cgroup": "",
         "Links": None,
         "OomScoreAdj": int(cfg.get("oom_score_adj") or 0),
-        "PidMode": "",
+        "PidMode": cfg.get("pid") or "",
         "Privileged": bool(cfg.get("privileged")),
-        "PublishAllPorts": False,
+        "PublishAllPorts": bool(cfg.get("publish_all")),
+        "Sysctls": cfg.get("sysctls") or None,
         "ReadonlyRootfs": bool(cfg.get("read_only")),
         "SecurityOpt": None,
         "Tmpfs": tmpfs or None,
@@ -243,7 +244,7 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
             }
             for d in cfg.get("devices") or []
         ],
-        "MemoryReservation": 0,
+        "MemoryReservation": int(cfg.get("memory_reservation") or 0),
         "MemorySwap": int(cfg.get("memory_swap") or 0),
         "MemorySwappiness": None,
         "OomKillDisable": False,
@@ -279,6 +280,7 @@ def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManag
     first = next(iter(endpoints.values()), None) if endpoints else None
     exposed: dict[str, dict[str, Any]] = {k: {} for k in ports_map(rec)}
     exposed.update({k: {} for k in (image_cfg.get("ExposedPorts") or {})})
+    exposed.update({k: {} for k in cfg.get("expose") or []})
     stop_signal = cfg.get("stop_signal")
     return {
         "Id": rec.id,
