@@ -81,7 +81,7 @@ async def create(ctx: ContainerContext, ns: str, body: dict[str, Any] | CreateOp
         raise InvalidArgument(f"cannot put the container into pod {opts.pod}: pods are not available")
     if opts.memory_swap and opts.memory_swap > 0 and opts.memory is None:
         raise InvalidArgument("you should always set the memory limit when using the memory-swap limit")
-    image = await _image_for(ctx, ns, opts)
+    image = await image_for(ctx, ns, opts.image, opts.pull)
     if not command_of(opts, image.config.get("config") or {}):
         raise InvalidArgument(
             f"no command specified: image {opts.image} has no Cmd or Entrypoint and none was given"
@@ -154,6 +154,11 @@ def _resolve_namespaces(ctx: ContainerContext, ns: str, opts: CreateOptions) -> 
         mode = getattr(opts, key)
         if mode.startswith("container:"):
             other = ctx.resolve(ns, mode.split(":", 1)[1])
+            if key == "ipc" and other.config.get("ipc") != "shareable":
+                raise InvalidArgument(
+                    f"--ipc container:{other.name}: its IPC namespace is not shareable "
+                    "(hint: run it with --ipc shareable)"
+                )
             setattr(opts, key, f"container:{other.id}")
 
 
@@ -202,23 +207,23 @@ def _volumes_from(ctx: ContainerContext, ns: str, opts: CreateOptions) -> None:
     opts.volumes_from = resolved
 
 
-async def _image_for(ctx: ContainerContext, ns: str, opts: CreateOptions) -> Image:
+async def image_for(ctx: ContainerContext, ns: str, ref: str, pull: str) -> Image:
     """The image, as ``--pull`` says: pulled if missing (the default), always, or never."""
-    if opts.pull == "never":
+    if pull == "never":
         try:
-            return ctx.images.get(ns, opts.image)
+            return ctx.images.get(ns, ref)
         except NotFound:
-            raise NotFound(f"No such image: {opts.image} (and --pull never)") from None
-    if opts.pull == "always":
+            raise NotFound(f"No such image: {ref} (and --pull never)") from None
+    if pull == "always":
         if ctx.registry is None:
             raise InvalidArgument("--pull always: no registry is available to this daemon")
         try:
-            await ctx.registry.pull(ns, opts.image)
+            await ctx.registry.pull(ns, ref)
         except InvalidArgument:
             raise
         except PodkitError as e:
-            raise NotFound(f"--pull always: image {opts.image!r} could not be pulled: {e.message}") from None
-    return await find_image(ctx, ns, opts.image)
+            raise NotFound(f"--pull always: image {ref!r} could not be pulled: {e.message}") from None
+    return await find_image(ctx, ns, ref)
 
 
 async def _make_volumes(ctx: ContainerContext, ns: str, opts: CreateOptions, made: list[str]) -> None:

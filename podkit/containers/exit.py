@@ -130,12 +130,13 @@ async def release(ctx: ContainerContext, cid: str) -> None:
             await runtime_cleanup(ctx, cid)
 
     async def rootfs() -> None:
-        root = ctx.bundle(cid) / "rootfs"
-        if is_mounted(root):
-            try:
-                await asyncio.to_thread(unmount, root)
-            except Exception as e:  # noqa: BLE001 - releasing: log it, recovery retries it
-                log.warning("releasing container %s: unmounting %s failed: %r", cid[:12], root, e)
+        # the rootfs, and the /dev/shm of an --ipc shareable container (start.py)
+        for root in (ctx.bundle(cid) / "rootfs", ctx.bundle(cid) / "shm"):
+            if is_mounted(root):
+                try:
+                    await asyncio.to_thread(unmount, root)
+                except Exception as e:  # noqa: BLE001 - releasing: log it, recovery retries it
+                    log.warning("releasing container %s: unmounting %s failed: %r", cid[:12], root, e)
 
     await asyncio.gather(runtime(), network_down(ctx, cid), rootfs())
 

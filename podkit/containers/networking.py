@@ -133,6 +133,11 @@ def _pid_ipc(ctx: ContainerContext, opts: CreateOptions, nss: Namespaces) -> Non
             other = ctx.store.get(ref)
             if other is None or other.state not in ("running", "paused") or not other.pid:
                 raise Conflict(f"{flag} container:{ref[:12]}: that container is not running")
+            if key == "ipc" and other.config.get("ipc") != "shareable":
+                raise Conflict(
+                    f"--ipc container:{other.name}: its IPC namespace is not shareable "
+                    "(run it with --ipc shareable)"
+                )
             nss[key] = f"/proc/{other.pid}/ns/{ns_file}"
 
 

@@ -479,8 +479,8 @@ def _pid_ipc(o: CreateOptions, body: Body) -> None:
     o.ipc = _ns_mode(body, "ipc", "--ipc", ("private", "shareable"))
     if o.pid == "private":
         o.pid = ""
-    if o.ipc in ("private", "shareable"):
-        o.ipc = ""  # every container's IPC namespace can be joined: shareable is the default
+    if o.ipc == "private":
+        o.ipc = ""  # its own, which no other container can join (docker's default)
     if (o.pid or o.ipc) and (o.pod or o.namespaces):
         raise InvalidArgument("--pid/--ipc cannot be combined with --pod: the pod's namespaces are shared")
 
@@ -511,7 +511,7 @@ def _sysctls(o: CreateOptions, body: Body) -> None:
                     f"sysctl {key!r} is not allowed when sharing another container's network"
                 )
         elif name in _IPC_SYSCTLS or (name.startswith("fs.mqueue.") and len(name) > 10):
-            if o.ipc:
+            if o.ipc and o.ipc != "shareable":
                 raise InvalidArgument(
                     f"sysctl {key!r} is not allowed with --ipc {o.ipc}: the namespace is shared"
                 )

@@ -181,10 +181,10 @@ class ContainerService:
     async def create(self, ns: str, body: dict[str, Any] | CreateOptions) -> Record:
         return await _create.create(self.ctx, ns, body)
 
-    async def ensure_image(self, ns: str, ref: str) -> None:
-        """Pull the image if it is not present (as create would): a step on its own, so
-        that the API can cancel it when its client leaves, which create cannot be."""
-        await _create.find_image(self.ctx, ns, ref)
+    async def ensure_image(self, ns: str, ref: str, pull: str = "missing") -> None:
+        """Pull the image as create would (``pull``: missing, always, never): a step on its
+        own, so that the API can cancel it when its client leaves, which create cannot be."""
+        await _create.image_for(self.ctx, ns, ref, pull)
 
     async def start(self, ns: str, ref: str) -> None:
         await _start.start(self.ctx, ns, ref)

@@ -70,7 +70,7 @@ async def build(
         resources=_resources(opts),
         init=opts.init,
         namespaces=nss,
-        shm_path=_shm_path(opts, nss),
+        shm_path=_shm_path(ctx, rec, opts),
         sysctls=opts.sysctls,
         cgroups_path=cgroups_path(ctx, rec, opts),
         annotations={"podkit/name": rec.name, **opts.annotations},
@@ -84,13 +84,15 @@ async def build(
     return S.build_spec(so)
 
 
-def _shm_path(opts: CreateOptions, nss: Namespaces) -> str | None:
-    """A shared IPC namespace comes with its /dev/shm: the host's, or the other container's."""
+def _shm_path(ctx: ContainerContext, rec: Record, opts: CreateOptions) -> str | None:
+    """A shared IPC namespace comes with its /dev/shm: the host's, or the one a
+    shareable container keeps in its bundle (start.py), its own or the donor's."""
     if opts.ipc == "host":
         return "/dev/shm"
-    where = nss.get("ipc")
-    if opts.ipc.startswith("container:") and where and where.endswith("/ns/ipc"):
-        return where[: -len("ns/ipc")] + "root/dev/shm"  # /proc/<pid>/root/dev/shm
+    if opts.ipc == "shareable":
+        return str(ctx.bundle(rec.id) / "shm")
+    if opts.ipc.startswith("container:"):
+        return str(ctx.bundle(opts.ipc.split(":", 1)[1]) / "shm")
     return opts.shm_path
 
 

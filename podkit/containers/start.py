@@ -64,6 +64,8 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
     mark(rec.id, "mount")
     try:
         await _rootfs(ctx, rec, image.id, image.chain_id, undo)
+        if opts.ipc == "shareable":
+            await _shareable_shm(bundle / "shm", opts, undo)
         marks.append(time.perf_counter())
         mark(rec.id, "network")
         netinfo, nss, undo_net = await network_up(ctx, rec, opts)
@@ -121,6 +123,21 @@ async def _rootfs(
     mounts = ctx.snapshots.mounts(key)
     await asyncio.to_thread(mount_all, mounts, rootfs)
     undo.append((f"mount of {rootfs}", lambda: unmount(rootfs)))
+
+
+async def _shareable_shm(path: Path, opts: CreateOptions, undo: Steps) -> None:
+    """``--ipc shareable``: /dev/shm is a tmpfs on the host, in the bundle, so that a
+    container joining this IPC namespace (``--ipc container:``) binds the same one (a
+    mount inside another mount namespace cannot be bound)."""
+    from podkit.snapshots.mount import Mount
+
+    path.mkdir(exist_ok=True, mode=0o755)
+    if is_mounted(path):
+        return
+    size = opts.shm_size or 64 * 1024 * 1024
+    shm = Mount("tmpfs", "shm", ["nosuid", "nodev", "noexec", "mode=1777", f"size={size}"])
+    await asyncio.to_thread(mount_all, [shm], path)
+    undo.append((f"mount of {path}", lambda: unmount(path)))
 
 
 async def _launch(

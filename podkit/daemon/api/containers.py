@@ -66,7 +66,10 @@ async def create_container(ctx: Ctx) -> dict[str, str]:
     opts = await asyncio.to_thread(CreateOptions.parse, body)
     # A missing image is pulled as a step of its own, cancelled if the client leaves
     # (`run` of an image on a stalled registry, then ^C), as an explicit pull is.
-    await ctx.unless_client_leaves(_svc(ctx).ensure_image(ctx.ns, opts.image), f"pull of {opts.image}")
+    pulling = _svc(ctx).ensure_image(ctx.ns, opts.image, opts.pull)
+    await ctx.unless_client_leaves(pulling, f"pull of {opts.image}")
+    if opts.pull == "always":
+        opts.pull = "missing"  # pulled just now: create need not pull again
     rec = await _svc(ctx).create(ctx.ns, opts)
     return {"id": rec.id, "name": rec.name}
 
