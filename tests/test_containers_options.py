@@ -445,7 +445,7 @@ def test_run_flags_parse() -> None:
             "ip": "10.9.0.7",
         }
     )
-    assert o.sysctls["kernel.shmmax"] == "65536" and o.pid == "container:web" and o.ipc == ""
+    assert o.sysctls["kernel.shmmax"] == "65536" and o.pid == "container:web" and o.ipc == "shareable"
     assert o.expose == ["7000/tcp", "7001/tcp", "53/udp"] and o.publish_all
     assert o.group_add == ["wheel", 1234, 5] and o.memory_swap == -1 and o.memory_reservation == 32 << 20
     assert (o.pull, o.ip, o.cpuset_cpus) == ("never", "10.9.0.7", "0")
