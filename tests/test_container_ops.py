@@ -151,3 +151,69 @@ def test_ps_last_size_and_stats_all(env: DockerEnv, d: Daemon) -> None:
     assert env.docker("ps", "-n", "1", "--format", "{{.Names}}").stdout.split() == ["p3"]
     names = env.docker("stats", "-a", "--no-stream", "--format", "{{.Name}}").stdout.split()
     assert sorted(names) == ["p1", "p2", "p3"]
+
+
+def test_log_rotation_keeps_max_file_files(env: DockerEnv, d: Daemon) -> None:
+    import threading
+
+    d.cli(
+        *("run", "-d", "--name", "rot", "--log-opt", "max-size=2k", "--log-opt", "max-file=3"),
+        *("busybox", "sleep", "300"),
+        check=True,
+    )
+    c = d.client()
+    cid = c.containers.get("rot").id
+    log = d.root / "containers" / cid / "ctr.log"
+    got: list[str] = []
+    follower = threading.Thread(
+        target=lambda: got.extend(e.data for e in c.containers.stream_logs(cid, follow=True))
+    )
+    follower.start()
+    rounds, lines = 6, 60
+
+    def caught_up(n: int) -> bool:
+        """Round n is all in the log, and the file is back under max-size (rotated)."""
+        text = b"".join(p.read_bytes() for p in log.parent.glob("ctr.log*"))
+        return f" r{n}-{lines - 1}\n".encode() in text and log.exists() and log.stat().st_size < 2048
+
+    for n in range(rounds):
+        # written to PID 1's stdout, so into the container's log (~3 kB a round)
+        script = f"i=0; while [ $i -lt {lines} ]; do echo r{n}-$i > /proc/1/fd/1; i=$((i+1)); done"
+        c.containers.exec(cid, ["sh", "-c", script])
+        wait_for(lambda n=n: caught_up(n), what=f"round {n} written and rotated")
+    files = sorted(p.name for p in log.parent.iterdir() if p.name.startswith("ctr.log"))
+    assert files == ["ctr.log", "ctr.log.1", "ctr.log.2"]
+    assert all(p.stat().st_size < 4096 for p in log.parent.glob("ctr.log*"))
+    full = [f"r{n}-{i}" for n in range(rounds) for i in range(lines)]
+    kept = d.cli("logs", "rot", check=True).stdout.split()
+    # the retained tail, in order: two rotated files' worth (each over 2 kB) and what came after
+    assert 2 * 2048 // 50 < len(kept) < len(full) and kept == full[-len(kept) :]
+    assert d.cli("logs", "--tail", "3", "rot", check=True).stdout.split() == full[-3:]
+    d.cli("stop", "-t", "0", "rot", check=True)
+    follower.join(30)
+    assert not follower.is_alive()
+    # logs -f read on across every rotation, missing and repeating nothing
+    assert [x.strip() for x in got] == full
+    if DOCKER is None:
+        return
+    lc = json.loads(env.docker("inspect", "-f", "{{json .HostConfig.LogConfig}}", "rot").stdout)
+    assert lc == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "2048"}}
+    assert env.docker("logs", "--tail", "2", "rot").stdout.split() == full[-2:]
+    r = env.docker("run", "--log-driver", "syslog", "busybox", "true", check=False)
+    assert r.returncode != 0 and "LogConfig.Type 'syslog' is not supported" in r.stderr
+    r = env.docker("run", "--log-opt", "mode=non-blocking", "busybox", "true", check=False)
+    assert r.returncode != 0 and "unknown log opt 'mode'" in r.stderr
+    env.docker(
+        "run",
+        "-d",
+        "--name",
+        "rot2",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sleep",
+        "60",
+    )
+    assert c.containers.inspect("rot2")["config"]["log_max_file"] == 2

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
 
+from podkit.containers.logrotate import shift
 from podkit.containers.logs import LogReader, format_time, parse_since, parse_time
 from podkit.containers.options import (
     CreateOptions,
@@ -179,6 +181,74 @@ def test_log_follow_handles_replaced_file(tmp_path: Path) -> None:
         return got
 
     assert asyncio.run(asyncio.wait_for(main(), 10)) == [b"a\n", b"b\n", b"c\n"]
+
+
+def test_log_opts_parse() -> None:
+    o = CreateOptions.parse({"image": "x", "log_opts": ["max-size=10m", "max-file=3"]})
+    assert (o.log_size_max, o.log_max_file, o.log_driver) == (10 << 20, 3, None)
+    o = CreateOptions.parse({"image": "x", "log_driver": "json-file", "log_opts": {"max-size": "1k"}})
+    assert (o.log_size_max, o.log_max_file, o.log_driver) == (1024, None, "json-file")
+    o = CreateOptions.parse({"image": "x", "log_driver": "local"})  # docker's local defaults
+    assert (o.log_size_max, o.log_max_file) == (20 << 20, 5)
+    assert CreateOptions.from_stored(o.to_dict()) == o
+    for body, msg in (
+        ({"log_driver": "syslog"}, "log driver 'syslog' is not supported"),
+        ({"log_opts": ["labels=a"]}, "unknown log opt 'labels'"),
+        ({"log_opts": ["max-size"]}, "want KEY=VALUE"),
+        ({"log_opts": ["max-size=lots"]}, "max-size"),
+        ({"log_opts": ["max-size=0"]}, "more than 0"),
+        ({"log_opts": ["max-file=0"]}, "max-file"),
+        ({"log_opts": {"compress": "true"}}, "compress is not supported"),
+        ({"log_opts": "max-size=1m"}, "log_opts must be a list"),
+    ):
+        with pytest.raises(InvalidArgument, match=msg):
+            CreateOptions.parse({"image": "x", **body})
+
+
+def test_log_shift_keeps_max_file_and_fills_a_crash_gap(tmp_path: Path) -> None:
+    p = tmp_path / "ctr.log"
+    for n in range(5):
+        p.write_text(f"gen{n}")
+        assert shift(p, 3)
+    names = sorted(x.name for x in tmp_path.iterdir())
+    assert names == ["ctr.log.1", "ctr.log.2"]  # + the ctr.log conmon makes: three files
+    assert [(tmp_path / n).read_text() for n in names] == ["gen4", "gen3"]
+    assert not shift(p, 3)  # nothing to rotate
+    # a crash after the first rename of a shift (.1 moved to .2, ctr.log not yet moved)
+    (tmp_path / "ctr.log.2").unlink()
+    os.rename(tmp_path / "ctr.log.1", tmp_path / "ctr.log.2")
+    p.write_text("gen5")
+    assert shift(p, 3)  # fills the free .1: gen4 is not dropped
+    assert (tmp_path / "ctr.log.1").read_text() == "gen5" and (tmp_path / "ctr.log.2").read_text() == "gen4"
+
+
+def test_log_reader_reads_and_follows_rotated_files(tmp_path: Path) -> None:
+    p = tmp_path / "ctr.log"
+    _write_log(tmp_path / "ctr.log.2", [(100, "stdout", "F", "a"), (101, "stdout", "P", "b1")])
+    _write_log(tmp_path / "ctr.log.1", [(102, "stdout", "F", "b2")])  # a P-run across files
+    _write_log(p, [(103, "stderr", "F", "c")])
+    (tmp_path / "ctr.log.tmp").write_text("not a log file of ours\n")
+    r = LogReader(p)
+    assert r.files() == [f"{p}.2", f"{p}.1", str(p)]
+    assert [e.data for e in r.read()] == [b"a\n", b"b1b2\n", b"c\n"]
+    assert [e.data for e in r.read(tail=1)] == [b"c\n"]
+    state = {"running": True}
+
+    async def main() -> list[bytes]:
+        got: list[bytes] = []
+        async for e in r.follow(running=lambda: state["running"], poll=0.01):
+            got.append(e.data)
+            if e.data == b"c\n":
+                # a rotation as logrotate.py does it; conmon writes on into the renamed
+                # file until it has made the new one
+                assert shift(p, 3)
+                _write_log(tmp_path / "ctr.log.1", [(104, "stdout", "F", "d")])
+                _write_log(p, [(105, "stdout", "F", "e")])
+            if e.data == b"e\n":
+                state["running"] = False
+        return got
+
+    assert asyncio.run(asyncio.wait_for(main(), 10)) == [b"a\n", b"b1b2\n", b"c\n", b"d\n", b"e\n"]
 
 
 def test_stats_parsing_cgroup_v1_and_v2() -> None:

@@ -91,7 +91,9 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
     a("--pod", help="run the container in this pod")
     a("--shm-size", help="size of /dev/shm")
-    a("--log-size-max", help="rotate the log file at this size")
+    a("--log-size-max", help="the log file's size limit (one file: emptied when full)")
+    a("--log-driver", help="json-file | local | k8s-file (all one podkit log file)")
+    a("--log-opt", action="append", default=[], help="max-size=10m, max-file=3: rotation keeping N files")
     a("--cidfile", help="write the container's id to this file (which must not exist)")
     a("--pull", default="missing", help="pull the image: always | missing (default) | never")
     a("--platform", help="os/arch: this host's only")
@@ -163,6 +165,8 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "open_stdin": args.interactive,
         "shm_size": args.shm_size,
         "log_size_max": args.log_size_max,
+        "log_driver": args.log_driver,
+        "log_opts": args.log_opt or None,
     }
     if args.entrypoint is not None:
         body["entrypoint"] = [args.entrypoint] if args.entrypoint else ""

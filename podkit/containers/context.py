@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from podkit.containers.hooks import HookChain
+from podkit.containers.logrotate import LogRotation
 from podkit.containers.store import ContainerStore, Record
 from podkit.publish import Publish
 
@@ -101,6 +102,8 @@ class ContainerContext:
         for d in (self.logs_dir, self.bundles):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.default_log_size = int(self.cfg.get("log_size_max", 50 * 1024 * 1024))
+        self.default_log_files = max(1, int(self.cfg.get("log_max_file", 1)))  # see logrotate.py
+        self.log_rotation = LogRotation(self)
         self.hooks = HookChain()  # higher layers' say (pods), see hooks.py
         self.restarts: RestartManager | None = None  # set by the daemon wiring
         self.health: HealthMonitor | None = None  # set by the service (health.py)

@@ -2,9 +2,10 @@
 
 Each line is ``<RFC3339Nano time> <stdout|stderr> <F|P> <text>``: ``P`` marks a
 partial line (the program wrote more than conmon's buffer, or no newline yet),
-continued by following entries up to an ``F``. conmon's size limit
-(``--log-size-max``) replaces the file with a fresh one when it is full, so a
-follower watches the inode and reopens.
+continued by following entries up to an ``F``. A log is more than one file once
+rotated (logrotate.py: ``ctr.log.2``, ``ctr.log.1``, ``ctr.log``); conmon's own size
+limit (``--log-size-max``) and the kubelet replace the file instead. Followers
+track the file they read by inode and go on to the one written after it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from podkit.errors import InvalidArgument
 
@@ -133,15 +134,69 @@ class _Assembler:
 
 
 class LogReader:
-    """Reads one container's log file with docker's filters."""
+    """Reads one container's log with docker's filters: the rotated files first, oldest
+    first (``ctr.log.2``, ``ctr.log.1``: logrotate.py), then ``ctr.log``."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
 
-    def _lines(self, f) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
-        for line in f:
-            if line.endswith(b"\n"):
-                yield line
+    def files(self) -> list[str]:
+        """The log's files as they are now, oldest first."""
+        head, name = os.path.split(self.path)
+        try:
+            names = os.listdir(head or ".")
+        except FileNotFoundError:
+            return []
+        suffixes = [n[len(name) + 1 :] for n in names if n.startswith(name + ".")]
+        older = sorted((int(x) for x in suffixes if x.isdigit()), reverse=True)
+        out = [f"{self.path}.{k}" for k in older]
+        return [*out, self.path] if name in names else out
+
+    def _open_all(self) -> list[BinaryIO]:
+        """Every file of the log, opened (a rotation after this moves names, not these)."""
+        out: list[BinaryIO] = []
+        for p in self.files():
+            try:
+                out.append(open(p, "rb"))  # noqa: SIM115
+            except FileNotFoundError:
+                continue  # rotated away between the listing and the open
+        return out
+
+    def _next_after(self, f: BinaryIO) -> BinaryIO | None:
+        """The file written after ``f``'s, once there is one (conmon has then closed ``f``:
+        it makes the next file only after closing the one before). By inode, since
+        rotations rename; a file no longer there was dropped as the oldest (or replaced
+        by conmon's own limit), so every file that is left came after it."""
+        st = os.fstat(f.fileno())
+        now = []
+        for p in self.files():
+            try:
+                pst = os.stat(p)
+            except FileNotFoundError:
+                continue
+            now.append((p, (pst.st_dev, pst.st_ino)))
+        ids = [i for _, i in now]
+        mine = (st.st_dev, st.st_ino)
+        at = ids.index(mine) + 1 if mine in ids else 0
+        if at >= len(now):
+            return None  # f is the newest: conmon may still write it
+        p, want = now[at]
+        try:
+            g = open(p, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            return None  # renamed meanwhile: look again at the next poll
+        gst = os.fstat(g.fileno())
+        if (gst.st_dev, gst.st_ino) != want:
+            g.close()
+            return None
+        return g
+
+    @staticmethod
+    def _lines(files: list[BinaryIO]) -> Iterator[bytes]:
+        for f in files:
+            for line in f:
+                if line.endswith(b"\n"):
+                    yield line
 
     def read(
         self,
@@ -151,12 +206,12 @@ class LogReader:
         tail: int | None = None,
         streams: tuple[str, ...] = ("stdout", "stderr"),
     ) -> list[Entry]:
+        files = self._open_all()
         try:
-            f = open(self.path, "rb")  # noqa: SIM115
-        except FileNotFoundError:
-            return []
-        with f:
-            return self._filter(self._lines(f), since, until, tail, streams)
+            return self._filter(self._lines(files), since, until, tail, streams)
+        finally:
+            for f in files:
+                f.close()
 
     @staticmethod
     def _filter(
@@ -198,81 +253,97 @@ class LogReader:
     ) -> AsyncIterator[Entry]:
         """Yield what is there, then new entries as they come, until the container stops.
 
-        ``running`` is asked after each empty read; once false, the file is drained
-        one last time and the stream ends (as ``docker logs -f`` does).
+        ``running`` is asked after each empty read; once false, the files are drained
+        one last time and the stream ends (as ``docker logs -f`` does). A rotation
+        (logrotate.py, conmon's size limit, the kubelet's) is followed: the file being
+        read is finished, then the one written after it is read from its start.
 
-        (Long, as one loop: the open file, its inode, the partial line and the
-        assembler's state of an unfinished P-run all carry from one read to the next.)
+        (Long, as one loop: the open file, the partial line and the assembler's state of
+        an unfinished P-run all carry from one read to the next.)
         """
         import time
 
         asm = _Assembler()
-        f = None
-        ino = None
+        f: BinaryIO | None = None
         pending = b""
-        first = True
-        try:
-            while True:
-                if f is None:
-                    try:
-                        f = open(self.path, "rb")  # noqa: SIM115
-                        ino = os.fstat(f.fileno()).st_ino
-                    except FileNotFoundError:
-                        f = None
-                if f is not None and first:
-                    first = False
-                    data = await asyncio.to_thread(f.read)  # the backlog may be large
-                    cut = data.rfind(b"\n") + 1
-                    pending = data[cut:]
-                    backlog = await asyncio.to_thread(
-                        self._filter, iter(data[:cut].splitlines(keepends=True)), since, until, tail, streams
-                    )
-                    for e in backlog:
-                        yield e
-                    # The partial state of an unfinished P-run must carry over.
-                    asm = _Assembler()
+
+        def feed(data: bytes) -> tuple[list[Entry], bool]:
+            """Entries of the complete lines in ``data``; True once past ``until``."""
+            nonlocal pending
+            data = pending + data
+            cut = data.rfind(b"\n") + 1
+            pending = data[cut:]
+            out: list[Entry] = []
+            for raw in data[:cut].splitlines(keepends=True):
+                fed = asm.feed(raw)
+                if fed is None or fed.stream not in streams:
                     continue
+                if since is not None and fed.time < since:
+                    continue
+                if until is not None and fed.time > until:
+                    return out, True
+                out.append(fed)
+            return out, False
+
+        try:
+            while f is None:
+                opened = await asyncio.to_thread(self._open_all)
+                if not opened:
+                    if not running():
+                        return
+                    await asyncio.sleep(poll)
+                    continue
+                *done, f = opened
+                parts = [await asyncio.to_thread(g.read) for g in done]  # the backlog may be large
+                for g in done:
+                    g.close()
+                data = b"".join(parts) + await asyncio.to_thread(f.read)
+                cut = data.rfind(b"\n") + 1
+                pending = data[cut:]
+                backlog = await asyncio.to_thread(
+                    self._filter, iter(data[:cut].splitlines(keepends=True)), since, until, tail, streams
+                )
+                for e in backlog:
+                    yield e
+            while True:
                 got = False
-                if f is not None:
-                    chunk = f.read()
-                    if chunk:
-                        got = True
-                        data = pending + chunk
-                        cut = data.rfind(b"\n") + 1
-                        pending = data[cut:]
-                        for raw in data[:cut].splitlines(keepends=True):
-                            fed = asm.feed(raw)
-                            if fed is None or fed.stream not in streams:
-                                continue
-                            if since is not None and fed.time < since:
-                                continue
-                            if until is not None and fed.time > until:
-                                return
-                            yield fed
-                    else:
-                        # conmon replaced the file (size limit): read the new one from its start.
-                        try:
-                            st = os.stat(self.path)
-                            if st.st_ino != ino:
-                                f.close()
-                                f = open(self.path, "rb")  # noqa: SIM115
-                                ino = os.fstat(f.fileno()).st_ino
-                                pending = b""
-                                got = True
-                        except FileNotFoundError:
-                            pass
+                chunk = f.read()
+                if chunk:
+                    got = True
+                    entries, past = feed(chunk)
+                    for e in entries:
+                        yield e
+                    if past:
+                        return
+                else:
+                    nxt = self._next_after(f)
+                    if nxt is not None:
+                        # f is complete now: what came since the empty read, then the next
+                        entries, past = feed(f.read())
+                        for e in entries:
+                            yield e
+                        if past:
+                            nxt.close()
+                            return
+                        f.close()
+                        f, pending, got = nxt, b"", True
                 if until is not None and time.time() > until:
                     return
                 if not got:
                     if not running():
-                        if f is not None:
-                            rest = f.read()
-                            if rest:
-                                data = pending + rest
-                                for raw in data.splitlines(keepends=True):
-                                    fed = asm.feed(raw)
-                                    if fed is not None and fed.stream in streams:
-                                        yield fed
+                        while True:  # drain this file and any written after it
+                            entries, _ = feed(f.read())
+                            for e in entries:
+                                yield e
+                            nxt = self._next_after(f)
+                            if nxt is None:
+                                break
+                            f.close()
+                            f, pending = nxt, b""
+                        if pending:
+                            entries, _ = feed(b"\n")
+                            for e in entries:
+                                yield e
                         for e in asm.flush():
                             if e.stream in streams:
                                 yield e

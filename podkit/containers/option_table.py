@@ -355,6 +355,52 @@ def _log_size(o: CreateOptions, body: Body) -> None:
         o.log_size_max = parse_size(body["log_size_max"], "log size")
 
 
+# The drivers whose logs docker reads back from a file, as podkit's log is; json-file's and
+# local's rotation is logrotate.py's (local's defaults: 20m x 5, uncompressed here).
+_LOG_DRIVERS = {"json-file": (None, None), "k8s-file": (None, None), "local": (20 << 20, 5)}
+_LOG_OPTS = ("max-size", "max-file", "compress")
+
+
+def _log_opts(o: CreateOptions, body: Body) -> None:
+    """``--log-driver`` and ``--log-opt max-size=10m --log-opt max-file=3`` (a list of
+    ``K=V`` or, from the Docker API, LogConfig.Config's object)."""
+    driver = body.get("log_driver")
+    if driver not in (None, ""):
+        if not isinstance(driver, str) or driver not in _LOG_DRIVERS:
+            raise InvalidArgument(
+                f"log driver {driver!r} is not supported: podkit keeps each container's log in a "
+                f"file it reads back (drivers {', '.join(sorted(_LOG_DRIVERS))})"
+            )
+        o.log_driver = driver
+    raw = body.get("log_opts")
+    if isinstance(raw, dict):
+        pairs = list(raw.items())
+    else:
+        pairs = [str(x).partition("=")[::2] for x in items(raw, "log_opts")]
+        if any(not v for _, v in pairs):
+            raise InvalidArgument(f"invalid log opt {raw!r}: want KEY=VALUE, e.g. max-size=10m")
+    opts: dict[str, object] = {}
+    for k, v in pairs:
+        if k not in _LOG_OPTS:
+            raise InvalidArgument(f"unknown log opt {k!r}: podkit takes {', '.join(_LOG_OPTS)}")
+        opts[k] = v
+    if str(opts.get("compress", "false")).lower() not in ("false", "0"):
+        raise InvalidArgument("log opt compress is not supported: rotated log files are kept as they are")
+    size, keep = _LOG_DRIVERS.get(o.log_driver or "json-file", (None, None))
+    if body.get("log_max_file") not in (None, ""):  # the stored form
+        keep = parse_int(body["log_max_file"], "log max-file", 1, 1000)
+    if opts.get("max-size") not in (None, ""):
+        size = parse_size(opts["max-size"], "log opt max-size")
+        if size <= 0:
+            raise InvalidArgument("log opt max-size must be more than 0")
+    if opts.get("max-file") not in (None, ""):
+        keep = parse_int(opts["max-file"], "log opt max-file", 1, 1000)
+    if size is not None:
+        o.log_size_max = size
+    if keep is not None:
+        o.log_max_file = keep
+
+
 def _namespaces(o: CreateOptions, body: Body) -> None:
     nss = body.get("namespaces") or {}
     if not isinstance(nss, dict) or not set(nss) <= _JOINABLE_NS:
@@ -608,6 +654,7 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("tty",), _flag("tty")),
     (("open_stdin",), _flag("open_stdin")),
     (("log_size_max",), _log_size),
+    (("log_driver", "log_opts", "log_max_file"), _log_opts),
     (("pod",), _text("pod")),
     (("pod_id",), _text("pod_id")),
     (("namespaces",), _namespaces),

@@ -111,7 +111,9 @@ class CreateOptions:
     stop_timeout: int | None = None
     tty: bool = False
     open_stdin: bool = False
-    log_size_max: int | None = None
+    log_size_max: int | None = None  # bytes per log file (--log-size-max, --log-opt max-size)
+    log_max_file: int | None = None  # log files kept (--log-opt max-file): logrotate.py
+    log_driver: str | None = None  # as given (json-file, local, k8s-file): the file is the same
     # For the pods layer (see hooks.py): ``pod`` is what the client named (podkit run
     # --pod), resolved by a ContainerHooks.before_create into the fields below.
     pod: str | None = None

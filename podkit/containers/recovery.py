@@ -108,6 +108,7 @@ async def _recover_active(ctx: ContainerContext, rec: Record) -> str:
         watch(ctx, rec.id)
         if ctx.health is not None:  # checks resume where they were (health.json)
             ctx.health.watch(rec.namespace, rec.id, fresh=False)
+        ctx.log_rotation.watch(rec.id)
         return "running"
     async with ctx.lock(rec.id):
         await finish(ctx, rec)

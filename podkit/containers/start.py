@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from podkit.containers import exit as exits
+from podkit.containers import logrotate
 from podkit.containers.context import LABEL_IMAGE, LABEL_NAMESPACE, ContainerContext, snap_key
 from podkit.containers.networking import network_up
 from podkit.containers.options import CreateOptions
@@ -104,6 +105,7 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
     ctx.publish(rec.namespace, "container", "start", rec.id, name=rec.name, image=rec.image)
     if ctx.health is not None:
         ctx.health.watch(rec.namespace, rec.id, fresh=True)
+    ctx.log_rotation.watch(rec.id)
 
 
 async def _rootfs(
@@ -144,7 +146,9 @@ async def _launch(
     ctx: ContainerContext, rec: Record, opts: CreateOptions, bundle: Path, undo: Steps, marks: list[float]
 ) -> int:
     """conmon and ``runc create``, then ``runc start``; the container's pid."""
-    log_size = opts.log_size_max if opts.log_size_max is not None else ctx.default_log_size
+    log_size, keep = logrotate.limits(ctx, rec.config)
+    if keep > 1 and not rec.config.get("log_path"):
+        log_size = 0  # the daemon rotates (logrotate.py): conmon's limit would throw the file away
     try:
         pid = await ctx.rt.create(
             rec.id,

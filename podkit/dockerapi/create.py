@@ -132,9 +132,6 @@ def _check_modes(hc: dict[str, Any]) -> None:
         raise InvalidArgument(f"unknown volume driver {hc['VolumeDriver']!r}: only 'local' is available")
     if hc.get("OomKillDisable"):
         raise _unsupported("HostConfig", "OomKillDisable", True)
-    log_cfg = hc.get("LogConfig") or {}
-    if log_cfg.get("Type") not in (None, "", "json-file", "local", "k8s-file"):
-        raise _unsupported("HostConfig", "LogConfig.Type", log_cfg["Type"])
 
 
 def _process(body: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +226,18 @@ def _resources(hc: dict[str, Any]) -> dict[str, Any]:
         o["init"] = True
     if hc.get("CgroupParent"):
         o["cgroup_parent"] = str(hc["CgroupParent"])
+    log_cfg = hc.get("LogConfig") or {}
+    if not isinstance(log_cfg, dict):
+        raise InvalidArgument("HostConfig.LogConfig must be an object")
+    if log_cfg.get("Type"):
+        if log_cfg["Type"] not in ("json-file", "local", "k8s-file"):
+            raise InvalidArgument(
+                f"HostConfig.LogConfig.Type {log_cfg['Type']!r} is not supported by podkit: its logs are "
+                "a file read back through the API (json-file, local, k8s-file)"
+            )
+        o["log_driver"] = log_cfg["Type"]
+    if log_cfg.get("Config"):
+        o["log_opts"] = log_cfg["Config"]
     return o
 
 

@@ -196,7 +196,7 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "ContainerIDFile": "",
         # podkit keeps a CRI log file; it is read back through the API as docker's
         # json-file log is, and clients (docker-py's run) decide by this name.
-        "LogConfig": {"Type": "json-file", "Config": {}},
+        "LogConfig": _log_config(cfg),
         "NetworkMode": _network_mode(rec),
         "PortBindings": port_bindings,
         "RestartPolicy": _restart_policy(cfg),
@@ -481,3 +481,12 @@ def volume(v: dict[str, Any]) -> dict[str, Any]:
         "Scope": "local",
         "Options": v.get("options") or {},
     }
+
+
+def _log_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    config = {}
+    if cfg.get("log_max_file"):
+        config["max-file"] = str(cfg["log_max_file"])
+        if cfg.get("log_size_max"):
+            config["max-size"] = str(cfg["log_size_max"])
+    return {"Type": cfg.get("log_driver") or "json-file", "Config": config}
