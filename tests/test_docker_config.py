@@ -68,9 +68,9 @@ def test_socket_is_root_only_and_speaks_docker(daemon: Daemon) -> None:
     assert status == 503 and "not a swarm manager" in json.loads(data)["message"]
     status, _, data = _req(sock, "POST", "/v1.43/session")
     assert status == 501 and "BuildKit" in json.loads(data)["message"]
-    body = json.dumps({"Image": "busybox", "HostConfig": {"Sysctls": {"net.ipv4.ip_forward": "1"}}}).encode()
+    body = json.dumps({"Image": "busybox", "HostConfig": {"UTSMode": "host"}}).encode()
     status, _, data = _req(sock, "POST", "/containers/create", body)
-    assert status == 400 and "HostConfig.Sysctls" in json.loads(data)["message"]
+    assert status == 400 and "HostConfig.UTSMode" in json.loads(data)["message"]
     status, _, data = _req(sock, "POST", "/containers/create", json.dumps({"Image": "nosuch:1"}).encode())
     assert status == 404 and json.loads(data)["message"] == "No such image: nosuch:1"
 
