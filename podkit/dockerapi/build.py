@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from podkit.daemon.leaving import unless_client_leaves
 from podkit.dockerapi.app import Routes
 from podkit.dockerapi.common import NAMESPACE, containers, images
-from podkit.errors import InvalidArgument, PodkitError
+from podkit.errors import InvalidArgument, PodkitError, Unavailable
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -41,10 +42,15 @@ async def build(request: web.Request) -> web.StreamResponse:
 
     svc = containers(request)
     try:
-        iid = await session.run(images(request), svc, NAMESPACE, svc.state_dir, body(), opts, emit)
+        # A client that leaves (docker build's ^C) stops the build at once, even in a RUN
+        # that prints nothing: its step container, views and snapshots are removed by the
+        # builder's shielded finally blocks.
+        iid = await unless_client_leaves(
+            request, session.run(images(request), svc, NAMESPACE, svc.state_dir, body(), opts, emit), "build"
+        )
         await resp.write(json.dumps({"aux": {"ID": iid}}).encode() + b"\r\n")
-    except ConnectionError:
-        return resp
+    except (ConnectionError, Unavailable):
+        return resp  # nobody to tell
     except Exception as e:
         msg = session.error_message(e)
         if not isinstance(e, PodkitError):

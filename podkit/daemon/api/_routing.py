@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 from aiohttp import web
 from multidict import MultiMapping
 
-from podkit.errors import InvalidArgument, TooLarge, Unavailable
+from podkit.daemon.leaving import client_gone, unless_client_leaves
+from podkit.errors import InvalidArgument, TooLarge
 from podkit.limits import BODY_READ_TIMEOUT, JSON_BODY_MAX
 
 if TYPE_CHECKING:
@@ -111,36 +112,13 @@ class Ctx:
         return body
 
     async def client_gone(self, every: float = 0.5) -> None:
-        """Return once the client has closed its connection.
-
-        aiohttp does not cancel a handler whose client left (handler_cancellation is off,
-        so that no request is cut short half-way); a look at the transport is cheap.
-        """
-        while True:
-            transport = self.request.transport
-            if transport is None or transport.is_closing():
-                return
-            await asyncio.sleep(every)
+        """Return once the client has closed its connection (podkit.daemon.leaving)."""
+        await client_gone(self.request, every)
 
     async def unless_client_leaves(self, work: Awaitable[_T], what: str) -> _T:
-        """``await work``, cancelled as soon as the client leaves (Unavailable then).
-
-        Only for work that is safe to cancel at any await (a pull is: its lease and
-        partial blobs are dropped), never for one that makes objects half-way.
-        """
-        task = asyncio.ensure_future(work)
-        gone = asyncio.ensure_future(self.client_gone())
-        try:
-            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-            if task.done():
-                return task.result()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise Unavailable(f"{what}: the client left; cancelled")
-        finally:
-            gone.cancel()
-            if not task.done():
-                task.cancel()
+        """``await work``, cancelled as soon as the client leaves (Unavailable then):
+        see podkit.daemon.leaving."""
+        return await unless_client_leaves(self.request, work, what)
 
     async def stream(self, items: AsyncIterator[object], status: int = 200) -> web.StreamResponse:
         """Send an async iterator as newline-delimited JSON, flushing each line."""
