@@ -477,6 +477,7 @@ def test_mount_flag() -> None:
         ({"pid": "bogus"}, "invalid --pid"),
         ({"ipc": "none"}, "invalid --ipc"),
         ({"pid": "host", "pod": "p"}, "--pod"),
+        ({"sysctls": ["net.ipv4.ip_forward=1"], "pod": "p"}, "pod create --sysctl"),
         ({"expose": ["80-70"]}, "invalid --expose"),
         ({"expose": ["80/icmp"]}, "invalid --expose"),
         ({"volumes_from": ["c:rx"]}, "invalid --volumes-from"),

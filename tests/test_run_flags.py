@@ -43,6 +43,11 @@ def _pid(env: DockerEnv, name: str) -> int:
     return int(_pk(env, "inspect", "-f", "{{.State.Pid}}", name).strip())
 
 
+def shm_mounts(env: DockerEnv) -> list[str]:
+    lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    return [ln for ln in lines if f"{env.base}/" in ln and "/shm " in ln]
+
+
 def test_pid_ipc_sysctl_group_add(env: DockerEnv) -> None:
     # the first container has its own IPC namespace with a sysctl set in it and a file in
     # its /dev/shm; the second joins its pid and IPC namespaces and sees all three
@@ -53,6 +58,7 @@ def test_pid_ipc_sysctl_group_add(env: DockerEnv) -> None:
     )
     try:
         pid = _pid(env, "nsa")
+        assert len(shm_mounts(env)) == 1  # its /dev/shm, on the host
         out = _pk(
             env,
             *("run", "--rm", "--pid", "container:nsa", "--ipc", "container:nsa"),
@@ -82,6 +88,12 @@ def test_pid_ipc_sysctl_group_add(env: DockerEnv) -> None:
     shareable = _pk(env, "create", "--ipc", "shareable", "busybox", "true").strip()
     assert "not running" in _refused(env, "run", "--rm", "--ipc", f"container:{shareable}", "busybox", "true")
     _pk(env, "rm", private, shareable)
+    # a shareable container's host-side /dev/shm goes with a failed start and with an exit
+    assert env.daemon.cli("run", "--rm", "--ipc", "shareable", "busybox", "nosuchcmd").returncode == 127
+    _pk(env, "run", "--rm", "--ipc", "shareable", "busybox", "true")
+
+    # (run --rm returns as the release begins: wait for it)
+    wait_for(lambda: not shm_mounts(env), 20, what="the shareable /dev/shm to be unmounted")
     assert "unable to find group nogroup" in _refused(env, "run", "--rm", "--group-add", "nogroup", "busybox")
 
 

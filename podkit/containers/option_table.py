@@ -544,6 +544,10 @@ def _sysctls(o: CreateOptions, body: Body) -> None:
             if not eq or not k:
                 raise InvalidArgument(f"invalid --sysctl {e!r}: want KEY=VALUE")
             pairs.append((k, v))
+    if pairs and (o.pod or o.namespaces):
+        raise InvalidArgument(
+            "--sysctl cannot be combined with --pod: set them on the pod (pod create --sysctl)"
+        )
     out: dict[str, str] = {}
     for key, value in pairs:
         name = key.strip().replace("/", ".")
