@@ -232,23 +232,13 @@ async def save_one(request: web.Request) -> web.StreamResponse:
 
 async def receive_blob(request: web.Request) -> str:
     """Stream the request body into the content store; its digest."""
-    content = services(request).content
-    w = content.writer()
-    try:
-        buf = bytearray()
-        async for chunk in request.content.iter_chunked(1 << 20):
-            buf += chunk
-            if len(buf) >= 4 << 20:
-                await asyncio.to_thread(w.write, bytes(buf))
-                buf.clear()
-        if buf:
-            await asyncio.to_thread(w.write, bytes(buf))
-        if w.offset == 0:
-            raise InvalidArgument("empty upload: send the archive as the request body")
-        return await asyncio.to_thread(w.commit)
-    except BaseException:
-        w.abort()
-        raise
+    from podkit.images.upload import receive_blob as receive
+
+    return await receive(
+        services(request).content,
+        request.content.iter_chunked(1 << 20),
+        "empty upload: send the archive as the request body",
+    )
 
 
 @routes.post("/images/load")

@@ -175,23 +175,13 @@ async def prune(ctx: Ctx) -> dict[str, Any]:
 
 async def _receive(ctx: Ctx) -> str:
     """Stream the request body into the content store; returns its digest."""
-    content = ctx.services.content
-    w = content.writer()
-    try:
-        buf = bytearray()
-        async for chunk in ctx.request.content.iter_chunked(1 << 20):
-            buf += chunk
-            if len(buf) >= 4 << 20:
-                await asyncio.to_thread(w.write, bytes(buf))
-                buf.clear()
-        if buf:
-            await asyncio.to_thread(w.write, bytes(buf))
-        if w.offset == 0:
-            raise InvalidArgument("empty upload: send the tarball or archive as the request body")
-        return await asyncio.to_thread(w.commit)
-    except BaseException:
-        w.abort()
-        raise
+    from podkit.images.upload import receive_blob
+
+    return await receive_blob(
+        ctx.services.content,
+        ctx.request.content.iter_chunked(1 << 20),
+        "empty upload: send the tarball or archive as the request body",
+    )
 
 
 async def _import(ctx: Ctx, require_archive: bool) -> dict[str, Any]:
