@@ -217,3 +217,53 @@ def test_log_rotation_keeps_max_file_files(env: DockerEnv, d: Daemon) -> None:
         "60",
     )
     assert c.containers.inspect("rot2")["config"]["log_max_file"] == 2
+
+
+def test_cp_archive_and_follow_link(env: DockerEnv, d: Daemon, tmp_path: Path) -> None:
+    import os
+
+    d.cli("run", "-d", "--name", "cpa", "busybox", "sleep", "300", check=True)
+    c = d.client()
+    c.containers.exec(
+        "cpa",
+        [
+            "sh",
+            "-c",
+            "echo data > /owned && chown 1234:99 /owned && ln -s /owned /lnk && ln -s nowhere /dang",
+        ],
+    )
+    # out: without -a the files are the invoking user's (root here), -a keeps the container's
+    d.cli("cp", "cpa:/owned", str(tmp_path / "plain"), check=True)
+    d.cli("cp", "-a", "cpa:/owned", str(tmp_path / "kept"), check=True)
+    assert (os.stat(tmp_path / "plain").st_uid, os.stat(tmp_path / "kept").st_uid) == (os.getuid(), 1234)
+    assert os.stat(tmp_path / "kept").st_gid == 99
+    # out: a symlink source is copied as the link, -L copies what it points to
+    d.cli("cp", "cpa:/lnk", str(tmp_path / "asis"), check=True)
+    assert os.readlink(tmp_path / "asis") == "/owned"
+    d.cli("cp", "-L", "cpa:/lnk", str(tmp_path / "deref"), check=True)
+    assert (tmp_path / "deref").read_text() == "data\n" and not (tmp_path / "deref").is_symlink()
+    r = d.cli("cp", "-L", "cpa:/dang", str(tmp_path / "x"))
+    assert r.returncode == 1 and "no such file or directory in the container: /dang" in r.stderr
+    # in: without -a owned by the container's root, -a keeps the host's owners; -L dereferences
+    src = tmp_path / "src"
+    src.write_text("host\n")
+    os.chown(src, 4321, 77)
+    (tmp_path / "srclink").symlink_to(src)
+    d.cli("cp", str(src), "cpa:/in-plain", check=True)
+    d.cli("cp", "-a", str(src), "cpa:/in-kept", check=True)
+    d.cli("cp", str(tmp_path / "srclink"), "cpa:/in-link", check=True)
+    d.cli("cp", "-L", str(tmp_path / "srclink"), "cpa:/in-deref", check=True)
+    out = c.containers.exec(
+        "cpa", ["sh", "-c", "stat -c '%n %u:%g' /in-plain /in-kept; readlink /in-link; cat /in-deref"]
+    )
+    assert out.stdout.decode().split("\n")[:4] == ["/in-plain 0:0", "/in-kept 4321:77", str(src), "host"]
+    if DOCKER is None:
+        return
+    env.docker("cp", "-L", "cpa:/lnk", str(tmp_path / "d-deref"))
+    assert (tmp_path / "d-deref").read_text() == "data\n"
+    env.docker("cp", "cpa:/lnk", str(tmp_path / "d-asis"))
+    assert os.readlink(tmp_path / "d-asis") == "/owned"
+    env.docker("cp", str(src), "cpa:/d-plain")
+    env.docker("cp", "-a", str(src), "cpa:/d-kept")
+    out = c.containers.exec("cpa", ["stat", "-c", "%u:%g", "/d-plain", "/d-kept"])
+    assert out.stdout.split() == [b"0:0", b"4321:77"]

@@ -125,8 +125,11 @@ def test_a_copy_in_and_out_keeps_what_tar_holds(d: Daemon) -> None:
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         f = tf.extractfile("t/private/f")
         assert f is not None and f.read() == b"f" * 70_000
-    # a single file, and a symlink named as the source (followed inside the container)
+    # a single file; a symlink named as the source is the link (docker's cp), or with
+    # follow_link (cp -L) what it points to, followed inside the container
     data, stat = c.containers.get_archive("keep", "/tmp/t/link")
+    assert stat["link_target"] == "private/f" and _members(data)["link"].issym()
+    data, stat = c.containers.get_archive("keep", "/tmp/t/link", follow_link=True)
     assert stat["name"] == "link" and stat["size"] == 70_000 and list(_members(data)) == ["link"]
 
 

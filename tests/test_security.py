@@ -148,10 +148,12 @@ def test_cp_never_reads_or_writes_the_host_through_container_symlinks(d: Daemon,
     for path in ("/tmp/abs/secret", "/tmp/root" + str(host / "secret"), "/tmp/climb/secret"):
         with pytest.raises(errors.NotFound):
             c.containers.get_archive("cpsym", path)
-    # A link named as the source is followed inside the container too (docker would copy
-    # the link itself); either way the host file is never read.
+    # A link named as the source is copied as the link (docker's cp), or with follow_link
+    # (cp -L) followed inside the container: either way the host file is never read.
+    data, stat = c.containers.get_archive("cpsym", "/tmp/file")
+    assert stat["link_target"] == str(host / "secret") and b"host-only" not in data
     with pytest.raises(errors.NotFound):
-        c.containers.get_archive("cpsym", "/tmp/file")
+        c.containers.get_archive("cpsym", "/tmp/file", follow_link=True)
 
     # Copy IN to a destination that is such a link: never lands on the host.
     before = sorted(os.listdir(host))

@@ -207,6 +207,8 @@ def _register_views(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_port)
 
     p = sub.add_parser("cp", help="copy files between a container and the host (CTR:PATH, - for tar)")
+    p.add_argument("-a", "--archive", action="store_true", help="keep the owners (uid/gid) of the source")
+    p.add_argument("-L", "--follow-link", action="store_true", help="copy what a symlink SRC points to")
     p.add_argument("src")
     p.add_argument("dst")
     p.set_defaults(func=cmd_cp)

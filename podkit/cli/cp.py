@@ -34,42 +34,55 @@ def cmd_cp(args: argparse.Namespace, client: Client) -> int:
     if src:
         ref, path = src
         if args.dst == "-":
-            _ops(client).stream_archive(ref, path, sys.stdout.buffer)
+            _ops(client).stream_archive(ref, path, sys.stdout.buffer, follow_link=args.follow_link)
             return 0
-        data, stat = _ops(client).get_archive(ref, path)
+        data, stat = _ops(client).get_archive(ref, path, follow_link=args.follow_link)
         target = os.path.abspath(args.dst)
         with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            members = tf.getmembers()
+            if not args.archive:
+                # docker: the files are the invoking user's; -a keeps the container's owners
+                for m in members:
+                    m.uid, m.gid, m.uname, m.gname = os.getuid(), os.getgid(), "", ""
             if os.path.isdir(target):
-                tf.extractall(target)
+                tf.extractall(target, members, numeric_owner=True)
             else:
                 parent = os.path.dirname(target)
                 if not os.path.isdir(parent):
                     raise errors.NotFound(f"destination directory {parent} does not exist")
                 tmp = tempfile.mkdtemp(dir=parent, prefix=".podkit-cp-")
                 try:
-                    tf.extractall(tmp)
+                    tf.extractall(tmp, members, numeric_owner=True)
                     os.replace(os.path.join(tmp, stat.get("name") or os.path.basename(path)), target)
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
         return 0
     assert dst is not None
     ref, path = dst
+    # docker: without -a what lands in the container is its root's; -a keeps the owners
+    keep = bool(args.archive)
     if args.src == "-":
-        _ops(client).put_archive(ref, path, sys.stdin.buffer.read())
+        _ops(client).put_archive(ref, path, sys.stdin.buffer.read(), copy_uid_gid=keep)
         return 0
-    if not os.path.exists(args.src):
+    if not os.path.lexists(args.src):
         raise errors.NotFound(f"no such file or directory: {args.src}")
+    # -L: a symlink named as the source is copied as what it points to, under its own name
+    source = os.path.realpath(args.src) if args.follow_link else args.src
+    if not os.path.lexists(source):
+        raise errors.NotFound(f"no such file or directory: {source} (what {args.src} points to)")
 
     def tar_of(arcname: str) -> bytes:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tf:
-            tf.add(args.src, arcname=arcname)
+            tf.add(source, arcname=arcname)
         return buf.getvalue()
 
     try:
-        _ops(client).put_archive(ref, path, tar_of(os.path.basename(os.path.normpath(args.src))))
+        _ops(client).put_archive(
+            ref, path, tar_of(os.path.basename(os.path.normpath(args.src))), copy_uid_gid=keep
+        )
     except errors.NotFound:
         # the destination is not an existing directory: copy under that name
         parent = os.path.dirname(path.rstrip("/")) or "/"
-        _ops(client).put_archive(ref, parent, tar_of(os.path.basename(path.rstrip("/"))))
+        _ops(client).put_archive(ref, parent, tar_of(os.path.basename(path.rstrip("/"))), copy_uid_gid=keep)
     return 0

@@ -150,8 +150,13 @@ class ContainerOps:
             headers={"X-Podkit-Namespace": self._t.namespace},
         )
 
-    def stream_archive(self, ref: str, path: str, out: BinaryIO) -> JSONObject:
-        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path}, timeout=None)
+    def stream_archive(self, ref: str, path: str, out: BinaryIO, follow_link: bool = False) -> JSONObject:
+        conn, resp = self._t.open(
+            "GET",
+            f"/containers/{ref}/archive",
+            params={"path": path, "follow_link": follow_link or None},
+            timeout=None,
+        )
         try:
             stat: JSONObject = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
             while True:
@@ -163,20 +168,27 @@ class ContainerOps:
         finally:
             conn.close()
 
-    def put_archive(self, ref: str, path: str, data: bytes | BinaryIO) -> None:
-        """Extract a tar into the container at ``path`` (a directory)."""
+    def put_archive(self, ref: str, path: str, data: bytes | BinaryIO, copy_uid_gid: bool = True) -> None:
+        """Extract a tar into the container at ``path`` (a directory): owned as the tar
+        says, or by the container's root with ``copy_uid_gid=False`` (``cp`` without -a)."""
         self._t.request(
             "PUT",
             f"/containers/{ref}/archive",
-            params={"path": path},
+            params={"path": path, "copy_uid_gid": copy_uid_gid},
             body=data,
             headers={"Content-Type": "application/x-tar"},
             timeout=None,
         )
 
-    def get_archive(self, ref: str, path: str) -> tuple[bytes, JSONObject]:
-        """A tar of ``path`` in the container and the path's stat (name, size, mode, ...)."""
-        conn, resp = self._t.open("GET", f"/containers/{ref}/archive", params={"path": path}, timeout=None)
+    def get_archive(self, ref: str, path: str, follow_link: bool = False) -> tuple[bytes, JSONObject]:
+        """A tar of ``path`` in the container and the path's stat (name, size, mode, ...); a
+        symlink there comes as the link, or as what it points to with ``follow_link``."""
+        conn, resp = self._t.open(
+            "GET",
+            f"/containers/{ref}/archive",
+            params={"path": path, "follow_link": follow_link or None},
+            timeout=None,
+        )
         try:
             stat: JSONObject = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
             return resp.read(), stat

@@ -101,13 +101,14 @@ def _open_root(root: Path) -> int:
     return fd
 
 
-def _pin(root: Path, path: str) -> tuple[int, os.stat_result]:
-    """An ``O_PATH`` descriptor of ``path`` in the container (symlinks followed inside
-    the root, the last one included) and its stat."""
+def _pin(root: Path, path: str, follow: bool = False) -> tuple[int, os.stat_result]:
+    """An ``O_PATH`` descriptor of ``path`` in the container and its stat. Symlinks on the
+    way are followed inside the root; the last one only with ``follow`` (``cp -L``; else
+    the link itself is what is copied, as docker does)."""
     check_path(path)
     root_fd = _open_root(root)
     try:
-        fd = rootfs_fd.open_in_root(root_fd, path, os.O_PATH)
+        fd = rootfs_fd.open_in_root(root_fd, path, os.O_PATH, follow=follow)
     except OSError as e:
         raise _lookup_error(e, path) from None
     finally:
@@ -126,11 +127,11 @@ def _info(path: str, fd: int, st: os.stat_result) -> dict[str, Any]:
     }
 
 
-async def stat_path(root: Path, path: str) -> dict[str, Any]:
+async def stat_path(root: Path, path: str, follow: bool = False) -> dict[str, Any]:
     """What ``tar_path`` would report about ``path``, without the tar."""
 
     def run() -> dict[str, Any]:
-        fd, st = _pin(root, path)
+        fd, st = _pin(root, path, follow)
         try:
             return _info(path, fd, st)
         finally:
@@ -173,12 +174,15 @@ class _QueueWriter:
         asyncio.run_coroutine_threadsafe(self.q.put(item), self.loop).result()
 
 
-async def tar_path(root: Path, path: str) -> tuple[dict[str, Any], AsyncGenerator[bytes, None]]:
-    """A tar of ``path`` (file or directory, named by its basename) and its stat.
+async def tar_path(
+    root: Path, path: str, follow: bool = False
+) -> tuple[dict[str, Any], AsyncGenerator[bytes, None]]:
+    """A tar of ``path`` (file or directory, named by its basename) and its stat; with
+    ``follow`` a symlink named as ``path`` is copied as what it points to (inside the root).
 
     The tar is made while it is read; ``aclose()`` the generator to stop early (its
     descriptors are closed when that returns)."""
-    fd, st = await asyncio.to_thread(_pin, root, path)
+    fd, st = await asyncio.to_thread(_pin, root, path, follow)
     try:
         info = _info(path, fd, st)
     except BaseException:
@@ -336,8 +340,11 @@ class _StreamReader:
         return out
 
 
-async def untar_into(root: Path, path: str, stream: BlockingReader | AsyncReader) -> None:
-    """Extract the tar read from ``stream`` into directory ``path`` of the container."""
+async def untar_into(
+    root: Path, path: str, stream: BlockingReader | AsyncReader, owner: tuple[int, int] | None = None
+) -> None:
+    """Extract the tar read from ``stream`` into directory ``path`` of the container; each
+    entry owned as the tar says, or by ``owner`` (uid, gid) when given (``cp`` without -a)."""
 
     def open_dest() -> int:
         check_path(path)
@@ -357,17 +364,17 @@ async def untar_into(root: Path, path: str, stream: BlockingReader | AsyncReader
             if asyncio.iscoroutinefunction(stream.read)
             else cast(BlockingReader, stream)
         )
-        await asyncio.to_thread(_extract, reader, dest)
+        await asyncio.to_thread(_extract, reader, dest, owner)
     finally:
         os.close(dest)
 
 
-def _extract(reader: BlockingReader, dest: int) -> None:
+def _extract(reader: BlockingReader, dest: int, owner: tuple[int, int] | None = None) -> None:
     try:
         tf = tarfile.open(fileobj=reader, mode="r|*")  # type: ignore[call-overload]  # noqa: SIM115
     except tarfile.TarError as e:
         raise InvalidArgument(f"not a tar archive: {e}") from None
-    x = _Extractor(tf, dest)
+    x = _Extractor(tf, dest, owner)
     try:
         with tf:
             for m in tf:
@@ -382,8 +389,8 @@ def _extract(reader: BlockingReader, dest: int) -> None:
 class _Extractor:
     """Writes members below the destination descriptor (see the module docstring)."""
 
-    def __init__(self, tf: tarfile.TarFile, dest: int) -> None:
-        self.tf, self.dest = tf, dest
+    def __init__(self, tf: tarfile.TarFile, dest: int, owner: tuple[int, int] | None = None) -> None:
+        self.tf, self.dest, self.owner = tf, dest, owner
         self.parent: tuple[str, int] | None = None  # the last parent directory, kept open
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []  # attributes set at the end
 
@@ -398,6 +405,8 @@ class _Extractor:
             raise UnsafeContent(f"archive entry {m.name!r} points outside the destination")
         if name == ".":
             return
+        if self.owner is not None:
+            m.uid, m.gid = self.owner  # every chown below reads these
         try:
             self._member(m, name)
         except PodkitError:

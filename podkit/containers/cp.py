@@ -47,13 +47,13 @@ async def root_for(ctx: ContainerContext, rec: Record) -> tuple[Path, Callable[[
 
 
 async def archive_get(
-    ctx: ContainerContext, ns: str, ref: str, path: str
+    ctx: ContainerContext, ns: str, ref: str, path: str, follow_link: bool = False
 ) -> tuple[dict[str, Any], AsyncGenerator[bytes, None]]:
     rec = ctx.resolve(ns, ref)
     archive.check_path(path)
     root, done = await root_for(ctx, rec)
     try:
-        stat, chunks = await archive.tar_path(root, path)
+        stat, chunks = await archive.tar_path(root, path, follow_link)
     except BaseException:
         if done:
             await asyncio.to_thread(done)
@@ -71,26 +71,35 @@ async def archive_get(
     return stat, gen()
 
 
-async def archive_stat(ctx: ContainerContext, ns: str, ref: str, path: str) -> dict[str, Any]:
+async def archive_stat(
+    ctx: ContainerContext, ns: str, ref: str, path: str, follow_link: bool = False
+) -> dict[str, Any]:
     """What ``archive_get`` reports about ``path`` (name, size, mode...), without the tar."""
     rec = ctx.resolve(ns, ref)
     archive.check_path(path)
     root, done = await root_for(ctx, rec)
     try:
-        return await archive.stat_path(root, path)
+        return await archive.stat_path(root, path, follow_link)
     finally:
         if done:
             await asyncio.to_thread(done)
 
 
 async def archive_put(
-    ctx: ContainerContext, ns: str, ref: str, path: str, stream: archive.BlockingReader | archive.AsyncReader
+    ctx: ContainerContext,
+    ns: str,
+    ref: str,
+    path: str,
+    stream: archive.BlockingReader | archive.AsyncReader,
+    copy_uid_gid: bool = True,
 ) -> None:
+    """``copy_uid_gid``: the tar's owners (``cp -a``); else everything is the container's
+    root's (docker's ``cp`` without -a)."""
     rec = ctx.resolve(ns, ref)
     archive.check_path(path)
     root, done = await root_for(ctx, rec)
     try:
-        await archive.untar_into(root, path, stream)
+        await archive.untar_into(root, path, stream, None if copy_uid_gid else (0, 0))
     finally:
         if done:
             await asyncio.to_thread(done)

@@ -310,17 +310,21 @@ class ContainerService:
         await _attach.resize(self.ctx, ns, ref, h, w)
 
     async def archive_get(
-        self, ns: str, ref: str, path: str
+        self, ns: str, ref: str, path: str, follow_link: bool = False
     ) -> tuple[dict[str, Any], AsyncGenerator[bytes, None]]:
-        return await _cp.archive_get(self.ctx, ns, ref, path)
+        """A tar of ``path``; a symlink there is copied as a link unless ``follow_link``."""
+        return await _cp.archive_get(self.ctx, ns, ref, path, follow_link)
 
-    async def archive_stat(self, ns: str, ref: str, path: str) -> dict[str, Any]:
+    async def archive_stat(self, ns: str, ref: str, path: str, follow_link: bool = False) -> dict[str, Any]:
         """What ``archive_get`` reports about ``path`` (name, size, mode...), without the tar."""
-        return await _cp.archive_stat(self.ctx, ns, ref, path)
+        return await _cp.archive_stat(self.ctx, ns, ref, path, follow_link)
 
-    async def archive_put(self, ns: str, ref: str, path: str, stream: BlockingReader | AsyncReader) -> None:
-        """Unpack a tar ``stream`` (a file object, or an aiohttp request body) at ``path``."""
-        await _cp.archive_put(self.ctx, ns, ref, path, stream)
+    async def archive_put(
+        self, ns: str, ref: str, path: str, stream: BlockingReader | AsyncReader, copy_uid_gid: bool = True
+    ) -> None:
+        """Unpack a tar ``stream`` (a file object, or an aiohttp request body) at ``path``;
+        owned as the tar says, or by root without ``copy_uid_gid``."""
+        await _cp.archive_put(self.ctx, ns, ref, path, stream, copy_uid_gid)
 
     # ------------------------------------------------- commit, diff, export
     async def commit(

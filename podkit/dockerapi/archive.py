@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from podkit.dockerapi.app import Routes
-from podkit.dockerapi.common import NAMESPACE, containers, rfc3339
+from podkit.dockerapi.common import NAMESPACE, containers, flag, rfc3339
 from podkit.dockerapi.containers import _resolve
 from podkit.errors import InvalidArgument
 
@@ -88,5 +88,7 @@ async def stat_archive(request: web.Request) -> web.StreamResponse:
 @routes.put("/containers/{id}/archive")
 async def put_archive(request: web.Request) -> web.StreamResponse:
     rec = _resolve(request)
-    await containers(request).archive_put(NAMESPACE, rec.id, _path(request), request.content)
+    # docker: the tar's owners with copyUIDGID (cp -a), else the container's root
+    keep = flag(request, "copyUIDGID")
+    await containers(request).archive_put(NAMESPACE, rec.id, _path(request), request.content, keep)
     return web.Response(status=200)

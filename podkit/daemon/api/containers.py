@@ -311,13 +311,18 @@ async def resize_container(ctx: Ctx) -> None:
 
 
 @router.get(
-    "/containers/{ref}/archive", "A tar of a path in the container", params={"path": "path in the container"}
+    "/containers/{ref}/archive",
+    "A tar of a path in the container",
+    params={
+        "path": "path in the container",
+        "follow_link": "a symlink named as path: copy what it points to (cp -L), not the link",
+    },
 )
 async def get_archive(ctx: Ctx) -> web.StreamResponse:
     path = ctx.query.get("path")
     if not path:
         raise InvalidArgument("a path is required")
-    stat, chunks = await _svc(ctx).archive_get(ctx.ns, ctx.match["ref"], path)
+    stat, chunks = await _svc(ctx).archive_get(ctx.ns, ctx.match["ref"], path, ctx.flag("follow_link"))
     try:
         resp = web.StreamResponse(
             headers={"Content-Type": "application/x-tar", "X-Podkit-Path-Stat": json.dumps(stat)}
@@ -340,13 +345,17 @@ async def get_archive(ctx: Ctx) -> web.StreamResponse:
     "/containers/{ref}/archive",
     "Extract a tar into a directory of the container",
     status=204,
-    params={"path": "destination directory in the container"},
+    params={
+        "path": "destination directory in the container",
+        "copy_uid_gid": "keep the tar's owners (default true; false: root's, as cp without -a)",
+    },
 )
 async def put_archive(ctx: Ctx) -> None:
     path = ctx.query.get("path")
     if not path:
         raise InvalidArgument("a path is required")
-    await _svc(ctx).archive_put(ctx.ns, ctx.match["ref"], path, ctx.request.content)
+    keep = ctx.flag("copy_uid_gid", default=True)
+    await _svc(ctx).archive_put(ctx.ns, ctx.match["ref"], path, ctx.request.content, keep)
 
 
 @router.post(
