@@ -15,7 +15,7 @@ import pytest
 from cri_api.v1 import api_pb2 as pb
 
 from tests.fixtures.cri import CRI_NS, CRIClient, code_of
-from tests.helpers import Daemon
+from tests.helpers import Daemon, wait_for
 
 
 def test_socket_is_root_only(cri_daemon: Daemon) -> None:
@@ -103,7 +103,9 @@ def test_sandbox_lifecycle(cri: CRIClient) -> None:
     # A running sandbox is removed too (its containers killed).
     cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=other))
     assert ls(pb.PodSandboxFilter()) == []
-    assert cri.daemon.client(CRI_NS).pods.list() == []
+    assert cri.rt.ListContainers(pb.ListContainersRequest()).containers == []
+    # The tear-down goes on in the background after the reply.
+    wait_for(lambda: cri.daemon.client(CRI_NS).pods.list() == [], what="the pod records gone")
 
 
 def test_sandbox_bad_requests(cri: CRIClient) -> None:
@@ -191,6 +193,9 @@ def test_nothing_left_after_sandboxes_go(cri: CRIClient) -> None:
     assert leases() == [], "StopPodSandbox kept the IP leases"
     for sid, _, _ in made:
         cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    # Answered once durable; the tear-down goes on in the background (sandbox_remove.py).
+    client = cri.daemon.client(CRI_NS)
+    wait_for(lambda: client.pods.list() == [], what="the background tear-downs to finish")
     assert leases() == []
     assert list((cri.daemon.state / "netns").iterdir()) == []
     pods_dir = cri.daemon.state / "pods"

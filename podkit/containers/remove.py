@@ -3,6 +3,13 @@
 The record goes to ``removing`` before anything is released, so a crash in the middle
 is completed by recovery; the snapshot and the logs go side by side, then the bundle,
 then the record. ``volumes=True`` also removes the anonymous volumes it mounted.
+
+``background=True`` (the CRI's RemoveContainer) returns once the removal is durable:
+the container is ended (killed and its exit recorded if need be), then one write
+makes it ``removing`` and gives its name up (``removing_name``), and the rest — the
+release, snapshot, directories, record, volumes, events — runs as a teardown of the
+daemon's, exactly as ``run --rm``'s does: awaited by a graceful shutdown, resumed by
+recovery after a crash.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from podkit.containers.context import ACTIVE, ContainerContext, original_name, snap_key
+from podkit.containers.context import ACTIVE, ContainerContext, original_name, removing_name, snap_key
 from podkit.containers.exit import finish, release, wait_state
 from podkit.containers.stop import resume_quietly, send_signal
 from podkit.containers.store import Record
@@ -26,7 +33,12 @@ log = logging.getLogger(__name__)
 
 
 async def remove(
-    ctx: ContainerContext, ns: str, ref: str, force: bool = False, volumes: bool = False
+    ctx: ContainerContext,
+    ns: str,
+    ref: str,
+    force: bool = False,
+    volumes: bool = False,
+    background: bool = False,
 ) -> None:
     rec = ctx.resolve(ns, ref)
     await ctx.hooks.before_remove(ns, rec)  # may refuse (a pod's infra container)
@@ -34,6 +46,9 @@ async def remove(
         if not force:
             raise Conflict(f"container {rec.name} is {rec.state}: stop it first or use force (rm -f)")
         await _kill_for_removal(ctx, rec)
+    if background:
+        await _schedule(ctx, rec, volumes)
+        return
     async with ctx.lock(rec.id):
         cur = ctx.store.get(rec.id)
         if cur is None:
@@ -58,6 +73,28 @@ async def remove(
     ctx.publish(ns, "container", "destroy", rec.id, name=rec.name)
     ctx.changed(rec.id)
     await ctx.hooks.after_remove(ns, rec)
+
+
+async def _schedule(ctx: ContainerContext, rec: Record, volumes: bool) -> None:
+    """The removal made durable now, done in the background (see the module's note)."""
+    async with ctx.lock(rec.id):
+        cur = ctx.store.get(rec.id)
+        if cur is None:
+            return
+        if cur.state in ACTIVE:  # the exit was not seen (no watcher): finish here
+            await finish(ctx, cur)
+            cur = ctx.store.get(rec.id)
+            if cur is None:
+                return
+        if cur.state != "removing":
+            mark(rec.id, "remove")
+            ctx.store.update(rec.id, state="removing", name=removing_name(cur))
+        if ctx.restarts is not None:
+            ctx.restarts.cancel(rec.id)
+    ctx.changed(rec.id)
+    task = ctx.spawn(remove(ctx, cur.namespace, rec.id, force=True, volumes=volumes))
+    ctx.exiting.add(task)  # a graceful shutdown lets it finish
+    task.add_done_callback(ctx.exiting.discard)
 
 
 async def _kill_for_removal(ctx: ContainerContext, rec: Record) -> None:

@@ -235,8 +235,10 @@ class ContainerService:
     async def wait(self, ns: str, ref: str, condition: str = "not-running") -> int:
         return await _exit.wait(self.ctx, ns, ref, condition)
 
-    async def remove(self, ns: str, ref: str, force: bool = False, volumes: bool = False) -> None:
-        await _remove.remove(self.ctx, ns, ref, force, volumes)
+    async def remove(
+        self, ns: str, ref: str, force: bool = False, volumes: bool = False, background: bool = False
+    ) -> None:
+        await _remove.remove(self.ctx, ns, ref, force, volumes, background)
 
     async def prune(self, ns: str) -> builtins.list[str]:
         return await _remove.prune(self.ctx, ns)

@@ -14,6 +14,10 @@ from cri_api.v1 import api_pb2 as pb
 from podkit.cri.config import CRIConfig
 from podkit.errors import InvalidArgument, NotFound
 
+# The state of a container or pod whose removal was answered and goes on in the
+# background (containers' and pods' own "removing"): gone, for the CRI.
+REMOVING = "removing"
+
 if TYPE_CHECKING:
     from podkit.containers.service import ContainerService
     from podkit.containers.store import Record
@@ -96,7 +100,8 @@ class CRI:
             pod: Pod = self.pods.get(self.ns, sandbox_id)
         except NotFound:
             raise NotFound(f"pod sandbox {sandbox_id!r} not found") from None
-        if pod.spec.labels.get(L_CRI) != "true":
+        if pod.spec.labels.get(L_CRI) != "true" or pod.state == REMOVING:
+            # removing: RemovePodSandbox answered, the tear-down goes on in the background
             raise NotFound(f"pod sandbox {sandbox_id!r} not found")
         return pod
 
@@ -107,16 +112,37 @@ class CRI:
             rec: Record = self.containers.resolve(self.ns, container_id)
         except NotFound:
             raise NotFound(f"container {container_id!r} not found") from None
-        if rec.infra or rec.labels.get(L_CRI) != "true":
+        if (
+            rec.infra
+            or rec.labels.get(L_CRI) != "true"
+            or rec.state == REMOVING  # RemoveContainer answered, the rest in the background
+            or (rec.pod_id and self._pod_removing(rec.pod_id))  # RemovePodSandbox answered
+        ):
             raise NotFound(f"container {container_id!r} not found")
         return rec
 
+    def _pod_removing(self, pod_id: str) -> bool:
+        try:
+            return self.pods.get(self.ns, pod_id).state == REMOVING
+        except NotFound:
+            return False  # the container's own lookups say what that means
+
     def cri_pods(self) -> list[Pod]:
-        return [p for p in self.pods.store.list(self.ns) if p.spec.labels.get(L_CRI) == "true"]
+        return [
+            p
+            for p in self.pods.store.list(self.ns)
+            if p.spec.labels.get(L_CRI) == "true" and p.state != REMOVING
+        ]
 
     def cri_containers(self) -> list[Record]:
+        gone = {p.id for p in self.pods.store.list(self.ns) if p.state == REMOVING}
         return [
-            r for r in self.containers.store.list(self.ns) if not r.infra and r.labels.get(L_CRI) == "true"
+            r
+            for r in self.containers.store.list(self.ns)
+            if not r.infra
+            and r.labels.get(L_CRI) == "true"
+            and r.state != REMOVING
+            and not (r.pod_id and r.pod_id in gone)
         ]
 
 

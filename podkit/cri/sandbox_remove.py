@@ -1,5 +1,10 @@
 """RemovePodSandbox: containers killed and removed, then the sandbox. Idempotent: a
-sandbox that is gone already is no error (the CRI asks for that)."""
+sandbox that is gone already is no error (the CRI asks for that).
+
+The reply comes once the removal is durable (pod ``removing``, name given up): the
+sandbox and its containers are gone for the CRI from then on (``CRI.sandbox``,
+``CRI.container``, the lists), and the stop, tear-down and deletion go on in the
+background, redone by recovery after a crash (``PodService.remove(background=True)``)."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ async def handle(cri: CRI, req: pb.RemovePodSandboxRequest) -> pb.RemovePodSandb
         return pb.RemovePodSandboxResponse()
     members = [r.id for r in cri.cri_containers() if r.pod_id == pod.id]
     try:
-        await cri.pods.remove(cri.ns, pod.id, force=True)
+        await cri.pods.remove(cri.ns, pod.id, force=True, background=True)
     except NotFound:
         pass
     for key in (pod.id, *members):

@@ -169,4 +169,5 @@ def build(config: Config) -> Services:
     )
     s.containers.add_hooks(s.pods)
     s.on_startup(s.pods.recover)
+    s.on_shutdown(s.pods.finish_teardowns)  # first of the shutdown hooks (reverse order)
     return s

@@ -64,6 +64,8 @@ class PodContext:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Two first pods at once build one infra image, not two.
     infra_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Removals answered already, going on in the background (remove.py).
+    teardowns: set[asyncio.Task[None]] = field(default_factory=set)
 
     def lock(self, pod_id: str) -> asyncio.Lock:
         return self.locks.setdefault(pod_id, asyncio.Lock())

@@ -1,4 +1,10 @@
-"""Removing pods: tear-down in reverse order of creation, each step tolerating its piece gone."""
+"""Removing pods: tear-down in reverse order of creation, each step tolerating its piece gone.
+
+``background=True`` (the CRI's RemovePodSandbox) answers once the removal is durable:
+one write makes the pod ``removing`` and gives its name up (``removing_name``), and
+the members' stop, the tear-down and the record's deletion go on in a task of the
+pods layer (``PodContext.teardowns``: awaited a while by a graceful shutdown, and
+redone by recovery, which tears down every ``removing`` pod, after a crash)."""
 
 from __future__ import annotations
 
@@ -21,10 +27,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def remove(ctx: PodContext, ns: str, ref: str, force: bool = False, timeout: int | None = None) -> str:
+# Shutdown waits this long for background removals; the rest is left to recovery.
+SHUTDOWN_TEARDOWN_WAIT = 10.0
+
+
+def removing_name(pod: Pod) -> str:
+    """The name a pod being removed in the background holds, its own free for a new pod."""
+    return pod.name if "~" in pod.name else f"{pod.name}~removing-{pod.id[:12]}"
+
+
+async def remove(
+    ctx: PodContext,
+    ns: str,
+    ref: str,
+    force: bool = False,
+    timeout: int | None = None,
+    background: bool = False,
+) -> str:
     pod = ctx.get(ns, ref)
     async with ctx.locked(pod.id):
         pod = ctx.get(ns, pod.id)
+        if background and pod.state == STATE_REMOVING:
+            return pod.id  # under way already
         running = [r.name for r in ctx.members(pod) if not r.infra and r.state in LIVE_STATES]
         if running and not force:
             raise Conflict(
@@ -32,14 +56,52 @@ async def remove(ctx: PodContext, ns: str, ref: str, force: bool = False, timeou
                 "or remove it with -f"
             )
         pod.state = STATE_REMOVING
+        name = pod.name
+        if background:
+            pod.spec.name = removing_name(pod)
         ctx.store.update(pod)
-        # -f is docker rm -f: SIGKILL at once unless a timeout is given.
-        await stop_members(ctx, pod, timeout if timeout is not None else 0)
-        await teardown(ctx, pod)
-        ctx.store.delete(ns, pod.id)
+        if not background:
+            await _finish(ctx, pod, timeout)
+    if background:
+        # Spawned outside the lock (and its HELD mark), which the task takes anew.
+        task = asyncio.ensure_future(_finish_locked(ctx, pod, timeout, name))
+        ctx.teardowns.add(task)
+        task.add_done_callback(ctx.teardowns.discard)
+        task.add_done_callback(_logged)
+        return pod.id
     ctx.locks.pop(pod.id, None)
     ctx.publish(pod, "remove")
     return pod.id
+
+
+async def _finish(ctx: PodContext, pod: Pod, timeout: int | None) -> None:
+    # -f is docker rm -f: SIGKILL at once unless a timeout is given.
+    await stop_members(ctx, pod, timeout if timeout is not None else 0)
+    await teardown(ctx, pod)
+    ctx.store.delete(pod.namespace, pod.id)
+
+
+async def _finish_locked(ctx: PodContext, pod: Pod, timeout: int | None, name: str) -> None:
+    async with ctx.locked(pod.id):
+        await _finish(ctx, pod, timeout)
+    ctx.locks.pop(pod.id, None)
+    pod.spec.name = name
+    ctx.publish(pod, "remove")
+
+
+def _logged(t: asyncio.Task[None]) -> None:
+    if not t.cancelled() and t.exception() is not None:
+        # The record stays removing: the next start's recovery tears down what is left.
+        log.warning("removing a pod in the background failed: %s", t.exception())
+
+
+async def finish_teardowns(ctx: PodContext) -> None:
+    """At shutdown: let background removals finish; one stuck is left to recovery."""
+    if not ctx.teardowns:
+        return
+    _, stuck = await asyncio.wait(set(ctx.teardowns), timeout=SHUTDOWN_TEARDOWN_WAIT)
+    if stuck:
+        log.warning("%d pod removals left to the next start's recovery", len(stuck))
 
 
 async def teardown(ctx: PodContext, pod: Pod) -> None:

@@ -199,8 +199,14 @@ class PodService:
         ports back (CNI DEL, netns unpinned) — the next start wires a new one."""
         return await _stop.stop(self._ctx, ns, ref, timeout, release_network)
 
-    async def remove(self, ns: str, ref: str, force: bool = False, timeout: int | None = None) -> str:
-        return await _remove.remove(self._ctx, ns, ref, force, timeout)
+    async def remove(
+        self, ns: str, ref: str, force: bool = False, timeout: int | None = None, background: bool = False
+    ) -> str:
+        return await _remove.remove(self._ctx, ns, ref, force, timeout, background)
+
+    async def finish_teardowns(self) -> None:
+        """At shutdown: background removals finish (10 s at most; recovery does the rest)."""
+        await _remove.finish_teardowns(self._ctx)
 
     async def prune(self, ns: str) -> builtins.list[str]:
         return await _remove.prune(self._ctx, ns)

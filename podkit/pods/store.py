@@ -41,8 +41,8 @@ class PodStore:
 
     def update(self, pod: Pod) -> None:
         self.db.execute(
-            "UPDATE pods SET state=?, record=? WHERE namespace=? AND id=?",
-            (pod.state, json.dumps(pod.to_record()), pod.namespace, pod.id),
+            "UPDATE pods SET state=?, name=?, record=? WHERE namespace=? AND id=?",
+            (pod.state, pod.name, json.dumps(pod.to_record()), pod.namespace, pod.id),
         )
 
     def delete(self, ns: str, pod_id: str) -> None:
