@@ -475,7 +475,7 @@ def test_mount_flag() -> None:
         ({"sysctls": ["kernel.shmmax=1"], "ipc": "host"}, "--ipc host"),
         ({"sysctls": ["noequals"]}, "KEY=VALUE"),
         ({"pid": "bogus"}, "invalid --pid"),
-        ({"ipc": "none"}, "invalid --ipc"),
+        ({"ipc": "nothing"}, "invalid --ipc"),
         ({"pid": "host", "pod": "p"}, "--pod"),
         ({"sysctls": ["net.ipv4.ip_forward=1"], "pod": "p"}, "pod create --sysctl"),
         ({"expose": ["80-70"]}, "invalid --expose"),

@@ -161,6 +161,18 @@ def test_mount_volumes_from_cidfile_pull_attach(env: DockerEnv, tmp_path: Path) 
         "cat /b/in; touch /b/x 2>/dev/null || echo ro; echo kept > /v/f; stat -c %a /t; df -k /t | tail -1",
     ).splitlines()
     assert out[:3] == ["from-host", "ro", "1700"] and out[3].split()[1] == "1024"
+    out = _pk(
+        env,
+        "run",
+        "--rm",
+        "--ipc",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /dev/shm ' /proc/mounts || echo no",
+    )
+    assert out == "no\n"  # --ipc none: no /dev/shm
     # --volumes-from: the volume and the bind of another (stopped) container, read-only here
     _pk(
         env,

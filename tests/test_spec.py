@@ -487,3 +487,12 @@ def test_conmon_protocol_helpers(tmp_path: Path) -> None:
     assert code == 137 and finished == f.stat().st_mtime
     f.write_text("garbage")
     assert read_exit_file(f) is None
+
+
+def test_no_shm_for_ipc_none() -> None:
+    from podkit.runtime.spec import SpecOptions, build_spec
+
+    dests = [m["destination"] for m in build_spec(SpecOptions(rootfs="/r", args=["sh"], shm=False))["mounts"]]
+    assert "/dev/shm" not in dests and "/dev/mqueue" in dests
+    dests = [m["destination"] for m in build_spec(SpecOptions(rootfs="/r", args=["sh"]))["mounts"]]
+    assert "/dev/shm" in dests

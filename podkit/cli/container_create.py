@@ -56,7 +56,7 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--expose", action="append", default=[], help="expose a port or a range PORT[-END][/PROTO]")
     a("--ip", help="a fixed IPv4 address on the (user-defined) network")
     a("--pid", help="pid namespace: host | container:NAME")
-    a("--ipc", help="IPC namespace: private | shareable | host | container:NAME")
+    a("--ipc", help="IPC namespace: private | shareable | none | host | container:NAME")
     a("--sysctl", action="append", default=[], help="a namespaced kernel parameter KEY=VALUE")
     a("--group-add", action="append", default=[], help="another group (name or gid) for the process")
     a(

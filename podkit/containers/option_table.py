@@ -522,7 +522,7 @@ def _ns_mode(body: Body, key: str, flag: str, plain: tuple[str, ...]) -> str:
 def _pid_ipc(o: CreateOptions, body: Body) -> None:
     """The pid and IPC namespaces: the container's own, the host's, or another container's."""
     o.pid = _ns_mode(body, "pid", "--pid", ("private",))
-    o.ipc = _ns_mode(body, "ipc", "--ipc", ("private", "shareable"))
+    o.ipc = _ns_mode(body, "ipc", "--ipc", ("private", "shareable", "none"))
     if o.pid == "private":
         o.pid = ""
     if o.ipc == "private":
@@ -561,7 +561,7 @@ def _sysctls(o: CreateOptions, body: Body) -> None:
                     f"sysctl {key!r} is not allowed when sharing another container's network"
                 )
         elif name in _IPC_SYSCTLS or (name.startswith("fs.mqueue.") and len(name) > 10):
-            if o.ipc and o.ipc != "shareable":
+            if o.ipc and o.ipc not in ("shareable", "none"):
                 raise InvalidArgument(
                     f"sysctl {key!r} is not allowed with --ipc {o.ipc}: the namespace is shared"
                 )

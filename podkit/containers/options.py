@@ -138,7 +138,9 @@ class CreateOptions:
     readonly_paths: list[str] | None = None
     # docker run flags resolved at create (create.py) or at each start (networking.py, spec.py)
     pid: str = ""  # "" (own) | host | container:ID
-    ipc: str = ""  # "" (own) | host | container:ID
+    ipc: str = (
+        ""  # "" (own) | shareable (own, /dev/shm on the host) | none (no /dev/shm) | host | container:ID
+    )
     sysctls: dict[str, str] = field(default_factory=dict)
     publish_all: bool = False  # -P: the image's ExposedPorts and --expose get host ports
     expose: list[str] = field(default_factory=list)  # "80/tcp"

@@ -72,6 +72,7 @@ async def build(
         namespaces=nss,
         shm_path=_shm_path(ctx, rec, opts),
         sysctls=opts.sysctls,
+        shm=opts.ipc != "none",
         cgroups_path=cgroups_path(ctx, rec, opts),
         annotations={"podkit/name": rec.name, **opts.annotations},
         labels=opts.labels,

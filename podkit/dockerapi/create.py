@@ -285,7 +285,10 @@ def _mount(m: Any) -> dict[str, Any]:
     elif typ == "bind":
         b = m.get("BindOptions") or {}
         if b.get("Propagation"):
-            opts.append(str(b["Propagation"]))
+            prop = str(b["Propagation"])
+            if prop not in ("private", "rprivate", "shared", "rshared", "slave", "rslave"):
+                raise InvalidArgument(f"HostConfig.Mounts: invalid BindOptions.Propagation {prop!r}")
+            opts.append(prop)
         if b.get("CreateMountpoint") or b.get("NonRecursive"):
             raise _unsupported("HostConfig.Mounts", "BindOptions", b)
     elif typ == "volume":

@@ -182,7 +182,9 @@ def default_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
         },
     ]
-    if opts.shm_path:
+    if not opts.shm:
+        pass  # --ipc none: nothing at /dev/shm
+    elif opts.shm_path:
         mounts.append(
             {
                 "destination": "/dev/shm",

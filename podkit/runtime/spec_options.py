@@ -198,6 +198,7 @@ class SpecOptions:
     init_path: str = INIT_PATH
     namespaces: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_NAMESPACES))
     shm_path: str | None = None  # bind this at /dev/shm instead of a private tmpfs
+    shm: bool = True  # False: no /dev/shm at all (docker's --ipc none)
     shm_size: int = 64 * 1024 * 1024
     cgroups_path: str | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
