@@ -293,5 +293,16 @@ def test_docker_cli_run_flags(env: DockerEnv) -> None:
             "inspect", "-f", "{{.HostConfig.PublishAllPorts}} {{.HostConfig.PidMode}}", "dp"
         ).stdout
         assert hc.split() == ["true"]
+        # --ip: IPAMConfig.IPv4Address of the network's endpoint
+        name, subnet = unique_network()
+        env.docker("network", "create", "--subnet", subnet, name)
+        try:
+            ip = subnet.rsplit(".", 1)[0] + ".78"
+            out = env.docker(
+                "run", "--rm", "--network", name, "--ip", ip, "busybox", "ip", "-4", "addr", "show", "eth0"
+            )
+            assert f"inet {ip}/" in out.stdout
+        finally:
+            env.docker("network", "rm", name)
     finally:
         env.docker("rm", "-f", "dp")
