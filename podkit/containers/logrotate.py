@@ -99,10 +99,13 @@ class LogRotation:
                 st_size = path.stat().st_size
             except FileNotFoundError:
                 st_size = -1  # renamed, and conmon not asked (a crash) or not done yet
-            if st_size >= size:
-                await asyncio.to_thread(shift, path, keep)
-            if st_size >= size or st_size < 0:
-                await self._reopen(cid, path)
+            try:
+                if st_size >= size:
+                    await asyncio.to_thread(shift, path, keep)
+                if st_size >= size or st_size < 0:
+                    await self._reopen(cid, path)
+            except OSError as e:  # tried again at the next look; the files stay in order
+                log.warning("rotating the log of %s failed: %s", cid[:12], e)
             await asyncio.sleep(INTERVAL)  # the watch's period, not a synchronisation
 
     async def _reopen(self, cid: str, path: Path) -> None:

@@ -487,6 +487,6 @@ def _log_config(cfg: dict[str, Any]) -> dict[str, Any]:
     config = {}
     if cfg.get("log_max_file"):
         config["max-file"] = str(cfg["log_max_file"])
-        if cfg.get("log_size_max"):
-            config["max-size"] = str(cfg["log_size_max"])
+    if cfg.get("log_size_max"):
+        config["max-size"] = str(cfg["log_size_max"])
     return {"Type": cfg.get("log_driver") or "json-file", "Config": config}
