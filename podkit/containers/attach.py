@@ -17,7 +17,7 @@ from podkit.errors import Conflict, InvalidArgument, PodkitError
 
 if TYPE_CHECKING:
     from podkit.containers.context import ContainerContext
-    from podkit.runtime.conmon import AttachSession
+    from podkit.runtime.conmon_attach import AttachSession
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from podkit.errors import Conflict, Internal, NotFound
 from podkit.runtime.runc import runtime_error_message
 
 if TYPE_CHECKING:
-    from podkit.runtime.conmon import AttachSession
+    from podkit.runtime.conmon_attach import AttachSession
     from podkit.runtime.engine import Runtime
     from podkit.runtime.exec import ExecProcess
     from podkit.runtime.runc import OCIRuntime

@@ -1,4 +1,5 @@
-"""conmon, the per-container monitor: launch protocol, exit files, attach.
+"""conmon, the per-container monitor: its launch protocol (its files are in
+conmon_files.py, attaching through it in conmon_attach.py).
 
 One conmon per container calls ``<runtime> create``, holds the container's stdio
 (pipes, or the pty master when ``-t``), writes its output to a CRI log file,
@@ -27,64 +28,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import os
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podkit.errors import Conflict, Internal, NotFound, Unavailable
+from podkit.errors import Internal, Unavailable
+from podkit.runtime.conmon_attach import STDERR, STDIN, STDOUT, AttachSession, write_ctl
+from podkit.runtime.conmon_files import ConmonPaths, kill_pidfile, pid_alive, read_exit_file, read_pid
 
 log = logging.getLogger(__name__)
 
-STDIN, STDOUT, STDERR = 1, 2, 3
-_STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr", STDIN: "stdin"}
-
-
-@dataclass
-class ConmonPaths:
-    """Where one container's conmon keeps its files."""
-
-    dir: Path  # per-container runtime dir: pidfiles, runtime log, persist dir
-    exit_dir: Path
-    socket_dir: Path
-    cid: str
-
-    @property
-    def conmon_pidfile(self) -> Path:
-        return self.dir / "conmon.pid"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.dir / "pid"
-
-    @property
-    def runtime_log(self) -> Path:
-        return self.dir / "runtime.log"
-
-    @property
-    def conmon_log(self) -> Path:
-        return self.dir / "conmon.log"
-
-    @property
-    def persist_dir(self) -> Path:
-        return self.dir / "persist"
-
-    @property
-    def exit_file(self) -> Path:
-        return self.exit_dir / self.cid
-
-    @property
-    def attach_socket(self) -> Path:
-        return self.socket_dir / self.cid / "attach"
-
-    @property
-    def socket_link(self) -> Path:
-        return self.socket_dir / self.cid
+# What the runtime layer's modules and its callers import from here.
+__all__ = [
+    "STDERR",
+    "STDIN",
+    "STDOUT",
+    "AttachSession",
+    "ConmonPaths",
+    "RuntimeCreateError",
+    "launch",
+    "pid_alive",
+    "read_exit_file",
+    "read_pid",
+    "read_sync_messages",
+    "sync_value",
+    "write_ctl",
+]
 
 
 def read_sync_messages(data: bytes) -> list[dict[str, Any]]:
@@ -191,7 +163,7 @@ async def launch(
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
-        _kill_pidfile(paths.conmon_pidfile)
+        kill_pidfile(paths.conmon_pidfile)
         if isinstance(e, asyncio.CancelledError):
             raise
         raise Internal(f"conmon did not report container {cid} created within {timeout:.0f}s") from None
@@ -365,145 +337,3 @@ class RuntimeCreateError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-def _kill_pidfile(path: Path) -> None:
-    pid = read_pid(path)
-    if pid:
-        with contextlib.suppress(OSError):
-            os.kill(pid, 9)
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); treat it as gone.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
-def read_exit_file(path: Path) -> tuple[int, float] | None:
-    """``(exit code, finished at (epoch seconds))`` from a conmon exit file."""
-    try:
-        text = path.read_text().strip()
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
-        return None
-    if not text:
-        return None  # conmon is still writing it
-    try:
-        return int(text), mtime
-    except ValueError:
-        log.warning("unparsable exit file %s: %r", path, text)
-        return None
-
-
-# -------------------------------------------------------------------- attach
-
-
-class AttachSession:
-    """A connection to a container's conmon attach socket."""
-
-    def __init__(self, sock: socket.socket, ctl_path: Path, cid: str) -> None:
-        self._sock = sock
-        self._ctl_path = ctl_path
-        self.cid = cid
-        self._closed = False
-
-    @classmethod
-    async def connect(cls, attach_path: Path, ctl_path: Path, cid: str) -> AttachSession:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        sock.setblocking(False)
-        loop = asyncio.get_running_loop()
-        path_fd = None
-        target = str(attach_path)
-        try:
-            if len(os.fsencode(target)) >= 100:
-                # Longer than sun_path allows: connect through an O_PATH descriptor.
-                path_fd = os.open(target, os.O_PATH | os.O_CLOEXEC)
-                target = f"/proc/self/fd/{path_fd}"
-            await loop.sock_connect(sock, target)
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            raise Conflict(f"container {cid} is not running (no attach socket)") from None
-        except OSError as e:
-            sock.close()
-            if e.errno == errno.ENAMETOOLONG:
-                raise Internal(f"attach socket path too long: {attach_path}") from None
-            raise
-        finally:
-            if path_fd is not None:
-                os.close(path_fd)
-        return cls(sock, ctl_path, cid)
-
-    async def read(self) -> tuple[str, bytes] | None:
-        """The next chunk of output as ``(stream name, data)``; None at end."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                data = await loop.sock_recv(self._sock, 8193)
-            except (ConnectionResetError, OSError):
-                return None
-            if not data:
-                return None
-            kind = data[0]
-            if kind in (STDOUT, STDERR):
-                return _STREAM_NAMES[kind], data[1:]
-            # other frame kinds (none in API v1) are skipped
-
-    async def write(self, data: bytes) -> None:
-        if not data:
-            return
-        loop = asyncio.get_running_loop()
-        # conmon reads the socket in chunks of up to 8192 bytes.
-        for i in range(0, len(data), 8192):
-            await loop.sock_sendall(self._sock, data[i : i + 8192])
-
-    def close_stdin(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
-
-    async def resize(self, height: int, width: int) -> None:
-        await asyncio.to_thread(write_ctl, self._ctl_path, f"1 {int(height)} {int(width)}\n")
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._sock.close()
-
-    async def __aenter__(self) -> AttachSession:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-
-def write_ctl(ctl_path: Path, line: str) -> None:
-    try:
-        fd = os.open(ctl_path, os.O_WRONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise NotFound(f"no control fifo at {ctl_path}: container not running under conmon") from None
-    except OSError as e:
-        if e.errno == errno.ENXIO:  # nobody reading: conmon is gone
-            raise Conflict("container is not running") from None
-        raise
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)

@@ -28,7 +28,6 @@ the code of one that ended while the daemon was away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -39,13 +38,15 @@ from typing import Any
 
 from podkit.errors import Conflict, InvalidArgument, NotFound
 from podkit.runtime import conmon as conmon_mod
+from podkit.runtime import create as _create
 from podkit.runtime import report, teardown
+from podkit.runtime import wait as _wait
 from podkit.runtime.cgroups import CgroupManager
-from podkit.runtime.conmon import AttachSession, ConmonPaths, RuntimeCreateError
+from podkit.runtime.conmon import AttachSession, ConmonPaths
 from podkit.runtime.exec import ExecProcess
 from podkit.runtime.exec_spec import exec_process
 from podkit.runtime.exec_start import start_exec
-from podkit.runtime.runc import OCIRuntime, classify_start_error, find_binary, parse_signal
+from podkit.runtime.runc import OCIRuntime, find_binary, parse_signal
 from podkit.runtime.spec import Resources, User
 
 log = logging.getLogger(__name__)
@@ -190,77 +191,23 @@ class Runtime:
         timeout: float = 60.0,
     ) -> int:
         """Create the container (not started) under a new conmon; returns its pid."""
-        _valid_id(cid)
-        bundle = Path(bundle).resolve()
-        config = bundle / "config.json"
-        try:
-            spec = json.loads(config.read_text())
-        except FileNotFoundError:
-            raise InvalidArgument(f"no config.json in bundle {bundle}") from None
-        # runc keeps one directory per container under its root: checking it saves
-        # a runc invocation on every create.
-        paths = self.paths(cid)
-        if (self.oci.root / cid).exists() or self.conmon_alive(cid):
-            raise Conflict(f"container {cid} already exists in the runtime; delete it first")
-        if paths.dir.exists():
-            # Files of an earlier run that ended (or of a create cut short by a crash).
-            teardown.remove_files(cid, paths, self.bundle(cid))
-        paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        cgroups_path = spec.get("linux", {}).get("cgroupsPath")
-        # Written atomically: a daemon killed here must not leave half a file.
-        tmp = paths.dir / ".meta.json.tmp"
-        tmp.write_text(
-            json.dumps(
-                {
-                    "bundle": str(bundle),
-                    "cgroups_path": cgroups_path,
-                    "terminal": terminal,
-                    "stdin": stdin,
-                    "log_path": str(log_path) if log_path else None,
-                }
-            )
+        return await _create.create(
+            self,
+            cid,
+            bundle,
+            name=name,
+            log_path=log_path,
+            log_size_max=log_size_max,
+            terminal=terminal,
+            stdin=stdin,
+            leave_stdin_open=leave_stdin_open,
+            timeout=timeout,
         )
-        os.replace(tmp, paths.dir / "meta.json")
-        runtime_args = [f"--root={self.oci.root}", *self.runtime_args]
-        try:
-            pid = await conmon_mod.launch(
-                self.conmon_path,
-                self.oci.binary,
-                runtime_args,
-                cid=cid,
-                name=name or cid,
-                bundle=bundle,
-                paths=paths,
-                log_path=str(log_path) if log_path else None,
-                log_size_max=self.log_size_max if log_size_max is None else log_size_max,
-                terminal=terminal,
-                stdin=stdin,
-                leave_stdin_open=leave_stdin_open,
-                timeout=timeout,
-                place=self._place_conmon,
-            )
-        except RuntimeCreateError as e:
-            await self._cleanup_failed(cid)
-            raise classify_start_error(e.message) from None
-        except BaseException:
-            await self._cleanup_failed(cid)
-            raise
-        log.debug("container %s created, pid %d", cid, pid)
-        return pid
 
-    def _place_conmon(self, pid: int) -> None:
+    def place_conmon(self, pid: int) -> None:
+        """Move a long-lived conmon into the monitors' cgroup (its launch calls this)."""
         if self.conmon_cgroup:
             self.cgroups.add_process(self.conmon_cgroup, pid)
-
-    async def _cleanup_failed(self, cid: str) -> None:
-        """Undo a failed create: the runtime's container, then our files and cgroup."""
-        for what, undo in (("runtime state", self.oci.delete), ("files", self.delete)):
-            try:
-                await undo(cid, force=True)
-            except NotFound:
-                pass  # never got that far
-            except Exception as e:  # the create's own error is the one to report
-                log.warning("undoing the failed create of container %s: removing its %s: %s", cid, what, e)
 
     async def start(self, cid: str) -> None:
         """Run the created container's process (Conflict unless it is in state created)."""
@@ -279,23 +226,7 @@ class Runtime:
 
         A paused container is resumed after the signal so that it can act on it.
         """
-        done = self.exit_status(cid)
-        if done is not None:
-            return done
-        st = await self.state(cid)
-        if st is None:
-            raise NotFound(f"container {cid} does not exist in the runtime")
-        with contextlib.suppress(Conflict):
-            await self.oci.kill(cid, parse_signal(signal))
-        if st.get("status") == "paused":
-            with contextlib.suppress(Conflict):
-                await self.oci.resume(cid)
-        if timeout > 0:
-            with contextlib.suppress(TimeoutError):
-                return await self.wait(cid, timeout=timeout)
-        with contextlib.suppress(Conflict, NotFound):
-            await self.oci.kill(cid, signal_mod.SIGKILL, all=True)
-        return await self.wait(cid, timeout=30)
+        return await _wait.stop(self, cid, signal, timeout)
 
     async def state(self, cid: str) -> dict[str, Any] | None:
         """runc's state (``status``: created, running, paused, stopped) or None if unknown."""
@@ -352,81 +283,14 @@ class Runtime:
 
     async def wait(self, cid: str, timeout: float | None = None) -> tuple[int, float]:
         """Wait until the container ended; its ``(exit code, finished_at)``."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        pid = self.conmon_pid(cid)
-        pidfd: int | None = None
-        if pid:
-            with contextlib.suppress(OSError):
-                pidfd = os.pidfd_open(pid)
-        try:
-            while True:
-                st = self.exit_status(cid)
-                if st is not None:
-                    return st
-                if pidfd is None and not self.conmon_alive(cid):
-                    # conmon gone without an exit file: killed, or the host rebooted.
-                    st = self.exit_status(cid)
-                    if st is not None:
-                        return st
-                    raise NotFound(f"container {cid} has no monitor and no exit status")
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"container {cid} still running")
-                step = 0.5 if remaining is None else min(0.5, remaining)
-                if pidfd is not None:
-                    fut: asyncio.Future[None] = loop.create_future()
-                    loop.add_reader(pidfd, _set_done, fut)
-                    try:
-                        await asyncio.wait({fut}, timeout=step)
-                    finally:
-                        loop.remove_reader(pidfd)
-                    if fut.done():
-                        os.close(pidfd)
-                        pidfd = None
-                        # conmon writes the exit file before it exits
-                        st = self.exit_status(cid)
-                        if st is None:
-                            raise NotFound(f"container {cid}'s monitor exited without an exit status")
-                        return st
-                else:
-                    await asyncio.sleep(min(step, 0.05))
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
+        return await _wait.wait(self, cid, timeout)
 
     async def delete(self, cid: str, force: bool = False, timeout: float = 10.0) -> None:
         """Remove the container from the runtime: runc state, conmon files, cgroup.
 
         Without ``force`` a running container is a Conflict; with it, it is killed.
         """
-        paths = self.paths(cid)
-        cgroups_path = self.cgroup_path(cid)
-        bundle = self.bundle(cid)
-        if self.exit_status(cid) is not None:
-            # Ended (conmon says so): no need to ask runc for its state first.
-            if not await asyncio.to_thread(teardown.delete_ended, self.oci, cid):
-                await self.oci.delete(cid, force=True)
-        else:
-            st = await self.oci.state(cid)
-            if st is not None and st.get("status") in ("running", "paused") and not force:
-                raise Conflict(f"container {cid} is {st['status']}; stop it first or force")
-            if st is not None:
-                await self.oci.delete(cid, force=True)
-        # runc delete killed what was left; let conmon record it and exit.
-        if self.conmon_alive(cid):
-            with contextlib.suppress(TimeoutError, NotFound):
-                await self.wait(cid, timeout=timeout)
-            pid = self.conmon_pid(cid)
-            if self.conmon_alive(cid) and pid:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal_mod.SIGKILL)
-        teardown.remove_files(cid, paths, bundle)
-        if cgroups_path:
-            try:
-                self.cgroups.remove(cgroups_path)
-            except Exception as e:  # the container is gone; a cgroup left over is only logged
-                log.warning("container %s: removing its cgroup %s: %s", cid, cgroups_path, e)
+        await teardown.delete(self, cid, force, timeout)
 
     def stats(self, cid: str) -> dict[str, Any]:
         """cgroup usage of the container (see ``CgroupManager.stats``)."""
@@ -528,9 +392,3 @@ class Runtime:
             raise NotFound(f"container {cid} does not exist in the runtime")
         base = json.loads((bundle / "config.json").read_text())["process"]
         return exec_process(base, args, env=env, cwd=cwd, user=user, terminal=terminal)
-
-
-def _set_done(fut: asyncio.Future[None]) -> None:
-    """A pidfd became readable: the process ended (once is enough)."""
-    if not fut.done():
-        fut.set_result(None)

@@ -1,16 +1,26 @@
-"""Removing what a container leaves in the runtime once it has ended: runc's state
-(without spawning runc where that is safe) and conmon's files."""
+"""Removing a container from the runtime (``Runtime.delete``): runc's state (without
+spawning runc where that is safe once it has ended), conmon's files, the cgroup."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
+import signal as signal_mod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from podkit.runtime.conmon import ConmonPaths
+from podkit.errors import Conflict, NotFound
+from podkit.runtime.conmon_files import ConmonPaths
 from podkit.runtime.runc import OCIRuntime
+
+if TYPE_CHECKING:
+    from podkit.runtime.engine import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def delete_ended(oci: OCIRuntime, cid: str) -> bool:
@@ -65,3 +75,39 @@ def remove_files(cid: str, paths: ConmonPaths, bundle: Path | None) -> None:
         for name in ("attach", "ctl", "winsz", "oom"):
             with contextlib.suppress(OSError):
                 (bundle / name).unlink()
+
+
+async def delete(rt: Runtime, cid: str, force: bool = False, timeout: float = 10.0) -> None:
+    """Remove the container from the runtime: runc state, conmon files, cgroup.
+
+    Without ``force`` a running container is a Conflict; with it, it is killed.
+    """
+    paths = rt.paths(cid)
+    cgroups_path = rt.cgroup_path(cid)
+    bundle = rt.bundle(cid)
+    if rt.exit_status(cid) is not None:
+        # Ended (conmon says so): no need to ask runc for its state first.
+        if not await asyncio.to_thread(delete_ended, rt.oci, cid):
+            await rt.oci.delete(cid, force=True)
+    else:
+        st = await rt.oci.state(cid)
+        if st is not None and st.get("status") in ("running", "paused") and not force:
+            raise Conflict(f"container {cid} is {st['status']}; stop it first or force")
+        if st is not None:
+            await rt.oci.delete(cid, force=True)
+    # runc delete killed what was left; let conmon record it and exit.
+    if rt.conmon_alive(cid):
+        from podkit.runtime.wait import wait
+
+        with contextlib.suppress(TimeoutError, NotFound):
+            await wait(rt, cid, timeout=timeout)
+        pid = rt.conmon_pid(cid)
+        if rt.conmon_alive(cid) and pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal_mod.SIGKILL)
+    remove_files(cid, paths, bundle)
+    if cgroups_path:
+        try:
+            rt.cgroups.remove(cgroups_path)
+        except Exception as e:  # the container is gone; a cgroup left over is only logged
+            log.warning("container %s: removing its cgroup %s: %s", cid, cgroups_path, e)
