@@ -34,6 +34,47 @@ def test_command_table_matches_the_full_parser() -> None:
         assert one[cmd].format_help() == sp.format_help(), cmd
 
 
+def _options(p: argparse.ArgumentParser) -> list[tuple[str, ...]]:
+    return sorted(tuple(a.option_strings) or (a.dest,) for a in p._actions)
+
+
+@pytest.mark.parametrize(
+    "group,commands",
+    [
+        (
+            "container",
+            ["run", "create", "start", "stop", "rm", "exec", "logs", "cp", "stats", "commit"],
+        ),
+        ("image", ["pull", "push", "tag", "save", "load", "import", "build"]),
+        ("system", ["info", "events"]),
+    ],
+)
+def test_management_commands_are_the_same_parsers(group: str, commands: list[str]) -> None:
+    """`podkit container run` is `podkit run` (docker's management commands), built alone."""
+    for cmd in commands:
+        sub = _choices(_choices(cli_main.build_parser(group, cmd))[group])
+        assert list(sub) == [cmd], (group, cmd)
+        assert _options(sub[cmd]) == _options(_choices(cli_main.build_parser(cmd))[cmd]), (group, cmd)
+    # the group's own names for the top-level ones
+    assert set(_choices(_choices(cli_main.build_parser(group))[group])) >= set(commands)
+    # an unknown subcommand builds them all, so that argparse can list the choices
+    assert len(_choices(_choices(cli_main.build_parser(group, "nosuch"))[group])) > len(commands)
+
+
+def test_group_aliases() -> None:
+    full = _choices(_choices(cli_main.build_parser("container"))["container"])
+    assert _options(full["ls"]) == _options(_choices(cli_main.build_parser("ps"))["ps"])
+    assert full["ps"] is full["ls"]
+    images = _choices(_choices(cli_main.build_parser("image"))["image"])
+    assert _options(images["ls"]) == _options(_choices(cli_main.build_parser("images"))["images"])
+    assert _options(images["rm"]) == _options(_choices(cli_main.build_parser("rmi"))["rmi"])
+    assert list(_choices(_choices(cli_main.build_parser("container", "ps"))["container"])) == [
+        "ls",
+        "list",
+        "ps",
+    ]
+
+
 @pytest.mark.parametrize(
     "argv,cmd",
     [
@@ -49,6 +90,12 @@ def test_command_table_matches_the_full_parser() -> None:
 )
 def test_invoked_command(argv: list[str], cmd: str | None) -> None:
     assert cli_main._invoked_command(argv) == cmd
+
+
+def test_invoked_subcommand() -> None:
+    assert cli_main._invoked(["-n", "x", "container", "run", "--rm", "busybox"]) == ("container", "run")
+    assert cli_main._invoked(["container", "--help"]) == ("container", None)
+    assert cli_main._invoked(["ps", "-a"]) == ("ps", None)
 
 
 def test_run_imports_no_http_client(tmp_path: Path) -> None:

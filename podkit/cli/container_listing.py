@@ -269,7 +269,9 @@ def cmd_port(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, client: Client) -> int:
-    removed = _ops(client).prune()
+    from podkit.prune import cli_filters
+
+    removed = _ops(client).prune(filters=cli_filters(args.filter) or None)
     if removed:
         print("Deleted Containers:")
         for r in removed:

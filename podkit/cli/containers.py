@@ -16,7 +16,7 @@ from podkit.cli.container_inspect import add_inspect_args, cmd_inspect
 from podkit.cli.container_listing import cmd_port, cmd_prune, cmd_ps, cmd_stats, cmd_top
 from podkit.cli.container_ops import container_ops as _ops
 from podkit.cli.cp import cmd_cp
-from podkit.cli.output import for_each
+from podkit.cli.output import for_each, prints_help
 
 if TYPE_CHECKING:
     from podkit.cli.main import Subparsers
@@ -44,14 +44,35 @@ def _add_ps_format(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Subparsers) -> None:
+    from podkit.cli.main import subcommands
+
+    _register_commands(sub, group=False)
+    # docker's management commands: each of the above as `podkit container CMD` too,
+    # the same parsers (ps as `container ls`), plus `container prune`
+    p = sub.add_parser("container", help="manage containers")
+    _register_commands(subcommands(p, dest="container_cmd", metavar="COMMAND"), group=True)
+    p.set_defaults(func=prints_help(p))
+
+
+def _register_commands(sub: Subparsers, group: bool) -> None:
+    from podkit.cli import container_image
+
     _register_run(sub)
     _register_lifecycle(sub)
     _register_stdio(sub)
-    _register_views(sub)
-    _register_group(sub)
-    from podkit.cli import container_image
-
+    _register_views(sub, group)
     container_image.register(sub)
+    if group:
+        p = sub.add_parser("prune", help="remove all stopped containers")
+        p.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
+        p.add_argument(
+            "--filter",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="until=TIME, label=K[=V], label!=K",
+        )
+        p.set_defaults(func=cmd_prune)
 
 
 def _register_run(sub: Subparsers) -> None:
@@ -171,9 +192,12 @@ def _register_stdio(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_exec, **_ENGINE)
 
 
-def _register_views(sub: Subparsers) -> None:
-    """Ps, inspect, stats, top, port, cp."""
-    p = sub.add_parser("ps", help="list containers")
+def _register_views(sub: Subparsers, group: bool) -> None:
+    """Ps (`container ls`), inspect, stats, top, port, cp."""
+    if group:
+        p = sub.add_parser("ls", aliases=["list", "ps"], help="list containers")
+    else:
+        p = sub.add_parser("ps", help="list containers")
     p.add_argument("-a", "--all", action="store_true", help="include stopped ones")
     p.add_argument("-f", "--filter", action="append", default=[], help="KEY=VALUE (status, name, label, ...)")
     p.add_argument("--no-trunc", action="store_true")
@@ -181,10 +205,15 @@ def _register_views(sub: Subparsers) -> None:
     _add_ps_format(p)
     p.set_defaults(func=cmd_ps)
 
-    p = sub.add_parser("inspect", help="show details of containers (or images)")
-    add_inspect_args(p)
-    p.add_argument("--type", choices=["container", "image"], help="only look for this kind of object")
-    p.set_defaults(func=cmd_inspect)
+    if group:
+        p = sub.add_parser("inspect", help="show details of containers")
+        add_inspect_args(p)
+        p.set_defaults(func=cmd_inspect, type="container")
+    else:
+        p = sub.add_parser("inspect", help="show details of containers (or images)")
+        add_inspect_args(p)
+        p.add_argument("--type", choices=["container", "image"], help="only look for this kind of object")
+        p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("stats", help="resource usage of containers")
     p.add_argument("-a", "--all", action="store_true", help="every container, stopped ones too")
@@ -212,26 +241,6 @@ def _register_views(sub: Subparsers) -> None:
     p.add_argument("src")
     p.add_argument("dst")
     p.set_defaults(func=cmd_cp)
-
-
-def _register_group(sub: Subparsers) -> None:
-    """`container prune|inspect|ls`."""
-    p = sub.add_parser("container", help="manage containers")
-    csub = p.add_subparsers(dest="container_cmd", metavar="COMMAND")
-    pp = csub.add_parser("prune", help="remove all stopped containers")
-    pp.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
-    pp.set_defaults(func=cmd_prune)
-    pi = csub.add_parser("inspect", help="show details of containers")
-    add_inspect_args(pi)
-    pi.set_defaults(func=cmd_inspect, type="container")
-    for name in ("ls", "list"):
-        pl = csub.add_parser(name, help="list containers")
-        pl.add_argument("-a", "--all", action="store_true")
-        pl.add_argument("-f", "--filter", action="append", default=[])
-        pl.add_argument("--no-trunc", action="store_true")
-        pl.add_argument("-l", "--latest", action="store_true")
-        _add_ps_format(pl)
-        pl.set_defaults(func=cmd_ps)
 
 
 # ----------------------------------------------------------------------------- run

@@ -18,6 +18,12 @@ BAR_WIDTH = 50
 
 
 def register(sub: Subparsers) -> None:
+    register_pull_push(sub)
+    _register_registry(sub)
+
+
+def register_pull_push(sub: Subparsers) -> None:
+    """`pull` and `push` (also `image pull`/`image push`)."""
     p = sub.add_parser("pull", help="pull an image from a registry")
     p.add_argument("reference", metavar="REF", help="image reference, e.g. busybox or host:5000/app:1.0")
     p.add_argument("--platform", help="os/arch[/variant] to pull from a multi-platform image")
@@ -34,8 +40,13 @@ def register(sub: Subparsers) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(func=cmd_push)
 
+
+def _register_registry(sub: Subparsers) -> None:
+    """`manifest`, `login`, `logout`."""
+    from podkit.cli.main import subcommands
+
     p = sub.add_parser("manifest", help="look at images in a registry without pulling them")
-    msub = p.add_subparsers(dest="manifest_command", metavar="COMMAND")
+    msub = subcommands(p, dest="manifest_command", metavar="COMMAND")
     mp = msub.add_parser("inspect", help="print an image's manifest (or index) as the registry has it")
     mp.add_argument("reference", metavar="REF")
     mp.add_argument("-v", "--verbose", action="store_true", help="also the descriptor and platforms")

@@ -7,7 +7,6 @@ import argparse
 import datetime
 import os
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from podkit import errors
@@ -30,26 +29,41 @@ if TYPE_CHECKING:
 
 
 def register(sub: Subparsers) -> None:
-    from podkit.cli.main import add_format
+    from podkit.cli.main import subcommands
 
     _ls_args(sub.add_parser("images", help="list images"))
     _rm_args(sub.add_parser("rmi", help="remove images"))
-    _tag_args(sub.add_parser("tag", help="give an image another name"))
-    _import_args(sub.add_parser("import", help="import a root file system tarball as an image"))
-    _load_args(sub.add_parser("load", help="load images from a docker-save or OCI archive"))
-    _save_args(sub.add_parser("save", help="save images to a tar archive"))
+    _register_shared(sub)
 
+    # docker's management command: `image CMD`, with the same parsers as the top-level
+    # commands (images -> image ls, rmi -> image rm, pull, push, build), plus the
+    # commands only it has (inspect, history, prune)
     img = sub.add_parser("image", help="manage images")
-    isub = img.add_subparsers(dest="image_command", metavar="COMMAND")
+    isub = subcommands(img, dest="image_command", metavar="COMMAND")
     _ls_args(isub.add_parser("ls", aliases=["list"], help="list images"))
     _inspect_args(isub.add_parser("inspect", help="show details of images"))
     _rm_args(isub.add_parser("rm", aliases=["remove"], help="remove images"))
-    _tag_args(isub.add_parser("tag", help="give an image another name"))
+    _register_shared(isub)
     _prune_args(isub.add_parser("prune", help="remove unused images"))
-    _import_args(isub.add_parser("import", help="import a tarball, archive or OCI layout as image(s)"))
-    _load_args(isub.add_parser("load", help="load images from a docker-save or OCI archive"))
-    _save_args(isub.add_parser("save", help="save images to a tar archive"))
-    p = isub.add_parser("history", help="show the history of an image")
+    _history_args(isub.add_parser("history", help="show the history of an image"))
+    from podkit.cli import build, distribution
+
+    distribution.register_pull_push(isub)
+    build.register(isub)
+    img.set_defaults(func=prints_help(img))
+
+
+def _register_shared(sub: Subparsers) -> None:
+    """The image commands with one name both at the top and under `image`."""
+    _tag_args(sub.add_parser("tag", help="give an image another name"))
+    _import_args(sub.add_parser("import", help="import a tarball, archive or OCI layout as image(s)"))
+    _load_args(sub.add_parser("load", help="load images from a docker-save or OCI archive"))
+    _save_args(sub.add_parser("save", help="save images to a tar archive"))
+
+
+def _history_args(p: argparse.ArgumentParser) -> None:
+    from podkit.cli.main import add_format
+
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--no-trunc", action="store_true", help="do not shorten the CREATED BY column")
     p.add_argument(
@@ -61,18 +75,6 @@ def register(sub: Subparsers) -> None:
     )
     add_format(p)
     p.set_defaults(func=cmd_history)
-    # `image pull` / `image push`: the registry commands (podkit/cli/distribution.py) under
-    # their docker names too.
-    p = isub.add_parser("pull", help="pull an image from a registry")
-    p.add_argument("reference", metavar="REF")
-    p.add_argument("--platform", help="os/arch[/variant] to pull from a multi-platform image")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the image name")
-    p.set_defaults(func=_distribution("cmd_pull"))
-    p = isub.add_parser("push", help="push an image to a registry")
-    p.add_argument("reference", metavar="REF")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
-    p.set_defaults(func=_distribution("cmd_push"))
-    img.set_defaults(func=prints_help(img))
 
 
 def _ls_args(p: argparse.ArgumentParser) -> None:
@@ -169,19 +171,14 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
 def _prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="remove all images no container uses")
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="until=TIME, label=K[=V], label!=K, dangling=false (= -a)",
+    )
     p.set_defaults(func=cmd_prune)
-
-
-def _distribution(name: str) -> Callable[[argparse.Namespace, Client], int]:
-    """A handler that imports podkit.cli.distribution only when the command runs."""
-
-    def run(args: argparse.Namespace, client: Client) -> int:
-        from podkit.cli import distribution
-
-        rc: int = getattr(distribution, name)(args, client)
-        return rc
-
-    return run
 
 
 # -- listing -------------------------------------------------------------------------
@@ -464,6 +461,10 @@ def cmd_rm(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, client: Client) -> int:
+    from podkit.prune import IMAGE_KEYS, PruneFilters, cli_filters
+
+    filters = cli_filters(args.filter)
+    PruneFilters.parse(filters, IMAGE_KEYS, "image prune")  # a bad filter fails before asking
     if not args.force:
         what = (
             "all images without at least one container associated to them"
@@ -475,7 +476,7 @@ def cmd_prune(args: argparse.Namespace, client: Client) -> int:
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return 0
-    res = client.images.prune(all=args.all)
+    res = client.images.prune(all=args.all, filters=filters or None)
     if res.deleted:
         print("Deleted Images:")
         for r in res.deleted:

@@ -38,7 +38,7 @@ AREAS = [
 # of `run` alone: building every command's parser costs ~25 ms of each call's start-up.
 # tests/test_cli_startup.py checks this table against the full parser.
 COMMANDS = {
-    **dict.fromkeys(["completion", "events", "info", "version"], "system"),
+    **dict.fromkeys(["completion", "events", "info", "system", "version"], "system"),
     **dict.fromkeys(["image", "images", "import", "load", "rmi", "save", "tag"], "images"),
     **dict.fromkeys(["login", "logout", "manifest", "pull", "push"], "distribution"),
     **dict.fromkeys(
@@ -76,6 +76,9 @@ COMMANDS = {
     "network": "networks",
     **dict.fromkeys(["play", "pod"], "pods"),
 }
+# Commands that are groups of subcommands (`container run`): built one subcommand at a
+# time too, through subcommands().
+_GROUPS = frozenset({"container", "image", "system", "network", "volume", "pod", "manifest"})
 # Global options that take a value (the command is the first word after them).
 _VALUE_OPTS = ("-H", "--host", "-n", "--namespace")
 
@@ -96,9 +99,11 @@ class _OnlyCommand:
     def __init__(self, sub: Subparsers, command: str) -> None:
         self._sub = sub
         self._command = command
+        self.matched = False
 
     def add_parser(self, name: str, **kwargs: Any) -> Any:
         if name == self._command or self._command in kwargs.get("aliases", ()):
+            self.matched = True
             return self._sub.add_parser(name, **kwargs)
         return _Skip()
 
@@ -108,6 +113,12 @@ class _OnlyCommand:
 
 def _invoked_command(argv: list[str]) -> str | None:
     """The command word of ``argv`` if it can be found without a parser, else None."""
+    return _invoked(argv)[0]
+
+
+def _invoked(argv: list[str]) -> tuple[str | None, str | None]:
+    """The command word of ``argv`` and the word after it (a group's subcommand, as
+    `run` in `container run`), each None where it cannot be found without a parser."""
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -117,10 +128,29 @@ def _invoked_command(argv: list[str]) -> str | None:
         if a.startswith(("--host=", "--namespace=")) or (a[:2] in ("-H", "-n") and len(a) > 2):
             i += 1
             continue
-        if a.startswith("-"):
-            return None  # --help, --version, or something argparse should judge
-        return a if a in COMMANDS else None
-    return None
+        if a.startswith("-") or a not in COMMANDS:
+            return None, None  # --help, --version, or something argparse should judge
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        return a, (nxt if nxt and not nxt.startswith("-") else None)
+    return None, None
+
+
+class _Building:
+    """The subcommand the parser being built is for (None: all of them)."""
+
+    sub: str | None = None
+    groups: list[_OnlyCommand] = []
+
+
+def subcommands(p: argparse.ArgumentParser, **kwargs: Any) -> Subparsers:
+    """A command group's subparsers (`container`, `image`, `system`...). For `podkit
+    container run` only `run`'s parser is built, as for top-level commands."""
+    action = p.add_subparsers(**kwargs)
+    if _Building.sub is None:
+        return action
+    only = _OnlyCommand(action, _Building.sub)
+    _Building.groups.append(only)
+    return cast("Subparsers", only)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,8 +161,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(125, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser, or (``command`` given) one with only that command's parser."""
+def build_parser(command: str | None = None, sub: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``command`` given) one with only that command's parser;
+    ``sub``: of a group's, only that subcommand's (all of them when the group has none
+    of that name, so that argparse lists them)."""
+    if command in _GROUPS and sub is not None:
+        _Building.sub, _Building.groups = sub, []
+        try:
+            p = _build(command)
+        finally:
+            _Building.sub = None
+        if any(g.matched for g in _Building.groups):
+            return p
+    return _build(command)
+
+
+def _build(command: str | None) -> argparse.ArgumentParser:
     p = _Parser(
         prog="podkit",
         description="podkit: containers and pods on one Linux host.",
@@ -170,7 +214,7 @@ def add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_invoked_command(argv))
+    parser = build_parser(*_invoked(argv))
     args = parser.parse_args(argv)
     if args.version:
         from podkit._version import __version__

@@ -78,6 +78,9 @@ def register(sub: Subparsers) -> None:
 
     pr = nsub.add_parser("prune", help="remove all unused networks (not the default)")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
+    pr.add_argument(
+        "--filter", action="append", default=[], metavar="KEY=VALUE", help="until=TIME, label=K[=V], label!=K"
+    )
     pr.set_defaults(func=cmd_prune)
 
 
@@ -202,7 +205,9 @@ def cmd_disconnect(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, client: Client) -> int:
-    removed = client.networks.prune()
+    from podkit.prune import cli_filters
+
+    removed = client.networks.prune(filters=cli_filters(args.filter) or None)
     if removed:
         print("Deleted Networks:")
         for n in removed:

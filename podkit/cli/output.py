@@ -120,7 +120,12 @@ def check_template(fmt: str) -> None:
     Template(_unescape(fmt.removeprefix("table").strip(" ") if fmt.startswith("table") else fmt))
 
 
-def format_items(fmt: str, items: Iterable[object], headers: Mapping[str, str]) -> str:
+def label_header(name: str) -> str:
+    """The header of a ``{{.Label "com.example.app-name"}}`` column, as docker makes it: APP NAME."""
+    return name.rsplit(".", 1)[-1].replace("-", " ").replace("_", " ").upper()
+
+
+def format_items(fmt: str, items: Iterable[object], headers: Mapping[str, object]) -> str:
     """docker's formatter: each item through the template, a line each; with a
     ``table`` prefix, a header line (the template run on ``headers``) and columns
     aligned as Go's tabwriter does (min width 10, padding 3). The template is parsed
@@ -134,7 +139,7 @@ def format_items(fmt: str, items: Iterable[object], headers: Mapping[str, str]) 
     out = [tmpl.execute(it) + "\n" for it in items]
     if not is_table:
         return "".join(out)
-    head = tmpl.execute(dict(headers), missing_ok=True, funcs=HEADER_FUNCS)
+    head = tmpl.execute({"Label": label_header, **headers}, missing_ok=True, funcs=HEADER_FUNCS)
     return tabwrite(head + "\n" + "".join(out))
 
 
@@ -168,7 +173,7 @@ def tabwrite(text: str, minwidth: int = 10, padding: int = 3) -> str:
     )
 
 
-def print_items(fmt: str, items: Iterable[object], headers: Mapping[str, str]) -> None:
+def print_items(fmt: str, items: Iterable[object], headers: Mapping[str, object]) -> None:
     sys.stdout.write(format_items(fmt, items, headers))
 
 

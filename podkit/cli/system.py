@@ -7,7 +7,7 @@ import datetime
 import sys
 from typing import TYPE_CHECKING, Any
 
-from podkit.cli.output import check_template, is_template, print_items, print_json
+from podkit.cli.output import check_template, is_template, print_items, print_json, prints_help
 
 if TYPE_CHECKING:
     from podkit.cli.main import Subparsers
@@ -23,6 +23,17 @@ def register(sub: Subparsers) -> None:
 
     _info_args(sub.add_parser("info", help="show daemon-wide information"))
     _events_args(sub.add_parser("events", help="stream lifecycle events"))
+
+    # docker's management command: `system info|events` (the same parsers), df, prune
+    from podkit.cli import system_usage
+    from podkit.cli.main import subcommands
+
+    sp = sub.add_parser("system", help="manage podkit: disk usage, prune, info, events")
+    ssub = subcommands(sp, dest="system_command", metavar="COMMAND")
+    system_usage.register(ssub)
+    _info_args(ssub.add_parser("info", help="show daemon-wide information"))
+    _events_args(ssub.add_parser("events", help="stream lifecycle events"))
+    sp.set_defaults(func=prints_help(sp))
 
     p = sub.add_parser("completion", help="print a shell completion script")
     p.add_argument("shell", choices=["bash"])

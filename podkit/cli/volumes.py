@@ -47,6 +47,9 @@ def register(sub: Subparsers) -> None:
     pr = vs.add_parser("prune", help="remove unused anonymous volumes (-a: named ones too)")
     pr.add_argument("-a", "--all", action="store_true")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask (podkit never asks)")
+    pr.add_argument(
+        "--filter", action="append", default=[], metavar="KEY=VALUE", help="label=K[=V], label!=K, all=true"
+    )
     pr.set_defaults(func=cmd_prune)
 
 
@@ -111,7 +114,9 @@ def cmd_rm(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, client: Client) -> int:
-    removed = client.volumes.prune(all=args.all)
+    from podkit.prune import cli_filters
+
+    removed = client.volumes.prune(all=args.all, filters=cli_filters(args.filter) or None)
     if removed:
         print("Deleted Volumes:")
         for n in removed:

@@ -100,6 +100,23 @@ class Client:
         out: JSONObject = self._t.get("/info")
         return out
 
+    def df(self) -> JSONObject:
+        """What `podkit system df` shows: images, containers, volumes and build cache
+        with their sizes (``{"images": [...], "containers": [...], ...}``)."""
+        out: JSONObject = self._t.get("/system/df")
+        return out
+
+    def prune(
+        self, all: bool = False, volumes: bool = False, filters: dict[str, list[str]] | None = None
+    ) -> JSONObject:
+        """`podkit system prune`: stopped containers, unused networks, dangling (``all``:
+        unused) images and the build cache, with ``volumes`` unused anonymous volumes;
+        ``filters``: until, label, label!. What each removed, and the space reclaimed."""
+        out: JSONObject = self._t.post(
+            "/system/prune", json_body={"all": all, "volumes": volumes, "filters": filters or {}}
+        )
+        return out
+
     def events(
         self, since: float | None = None, until: float | None = None, type: str | None = None
     ) -> Iterator[JSONObject]:

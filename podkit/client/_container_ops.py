@@ -59,8 +59,9 @@ class ContainerOps:
         """Change resource limits: ``memory="64m"``, ``cpus=0.5``, ``pids_limit=100``, ..."""
         self._t.post(f"/containers/{ref}/update", json_body=resources)
 
-    def prune(self) -> list[str]:
-        out: JSONObject = self._t.post("/containers/prune")
+    def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
+        """Remove stopped containers; ``filters``: until, label, label! (docker's)."""
+        out: JSONObject = self._t.post("/containers/prune", params={"filters": filters or None})
         removed: list[str] = out["removed"]
         return removed
 

@@ -120,8 +120,11 @@ class ImagesAPI(DistributionMixin):
             raise errors.from_dict({"error": {"code": e["code"], "message": e["message"]}})
         return res
 
-    def prune(self, all: bool = False) -> PruneResult:
-        d: JSONObject = self._t.post("/images/prune", json_body={"all": all})
+    def prune(self, all: bool = False, filters: dict[str, builtins.list[str]] | None = None) -> PruneResult:
+        """Remove dangling (``all``: unused) images; ``filters``: dangling, until, label, label!."""
+        d: JSONObject = self._t.post(
+            "/images/prune", json_body={"all": all}, params={"filters": filters or None}
+        )
         return PruneResult(d["deleted"], d["space_reclaimed"])
 
     def import_(

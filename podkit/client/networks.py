@@ -95,5 +95,6 @@ class NetworksAPI:
     def disconnect(self, name_or_id: str, container: str) -> None:
         self._t.post(f"/networks/{_q(name_or_id)}/disconnect", json_body={"container": container})
 
-    def prune(self) -> builtins.list[str]:
-        return list(self._t.post("/networks/prune")["removed"])
+    def prune(self, filters: dict[str, builtins.list[str]] | None = None) -> builtins.list[str]:
+        """Remove unused networks; ``filters``: until, label, label! (docker's)."""
+        return list(self._t.post("/networks/prune", params={"filters": filters or None})["removed"])

@@ -58,7 +58,10 @@ class VolumesAPI:
     def remove(self, name: str, force: bool = False) -> None:
         self._t.delete(f"/volumes/{name}", params={"force": force})
 
-    def prune(self, all: bool = False) -> builtins.list[str]:
-        out: JSONObject = self._t.post("/volumes/prune", params={"all": all})
+    def prune(
+        self, all: bool = False, filters: dict[str, builtins.list[str]] | None = None
+    ) -> builtins.list[str]:
+        """Remove unused anonymous (``all``: any) volumes; ``filters``: label, label!, all."""
+        out: JSONObject = self._t.post("/volumes/prune", params={"all": all, "filters": filters or None})
         removed: builtins.list[str] = out["removed"]
         return removed

@@ -28,6 +28,7 @@ from podkit.containers.stop import resume_quietly, send_signal
 from podkit.containers.store import Record
 from podkit.containers.trace import mark
 from podkit.errors import Conflict, NotFound, PodkitError
+from podkit.prune import PruneFilters
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +157,13 @@ async def _remove_anonymous_volumes(ctx: ContainerContext, ns: str, rec: Record)
             log.info("removing %s: keeping volume %s: %s", rec.id[:12], m["source"], e.message)
 
 
-async def prune(ctx: ContainerContext, ns: str) -> list[str]:
-    """Remove the stopped containers; the ids of those removed."""
+async def prune(ctx: ContainerContext, ns: str, filters: PruneFilters | None = None) -> list[str]:
+    """Remove the stopped containers (those ``filters`` select: until, labels); the ids
+    of those removed."""
     out = []
+    f = filters or PruneFilters()
     for r in ctx.store.list(ns):
-        if r.state in ("exited", "created", "dead"):
+        if r.state in ("exited", "created", "dead") and f.selects(r.labels, r.created):
             try:
                 await remove(ctx, ns, r.id)
                 out.append(r.id)

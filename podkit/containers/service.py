@@ -39,6 +39,7 @@ from podkit.containers.hooks import ContainerHooks, HookChain
 from podkit.containers.logs import Entry
 from podkit.containers.options import CreateOptions
 from podkit.containers.store import ContainerStore, Record
+from podkit.prune import PruneFilters
 from podkit.publish import Publish
 
 if TYPE_CHECKING:
@@ -240,8 +241,9 @@ class ContainerService:
     ) -> None:
         await _remove.remove(self.ctx, ns, ref, force, volumes, background)
 
-    async def prune(self, ns: str) -> builtins.list[str]:
-        return await _remove.prune(self.ctx, ns)
+    async def prune(self, ns: str, filters: PruneFilters | None = None) -> builtins.list[str]:
+        """Remove stopped containers (``filters``: until, labels); their ids."""
+        return await _remove.prune(self.ctx, ns, filters)
 
     # ----------------------------------------------------------- inspection
     def view(self, r: Record, full: bool = False) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from podkit.containers.options import VOLUME_NAME_RE, parse_labels
 from podkit.errors import AlreadyExists, Conflict, Internal, InvalidArgument, NotFound
+from podkit.prune import PruneFilters
 from podkit.store import Database
 
 if TYPE_CHECKING:
@@ -161,11 +162,14 @@ class VolumeService:
         remove_tree(self.path(ns, name).parent)
         self.publish(ns, "volume", "destroy", name)
 
-    def prune(self, ns: str, all: bool = False) -> builtins.list[str]:
-        """Remove unused volumes (only anonymous ones unless ``all``, as docker 23+)."""
+    def prune(self, ns: str, all: bool = False, filters: PruneFilters | None = None) -> builtins.list[str]:
+        """Remove unused volumes (only anonymous ones unless ``all`` or the filter
+        ``all=true``, as docker 23+; the label filters narrow it)."""
+        f = filters or PruneFilters()
+        every = all or bool(f.all)
         removed = []
         for v in self.list(ns):
-            if v["in_use_by"] or (not all and not v["anonymous"]):
+            if v["in_use_by"] or (not every and not v["anonymous"]) or not f.keeps(v.get("labels")):
                 continue
             with contextlib.suppress(NotFound, Conflict):
                 self.remove(ns, v["name"])

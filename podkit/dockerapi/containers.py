@@ -22,12 +22,12 @@ from podkit.dockerapi.common import (
     images,
     int_arg,
     json_response,
-    labels_match,
     networks_or_none,
     no_content,
     records,
 )
 from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
+from podkit.prune import CONTAINER_KEYS, PruneFilters
 from podkit.runtime.runc import parse_signal
 
 log = logging.getLogger(__name__)
@@ -342,27 +342,8 @@ async def remove_container(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/containers/prune")
 async def prune_containers(request: web.Request) -> web.StreamResponse:
-    f = filters(request)
-    unknown = sorted(set(f) - {"until", "label", "label!"})
-    if unknown:
-        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
-    svc = containers(request)
-    if not f:
-        removed = await svc.prune(NAMESPACE)
-        return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
-    from podkit.dockerapi.common import parse_time
-
-    removed = []
-    until = min((parse_time(v) for v in f.get("until") or []), default=None)
-    for rec in records(svc, await svc.list(NAMESPACE, all=True)):
-        if rec.state not in ("exited", "created", "dead") or rec.infra:
-            continue
-        if until is not None and rec.created >= until:
-            continue
-        if not labels_match(rec.labels, f):
-            continue
-        await svc.remove(NAMESPACE, rec.id)
-        removed.append(rec.id)
+    f = PruneFilters.parse(filters(request), CONTAINER_KEYS, "container prune")
+    removed = await containers(request).prune(NAMESPACE, f)
     return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
 
 

@@ -24,6 +24,7 @@ from podkit.dockerapi.common import (
     services,
 )
 from podkit.errors import InvalidArgument, NotFound, PodkitError
+from podkit.prune import IMAGE_KEYS, PruneFilters
 
 routes = Routes()
 
@@ -175,14 +176,9 @@ async def remove_image(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/images/prune")
 async def prune_images(request: web.Request) -> web.StreamResponse:
-    f = filters(request)
-    unknown = sorted(set(f) - {"dangling", "until", "label"})
-    if unknown:
-        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
-    if f.get("until") or f.get("label"):
-        raise NotImplementedYet("image prune filters until and label are not supported by podkit yet")
-    all_ = bool(f.get("dangling")) and f["dangling"][-1].lower() in ("0", "false")
-    res = await asyncio.to_thread(images(request).prune, NAMESPACE, all_)
+    # dangling=false is docker's -a; until and label(!) narrow what is removed
+    f = PruneFilters.parse(filters(request), IMAGE_KEYS, "image prune")
+    res = await asyncio.to_thread(images(request).prune, NAMESPACE, False, f)
     deleted = res.get("deleted") or []
     listed = [d if isinstance(d, dict) else {"Deleted": str(d)} for d in deleted]
     return json_response(

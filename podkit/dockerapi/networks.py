@@ -20,12 +20,12 @@ from podkit.dockerapi.common import (
     containers,
     filters,
     json_response,
-    labels_match,
     networks,
     no_content,
     rfc3339,
 )
 from podkit.errors import AlreadyExists, InvalidArgument, NotFound, PodkitError
+from podkit.prune import NETWORK_KEYS, PruneFilters
 
 routes = Routes()
 _BUILTIN = ("host", "none")
@@ -205,27 +205,9 @@ async def remove_network(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/networks/prune")
 async def prune_networks(request: web.Request) -> web.StreamResponse:
-    f = filters(request)
-    unknown = sorted(set(f) - {"until", "label", "label!"})
-    if unknown:
-        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
-    if not f:
-        gone = await networks(request).prune()
-        return json_response({"NetworksDeleted": [n.name for n in gone] or None})
-    from podkit.dockerapi.common import parse_time
-
-    until = min((parse_time(v) for v in f.get("until") or []), default=None)
-    deleted = []
-    for n in networks(request).list():
-        if n.default or networks(request).attachments(network=n.id):
-            continue
-        if until is not None and n.created >= until:
-            continue
-        if not labels_match(n.labels, f):
-            continue
-        await networks(request).remove(n.id)
-        deleted.append(n.name)
-    return json_response({"NetworksDeleted": deleted or None})
+    f = PruneFilters.parse(filters(request), NETWORK_KEYS, "network prune")
+    gone = await networks(request).prune(f)
+    return json_response({"NetworksDeleted": [n.name for n in gone] or None})
 
 
 def _container(request: web.Request, b: dict[str, Any]) -> Any:

@@ -10,6 +10,7 @@ from podkit.dockerapi import views
 from podkit.dockerapi.app import Routes
 from podkit.dockerapi.common import NAMESPACE, body, filters, flag, json_response, no_content, volumes
 from podkit.errors import InvalidArgument, NotFound
+from podkit.prune import VOLUME_KEYS, PruneFilters
 
 routes = Routes()
 
@@ -75,22 +76,16 @@ async def remove_volume(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/volumes/prune")
 async def prune_volumes(request: web.Request) -> web.StreamResponse:
-    f = filters(request)
-    unknown = sorted(set(f) - {"label", "all"})
-    if unknown:
-        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
-    if f.get("label"):
-        raise InvalidArgument("volume prune by label is not supported by podkit yet")
     # docker (API >= 1.42) prunes only anonymous volumes unless all=true.
-    all_ = bool(f.get("all")) and f["all"][-1].lower() in ("1", "true")
+    f = PruneFilters.parse(filters(request), VOLUME_KEYS, "volume prune")
     svc = volumes(request)
     sizes = {}
     for v in await asyncio.to_thread(svc.list, NAMESPACE):
-        if not v.get("in_use_by") and (all_ or v.get("anonymous")):
+        if not v.get("in_use_by") and (f.all or v.get("anonymous")) and f.keeps(v.get("labels")):
             from podkit.dockerapi.system import _du
 
             sizes[v["name"]] = await asyncio.to_thread(_du, v["mountpoint"])
-    removed = await asyncio.to_thread(svc.prune, NAMESPACE, all_)
+    removed = await asyncio.to_thread(svc.prune, NAMESPACE, False, f)
     return json_response(
         {"VolumesDeleted": removed or None, "SpaceReclaimed": sum(sizes.get(n, 0) for n in removed)}
     )

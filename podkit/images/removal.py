@@ -6,12 +6,13 @@ import logging
 import sqlite3
 from typing import Any
 
-from podkit.errors import Conflict, NotFound, PodkitError
+from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
 from podkit.images.context import ImageContext
 from podkit.images.gc import gc, mark
 from podkit.images.image import DANGLING_PREFIX, LABEL_IMAGE, LABEL_NAMESPACE, Image, familiar_name
 from podkit.images.oci import Descriptor
 from podkit.images.records import find_by_name_safe, get, id_of, image_of, list_images, maybe_dangle, rows
+from podkit.prune import PruneFilters, parse_until
 from podkit.snapshots import COMMITTED, EXTRACT_PREFIX, Info
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,18 @@ def release(ctx: ImageContext, target: Descriptor) -> None:
     ctx.released_snaps |= snaps
 
 
-def prune(ctx: ImageContext, ns: str, all: bool = False) -> dict[str, Any]:
-    """Remove dangling images (``all``: every image no container uses), then collect garbage."""
+def prune(
+    ctx: ImageContext, ns: str, all: bool = False, filters: PruneFilters | None = None
+) -> dict[str, Any]:
+    """Remove dangling images (``all``, or the filter ``dangling=false``: every image no
+    container uses; the filters until and labels narrow it), then collect garbage."""
+    f = filters or PruneFilters()
+    every = all or f.dangling is False
     deleted: list[dict[str, str]] = []
     for img in list_images(ctx, ns):
-        if not img.dangling and not all:
+        if not img.dangling and not every:
+            continue
+        if not f.selects(image_labels(img), image_created(img)):
             continue
         if users(ctx, ns, img):
             continue
@@ -174,6 +182,23 @@ def prune(ctx: ImageContext, ns: str, all: bool = False) -> dict[str, Any]:
             log.debug("prune skips image %s: %s", img.name, e.message)
     stats = gc(ctx)
     return {"deleted": deleted, "space_reclaimed": stats["bytes"]}
+
+
+def image_labels(img: Image) -> dict[str, str]:
+    """The labels docker filters images by: the config's, then the record's."""
+    cfg = (img.config or {}).get("config") or {}
+    return {**(img.labels or {}), **(cfg.get("Labels") or {})}
+
+
+def image_created(img: Image) -> float:
+    """When the image was built (its config's ``created``), else when it was recorded."""
+    text = (img.config or {}).get("created")
+    if isinstance(text, str) and text:
+        try:
+            return parse_until(text)
+        except InvalidArgument:
+            pass
+    return img.created
 
 
 def ancestors(info: Info, by_key: dict[str, Info]) -> set[str]:

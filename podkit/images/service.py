@@ -40,6 +40,7 @@ from podkit.images.image import (
 from podkit.images.oci import Descriptor, Platform
 from podkit.images.resolve import resolve as _resolve
 from podkit.images.stream import GrowingBlob
+from podkit.prune import PruneFilters
 from podkit.snapshots import Snapshotter
 from podkit.store import Database, Leases
 
@@ -205,9 +206,10 @@ class ImageService:
         """Let the next GC free these blobs at once (what a failed import wrote)."""
         self._ctx.released_blobs |= digests
 
-    def prune(self, ns: str, all: bool = False) -> dict[str, Any]:
-        """Remove dangling images (``all``: every image no container uses), then collect garbage."""
-        return _removal.prune(self._ctx, ns, all)
+    def prune(self, ns: str, all: bool = False, filters: PruneFilters | None = None) -> dict[str, Any]:
+        """Remove dangling images (``all``: every image no container uses; ``filters``:
+        dangling, until, labels), then collect garbage."""
+        return _removal.prune(self._ctx, ns, all, filters)
 
     def gc(self) -> dict[str, int]:
         """Delete blobs and committed snapshots that nothing references (see gc.py)."""

@@ -33,6 +33,7 @@ from podkit.network.pool import Sandbox, SandboxPools, as_holders, pool_size
 from podkit.network.ports import PortMapping
 from podkit.network.store import NetworkStore
 from podkit.network.summary import public
+from podkit.prune import PruneFilters
 from podkit.store import Database
 
 __all__ = [
@@ -210,12 +211,14 @@ class NetworkManager:
         await self._pools.drain(self.get(name_or_id).id)  # its warm sandboxes are no user's
         return await networks.remove(self._ctx, name_or_id)
 
-    async def prune(self) -> builtins.list[Network]:
-        """Remove every network other than the default that nothing is attached to."""
+    async def prune(self, filters: PruneFilters | None = None) -> builtins.list[Network]:
+        """Remove every network other than the default that nothing is attached to (and
+        that ``filters`` select: until, labels)."""
+        f = filters or PruneFilters()
         for n in self._ctx.store.networks():
-            if not n.default:
+            if not n.default and f.selects(n.labels, n.created):
                 await self._pools.drain(n.id)
-        return await networks.prune(self._ctx)
+        return await networks.prune(self._ctx, f)
 
     # -- pre-warmed sandboxes (pool.py) ----------------------------------------------
 

@@ -27,6 +27,7 @@ from podkit.network.config import (
 from podkit.network.context import NetworkContext
 from podkit.network.masquerade import masq_chain, masq_down
 from podkit.network.summary import public
+from podkit.prune import PruneFilters
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +227,13 @@ async def remove(ctx: NetworkContext, name_or_id: str) -> Network:
     return n
 
 
-async def prune(ctx: NetworkContext) -> list[Network]:
-    """Remove every network other than the default that nothing is attached to."""
+async def prune(ctx: NetworkContext, filters: PruneFilters | None = None) -> list[Network]:
+    """Remove every network other than the default that nothing is attached to (and
+    that ``filters`` select: until, labels)."""
+    f = filters or PruneFilters()
     gone = []
     for n in ctx.store.networks():
-        if n.default or ctx.store.attachments(network_id=n.id):
+        if n.default or ctx.store.attachments(network_id=n.id) or not f.selects(n.labels, n.created):
             continue
         try:
             gone.append(await remove(ctx, n.id))

@@ -16,6 +16,7 @@ from podkit.daemon.api._stdio import serve_stdio
 from podkit.daemon.api.volumes import filters_arg
 from podkit.errors import InvalidArgument
 from podkit.limits import LARGE_JSON_BODY_MAX
+from podkit.prune import CONTAINER_KEYS, PruneFilters
 
 if TYPE_CHECKING:
     from podkit.containers.service import ContainerService
@@ -88,9 +89,12 @@ async def list_containers(ctx: Ctx) -> object:
     return await _svc(ctx).list(ctx.ns, all=ctx.flag("all"), filters=filters_arg(ctx), size=ctx.flag("size"))
 
 
-@router.post("/containers/prune", "Remove every stopped container")
+@router.post(
+    "/containers/prune", "Remove every stopped container", params={"filters": "JSON: until, label, label!"}
+)
 async def prune_containers(ctx: Ctx) -> dict[str, object]:
-    return {"removed": await _svc(ctx).prune(ctx.ns)}
+    f = PruneFilters.parse(filters_arg(ctx), CONTAINER_KEYS, "container prune")
+    return {"removed": await _svc(ctx).prune(ctx.ns, f)}
 
 
 @router.get(

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from podkit.daemon.api._routing import Ctx, Router
+from podkit.daemon.api.volumes import filters_arg
 from podkit.errors import InvalidArgument, PodkitError
+from podkit.prune import IMAGE_KEYS, PruneFilters
 
 if TYPE_CHECKING:
     from podkit.images.service import Image, ImageService
@@ -165,12 +167,14 @@ async def remove(ctx: Ctx) -> dict[str, Any]:
 @router.post(
     "/images/prune",
     "Remove dangling (or, with all, all unused) images and free space",
+    params={"filters": "JSON: dangling, until, label, label!"},
     body={"type": "object", "properties": {"all": {"type": "boolean"}}},
     response={"type": "object"},
 )
 async def prune(ctx: Ctx) -> dict[str, Any]:
     body = await ctx.json()
-    return await asyncio.to_thread(_svc(ctx).prune, ctx.ns, bool(body.get("all")))
+    f = PruneFilters.parse(filters_arg(ctx), IMAGE_KEYS, "image prune")
+    return await asyncio.to_thread(_svc(ctx).prune, ctx.ns, bool(body.get("all")), f)
 
 
 async def _receive(ctx: Ctx) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from podkit.daemon.api._routing import Ctx, Router
+from podkit.daemon.api.volumes import filters_arg
 from podkit.errors import InvalidArgument
+from podkit.prune import NETWORK_KEYS, PruneFilters
 
 if TYPE_CHECKING:
     from podkit.network import Network, NetworkManager
@@ -138,10 +140,11 @@ async def remove(ctx: Ctx) -> None:
 @router.post(
     "/networks/prune",
     "Remove every unused network except the default",
+    params={"filters": "JSON: until, label, label!"},
     response={"type": "object", "properties": {"removed": {"type": "array"}}},
 )
 async def prune(ctx: Ctx) -> dict[str, Any]:
-    gone = await _svc(ctx).prune()
+    gone = await _svc(ctx).prune(PruneFilters.parse(filters_arg(ctx), NETWORK_KEYS, "network prune"))
     for n in gone:
         ctx.services.events.publish(ctx.ns, "network", "remove", n.id, name=n.name)
     return {"removed": [n.name for n in gone]}

@@ -57,6 +57,43 @@ async def info(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get(
+    "/system/df",
+    "Disk usage: images (size, shared, unique, containers), containers (written, with the "
+    "image), volumes (size, links), build cache",
+)
+async def system_df(ctx: Ctx) -> dict[str, Any]:
+    from podkit.daemon.system_usage import disk_usage
+
+    return await disk_usage(ctx.services, ctx.ns)
+
+
+@router.post(
+    "/system/prune",
+    "Remove stopped containers, unused networks, dangling (all: unused) images, the build "
+    "cache, and with volumes unused anonymous volumes",
+    body={
+        "type": "object",
+        "properties": {
+            "all": {"type": "boolean"},
+            "volumes": {"type": "boolean"},
+            "filters": {"type": "object", "description": "until, label, label! (lists of strings)"},
+        },
+    },
+)
+async def system_prune(ctx: Ctx) -> dict[str, Any]:
+    from podkit.daemon.system_usage import prune_system
+
+    body = await ctx.json()
+    return await prune_system(
+        ctx.services,
+        ctx.ns,
+        all=bool(body.get("all")),
+        volumes=bool(body.get("volumes")),
+        filters=body.get("filters") or None,
+    )
+
+
+@router.get(
     "/events",
     "Stream lifecycle events",
     params={

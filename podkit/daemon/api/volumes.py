@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from podkit.daemon.api._routing import Ctx, Router
 from podkit.errors import InvalidArgument
+from podkit.prune import VOLUME_KEYS, PruneFilters
 
 if TYPE_CHECKING:
     from podkit.containers.volumes import VolumeService
@@ -99,7 +100,8 @@ async def remove_volume(ctx: Ctx) -> None:
 @router.post(
     "/volumes/prune",
     "Remove unused volumes (anonymous ones unless all=true)",
-    params={"all": "also named volumes"},
+    params={"all": "also named volumes", "filters": "JSON: label, label!, all"},
 )
 async def prune_volumes(ctx: Ctx) -> dict[str, object]:
-    return {"removed": await asyncio.to_thread(_svc(ctx).prune, ctx.ns, all=ctx.flag("all"))}
+    f = PruneFilters.parse(filters_arg(ctx), VOLUME_KEYS, "volume prune")
+    return {"removed": await asyncio.to_thread(_svc(ctx).prune, ctx.ns, all=ctx.flag("all"), filters=f)}
