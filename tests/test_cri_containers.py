@@ -106,8 +106,13 @@ def test_container_lifecycle(cri: CRIClient, workdir: Path) -> None:
     cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))  # idempotent
     assert code_of(lambda: cri.status(cid)) == NOTFOUND
     assert ls(pb.ContainerFilter()) == [other]
+    # Answered once durable; the rootfs, podkit's log dir and the record go in the
+    # background (container_remove.py).
+    client = cri.daemon.client(CRI_NS)
+    wait_for(lambda: all(c.id != cid for c in client.containers.list(all=True)), what="the removal")
     assert log_path.exists(), "the kubelet's log file is the kubelet's to remove"
     assert not (cri.daemon.root / "containers" / cid).exists()
+    assert not (cri.daemon.state / "containers" / cid).exists()
 
 
 def test_exit_codes_and_reasons(cri: CRIClient) -> None:

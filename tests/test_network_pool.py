@@ -118,3 +118,62 @@ def test_pool_size_is_checked(workdir: Path) -> None:
     else:
         d.stop()
         raise AssertionError("a negative pool_size was accepted")
+
+
+def test_user_network_pool_names_and_crash(workdir: Path, busybox_tarball: Path) -> None:
+    """A user network gets its own pool once something starts on it: a taken sandbox
+    answers to the container's name, aliases and short id (aardvark-dns, when installed)
+    and its resolv.conf names the gateway; a SIGKILL with that pool filled, and the
+    network's removal after, leak no veth, pin or lease."""
+    from podkit.network.names import find_binary
+    from tests.fixtures.network import free_network
+
+    d = Daemon(workdir, pool_size=2).start()
+    br, sub = free_network()
+    gw = sub.replace(".0/24", ".1")
+    try:
+        import_busybox(d, busybox_tarball)
+        c = d.client()
+        c.networks.create("poolnet", subnet=sub, bridge=br)
+        # The first start on it attaches the usual way and has its pool filled.
+        web = c.containers.run("busybox", ["sleep", "300"], network="poolnet", name="web")
+        assert "sandbox" not in c.containers.get(web.id).raw["network"]
+        wait_for(lambda: _pool(d)["free"].get("poolnet") == 2, what="the user network's pool to fill")
+        assert len(links_on(br)) == 3  # web's veth and the two warm ones
+        api = c.containers.run(
+            "busybox", ["sleep", "300"], network="poolnet", name="api", network_aliases=["db"]
+        )
+        got = c.containers.get(api.id).raw["network"]
+        assert got.get("sandbox") and got["ip"].startswith(sub.rsplit(".", 1)[0] + "."), got
+        # a fixed address is not the pool's
+        fixed_ip = sub.replace(".0/24", ".77")
+        fixed = c.containers.run("busybox", ["sleep", "300"], network="poolnet", ip=fixed_ip)
+        assert "sandbox" not in c.containers.get(fixed.id).raw["network"]
+        if find_binary() is not None:
+            resolv = c.containers.exec(api.id, ["cat", "/etc/resolv.conf"]).output.decode()
+            assert f"nameserver {gw}" in resolv.splitlines(), resolv
+            for name in ("api", "db", api.id[:12]):
+                r = c.containers.exec(web.id, ["nslookup", name, gw])
+                assert r.exit_code == 0 and got["ip"] in r.output.decode(), (name, r.output)
+
+        # SIGKILL with both pools filled: after the restart the holder keeps its sandbox,
+        # the free ones that fit are kept, nothing else appears.
+        wait_for(lambda: _pool(d)["free"].get("poolnet") == 2, what="the refill after api's take")
+        pins, nleases = set(_pins(d)), len(leases(d.root / "networks" / "ipam"))
+        d.kill()
+        d.start()
+        assert set(_pins(d)) == pins and len(leases(d.root / "networks" / "ipam")) == nleases
+        assert _pool(d)["free"].get("poolnet") == 2 and _pool(d)["in_use"] == 1
+        assert c.containers.exec(api.id, ["ip", "-4", "-o", "addr", "show", "eth0"]).exit_code == 0
+
+        for x in (web, api, fixed):
+            c.containers.remove(x.id, force=True)
+        wait_for(lambda: _pool(d)["in_use"] == 0, what="api's sandbox released")
+        c.networks.remove("poolnet")  # drains its pool first
+        assert links_on(br) == [] and "poolnet" not in _pool(d)["free"]
+    finally:
+        d.stop()
+    try:
+        assert _pins(d) == [] and leases(d.root / "networks" / "ipam") == [] and links_on(d.bridge) == []
+    finally:
+        d.drop_host_network()

@@ -56,11 +56,12 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
     from podkit.network.ports import PortMapping
 
     net_name = networks.resolve_name(mode if mode != "bridge" else "")
-    if not opts.ports and net_name == networks.default_name:
+    if not opts.ports and not opts.ip and not opts.networks:
         # A pre-warmed sandbox (network/pool.py): no netns to make, no CNI ADD to run.
-        # The default network only: a user network's attachment also registers the
-        # container's names with its DNS server (names.py), which a warm one has not.
-        sb = await networks.take_sandbox(net_name, rec.id)
+        # One network, any address: published ports, a fixed --ip or more networks
+        # attach the usual way. On a user network the take registers the container's
+        # names (and aliases) with its DNS server, as attach would.
+        sb = await networks.take_sandbox(net_name, rec.id, [rec.name, *opts.network_aliases])
         if sb is not None:
             att = sb.attachment
             nss["network"] = sb.netns
@@ -74,6 +75,7 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
                     "ports": [],
                     "attachments": [att],
                     "sandbox": sb.id,
+                    "dns_server": att.get("dns_server"),
                 }
             )
 

@@ -78,6 +78,24 @@ async def remove(
 
 async def _schedule(ctx: ContainerContext, rec: Record, volumes: bool) -> None:
     """The removal made durable now, done in the background (see the module's note)."""
+    cur = ctx.store.get(rec.id)
+    if (
+        cur is not None
+        and cur.state not in ACTIVE
+        and cur.state != "restarting"
+        and (cur.config.get("restart") or {}).get("name", "no") in ("", "no")
+        and ctx.lock(rec.id).locked()
+    ):
+        # Ended, and its lock held by the exit's release (runc delete, unmount: the
+        # StopContainer just before, for the kubelet), which writes nothing more to an
+        # ended container without a restart policy: the durable write need not wait
+        # for it; the removal itself takes the lock after it.
+        if cur.state != "removing":
+            mark(rec.id, "remove")
+            ctx.store.update(rec.id, state="removing", name=removing_name(cur))
+        ctx.changed(rec.id)
+        _spawn_removal(ctx, cur.namespace, rec.id, volumes)
+        return
     async with ctx.lock(rec.id):
         cur = ctx.store.get(rec.id)
         if cur is None:
@@ -93,7 +111,17 @@ async def _schedule(ctx: ContainerContext, rec: Record, volumes: bool) -> None:
         if ctx.restarts is not None:
             ctx.restarts.cancel(rec.id)
     ctx.changed(rec.id)
-    task = ctx.spawn(remove(ctx, cur.namespace, rec.id, force=True, volumes=volumes))
+    _spawn_removal(ctx, cur.namespace, rec.id, volumes)
+
+
+def _spawn_removal(ctx: ContainerContext, ns: str, cid: str, volumes: bool) -> None:
+    async def removal() -> None:
+        try:
+            await remove(ctx, ns, cid, force=True, volumes=volumes)
+        except NotFound:
+            pass  # removed meanwhile by another caller
+
+    task = ctx.spawn(removal())
     ctx.exiting.add(task)  # a graceful shutdown lets it finish
     task.add_done_callback(ctx.exiting.discard)
 

@@ -226,9 +226,12 @@ class NetworkManager:
     def pool_size(self) -> int:
         return self._pools.size
 
-    async def take_sandbox(self, network: str, holder: str) -> Sandbox | None:
-        """A netns already attached to ``network`` (no published ports), or None."""
-        return await self._pools.take(self.resolve_name(network), holder)
+    async def take_sandbox(
+        self, network: str, holder: str, dns_names: builtins.list[str] | None = None
+    ) -> Sandbox | None:
+        """A netns already attached to ``network`` (no published ports), or None;
+        ``dns_names``: what the holder answers to on a user network (names.py)."""
+        return await self._pools.take(self.resolve_name(network), holder, dns_names)
 
     def sandbox_held_by(self, holder: str) -> str | None:
         return self._pools.held_by(holder)

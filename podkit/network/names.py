@@ -80,14 +80,20 @@ def _write(path: Path, head: str, entries: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def add(ctx: NetworkContext, n: Network, owner_id: str, ip: str, names: list[str]) -> bool:
-    """Record an owner's names on a network and have aardvark serve them; False if not served."""
+def add(
+    ctx: NetworkContext, n: Network, owner_id: str, ip: str, names: list[str], short_id: str | None = None
+) -> bool:
+    """Record an owner's names on a network and have aardvark serve them; False if not served.
+
+    ``short_id``: the 12-character name it answers to, when the owner (a pre-warmed
+    sandbox's id) is not the container that uses it."""
     if not ip or not serves(ctx, n):
         return False
     path = config_dir(ctx) / n.name
     _, entries = _read(path)
     entries = [e for e in entries if e.split(" ", 1)[0] != owner_id]
-    entries.append(f"{owner_id} {ip}  {','.join(dns_names([*names, owner_id[:12]]))}")
+    short = short_id if short_id is not None else owner_id[:12]
+    entries.append(f"{owner_id} {ip}  {','.join(dns_names([*names, short]))}")
     _write(path, n.gateway, entries)
     reload(ctx)
     return True

@@ -26,6 +26,7 @@ from typing import Any
 
 from podkit.errors import PodkitError
 from podkit.network import attach as _attach
+from podkit.network import names
 from podkit.network.config import Network
 from podkit.network.context import NetworkContext
 from podkit.network.detach import detach
@@ -90,8 +91,12 @@ class SandboxPools:
 
     # -- taking and giving back ----------------------------------------------------------
 
-    async def take(self, network: str, holder: str) -> Sandbox | None:
-        """A ready sandbox of ``network`` for ``holder``, or None (empty, or off)."""
+    async def take(self, network: str, holder: str, dns_names: list[str] | None = None) -> Sandbox | None:
+        """A ready sandbox of ``network`` for ``holder``, or None (empty, or off).
+
+        On a network whose names aardvark-dns serves, the holder's ``dns_names`` (and
+        its short id) are registered for the sandbox's address, as ``attach`` does;
+        the sandbox's detach at release drops them with it."""
         if self.size <= 0 or self._closed:
             return None
         n = get(self.ctx, network)
@@ -103,11 +108,22 @@ class SandboxPools:
                     self._spawn(self._destroy(sid))
                     continue
                 self.ctx.store.hold_sandbox(sid, holder)
-                got = Sandbox(
-                    sid, a["netns"], summary(n.name, n.id, a["ifname"], a["netns"], a["result"], [])
-                )
+                att = summary(n.name, n.id, a["ifname"], a["netns"], a["result"], [])
+                got = Sandbox(sid, a["netns"], att)
                 break
         self.refill(n)
+        if got is not None and not n.default:
+            try:
+                served = names.add(
+                    self.ctx, n, got.id, str(got.attachment.get("ip") or ""), dns_names or [], holder[:12]
+                )
+            except (OSError, PodkitError) as e:
+                # Not usable as asked: give it back, the caller attaches the usual way.
+                log.warning("registering the names of %s on %s failed: %s", holder[:12], n.name, _message(e))
+                self._spawn(self._destroy(got.id))
+                return None
+            if served:
+                got.attachment["dns_server"] = n.gateway
         return got
 
     def held_by(self, holder: str) -> str | None:
