@@ -27,6 +27,7 @@ from podkit.dockerapi.common import (
     parse_time,
     records,
     registry,
+    rfc3339,
     services,
     volumes,
 )
@@ -187,39 +188,63 @@ def _daemon_id(root: Any) -> str:
 
 @routes.get("/system/df")
 async def system_df(request: web.Request) -> web.StreamResponse:
+    from podkit.daemon.system_usage import disk_usage
+
     want = set(request.query.getall("type", [])) or {"container", "image", "volume", "build-cache"}
     out: dict[str, Any] = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
+    # sizes as `podkit system df` has them: a layer shared by images counts once, and is
+    # each one's SharedSize (docker's CLI reclaims what in-use images do not share)
+    usage = await disk_usage(services(request), NAMESPACE)
     csvc = containers(request)
     recs = await csvc.list(NAMESPACE, all=True)
     if "image" in want:
         isvc = images(request)
         imgs = await asyncio.to_thread(isvc.list, NAMESPACE)
-        users: dict[str, int] = {}
-        for r in recs:
-            users[r["image_id"]] = users.get(r["image_id"], 0) + 1
+        sizes = {i["id"]: i for i in usage["images"]}
         seen: dict[str, dict[str, Any]] = {}
         for img in imgs:
             d = await asyncio.to_thread(views.image_summary, isvc, img, [img])
             if img.id in seen:
                 seen[img.id]["RepoTags"] = sorted(set(seen[img.id]["RepoTags"]) | set(d["RepoTags"]))
                 continue
-            d["Containers"] = users.get(img.id, 0)
+            u = sizes.get(img.id) or {}
+            d["Containers"] = int(u.get("containers", 0))
+            d["SharedSize"] = int(u.get("shared_size", 0))
+            d["Size"] = d["VirtualSize"] = int(u.get("size") or d["Size"])
             seen[img.id] = d
         out["Images"] = list(seen.values())
-        out["LayersSize"] = sum(i["Size"] for i in out["Images"])
+        out["LayersSize"] = int(usage["layers_size"])
     if "container" in want:
+        written = {c["id"]: c for c in usage["containers"]}
         for rec in records(csvc, recs):
             d = views.container_summary(csvc, rec, networks(request))
-            sz = await csvc.sizes(NAMESPACE, rec.id)
+            sz = written.get(rec.id) or await csvc.sizes(NAMESPACE, rec.id)
             d["SizeRw"], d["SizeRootFs"] = sz["size_rw"], sz["size_root_fs"]
             out["Containers"].append(d)
     if "volume" in want:
+        used = {v["name"]: v for v in usage["volumes"]}
         vsvc = volumes(request)
         for v in await asyncio.to_thread(vsvc.list, NAMESPACE):
             d = views.volume(v)
-            size = await asyncio.to_thread(_du, v["mountpoint"])
-            d["UsageData"] = {"Size": size, "RefCount": len(v.get("in_use_by") or [])}
+            u = used.get(v["name"]) or {}
+            d["UsageData"] = {"Size": int(u.get("size", 0)), "RefCount": len(v.get("in_use_by") or [])}
             out["Volumes"].append(d)
+    if "build-cache" in want:
+        out["BuildCache"] = [
+            {
+                "ID": c["id"].split(":", 1)[-1],
+                "Parents": [],
+                "Type": c["type"],
+                "Description": c["name"],
+                "InUse": c["in_use"],
+                "Shared": c["shared"],
+                "Size": c["size"],
+                "CreatedAt": rfc3339(c["created"]),
+                "LastUsedAt": rfc3339(c["last_used"]),
+                "UsageCount": 0,
+            }
+            for c in usage["build_cache"]
+        ]
     return json_response(out)
 
 
