@@ -179,14 +179,14 @@ class _Archive:
             self.f: BinaryIO = open(self._tmp, "rb")  # noqa: SIM115 - closed in close()
         else:
             self.f = content.open(digest)
+        self.members: dict[str, tarfile.TarInfo] = {}
         try:
             self.tf = tarfile.open(fileobj=self.f, mode="r:")  # noqa: SIM115 - closed with self.f
+            for m in self.tf.getmembers():  # a member cut short fails here
+                self.members[_norm(m.name)] = m
         except tarfile.TarError as e:
             self.close()
             raise InvalidArgument(f"the archive is not a valid tar: {e}") from None
-        self.members: dict[str, tarfile.TarInfo] = {}
-        for m in self.tf.getmembers():
-            self.members[_norm(m.name)] = m
 
     def close(self) -> None:
         try:
@@ -253,7 +253,7 @@ def _norm(name: str) -> str:
 
 
 def _blob_path(digest: str) -> str:
-    algo, _, hex_ = digest.partition(":")
+    algo, _, hex_ = _str(digest, "digest").partition(":")
     if algo != "sha256" or len(hex_) != 64:
         raise InvalidArgument(f"unsupported digest {digest!r} in the archive")
     return f"blobs/sha256/{hex_}"
@@ -268,12 +268,44 @@ def read_archive(
         if kind == "oci":
             return _read_oci(arc)
         return _read_docker(arc)
-    except (TypeError, AttributeError, KeyError, ValueError) as e:
-        # The archive's JSON documents are untrusted: a list where an object belongs, a
-        # number for a path... is a malformed upload, not a daemon fault.
-        raise InvalidArgument(f"the archive is malformed ({kind} format): {type(e).__name__}: {e}") from None
+    except (tarfile.TarError, EOFError) as e:
+        # A member cut short or damaged (its header said more than the file holds). The
+        # JSON documents' shapes are checked where they are read (_obj, _list, _strs).
+        raise InvalidArgument(f"the archive is damaged ({kind} format): {e}") from None
     finally:
         arc.close()
+
+
+# The archive's JSON documents are untrusted: a list where an object belongs, a number
+# for a path is a malformed upload, refused naming what is wrong.
+
+
+def _obj(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"the archive's {what} is not a JSON object")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    """A JSON array (absent or null: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidArgument(f"the archive's {what} is not a JSON array")
+    return value
+
+
+def _strs(value: Any, what: str) -> list[str]:
+    items = _list(value, what)
+    if not all(isinstance(v, str) for v in items):
+        raise InvalidArgument(f"the archive's {what} holds something other than strings")
+    return items
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"the archive's {what} is not a string")
+    return value
 
 
 def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
@@ -282,7 +314,7 @@ def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
     layout = arc.json("oci-layout")
     if not isinstance(layout, dict) or "imageLayoutVersion" not in layout:
         raise InvalidArgument("the archive's oci-layout has no imageLayoutVersion")
-    index = arc.json("index.json")
+    index = _obj(arc.json("index.json"), "index.json")
     repo_tags = _docker_repo_tags(arc)
 
     def walk(desc: Descriptor, top: bool) -> bool:
@@ -298,18 +330,21 @@ def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
             if not isinstance(doc, dict):
                 raise InvalidArgument(f"the archive's {path!r} is not a JSON object")
             if not desc.media_type:
-                desc.media_type = doc.get("mediaType") or (
+                desc.media_type = _str(doc.get("mediaType") or "", f"{path!r} mediaType") or (
                     "application/vnd.oci.image.index.v1+json" if "manifests" in doc else OCI_MANIFEST
                 )
             arc.ingest(path, desc.digest, desc.size)
             if "manifests" in doc:
-                present = [walk(Descriptor.from_dict(m), False) for m in doc.get("manifests") or []]
+                kids = _list(doc.get("manifests"), f"{path!r} manifests")
+                present = [walk(Descriptor.from_dict(m), False) for m in kids]
                 if not any(present):
                     raise InvalidArgument(f"the archive has none of the manifests of index {desc.digest}")
             else:
+                if "config" not in doc:
+                    raise InvalidArgument(f"the archive's manifest {path!r} has no config")
                 cfg = Descriptor.from_dict(doc["config"])
                 arc.ingest(_blob_path(cfg.digest), cfg.digest, cfg.size)
-                for layer in doc.get("layers") or []:
+                for layer in _list(doc.get("layers"), f"{path!r} layers"):
                     ld = Descriptor.from_dict(layer)
                     arc.ingest(_blob_path(ld.digest), ld.digest, ld.size)
             return True
@@ -317,13 +352,13 @@ def _read_oci(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
         return True
 
     out: list[tuple[Descriptor, list[str]]] = []
-    for m in index.get("manifests") or []:
+    for m in _list(index.get("manifests"), "index.json manifests"):
         desc = Descriptor.from_dict(m)
         walk(desc, True)
         ann = desc.annotations
         names: list[str] = []
-        full = ann.get("io.containerd.image.name")
-        ref_name = ann.get("org.opencontainers.image.ref.name", "")
+        full = _str(ann.get("io.containerd.image.name", ""), "io.containerd.image.name annotation")
+        ref_name = _str(ann.get("org.opencontainers.image.ref.name", ""), "ref.name annotation")
         if full:
             names.append(full)
         elif ref_name and ("/" in ref_name or ":" in ref_name) and _valid_ref(ref_name):
@@ -383,10 +418,11 @@ def _valid_ref(text: str) -> bool:
 def _config_of(arc: _Archive, desc: Descriptor) -> str:
     try:
         doc = json.loads(arc.read(_blob_path(desc.digest)))
-        digest = doc.get("config", {}).get("digest", "")
-        return digest if isinstance(digest, str) else ""
-    except (InvalidArgument, ValueError, RecursionError, AttributeError):
+    except (InvalidArgument, ValueError, RecursionError):
         return ""
+    cfg = doc.get("config") if isinstance(doc, dict) else None
+    digest = cfg.get("digest", "") if isinstance(cfg, dict) else ""
+    return digest if isinstance(digest, str) else ""
 
 
 def _docker_repo_tags(arc: _Archive) -> dict[str, list[str]]:
@@ -394,11 +430,12 @@ def _docker_repo_tags(arc: _Archive) -> dict[str, list[str]]:
     if not arc.has("manifest.json"):
         return {}
     out: dict[str, list[str]] = {}
-    for entry in arc.json("manifest.json") or []:
-        cfg = entry.get("Config", "")
+    for entry in _list(arc.json("manifest.json"), "manifest.json"):
+        entry = _obj(entry, "manifest.json entry")
+        cfg = _str(entry.get("Config", ""), "manifest.json Config")
         hex_ = cfg.rsplit("/", 1)[-1].removesuffix(".json")
         out.setdefault("sha256:" + hex_, []).extend(
-            t for t in entry.get("RepoTags") or [] if t and isinstance(t, str)
+            t for t in _strs(entry.get("RepoTags"), "manifest.json RepoTags") if t
         )
     return out
 
@@ -413,20 +450,22 @@ def _read_docker(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
     for e in entries:
         if not isinstance(e, dict) or "Config" not in e or "Layers" not in e:
             raise InvalidArgument("the archive's manifest.json has an entry without Config or Layers")
-        cfg_bytes = arc.read(e["Config"])
+        cfg_path = _str(e["Config"], "manifest.json Config")
+        layer_paths = _strs(e["Layers"], "manifest.json Layers")
+        cfg_bytes = arc.read(cfg_path)
         try:
-            config = json.loads(cfg_bytes)
+            config = _obj(json.loads(cfg_bytes), f"config {cfg_path!r}")
         except (ValueError, RecursionError) as err:
-            raise InvalidArgument(f"the archive's config {e['Config']!r} is not JSON: {err}") from None
-        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-        if len(diff_ids) != len(e["Layers"]):
+            raise InvalidArgument(f"the archive's config {cfg_path!r} is not JSON: {err}") from None
+        rootfs = _obj(config.get("rootfs") or {}, f"config {cfg_path!r} rootfs")
+        diff_ids = _strs(rootfs.get("diff_ids"), f"config {cfg_path!r} diff_ids")
+        if len(diff_ids) != len(layer_paths):
             raise InvalidArgument(
-                f"the archive's image {e['Config']!r} has {len(e['Layers'])} layers "
-                f"but {len(diff_ids)} diff IDs"
+                f"the archive's image {cfg_path!r} has {len(layer_paths)} layers but {len(diff_ids)} diff IDs"
             )
         cfg_digest = arc.content.put(cfg_bytes)
         layers = []
-        for path, diff_id in zip(e["Layers"], diff_ids, strict=True):
+        for path, diff_id in zip(layer_paths, diff_ids, strict=True):
             m = arc.member(path)
             f = arc.tf.extractfile(m)
             assert f is not None
@@ -444,7 +483,7 @@ def _read_docker(arc: _Archive) -> list[tuple[Descriptor, list[str]]]:
         out.append(
             (
                 Descriptor(OCI_MANIFEST, arc.content.put(mb), len(mb)),
-                [t for t in e.get("RepoTags") or [] if t and isinstance(t, str)],
+                [t for t in _strs(e.get("RepoTags"), "manifest.json RepoTags") if t],
             )
         )
     return out

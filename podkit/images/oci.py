@@ -122,6 +122,8 @@ class Descriptor:
     def from_dict(cls, d: dict[str, Any]) -> Descriptor:
         if not isinstance(d, dict):
             raise InvalidArgument(f"malformed descriptor {str(d)[:100]!r}: want an object")
+        if not isinstance(d.get("mediaType", ""), str) or not isinstance(d.get("digest", ""), str):
+            raise InvalidArgument(f"malformed descriptor {str(d)[:100]!r}: mediaType and digest are strings")
         try:
             return cls(
                 media_type=d.get("mediaType", ""),
