@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import re
 import subprocess
@@ -168,10 +169,40 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
+# statx(2): STATX_ATTR_MOUNT_ROOT (Linux 5.8) says whether a path is the root of a
+# mount, bind mounts of the same device included — one syscall instead of reading
+# /proc/self/mountinfo, which costs ~2 ms a call with a few hundred mounts (a container
+# start and release ask up to five times).
+_AT_SYMLINK_NOFOLLOW = 0x100
+_STATX_ATTR_MOUNT_ROOT = 0x2000
+_STATX_SIZE = 256
+_ATTRIBUTES = 8  # offsets in struct statx: stx_attributes, stx_attributes_mask
+_ATTRIBUTES_MASK = 56
+_statx = getattr(_libc, "statx", None)
+
+
+def _mount_root(path: str) -> bool | None:
+    """From statx: whether ``path`` is a mount's root; None when it cannot tell."""
+    if _statx is None:
+        return None
+    buf = ctypes.create_string_buffer(_STATX_SIZE)
+    if _statx(-100, os.fsencode(path), _AT_SYMLINK_NOFOLLOW, 0, buf) != 0:  # AT_FDCWD
+        # nothing can be mounted on a path that is not there
+        return False if ctypes.get_errno() in (errno.ENOENT, errno.ENOTDIR) else None
+    mask = int.from_bytes(buf.raw[_ATTRIBUTES_MASK : _ATTRIBUTES_MASK + 8], "little")
+    if not mask & _STATX_ATTR_MOUNT_ROOT:
+        return None  # this kernel or file system does not report it
+    attrs = int.from_bytes(buf.raw[_ATTRIBUTES : _ATTRIBUTES + 8], "little")
+    return bool(attrs & _STATX_ATTR_MOUNT_ROOT)
+
+
 def is_mountpoint(target: str | os.PathLike[str]) -> bool:
     """True when something is mounted on target (bind mounts of the same device included,
     which os.path.ismount misses)."""
     path = os.path.realpath(os.fspath(target))
+    known = _mount_root(path)
+    if known is not None:
+        return known
     try:
         with open("/proc/self/mountinfo") as f:
             return any(_unescape(line.split()[4]) == path for line in f)
