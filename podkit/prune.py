@@ -84,11 +84,12 @@ class PruneFilters:
             raise InvalidArgument("filters must be an object of lists of strings")
         got: dict[str, list[str]] = {}
         for key, values in filters.items():
-            vals = [values] if isinstance(values, str) else list(values)
-            if not all(isinstance(v, str) for v in vals):
-                raise InvalidArgument(f"invalid filter {key!r}: values must be strings")
             if key not in allowed:
                 raise InvalidArgument(f"invalid filter {key!r} for {what}: use {', '.join(sorted(allowed))}")
+            vals = [values] if isinstance(values, str) else values
+            if not isinstance(vals, list | tuple) or not all(isinstance(v, str) for v in vals):
+                raise InvalidArgument(f"invalid filter {key!r}: values must be strings")
+            vals = list(vals)
             if vals:
                 got[key] = vals
         until = None

@@ -71,6 +71,7 @@ def test_format_templates(d: Daemon) -> None:
     assert out.splitlines() == ["NAMES     APP       STATE", "t1        web       running"]
     row = json.loads(d.cli("ps", "--format", "{{json .}}", check=True).stdout)
     assert row["Names"] == "t1" and row["State"] == "running" and "Label" not in row
+    assert d.cli("ps", "--format", "{{.Networks}} {{.LocalVolumes}}", check=True).stdout == "bridge 1\n"
     mounts = d.cli("inspect", "-f", "{{range .Mounts}}{{.Destination}}{{end}}", "t1", check=True).stdout
     assert mounts == "/data\n"
     stats = d.cli("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "t1", check=True).stdout

@@ -79,6 +79,7 @@ def test_cli_form_and_bools() -> None:
         ({"until": ["1h", "2h"]}, CONTAINER_KEYS, "give one time"),
         ({"until": ["1h"]}, VOLUME_KEYS, "invalid filter 'until'"),
         ({"label": [1]}, CONTAINER_KEYS, "values must be strings"),
+        ({"label": 1}, CONTAINER_KEYS, "values must be strings"),
     ],
 )
 def test_bad_filters_name_the_problem(filters: dict, keys: frozenset[str], message: str) -> None:  # type: ignore[type-arg]

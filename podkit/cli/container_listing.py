@@ -80,7 +80,12 @@ def ps_fields(r: dict[str, Any], command: str, ports: str, no_trunc: bool) -> di
     method (``{{.Label "k"}}``)."""
     labels = r.get("labels") or {}
     mounts = r.get("mounts") or []
-    nets = [a.get("network", "") for a in ((r.get("network") or {}).get("attachments") or [])]
+
+    def mount_name(m: dict[str, Any]) -> str:
+        # docker: a volume's name, a bind's source, cut to 15 characters unless --no-trunc
+        name = str(m.get("source") or m.get("target") or "")
+        return name if no_trunc or len(name) <= 15 else name[:15] + "…"
+
     return {
         "ID": r["id"] if no_trunc else r["id"][:12],
         "Image": r["image"].removeprefix("docker.io/library/"),
@@ -93,8 +98,8 @@ def ps_fields(r: dict[str, Any], command: str, ports: str, no_trunc: bool) -> di
         "Size": _size_text(r),
         "Names": r["name"],
         "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
-        "Mounts": ",".join(m.get("source") or m.get("target", "") for m in mounts),
-        "Networks": ",".join(n for n in nets if n) or str((r.get("network") or {}).get("mode") or ""),
+        "Mounts": ",".join(mount_name(m) for m in mounts if m.get("type") != "tmpfs"),
+        "Networks": ",".join(r.get("networks") or []),
         "LocalVolumes": str(sum(1 for m in mounts if m.get("type") == "volume")),
         "Pod": (r.get("pod_id") or "")[:12],
         "Label": lambda key: str(labels.get(key, "")),

@@ -83,6 +83,12 @@ def view(ctx: ContainerContext, r: Record, full: bool = False) -> dict[str, Any]
         "infra": r.infra,
         "command": (cfg.get("entrypoint") or []) + (cfg.get("cmd") or []),
         "ports": ((r.network or {}).get("ports") or []) if live else [],
+        # what `ps --format '{{.Networks}} {{.Mounts}}'` shows, from the config alone
+        "networks": [cfg.get("network") or "bridge", *(cfg.get("networks") or [])],
+        "mounts": [
+            {"type": m.get("type", ""), "source": m.get("source", ""), "target": m.get("target", "")}
+            for m in cfg.get("mounts") or []
+        ],
     }
     if ctx.health is not None and (cfg.get("healthcheck") or {}).get("test", ["NONE"])[0] != "NONE":
         d["health"] = ctx.health.state(r.id) if live else None
