@@ -61,6 +61,17 @@ def test_management_commands_are_the_same_parsers(group: str, commands: list[str
     assert len(_choices(_choices(cli_main.build_parser(group, "nosuch"))[group])) > len(commands)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["network", "ls"], ["volume", "rm", "x"], ["pod", "ps"], ["play", "kube", "f"], ["manifest", "inspect"]],
+)
+def test_every_group_builds_one_subcommand(argv: list[str]) -> None:
+    group, sub = cli_main._invoked(argv)
+    assert group is not None and sub is not None
+    built = _choices(_choices(cli_main.build_parser(group, sub))[group])
+    assert sub in built and len(set(map(id, built.values()))) == 1, (argv, list(built))
+
+
 def test_group_aliases() -> None:
     full = _choices(_choices(cli_main.build_parser("container"))["container"])
     assert _options(full["ls"]) == _options(_choices(cli_main.build_parser("ps"))["ps"])

@@ -78,7 +78,7 @@ COMMANDS = {
 }
 # Commands that are groups of subcommands (`container run`): built one subcommand at a
 # time too, through subcommands().
-_GROUPS = frozenset({"container", "image", "system", "network", "volume", "pod", "manifest"})
+_GROUPS = frozenset({"container", "image", "system", "network", "volume", "pod", "manifest", "play"})
 # Global options that take a value (the command is the first word after them).
 _VALUE_OPTS = ("-H", "--host", "-n", "--namespace")
 

@@ -16,7 +16,9 @@ def register(sub: Subparsers) -> None:
     from podkit.cli.main import add_format
 
     p = sub.add_parser("network", help="manage networks")
-    nsub = p.add_subparsers(dest="network_command", metavar="COMMAND")
+    from podkit.cli.main import subcommands
+
+    nsub = subcommands(p, dest="network_command", metavar="COMMAND")
     p.set_defaults(func=prints_help(p))
 
     c = nsub.add_parser("create", help="create a bridge network")

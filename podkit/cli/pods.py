@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 def register(sub: Subparsers) -> None:
     pod = sub.add_parser("pod", help="manage pods (containers sharing net, ipc, uts)")
-    ps = pod.add_subparsers(dest="pod_command", metavar="COMMAND")
+    from podkit.cli.main import subcommands
+
+    ps = subcommands(pod, dest="pod_command", metavar="COMMAND")
     pod.set_defaults(func=prints_help(pod))
 
     _register_pod_create(ps)
@@ -141,7 +143,9 @@ def _register_pod_commands(ps: Subparsers) -> None:
 def _register_play(sub: Subparsers) -> None:
     """`play kube`."""
     play = sub.add_parser("play", help="run Kubernetes YAML")
-    pls = play.add_subparsers(dest="play_command", metavar="KIND")
+    from podkit.cli.main import subcommands
+
+    pls = subcommands(play, dest="play_command", metavar="KIND")
     play.set_defaults(func=prints_help(play))
     p = pls.add_parser("kube", help="run the Pods and Deployments of a Kubernetes YAML file")
     p.add_argument("file", metavar="FILE.yaml", help="the YAML file ('-' for stdin)")

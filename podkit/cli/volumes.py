@@ -17,7 +17,9 @@ def register(sub: Subparsers) -> None:
     from podkit.cli.main import add_format
 
     p = sub.add_parser("volume", help="manage named volumes")
-    vs = p.add_subparsers(dest="volume_cmd", metavar="COMMAND")
+    from podkit.cli.main import subcommands
+
+    vs = subcommands(p, dest="volume_cmd", metavar="COMMAND")
 
     c = vs.add_parser("create", help="create a volume")
     c.add_argument("name", nargs="?")
