@@ -11,6 +11,8 @@ from podkit import errors
 from podkit.cli.container_ops import container_ops as _ops
 
 if TYPE_CHECKING:
+    import tarfile
+
     from podkit.client import Client
 
 
@@ -20,6 +22,34 @@ def _split_ctr(spec: str) -> tuple[str, str] | None:
         if ref and path:
             return ref, path
     return None
+
+
+def checked_members(members: list[tarfile.TarInfo]) -> list[tarfile.TarInfo]:
+    """The members of a tar from the daemon, refused if one would land outside the target.
+
+    The daemon builds the tar by a walk confined to the container's root, so this is a
+    second line: a name (or a hard link's target) that is absolute, climbs with ``..``,
+    or goes through a symlink the same tar made, would write outside where the user
+    asked. The symlinks themselves are kept as they are (``/bin/sh -> /bin/busybox``).
+    """
+    links: set[str] = set()
+    for m in members:
+        names = [m.name] + ([m.linkname] if m.islnk() else [])
+        for name in names:
+            parts = [p for p in name.split("/") if p not in ("", ".")]
+            if name.startswith("/") or ".." in parts or (not parts and not m.isdir()):
+                raise errors.InvalidArgument(
+                    f"refusing the archive entry {m.name!r}: it leaves the destination"
+                )
+            for i in range(1, len(parts)):
+                prefix = "/".join(parts[:i])
+                if prefix in links:
+                    raise errors.InvalidArgument(
+                        f"refusing the archive entry {m.name!r}: it goes through the symlink {prefix!r}"
+                    )
+        if m.issym():
+            links.add("/".join(p for p in m.name.split("/") if p not in ("", ".")))
+    return members
 
 
 def cmd_cp(args: argparse.Namespace, client: Client) -> int:
@@ -39,7 +69,7 @@ def cmd_cp(args: argparse.Namespace, client: Client) -> int:
         data, stat = _ops(client).get_archive(ref, path, follow_link=args.follow_link)
         target = os.path.abspath(args.dst)
         with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            members = tf.getmembers()
+            members = checked_members(tf.getmembers())
             if not args.archive:
                 # docker: the files are the invoking user's; -a keeps the container's owners
                 for m in members:
