@@ -206,5 +206,8 @@ def test_docker_cli_prune_filters_and_sizes(env: DockerEnv, d: Daemon) -> None:
     assert net in env.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     env.docker("network", "prune", "-f", "--filter", "label=dp=1")
     assert net not in env.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    r = env.docker("system", "prune", "-f", "--filter", "label=nosuch=1")
+    assert "Total reclaimed space" in r.stdout
+    assert "dp-new" in env.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
     verbose = env.docker("system", "df", "-v").stdout
     assert "Images space usage:" in verbose and "dp-new" in verbose

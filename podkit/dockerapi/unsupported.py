@@ -45,6 +45,18 @@ routes.post("/session")(_BUILD)  # type: ignore[arg-type]
 
 @routes.post("/build/prune")
 async def build_prune(request: web.Request) -> web.StreamResponse:
-    """The build cache is images of the build namespace, which image GC prunes; nothing
-    apart to prune here (``docker system prune`` asks)."""
-    return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
+    """The build cache is the images of the build namespace (podkit/build): every one no
+    build is using goes (``docker builder prune``, ``docker system prune``); the filters
+    until and label(!) narrow it, BuildKit's other keys do not apply and are ignored."""
+    import asyncio
+
+    from podkit.daemon.system_usage import BUILD_NS
+    from podkit.dockerapi.common import filters, images
+    from podkit.prune import SYSTEM_KEYS, PruneFilters
+
+    f = PruneFilters.parse({k: v for k, v in filters(request).items() if k in SYSTEM_KEYS}, SYSTEM_KEYS)
+    res = await asyncio.to_thread(images(request).prune, BUILD_NS, True, f)
+    gone = [str(d["Deleted"]).split(":", 1)[-1] for d in res.get("deleted") or [] if "Deleted" in d]
+    return json_response(
+        {"CachesDeleted": gone or None, "SpaceReclaimed": int(res.get("space_reclaimed") or 0)}
+    )
