@@ -53,7 +53,7 @@ def test_management_commands_are_the_same_parsers(group: str, commands: list[str
     """`podkit container run` is `podkit run` (docker's management commands), built alone."""
     for cmd in commands:
         sub = _choices(_choices(cli_main.build_parser(group, cmd))[group])
-        assert list(sub) == [cmd], (group, cmd)
+        assert cmd in sub and len({id(x) for x in sub.values()}) == 1, (group, cmd, list(sub))
         assert _options(sub[cmd]) == _options(_choices(cli_main.build_parser(cmd))[cmd]), (group, cmd)
     # the group's own names for the top-level ones
     assert set(_choices(_choices(cli_main.build_parser(group))[group])) >= set(commands)

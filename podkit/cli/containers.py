@@ -58,7 +58,7 @@ def _register_commands(sub: Subparsers, group: bool) -> None:
     from podkit.cli import container_image
 
     _register_run(sub)
-    _register_lifecycle(sub)
+    _register_lifecycle(sub, group)
     _register_stdio(sub)
     _register_views(sub, group)
     container_image.register(sub)
@@ -97,7 +97,7 @@ def _register_run(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_create, **_ENGINE)
 
 
-def _register_lifecycle(sub: Subparsers) -> None:
+def _register_lifecycle(sub: Subparsers, group: bool = False) -> None:
     """Start, stop, kill, restart, rm, wait, pause, unpause, update, rename."""
     p = sub.add_parser("start", help="start containers")
     p.add_argument("-a", "--attach", action="store_true", help="attach stdout/stderr, exit with its code")
@@ -121,7 +121,8 @@ def _register_lifecycle(sub: Subparsers) -> None:
     p.add_argument("containers", nargs="+")
     p.set_defaults(func=cmd_restart)
 
-    p = sub.add_parser("rm", help="remove containers")
+    # docker 23+: `container remove` too
+    p = sub.add_parser("rm", aliases=["remove"] if group else [], help="remove containers")
     p.add_argument("-f", "--force", action="store_true", help="kill running ones first")
     p.add_argument("-v", "--volumes", action="store_true", help="remove their anonymous volumes")
     p.add_argument("containers", nargs="+")
