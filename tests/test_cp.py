@@ -237,3 +237,77 @@ def test_the_hosts_root_is_never_taken_for_a_container_root() -> None:
         with pytest.raises(errors.NotFound, match="its process is gone"):
             asyncio.run(archive.untar_into(root, "/tmp", io.BytesIO(_tar(("planted", "file", b"x")))))
     assert not Path("/tmp/planted").exists()
+
+
+def test_a_pid_another_process_took_is_not_the_containers_root(tmp_path: Path) -> None:
+    """/proc/<pid>/root is only the container's while <pid> is its process: a process
+    with that pid and another start time (the pid reaped and reused) is refused for
+    reading and writing, and so is a pid whose process has gone."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from podkit.containers import archive
+    from podkit.containers.process_root import ProcessRoot
+    from podkit.runtime.proc_identity import start_time
+
+    other = tmp_path / "other-root"
+    other.mkdir()
+    (other / "secret").write_text("another process's file")
+    # A process of its own root (not the host's: the host-root check does not apply).
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import os,sys,time; os.chroot({str(other)!r}); print(1, flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == b"1"
+        start = start_time(p.pid)
+
+        async def read(root: ProcessRoot) -> bytes:
+            _, chunks = await archive.tar_path(root, "/secret")
+            return b"".join([c async for c in chunks])
+
+        # its own identity: its root is served
+        assert _members(asyncio.run(read(ProcessRoot(p.pid, start)))).keys() == {"secret"}
+        reused = ProcessRoot(p.pid, start + 1)  # as a container whose pid this process took
+        with pytest.raises(errors.NotFound, match=f"pid {p.pid} now belongs to another process"):
+            asyncio.run(read(reused))
+        with pytest.raises(errors.NotFound, match="belongs to another process"):
+            asyncio.run(archive.stat_path(reused, "/"))
+        with pytest.raises(errors.NotFound, match="belongs to another process"):
+            asyncio.run(archive.untar_into(reused, "/", io.BytesIO(_tar(("planted", "file", b"x")))))
+        assert not (other / "planted").exists()
+    finally:
+        p.kill()
+        p.wait()
+    with pytest.raises(errors.NotFound, match=f"its process \\(pid {p.pid}\\) is gone"):
+        asyncio.run(archive.stat_path(ProcessRoot(p.pid, start), "/"))
+
+
+def test_cp_checks_the_containers_pid_is_still_its_process(d: Daemon) -> None:
+    """The start time of a container's init is recorded at create; a cp whose pid names
+    a process started at another time (what a reused pid looks like) is a 404 naming it,
+    and nothing is read or written through it."""
+    import json
+
+    from podkit.runtime.proc_identity import start_time
+
+    c = d.client()
+    ctr = c.containers.run("busybox", ["sleep", "300"], name="pidcheck")
+    pid = c.containers.get(ctr.id).raw["pid"]
+    meta_file = d.state / "runtime" / "containers" / ctr.id / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    assert (meta["init_pid"], meta["init_start"]) == (pid, start_time(pid))
+    c.containers.put_archive("pidcheck", "/tmp", _tar(("before", "file", b"b")))
+    meta_file.write_text(json.dumps(dict(meta, init_start=meta["init_start"] + 1)))
+    with pytest.raises(errors.NotFound, match=f"pid {pid} now belongs to another process"):
+        c.containers.get_archive("pidcheck", "/tmp/before")
+    with pytest.raises(errors.NotFound, match="belongs to another process"):
+        c.containers.put_archive("pidcheck", "/tmp", _tar(("after", "file", b"a")))
+    meta_file.write_text(json.dumps(meta))
+    data, _ = c.containers.get_archive("pidcheck", "/tmp")
+    assert sorted(_members(data)) == ["tmp", "tmp/before"]

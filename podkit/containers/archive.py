@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from podkit.containers import rootfs_fd
+from podkit.containers.process_root import ProcessRoot, open_process_root
 from podkit.errors import Internal, InvalidArgument, NotFound, PodkitError, UnsafeContent
 
 log = logging.getLogger(__name__)
@@ -87,11 +88,19 @@ def _lookup_error(
     return Internal(f"looking up {path} in the container failed: {e.strerror}")
 
 
-def _open_root(root: Path) -> int:
-    try:
-        fd = rootfs_fd.open_root(root)
-    except OSError as e:  # the container's process went away meanwhile
-        raise NotFound(f"the container's file system is not available: {e.strerror}") from None
+# A running container's root is its process's (checked to be still the container's);
+# a stopped one's, the mount cp made of its snapshot.
+Root = Path | ProcessRoot
+
+
+def _open_root(root: Root) -> int:
+    if isinstance(root, ProcessRoot):
+        fd = open_process_root(root)
+    else:
+        try:
+            fd = rootfs_fd.open_root(root)
+        except OSError as e:  # the container's process went away meanwhile
+            raise NotFound(f"the container's file system is not available: {e.strerror}") from None
     st, host = os.fstat(fd), os.stat("/")
     if (st.st_dev, st.st_ino) == (host.st_dev, host.st_ino):
         # /proc/<pid>/root of a pid the container's process no longer holds, taken by a
@@ -101,7 +110,7 @@ def _open_root(root: Path) -> int:
     return fd
 
 
-def _pin(root: Path, path: str, follow: bool = False) -> tuple[int, os.stat_result]:
+def _pin(root: Root, path: str, follow: bool = False) -> tuple[int, os.stat_result]:
     """An ``O_PATH`` descriptor of ``path`` in the container and its stat. Symlinks on the
     way are followed inside the root; the last one only with ``follow`` (``cp -L``; else
     the link itself is what is copied, as docker does)."""
@@ -127,7 +136,7 @@ def _info(path: str, fd: int, st: os.stat_result) -> dict[str, Any]:
     }
 
 
-async def stat_path(root: Path, path: str, follow: bool = False) -> dict[str, Any]:
+async def stat_path(root: Root, path: str, follow: bool = False) -> dict[str, Any]:
     """What ``tar_path`` would report about ``path``, without the tar."""
 
     def run() -> dict[str, Any]:
@@ -175,7 +184,7 @@ class _QueueWriter:
 
 
 async def tar_path(
-    root: Path, path: str, follow: bool = False
+    root: Root, path: str, follow: bool = False
 ) -> tuple[dict[str, Any], AsyncGenerator[bytes, None]]:
     """A tar of ``path`` (file or directory, named by its basename) and its stat; with
     ``follow`` a symlink named as ``path`` is copied as what it points to (inside the root).
@@ -341,7 +350,7 @@ class _StreamReader:
 
 
 async def untar_into(
-    root: Path, path: str, stream: BlockingReader | AsyncReader, owner: tuple[int, int] | None = None
+    root: Root, path: str, stream: BlockingReader | AsyncReader, owner: tuple[int, int] | None = None
 ) -> None:
     """Extract the tar read from ``stream`` into directory ``path`` of the container; each
     entry owned as the tar says, or by ``owner`` (uid, gid) when given (``cp`` without -a)."""

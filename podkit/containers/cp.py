@@ -1,6 +1,7 @@
 """``podkit cp``: a container's files read as a tar stream, or a tar stream written in.
 
-A running container's files are reached through its live root (``/proc/PID/root``); a
+A running container's files are reached through its live root (``/proc/PID/root``, once
+process_root.py has checked PID is still its process); a
 stopped one's snapshot is mounted for the copy under ``<state>/cp`` and unmounted after
 (recovery unmounts what a crash leaves there). The tar handling is archive.py's.
 """
@@ -11,22 +12,23 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncGenerator, Callable
-from pathlib import Path
 from typing import Any
 
 from podkit.containers import archive
 from podkit.containers.context import ContainerContext, snap_key
+from podkit.containers.process_root import ProcessRoot
 from podkit.containers.rootfs import mount_all, unmount
 from podkit.containers.store import Record
 
 log = logging.getLogger(__name__)
 
 
-async def root_for(ctx: ContainerContext, rec: Record) -> tuple[Path, Callable[[], None] | None]:
-    """A path where the container's file system can be read: its live root if running;
-    with how to release it (None: nothing to release)."""
+async def root_for(ctx: ContainerContext, rec: Record) -> tuple[archive.Root, Callable[[], None] | None]:
+    """Where the container's file system can be read: its live root if running (its
+    process, named by pid and start time: a reused pid is refused); with how to
+    release it (None: nothing to release)."""
     if rec.state in ("running", "paused") and rec.pid:
-        return Path(f"/proc/{rec.pid}/root"), None
+        return ProcessRoot(rec.pid, ctx.rt.init_start(rec.id, rec.pid)), None
     tmp = ctx.state_dir / "cp" / secrets.token_hex(6)
     tmp.mkdir(parents=True, exist_ok=True)
     mounts = ctx.snapshots.mounts(snap_key(rec.id))

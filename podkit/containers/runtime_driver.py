@@ -108,6 +108,10 @@ class RuntimeDriver:
     async def state(self, cid: str) -> dict[str, Any] | None:
         return await self.rt.state(cid)
 
+    def init_start(self, cid: str, pid: int) -> int | None:
+        """The start time recorded at create for the container's init ``pid``."""
+        return self.rt.init_start(cid, pid)
+
     def conmon_pid(self, cid: str) -> int | None:
         return self.rt.conmon_pid(cid)
 

@@ -3,6 +3,7 @@ that fails, nothing left of it (runc's state, conmon's files, the cgroup)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from podkit.errors import Conflict, InvalidArgument, NotFound
 from podkit.runtime import conmon as conmon_mod
-from podkit.runtime import teardown
+from podkit.runtime import proc_identity, teardown
 from podkit.runtime.conmon import RuntimeCreateError
 from podkit.runtime.runc import classify_start_error
 
@@ -90,8 +91,30 @@ async def create(
     except BaseException:
         await _cleanup_failed(rt, cid)
         raise
+    _record_init(rt, cid, pid)
     log.debug("container %s created, pid %d", cid, pid)
     return pid
+
+
+def _record_init(rt: Runtime, cid: str, pid: int) -> None:
+    """Keep the init process's start time beside its pid in meta.json: what later proves
+    a pid is still this container's (containers/process_root.py)."""
+    try:
+        started = proc_identity.start_time(pid)
+    except (OSError, ValueError, IndexError) as e:  # it ended already: nothing to name
+        log.warning("container %s: the start time of pid %d is unreadable: %r", cid, pid, e)
+        return
+    paths = rt.paths(cid)
+    meta = json.loads((paths.dir / "meta.json").read_text())
+    meta.update(init_pid=pid, init_start=started)
+    tmp = paths.dir / ".meta.json.tmp"
+    try:
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, paths.dir / "meta.json")
+    except OSError as e:  # a full disk: the container runs, cp checks less
+        log.warning("container %s: recording its init's start time failed: %r", cid, e)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 async def _cleanup_failed(rt: Runtime, cid: str) -> None:

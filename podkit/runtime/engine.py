@@ -204,6 +204,13 @@ class Runtime:
             timeout=timeout,
         )
 
+    def init_start(self, cid: str, pid: int) -> int | None:
+        """The start time recorded at create for ``pid`` as the container's init (None:
+        not recorded, or recorded for another pid); see containers/process_root.py."""
+        meta = self._meta(cid)
+        start = meta.get("init_start")
+        return start if meta.get("init_pid") == pid and isinstance(start, int) else None
+
     def place_conmon(self, pid: int) -> None:
         """Move a long-lived conmon into the monitors' cgroup (its launch calls this)."""
         if self.conmon_cgroup:
