@@ -165,6 +165,13 @@ def test_table_prefix_headers_and_tabwriter() -> None:
     assert tabwrite("a\tb\nlonger-than-ten\tc\nno tabs") == f"{'a':18}b\n{'longer-than-ten':18}c\nno tabs"
 
 
+def test_json_of_a_listing_row_sorts_keys_as_go_maps_do() -> None:
+    row = {"Names": "web", "ID": "abc", "Label": lambda k: ""}
+    assert format_items("{{json .}}", [row], {"ID": "CONTAINER ID"}) == '{"ID":"abc","Names":"web"}\n'
+    # an inspect document is a struct: its order stays
+    assert format_items("{{json .}}", [{"b": 1, "a": 2}], {}) == '{"b":1,"a":2}\n'
+
+
 def test_template_is_parsed_once() -> None:
     t = Template("{{.A}}-")
     assert [t.execute({"A": i}) for i in range(3)] == ["0-", "1-", "2-"]

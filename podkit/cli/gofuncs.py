@@ -93,7 +93,14 @@ def go_json(v: object) -> str:
     return json.dumps(_data(v), separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+class GoMap(dict[str, Any]):
+    """A dict that Go holds as a map, not a struct: ``json`` writes its keys sorted, as
+    encoding/json does (docker's listing contexts marshal through a map)."""
+
+
 def _data(v: object) -> object:
+    if isinstance(v, GoMap):
+        return {k: _data(v[k]) for k in sorted(v) if not callable(v[k])}
     if isinstance(v, Mapping):
         return {k: _data(x) for k, x in v.items() if not callable(x)}
     if isinstance(v, list | tuple):
