@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(python3 python3-venv runc conmon containernetworking-plugins catatonit iptables aardvark-dns
       iproute2 busybox-static skopeo umoci docker-registry apache2-utils zstd procps openssl
-      docker-compose buildah)
+      docker-compose buildah strace)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

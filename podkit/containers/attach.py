@@ -123,6 +123,9 @@ class PendingAttach:
             if not self.ready.done():
                 self.ready.set_exception(e)
             return
+        # The container starts when this returns: conmon must have taken the
+        # connection by then, or a quick container's output can go to no one.
+        await sess.accepted()
         if not self.ready.done():
             self.ready.set_result(AttachAdapter(sess, self.stdin))
         else:

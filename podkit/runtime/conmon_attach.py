@@ -8,13 +8,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
+import select
 import socket
 from pathlib import Path
 
 from podkit.errors import Conflict, Internal, NotFound
+from podkit.runtime import unix_diag
+
+log = logging.getLogger(__name__)
 
 STDIN, STDOUT, STDERR = 1, 2, 3
+_diag_missing_logged = False  # the warning that attached runs start unchecked, once
 _STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr", STDIN: "stdin"}
 
 
@@ -26,6 +32,7 @@ class AttachSession:
         self._ctl_path = ctl_path
         self.cid = cid
         self._closed = False
+        self._stdin_gone = False
 
     @classmethod
     async def connect(cls, attach_path: Path, ctl_path: Path, cid: str) -> AttachSession:
@@ -53,13 +60,60 @@ class AttachSession:
                 os.close(path_fd)
         return cls(sock, ctl_path, cid)
 
+    async def accepted(self, timeout: float = 10.0) -> None:
+        """Return once conmon has accept()ed this connection (or cannot any more).
+
+        conmon accepts in its main loop, and writes output only to the connections it
+        has accepted. One of its loop iterations that polled before this connect and
+        is held up (a loaded host) can reap a container started meanwhile and leave the
+        loop: conmon then drains the output to no one and resets this connection. So a
+        ``run`` starts its container only once this returns. No event marks the accept:
+        the kernel's socket diagnostics are asked, with a short backoff.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.0002
+        while True:
+            try:
+                if unix_diag.peer_accepted(self._sock):
+                    return
+            except unix_diag.Unavailable as e:
+                global _diag_missing_logged
+                if not _diag_missing_logged:
+                    _diag_missing_logged = True
+                    log.warning("no unix socket diagnostics (%s): attached runs start unchecked", e)
+                return
+            if self._hung_up():
+                return  # conmon is gone: reading will say so
+            if loop.time() >= deadline:
+                log.warning(
+                    "conmon of %s did not accept the attach connection in %.0fs", self.cid[:12], timeout
+                )
+                return
+            await asyncio.sleep(delay)  # backoff between checks of a condition
+            delay = min(delay * 2, 0.01)
+
+    def _hung_up(self) -> bool:
+        p = select.poll()
+        p.register(self._sock.fileno(), select.POLLIN)
+        return any(ev & (select.POLLHUP | select.POLLERR) for _, ev in p.poll(0))
+
     async def read(self) -> tuple[str, bytes] | None:
         """The next chunk of output as ``(stream name, data)``; None at end."""
         loop = asyncio.get_running_loop()
+        resets = 0
         while True:
             try:
                 data = await loop.sock_recv(self._sock, 8193)
-            except (ConnectionResetError, OSError):
+            except ConnectionResetError:
+                # conmon went with input of ours unread (stdin the container never
+                # read): Linux reports the reset before the output still queued here,
+                # and only once. Read on for that output.
+                resets += 1
+                if resets > 1:
+                    return None
+                continue
+            except OSError:
                 return None
             if not data:
                 return None
@@ -69,12 +123,19 @@ class AttachSession:
             # other frame kinds (none in API v1) are skipped
 
     async def write(self, data: bytes) -> None:
-        if not data:
+        if not data or self._stdin_gone:
             return
         loop = asyncio.get_running_loop()
-        # conmon reads the socket in chunks of up to 8192 bytes.
-        for i in range(0, len(data), 8192):
-            await loop.sock_sendall(self._sock, data[i : i + 8192])
+        try:
+            # conmon reads the socket in chunks of up to 8192 bytes.
+            for i in range(0, len(data), 8192):
+                await loop.sock_sendall(self._sock, data[i : i + 8192])
+        except (BrokenPipeError, ConnectionResetError) as e:
+            # The container ended (or conmon closed its stdin) with input still coming,
+            # as `docker run -i` of a command that reads none: the input is dropped and
+            # the session goes on to the output's end and the exit code.
+            self._stdin_gone = True
+            log.debug("attach %s: stdin no longer taken (%s); the rest is dropped", self.cid[:12], e)
 
     def close_stdin(self) -> None:
         with contextlib.suppress(OSError):
