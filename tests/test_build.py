@@ -342,3 +342,40 @@ def test_docker_api_build_cancelled_when_the_client_leaves(d: Daemon, tmp_path: 
 
     wait_for(clean, timeout=20, what="the cancelled build's container, snapshot and mounts to go")
     assert [i for i in d.client().images.list() if "left:1" in str(i.name)] == []
+
+
+def test_build_cut_short_by_a_crash_is_swept_at_start(d: Daemon, tmp_path: Path) -> None:
+    """podkitd SIGKILLed during a RUN: the next start removes the step container and the
+    work directory (a --from view, mounted only during its COPY, would go too)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import wait_for
+
+    ctx = _ctx(
+        tmp_path,
+        "FROM busybox AS one\nRUN echo x > /x\nFROM busybox\nCOPY --from=one /x /x\nRUN sleep 300\n",
+    )
+    env = dict(os.environ, PODKIT_HOST=d.host)
+    p = subprocess.Popen(
+        [str(Path(sys.executable).parent / "podkit"), "build", str(ctx)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        c = d.client("podkit-build")
+        wait_for(lambda: any(x.state == "running" for x in c.containers.list(all=True)), timeout=60)
+        assert any((d.state / "build").iterdir())
+        d.kill()
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    d.restart()
+    assert d.client("podkit-build").containers.list(all=True) == []
+    assert list((d.state / "build").iterdir()) == []
+    assert _db_rows(d, "SELECT key FROM snapshots WHERE kind != 'committed'") == []
+    assert _leftovers(d) == []

@@ -144,10 +144,9 @@ async def build_from_tar(
     emit: Emit,
     workdir: Path,
 ) -> str:
-    """Unpack the context tar into ``workdir`` (removed after) and build."""
-    import shutil
-
+    """Unpack the context tar into ``workdir`` (removed after, in the background) and build."""
     from podkit.build.context import apply_dockerignore, unpack_context
+    from podkit.build.workdir import remove_later
 
     ctx_dir = workdir / "context"
     try:
@@ -155,4 +154,4 @@ async def build_from_tar(
         await asyncio.to_thread(apply_dockerignore, ctx_dir, {opts.dockerfile, ".dockerignore"})
         return await Builder(images, containers, ns, ctx_dir, opts, emit).build()
     finally:
-        await asyncio.to_thread(shutil.rmtree, workdir, True)
+        remove_later(workdir)

@@ -1,7 +1,7 @@
 """One build request, as both HTTP front ends serve it: the context tar received into
 a private directory under the daemon's state, the build run with progress lines sent
 as they come, and the directory removed whatever happens (success, failure, the client
-leaving)."""
+leaving; in the background: workdir.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import asyncio
 import json
 import logging
 import secrets
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podkit.build.builder import BuildOptions, build_from_tar
+from podkit.build.workdir import remove_later
 from podkit.errors import InvalidArgument, PodkitError
 
 if TYPE_CHECKING:
@@ -77,18 +77,18 @@ async def run(
         reference.parse(t)  # a bad tag refused before the upload is read
     work = state_dir / "build" / secrets.token_hex(8)
     work.mkdir(parents=True)
+    building = False
     try:
         tar = work / "context.tar"
         with open(tar, "wb") as f:
             async for chunk in body:
                 await asyncio.to_thread(f.write, chunk)
         with open(tar, "rb") as f:
-            return await build_from_tar(images, containers, ns, f, opts, emit, work / "ctx")
+            building = True  # from here on the build removes ``work``
+            return await build_from_tar(images, containers, ns, f, opts, emit, work)
     finally:
-        try:
-            await asyncio.to_thread(shutil.rmtree, work)
-        except OSError as e:
-            log.warning("build: removing its work directory %s failed: %r", work, e)
+        if not building:
+            remove_later(work)
 
 
 def error_message(e: BaseException) -> str:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # Step images and step containers live in a namespace of their own, out of the user's way.
 BUILD_NS = "podkit-build"
 CACHE_REPO = "localhost/podkit-build-cache"
+VIEW_PREFIX = "build-view-"  # snapshot keys (and mount points under <state>/build) of --from views
 PREDEFINED_ARGS = (
     "HTTP_PROXY",
     "HTTPS_PROXY",

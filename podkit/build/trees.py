@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podkit.build.dockerfile import Instruction
-from podkit.build.state import BUILD_NS, BuildContext, Stage
+from podkit.build.state import BUILD_NS, VIEW_PREFIX, BuildContext, Stage
 from podkit.errors import PodkitError
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ async def stage_root(bc: BuildContext, ins: Instruction, ref: str) -> tuple[Path
     from podkit.containers.rootfs import mount_all, unmount
 
     snaps = bc.images.snapshots
-    key = f"build-view-{secrets.token_hex(6)}"
+    key = f"{VIEW_PREFIX}{secrets.token_hex(6)}"
     assert img.chain_id is not None
     mounts = snaps.view(key, img.chain_id)
     target = bc.containers.ctx.state_dir / "build" / key

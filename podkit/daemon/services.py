@@ -170,4 +170,20 @@ def build(config: Config) -> Services:
     s.containers.add_hooks(s.pods)
     s.on_startup(s.pods.recover)
     s.on_shutdown(s.pods.finish_teardowns)  # first of the shutdown hooks (reverse order)
+
+    # build: what a build cut short by a crash left (its step container, --from views,
+    # work directory under <state>/build) goes at start, after the containers' recovery;
+    # a shutdown waits for the work directories still being removed.
+    async def _build_startup() -> None:
+        from podkit.build.workdir import sweep
+
+        await sweep(s.containers.state_dir, s.snapshots, s.containers)
+
+    async def _build_shutdown() -> None:
+        from podkit.build.workdir import finish_removals
+
+        await finish_removals()
+
+    s.on_startup(_build_startup)
+    s.on_shutdown(_build_shutdown)
     return s
