@@ -230,6 +230,23 @@ def _blob(d: Daemon, digest: str) -> bytes:
     return (d.root / "content" / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
 
 
+def _chains(d: Daemon, name: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The chain IDs and layer descriptors of image ``name`` (of namespace default)."""
+    import json
+
+    from podkit.images.image import chain_id_of
+
+    [(digest,)] = _db_rows(
+        d, "SELECT digest FROM images WHERE namespace='default' AND name LIKE ?", (f"%{name}",)
+    )
+    manifest = json.loads(_blob(d, str(digest)))
+    cfg = json.loads(_blob(d, manifest["config"]["digest"]))
+    chains: list[str] = []
+    for diff_id in cfg["rootfs"]["diff_ids"]:
+        chains.append(chain_id_of(chains[-1] if chains else None, diff_id))
+    return chains, manifest["layers"]
+
+
 def _tree_entries(root: Path) -> set[tuple[str, str, int, int]]:
     """(path, type, mode, uid) of a snapshot's own tree; a whiteout device is 'w'."""
     import os
@@ -271,8 +288,6 @@ def test_run_step_snapshot_is_committed_as_its_layer(d: Daemon, tmp_path: Path) 
     see the same tree."""
     import json
 
-    from podkit.images.image import chain_id_of
-
     ctx = _ctx(
         tmp_path,
         "FROM busybox\n"
@@ -282,15 +297,7 @@ def test_run_step_snapshot_is_committed_as_its_layer(d: Daemon, tmp_path: Path) 
     r = d.cli("build", "-t", "layered:1", str(ctx))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "\nkeep\n" in r.stdout
-    [(digest,)] = _db_rows(
-        d, "SELECT digest FROM images WHERE namespace='default' AND name LIKE '%layered:1'"
-    )
-    manifest = json.loads(_blob(d, str(digest)))
-    cfg = json.loads(_blob(d, manifest["config"]["digest"]))
-    diff_ids, layers = cfg["rootfs"]["diff_ids"], manifest["layers"]
-    chains: list[str] = []
-    for diff_id in diff_ids:
-        chains.append(chain_id_of(chains[-1] if chains else None, diff_id))
+    chains, layers = _chains(d, "layered:1")
     for chain, layer in zip(chains[-2:], layers[-2:], strict=True):
         [(driver, sid, labels)] = _db_rows(
             d, "SELECT driver, id, labels FROM snapshots WHERE key=?", (chain,)
@@ -379,3 +386,36 @@ def test_build_cut_short_by_a_crash_is_swept_at_start(d: Daemon, tmp_path: Path)
     assert list((d.state / "build").iterdir()) == []
     assert _db_rows(d, "SELECT key FROM snapshots WHERE kind != 'committed'") == []
     assert _leftovers(d) == []
+
+
+def test_run_step_snapshot_is_its_layer_on_the_copying_snapshotter(
+    tmp_path: Path, busybox_tarball: Path
+) -> None:
+    """The same on the copying snapshotter (full trees): the RUN step's tree, without the
+    runtime's mount targets, is committed as its layer; a run of the image sees the
+    deletion and the new file."""
+    import json
+
+    from tests.fixtures.images import import_busybox
+
+    (tmp_path / "d").mkdir()
+    d = Daemon(tmp_path / "d", extra_config='[images]\nsnapshotter = "native"\n').start()
+    try:
+        import_busybox(d, busybox_tarball)
+        ctx = _ctx(tmp_path, "FROM busybox\nRUN mkdir /x && echo hi > /x/f && rm /etc/group\n")
+        r = d.cli("build", "-t", "native:1", str(ctx))
+        assert r.returncode == 0, r.stdout + r.stderr
+        chains, _ = _chains(d, "native:1")
+        [(sid, labels)] = _db_rows(d, "SELECT id, labels FROM snapshots WHERE key=?", (chains[-1],))
+        lab = json.loads(str(labels))
+        assert "podkit/extract" not in lab and not any(k.startswith("podkit/container") for k in lab)
+        tree = d.root / "snapshots" / "native" / str(sid) / "fs"
+        assert (tree / "x" / "f").read_text() == "hi\n" and not (tree / "etc" / "group").exists()
+        for target in ("etc/hosts", "etc/resolv.conf", "etc/hostname"):  # made by the runtime, empty
+            p = tree / target
+            assert not p.exists() or p.stat().st_size > 0, target
+        r = d.cli("run", "--rm", "native:1", "sh", "-c", "cat /x/f; ls /etc/group")
+        assert r.stdout.startswith("hi\n") and r.returncode != 0, r.stdout + r.stderr
+    finally:
+        d.stop()
+        d.drop_host_network()
