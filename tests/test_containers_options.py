@@ -379,7 +379,8 @@ def test_every_option_has_a_parser() -> None:
 
     from podkit.containers.options import KNOWN_KEYS
 
-    assert {f.name for f in dataclasses.fields(CreateOptions)} <= KNOWN_KEYS
+    # warnings: what parse tells the client it discarded, not an option
+    assert {f.name for f in dataclasses.fields(CreateOptions)} - {"warnings"} <= KNOWN_KEYS
     extras = {"volumes", "tmpfs", "env_file", "security_opt", "restart_policy", "detach_keys"}
     assert extras <= KNOWN_KEYS
 
@@ -521,3 +522,110 @@ def test_run_flags_parse() -> None:
     assert o.group_add == ["wheel", 1234, 5] and o.memory_swap == -1 and o.memory_reservation == 32 << 20
     assert (o.pull, o.ip, o.cpuset_cpus) == ("never", "10.9.0.7", "0")
     assert CreateOptions.from_stored(o.to_dict()) == o
+
+
+@pytest.mark.parametrize(
+    "body, msg",
+    [
+        ({"uts": "private"}, "invalid --uts"),
+        ({"uts": "host", "domainname": "d.org"}, "UTS mode"),
+        ({"cgroupns": "shared"}, "invalid --cgroupns"),
+        ({"userns": "keep-id"}, "no user namespace remapping"),
+        ({"cgroup_parent": "../etc"}, "invalid --cgroup-parent"),
+        ({"cgroup_parent": "a b"}, "invalid --cgroup-parent"),
+        ({"links": ["bad name"]}, "invalid --link"),
+        ({"links": ["web"], "network": "none"}, "--link cannot be used"),
+        ({"mac_address": "02:42:ac:11:00"}, "invalid --mac-address"),
+        ({"mac_address": "02:42:ac:11:00:02", "network": "host"}, "--mac-address and network mode"),
+        ({"blkio_weight": 5}, "out of range 10..1000"),
+        ({"device_read_bps": ["/dev/null"]}, "DEVICE_PATH:VALUE"),
+        ({"device_read_bps": ["/nonexistent:1m"]}, "No such file"),
+        ({"device_write_iops": ["/dev/null:10"]}, "not a block device"),
+        ({"memory_swappiness": 101}, "out of range 0..100"),
+        ({"kernel_memory": "lots"}, "kernel memory"),
+        ({"device_cgroup_rules": ["c 1:3 rwx"]}, "device cgroup rule"),
+        ({"device_cgroup_rules": ["c 1:3 rrw"]}, "device cgroup rule"),
+        ({"gpus": "all"}, "no GPU"),
+        ({"ip6": "2001:db8::1"}, "IPv4 only"),
+        ({"storage_opt": ["size=1G"]}, "size quota"),
+        ({"cpu_rt_runtime": 950000}, "real-time"),
+        ({"io_maxiops": 5}, "Windows only"),
+        ({"runtime": "kata"}, "runc"),
+        ({"isolation": "hyperv"}, "only supports 'default'"),
+        ({"volume_driver": "nfs"}, "only 'local'"),
+    ],
+)
+def test_run_flags_refused(body: dict[str, object], msg: str) -> None:
+    with pytest.raises(InvalidArgument, match=msg):
+        CreateOptions.parse({"image": "busybox", **body})
+
+
+def test_run_flags_parsed_and_discarded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker's forms are taken; a limit the host's cgroups cannot set is discarded with
+    docker's warning (and none is stored)."""
+    from podkit.runtime import spec_host
+
+    monkeypatch.setattr(
+        spec_host, "blkio_support", lambda: dict.fromkeys(("weight", "weight_device", "throttle"), False)
+    )
+    monkeypatch.setattr(spec_host, "oom_kill_disable_support", lambda: False)
+    monkeypatch.setattr(spec_host, "swappiness_support", lambda: True)
+    block = next((d for d in ("/dev/loop0", "/dev/vda", "/dev/sda") if os.path.exists(d)), None)
+    o = CreateOptions.parse(
+        {
+            "image": "b",
+            "links": ["/web:/me/db", "cache"],
+            "cgroup_parent": "mine/sub/",
+            "mac_address": "02:42:AC:11:00:02",
+            "blkio_weight": 300,
+            "oom_kill_disable": True,
+            "memory_swappiness": 0,
+            "cpu_percent": 50,
+            "device_cgroup_rules": ["a  *:*  rwm"],
+            **({"device_read_bps": [f"{block}:1mb"]} if block else {}),
+        }
+    )
+    assert o.links == ["web:db", "cache:cache"] and o.cgroup_parent == "/mine/sub"
+    assert o.mac_address == "02:42:ac:11:00:02" and o.memory_swappiness == 0
+    assert o.blkio_weight is None and not o.oom_kill_disable and o.device_read_bps == []
+    assert o.device_cgroup_rules == ["a *:* rwm"]
+    text = " ".join(o.warnings)
+    assert "Weight discarded" in text and "OomKillDisable discarded" in text and "CPU percent" in text
+    if block:
+        assert "--device-read-bps discarded" in text
+    assert "warnings" not in o.to_dict() and CreateOptions.from_stored(o.to_dict()).warnings == []
+
+
+def test_run_flags_in_the_spec() -> None:
+    """Block I/O throttles and weights, the OOM and swappiness settings, extra device
+    rules and the domainname (a sysctl: runc 1.1 has no spec domainname) in config.json."""
+    from podkit.runtime import spec as S
+
+    res = S.Resources(
+        blkio_weight=300,
+        blkio_weight_device=[(7, 0, 200)],
+        throttle={"throttleReadBpsDevice": [(7, 0, 1 << 20)]},
+        oom_kill_disable=True,
+        memory_swappiness=10,
+    )
+    so = S.SpecOptions(
+        rootfs="/tmp",
+        args=["true"],
+        hostname="h",
+        domainname="example.org",
+        resources=res,
+        device_rules=[{"allow": True, "type": "b", "major": 7, "access": "rwm"}],
+    )
+    spec = S.build_spec(so)
+    r = spec["linux"]["resources"]
+    assert r["blockIO"] == {
+        "weight": 300,
+        "weightDevice": [{"major": 7, "minor": 0, "weight": 200}],
+        "throttleReadBpsDevice": [{"major": 7, "minor": 0, "rate": 1 << 20}],
+    }
+    assert r["memory"] == {"disableOOMKiller": True, "swappiness": 10}
+    assert {"allow": True, "type": "b", "major": 7, "access": "rwm"} in r["devices"]
+    assert spec["linux"]["sysctl"]["kernel.domainname"] == "example.org"
+    so.namespaces = {**so.namespaces, "uts": "host"}
+    with pytest.raises(InvalidArgument, match="own UTS namespace"):
+        S.build_spec(so)

@@ -3,6 +3,8 @@ pure translation, checked here without a daemon."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from podkit.containers.options import CreateOptions
@@ -83,17 +85,60 @@ def test_ports_binds_volumes_mounts_tmpfs(tmp_path: object) -> None:
 @pytest.mark.parametrize(
     ("host_config", "named"),
     [
-        ({"UTSMode": "host"}, "HostConfig.UTSMode"),
-        ({"Links": ["a:b"]}, "HostConfig.Links"),
+        ({"UsernsMode": "private"}, "--userns"),
+        ({"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}, "HostConfig.DeviceRequests"),
         ({"Mounts": [{"Type": "volume", "Target": "/v", "VolumeOptions": {"Subpath": "x"}}]}, "Subpath"),
         ({"LogConfig": {"Type": "syslog"}}, "LogConfig.Type"),
         ({"Runtime": "crun"}, "runtime"),
+        ({"Isolation": "hyperv"}, "isolation"),
+        ({"StorageOpt": {"size": "1G"}}, "--storage-opt"),
+        ({"CpuRealtimeRuntime": 950000}, "real-time"),
+        ({"IOMaximumIOps": 10}, "--io-maxiops"),
+        ({"CgroupnsMode": "other"}, "--cgroupns"),
+        ({"UTSMode": "host", "NetworkMode": "container:x"}, "--uts host"),
+        ({"Links": ["a:b"], "NetworkMode": "host"}, "--link"),
+        ({"DeviceCgroupRules": ["x 1:2 rwm"]}, "device cgroup rule"),
+        ({"BlkioDeviceReadBps": [{"Path": "/dev/null", "Rate": 1}]}, "not a block device"),
     ],
 )
 def test_what_cannot_be_honoured_is_refused_by_name(host_config: dict[str, object], named: str) -> None:
     with pytest.raises(InvalidArgument) as e:
-        translate({"Image": "busybox", "HostConfig": host_config}, None)
+        CreateOptions.parse(translate({"Image": "busybox", "HostConfig": host_config}, None))
     assert named in e.value.message
+
+
+def test_run_flags_of_the_gap_list() -> None:
+    """UTSMode, CgroupnsMode, Links (docker's /name:/me/alias form), MacAddress (Config's
+    and an endpoint's), the blkio lists, OOM, swappiness, device rules, annotations; the
+    Windows-only and deprecated ones discarded with docker's warnings."""
+    block = next((d for d in ("/dev/loop0", "/dev/vda", "/dev/sda") if os.path.exists(d)), None)
+    hc: dict[str, object] = {
+        "UTSMode": "host",
+        "CgroupnsMode": "private",
+        "Links": ["/web:/me/db"],
+        "OomKillDisable": True,
+        "Memory": 64 << 20,
+        "MemorySwappiness": -1,
+        "KernelMemory": 1 << 20,
+        "CpuCount": 2,
+        "DeviceCgroupRules": ["c 1:3 mr", "a *:* rwm"],
+        "Annotations": {"io.x": "1"},
+        "Runtime": "runc",
+        "Isolation": "default",
+    }
+    if block:
+        hc["BlkioDeviceWriteIOps"] = [{"Path": block, "Rate": 100}]
+    o = CreateOptions.parse(
+        translate({"Image": "b", "MacAddress": "02:42:AC:11:00:09", "HostConfig": hc}, None)
+    )
+    assert (o.uts, o.cgroupns, o.links, o.mac_address) == ("host", "private", ["web:db"], "02:42:ac:11:00:09")
+    assert o.device_cgroup_rules == ["c 1:3 mr", "a *:* rwm"] and o.annotations == {"io.x": "1"}
+    assert o.memory_swappiness is None  # -1: docker's unset
+    assert any("kernel memory" in w for w in o.warnings) and any("CPU count" in w for w in o.warnings)
+    if block:
+        assert o.device_write_iops == [f"{block}:100"]
+    ep = {"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"n": {"MacAddress": "02:00:00:00:00:01"}}}}
+    assert CreateOptions.parse(translate(ep, None)).mac_address == "02:00:00:00:00:01"
 
 
 def test_networking_config() -> None:

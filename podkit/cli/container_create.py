@@ -97,8 +97,137 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--cidfile", help="write the container's id to this file (which must not exist)")
     a("--pull", default="missing", help="pull the image: always | missing (default) | never")
     a("--platform", help="os/arch: this host's only")
+    _add_more_flags(p)
     a("image", help="image reference")
     a("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+def _add_more_flags(p: argparse.ArgumentParser) -> None:
+    """docker's less common run flags (the daemon's option_runtime.py parses them)."""
+    a = p.add_argument
+
+    def many(flag: str, help: str) -> None:
+        a(flag, action="append", default=[], help=help)
+
+    many("--annotation", help="an OCI annotation KEY=VALUE for the runtime")
+    many("--label-file", help="read labels from a file (KEY=VALUE lines)")
+    a("--domainname", help="the container's NIS domain name")
+    a("--uts", help="UTS namespace: host (default: its own)")
+    a("--cgroupns", help="cgroup namespace: host (default) | private")
+    a("--userns", help="user namespace: host (the only one podkit has)")
+    a("--cgroup-parent", help="the cgroup the container's cgroup goes under")
+    a("--cpu-period", type=int, help="CPU CFS period (µs)")
+    a("--cpu-quota", type=int, help="CPU CFS quota (µs per period)")
+    a("--cpu-rt-period", type=int, help="refused: no real-time CPU budget")
+    a("--cpu-rt-runtime", type=int, help="refused: no real-time CPU budget")
+    a("--cpu-count", type=int, help="Windows only (discarded with a warning)")
+    a("--cpu-percent", type=int, help="Windows only (discarded with a warning)")
+    a("--io-maxbandwidth", help="Windows only (refused)")
+    a("--io-maxiops", help="Windows only (refused)")
+    a("--oom-score-adj", type=int, help="the OOM killer's preference, -1000..1000")
+    a("--oom-kill-disable", action="store_true", help="no OOM kills in the container's cgroup (cgroup v1)")
+    a("--memory-swappiness", type=int, help="0..100 (cgroup v1)")
+    a("--kernel-memory", help="accepted and discarded with a warning, as docker 20+")
+    a("--blkio-weight", type=int, help="block I/O weight 10..1000")
+    many("--blkio-weight-device", help="DEVICE:WEIGHT")
+    many("--device-read-bps", help="DEVICE:RATE (bytes/s, e.g. 1mb)")
+    many("--device-write-bps", help="DEVICE:RATE (bytes/s, e.g. 1mb)")
+    many("--device-read-iops", help="DEVICE:RATE (I/O per second)")
+    many("--device-write-iops", help="DEVICE:RATE (I/O per second)")
+    many("--device-cgroup-rule", help="an allowed device rule, e.g. 'c 1:3 mr'")
+    many("--link", help="link to a running container NAME[:ALIAS] (/etc/hosts, env)")
+    a("--mac-address", help="the MAC address of the first network's interface")
+    a("--ip6", help="refused: IPv4 only")
+    many("--link-local-ip", help="refused: IPv4 only")
+    a("--gpus", help="refused: no GPU support")
+    many("--storage-opt", help="refused: no per-container size quota")
+    a("--runtime", help="runc (the only one)")
+    a("--isolation", help="default (the only one on Linux)")
+    a("--volume-driver", help="local (the only one)")
+    a("--health-start-interval", help="time between checks during the start period")
+    a("-q", "--quiet", action="store_true", help="no pull progress")
+    a(
+        "--disable-content-trust",
+        nargs="?",
+        const="true",
+        default="true",
+        help="true (podkit verifies no signatures; false is refused)",
+    )
+    a(
+        "--sig-proxy",
+        nargs="?",
+        const="true",
+        default="true",
+        help="forward signals to the container (default true; false: Ctrl-C stops the CLI only)",
+    )
+
+
+def _more_body(args: argparse.Namespace) -> dict[str, Any]:
+    if args.disable_content_trust.lower() not in ("true", "1"):
+        raise errors.InvalidArgument(
+            "content trust is not supported by podkit: images are not signature-checked"
+        )
+    if args.sig_proxy.lower() not in ("true", "1", "false", "0"):
+        raise errors.InvalidArgument(f"invalid --sig-proxy {args.sig_proxy!r}: want true or false")
+    return {
+        "annotations": _key_values(args.annotation, "--annotation"),
+        "domainname": args.domainname,
+        "uts": args.uts,
+        "cgroupns": args.cgroupns,
+        "userns": args.userns,
+        "cgroup_parent": args.cgroup_parent,
+        "cpu_period": args.cpu_period,
+        "cpu_quota": args.cpu_quota,
+        "cpu_rt_period": args.cpu_rt_period,
+        "cpu_rt_runtime": args.cpu_rt_runtime,
+        "cpu_count": args.cpu_count,
+        "cpu_percent": args.cpu_percent,
+        "io_maxbandwidth": args.io_maxbandwidth,
+        "io_maxiops": args.io_maxiops,
+        "oom_score_adj": args.oom_score_adj,
+        "oom_kill_disable": args.oom_kill_disable,
+        "memory_swappiness": args.memory_swappiness,
+        "kernel_memory": args.kernel_memory,
+        "blkio_weight": args.blkio_weight,
+        "blkio_weight_device": args.blkio_weight_device,
+        "device_read_bps": args.device_read_bps,
+        "device_write_bps": args.device_write_bps,
+        "device_read_iops": args.device_read_iops,
+        "device_write_iops": args.device_write_iops,
+        "device_cgroup_rules": args.device_cgroup_rule,
+        "links": args.link,
+        "mac_address": args.mac_address,
+        "ip6": args.ip6,
+        "link_local_ips": args.link_local_ip,
+        "gpus": args.gpus,
+        "storage_opt": args.storage_opt,
+        "runtime": args.runtime,
+        "isolation": args.isolation,
+        "volume_driver": args.volume_driver,
+    }
+
+
+def _key_values(entries: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for e in entries:
+        k, eq, v = e.partition("=")
+        if not k or not eq:
+            raise errors.InvalidArgument(f"invalid {flag} {e!r}: want KEY=VALUE")
+        out[k] = v
+    return out
+
+
+def _label_files(paths: list[str]) -> list[str]:
+    """``--label-file``: KEY=VALUE lines (``#`` comments, blank lines skipped), read here."""
+    out = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise errors.InvalidArgument(f"--label-file {path}: {e.strerror}") from None
+        out += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    return out
 
 
 def create_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,7 +251,7 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "user": args.user,
         "workdir": args.workdir,
         "hostname": args.hostname,
-        "labels": args.label,
+        "labels": _label_files(args.label_file) + args.label,
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
         "privileged": args.privileged,
@@ -167,6 +296,7 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
         "log_size_max": args.log_size_max,
         "log_driver": args.log_driver,
         "log_opts": args.log_opt or None,
+        **_more_body(args),
     }
     if args.entrypoint is not None:
         body["entrypoint"] = [args.entrypoint] if args.entrypoint else ""
@@ -220,7 +350,7 @@ def _healthcheck(args: argparse.Namespace) -> dict[str, object] | None:
     if not args.health_cmd:
         return None
     hc: dict[str, object] = {"test": args.health_cmd}
-    for key in ("interval", "timeout", "retries", "start_period"):
+    for key in ("interval", "timeout", "retries", "start_period", "start_interval"):
         v = getattr(args, f"health_{key}")
         if v is not None:
             hc[key] = v

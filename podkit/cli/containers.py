@@ -255,6 +255,7 @@ def _attach_and_start(
     stdin: bool,
     detach_keys: str | None,
     streams: frozenset[str] = frozenset(("stdout", "stderr")),
+    sig_proxy: bool = True,
 ) -> int:
     from podkit.cli.stdio import interact
 
@@ -272,7 +273,7 @@ def _attach_and_start(
         tty=tty,
         stdin=stdin,
         detach_keys=detach_keys,
-        on_interrupt=None if tty else interrupt,
+        on_interrupt=interrupt if sig_proxy and not tty else None,
         streams=streams,
     )
     return 0 if code == -1 else code
@@ -305,6 +306,7 @@ def cmd_run(args: argparse.Namespace, client: Client) -> int:
         stdin=args.interactive and "stdin" in streams,
         detach_keys=args.detach_keys,
         streams=streams,
+        sig_proxy=args.sig_proxy.lower() in ("true", "1"),
     )
 
 
@@ -326,7 +328,10 @@ def _attach_streams(given: list[str]) -> frozenset[str]:
 def _create(client: Client, body: dict[str, object], cidfile: str | None) -> str:
     cf = CidFile(cidfile)
     try:
-        cid = str(client._t.post("/containers", json_body=body)["id"])
+        out = client._t.post("/containers", json_body=body)
+        cid = str(out["id"])
+        for w in out.get("warnings") or []:  # docker's CLI prints the daemon's warnings so
+            print(f"WARNING: {w}", file=sys.stderr)
     except BaseException:
         cf.discard()
         raise

@@ -90,6 +90,7 @@ async def create(ctx: ContainerContext, ns: str, body: dict[str, Any] | CreateOp
     _resolve_namespaces(ctx, ns, opts)
     _publish_all(opts, image.config.get("config") or {})
     _volumes_from(ctx, ns, opts)
+    _links(ctx, ns, opts)
     if opts.healthcheck is None:  # the image's, unless the client gave one (or NONE)
         from podkit.containers.health import from_image
 
@@ -205,6 +206,20 @@ def _volumes_from(ctx: ContainerContext, ns: str, opts: CreateOptions) -> None:
             )
             opts.mounts.append(Mount(m["type"], m["target"], m.get("source") or "", ro, extra))
     opts.volumes_from = resolved
+
+
+def _links(ctx: ContainerContext, ns: str, opts: CreateOptions) -> None:
+    """``--link NAME:ALIAS``: the container must exist now (docker checks it at create);
+    kept by id, so that a rename keeps the link, and resolved at each start (links.py)."""
+    out = []
+    for link in opts.links:
+        name, _, alias = link.partition(":")
+        try:
+            other = ctx.resolve(ns, name)
+        except NotFound:
+            raise NotFound(f"could not get container for {name}") from None
+        out.append(f"{other.id}:{alias}")
+    opts.links = out
 
 
 async def image_for(ctx: ContainerContext, ns: str, ref: str, pull: str) -> Image:

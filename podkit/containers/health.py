@@ -75,6 +75,11 @@ def parse(body: object, disabled: bool = False) -> dict[str, Any] | None:
     for key in ("interval", "timeout", "start_period"):
         v = body.get(key)
         out[key] = parse_duration(v, f"health {key}") if v not in (None, "", 0) else DEFAULTS[key]
+    if body.get("start_interval") not in (None, "", 0):
+        # docker 25's: the checks' period while the start period lasts
+        out["start_interval"] = parse_duration(body["start_interval"], "health start_interval")
+        if out["start_interval"] < 0.01:
+            raise InvalidArgument("health start interval must be at least 10ms")
     retries = body.get("retries")
     if retries not in (None, 0) and (
         not isinstance(retries, int) or isinstance(retries, bool) or retries < 1
@@ -97,6 +102,7 @@ def from_image(cfg: dict[str, Any]) -> dict[str, Any] | None:
             "interval": (hc.get("Interval") or 0) / 1e9,
             "timeout": (hc.get("Timeout") or 0) / 1e9,
             "start_period": (hc.get("StartPeriod") or 0) / 1e9,
+            "start_interval": (hc.get("StartInterval") or 0) / 1e9,
             "retries": hc.get("Retries") or None,
         }
     )
@@ -153,7 +159,12 @@ class HealthMonitor:
 
     async def _loop(self, ns: str, cid: str, hc: dict[str, Any], started: float) -> None:
         while True:
-            await asyncio.sleep(hc["interval"])  # the check's period, not a synchronisation
+            period = hc["interval"]
+            if hc.get("start_interval") and time.time() - started < hc.get("start_period", 0.0):
+                st = self.state(cid) or {}
+                if st.get("Status", "starting") == "starting":
+                    period = hc["start_interval"]
+            await asyncio.sleep(period)  # the check's period, not a synchronisation
             rec = self.ctx.store.get(cid)
             if rec is None or rec.state not in ("running", "paused"):
                 return

@@ -113,7 +113,18 @@ def view(ctx: ContainerContext, r: Record, full: bool = False) -> dict[str, Any]
             for m in cfg.get("mounts") or []
         ]
         d["manually_stopped"] = r.manually_stopped
+        d["links"] = links_view(ctx, r)
     return d
+
+
+def links_view(ctx: ContainerContext, r: Record) -> list[str]:
+    """``--link``s as docker shows them, ``/target:/me/alias`` (podkit keeps the target's id)."""
+    out = []
+    for link in r.config.get("links") or []:
+        cid, _, alias = str(link).partition(":")
+        other = ctx.store.get(cid)
+        out.append(f"/{original_name(other.name) if other else cid[:12]}:/{original_name(r.name)}/{alias}")
+    return out
 
 
 # ------------------------------------------------------------------ ps filters

@@ -33,6 +33,10 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
     nss: Namespaces = {"pid": None, "ipc": None, "uts": None, "mount": None, "network": None}
     nss.update(opts.namespaces)
     _pid_ipc(ctx, opts, nss)
+    if opts.uts == "host":
+        nss["uts"] = "host"
+    if opts.cgroupns == "private":
+        nss["cgroup"] = None
     info: dict[str, Any] = {"mode": opts.network}
     mode = opts.network
     if mode == "host":
@@ -56,10 +60,10 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
     from podkit.network.ports import PortMapping
 
     net_name = networks.resolve_name(mode if mode != "bridge" else "")
-    if not opts.ports and not opts.ip and not opts.networks:
+    if not opts.ports and not opts.ip and not opts.networks and not opts.mac_address:
         # A pre-warmed sandbox (network/pool.py): no netns to make, no CNI ADD to run.
-        # One network, any address: published ports, a fixed --ip or more networks
-        # attach the usual way. On a user network the take registers the container's
+        # One network, any address: published ports, a fixed --ip or --mac-address or
+        # more networks attach the usual way. On a user network the take registers the container's
         # names (and aliases) with its DNS server, as attach would.
         sb = await networks.take_sandbox(net_name, rec.id, [rec.name, *opts.network_aliases])
         if sb is not None:
@@ -96,6 +100,7 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
             dns_names=[rec.name],
             aliases={net: opts.network_aliases} if opts.network_aliases else None,
             ips={net: opts.ip} if opts.ip else None,
+            macs={net: opts.mac_address} if opts.mac_address else None,
         )
     except BaseException:
         try:

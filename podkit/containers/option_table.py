@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from podkit import userfiles
+from podkit.containers import option_runtime
 from podkit.containers.parsers import (
     NAME_RE,
     RESTART_POLICIES,
@@ -123,6 +124,14 @@ def _hostname(o: CreateOptions, body: Body) -> None:
         if not _HOSTNAME_RE.fullmatch(h):
             raise InvalidArgument(f"invalid hostname {h!r}")
         o.hostname = h
+
+
+def _domainname(o: CreateOptions, body: Body) -> None:
+    if body.get("domainname"):
+        d = str(body["domainname"])
+        if not _HOSTNAME_RE.fullmatch(d):
+            raise InvalidArgument(f"invalid domainname {d!r}")
+        o.domainname = d
 
 
 def _labels(o: CreateOptions, body: Body) -> None:
@@ -635,7 +644,7 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("workdir",), _workdir),
     (("user",), _user),
     (("hostname",), _hostname),
-    (("domainname",), _text("domainname")),
+    (("domainname",), _domainname),
     (("labels", "annotations"), _labels),
     (("mounts", "volumes", "tmpfs"), _mounts),
     (("read_only",), _flag("read_only")),
@@ -662,7 +671,7 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("pod",), _text("pod")),
     (("pod_id",), _text("pod_id")),
     (("namespaces",), _namespaces),
-    (("cgroup_parent",), _text("cgroup_parent")),
+    (("cgroup_parent",), option_runtime.cgroup_parent),
     (("hosts_file", "resolv_file", "shm_path"), _host_files),
     (("shm_size",), _shm_size),
     (("infra",), _flag("infra")),
@@ -681,5 +690,12 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("volumes_from",), _volumes_from),
     (("pull", "platform"), _pull_platform),
     (("ip",), _fixed_ip),
+    (("uts", "cgroupns", "userns"), option_runtime.namespaces),
+    (("links",), option_runtime.links),
+    (("mac_address",), option_runtime.mac_address),
+    (("blkio_weight", "blkio_weight_device", *option_runtime.THROTTLE_KEYS), option_runtime.block_io),
+    (("oom_kill_disable", "memory_swappiness", "kernel_memory"), option_runtime.memory_extras),
+    (("device_cgroup_rules",), option_runtime.device_cgroup_rules),
+    (option_runtime.REFUSED_KEYS, option_runtime.refused),
 )
 KNOWN_KEYS = frozenset({"image"}.union(*(keys for keys, _ in TABLE)))

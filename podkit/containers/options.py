@@ -148,9 +148,26 @@ class CreateOptions:
     pull: str = "missing"  # always | missing | never
     platform: str | None = None  # only the host's is accepted
     ip: str | None = None  # a fixed address on the first user network
+    # option_runtime.py's: namespaces, links, MAC, block I/O, OOM, device rules
+    uts: str = ""  # "" (own) | host
+    cgroupns: str = ""  # "" (podkit's default: the host's) | host | private
+    links: list[str] = field(default_factory=list)  # "name:alias", resolved at each start
+    mac_address: str | None = None  # of the first network's interface
+    blkio_weight: int | None = None
+    blkio_weight_device: list[str] = field(default_factory=list)  # "PATH:WEIGHT"
+    device_read_bps: list[str] = field(default_factory=list)  # "PATH:RATE", resolved at start
+    device_write_bps: list[str] = field(default_factory=list)
+    device_read_iops: list[str] = field(default_factory=list)
+    device_write_iops: list[str] = field(default_factory=list)
+    oom_kill_disable: bool = False
+    memory_swappiness: int | None = None
+    device_cgroup_rules: list[str] = field(default_factory=list)  # "c 1:3 mr"
+    # What create tells the client it discarded (docker's Warnings); not stored.
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["warnings"]
         d["ulimits"] = [list(u) for u in self.ulimits]
         return d
 
@@ -160,7 +177,7 @@ class CreateOptions:
         d = dict(d)
         d["mounts"] = [Mount.from_dict(m) for m in d.get("mounts") or []]
         d["ulimits"] = [tuple(u) for u in d.get("ulimits") or []]
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) - {"warnings"}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @classmethod

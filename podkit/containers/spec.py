@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from podkit.containers import links
 from podkit.containers.context import ContainerContext
 from podkit.containers.create import command_of
 from podkit.containers.networking import Namespaces
+from podkit.containers.option_runtime import THROTTLE_KEYS
 from podkit.containers.options import CreateOptions, Mount, merge_env
 from podkit.containers.rootfs import resolve_user, secure_join
 from podkit.containers.store import Record
@@ -41,11 +44,12 @@ async def build(
     from podkit.runtime import spec as S
 
     hostname = opts.hostname or rec.id[:12]
-    if opts.network == "host" and not opts.hostname:
+    if (opts.network == "host" and not opts.hostname) or opts.uts == "host":
         hostname = os.uname().nodename
+    linked = links.resolve(ctx, rec, opts)
     groups = [str(g) for g in opts.group_add]
     user = await asyncio.to_thread(resolve_user, rootfs, opts.user or cfg.get("User") or "", groups)
-    mounts = _etc_files(ctx.bundle(rec.id), opts, hostname, netinfo)
+    mounts = _etc_files(ctx.bundle(rec.id), opts, hostname, netinfo, links.hosts_entries(linked))
     for m in opts.mounts:
         mounts.append(await _mount_spec(ctx, rec, m, rootfs))
     workdir = opts.workdir or cfg.get("WorkingDir") or "/"
@@ -54,11 +58,12 @@ async def build(
     so = S.SpecOptions(
         rootfs=str(rootfs),
         args=command_of(opts, cfg),
-        env=_environment(opts, cfg, hostname, user),
+        env=_environment(opts, cfg, hostname, user, links.environment(rec, opts, linked)),
         cwd=workdir,
         user=S.User(uid=user[0], gid=user[1], additional_gids=sorted(set(user[2]) - {user[1]})),
         terminal=opts.tty,
         hostname=hostname,
+        domainname=opts.domainname,
         readonly_rootfs=opts.read_only,
         mounts=mounts,
         cap_add=opts.cap_add,
@@ -67,6 +72,7 @@ async def build(
         seccomp=_seccomp(ctx.bundle(rec.id), opts),
         no_new_privileges=opts.no_new_privileges,
         devices=[S.Device(d["host"], d["container"], d["permissions"]) for d in opts.devices],
+        device_rules=[_device_rule(r) for r in opts.device_cgroup_rules],
         resources=_resources(opts),
         init=opts.init,
         namespaces=nss,
@@ -114,11 +120,44 @@ def _resources(opts: CreateOptions) -> Resources:
     )
     if opts.cpu_period:
         res.cpu_period = opts.cpu_period
+    res.blkio_weight = opts.blkio_weight
+    res.blkio_weight_device = [_device_value(d) for d in opts.blkio_weight_device]
+    for key, oci in zip(THROTTLE_KEYS, S.THROTTLE_FIELDS, strict=True):
+        res.throttle[oci] = [_device_value(d) for d in getattr(opts, key)]
+    res.oom_kill_disable = opts.oom_kill_disable
+    res.memory_swappiness = opts.memory_swappiness
     return res
 
 
-def _environment(opts: CreateOptions, cfg: dict[str, Any], hostname: str, user: User) -> list[str]:
-    env = merge_env(cfg.get("Env") or [], opts.env)
+def _device_value(entry: str) -> tuple[int, int, int]:
+    """``PATH:VALUE`` with the block device's numbers as they are now."""
+    path, _, value = entry.rpartition(":")
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InvalidArgument(f"block device {path}: {e.strerror}") from None
+    if not stat.S_ISBLK(st.st_mode):
+        raise InvalidArgument(f"{path} is not a block device")
+    return os.major(st.st_rdev), os.minor(st.st_rdev), int(value)
+
+
+def _device_rule(rule: str) -> dict[str, Any]:
+    """``c 1:3 mr`` as an OCI device cgroup rule (``a`` and ``*`` are any)."""
+    kind, numbers, access = rule.split()
+    major, minor = numbers.split(":")
+    out: dict[str, Any] = {"allow": True, "type": kind, "access": access}
+    if major != "*":
+        out["major"] = int(major)
+    if minor != "*":
+        out["minor"] = int(minor)
+    return out
+
+
+def _environment(
+    opts: CreateOptions, cfg: dict[str, Any], hostname: str, user: User, linked: list[str]
+) -> list[str]:
+    # docker puts the links' variables first: the image's and the user's win over them
+    env = merge_env(merge_env(linked, cfg.get("Env") or []), opts.env)
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={user[3]}")
     if opts.tty and not any(e.startswith("TERM=") for e in env):
@@ -128,14 +167,18 @@ def _environment(opts: CreateOptions, cfg: dict[str, Any], hostname: str, user: 
 
 
 def _etc_files(
-    bundle: Path, opts: CreateOptions, hostname: str, netinfo: dict[str, Any]
+    bundle: Path,
+    opts: CreateOptions,
+    hostname: str,
+    netinfo: dict[str, Any],
+    linked: list[tuple[str, str]],
 ) -> list[dict[str, Any]]:
     """/etc/hosts, /etc/resolv.conf, /etc/hostname: generated per container unless a pod gives them."""
     from podkit.network import dns
 
     hosts = opts.hosts_file
     if not hosts:
-        extra = [dns.parse_add_host(h) for h in opts.add_hosts]
+        extra = linked + [dns.parse_add_host(h) for h in opts.add_hosts]
         p = bundle / "hosts"
         if opts.network == "host":
             p.write_text(Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else "")

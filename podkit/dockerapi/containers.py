@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from podkit.containers.options import CreateOptions
 from podkit.dockerapi import create, views
 from podkit.dockerapi.app import Routes
 from podkit.dockerapi.common import (
@@ -66,8 +67,9 @@ async def create_container(request: web.Request) -> web.StreamResponse:
                 f'Conflict. The container name "/{other.name}" is already in use by container '
                 f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.'
             )
-    rec = await svc.create(NAMESPACE, opts)
-    return json_response({"Id": rec.id, "Warnings": []}, status=201)
+    parsed = await asyncio.to_thread(CreateOptions.parse, opts)
+    rec = await svc.create(NAMESPACE, parsed)
+    return json_response({"Id": rec.id, "Warnings": parsed.warnings}, status=201)
 
 
 _LIST_FILTERS = (

@@ -14,27 +14,39 @@ from typing import Any
 from podkit.errors import InvalidArgument
 
 # HostConfig fields podkit cannot honour yet; any non-zero value is refused.
-_UNSUPPORTED_HOST = (
-    "Links",
-    "UTSMode",
-    "UsernsMode",
-    "CpuRealtimePeriod",
-    "CpuRealtimeRuntime",
-    "BlkioWeight",
-    "BlkioWeightDevice",
-    "BlkioDeviceReadBps",
-    "BlkioDeviceWriteBps",
-    "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps",
-    "DeviceCgroupRules",
-    "DeviceRequests",
-    "StorageOpt",
-    "CpuCount",
-    "CpuPercent",
-    "IOMaximumIOps",
-    "IOMaximumBandwidth",
-)
-_UNSUPPORTED_CONFIG = ("MacAddress", "OnBuild", "Shell")
+_UNSUPPORTED_HOST = ("DeviceRequests",)
+_UNSUPPORTED_CONFIG = ("OnBuild", "Shell")
+# HostConfig fields passed as they are to the podkit option that takes (or refuses,
+# or discards with a warning) them: option_runtime.py says what each does.
+_PASSED = {
+    "UTSMode": "uts",
+    "UsernsMode": "userns",
+    "CgroupnsMode": "cgroupns",
+    "Runtime": "runtime",
+    "Isolation": "isolation",
+    "VolumeDriver": "volume_driver",
+    "OomKillDisable": "oom_kill_disable",
+    "MemorySwappiness": "memory_swappiness",
+    "KernelMemory": "kernel_memory",
+    "BlkioWeight": "blkio_weight",
+    "DeviceCgroupRules": "device_cgroup_rules",
+    "CpuRealtimePeriod": "cpu_rt_period",
+    "CpuRealtimeRuntime": "cpu_rt_runtime",
+    "CpuCount": "cpu_count",
+    "CpuPercent": "cpu_percent",
+    "IOMaximumIOps": "io_maxiops",
+    "IOMaximumBandwidth": "io_maxbandwidth",
+    "StorageOpt": "storage_opt",
+    "Links": "links",
+}
+# HostConfig's per-device lists ([{Path, Rate}] or [{Path, Weight}]).
+_DEVICE_LISTS = {
+    "BlkioWeightDevice": ("blkio_weight_device", "Weight"),
+    "BlkioDeviceReadBps": ("device_read_bps", "Rate"),
+    "BlkioDeviceWriteBps": ("device_write_bps", "Rate"),
+    "BlkioDeviceReadIOps": ("device_read_iops", "Rate"),
+    "BlkioDeviceWriteIOps": ("device_write_iops", "Rate"),
+}
 
 
 def _set(v: Any) -> bool:
@@ -82,7 +94,6 @@ def _translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
     for f in _UNSUPPORTED_HOST:
         if _set(hc.get(f)):
             raise _unsupported("HostConfig", f, hc[f])
-    _check_modes(hc)
     o: dict[str, Any] = {"image": image}
     if name:
         o["name"] = name
@@ -93,6 +104,7 @@ def _translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
         o.update(_networking(body, hc))
         o.update(_security(hc))
         o.update(_health(body.get("Healthcheck")))
+        o.update(_passed(hc))
     except (TypeError, ValueError, AttributeError, KeyError) as e:
         # A field of the wrong JSON type deep in the body (docker answers 400 "cannot
         # unmarshal"); the readers above check the common ones by name, this the rest.
@@ -111,7 +123,12 @@ def _health(health: object) -> dict[str, Any]:
         return {"no_healthcheck": True}
     if isinstance(test, list) and test and test[0] == "CMD-SHELL" and len(test) == 2:
         test = test[1]
-    ns = {"interval": "Interval", "timeout": "Timeout", "start_period": "StartPeriod"}
+    ns = {
+        "interval": "Interval",
+        "timeout": "Timeout",
+        "start_period": "StartPeriod",
+        "start_interval": "StartInterval",
+    }
     out: dict[str, Any] = {"test": test, "retries": health.get("Retries") or None}
     for key, field in ns.items():
         v = health.get(field) or 0
@@ -121,17 +138,23 @@ def _health(health: object) -> dict[str, Any]:
     return {"healthcheck": out}
 
 
-def _check_modes(hc: dict[str, Any]) -> None:
-    if hc.get("CgroupnsMode") not in (None, "", "private"):
-        raise _unsupported("HostConfig", "CgroupnsMode", hc["CgroupnsMode"])
-    if hc.get("Runtime") not in (None, "", "runc"):
-        raise InvalidArgument(f"unknown runtime {hc['Runtime']!r}: podkit runs containers with runc")
-    if hc.get("Isolation") not in (None, "", "default"):
-        raise _unsupported("HostConfig", "Isolation", hc["Isolation"])
-    if hc.get("VolumeDriver") not in (None, "", "local"):
-        raise InvalidArgument(f"unknown volume driver {hc['VolumeDriver']!r}: only 'local' is available")
-    if hc.get("OomKillDisable"):
-        raise _unsupported("HostConfig", "OomKillDisable", True)
+def _passed(hc: dict[str, Any]) -> dict[str, Any]:
+    """The fields podkit's own options take as they are, and the per-device lists."""
+    o = {key: hc[f] for f, key in _PASSED.items() if _set(hc.get(f))}
+    if isinstance(o.get("storage_opt"), dict):
+        o["storage_opt"] = [f"{k}={v}" for k, v in o["storage_opt"].items()]
+    for f, (key, value) in _DEVICE_LISTS.items():
+        entries = hc.get(f) or []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise InvalidArgument(f"HostConfig.{f} must be a list of {{Path, {value}}} objects")
+        if entries:
+            o[key] = [{"path": e.get("Path"), "value": e.get(value)} for e in entries]
+    annotations = hc.get("Annotations") or {}
+    if not isinstance(annotations, dict):
+        raise InvalidArgument("HostConfig.Annotations must be an object of strings")
+    if annotations:
+        o["annotations"] = {str(k): str(v) for k, v in annotations.items()}
+    return o
 
 
 def _process(body: dict[str, Any]) -> dict[str, Any]:
@@ -150,6 +173,8 @@ def _process(body: dict[str, Any]) -> dict[str, Any]:
             o[dst] = str(body[src])
     if body.get("Domainname"):
         o["domainname"] = str(body["Domainname"])
+    if body.get("MacAddress"):
+        o["mac_address"] = str(body["MacAddress"])  # API < 1.44: the first network's
     if body.get("Labels"):
         if not isinstance(body["Labels"], dict):
             raise InvalidArgument("Labels must be an object of strings")
@@ -343,6 +368,12 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
             o["ip"] = str(ipam["IPv4Address"])
         if _set(ep.get("Links")):
             raise _unsupported("NetworkingConfig.EndpointsConfig", "Links", ep["Links"])
+        if _set(ep.get("MacAddress")):  # API 1.44's place for it
+            if net != mode:
+                raise _unsupported(
+                    "NetworkingConfig.EndpointsConfig", "MacAddress (of a second network)", net
+                )
+            o["mac_address"] = str(ep["MacAddress"])
         # Aliases (compose gives every container its service name) are names on a
         # user network; docker ignores them on the default bridge, and so do we.
         if net == mode and net not in ("bridge", "default"):

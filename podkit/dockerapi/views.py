@@ -206,7 +206,7 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "ConsoleSize": [0, 0],
         "CapAdd": cfg.get("cap_add") or None,
         "CapDrop": cfg.get("cap_drop") or None,
-        "CgroupnsMode": "private",
+        "CgroupnsMode": cfg.get("cgroupns") or "host",
         "Dns": cfg.get("dns") or [],
         "DnsOptions": cfg.get("dns_options") or [],
         "DnsSearch": cfg.get("dns_search") or [],
@@ -214,7 +214,7 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "GroupAdd": [str(g) for g in cfg.get("group_add") or []] or None,
         "IpcMode": cfg.get("ipc") or "private",
         "Cgroup": "",
-        "Links": None,
+        "Links": svc.view(rec, full=True).get("links") or None,
         "OomScoreAdj": int(cfg.get("oom_score_adj") or 0),
         "PidMode": cfg.get("pid") or "",
         "Privileged": bool(cfg.get("privileged")),
@@ -223,7 +223,7 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "ReadonlyRootfs": bool(cfg.get("read_only")),
         "SecurityOpt": None,
         "Tmpfs": tmpfs or None,
-        "UTSMode": "",
+        "UTSMode": cfg.get("uts") or "",
         "UsernsMode": "",
         "ShmSize": int(cfg.get("shm_size") or 64 * 1024 * 1024),
         "Runtime": "runc",
@@ -246,8 +246,16 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         ],
         "MemoryReservation": int(cfg.get("memory_reservation") or 0),
         "MemorySwap": int(cfg.get("memory_swap") or 0),
-        "MemorySwappiness": None,
-        "OomKillDisable": False,
+        "MemorySwappiness": cfg.get("memory_swappiness"),
+        "OomKillDisable": bool(cfg.get("oom_kill_disable")),
+        "BlkioWeight": int(cfg.get("blkio_weight") or 0),
+        "BlkioWeightDevice": _device_list(cfg.get("blkio_weight_device"), "Weight"),
+        "BlkioDeviceReadBps": _device_list(cfg.get("device_read_bps"), "Rate"),
+        "BlkioDeviceWriteBps": _device_list(cfg.get("device_write_bps"), "Rate"),
+        "BlkioDeviceReadIOps": _device_list(cfg.get("device_read_iops"), "Rate"),
+        "BlkioDeviceWriteIOps": _device_list(cfg.get("device_write_iops"), "Rate"),
+        "DeviceCgroupRules": cfg.get("device_cgroup_rules") or None,
+        "Annotations": cfg.get("annotations") or None,
         "PidsLimit": cfg.get("pids_limit"),
         "Ulimits": [{"Name": u[0], "Soft": u[1], "Hard": u[2]} for u in cfg.get("ulimits") or []],
         "Init": bool(cfg.get("init")),
@@ -255,6 +263,14 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "MaskedPaths": cfg.get("masked_paths"),
         "ReadonlyPaths": cfg.get("readonly_paths"),
     }
+
+
+def _device_list(entries: object, field: str) -> list[dict[str, Any]]:
+    out = []
+    for e in entries if isinstance(entries, list) else []:
+        path, _, value = str(e).rpartition(":")
+        out.append({"Path": path, field: int(value)})
+    return out
 
 
 def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManager | None) -> dict[str, Any]:

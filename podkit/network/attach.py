@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
@@ -54,6 +54,7 @@ async def attach(
     ips: dict[str, str] | None = None,
     dns_names: list[str] | None = None,
     aliases: dict[str, list[str]] | None = None,
+    macs: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """See ``NetworkManager.attach``."""
     if not owner_id:
@@ -67,7 +68,10 @@ async def attach(
     fixed = fixed_ips(ctx, nets, ips or {})
     resolved, socks = resolve_ports(ctx, ports)
     per_net = {resolve_name(ctx, k): list(v) for k, v in (aliases or {}).items()}
-    req = _Request(owner_id, netns_path, kind, namespace, cni_args, fixed, list(dns_names or []), per_net)
+    mac_of = {resolve_name(ctx, k): v for k, v in (macs or {}).items()}
+    req = _Request(
+        owner_id, netns_path, kind, namespace, cni_args, fixed, list(dns_names or []), per_net, mac_of
+    )
     try:
         out = await _attach_all(ctx, req, nets, resolved, ifname_base)
     except BaseException:
@@ -90,12 +94,15 @@ class _Request:
     fixed: dict[str, str]  # network name -> requested IP
     dns_names: list[str]  # the names it answers to on every user network
     aliases: dict[str, list[str]]  # network name -> names on that network only
+    macs: dict[str, str] = field(default_factory=dict)  # network name -> requested MAC
 
     def args_for(self, network: str) -> str:
-        if network not in self.fixed:
+        if network not in self.fixed and network not in self.macs:
             return self.cni_args
-        # host-local takes a requested address from CNI_ARGS IP=.
-        return ";".join(x for x in ("IgnoreUnknown=1", f"IP={self.fixed[network]}", self.cni_args) if x)
+        # host-local takes a requested address from CNI_ARGS IP=, the bridge plugin a MAC from MAC=.
+        ip = f"IP={self.fixed[network]}" if network in self.fixed else ""
+        mac = f"MAC={self.macs[network]}" if network in self.macs else ""
+        return ";".join(x for x in ("IgnoreUnknown=1", ip, mac, self.cni_args) if x)
 
 
 async def _attach_all(

@@ -278,12 +278,14 @@ class NetworkManager:
         ips: dict[str, str] | None = None,
         dns_names: builtins.list[str] | None = None,
         aliases: dict[str, builtins.list[str]] | None = None,
+        macs: dict[str, str] | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Wire an owner's netns: loopback up, then one interface per network.
 
         An empty ``networks`` (or "", "bridge") means the default network; for
         loopback only use ``loopback_up``. ``ips`` asks for fixed addresses, by
-        network name (``--ip``); ``cni_args`` are extra ``K=V;...`` CNI_ARGS.
+        network name (``--ip``), ``macs`` fixed MAC addresses (``--mac-address``);
+        ``cni_args`` are extra ``K=V;...`` CNI_ARGS.
 
         Published ports go to the first network. A host port of 0 gets a free port.
         Returns, per network: network, network_id, interface, ip, prefix,
@@ -304,6 +306,7 @@ class NetworkManager:
             ips,
             dns_names,
             aliases,
+            macs,
         )
 
     async def connect(

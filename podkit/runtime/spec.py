@@ -55,7 +55,7 @@ from podkit.runtime.spec_host import (
     has_sys_resource,
     swap_accounting,
 )
-from podkit.runtime.spec_options import Device, Resources, SpecOptions, Ulimit, User
+from podkit.runtime.spec_options import THROTTLE_FIELDS, Device, Resources, SpecOptions, Ulimit, User
 
 __all__ = [
     "ALL_CAPS",
@@ -67,6 +67,7 @@ __all__ = [
     "NAMESPACE_TYPES",
     "OCI_VERSION",
     "RLIMIT_NAMES",
+    "THROTTLE_FIELDS",
     "Device",
     "Resources",
     "SpecOptions",
@@ -359,6 +360,12 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
     }
     if opts.hostname and own_uts:
         spec["hostname"] = opts.hostname
+    if opts.domainname:
+        if not own_uts:
+            raise InvalidArgument("a domainname needs the container's own UTS namespace")
+        # runc 1.1 knows no spec domainname (runtime-spec 1.1's): the sysctl sets it, in
+        # the container's UTS namespace, as podman did before
+        spec["linux"].setdefault("sysctl", {})["kernel.domainname"] = opts.domainname
     annotations = {**opts.labels, **opts.annotations}
     if annotations:
         spec["annotations"] = annotations
@@ -426,6 +433,7 @@ def _devices(opts: SpecOptions) -> tuple[list[dict[str, Any]], list[dict[str, An
         rules = [{"allow": True, "access": "rwm"}]
     else:
         rules.extend(dict(r) for r in DEFAULT_DEVICE_RULES)
+        rules.extend(dict(r) for r in opts.device_rules)
     seen: set[str] = {p for p, _, _ in STD_DEVICES}
     for dev in devices:
         node, rule = _device_entry(dev)

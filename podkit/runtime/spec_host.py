@@ -104,3 +104,45 @@ def clamp_oom_score_adj(value: int | None) -> int | None:
             log.debug("oom_score_adj %d clamped to %d (no CAP_SYS_RESOURCE)", value, floor)
             return floor
     return value
+
+
+# What the cgroup controllers here can set (docker's sysinfo): a limit the host cannot
+# apply is discarded with a warning at create, as docker does, rather than failing in runc.
+_CGROUP = Path("/sys/fs/cgroup")
+
+
+def _v2_controller(name: str) -> bool:
+    try:
+        return name in (_CGROUP / "cgroup.controllers").read_text().split()
+    except OSError:
+        return False
+
+
+def _v1_file(*names: str) -> bool:
+    return any((_CGROUP / n).exists() for n in names)
+
+
+def cgroup_v2() -> bool:
+    return (_CGROUP / "cgroup.controllers").exists()
+
+
+def blkio_support() -> dict[str, bool]:
+    """Which block I/O limits apply: ``weight``, ``weight_device``, ``throttle``."""
+    if cgroup_v2():
+        io = _v2_controller("io")
+        return {"weight": io, "weight_device": io, "throttle": io}
+    return {
+        "weight": _v1_file("blkio/blkio.weight", "blkio/blkio.bfq.weight"),
+        "weight_device": _v1_file("blkio/blkio.weight_device", "blkio/blkio.bfq.weight_device"),
+        "throttle": _v1_file("blkio/blkio.throttle.read_bps_device"),
+    }
+
+
+def oom_kill_disable_support() -> bool:
+    """cgroup v1's memory.oom_control (v2 has no way to turn the OOM killer off)."""
+    return not cgroup_v2() and _v1_file("memory/memory.oom_control")
+
+
+def swappiness_support() -> bool:
+    """cgroup v1's memory.swappiness (v2 has none)."""
+    return not cgroup_v2() and _v1_file("memory/memory.swappiness")

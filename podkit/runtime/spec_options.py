@@ -102,6 +102,9 @@ class Resources:
     cpuset_mems: str | None = None
     pids_limit: int | None = None  # <= 0: unlimited
     blkio_weight: int | None = None
+    # (major, minor, value): blockIO's weightDevice and throttle{Read,Write}{Bps,IOPS}Device
+    blkio_weight_device: list[tuple[int, int, int]] = field(default_factory=list)
+    throttle: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
     oom_kill_disable: bool = False
     memory_swappiness: int | None = None
     ulimits: list[Ulimit] = field(default_factory=list)
@@ -163,11 +166,32 @@ class Resources:
             out["cpu"] = cpu
         if self.pids_limit is not None:
             out["pids"] = {"limit": self.pids_limit if self.pids_limit > 0 else -1}
+        blkio: dict[str, Any] = {}
         if self.blkio_weight is not None:
             if not 10 <= self.blkio_weight <= 1000:
                 raise InvalidArgument("blkio-weight must be between 10 and 1000")
-            out["blockIO"] = {"weight": self.blkio_weight}
+            blkio["weight"] = self.blkio_weight
+        if self.blkio_weight_device:
+            blkio["weightDevice"] = [
+                {"major": ma, "minor": mi, "weight": w} for ma, mi, w in self.blkio_weight_device
+            ]
+        for key, devices in self.throttle.items():
+            if key not in THROTTLE_FIELDS:
+                raise InvalidArgument(f"unknown block I/O throttle {key!r}")
+            if devices:
+                blkio[key] = [{"major": ma, "minor": mi, "rate": r} for ma, mi, r in devices]
+        if blkio:
+            out["blockIO"] = blkio
         return out
+
+
+# The OCI spec's blockIO throttles (linux.resources.blockIO).
+THROTTLE_FIELDS = (
+    "throttleReadBpsDevice",
+    "throttleWriteBpsDevice",
+    "throttleReadIOPSDevice",
+    "throttleWriteIOPSDevice",
+)
 
 
 @dataclass
@@ -180,6 +204,7 @@ class SpecOptions:
     terminal: bool = False
     console_size: tuple[int, int] | None = None  # (height, width)
     hostname: str | None = None
+    domainname: str | None = None  # set only with the container's own UTS namespace
     readonly_rootfs: bool = False
     # OCI mount dicts added after the defaults (binds, tmpfs, volumes, /etc/hosts...).
     # One with the destination of a default mount (e.g. /dev/shm) replaces it.
@@ -192,6 +217,8 @@ class SpecOptions:
     masked_paths: list[str] | None = None  # None: the defaults
     readonly_paths: list[str] | None = None
     devices: list[Device] = field(default_factory=list)
+    # more device cgroup rules: {"allow": True, "type", "major", "minor", "access"} (None: any)
+    device_rules: list[dict[str, Any]] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
     oom_score_adj: int | None = None
     init: bool = False

@@ -58,9 +58,16 @@ def _svc(ctx: Ctx) -> ContainerService:
     body=_OPTIONS,
     status=201,
     max_body=LARGE_JSON_BODY_MAX,  # env files and a seccomp profile, inline
-    response={"type": "object", "properties": {"id": {"type": "string"}}},
+    response={
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+        },
+    },
 )
-async def create_container(ctx: Ctx) -> dict[str, str]:
+async def create_container(ctx: Ctx) -> dict[str, object]:
     body = await ctx.json()
     # Off the event loop: a raw API body may still name an env file or a seccomp profile
     # that the parser reads (checked and bounded there); a slow disk stalls no one else.
@@ -72,7 +79,8 @@ async def create_container(ctx: Ctx) -> dict[str, str]:
     if opts.pull == "always":
         opts.pull = "missing"  # pulled just now: create need not pull again
     rec = await _svc(ctx).create(ctx.ns, opts)
-    return {"id": rec.id, "name": rec.name}
+    # what was discarded (a limit this host's cgroups cannot apply...), as docker's Warnings
+    return {"id": rec.id, "name": rec.name, "warnings": opts.warnings}
 
 
 @router.get(
