@@ -124,3 +124,34 @@ def test_mount_targets_left_out_while_empty(tmp_path: Path) -> None:
 def _root() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root (overlay mounts, chown)")
+
+
+def test_overlay_prune_leaves_the_upper_dir_as_its_layer(tmp_path: Path) -> None:
+    """What the diff leaves out (empty mount targets, a directory copied up only for one,
+    a whiteout of nothing) is listed in ``dropped``; prune deletes just that, and the
+    upper dir then holds what the layer holds."""
+    from podkit.snapshots.diff import prune
+
+    low, up, work, mnt = (tmp_path / n for n in ("low", "up", "work", "mnt"))
+    for d in (up, work, mnt):
+        d.mkdir()
+    _base(low)
+    sys_mount("overlay", str(mnt), "overlay", 0, f"index=off,lowerdir={low},upperdir={up},workdir={work}")
+    try:
+        (mnt / "etc" / "hosts").touch()  # a mount target the runtime made: /etc copied up for it
+        (mnt / "proc").mkdir()
+        (mnt / "made").write_text("kept")
+        (mnt / "made").unlink()  # only in the upper: no whiteout needed...
+        (mnt / "new").mkdir()
+        (mnt / "new" / "f").write_text("f")
+    finally:
+        sys_umount(str(mnt))
+    os.mknod(up / "ghost", 0o600 | 0o020000, 0)  # ...but a whiteout of nothing may still be there
+    dropped: list[str] = []
+    found = overlay_changes(up, [low], frozenset({"/etc/hosts", "/proc"}), dropped)
+    assert {c.path for c in found} == {"/new", "/new/f"}
+    assert set(dropped) == {"etc/hosts", "etc", "proc", "ghost"}
+    assert dropped.index("etc/hosts") < dropped.index("etc")  # children first
+    prune(up, dropped)
+    left = sorted(str(p.relative_to(up)) for p in up.rglob("*"))
+    assert left == ["new", "new/f"]
