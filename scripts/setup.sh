@@ -54,6 +54,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+  # An editable install of the checkout: pyproject's package-dir makes it a plain path
+  # in a .pth file, not setuptools' import-hook finder (~20 ms of every `podkit` start).
   "$VENV/bin/pip" install -q -e '.[dev]'
   touch "$stamp"
 fi

@@ -127,6 +127,34 @@ def test_run_imports_no_http_client(tmp_path: Path) -> None:
     assert "is the daemon running?" in r.stderr
 
 
+def test_version_starts_with_only_the_modules_it_needs(tmp_path: Path) -> None:
+    """What a real `podkit version` imports, the interpreter's own start included: no
+    import-hook finder of an editable install (setuptools' costs ~15-20 ms: pathlib,
+    importlib.util), no shutil (argparse's width query; bz2, lzma), nothing of the
+    daemon or of an HTTP/TLS stack."""
+    from tests.helpers import BIN
+
+    r = subprocess.run(
+        [str(BIN / "python"), "-X", "importtime", str(BIN / "podkit"), "version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PODKIT_HOST": f"unix://{tmp_path}/none.sock", "PATH": "/usr/bin:/bin"},
+    )
+    assert "is the daemon running?" in r.stderr, r.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert "podkit.cli.system" in imported and "podkit.client._transport" in imported
+    hooks = sorted(m for m in imported if m.startswith("__editable__"))
+    assert not hooks, f"an import-hook editable install ({hooks}): run `make setup` again (scripts/setup.sh)"
+    heavy = {"pathlib", "importlib.util", "shutil", "bz2", "lzma", "http.client", "email", "ssl", "asyncio"}
+    assert sorted(imported & heavy) == []
+    assert (
+        sorted(m for m in imported if m.startswith(("podkit.daemon", "aiohttp", "podkit.containers"))) == []
+    )
+
+
 # ------------------------------------------------------------------ transport
 class _Server:
     """A unix socket server answering each connection with one canned response."""
