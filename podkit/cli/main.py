@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from podkit import errors
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from podkit.client import Client
 
     # What each area's register() adds its commands to (the real subparsers action,
@@ -163,7 +165,8 @@ class _Parser(argparse.ArgumentParser):
     def _get_formatter(self) -> argparse.HelpFormatter:
         # argparse makes a formatter for every add_argument, and its own asks shutil for
         # the terminal's width: shutil (with bz2, lzma) is ~5 ms of every command's start.
-        return self.formatter_class(prog=self.prog, width=_columns() - 2)
+        make: Callable[..., argparse.HelpFormatter] = self.formatter_class  # (HelpFormatter takes width)
+        return make(prog=self.prog, width=_columns() - 2)
 
 
 def _columns() -> int:
@@ -173,9 +176,10 @@ def _columns() -> int:
             return int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
         pass
+    out = sys.__stdout__
     try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
-    except (AttributeError, ValueError, OSError):
+        return (os.get_terminal_size(out.fileno()).columns or 80) if out is not None else 80
+    except (ValueError, OSError):
         return 80
 
 
