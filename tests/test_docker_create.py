@@ -86,7 +86,7 @@ def test_ports_binds_volumes_mounts_tmpfs(tmp_path: object) -> None:
     ("host_config", "named"),
     [
         ({"UsernsMode": "private"}, "--userns"),
-        ({"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}, "HostConfig.DeviceRequests"),
+        ({"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}, "--gpus"),
         ({"Mounts": [{"Type": "volume", "Target": "/v", "VolumeOptions": {"Subpath": "x"}}]}, "Subpath"),
         ({"LogConfig": {"Type": "syslog"}}, "LogConfig.Type"),
         ({"Runtime": "crun"}, "runtime"),
@@ -139,6 +139,8 @@ def test_run_flags_of_the_gap_list() -> None:
         assert o.device_write_iops == [f"{block}:100"]
     ep = {"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"n": {"MacAddress": "02:00:00:00:00:01"}}}}
     assert CreateOptions.parse(translate(ep, None)).mac_address == "02:00:00:00:00:01"
+    ep["NetworkingConfig"] = {"EndpointsConfig": {"bridge": {"MacAddress": "02:00:00:00:00:02"}}}
+    assert CreateOptions.parse(translate(ep, None)).mac_address == "02:00:00:00:00:02"
 
 
 def test_networking_config() -> None:

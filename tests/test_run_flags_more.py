@@ -153,13 +153,17 @@ def test_links_and_mac_address(env: DockerEnv) -> None:
                 "lk-web:db",
                 "--mac-address",
                 "02:42:ac:11:00:99",
+                "--use-api-socket",
             ),
-            *("busybox", "sh", "-c", "cat /sys/class/net/eth0/address; grep -w db /etc/hosts; env | sort"),
+            *("busybox", "sh", "-c"),
+            "cat /sys/class/net/eth0/address; grep -w db /etc/hosts; "
+            "test -S /var/run/docker.sock && echo sock; env | sort",
         )
         lines = out.splitlines()
         assert lines[0] == "02:42:ac:11:00:99"
         assert lines[1].split() == [ip, "db", web["Id"][:12], "lk-web"]
-        env_vars = set(lines[2:])
+        assert lines[2] == "sock"  # --use-api-socket: the Docker API's socket
+        env_vars = set(lines[3:])
         assert {
             f"DB_PORT=tcp://{ip}:8080",
             f"DB_PORT_8080_TCP_ADDR={ip}",
@@ -180,11 +184,13 @@ def test_links_and_mac_address(env: DockerEnv) -> None:
             r = env.docker(
                 # (docker 28 sends --mac-address per network, which needs API 1.44: not here)
                 *("run", "--rm", "--link", "lk-web:db", "--domainname", "d.example"),
-                *("--oom-score-adj", "300", "busybox", "sh", "-c"),
-                "cat /proc/sys/kernel/domainname /proc/self/oom_score_adj; grep -w db /etc/hosts",
+                *("--oom-score-adj", "300", "--use-api-socket", "busybox", "sh", "-c"),
+                "cat /proc/sys/kernel/domainname /proc/self/oom_score_adj; grep -w db /etc/hosts; "
+                "test -S /var/run/docker.sock && echo sock",
             )
             d = r.stdout.splitlines()
             assert d[:2] == ["d.example", "300"] and d[2].split()[:2] == [ip, "db"], r.stdout
+            assert d[3] == "sock"
     finally:
         env.daemon.cli("rm", "-f", "lk-web", "lk-later")
     assert "could not get container for nosuch" in _refused(env, "run", "--rm", "--link", "nosuch", "busybox")

@@ -145,7 +145,8 @@ def _add_more_flags(p: argparse.ArgumentParser) -> None:
     a("--isolation", help="default (the only one on Linux)")
     a("--volume-driver", help="local (the only one)")
     a("--health-start-interval", help="time between checks during the start period")
-    a("-q", "--quiet", action="store_true", help="no pull progress")
+    a("-q", "--quiet", action="store_true", help="no pull progress (podkit's run prints none)")
+    a("--use-api-socket", action="store_true", help="bind the Docker API socket at /var/run/docker.sock")
     a(
         "--disable-content-trust",
         nargs="?",
@@ -204,6 +205,7 @@ def _more_body(args: argparse.Namespace) -> dict[str, Any]:
         "runtime": args.runtime,
         "isolation": args.isolation,
         "volume_driver": args.volume_driver,
+        "use_api_socket": args.use_api_socket,
     }
 
 

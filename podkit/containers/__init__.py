@@ -23,6 +23,8 @@ def setup(s: Services) -> None:
     cfg = s.config
     section = dict(s.config.section("runtime"))
     section.update(s.config.section("containers"))
+    # run --use-api-socket binds the Docker API's socket into the container
+    section["docker_socket"] = str(cfg.docker_socket or "")
     s.volumes = VolumeService(s.db, cfg.root, publish=s.events.publish)
     driver = RuntimeDriver(s.runtime)
     svc = ContainerService(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import secrets
 import time
@@ -91,6 +92,7 @@ async def create(ctx: ContainerContext, ns: str, body: dict[str, Any] | CreateOp
     _publish_all(opts, image.config.get("config") or {})
     _volumes_from(ctx, ns, opts)
     _links(ctx, ns, opts)
+    _api_socket(ctx, opts)
     if opts.healthcheck is None:  # the image's, unless the client gave one (or NONE)
         from podkit.containers.health import from_image
 
@@ -206,6 +208,21 @@ def _volumes_from(ctx: ContainerContext, ns: str, opts: CreateOptions) -> None:
             )
             opts.mounts.append(Mount(m["type"], m["target"], m.get("source") or "", ro, extra))
     opts.volumes_from = resolved
+
+
+def _api_socket(ctx: ContainerContext, opts: CreateOptions) -> None:
+    """``--use-api-socket``: the Docker API's socket at /var/run/docker.sock, as docker's
+    CLI binds its own (the credentials it also copies in are the client's: not here)."""
+    if not opts.use_api_socket:
+        return
+    from podkit.containers.parsers import Mount
+
+    sock = str(ctx.cfg.get("docker_socket") or "")
+    if not sock or not os.path.exists(sock):
+        raise InvalidArgument("--use-api-socket: this podkitd serves no Docker API socket ([docker] enabled)")
+    if any(m.target == "/var/run/docker.sock" for m in opts.mounts):
+        raise InvalidArgument("--use-api-socket: a mount at /var/run/docker.sock is given already")
+    opts.mounts.append(Mount("bind", "/var/run/docker.sock", sock, False, []))
 
 
 def _links(ctx: ContainerContext, ns: str, opts: CreateOptions) -> None:

@@ -697,5 +697,6 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("oom_kill_disable", "memory_swappiness", "kernel_memory"), option_runtime.memory_extras),
     (("device_cgroup_rules",), option_runtime.device_cgroup_rules),
     (option_runtime.REFUSED_KEYS, option_runtime.refused),
+    (("use_api_socket",), _flag("use_api_socket")),
 )
 KNOWN_KEYS = frozenset({"image"}.union(*(keys for keys, _ in TABLE)))

@@ -162,6 +162,7 @@ class CreateOptions:
     oom_kill_disable: bool = False
     memory_swappiness: int | None = None
     device_cgroup_rules: list[str] = field(default_factory=list)  # "c 1:3 mr"
+    use_api_socket: bool = False  # the Docker API socket bound at create (create.py)
     # What create tells the client it discarded (docker's Warnings); not stored.
     warnings: list[str] = field(default_factory=list)
 

@@ -4,7 +4,9 @@ podkit's container options.
 Fields podkit honours are translated; fields left at docker's zero value pass;
 a field set to something podkit cannot do is refused with a 400 naming it, never
 silently dropped, except where ignoring it changes nothing a container can observe
-(log driver options, swappiness, the console size a tty is resized to anyway).
+(the console size a tty is resized to anyway) or where dockerd discards it with a
+warning too (a limit the host's cgroups cannot set, kernel memory: the reply's
+``Warnings``, from ``CreateOptions.warnings``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from typing import Any
 
 from podkit.errors import InvalidArgument
 
-# HostConfig fields podkit cannot honour yet; any non-zero value is refused.
-_UNSUPPORTED_HOST = ("DeviceRequests",)
 _UNSUPPORTED_CONFIG = ("OnBuild", "Shell")
 # HostConfig fields passed as they are to the podkit option that takes (or refuses,
 # or discards with a warning) them: option_runtime.py says what each does.
@@ -38,6 +38,7 @@ _PASSED = {
     "IOMaximumBandwidth": "io_maxbandwidth",
     "StorageOpt": "storage_opt",
     "Links": "links",
+    "DeviceRequests": "gpus",  # docker run --gpus: refused with the reason
 }
 # HostConfig's per-device lists ([{Path, Rate}] or [{Path, Weight}]).
 _DEVICE_LISTS = {
@@ -91,9 +92,6 @@ def _translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
     for f in _UNSUPPORTED_CONFIG:
         if _set(body.get(f)):
             raise _unsupported("Config", f, body[f])
-    for f in _UNSUPPORTED_HOST:
-        if _set(hc.get(f)):
-            raise _unsupported("HostConfig", f, hc[f])
     o: dict[str, Any] = {"image": image}
     if name:
         o["name"] = name
@@ -369,7 +367,7 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
         if _set(ep.get("Links")):
             raise _unsupported("NetworkingConfig.EndpointsConfig", "Links", ep["Links"])
         if _set(ep.get("MacAddress")):  # API 1.44's place for it
-            if net != mode:
+            if net != mode and not {net, mode} <= {"bridge", "default"}:
                 raise _unsupported(
                     "NetworkingConfig.EndpointsConfig", "MacAddress (of a second network)", net
                 )
