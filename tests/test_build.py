@@ -419,3 +419,33 @@ def test_run_step_snapshot_is_its_layer_on_the_copying_snapshotter(
     finally:
         d.stop()
         d.drop_host_network()
+
+
+def test_copy_resolves_symlinks_inside_the_context_and_the_stage(d: Daemon, tmp_path: Path) -> None:
+    """A symlink on the way to a COPY source leads inside the context (or the --from
+    stage), never to the daemon host's files: an uploaded context's ``evil -> /secret``
+    or ``up -> ../../..`` finds nothing, a stage's ``/lnk -> /etc`` is its own /etc."""
+    import os
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "s.txt").write_text("HOST SECRET\n")
+    for source, link in (("evil/s.txt", str(secret)), (f"up{secret}/s.txt", "../../../../../../..")):
+        ctx = _ctx(tmp_path, f"FROM busybox\nCOPY {source} /s\n")
+        name = source.split("/", 1)[0]
+        if os.path.lexists(ctx / name):
+            os.unlink(ctx / name)
+        os.symlink(link, ctx / name)
+        r = d.cli("build", str(ctx))
+        assert r.returncode != 0 and "no such file or directory in the build context" in r.stderr, r.stdout
+        os.unlink(ctx / name)
+    ctx = _ctx(
+        tmp_path,
+        "FROM busybox AS one\nRUN ln -s /etc /lnk\nFROM busybox\nCOPY --from=one /lnk/passwd /p\n"
+        'CMD ["cat", "/p"]\n',
+    )
+    r = d.cli("build", "-t", "links:1", str(ctx))
+    assert r.returncode == 0, r.stdout + r.stderr
+    ours = d.cli("run", "--rm", "links:1").stdout
+    theirs = d.cli("run", "--rm", "busybox", "cat", "/etc/passwd").stdout
+    assert ours == theirs and ours != Path("/etc/passwd").read_text()

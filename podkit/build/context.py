@@ -111,13 +111,22 @@ def _reincluded_below(ign: Ignore, rel: str) -> bool:
 
 
 def glob_sources(root: Path, pattern: str) -> list[Path]:
-    """The context paths a COPY source names (a path or a glob), inside the context."""
+    """The context paths a COPY source names (a path or a glob), inside the context.
+
+    ``root`` is the context or a --from stage's tree: a symlink on the way to a source
+    is resolved inside it (as docker does), never on the daemon's host, where an
+    uploaded context's ``evil -> /etc`` would hand out its files. A source that is a
+    symlink itself is copied as the link; a glob does not descend into symlinks."""
+    from podkit.runtime.users import resolve_in_root
+
     rel = os.path.normpath(pattern.lstrip("/"))
     if rel.startswith(".."):
         raise InvalidArgument(f"{pattern}: outside the build context")
     if not any(c in rel for c in "*?["):
-        p = root / rel if rel != "." else root
-        if not os.path.lexists(p):
+        head, _, tail = rel.rpartition("/")
+        parent = resolve_in_root(root, head) if head else root
+        p = parent / tail if rel != "." else root
+        if not _inside(p, root) or not os.path.lexists(p):
             raise InvalidArgument(f"{pattern}: no such file or directory in the build context")
         return [p]
     found = []
@@ -129,6 +138,13 @@ def glob_sources(root: Path, pattern: str) -> list[Path]:
     if not found:
         raise InvalidArgument(f"{pattern}: no source files were specified (nothing matches)")
     return sorted(found)
+
+
+def _inside(p: Path, root: Path) -> bool:
+    """Whether ``p`` (its parents resolved) is ``root`` or below it."""
+    parent = os.path.realpath(p.parent) if p != root else os.path.realpath(p)
+    top = os.path.realpath(root)
+    return parent == top or parent.startswith(top + os.sep)
 
 
 def content_digest(paths: list[Path]) -> str:

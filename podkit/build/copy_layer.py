@@ -110,7 +110,8 @@ def write_copy_layer(
             ti.uid, ti.gid = chown or (0, 0)
             entries[rel], data[rel] = ti, src
             continue
-        if extract_tars and src.is_file() and _is_tar(src):
+        # never through a symlink: its target may be anywhere on the daemon's host
+        if extract_tars and not src.is_symlink() and src.is_file() and _is_tar(src):
             parents(d + "/x")
             _add_tar_entries(src, d, entries, data)
             continue
