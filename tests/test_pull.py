@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
 from podkit import errors
 from tests.fixtures.registry import (
+    RegistryLink,
     RegistryServer,
     build_layout,
     find_in_snapshots,
@@ -303,84 +306,36 @@ def test_pull_repeated_layer_and_many_layers(daemon: Daemon, registry: RegistryS
     assert find_in_snapshots(daemon.root, "n11.txt")
 
 
-class _SlowLink:
-    """A proxy to the registry that sends blobs at ~``rate`` bytes/s, as a slow network
-    would (the one simulated part), and counts how many blob downloads overlap."""
+class _SlowLink(RegistryLink):
+    """A link that sends blobs at ~``rate`` bytes/s, as a slow network would, and counts
+    how many blob downloads overlap."""
 
     def __init__(self, upstream: str, rate: int) -> None:
-        import http.server
-        import threading
-        import time
-        import urllib.request
-
+        self.rate = rate
         self.active = 0
         self.max_active = 0
-        lock = threading.Lock()
-        outer = self
+        self._lock = threading.Lock()
+        super().__init__(upstream)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def _forward(self, method: str) -> None:
-                req = urllib.request.Request(
-                    f"http://{upstream}{self.path}",
-                    method=method,
-                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
-                )
-                try:
-                    up = urllib.request.urlopen(req, timeout=30)
-                except urllib.error.HTTPError as e:
-                    up = e
-                body = up.read() if method == "GET" else b""
-                self.send_response(up.status if hasattr(up, "status") else up.code)
-                for k in ("Content-Type", "Docker-Content-Digest", "WWW-Authenticate"):
-                    if up.headers.get(k):
-                        self.send_header(k, up.headers[k])
-                self.send_header("Content-Length", up.headers.get("Content-Length") or str(len(body)))
-                self.end_headers()
-                if method != "GET":
-                    return
-                blob = "/blobs/sha256:" in self.path and len(body) > 100_000
-                if not blob:
-                    self.wfile.write(body)
-                    return
-                with lock:
-                    outer.active += 1
-                    outer.max_active = max(outer.max_active, outer.active)
-                try:
-                    step = max(1, rate // 20)
-                    t0 = time.monotonic()
-                    for i in range(0, len(body), step):
-                        self.wfile.write(body[i : i + step])
-                        # The simulated link's pace, not a synchronisation. Paced by the
-                        # clock: a late wake-up on a busy machine is made up at the next
-                        # step instead of adding up (24 x sleep(0.05) drifted ~1 s
-                        # under load, close to the serial time the test must beat).
-                        ahead = t0 + (i + step) / rate - time.monotonic()
-                        if ahead > 0:
-                            time.sleep(ahead)
-                finally:
-                    with lock:
-                        outer.active -= 1
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._forward("GET")
-
-            def do_HEAD(self) -> None:  # noqa: N802
-                self._forward("HEAD")
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+    def send_blob(self, out: BinaryIO, body: bytes) -> None:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            step = max(1, self.rate // 20)
+            t0 = time.monotonic()
+            for i in range(0, len(body), step):
+                out.write(body[i : i + step])
+                # The simulated link's pace, not a synchronisation. Paced by the clock:
+                # a late wake-up on a busy machine is made up at the next step instead
+                # of adding up (24 x sleep(0.05) drifted ~1 s under load, close to the
+                # serial time the test must beat).
+                ahead = t0 + (i + step) / self.rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+        finally:
+            with self._lock:
+                self.active -= 1
 
 
 def test_slow_link_downloads_in_parallel(registry: RegistryServer, workdir: Path) -> None:

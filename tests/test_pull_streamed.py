@@ -9,19 +9,22 @@ layer blob until the test lets it go, and can alter a byte of it.
 
 from __future__ import annotations
 
-import http.server
 import os
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 import pytest
 
 from podkit import errors
-from tests.fixtures.registry import RegistryServer, build_layout, find_in_snapshots, skopeo_push
+from tests.fixtures.registry import (
+    RegistryLink,
+    RegistryServer,
+    build_layout,
+    find_in_snapshots,
+    skopeo_push,
+)
 from tests.helpers import Daemon, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_docker_config")]
@@ -29,67 +32,28 @@ pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_docker_config")]
 _TAIL = 64 << 10  # bytes of the layer blob held back
 
 
-class _HoldingLink:
-    """Forwards to the registry; a blob (> 100 kB) is sent but for its last _TAIL bytes,
-    which follow once ``release`` is set (``corrupt``: with their last byte flipped)."""
+class _HoldingLink(RegistryLink):
+    """Sends a blob but for its last _TAIL bytes, which follow once ``release`` is set
+    (``corrupt``: with their last byte flipped)."""
 
     def __init__(self, upstream: str, corrupt: bool = False) -> None:
         self.release = threading.Event()
         self.holding = threading.Event()
-        outer = self
+        self.corrupt = corrupt
+        super().__init__(upstream)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def _forward(self, method: str) -> None:
-                req = urllib.request.Request(
-                    f"http://{upstream}{self.path}",
-                    method=method,
-                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
-                )
-                try:
-                    up = urllib.request.urlopen(req, timeout=30)
-                except urllib.error.HTTPError as e:
-                    up = e
-                body = up.read() if method == "GET" else b""
-                self.send_response(up.status if hasattr(up, "status") else up.code)
-                for k in ("Content-Type", "Docker-Content-Digest", "WWW-Authenticate"):
-                    if up.headers.get(k):
-                        self.send_header(k, up.headers[k])
-                self.send_header("Content-Length", up.headers.get("Content-Length") or str(len(body)))
-                self.end_headers()
-                if method != "GET":
-                    return
-                if "/blobs/sha256:" not in self.path or len(body) <= 100_000:
-                    self.wfile.write(body)
-                    return
-                if corrupt:
-                    body = body[:-1] + bytes([body[-1] ^ 0xFF])
-                self.wfile.write(body[:-_TAIL])
-                self.wfile.flush()
-                outer.holding.set()
-                outer.release.wait(60)  # bounded: a failing test must not hang the link
-                self.wfile.write(body[-_TAIL:])
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._forward("GET")
-
-            def do_HEAD(self) -> None:  # noqa: N802
-                self._forward("HEAD")
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+    def send_blob(self, out: BinaryIO, body: bytes) -> None:
+        if self.corrupt:
+            body = body[:-1] + bytes([body[-1] ^ 0xFF])
+        out.write(body[:-_TAIL])
+        out.flush()
+        self.holding.set()
+        self.release.wait(60)  # bounded: a failing test must not hang the link
+        out.write(body[-_TAIL:])
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        super().close()
 
 
 @pytest.fixture

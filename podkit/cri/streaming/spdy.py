@@ -96,11 +96,10 @@ class ProtocolError(Exception):
 Headers = dict[str, list[str]]
 
 
-@dataclass
-class DataFrame:
-    stream_id: int
-    data: bytes = b""
-    flags: int = 0
+class _Fin:
+    """The FIN flag of the frames that carry one (data, SYN_STREAM, SYN_REPLY, HEADERS)."""
+
+    flags: int
 
     @property
     def fin(self) -> bool:
@@ -108,7 +107,14 @@ class DataFrame:
 
 
 @dataclass
-class SynStream:
+class DataFrame(_Fin):
+    stream_id: int
+    data: bytes = b""
+    flags: int = 0
+
+
+@dataclass
+class SynStream(_Fin):
     stream_id: int
     headers: Headers = field(default_factory=dict)
     associated_to: int = 0
@@ -116,20 +122,18 @@ class SynStream:
     slot: int = 0
     flags: int = 0
 
-    @property
-    def fin(self) -> bool:
-        return bool(self.flags & FLAG_FIN)
-
 
 @dataclass
-class SynReply:
+class _StreamHeaders(_Fin):
+    """A stream's id and a header block: SYN_REPLY and HEADERS, one layout on the wire."""
+
     stream_id: int
     headers: Headers = field(default_factory=dict)
     flags: int = 0
 
-    @property
-    def fin(self) -> bool:
-        return bool(self.flags & FLAG_FIN)
+
+class SynReply(_StreamHeaders):
+    pass
 
 
 @dataclass
@@ -162,15 +166,8 @@ class GoAway:
     status: int = GoAwayStatus.OK
 
 
-@dataclass
-class HeadersFrame:
-    stream_id: int
-    headers: Headers = field(default_factory=dict)
-    flags: int = 0
-
-    @property
-    def fin(self) -> bool:
-        return bool(self.flags & FLAG_FIN)
+class HeadersFrame(_StreamHeaders):
+    pass
 
 
 @dataclass
@@ -288,14 +285,11 @@ class FrameEncoder:
                 raise ValueError(f"priority {frame.priority} is not 0..7")
             head = struct.pack(">IIBB", frame.stream_id, frame.associated_to, frame.priority << 5, frame.slot)
             return _control(FrameType.SYN_STREAM, frame.flags, head + self._headers.compress(frame.headers))
-        if isinstance(frame, SynReply):
+        if isinstance(frame, _StreamHeaders):
             _check_id(frame.stream_id)
+            ftype = FrameType.SYN_REPLY if isinstance(frame, SynReply) else FrameType.HEADERS
             body = struct.pack(">I", frame.stream_id) + self._headers.compress(frame.headers)
-            return _control(FrameType.SYN_REPLY, frame.flags, body)
-        if isinstance(frame, HeadersFrame):
-            _check_id(frame.stream_id)
-            body = struct.pack(">I", frame.stream_id) + self._headers.compress(frame.headers)
-            return _control(FrameType.HEADERS, frame.flags, body)
+            return _control(ftype, frame.flags, body)
         if isinstance(frame, RstStream):
             _check_id(frame.stream_id)
             return _control(FrameType.RST_STREAM, 0, struct.pack(">II", frame.stream_id, frame.status))
