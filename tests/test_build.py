@@ -449,3 +449,31 @@ def test_copy_resolves_symlinks_inside_the_context_and_the_stage(d: Daemon, tmp_
     ours = d.cli("run", "--rm", "links:1").stdout
     theirs = d.cli("run", "--rm", "busybox", "cat", "/etc/passwd").stdout
     assert ours == theirs and ours != Path("/etc/passwd").read_text()
+
+
+def test_the_dockerfile_is_read_inside_the_context(d: Daemon) -> None:
+    """``dockerfile=../..`` or a Dockerfile that is a symlink to an absolute path reads
+    nothing of the daemon's host (its errors would echo the file's lines)."""
+    from tests.rawhttp import call
+
+    for name, member in (("../" * 40 + "etc/passwd", None), ("Dockerfile", "/etc/passwd")):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            ti = tarfile.TarInfo("Dockerfile")
+            if member is not None:
+                ti.type, ti.linkname = tarfile.SYMTYPE, member
+                tf.addfile(ti)
+            else:
+                data = b"FROM busybox\n"
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+        status, body = call(
+            str(d.socket),
+            "POST",
+            f"/v1/build?dockerfile={name}",
+            buf.getvalue(),
+            headers={"Content-Type": "application/x-tar"},
+        )
+        text = body.decode()
+        assert "root:" not in text, text
+        assert ("outside the build context" in text) or ("cannot find Dockerfile" in text), text

@@ -15,6 +15,7 @@ classic-builder stream both carry them.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -30,7 +31,7 @@ from podkit.build.state import (
     Emit,
     Stage,
 )
-from podkit.errors import NotFound
+from podkit.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from podkit.containers.service import ContainerService
@@ -58,11 +59,7 @@ class Builder:
         bc = self.bc
         text = self.text
         if text is None:
-            p = bc.context / bc.opts.dockerfile
-            try:
-                text = p.read_text()
-            except FileNotFoundError:
-                raise NotFound(f"cannot find {bc.opts.dockerfile} in the build context") from None
+            text = _read_dockerfile(bc.context, bc.opts.dockerfile)
         parsed = parse(text)
         meta_args: dict[str, str] = {}
         i = 0
@@ -133,6 +130,21 @@ class Builder:
         for t in self.bc.opts.tags:
             await self.bc.say(f"Successfully tagged {t}\n")
         return img.id
+
+
+def _read_dockerfile(context: Path, name: str) -> str:
+    """The Dockerfile ``name`` of the context, resolved inside it: a ``../`` name or a
+    symlink to an absolute path would read (and echo in its errors) the daemon host's
+    files."""
+    from podkit.runtime.users import resolve_in_root
+
+    rel = os.path.normpath(name.lstrip("/"))
+    if rel.startswith(".."):
+        raise InvalidArgument(f"the Dockerfile {name} is outside the build context")
+    try:
+        return resolve_in_root(context, rel).read_text(errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise NotFound(f"cannot find {name} in the build context") from None
 
 
 async def build_from_tar(
