@@ -175,12 +175,16 @@ def test_links_and_mac_address(env: DockerEnv) -> None:
         _run(env, "create", "--name", "lk-later", "--link", "lk-web", "busybox", "true")
         hc = json.loads(_run(env, "inspect", "lk-later")[0])[0]["HostConfig"]
         assert hc["Links"] == ["/lk-web:/lk-later/lk-web"]
+        _run(env, "run", "-d", "--name", "lk-sleeper", "--link", "lk-web:db", "busybox", "sleep", "1000")
         _run(env, "stop", "-t", "0", "lk-web")
         r = env.daemon.cli("start", "lk-later")
         assert r.returncode == 1 and "Cannot link to a non running container: /lk-web" in r.stderr
+        # restarted (on the next free address): a running linker's /etc/hosts follows, as docker's
+        _run(env, "start", "lk-web")
+        ip = json.loads(_run(env, "inspect", "lk-web")[0])[0]["NetworkSettings"]["IPAddress"]
+        hosts = _run(env, "exec", "lk-sleeper", "grep", "-w", "db", "/etc/hosts")[0]
+        assert hosts.split()[:2] == [ip, "db"], (ip, hosts)
         if DOCKER is not None:
-            _run(env, "start", "lk-web")
-            ip = json.loads(_run(env, "inspect", "lk-web")[0])[0]["NetworkSettings"]["IPAddress"]
             r = env.docker(
                 # (docker 28 sends --mac-address per network, which needs API 1.44: not here)
                 *("run", "--rm", "--link", "lk-web:db", "--domainname", "d.example"),
@@ -192,7 +196,7 @@ def test_links_and_mac_address(env: DockerEnv) -> None:
             assert d[:2] == ["d.example", "300"] and d[2].split()[:2] == [ip, "db"], r.stdout
             assert d[3] == "sock"
     finally:
-        env.daemon.cli("rm", "-f", "lk-web", "lk-later")
+        env.daemon.cli("rm", "-f", "lk-web", "lk-later", "lk-sleeper")
     assert "could not get container for nosuch" in _refused(env, "run", "--rm", "--link", "nosuch", "busybox")
     err = _refused(env, "run", "--rm", "--network", "host", "--link", "x", "busybox")
     assert "--link cannot be used with network mode 'host'" in err

@@ -6,7 +6,9 @@ line ``IP ALIAS HOSTNAME NAME`` and, on the default bridge, docker's link variab
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podkit.containers.parsers import merge_env
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from podkit.containers.context import ContainerContext
     from podkit.containers.options import CreateOptions
     from podkit.containers.store import Record
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -119,3 +123,31 @@ def environment(rec: Record, opts: CreateOptions, linked: list[Linked]) -> list[
             if k and k not in ("HOME", "PATH", "HOSTNAME"):
                 env.append(f"{prefix}_ENV_{k}={v}")
     return env
+
+
+def refresh_linkers(ctx: ContainerContext, cid: str, ip: str) -> None:
+    """Container ``cid`` (re)started, maybe on another address ``ip``: the running
+    containers linked to it get that address in their /etc/hosts, as docker rewrites
+    them (their link variables stay as they were at their own start, as docker's do)."""
+    for other in ctx.store.running_mentioning(cid):
+        links = (str(x).partition(":") for x in other.config.get("links") or [])
+        aliases = {alias for target, _, alias in links if target == cid}
+        if aliases:
+            _rewrite_hosts(ctx.bundle(other.id) / "hosts", aliases, ip, other.name)
+
+
+def _rewrite_hosts(path: Path, aliases: set[str], ip: str, who: str) -> None:
+    try:
+        lines = path.read_text().splitlines()
+        out = []
+        for line in lines:
+            addr, _, names = line.partition("\t")
+            if names.split(" ", 1)[0] in aliases:
+                line = f"{ip}\t{names}"
+            out.append(line)
+        # in place: the file is bind-mounted into the container, a new inode would not show
+        with open(path, "r+") as f:
+            f.write("\n".join(out) + "\n")
+            f.truncate()
+    except OSError as e:
+        log.warning("links: cannot update /etc/hosts of %s: %s", who, e)

@@ -18,6 +18,7 @@ from pathlib import Path
 from podkit.containers import exit as exits
 from podkit.containers import logrotate
 from podkit.containers.context import LABEL_IMAGE, LABEL_NAMESPACE, ContainerContext, snap_key
+from podkit.containers.links import refresh_linkers
 from podkit.containers.networking import network_up
 from podkit.containers.options import CreateOptions
 from podkit.containers.rootfs import is_mounted, mount_all, unmount
@@ -101,6 +102,8 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
     )
     ctx.changed(rec.id)
     exits.watch(ctx, rec.id)
+    if netinfo.get("ip"):
+        refresh_linkers(ctx, rec.id, str(netinfo["ip"]))
     mark(rec.id, "started")
     ctx.publish(rec.namespace, "container", "start", rec.id, name=rec.name, image=rec.image)
     if ctx.health is not None:

@@ -182,6 +182,14 @@ class ContainerStore:
                 raise InvalidArgument(f"container id prefix {ref!r} is ambiguous: give more characters")
         raise NotFound(f"no such container: {ref}")
 
+    def running_mentioning(self, cid: str) -> list[Record]:
+        """Running or paused containers whose options name ``cid`` (``--link``,
+        ``container:`` modes...): the caller looks at which option."""
+        rows = self.db.query(
+            "SELECT * FROM containers WHERE state IN ('running', 'paused') AND instr(config, ?) > 0", (cid,)
+        )
+        return [Record.from_row(r) for r in rows]
+
     def list(self, ns: str | None = None) -> list[Record]:
         if ns is None:
             rows = self.db.query("SELECT * FROM containers ORDER BY created DESC")
