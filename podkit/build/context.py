@@ -86,6 +86,8 @@ def _translate(pat: str) -> str:
 def apply_dockerignore(root: Path, keep: set[str]) -> None:
     """Delete what ``.dockerignore`` excludes (never the Dockerfile or the ignore file)."""
     f = root / ".dockerignore"
+    if f.is_symlink():  # it would be read from wherever it points on the daemon's host
+        raise InvalidArgument(".dockerignore is a symbolic link: send the file itself")
     if not f.is_file():
         return
     ign = Ignore(f.read_text(errors="replace"))
