@@ -477,3 +477,16 @@ def test_the_dockerfile_is_read_inside_the_context(d: Daemon) -> None:
         text = body.decode()
         assert "root:" not in text, text
         assert ("outside the build context" in text) or ("cannot find Dockerfile" in text), text
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = b"FROM busybox\n"
+        ti = tarfile.TarInfo("Dockerfile")
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+        ti = tarfile.TarInfo(".dockerignore")
+        ti.type, ti.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(ti)
+    status, body = call(
+        str(d.socket), "POST", "/v1/build", buf.getvalue(), headers={"Content-Type": "application/x-tar"}
+    )
+    assert ".dockerignore is a symbolic link" in body.decode(), body
