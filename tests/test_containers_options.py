@@ -533,6 +533,8 @@ def test_run_flags_parse() -> None:
         ({"userns": "keep-id"}, "no user namespace remapping"),
         ({"cgroup_parent": "../etc"}, "invalid --cgroup-parent"),
         ({"cgroup_parent": "a b"}, "invalid --cgroup-parent"),
+        ({"cgroup_parent": "/x", "pod": "p"}, "--cgroup-parent cannot be combined with --pod"),
+        ({"healthcheck": {"test": "true", "start_interval": "5ms"}}, "start interval"),
         ({"links": ["bad name"]}, "invalid --link"),
         ({"links": ["web"], "network": "none"}, "--link cannot be used"),
         ({"mac_address": "02:42:ac:11:00"}, "invalid --mac-address"),
@@ -594,6 +596,8 @@ def test_run_flags_parsed_and_discarded(monkeypatch: pytest.MonkeyPatch) -> None
     if block:
         assert "--device-read-bps discarded" in text
     assert "warnings" not in o.to_dict() and CreateOptions.from_stored(o.to_dict()).warnings == []
+    hc = CreateOptions.parse({"image": "b", "healthcheck": {"test": "true", "start_interval": "2s"}})
+    assert hc.healthcheck is not None and hc.healthcheck["start_interval"] == 2.0
 
 
 def test_run_flags_in_the_spec() -> None:

@@ -169,8 +169,15 @@ def test_networking_config() -> None:
     }  # type: ignore[index]
     with pytest.raises(InvalidArgument, match="IPv4Address"):
         translate(second, None)
-    hc = translate({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Interval": 2_000_000_000}}, None)
+    hc = translate(
+        {
+            "Image": "b",
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 2_000_000_000, "StartInterval": 10**9},
+        },
+        None,
+    )
     assert hc["healthcheck"]["test"] == ["CMD", "true"] and hc["healthcheck"]["interval"] == 2.0
+    assert hc["healthcheck"]["start_interval"] == 1.0
     assert translate({"Image": "b", "Healthcheck": {"Test": ["NONE"]}}, None)["no_healthcheck"] is True
     with pytest.raises(InvalidArgument, match="Healthcheck.Interval"):
         translate({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Interval": "5s"}}, None)

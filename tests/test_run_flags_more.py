@@ -217,3 +217,21 @@ def test_refusals(env: DockerEnv) -> None:
     for flags, message in cases:
         assert message in _refused(env, "run", "--rm", *flags, "busybox", "true"), flags
     assert env.daemon.cli("ps", "-aq").stdout == ""  # nothing was left behind
+
+
+def test_health_start_interval(env: DockerEnv) -> None:
+    """During the start period the checks run every --health-start-interval: healthy in
+    moments although --health-interval is an hour."""
+    _run(
+        env,
+        *("run", "-d", "--name", "hsi", "--health-cmd", "true", "--health-interval", "1h"),
+        *("--health-start-period", "60s", "--health-start-interval", "200ms", "busybox", "sleep", "1000"),
+    )
+    try:
+
+        def status() -> str:
+            return _run(env, "inspect", "-f", "{{.State.Health.Status}}", "hsi")[0].strip()
+
+        wait_for(lambda: status() == "healthy", 20, what="the first check, at the start interval")
+    finally:
+        _run(env, "rm", "-f", "hsi")

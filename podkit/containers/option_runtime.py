@@ -73,6 +73,8 @@ def cgroup_parent(o: CreateOptions, body: Body) -> None:
         return
     if not isinstance(v, str) or not _CGROUP_PARENT_RE.fullmatch(v) or ".." in v.split("/"):
         raise InvalidArgument(f"invalid --cgroup-parent {v!r}: want a cgroup path such as /mygroup")
+    if o.pod:
+        raise InvalidArgument("--cgroup-parent cannot be combined with --pod: the pod's cgroup is the parent")
     o.cgroup_parent = "/" + v.strip("/")
 
 
