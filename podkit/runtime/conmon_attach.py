@@ -72,7 +72,7 @@ class AttachSession:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        delay = 0.0002
+        delay = 0.001  # conmon accepts once its setup after the create is done: ~1-2 ms
         while True:
             try:
                 if unix_diag.peer_accepted(self._sock):

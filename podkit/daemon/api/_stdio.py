@@ -132,6 +132,11 @@ async def serve_stdio(
     finally:
         for t in (out_task, in_task):
             t.cancel()
+        # Their cancellation lands before the session's socket is closed: asyncio drops
+        # a reader of a socket only when the cancelled receive's callback runs, and a
+        # socket closed before that leaves its number registered, so a new socket given
+        # the same number would never be polled (an attach that hangs, output unread).
+        await asyncio.gather(out_task, in_task, return_exceptions=True)
         try:
             await session.close()
         except Exception as e:  # the stream ends either way; the session's leftovers are logged
