@@ -111,7 +111,8 @@ class Campaign:
         self.d = Daemon(base / "d", '[cri]\nenabled = true\nsandbox_image = "localhost/none/pause:never"\n')
         self.registry = RegistryServer(base / "registry")
         self.counts: dict[str, int] = {"kill points": 0, "survived": 0, "conmon kills": 0, "disk fills": 0}
-        self.by_kind: dict[str, dict[str, int]] = {}
+        # per kind: kills, survived, failed, and "at": where podkitd was when killed
+        self.by_kind: dict[str, dict[str, Any]] = {}
         self.failures: list[dict[str, Any]] = []
         self.round = 0
         self.rng = random.Random(seed)
@@ -218,7 +219,7 @@ class Campaign:
         n = self.round
         port = str(20000 + rng.randrange(20000))
         ref = self.refs[rng.choice(("busybox", "big"))]
-        streamed = "for i in 1 2 3 4 5 6; do echo $i; sleep 0.2; done"
+        streamed = "for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; sleep 0.2; done"
         if kind == "run":
             return lambda: self._cli("run", "-d", "--name", f"c{n}", "busybox", "sleep", "30")
         if kind == "run --rm":
@@ -509,12 +510,16 @@ class Campaign:
             tally["survived"] += 1
             self.counts["survived"] += 1
 
-    def _kill(self, info: dict[str, Any], log_from: int) -> None:
-        """SIGKILL podkitd; what it was doing (its last log line) is the kill point's step."""
+    def _kill(self, info: dict[str, Any], log_from: int, registry_from: int | None = None) -> None:
+        """SIGKILL podkitd; what it was doing (its last log line) is the kill point's step,
+        and its logger (with a trace line's phase) where it counts. For a pull, podkitd
+        logs nothing: the registry's access log tells (a request is logged once
+        answered: after "manifest fetched", blobs were being fetched)."""
         self.d.kill()
         self.drop_channel()
         self.counts["kill points"] += 1
-        self.by_kind[info["kind"]]["kills"] += 1
+        tally = self.by_kind[info["kind"]]
+        tally["kills"] += 1
         with open(self.d.log, "rb") as f:
             f.seek(log_from)
             lines = [
@@ -523,6 +528,22 @@ class Campaign:
                 if x[:4].isdigit() and not any(noise in x for noise in NOISE)
             ]
         info["step"] = lines[-1][:200] if lines else "(nothing logged since the operation began)"
+        where = _where(lines[-1]) if lines else "(before any log line)"
+        if registry_from is not None:
+            with open(self.registry.log, "rb") as f:
+                f.seek(registry_from)
+                gets = [x for x in f.read().decode(errors="replace").splitlines() if '"GET /v2/' in x]
+            blobs = sum("/blobs/" in x for x in gets)
+            where = (
+                f"registry: {blobs} blob(s) fetched"
+                if blobs
+                else "registry: manifest fetched"
+                if gets
+                else "registry: nothing fetched yet"
+            )
+            info["step"] = f"{where}; podkitd's last line: {info['step']}"
+        at = tally.setdefault("at", {})
+        at[where] = at.get(where, 0) + 1
 
     def _restart(self) -> None:
         assert self.d.proc is None, "podkitd still runs"  # (a second one would not start)
@@ -543,12 +564,15 @@ class Campaign:
 
     def kill_round(self, kind: str, rng: random.Random, info: dict[str, Any]) -> list[str]:
         start = self.operation(kind, rng)
-        delay = rng.uniform(0.0, 1.2)
+        # (a client takes 0.3-0.6 s to start: the early kills find podkitd idle or the
+        # request arriving, the later ones inside it)
+        delay = rng.uniform(0.0, 1.8)
         info["delay"] = round(delay, 3)
         log_from = self.d.log.stat().st_size
+        registry_from = self.registry.log.stat().st_size
         proc = start()
         time.sleep(delay)  # a random kill point inside the operation (not a synchronisation)
-        self._kill(info, log_from)
+        self._kill(info, log_from, registry_from if kind.endswith("pull") else None)
         problems = []
         try:
             proc.wait(60)
@@ -739,6 +763,16 @@ class Campaign:
         if left_cg:
             leaks.append(f"cgroups: {left_cg}")
         return leaks
+
+
+def _where(line: str) -> str:
+    """What a log line says podkitd was at: its logger, with the phase for a trace line
+    ("DEBUG podkit.trace: <id> snapshot-done <time>" is podkit.trace:snapshot-done)."""
+    words = line.split()
+    logger = words[1].rstrip(":") if len(words) > 1 else line
+    if logger == "podkit.trace" and len(words) > 3:
+        return f"{logger}:{words[3]}"
+    return logger
 
 
 def main() -> int:
