@@ -68,9 +68,9 @@ def test_socket_is_root_only_and_speaks_docker(daemon: Daemon) -> None:
     assert status == 503 and "not a swarm manager" in json.loads(data)["message"]
     status, _, data = _req(sock, "POST", "/v1.43/session")
     assert status == 501 and "BuildKit" in json.loads(data)["message"]
-    body = json.dumps({"Image": "busybox", "HostConfig": {"UTSMode": "host"}}).encode()
+    body = json.dumps({"Image": "busybox", "HostConfig": {"DeviceRequests": [{"Count": -1}]}}).encode()
     status, _, data = _req(sock, "POST", "/containers/create", body)
-    assert status == 400 and "HostConfig.UTSMode" in json.loads(data)["message"]
+    assert status == 400 and "--gpus is not supported" in json.loads(data)["message"]
     status, _, data = _req(sock, "POST", "/containers/create", json.dumps({"Image": "nosuch:1"}).encode())
     assert status == 404 and json.loads(data)["message"] == "No such image: nosuch:1"
 

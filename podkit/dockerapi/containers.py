@@ -50,6 +50,8 @@ async def create_container(request: web.Request) -> web.StreamResponse:
     opts = create.translate(b, name)
     if request.query.get("platform"):
         opts["platform"] = request.query["platform"]  # the host's only: CreateOptions says so
+    # the settings are checked before the image is looked up, as dockerd's
+    parsed = await asyncio.to_thread(CreateOptions.parse, opts)
     # docker answers 404 for a missing image and lets the client pull it (with its
     # progress bar); podkit's own create would pull it silently instead.
     try:
@@ -67,7 +69,6 @@ async def create_container(request: web.Request) -> web.StreamResponse:
                 f'Conflict. The container name "/{other.name}" is already in use by container '
                 f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.'
             )
-    parsed = await asyncio.to_thread(CreateOptions.parse, opts)
     rec = await svc.create(NAMESPACE, parsed)
     return json_response({"Id": rec.id, "Warnings": parsed.warnings}, status=201)
 
