@@ -530,6 +530,7 @@ def test_run_flags_parse() -> None:
         ({"uts": "private"}, "invalid --uts"),
         ({"uts": "host", "domainname": "d.org"}, "UTS mode"),
         ({"cgroupns": "shared"}, "invalid --cgroupns"),
+        ({"domainname": "d.org", "pod": "p"}, "--domainname cannot be combined with --pod"),
         ({"userns": "keep-id"}, "no user namespace remapping"),
         ({"cgroup_parent": "../etc"}, "invalid --cgroup-parent"),
         ({"cgroup_parent": "a b"}, "invalid --cgroup-parent"),

@@ -118,6 +118,21 @@ def test_namespaces_cgroups_and_limits(env: DockerEnv, tmp_path: Path) -> None:
     name, uts, memcg = out.splitlines()
     assert name == os.uname().nodename and uts == os.readlink("/proc/self/ns/uts")
     assert memcg.endswith(":memory:/")
+    # the host's network, a UTS namespace of its own for the domainname (the host's is untouched)
+    host_domain = Path("/proc/sys/kernel/domainname").read_text()
+    out, _ = _run(
+        env,
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--domainname",
+        "d.org",
+        "busybox",
+        "cat",
+        "/proc/sys/kernel/domainname",
+    )
+    assert out == "d.org\n" and Path("/proc/sys/kernel/domainname").read_text() == host_domain
     created = env.daemon.cli("create", "--uts", "host", "--oom-kill-disable", "busybox").stdout.strip()
     hc = json.loads(_run(env, "inspect", created)[0])[0]["HostConfig"]
     assert hc["UTSMode"] == "host" and hc["OomKillDisable"] is True and hc["CgroupnsMode"] == "host"

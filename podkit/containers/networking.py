@@ -41,7 +41,7 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
     mode = opts.network
     if mode == "host":
         nss["network"] = "host"
-        nss["uts"] = "host" if not opts.hostname else None
+        nss["uts"] = "host" if not (opts.hostname or opts.domainname) or opts.uts == "host" else None
         return info, nss, _nothing
     if mode == "none" or mode == "pod" or "network" in opts.namespaces:
         return info, nss, _nothing

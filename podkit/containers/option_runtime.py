@@ -60,6 +60,8 @@ def namespaces(o: CreateOptions, body: Body) -> None:
             f"--userns {userns!r} is not supported: podkit has no user namespace remapping, "
             "its containers always use the host's user namespace (--userns host)"
         )
+    if o.domainname and (o.pod or "uts" in o.namespaces):
+        raise InvalidArgument("--domainname cannot be combined with --pod: the pod's UTS namespace is shared")
     if (o.uts or o.cgroupns) and (o.pod or o.namespaces):
         raise InvalidArgument(
             "--uts/--cgroupns cannot be combined with --pod: the pod's namespaces are shared"
