@@ -199,6 +199,23 @@ def test_links_and_mac_address(env: DockerEnv) -> None:
         ip = json.loads(_run(env, "inspect", "lk-web")[0])[0]["NetworkSettings"]["IPAddress"]
         hosts = _run(env, "exec", "lk-sleeper", "grep", "-w", "db", "/etc/hosts")[0]
         assert hosts.split()[:2] == [ip, "db"], (ip, hosts)
+        try:
+            import docker as docker_py
+        except ImportError:
+            docker_py = None
+        if docker_py is not None:
+            # docker-py sends Config.MacAddress (API 1.43's place), HostConfig.Links and UTSMode
+            client = docker_py.DockerClient(base_url=env.host, version="auto", timeout=60)
+            out_b = client.containers.run(
+                "busybox",
+                ["sh", "-c", "cat /sys/class/net/eth0/address; grep -w db /etc/hosts"],
+                remove=True,
+                mac_address="02:42:ac:11:00:97",
+                links={"lk-web": "db"},
+            )
+            client.close()
+            got = out_b.decode().splitlines()
+            assert got[0] == "02:42:ac:11:00:97" and got[1].split()[:2] == [ip, "db"], got
         if DOCKER is not None:
             r = env.docker(
                 # (docker 28 sends --mac-address per network, which needs API 1.44: not here)
