@@ -27,6 +27,7 @@ import asyncio
 import ctypes
 import gc
 import logging
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -71,14 +72,13 @@ def trim() -> None:
 class MemoryKeeper:
     """Trims the heap ``quiet`` seconds after the last activity.
 
-    ``touch()`` is on every request's and every event's path, so it only counts;
-    one timer at a time looks whether anything happened since it was armed."""
+    ``touch()`` is on every request's and every event's path, so it only notes the
+    time; one timer at a time fires ``quiet`` seconds after the last activity."""
 
     def __init__(self, quiet: float = QUIET) -> None:
         self.quiet = quiet
         self.trims = 0
-        self._activity = 0
-        self._seen = 0
+        self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
     def settle_start_up(self) -> None:
@@ -89,19 +89,19 @@ class MemoryKeeper:
         trim()
 
     def touch(self) -> None:
-        self._activity += 1
+        self._last = time.monotonic()  # the loop's clock (asyncio uses monotonic)
         if self._timer is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # published from a worker thread: the next touch arms
                 return
-            self._seen = self._activity
             self._timer = loop.call_later(self.quiet, self._check)
 
     def _check(self) -> None:
         self._timer = None
-        if self._activity != self._seen:
-            self.touch()  # still going: look again later
+        left = self._last + self.quiet - time.monotonic()
+        if left > 0.01:  # something happened since: look again once it is quiet as long
+            self._timer = asyncio.get_running_loop().call_later(left, self._check)
             return
         trim()
         self.trims += 1
