@@ -158,12 +158,12 @@ async def build_from_tar(
 ) -> str:
     """Unpack the context tar into ``workdir`` (removed after, in the background) and build."""
     from podkit.build.context import apply_dockerignore, unpack_context
-    from podkit.build.workdir import remove_later
+    from podkit.build.workdir import context_dir, release
 
-    ctx_dir = workdir / "context"
     try:
+        ctx_dir = await asyncio.to_thread(context_dir, workdir, tar)
         await asyncio.to_thread(unpack_context, tar, ctx_dir)
         await asyncio.to_thread(apply_dockerignore, ctx_dir, {opts.dockerfile, ".dockerignore"})
         return await Builder(images, containers, ns, ctx_dir, opts, emit).build()
     finally:
-        remove_later(workdir)
+        await asyncio.shield(release(workdir))

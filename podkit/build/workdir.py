@@ -1,5 +1,6 @@
 """A build's private files under ``<state>/build/``: its work directory (the context
-received and unpacked) and the mount points of its ``--from`` views.
+received, and unpacked into a tmpfs of its own when small) and the mount points of its
+``--from`` views.
 
 A work directory goes when its build ends, but in the background, after the answer:
 deleting thousands of just-written context files can take seconds on a busy disk, and
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from podkit.build.state import BUILD_NS, VIEW_PREFIX
 from podkit.errors import PodkitError
@@ -26,6 +28,51 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _pending: set[asyncio.Task[None]] = set()
+
+# A context whose tar is at most this big is unpacked into a tmpfs of its own: creating
+# its files in memory takes a fraction of the time on disk (3,000 small files: 0.06 s
+# against 1.5 s on this VM's disk, and seconds more when the disk is busy), and they go
+# with one unmount. A bigger context is unpacked on the disk, under <state>.
+MEMORY_CONTEXT_MAX = 256 << 20
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
+
+
+def context_dir(workdir: Path, tar: BinaryIO) -> Path:
+    """The directory the context is unpacked into (``workdir/context``), made now: on a
+    private tmpfs when the context tar is small enough."""
+    from podkit.snapshots.mount import sys_mount
+
+    d = workdir / "context"
+    d.mkdir(mode=0o700)
+    try:
+        tar_size = os.fstat(tar.fileno()).st_size
+    except (OSError, ValueError):  # not a file (an SDK caller's stream): its size is unknown
+        tar_size = MEMORY_CONTEXT_MAX + 1
+    if tar_size <= MEMORY_CONTEXT_MAX:
+        # tmpfs counts whole pages per file: room well over the tar's size (a limit,
+        # not a reservation).
+        size = 8 * tar_size + (64 << 20)
+        try:
+            sys_mount(
+                "podkit-build", str(d), "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, f"size={size},mode=0700"
+            )
+        except OSError as e:
+            log.warning("build: no tmpfs for the context (unpacked on the disk): %s", e)
+    return d
+
+
+async def release(workdir: Path) -> None:
+    """The build is over: the context's tmpfs unmounted now, the rest removed later."""
+    from podkit.snapshots.mount import is_mountpoint, unmount
+
+    d = workdir / "context"
+    if await asyncio.to_thread(is_mountpoint, d):
+        try:
+            await asyncio.to_thread(unmount, d)
+        except OSError as e:
+            log.warning("build: unmounting the context %s: %r (swept at the next start)", d, e)
+            return
+    remove_later(workdir)
 
 
 def remove_later(path: Path) -> None:
@@ -67,8 +114,8 @@ async def sweep(state_dir: Path, snapshots: Snapshotter, containers: ContainerSe
                 )
     root = state_dir / "build"
     children = sorted(root.iterdir()) if root.is_dir() else []
-    for p in children:
-        if is_mountpoint(p):  # a --from view's mount point
+    for p in [m for c in children for m in (c / "context", c)]:
+        if is_mountpoint(p):  # a --from view's mount point, a context's tmpfs
             try:
                 unmount(p)
             except OSError as e:
