@@ -249,6 +249,11 @@ def test_refusals(env: DockerEnv) -> None:
     for flags, message in cases:
         assert message in _refused(env, "run", "--rm", *flags, "busybox", "true"), flags
     assert env.daemon.cli("ps", "-aq").stdout == ""  # nothing was left behind
+    # the SDK raises what the daemon discarded as Python warnings
+    client = env.daemon.client()
+    with pytest.warns(UserWarning, match="kernel memory limit is deprecated"):
+        c = client.containers.create("busybox", "true", kernel_memory="16m")
+    client.containers.remove(c.id)
 
 
 def test_health_start_interval(env: DockerEnv) -> None:

@@ -139,6 +139,12 @@ class ContainersAPI(ContainerOps):
             body["cmd"] = cmd
         # env_file and a seccomp profile's path are read here: the daemon takes content
         out: JSONObject = self._t.post("/containers", json_body=inline_files(body))
+        if out.get("warnings"):
+            import warnings
+
+            # what the daemon discarded (a limit this host's cgroups cannot set...)
+            for w in out["warnings"]:
+                warnings.warn(str(w), UserWarning, stacklevel=2)
         return self.get(out["id"])
 
     def run(
