@@ -130,6 +130,7 @@ def test_user_network_pool_names_and_crash(workdir: Path, busybox_tarball: Path)
 
     d = Daemon(workdir, pool_size=2).start()
     br, sub = free_network()
+    br2, sub2 = free_network()
     gw = sub.replace(".0/24", ".1")
     try:
         import_busybox(d, busybox_tarball)
@@ -145,6 +146,14 @@ def test_user_network_pool_names_and_crash(workdir: Path, busybox_tarball: Path)
         )
         got = c.containers.get(api.id).raw["network"]
         assert got.get("sandbox") and got["ip"].startswith(sub.rsplit(".", 1)[0] + "."), got
+        # a running container on a warm sandbox joins another network live, and leaves it
+        c.networks.create("pooltwo", subnet=sub2, bridge=br2)
+        c.networks.connect("pooltwo", api.id)
+        addrs = c.containers.exec(api.id, ["ip", "-4", "-o", "addr", "show", "eth1"]).output.decode()
+        assert sub2.rsplit(".", 1)[0] + "." in addrs, addrs
+        c.networks.disconnect("pooltwo", api.id)
+        assert c.containers.exec(api.id, ["ip", "link", "show", "eth1"]).exit_code != 0
+        c.networks.remove("pooltwo")
         # a fixed address is not the pool's
         fixed_ip = sub.replace(".0/24", ".77")
         fixed = c.containers.run("busybox", ["sleep", "300"], network="poolnet", ip=fixed_ip)

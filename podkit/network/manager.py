@@ -319,13 +319,20 @@ class NetworkManager:
     ) -> dict[str, Any]:
         """Add one network to an attached (running) owner: CNI ADD of the next
         interface (eth1, eth2...) into its netns, without a default route or
-        published ports; returns the attachment as ``attach`` does."""
-        return await _attach.connect(self._ctx, owner_id, network, ip, dns_names, aliases)
+        published ports; returns the attachment as ``attach`` does. A container on a
+        warm sandbox connects that sandbox (its owner in CNI terms), so the sandbox's
+        release at the end takes the new interface along."""
+        sid = self._pools.held_by(owner_id)
+        if sid is None:
+            return await _attach.connect(self._ctx, owner_id, network, ip, dns_names, aliases)
+        names = [*(dns_names or []), owner_id[:12]]  # its short id, as attach would add
+        return await _attach.connect(self._ctx, sid, network, ip, names, aliases)
 
     async def disconnect(self, owner_id: str, network: str) -> None:
         """CNI DEL of an owner's interface on one network (NotFound if not on it)."""
         n = self.get(network)
-        await _detach.disconnect(self._ctx, owner_id, n.id, n.name)
+        owner = self._pools.held_by(owner_id) or owner_id  # a warm sandbox's holder: see connect
+        await _detach.disconnect(self._ctx, owner, n.id, n.name)
 
     def set_dns_names(self, owner_id: str, names: builtins.list[str]) -> None:
         """Replace the names an owner answers to on its user networks (a pod's members changed)."""
