@@ -184,14 +184,29 @@ def start_registry(base: Path) -> tuple[Proc, str]:
     return p, host
 
 
+# (bridge, subnet) of every podkitd started: its pre-warmed sandboxes make the bridge
+# and rules at start-up, which outlive the daemon; dropped at the end (drop_networks).
+_NETWORKS: list[tuple[str, str]] = []
+
+
+def drop_networks() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.fixtures.network import scrub_subnet
+
+    for bridge, subnet in _NETWORKS:
+        if os.path.exists(f"/sys/class/net/{bridge}"):
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        scrub_subnet(subnet)
+    _NETWORKS.clear()
+
+
 def start_podkitd(base: Path) -> tuple[Proc, str]:
     base.mkdir(parents=True)
     n = secrets.randbelow(8 * 256)
     cfg = base / "podkitd.toml"
-    cfg.write_text(
-        f'[network]\ndefault_bridge = "pkb{secrets.token_hex(4)}"\n'
-        f'default_subnet = "10.{200 + n // 256}.{n % 256}.0/24"\n'
-    )
+    bridge, subnet = f"pkb{secrets.token_hex(4)}", f"10.{200 + n // 256}.{n % 256}.0/24"
+    _NETWORKS.append((bridge, subnet))
+    cfg.write_text(f'[network]\ndefault_bridge = "{bridge}"\ndefault_subnet = "{subnet}"\n')
     sock = base / "state" / "podkit.sock"
     p = Proc(
         [
@@ -407,6 +422,7 @@ def main() -> int:
     finally:
         for pr in reversed(procs):
             pr.stop()
+        drop_networks()
         umount_under(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -267,6 +267,7 @@ def main() -> None:
             extra_config=f'[runtime]\nconmon_cgroup = "{pk_cg.rel}/conmon"\n',
             pool_size=a.pool_size,
         ).start()
+        cleanups.append(d.drop_host_network)  # after the stop (cleanups run in reverse)
         cleanups.append(d.stop)
         dpid = d.proc.pid if d.proc else 0
         pk_cg.add(dpid)
