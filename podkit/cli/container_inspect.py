@@ -129,7 +129,7 @@ def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
             "Dns": cfg.get("dns") or [],
             "Links": d.get("links") or None,
             "UTSMode": cfg.get("uts") or "",
-            "CgroupnsMode": cfg.get("cgroupns") or "host",
+            "CgroupnsMode": d.get("cgroupns") or "host",
             "CgroupParent": cfg.get("cgroup_parent") or "",
             "CpuPeriod": cfg.get("cpu_period") or 0,
             "CpuQuota": cfg.get("cpu_quota") or 0,

@@ -13,6 +13,7 @@ from typing import Any
 
 from podkit.containers.context import ACTIVE, ContainerContext, original_name, snap_key
 from podkit.containers.logs import Entry, LogReader, parse_since
+from podkit.containers.networking import cgroupns_mode
 from podkit.containers.store import Record
 from podkit.errors import Conflict, InvalidArgument, PodkitError
 
@@ -114,6 +115,7 @@ def view(ctx: ContainerContext, r: Record, full: bool = False) -> dict[str, Any]
         ]
         d["manually_stopped"] = r.manually_stopped
         d["links"] = links_view(ctx, r)
+        d["cgroupns"] = cgroupns_mode(str(cfg.get("cgroupns") or ""), bool(r.pod_id or cfg.get("namespaces")))
     return d
 
 

@@ -35,7 +35,7 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
     _pid_ipc(ctx, opts, nss)
     if opts.uts == "host":
         nss["uts"] = "host"
-    if opts.cgroupns == "private":
+    if cgroupns_mode(opts.cgroupns, bool(opts.pod_id or opts.namespaces)) == "private":
         nss["cgroup"] = None
     info: dict[str, Any] = {"mode": opts.network}
     mode = opts.network
@@ -127,6 +127,16 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
         await network_down(ctx, rec.id)
 
     return info, nss, undo
+
+
+def cgroupns_mode(given: str, in_pod: bool) -> str:
+    """``--cgroupns``, else docker's default: private on cgroup v2, the host's on v1
+    (a pod member stays where the pod is)."""
+    if given:
+        return given
+    from podkit.runtime.spec_host import cgroup_v2
+
+    return "private" if cgroup_v2() and not in_pod else "host"
 
 
 def _pid_ipc(ctx: ContainerContext, opts: CreateOptions, nss: Namespaces) -> None:

@@ -150,7 +150,7 @@ class CreateOptions:
     ip: str | None = None  # a fixed address on the first user network
     # option_runtime.py's: namespaces, links, MAC, block I/O, OOM, device rules
     uts: str = ""  # "" (own) | host
-    cgroupns: str = ""  # "" (podkit's default: the host's) | host | private
+    cgroupns: str = ""  # "" (docker's default: private on v2, host on v1) | host | private
     links: list[str] = field(default_factory=list)  # "name:alias", resolved at each start
     mac_address: str | None = None  # of the first network's interface
     blkio_weight: int | None = None

@@ -177,6 +177,7 @@ def _restart_policy(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
     cfg = rec.config
+    full = svc.view(rec, full=True)  # what the service resolves: links by name, the cgroupns
     cpus = cfg.get("cpus")
     binds = []
     tmpfs: dict[str, str] = {}
@@ -206,7 +207,7 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "ConsoleSize": [0, 0],
         "CapAdd": cfg.get("cap_add") or None,
         "CapDrop": cfg.get("cap_drop") or None,
-        "CgroupnsMode": cfg.get("cgroupns") or "host",
+        "CgroupnsMode": full.get("cgroupns") or "host",
         "Dns": cfg.get("dns") or [],
         "DnsOptions": cfg.get("dns_options") or [],
         "DnsSearch": cfg.get("dns_search") or [],
@@ -214,7 +215,7 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "GroupAdd": [str(g) for g in cfg.get("group_add") or []] or None,
         "IpcMode": cfg.get("ipc") or "private",
         "Cgroup": "",
-        "Links": svc.view(rec, full=True).get("links") or None,
+        "Links": full.get("links") or None,
         "OomScoreAdj": int(cfg.get("oom_score_adj") or 0),
         "PidMode": cfg.get("pid") or "",
         "Privileged": bool(cfg.get("privileged")),
