@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from podkit.containers.context import ContainerContext, snap_key
 from podkit.containers.cp import root_for
+from podkit.containers.process_root import ProcessRoot, open_process_root
 from podkit.containers.rootfs import is_mounted
 from podkit.containers.store import Record
 from podkit.errors import Conflict, InvalidArgument, PodkitError
@@ -240,7 +241,20 @@ async def export(ctx: ContainerContext, ns: str, ref: str) -> AsyncGenerator[byt
     rec = ctx.resolve(ns, ref)
     if rec.state in ("removing", "dead"):
         raise Conflict(f"container {rec.name} is being removed")
-    root, done = await root_for(ctx, rec)
+    where, release = await root_for(ctx, rec)
+    done = release
+    if isinstance(where, ProcessRoot):
+        # A live root: its process checked (a reused pid is refused) and held by a
+        # descriptor, walked by the descriptor's name.
+        fd = open_process_root(where)
+        root = Path(f"/proc/self/fd/{fd}")
+
+        def done() -> None:
+            os.close(fd)
+            if release is not None:
+                release()
+    else:
+        root = where
     skip = _skip(ctx, rec)
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=8)
     loop = asyncio.get_running_loop()
@@ -292,7 +306,7 @@ async def export(ctx: ContainerContext, ns: str, ref: str) -> AsyncGenerator[byt
 
 def _tar_tree(root: Path, out: BinaryIO, skip: frozenset[str]) -> None:
     links: dict[tuple[int, int], str] = {}
-    dev = os.lstat(root).st_dev
+    dev = os.stat(root).st_dev  # through a /proc magic link to the root it names
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
 
         def walk(rel: str) -> None:
