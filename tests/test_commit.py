@@ -31,7 +31,11 @@ def test_diff_commit_export_of_a_stopped_container(d: Daemon) -> None:
     c = d.client()
     c.containers.run(
         "busybox",
-        ["sh", "-c", "echo hi > /root/new && rm /etc/group && mkdir -p /srv/x && touch /srv/x/f"],
+        [
+            "sh",
+            "-c",
+            "echo hi > /root/new && ln -s /etc /root/l && rm /etc/group && mkdir -p /srv/x && touch /srv/x/f",
+        ],
         name="changer",
     )
     assert c.containers.wait("changer") == 0
@@ -59,8 +63,11 @@ def test_diff_commit_export_of_a_stopped_container(d: Daemon) -> None:
     c.containers.export("changer", buf)
     with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tf:
         names = set(tf.getnames())
+        link = tf.getmember("root/l")
     assert {"root/new", "bin/busybox", "srv/x/f"} <= names
     assert "etc/group" not in names
+    assert link.issym() and link.linkname == "/etc"  # kept as a link, not followed
+    assert not any(n.startswith("root/l/") for n in names)
     assert _mounts(d) == []
 
 

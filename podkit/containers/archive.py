@@ -32,6 +32,7 @@ from typing import Any, Protocol, cast
 from podkit.containers import rootfs_fd
 from podkit.containers.process_root import ProcessRoot, open_process_root
 from podkit.errors import Internal, InvalidArgument, NotFound, PodkitError, UnsafeContent
+from podkit.snapshots.diff import OVERLAY_XATTR
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,9 @@ def _lookup_error(
 Root = Path | ProcessRoot
 
 
-def _open_root(root: Root) -> int:
+def open_root(root: Root) -> int:
+    """A descriptor of the container's root (its process checked, or the mount), never
+    the host's own root; NotFound when it is gone."""
     if isinstance(root, ProcessRoot):
         fd = open_process_root(root)
     else:
@@ -115,7 +118,7 @@ def _pin(root: Root, path: str, follow: bool = False) -> tuple[int, os.stat_resu
     way are followed inside the root; the last one only with ``follow`` (``cp -L``; else
     the link itself is what is copied, as docker does)."""
     check_path(path)
-    root_fd = _open_root(root)
+    root_fd = open_root(root)
     try:
         fd = rootfs_fd.open_in_root(root_fd, path, os.O_PATH, follow=follow)
     except OSError as e:
@@ -205,7 +208,7 @@ async def tar_path(
         end: BaseException | None = None
         try:
             with tarfile.open(fileobj=w, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
-                _TreeWriter(tf).write(fd, st, info["name"])
+                TreeWriter(tf).write(fd, st, info["name"])
             w.flush()
         except BaseException as e:  # reported to the reader: a cut tar must not look whole
             end = e
@@ -247,21 +250,38 @@ async def tar_path(
     return info, chunks
 
 
-class _TreeWriter:
+class TreeWriter:
     """Entries under a pinned inode in tar order (parents first, names sorted), depth
     first without recursion: a container can make trees deeper than Python's
-    recursion limit."""
+    recursion limit. ``cp`` writes one path's tree, ``export`` a whole root.
 
-    def __init__(self, tf: tarfile.TarFile) -> None:
-        self.tf = tf
+    ``descend(arcname, st)``, when given, says whether a directory's entries are
+    written (export leaves other file systems' mount points empty); ``xattrs`` adds
+    each entry's extended attributes as PAX records (overlayfs's own left out)."""
+
+    def __init__(
+        self,
+        tf: tarfile.TarFile,
+        descend: Callable[[str, os.stat_result], bool] | None = None,
+        xattrs: bool = False,
+    ) -> None:
+        self.tf, self.descend, self.xattrs = tf, descend, xattrs
         self.seen: dict[tuple[int, int], str] = {}  # inode -> first name, for hard links
 
     def write(self, top: int, st: os.stat_result, name: str) -> None:
+        """``top`` as ``name``, and everything below it as ``name/...``."""
+        self._walk(self.entry(top, st, name))
+
+    def write_below(self, top: int) -> None:
+        """Everything below directory ``top``, named from there (``top`` itself is no
+        entry: a whole root, as ``export`` writes it)."""
+        self._walk(self._listed(top, ""))
+
+    def _walk(self, sub: tuple[int, str, list[str]] | None) -> None:
         stack: list[tuple[int, str, list[str]]] = []  # (directory fd, its name, children left)
+        if sub is not None:
+            stack.append(sub)
         try:
-            sub = self.entry(top, st, name)
-            if sub is not None:
-                stack.append(sub)
             while stack:
                 dfd, arc, names = stack[-1]
                 if not names:
@@ -274,7 +294,7 @@ class _TreeWriter:
                 except FileNotFoundError:
                     continue  # removed since the directory was listed
                 try:
-                    sub = self.entry(fd, os.fstat(fd), f"{arc}/{child}")
+                    sub = self.entry(fd, os.fstat(fd), f"{arc}/{child}" if arc else child)
                 finally:
                     os.close(fd)
                 if sub is not None:
@@ -282,6 +302,15 @@ class _TreeWriter:
         finally:
             for dfd, _, _ in stack:
                 os.close(dfd)
+
+    @staticmethod
+    def _listed(fd: int, arcname: str) -> tuple[int, str, list[str]]:
+        dfd = rootfs_fd.reopen(fd, _DIR_FLAGS)
+        try:
+            return dfd, arcname, sorted(os.listdir(dfd), reverse=True)
+        except BaseException:
+            os.close(dfd)
+            raise
 
     def entry(self, fd: int, st: os.stat_result, arcname: str) -> tuple[int, str, list[str]] | None:
         """Add one pinned entry; a directory comes back opened, with its children to do."""
@@ -291,6 +320,8 @@ class _TreeWriter:
         ti.uid, ti.gid = st.st_uid, st.st_gid
         # Whole seconds, as docker writes them: no PAX record per file for the fraction.
         ti.mtime = int(st.st_mtime)
+        if self.xattrs:
+            ti.pax_headers = _xattrs(fd)
         if not stat_mod.S_ISDIR(mode) and st.st_nlink > 1:
             key = (st.st_dev, st.st_ino)
             if key in self.seen:
@@ -305,13 +336,9 @@ class _TreeWriter:
         elif stat_mod.S_ISDIR(mode):
             ti.type = tarfile.DIRTYPE
             self.tf.addfile(ti)
-            dfd = rootfs_fd.reopen(fd, _DIR_FLAGS)
-            try:
-                names = sorted(os.listdir(dfd), reverse=True)
-            except BaseException:
-                os.close(dfd)
-                raise
-            return dfd, arcname, names
+            if self.descend is not None and not self.descend(arcname, st):
+                return None
+            return self._listed(fd, arcname)
         elif stat_mod.S_ISLNK(mode):
             ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink("", dir_fd=fd)
             self.tf.addfile(ti)
@@ -324,6 +351,26 @@ class _TreeWriter:
             self.tf.addfile(ti)
         # sockets have no tar form (tar and docker skip them too)
         return None
+
+
+def _xattrs(fd: int) -> dict[str, str]:
+    """The PAX records of an entry's extended attributes, read through the magic link
+    of its ``O_PATH`` descriptor (which has no ``f*xattr`` calls of its own): that
+    inode's, a symlink's own included, and no other's."""
+    where = f"/proc/self/fd/{fd}"
+    try:
+        names = os.listxattr(where)
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for n in sorted(names):
+        if n.startswith(OVERLAY_XATTR):
+            continue
+        try:
+            out["SCHILY.xattr." + n] = os.getxattr(where, n).decode("utf-8", "surrogateescape")
+        except OSError:
+            continue
+    return out
 
 
 # -- copying in --------------------------------------------------------------------------
@@ -357,7 +404,7 @@ async def untar_into(
 
     def open_dest() -> int:
         check_path(path)
-        root_fd = _open_root(root)
+        root_fd = open_root(root)
         try:
             return rootfs_fd.open_in_root(root_fd, path, os.O_PATH | os.O_DIRECTORY)
         except OSError as e:

@@ -14,22 +14,20 @@ import asyncio
 import json
 import logging
 import os
-import stat
 import tarfile
 from collections.abc import AsyncGenerator
-from pathlib import Path
 from typing import Any, BinaryIO
 
+from podkit.containers.archive import TreeWriter, open_root
 from podkit.containers.context import ContainerContext, snap_key
 from podkit.containers.cp import root_for
-from podkit.containers.process_root import ProcessRoot, open_process_root
 from podkit.containers.rootfs import is_mounted
 from podkit.containers.store import Record
 from podkit.errors import Conflict, InvalidArgument, PodkitError
 from podkit.images import reference
 from podkit.images.changes import apply_changes
 from podkit.images.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Platform
-from podkit.snapshots.diff import Change, HashingWriter, add_entry, prune, snapshot_changes, write_layer
+from podkit.snapshots.diff import Change, HashingWriter, prune, snapshot_changes, write_layer
 from podkit.store import ContentWriter
 
 log = logging.getLogger(__name__)
@@ -242,19 +240,21 @@ async def export(ctx: ContainerContext, ns: str, ref: str) -> AsyncGenerator[byt
     if rec.state in ("removing", "dead"):
         raise Conflict(f"container {rec.name} is being removed")
     where, release = await root_for(ctx, rec)
-    done = release
-    if isinstance(where, ProcessRoot):
-        # A live root: its process checked (a reused pid is refused) and held by a
-        # descriptor, walked by the descriptor's name.
-        fd = open_process_root(where)
-        root = Path(f"/proc/self/fd/{fd}")
+    # The root is held by a descriptor (a live root's process checked first: a reused
+    # pid is refused) and the tree walked below it through descriptors only: the
+    # container's processes may swap a directory for a symlink meanwhile.
+    try:
+        root_fd = await asyncio.to_thread(open_root, where)
+    except BaseException:
+        if release is not None:
+            await asyncio.to_thread(release)
+        raise
 
-        def done() -> None:
-            os.close(fd)
-            if release is not None:
-                release()
-    else:
-        root = where
+    def done() -> None:
+        os.close(root_fd)  # before a stopped container's snapshot is unmounted
+        if release is not None:
+            release()
+
     skip = _skip(ctx, rec)
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=8)
     loop = asyncio.get_running_loop()
@@ -272,7 +272,7 @@ async def export(ctx: ContainerContext, ns: str, ref: str) -> AsyncGenerator[byt
 
     def produce() -> None:
         try:
-            _tar_tree(root, _Sink(), skip)  # type: ignore[arg-type]  # write-only is enough
+            _tar_tree(root_fd, _Sink(), skip)  # type: ignore[arg-type]  # write-only is enough
             asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
         except BaseException as e:  # handed to the reader, which raises it
             try:
@@ -298,27 +298,21 @@ async def export(ctx: ContainerContext, ns: str, ref: str) -> AsyncGenerator[byt
                     queue.get_nowait()
                 except asyncio.QueueEmpty:
                     await asyncio.sleep(0)
-            if done:
-                await asyncio.to_thread(done)
+            await asyncio.to_thread(done)
 
     return gen()
 
 
-def _tar_tree(root: Path, out: BinaryIO, skip: frozenset[str]) -> None:
-    links: dict[tuple[int, int], str] = {}
-    dev = os.stat(root).st_dev  # through a /proc magic link to the root it names
+def _tar_tree(root_fd: int, out: BinaryIO, skip: frozenset[str]) -> None:
+    """The tree below ``root_fd``, by archive.py's walk (the one ``cp`` uses): each entry
+    pinned ``O_PATH | O_NOFOLLOW`` under its parent's descriptor and read as that inode,
+    symlinks kept as links."""
+    dev = os.fstat(root_fd).st_dev
+
+    def descend(arcname: str, st: os.stat_result) -> bool:
+        # other file systems under a live root (proc, sys, dev, volumes) are not the
+        # container's own: their mount points go in empty, as docker's do
+        return st.st_dev == dev and "/" + arcname not in skip
+
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-
-        def walk(rel: str) -> None:
-            here = root / rel if rel else root
-            for name in sorted(os.listdir(here)):
-                crel = f"{rel}/{name}" if rel else name
-                p = root / crel
-                add_entry(tf, crel, p, links)
-                st = os.lstat(p)
-                # other file systems under a live root (proc, sys, dev, volumes) are not
-                # the container's own: their mount points go in empty, as docker's do
-                if stat.S_ISDIR(st.st_mode) and st.st_dev == dev and "/" + crel not in skip:
-                    walk(crel)
-
-        walk("")
+        TreeWriter(tf, descend=descend, xattrs=True).write_below(root_fd)

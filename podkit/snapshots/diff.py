@@ -31,7 +31,7 @@ DELETED = "D"
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
-_OVERLAY_XATTR = "trusted.overlay."
+OVERLAY_XATTR = "trusted.overlay."
 _CHUNK = 1 << 20
 
 
@@ -50,7 +50,7 @@ def _xattrs(path: Path) -> dict[str, bytes]:
         return {}
     out: dict[str, bytes] = {}
     for n in sorted(names):
-        if n.startswith(_OVERLAY_XATTR):
+        if n.startswith(OVERLAY_XATTR):
             continue
         try:
             out[n] = os.getxattr(path, n, follow_symlinks=False)
