@@ -64,22 +64,26 @@ def overlay_supported(root: str | os.PathLike[str]) -> bool:
     except OSError:
         return False
     Path(root).mkdir(parents=True, exist_ok=True)
+    base: Path | None = None
     try:
         base = Path(tempfile.mkdtemp(prefix=".overlay-check-", dir=root))
+        for n in ("l1", "l2", "u", "w", "m"):
+            (base / n).mkdir()
     except OSError as e:
-        # A full disk leaves no room for the probe: the snapshots already there tell
-        # (an overlay snapshot has a work dir), so a restart into a full disk recovers.
-        made = any((d / "work").is_dir() for d in Path(root).iterdir() if d.name.isdigit())
+        # A full disk leaves no room for the probe (its dir or the dirs in it): the
+        # overlay snapshotter's own tree, made at an earlier start, tells, so a restart
+        # into a full disk recovers with the driver it had.
+        made = (Path(root) / "overlay").is_dir()
         log.warning(
             "cannot probe overlayfs under %s (%s): %s",
             root,
             e,
             "overlay snapshots found" if made else "none found",
         )
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)
         return made
     try:
-        for n in ("l1", "l2", "u", "w", "m"):
-            (base / n).mkdir()
         opts = f"index=off,lowerdir={base / 'l1'}:{base / 'l2'},upperdir={base / 'u'},workdir={base / 'w'}"
         sys_mount("overlay", str(base / "m"), "overlay", 0, opts)
         sys_umount(str(base / "m"))
