@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from podkit.containers.context import ACTIVE, ContainerContext
+from podkit.containers.ns_pins import NamespacePins
 from podkit.containers.options import CreateOptions
+from podkit.containers.process_root import ProcessRoot
 from podkit.containers.store import Record
 from podkit.errors import Conflict, InvalidArgument, NotFound
 
@@ -28,11 +30,19 @@ async def _nothing() -> None:
     return None
 
 
-async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) -> NetworkUp:
-    """Namespaces to create/join, and the network attachment; with its undo."""
+def _process(ctx: ContainerContext, other: Record) -> ProcessRoot:
+    """The joined container's process: its pid and the start time recorded at its create."""
+    return ProcessRoot(other.pid, ctx.rt.init_start(other.id, other.pid))
+
+
+async def network_up(
+    ctx: ContainerContext, rec: Record, opts: CreateOptions, pins: NamespacePins
+) -> NetworkUp:
+    """Namespaces to create/join, and the network attachment; with its undo. Another
+    container's namespaces are joined through ``pins`` (held until runc create returns)."""
     nss: Namespaces = {"pid": None, "ipc": None, "uts": None, "mount": None, "network": None}
     nss.update(opts.namespaces)
-    _pid_ipc(ctx, opts, nss)
+    _pid_ipc(ctx, opts, nss, pins)
     if opts.uts == "host":
         nss["uts"] = "host"
     if cgroupns_mode(opts.cgroupns, bool(opts.pod_id or opts.namespaces)) == "private":
@@ -51,7 +61,7 @@ async def network_up(ctx: ContainerContext, rec: Record, opts: CreateOptions) ->
             raise Conflict(
                 f"cannot join the network of container {mode.split(':', 1)[1][:12]}: it is not running"
             )
-        nss["network"] = f"/proc/{other.pid}/ns/net"
+        nss["network"] = pins.pin(_process(ctx, other), "net", f"--network container:{other.name}")
         info["ip"] = (other.network or {}).get("ip")
         return info, nss, _nothing
     networks = ctx.networks
@@ -139,8 +149,8 @@ def cgroupns_mode(given: str, in_pod: bool) -> str:
     return "private" if cgroup_v2() and not in_pod else "host"
 
 
-def _pid_ipc(ctx: ContainerContext, opts: CreateOptions, nss: Namespaces) -> None:
-    """``--pid`` / ``--ipc``: the host's namespace, or a running container's joined by path."""
+def _pid_ipc(ctx: ContainerContext, opts: CreateOptions, nss: Namespaces, pins: NamespacePins) -> None:
+    """``--pid`` / ``--ipc``: the host's namespace, or a running container's (pinned)."""
     for key, ns_file, flag in (("pid", "pid", "--pid"), ("ipc", "ipc", "--ipc")):
         mode = getattr(opts, key)
         if mode == "host":
@@ -155,7 +165,7 @@ def _pid_ipc(ctx: ContainerContext, opts: CreateOptions, nss: Namespaces) -> Non
                     f"--ipc container:{other.name}: its IPC namespace is not shareable "
                     "(run it with --ipc shareable)"
                 )
-            nss[key] = f"/proc/{other.pid}/ns/{ns_file}"
+            nss[key] = pins.pin(_process(ctx, other), ns_file, f"{flag} container:{other.name}")
 
 
 async def network_down(ctx: ContainerContext, cid: str) -> None:

@@ -1,13 +1,14 @@
-"""The root file system of a running container's process, opened only if that pid is
+"""A running container's process, reached through ``/proc/<pid>`` only if that pid is
 still the container's process.
 
-``cp`` works in ``/proc/<pid>/root``. Between the container's exit and its record
-the pid may be reaped and given to another process (a host process, another
-container's): its root is not this container's. So the pid's directory is opened
-first and the process it names checked against the start time recorded when the
-container was created; ``root`` is then opened through that descriptor, which keeps
-naming the checked process (once it is gone, lookups in it fail, whatever takes the
-number next).
+Between a container's exit and its record the pid may be reaped and given to another
+process (a host process, another container's): its root and namespaces are not this
+container's. So the pid's directory is opened first and the process it names checked
+against the start time recorded when the container was created; what is needed of it
+(``root``, ``ns/net``...) is then opened through that descriptor, which keeps naming
+the checked process (once it is gone, lookups in it fail, whatever takes the number
+next). ``cp``/``export`` open the root this way, and namespace joins open the
+namespace file (containers/ns_pins.py).
 """
 
 from __future__ import annotations
@@ -21,33 +22,41 @@ from podkit.runtime.proc_identity import start_time
 
 @dataclass(frozen=True)
 class ProcessRoot:
+    """A container's process: its pid and the start time recorded for it at create."""
+
     pid: int
-    # The process's start time as recorded at create (None: not recorded, a container
-    # created by an older podkitd; only the host-root check then applies).
+    # None: not recorded (a container created by an older podkitd); the pid is trusted.
     start: int | None
+
+
+def open_in_process(proc: ProcessRoot, name: str, flags: int, gone: str) -> int:
+    """A descriptor of ``/proc/<pid>/<name>`` opened with ``flags``, only through the
+    checked process's own directory. NotFound (``gone``, and why) once the process has
+    gone, its pid taken by another process included."""
+    try:
+        pfd = os.open(f"/proc/{proc.pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        raise NotFound(gone) from None
+    try:
+        try:
+            now = start_time(proc.pid, pfd)
+        except (OSError, ValueError, IndexError):
+            raise NotFound(gone) from None
+        if proc.start is not None and now != proc.start:
+            raise NotFound(
+                f"{gone}: pid {proc.pid} now belongs to another process (started at tick "
+                f"{now}, the container's at {proc.start})"
+            )
+        try:
+            return os.open(name, flags | os.O_CLOEXEC, dir_fd=pfd)
+        except OSError:
+            raise NotFound(gone) from None
+    finally:
+        os.close(pfd)
 
 
 def open_process_root(root: ProcessRoot) -> int:
     """An ``O_PATH`` descriptor of the process's root; NotFound once the process has
     gone, its pid taken by another process included."""
     gone = f"the container's file system is not available: its process (pid {root.pid}) is gone"
-    try:
-        pfd = os.open(f"/proc/{root.pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        raise NotFound(gone) from None
-    try:
-        try:
-            now = start_time(root.pid, pfd)
-        except (OSError, ValueError, IndexError):
-            raise NotFound(gone) from None
-        if root.start is not None and now != root.start:
-            raise NotFound(
-                f"{gone}: pid {root.pid} now belongs to another process (started at tick "
-                f"{now}, the container's at {root.start}); the copy is refused"
-            )
-        try:
-            return os.open("root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd)
-        except OSError:
-            raise NotFound(gone) from None
-    finally:
-        os.close(pfd)
+    return open_in_process(root, "root", os.O_PATH | os.O_DIRECTORY, gone)

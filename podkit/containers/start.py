@@ -20,6 +20,7 @@ from podkit.containers import logrotate
 from podkit.containers.context import LABEL_IMAGE, LABEL_NAMESPACE, ContainerContext, snap_key
 from podkit.containers.links import refresh_linkers
 from podkit.containers.networking import network_up
+from podkit.containers.ns_pins import NamespacePins
 from podkit.containers.options import CreateOptions
 from podkit.containers.rootfs import is_mounted, mount_all, unmount
 from podkit.containers.spec import build
@@ -64,13 +65,14 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
     undo: Steps = []
     marks = [time.perf_counter()]
     mark(rec.id, "mount")
+    pins = NamespacePins()
     try:
         await _rootfs(ctx, rec, image.id, image.chain_id, undo)
         if opts.ipc == "shareable":
             await _shareable_shm(bundle / "shm", opts, undo)
         marks.append(time.perf_counter())
         mark(rec.id, "network")
-        netinfo, nss, undo_net = await network_up(ctx, rec, opts)
+        netinfo, nss, undo_net = await network_up(ctx, rec, opts, pins)
         marks.append(time.perf_counter())
         mark(rec.id, "spec")
         undo.append(("network", undo_net))
@@ -82,6 +84,8 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
     except BaseException as e:
         await _undo_start(ctx, rec, undo, e)
         raise
+    finally:
+        pins.close()  # runc has joined what they pin (or will not)
     marks.append(time.perf_counter())
     log.debug(
         "started %s in %.1f ms (rootfs %.1f, network %.1f, spec %.1f, create %.1f, start %.1f)",

@@ -1,0 +1,69 @@
+"""Joining another container's namespaces (``--network/--pid/--ipc container:X``) goes
+through X's checked process (containers/process_root.py, ns_pins.py): a pid whose
+process is not the one recorded at X's create (what a reused pid looks like) is refused
+with a 409 naming it, not joined."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from podkit import errors
+from podkit.client.containers import ExecResult
+from tests.helpers import Daemon
+
+pytestmark = pytest.mark.root
+
+
+def _ns_fds(d: Daemon) -> list[str]:
+    """What podkitd's descriptors of namespaces name (a pin left open shows here)."""
+    assert d.proc is not None
+    fd_dir = f"/proc/{d.proc.pid}/fd"
+    links = []
+    for n in os.listdir(fd_dir):
+        try:
+            links.append(os.readlink(f"{fd_dir}/{n}"))
+        except OSError:
+            pass  # closed meanwhile
+    return [x for x in links if x.startswith(("net:", "pid:", "ipc:"))]
+
+
+def test_joins_check_the_containers_pid_is_still_its_process(daemon: Daemon, busybox_image: str) -> None:
+    c = daemon.client()
+    ctr = c.containers.run("busybox", ["sleep", "300"], name="nsx", ipc="shareable")
+    try:
+        pid = c.containers.get(ctr.id).raw["pid"]
+        meta_file = daemon.state / "runtime" / "containers" / ctr.id / "meta.json"
+        meta = json.loads(meta_file.read_text())
+        fds = _ns_fds(daemon)
+        meta_file.write_text(json.dumps(dict(meta, init_start=meta["init_start"] + 1)))
+        for flag, opts in (
+            ("--network", {"network": "container:nsx"}),
+            ("--pid", {"pid": "container:nsx"}),
+            ("--ipc", {"ipc": "container:nsx"}),
+        ):
+            with pytest.raises(
+                errors.Conflict, match=f"{flag} container:nsx: .*pid {pid} now belongs to another"
+            ):
+                c.containers.run("busybox", ["true"], detach=False, auto_remove=True, **opts)
+        assert _ns_fds(daemon) == fds  # no pin left open
+        meta_file.write_text(json.dumps(meta))
+        out = c.containers.run(
+            "busybox",
+            ["sh", "-c", "for k in net pid ipc; do readlink /proc/self/ns/$k; done"],
+            detach=False,
+            auto_remove=True,
+            network="container:nsx",
+            pid="container:nsx",
+            ipc="container:nsx",
+        )
+        assert isinstance(out, ExecResult) and out.exit_code == 0, out
+        assert out.stdout.decode().split() == [
+            os.readlink(f"/proc/{pid}/ns/{k}") for k in ("net", "pid", "ipc")
+        ]
+        assert _ns_fds(daemon) == fds
+    finally:
+        for x in c.containers.list(all=True):
+            c.containers.remove(x.id, force=True)
