@@ -1,4 +1,5 @@
-"""Joining another container's namespaces (``--network/--pid/--ipc container:X``) goes
+"""Joining another container's namespaces (``--network/--pid/--ipc container:X``, the
+CRI's TARGET pid namespace) goes
 through X's checked process (containers/process_root.py, ns_pins.py): a pid whose
 process is not the one recorded at X's create (what a reused pid looks like) is refused
 with a 409 naming it, not joined."""
@@ -8,10 +9,13 @@ from __future__ import annotations
 import json
 import os
 
+import grpc
 import pytest
+from cri_api.v1 import api_pb2 as pb
 
 from podkit import errors
 from podkit.client.containers import ExecResult
+from tests.fixtures.cri import CRIClient
 from tests.helpers import Daemon
 
 pytestmark = pytest.mark.root
@@ -67,3 +71,34 @@ def test_joins_check_the_containers_pid_is_still_its_process(daemon: Daemon, bus
     finally:
         for x in c.containers.list(all=True):
             c.containers.remove(x.id, force=True)
+
+
+def test_cri_target_pid_namespace_checks_the_targets_process(cri: CRIClient) -> None:
+    """A CRI container sharing a target's pid namespace (NamespaceMode TARGET) joins it
+    at StartContainer through the target's checked process: FAILED_PRECONDITION naming
+    the reused pid, then the target's namespace once its record is true again."""
+    sid, scfg = cri.run_sandbox("nsjoin")
+    target = cri.run(sid, scfg, "target", ["sleep", "300"])
+    pid = json.loads(cri.status(target, verbose=True).info["info"])["pid"]
+    nso = pb.NamespaceOption(pid=pb.TARGET, target_id=target)
+    linux = pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(namespace_options=nso))
+    joiner = cri.create(sid, scfg, cri.container_config("joiner", ["sleep", "300"], linux=linux))
+    meta_file = cri.daemon.state / "runtime" / "containers" / target / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps(dict(meta, init_start=meta["init_start"] + 1)))
+    with pytest.raises(grpc.RpcError) as e:
+        cri.rt.StartContainer(pb.StartContainerRequest(container_id=joiner))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"pid {pid} now belongs to another process" in str(e.value.details())
+    meta_file.write_text(json.dumps(meta))
+    cri.rt.StartContainer(pb.StartContainerRequest(container_id=joiner))
+    jpid = json.loads(cri.status(joiner, verbose=True).info["info"])["pid"]
+    assert os.readlink(f"/proc/{jpid}/ns/pid") == os.readlink(f"/proc/{pid}/ns/pid")
+    # POD in a sandbox that shares no pid namespace: the infra's, resolved the same way
+    nso = pb.NamespaceOption(pid=pb.POD)
+    linux = pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(namespace_options=nso))
+    member = cri.run(sid, scfg, "member", ["sleep", "300"], linux=linux)
+    mpid = json.loads(cri.status(member, verbose=True).info["info"])["pid"]
+    req = pb.PodSandboxStatusRequest(pod_sandbox_id=sid, verbose=True)
+    infra_pid = json.loads(cri.rt.PodSandboxStatus(req).info["info"])["pid"]
+    assert os.readlink(f"/proc/{mpid}/ns/pid") == os.readlink(f"/proc/{infra_pid}/ns/pid")

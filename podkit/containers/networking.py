@@ -42,6 +42,7 @@ async def network_up(
     container's namespaces are joined through ``pins`` (held until runc create returns)."""
     nss: Namespaces = {"pid": None, "ipc": None, "uts": None, "mount": None, "network": None}
     nss.update(opts.namespaces)
+    _joined(ctx, nss, pins)
     _pid_ipc(ctx, opts, nss, pins)
     if opts.uts == "host":
         nss["uts"] = "host"
@@ -137,6 +138,25 @@ async def network_up(
         await network_down(ctx, rec.id)
 
     return info, nss, undo
+
+
+# The OCI namespace kinds and their files under /proc/<pid>/ns.
+_NS_FILES = {"network": "net", "pid": "pid", "ipc": "ipc", "uts": "uts", "mount": "mnt", "cgroup": "cgroup"}
+
+
+def _joined(ctx: ContainerContext, nss: Namespaces, pins: NamespacePins) -> None:
+    """``container:<id>`` namespace values (the CRI's pid namespace of the sandbox's
+    infra or of a target container): that container's, resolved now and pinned."""
+    for kind, where in list(nss.items()):
+        if not where or not where.startswith("container:") or kind not in _NS_FILES:
+            continue
+        ref = where.split(":", 1)[1]
+        other = ctx.store.get(ref)
+        if other is None or other.state not in ("running", "paused") or not other.pid:
+            raise Conflict(f"cannot join the {kind} namespace of container {ref[:12]}: it is not running")
+        nss[kind] = pins.pin(
+            _process(ctx, other), _NS_FILES[kind], f"the {kind} namespace of container {other.name}"
+        )
 
 
 def cgroupns_mode(given: str, in_pod: bool) -> str:

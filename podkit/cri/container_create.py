@@ -235,7 +235,9 @@ def _pid_namespace(cri: CRI, pod: Pod, opts: CreateOptions, nso: pb.NamespaceOpt
             infra = cri.containers.store.get(pod.infra_id) if pod.infra_id else None
             if infra is None or not infra.pid:
                 raise InvalidArgument(f"{field}.pid: POD needs a running sandbox")
-            pid_pin = f"/proc/{infra.pid}/ns/pid"
+            # Resolved at start through its checked process (containers/networking.py):
+            # a /proc/<pid> path would be followed by runc whoever has the pid by then.
+            pid_pin = f"container:{infra.id}"
         ns["pid"] = pid_pin
     elif nso.pid == pb.TARGET:
         target = cri.container(nso.target_id, f"{field}.target_id")
@@ -243,7 +245,7 @@ def _pid_namespace(cri: CRI, pod: Pod, opts: CreateOptions, nso: pb.NamespaceOpt
             raise InvalidArgument(
                 f"{field}.target_id: {nso.target_id!r} is not a running container of the sandbox"
             )
-        ns["pid"] = f"/proc/{target.pid}/ns/pid"
+        ns["pid"] = f"container:{target.id}"
     else:
         ns.pop("pid", None)  # its own (also in a host-pid sandbox: the container says)
     opts.namespaces = ns

@@ -130,8 +130,9 @@ def pin_namespaces(targets: dict[str, Path], hostname: str | None) -> None:
         raise errs[0]
 
 
-def pin_pid(target: Path, pid: int) -> None:
-    """Point ``target`` at the pid namespace of process ``pid`` (the pod's infra).
+def pin_pid(target: Path, ns_fd: int) -> None:
+    """Point ``target`` at the pid namespace ``ns_fd`` is open on (the pod's infra's,
+    opened through its checked process: pods/start.py).
 
     Re-pinned at each infra start: a pid namespace dies with its init, so the pin is
     only good while that infra lives, but its path stays the same for the containers.
@@ -139,7 +140,7 @@ def pin_pid(target: Path, pid: int) -> None:
     unmount_all(target)
     fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444)
     os.close(fd)
-    mount(f"/proc/{pid}/ns/pid", str(target), None, MS_BIND)
+    mount(f"/proc/self/fd/{ns_fd}", str(target), None, MS_BIND)
 
 
 def mount_shm(path: Path, size: int) -> None:

@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from podkit.containers.process_root import ProcessRoot, open_in_process
 from podkit.errors import Conflict, NotFound, PodkitError
 from podkit.pods import sandbox
 from podkit.pods.context import PodContext, pod_dir
@@ -38,13 +39,25 @@ async def start_infra(ctx: PodContext, pod: Pod) -> None:
         pod.started = time.time()
         ctx.store.update(pod)
     pid_pin = pod_dir(pod) / "ns" / "pid"
-    if (
-        "pid" in pod.spec.share
-        and infra_rec is not None
-        and infra_rec.pid
-        and not (sandbox.is_pinned(pid_pin, "pid") and _same_ns(pid_pin, infra_rec.pid))
-    ):
-        await asyncio.to_thread(sandbox.pin_pid, pid_pin, infra_rec.pid)
+    if "pid" in pod.spec.share and infra_rec is not None and infra_rec.pid:
+        # The infra's namespace, through its checked process: its pid may have been
+        # reused by another process since (containers/process_root.py).
+        infra = ProcessRoot(infra_rec.pid, ctx.containers.rt.init_start(infra_rec.id, infra_rec.pid))
+        try:
+            await asyncio.to_thread(_pin_infra_pid, pid_pin, infra)
+        except NotFound as e:
+            raise Conflict(f"pod {pod.name}: its infra container's {e.message}") from None
+
+
+def _pin_infra_pid(pin: Path, infra: ProcessRoot) -> None:
+    """Point the pod's pid pin at the infra's pid namespace unless it names it already."""
+    fd = open_in_process(infra, "ns/pid", os.O_RDONLY, f"process (pid {infra.pid}) is gone")
+    try:
+        if sandbox.is_pinned(pin, "pid") and _same_ns(pin, fd):
+            return
+        sandbox.pin_pid(pin, fd)
+    finally:
+        os.close(fd)
 
 
 async def ensure_running(ctx: PodContext, ns: str, pod_id: str) -> None:
@@ -78,8 +91,8 @@ async def start(ctx: PodContext, ns: str, ref: str) -> Pod:
     return pod
 
 
-def _same_ns(pin: Path, pid: int) -> bool:
+def _same_ns(pin: Path, ns_fd: int) -> bool:
     try:
-        return os.stat(pin).st_ino == os.stat(f"/proc/{pid}/ns/pid").st_ino
+        return os.stat(pin).st_ino == os.fstat(ns_fd).st_ino
     except OSError:
         return False
