@@ -2,12 +2,13 @@
 CRI's TARGET pid namespace) goes
 through X's checked process (containers/process_root.py, ns_pins.py): a pid whose
 process is not the one recorded at X's create (what a reused pid looks like) is refused
-with a 409 naming it, not joined."""
+with a 409 naming it, not joined; a signal is not sent to it."""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,7 +17,7 @@ from cri_api.v1 import api_pb2 as pb
 from podkit import errors
 from podkit.client.containers import ExecResult
 from tests.fixtures.cri import CRIClient
-from tests.helpers import Daemon
+from tests.helpers import Daemon, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -68,6 +69,14 @@ def test_joins_check_the_containers_pid_is_still_its_process(daemon: Daemon, bus
             os.readlink(f"/proc/{pid}/ns/{k}") for k in ("net", "pid", "ipc")
         ]
         assert _ns_fds(daemon) == fds
+        # a signal too goes only to the checked process (containers/stop.py)
+        meta_file.write_text(json.dumps(dict(meta, init_start=meta["init_start"] + 1)))
+        c.containers.kill("nsx", "KILL")
+        assert Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # not signalled
+        assert c.containers.get("nsx").raw["state"] == "running"
+        meta_file.write_text(json.dumps(meta))
+        c.containers.kill("nsx", "KILL")
+        wait_for(lambda: c.containers.get("nsx").raw["state"] == "exited", what="nsx to be killed")
     finally:
         for x in c.containers.list(all=True):
             c.containers.remove(x.id, force=True)

@@ -60,3 +60,28 @@ def open_process_root(root: ProcessRoot) -> int:
     gone, its pid taken by another process included."""
     gone = f"the container's file system is not available: its process (pid {root.pid}) is gone"
     return open_in_process(root, "root", os.O_PATH | os.O_DIRECTORY, gone)
+
+
+def open_pidfd(proc: ProcessRoot) -> int:
+    """A pidfd of the container's process, to signal it; NotFound once it is gone or its
+    pid names another process.
+
+    The pidfd names whichever process had the pid when it was opened. A start time read
+    afterwards that is the recorded one means the container's process has held the pid
+    since its create, so since before the open: the pidfd is its (and signals through
+    it fail once it has gone, whatever takes the number next)."""
+    gone = f"the container's process (pid {proc.pid}) is gone"
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except OSError:
+        raise NotFound(gone) from None
+    if proc.start is None:
+        return fd
+    try:
+        now: int | None = start_time(proc.pid)
+    except (OSError, ValueError, IndexError):
+        now = None
+    if now != proc.start:
+        os.close(fd)
+        raise NotFound(f"{gone}: pid {proc.pid} now belongs to another process" if now is not None else gone)
+    return fd
