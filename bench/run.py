@@ -9,6 +9,8 @@ machine hits all of them alike):
   run --rm busybox true         podkit / ctr run --rm / podman run --rm / bare runc run,
                                 with --network none (run) and on the default network (net;
                                 ctr run has no network: its one figure is the anchor of both)
+  run --rm -p 127.0.0.1::80     podkit / podman on the default network with a published port
+                                (ports; on a warm sandbox podkit runs portmap alone)
   run -d, stop, rm              the detached cycle (podkit, podman; ctr: run -d, kill, rm)
 
 Each engine's processes run in a cpuacct cgroup of their own (cgroup v1), so the CPU time
@@ -289,8 +291,8 @@ def main() -> None:
         idle: dict[str, int] = {"podkitd": rss_kb(dpid)}
 
         engines: dict[str, dict[str, Callable[[], object]]] = {}
-        phases: dict[str, list[dict[str, float]]] = {"none": [], "net": []}
-        background: dict[str, list[dict[str, float]]] = {"none": [], "net": []}
+        phases: dict[str, list[dict[str, float]]] = {"none": [], "net": [], "ports": []}
+        background: dict[str, list[dict[str, float]]] = {"none": [], "net": [], "ports": []}
 
         def pk_traced(mode: str, *net: str) -> Callable[[], float]:
             def run() -> float:
@@ -330,6 +332,7 @@ def main() -> None:
         engines["podkit"] = {
             "run": meter.around("podkit run", pk_traced("none", "--network", "none"), pk_cg, dpid),
             "net": meter.around("podkit net", pk_traced("net"), pk_cg, dpid),
+            "ports": meter.around("podkit ports", pk_traced("ports", "-p", "127.0.0.1::80"), pk_cg, dpid),
             "cycle": pk_cycle,
         }
 
@@ -462,6 +465,9 @@ def main() -> None:
                 }
                 if sh(*pm, "run", "--rm", ref, "true", env=pm_env, check=False).returncode == 0:
                     engines["podman"]["net"] = meter.around("podman net", pm_run(), pm_cg)
+                    engines["podman"]["ports"] = meter.around(
+                        "podman ports", pm_run("-p", "127.0.0.1::80"), pm_cg
+                    )
                 else:
                     log("podman run on its default network failed: podman net skipped")
                 cleanups.append(lambda: sh(*pm, "rm", "-a", "-f", check=False, env=pm_env))
@@ -529,7 +535,8 @@ def report(
 ) -> None:
     med = {e: {k: statistics.median(v) for k, v in ks.items()} for e, ks in results.items()}
     print(
-        f"\nmedians of {runs} runs (ms), measured side by side (run: --network none; net: default network):"
+        f"\nmedians of {runs} runs (ms), measured side by side (run: --network none; net: default network;"
+        " ports: default network, -p 127.0.0.1::80):"
     )
     for e, ks in med.items():
         print(f"  {e:8s} " + "  ".join(f"{k}={v * 1000:.0f}" for k, v in ks.items()))
@@ -539,12 +546,16 @@ def report(
         if other not in med:
             continue
         o = med[other]
-        for k in ("run", "net", "cycle"):
+        for k in ("run", "net", "ports", "cycle"):
             # ctr run has no network: it anchors both of podkit's runs
             ok = k if k in o else ("run" if k == "net" and other != "podman" else None)
             if ok is not None and ok in o and k in p:
                 print(f"  podkit {k} / {other} {ok}: {p[k] / o[ok]:.2f}")
-    for mode, label in (("none", "--network none"), ("net", "default network")):
+    for mode, label in (
+        ("none", "--network none"),
+        ("net", "default network"),
+        ("ports", "default network, -p 127.0.0.1::80"),
+    ):
         got = phases[mode]
         if not got:
             continue

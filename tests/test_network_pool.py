@@ -7,6 +7,7 @@ or leases to nobody.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.images import import_busybox
-from tests.fixtures.network import leases, links_on
+from tests.fixtures.network import can_listen, iptables_lines, leases, links_on
 from tests.helpers import Daemon, wait_for
 
 pytestmark = pytest.mark.root
@@ -67,11 +68,6 @@ def test_pool_life_cycle_restart_and_crash(workdir: Path, busybox_tarball: Path)
         # refilled to its size, never past it
         wait_for(lambda: _free(d) == 2, what="the pool to refill")
         assert _pool(d)["in_use"] == 1 and len(_pins(d)) == 3
-
-        # published ports are not the pool's: that start runs CNI ADD with portmap
-        ported = c.containers.run("busybox", ["sleep", "300"], ports=["127.0.0.1::80"])
-        assert "sandbox" not in ported.raw["network"] and _pool(d)["in_use"] == 1
-        c.containers.remove(ported.id, force=True)
 
         # SIGKILL: the running container keeps its sandbox; the free ones still fit
         before = set(_pins(d))
@@ -180,6 +176,89 @@ def test_user_network_pool_names_and_crash(workdir: Path, busybox_tarball: Path)
         wait_for(lambda: _pool(d)["in_use"] == 0, what="api's sandbox released")
         c.networks.remove("poolnet")  # drains its pool first
         assert links_on(br) == [] and "poolnet" not in _pool(d)["free"]
+    finally:
+        d.stop()
+    try:
+        assert _pins(d) == [] and leases(d.root / "networks" / "ipam") == [] and links_on(d.bridge) == []
+    finally:
+        d.drop_host_network()
+
+
+def _get(port: int) -> bytes:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            return data if b"from-pool" in data else b""
+    except OSError:
+        return b""
+
+
+def test_published_ports_on_a_warm_sandbox(workdir: Path, busybox_tarball: Path) -> None:
+    """-p takes a warm sandbox and runs portmap alone on it: the port answers on
+    127.0.0.1; rm (portmap DEL before the sandbox's) leaves no DNAT rule, reservation,
+    pin or lease; a SIGKILL of podkitd while it runs, a restart and rm leave nothing
+    either; a host port already taken is refused with the pool untouched."""
+    d = Daemon(workdir, pool_size=1).start()
+    try:
+        import_busybox(d, busybox_tarball)
+        c = d.client()
+        wait_for(lambda: _free(d) == 1, what="the pool to fill")
+        srv = c.containers.run(
+            "busybox",
+            ["sh", "-c", "echo from-pool > /tmp/i; exec httpd -f -p 8000 -h /tmp"],
+            ports=["127.0.0.1::8000"],
+        )
+        net = c.containers.get(srv.id).raw["network"]
+        sid = net.get("sandbox")
+        assert sid and _pool(d)["in_use"] == 1, net
+        hp = int(c.containers.port(srv.id)[0]["host_port"])
+        assert net["ports"] and int(net["ports"][0]["host_port"]) == hp, net
+        wait_for(lambda: _get(hp), 30, what="httpd through the published port")
+        assert iptables_lines(sid) and not can_listen("127.0.0.1", hp)  # DNAT'd and reserved
+        # a port that is published already: refused, nothing taken
+        wait_for(lambda: _free(d) == 1, what="the refill")
+        r = d.cli("run", "--rm", "-p", f"127.0.0.1:{hp}:80", "busybox", "true")
+        assert r.returncode != 0 and f"already published by {srv.id[:12]}" in r.stderr, r.stderr
+        assert _pool(d)["in_use"] == 1 and _free(d) == 1
+
+        # SIGKILL while it runs: after the restart it keeps sandbox, rules and port
+        d.kill()
+        d.start()
+        assert _pool(d)["in_use"] == 1 and c.containers.get(srv.id).raw["network"]["sandbox"] == sid
+        wait_for(lambda: _get(hp), 30, what="the published port after the restart")
+        c.containers.remove(srv.id, force=True)
+        wait_for(lambda: _pool(d)["in_use"] == 0, what="the sandbox's release")
+        assert iptables_lines(sid) == [] and can_listen("127.0.0.1", hp)
+        assert len(_pins(d)) == 1 and len(leases(d.root / "networks" / "ipam")) == 1  # the free one
+
+        # --rm with -p: the start takes the (refilled) warm one and its end gives all back
+        wait_for(lambda: _free(d) == 1, what="the refill")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        r = d.cli("run", "--rm", "-p", f"127.0.0.1:{port}:80", "busybox", "true")
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: _pool(d)["in_use"] == 0 and len(_pins(d)) == 1, what="the --rm release")
+        assert iptables_lines(f"--dport {port} ") == []
+
+        # a SIGKILL after the take and portmap ADD but before the start was recorded:
+        # the sandbox's holder is no container, so recovery DELs it, portmap first
+        held = c.containers.run("busybox", ["sleep", "300"], ports=["127.0.0.1::80"])
+        sid2 = c.containers.get(held.id).raw["network"]["sandbox"]
+        hp2 = int(c.containers.port(held.id)[0]["host_port"])
+        assert iptables_lines(sid2)
+        d.kill()
+        db = sqlite3.connect(d.root / "metadata.db")
+        with db:
+            db.execute("UPDATE net_sandboxes SET holder = ? WHERE id = ?", ("e" * 64, sid2))
+        db.close()
+        d.start()
+        assert iptables_lines(sid2) == [] and can_listen("127.0.0.1", hp2) and _pool(d)["in_use"] == 0
+        assert f"pool-{sid2}" not in _pins(d)
+        c.containers.remove(held.id, force=True)
     finally:
         d.stop()
     try:

@@ -71,12 +71,17 @@ async def network_up(
     from podkit.network.ports import PortMapping
 
     net_name = networks.resolve_name(mode if mode != "bridge" else "")
-    if not opts.ports and not opts.ip and not opts.networks and not opts.mac_address:
-        # A pre-warmed sandbox (network/pool.py): no netns to make, no CNI ADD to run.
-        # One network, any address: published ports, a fixed --ip or --mac-address or
-        # more networks attach the usual way. On a user network the take registers the container's
-        # names (and aliases) with its DNS server, as attach would.
-        sb = await networks.take_sandbox(net_name, rec.id, [rec.name, *opts.network_aliases])
+    if not opts.ip and not opts.networks and not opts.mac_address:
+        # A pre-warmed sandbox (network/pool.py): no netns to make, no CNI ADD to run
+        # but portmap's for published ports. One network, any address: a fixed --ip or
+        # --mac-address or more networks attach the usual way. On a user network the take
+        # registers the container's names (and aliases) with its DNS server, as attach would.
+        sb = await networks.take_sandbox(
+            net_name,
+            rec.id,
+            [rec.name, *opts.network_aliases],
+            [PortMapping.from_dict(p) for p in opts.ports],
+        )
         if sb is not None:
             att = sb.attachment
             nss["network"] = sb.netns
@@ -87,7 +92,7 @@ async def network_up(
                     "gateway": att.get("gateway"),
                     "mac": att.get("mac"),
                     "network": att.get("network"),
-                    "ports": [],
+                    "ports": att.get("ports", []),
                     "attachments": [att],
                     "sandbox": sb.id,
                     "dns_server": att.get("dns_server"),

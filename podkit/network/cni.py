@@ -290,6 +290,45 @@ class CNI:
             self._write_cache(name, container_id, ifname, entry)
         return result
 
+    async def add_on(
+        self,
+        conflist: dict[str, Any],
+        type_: str,
+        container_id: str,
+        netns: str,
+        ifname: str,
+        runtime_config: dict[str, Any],
+    ) -> dict[str, Any]:
+        """ADD one more plugin of ``conflist`` to a finished attachment, with its cached
+        result as ``prevResult`` (portmap on a warm sandbox, network/pool.py).
+
+        The cache names the whole ``conflist`` and ``runtime_config`` *before* the ADD, so
+        that DEL — now, or after a crash cut the ADD short — runs this plugin too (a DEL
+        of portmap with nothing set up is harmless). On a failure the plugin's DEL runs
+        and the error is raised; the cache keeps naming it until the owner's DEL."""
+        plugin = next((p for p in self._validate(conflist) if p["type"] == type_), None)
+        if plugin is None:
+            raise InvalidArgument(f"network {conflist['name']!r} has no {type_} plugin")
+        self.find_plugin(type_)
+        name = conflist["name"]
+        entry = self.cached(name, container_id, ifname)
+        if not entry or not entry.get("result"):
+            raise NotFound(f"no cached CNI result for {container_id[:12]} on network {name!r}")
+        entry = {**entry, "config": conflist, "runtimeConfig": runtime_config}
+        self._write_cache(name, container_id, ifname, entry)
+        conf = self._plugin_conf(conflist, plugin, runtime_config, entry["result"])
+        args = str(entry.get("cniArgs") or "")
+        try:
+            res = await self._exec(type_, "ADD", conf, container_id, netns, ifname, args)
+        except BaseException as e:
+            try:
+                await self._exec(type_, "DEL", conf, container_id, netns, ifname, args)
+            except Exception as undo:
+                log.warning("undo (DEL) of %s for %s after %r failed: %s", type_, container_id[:12], e, undo)
+            raise
+        result: dict[str, Any] = res or entry["result"]
+        return result
+
     async def delete(
         self,
         conflist: dict[str, Any] | None,

@@ -57,10 +57,13 @@ def close(socks: Iterable[socket.socket]) -> None:
 def published_ports(ctx: NetworkContext) -> Published:
     """Host ports published by attachments: (port, proto) -> [(host_ip, owner)]."""
     used: Published = {}
+    # a warm sandbox's ports are its holder's (the container a clash names)
+    holders = {sid: holder for sid, _, holder in ctx.store.all_sandboxes() if holder}
     for a in ctx.store.attachments():
         for p in a["ports"]:
             m = PortMapping.from_dict(p)
-            used.setdefault((m.host_port, m.protocol), []).append((m.host_ip, a["owner_id"]))
+            owner = holders.get(a["owner_id"], a["owner_id"])
+            used.setdefault((m.host_port, m.protocol), []).append((m.host_ip, owner))
     return used
 
 

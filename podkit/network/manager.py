@@ -227,11 +227,16 @@ class NetworkManager:
         return self._pools.size
 
     async def take_sandbox(
-        self, network: str, holder: str, dns_names: builtins.list[str] | None = None
+        self,
+        network: str,
+        holder: str,
+        dns_names: builtins.list[str] | None = None,
+        ports: Iterable[PortMapping] = (),
     ) -> Sandbox | None:
-        """A netns already attached to ``network`` (no published ports), or None;
-        ``dns_names``: what the holder answers to on a user network (names.py)."""
-        return await self._pools.take(self.resolve_name(network), holder, dns_names)
+        """A netns already attached to ``network``, or None; ``dns_names``: what the
+        holder answers to on a user network (names.py); ``ports``: published on top
+        (portmap alone, with the sandbox's result)."""
+        return await self._pools.take(self.resolve_name(network), holder, dns_names, ports)
 
     def sandbox_held_by(self, holder: str) -> str | None:
         return self._pools.held_by(holder)
@@ -351,8 +356,9 @@ class NetworkManager:
         return await _detach.detach(self._ctx, owner_id, force)
 
     async def check(self, owner_id: str) -> builtins.list[dict[str, Any]]:
-        """CHECK every attachment of an owner: [{network, interface, ok, error}]."""
-        return await _detach.check(self._ctx, owner_id)
+        """CHECK every attachment of an owner: [{network, interface, ok, error}] (a
+        container on a warm sandbox: the sandbox's, its ports' DNAT rules included)."""
+        return await _detach.check(self._ctx, self._pools.held_by(owner_id) or owner_id)
 
     async def cleanup_stale(
         self, live_owner_ids: Iterable[str] | None = None, kind: str | None = None

@@ -3,8 +3,9 @@
 Creating a netns and running CNI ADD (loopback, bridge + host-local, firewall) is most
 of what a container start spends on its network. A pool keeps up to ``[network]
 pool_size`` sandboxes per network ready — pinned netns, veth on the bridge, address
-leased, routes and lo up — and a container start without published ports takes one
-instead; a background task then makes a new one. A sandbox is used once: its release
+leased, routes and lo up — and a container start takes one instead (with published
+ports, portmap alone is ADDed on top); a background task then makes a new one. A
+sandbox is used once: its release
 (DEL, pin removed) runs off the critical path anyway (the container's teardown is in
 the background), and a fresh one needs no scrubbing of what the last user left in it.
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +33,10 @@ from podkit.network import names
 from podkit.network.config import Network
 from podkit.network.context import NetworkContext
 from podkit.network.detach import detach
+from podkit.network.hostports import close, resolve_ports
 from podkit.network.netns import is_netns
 from podkit.network.networks import get
+from podkit.network.ports import PortMapping
 from podkit.network.summary import summary
 
 log = logging.getLogger(__name__)
@@ -91,28 +96,43 @@ class SandboxPools:
 
     # -- taking and giving back ----------------------------------------------------------
 
-    async def take(self, network: str, holder: str, dns_names: list[str] | None = None) -> Sandbox | None:
+    async def take(
+        self,
+        network: str,
+        holder: str,
+        dns_names: list[str] | None = None,
+        ports: Iterable[PortMapping] = (),
+    ) -> Sandbox | None:
         """A ready sandbox of ``network`` for ``holder``, or None (empty, or off).
 
         On a network whose names aardvark-dns serves, the holder's ``dns_names`` (and
         its short id) are registered for the sandbox's address, as ``attach`` does;
-        the sandbox's detach at release drops them with it."""
+        the sandbox's detach at release drops them with it. Published ``ports`` are
+        checked and reserved first (a clash raises, and nothing is taken), then portmap
+        alone is ADDed on top of the sandbox (``_publish``)."""
         if self.size <= 0 or self._closed:
             return None
         n = get(self.ctx, network)
+        resolved, socks = resolve_ports(self.ctx, ports)
         got: Sandbox | None = None
-        async with self._lock:
-            for sid in self.ctx.store.sandboxes(n.id, holder=""):
-                a = self._fits(sid, n)
-                if a is None:  # half made or made from an older config: not for anyone
-                    self._spawn(self._destroy(sid))
-                    continue
-                self.ctx.store.hold_sandbox(sid, holder)
-                att = summary(n.name, n.id, a["ifname"], a["netns"], a["result"], [])
-                got = Sandbox(sid, a["netns"], att)
-                break
+        try:
+            async with self._lock:
+                for sid in self.ctx.store.sandboxes(n.id, holder=""):
+                    a = self._fits(sid, n)
+                    if a is None:  # half made or made from an older config: not for anyone
+                        self._spawn(self._destroy(sid))
+                        continue
+                    self.ctx.store.hold_sandbox(sid, holder)
+                    att = summary(n.name, n.id, a["ifname"], a["netns"], a["result"], [])
+                    got = Sandbox(sid, a["netns"], att)
+                    break
+        finally:
+            if got is None:
+                close(socks)
         self.refill(n)
-        if got is not None and not n.default:
+        if got is None:
+            return None
+        if not n.default:
             try:
                 served = names.add(
                     self.ctx, n, got.id, str(got.attachment.get("ip") or ""), dns_names or [], holder[:12]
@@ -120,11 +140,38 @@ class SandboxPools:
             except (OSError, PodkitError) as e:
                 # Not usable as asked: give it back, the caller attaches the usual way.
                 log.warning("registering the names of %s on %s failed: %s", holder[:12], n.name, _message(e))
+                close(socks)
                 self._spawn(self._destroy(got.id))
                 return None
             if served:
                 got.attachment["dns_server"] = n.gateway
+        if resolved:
+            await self._publish(n, got, resolved, socks)
         return got
+
+    async def _publish(
+        self, n: Network, sb: Sandbox, ports: list[PortMapping], socks: list[socket.socket]
+    ) -> None:
+        """portmap ADD on a taken sandbox, with the sandbox's result as prevResult.
+
+        The attachment row (and the CNI cache, in ``add_on``) name the full list with
+        portmap and the ports before the ADD, so the sandbox's DEL — at release, after a
+        failure here, or at recovery after a crash anywhere in between — runs portmap's
+        DEL first, before the veth and lease go; without a netns left, ``detach`` scrubs
+        the rules tagged with the sandbox id. The reservations are the sandbox's."""
+        ifname = str(sb.attachment["interface"])
+        conflist = n.conflist(
+            str(self.ctx.ipam_dir), firewall=self.ctx.firewall, portmap=True, plugin_masq=False
+        )
+        self.ctx.reserved.setdefault(sb.id, []).extend(socks)
+        try:
+            self.ctx.store.set_ports(sb.id, ifname, conflist, [p.to_dict() for p in ports])
+            rc = {"portMappings": [p.to_cni() for p in ports]}
+            await self.ctx.cni.add_on(conflist, "portmap", sb.id, sb.netns, ifname, rc)
+        except BaseException:
+            await asyncio.shield(self._destroy(sb.id))  # the start fails: nothing of it stays
+            raise
+        sb.attachment["ports"] = summary(n.name, n.id, ifname, sb.netns, {}, ports)["ports"]
 
     def held_by(self, holder: str) -> str | None:
         return self.ctx.store.sandbox_of(holder)

@@ -184,6 +184,15 @@ class NetworkStore:
             (json.dumps(result), owner_id, ifname),
         )
 
+    def set_ports(
+        self, owner_id: str, ifname: str, conflist: dict[str, Any], ports: list[dict[str, Any]]
+    ) -> None:
+        """A finished attachment gets published ports: the list DEL runs names portmap now."""
+        self.db.execute(
+            "UPDATE net_attachments SET conflist = ?, ports = ? WHERE owner_id = ? AND ifname = ?",
+            (json.dumps(conflist), json.dumps(ports), owner_id, ifname),
+        )
+
     def drop_attachment(self, owner_id: str, ifname: str) -> None:
         self.db.execute("DELETE FROM net_attachments WHERE owner_id = ? AND ifname = ?", (owner_id, ifname))
 
