@@ -28,6 +28,7 @@ import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -42,18 +43,57 @@ _FORBIDDEN_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 
 
 class _HashingReader:
-    """Wraps the decompressed stream: hashes and counts what tarfile reads."""
+    """Wraps the decompressed stream: hashes and counts everything read past it.
+
+    It is the file ``tarfile`` reads (in its random-access mode, given a file that
+    only ever seeks forward): ``tarfile``'s own stream mode re-buffers every block
+    several times (joins and slices of its buffer, its member file's buffer), which
+    cost more CPU than the decompression and the hashing together. Here a member's
+    data is read straight from the decompressor (``copy_to``), and a forward seek
+    reads what it skips, so every byte of the tar is hashed once, in order.
+    """
 
     def __init__(self, f: BinaryIO) -> None:
         self._f = f
         self.hash = hashlib.sha256()
         self.size = 0
+        self._buf = b""  # read ahead of the position (a header block's remainder)
 
     def read(self, n: int = -1) -> bytes:
+        if self._buf:
+            if n < 0 or n >= len(self._buf):
+                data, self._buf = self._buf, b""
+                return data + self.read(n - len(data)) if n < 0 or n > len(data) else data
+            data, self._buf = self._buf[:n], self._buf[n:]
+            return data
+        if n == 0:
+            return b""
         data = self._f.read(n) if n is not None and n >= 0 else self._f.read()
         self.hash.update(data)
         self.size += len(data)
         return data
+
+    def tell(self) -> int:
+        return self.size - len(self._buf)
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or pos < self.tell():
+            raise InvalidArgument("layer tar: a backward seek in a stream")
+        while pos > self.tell():
+            if not self.read(min(_CHUNK, pos - self.tell())):
+                break  # past the end: tarfile then finds no more headers
+        return self.tell()
+
+    def copy_to(self, fd: int, size: int) -> int:
+        """Write the next ``size`` bytes to ``fd``; returns how many there were."""
+        done = 0
+        while done < size:
+            chunk = self.read(min(_CHUNK, size - done))
+            if not chunk:
+                break
+            _write_all(fd, chunk)
+            done += len(chunk)
+        return done
 
     def drain(self) -> None:
         while True:
@@ -100,9 +140,9 @@ def apply_layer(
     reader = _HashingReader(decompressed(src, compression))
     applier = _Applier(Path(target_dir), whiteouts, lowers or [])
     try:
-        with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tf:  # type: ignore[call-overload]
-            for member in tf:
-                applier.entry(tf, member)
+        with tarfile.open(fileobj=reader, mode="r:", errorlevel=2) as tf:  # type: ignore[call-overload]
+            for member in _members(tf):
+                applier.entry(tf, member, reader)
         applier.finish()
         reader.drain()
     except PodkitError:
@@ -123,6 +163,19 @@ def apply_layer(
             raise
         raise InvalidArgument(f"layer data is corrupt or truncated: {e}") from None
     return "sha256:" + reader.hash.hexdigest()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members as they come, forgetting them (a layer may hold many files)."""
+    while (m := tf.next()) is not None:
+        tf.members.clear()
+        yield m
 
 
 def _is_format_error(e: BaseException) -> bool:
@@ -246,7 +299,7 @@ class _Applier:
 
     # -- entries -------------------------------------------------------------------
 
-    def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+    def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo, src: _HashingReader) -> None:
         rel = self._clean(m.name)
         base = rel.rsplit("/", 1)[-1]
         if rel == "":
@@ -276,7 +329,7 @@ class _Applier:
             self._forget()
             _remove(path, existing)
         if m.isreg():
-            self._file(tf, m, path)
+            self._file(tf, m, path, src)
             return  # metadata set through the descriptor
         if m.issym():
             os.symlink(m.linkname, path)
@@ -292,21 +345,29 @@ class _Applier:
             raise InvalidArgument(f"layer entry {m.name!r} has an unsupported type {m.type!r}")
         self._meta(path, m)
 
-    def _file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, path: str) -> None:
+    def _file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, path: str, src: _HashingReader) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            data = tf.extractfile(m)
-            if data is not None:
+        try:
+            if m.sparse is None:
+                src.seek(m.offset_data)
+                if src.copy_to(fd, m.size) != m.size:
+                    raise InvalidArgument(f"layer data is corrupt or truncated: entry {m.name!r} ends early")
+            else:  # GNU sparse: tarfile maps the holes
+                data = tf.extractfile(m)
+                assert data is not None
                 remaining = m.size
                 while remaining > 0:
                     chunk = data.read(min(_CHUNK, remaining))
                     if not chunk:
-                        raise InvalidArgument(f"layer entry {m.name!r} is truncated")
-                    out.write(chunk)
+                        raise InvalidArgument(
+                            f"layer data is corrupt or truncated: entry {m.name!r} ends early"
+                        )
+                    _write_all(fd, chunk)
                     remaining -= len(chunk)
-            out.flush()
             # Through the open descriptor: no more path lookups for this file.
-            self._meta(out.fileno(), m)
+            self._meta(fd, m)
+        finally:
+            os.close(fd)
 
     def _hardlink(self, m: tarfile.TarInfo, path: str) -> None:
         try:
