@@ -174,7 +174,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def _members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     """The members as they come, forgetting them (a layer may hold many files)."""
     while (m := tf.next()) is not None:
-        tf.members.clear()
+        tf.members.clear()  # type: ignore[attr-defined]  # the list next() appends to; untyped
         yield m
 
 
