@@ -111,3 +111,20 @@ def test_cri_target_pid_namespace_checks_the_targets_process(cri: CRIClient) -> 
     req = pb.PodSandboxStatusRequest(pod_sandbox_id=sid, verbose=True)
     infra_pid = json.loads(cri.rt.PodSandboxStatus(req).info["info"])["pid"]
     assert os.readlink(f"/proc/{mpid}/ns/pid") == os.readlink(f"/proc/{infra_pid}/ns/pid")
+
+
+def test_reads_by_pid_go_through_the_checked_process() -> None:
+    """Stats' /proc/<pid> reads (net/dev, cgroup) of a pid whose start time is not the
+    recorded one read nothing: another process's counters or cgroup are not the container's."""
+    from podkit.containers.inspect import _net_dev
+    from podkit.containers.process_root import ProcessRoot, read_in_process
+    from podkit.pods.usage import cgroup_of
+    from podkit.runtime.proc_identity import start_time
+
+    me = ProcessRoot(os.getpid(), start_time(os.getpid()))
+    stranger = ProcessRoot(me.pid, start_time(me.pid) + 1)
+    assert read_in_process(me, "cgroup") == Path("/proc/self/cgroup").read_bytes()
+    with pytest.raises(errors.NotFound, match=f"pid {me.pid} now belongs to another process"):
+        read_in_process(stranger, "net/dev")
+    assert cgroup_of(me) != "" and cgroup_of(stranger) == ""
+    assert _net_dev(stranger) == (0, 0)

@@ -16,7 +16,6 @@ from typing import Any
 
 from podkit.containers import archive
 from podkit.containers.context import ContainerContext, snap_key
-from podkit.containers.process_root import ProcessRoot
 from podkit.containers.rootfs import mount_all, unmount
 from podkit.containers.store import Record
 
@@ -28,7 +27,7 @@ async def root_for(ctx: ContainerContext, rec: Record) -> tuple[archive.Root, Ca
     process, named by pid and start time: a reused pid is refused); with how to
     release it (None: nothing to release)."""
     if rec.state in ("running", "paused") and rec.pid:
-        return ProcessRoot(rec.pid, ctx.rt.init_start(rec.id, rec.pid)), None
+        return ctx.rt.process(rec.id, rec.pid), None
     tmp = ctx.state_dir / "cp" / secrets.token_hex(6)
     tmp.mkdir(parents=True, exist_ok=True)
     mounts = ctx.snapshots.mounts(snap_key(rec.id))

@@ -14,8 +14,9 @@ from typing import Any
 from podkit.containers.context import ACTIVE, ContainerContext, original_name, snap_key
 from podkit.containers.logs import Entry, LogReader, parse_since
 from podkit.containers.networking import cgroupns_mode
+from podkit.containers.process_root import ProcessRoot, read_in_process
 from podkit.containers.store import Record
-from podkit.errors import Conflict, InvalidArgument, PodkitError
+from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ async def stats(
     st = await ctx.rt.stats(rec.id)
     out.update({k: v for k, v in st.items() if k in out or k.startswith("cpu") or k.startswith("mem")})
     if rec.pid:
-        rx, tx = await asyncio.to_thread(_net_dev, rec.pid)
+        rx, tx = await asyncio.to_thread(_net_dev, ctx.rt.process(rec.id, rec.pid))
         out["net_rx"], out["net_tx"] = rx, tx
     if not out["memory_limit"]:
         out["memory_limit"] = _host_memory()
@@ -325,11 +326,12 @@ def status(r: Record) -> str:
     return r.state.capitalize()
 
 
-def _net_dev(pid: int) -> tuple[int, int]:
-    """Bytes received and sent by the container's interfaces but lo (0, 0 if it is gone)."""
+def _net_dev(proc: ProcessRoot) -> tuple[int, int]:
+    """Bytes received and sent by the container's interfaces but lo (0, 0 if it is gone,
+    its pid reused included: another process's counters are not the container's)."""
     rx = tx = 0
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]:
+    with contextlib.suppress(NotFound, ValueError, IndexError):
+        for line in read_in_process(proc, "net/dev").decode("ascii", "replace").splitlines()[2:]:
             name, _, rest = line.partition(":")
             if name.strip() == "lo":
                 continue

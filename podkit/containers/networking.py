@@ -16,7 +16,6 @@ from typing import Any
 from podkit.containers.context import ACTIVE, ContainerContext
 from podkit.containers.ns_pins import NamespacePins
 from podkit.containers.options import CreateOptions
-from podkit.containers.process_root import ProcessRoot
 from podkit.containers.store import Record
 from podkit.errors import Conflict, InvalidArgument, NotFound
 
@@ -28,11 +27,6 @@ NetworkUp = tuple[dict[str, Any], Namespaces, Callable[[], Awaitable[None]]]
 
 async def _nothing() -> None:
     return None
-
-
-def _process(ctx: ContainerContext, other: Record) -> ProcessRoot:
-    """The joined container's process: its pid and the start time recorded at its create."""
-    return ProcessRoot(other.pid, ctx.rt.init_start(other.id, other.pid))
 
 
 async def network_up(
@@ -62,7 +56,9 @@ async def network_up(
             raise Conflict(
                 f"cannot join the network of container {mode.split(':', 1)[1][:12]}: it is not running"
             )
-        nss["network"] = pins.pin(_process(ctx, other), "net", f"--network container:{other.name}")
+        nss["network"] = pins.pin(
+            ctx.rt.process(other.id, other.pid), "net", f"--network container:{other.name}"
+        )
         info["ip"] = (other.network or {}).get("ip")
         return info, nss, _nothing
     networks = ctx.networks
@@ -160,7 +156,9 @@ def _joined(ctx: ContainerContext, nss: Namespaces, pins: NamespacePins) -> None
         if other is None or other.state not in ("running", "paused") or not other.pid:
             raise Conflict(f"cannot join the {kind} namespace of container {ref[:12]}: it is not running")
         nss[kind] = pins.pin(
-            _process(ctx, other), _NS_FILES[kind], f"the {kind} namespace of container {other.name}"
+            ctx.rt.process(other.id, other.pid),
+            _NS_FILES[kind],
+            f"the {kind} namespace of container {other.name}",
         )
 
 
@@ -190,7 +188,9 @@ def _pid_ipc(ctx: ContainerContext, opts: CreateOptions, nss: Namespaces, pins: 
                     f"--ipc container:{other.name}: its IPC namespace is not shareable "
                     "(run it with --ipc shareable)"
                 )
-            nss[key] = pins.pin(_process(ctx, other), ns_file, f"{flag} container:{other.name}")
+            nss[key] = pins.pin(
+                ctx.rt.process(other.id, other.pid), ns_file, f"{flag} container:{other.name}"
+            )
 
 
 async def network_down(ctx: ContainerContext, cid: str) -> None:

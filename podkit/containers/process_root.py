@@ -55,6 +55,23 @@ def open_in_process(proc: ProcessRoot, name: str, flags: int, gone: str) -> int:
         os.close(pfd)
 
 
+def read_in_process(proc: ProcessRoot, name: str, limit: int = 1 << 20) -> bytes:
+    """The content of ``/proc/<pid>/<name>`` (at most ``limit`` bytes) of the checked
+    process; NotFound as for ``open_in_process``."""
+    fd = open_in_process(proc, name, os.O_RDONLY, f"process (pid {proc.pid}) is gone")
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit and (chunk := os.read(fd, min(65536, limit - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        raise NotFound(f"process (pid {proc.pid}) is gone") from None
+    finally:
+        os.close(fd)
+
+
 def open_process_root(root: ProcessRoot) -> int:
     """An ``O_PATH`` descriptor of the process's root; NotFound once the process has
     gone, its pid taken by another process included."""

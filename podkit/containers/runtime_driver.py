@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from podkit.containers.process_root import ProcessRoot
 from podkit.errors import Conflict, Internal, NotFound
 from podkit.runtime.runc import runtime_error_message
 
@@ -111,6 +112,11 @@ class RuntimeDriver:
     def init_start(self, cid: str, pid: int) -> int | None:
         """The start time recorded at create for the container's init ``pid``."""
         return self.rt.init_start(cid, pid)
+
+    def process(self, cid: str, pid: int) -> ProcessRoot:
+        """The container's init as the process to check before reaching it by pid
+        (process_root.py): ``pid`` with the start time recorded at create."""
+        return ProcessRoot(pid, self.rt.init_start(cid, pid))
 
     def conmon_pid(self, cid: str) -> int | None:
         return self.rt.conmon_pid(cid)

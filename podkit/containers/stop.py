@@ -16,7 +16,7 @@ from podkit.containers import start as starting
 from podkit.containers.context import ContainerContext
 from podkit.containers.exit import wait_state
 from podkit.containers.options import CreateOptions, parse_signal
-from podkit.containers.process_root import ProcessRoot, open_pidfd
+from podkit.containers.process_root import open_pidfd
 from podkit.containers.store import Record
 from podkit.errors import Conflict, Internal, NotFound, PodkitError
 
@@ -72,7 +72,7 @@ async def send_signal(ctx: ContainerContext, rec: Record, sig: int, all: bool = 
     own_pidns = "pid" not in (rec.config.get("namespaces") or {})
     if rec.pid and own_pidns and ctx.rt.conmon_alive(rec.id):
         try:
-            fd = open_pidfd(ProcessRoot(rec.pid, ctx.rt.init_start(rec.id, rec.pid)))
+            fd = open_pidfd(ctx.rt.process(rec.id, rec.pid))
         except NotFound as e:  # gone (its pid maybe reused): the watcher records the exit
             log.info("signal %d to %s not sent: %s", sig, rec.id[:12], e.message)
             return

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from cri_api.v1 import api_pb2 as pb
 
+from podkit.containers.process_root import ProcessRoot, read_in_process
 from podkit.cri.context import CRI, container_metadata, pod_metadata, user_labels
-from podkit.errors import PodkitError
+from podkit.errors import NotFound, PodkitError
 
 if TYPE_CHECKING:
     from podkit.containers.store import Record
@@ -105,7 +106,7 @@ async def sandbox_stats(cri: CRI, pod: Pod) -> pb.PodSandboxStats:
         linux.process.CopyFrom(pb.ProcessUsage(timestamp=now, process_count=_u64(st["pids"]["current"])))
     infra = cri.containers.store.get(pod.infra_id) if pod.infra_id else None
     if infra is not None and infra.pid and pod.netns_path:
-        rx_tx = await asyncio.to_thread(_net_dev, infra.pid)
+        rx_tx = await asyncio.to_thread(_net_dev, cri.containers.rt.process(infra.id, infra.pid))
         ifaces = [
             pb.NetworkInterfaceUsage(
                 name=name, rx_bytes=_u64(rx), rx_errors=_u64(rxe), tx_bytes=_u64(tx), tx_errors=_u64(txe)
@@ -128,12 +129,13 @@ async def sandbox_stats(cri: CRI, pod: Pod) -> pb.PodSandboxStats:
     )
 
 
-def _net_dev(pid: int) -> dict[str, tuple[int, int, int, int]]:
+def _net_dev(infra: ProcessRoot) -> dict[str, tuple[int, int, int, int]]:
+    """Per interface of the sandbox (through its infra's checked process: a reused pid's
+    counters are not the sandbox's): rx bytes, rx errors, tx bytes, tx errors."""
     out: dict[str, tuple[int, int, int, int]] = {}
     try:
-        with open(f"/proc/{pid}/net/dev", encoding="ascii") as f:
-            lines = f.readlines()[2:]
-    except OSError:
+        lines = read_in_process(infra, "net/dev").decode("ascii", "replace").splitlines()[2:]
+    except NotFound:
         return out
     for line in lines:
         name, _, rest = line.partition(":")

@@ -42,7 +42,7 @@ async def start_infra(ctx: PodContext, pod: Pod) -> None:
     if "pid" in pod.spec.share and infra_rec is not None and infra_rec.pid:
         # The infra's namespace, through its checked process: its pid may have been
         # reused by another process since (containers/process_root.py).
-        infra = ProcessRoot(infra_rec.pid, ctx.containers.rt.init_start(infra_rec.id, infra_rec.pid))
+        infra = ctx.containers.rt.process(infra_rec.id, infra_rec.pid)
         try:
             await asyncio.to_thread(_pin_infra_pid, pid_pin, infra)
         except NotFound as e:

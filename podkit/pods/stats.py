@@ -59,7 +59,7 @@ def sample(ctx: PodContext, pod: Pod, prev: dict[str, tuple[float, float]]) -> d
     out["cpu_percent"] = usage.cpu_percent(prev, pod.id, now, pod_stats.get("cpu_usage_ns"))
     conts = []
     for r in ctx.members(pod):
-        st = _flat(ctx, usage.container_cgroup(r)) if r.state == "running" else {}
+        st = _flat(ctx, usage.container_cgroup(ctx.containers.rt, r)) if r.state == "running" else {}
         conts.append(
             {
                 "container": r.name,
@@ -79,4 +79,4 @@ async def top(ctx: PodContext, ns: str, ref: str, ps_args: str = "") -> dict[str
     members = [r for r in ctx.members(pod) if r.state == "running"]
     if not members:
         raise Conflict(f"pod {pod.name} is not running")
-    return await usage.top(pod.cgroup_path, members, ps_args)
+    return await usage.top(ctx.containers.rt, pod.cgroup_path, members, ps_args)

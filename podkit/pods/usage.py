@@ -12,7 +12,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from podkit.containers.process_root import ProcessRoot, read_in_process
+from podkit.errors import NotFound
+
 if TYPE_CHECKING:
+    from podkit.containers.runtime_driver import RuntimeDriver
     from podkit.containers.store import Record
 
 CGROUP = Path("/sys/fs/cgroup")
@@ -27,11 +31,13 @@ def _dir(controller: str, rel: str) -> Path:
     return CGROUP / rel if is_v2() else CGROUP / controller / rel
 
 
-def cgroup_of_pid(pid: int) -> str:
-    """The cgroup path of a process (v2, or v1's memory hierarchy), "" if it is gone."""
+def cgroup_of(proc: ProcessRoot) -> str:
+    """The cgroup path of a container's process (v2, or v1's memory hierarchy), "" if it
+    is gone: its pid reused included (another process's cgroup, the host's root maybe,
+    would count its processes as the container's)."""
     try:
-        text = Path(f"/proc/{pid}/cgroup").read_text()
-    except OSError:
+        text = read_in_process(proc, "cgroup").decode("utf-8", "replace")
+    except NotFound:
         return ""
     return cgroup_from_text(text, is_v2())
 
@@ -45,8 +51,8 @@ def cgroup_from_text(text: str, v2: bool) -> str:
     return ""
 
 
-def container_cgroup(rec: Record) -> str:
-    return cgroup_of_pid(rec.pid) if getattr(rec, "pid", 0) and rec.state == "running" else ""
+def container_cgroup(rt: RuntimeDriver, rec: Record) -> str:
+    return cgroup_of(rt.process(rec.id, rec.pid)) if rec.pid and rec.state == "running" else ""
 
 
 def cpu_percent(prev: dict[str, tuple[float, float]], key: str, now: float, usage_ns: int | None) -> float:
@@ -77,11 +83,11 @@ def procs_under(rel: str) -> list[int]:
     return sorted(set(out))
 
 
-async def top(pod_cgroup: str, members: list[Record], ps_args: str = "") -> dict[str, Any]:
+async def top(rt: RuntimeDriver, pod_cgroup: str, members: list[Record], ps_args: str = "") -> dict[str, Any]:
     """`ps` over the pod's processes, with a CONTAINER column naming each one's container."""
     owner: dict[int, str] = {}
     for r in members:
-        cg = container_cgroup(r)
+        cg = container_cgroup(rt, r)
         for p in procs_under(cg) if cg else []:
             owner[p] = r.name
     pids = set(owner) | set(procs_under(pod_cgroup))
