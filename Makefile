@@ -16,7 +16,7 @@ demo: setup
 	@scripts/demo.sh
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 # The tests that need no root (parsers, options, spec building, codecs, config): seconds,
 # and runnable as any user. `make test` runs them too, with the root tier. As a user,
