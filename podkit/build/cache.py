@@ -18,7 +18,7 @@ from typing import Any
 
 from podkit.build.state import BUILD_NS, CACHE_REPO, BuildContext, Stage, adopt
 from podkit.errors import NotFound
-from podkit.images.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor
+from podkit.images.oci import OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, image_manifest
 
 
 def now() -> str:
@@ -78,13 +78,7 @@ async def make(
     content = bc.images.content
     cfg_bytes = json.dumps(cfg, separators=(",", ":"), sort_keys=True).encode()
     cfg_digest = str(content.put(cfg_bytes))
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest, "size": len(cfg_bytes)},
-        "layers": layers,
-    }
-    m_bytes = json.dumps(manifest, separators=(",", ":")).encode()
+    m_bytes = image_manifest(cfg_digest, len(cfg_bytes), layers)
     m_digest = str(content.put(m_bytes))
     img = bc.images.record(
         BUILD_NS,

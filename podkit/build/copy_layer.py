@@ -11,25 +11,16 @@ import stat
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from podkit.snapshots.diff import HashingWriter
+from podkit.snapshots.diff import HashingWriter, ToWriter
 
-
-class _ToWriter:
-    def __init__(self, w: Any) -> None:
-        self.w = w
-
-    def write(self, data: bytes) -> int:
-        self.w.write(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
+if TYPE_CHECKING:
+    from podkit.store.api import ContentWriter
 
 
 def write_copy_layer(
-    w: Any,
+    w: ContentWriter,
     items: list[tuple[str, Path | bytes]],
     dest: str,
     into_dir: bool,
@@ -41,7 +32,7 @@ def write_copy_layer(
 ) -> tuple[str, str, int]:
     from isal import igzip
 
-    gz = igzip.IGzipFile(fileobj=_ToWriter(w), mode="wb", compresslevel=1, mtime=0)  # type: ignore[no-untyped-call]  # isal: no types
+    gz = igzip.IGzipFile(fileobj=ToWriter(w), mode="wb", compresslevel=1, mtime=0)  # type: ignore[no-untyped-call]  # isal: no types
     raw = HashingWriter(gz)
     entries: dict[str, tarfile.TarInfo] = {}
     data: dict[str, Path | bytes] = {}

@@ -26,8 +26,8 @@ from podkit.containers.store import Record
 from podkit.errors import Conflict, InvalidArgument, PodkitError
 from podkit.images import reference
 from podkit.images.changes import apply_changes
-from podkit.images.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Platform
-from podkit.snapshots.diff import Change, HashingWriter, prune, snapshot_changes, write_layer
+from podkit.images.oci import OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Platform, image_manifest
+from podkit.snapshots.diff import Change, HashingWriter, ToWriter, prune, snapshot_changes, write_layer
 from podkit.store import ContentWriter
 
 log = logging.getLogger(__name__)
@@ -99,25 +99,11 @@ async def changes(ctx: ContainerContext, ns: str, ref: str) -> list[dict[str, An
     return [{"Path": c.path, "Kind": kinds[c.kind]} for c in found]
 
 
-class _ToWriter:
-    """A file-like face on a content writer (what gzip writes into)."""
-
-    def __init__(self, w: ContentWriter) -> None:
-        self.w = w
-
-    def write(self, data: bytes) -> int:
-        self.w.write(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-
 def write_gzip_layer(content_writer: ContentWriter, found: list[Change]) -> tuple[str, str, int]:
     """(diff ID, compressed digest, compressed size) of ``found`` written as a gzip layer."""
     from isal import igzip
 
-    sink = _ToWriter(content_writer)
+    sink = ToWriter(content_writer)
     gz = igzip.IGzipFile(fileobj=sink, mode="wb", compresslevel=1, mtime=0)  # type: ignore[no-untyped-call]  # isal: no types
     raw = HashingWriter(gz)
     write_layer(found, raw)  # type: ignore[arg-type]  # a write-only file object is all tarfile's stream mode needs
@@ -191,13 +177,7 @@ async def commit(
             images.leases.add(ns, lease, "content", cfg_digest)
             layers = [d.to_dict() for d in base.layers]
             layers.append({"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size})
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest, "size": len(cfg_bytes)},
-                "layers": layers,
-            }
-            m_bytes = json.dumps(manifest, separators=(",", ":")).encode()
+            m_bytes = image_manifest(cfg_digest, len(cfg_bytes), layers)
             m_digest = str(images.content.put(m_bytes))
             images.leases.add(ns, lease, "content", m_digest)
             target = Descriptor(OCI_MANIFEST, m_digest, len(m_bytes))

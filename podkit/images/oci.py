@@ -147,6 +147,18 @@ class Descriptor:
         return d
 
 
+def image_manifest(config_digest: str, config_size: int, layers: list[dict[str, Any]]) -> bytes:
+    """An OCI image manifest for a config and its layers, as compact JSON (what a build
+    step and a commit store)."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
+        "layers": layers,
+    }
+    return json.dumps(manifest, separators=(",", ":")).encode()
+
+
 def parse_json(data: bytes | str, what: str) -> Any:
     """JSON from outside (a registry, an archive, the store): InvalidArgument if it is not.
 

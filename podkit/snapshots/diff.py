@@ -362,6 +362,25 @@ class Writable(Protocol):
     def flush(self) -> None: ...
 
 
+class _Accepts(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class ToWriter:
+    """A file-like face on a writer that takes only ``bytes`` (a content writer), for
+    gzip, which hands on memoryviews and calls ``flush``."""
+
+    def __init__(self, w: _Accepts) -> None:
+        self.w = w
+
+    def write(self, data: bytes) -> int:
+        self.w.write(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 class HashingWriter:
     """A file object that hashes what passes and hands it on (the diff ID of a layer
     computed while it is compressed)."""
