@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from podkit import errors
 from podkit.cli.container_ops import container_ops as _ops
 from podkit.cli.output import print_inspected
+from podkit.hostconfig import resource_fields
 
 if TYPE_CHECKING:
     from podkit.client import Client
@@ -121,29 +122,12 @@ def docker_inspect(d: dict[str, Any]) -> dict[str, Any]:
             "IpcMode": cfg.get("ipc") or "private",
             "Sysctls": cfg.get("sysctls") or {},
             "GroupAdd": [str(g) for g in cfg.get("group_add") or []],
-            "CpusetCpus": cfg.get("cpuset_cpus") or "",
-            "CpusetMems": cfg.get("cpuset_mems") or "",
-            "MemoryReservation": cfg.get("memory_reservation") or 0,
-            "MemorySwap": cfg.get("memory_swap") or 0,
             "VolumesFrom": cfg.get("volumes_from") or [],
             "Dns": cfg.get("dns") or [],
             "Links": d.get("links") or None,
             "UTSMode": cfg.get("uts") or "",
             "CgroupnsMode": d.get("cgroupns") or "host",
-            "CgroupParent": cfg.get("cgroup_parent") or "",
-            "CpuPeriod": cfg.get("cpu_period") or 0,
-            "CpuQuota": cfg.get("cpu_quota") or 0,
-            "OomScoreAdj": cfg.get("oom_score_adj") or 0,
-            "OomKillDisable": bool(cfg.get("oom_kill_disable")),
-            "MemorySwappiness": cfg.get("memory_swappiness"),
-            "BlkioWeight": cfg.get("blkio_weight") or 0,
-            "BlkioWeightDevice": _device_list(cfg.get("blkio_weight_device"), "Weight"),
-            "BlkioDeviceReadBps": _device_list(cfg.get("device_read_bps"), "Rate"),
-            "BlkioDeviceWriteBps": _device_list(cfg.get("device_write_bps"), "Rate"),
-            "BlkioDeviceReadIOps": _device_list(cfg.get("device_read_iops"), "Rate"),
-            "BlkioDeviceWriteIOps": _device_list(cfg.get("device_write_iops"), "Rate"),
-            "DeviceCgroupRules": cfg.get("device_cgroup_rules") or None,
-            "Annotations": cfg.get("annotations") or None,
+            **resource_fields(cfg),
             "Runtime": "runc",
         },
         "Mounts": mounts,
@@ -198,12 +182,3 @@ def cmd_inspect(args: argparse.Namespace, client: Client) -> int:
         rc = 1
     print_inspected(out, args.format)
     return rc
-
-
-def _device_list(entries: object, field: str) -> list[dict[str, object]]:
-    """``PATH:VALUE`` entries as docker's ``[{Path, Rate}]`` (or Weight)."""
-    out: list[dict[str, object]] = []
-    for e in entries if isinstance(entries, list) else []:
-        path, _, value = str(e).rpartition(":")
-        out.append({"Path": path, field: int(value)})
-    return out

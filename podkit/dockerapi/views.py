@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from podkit.dockerapi.common import ZERO_TIME, rfc3339
+from podkit.hostconfig import resource_fields
 
 if TYPE_CHECKING:
     from podkit.containers.service import ContainerService
@@ -216,7 +217,6 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "IpcMode": cfg.get("ipc") or "private",
         "Cgroup": "",
         "Links": full.get("links") or None,
-        "OomScoreAdj": int(cfg.get("oom_score_adj") or 0),
         "PidMode": cfg.get("pid") or "",
         "Privileged": bool(cfg.get("privileged")),
         "PublishAllPorts": bool(cfg.get("publish_all")),
@@ -232,11 +232,6 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "CpuShares": int(cfg.get("cpu_shares") or 0),
         "Memory": int(cfg.get("memory") or 0),
         "NanoCpus": int((cpus or 0) * 1e9),
-        "CgroupParent": cfg.get("cgroup_parent") or "",
-        "CpuPeriod": int(cfg.get("cpu_period") or 0),
-        "CpuQuota": int(cfg.get("cpu_quota") or 0),
-        "CpusetCpus": cfg.get("cpuset_cpus") or "",
-        "CpusetMems": cfg.get("cpuset_mems") or "",
         "Devices": [
             {
                 "PathOnHost": d.get("host"),
@@ -245,18 +240,7 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
             }
             for d in cfg.get("devices") or []
         ],
-        "MemoryReservation": int(cfg.get("memory_reservation") or 0),
-        "MemorySwap": int(cfg.get("memory_swap") or 0),
-        "MemorySwappiness": cfg.get("memory_swappiness"),
-        "OomKillDisable": bool(cfg.get("oom_kill_disable")),
-        "BlkioWeight": int(cfg.get("blkio_weight") or 0),
-        "BlkioWeightDevice": _device_list(cfg.get("blkio_weight_device"), "Weight"),
-        "BlkioDeviceReadBps": _device_list(cfg.get("device_read_bps"), "Rate"),
-        "BlkioDeviceWriteBps": _device_list(cfg.get("device_write_bps"), "Rate"),
-        "BlkioDeviceReadIOps": _device_list(cfg.get("device_read_iops"), "Rate"),
-        "BlkioDeviceWriteIOps": _device_list(cfg.get("device_write_iops"), "Rate"),
-        "DeviceCgroupRules": cfg.get("device_cgroup_rules") or None,
-        "Annotations": cfg.get("annotations") or None,
+        **resource_fields(cfg),
         "PidsLimit": cfg.get("pids_limit"),
         "Ulimits": [{"Name": u[0], "Soft": u[1], "Hard": u[2]} for u in cfg.get("ulimits") or []],
         "Init": bool(cfg.get("init")),
@@ -264,14 +248,6 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
         "MaskedPaths": cfg.get("masked_paths"),
         "ReadonlyPaths": cfg.get("readonly_paths"),
     }
-
-
-def _device_list(entries: object, field: str) -> list[dict[str, Any]]:
-    out = []
-    for e in entries if isinstance(entries, list) else []:
-        path, _, value = str(e).rpartition(":")
-        out.append({"Path": path, field: int(value)})
-    return out
 
 
 def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManager | None) -> dict[str, Any]:
