@@ -232,11 +232,13 @@ class NetworkManager:
         holder: str,
         dns_names: builtins.list[str] | None = None,
         ports: Iterable[PortMapping] = (),
+        kind: str = "container",
     ) -> Sandbox | None:
         """A netns already attached to ``network``, or None; ``dns_names``: what the
         holder answers to on a user network (names.py); ``ports``: published on top
-        (portmap alone, with the sandbox's result)."""
-        return await self._pools.take(self.resolve_name(network), holder, dns_names, ports)
+        (portmap alone, with the sandbox's result); ``kind``: the holder's (container,
+        pod), whose layer's recovery vouches for it after a restart."""
+        return await self._pools.take(self.resolve_name(network), holder, dns_names, ports, kind)
 
     def sandbox_held_by(self, holder: str) -> str | None:
         return self._pools.held_by(holder)
@@ -245,8 +247,14 @@ class NetworkManager:
         await self._pools.release(sid)
 
     async def recover_sandboxes(self, live_holders: Iterable[str]) -> int:
-        """At start-up: keep the free sandboxes that fit, release the rest; then refill."""
+        """At start-up: keep the free sandboxes that fit, release the rest and those of
+        gone containers; then refill. Other kinds' are ``release_gone_sandboxes``'."""
         return await self._pools.recover(set(live_holders))
+
+    async def release_gone_sandboxes(self, live_holders: Iterable[str], kind: str) -> int:
+        """At start-up, once a layer knows its live holders of ``kind`` (the pods): the
+        sandboxes of the others are released."""
+        return await self._pools.release_gone(set(live_holders), kind)
 
     # -- network namespaces (netns.py) ---------------------------------------------
 
@@ -257,6 +265,11 @@ class NetworkManager:
     def create_netns(self, owner_id: str, kind: str = "container") -> str:
         """A new pinned network namespace for an owner: ``<state>/netns/<kind>-<owner_id>``."""
         return self._ctx.netns.create(self.netns_name(owner_id, kind))
+
+    def pin_netns(self, owner_id: str, source: str, kind: str = "container") -> str:
+        """Pin the netns at ``source`` (a taken sandbox's) as the owner's own too, at
+        ``netns_path(owner_id, kind)``; ``remove_netns`` drops only this pin."""
+        return self._ctx.netns.bind(self.netns_name(owner_id, kind), source)
 
     def remove_netns(self, owner_id: str, kind: str = "container") -> bool:
         return self._ctx.netns.remove(self.netns_name(owner_id, kind))
@@ -340,8 +353,10 @@ class NetworkManager:
         await _detach.disconnect(self._ctx, owner, n.id, n.name)
 
     def set_dns_names(self, owner_id: str, names: builtins.list[str]) -> None:
-        """Replace the names an owner answers to on its user networks (a pod's members changed)."""
-        _names.rename(self._ctx, owner_id, names)
+        """Replace the names an owner answers to on its user networks (a pod's members
+        changed); a warm sandbox's holder renames the sandbox's entry, short id its own."""
+        sid = self._pools.held_by(owner_id)
+        _names.rename(self._ctx, sid or owner_id, names, owner_id[:12])
 
     def published_ports(self) -> dict[tuple[int, str], builtins.list[tuple[str, str]]]:
         """Host ports published by attachments: (port, proto) -> [(host_ip, owner)]."""
@@ -351,9 +366,15 @@ class NetworkManager:
         """DEL every attachment of an owner; return how many were removed.
 
         With ``force`` (the owner is known to be gone) a failing DEL does not keep
-        the attachment: see ``detach.detach``.
+        the attachment: see ``detach.detach``. An owner holding a warm sandbox gives it
+        back (its DEL, its pin and row go; the owner's own pin of it is the caller's).
         """
-        return await _detach.detach(self._ctx, owner_id, force)
+        n = 0
+        sid = self._pools.held_by(owner_id)
+        if sid is not None:
+            n = len(self._ctx.store.attachments(sid))
+            await self._pools.release(sid)
+        return n + await _detach.detach(self._ctx, owner_id, force)
 
     async def check(self, owner_id: str) -> builtins.list[dict[str, Any]]:
         """CHECK every attachment of an owner: [{network, interface, ok, error}] (a

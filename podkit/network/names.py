@@ -99,8 +99,10 @@ def add(
     return True
 
 
-def rename(ctx: NetworkContext, owner_id: str, names: list[str]) -> None:
-    """Give an owner new names on every network it is in (a pod whose members changed)."""
+def rename(ctx: NetworkContext, owner_id: str, names: list[str], short_id: str | None = None) -> None:
+    """Give an owner new names on every network it is in (a pod whose members changed);
+    ``short_id`` as in ``add``."""
+    short = short_id if short_id is not None else owner_id[:12]
     changed = False
     for path in _files(ctx):
         head, entries = _read(path)
@@ -108,7 +110,7 @@ def rename(ctx: NetworkContext, owner_id: str, names: list[str]) -> None:
         for e in entries:
             parts = e.split(" ")
             if parts[0] == owner_id and len(parts) >= 4:
-                e = " ".join([*parts[:3], ",".join(dns_names([*names, owner_id[:12]]))])
+                e = " ".join([*parts[:3], ",".join(dns_names([*names, short]))])
                 changed = True
             out.append(e)
         _write(path, head, out)

@@ -185,6 +185,31 @@ class NetnsPins:
         log.debug("created netns %s", p)
         return str(p)
 
+    def bind(self, name: str, source: str | Path) -> str:
+        """Pin the namespace pinned at ``source`` under ``name`` too (a pod's pin of a
+        pre-warmed sandbox's netns): one namespace, two pins, each removed on its own."""
+        p = self.path(name)
+        with self._lock:
+            self._ensure_dir()
+            if not is_netns(source):
+                raise NotFound(f"{source} is not a network namespace")
+            if p.exists():
+                if is_netns(p):
+                    raise AlreadyExists(f"network namespace {name} already exists")
+                self._drop(p)  # a file without a mount: a crash between its steps
+            fd = os.open(p, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+            os.close(fd)
+            try:
+                _mount(str(source), str(p), None, MS_BIND)
+            except OSError as e:
+                try:
+                    p.unlink()
+                except OSError as ue:
+                    log.warning("could not remove the pin %s of a namespace not pinned: %s", p, ue)
+                raise Internal(f"cannot pin network namespace {name}: {e.strerror or e}") from None
+        log.debug("pinned netns %s at %s", source, p)
+        return str(p)
+
     def remove(self, name: str, missing_ok: bool = True) -> bool:
         """Unmount and unlink a pin; the namespace ends when nothing else holds it."""
         p = self.path(name)

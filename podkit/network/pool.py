@@ -3,17 +3,18 @@
 Creating a netns and running CNI ADD (loopback, bridge + host-local, firewall) is most
 of what a container start spends on its network. A pool keeps up to ``[network]
 pool_size`` sandboxes per network ready — pinned netns, veth on the bridge, address
-leased, routes and lo up — and a container start takes one instead (with published
-ports, portmap alone is ADDed on top); a background task then makes a new one. A
-sandbox is used once: its release
-(DEL, pin removed) runs off the critical path anyway (the container's teardown is in
-the background), and a fresh one needs no scrubbing of what the last user left in it.
+leased, routes and lo up — and a container or pod start takes one instead (with
+published ports, portmap alone is ADDed on top); a background task then makes a new
+one. A sandbox is used once: its release (DEL, pin removed) runs off the critical path
+anyway (a container's teardown is in the background), and a fresh one needs no
+scrubbing of what the last user left in it.
 
 Every sandbox is a row of ``net_sandboxes`` written before its netns and attachment
 exist (its CNI owner id is the sandbox's id, kind ``pool``), and taking one writes its
-holder, so a restart — or a SIGKILL at any point — finds each: free ones still
-matching their network's CNI config are kept, the rest (half made, stale config, a
-holder that is gone) are DEL'd and unpinned. A pool never holds more than its size.
+holder and the holder's kind (container, pod), so a restart — or a SIGKILL at any
+point — finds each: free ones still matching their network's CNI config are kept, the
+rest (half made, stale config, a holder that is gone: each layer's recovery vouches
+for its own kind) are DEL'd and unpinned. A pool never holds more than its size.
 A graceful stop releases the free ones (nothing is left to nobody while it is down).
 """
 
@@ -77,6 +78,10 @@ class SandboxPools:
         self._fill: dict[str, asyncio.Task[None]] = {}  # network id -> its refill
         self._bg: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        # Sandboxes being made (id -> network id, done when made or failed) and being
+        # destroyed: their rows are free, but they are no one's to take or drop again.
+        self._making: dict[str, tuple[str, asyncio.Future[None]]] = {}
+        self._dropping: set[str] = set()
         self._closed = False
 
     def _conflist(self, n: Network) -> dict[str, Any]:
@@ -102,8 +107,10 @@ class SandboxPools:
         holder: str,
         dns_names: list[str] | None = None,
         ports: Iterable[PortMapping] = (),
+        kind: str = "container",
     ) -> Sandbox | None:
-        """A ready sandbox of ``network`` for ``holder``, or None (empty, or off).
+        """A ready sandbox of ``network`` for ``holder`` (a ``kind``: container or pod),
+        or None (empty, or off).
 
         On a network whose names aardvark-dns serves, the holder's ``dns_names`` (and
         its short id) are registered for the sandbox's address, as ``attach`` does;
@@ -116,16 +123,14 @@ class SandboxPools:
         resolved, socks = resolve_ports(self.ctx, ports)
         got: Sandbox | None = None
         try:
-            async with self._lock:
-                for sid in self.ctx.store.sandboxes(n.id, holder=""):
-                    a = self._fits(sid, n)
-                    if a is None:  # half made or made from an older config: not for anyone
-                        self._spawn(self._destroy(sid))
-                        continue
-                    self.ctx.store.hold_sandbox(sid, holder)
-                    att = summary(n.name, n.id, a["ifname"], a["netns"], a["result"], [])
-                    got = Sandbox(sid, a["netns"], att)
-                    break
+            got = await self._hold(n, holder, kind)
+            if got is None:
+                # None ready, one being made: waiting for it costs at most what an ADD of
+                # our own would, which would compete with it for the CPU besides.
+                making = [f for nid, f in self._making.values() if nid == n.id]
+                if making:
+                    await asyncio.wait(making[:1])
+                    got = await self._hold(n, holder, kind)
         finally:
             if got is None:
                 close(socks)
@@ -148,6 +153,21 @@ class SandboxPools:
         if resolved:
             await self._publish(n, got, resolved, socks)
         return got
+
+    async def _hold(self, n: Network, holder: str, kind: str) -> Sandbox | None:
+        """Give the first ready free sandbox of ``n`` to ``holder``: its row says so."""
+        async with self._lock:
+            for sid in self.ctx.store.sandboxes(n.id, holder=""):
+                if sid in self._making or sid in self._dropping:
+                    continue
+                a = self._fits(sid, n)
+                if a is None:  # made from an older config (or half made before a crash)
+                    self._spawn(self._destroy(sid))
+                    continue
+                self.ctx.store.hold_sandbox(sid, holder, kind)
+                att = summary(n.name, n.id, a["ifname"], a["netns"], a["result"], [])
+                return Sandbox(sid, a["netns"], att)
+        return None
 
     async def _publish(
         self, n: Network, sb: Sandbox, ports: list[PortMapping], socks: list[socket.socket]
@@ -199,6 +219,8 @@ class SandboxPools:
 
     async def _make(self, n: Network) -> None:
         sid = secrets.token_hex(32)
+        made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._making[sid] = (n.id, made)
         # The row first: whatever a crash leaves of the rest, the next start finds it.
         self.ctx.store.add_sandbox(sid, n.id)
         try:
@@ -206,23 +228,36 @@ class SandboxPools:
             await _attach.attach(self.ctx, sid, netns, [n.name], kind=KIND)
         except BaseException as e:
             log.warning("making a network sandbox for %s failed: %s", n.name, _message(e))
+            del self._making[sid]
             await self._destroy(sid)
             if isinstance(e, PodkitError):
                 return
             raise
+        finally:
+            self._making.pop(sid, None)
+            if not made.done():
+                made.set_result(None)
 
     # -- undoing ---------------------------------------------------------------------------
 
     async def _destroy(self, sid: str) -> None:
+        if sid in self._dropping:
+            return  # under way (a release racing a drop of the same one)
+        self._dropping.add(sid)
         try:
-            await detach(self.ctx, sid, force=True)
-        except PodkitError as e:
-            log.warning("releasing network sandbox %s: DEL failed: %s", sid[:12], e.message)
-        try:
-            await asyncio.to_thread(self.ctx.netns.remove, _pin(sid))
-        except PodkitError as e:
-            log.warning("releasing network sandbox %s: removing its netns failed: %s", sid[:12], e.message)
-        self.ctx.store.drop_sandbox(sid)
+            try:
+                await detach(self.ctx, sid, force=True)
+            except PodkitError as e:
+                log.warning("releasing network sandbox %s: DEL failed: %s", sid[:12], e.message)
+            try:
+                await asyncio.to_thread(self.ctx.netns.remove, _pin(sid))
+            except PodkitError as e:
+                log.warning(
+                    "releasing network sandbox %s: removing its netns failed: %s", sid[:12], e.message
+                )
+            self.ctx.store.drop_sandbox(sid)
+        finally:
+            self._dropping.discard(sid)
 
     async def drain(self, network_id: str) -> None:
         """Free sandboxes of a network go (before the network itself is removed)."""
@@ -234,13 +269,18 @@ class SandboxPools:
             for sid in self.ctx.store.sandboxes(network_id, holder=""):
                 await self._destroy(sid)
 
-    async def recover(self, live_holders: set[str]) -> int:
-        """At start-up, once the owners are known: keep free sandboxes that still fit
-        (up to the size), release the rest and those of gone holders. Then refill."""
+    async def recover(self, live_holders: set[str], kind: str = "container") -> int:
+        """At start-up, once the containers are known: keep free sandboxes that still fit
+        (up to the size), release the rest and those of gone containers. Then refill.
+
+        Sandboxes held by other kinds (pods) are left to ``release_gone``, which their
+        layer calls once it knows its own (the pods' recovery runs after the
+        containers')."""
         dropped = 0
         kept: dict[str, int] = {}
+        kinds = self.ctx.store.held_sandboxes()
         for sid, network_id, holder in self.ctx.store.all_sandboxes():
-            if holder and holder in live_holders:
+            if holder and (holder in live_holders or kinds.get(sid, ("", kind))[1] != kind):
                 continue
             n = next((x for x in self.ctx.store.networks() if x.id == network_id), None)
             fits = not holder and n is not None and self._fits(sid, n) is not None
@@ -270,6 +310,18 @@ class SandboxPools:
                 self.refill(n)
         return dropped
 
+    async def release_gone(self, live_holders: set[str], kind: str) -> int:
+        """Release the sandboxes that holders of ``kind`` no longer alive hold (a pod
+        removed, or never recorded, before a crash); those of live ones stay theirs."""
+        dropped = 0
+        for sid, (holder, k) in self.ctx.store.held_sandboxes().items():
+            if k == kind and holder not in live_holders:
+                await self._destroy(sid)
+                dropped += 1
+        if dropped:
+            log.info("network sandbox pool: released %d of gone %ss", dropped, kind)
+        return dropped
+
     async def close(self) -> None:
         """Stop refilling and release the free sandboxes: a stopped daemon leaves no
         veths or leases to nobody (held ones stay with their running containers; after a
@@ -287,10 +339,10 @@ class SandboxPools:
         free: dict[str, int] = {}
         held = 0
         names = {n.id: n.name for n in self.ctx.store.networks()}
-        for _, network_id, holder in self.ctx.store.all_sandboxes():
+        for sid, network_id, holder in self.ctx.store.all_sandboxes():
             if holder:
                 held += 1
-            else:
+            elif sid not in self._making and sid not in self._dropping:  # ready to take
                 name = names.get(network_id, network_id[:12])
                 free[name] = free.get(name, 0) + 1
         return {"size": self.size, "free": free, "in_use": held}
@@ -309,15 +361,15 @@ class SandboxPools:
 
 def as_holders(ctx: NetworkContext, atts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Attachments as their users see them: a taken sandbox's is its holder's (a
-    container's), a free one's is nobody's and left out."""
-    holders = {sid: holder for sid, _, holder in ctx.store.all_sandboxes()}
+    container's or a pod's), a free one's is nobody's and left out."""
+    holders = ctx.store.held_sandboxes()
     out = []
     for a in atts:
         if a.get("kind") == KIND:
-            holder = holders.get(str(a.get("owner_id")))
-            if not holder:
+            held = holders.get(str(a.get("owner_id")))
+            if held is None:
                 continue
-            a = {**a, "owner_id": holder, "kind": "container"}
+            a = {**a, "owner_id": held[0], "kind": held[1]}
         out.append(a)
     return out
 

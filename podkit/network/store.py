@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS net_sandboxes (
     id TEXT PRIMARY KEY,
     network_id TEXT NOT NULL,
     holder TEXT NOT NULL DEFAULT '',
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'container'
 );
 """
 
@@ -97,6 +98,9 @@ class NetworkStore:
         cols = {r["name"] for r in db.query("PRAGMA table_info(networks)")}
         if "options" not in cols:  # a database from before driver options
             db.execute("ALTER TABLE networks ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
+        cols = {r["name"] for r in db.query("PRAGMA table_info(net_sandboxes)")}
+        if "kind" not in cols:  # a database from before pods took sandboxes
+            db.execute("ALTER TABLE net_sandboxes ADD COLUMN kind TEXT NOT NULL DEFAULT 'container'")
 
     # -- networks ----------------------------------------------------------------
 
@@ -218,8 +222,10 @@ class NetworkStore:
             (sid, network_id, time.time()),
         )
 
-    def hold_sandbox(self, sid: str, holder: str) -> None:
-        self.db.execute("UPDATE net_sandboxes SET holder = ? WHERE id = ?", (holder, sid))
+    def hold_sandbox(self, sid: str, holder: str, kind: str = "container") -> None:
+        """``holder`` takes the sandbox; ``kind``: what it is (a container, a pod), so that
+        each layer's recovery judges only its own holders."""
+        self.db.execute("UPDATE net_sandboxes SET holder = ?, kind = ? WHERE id = ?", (holder, kind, sid))
 
     def drop_sandbox(self, sid: str) -> None:
         self.db.execute("DELETE FROM net_sandboxes WHERE id = ?", (sid,))
@@ -234,6 +240,11 @@ class NetworkStore:
             (network_id, holder),
         )
         return [str(r["id"]) for r in rows]
+
+    def held_sandboxes(self) -> dict[str, tuple[str, str]]:
+        """Sandbox id -> (holder, holder kind) of every taken sandbox."""
+        rows = self.db.query("SELECT id, holder, kind FROM net_sandboxes WHERE holder != ''")
+        return {str(r["id"]): (str(r["holder"]), str(r["kind"])) for r in rows}
 
     def all_sandboxes(self) -> list[tuple[str, str, str]]:
         """(id, network id, holder) of every sandbox."""

@@ -229,6 +229,9 @@ class Pod:
     netns_path: str = ""  # "" when the pod uses the host's network
     ips: list[str] = field(default_factory=list)
     gateway: str = ""
+    # aardvark-dns on a user network's gateway, when it serves the pod's names: the
+    # pod's resolv.conf names it (unless the pod was given servers) at every start.
+    dns_server: str = ""
     ports: list[PortMapping] = field(default_factory=list)  # as published (free ports resolved)
     cgroup_path: str = ""  # the pod's own cgroup, relative to each hierarchy
     state_dir: str = ""  # hosts, resolv.conf, shm, pinned ipc/uts namespaces

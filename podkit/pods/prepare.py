@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 from podkit.errors import InvalidArgument, PodkitError
 from podkit.network.netns import is_netns
 from podkit.network.ports import PortMapping
 from podkit.pods import files, sandbox
 from podkit.pods.context import NETNS_KIND, PodContext, pod_dir
-from podkit.pods.model import Pod
+from podkit.pods.model import DNSConfig, Pod
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ async def prepare(ctx: PodContext, pod: Pod) -> None:
     for name in ("hosts", "resolv.conf", "hostname"):
         (d / name).touch(mode=0o644)
     files.write_in_place(d / "hostname", spec.hostname + "\n")
-    files.write_in_place(d / "resolv.conf", files.resolv_conf(spec.dns))
+    files.write_in_place(d / "resolv.conf", files.resolv_conf(_dns(pod)))
     pins: dict[str, Path] = {
         k: d / "ns" / k for k in ("ipc", "uts") if k in spec.share and not sandbox.is_pinned(d / "ns" / k, k)
     }
@@ -55,40 +57,82 @@ async def prepare(ctx: PodContext, pod: Pod) -> None:
 
 
 async def network_up(ctx: PodContext, pod: Pod) -> None:
+    """The pod's netns, pinned at ``netns_path(pod.id, "pod")``, and its attachments.
+
+    On exactly one network (as a container's start) the pod takes a pre-warmed sandbox
+    of the network layer's pool (network/pool.py) — already attached: no netns to make,
+    no CNI ADD but portmap's for published ports — and pins its netns as its own, so
+    that everything reading the pod's pin (members joining, the CRI, sysctls) finds it;
+    otherwise (several networks, none, the pool empty or off) a netns of its own gets
+    the usual CNI ADD."""
     path = ctx.networks.netns_path(pod.id, NETNS_KIND)
     if is_netns(path) and pod.netns_path:
         return
-    if not is_netns(path):
-        # A reboot took the pin (and so the interfaces) away: let CNI forget the old ones.
-        try:
-            await ctx.networks.detach(pod.id)
-        except PodkitError as e:
-            log.warning("pod %s: forgetting the network of its lost netns: %s", pod.id[:12], e.message)
-        path = ctx.networks.create_netns(pod.id, NETNS_KIND)
-    pod.netns_path = path
-    ctx.store.update(pod)
+    # Whatever is left of an earlier network — a reboot took the pin (and so the
+    # interfaces), or a crash came between the steps below — goes first: CNI forgets
+    # the old interfaces, a sandbox still held is given back, a stray pin unmounted.
+    try:
+        await ctx.networks.detach(pod.id)
+    except PodkitError as e:
+        log.warning("pod %s: forgetting the network of its lost netns: %s", pod.id[:12], e.message)
+    if os.path.lexists(path):
+        await asyncio.to_thread(ctx.networks.remove_netns, pod.id, NETNS_KIND)
     # Interfaces eth0, eth1... one per network; published ports go to the first.
     nets = (
         []
         if pod.spec.network == "none"
         else ["" if n == "bridge" else n for n in networks_of(pod.spec.network)]
     )
-    if nets:
-        res = await ctx.networks.attach(
-            pod.id, path, nets, pod.spec.ports, kind=NETNS_KIND, namespace=pod.namespace, dns_names=[pod.name]
-        )
-        server = next((r["dns_server"] for r in res if r.get("dns_server")), "")
-        if server and not pod.spec.dns.servers:
-            # aardvark-dns on the user network's gateway: the pod resolves its neighbours.
-            dns = dataclasses.replace(pod.spec.dns, servers=[server])
-            files.write_in_place(pod_dir(pod) / "resolv.conf", files.resolv_conf(dns))
-        pod.ips = [f"{r['ip']}/{r['prefix']}" for r in res if r.get("ip")]
-        pod.gateway = next((r["gateway"] for r in res if r.get("gateway")), "")
-        pod.ports = [PortMapping.from_dict(p) for r in res for p in r.get("ports", [])]
-    else:
-        # none: only loopback.
-        await ctx.networks.loopback_up(pod.id, path)
+    res = await _warm(ctx, pod, nets[0]) if len(nets) == 1 else None
+    if res is None:
+        pod.netns_path = await asyncio.to_thread(ctx.networks.create_netns, pod.id, NETNS_KIND)
+        ctx.store.update(pod)
+        if nets:
+            res = await ctx.networks.attach(
+                pod.id,
+                pod.netns_path,
+                nets,
+                pod.spec.ports,
+                kind=NETNS_KIND,
+                namespace=pod.namespace,
+                dns_names=[pod.name],
+            )
+        else:
+            # none: only loopback.
+            await ctx.networks.loopback_up(pod.id, pod.netns_path)
+            res = []
+    pod.dns_server = next((r["dns_server"] for r in res if r.get("dns_server")), "")
+    if pod.dns_server:
+        files.write_in_place(pod_dir(pod) / "resolv.conf", files.resolv_conf(_dns(pod)))
+    pod.ips = [f"{r['ip']}/{r['prefix']}" for r in res if r.get("ip")]
+    pod.gateway = next((r["gateway"] for r in res if r.get("gateway")), "")
+    pod.ports = [PortMapping.from_dict(p) for r in res for p in r.get("ports", [])]
     ctx.store.update(pod)
+
+
+async def _warm(ctx: PodContext, pod: Pod, network: str) -> list[dict[str, Any]] | None:
+    """Take a warm sandbox of ``network`` and pin its netns as the pod's; None when the
+    pool has none. The sandbox's row names the pod as its holder before the pin exists,
+    so a crash anywhere after the take is undone by the pod's tear-down (a pod being
+    created) or its next start (the check above), or released by recovery (a pod gone)."""
+    sb = await ctx.networks.take_sandbox(network, pod.id, [pod.name], pod.spec.ports, kind=NETNS_KIND)
+    if sb is None:
+        return None
+    try:
+        pod.netns_path = await asyncio.to_thread(ctx.networks.pin_netns, pod.id, sb.netns, NETNS_KIND)
+    except BaseException:
+        await asyncio.shield(ctx.networks.release_sandbox(sb.id))
+        raise
+    ctx.store.update(pod)
+    return [sb.attachment]
+
+
+def _dns(pod: Pod) -> DNSConfig:
+    """The pod's resolvers: its own if given, else aardvark-dns on its user network's
+    gateway (the pod resolves its neighbours), else the host's."""
+    if pod.dns_server and not pod.spec.dns.servers:
+        return dataclasses.replace(pod.spec.dns, servers=[pod.dns_server])
+    return pod.spec.dns
 
 
 def write_hosts(ctx: PodContext, pod: Pod) -> None:

@@ -37,6 +37,9 @@ async def recover(ctx: PodContext) -> None:
             except Exception as e:  # keep recovering the rest
                 log.warning("recovery: removing container %s of gone pod %s: %s", r.id[:12], r.pod_id[:12], e)
     await ctx.networks.cleanup_stale(live, kind=NETNS_KIND)
+    # Warm sandboxes held by pods that are gone (a crash between a take and the pod's
+    # record, or within a removal): the containers' recovery left them to this one.
+    await ctx.networks.release_gone_sandboxes(live, NETNS_KIND)
     pods_dir = ctx.state / "pods"
     if pods_dir.is_dir():
         for d in pods_dir.iterdir():

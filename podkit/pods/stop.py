@@ -23,7 +23,7 @@ async def stop(
         if release_network and pod.netns_path:
             await ctx.networks.detach(pod.id)
             ctx.networks.remove_netns(pod.id, NETNS_KIND)
-            pod.netns_path, pod.ips, pod.gateway, pod.ports = "", [], "", []
+            pod.netns_path, pod.ips, pod.gateway, pod.dns_server, pod.ports = "", [], "", "", []
             ctx.store.update(pod)
     ctx.publish(pod, "stop")
     return pod
