@@ -9,11 +9,10 @@ The public Python API is the SDK client::
 Everything else lives in private-by-convention packages that the daemon uses.
 """
 
-from typing import TYPE_CHECKING
-
 from podkit._version import __version__
 from podkit.errors import PodkitError
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
     from podkit.client import Client
 

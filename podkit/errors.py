@@ -8,7 +8,9 @@ engine's own failures, 126 cannot execute, 127 command not found).
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class PodkitError(Exception):

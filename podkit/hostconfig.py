@@ -4,8 +4,10 @@ inspect (podkitd). Standard library only, so the CLI's import path stays cheap."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 def device_list(entries: object, field: str) -> list[dict[str, Any]]:

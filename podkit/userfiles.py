@@ -20,10 +20,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Mapping
-from typing import Any
 
 from podkit.errors import InvalidArgument
+
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 ENV_FILE_MAX = 1 << 20
 SECCOMP_PROFILE_MAX = 1 << 20

@@ -109,11 +109,32 @@ def test_invoked_subcommand() -> None:
     assert cli_main._invoked(["ps", "-a"]) == ("ps", None)
 
 
+# What no command's start-up needs: typing (with re, enum, contextlib before it, ~10 ms),
+# http.client (email, ssl), the socket module's wrapper (enums, selectors), urllib.parse
+# (ipaddress), and what only some commands use (datetime, tempfile with shutil, random).
+NOT_AT_START = (
+    "typing",
+    "http.client",
+    "email",
+    "ssl",
+    "socket",
+    "selectors",
+    "urllib.parse",
+    "ipaddress",
+    "datetime",
+    "tempfile",
+    "shutil",
+    "asyncio",
+    "dataclasses",
+    "inspect",
+)
+
+
 def test_run_imports_no_http_client(tmp_path: Path) -> None:
     code = (
         "import sys\nfrom podkit.cli.main import main\n"
         "try:\n    main(['run', '--rm', 'busybox', 'true'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('http.client', 'podkit.cli.images', 'podkit.cli.pods') "
+        f"print(sorted(m for m in {NOT_AT_START + ('podkit.cli.images', 'podkit.cli.pods')!r} "
         "if m in sys.modules))\n"
     )
     r = subprocess.run(
@@ -148,11 +169,95 @@ def test_version_starts_with_only_the_modules_it_needs(tmp_path: Path) -> None:
     assert "podkit.cli.system" in imported and "podkit.client._transport" in imported
     hooks = sorted(m for m in imported if m.startswith("__editable__"))
     assert not hooks, f"an import-hook editable install ({hooks}): run `make setup` again (scripts/setup.sh)"
-    heavy = {"pathlib", "importlib.util", "shutil", "bz2", "lzma", "http.client", "email", "ssl", "asyncio"}
+    heavy = {"pathlib", "importlib.util", "bz2", "lzma", *NOT_AT_START}
     assert sorted(imported & heavy) == []
     assert (
         sorted(m for m in imported if m.startswith(("podkit.daemon", "aiohttp", "podkit.containers"))) == []
     )
+
+
+def test_no_command_imports_typing_to_build_its_parser() -> None:
+    """`podkit --help` builds every command's parser, importing every area module: none
+    of them may pull in what NOT_AT_START names (annotations only, under TYPE_CHECKING)."""
+    code = (
+        "import sys\nfrom podkit.cli.main import build_parser\nbuild_parser()\n"
+        f"print(sorted(m for m in {NOT_AT_START!r} if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def _entry(tmp_path: Path, argv: list[str], before: str = "") -> subprocess.CompletedProcess[str]:
+    """`podkit ARGV` through the program's entry point, ``before`` run first in __main__;
+    an object there says (on stderr) whether the interpreter was finalized."""
+    code = (
+        "import sys\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        sys.stderr.write('finalized\\n')\n"
+        "mark = Finalized()\n"
+        f"{before}\n"
+        "from podkit.cli.main import entry\n"
+        f"sys.argv = ['podkit', *{argv!r}]\n"
+        "entry()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PODKIT_HOST": f"unix://{tmp_path}/none.sock", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_entry_exits_without_teardown_keeping_output_and_code(tmp_path: Path) -> None:
+    from podkit._version import __version__
+
+    r = _entry(tmp_path, ["--version"])
+    assert (r.returncode, r.stdout) == (0, f"podkit version {__version__}\n"), r.stderr
+    assert "finalized" not in r.stderr  # os._exit: no teardown
+    # a long output through a pipe arrives whole (flushed before the exit), as main() gives it
+    r = _entry(tmp_path, ["run", "--help"])
+    normal = subprocess.run(
+        [sys.executable, "-c", "from podkit.cli.main import main\nmain(['run', '--help'])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == normal.returncode == 0 and "--sig-proxy" in r.stdout
+    assert r.stdout == normal.stdout
+    # exit codes: a usage error, an engine error (no daemon), a command's own
+    assert _entry(tmp_path, ["run", "--bogus", "x"]).returncode == 125
+    r = _entry(tmp_path, ["version"])
+    assert r.returncode == 1 and "is the daemon running?" in r.stderr and "finalized" not in r.stderr
+
+
+def test_entry_exits_normally_when_something_waits_for_the_exit(tmp_path: Path) -> None:
+    """An atexit hook or a running thread: the interpreter's own exit runs them."""
+    r = _entry(tmp_path, ["--version"], "import atexit\natexit.register(lambda: print('hook ran'))")
+    assert r.returncode == 0 and r.stdout.endswith("hook ran\n") and "finalized" in r.stderr, r
+    r = _entry(
+        tmp_path,
+        ["--version"],
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()",
+    )
+    assert r.returncode == 0 and r.stdout.endswith("thread done\n") and "finalized" in r.stderr, r
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain", "a b", "ä/é?&=+#%", "label=com.example/x=1", "", "~._-", "日本", "a\nb\x00"],
+)
+def test_query_encoding_matches_urllib(text: str) -> None:
+    import urllib.parse
+
+    from podkit.client._transport import query_string, quote
+
+    assert quote(text) == urllib.parse.quote(text, safe="")
+    assert quote(text, plus=True) == urllib.parse.quote_plus(text, safe="")
+    params: dict[str, str | list[str]] = {"k": text, text or "e": [text, "x y"], "f": "true"}
+    assert query_string(params) == urllib.parse.urlencode(params, doseq=True)
 
 
 # ------------------------------------------------------------------ transport

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-from typing import TYPE_CHECKING
 
 from podkit import errors
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import tempfile
+
     from podkit.cli.main import Subparsers
     from podkit.client import Client
 
@@ -111,6 +112,8 @@ def cmd_build(args: argparse.Namespace, client: Client) -> int:
             )
     build_args = _pairs(args.build_arg, "build-arg", True)
     labels = _pairs(args.label, "label", False)
+    import tempfile  # (shutil, random: for `build` only, not every command's start)
+
     with tempfile.TemporaryFile() as tmp:
         dockerfile = _context_tar(args, tmp)  # type: ignore[arg-type]
         tmp.seek(0)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 from podkit import errors
+
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def add_create_flags(p: argparse.ArgumentParser) -> None:

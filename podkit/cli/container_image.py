@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from podkit import errors
 from podkit.cli.container_ops import container_ops as _ops
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
     from podkit.cli.main import Subparsers
     from podkit.client import Client

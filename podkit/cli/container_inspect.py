@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
 
 from podkit import errors
 from podkit.cli.container_ops import container_ops as _ops
 from podkit.cli.output import print_inspected
 from podkit.hostconfig import resource_fields
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from podkit.client import Client
 
 

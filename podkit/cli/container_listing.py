@@ -7,7 +7,6 @@ import contextlib
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from podkit import errors
 from podkit.cli.container_ops import container_ops as _ops
@@ -21,7 +20,10 @@ from podkit.cli.output import (
     table,
 )
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from podkit.client import Client
 
 

@@ -7,8 +7,6 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from podkit import errors
 from podkit.cli.container_create import CidFile, add_create_flags, create_body
@@ -18,7 +16,10 @@ from podkit.cli.container_ops import container_ops as _ops
 from podkit.cli.cp import cmd_cp
 from podkit.cli.output import for_each, prints_help
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from podkit.cli.main import Subparsers
     from podkit.client import Client
 

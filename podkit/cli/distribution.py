@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
 
 from podkit import errors
 from podkit.cli.output import err, human_size
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from podkit.cli.main import Subparsers
     from podkit.client import Client
     from podkit.client.distribution import DistributionMixin

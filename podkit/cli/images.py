@@ -4,10 +4,8 @@ image import, load, save. (pull and push: podkit/cli/distribution.py.)"""
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from podkit import errors
 from podkit.cli.output import (
@@ -23,7 +21,10 @@ from podkit.cli.output import (
     table,
 )
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from podkit.cli.main import Subparsers
     from podkit.client import Client
 
@@ -186,6 +187,8 @@ def _prune_args(p: argparse.ArgumentParser) -> None:
 
 def parse_time(text: str) -> float | None:
     """RFC 3339 with up to nanoseconds (image configs) -> unix time."""
+    import datetime
+
     if not text:
         return None
     t = text.strip().replace("Z", "+00:00")
@@ -349,6 +352,8 @@ def _familiar(name: str) -> str:
 
 
 def _iso(ts: float | None) -> str:
+    import datetime
+
     if not ts:
         return ""
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

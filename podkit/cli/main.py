@@ -10,18 +10,26 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from podkit import errors
 
+# typing.TYPE_CHECKING without importing typing: typing (with the re, enum, contextlib
+# it pulls in first) is ~10 ms of every call's start-up, and no CLI module needs it at
+# run time (annotations are strings, `from __future__ import annotations`). mypy takes
+# any TYPE_CHECKING as true; tests/test_cli_startup.py checks that typing stays out.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any, Protocol
 
     from podkit.client import Client
 
-    # What each area's register() adds its commands to (the real subparsers action,
-    # or _OnlyCommand standing in for it).
-    Subparsers: TypeAlias = argparse._SubParsersAction[Any]
+    class Subparsers(Protocol):
+        """What each area's register() adds its commands to: the real subparsers action,
+        or _OnlyCommand standing in for it."""
+
+        def add_parser(self, name: str, *args: Any, **kwargs: Any) -> argparse.ArgumentParser: ...
+
 
 # Command modules, in the order their commands appear in --help.
 AREAS = [
@@ -152,7 +160,7 @@ def subcommands(p: argparse.ArgumentParser, **kwargs: Any) -> Subparsers:
         return action
     only = _OnlyCommand(action, _Building.sub)
     _Building.groups.append(only)
-    return cast("Subparsers", only)
+    return only
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,8 +173,15 @@ class _Parser(argparse.ArgumentParser):
     def _get_formatter(self) -> argparse.HelpFormatter:
         # argparse makes a formatter for every add_argument, and its own asks shutil for
         # the terminal's width: shutil (with bz2, lzma) is ~5 ms of every command's start.
+        # The width is asked once per process: the tty query failing (stdout a pipe)
+        # for each of `run`'s ~110 flags was half the time of building its parser.
         make: Callable[..., argparse.HelpFormatter] = self.formatter_class  # (HelpFormatter takes width)
-        return make(prog=self.prog, width=_columns() - 2)
+        if not _WIDTH:
+            _WIDTH.append(_columns() - 2)
+        return make(prog=self.prog, width=_WIDTH[0])
+
+
+_WIDTH: list[int] = []
 
 
 def _columns() -> int:
@@ -221,7 +236,7 @@ def _build(command: str | None) -> argparse.ArgumentParser:
                 raise
             continue
         # _OnlyCommand is a stand-in for the subparsers action (add_parser is all they use)
-        mod.register(cast("Subparsers", _OnlyCommand(sub, command)) if command in COMMANDS else sub)
+        mod.register(_OnlyCommand(sub, command) if command in COMMANDS else sub)
     return p
 
 
@@ -232,6 +247,34 @@ def add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:
     )
     if quiet:
         p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
+
+
+def entry() -> None:
+    """The `podkit` program: main(), then out without the interpreter's teardown.
+
+    Finalizing the interpreter (every module's objects freed, the GC run over them)
+    is ~4 ms of each call for nothing a CLI needs: once stdout and stderr are
+    flushed, os._exit. When something is left that the normal exit would run or
+    wait for (an atexit hook, a thread), or a flush fails (stdout was closed), the
+    normal exit does it, with its usual messages and exit code."""
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        if e.code is not None and not isinstance(e.code, int):
+            raise  # a message to print: the interpreter does that, exit 1
+        code = e.code or 0
+    import atexit
+
+    if atexit._ncallbacks() or ("threading" in sys.modules and sys.modules["threading"].active_count() > 1):
+        sys.exit(code)
+    try:
+        for f in (sys.stdout, sys.stderr):
+            if f is not None:
+                f.flush()
+    except BaseException:
+        sys.exit(code)
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,4 +322,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    entry()

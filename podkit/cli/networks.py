@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
 
 from podkit.cli.output import ago, for_each, inspect_each, labels_text, listing, prints_help, short_id
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from podkit.cli.main import Subparsers
     from podkit.client import Client
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from podkit import errors
 from podkit.cli.output import (
@@ -23,7 +21,11 @@ from podkit.cli.output import (
     table,
 )
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from podkit.cli.main import Subparsers
     from podkit.client import Client
 

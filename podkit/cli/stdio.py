@@ -13,13 +13,15 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from podkit.client._ws import WebSocket
 
 from podkit import errors
+
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from podkit.client._ws import WebSocket
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 

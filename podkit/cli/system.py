@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
-from typing import TYPE_CHECKING, Any
 
 from podkit.cli.output import check_template, is_template, print_items, print_json, prints_help
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from podkit.cli.main import Subparsers
     from podkit.client import Client
 
@@ -175,6 +176,7 @@ _FILTER_KEYS = ("type", "event", "container", "image", "pod", "network", "volume
 
 def _when(text: str) -> float:
     """docker's --since/--until: unix seconds, an RFC 3339 time, or a duration ago."""
+    import datetime
     import re
 
     try:
@@ -257,6 +259,8 @@ def _docker_event(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_events(args: argparse.Namespace, client: Client) -> int:
+    import datetime
+
     if is_template(args.format):
         check_template(args.format)
     for ev in client.events(since=args.since, until=args.until, type=args.type):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
 
 from podkit.cli.output import ago, check_template, is_template, print_items, print_json, short_id, table
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from podkit.cli.main import Subparsers
     from podkit.client import Client
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
-
 from podkit import errors
 from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import BinaryIO
+
     # Each area is imported on first use, so that the CLI only pays for the ones a
     # command needs (see docs/architecture.md, "The CLI's import path").
     from podkit.client.containers import ContainersAPI

@@ -8,12 +8,14 @@ pay for importing ``dataclasses``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, BinaryIO
 
 from podkit.client._json import JSONObject
 from podkit.client._transport import Transport
 
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from podkit.client._ws import WebSocket
 
 

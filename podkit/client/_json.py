@@ -9,7 +9,9 @@ some calls hand back a JSON document as the daemon sent it (``inspect``, ``info`
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
 
-JSONObject: TypeAlias = dict[str, Any]
+JSONObject: TypeAlias = dict[str, "Any"]
 """A JSON object from (or for) the daemon's API."""

@@ -8,12 +8,11 @@ from the client, ``{"exit": code}`` or ``{"error": {...}}`` from the daemon).
 
 from __future__ import annotations
 
-import base64
+import _socket
+import binascii
 import json
 import os
-import socket
 import struct
-import urllib.parse
 
 from podkit import errors
 
@@ -22,7 +21,7 @@ STDIN, STDOUT, STDERR = 0, 1, 2
 
 
 class WebSocket:
-    def __init__(self, sock: socket.socket, leftover: bytes = b"") -> None:
+    def __init__(self, sock: _socket.socket, leftover: bytes = b"") -> None:
         self.sock = sock
         self._buf = bytearray(leftover)
         self.closed = False
@@ -36,14 +35,17 @@ class WebSocket:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> WebSocket:
-        from podkit.client._transport import PEER_GONE, DaemonNotRunning, connection_lost
+        from podkit.client._transport import (
+            PEER_GONE,
+            DaemonNotRunning,
+            connection_lost,
+            query_string,
+            unix_socket,
+        )
 
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
         try:
-            s.connect(socket_path)
+            s = unix_socket(socket_path, timeout)
         except (FileNotFoundError, ConnectionRefusedError):
-            s.close()
             raise DaemonNotRunning(
                 f"cannot connect to podkitd at unix://{socket_path}: is the daemon running?"
             ) from None
@@ -54,8 +56,8 @@ class WebSocket:
                 if v is not None
             }
             if clean:
-                path += "?" + urllib.parse.urlencode(clean)
-        key = base64.b64encode(os.urandom(16)).decode()
+                path += "?" + query_string(clean)
+        key = binascii.b2a_base64(os.urandom(16), newline=False).decode()
         lines = [
             f"GET {path} HTTP/1.1",
             "Host: podkitd",
