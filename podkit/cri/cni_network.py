@@ -4,7 +4,9 @@ As containerd, the first file by name in ``[cri] cni_conf_dir`` is the pod netwo
 podkit runs CNI plugins itself, with its own IPAM under its root and its own
 bookkeeping for DEL after crashes, so it takes from that file what a podkit network
 is made of: a ``bridge`` plugin (its bridge name) with ``host-local`` IPAM (subnet,
-gateway). That becomes podkit network ``cri-<name>``, made once. Any other
+gateway). That becomes podkit network ``cri-<name>``, made once; a ``portmap`` entry of
+the file is kept with it and run as written for the pods' published ports (podkit's own
+networks forward them with rules of its own, network/portfwd.py). Any other
 configuration (overlay plugins, other IPAM) is logged and the pods join podkit's
 default network instead.
 """
@@ -72,6 +74,8 @@ async def _from_file(cri: CRI, path: Path) -> str:
         )
         return DEFAULT
     name, bridge, subnet, gateway = settings
+    plugins = conf.get("plugins") if isinstance(conf.get("plugins"), list) else [conf]
+    portmap = next((p for p in plugins if isinstance(p, dict) and p.get("type") == "portmap"), None)
     net_name = f"cri-{name}"
     networks = cri.services.networks
     try:
@@ -86,6 +90,7 @@ async def _from_file(cri: CRI, path: Path) -> str:
             gateway=gateway or None,
             bridge=bridge,
             labels={"io.podkit.cri.cni": str(path)},
+            options={"portmap": portmap} if portmap else None,
         )
     except PodkitError as e:
         log.warning(

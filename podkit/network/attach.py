@@ -14,6 +14,7 @@ from typing import Any
 
 from podkit.errors import Conflict, InvalidArgument, NotFound, PodkitError
 from podkit.network import names as dns_records
+from podkit.network import portfwd
 from podkit.network.cni import CNI_VERSION
 from podkit.network.config import Network
 from podkit.network.context import NetworkContext
@@ -129,13 +130,14 @@ async def _attach_all(
 async def _attach_one(
     ctx: NetworkContext, req: _Request, n: Network, ifname: str, pm: list[PortMapping]
 ) -> dict[str, Any]:
-    # Without mappings portmap has nothing to do, yet its DEL costs ~90 ms of
-    # iptables calls: leave it out of this attachment's list (which is recorded
-    # with it, so DEL runs exactly what ADD ran).
+    # Published ports are podkit's own rules (portfwd.py) after the ADD, but on a network
+    # whose user's CNI file lists portmap: only then is portmap in this attachment's list
+    # (which is recorded with it, so DEL runs exactly what ADD ran).
+    use_portmap = bool(pm) and n.portmap is not None
     conflist = n.conflist(
         str(ctx.ipam_dir),
         firewall=ctx.firewall,
-        portmap=bool(pm),
+        portmap=use_portmap,
         plugin_masq=False,
         default_route=not ctx.store.attachments(req.owner_id),
     )
@@ -159,9 +161,12 @@ async def _attach_one(
         if ctx.cni.cached(n.name, req.owner_id, ifname) is None:
             await drop_attachment(ctx, n.id, req.owner_id, ifname)
         raise
+    out = summary(n.name, n.id, ifname, req.netns, result, pm)
+    if pm and not use_portmap:
+        # A failure here is undone by the caller's detach, which removes the rules too.
+        await ctx.fwd.add(portfwd.forward(n, req.owner_id, pm, str(out.get("ip") or "")), n.bridge)
     ctx.store.set_result(req.owner_id, ifname, result)
     ctx.event(req.namespace, "connect", n.id, n.name, req.owner_id, req.kind)
-    out = summary(n.name, n.id, ifname, req.netns, result, pm)
     names = [*req.dns_names, *req.aliases.get(n.name, [])]
     if dns_records.add(ctx, n, req.owner_id, str(out.get("ip") or ""), names):
         # The owner's resolv.conf points here: aardvark on the gateway answers its names.

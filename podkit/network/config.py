@@ -34,6 +34,13 @@ class Network:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def portmap(self) -> dict[str, Any] | None:
+        """The CNI portmap plugin entry a user's CNI config asked for (CRI's cni_conf_dir),
+        run for this network's published ports; None: podkit's own rules (portfwd.py)."""
+        entry = self.options.get("portmap")
+        return entry if isinstance(entry, dict) else None
+
     def conflist(
         self,
         ipam_dir: str,
@@ -46,8 +53,9 @@ class Network:
 
         bridge (gateway on the host side, hairpin so a pod reaches itself through a
         published port, masquerade out unless internal) with host-local IPAM whose
-        leases live under podkit's root; portmap for published ports (with SNAT so
-        127.0.0.1 and hairpinned connections work); firewall only where asked for.
+        leases live under podkit's root; portmap for published ports where asked
+        (``portmap=True``: the user's own entry, ``Network.portmap``, else one with SNAT
+        so 127.0.0.1 and hairpinned connections work); firewall only where asked for.
         ``plugin_masq=False`` when the caller masquerades the subnet itself;
         ``default_route=False`` for an owner's second and later interfaces (one
         default route per netns: the first network's, as in docker).
@@ -78,7 +86,8 @@ class Network:
             }
         ]
         if portmap:
-            plugins.append({"type": "portmap", "capabilities": {"portMappings": True}, "snat": True})
+            entry = self.portmap or {"type": "portmap", "snat": True}
+            plugins.append({**entry, "capabilities": {**entry.get("capabilities", {}), "portMappings": True}})
         if firewall:
             plugins.append({"type": "firewall", "backend": "iptables"})
         return {"cniVersion": "1.0.0", "name": self.name, "plugins": plugins}
@@ -157,6 +166,11 @@ def parse_options(opts: dict[str, Any] | None) -> dict[str, Any]:
             if not 68 <= mtu <= 65535:
                 raise InvalidArgument(f"invalid mtu {mtu}: must be 68-65535")
             out["mtu"] = mtu
+        elif key == "portmap":
+            # a user's CNI file (the CRI's) listed the portmap plugin: it runs as written
+            if not isinstance(v, dict) or v.get("type") != "portmap":
+                raise InvalidArgument("network option portmap must be a CNI portmap plugin entry (an object)")
+            out["portmap"] = dict(v)
         else:
             raise InvalidArgument(f"unknown network option {k!r}: the bridge driver knows mtu")
     return out

@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 
 from podkit.network.cni import CNI
 from podkit.network.netns import NetnsPins
+from podkit.network.portfwd import Forwarder
 from podkit.network.store import NetworkStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class NetworkContext:
     net_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     masq_on: set[str] = field(default_factory=set)
     reserved: dict[str, list[socket.socket]] = field(default_factory=dict)  # owner -> its host port sockets
+    # Published ports on podkit's own networks: podkit's iptables rules (portfwd.py).
+    fwd: Forwarder = field(default_factory=Forwarder)
 
     def net_lock(self, network_id: str) -> asyncio.Lock:
         lock = self.net_locks.get(network_id)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from podkit.errors import Conflict, NotFound, PodkitError
-from podkit.network import iptables
+from podkit.network import iptables, portfwd
 from podkit.network import names as dns_records
 from podkit.network.context import NetworkContext
 from podkit.network.hostports import close
@@ -66,6 +66,14 @@ async def _delete_one(ctx: NetworkContext, a: Attachment, force: bool) -> tuple[
     owner_id = a["owner_id"]
     netns = a["netns"] if is_netns(a["netns"]) else ""
     scrub = not netns
+    if portfwd.own_rules(a):
+        # Before DEL frees the address: no rule may forward to whoever gets it next.
+        try:
+            await ctx.fwd.remove(portfwd.of_attachment(a))
+        except PodkitError as e:
+            if not force:
+                return True, e
+            log.warning("removing the published port rules of %s failed: %s", owner_id[:12], e.message)
     try:
         await ctx.cni.delete(
             a["conflist"],
@@ -127,7 +135,10 @@ async def check(ctx: NetworkContext, owner_id: str) -> list[dict[str, Any]]:
             # container and fails (containernetworking/plugins#819): podkit checks
             # the published ports' DNAT rule itself instead.
             await ctx.cni.check(a["conflist"], owner_id, a["netns"], a["ifname"], skip=frozenset({"portmap"}))
-            if a["ports"] and not await iptables.has_dnat(a["network"], owner_id):
+            if portfwd.own_rules(a):
+                if not await ctx.fwd.present(portfwd.of_attachment(a)):
+                    raise Conflict("the DNAT rules of its published ports are missing")
+            elif a["ports"] and not await iptables.has_dnat(a["network"], owner_id):
                 raise Conflict("the DNAT rules of its published ports are missing")
         except PodkitError as e:
             item["ok"], item["error"] = False, e.message

@@ -65,6 +65,7 @@ def _own_chain(chain: str) -> bool:
         chain.startswith(("CNI-", "PODKIT-"))
         and chain not in BUILTIN
         and not chain.startswith("CNI-HOSTPORT-")
+        and not chain.startswith("PODKIT-HOSTPORT-")
         and chain not in ("CNI-FORWARD", "CNI-ADMIN")
     )
 

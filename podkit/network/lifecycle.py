@@ -8,20 +8,26 @@ import stat
 from typing import Any
 
 from podkit.errors import PodkitError
-from podkit.network import iptables
+from podkit.network import iptables, portfwd
 from podkit.network import names as dns_records
 from podkit.network.cni import CNI_VERSION
 from podkit.network.context import NetworkContext
 from podkit.network.detach import cleanup_stale
 from podkit.network.hostports import close, reserve_published
 from podkit.network.masquerade import reconcile
+from podkit.network.netns import is_netns
 from podkit.network.networks import ensure_default
+from podkit.network.summary import attached_ip
 
 log = logging.getLogger(__name__)
 
 
 def missing_plugins(ctx: NetworkContext) -> list[str]:
-    need = ["loopback", "bridge", "host-local", "portmap"] + (["firewall"] if ctx.firewall else [])
+    # portmap only for a network of a user's CNI file that lists it (podkit's own
+    # networks forward published ports with rules of their own, portfwd.py)
+    portmap = any(n.portmap is not None for n in ctx.store.networks())
+    need = ["loopback", "bridge", "host-local"] + (["portmap"] if portmap else [])
+    need += ["firewall"] if ctx.firewall else []
     missing = []
     for t in need:
         try:
@@ -75,9 +81,29 @@ async def startup(ctx: NetworkContext) -> None:
     await ensure_default(ctx)
     await cleanup_stale(ctx)
     await reconcile(ctx)
+    await reconcile_forwarding(ctx)
     reserve_published(ctx)
     # Normally aardvark-dns outlived the old daemon and answers still; if it died, restart it.
     dns_records.startup(ctx)
+
+
+async def reconcile_forwarding(ctx: NetworkContext) -> None:
+    """After a crash: published-port rules of this daemon's networks that no attachment
+    names any more go (a SIGKILL between their removal and the row's); an attachment
+    whose rules the host lost (a flush) gets them back. Attachments of owners that are
+    gone keep theirs until their detach (``cleanup_stale`` with the live owners)."""
+    nets = {n.id: n for n in ctx.store.networks()}
+    keep = {}
+    for a in ctx.store.attachments():
+        n = nets.get(a["network_id"])
+        if n is None or not portfwd.own_rules(a):
+            continue
+        ip = attached_ip(a) if a["status"] == "ready" and is_netns(a["netns"]) else ""
+        keep[(a["network_id"], a["owner_id"])] = portfwd.of_attachment(a, ip, n.subnet)
+    try:
+        await ctx.fwd.reconcile(set(nets), keep, {i: n.bridge for i, n in nets.items()})
+    except PodkitError as e:
+        log.warning("reconciling the published-port rules failed: %s", e.message)
 
 
 async def shutdown(ctx: NetworkContext) -> None:

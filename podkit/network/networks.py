@@ -203,7 +203,9 @@ def inspect(ctx: NetworkContext, name_or_id: str) -> dict[str, Any]:
     n = get(ctx, name_or_id)
     d = n.to_dict()
     d["attachments"] = [public(a) for a in ctx.store.attachments(network_id=n.id)]
-    d["cni"] = n.conflist(str(ctx.ipam_dir), firewall=ctx.firewall, plugin_masq=False)
+    d["cni"] = n.conflist(
+        str(ctx.ipam_dir), firewall=ctx.firewall, portmap=n.portmap is not None, plugin_masq=False
+    )
     d["masquerade_chain"] = masq_chain(n) if n.ipmasq and not n.internal else ""
     return d
 

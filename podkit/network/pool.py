@@ -4,10 +4,10 @@ Creating a netns and running CNI ADD (loopback, bridge + host-local, firewall) i
 of what a container start spends on its network. A pool keeps up to ``[network]
 pool_size`` sandboxes per network ready — pinned netns, veth on the bridge, address
 leased, routes and lo up — and a container or pod start takes one instead (with
-published ports, portmap alone is ADDed on top); a background task then makes a new
-one. A sandbox is used once: its release (DEL, pin removed) runs off the critical path
-anyway (a container's teardown is in the background), and a fresh one needs no
-scrubbing of what the last user left in it.
+published ports, only their forwarding rules are added on top); a background task then
+makes a new one. A sandbox is used once: its release (DEL, pin removed) runs off the
+critical path anyway (a container's teardown is in the background), and a fresh one
+needs no scrubbing of what the last user left in it.
 
 Every sandbox is a row of ``net_sandboxes`` written before its netns and attachment
 exist (its CNI owner id is the sandbox's id, kind ``pool``), and taking one writes its
@@ -30,7 +30,7 @@ from typing import Any
 
 from podkit.errors import PodkitError
 from podkit.network import attach as _attach
-from podkit.network import names
+from podkit.network import names, portfwd
 from podkit.network.config import Network
 from podkit.network.context import NetworkContext
 from podkit.network.detach import detach
@@ -115,8 +115,8 @@ class SandboxPools:
         On a network whose names aardvark-dns serves, the holder's ``dns_names`` (and
         its short id) are registered for the sandbox's address, as ``attach`` does;
         the sandbox's detach at release drops them with it. Published ``ports`` are
-        checked and reserved first (a clash raises, and nothing is taken), then portmap
-        alone is ADDed on top of the sandbox (``_publish``)."""
+        checked and reserved first (a clash raises, and nothing is taken), then their
+        forwarding rules are added on top of the sandbox (``_publish``)."""
         if self.size <= 0 or self._closed:
             return None
         n = get(self.ctx, network)
@@ -172,22 +172,29 @@ class SandboxPools:
     async def _publish(
         self, n: Network, sb: Sandbox, ports: list[PortMapping], socks: list[socket.socket]
     ) -> None:
-        """portmap ADD on a taken sandbox, with the sandbox's result as prevResult.
+        """The ports' forwarding rules on a taken sandbox (portfwd.py; on a network whose
+        CNI file lists portmap, portmap ADD with the sandbox's result as prevResult).
 
-        The attachment row (and the CNI cache, in ``add_on``) name the full list with
-        portmap and the ports before the ADD, so the sandbox's DEL — at release, after a
-        failure here, or at recovery after a crash anywhere in between — runs portmap's
-        DEL first, before the veth and lease go; without a netns left, ``detach`` scrubs
-        the rules tagged with the sandbox id. The reservations are the sandbox's."""
+        The attachment row (and for portmap the CNI cache, in ``add_on``) name the ports
+        before the rules are made, so the sandbox's release — at its end, after a failure
+        here, or at recovery after a crash anywhere in between — removes them first,
+        before the veth and lease go. The reservations are the sandbox's."""
         ifname = str(sb.attachment["interface"])
+        # podkit's own rules (portfwd.py), one iptables-restore; portmap only where the
+        # network's CNI file asks for it
+        use_portmap = n.portmap is not None
         conflist = n.conflist(
-            str(self.ctx.ipam_dir), firewall=self.ctx.firewall, portmap=True, plugin_masq=False
+            str(self.ctx.ipam_dir), firewall=self.ctx.firewall, portmap=use_portmap, plugin_masq=False
         )
         self.ctx.reserved.setdefault(sb.id, []).extend(socks)
         try:
             self.ctx.store.set_ports(sb.id, ifname, conflist, [p.to_dict() for p in ports])
-            rc = {"portMappings": [p.to_cni() for p in ports]}
-            await self.ctx.cni.add_on(conflist, "portmap", sb.id, sb.netns, ifname, rc)
+            if use_portmap:
+                rc = {"portMappings": [p.to_cni() for p in ports]}
+                await self.ctx.cni.add_on(conflist, "portmap", sb.id, sb.netns, ifname, rc)
+            else:
+                ip = str(sb.attachment.get("ip") or "")
+                await self.ctx.fwd.add(portfwd.forward(n, sb.id, ports, ip), n.bridge)
         except BaseException:
             await asyncio.shield(self._destroy(sb.id))  # the start fails: nothing of it stays
             raise
