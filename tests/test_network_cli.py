@@ -49,7 +49,9 @@ def test_network_commands(daemon: Daemon) -> None:
         [info] = json.loads(daemon.cli("network", "inspect", net_id[:12], check=True).stdout)
         assert info["name"] == "web" and info["labels"] == {"team": "a"}
         assert info["gateway"] == sub.replace(".0/24", ".1") and info["attachments"] == []
-        assert [p["type"] for p in info["cni"]["plugins"]] == ["bridge", "portmap"]
+        assert [p["type"] for p in info["cni"]["plugins"]] == [
+            "bridge"
+        ]  # published ports: podkit's own rules
 
         # Bad input: a clear message and exit code 1, nothing created.
         for args, msg in [

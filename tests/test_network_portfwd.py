@@ -287,3 +287,62 @@ def test_rules_scripts() -> None:
         ).returncode
         == 0
     )
+
+
+def _http(port: int, want: str) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            return want in data.decode(errors="replace")
+    except OSError:
+        return False
+
+
+def test_sigkill_of_podkitd_keeps_running_containers_rules_and_drops_gone_ones(
+    workdir: Path, busybox_tarball: Path
+) -> None:
+    """podkitd is SIGKILLed with two containers publishing ports; one of them ends while
+    it is down. After the restart the running one's rules are kept (its port answers)
+    and the gone one's are removed, as is everything at rm: no rule is left."""
+    import os
+    import signal
+
+    from tests.fixtures.images import import_busybox
+    from tests.helpers import Daemon
+
+    d = Daemon(workdir).start()
+    try:
+        import_busybox(d, busybox_tarball)
+        c = d.client()
+        cmd = ["sh", "-c", "echo {} > /tmp/i; exec httpd -f -p 8000 -h /tmp"]
+        live = c.containers.run(
+            "busybox", [cmd[0], cmd[1], cmd[2].format("alive")], ports=["127.0.0.1::8000"]
+        )
+        gone = c.containers.run("busybox", [cmd[0], cmd[1], cmd[2].format("gone")], ports=["8000/tcp"])
+        hp_live = int(c.containers.port(live.id)[0]["host_port"])
+        hp_gone = int(c.containers.port(gone.id)[0]["host_port"])
+        wait_for(lambda: _http(hp_live, "alive") and _http(hp_gone, "gone"), 30, what="both ports")
+        assert iptables_lines(f"id {live.id}") and iptables_lines(f"id {gone.id}")
+        gone_pid = c.containers.get(gone.id).pid
+        d.kill()
+        os.kill(gone_pid, signal.SIGKILL)
+        wait_for(lambda: not Path(f"/proc/{gone_pid}").exists(), what="the container to end")
+        d.start()
+        c = d.client()
+        wait_for(
+            lambda: iptables_lines(f"id {gone.id}", f"--dport {hp_gone} ") == [], 30, what="gone's rules"
+        )
+        assert c.containers.get(live.id).state == "running"
+        assert len(iptables_lines(f"id {live.id}")) == 1
+        assert wait_for(lambda: _http(hp_live, "alive"), 30, what="the live port after the restart")
+        c.containers.remove(live.id, force=True)
+        c.containers.remove(gone.id, force=True)
+        wait_for(
+            lambda: iptables_lines(f"id {live.id}", f"--dport {hp_live} ") == [], 30, what="rm's cleanup"
+        )
+    finally:
+        d.stop()
+        d.drop_host_network()

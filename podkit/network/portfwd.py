@@ -219,7 +219,7 @@ def _base_script(nat: str, filt: str) -> str:
         lines.append(f":{MASQ_CHAIN} - [0:0]")
     lines += [r for r in want if r not in rules]
     guard = (
-        f"-A INPUT -d 127.0.0.0/8 ! -s 127.0.0.0/8 ! -i lo -m comment --comment "
+        f"-I INPUT 1 -d 127.0.0.0/8 ! -s 127.0.0.0/8 ! -i lo -m comment --comment "
         f'"{LOCALNET_COMMENT}" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP'
     )
     out = []
