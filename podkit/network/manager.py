@@ -236,7 +236,7 @@ class NetworkManager:
     ) -> Sandbox | None:
         """A netns already attached to ``network``, or None; ``dns_names``: what the
         holder answers to on a user network (names.py); ``ports``: published on top
-        (portmap alone, with the sandbox's result); ``kind``: the holder's (container,
+        (their forwarding rules alone, portfwd.py); ``kind``: the holder's (container,
         pod), whose layer's recovery vouches for it after a restart."""
         return await self._pools.take(self.resolve_name(network), holder, dns_names, ports, kind)
 
