@@ -17,13 +17,6 @@ if TYPE_CHECKING:
     from podkit.client import Client
 
 
-def add_inspect_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-f", "--format", default="json", help="json (default), or a template such as '{{.State.Status}}'"
-    )
-    p.add_argument("objects", nargs="+", metavar="OBJECT")
-
-
 def iso_time(ts: float | None) -> str:
     import datetime
 

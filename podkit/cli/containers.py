@@ -4,16 +4,13 @@ attach, logs, exec, ps, inspect, stats, top, port, cp, rename, container prune."
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 
 from podkit import errors
 from podkit.cli.container_create import CidFile, add_create_flags, create_body
-from podkit.cli.container_inspect import add_inspect_args, cmd_inspect
-from podkit.cli.container_listing import cmd_port, cmd_prune, cmd_ps, cmd_stats, cmd_top
 from podkit.cli.container_ops import container_ops as _ops
-from podkit.cli.cp import cmd_cp
+from podkit.cli.main import handler
 from podkit.cli.output import for_each, prints_help
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
@@ -73,7 +70,7 @@ def _register_commands(sub: Subparsers, group: bool) -> None:
             metavar="KEY=VALUE",
             help="until=TIME, label=K[=V], label!=K",
         )
-        p.set_defaults(func=cmd_prune)
+        p.set_defaults(func=handler("container_listing", "cmd_prune"))
 
 
 def _register_run(sub: Subparsers) -> None:
@@ -194,6 +191,13 @@ def _register_stdio(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_exec, **_ENGINE)
 
 
+def _add_inspect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-f", "--format", default="json", help="json (default), or a template such as '{{.State.Status}}'"
+    )
+    p.add_argument("objects", nargs="+", metavar="OBJECT")
+
+
 def _register_views(sub: Subparsers, group: bool) -> None:
     """Ps (`container ls`), inspect, stats, top, port, cp."""
     if group:
@@ -205,17 +209,17 @@ def _register_views(sub: Subparsers, group: bool) -> None:
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("-l", "--latest", action="store_true", help="only the latest created")
     _add_ps_format(p)
-    p.set_defaults(func=cmd_ps)
+    p.set_defaults(func=handler("container_listing", "cmd_ps"))
 
     if group:
         p = sub.add_parser("inspect", help="show details of containers")
-        add_inspect_args(p)
-        p.set_defaults(func=cmd_inspect, type="container")
+        _add_inspect_args(p)
+        p.set_defaults(func=handler("container_inspect", "cmd_inspect"), type="container")
     else:
         p = sub.add_parser("inspect", help="show details of containers (or images)")
-        add_inspect_args(p)
+        _add_inspect_args(p)
         p.add_argument("--type", choices=["container", "image"], help="only look for this kind of object")
-        p.set_defaults(func=cmd_inspect)
+        p.set_defaults(func=handler("container_inspect", "cmd_inspect"))
 
     p = sub.add_parser("stats", help="resource usage of containers")
     p.add_argument("-a", "--all", action="store_true", help="every container, stopped ones too")
@@ -225,24 +229,24 @@ def _register_views(sub: Subparsers, group: bool) -> None:
         "--format", default="table", help="table, json, or a template such as '{{.Name}} {{.CPUPerc}}'"
     )
     p.add_argument("containers", nargs="*")
-    p.set_defaults(func=cmd_stats)
+    p.set_defaults(func=handler("container_listing", "cmd_stats"))
 
     p = sub.add_parser("top", help="processes of a container")
     p.add_argument("container")
     p.add_argument("ps_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_top)
+    p.set_defaults(func=handler("container_listing", "cmd_top"))
 
     p = sub.add_parser("port", help="published ports of a container")
     p.add_argument("container")
     p.add_argument("private_port", nargs="?")
-    p.set_defaults(func=cmd_port)
+    p.set_defaults(func=handler("container_listing", "cmd_port"))
 
     p = sub.add_parser("cp", help="copy files between a container and the host (CTR:PATH, - for tar)")
     p.add_argument("-a", "--archive", action="store_true", help="keep the owners (uid/gid) of the source")
     p.add_argument("-L", "--follow-link", action="store_true", help="copy what a symlink SRC points to")
     p.add_argument("src")
     p.add_argument("dst")
-    p.set_defaults(func=cmd_cp)
+    p.set_defaults(func=handler("cp", "cmd_cp"))
 
 
 # ----------------------------------------------------------------------------- run
@@ -289,14 +293,16 @@ def cmd_run(args: argparse.Namespace, client: Client) -> int:
     body = create_body(args)
     if args.tty and not args.detach and args.interactive and not sys.stdin.isatty():
         raise errors.InvalidArgument("the input device is not a TTY (drop -t)")
-    cid = _create(client, body, args.cidfile)
+    cid = _create(client, body, args.cidfile, attach=not args.detach)
     if args.detach:
         try:
             _ops(client).start(cid)
         except errors.PodkitError:
             # a run that cannot start leaves nothing behind
-            with contextlib.suppress(errors.PodkitError):
+            try:
                 _ops(client).remove(cid, force=True, volumes=True)
+            except errors.PodkitError:
+                pass  # the start's error is the one to report
             raise
         print(cid)
         return 0
@@ -326,10 +332,18 @@ def _attach_streams(given: list[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def _create(client: Client, body: dict[str, object], cidfile: str | None) -> str:
+def _prepare_attach() -> None:
+    """Import what attaching needs while the daemon creates the container: the CLI
+    would wait idle for the create, then spend ~1 ms of each `run` on these."""
+    import podkit.cli.stdio
+    import podkit.client._container_ops
+    import podkit.client._ws  # noqa: F401
+
+
+def _create(client: Client, body: dict[str, object], cidfile: str | None, attach: bool = False) -> str:
     cf = CidFile(cidfile)
     try:
-        out = client._t.post("/containers", json_body=body)
+        out = client._t.post("/containers", json_body=body, while_waiting=_prepare_attach if attach else None)
         cid = str(out["id"])
         for w in out.get("warnings") or []:  # docker's CLI prints the daemon's warnings so
             print(f"WARNING: {w}", file=sys.stderr)

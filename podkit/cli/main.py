@@ -94,13 +94,22 @@ _VALUE_OPTS = ("-H", "--host", "-n", "--namespace")
 
 
 class _Skip:
-    """Stands in for the parsers of commands that were not invoked: takes any call."""
+    """Stands in for the parsers of commands that were not invoked: takes any call.
+    (What register() calls most is spelled out: __getattr__ is a slow path, and `run`'s
+    parser is built next to three skipped copies of its ~100 flags: create's, and the
+    `container` group's two.)"""
 
     def __getattr__(self, name: str) -> _Skip:
         return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> _Skip:
         return self
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> _Skip:
+        return self
+
+    def set_defaults(self, **kwargs: Any) -> None:
+        pass
 
 
 class _OnlyCommand:
@@ -238,6 +247,19 @@ def _build(command: str | None) -> argparse.ArgumentParser:
         # _OnlyCommand is a stand-in for the subparsers action (add_parser is all they use)
         mod.register(_OnlyCommand(sub, command) if command in COMMANDS else sub)
     return p
+
+
+def handler(module: str, name: str) -> Callable[[argparse.Namespace, Client], int | None]:
+    """The handler ``name`` of ``podkit.cli.<module>``, imported when the command runs:
+    registering a command does not import what only running it needs."""
+
+    def run(args: argparse.Namespace, client: Client) -> int | None:
+        fn: Callable[[argparse.Namespace, Client], int | None] = getattr(
+            __import__(f"podkit.cli.{module}", fromlist=[name]), name
+        )
+        return fn(args, client)
+
+    return run
 
 
 def add_format(p: argparse.ArgumentParser, quiet: bool = True) -> None:

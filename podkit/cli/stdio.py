@@ -7,7 +7,6 @@ here: the socket is closed and the container keeps running.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
@@ -19,7 +18,6 @@ from podkit import errors
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from podkit.client._ws import WebSocket
 
@@ -83,25 +81,30 @@ def interact(
 
         old_attrs = termios.tcgetattr(in_fd)
         tty_mod.setraw(in_fd)
+    # (try/except rather than contextlib.suppress: contextlib is not otherwise imported
+    # by `run`, and every module counts in the CLI's start-up)
     if tty:
-        size = term_size()
-        if size:
-            with contextlib.suppress(OSError):
-                ws.send_json({"resize": list(size)})
 
-        def winch(*_: Any) -> None:
+        def resize() -> None:
             s = term_size()
             if s:
-                with contextlib.suppress(OSError):
+                try:
                     ws.send_json({"resize": list(s)})
+                except OSError:
+                    pass  # the connection is gone: the loop below sees it
 
-        with contextlib.suppress(ValueError):
-            old_winch = signal.signal(signal.SIGWINCH, winch)
+        resize()
+        try:
+            old_winch = signal.signal(signal.SIGWINCH, lambda *_: resize())
+        except ValueError:
+            pass  # not the main thread: no resize tracking
     old_int = None
     if on_interrupt is not None:
         # docker's sig-proxy: Ctrl-C goes to the container, wherever the loop happens to be.
-        with contextlib.suppress(ValueError):
+        try:
             old_int = signal.signal(signal.SIGINT, lambda *_: on_interrupt())
+        except ValueError:
+            pass  # not the main thread
     from podkit.client._transport import connection_lost
 
     matched = b""

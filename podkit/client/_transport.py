@@ -19,7 +19,7 @@ from podkit import errors
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from typing import Any, BinaryIO
 
 DEFAULT_HOST = "unix:///run/podkit/podkit.sock"
@@ -300,7 +300,10 @@ class Connection:
         url: str,
         body: str | bytes | BinaryIO | Iterable[bytes] | None,
         headers: dict[str, str],
+        while_waiting: Callable[[], object] | None = None,
     ) -> Response:
+        """Send the request and read the response's head; ``while_waiting`` runs in
+        between, while the daemon works on it."""
         if self.sock is None:
             self.connect()
         assert self.sock is not None
@@ -343,6 +346,8 @@ class Connection:
             except ConnectionLost:
                 raise connection_lost("while sending the request") from None
             return self.response
+        if while_waiting is not None:
+            while_waiting()
         self.response = Response(socket_reader(sock), method)
         return self.response
 
@@ -393,8 +398,10 @@ class Transport:
         body: bytes | BinaryIO | Iterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = -1.0,
+        while_waiting: Callable[[], object] | None = None,
     ) -> tuple[Connection, Response]:
-        """Send a request and return the open connection and response (caller closes)."""
+        """Send a request and return the open connection and response (caller closes).
+        ``while_waiting``: work of the caller's to do while the daemon answers."""
         url = API_PREFIX + path if not path.startswith("/_") and path != "/openapi.json" else path
         if params:
             clean = {k: _param(v) for k, v in params.items() if v is not None}
@@ -409,7 +416,7 @@ class Transport:
             hdrs["Content-Type"] = "application/json"
         conn = self._connect(self.timeout if timeout == -1.0 else timeout)
         try:
-            resp = conn.request(method, url, payload, hdrs)
+            resp = conn.request(method, url, payload, hdrs, while_waiting)
         except (FileNotFoundError, ConnectionRefusedError):
             conn.close()
             raise DaemonNotRunning(
