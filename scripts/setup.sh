@@ -59,3 +59,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/pip" install -q -e '.[dev]'
   touch "$stamp"
 fi
+# The venv's own setuptools (ensurepip's) is run by nothing: pip builds podkit with the
+# one pyproject's build-system names, in an isolated env. Its distutils-precedence.pth
+# imports _distutils_hack at every interpreter start (~0.3 ms of each `podkit` call).
+if compgen -G "$VENV/lib/python3*/site-packages/distutils-precedence.pth" >/dev/null; then
+  "$VENV/bin/pip" uninstall -y -q setuptools
+fi
