@@ -151,8 +151,8 @@ def test_run_imports_no_http_client(tmp_path: Path) -> None:
 def test_version_starts_with_only_the_modules_it_needs(tmp_path: Path) -> None:
     """What a real `podkit version` imports, the interpreter's own start included: no
     import-hook finder of an editable install (setuptools' costs ~15-20 ms: pathlib,
-    importlib.util) nor setuptools' distutils-precedence.pth, no shutil (argparse's width query; bz2, lzma), nothing of the
-    daemon or of an HTTP/TLS stack."""
+    importlib.util) nor setuptools' distutils-precedence.pth, no shutil (argparse's
+    width query; bz2, lzma), nothing of the daemon or of an HTTP/TLS stack."""
     from tests.helpers import BIN
 
     r = subprocess.run(
@@ -169,7 +169,8 @@ def test_version_starts_with_only_the_modules_it_needs(tmp_path: Path) -> None:
     assert "podkit.cli.system" in imported and "podkit.client._transport" in imported
     hooks = sorted(m for m in imported if m.startswith(("__editable__", "_distutils_hack")))
     assert not hooks, (
-        f"an import-hook editable install or setuptools' .pth ({hooks}): run `make setup` again (scripts/setup.sh)"
+        f"an import-hook editable install or setuptools' .pth ({hooks}): "
+        "run `make setup` again (scripts/setup.sh)"
     )
     heavy = {"pathlib", "importlib.util", "bz2", "lzma", *NOT_AT_START}
     assert sorted(imported & heavy) == []
