@@ -53,3 +53,74 @@ def test_the_libc_calls_run_here() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()  # the rest of this test process collects as before
+
+
+# What podkitd imports is most of its idle RSS (bench/run.py, bench/pull.py measure it):
+# the front ends and features a host may never use wait for their first use.
+_NOT_AT_START = (
+    "podkit.dockerapi.containers",  # the Docker API's handlers: at its first connection
+    "podkit.dockerapi.images",
+    "podkit.pods.play",  # play kube: its parsers, and decimal
+    "podkit.pods.kube",
+    "decimal",
+    "podkit.containers.commit",  # commit, diff, export, cp: tar and the diff walker
+    "podkit.containers.cp",
+    "tarfile",
+    "podkit.build.run_step",
+    "grpc",  # the CRI: podkit/cri/lazy.py
+)
+
+_COMPOSE = """
+import json, sys
+from pathlib import Path
+from podkit.daemon import config, memory
+memory.lean_imports()
+from podkit.daemon.server import make_app
+from podkit.daemon.services import build
+base = Path(sys.argv[1])
+cfg = config.load(None, {"root": str(base / "root"), "state": str(base / "state"), "socket": str(base / "s")})
+make_app(build(cfg))
+from podkit.cri.lazy import LazyCRI
+from podkit.daemon.sockets import LazyApp
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_composing_the_daemon_leaves_unused_front_ends_unimported(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _COMPOSE, str(tmp_path)], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = set(json.loads(out))
+    assert "podkit.containers.service" in loaded and "podkit.pods.service" in loaded  # it did compose
+    assert sorted(loaded.intersection(_NOT_AT_START)) == []
+    # frozenlist without its C++ extension (libstdc++ mapped in: ~1 MB of RSS).
+    assert "frozenlist._frozenlist" not in loaded
+
+
+def test_idle_daemon_maps_no_unused_libraries_and_serves_docker_at_first_connection(daemon) -> None:
+    import socket
+    import stat
+    from pathlib import Path
+
+    maps = Path(f"/proc/{daemon.proc.pid}/maps").read_text()
+    for lib in ("libstdc++", "_frozenlist", "_decimal", "cygrpc"):
+        assert lib not in maps, f"podkitd idle maps {lib}"
+    path = daemon.state / "docker.sock"
+    st = path.stat()
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660 and st.st_uid == 0
+    # The first client waits in the backlog while the Docker API is imported, then is
+    # served by it on the same socket; so is the next one.
+    for _ in range(2):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(30)
+            s.connect(str(path))
+            s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"OK"), reply[-200:]
+    assert "docker.sock: serving (started at its first connection)" in daemon.log.read_text()

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podkit.containers import attach as _attach
-from podkit.containers import commit as _commit
-from podkit.containers import cp as _cp
 from podkit.containers import create as _create
 from podkit.containers import exit as _exit
 from podkit.containers import inspect as _inspect
@@ -313,14 +311,20 @@ class ContainerService:
     async def resize(self, ns: str, ref: str, h: int, w: int) -> None:
         await _attach.resize(self.ctx, ns, ref, h, w)
 
+    # cp and commit (tar, the diff walker) are imported at their first use: most of an
+    # idle podkitd's memory is the code it has imported (podkit.daemon.memory).
     async def archive_get(
         self, ns: str, ref: str, path: str, follow_link: bool = False
     ) -> tuple[dict[str, Any], AsyncGenerator[bytes, None]]:
         """A tar of ``path``; a symlink there is copied as a link unless ``follow_link``."""
+        from podkit.containers import cp as _cp
+
         return await _cp.archive_get(self.ctx, ns, ref, path, follow_link)
 
     async def archive_stat(self, ns: str, ref: str, path: str, follow_link: bool = False) -> dict[str, Any]:
         """What ``archive_get`` reports about ``path`` (name, size, mode...), without the tar."""
+        from podkit.containers import cp as _cp
+
         return await _cp.archive_stat(self.ctx, ns, ref, path, follow_link)
 
     async def archive_put(
@@ -328,6 +332,8 @@ class ContainerService:
     ) -> None:
         """Unpack a tar ``stream`` (a file object, or an aiohttp request body) at ``path``;
         owned as the tar says, or by root without ``copy_uid_gid``."""
+        from podkit.containers import cp as _cp
+
         await _cp.archive_put(self.ctx, ns, ref, path, stream, copy_uid_gid)
 
     # ------------------------------------------------- commit, diff, export
@@ -343,16 +349,22 @@ class ContainerService:
         pause: bool = True,
     ) -> dict[str, Any]:
         """A new image from the container's changes: ``{"id", "name"}``."""
+        from podkit.containers import commit as _commit
+
         return await _commit.commit(
             self.ctx, ns, ref, name, message=message, author=author, changes_=changes, pause=pause
         )
 
     async def changes(self, ns: str, ref: str) -> builtins.list[dict[str, Any]]:
         """What the container changed in its image: ``[{"Path", "Kind"}]`` (0 C, 1 A, 2 D)."""
+        from podkit.containers import commit as _commit
+
         return await _commit.changes(self.ctx, ns, ref)
 
     async def export(self, ns: str, ref: str) -> AsyncGenerator[bytes, None]:
         """The container's whole file system as a tar stream."""
+        from podkit.containers import commit as _commit
+
         return await _commit.export(self.ctx, ns, ref)
 
     # ----------------------------------------------------------------- exec

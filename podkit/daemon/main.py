@@ -20,6 +20,8 @@ from podkit.errors import PodkitError
 if TYPE_CHECKING:
     from aiohttp import web  # imported when serving: `podkitd --help` stays fast
 
+    from podkit.daemon.services import Services
+
 log = logging.getLogger("podkitd")
 
 
@@ -46,9 +48,6 @@ def acquire_lock(root: Path) -> int:
     return fd
 
 
-# Connections a burst of clients opens at once wait here to be accepted (128, aiohttp's
-# default, made the 129th client of a burst fail); the kernel caps it at somaxconn.
-API_BACKLOG = 1024
 # A connection idle this long is closed: one that never sends a (whole) request, or
 # lingers after its response. Streams and running requests are not idle.
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -61,34 +60,15 @@ def idle_timeout(cfg: config_mod.Config) -> float:
     return float(value)
 
 
-async def _listen(app: web.Application, path: Path, idle: float = DEFAULT_IDLE_TIMEOUT) -> web.AppRunner:
-    """Serve ``app`` on a root-only unix socket at ``path``; returns its runner."""
-    from aiohttp import web
-
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=idle)
-    await runner.setup()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()  # stale: we hold the lock, so no live daemon owns it
-    old_umask = os.umask(0o117)  # the socket is born 0660, never briefly world-open
-    try:
-        site = web.UnixSite(runner, str(path), backlog=API_BACKLOG)
-        await site.start()
-    finally:
-        os.umask(old_umask)
-    os.chown(path, 0, 0)
-    os.chmod(path, 0o660)
-    return runner
-
-
 async def serve(cfg: config_mod.Config) -> None:
+    from podkit.daemon import sockets
     from podkit.daemon.server import make_app
     from podkit.daemon.services import build
 
     services = build(cfg)
     await services.start()
     idle = idle_timeout(cfg)
-    runner = await _listen(make_app(services), cfg.socket, idle)
+    runner = await sockets.serve(make_app(services), sockets.bind_unix(cfg.socket), idle)
     log.info("podkitd %s listening on unix://%s (root %s)", __version__, cfg.socket, cfg.root)
     cri = None
     if _cri_enabled(cfg):
@@ -98,12 +78,12 @@ async def serve(cfg: config_mod.Config) -> None:
 
         cri = LazyCRI(services, cfg)
         await cri.start()
-    runners = [runner]
+    docker = None
     if cfg.docker_socket is not None:
-        # The Docker Engine API: its own socket, the same services, namespace default.
-        from podkit.dockerapi import make_app as make_docker_app
-
-        runners.append(await _listen(make_docker_app(services), cfg.docker_socket, idle))
+        # The Docker Engine API: its own socket, the same services, namespace default;
+        # its handlers are imported at its first connection (podkit.daemon.sockets).
+        docker = sockets.LazyApp(cfg.docker_socket, lambda: _docker_app(services), idle)
+        docker.listen()
         log.info("Docker Engine API on unix://%s", cfg.docker_socket)
     if os.environ.get("NOTIFY_SOCKET"):
         _sd_notify("READY=1")
@@ -117,13 +97,20 @@ async def serve(cfg: config_mod.Config) -> None:
     log.info("shutting down")
     if cri is not None:
         await cri.stop()
-    for r in reversed(runners):
-        await r.cleanup()
+    if docker is not None:
+        await docker.close()
+    await runner.cleanup()
     await services.close()
     for path in (cfg.socket, cfg.docker_socket):
         if path is not None:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _docker_app(services: Services) -> web.Application:
+    from podkit.dockerapi import make_app
+
+    return make_app(services)
 
 
 def _cri_enabled(cfg: config_mod.Config) -> bool:
@@ -172,9 +159,10 @@ def main(argv: list[str] | None = None) -> None:
         print("podkitd: must run as root", file=sys.stderr)
         sys.exit(1)
     # Before asyncio.run: the worker threads must find the limit in place.
-    from podkit.daemon.memory import limit_arenas
+    from podkit.daemon.memory import lean_imports, limit_arenas
 
     limit_arenas()
+    lean_imports()
     try:
         lock_fd = acquire_lock(cfg.root)
     except PodkitError as e:

@@ -19,6 +19,10 @@ to 8 per core. Three things give it back:
   collection, this one's included, walks only what came after.
 
 Without glibc (no ``mallopt``/``malloc_trim``) the collector part still runs.
+
+What podkitd imports is most of its idle RSS (Python code objects): front ends and
+features a host may never use are imported at their first use (docs/architecture.md,
+"Start-up"); ``lean_imports`` drops one C++ extension whose runtime costs ~1 MB.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import asyncio
 import ctypes
 import gc
 import logging
+import os
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -58,6 +64,26 @@ def limit_arenas(arenas: int = ARENAS) -> None:
         return
     if mallopt(_M_ARENA_MAX, arenas) != 1:
         log.warning("memory: mallopt(M_ARENA_MAX, %d) was refused", arenas)
+
+
+def lean_imports() -> None:
+    """frozenlist (aiohttp's signal and middleware lists) without its C++ extension,
+    which maps libstdc++ into podkitd: ~1.1 MB of RSS for lists that are iterated a
+    few times per request, as fast in pure Python for that. Call before aiohttp is
+    imported; frozenlist reads the switch once, at its import."""
+    if "frozenlist" in sys.modules:
+        return
+    name = "FROZENLIST_NO_EXTENSIONS"
+    saved = os.environ.get(name)
+    os.environ[name] = "1"
+    try:
+        import frozenlist  # noqa: F401
+    finally:
+        # podkitd's children (conmon, runc, CNI plugins) inherit its environment.
+        if saved is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = saved
 
 
 def trim() -> None:

@@ -180,10 +180,10 @@ def make_app(services: Services) -> web.Application:
         for r in router.routes:
             app.router.add_route(r.method, PREFIX + r.path, _wrap(r))
             all_routes.append(r)
-    doc = openapi(all_routes)
 
     async def get_openapi(request: web.Request) -> web.Response:
-        return web.json_response(doc)
+        # Built per request (a few ms): kept, the document was 0.2 MB of idle RSS.
+        return web.json_response(openapi(all_routes))
 
     async def ping(request: web.Request) -> web.Response:
         return web.Response(text="OK")

@@ -12,7 +12,6 @@ from podkit.images.context import ImageContext
 from podkit.images.image import Image, chain_id_of
 from podkit.images.oci import Descriptor, layer_compression
 from podkit.images.stream import BlobFollower, GrowingBlob
-from podkit.images.unpack import apply_layer
 from podkit.snapshots import EXTRACT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -125,6 +124,8 @@ def _apply_sync(
                 raise NotFound(
                     f"layer {layer.digest} is not in the content store: pull or load the image again"
                 ) from None
+        from podkit.images.unpack import apply_layer  # tarfile: at the first unpack, not at start
+
         with f:
             got = apply_layer(f, compression, target, ctx.snapshots.whiteouts, lowers)  # type: ignore[arg-type]  # a BlobFollower reads like a file
         if stream is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +40,8 @@ def find_catatonit() -> Path:
 
 def rootfs_tar() -> bytes:
     """The infra image's only layer, reproducible: fixed owner and mtime."""
+    import tarfile  # at the first pod, not in every idle podkitd
+
     src = find_catatonit()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:

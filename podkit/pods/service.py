@@ -35,7 +35,6 @@ from podkit.pods import create as _create
 from podkit.pods import hooks as _hooks
 from podkit.pods import logs as _logs
 from podkit.pods import members as _members
-from podkit.pods import play as _play
 from podkit.pods import recover as _recover
 from podkit.pods import remove as _remove
 from podkit.pods import start as _start
@@ -252,8 +251,13 @@ class PodService:
 
     # -- kube (play.py) ----------------------------------------------------------------
 
+    # The kube parsers (and decimal) are imported at the first play: podkitd's idle RSS.
     async def play_kube(self, ns: str, text: str, start: bool = True) -> dict[str, Any]:
-        return await _play.play_kube(self._ctx, ns, text, start)
+        from podkit.pods import play
+
+        return await play.play_kube(self._ctx, ns, text, start)
 
     async def down_kube(self, ns: str, text: str) -> dict[str, Any]:
-        return await _play.down_kube(self._ctx, ns, text)
+        from podkit.pods import play
+
+        return await play.down_kube(self._ctx, ns, text)
