@@ -60,6 +60,7 @@ class RuntimeDriver:
         terminal: bool,
         stdin: bool,
         leave_stdin_open: bool = False,
+        spec: dict[str, Any] | None = None,
     ) -> int:
         pid = await self.rt.create(
             cid,
@@ -70,6 +71,7 @@ class RuntimeDriver:
             terminal=terminal,
             stdin=stdin,
             leave_stdin_open=leave_stdin_open,
+            spec=spec,
         )
         hook = self._created.pop(cid, None)
         if hook is not None:
@@ -79,7 +81,7 @@ class RuntimeDriver:
     async def start(self, cid: str) -> None:
         # Straight to `runc start`: the container was created a moment ago by us, so the
         # runtime's extra `runc state` check would only cost a process spawn.
-        await self.rt.oci.start(cid)
+        await self.rt.oci.start(cid, self.rt.created_pid(cid))
 
     def has_state(self, cid: str) -> bool:
         """Whether the runtime still holds anything of this container (conmon files)."""

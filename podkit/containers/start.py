@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from podkit.containers import exit as exits
 from podkit.containers import logrotate
@@ -80,7 +81,7 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
         (bundle / "config.json").write_text(json.dumps(spec))
         marks.append(time.perf_counter())
         mark(rec.id, "runtime-create")
-        pid = await _launch(ctx, rec, opts, bundle, undo, marks)
+        pid = await _launch(ctx, rec, opts, bundle, spec, undo, marks)
     except BaseException as e:
         await _undo_start(ctx, rec, undo, e)
         raise
@@ -150,7 +151,13 @@ async def _shareable_shm(path: Path, opts: CreateOptions, undo: Steps) -> None:
 
 
 async def _launch(
-    ctx: ContainerContext, rec: Record, opts: CreateOptions, bundle: Path, undo: Steps, marks: list[float]
+    ctx: ContainerContext,
+    rec: Record,
+    opts: CreateOptions,
+    bundle: Path,
+    spec: dict[str, Any],
+    undo: Steps,
+    marks: list[float],
 ) -> int:
     """conmon and ``runc create``, then ``runc start``; the container's pid."""
     log_size, keep = logrotate.limits(ctx, rec.config)
@@ -166,6 +173,7 @@ async def _launch(
             terminal=opts.tty,
             stdin=opts.open_stdin,
             leave_stdin_open=opts.tty if opts.stdin_once is None else not opts.stdin_once,
+            spec=spec,
         )
     except PodkitError:
         raise

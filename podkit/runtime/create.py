@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from podkit.errors import Conflict, InvalidArgument, NotFound
 from podkit.runtime import conmon as conmon_mod
@@ -34,15 +34,23 @@ async def create(
     stdin: bool = False,
     leave_stdin_open: bool = False,
     timeout: float = 60.0,
+    spec: dict[str, Any] | None = None,
 ) -> int:
-    """Create the container (not started) under a new conmon; returns its pid."""
+    """Create the container (not started) under a new conmon; returns its pid.
+
+    ``spec``: the bundle's config.json as the caller just wrote it (saves reading it
+    back); read from the bundle when not given.
+    """
     rt.paths(cid)  # refuses an invalid id
     bundle = Path(bundle).resolve()
     config = bundle / "config.json"
-    try:
-        spec = json.loads(config.read_text())
-    except FileNotFoundError:
-        raise InvalidArgument(f"no config.json in bundle {bundle}") from None
+    if spec is None:
+        try:
+            spec = json.loads(config.read_text())
+        except FileNotFoundError:
+            raise InvalidArgument(f"no config.json in bundle {bundle}") from None
+    elif not config.is_file():
+        raise InvalidArgument(f"no config.json in bundle {bundle}")
     # runc keeps one directory per container under its root: checking it saves
     # a runc invocation on every create.
     paths = rt.paths(cid)

@@ -189,8 +189,10 @@ class Runtime:
         stdin: bool = False,
         leave_stdin_open: bool = False,
         timeout: float = 60.0,
+        spec: dict[str, Any] | None = None,
     ) -> int:
-        """Create the container (not started) under a new conmon; returns its pid."""
+        """Create the container (not started) under a new conmon; returns its pid
+        (``spec``: the bundle's config.json, if the caller has it at hand)."""
         return await _create.create(
             self,
             cid,
@@ -202,6 +204,7 @@ class Runtime:
             stdin=stdin,
             leave_stdin_open=leave_stdin_open,
             timeout=timeout,
+            spec=spec,
         )
 
     def init_start(self, cid: str, pid: int) -> int | None:
@@ -220,7 +223,11 @@ class Runtime:
         """Run the created container's process (Conflict unless it is in state created)."""
         if not (self.oci.root / _valid_id(cid)).exists():
             raise NotFound(f"container {cid} does not exist in the runtime")
-        await self.oci.start(cid)
+        await self.oci.start(cid, self.created_pid(cid))
+
+    def created_pid(self, cid: str) -> int | None:
+        """The init's pid as ``runc create`` wrote it (its --pid-file; None if unread)."""
+        return conmon_mod.read_pid(self.paths(cid).pidfile)
 
     async def kill(self, cid: str, signal: int | str = signal_mod.SIGTERM, all: bool = False) -> None:
         """Send ``signal`` to the container's init (every process with ``all``)."""

@@ -169,8 +169,9 @@ class OCIRuntime:
         state: dict[str, Any] = json.loads(out)
         return state
 
-    async def start(self, cid: str) -> None:
-        if self.name == "runc" and await self._start_by_fifo(cid):
+    async def start(self, cid: str, pid: int | None = None) -> None:
+        """Start a created container; ``pid``, when known (runc's --pid-file), is its init's."""
+        if self.name == "runc" and await self._start_by_fifo(cid, pid):
             return
         rc, _, err = await self.run("start", cid, check=False)
         if rc != 0:
@@ -181,7 +182,7 @@ class OCIRuntime:
                 raise Conflict(f"container {cid} cannot be started: {msg}")
             raise classify_start_error(msg)
 
-    async def _start_by_fifo(self, cid: str, timeout: float = 60.0) -> bool:
+    async def _start_by_fifo(self, cid: str, pid: int | None = None, timeout: float = 60.0) -> bool:
         """``runc start`` of a created container without spawning runc (~6 ms saved).
 
         runc's init waits, after ``create``, to open ``<root>/<id>/exec.fifo`` for
@@ -189,13 +190,15 @@ class OCIRuntime:
         then execs the process) and removes the fifo, which is what makes runc call the
         container running. runc 1.1 runs no hooks at start (poststart hooks run at
         create). False when there is no fifo: runc itself then says why (not created,
-        already started, unknown), in its own words.
+        already started, unknown), in its own words. The init's ``pid`` is read from
+        runc's state.json when not given (30 kB of JSON: ~0.3 ms).
         """
         fifo = self.root / cid / "exec.fifo"
         # Everything that could send us back to runc is checked before the fifo is
         # opened: once it is, init goes on, and runc would find the container stopped.
         try:
-            pid = int(json.loads((self.root / cid / "state.json").read_text())["init_process_pid"])
+            if pid is None:
+                pid = int(json.loads((self.root / cid / "state.json").read_text())["init_process_pid"])
             pidfd = os.pidfd_open(pid)
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.debug("starting %s through runc: %s", cid, e)
