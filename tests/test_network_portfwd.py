@@ -53,13 +53,13 @@ def _conntrack_udp(port: int) -> list[str]:
 def _count_restores(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The scripts podkit hands to iptables-restore for owners' rules (still run for real)."""
     calls: list[str] = []
-    real = portfwd._restore
+    real = portfwd.restore
 
     async def counted(script: str) -> tuple[int, str]:
         calls.append(script)
         return await real(script)
 
-    monkeypatch.setattr(portfwd, "_restore", counted)
+    monkeypatch.setattr(portfwd, "restore", counted)
     return calls
 
 

@@ -5,6 +5,9 @@ The plugins tag every per-container rule with a comment naming the container id
 them in per-container chains. Normally DEL removes them; but the bridge plugin
 skips its masquerade rules when the netns is already gone, so after a crash
 podkit finds and removes what carries the owner's id itself.
+
+The network layer's iptables-restore runs (here and in portfwd.py) go through
+``restore`` (or ``restore_sync`` in a thread of its own).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
+import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,8 @@ def parse_save(text: str) -> dict[str, list[list[str]]]:
     return tables
 
 
-def _target(rule: list[str]) -> str:
+def jump_target(rule: list[str]) -> str:
+    """The chain (or target) a rule jumps or goes to, '' if none."""
     for i, a in enumerate(rule):
         if a in ("-j", "--jump", "-g", "--goto") and i + 1 < len(rule):
             return rule[i + 1]
@@ -80,7 +85,7 @@ async def scrub_matching(needle: str) -> int:
     removed = 0
     all_rules = parse_save(text)
     for table, hits in matching_rules(text, needle).items():
-        chains = {c for c in {_target(r) for r in hits} | {r[0] for r in hits} if _own_chain(c)}
+        chains = {c for c in {jump_target(r) for r in hits} | {r[0] for r in hits} if _own_chain(c)}
         for rule in hits:
             if rule[0] in chains:
                 continue  # goes with its chain
@@ -91,7 +96,7 @@ async def scrub_matching(needle: str) -> int:
                 log.debug("iptables -D %s: %s", " ".join(rule), out.strip())
         # Jumps into those chains from rules without the needle would block -X.
         for rule in all_rules.get(table, []):
-            if rule[0] not in chains and _target(rule) in chains and rule not in hits:
+            if rule[0] not in chains and jump_target(rule) in chains and rule not in hits:
                 await _run("iptables", "-w", "-t", table, "-D", *rule)
         for chain in chains:
             await _run("iptables", "-w", "-t", table, "-F", chain)
@@ -146,7 +151,7 @@ async def ensure_masquerade(chain: str, subnet: str, comment: str) -> None:
         f'-A POSTROUTING -s {subnet} -m comment --comment "{c}" -j {chain}\n'
         "COMMIT\n"
     )
-    await _restore(script)
+    await _restore_checked(script)
 
 
 async def remove_masquerade(chain: str, subnet: str) -> None:
@@ -156,10 +161,10 @@ async def remove_masquerade(chain: str, subnet: str) -> None:
         return
     lines = ["*nat"]
     for rule in parse_save(text).get("nat", []):
-        if rule[0] != chain and _target(rule) == chain:
+        if rule[0] != chain and jump_target(rule) == chain:
             lines.append("-D " + " ".join(_quote(a) for a in rule))
     lines += [f"-F {chain}", f"-X {chain}", "COMMIT", ""]
-    await _restore("\n".join(lines))
+    await _restore_checked("\n".join(lines))
 
 
 def _quote(arg: str) -> str:
@@ -169,20 +174,39 @@ def _quote(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-async def _restore(script: str) -> None:
-    from podkit.errors import Internal
+_RESTORE = ("iptables-restore", "-w", "--noflush")
 
-    proc = await asyncio.create_subprocess_exec(
-        "iptables-restore",
-        "-w",
-        "--noflush",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+
+async def restore(script: str) -> tuple[int, str]:
+    """Apply an iptables-restore script on top of what is there: (exit status, output)."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *_RESTORE,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    except FileNotFoundError:
+        return 127, "iptables-restore not found"
     out, _ = await proc.communicate(script.encode())
-    if proc.returncode != 0:
-        raise Internal(f"iptables-restore failed: {out.decode(errors='replace').strip()}")
+    return proc.returncode or 0, out.decode(errors="replace").strip()
+
+
+def restore_sync(script: str) -> tuple[int, str]:
+    """restore() for a thread of its own (blocking)."""
+    try:
+        r = subprocess.run(_RESTORE, input=script.encode(), capture_output=True, check=False)
+    except FileNotFoundError:
+        return 127, "iptables-restore not found"
+    return r.returncode, (r.stderr or r.stdout).decode(errors="replace").strip()
+
+
+async def _restore_checked(script: str) -> None:
+    rc, out = await restore(script)
+    if rc != 0:
+        from podkit.errors import Internal
+
+        raise Internal(f"iptables-restore failed: {out}")
 
 
 async def nat_chains() -> set[str]:

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from podkit.errors import Internal
 from podkit.network import conntrack
 from podkit.network.config import Network
-from podkit.network.iptables import parse_save
+from podkit.network.iptables import jump_target, parse_save, restore, restore_sync
 from podkit.network.ports import PortMapping
 from podkit.network.store import Attachment
 
@@ -149,32 +149,6 @@ def delete_script(f: Forward) -> str:
 # -- running iptables ----------------------------------------------------------------
 
 
-def _restore_sync(script: str) -> tuple[int, str]:
-    try:
-        r = subprocess.run(
-            ["iptables-restore", "-w", "--noflush"], input=script.encode(), capture_output=True, check=False
-        )
-    except FileNotFoundError:
-        return 127, "iptables-restore not found"
-    return r.returncode, (r.stderr or r.stdout).decode(errors="replace").strip()
-
-
-async def _restore(script: str) -> tuple[int, str]:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            "iptables-restore",
-            "-w",
-            "--noflush",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    except FileNotFoundError:
-        return 127, "iptables-restore not found"
-    out, _ = await proc.communicate(script.encode())
-    return proc.returncode or 0, out.decode(errors="replace").strip()
-
-
 def _save_sync(table: str) -> str:
     try:
         r = subprocess.run(["iptables-save", "-t", table], capture_output=True, check=False)
@@ -195,7 +169,7 @@ def ensure_base_sync() -> None:
         nat, filt = _save_sync("nat"), _save_sync("filter")
         script = _base_script(nat, filt)
         if script:
-            rc, out = _restore_sync(script)
+            rc, out = restore_sync(script)
             if rc != 0:
                 raise Internal(f"iptables-restore failed making podkit's port forwarding chains: {out}")
     finally:
@@ -274,12 +248,12 @@ class Forwarder:
             raise Internal(f"cannot publish the ports of {f.owner_id[:12]}: it has no IPv4 address")
         await self.ensure_base()
         _localnet(bridge, f.ports)
-        rc, out = await _restore(add_script(f))
+        rc, out = await restore(add_script(f))
         if rc != 0:
             # The base chains may have gone since (an iptables flush): make them, once more.
             self._ready = False
             await self.ensure_base()
-            rc, out = await _restore(add_script(f))
+            rc, out = await restore(add_script(f))
             if rc != 0:
                 raise Internal(
                     f"iptables-restore failed adding the published ports of {f.owner_id[:12]}: {out}"
@@ -289,7 +263,7 @@ class Forwarder:
 
     async def remove(self, f: Forward) -> None:
         """The owner's rules go (nothing to do when they are gone already)."""
-        rc, out = await _restore(delete_script(f))
+        rc, out = await restore(delete_script(f))
         if rc != 0:
             # Not as expected (removed before, or changed by hand): remove what is there.
             removed = await self._remove_found([(f.network_id, f.owner_id)], await _save())
@@ -325,7 +299,7 @@ class Forwarder:
                 continue
             rule = parse_save(f"*nat\n{line}\n").get("nat", [[]])[0]
             c = _comment_of(rule)
-            target = _target(rule)
+            target = jump_target(rule)
             if doomed(c, target):
                 dels.append("-D" + line[2:])
                 if target.startswith(CHAIN_PREFIX):
@@ -338,7 +312,7 @@ class Forwarder:
         script = ["*nat", *dels]
         for ch in sorted(gone_chains & present):
             script += [f"-F {ch}", f"-X {ch}"]
-        rc, out = await _restore("\n".join([*script, "COMMIT", ""]))
+        rc, out = await restore("\n".join([*script, "COMMIT", ""]))
         if rc != 0:
             raise Internal(f"iptables-restore failed removing published port rules: {out}")
         return len(dels) + len(gone_chains & present)
@@ -383,12 +357,5 @@ class Forwarder:
 def _comment_of(rule: list[str]) -> str:
     for i, a in enumerate(rule):
         if a == "--comment" and i + 1 < len(rule):
-            return rule[i + 1]
-    return ""
-
-
-def _target(rule: list[str]) -> str:
-    for i, a in enumerate(rule):
-        if a in ("-j", "--jump", "-g", "--goto") and i + 1 < len(rule):
             return rule[i + 1]
     return ""
