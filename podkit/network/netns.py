@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from podkit.errors import AlreadyExists, Internal, InvalidArgument, NotFound
@@ -167,21 +168,7 @@ class NetnsPins:
         p = self.path(name)
         with self._lock:
             self._ensure_dir()
-            if p.exists():
-                if is_netns(p):
-                    raise AlreadyExists(f"network namespace {name} already exists")
-                # A file without a mount: left by a crash between create and mount.
-                self._drop(p)
-            fd = os.open(p, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-            os.close(fd)
-            try:
-                _unshare_and_pin(str(p))
-            except OSError as e:
-                try:
-                    p.unlink()
-                except OSError as ue:
-                    log.warning("could not remove the pin %s of a namespace not made: %s", p, ue)
-                raise Internal(f"cannot create network namespace {name}: {e.strerror or e}") from None
+            self._pin_locked(name, p, _unshare_and_pin, "create", "made")
         log.debug("created netns %s", p)
         return str(p)
 
@@ -193,22 +180,28 @@ class NetnsPins:
             self._ensure_dir()
             if not is_netns(source):
                 raise NotFound(f"{source} is not a network namespace")
-            if p.exists():
-                if is_netns(p):
-                    raise AlreadyExists(f"network namespace {name} already exists")
-                self._drop(p)  # a file without a mount: a crash between its steps
-            fd = os.open(p, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-            os.close(fd)
-            try:
-                _mount(str(source), str(p), None, MS_BIND)
-            except OSError as e:
-                try:
-                    p.unlink()
-                except OSError as ue:
-                    log.warning("could not remove the pin %s of a namespace not pinned: %s", p, ue)
-                raise Internal(f"cannot pin network namespace {name}: {e.strerror or e}") from None
+            self._pin_locked(name, p, lambda t: _mount(str(source), t, None, MS_BIND), "pin", "pinned")
         log.debug("pinned netns %s at %s", source, p)
         return str(p)
+
+    def _pin_locked(self, name: str, p: Path, pin: Callable[[str], None], verb: str, done: str) -> None:
+        """Make the pin file `p` (exclusively) and `pin` a namespace onto it; the file
+        goes again when that fails. `verb`/`done` word the error and the warning."""
+        if p.exists():
+            if is_netns(p):
+                raise AlreadyExists(f"network namespace {name} already exists")
+            # A file without a mount: left by a crash between these steps.
+            self._drop(p)
+        fd = os.open(p, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        os.close(fd)
+        try:
+            pin(str(p))
+        except OSError as e:
+            try:
+                p.unlink()
+            except OSError as ue:
+                log.warning("could not remove the pin %s of a namespace not %s: %s", p, done, ue)
+            raise Internal(f"cannot {verb} network namespace {name}: {e.strerror or e}") from None
 
     def remove(self, name: str, missing_ok: bool = True) -> bool:
         """Unmount and unlink a pin; the namespace ends when nothing else holds it."""
