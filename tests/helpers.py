@@ -6,6 +6,7 @@ import collections
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +53,21 @@ def wait_for(
                 f"timed out after {timeout}s waiting for {what() if callable(what) else what}"
             )
         time.sleep(interval)
+
+
+def served(port: int, want: str) -> str:
+    """GET /i from 127.0.0.1:port: the response when it holds `want`, else '' (nobody
+    answering yet, or someone else), for wait_for on a published port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+    except OSError:
+        return ""
+    text = data.decode(errors="replace")
+    return text if want in text else ""
 
 
 def unique_network() -> tuple[str, str]:

@@ -10,7 +10,7 @@ import pytest
 
 from podkit import errors
 from tests.fixtures.network import iptables_lines
-from tests.helpers import Daemon, wait_for
+from tests.helpers import Daemon, served, wait_for
 from tests.test_containers import remove_all_and_check
 
 
@@ -122,19 +122,8 @@ def test_network_modes_and_ports(d: Daemon) -> None:
     hp = port[0]["host_port"]
     assert hp > 0 and d.cli("port", "srv", check=True).stdout.strip() == f"8000/tcp -> 127.0.0.1:{hp}"
 
-    def fetch() -> bytes:
-        try:
-            with socket.create_connection(("127.0.0.1", hp), timeout=2) as s:
-                s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
-                data = b""
-                while chunk := s.recv(4096):
-                    data += chunk
-                return data if b"hello" in data else b""
-        except OSError:
-            return b""
-
-    assert b"hello-from-ctr" in wait_for(
-        fetch,
+    assert "hello-from-ctr" in wait_for(
+        lambda: served(hp, "hello"),
         timeout=30,
         what=lambda: (
             f"the published port {hp} ({c.containers.get('srv').status}, "

@@ -17,7 +17,7 @@ import pytest
 
 from tests.fixtures.images import import_busybox
 from tests.fixtures.network import can_listen, iptables_lines, leases, links_on
-from tests.helpers import Daemon, wait_for
+from tests.helpers import Daemon, served, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -184,23 +184,12 @@ def test_user_network_pool_names_and_crash(workdir: Path, busybox_tarball: Path)
         d.drop_host_network()
 
 
-def _get(port: int) -> bytes:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-            return data if b"from-pool" in data else b""
-    except OSError:
-        return b""
-
-
 def test_published_ports_on_a_warm_sandbox(workdir: Path, busybox_tarball: Path) -> None:
-    """-p takes a warm sandbox and runs portmap alone on it: the port answers on
-    127.0.0.1; rm (portmap DEL before the sandbox's) leaves no DNAT rule, reservation,
-    pin or lease; a SIGKILL of podkitd while it runs, a restart and rm leave nothing
-    either; a host port already taken is refused with the pool untouched."""
+    """-p takes a warm sandbox and adds podkit's port rules to it (no CNI ADD): the port
+    answers on 127.0.0.1; rm (the rules removed before the sandbox's DEL) leaves no DNAT
+    rule, reservation, pin or lease; a SIGKILL of podkitd while it runs, a restart and
+    rm leave nothing either; a host port already taken is refused with the pool
+    untouched."""
     d = Daemon(workdir, pool_size=1).start()
     try:
         import_busybox(d, busybox_tarball)
@@ -216,7 +205,7 @@ def test_published_ports_on_a_warm_sandbox(workdir: Path, busybox_tarball: Path)
         assert sid and _pool(d)["in_use"] == 1, net
         hp = int(c.containers.port(srv.id)[0]["host_port"])
         assert net["ports"] and int(net["ports"][0]["host_port"]) == hp, net
-        wait_for(lambda: _get(hp), 30, what="httpd through the published port")
+        wait_for(lambda: served(hp, "from-pool"), 30, what="httpd through the published port")
         assert iptables_lines(sid) and not can_listen("127.0.0.1", hp)  # DNAT'd and reserved
         # a port that is published already: refused, nothing taken
         wait_for(lambda: _free(d) == 1, what="the refill")
@@ -228,7 +217,7 @@ def test_published_ports_on_a_warm_sandbox(workdir: Path, busybox_tarball: Path)
         d.kill()
         d.start()
         assert _pool(d)["in_use"] == 1 and c.containers.get(srv.id).raw["network"]["sandbox"] == sid
-        wait_for(lambda: _get(hp), 30, what="the published port after the restart")
+        wait_for(lambda: served(hp, "from-pool"), 30, what="the published port after the restart")
         c.containers.remove(srv.id, force=True)
         wait_for(lambda: _pool(d)["in_use"] == 0, what="the sandbox's release")
         assert iptables_lines(sid) == [] and can_listen("127.0.0.1", hp)
@@ -244,8 +233,8 @@ def test_published_ports_on_a_warm_sandbox(workdir: Path, busybox_tarball: Path)
         wait_for(lambda: _pool(d)["in_use"] == 0 and len(_pins(d)) == 1, what="the --rm release")
         assert iptables_lines(f"--dport {port} ") == []
 
-        # a SIGKILL after the take and portmap ADD but before the start was recorded:
-        # the sandbox's holder is no container, so recovery DELs it, portmap first
+        # a SIGKILL after the take and the port rules but before the start was recorded:
+        # the sandbox's holder is no container, so recovery DELs it, its port rules first
         held = c.containers.run("busybox", ["sleep", "300"], ports=["127.0.0.1::80"])
         sid2 = c.containers.get(held.id).raw["network"]["sandbox"]
         hp2 = int(c.containers.port(held.id)[0]["host_port"])

@@ -19,7 +19,7 @@ import pytest
 
 from podkit.network import PortMapping, parse_port_spec, portfwd
 from tests.fixtures.network import NetEnv, can_listen, iptables_lines, uid
-from tests.helpers import wait_for
+from tests.helpers import served, wait_for
 from tests.test_network import get_in, serve_http, try_get
 
 pytestmark = pytest.mark.root
@@ -75,6 +75,16 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _on_loopback_port(netenv: NetEnv, prefix: str) -> tuple[str, str, dict[str, Any], int]:
+    """A new owner (id from `prefix`) on the default network with its port 80 published
+    on 127.0.0.1: (owner, netns path, attachment, host port)."""
+    owner = uid(prefix)
+    netenv.owners.append(owner)
+    ns = netenv.mgr.create_netns(owner)
+    [att] = netenv.run(netenv.mgr.attach(owner, ns, [], parse_port_spec("127.0.0.1::80")))
+    return owner, ns, att, int(att["ports"][0]["host_port"])
 
 
 def test_ports_are_podkits_rules_one_restore_each(netenv: NetEnv, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,11 +164,7 @@ def test_restart_removes_rules_nobody_names_and_restores_lost_ones(netenv: NetEn
     running owner's rules stay (and come back if the host lost them); another daemon's
     rules (a network of its own) are not touched."""
     mgr = netenv.mgr
-    alive = uid("a11a11a1")
-    netenv.owners.append(alive)
-    ns = mgr.create_netns(alive)
-    [att] = netenv.run(mgr.attach(alive, ns, [], parse_port_spec("127.0.0.1::80")))
-    hp = int(att["ports"][0]["host_port"])
+    alive, ns, _, hp = _on_loopback_port(netenv, "a11a11a1")
     serve_http(netenv, ns, "survivor")
     wait_for(lambda: try_get("127.0.0.1", hp), timeout=30, what="the published port")
     n = mgr.get("podkit")
@@ -234,11 +240,7 @@ def test_loopback_of_the_host_is_not_reachable_from_a_container(netenv: NetEnv) 
     hand-made packets to 127.0.0.0/8 reach the host's loopback services (CVE-2020-8558):
     the INPUT guard drops them; published ports on 127.0.0.1 keep working."""
     mgr = netenv.mgr
-    owner = uid("10ca1e7e")
-    netenv.owners.append(owner)
-    ns = mgr.create_netns(owner)
-    [att] = netenv.run(mgr.attach(owner, ns, [], parse_port_spec("127.0.0.1::80")))
-    hp = int(att["ports"][0]["host_port"])
+    owner, ns, att, hp = _on_loopback_port(netenv, "10ca1e7e")
     # a host service on the loopback only
     with socket.socket() as host_srv:
         host_srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -289,18 +291,6 @@ def test_rules_scripts() -> None:
     )
 
 
-def _http(port: int, want: str) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-            return want in data.decode(errors="replace")
-    except OSError:
-        return False
-
-
 def test_sigkill_of_podkitd_keeps_running_containers_rules_and_drops_gone_ones(
     workdir: Path, busybox_tarball: Path
 ) -> None:
@@ -324,7 +314,7 @@ def test_sigkill_of_podkitd_keeps_running_containers_rules_and_drops_gone_ones(
         gone = c.containers.run("busybox", [cmd[0], cmd[1], cmd[2].format("gone")], ports=["8000/tcp"])
         hp_live = int(c.containers.port(live.id)[0]["host_port"])
         hp_gone = int(c.containers.port(gone.id)[0]["host_port"])
-        wait_for(lambda: _http(hp_live, "alive") and _http(hp_gone, "gone"), 30, what="both ports")
+        wait_for(lambda: served(hp_live, "alive") and served(hp_gone, "gone"), 30, what="both ports")
         assert iptables_lines(f"id {live.id}") and iptables_lines(f"id {gone.id}")
         gone_pid = c.containers.get(gone.id).pid
         d.kill()
@@ -337,7 +327,7 @@ def test_sigkill_of_podkitd_keeps_running_containers_rules_and_drops_gone_ones(
         )
         assert c.containers.get(live.id).state == "running"
         assert len(iptables_lines(f"id {live.id}")) == 1
-        assert wait_for(lambda: _http(hp_live, "alive"), 30, what="the live port after the restart")
+        assert wait_for(lambda: served(hp_live, "alive"), 30, what="the live port after the restart")
         c.containers.remove(live.id, force=True)
         c.containers.remove(gone.id, force=True)
         wait_for(

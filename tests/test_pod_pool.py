@@ -21,7 +21,7 @@ from cri_api.v1 import api_pb2 as pb
 from tests.fixtures.cri import BUSYBOX, CRI_CONFIG, CRI_NS, CRIClient
 from tests.fixtures.images import import_busybox
 from tests.fixtures.network import can_listen, iptables_lines, leases, links_on
-from tests.helpers import Daemon, wait_for
+from tests.helpers import Daemon, served, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -48,18 +48,6 @@ def _pool_pins(d: Daemon) -> dict[int, str]:
 def _pins(d: Daemon) -> list[str]:
     p = d.state / "netns"
     return sorted(x.name for x in p.iterdir()) if p.is_dir() else []
-
-
-def _get(port: int) -> bytes:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-            return data if b"from-pod-pool" in data else b""
-    except OSError:
-        return b""
 
 
 def _free_port() -> int:
@@ -121,7 +109,7 @@ def test_pod_takes_a_warm_sandbox_and_keeps_it_across_a_crash(pool_daemon: Daemo
     assert "default via" in routes, routes
     lo = c.containers.exec("srv", ["ip", "-o", "link", "show", "lo"]).output.decode()
     assert "UP" in lo, lo
-    wait_for(lambda: _get(port), 30, what="httpd through the pod's published port")
+    wait_for(lambda: served(port, "from-pod-pool"), 30, what="httpd through the pod's published port")
     assert iptables_lines(sid) and not can_listen("127.0.0.1", port)  # DNAT'd and reserved
 
     # SIGKILL of podkitd: the containers' recovery runs first and must leave the pod's
@@ -132,7 +120,7 @@ def test_pod_takes_a_warm_sandbox_and_keeps_it_across_a_crash(pool_daemon: Daemo
     assert _pool(d)["in_use"] == 1 and sid in _pool_pins(d).values()
     assert _sandbox_of(d, c.pods.inspect(pod.id)) == sid
     assert len(leases(d.root / "networks" / "ipam")) == nleases
-    wait_for(lambda: _get(port), 30, what="the published port after the restart")
+    wait_for(lambda: served(port, "from-pod-pool"), 30, what="the published port after the restart")
     assert c.containers.exec("srv", ["ip", "-4", "-o", "addr", "show", "eth0"]).exit_code == 0
 
     # rm gives it back: no pin (the pod's or the pool's), lease, veth or rule of it
