@@ -61,10 +61,11 @@ async def network_up(ctx: PodContext, pod: Pod) -> None:
 
     On exactly one network (as a container's start) the pod takes a pre-warmed sandbox
     of the network layer's pool (network/pool.py) — already attached: no netns to make,
-    no CNI ADD but portmap's for published ports — and pins its netns as its own, so
-    that everything reading the pod's pin (members joining, the CRI, sysctls) finds it;
-    otherwise (several networks, none, the pool empty or off) a netns of its own gets
-    the usual CNI ADD."""
+    no CNI ADD; published ports are podkit's own iptables rules (network/portfwd.py),
+    or portmap's ADD on a network from a user's CNI file that lists it — and pins its
+    netns as its own, so that everything reading the pod's pin (members joining, the
+    CRI, sysctls) finds it; otherwise (several networks, none, the pool empty or off) a
+    netns of its own gets the usual CNI ADD."""
     path = ctx.networks.netns_path(pod.id, NETNS_KIND)
     if is_netns(path) and pod.netns_path:
         return

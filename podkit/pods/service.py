@@ -6,8 +6,9 @@ can be undone (see ``recover``):
 1. the record, state ``creating``, in SQLite (name unique per namespace);
 2. its state directory ``<state>/pods/<id>``: hostname, hosts, resolv.conf;
 3. the shared namespaces: net pinned by the network layer (``<state>/netns/pod-<id>``)
-   and wired through CNI (loopback, bridge, portmap for the published ports); ipc and
-   uts pinned here under ``ns/`` (uts gets the pod's hostname);
+   and wired through CNI (loopback, bridge), its published ports forwarded by podkit's
+   own iptables rules (network/portfwd.py; portmap on a network from a user's CNI file
+   that lists it); ipc and uts pinned here under ``ns/`` (uts gets the pod's hostname);
 4. ``/dev/shm``: a tmpfs under ``shm/``, bind-mounted into every container;
 5. the pod cgroup (``--memory``/``--cpus`` of the whole pod), parent of the
    containers' cgroups;

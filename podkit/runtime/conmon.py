@@ -132,8 +132,9 @@ async def launch(
     moment to move it into a cgroup of its own, so that stopping the daemon's
     service (systemd kills a unit's whole cgroup) does not take conmon along.
     ``place(monitor_pid)`` does the same for the long-lived conmon, in a worker thread
-    while it runs ``<runtime> create``: a cgroup v1 move costs ~1 ms per hierarchy
-    (an RCU grace period each), which then overlaps the runtime instead of preceding it.
+    while it runs ``<runtime> create``, so that the move (a write per cgroup v1
+    hierarchy: ~0.24 ms for all ten measured here) overlaps the runtime instead of
+    preceding it.
     Either way the move is done when this returns.
     """
     _prepare_dirs(paths)
