@@ -227,19 +227,23 @@ def test_failed_sandbox_leaves_nothing(cri: CRIClient) -> None:
 @pytest.mark.root
 def test_pods_join_the_cni_conf_dirs_bridge(workdir: Path) -> None:
     """The first CNI config by name in cni_conf_dir (a bridge with host-local IPAM)
-    becomes the network of CRI pods; one podkit cannot run itself falls back."""
+    becomes the network of CRI pods; one podkit cannot run itself falls back. The
+    file's portmap entry stays in the network: a pod's published port is portmap's
+    DNAT (not podkit's own rules), gone with the pod."""
     from tests.fixtures.cri import cleanup_daemon, start_cri_daemon
-    from tests.fixtures.network import scrub_subnet
+    from tests.fixtures.network import iptables_lines, scrub_subnet
+    from tests.fixtures.registry import free_port
     from tests.helpers import unique_network
 
     bridge, subnet = unique_network()
     conf = workdir / "net.d"
     conf.mkdir()
     ipam = {"type": "host-local", "ranges": [[{"subnet": subnet}]]}
+    portmap = {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
     first = {
         "cniVersion": "1.0.0",
         "name": "k8s-pod-network",
-        "plugins": [{"type": "bridge", "bridge": bridge, "ipam": ipam}],
+        "plugins": [{"type": "bridge", "bridge": bridge, "ipam": ipam}, portmap],
     }
     (conf / "10-pods.conflist").write_text(json.dumps(first))
     (conf / "99-other.conflist").write_text(json.dumps({"name": "x", "plugins": [{"type": "flannel"}]}))
@@ -247,7 +251,8 @@ def test_pods_join_the_cni_conf_dirs_bridge(workdir: Path) -> None:
     try:
         c = CRIClient(d, workdir / "logs")
         c.wait_up()
-        sid, _ = c.run_sandbox("netted")
+        ports = [pb.PortMapping(container_port=80, host_port=free_port())]
+        sid, _ = c.run_sandbox("netted", port_mappings=ports)
         ip = c.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.network.ip
         import ipaddress
 
@@ -255,7 +260,13 @@ def test_pods_join_the_cni_conf_dirs_bridge(workdir: Path) -> None:
         assert os.path.exists(f"/sys/class/net/{bridge}")
         info = json.loads(c.rt.Status(pb.StatusRequest(verbose=True)).info["config"])
         assert info["podNetwork"] == "cri-k8s-pod-network"
+        plugins = d.client().networks.inspect("cri-k8s-pod-network")["cni"]["plugins"]
+        assert "portmap" in [p["type"] for p in plugins]
+        dnat = f'dnat name: \\"cri-k8s-pod-network\\" id: \\"{sid}\\"'
+        assert iptables_lines(dnat)  # portmap's own rule ...
+        assert iptables_lines(f"id {sid}") == []  # ... and none of podkit's
         c.remove_all()
+        wait_for(lambda: iptables_lines(sid) == [], what="portmap's rules to go with the pod")
         c.close()
     finally:
         cleanup_daemon(d)
