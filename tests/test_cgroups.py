@@ -210,3 +210,34 @@ def test_v2_reader_on_the_live_hybrid_tree(rt: Any, bundle: Any) -> None:
     assert st["cpu"]["usage_ns"] > 0 and st["memory"]["usage"] is None  # no memory controller there
     asyncio.run(rt.delete("hy1", force=True))
     assert not (CGROUP_ROOT / "unified" / cg.lstrip("/")).exists()
+
+
+@pytest.mark.skipif(detect() == "v2", reason="live v1 test; this host runs cgroup v2")
+def test_teardown_removal_kills_what_is_left_and_waits_for_it(rt: Any) -> None:
+    """A teardown's remove (settle, kill) takes a cgroup whose last process is still
+    there; a plain remove refuses it and leaves the process alone."""
+    import subprocess
+
+    m = rt.cgroups
+    parent = f"{rt.test_cgroup_parent}/leftover"
+    m.create_parent(f"{parent}/ctr")
+    proc = subprocess.Popen(["sleep", "300"])
+    try:
+        joined = 0
+        for h in ("pids", "memory", "cpu", "freezer"):
+            procs = m.dir(f"{parent}/ctr", h) / "cgroup.procs"
+            if procs.exists():
+                procs.write_text(str(proc.pid))
+                joined += 1
+        assert joined
+        with pytest.raises(Conflict, match="still has processes"):
+            m.remove(parent, settle=0.2)
+        assert proc.poll() is None and m.exists(f"{parent}/ctr")
+        m.remove(parent, settle=5.0, kill=True)
+        assert not m.exists(parent)
+        assert proc.wait(timeout=10) == -9
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        m.remove(parent, settle=5.0)

@@ -167,4 +167,7 @@ async def cgroup_create(ctx: PodContext, pod: Pod) -> None:
 async def cgroup_remove(ctx: PodContext, pod: Pod) -> None:
     if not pod.cgroup_path:
         return
-    await asyncio.to_thread(ctx.cgroups.remove, pod.cgroup_path)
+    from podkit.runtime.cgroups import REMOVE_SETTLE
+
+    # After the members' removal: what is still inside is theirs, still exiting.
+    await asyncio.to_thread(ctx.cgroups.remove, pod.cgroup_path, settle=REMOVE_SETTLE, kill=True)

@@ -23,6 +23,8 @@ import contextlib
 import errno
 import logging
 import os
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP2_MAGIC = 0x63677270
 # Controllers podkit reads or limits on v1 (runc handles the others).
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "freezer", "devices")
+# Seconds a teardown retries a busy cgroup (its last processes still exiting).
+REMOVE_SETTLE = 2.0
 _UNLIMITED_V1 = 1 << 62  # memory.limit_in_bytes reads 9223372036854771712 when unset
 
 
@@ -293,9 +297,34 @@ class CgroupManager:
 
     # ------------------------------------------------------------- removal
 
-    def remove(self, path: str) -> None:
-        """Remove cgroup ``path`` and its children (leaf first). Conflict if processes remain."""
+    def remove(self, path: str, settle: float = 0.0, kill: bool = False) -> None:
+        """Remove cgroup ``path`` and its children (leaf first); Conflict naming one
+        that keeps processes.
+
+        A teardown removes the cgroup of a container or pod whose processes were just
+        killed: one that has not finished exiting keeps its cgroup busy for a moment (a
+        loaded host; a shared pid namespace, whose members are killed one by one). It
+        passes ``settle`` (seconds to retry busy cgroups) and ``kill`` (SIGKILL what is
+        still in them: what is left of what is being removed, as runc delete --force
+        kills it).
+        """
         rel = self._rel(path)
+        deadline = time.monotonic() + settle
+        pause = 0.005
+        while True:
+            busy = self._remove_tree(rel)
+            if not busy:
+                return
+            if time.monotonic() >= deadline:
+                raise Conflict(f"cgroup {path} still has processes ({busy[0]})")
+            if kill:
+                for d in busy:
+                    _kill_procs(d)
+            time.sleep(pause)  # a poll of the kernel's state, in a worker thread
+            pause = min(pause * 2, 0.1)
+
+    def _remove_tree(self, rel: str) -> list[str]:
+        """rmdir every hierarchy's ``rel`` subtree, leaf first; the busy dirs left."""
         busy: list[str] = []
         for h in self.hierarchies():
             top = h / rel
@@ -312,8 +341,7 @@ class CgroupManager:
                         busy.append(str(d))
                     elif e.errno != errno.ENOTEMPTY:
                         raise
-        if busy:
-            raise Conflict(f"cgroup {path} still has processes ({busy[0]})")
+        return busy
 
     def remove_empty_parents(self, path: str, stop_at: str) -> None:
         """rmdir ``path``'s ancestors up to (not including) ``stop_at`` while they are empty."""
@@ -442,3 +470,15 @@ class CgroupManager:
             "pids": {"current": _read_int(d / "pids.current"), "limit": _read_int(d / "pids.max")},
             "blkio": {"read_bytes": rd, "write_bytes": wr},
         }
+
+
+def _kill_procs(cgroup_dir: str) -> None:
+    """SIGKILL the processes listed in one cgroup dir (gone ones are skipped)."""
+    text = _read(Path(cgroup_dir) / "cgroup.procs") or ""
+    for pid in text.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError) as e:
+            log.warning("cgroup %s: killing leftover process %s: %s", cgroup_dir, pid, e)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podkit.errors import Conflict, NotFound
+from podkit.runtime.cgroups import REMOVE_SETTLE
 from podkit.runtime.conmon_files import ConmonPaths
 from podkit.runtime.runc import OCIRuntime
 
@@ -116,6 +117,6 @@ def _remove_files_and_cgroup(
     remove_files(cid, paths, bundle)
     if cgroups_path:
         try:
-            rt.cgroups.remove(cgroups_path)
+            rt.cgroups.remove(cgroups_path, settle=REMOVE_SETTLE, kill=True)
         except Exception as e:  # the container is gone; a cgroup left over is only logged
             log.warning("container %s: removing its cgroup %s: %s", cid, cgroups_path, e)
