@@ -14,6 +14,7 @@ subnet), podman (own --root/--runroot, if installed), containerd through the CRI
     python bench/pods.py            # N=50
     python bench/pods.py -n 20
     python bench/pods.py --quick    # N=3, a smoke run
+    python bench/pods.py --pool-size 0   # podkit without pre-warmed network sandboxes
 """
 
 from __future__ import annotations
@@ -103,10 +104,11 @@ def timed(fn: Callable[[], object]) -> float:
 # -- podkit -----------------------------------------------------------------------------
 
 
-def bench_podkit(n: int, tarball: Path, work: Path) -> Result:
+def bench_podkit(n: int, tarball: Path, work: Path, pool_size: int) -> Result:
     res = Result("podkit")
     (work / "podkit").mkdir()
-    d = Daemon(work / "podkit").start()
+    # pool_size: podkitd's [network] pool_size (the test helper's default is 0)
+    d = Daemon(work / "podkit", pool_size=pool_size).start()
     try:
         c = d.client()
         c.images.import_(tarball, name="docker.io/library/busybox:latest", changes=BUSYBOX_CHANGES)
@@ -222,6 +224,9 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=50, help="pods per engine (default 50)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 3 pods")
     ap.add_argument("--no-podman", action="store_true")
+    ap.add_argument(
+        "--pool-size", type=int, default=3, help="podkitd's [network] pool_size (0: no pre-warmed sandboxes)"
+    )
     args = ap.parse_args()
     n = 3 if args.quick else args.n
     if os.geteuid() != 0:
@@ -229,8 +234,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="podkit-bench-pods-", dir="/var/tmp"))
     try:
         tarball = tar_directory(build_busybox_rootfs(work / "rootfs"), work / "busybox.tar")
-        print(f"{n} pods x 2 containers (busybox sleep), networked, one published port each\n")
-        results = [bench_podkit(n, tarball, work)]
+        print(
+            f"{n} pods x 2 containers (busybox sleep), networked, one published port each; "
+            f"podkitd's network pool_size {args.pool_size}\n"
+        )
+        results = [bench_podkit(n, tarball, work, args.pool_size)]
         if not args.no_podman:
             r = bench_podman(n, tarball, work)
             if r:
