@@ -311,6 +311,8 @@ class NetworkManager:
         network resolves names: ``dns_names`` on every user network and ``aliases``
         (network name -> names) on one, served by aardvark-dns (names.py).
         """
+        ports = list(ports)
+        await self._pools.releases_done(ports)  # a given-back sandbox's host ports
         return await _attach.attach(
             self._ctx,
             owner_id,
@@ -362,18 +364,24 @@ class NetworkManager:
         """Host ports published by attachments: (port, proto) -> [(host_ip, owner)]."""
         return hostports.published_ports(self._ctx)
 
-    async def detach(self, owner_id: str, force: bool = False) -> int:
+    async def detach(self, owner_id: str, force: bool = False, background: bool = False) -> int:
         """DEL every attachment of an owner; return how many were removed.
 
         With ``force`` (the owner is known to be gone) a failing DEL does not keep
         the attachment: see ``detach.detach``. An owner holding a warm sandbox gives it
-        back (its DEL, its pin and row go; the owner's own pin of it is the caller's).
+        back (its DEL, its pin and row go; the owner's own pin of it is the caller's);
+        with ``background`` (a pod's removal or stop) that release only starts: it is on
+        record as the sandbox's once this returns and finishes in the background, or
+        at the next start after a crash (``SandboxPools.release_later``).
         """
         n = 0
         sid = self._pools.held_by(owner_id)
         if sid is not None:
             n = len(self._ctx.store.attachments(sid))
-            await self._pools.release(sid)
+            if background:
+                await self._pools.release_later(sid)
+            else:
+                await self._pools.release(sid)
         return n + await _detach.detach(self._ctx, owner_id, force)
 
     async def check(self, owner_id: str) -> builtins.list[dict[str, Any]]:

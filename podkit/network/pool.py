@@ -6,16 +6,22 @@ pool_size`` sandboxes per network ready — pinned netns, veth on the bridge, ad
 leased, routes and lo up — and a container or pod start takes one instead (with
 published ports, only their forwarding rules are added on top); a background task then
 makes a new one. A sandbox is used once: its release (DEL, pin removed) runs off the
-critical path anyway (a container's teardown is in the background), and a fresh one
-needs no scrubbing of what the last user left in it.
+critical path, and a fresh one needs no scrubbing of what the last user left in it. A
+container's release runs in its teardown, itself in the background; a pod's (``pod rm``,
+a stop that releases the network) through ``release_later``: one write marks the row
+``releasing`` — no one's, never free again — and the DEL and unpin run in a task of the
+pool's. Its DNS names go at once; a new publish of one of its host ports waits for its
+release (``releases_done``), its forwarding rules and reservation holding the port
+until then.
 
 Every sandbox is a row of ``net_sandboxes`` written before its netns and attachment
 exist (its CNI owner id is the sandbox's id, kind ``pool``), and taking one writes its
 holder and the holder's kind (container, pod), so a restart — or a SIGKILL at any
 point — finds each: free ones still matching their network's CNI config are kept, the
-rest (half made, stale config, a holder that is gone: each layer's recovery vouches
-for its own kind) are DEL'd and unpinned. A pool never holds more than its size.
-A graceful stop releases the free ones (nothing is left to nobody while it is down).
+rest (half made, stale config, being released, a holder that is gone: each layer's
+recovery vouches for its own kind) are DEL'd and unpinned. A pool never holds more
+than its size. A graceful stop lets the releases under way finish (a while) and
+releases the free ones (nothing is left to nobody while it is down).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 KIND = "pool"
 DEFAULT_POOL_SIZE = 3
 MAX_POOL_SIZE = 64
+# A graceful stop waits this long for the releases under way; the rest is recovery's.
+SHUTDOWN_RELEASE_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,8 @@ class SandboxPools:
         # destroyed: their rows are free, but they are no one's to take or drop again.
         self._making: dict[str, tuple[str, asyncio.Future[None]]] = {}
         self._dropping: set[str] = set()
+        # Background releases of given-back sandboxes (release_later): id -> its task.
+        self._releasing: dict[str, asyncio.Task[None]] = {}
         self._closed = False
 
     def _conflist(self, n: Network) -> dict[str, Any]:
@@ -120,6 +130,8 @@ class SandboxPools:
         if self.size <= 0 or self._closed:
             return None
         n = get(self.ctx, network)
+        ports = list(ports)
+        await self.releases_done(ports)
         resolved, socks = resolve_ports(self.ctx, ports)
         got: Sandbox | None = None
         try:
@@ -157,7 +169,7 @@ class SandboxPools:
     async def _hold(self, n: Network, holder: str, kind: str) -> Sandbox | None:
         """Give the first ready free sandbox of ``n`` to ``holder``: its row says so."""
         async with self._lock:
-            for sid in self.ctx.store.sandboxes(n.id, holder=""):
+            for sid in self.ctx.store.free_sandboxes(n.id):
                 if sid in self._making or sid in self._dropping:
                     continue
                 a = self._fits(sid, n)
@@ -207,6 +219,47 @@ class SandboxPools:
         """The holder is done with it: DEL, unpin, forget (a refill replaces it)."""
         await self._destroy(sid)
 
+    async def release_later(self, sid: str) -> None:
+        """The holder is done with it and need not wait for the release: once this
+        returns, the row says ``releasing`` (no one's: not the holder's any more, never
+        taken again, released by the next start's recovery after a crash), and the
+        release runs in the background. The sandbox's DNS names go now, so that a new
+        holder of the same names is the only one answering to them. A closed pool (the
+        daemon stopping) releases it here: no task of its would be awaited."""
+        if sid in self._releasing:
+            return
+        self.ctx.store.release_sandbox(sid)
+        if self._closed:
+            await self._destroy(sid)
+            return
+        for a in self.ctx.store.attachments(sid):
+            try:
+                names.remove(self.ctx, a["network"], sid)
+            except OSError as e:  # its detach tries again
+                log.warning("removing the DNS names of network sandbox %s failed: %s", sid[:12], e)
+        t = self._spawn(self._destroy(sid))
+        self._releasing[sid] = t
+        t.add_done_callback(lambda _t: self._releasing.pop(sid, None))
+
+    async def releases_done(self, ports: Iterable[PortMapping]) -> None:
+        """Wait for the background releases of sandboxes publishing one of ``ports``'
+        host ports: until its release removes them, the rules and reservation of a
+        given-back sandbox hold the port."""
+        want = {(p.host_port, p.protocol) for p in ports if p.host_port}
+        if not want or not self._releasing:
+            return
+        waits = [
+            t
+            for sid, t in list(self._releasing.items())
+            if any(
+                (m.host_port, m.protocol) in want
+                for a in self.ctx.store.attachments(sid)
+                for m in map(PortMapping.from_dict, a["ports"])
+            )
+        ]
+        if waits:
+            await asyncio.wait(waits)
+
     # -- filling ---------------------------------------------------------------------------
 
     def refill(self, n: Network) -> None:
@@ -219,7 +272,7 @@ class SandboxPools:
         self._fill[n.id] = self._spawn(self._fill_up(n))
 
     async def _fill_up(self, n: Network) -> None:
-        while not self._closed and len(self.ctx.store.sandboxes(n.id, holder="")) < self.size:
+        while not self._closed and len(self.ctx.store.free_sandboxes(n.id)) < self.size:
             if self.ctx.store.by_name(n.name) is None:
                 return  # removed meanwhile
             await self._make(n)
@@ -267,13 +320,18 @@ class SandboxPools:
             self._dropping.discard(sid)
 
     async def drain(self, network_id: str) -> None:
-        """Free sandboxes of a network go (before the network itself is removed)."""
+        """Free sandboxes of a network go, and its releases under way finish (before the
+        network itself is removed)."""
         t = self._fill.pop(network_id, None)
         if t is not None:
             t.cancel()
             await asyncio.gather(t, return_exceptions=True)
+        mine = {sid for sid, nid, _ in self.ctx.store.all_sandboxes() if nid == network_id}
+        releases = [t for sid, t in list(self._releasing.items()) if sid in mine]
+        if releases:
+            await asyncio.wait(releases)
         async with self._lock:
-            for sid in self.ctx.store.sandboxes(network_id, holder=""):
+            for sid in self.ctx.store.free_sandboxes(network_id):
                 await self._destroy(sid)
 
     async def recover(self, live_holders: set[str], kind: str = "container") -> int:
@@ -286,11 +344,12 @@ class SandboxPools:
         dropped = 0
         kept: dict[str, int] = {}
         kinds = self.ctx.store.held_sandboxes()
+        releasing = self.ctx.store.releasing_sandboxes()  # given back, release cut short
         for sid, network_id, holder in self.ctx.store.all_sandboxes():
             if holder and (holder in live_holders or kinds.get(sid, ("", kind))[1] != kind):
                 continue
             n = next((x for x in self.ctx.store.networks() if x.id == network_id), None)
-            fits = not holder and n is not None and self._fits(sid, n) is not None
+            fits = not holder and sid not in releasing and n is not None and self._fits(sid, n) is not None
             if fits and kept.get(network_id, 0) < self.size:
                 kept[network_id] = kept.get(network_id, 0) + 1
                 continue
@@ -330,29 +389,36 @@ class SandboxPools:
         return dropped
 
     async def close(self) -> None:
-        """Stop refilling and release the free sandboxes: a stopped daemon leaves no
-        veths or leases to nobody (held ones stay with their running containers; after a
-        SIGKILL, ``recover`` finds the free ones and keeps those that still fit)."""
+        """Stop refilling, let the releases under way finish, and release the free
+        sandboxes: a stopped daemon leaves no veths or leases to nobody (held ones stay
+        with their running containers; after a SIGKILL, ``recover`` finds the free ones
+        and keeps those that still fit, and releases those being released)."""
         self._closed = True
+        if self._releasing:
+            _, stuck = await asyncio.wait(set(self._releasing.values()), timeout=SHUTDOWN_RELEASE_WAIT)
+            if stuck:
+                log.warning("%d network sandbox releases left to the next start's recovery", len(stuck))
         for t in list(self._bg):
             t.cancel()
         await asyncio.gather(*self._bg, return_exceptions=True)
+        releasing = self.ctx.store.releasing_sandboxes()
         async with self._lock:
             for sid, _, holder in self.ctx.store.all_sandboxes():
-                if not holder:
+                if not holder and sid not in releasing:
                     await self._destroy(sid)
 
     def info(self) -> dict[str, Any]:
         free: dict[str, int] = {}
         held = 0
         names = {n.id: n.name for n in self.ctx.store.networks()}
+        releasing = self.ctx.store.releasing_sandboxes()
         for sid, network_id, holder in self.ctx.store.all_sandboxes():
             if holder:
                 held += 1
-            elif sid not in self._making and sid not in self._dropping:  # ready to take
-                name = names.get(network_id, network_id[:12])
+            elif sid not in self._making and sid not in self._dropping and sid not in releasing:
+                name = names.get(network_id, network_id[:12])  # ready to take
                 free[name] = free.get(name, 0) + 1
-        return {"size": self.size, "free": free, "in_use": held}
+        return {"size": self.size, "free": free, "in_use": held, "releasing": len(releasing)}
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         t: asyncio.Task[None] = asyncio.ensure_future(coro)

@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS net_sandboxes (
 """
 
 
+# The kind of a sandbox row whose holder gave it back, its release under way (pool.py).
+SANDBOX_RELEASING = "releasing"
+
+
 class Attachment(TypedDict):
     """One row of net_attachments: an owner's interface in one network."""
 
@@ -227,6 +231,13 @@ class NetworkStore:
         each layer's recovery judges only its own holders."""
         self.db.execute("UPDATE net_sandboxes SET holder = ?, kind = ? WHERE id = ?", (holder, kind, sid))
 
+    def release_sandbox(self, sid: str) -> None:
+        """The holder gave the sandbox back and its release is under way: no one's, and
+        never free again (a restart's recovery releases what is left of it)."""
+        self.db.execute(
+            "UPDATE net_sandboxes SET holder = '', kind = ? WHERE id = ?", (SANDBOX_RELEASING, sid)
+        )
+
     def drop_sandbox(self, sid: str) -> None:
         self.db.execute("DELETE FROM net_sandboxes WHERE id = ?", (sid,))
 
@@ -234,12 +245,19 @@ class NetworkStore:
         rows = self.db.query("SELECT id FROM net_sandboxes WHERE holder = ?", (holder,))
         return str(rows[0]["id"]) if rows else None
 
-    def sandboxes(self, network_id: str, holder: str) -> list[str]:
+    def free_sandboxes(self, network_id: str) -> list[str]:
+        """The sandboxes of a network that no one holds, oldest first (those being
+        released are not among them)."""
         rows = self.db.query(
-            "SELECT id FROM net_sandboxes WHERE network_id = ? AND holder = ? ORDER BY created",
-            (network_id, holder),
+            "SELECT id FROM net_sandboxes WHERE network_id = ? AND holder = '' AND kind != ?"
+            " ORDER BY created",
+            (network_id, SANDBOX_RELEASING),
         )
         return [str(r["id"]) for r in rows]
+
+    def releasing_sandboxes(self) -> set[str]:
+        rows = self.db.query("SELECT id FROM net_sandboxes WHERE kind = ?", (SANDBOX_RELEASING,))
+        return {str(r["id"]) for r in rows}
 
     def held_sandboxes(self) -> dict[str, tuple[str, str]]:
         """Sandbox id -> (holder, holder kind) of every taken sandbox."""
@@ -247,7 +265,7 @@ class NetworkStore:
         return {str(r["id"]): (str(r["holder"]), str(r["kind"])) for r in rows}
 
     def all_sandboxes(self) -> list[tuple[str, str, str]]:
-        """(id, network id, holder) of every sandbox."""
+        """(id, network id, holder) of every sandbox (holder "" for free and releasing ones)."""
         rows = self.db.query("SELECT id, network_id, holder FROM net_sandboxes ORDER BY created")
         return [(str(r["id"]), str(r["network_id"]), str(r["holder"])) for r in rows]
 

@@ -125,7 +125,8 @@ async def teardown(ctx: PodContext, pod: Pod) -> None:
     await rm([r for r in members if not r.infra])
     await rm([r for r in members if r.infra])
     try:
-        await ctx.networks.detach(pod.id)
+        # A warm sandbox is given back in the background, durable once this returns.
+        await ctx.networks.detach(pod.id, background=True)
     except Exception as e:
         errors.append(f"network: {e}")
     try:

@@ -196,7 +196,8 @@ class PodService:
     async def stop(self, ns: str, ref: str, timeout: int | None = None, release_network: bool = False) -> Pod:
         """Stop the containers, then the infra. The sandbox stays, so a restart keeps the
         pod's IP; ``release_network`` (the CRI's StopPodSandbox) also gives the IP and
-        ports back (CNI DEL, netns unpinned) — the next start wires a new one."""
+        ports back (CNI DEL, netns unpinned; a warm sandbox's in the background, on record
+        when this returns) — the next start wires a new one."""
         return await _stop.stop(self._ctx, ns, ref, timeout, release_network)
 
     async def remove(

@@ -21,7 +21,7 @@ async def stop(
         pod = ctx.get(ns, pod.id)
         await stop_members(ctx, pod, timeout)
         if release_network and pod.netns_path:
-            await ctx.networks.detach(pod.id)
+            await ctx.networks.detach(pod.id, background=True)  # a warm sandbox's: see remove.py
             ctx.networks.remove_netns(pod.id, NETNS_KIND)
             pod.netns_path, pod.ips, pod.gateway, pod.dns_server, pod.ports = "", [], "", "", []
             ctx.store.update(pod)
