@@ -17,7 +17,6 @@ Stdlib only: the CLI and the SDK import this.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 
@@ -109,6 +108,8 @@ def parse_env_file(data: bytes, path: str, environ: Mapping[str, str] | None = N
 
 def seccomp_profile(data: bytes, path: str) -> dict[str, Any]:
     """A seccomp profile file's JSON object, checked for the fields every profile has."""
+    import json  # only with a profile file: json (with re) is not on the CLI's path
+
     try:
         profile = json.loads(data)
     except (ValueError, RecursionError) as e:

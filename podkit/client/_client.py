@@ -141,15 +141,15 @@ class Client:
     ) -> str:
         """Build an image from a context tar (its Dockerfile at ``dockerfile``); the image
         id. Progress text goes to ``on_output``; a failed build raises its error."""
-        import json as _json
+        from podkit.client._json import dumps, loads
 
         params: dict[str, object] = {
             "t": tags or None,
             "dockerfile": dockerfile,
-            "buildargs": _json.dumps(build_args) if build_args else None,
+            "buildargs": dumps(build_args) if build_args else None,
             "target": target,
             "nocache": no_cache or None,
-            "labels": _json.dumps(labels) if labels else None,
+            "labels": dumps(labels) if labels else None,
             "networkmode": network,
             "pull": pull or None,
             "q": quiet or None,
@@ -170,7 +170,7 @@ class Client:
                     break
                 if not line.strip():
                     continue
-                msg = _json.loads(line)
+                msg = loads(line)
                 if "stream" in msg and on_output is not None:
                     on_output(msg["stream"])
                 elif "aux" in msg:

@@ -7,9 +7,9 @@ pay for importing ``dataclasses``.
 
 from __future__ import annotations
 
-import json
-
 from podkit.client._json import JSONObject
+from podkit.client._json import dumps as json_dumps
+from podkit.client._json import loads as json_loads
 from podkit.client._transport import Transport
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
@@ -161,7 +161,7 @@ class ContainerOps:
             timeout=None,
         )
         try:
-            stat: JSONObject = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
+            stat: JSONObject = json_loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
             while True:
                 chunk = resp.read(1 << 16)
                 if not chunk:
@@ -193,7 +193,7 @@ class ContainerOps:
             timeout=None,
         )
         try:
-            stat: JSONObject = json.loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
+            stat: JSONObject = json_loads(resp.getheader("X-Podkit-Path-Stat") or "{}")
             return resp.read(), stat
         finally:
             conn.close()
@@ -215,7 +215,7 @@ class ContainerOps:
                 "name": name,
                 "message": message or None,
                 "author": author or None,
-                "changes": json.dumps(changes) if changes else None,
+                "changes": json_dumps(changes) if changes else None,
                 "pause": pause,
             },
             timeout=None,

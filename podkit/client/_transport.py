@@ -2,9 +2,10 @@
 
 The CLI imports this on every call, so it must stay cheap: a small HTTP/1.1 client
 on the interpreter's own socket type (http.client alone costs ~12 ms of imports:
-email, ssl...; the socket module's wrapper ~3 ms: enums, selectors) and json, with
-its own query-string encoding (urllib.parse pulls in ipaddress). Responses come back
-as decoded JSON, as an iterator of JSON lines for streams, or raw for downloads.
+email, ssl...; the socket module's wrapper ~3 ms: enums, selectors) and _json.py's
+JSON (the json package imports re), with its own query-string encoding (urllib.parse
+pulls in ipaddress). Responses come back as decoded JSON, as an iterator of JSON lines
+for streams, or raw for downloads.
 WebSocket upgrades (attach, exec) are ``_ws.py``'s.
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import _socket
 import io
-import json
 import os
 
 from podkit import errors
+from podkit.client._json import dumps as json_dumps
+from podkit.client._json import loads as json_loads
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
@@ -412,7 +414,7 @@ class Transport:
             hdrs.update(headers)
         payload: bytes | BinaryIO | Iterable[bytes] | None = body
         if json_body is not None:
-            payload = json.dumps(json_body).encode()
+            payload = json_dumps(json_body).encode()
             hdrs["Content-Type"] = "application/json"
         conn = self._connect(self.timeout if timeout == -1.0 else timeout)
         try:
@@ -438,7 +440,7 @@ class Transport:
             finally:
                 conn.close()
             try:
-                err: object = json.loads(data)
+                err: object = json_loads(data)
             except ValueError:
                 err = {
                     "error": {
@@ -458,7 +460,7 @@ class Transport:
             conn.close()
         if resp.status == 204 or not data:
             return None
-        return json.loads(data)
+        return json_loads(data)
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)
@@ -482,7 +484,7 @@ class Transport:
                 if not line:
                     continue
                 try:
-                    item = json.loads(line)
+                    item = json_loads(line)
                 except ValueError:
                     raise errors.Unavailable(f"bad response from podkitd: {line[:100]!r}") from None
                 if isinstance(item, dict) and set(item) == {"error"}:
@@ -498,5 +500,5 @@ def _param(v: object) -> str | list[str]:
     if isinstance(v, list | tuple):
         return [str(x) for x in v]
     if isinstance(v, dict):
-        return json.dumps(v)
+        return json_dumps(v)
     return str(v)

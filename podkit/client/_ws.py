@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import _socket
 import binascii
-import json
 import os
 import struct
 
 from podkit import errors
+from podkit.client._json import dumps as json_dumps
+from podkit.client._json import loads as json_loads
 
 OP_CONT, OP_TEXT, OP_BIN, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 STDIN, STDOUT, STDERR = 0, 1, 2
@@ -94,7 +95,7 @@ class WebSocket:
                 body += chunk
             s.close()
             try:
-                payload = json.loads(body)
+                payload = json_loads(body)
             except ValueError:
                 payload = {"error": {"code": "http_error", "message": body.decode(errors="replace")}}
             raise errors.from_dict(payload, status)
@@ -125,7 +126,7 @@ class WebSocket:
         self._send(OP_BIN, bytes([STDIN]) + data)
 
     def send_json(self, obj: object) -> None:
-        self._send(OP_TEXT, json.dumps(obj).encode())
+        self._send(OP_TEXT, json_dumps(obj).encode())
 
     def close(self) -> None:
         if not self.closed:
