@@ -16,6 +16,7 @@ import pytest
 from podkit import errors
 from podkit.cli import main as cli_main
 from podkit.client._transport import DaemonNotRunning, Transport
+from tests.helpers import Daemon
 
 
 def _choices(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -146,6 +147,68 @@ def test_run_imports_no_http_client(tmp_path: Path) -> None:
     )
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
     assert "is the daemon running?" in r.stderr
+
+
+# What `run` (parsed by podkit/cli/_fastargs.py, JSON by podkit/client/_json.py) does not
+# import either: argparse with re, gettext and locale; json's encoder and decoder (re);
+# signal (enums); what those bring (enum, functools, collections): ~11 ms of each run.
+NOT_ON_RUN = ("re", "argparse", "json", "enum", "functools", "collections", "gettext", "locale", "signal")
+
+
+def _imported(stderr: str) -> set[str]:
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_run_fails_to_connect_without_argparse_json_or_re(tmp_path: Path) -> None:
+    from tests.helpers import BIN
+
+    r = subprocess.run(
+        [
+            str(BIN / "python"),
+            "-X",
+            "importtime",
+            str(BIN / "podkit"),
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "b",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PODKIT_HOST": f"unix://{tmp_path}/none.sock", "PATH": "/usr/bin:/bin"},
+    )
+    assert "is the daemon running?" in r.stderr and r.returncode == 125, r.stderr[-2000:]
+    imported = _imported(r.stderr)
+    assert "podkit.cli._fastargs" in imported and "podkit.cli.containers" in imported
+    assert sorted(imported & {*NOT_ON_RUN, *NOT_AT_START}) == []
+
+
+def test_a_whole_run_imports_no_argparse_json_re_or_signal(
+    daemon: Daemon, busybox_image: str, tmp_path: Path
+) -> None:
+    """`podkit run --rm` with a real daemon: the create, the attach (podkit.cli.stdio,
+    the WebSocket) and the exit code, with none of NOT_ON_RUN."""
+    from tests.helpers import BIN
+
+    r = subprocess.run(
+        [str(BIN / "python"), "-X", "importtime", str(BIN / "podkit"), "run", "--rm", "--network", "none"]
+        + [busybox_image, "sh", "-c", "echo hi; exit 3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PODKIT_HOST": daemon.host,
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"),
+        },
+    )
+    assert (r.returncode, r.stdout) == (3, "hi\n"), r.stderr[-2000:]
+    imported = _imported(r.stderr)
+    assert {"podkit.cli.stdio", "podkit.client._ws"} <= imported
+    assert sorted(imported & {*NOT_ON_RUN, *NOT_AT_START}) == []
 
 
 def test_version_starts_with_only_the_modules_it_needs(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ stdin with `-f -`) sent as a tar, the daemon's progress printed as it comes."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -11,6 +10,7 @@ from podkit import errors
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     import tempfile
 
     from podkit.cli.main import Subparsers

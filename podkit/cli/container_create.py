@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from podkit import errors
+from podkit.cli._fastargs import REMAINDER
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 
@@ -102,7 +103,7 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--platform", help="os/arch: this host's only")
     _add_more_flags(p)
     a("image", help="image reference")
-    a("command", nargs=argparse.REMAINDER, help="command and arguments")
+    a("command", nargs=REMAINDER, help="command and arguments")
 
 
 def _add_more_flags(p: argparse.ArgumentParser) -> None:

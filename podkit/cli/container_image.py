@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from podkit import errors
+from podkit.cli._fastargs import BOOLEAN_OPTIONAL
 from podkit.cli.container_ops import container_ops as _ops
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
+
     from podkit.cli.main import Subparsers
     from podkit.client import Client
 
@@ -30,7 +32,7 @@ def register(sub: Subparsers) -> None:
         "-p",
         "--pause",
         default=True,
-        action=argparse.BooleanOptionalAction,
+        action=BOOLEAN_OPTIONAL,
         help="pause the container while committing (default true)",
     )
     p.set_defaults(func=cmd_commit, engine_exit=125)

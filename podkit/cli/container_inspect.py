@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from podkit import errors
@@ -12,6 +11,7 @@ from podkit.hostconfig import resource_fields
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from podkit.client import Client

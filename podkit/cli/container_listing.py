@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import sys
 import time
 
@@ -19,9 +16,11 @@ from podkit.cli.output import (
     print_json,
     table,
 )
+from podkit.client._json import dumps as json_dumps
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from podkit.client import Client
@@ -128,15 +127,17 @@ def cmd_ps(args: argparse.Namespace, client: Client) -> int:
 
     def cmdline(r: dict[str, Any]) -> str:
         c = " ".join(r.get("command") or [])
-        c = json.dumps(c)
+        c = json_dumps(c)
         return c if args.no_trunc or len(c) <= 22 else c[:19] + '…"'
 
     # A running pod member publishes the pod's ports (podman's PORTS column shows them);
     # one request for all pods, and only when a member is listed.
     pod_ports: dict[str, list[dict[str, Any]]] = {}
     if any(r.get("pod_id") and r.get("state") == "running" for r in rows):
-        with contextlib.suppress(errors.PodkitError):
+        try:  # (not contextlib.suppress: contextlib is not otherwise imported by `ps`)
             pod_ports = {p["id"]: p.get("ports") or [] for p in client._t.get("/pods")}
+        except errors.PodkitError:
+            pass
 
     def ports(r: dict[str, Any]) -> str:
         own = r.get("ports") or []
@@ -214,7 +215,7 @@ def cmd_stats(args: argparse.Namespace, client: Client) -> int:
         while True:
             stats = sample()
             if args.format == "json":
-                print(json.dumps([s.raw for s, _ in stats]), flush=True)
+                print(json_dumps([s.raw for s, _ in stats]), flush=True)
             else:
                 sys.stdout.write("\x1b[2J\x1b[H")
                 show(stats)

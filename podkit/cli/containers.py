@@ -3,11 +3,11 @@ attach, logs, exec, ps, inspect, stats, top, port, cp, rename, container prune."
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from podkit import errors
+from podkit.cli._fastargs import REMAINDER
 from podkit.cli.container_create import CidFile, add_create_flags, create_body
 from podkit.cli.container_ops import container_ops as _ops
 from podkit.cli.main import handler
@@ -15,6 +15,7 @@ from podkit.cli.output import for_each, prints_help
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
 
     from podkit.cli.main import Subparsers
@@ -187,7 +188,7 @@ def _register_stdio(sub: Subparsers) -> None:
     p.add_argument("--privileged", action="store_true")
     p.add_argument("--detach-keys")
     p.add_argument("container")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs=REMAINDER)
     p.set_defaults(func=cmd_exec, **_ENGINE)
 
 
@@ -233,7 +234,7 @@ def _register_views(sub: Subparsers, group: bool) -> None:
 
     p = sub.add_parser("top", help="processes of a container")
     p.add_argument("container")
-    p.add_argument("ps_args", nargs=argparse.REMAINDER)
+    p.add_argument("ps_args", nargs=REMAINDER)
     p.set_defaults(func=handler("container_listing", "cmd_top"))
 
     p = sub.add_parser("port", help="published ports of a container")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from podkit import errors
@@ -10,6 +9,7 @@ from podkit.cli.output import err, human_size
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, TextIO
 
     from podkit.cli.main import Subparsers

@@ -3,11 +3,11 @@ image import, load, save. (pull and push: podkit/cli/distribution.py.)"""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from podkit import errors
+from podkit.cli._fastargs import BOOLEAN_OPTIONAL
 from podkit.cli.output import (
     ago,
     err,
@@ -23,6 +23,7 @@ from podkit.cli.output import (
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from podkit.cli.main import Subparsers
@@ -71,7 +72,7 @@ def _history_args(p: argparse.ArgumentParser) -> None:
         "-H",
         "--human",
         default=True,
-        action=argparse.BooleanOptionalAction,
+        action=BOOLEAN_OPTIONAL,
         help="human-readable sizes and dates (default)",
     )
     add_format(p)

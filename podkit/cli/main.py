@@ -7,7 +7,6 @@ standard library at import time: the CLI must start fast.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -19,6 +18,7 @@ from podkit import errors
 # any TYPE_CHECKING as true; tests/test_cli_startup.py checks that typing stays out.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
     from typing import Any, Protocol
 
@@ -172,58 +172,32 @@ def subcommands(p: argparse.ArgumentParser, **kwargs: Any) -> Subparsers:
     return only
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors exit 125, as docker's CLI does (argparse's own default is 2)."""
-
-    def error(self, message: str) -> Any:
-        self.print_usage(sys.stderr)
-        self.exit(125, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
-
-    def _get_formatter(self) -> argparse.HelpFormatter:
-        # argparse makes a formatter for every add_argument, and its own asks shutil for
-        # the terminal's width: shutil (with bz2, lzma) is ~5 ms of every command's start.
-        # The width is asked once per process: the tty query failing (stdout a pipe)
-        # for each of `run`'s ~110 flags was half the time of building its parser.
-        make: Callable[..., argparse.HelpFormatter] = self.formatter_class  # (HelpFormatter takes width)
-        if not _WIDTH:
-            _WIDTH.append(_columns() - 2)
-        return make(prog=self.prog, width=_WIDTH[0])
-
-
-_WIDTH: list[int] = []
-
-
-def _columns() -> int:
-    """The terminal's width as shutil.get_terminal_size gives it: $COLUMNS, the tty, 80."""
-    try:
-        if int(os.environ["COLUMNS"]) > 0:
-            return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    out = sys.__stdout__
-    try:
-        return (os.get_terminal_size(out.fileno()).columns or 80) if out is not None else 80
-    except (ValueError, OSError):
-        return 80
-
-
 def build_parser(command: str | None = None, sub: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (``command`` given) one with only that command's parser;
     ``sub``: of a group's, only that subcommand's (all of them when the group has none
     of that name, so that argparse lists them)."""
+    from podkit.cli._argparser import Parser
+
+    p: argparse.ArgumentParser = build(command, sub, Parser)
+    return p
+
+
+def build(command: str | None, sub: str | None, make: Callable[..., Any]) -> Any:
+    """build_parser's parser with ``make`` as the root parser's class: podkit's argparse
+    parser, or podkit/cli/_fastargs.py's Recorder (whose add_parser makes Recorders)."""
     if command in _GROUPS and sub is not None:
         _Building.sub, _Building.groups = sub, []
         try:
-            p = _build(command)
+            p = _build(command, make)
         finally:
             _Building.sub = None
         if any(g.matched for g in _Building.groups):
             return p
-    return _build(command)
+    return _build(command, make)
 
 
-def _build(command: str | None) -> argparse.ArgumentParser:
-    p = _Parser(
+def _build(command: str | None, make: Callable[..., Any]) -> Any:
+    p = make(
         prog="podkit",
         description="podkit: containers and pods on one Linux host.",
     )
@@ -301,8 +275,18 @@ def entry() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(*_invoked(argv))
-    args = parser.parse_args(argv)
+    command, sub = _invoked(argv)
+    args: Any = None
+    if command is not None:
+        # argparse only where the fast parser declines (help, errors, the uncommon)
+        from podkit.cli._fastargs import Recorder, parse
+
+        args = parse(build(command, sub, Recorder), argv)
+        if args is not None and not getattr(args, "func", None):
+            args = None  # argparse's path prints the help
+    if args is None:
+        parser = build_parser(command, sub)
+        args = parser.parse_args(argv)
     if args.version:
         from podkit._version import __version__
 

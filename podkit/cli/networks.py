@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
 from podkit.cli.output import ago, for_each, inspect_each, labels_text, listing, prints_help, short_id
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from podkit.cli.main import Subparsers

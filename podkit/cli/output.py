@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 
@@ -11,11 +9,14 @@ from podkit.errors import NotFound, PodkitError
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any
 
 
 def print_json(data: object) -> None:
+    import json  # indent=2 is the json package's pure-Python encoder: only here
+
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 

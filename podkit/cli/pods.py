@@ -3,10 +3,10 @@ and `podkit play kube [--down] FILE.yaml`."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from podkit import errors
+from podkit.cli._fastargs import REMAINDER
 from podkit.cli.output import (
     ago,
     err,
@@ -23,6 +23,7 @@ from podkit.cli.output import (
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
     from typing import Any
 
@@ -134,7 +135,7 @@ def _register_pod_commands(ps: Subparsers) -> None:
 
     p = ps.add_parser("top", help="show the processes of a pod")
     p.add_argument("pod", metavar="POD")
-    p.add_argument("ps_args", nargs=argparse.REMAINDER, help="ps options (default -ef)")
+    p.add_argument("ps_args", nargs=REMAINDER, help="ps options (default -ef)")
     p.set_defaults(func=cmd_top)
 
     p = ps.add_parser("prune", help="remove every pod with no running container")

@@ -7,19 +7,25 @@ here: the socket is closed and the container keeps running.
 
 from __future__ import annotations
 
-import json
 import os
 import select
-import signal
 import sys
 
 from podkit import errors
+from podkit.client._json import loads as json_loads
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from podkit.client._ws import WebSocket
+
+# signal's C half: the signal module wraps it in enums (enum, with functools and
+# collections, ~4 ms of `run`'s start-up); the handlers here are plain functions and ints
+if TYPE_CHECKING:
+    import signal as _signal
+else:
+    import _signal
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 
@@ -95,14 +101,14 @@ def interact(
 
         resize()
         try:
-            old_winch = signal.signal(signal.SIGWINCH, lambda *_: resize())
+            old_winch = _signal.signal(_signal.SIGWINCH, lambda *_: resize())
         except ValueError:
             pass  # not the main thread: no resize tracking
     old_int = None
     if on_interrupt is not None:
         # docker's sig-proxy: Ctrl-C goes to the container, wherever the loop happens to be.
         try:
-            old_int = signal.signal(signal.SIGINT, lambda *_: on_interrupt())
+            old_int = _signal.signal(_signal.SIGINT, lambda *_: on_interrupt())
         except ValueError:
             pass  # not the main thread
     from podkit.client._transport import connection_lost
@@ -127,7 +133,7 @@ def interact(
                         (err if data[0] == 2 else out).write(data[1:])
                         (err if data[0] == 2 else out).flush()
                 elif op == 1:
-                    ctl = json.loads(data)
+                    ctl = json_loads(data)
                     if "error" in ctl:
                         raise errors.from_dict(ctl)
                     if "exit" in ctl:
@@ -168,7 +174,7 @@ def interact(
 
             termios.tcsetattr(in_fd, termios.TCSADRAIN, old_attrs)
         if old_winch is not None:
-            signal.signal(signal.SIGWINCH, old_winch)
+            _signal.signal(_signal.SIGWINCH, old_winch)
         if old_int is not None:
-            signal.signal(signal.SIGINT, old_int)
+            _signal.signal(_signal.SIGINT, old_int)
         ws.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from podkit.cli.output import check_template, is_template, print_items, print_json, prints_help
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from podkit.cli.main import Subparsers
@@ -190,6 +190,8 @@ def _when(text: str) -> float:
     try:
         t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        import argparse
+
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a unix time, an RFC 3339 time or a duration like 10m"
         ) from None
@@ -201,6 +203,8 @@ def _when(text: str) -> float:
 def _event_filter(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not value or key not in _FILTER_KEYS:
+        import argparse
+
         raise argparse.ArgumentTypeError(
             f"bad filter {text!r}: use KEY=VALUE with KEY one of {', '.join(_FILTER_KEYS)}"
         )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 from podkit.cli.output import ago, check_template, is_template, print_items, print_json, short_id, table
+from podkit.client._json import dumps as json_dumps
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from podkit.cli.main import Subparsers
@@ -156,7 +156,7 @@ def _verbose(df: dict[str, Any]) -> None:
             [
                 c["id"][:12],
                 c["image"].removeprefix("docker.io/library/"),
-                json.dumps(" ".join(c["command"]))[:22],
+                json_dumps(" ".join(c["command"]))[:22],
                 str(c["volumes"]),
                 size(c["size_rw"]),
                 ago(c["created"]),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 from podkit import errors
 from podkit.cli.output import for_each, inspect_each, labels_text, listing
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from podkit.cli.main import Subparsers
