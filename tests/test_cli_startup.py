@@ -190,25 +190,41 @@ def test_a_whole_run_imports_no_argparse_json_re_or_signal(
     daemon: Daemon, busybox_image: str, tmp_path: Path
 ) -> None:
     """`podkit run --rm` with a real daemon: the create, the attach (podkit.cli.stdio,
-    the WebSocket) and the exit code, with none of NOT_ON_RUN."""
+    the WebSocket) and the exit code, with none of NOT_ON_RUN; nor a container's inspect
+    (json's indent=2 output, from _json.dumps_indented)."""
     from tests.helpers import BIN
 
+    env = {"PODKIT_HOST": daemon.host, "PATH": "/usr/bin:/bin", "PYTHONPYCACHEPREFIX": str(tmp_path / "pyc")}
     r = subprocess.run(
         [str(BIN / "python"), "-X", "importtime", str(BIN / "podkit"), "run", "--rm", "--network", "none"]
         + [busybox_image, "sh", "-c", "echo hi; exit 3"],
         capture_output=True,
         text=True,
         timeout=120,
-        env={
-            "PODKIT_HOST": daemon.host,
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"),
-        },
+        env=env,
     )
     assert (r.returncode, r.stdout) == (3, "hi\n"), r.stderr[-2000:]
     imported = _imported(r.stderr)
     assert {"podkit.cli.stdio", "podkit.client._ws"} <= imported
     assert sorted(imported & {*NOT_ON_RUN, *NOT_AT_START}) == []
+
+    made = subprocess.run(
+        [str(BIN / "podkit"), "create", busybox_image], capture_output=True, text=True, timeout=60, env=env
+    )
+    cid = made.stdout.strip()
+    assert made.returncode == 0 and cid, made.stderr
+    try:
+        r = subprocess.run(
+            [str(BIN / "python"), "-X", "importtime", str(BIN / "podkit"), "inspect", cid],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert r.returncode == 0 and json.loads(r.stdout)[0]["Id"] == cid, r.stderr[-2000:]
+        assert sorted(_imported(r.stderr) & set(NOT_ON_RUN)) == []  # (datetime it needs)
+    finally:
+        subprocess.run([str(BIN / "podkit"), "rm", cid], capture_output=True, timeout=60, env=env, check=True)
 
 
 def test_version_starts_with_only_the_modules_it_needs(tmp_path: Path) -> None:

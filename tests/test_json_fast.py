@@ -156,3 +156,44 @@ def test_no_re_imported() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+class _Thing:
+    def __str__(self) -> str:
+        return "thing ä"
+
+
+_with_objects = st.recursive(
+    _scalars | st.builds(_Thing) | st.binary(max_size=4) | st.frozensets(st.integers(), max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner)
+        | st.dictionaries(
+            st.text(max_size=6) | st.integers() | st.floats() | st.booleans() | st.none(), inner, max_size=4
+        )
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_with_objects, st.integers(0, 4))
+def test_dumps_indented_is_json_dumps_with_indent(v: object, indent: int) -> None:
+    assert _json.dumps_indented(v, indent, str) == json.dumps(v, indent=indent, default=str)
+
+
+def test_dumps_indented_errors_as_json() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    for bad in ({(1, 2): 3}, loop):
+        with pytest.raises((TypeError, ValueError)) as want:
+            json.dumps(bad, indent=2, default=str)
+        with pytest.raises(type(want.value)) as got:
+            _json.dumps_indented(bad, 2, str)
+        assert str(got.value) == str(want.value)
+
+    def again(o: object) -> object:
+        return o  # default giving the object back: a circular reference to json
+
+    with pytest.raises(ValueError, match="Circular reference"):
+        _json.dumps_indented(object(), 2, again)

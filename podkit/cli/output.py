@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+from podkit.client._json import dumps_indented
 from podkit.errors import NotFound, PodkitError
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
@@ -15,9 +16,7 @@ if TYPE_CHECKING:
 
 
 def print_json(data: object) -> None:
-    import json  # indent=2 is the json package's pure-Python encoder: only here
-
-    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write(dumps_indented(data, 2, str))  # json.dump(data, indent=2, default=str)
     sys.stdout.write("\n")
 
 

@@ -13,6 +13,7 @@ import _json
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeAlias
 
 JSONObject: TypeAlias = dict[str, "Any"]
@@ -40,6 +41,95 @@ def dumps(obj: object) -> str:
         {}, _not_serializable, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
     )
     return "".join(encode(obj, 0))
+
+
+def dumps_indented(obj: object, indent: int, default: Callable[[Any], object]) -> str:
+    """``json.dumps(obj, indent=indent, default=default)``: what json's pure-Python
+    encoder writes (the C one has no indent), in the same order of type checks."""
+    out: list[str] = []
+    markers: set[int] = set()
+    esc = _json.encode_basestring_ascii
+
+    def scalar(o: object) -> str | None:
+        if isinstance(o, str):
+            return esc(o)
+        if o is None:
+            return "null"
+        if o is True:
+            return "true"
+        if o is False:
+            return "false"
+        if isinstance(o, int):
+            return int.__repr__(o)
+        if isinstance(o, float):
+            return _float(o)
+        return None
+
+    def key(k: object) -> str:
+        if isinstance(k, str):
+            return k
+        if isinstance(k, float):
+            return _float(k)
+        if k is True:
+            return "true"
+        if k is False:
+            return "false"
+        if k is None:
+            return "null"
+        if isinstance(k, int):
+            return int.__repr__(k)
+        raise TypeError(f"keys must be str, int, float, bool or None, not {k.__class__.__name__}")
+
+    def enter(o: object) -> None:
+        if id(o) in markers:
+            raise ValueError("Circular reference detected")
+        markers.add(id(o))
+
+    def encode(o: object, level: int) -> None:
+        text = scalar(o)
+        if text is not None:
+            out.append(text)
+        elif isinstance(o, list | tuple):
+            if not o:
+                out.append("[]")
+                return
+            enter(o)
+            inner = "\n" + " " * (indent * (level + 1))
+            out.append("[")
+            for i, v in enumerate(o):
+                out.append(inner if i == 0 else "," + inner)
+                encode(v, level + 1)
+            out.append("\n" + " " * (indent * level) + "]")
+            markers.discard(id(o))
+        elif isinstance(o, dict):
+            if not o:
+                out.append("{}")
+                return
+            enter(o)
+            inner = "\n" + " " * (indent * (level + 1))
+            out.append("{")
+            for i, (k, v) in enumerate(o.items()):
+                out.append((inner if i == 0 else "," + inner) + esc(key(k)) + ": ")
+                encode(v, level + 1)
+            out.append("\n" + " " * (indent * level) + "}")
+            markers.discard(id(o))
+        else:
+            enter(o)
+            encode(default(o), level)
+            markers.discard(id(o))
+
+    encode(obj, 0)
+    return "".join(out)
+
+
+def _float(o: float) -> str:
+    if o != o:
+        return "NaN"
+    if o == float("inf"):
+        return "Infinity"
+    if o == float("-inf"):
+        return "-Infinity"
+    return float.__repr__(o)
 
 
 class _Context:
