@@ -34,6 +34,8 @@ _ZERO_ARGS = frozenset(
 )
 _KNOWN = _ZERO_ARGS | {"store", "append", "parsers"}
 _DIGITS = frozenset("0123456789")
+# parser and subparsers keywords that change only how help looks
+_LOOKS = frozenset({"prog", "description", "epilog", "usage", "help", "formatter_class", "metavar", "title"})
 
 
 class Namespace:
@@ -80,7 +82,9 @@ class Recorder:
         self.actions: list[Action] = []
         self.options: dict[str, Action] = {}
         self.defaults: dict[str, Any] = {}
-        self.unsupported = False  # something recorded that parse() does not mirror
+        # something recorded that parse() does not mirror (prefix_chars, allow_abbrev,
+        # parents, argument_default, fromfile_prefix_chars... change how argparse parses)
+        self.unsupported = bool(set(kwargs) - _LOOKS)
         self.has_subparsers = False
         if add_help:
             self.add_argument("-h", "--help", action="help", default=SUPPRESS)
@@ -154,8 +158,8 @@ class Recorder:
                 a.default = kwargs[a.dest]
 
     def add_subparsers(self, **kwargs: Any) -> Subparsers:
-        if self.has_subparsers:
-            self.unsupported = True
+        if self.has_subparsers or set(kwargs) - _LOOKS - {"dest", "required"}:
+            self.unsupported = True  # a second one (argparse's error), a parser_class or action
         self.has_subparsers = True
         sub = Subparsers(kwargs.get("dest", SUPPRESS), bool(kwargs.get("required", False)))
         self.actions.append(sub.action)
@@ -190,7 +194,7 @@ class Subparsers:
 
     def add_parser(self, name: str, **kwargs: Any) -> Recorder:
         aliases = kwargs.pop("aliases", ())
-        p = Recorder(add_help=kwargs.get("add_help", True))
+        p = Recorder(**kwargs)
         for n in (name, *aliases):
             if n in self.parsers:
                 p.unsupported = True  # argparse refuses a second parser of a name
