@@ -124,3 +124,44 @@ def test_idle_daemon_maps_no_unused_libraries_and_serves_docker_at_first_connect
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"OK"), reply[-200:]
     assert "docker.sock: serving (started at its first connection)" in daemon.log.read_text()
+
+
+def test_the_program_reexecutes_under_OO_only_where_its_bytecode_was_compiled(monkeypatch, tmp_path) -> None:
+    import sys
+
+    from podkit.daemon import program
+
+    monkeypatch.delenv("PYTHONOPTIMIZE", raising=False)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert program.reexec_argv() is None  # no cache: every start would compile from source
+    cache = tmp_path / program.CACHE
+    cache.mkdir()
+    argv = program.reexec_argv()
+    assert argv is not None
+    assert argv[:4] == [sys.executable, "-OO", "-X", f"pycache_prefix={cache}"]
+    assert argv[4:] == sys.orig_argv[1:]
+    monkeypatch.setenv("PYTHONOPTIMIZE", "0")  # the opt-out, as Python spells it
+    assert program.reexec_argv() is None
+
+
+def test_podkitd_runs_under_OO_from_the_bytecode_setup_compiled(daemon, monkeypatch) -> None:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    pid = daemon.proc.pid
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    cache = Path(sys.prefix) / "podkitd-pycache"
+    assert argv[1:4] == [b"-OO", b"-X", f"pycache_prefix={cache}".encode()], argv
+    assert Path(f"/proc/{pid}/comm").read_text() == "podkitd\n"  # as the script's process was
+    # scripts/setup.sh compiled what it imports: podkit's modules, the venv's, the stdlib's.
+    import asyncio.base_events
+
+    import aiohttp.web_app
+
+    import podkit.daemon.server
+
+    monkeypatch.setattr(sys, "pycache_prefix", str(cache))
+    for mod in (podkit.daemon.server, aiohttp.web_app, asyncio.base_events):
+        assert mod.__file__ is not None
+        assert Path(importlib.util.cache_from_source(mod.__file__, optimization=2)).is_file(), mod
