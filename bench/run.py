@@ -9,6 +9,9 @@ machine hits all of them alike):
   run --rm busybox true         podkit / ctr run --rm / podman run --rm / bare runc run,
                                 with --network none (run) and on the default network (net;
                                 ctr run has no network: its one figure is the anchor of both)
+  run --rm --seccomp busybox true   ctr with its default seccomp profile (seccomp): like for
+                                like, as podkit applies docker's default profile and plain
+                                `ctr run` none (the goals are stated against plain `ctr run`)
   run --rm -p 127.0.0.1::80     podkit / podman on the default network with a published port
                                 (ports; on a warm sandbox podkit runs portmap alone)
   run -d, stop, rm              the detached cycle (podkit, podman; ctr: run -d, kill, rm)
@@ -421,7 +424,15 @@ def main() -> None:
                     time.sleep(0.01)
                 sh(*ctr, "containers", "rm", name)
 
-            engines["ctr"] = {"run": meter.around("ctr run", ctr_run, ctr_cg, cd_pid), "cycle": ctr_cycle}
+            def ctr_seccomp() -> None:
+                m[0] += 1
+                sh(*ctr, "run", "--rm", "--seccomp", ref, f"s{m[0]}", "true", cg=ctr_cg)
+
+            engines["ctr"] = {
+                "run": meter.around("ctr run", ctr_run, ctr_cg, cd_pid),
+                "seccomp": meter.around("ctr seccomp", ctr_seccomp, ctr_cg, cd_pid),
+                "cycle": ctr_cycle,
+            }
 
         if shutil.which("podman"):
             pm = [
@@ -551,6 +562,9 @@ def report(
             ok = k if k in o else ("run" if k == "net" and other != "podman" else None)
             if ok is not None and ok in o and k in p:
                 print(f"  podkit {k} / {other} {ok}: {p[k] / o[ok]:.2f}")
+        if "seccomp" in o:  # like for like: both apply a seccomp profile
+            for k in ("run", "net"):
+                print(f"  podkit {k} / {other} run --seccomp: {p[k] / o['seccomp']:.2f}")
     for mode, label in (
         ("none", "--network none"),
         ("net", "default network"),
