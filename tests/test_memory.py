@@ -152,6 +152,7 @@ def test_podkitd_runs_under_OO_from_the_bytecode_setup_compiled(daemon, monkeypa
     pid = daemon.proc.pid
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     cache = Path(sys.prefix) / "podkitd-pycache"
+    assert cache.is_dir(), f"{cache} missing: scripts/setup.sh (make setup) compiles it"
     assert argv[1:4] == [b"-OO", b"-X", f"pycache_prefix={cache}".encode()], argv
     assert Path(f"/proc/{pid}/comm").read_text() == "podkitd\n"  # as the script's process was
     # scripts/setup.sh compiled what it imports: podkit's modules, the venv's, the stdlib's.
