@@ -7,8 +7,10 @@ container's. So the pid's directory is opened first and the process it names che
 against the start time recorded when the container was created; what is needed of it
 (``root``, ``ns/net``...) is then opened through that descriptor, which keeps naming
 the checked process (once it is gone, lookups in it fail, whatever takes the number
-next). ``cp``/``export`` open the root this way, and namespace joins open the
-namespace file (containers/ns_pins.py).
+next). ``cp``/``export`` open the root this way, namespace joins open the namespace
+file (containers/ns_pins.py), and signals go through a pidfd checked the same way
+(``open_pidfd``). A container of an older podkitd has no start time recorded: its pid
+is taken for its init only while the container's conmon (itself checked) is its parent.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 from dataclasses import dataclass
 
 from podkit.errors import NotFound
-from podkit.runtime.proc_identity import start_time
+from podkit.runtime.proc_identity import Stat, open_checked, read_stat
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,27 @@ class ProcessRoot:
     """A container's process: its pid and the start time recorded for it at create."""
 
     pid: int
-    # None: not recorded (a container created by an older podkitd); the pid is trusted.
+    # None: not recorded (a container created by an older podkitd). The pid is then
+    # the container's only while it is a child of ``conmon``, the container's conmon
+    # (checked: Runtime.live_conmon), which reaps the init; with no such conmon it is
+    # refused.
     start: int | None
+    conmon: int | None = None
+
+    def mismatch(self, now: Stat) -> str | None:
+        """Why the process ``now`` describes (of this pid) is not the container's."""
+        if self.start is not None:
+            if now.start == self.start:
+                return None
+            return (
+                f"pid {self.pid} now belongs to another process (started at tick "
+                f"{now.start}, the container's at {self.start})"
+            )
+        if self.conmon is None:
+            return f"pid {self.pid} was recorded without a start time and no conmon vouches for it"
+        if now.ppid != self.conmon:
+            return f"pid {self.pid} is a child of {now.ppid}, not of the container's conmon {self.conmon}"
+        return None
 
 
 def open_in_process(proc: ProcessRoot, name: str, flags: int, gone: str) -> int:
@@ -39,14 +60,11 @@ def open_in_process(proc: ProcessRoot, name: str, flags: int, gone: str) -> int:
         raise NotFound(gone) from None
     try:
         try:
-            now = start_time(proc.pid, pfd)
-        except (OSError, ValueError, IndexError):
+            now = read_stat(proc.pid, pfd)
+        except (OSError, ValueError):
             raise NotFound(gone) from None
-        if proc.start is not None and now != proc.start:
-            raise NotFound(
-                f"{gone}: pid {proc.pid} now belongs to another process (started at tick "
-                f"{now}, the container's at {proc.start})"
-            )
+        if (why := proc.mismatch(now)) is not None:
+            raise NotFound(f"{gone}: {why}")
         try:
             return os.open(name, flags | os.O_CLOEXEC, dir_fd=pfd)
         except OSError:
@@ -80,25 +98,10 @@ def open_process_root(root: ProcessRoot) -> int:
 
 
 def open_pidfd(proc: ProcessRoot) -> int:
-    """A pidfd of the container's process, to signal it; NotFound once it is gone or its
-    pid names another process.
+    """A pidfd of the container's process, to signal it; NotFound once it is gone, or
+    (logged) when its pid names another process (proc_identity.open_checked)."""
 
-    The pidfd names whichever process had the pid when it was opened. A start time read
-    afterwards that is the recorded one means the container's process has held the pid
-    since its create, so since before the open: the pidfd is its (and signals through
-    it fail once it has gone, whatever takes the number next)."""
-    gone = f"the container's process (pid {proc.pid}) is gone"
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except OSError:
-        raise NotFound(gone) from None
-    if proc.start is None:
-        return fd
-    try:
-        now: int | None = start_time(proc.pid)
-    except (OSError, ValueError, IndexError):
-        now = None
-    if now != proc.start:
-        os.close(fd)
-        raise NotFound(f"{gone}: pid {proc.pid} now belongs to another process" if now is not None else gone)
-    return fd
+    def check(pid: int) -> str | None:
+        return proc.mismatch(read_stat(pid))
+
+    return open_checked(proc.pid, check, "the container's process")

@@ -118,7 +118,8 @@ class RuntimeDriver:
     def process(self, cid: str, pid: int) -> ProcessRoot:
         """The container's init as the process to check before reaching it by pid
         (process_root.py): ``pid`` with the start time recorded at create."""
-        return ProcessRoot(pid, self.rt.init_start(cid, pid))
+        start = self.rt.init_start(cid, pid)
+        return ProcessRoot(pid, start, None if start is not None else self.rt.live_conmon(cid))
 
     def conmon_pid(self, cid: str) -> int | None:
         return self.rt.conmon_pid(cid)

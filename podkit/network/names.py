@@ -28,6 +28,7 @@ from pathlib import Path
 
 from podkit.network.config import Network
 from podkit.network.context import NetworkContext
+from podkit.runtime import proc_identity
 
 log = logging.getLogger(__name__)
 
@@ -144,26 +145,32 @@ def _files(ctx: NetworkContext) -> list[Path]:
 
 def _running(ctx: NetworkContext) -> int | None:
     """The pid of this state's aardvark, if it runs (checked against its command line)."""
-    d = config_dir(ctx)
     try:
-        pid = int((d / PID_FILE).read_text().strip())
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        pid = int((config_dir(ctx) / PID_FILE).read_text().strip())
+        return pid if _is_ours(ctx)(pid) is None else None
     except (OSError, ValueError):
         return None
-    if not cmd or not cmd[0].endswith(b"aardvark-dns") or str(d).encode() not in cmd:
+
+
+def _is_ours(ctx: NetworkContext) -> proc_identity.Check:
+    """This state's aardvark: its command line names our config dir."""
+    d = str(config_dir(ctx)).encode()
+
+    def check(pid: int) -> str | None:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if not cmd or not cmd[0].endswith(b"aardvark-dns") or d not in cmd:
+            return f"pid {pid} is not the aardvark-dns of {d.decode()}"
         return None
-    return pid
+
+    return check
 
 
 def reload(ctx: NetworkContext) -> None:
     """Make aardvark serve the files as they are now: SIGHUP it, or start it if it is not running."""
     pid = _running(ctx)
-    if pid is not None:
-        try:
-            os.kill(pid, signal.SIGHUP)
-            return
-        except ProcessLookupError:
-            pass
+    # through a checked pidfd: the pid file's number may be another process's by now
+    if pid is not None and proc_identity.send(pid, signal.SIGHUP, _is_ours(ctx), "aardvark-dns"):
+        return
     if not _files(ctx):
         return
     exe = find_binary()

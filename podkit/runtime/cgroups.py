@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from podkit.errors import Conflict, InvalidArgument
+from podkit.runtime import proc_identity
 
 log = logging.getLogger(__name__)
 
@@ -319,9 +320,15 @@ class CgroupManager:
                 raise Conflict(f"cgroup {path} still has processes ({busy[0]})")
             if kill:
                 for d in busy:
-                    _kill_procs(d)
+                    _kill_procs(d, self._path_in_hierarchy(d))
             time.sleep(pause)  # a poll of the kernel's state, in a worker thread
             pause = min(pause * 2, 0.1)
+
+    def _path_in_hierarchy(self, cgroup_dir: str) -> str:
+        """``/a/b`` of ``<hierarchy>/a/b``: the path ``/proc/<pid>/cgroup`` names it by."""
+        d = Path(cgroup_dir)
+        h = max((h for h in self.hierarchies() if d.is_relative_to(h)), key=lambda h: len(h.parts))
+        return "/" + str(d.relative_to(h)).removeprefix(".")
 
     def _remove_tree(self, rel: str) -> list[str]:
         """rmdir every hierarchy's ``rel`` subtree, leaf first; the busy dirs left."""
@@ -472,13 +479,25 @@ class CgroupManager:
         }
 
 
-def _kill_procs(cgroup_dir: str) -> None:
-    """SIGKILL the processes listed in one cgroup dir (gone ones are skipped)."""
+def _kill_procs(cgroup_dir: str, path: str) -> None:
+    """SIGKILL the processes listed in one cgroup dir (``path`` in its hierarchy), each
+    through a pidfd and only while it is still in that cgroup: a pid read from
+    cgroup.procs may have been reaped and reused since (gone ones are skipped)."""
     text = _read(Path(cgroup_dir) / "cgroup.procs") or ""
     for pid in text.split():
         try:
-            os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            proc_identity.send(int(pid), signal.SIGKILL, _in_cgroup(path), f"process of cgroup {cgroup_dir}")
         except (OSError, ValueError) as e:
             log.warning("cgroup %s: killing leftover process %s: %s", cgroup_dir, pid, e)
+
+
+def _in_cgroup(path: str) -> proc_identity.Check:
+    """A process in the cgroup ``path`` (of any of the hierarchies it lists)."""
+
+    def check(pid: int) -> str | None:
+        with open(f"/proc/{pid}/cgroup") as f:
+            if any(line.rstrip("\n").split(":", 2)[-1] == path for line in f):
+                return None
+        return f"pid {pid} is no longer in cgroup {path}"
+
+    return check

@@ -37,7 +37,7 @@ from typing import Any
 
 from podkit.errors import Internal, Unavailable
 from podkit.runtime.conmon_attach import STDERR, STDIN, STDOUT, AttachSession, write_ctl
-from podkit.runtime.conmon_files import ConmonPaths, kill_pidfile, pid_alive, read_exit_file, read_pid
+from podkit.runtime.conmon_files import ConmonPaths, kill_pidfile, read_exit_file, read_pid
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ __all__ = [
     "ConmonPaths",
     "RuntimeCreateError",
     "launch",
-    "pid_alive",
     "read_exit_file",
     "read_pid",
     "read_sync_messages",
@@ -168,7 +167,7 @@ async def launch(
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
-        kill_pidfile(paths.conmon_pidfile)
+        kill_pidfile(paths.conmon_pidfile, conmon, cid)
         if isinstance(e, asyncio.CancelledError):
             raise
         raise Internal(f"conmon did not report container {cid} created within {timeout:.0f}s") from None

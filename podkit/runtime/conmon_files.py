@@ -1,14 +1,15 @@
 """The files a container's conmon keeps (``ConmonPaths``) and reading them: pid files,
-whether a pid is alive, the exit file. They outlive podkitd: a restarted daemon reads
-a container's true state from them."""
+the exit file. They outlive podkitd: a restarted daemon reads a container's true state
+from them (a pid from them is checked before it is signalled: proc_identity.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
+
+from podkit.runtime import proc_identity
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +63,6 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); treat it as gone.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
 def read_exit_file(path: Path) -> tuple[int, float] | None:
     """``(exit code, finished at (epoch seconds))`` from a conmon exit file."""
     try:
@@ -95,9 +79,9 @@ def read_exit_file(path: Path) -> tuple[int, float] | None:
         return None
 
 
-def kill_pidfile(path: Path) -> None:
-    """SIGKILL the process a pid file names (a conmon whose launch is abandoned)."""
+def kill_pidfile(path: Path, conmon: str, cid: str) -> None:
+    """SIGKILL the conmon (of ``cid``) a pid file names, whose launch is abandoned: only
+    if the pid still runs ``conmon`` for ``cid`` (proc_identity.send)."""
     pid = read_pid(path)
     if pid:
-        with contextlib.suppress(OSError):
-            os.kill(pid, 9)
+        proc_identity.send(pid, signal.SIGKILL, proc_identity.runs(conmon, "-c", cid), f"conmon of {cid}")

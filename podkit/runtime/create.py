@@ -105,22 +105,28 @@ async def create(
 
 
 def _record_init(rt: Runtime, cid: str, pid: int) -> None:
-    """Keep the init process's start time beside its pid in meta.json: what later proves
-    a pid is still this container's (containers/process_root.py)."""
-    try:
-        started = proc_identity.start_time(pid)
-    except (OSError, ValueError, IndexError) as e:  # it ended already: nothing to name
-        log.warning("container %s: the start time of pid %d is unreadable: %r", cid, pid, e)
-        return
+    """Keep the start times of the init process and of conmon beside their pids in
+    meta.json: what later proves a pid is still this container's (containers/
+    process_root.py) or its conmon's (``Runtime.live_conmon``), after a restart too."""
     paths = rt.paths(cid)
     meta = json.loads((paths.dir / "meta.json").read_text())
-    meta.update(init_pid=pid, init_start=started)
+    conmon = rt.conmon_pid(cid)
+    for key, p in (("init", pid), ("conmon", conmon)):
+        if not p:
+            continue
+        try:
+            if key == "conmon" and (why := rt.conmon_check(cid, p)(p)) is not None:
+                log.warning("container %s: its conmon's pid file names another process: %s", cid, why)
+                continue
+            meta.update({f"{key}_pid": p, f"{key}_start": proc_identity.start_time(p)})
+        except (OSError, ValueError) as e:  # it ended already: nothing to name
+            log.warning("container %s: the start time of its %s (pid %d) is unreadable: %r", cid, key, p, e)
     tmp = paths.dir / ".meta.json.tmp"
     try:
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, paths.dir / "meta.json")
-    except OSError as e:  # a full disk: the container runs, cp checks less
-        log.warning("container %s: recording its init's start time failed: %r", cid, e)
+    except OSError as e:  # a full disk: the container runs, its pids are checked less
+        log.warning("container %s: recording its processes' start times failed: %r", cid, e)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 

@@ -39,7 +39,7 @@ from typing import Any
 from podkit.errors import Conflict, InvalidArgument, NotFound
 from podkit.runtime import conmon as conmon_mod
 from podkit.runtime import create as _create
-from podkit.runtime import report, teardown
+from podkit.runtime import proc_identity, report, teardown
 from podkit.runtime import wait as _wait
 from podkit.runtime.cgroups import CgroupManager
 from podkit.runtime.conmon import AttachSession, ConmonPaths
@@ -270,10 +270,59 @@ class Runtime:
         return await self.oci.ps(cid)
 
     def conmon_pid(self, cid: str) -> int | None:
+        """The pid in conmon's pid file: a number only, maybe another process's by now
+        (``live_conmon`` checks it)."""
         return conmon_mod.read_pid(self.paths(cid).conmon_pidfile)
 
+    def conmon_check(self, cid: str, pid: int) -> proc_identity.Check:
+        """What proves ``pid`` is this container's conmon: the start time recorded at
+        create, else (a container of an older podkitd) conmon's binary running with
+        ``-c <id>``."""
+
+        def check(p: int) -> str | None:
+            meta = self._meta(cid)  # read when asked: a pid already gone needs none of it
+            start = meta.get("conmon_start")
+            if meta.get("conmon_pid") == pid and isinstance(start, int):
+                return proc_identity.started_at(start)(p)
+            return proc_identity.runs(self.conmon_path, "-c", cid)(p)
+
+        return check
+
+    def live_conmon(self, cid: str) -> int | None:
+        """The pid of the container's conmon if it runs (and is that conmon, not a later
+        holder of its number; a mismatch is logged)."""
+        pid = self.conmon_pid(cid)
+        if not pid:
+            return None
+        try:
+            if proc_identity.read_stat(pid).state == "Z":
+                return None
+            why = self.conmon_check(cid, pid)(pid)
+        except (OSError, ValueError):
+            return None
+        if why is not None:
+            log.warning("container %s: its conmon is gone: %s", cid, why)
+            return None
+        return pid
+
     def conmon_alive(self, cid: str) -> bool:
-        return conmon_mod.pid_alive(self.conmon_pid(cid))
+        return self.live_conmon(cid) is not None
+
+    def open_conmon(self, cid: str) -> int:
+        """A pidfd of the container's conmon, checked (proc_identity.open_checked);
+        NotFound when it is gone or its pid names another process."""
+        pid = self.conmon_pid(cid)
+        if not pid:
+            raise NotFound(f"container {cid} has no conmon")
+        return proc_identity.open_checked(pid, self.conmon_check(cid, pid), f"conmon of {cid}")
+
+    def signal_conmon(self, cid: str, sig: int) -> bool:
+        """``sig`` to the container's conmon through a checked pidfd; False when there
+        is none (gone, or its pid names another process: never signalled)."""
+        pid = self.conmon_pid(cid)
+        if not pid:
+            return False
+        return proc_identity.send(pid, sig, self.conmon_check(cid, pid), f"conmon of {cid}")
 
     def exit_status(self, cid: str) -> tuple[int, float] | None:
         """``(exit code, finished_at epoch seconds)`` once conmon saw the container end."""

@@ -34,7 +34,8 @@ import struct
 import termios
 from pathlib import Path
 
-from podkit.errors import Conflict
+from podkit.errors import Conflict, NotFound
+from podkit.runtime import proc_identity
 from podkit.runtime.conmon import read_sync_messages, sync_value
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class ExecProcess:
         self._exit: int | None = None
         self._eof = asyncio.Event()  # the pty reached end of file
         self.pid: int | None = None  # the process's pid on the host
+        self._pidfd: int | None = None  # the process itself, whatever reuses its pid
 
     @property
     def monitor_pid(self) -> int:
@@ -201,12 +203,31 @@ class ExecProcess:
         with contextlib.suppress(ProcessLookupError):
             self._proc.send_signal(signal.SIGWINCH)
 
+    def started(self, pid: int) -> None:
+        """The exec'd process is ``pid`` (as its monitor reported it): held by a pidfd
+        from now on, so that a signal never reaches a later holder of the number.
+
+        The pid is checked to be our monitor's child (conmon reaps it, a tty's runc is
+        its parent) while the monitor runs, so not yet reaped: a pid already given to
+        another process fails that, and is never signalled."""
+        self.pid = pid
+        if self._proc.returncode is not None:
+            return  # the monitor ended: so did the process
+        try:
+            self._pidfd = proc_identity.open_checked(
+                pid, proc_identity.child_of(self._proc.pid), f"exec {self._workdir.name}"
+            )
+        except NotFound as e:  # it ended already: nothing to signal
+            log.debug("exec %s: %s", self._workdir.name, e.message)
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the exec'd process."""
-        target = self.pid if self.pid and self._exit is None else None
+        """Signal the exec'd process through its pidfd (its monitor, our child, before
+        it is reported)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            if target:
-                os.kill(target, sig)
+            if self.pid and self._exit is None:
+                # no pidfd: it had ended when reported; its monitor is left to report it
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, sig)
             else:
                 self._proc.send_signal(sig)
 
@@ -240,6 +261,9 @@ class ExecProcess:
         return self._exit
 
     def _cleanup(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         if self._master is not None:
             try:
                 if asyncio.get_running_loop().remove_reader(self._master) and not self._eof.is_set():

@@ -144,7 +144,7 @@ async def _start_pipes(
         err = _failure(cid, log_path, f"exec failed (conmon exit {await proc.wait()})")
         await ep.close()
         raise err
-    ep.pid = pid
+    ep.started(pid)
     return ep
 
 
@@ -266,7 +266,7 @@ async def _start_tty(
         while True:
             if pid_path.exists() and pid_path.stat().st_size > 0:
                 with contextlib.suppress(ValueError, OSError):
-                    ep.pid = int(pid_path.read_text().strip())
+                    ep.started(int(pid_path.read_text().strip()))
                 return ep
             if exited.done() or loop.time() > deadline:
                 break

@@ -102,10 +102,7 @@ async def delete(rt: Runtime, cid: str, force: bool = False, timeout: float = 10
 
         with contextlib.suppress(TimeoutError, NotFound):
             await wait(rt, cid, timeout=timeout)
-        pid = rt.conmon_pid(cid)
-        if rt.conmon_alive(cid) and pid:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal_mod.SIGKILL)
+        rt.signal_conmon(cid, signal_mod.SIGKILL)  # only if it is still its conmon
     # In a worker thread: unlinking conmon's files and rmdir-ing cgroups took ~20 ms
     # of the event loop per container here (measured with cProfile, issue 8 item 4).
     await asyncio.to_thread(_remove_files_and_cgroup, rt, cid, paths, bundle, cgroups_path)

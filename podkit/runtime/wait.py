@@ -21,11 +21,10 @@ async def wait(rt: Runtime, cid: str, timeout: float | None = None) -> tuple[int
     """Wait until the container ended; its ``(exit code, finished_at)``."""
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
-    pid = rt.conmon_pid(cid)
     pidfd: int | None = None
-    if pid:
-        with contextlib.suppress(OSError):
-            pidfd = os.pidfd_open(pid)
+    # checked: a pid file's number reused by another process would be waited on forever
+    with contextlib.suppress(NotFound):
+        pidfd = rt.open_conmon(cid)
     try:
         while True:
             st = rt.exit_status(cid)
