@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tarfile
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, BinaryIO
 
 from podkit.containers.archive import TreeWriter, open_root
@@ -214,7 +214,28 @@ def _now() -> str:
     return now_rfc3339()
 
 
-async def export(ctx: ContainerContext, ns: str, ref: str) -> AsyncGenerator[bytes, None]:
+class TarStream:
+    """An export's tar stream: its chunks, and ``aclose`` that releases what it holds
+    (the root's descriptor, a stopped container's mount, the tar thread) whether or
+    not it was read, and however far: a front end whose client never reads or leaves
+    calls it (podkit/daemon/leaving.py)."""
+
+    def __init__(self, chunks: AsyncGenerator[bytes, None], release: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._release: Callable[[], None] | None = release
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._release = None  # the generator's own finally releases from now on
+        return self._chunks
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+        if self._release is not None:
+            release, self._release = self._release, None
+            await asyncio.to_thread(release)
+
+
+async def export(ctx: ContainerContext, ns: str, ref: str) -> TarStream:
     """The container's whole file system as one tar stream."""
     rec = ctx.resolve(ns, ref)
     if rec.state in ("removing", "dead"):
@@ -280,7 +301,7 @@ async def export(ctx: ContainerContext, ns: str, ref: str) -> AsyncGenerator[byt
                     await asyncio.sleep(0)
             await asyncio.to_thread(done)
 
-    return gen()
+    return TarStream(gen(), done)
 
 
 def _tar_tree(root_fd: int, out: BinaryIO, skip: frozenset[str]) -> None:

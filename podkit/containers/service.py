@@ -43,6 +43,7 @@ from podkit.publish import Publish
 if TYPE_CHECKING:
     from podkit.containers.archive import AsyncReader, BlockingReader
     from podkit.containers.attach import StdioSession
+    from podkit.containers.commit import TarStream
     from podkit.containers.restart import RestartManager
     from podkit.containers.runtime_driver import ExecSessionIO, RuntimeDriver
     from podkit.containers.volumes import VolumeService
@@ -361,7 +362,7 @@ class ContainerService:
 
         return await _commit.changes(self.ctx, ns, ref)
 
-    async def export(self, ns: str, ref: str) -> AsyncGenerator[bytes, None]:
+    async def export(self, ns: str, ref: str) -> TarStream:
         """The container's whole file system as a tar stream."""
         from podkit.containers import commit as _commit
 

@@ -56,6 +56,9 @@ async def serve(app: web.Application, sock: socket.socket, idle: float) -> web.A
     """``app`` served on the listening ``sock``; returns its runner (cleanup() stops it)."""
     from aiohttp import web
 
+    from podkit.daemon.leaving import WRITE_STALL
+
+    app[WRITE_STALL] = idle  # a stream's client idles as long before it is dropped
     runner = web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=idle)
     await runner.setup()
     await web.SockSite(runner, sock, backlog=API_BACKLOG).start()

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from podkit.daemon.leaving import stream_out
 from podkit.dockerapi.app import Routes
 from podkit.dockerapi.common import NAMESPACE, containers, flag, json_response
 from podkit.dockerapi.containers import _resolve
@@ -97,9 +98,9 @@ async def export(request: web.Request) -> web.StreamResponse:
     resp.enable_chunked_encoding()
     try:
         await resp.prepare(request)
-        async for c in chunks:
-            await resp.write(c)
-        await resp.write_eof()
+        await stream_out(request, resp, chunks, f"export of {rec.id[:12]}")
+    except ConnectionError:
+        pass  # the client left before the headers
     finally:
         await chunks.aclose()
     return resp

@@ -14,6 +14,7 @@ from podkit.containers.options import CreateOptions
 from podkit.daemon.api._routing import Ctx, Router
 from podkit.daemon.api._stdio import serve_stdio
 from podkit.daemon.api.volumes import filters_arg
+from podkit.daemon.leaving import stream_out
 from podkit.errors import InvalidArgument
 from podkit.limits import LARGE_JSON_BODY_MAX
 from podkit.prune import CONTAINER_KEYS, PruneFilters
@@ -419,11 +420,9 @@ async def export_container(ctx: Ctx) -> web.StreamResponse:
     try:
         resp.enable_chunked_encoding()
         await resp.prepare(ctx.request)
-        async for chunk in chunks:
-            await resp.write(chunk)
-        await resp.write_eof()
+        await stream_out(ctx.request, resp, chunks, f"export of {ctx.match['ref']}")
     except ConnectionError:
-        pass  # the client left; nothing to answer
+        pass  # the client left before the headers
     finally:
         await chunks.aclose()
     return resp
