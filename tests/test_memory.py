@@ -101,6 +101,31 @@ def test_composing_the_daemon_leaves_unused_front_ends_unimported(tmp_path) -> N
     assert "frozenlist._frozenlist" not in loaded
 
 
+_CA_STORES = """
+import ssl
+from podkit.daemon import memory
+memory.lean_imports()
+import aiohttp.connector as c
+def cas(ctx):
+    return ctx.cert_store_stats()["x509"]
+print(cas(c._SSL_CONTEXT_UNVERIFIED), cas(c._SSL_CONTEXT_VERIFIED), cas(ssl.create_default_context()),
+      "set_default_verify_paths" in ssl.SSLContext.__dict__)
+"""
+
+
+def test_aiohttps_unverified_context_loads_no_ca_store_and_its_verifying_one_does() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _CA_STORES], capture_output=True, text=True, check=True
+    ).stdout
+    unverified, verifying, system, patched = out.split()
+    assert unverified == "0"  # ~0.8 MB of X509 objects for a context that checks nothing
+    assert verifying == system  # the system's CAs, as before
+    assert patched == "False"  # ssl.SSLContext as it was once aiohttp is imported
+
+
 def test_idle_daemon_maps_no_unused_libraries_and_serves_docker_at_first_connection(daemon) -> None:
     import socket
     import stat

@@ -375,6 +375,17 @@ def test_tls_registry_through_daemon_config(tls_registry: RegistryServer, workdi
         d.stop()
     digests = {skopeo_inspect(tls_registry, f"secure:{t}")["Digest"] for t in (1, 2)}
     assert len(digests) == 1
+    # insecure: aiohttp's shared context of ssl=False, made without a CA store in podkitd
+    # (podkit/daemon/memory.py), still talks TLS to a certificate nobody vouches for.
+    (workdir / "i").mkdir()
+    d = Daemon(
+        workdir / "i", extra_config=f'[registries."{host}"]\nplain_http = false\ninsecure = true\n'
+    ).start()
+    try:
+        assert d.client().images.pull(f"{host}/secure:2").name == f"{host}/secure:2"
+    finally:
+        d.stop()
+        d.drop_host_network()
 
 
 def test_login_to_an_open_registry(daemon: Daemon, registry: RegistryServer, workdir: Path) -> None:
