@@ -116,8 +116,9 @@ async def create(ctx: ContainerContext, ns: str, body: dict[str, Any] | CreateOp
     made_volumes: list[str] = []
     try:
         await _make_volumes(ctx, ns, opts, made_volumes)
-        rec.config = opts.to_dict()
-        ctx.store.update(cid, config=rec.config)
+        if made_volumes:  # an anonymous volume's name is in the options now
+            rec.config = opts.to_dict()
+            ctx.store.update(cid, config=rec.config)
         labels = {LABEL_IMAGE: image.id, LABEL_NAMESPACE: ns, "podkit/container": cid}
         mark(cid, "create", began)
         mark(cid, "snapshot")

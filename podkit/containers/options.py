@@ -13,7 +13,7 @@ reported. The value parsers (sizes, volumes, ports...) are in parsers.py.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from podkit.containers import option_table
@@ -167,8 +167,9 @@ class CreateOptions:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        del d["warnings"]
+        """What dataclasses.asdict gives (without warnings; ulimits as lists) in a fifth
+        of its time: asdict deep-copies each of ~100 values one by one."""
+        d = {k: _plain(getattr(self, k)) for k in _STORED}
         d["ulimits"] = [list(u) for u in self.ulimits]
         return d
 
@@ -196,3 +197,25 @@ class CreateOptions:
         for _keys, parse_group in option_table.TABLE:
             parse_group(o, body)
         return o
+
+
+_STORED = tuple(f.name for f in fields(CreateOptions) if f.name != "warnings")
+_ATOMS = frozenset((str, int, float, bool, type(None)))
+
+
+def _plain(v: Any) -> Any:
+    """A copy of ``v`` made of dicts, lists and tuples (dataclasses as dicts), as asdict
+    makes: nothing of the options is shared with the stored form."""
+    if type(v) in _ATOMS:
+        return v
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, tuple):
+        return tuple(_plain(x) for x in v)
+    if is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _plain(getattr(v, f.name)) for f in fields(v)}
+    import copy
+
+    return copy.deepcopy(v)

@@ -58,7 +58,8 @@ async def remove(
         if rec.state in ACTIVE:  # the exit was not seen (no watcher): finish here
             await finish(ctx, rec)
         mark(rec.id, "remove")
-        ctx.store.update(rec.id, state="removing")
+        if rec.state != "removing":  # run --rm's exit wrote it with the exit code
+            ctx.store.update(rec.id, state="removing")
         if ctx.restarts is not None:
             ctx.restarts.cancel(rec.id)
         await release(ctx, rec.id)

@@ -46,7 +46,8 @@ async def start(ctx: ContainerContext, ns: str, ref: str) -> None:
             raise Conflict(f"container {rec.name} is paused: unpause it instead")
         if rec.state == "removing":
             raise Conflict(f"container {rec.name} is being removed")
-        ctx.store.update(rec.id, manually_stopped=False)
+        if rec.manually_stopped:  # a write less on the path when it is not set
+            ctx.store.update(rec.id, manually_stopped=False)
         await run(ctx, rec)
 
 
