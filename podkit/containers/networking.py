@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -209,6 +210,10 @@ async def network_down(ctx: ContainerContext, cid: str) -> None:
         await networks.detach(cid)
     except Exception as e:  # noqa: BLE001 - releasing: log it and go on with the netns
         log.warning("releasing the network of %s: detach failed: %r", cid[:12], e)
+    # No pin of its own (--network none, host, a pod's, a warm sandbox's; or released
+    # already): no worker thread's turn. Made and dropped under the container's lock.
+    if not os.path.lexists(networks.netns_path(cid)):
+        return
     try:
         await asyncio.to_thread(networks.remove_netns, cid)
     except Exception as e:  # noqa: BLE001 - releasing: log it, recovery retries it

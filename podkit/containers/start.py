@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podkit.containers import exit as exits
 from podkit.containers import logrotate
@@ -28,6 +28,9 @@ from podkit.containers.spec import build
 from podkit.containers.store import Record
 from podkit.containers.trace import mark
 from podkit.errors import CannotExecute, CommandNotFound, Conflict, Internal, NotFound, PodkitError
+
+if TYPE_CHECKING:
+    from podkit.images.service import Image
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,7 @@ async def start(ctx: ContainerContext, ns: str, ref: str) -> None:
 async def run(ctx: ContainerContext, rec: Record) -> None:
     """Start a created or exited container (the caller holds its lock)."""
     opts = CreateOptions.from_stored(rec.config)
-    image = None
-    if rec.image_id:
-        try:
-            image = ctx.images.get(rec.namespace, rec.image_id)
-        except NotFound:
-            pass  # re-tagged or re-pulled since: look it up by name
-    if image is None:
-        image = ctx.images.get(rec.namespace, rec.image)
+    image = _image(ctx, rec)
     cfg = image.config.get("config") or {}
     bundle = ctx.bundle(rec.id)
     undo: Steps = []
@@ -115,6 +111,28 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
     if ctx.health is not None:
         ctx.health.watch(rec.namespace, rec.id, fresh=True)
     ctx.log_rotation.watch(rec.id)
+
+
+def _image(ctx: ContainerContext, rec: Record) -> Image:
+    """The image the container was made from (by id), else what its name is now.
+
+    The name is looked up first, by its key: an id is found by going through every
+    image record of the namespace, which only a re-tagged name needs."""
+    by_name: Image | None = None
+    try:
+        by_name = ctx.images.get(rec.namespace, rec.image)
+    except NotFound:
+        pass
+    if by_name is not None and (not rec.image_id or by_name.id == rec.image_id):
+        return by_name
+    if rec.image_id:
+        try:
+            return ctx.images.get(rec.namespace, rec.image_id)
+        except NotFound:
+            pass  # re-tagged or re-pulled since: the name's
+    if by_name is None:
+        raise NotFound(f"No such image: {rec.image}")
+    return by_name
 
 
 async def _rootfs(
