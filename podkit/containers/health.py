@@ -20,6 +20,7 @@ from podkit.errors import InvalidArgument, PodkitError
 if TYPE_CHECKING:
     from podkit.containers.context import ContainerContext
     from podkit.containers.exec import Execs
+    from podkit.containers.store import Record
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +142,10 @@ class HealthMonitor:
             json.dump(st, f)
         os.replace(tmp, self.path(cid))
 
-    def watch(self, ns: str, cid: str, fresh: bool) -> None:
-        """Start checking (``fresh``: a new start, the status goes back to starting)."""
-        rec = self.ctx.store.get(cid)
+    def watch(self, ns: str, cid: str, fresh: bool, rec: Record | None = None) -> None:
+        """Start checking (``fresh``: a new start, the status goes back to starting;
+        ``rec``: the container's record, if the caller has it at hand)."""
+        rec = rec or self.ctx.store.get(cid)
         hc = (rec.config.get("healthcheck") if rec else None) or None
         if not active(hc) or cid in self.tasks:
             return

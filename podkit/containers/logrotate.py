@@ -34,6 +34,7 @@ from podkit.errors import PodkitError
 
 if TYPE_CHECKING:
     from podkit.containers.context import ContainerContext
+    from podkit.containers.store import Record
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,9 @@ class LogRotation:
         self.ctx = ctx
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
-    def watch(self, cid: str) -> None:
-        rec = self.ctx.store.get(cid)
+    def watch(self, cid: str, rec: Record | None = None) -> None:
+        """``rec``: the container's record, if the caller has it at hand."""
+        rec = rec or self.ctx.store.get(cid)
         if rec is None or cid in self.tasks or rec.config.get("log_path"):
             return  # a CRI log is the kubelet's to rotate
         size, keep = limits(self.ctx, rec.config)

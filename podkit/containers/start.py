@@ -109,8 +109,8 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
     mark(rec.id, "started")
     ctx.publish(rec.namespace, "container", "start", rec.id, name=rec.name, image=rec.image)
     if ctx.health is not None:
-        ctx.health.watch(rec.namespace, rec.id, fresh=True)
-    ctx.log_rotation.watch(rec.id)
+        ctx.health.watch(rec.namespace, rec.id, fresh=True, rec=rec)
+    ctx.log_rotation.watch(rec.id, rec)
 
 
 def _image(ctx: ContainerContext, rec: Record) -> Image:

@@ -195,7 +195,7 @@ class CNI:
         p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = p.with_suffix(".tmp")
         with open(tmp, "w") as f:
-            json.dump(entry, f)
+            f.write(json.dumps(entry))  # json.dump encodes in Python, dumps in C
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)

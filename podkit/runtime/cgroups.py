@@ -271,8 +271,11 @@ class CgroupManager:
             if h == cpuset:
                 continue
             d = h / rel
-            d.mkdir(parents=True, exist_ok=True)
-            _write(d / "cgroup.procs", str(pid))
+            try:  # the monitors' cgroup is there but for the first conmon: no mkdir
+                _write(d / "cgroup.procs", str(pid))
+            except FileNotFoundError:
+                d.mkdir(parents=True, exist_ok=True)
+                _write(d / "cgroup.procs", str(pid))
 
     def ancestor_cpu_limit(self, path: str) -> float | None:
         """The tightest CPU limit (in CPUs) of ``path``'s existing ancestors, v1 only.

@@ -181,12 +181,14 @@ _ATTRIBUTES_MASK = 56
 _statx = getattr(_libc, "statx", None)
 
 
-def _mount_root(path: str) -> bool | None:
-    """From statx: whether ``path`` is a mount's root; None when it cannot tell."""
+def _mount_root(path: str, follow: bool = False) -> bool | None:
+    """From statx: whether ``path`` is a mount's root; None when it cannot tell.
+    ``follow``: a symlink as the last component is followed (as all before it are)."""
     if _statx is None:
         return None
     buf = ctypes.create_string_buffer(_STATX_SIZE)
-    if _statx(-100, os.fsencode(path), _AT_SYMLINK_NOFOLLOW, 0, buf) != 0:  # AT_FDCWD
+    flags = 0 if follow else _AT_SYMLINK_NOFOLLOW
+    if _statx(-100, os.fsencode(path), flags, 0, buf) != 0:  # AT_FDCWD
         # nothing can be mounted on a path that is not there
         return False if ctypes.get_errno() in (errno.ENOENT, errno.ENOTDIR) else None
     mask = int.from_bytes(buf.raw[_ATTRIBUTES_MASK : _ATTRIBUTES_MASK + 8], "little")
@@ -199,10 +201,12 @@ def _mount_root(path: str) -> bool | None:
 def is_mountpoint(target: str | os.PathLike[str]) -> bool:
     """True when something is mounted on target (bind mounts of the same device included,
     which os.path.ismount misses)."""
-    path = os.path.realpath(os.fspath(target))
-    known = _mount_root(path)
+    # statx following every symlink asks about the realpath, without realpath's lstat
+    # of each component (a run --rm asks up to ten times)
+    known = _mount_root(os.fspath(target), follow=True)
     if known is not None:
         return known
+    path = os.path.realpath(os.fspath(target))
     try:
         with open("/proc/self/mountinfo") as f:
             return any(_unescape(line.split()[4]) == path for line in f)
