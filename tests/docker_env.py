@@ -47,12 +47,21 @@ class DockerEnv:
         return e
 
     def docker(
-        self, *args: str, check: bool = True, timeout: float = 90, input: bytes | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 90,
+        input: bytes | None = None,
+        api_version: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """The docker CLI; ``api_version`` pins the API version it speaks (no negotiation)."""
         assert DOCKER is not None
+        env = self.env()
+        if api_version is not None:
+            env["DOCKER_API_VERSION"] = api_version
         r = subprocess.run(
             [DOCKER, *args],
-            env=self.env(),
+            env=env,
             capture_output=True,
             timeout=timeout,
             input=input.decode() if input is not None else None,

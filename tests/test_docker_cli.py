@@ -10,9 +10,11 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests import rawhttp
 from tests.docker_env import DOCKER, DockerEnv, Term, docker_env
 from tests.fixtures.registry import push_busybox
 from tests.helpers import unique_network, wait_for
@@ -26,12 +28,24 @@ def env(busybox_tarball: Path) -> Iterator[DockerEnv]:
         yield e
 
 
-def test_version_and_info_speak_api_143(env: DockerEnv) -> None:
+def _ver(v: str) -> tuple[int, int]:
+    major, minor = v.split(".")
+    return int(major), int(minor)
+
+
+def test_version_and_info_speak_api_151(env: DockerEnv) -> None:
     v = json.loads(env.docker("version", "--format", "{{json .}}").stdout)
-    assert v["Server"]["ApiVersion"] == "1.43"
+    assert v["Server"]["ApiVersion"] == "1.51"
     assert v["Server"]["MinAPIVersion"] == "1.24"
+    # docker 28 speaks its own default (1.50 for 28.2), not a version negotiated down
+    want = min(_ver(v["Client"]["DefaultAPIVersion"]), (1, 51))
+    assert _ver(v["Client"]["ApiVersion"]) == want and want >= (1, 50)
     info = env.docker("info", "--format", "{{.OSType}} {{.Images}}").stdout.split()
     assert info[0] == "linux" and int(info[1]) >= 1
+    # a version past podkit's is refused with dockerd's message
+    r = env.docker("version", api_version="1.52", check=False)
+    assert r.returncode != 0
+    assert "client version 1.52 is too new. Maximum supported API version is 1.51" in r.stderr
 
 
 def test_run_prints_output_and_returns_the_exit_code(env: DockerEnv) -> None:
@@ -529,6 +543,124 @@ def test_network_alias_names_and_live_connect(env: DockerEnv) -> None:
     finally:
         env.docker("rm", "-f", "srv", "cli", check=False)
         env.docker("network", "rm", "dnsa", "dnsb", check=False)
+
+
+def test_api_144_run_mac_address_and_health_start_interval(env: DockerEnv) -> None:
+    """docker 28 sends both at API 1.44+ only: the MAC per endpoint, StartInterval."""
+    mac = "02:42:ac:11:00:42"
+    r = env.docker("run", "--rm", "--mac-address", mac, "busybox", "cat", "/sys/class/net/eth0/address")
+    assert r.stdout.strip() == mac
+    name, subnet = f"mac{time.time_ns() % 10**6}", unique_network()[1]
+    env.docker("network", "create", "--subnet", subnet, name)
+    try:
+        mac2 = "02:42:0a:c8:00:07"
+        r = env.docker(
+            *("run", "--rm", "--network", name, "--mac-address", mac2, "busybox"),
+            *("cat", "/sys/class/net/eth0/address"),
+        )
+        assert r.stdout.strip() == mac2
+    finally:
+        env.docker("network", "rm", name)
+    # --health-interval 1h: only the start interval can make it healthy within seconds
+    env.docker(
+        *("run", "-d", "--name", "hsi", "--health-cmd", "true", "--health-interval", "1h"),
+        *("--health-start-period", "5m", "--health-start-interval", "200ms", "busybox", "sleep", "300"),
+    )
+    try:
+        wait_for(
+            lambda: (
+                env.docker("inspect", "-f", "{{.State.Health.Status}}", "hsi").stdout.strip() == "healthy"
+            ),
+            20,
+            what="healthy within the start interval",
+        )
+        hc = json.loads(env.docker("inspect", "-f", "{{json .Config.Healthcheck}}", "hsi").stdout)
+        assert hc["StartInterval"] == 200_000_000 and hc["Interval"] == 3600 * 10**9
+        # a 1.43 client cannot ask for it: the CLI itself says so
+        r = env.docker(
+            "run", "--rm", "--health-start-interval", "1s", "busybox", "true", api_version="1.43", check=False
+        )
+        assert r.returncode != 0 and "1.44" in r.stderr
+    finally:
+        env.docker("rm", "-f", "hsi", check=False)
+
+
+def test_endpoint_sysctls_and_interface_sysctls_by_version(env: DockerEnv) -> None:
+    """1.46's per-endpoint sysctls (IFNAME: the network's interface); from 1.48 a
+    top-level interface sysctl is refused as dockerd refuses it, before it is kept."""
+    opt = "driver-opt=com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.log_martians=1"
+    cat = ("busybox", "cat", "/proc/sys/net/ipv4/conf/eth0/log_martians")
+    assert env.docker("run", "--rm", "--network", f"name=bridge,{opt}", *cat).stdout.strip() == "1"
+    top = ("run", "--rm", "--sysctl", "net.ipv4.conf.eth0.log_martians=1", *cat)
+    r = env.docker(*top, check=False)
+    assert r.returncode != 0 and "must be supplied using driver option" in r.stderr
+    assert env.docker(*top, api_version="1.47").stdout.strip() == "1"
+
+
+def test_old_api_versions_get_the_old_shapes(env: DockerEnv) -> None:
+    """A client pinned to 1.41 (docker-py's own pin, scripts) gets 1.41's fields back."""
+    new = json.loads(env.docker("image", "inspect", "busybox").stdout)[0]
+    old = json.loads(env.docker("image", "inspect", "busybox", api_version="1.41").stdout)[0]
+    assert "VirtualSize" not in new and "Container" not in new and "Hostname" not in new["Config"]
+    assert old["VirtualSize"] == old["Size"] and "ContainerConfig" in old and old["Config"]["Hostname"] == ""
+    raw = env.docker("image", "ls", "--format", "{{json .}}", "busybox", api_version="1.41").stdout
+    assert json.loads(raw.splitlines()[0])["Repository"] == "busybox"
+    name, subnet = f"old{time.time_ns() % 10**6}", unique_network()[1]
+    env.docker("network", "create", "--subnet", subnet, name)
+    try:
+        cid = env.docker("run", "-d", "--network", name, "--network-alias", "db", "busybox", "sleep", "60")
+        cid_s = cid.stdout.strip()
+        fmt = "{{json .NetworkSettings.Networks}}"
+        eps_new = json.loads(env.docker("inspect", "-f", fmt, cid_s).stdout)[name]
+        eps_old = json.loads(env.docker("inspect", "-f", fmt, cid_s, api_version="1.44").stdout)[name]
+        assert eps_new["Aliases"] == ["db"] and cid_s[:12] in eps_new["DNSNames"]
+        assert eps_old["Aliases"] == ["db", cid_s[:12]]  # before 1.45 the short id is an alias too
+
+        # the images listing counts the containers using an image from 1.51 on
+        def listing(prefix: str) -> dict[str, Any]:
+            status, data = rawhttp.call(str(env.socket), "GET", f"{prefix}/images/json")
+            assert status == 200
+            return next(i for i in json.loads(data) if "busybox:latest" in i["RepoTags"])
+
+        assert listing("")["Containers"] >= 1 and listing("/v1.51")["Containers"] >= 1
+        assert listing("/v1.50")["Containers"] == -1 and "VirtualSize" not in listing("/v1.50")
+        assert listing("/v1.43")["VirtualSize"] == listing("/v1.43")["Size"]
+        status, data = rawhttp.call(str(env.socket), "GET", "/v1.41/info")
+        info = json.loads(data)
+        assert info["BridgeNfIptables"] is False and "FirewallBackend" not in info
+        assert json.loads(rawhttp.call(str(env.socket), "GET", "/info")[1])["FirewallBackend"]
+        # 1.43 refused two endpoints at create; a 1.43 client's MAC goes in Config.MacAddress
+        r = env.docker(
+            *("run", "--rm", "--network", name, "--network", "bridge", "busybox", "true"),
+            api_version="1.43",
+            check=False,
+        )
+        assert r.returncode != 0
+    finally:
+        env.docker("rm", "-f", cid_s, check=False)
+        env.docker("network", "rm", name)
+
+
+def test_read_only_binds_are_recursive_from_api_144(env: DockerEnv, tmp_path: Path) -> None:
+    import subprocess
+
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(src / "sub")], check=True)
+    try:
+        touch = ("busybox", "touch", "/m/sub/f")
+        r = env.docker("run", "--rm", "-v", f"{src}:/m:ro", *touch, check=False)
+        assert r.returncode != 0 and "Read-only file system" in r.stderr
+        # bind-recursive=writable (ReadOnlyNonRecursive) and a 1.43 client: the submount stays writable
+        m = f"type=bind,src={src},dst=/m,readonly,bind-recursive=writable"
+        env.docker("run", "--rm", "--mount", m, *touch)
+        assert (src / "sub" / "f").exists()
+        env.docker("run", "--rm", "-v", f"{src}:/m:ro", "busybox", "touch", "/m/sub/g", api_version="1.43")
+        assert (src / "sub" / "g").exists()
+        r = env.docker("run", "--rm", "-v", f"{src}:/m:ro", "busybox", "touch", "/m/h", check=False)
+        assert r.returncode != 0 and not (src / "h").exists()
+    finally:
+        subprocess.run(["umount", str(src / "sub")], check=True)
 
 
 def test_healthcheck_in_state_health_and_ps(env: DockerEnv) -> None:

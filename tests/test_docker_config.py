@@ -55,13 +55,17 @@ def test_socket_is_root_only_and_speaks_docker(daemon: Daemon) -> None:
     assert stat.S_ISSOCK(st.st_mode)
     assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_uid == 0 and st.st_gid == 0
     status, headers, data = _req(sock, "GET", "/_ping")
-    assert (status, data, headers["API-Version"]) == (200, b"OK", "1.43")
+    assert (status, data, headers["API-Version"]) == (200, b"OK", "1.51")
     status, headers, data = _req(sock, "HEAD", "/_ping")
-    assert status == 200 and headers["API-Version"] == "1.43" and data == b""
+    assert status == 200 and headers["API-Version"] == "1.51" and data == b""
     status, _, data = _req(sock, "GET", "/v1.24/version")
-    assert status == 200 and json.loads(data)["ApiVersion"] == "1.43"
+    assert status == 200 and json.loads(data)["ApiVersion"] == "1.51"
     status, _, data = _req(sock, "GET", "/v1.12/version")
     assert status == 400 and "too old" in json.loads(data)["message"]
+    status, _, data = _req(sock, "GET", "/v1.52/version")
+    assert status == 400 and json.loads(data) == {
+        "message": "client version 1.52 is too new. Maximum supported API version is 1.51"
+    }
     status, _, data = _req(sock, "GET", "/v1.43/containers/nosuch/json")
     assert status == 404 and json.loads(data) == {"message": "No such container: nosuch"}
     status, _, data = _req(sock, "GET", "/v1.43/swarm")

@@ -68,7 +68,9 @@ def test_ports_binds_volumes_mounts_tmpfs(tmp_path: object) -> None:
     }
     o = translate(body, None)
     assert o["ports"] == ["8080:80/tcp", "127.0.0.1::53/udp", "443/tcp"]
-    assert o["volumes"] == ["/tmp:/data:ro", "/anon"]  # /data is the bind's, not a volume
+    # /data is the bind's, not a volume; read-only recursively (API 1.44 on)
+    assert o["volumes"] == ["/tmp:/data:ro,rro", "/anon"]
+    assert translate(body, None, (1, 43))["volumes"] == ["/tmp:/data:ro", "/anon"]
     assert o["mounts"][0] == {
         "type": "tmpfs",
         "target": "/run",
@@ -223,3 +225,93 @@ def test_run_flags_docker_fields() -> None:
         CreateOptions.parse(
             translate({"Image": "b", "HostConfig": {"NetworkMode": "host", "Sysctls": {"net.a": "1"}}}, None)
         )
+
+
+def test_version_steps_of_the_create_body() -> None:
+    """What each API version means by the same fields (docs/docker.md, "API versions")."""
+    hc = {"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "StartInterval": 2 * 10**9}}
+    assert translate(hc, None, (1, 44))["healthcheck"]["start_interval"] == 2.0
+    assert "start_interval" not in translate(hc, None, (1, 43))["healthcheck"]  # 1.44's field
+    two = {"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"a": {}, "b": {}}}}
+    with pytest.raises(InvalidArgument, match="multiple network endpoints: a, b"):
+        translate(two, None, (1, 43))
+    # Config.MacAddress: the container's MAC before 1.44; an endpoint's alone is ignored then
+    ep = {
+        "Image": "b",
+        "NetworkingConfig": {"EndpointsConfig": {"bridge": {"MacAddress": "02:00:00:00:00:03"}}},
+    }
+    assert "mac_address" not in translate(ep, None, (1, 43))
+    assert translate(ep, None, (1, 44))["mac_address"] == "02:00:00:00:00:03"
+    old = {"Image": "b", "MacAddress": "02:00:00:00:00:04", "HostConfig": {"NetworkMode": "default"}}
+    assert translate(old, None, (1, 41))["mac_address"] == "02:00:00:00:00:04"
+    with pytest.raises(InvalidArgument, match="conflicting options: mac-address and the network mode"):
+        translate({**old, "HostConfig": {"NetworkMode": "host"}}, None, (1, 43))
+    warnings: list[str] = []
+    assert translate(old, None, (1, 50), warnings)["mac_address"] == "02:00:00:00:00:04"
+    assert warnings == [
+        "The container-wide MacAddress field is now deprecated. "
+        "It should be specified in EndpointsConfig instead."
+    ]
+    clash = {**old, "NetworkingConfig": {"EndpointsConfig": {"default": {"MacAddress": "02:00:00:00:00:05"}}}}
+    with pytest.raises(InvalidArgument, match="must match the endpoint-specific MAC address"):
+        translate(clash, None, (1, 44))
+    # Mounts: the fields of later versions are refused to older clients, as dockerd's
+    sub = {"Type": "volume", "Source": "v", "Target": "/v", "VolumeOptions": {"Subpath": "x"}}
+    with pytest.raises(InvalidArgument, match="Subpath needs API v1.45"):
+        translate({"Image": "b", "HostConfig": {"Mounts": [sub]}}, None, (1, 44))
+    image = {"Type": "image", "Source": "busybox", "Target": "/i"}
+    with pytest.raises(InvalidArgument, match='Mount type "Image" needs API v1.48'):
+        translate({"Image": "b", "HostConfig": {"Mounts": [image]}}, None, (1, 47))
+    with pytest.raises(InvalidArgument, match="mount type 'image'"):
+        translate({"Image": "b", "HostConfig": {"Mounts": [image]}}, None, (1, 48))
+    force = {"Type": "bind", "Source": "/tmp", "Target": "/t", "ReadOnly": True}
+    force["BindOptions"] = {"ReadOnlyForceRecursive": True}
+    with pytest.raises(InvalidArgument, match="ReadOnlyForceRecursive needs API v1.44"):
+        translate({"Image": "b", "HostConfig": {"Mounts": [force]}}, None, (1, 43))
+    assert translate({"Image": "b", "HostConfig": {"Mounts": [force]}}, None)["mounts"][0]["options"] == [
+        "rro"
+    ]
+    flat = {**force, "BindOptions": {"ReadOnlyNonRecursive": True}}
+    assert translate({"Image": "b", "HostConfig": {"Mounts": [flat]}}, None)["mounts"][0]["options"] == []
+    with pytest.raises(InvalidArgument, match="BindOptions must not be specified on mount type 'volume'"):
+        translate({"Image": "b", "HostConfig": {"Mounts": [{**sub, "BindOptions": {}}]}}, None)
+    tmpfs = {"Type": "tmpfs", "Target": "/x", "TmpfsOptions": {"Options": [["exec"]]}}
+    assert translate({"Image": "b", "HostConfig": {"Mounts": [tmpfs]}}, None)["mounts"][0]["options"] == [
+        "exec"
+    ]
+    assert (
+        translate({"Image": "b", "HostConfig": {"Mounts": [tmpfs]}}, None, (1, 45))["mounts"][0]["options"]
+        == []
+    )
+    with pytest.raises(InvalidArgument, match="invalid option: size"):
+        bad = {**tmpfs, "TmpfsOptions": {"Options": [["size", "1m"]]}}
+        translate({"Image": "b", "HostConfig": {"Mounts": [bad]}}, None)
+    vd = {
+        "Image": "b",
+        "HostConfig": {"VolumeDriver": "local", "Mounts": [{"Type": "volume", "Target": "/v"}]},
+    }
+    warnings = []
+    translate(vd, None, (1, 48), warnings)
+    assert warnings and "volume-driver configuration is ignored" in warnings[0]
+    warnings = []
+    translate(vd, None, (1, 47), warnings)
+    assert warnings == []
+
+
+def test_version_steps_of_networking() -> None:
+    """GwPriority (1.48), per-endpoint sysctls (1.46) and interface sysctls (refused 1.48)."""
+    eps = {"a": {"GwPriority": 0}, "b": {"GwPriority": 5}}
+    body = {"Image": "b", "HostConfig": {"NetworkMode": "a"}, "NetworkingConfig": {"EndpointsConfig": eps}}
+    with pytest.raises(InvalidArgument, match="GwPriority"):
+        translate(body, None, (1, 48))
+    assert translate(body, None, (1, 47))["networks"] == ["b"]  # before 1.48 the field is not read
+    eps["a"]["GwPriority"] = 9
+    assert translate(body, None, (1, 48))["network"] == "a"
+    opt = {"com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.log_martians=1"}
+    one = {"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"bridge": {"DriverOpts": opt}}}}
+    assert translate(one, None)["sysctls"] == {"net.ipv4.conf.eth0.log_martians": "1"}
+    assert "sysctls" not in translate(one, None, (1, 45))
+    top = {"Image": "b", "HostConfig": {"Sysctls": {"net.ipv4.conf.eth0.log_martians": "1"}}}
+    with pytest.raises(InvalidArgument, match="must be supplied using driver option"):
+        translate(top, None, (1, 48))
+    assert translate(top, None, (1, 47))["sysctls"] == {"net.ipv4.conf.eth0.log_martians": "1"}

@@ -39,9 +39,29 @@ def client(env: DockerEnv) -> Iterator[Any]:
 
 def test_ping_version_info(client: Any) -> None:
     assert client.ping() is True
-    assert client.version()["ApiVersion"] == "1.43"
-    assert client.api.api_version == "1.43"
+    assert client.version()["ApiVersion"] == "1.51"
+    assert client.api.api_version == "1.51"
     assert client.info()["OSType"] == "linux"
+
+
+def test_a_pinned_old_version_gets_its_own_shapes(env: DockerEnv) -> None:
+    """docker-py pinned to 1.41 sends Config.MacAddress and reads VirtualSize (old shapes)."""
+    c = docker.DockerClient(base_url=env.host, version="1.41", timeout=60)
+    try:
+        assert c.api.api_version == "1.41"
+        img = c.api.inspect_image("busybox")
+        assert img["VirtualSize"] == img["Size"] and "ContainerConfig" in img
+        out = c.containers.run(
+            "busybox", ["cat", "/sys/class/net/eth0/address"], remove=True, mac_address="02:42:ac:11:00:41"
+        )
+        assert out == b"02:42:ac:11:00:41\n"
+        ctr = c.containers.create("busybox", ["true"], mac_address="02:42:ac:11:00:43")
+        try:
+            assert c.api.inspect_container(ctr.id)["Config"]["MacAddress"] == "02:42:ac:11:00:43"
+        finally:
+            ctr.remove(force=True)
+    finally:
+        c.close()
 
 
 def test_run_returns_output_and_raises_on_failure(client: Any) -> None:

@@ -204,7 +204,8 @@ def test_links_and_mac_address(env: DockerEnv) -> None:
         except ImportError:
             docker_py = None
         if docker_py is not None:
-            # docker-py sends Config.MacAddress (API 1.43's place), HostConfig.Links and UTSMode
+            # docker-py sends Config.MacAddress (before 1.44 the place; migrated to the
+            # endpoint, with dockerd's deprecation warning, from 1.44 on), HostConfig.Links, UTSMode
             client = docker_py.DockerClient(base_url=env.host, version="auto", timeout=60)
             out_b = client.containers.run(
                 "busybox",
@@ -218,7 +219,6 @@ def test_links_and_mac_address(env: DockerEnv) -> None:
             assert got[0] == "02:42:ac:11:00:97" and got[1].split()[:2] == [ip, "db"], got
         if DOCKER is not None:
             r = env.docker(
-                # (docker 28 sends --mac-address per network, which needs API 1.44: not here)
                 *("run", "--rm", "--link", "lk-web:db", "--domainname", "d.example"),
                 *("--oom-score-adj", "300", "--use-api-socket", "busybox", "sh", "-c"),
                 "cat /proc/sys/kernel/domainname /proc/self/oom_score_adj; grep -w db /etc/hosts; "

@@ -78,6 +78,7 @@ _VOLUME_FLAGS = frozenset(
         "noexec",
         "nosuid",
         "nodev",
+        "rro",  # read-only recursively (runc's rro): what the Docker API asks from 1.44 on
     )
 )
 

@@ -238,7 +238,7 @@ def cgroups_path(ctx: ContainerContext, rec: Record, opts: CreateOptions) -> str
 
 
 async def _mount_spec(ctx: ContainerContext, rec: Record, m: Mount, rootfs: Path) -> dict[str, Any]:
-    ro = ["ro"] if m.readonly else []
+    ro = (["rro"] if "rro" in m.options and m.type != "tmpfs" else ["ro"]) if m.readonly else []
     if m.type == "tmpfs":
         o = [x for x in m.options if x != "ro"]
         if not any(x.startswith("mode=") for x in o):

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from podkit.daemon.memory import watch_responses
-from podkit.dockerapi.common import EXEC_EXTRA, NAMESPACE, SERVICES, json_response
+from podkit.dockerapi.common import (
+    API_VERSION,
+    EXEC_EXTRA,
+    MIN_API_VERSION,
+    NAMESPACE,
+    SERVICES,
+    json_response,
+    parse_version,
+)
 from podkit.errors import PodkitError
 from podkit.limits import LARGE_JSON_BODY_MAX
 
@@ -19,16 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.43"
-MIN_API_VERSION = "1.24"
 __all__ = ["API_VERSION", "MIN_API_VERSION", "NAMESPACE", "Routes", "make_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _VERSION_PREFIX = r"/v{version:[0-9]+\.[0-9]+}"
-
-
-def _ver(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split("."))
 
 
 class Routes:
@@ -68,13 +70,13 @@ def error_response(status: int, message: str) -> web.Response:
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     version = request.match_info.get("version")
     if version is not None:
-        if _ver(version) < _ver(MIN_API_VERSION):
+        if parse_version(version) < parse_version(MIN_API_VERSION):
             return error_response(
                 400,
                 f"client version {version} is too old. Minimum supported API version is "
                 f"{MIN_API_VERSION}, please upgrade your client to a newer version",
             )
-        if _ver(version) > _ver(API_VERSION):
+        if parse_version(version) > parse_version(API_VERSION):
             return error_response(
                 400, f"client version {version} is too new. Maximum supported API version is {API_VERSION}"
             )

@@ -30,6 +30,27 @@ EXEC_EXTRA: web.AppKey[dict[str, dict[str, Any]]] = web.AppKey("docker_exec_extr
 NAMESPACE = "default"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
+# The Docker Engine API versions served (docs/docker.md, "API versions"): a request's
+# /vX.Y prefix picks the shapes and behaviour of that version; a bare path gets the
+# newest, as dockerd's do.
+API_VERSION = "1.51"
+MIN_API_VERSION = "1.24"
+Version = tuple[int, int]
+
+
+def parse_version(v: str) -> Version:
+    major, _, minor = v.partition(".")
+    return int(major), int(minor or 0)
+
+
+MAX_VERSION = parse_version(API_VERSION)
+
+
+def api_version(request: web.Request) -> Version:
+    """The API version a request speaks: its /vX.Y prefix (checked by the middleware)."""
+    v = request.match_info.get("version")
+    return parse_version(v) if v else MAX_VERSION
+
 
 class NotImplementedYet(PodkitError):
     """An endpoint or option podkit does not offer (yet): docker's 501."""
@@ -209,3 +230,31 @@ def records(svc: ContainerService, rows: list[dict[str, Any]]) -> list[Record]:
         except NotFound:
             continue
     return out
+
+
+def check_platform(request: web.Request, img: Any, ref: str, param: str, since: Version) -> None:
+    """A ``platform`` query (a JSON OCI platform; API ``since`` on) naming one platform
+    of the image: podkit keeps one platform per image, so it must be that one."""
+    raw = request.query.getall(param, []) if api_version(request) >= since else []
+    if not raw:
+        return
+    want: list[tuple[str, str, str]] = []
+    for r in raw:
+        try:
+            p = json.loads(r)
+        except ValueError:
+            raise InvalidArgument(f"invalid {param} {r!r}: want a JSON OCI platform") from None
+        if not isinstance(p, dict):
+            raise InvalidArgument(f"invalid {param} {r!r}: want a JSON OCI platform")
+        want.append((str(p.get("os") or ""), str(p.get("architecture") or ""), str(p.get("variant") or "")))
+    cfg = img.config
+    have = (str(cfg.get("os") or "linux"), str(cfg.get("architecture") or ""), str(cfg.get("variant") or ""))
+    for os_, arch, variant in want:
+        if (
+            (not os_ or os_ == have[0])
+            and (not arch or arch == have[1])
+            and (not variant or variant == have[2])
+        ):
+            return
+    shown = ", ".join("/".join(x for x in w if x) for w in want)
+    raise NotFound(f"image {ref} has no platform {shown}: podkit keeps its one platform, {have[0]}/{have[1]}")

@@ -16,6 +16,7 @@ from podkit.dockerapi.app import Routes
 from podkit.dockerapi.common import (
     NAMESPACE,
     NotImplementedYet,
+    api_version,
     body,
     containers,
     filters,
@@ -47,7 +48,8 @@ def _resolve(request: web.Request) -> Any:
 async def create_container(request: web.Request) -> web.StreamResponse:
     b = await body(request)
     name = request.query.get("name") or None
-    opts = create.translate(b, name)
+    warnings: list[str] = []
+    opts = create.translate(b, name, api_version(request), warnings)
     if request.query.get("platform"):
         opts["platform"] = request.query["platform"]  # the host's only: CreateOptions says so
     # the settings are checked before the image is looked up, as dockerd's
@@ -70,7 +72,7 @@ async def create_container(request: web.Request) -> web.StreamResponse:
                 f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.'
             )
     rec = await svc.create(NAMESPACE, parsed)
-    return json_response({"Id": rec.id, "Warnings": parsed.warnings}, status=201)
+    return json_response({"Id": rec.id, "Warnings": [*parsed.warnings, *warnings]}, status=201)
 
 
 _LIST_FILTERS = (
@@ -139,7 +141,8 @@ async def list_containers(request: web.Request) -> web.StreamResponse:
     if limit is not None and limit > 0:
         recs = recs[:limit]
     net = networks_or_none(request)
-    out = [views.container_summary(svc, r, net) for r in recs]
+    version = api_version(request)
+    out = [views.container_summary(svc, r, net, version) for r in recs]
     if flag(request, "size"):
         for d, r in zip(out, recs, strict=True):
             d.update(await _sizes(svc, r))
@@ -161,7 +164,7 @@ async def inspect_container(request: web.Request) -> web.StreamResponse:
     rec = _resolve(request)
     svc = containers(request)
     net = networks_or_none(request)
-    d = views.container_inspect(svc, rec, net)
+    d = views.container_inspect(svc, rec, net, api_version(request))
     if flag(request, "size"):
         d.update(await _sizes(svc, rec))
     return json_response(d)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from podkit.dockerapi.common import MAX_VERSION, Version
 from podkit.errors import InvalidArgument
 
 _UNSUPPORTED_CONFIG = ("OnBuild", "Shell")
@@ -69,10 +70,16 @@ def _str_list(v: Any, what: str) -> list[str] | None:
     return list(v)
 
 
-def translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """A docker create body -> the podkit container options dict (CreateOptions.parse)."""
+def translate(
+    body: dict[str, Any],
+    name: str | None,
+    version: Version = MAX_VERSION,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    """A docker create body, as API ``version`` reads it, -> the podkit container
+    options dict (CreateOptions.parse); dockerd's own warnings go to ``warnings``."""
     try:
-        return _translate(body, name)
+        return _Translation(body, version, [] if warnings is None else warnings).options(name)
     except (TypeError, ValueError, AttributeError, KeyError) as e:
         # A field of the wrong JSON type deep in the body (docker answers 400 "cannot
         # unmarshal"): the readers check the common ones by name, this the rest
@@ -82,37 +89,40 @@ def translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
         ) from None
 
 
-def _translate(body: dict[str, Any], name: str | None) -> dict[str, Any]:
-    hc = body.get("HostConfig") or {}
-    if not isinstance(hc, dict):
-        raise InvalidArgument("HostConfig must be an object")
-    image = body.get("Image")
-    if not image or not isinstance(image, str):
-        raise InvalidArgument("Config.Image is required")
-    for f in _UNSUPPORTED_CONFIG:
-        if _set(body.get(f)):
-            raise _unsupported("Config", f, body[f])
-    o: dict[str, Any] = {"image": image}
-    if name:
-        o["name"] = name
-    try:
+class _Translation:
+    """One create body read as its API version reads it (the version steps are in
+    docs/docker.md, "API versions")."""
+
+    def __init__(self, body: dict[str, Any], version: Version, warnings: list[str]) -> None:
+        self.body = body
+        self.version = version
+        self.warnings = warnings
+
+    def options(self, name: str | None) -> dict[str, Any]:
+        body = self.body
+        hc = body.get("HostConfig") or {}
+        if not isinstance(hc, dict):
+            raise InvalidArgument("HostConfig must be an object")
+        image = body.get("Image")
+        if not image or not isinstance(image, str):
+            raise InvalidArgument("Config.Image is required")
+        for f in _UNSUPPORTED_CONFIG:
+            if _set(body.get(f)):
+                raise _unsupported("Config", f, body[f])
+        o: dict[str, Any] = {"image": image}
+        if name:
+            o["name"] = name
         o.update(_process(body))
         o.update(_resources(hc))
-        o.update(_mounts(body, hc))
-        o.update(_networking(body, hc))
+        o.update(_mounts(body, hc, self))
+        o.update(_networking(body, hc, self))
         o.update(_security(hc))
-        o.update(_health(body.get("Healthcheck")))
+        o.update(_health(body.get("Healthcheck"), self.version))
         o.update(_passed(hc))
-    except (TypeError, ValueError, AttributeError, KeyError) as e:
-        # A field of the wrong JSON type deep in the body (docker answers 400 "cannot
-        # unmarshal"); the readers above check the common ones by name, this the rest.
-        raise InvalidArgument(
-            f"invalid container config: a field has the wrong type or value ({e})"
-        ) from None
-    return o
+        return o
 
 
-def _health(health: object) -> dict[str, Any]:
+def _health(health: object, version: Version) -> dict[str, Any]:
     """Config.Healthcheck (durations in nanoseconds); Test ["NONE"] turns the image's off."""
     if not isinstance(health, dict) or not health.get("Test"):
         return {}
@@ -127,6 +137,8 @@ def _health(health: object) -> dict[str, Any]:
         "start_period": "StartPeriod",
         "start_interval": "StartInterval",
     }
+    if version < (1, 44):
+        del ns["start_interval"]  # added in 1.44: older clients' bodies do not mean it
     out: dict[str, Any] = {"test": test, "retries": health.get("Retries") or None}
     for key, field in ns.items():
         v = health.get(field) or 0
@@ -171,8 +183,6 @@ def _process(body: dict[str, Any]) -> dict[str, Any]:
             o[dst] = str(body[src])
     if body.get("Domainname"):
         o["domainname"] = str(body["Domainname"])
-    if body.get("MacAddress"):
-        o["mac_address"] = str(body["MacAddress"])  # API < 1.44: the first network's
     if body.get("Labels"):
         if not isinstance(body["Labels"], dict):
             raise InvalidArgument("Labels must be an object of strings")
@@ -264,16 +274,25 @@ def _resources(hc: dict[str, Any]) -> dict[str, Any]:
     return o
 
 
-def _mounts(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
+def _mounts(body: dict[str, Any], hc: dict[str, Any], t: _Translation) -> dict[str, Any]:
     volumes = list(_str_list(hc.get("Binds"), "HostConfig.Binds") or [])
+    if t.version >= (1, 44):
+        # 1.44: read-only binds are recursively read-only (runc's rro), as dockerd makes
+        # them where the kernel and runtime can; older clients keep non-recursive ones.
+        volumes = [_recursive_ro_bind(v) for v in volumes]
     mounts: list[dict[str, Any]] = []
     for m in hc.get("Mounts") or []:
-        mounts.append(_mount(m))
+        mounts.append(_mount(m, t))
+    if t.version >= (1, 48) and hc.get("VolumeDriver") and any(m["type"] == "volume" for m in mounts):
+        t.warnings.append(
+            "WARNING: the container-wide volume-driver configuration is ignored for volumes specified "
+            "via 'mount'. Use '--mount type=volume,volume-driver=...' instead"
+        )
     tmpfs = []
-    t = hc.get("Tmpfs") or {}
-    if not isinstance(t, dict):
+    tm = hc.get("Tmpfs") or {}
+    if not isinstance(tm, dict):
         raise InvalidArgument("HostConfig.Tmpfs must map paths to options")
-    for path, opts in t.items():
+    for path, opts in tm.items():
         tmpfs.append(f"{path}:{opts}" if opts else str(path))
     targets = {v.split(":")[1] if ":" in v else v for v in volumes}
     targets |= {m["target"] for m in mounts} | {x.split(":")[0] for x in tmpfs}
@@ -291,29 +310,59 @@ def _mounts(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
     return o
 
 
-def _mount(m: Any) -> dict[str, Any]:
+def _recursive_ro_bind(spec: str) -> str:
+    parts = spec.split(":")
+    if len(parts) == 3 and "ro" in parts[2].split(","):
+        return f"{spec},rro"
+    return spec
+
+
+def _bind_options(b: Any, readonly: bool, t: _Translation) -> list[str]:
+    if not isinstance(b, dict):
+        raise InvalidArgument("HostConfig.Mounts: BindOptions must be an object")
+    opts: list[str] = []
+    if b.get("Propagation"):
+        prop = str(b["Propagation"])
+        if prop not in ("private", "rprivate", "shared", "rshared", "slave", "rslave"):
+            raise InvalidArgument(f"HostConfig.Mounts: invalid BindOptions.Propagation {prop!r}")
+        opts.append(prop)
+    if b.get("CreateMountpoint") or b.get("NonRecursive"):
+        raise _unsupported("HostConfig.Mounts", "BindOptions", b)
+    non_recursive, force = bool(b.get("ReadOnlyNonRecursive")), bool(b.get("ReadOnlyForceRecursive"))
+    if t.version < (1, 44):
+        if force:
+            raise InvalidArgument("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer")
+        return opts  # read-only binds were not recursive before 1.44
+    if non_recursive and force:
+        raise InvalidArgument("mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive")
+    if (non_recursive or force) and not readonly:
+        raise InvalidArgument("HostConfig.Mounts: BindOptions.ReadOnly*Recursive needs ReadOnly: true")
+    if readonly and not non_recursive:
+        opts.append("rro")  # runc 1.1+ on Linux 5.12+: what this host has (docs/docker.md)
+    return opts
+
+
+def _mount(m: Any, t: _Translation) -> dict[str, Any]:
     if not isinstance(m, dict):
         raise InvalidArgument(f"invalid HostConfig.Mounts entry {m!r}")
     typ = m.get("Type") or "volume"
     target = m.get("Target") or m.get("Destination")
     if not target:
         raise InvalidArgument(f"HostConfig.Mounts entry {m!r} has no Target")
+    for f, own in (("VolumeOptions", "volume"), ("BindOptions", "bind"), ("TmpfsOptions", "tmpfs")):
+        if m.get(f) is not None and typ != own and t.version >= (1, 42):
+            raise InvalidArgument(f"{f} must not be specified on mount type {typ!r}")
+    readonly = bool(m.get("ReadOnly"))
     opts: list[str] = []
     if typ == "tmpfs":
-        t = m.get("TmpfsOptions") or {}
-        if t.get("SizeBytes"):
-            opts.append(f"size={int(t['SizeBytes'])}")
-        if t.get("Mode"):
-            opts.append(f"mode={int(t['Mode']):o}")
+        tm = m.get("TmpfsOptions") or {}
+        if tm.get("SizeBytes"):
+            opts.append(f"size={int(tm['SizeBytes'])}")
+        if tm.get("Mode"):
+            opts.append(f"mode={int(tm['Mode']):o}")
+        opts.extend(_tmpfs_options(tm.get("Options"), t))
     elif typ == "bind":
-        b = m.get("BindOptions") or {}
-        if b.get("Propagation"):
-            prop = str(b["Propagation"])
-            if prop not in ("private", "rprivate", "shared", "rshared", "slave", "rslave"):
-                raise InvalidArgument(f"HostConfig.Mounts: invalid BindOptions.Propagation {prop!r}")
-            opts.append(prop)
-        if b.get("CreateMountpoint") or b.get("NonRecursive"):
-            raise _unsupported("HostConfig.Mounts", "BindOptions", b)
+        opts.extend(_bind_options(m.get("BindOptions") or {}, readonly, t))
     elif typ == "volume":
         v = m.get("VolumeOptions") or {}
         if v.get("NoCopy"):
@@ -327,19 +376,56 @@ def _mount(m: Any) -> dict[str, Any]:
                 f"(got {driver['Options']!r})"
             )
         if _set(v.get("Subpath")):
+            if t.version < (1, 45):
+                raise InvalidArgument("VolumeOptions.Subpath needs API v1.45 or newer")
             raise _unsupported("HostConfig.Mounts", "VolumeOptions.Subpath", v["Subpath"])
+        if readonly and t.version >= (1, 44):
+            opts.append("rro")  # a volume is a bind too: dockerd makes it recursively read-only
+    elif typ == "image":
+        if t.version < (1, 48):
+            raise InvalidArgument('Mount type "Image" needs API v1.48 or newer')
+        raise InvalidArgument(
+            "mount type 'image' (API 1.48) is not supported by podkit yet: use bind, volume or tmpfs"
+        )
     else:
         raise InvalidArgument(f"unsupported mount type {typ!r}: use bind, volume or tmpfs")
     return {
         "type": typ,
         "target": str(target),
         "source": str(m.get("Source") or ("tmpfs" if typ == "tmpfs" else "")),
-        "readonly": bool(m.get("ReadOnly")),
+        "readonly": readonly,
         "options": opts,
     }
 
 
-def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
+def _tmpfs_options(raw: Any, t: _Translation) -> list[str]:
+    """TmpfsOptions.Options (API 1.46): ``[["exec"]]``; dockerd allows exec and noexec."""
+    if not raw or t.version < (1, 46):
+        return []
+    if not isinstance(raw, list):
+        raise InvalidArgument(
+            "HostConfig.Mounts: TmpfsOptions.Options must be a list of [name] or [name, value]"
+        )
+    out = []
+    for opt in raw:
+        if not isinstance(opt, list) or not 1 <= len(opt) <= 2 or not all(isinstance(x, str) for x in opt):
+            raise InvalidArgument("HostConfig.Mounts: TmpfsOptions.Options: invalid option array length")
+        if opt[0] not in ("exec", "noexec"):
+            raise InvalidArgument(f"HostConfig.Mounts: TmpfsOptions.Options: invalid option: {opt[0]}")
+        out.append("=".join(opt))
+    return out
+
+
+_ENDPOINT_SYSCTLS = "com.docker.network.endpoint.sysctls"
+
+
+def _interface_sysctl(key: str) -> bool:
+    """net.*.*.ethN.*: a sysctl of one interface (docker's per-endpoint ones since 1.46)."""
+    spl = key.split(".", 4)
+    return len(spl) == 5 and spl[0] == "net" and spl[3].startswith("eth")
+
+
+def _networking(body: dict[str, Any], hc: dict[str, Any], t: _Translation) -> dict[str, Any]:
     o: dict[str, Any] = {}
     mode = str(hc.get("NetworkMode") or "default")
     if body.get("NetworkDisabled"):
@@ -347,13 +433,22 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
     endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     if not isinstance(endpoints, dict):
         raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
+    if len(endpoints) > 1 and t.version < (1, 44):
+        raise InvalidArgument(
+            "Container cannot be created with multiple network endpoints: " + ", ".join(endpoints)
+        )
+    endpoints = {k: dict(v or {}) for k, v in endpoints.items()}
+    if not isinstance(mode, str) or not all(isinstance(v, dict) for v in endpoints.values()):
+        raise InvalidArgument("NetworkingConfig.EndpointsConfig entries must be objects")
+    _container_wide_mac(body, mode, endpoints, t)
     extra: list[str] = []
+    sysctls: dict[str, str] = {}
+    priorities: dict[str, int] = {}
     for net, ep in endpoints.items():
         if mode in ("default", "bridge") and net not in ("bridge", "default"):
             mode = net
         elif net != mode and net not in ("bridge", "default"):
             extra.append(net)  # docker run --network a --network b (API 1.44+)
-        ep = ep or {}
         ipam = ep.get("IPAMConfig") or {}
         for f in ("IPv6Address", "LinkLocalIPs"):
             if _set(ipam.get(f)):
@@ -372,6 +467,16 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
                     "NetworkingConfig.EndpointsConfig", "MacAddress (of a second network)", net
                 )
             o["mac_address"] = str(ep["MacAddress"])
+        if t.version >= (1, 48) and _set(ep.get("GwPriority")):
+            gw = ep["GwPriority"]
+            if not isinstance(gw, int) or isinstance(gw, bool):
+                raise InvalidArgument("NetworkingConfig.EndpointsConfig.GwPriority must be an integer")
+            priorities[net] = gw
+        driver_opts = ep.get("DriverOpts") or {}
+        if not isinstance(driver_opts, dict):
+            raise InvalidArgument("NetworkingConfig.EndpointsConfig.DriverOpts must be an object of strings")
+        if driver_opts.get(_ENDPOINT_SYSCTLS) and t.version >= (1, 46):
+            sysctls[net] = str(driver_opts[_ENDPOINT_SYSCTLS])
         # Aliases (compose gives every container its service name) are names on a
         # user network; docker ignores them on the default bridge, and so do we.
         if net == mode and net not in ("bridge", "default"):
@@ -380,6 +485,8 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
                 raise InvalidArgument("NetworkingConfig.EndpointsConfig.Aliases must be a list")
             if aliases:
                 o["network_aliases"] = [str(a) for a in aliases]
+    _gateway_priority(mode, priorities)
+    o.update(_endpoint_sysctls(hc, mode, extra, sysctls, t))
     o["network"] = "bridge" if mode in ("default", "bridge") else mode
     if extra:
         o["networks"] = extra
@@ -428,6 +535,111 @@ def _networking(body: dict[str, Any], hc: dict[str, Any]) -> dict[str, Any]:
     if hc.get("VolumesFrom"):
         o["volumes_from"] = _str_list(hc["VolumesFrom"], "HostConfig.VolumesFrom")
     return o
+
+
+def _container_wide_mac(
+    body: dict[str, Any], mode: str, endpoints: dict[str, dict[str, Any]], t: _Translation
+) -> None:
+    """Config.MacAddress, the container's MAC before 1.44, into the main endpoint, as
+    dockerd's handleMACAddressBC: before 1.44 an endpoint's MacAddress is ignored
+    without it; from 1.44 on it is deprecated, said in a warning, and must agree."""
+    mac = body.get("MacAddress")
+    private = mode in ("default", "bridge") or not (mode in ("host", "none") or mode.startswith("container:"))
+    main = "bridge" if mode == "default" else mode
+    if t.version < (1, 44):
+        if not mac:
+            for ep in endpoints.values():
+                ep.pop("MacAddress", None)
+            return
+        if not private:
+            raise InvalidArgument("conflicting options: mac-address and the network mode")
+        if not endpoints:
+            endpoints[main] = {}
+        next(iter(endpoints.values()))["MacAddress"] = mac
+        return
+    if not mac:
+        return
+    if private:
+        ep = _main_endpoint(main, endpoints)
+        if not ep.get("MacAddress"):
+            ep["MacAddress"] = mac
+        elif str(ep["MacAddress"]).lower() != str(mac).lower():
+            raise InvalidArgument(
+                "the container-wide MAC address must match the endpoint-specific MAC address for the "
+                "main network, or be left empty"
+            )
+    t.warnings.append(
+        "The container-wide MacAddress field is now deprecated. "
+        "It should be specified in EndpointsConfig instead."
+    )
+
+
+def _main_endpoint(main: str, endpoints: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if not endpoints:
+        endpoints[main] = {}
+    for name in (main, "default") if main == "bridge" else (main,):
+        if name in endpoints:
+            return endpoints[name]
+    raise InvalidArgument(
+        "unable to migrate container-wide MAC address to a specific network: HostConfig.NetworkMode "
+        "must match the identity of a network in NetworkSettings.Networks"
+    )
+
+
+def _gateway_priority(mode: str, priorities: dict[str, int]) -> None:
+    """EndpointsConfig.GwPriority (1.48): podkit's default route is its first network's,
+    so a priority is honoured where it names that network (or ties with it)."""
+    if not priorities:
+        return
+    first = "bridge" if mode in ("default", "bridge") else mode
+    mine = max(priorities.get(first, 0), priorities.get("default", 0) if first == "bridge" else 0)
+    top = max(priorities.items(), key=lambda kv: kv[1])
+    if top[1] > mine:
+        raise InvalidArgument(
+            f"NetworkingConfig.EndpointsConfig.GwPriority: the default gateway of network {top[0]!r} "
+            f"is not supported by podkit yet: the first network ({first!r}) gives the default route"
+        )
+
+
+def _endpoint_sysctls(
+    hc: dict[str, Any], mode: str, extra: list[str], per_endpoint: dict[str, str], t: _Translation
+) -> dict[str, Any]:
+    """Interface sysctls: the endpoints' ``com.docker.network.endpoint.sysctls`` (1.46,
+    IFNAME standing for the interface: eth0 the first network's, eth1 the next...) and
+    HostConfig.Sysctls naming ethN, which dockerd migrates to the first before 1.48 and
+    refuses from 1.48 on."""
+    top = hc.get("Sysctls") or {}
+    if not isinstance(top, dict):
+        raise InvalidArgument("HostConfig.Sysctls must map names to values")
+    private = not (mode in ("host", "none") or mode.startswith("container:"))
+    if t.version >= (1, 48) and private:
+        for k in top:
+            if _interface_sysctl(str(k)):
+                raise InvalidArgument(
+                    f"interface specific sysctl setting {str(k)!r} must be supplied using driver option "
+                    f"'{_ENDPOINT_SYSCTLS}'"
+                )
+    if not per_endpoint:
+        return {}
+    if not private:
+        raise InvalidArgument(f"{_ENDPOINT_SYSCTLS}: network mode {mode!r} has no endpoints")
+    first = "bridge" if mode in ("default", "bridge") else mode
+    order = [first, *extra]
+    out: dict[str, str] = {}
+    for net, value in per_endpoint.items():
+        idx = order.index(first if net in ("default", "bridge") and first == "bridge" else net)
+        for item in value.split(","):
+            k, eq, v = item.strip().partition("=")
+            sk = k.split(".")
+            if not eq or len(sk) != 5 or sk[0] != "net":
+                raise InvalidArgument(
+                    f"invalid {_ENDPOINT_SYSCTLS} entry {item!r}: want net.X.Y.IFNAME.Z=VALUE"
+                )
+            # the fourth part names the interface, whatever it says (dockerd's setSysctls;
+            # the docker CLI lowercases IFNAME)
+            sk[3] = f"eth{idx}"
+            out[".".join(sk)] = v
+    return {"sysctls": {**{str(k): str(v) for k, v in top.items()}, **out}}
 
 
 def _security(hc: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,14 @@ from aiohttp import web
 
 from podkit.dockerapi import views
 from podkit.dockerapi.app import Routes
-from podkit.dockerapi.common import NAMESPACE, NotImplementedYet, images, json_response, registry
+from podkit.dockerapi.common import (
+    NAMESPACE,
+    NotImplementedYet,
+    check_platform,
+    images,
+    json_response,
+    registry,
+)
 from podkit.errors import InvalidArgument, NotFound, PodkitError
 
 log = logging.getLogger(__name__)
@@ -170,9 +177,10 @@ async def _import(request: web.Request) -> web.StreamResponse:
 async def push_image(request: web.Request) -> web.StreamResponse:
     ref = _ref(request.match_info["name"], request.query.get("tag"))
     try:
-        images(request).get(NAMESPACE, ref)
+        img = images(request).get(NAMESPACE, ref)
     except NotFound:
         raise NotFound(f"An image does not exist locally with the tag: {ref}") from None
+    check_platform(request, img, ref, "platform", (1, 46))
     creds = _creds(request)
     reg = registry(request)
 

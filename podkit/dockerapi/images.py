@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -15,16 +15,22 @@ from podkit.dockerapi.app import Routes
 from podkit.dockerapi.common import (
     NAMESPACE,
     NotImplementedYet,
+    api_version,
+    check_platform,
     events,
     filters,
     flag,
     images,
     json_response,
     parse_time,
+    records,
     services,
 )
 from podkit.errors import InvalidArgument, NotFound, PodkitError
 from podkit.prune import IMAGE_KEYS, PruneFilters
+
+if TYPE_CHECKING:
+    from podkit.containers.service import ContainerService
 
 routes = Routes()
 
@@ -92,22 +98,40 @@ async def list_images(request: web.Request) -> web.StreamResponse:
     for u in f.get("until") or []:
         t = parse_time(u)
         groups = {gid: g for gid, g in groups.items() if g[0].created < t}
-    out = await asyncio.to_thread(lambda: [views.image_summary(svc, g[0], g) for g in groups.values()])
+    version = api_version(request)
+    used = await _containers_per_image(request) if version >= (1, 51) else {}
+    out = await asyncio.to_thread(
+        lambda: [views.image_summary(svc, g[0], g, version, used.get(g[0].id, 0)) for g in groups.values()]
+    )
     out.sort(key=lambda d: d["Created"], reverse=True)
     return json_response(out)
+
+
+async def _containers_per_image(request: web.Request) -> dict[str, int]:
+    """How many containers (any state) use each image: images/json's Containers (1.51)."""
+    svc: ContainerService | None = services(request).containers
+    if svc is None:
+        return {}
+    counts: dict[str, int] = {}
+    for rec in records(svc, await svc.list(NAMESPACE, all=True)):
+        if not rec.infra:
+            counts[rec.image_id] = counts.get(rec.image_id, 0) + 1
+    return counts
 
 
 @routes.get("/images/{name:.+}/json")
 async def inspect_image(request: web.Request) -> web.StreamResponse:
     svc = images(request)
     img = _get(request, request.match_info["name"])
+    check_platform(request, img, request.match_info["name"], "platform", (1, 49))
     group = [i for i in await asyncio.to_thread(svc.list, NAMESPACE) if i.id == img.id] or [img]
-    return json_response(await asyncio.to_thread(views.image_inspect, svc, img, group))
+    return json_response(await asyncio.to_thread(views.image_inspect, svc, img, group, api_version(request)))
 
 
 @routes.get("/images/{name:.+}/history")
 async def image_history(request: web.Request) -> web.StreamResponse:
     img = _get(request, request.match_info["name"])
+    check_platform(request, img, request.match_info["name"], "platform", (1, 48))
     history = list(img.config.get("history") or [])
     layers = list(img.layers)
     out: list[dict[str, Any]] = []
@@ -167,7 +191,7 @@ async def tag_image(request: web.Request) -> web.StreamResponse:
 async def remove_image(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     svc = images(request)
-    _get(request, name)
+    check_platform(request, _get(request, name), name, "platforms", (1, 50))
     results = await asyncio.to_thread(svc.remove, NAMESPACE, name, flag(request, "force"))
     if results:
         await asyncio.to_thread(svc.gc)
@@ -197,6 +221,8 @@ async def _save(request: web.Request, refs: list[str]) -> web.StreamResponse:
 
     svc = images(request)
     imgs = [_get(request, r) for r in refs]
+    for img, r in zip(imgs, refs, strict=True):
+        check_platform(request, img, r, "platform", (1, 48))
     plan = await asyncio.to_thread(plan_archive, svc, NAMESPACE, imgs, refs, None)
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
     resp.enable_chunked_encoding()
@@ -237,10 +263,23 @@ async def receive_blob(request: web.Request) -> str:
     )
 
 
+class _HostPlatform:
+    """The platform podkit pulls and loads for, in an image's config terms."""
+
+    @property
+    def config(self) -> dict[str, str]:
+        from podkit.images.oci import Platform
+
+        p = Platform.host()
+        return {"os": p.os, "architecture": p.architecture, "variant": p.variant or ""}
+
+
 @routes.post("/images/load")
 async def load(request: web.Request) -> web.StreamResponse:
     from podkit.images.importer import Importer
 
+    # podkit loads an archive's images for this host's platform: a platform (1.48) names it
+    check_platform(request, _HostPlatform(), "the archive", "platform", (1, 48))
     digest = await receive_blob(request)
     quiet = flag(request, "quiet")
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})

@@ -13,9 +13,12 @@ from aiohttp import web
 
 from podkit.dockerapi.app import Routes
 from podkit.dockerapi.common import (
+    MAX_VERSION,
     NAMESPACE,
     Forbidden,
     NotImplementedYet,
+    Version,
+    api_version,
     body,
     containers,
     filters,
@@ -36,13 +39,14 @@ def _pseudo_id(name: str) -> str:
     return hashlib.sha256(f"podkit-docker-network-{name}".encode()).hexdigest()
 
 
-def _pseudo(name: str) -> dict[str, Any]:
+def _pseudo(name: str, version: Version = MAX_VERSION) -> dict[str, Any]:
     return {
         "Name": name,
         "Id": _pseudo_id(name),
         "Created": rfc3339(0),
         "Scope": "local",
         "Driver": "host" if name == "host" else "null",
+        **({"EnableIPv4": True} if version >= (1, 48) else {}),
         "EnableIPv6": False,
         "IPAM": {"Driver": "default", "Options": None, "Config": []},
         "Internal": False,
@@ -57,6 +61,7 @@ def _pseudo(name: str) -> dict[str, Any]:
 
 
 def _view(request: web.Request, n: Any, with_containers: bool = True) -> dict[str, Any]:
+    version = api_version(request)
     cfg: dict[str, Any] = {"Subnet": n.subnet, "Gateway": n.gateway}
     if n.ip_range:
         cfg["IPRange"] = n.ip_range
@@ -86,6 +91,7 @@ def _view(request: web.Request, n: Any, with_containers: bool = True) -> dict[st
         "Created": rfc3339(n.created),
         "Scope": "local",
         "Driver": n.driver or "bridge",
+        **({"EnableIPv4": True} if version >= (1, 48) else {}),  # shown from 1.48 on
         "EnableIPv6": False,
         "IPAM": {"Driver": "default", "Options": None, "Config": [cfg]},
         "Internal": bool(n.internal),
@@ -112,7 +118,9 @@ async def list_networks(request: web.Request) -> web.StreamResponse:
     unknown = sorted(set(f) - {"name", "id", "label", "driver", "type", "scope", "dangling"})
     if unknown:
         raise InvalidArgument(f"invalid filter '{unknown[0]}'")
-    out = [_view(request, n) for n in networks(request).list()] + [_pseudo(x) for x in _BUILTIN]
+    out = [_view(request, n) for n in networks(request).list()] + [
+        _pseudo(x, api_version(request)) for x in _BUILTIN
+    ]
     if f.get("name"):
         out = [d for d in out if any(v in d["Name"] for v in f["name"])]
     if f.get("id"):
@@ -143,7 +151,7 @@ async def inspect_network(request: web.Request) -> web.StreamResponse:
     ref = request.match_info["id"]
     for x in _BUILTIN:
         if ref == x or (len(ref) >= 3 and _pseudo_id(x).startswith(ref)):
-            return json_response(_pseudo(x))
+            return json_response(_pseudo(x, api_version(request)))
     return json_response(_view(request, _find(request, ref)))
 
 
@@ -157,6 +165,8 @@ async def create_network(request: web.Request) -> web.StreamResponse:
         raise Forbidden(f"{name} is a pre-defined network and cannot be created")
     if b.get("EnableIPv6"):
         raise InvalidArgument("EnableIPv6 is not supported by podkit yet")
+    if b.get("EnableIPv4") is False and api_version(request) >= (1, 48):
+        raise InvalidArgument("EnableIPv4=false (an IPv6-only network) is not supported by podkit: no IPv6")
     for f in ("Ingress", "ConfigOnly", "ConfigFrom", "Scope"):
         if b.get(f) and b.get(f) != "local":
             raise InvalidArgument(f"{f} is not supported by podkit (no swarm)")
@@ -249,6 +259,13 @@ async def connect(request: web.Request) -> web.StreamResponse:
             "IPv6 addresses (EndpointConfig.IPAMConfig.IPv6Address) are not supported by podkit"
         )
     ip = str(ipam.get("IPv4Address") or "") or None
+    gw = ep.get("GwPriority") if api_version(request) >= (1, 48) else None
+    if gw:
+        # docker moves the default route to the highest priority; podkit's stays the first's
+        raise InvalidArgument(
+            "EndpointConfig.GwPriority is not supported by podkit yet on connect: "
+            "the first network gives the default route"
+        )
     current = _net_of(rec)
     if _same(request, current, n):
         raise Forbidden(f"endpoint with name {rec.name} already exists in network {n.name}")

@@ -17,6 +17,7 @@ from podkit.dockerapi import views
 from podkit.dockerapi.app import API_VERSION, MIN_API_VERSION, Routes
 from podkit.dockerapi.common import (
     NAMESPACE,
+    api_version,
     body,
     containers,
     events,
@@ -118,66 +119,90 @@ async def info(request: web.Request) -> web.StreamResponse:
             for line in f:
                 if line.startswith("PRETTY_NAME="):
                     osname = line.split("=", 1)[1].strip().strip('"')
-    return json_response(
-        {
-            "ID": _daemon_id(s.config.root),
-            "Containers": c["containers"],
-            "ContainersRunning": c["running"],
-            "ContainersPaused": c["paused"],
-            "ContainersStopped": c["stopped"],
-            "Images": n_images,
-            "Driver": "overlay2",
-            "DriverStatus": [["Backing Filesystem", "podkit snapshots"]],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
-            "MemoryLimit": True,
-            "SwapLimit": True,
-            "CpuCfsPeriod": True,
-            "CpuCfsQuota": True,
-            "CPUShares": True,
-            "PidsLimit": True,
-            "IPv4Forwarding": True,
-            "Debug": False,
-            "NFd": len(os.listdir("/proc/self/fd")),
-            "NGoroutines": len(asyncio.all_tasks()),
-            "SystemTime": views.rfc3339_now(),
-            "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs",
-            "CgroupVersion": _cgroup_version(),
-            "NEventsListener": 0,
-            "KernelVersion": platform.release(),
-            "OperatingSystem": osname,
-            "OSVersion": "",
-            "OSType": "linux",
-            "Architecture": platform.machine(),
-            "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
-            "NCPU": os.cpu_count() or 1,
-            "MemTotal": _mem_total(),
-            "DockerRootDir": str(s.config.root),
-            "HttpProxy": "",
-            "HttpsProxy": "",
-            "NoProxy": "",
-            "Name": platform.node(),
-            "Labels": [],
-            "ExperimentalBuild": False,
-            "ServerVersion": f"podkit-{__version__}",
-            "Runtimes": {"runc": {"path": "runc"}},
-            "DefaultRuntime": "runc",
-            "Swarm": {
-                "NodeID": "",
-                "NodeAddr": "",
-                "LocalNodeState": "inactive",
-                "ControlAvailable": False,
-                "Error": "",
-                "RemoteManagers": None,
-            },
-            "LiveRestoreEnabled": True,
-            "Isolation": "",
-            "InitBinary": "catatonit",
-            "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "Warnings": [],
-        }
-    )
+    d: dict[str, Any] = {
+        "ID": _daemon_id(s.config.root),
+        "Containers": c["containers"],
+        "ContainersRunning": c["running"],
+        "ContainersPaused": c["paused"],
+        "ContainersStopped": c["stopped"],
+        "Images": n_images,
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "podkit snapshots"]],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
+        "MemoryLimit": True,
+        "SwapLimit": True,
+        "CpuCfsPeriod": True,
+        "CpuCfsQuota": True,
+        "CPUShares": True,
+        "PidsLimit": True,
+        "IPv4Forwarding": True,
+        "Debug": False,
+        "NFd": len(os.listdir("/proc/self/fd")),
+        "NGoroutines": len(asyncio.all_tasks()),
+        "SystemTime": views.rfc3339_now(),
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": _cgroup_version(),
+        "NEventsListener": 0,
+        "KernelVersion": platform.release(),
+        "OperatingSystem": osname,
+        "OSVersion": "",
+        "OSType": "linux",
+        "Architecture": platform.machine(),
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+        "NCPU": os.cpu_count() or 1,
+        "MemTotal": _mem_total(),
+        "DockerRootDir": str(s.config.root),
+        "HttpProxy": "",
+        "HttpsProxy": "",
+        "NoProxy": "",
+        "Name": platform.node(),
+        "Labels": [],
+        "ExperimentalBuild": False,
+        "ServerVersion": f"podkit-{__version__}",
+        "Runtimes": {"runc": {"path": "runc"}},
+        "DefaultRuntime": "runc",
+        "Swarm": {
+            "NodeID": "",
+            "NodeAddr": "",
+            "LocalNodeState": "inactive",
+            "ControlAvailable": False,
+            "Error": "",
+            "RemoteManagers": None,
+        },
+        "LiveRestoreEnabled": True,
+        "Isolation": "",
+        "InitBinary": "catatonit",
+        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "Warnings": [],
+        "ContainerdCommit": {"ID": ""},
+        "RuncCommit": {"ID": ""},
+        "InitCommit": {"ID": ""},
+    }
+    return json_response(_info_for(d, api_version(request)))
+
+
+def _info_for(d: dict[str, Any], version: tuple[int, int]) -> dict[str, Any]:
+    """/info as each version has it: fields come (CDISpecDirs 1.44, FirewallBackend 1.49,
+    DiscoveredDevices 1.50) and go (AllowNondistributableArtifacts* 1.47, the commits'
+    Expected 1.49, BridgeNfIp*tables 1.50)."""
+    if version >= (1, 44):
+        d["CDISpecDirs"] = []  # no CDI devices here
+    if version < (1, 47):
+        d["RegistryConfig"].update(
+            {"AllowNondistributableArtifactsCIDRs": None, "AllowNondistributableArtifactsHostnames": None}
+        )
+    if version >= (1, 49):
+        d["FirewallBackend"] = {"Driver": "iptables"}  # published ports are iptables rules
+    else:
+        for k in ("ContainerdCommit", "RuncCommit", "InitCommit"):
+            d[k]["Expected"] = d[k]["ID"]
+    if version >= (1, 50):
+        d["DiscoveredDevices"] = []
+    else:
+        d["BridgeNfIptables"] = d["BridgeNfIp6tables"] = False
+    return d
 
 
 def _daemon_id(root: Any) -> str:
@@ -191,6 +216,7 @@ async def system_df(request: web.Request) -> web.StreamResponse:
     from podkit.daemon.system_usage import disk_usage
 
     want = set(request.query.getall("type", [])) or {"container", "image", "volume", "build-cache"}
+    version = api_version(request)
     out: dict[str, Any] = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
     # sizes as `podkit system df` has them: a layer shared by images counts once, and is
     # each one's SharedSize (docker's CLI reclaims what in-use images do not share)
@@ -203,21 +229,23 @@ async def system_df(request: web.Request) -> web.StreamResponse:
         sizes = {i["id"]: i for i in usage["images"]}
         seen: dict[str, dict[str, Any]] = {}
         for img in imgs:
-            d = await asyncio.to_thread(views.image_summary, isvc, img, [img])
+            d = await asyncio.to_thread(views.image_summary, isvc, img, [img], version)
             if img.id in seen:
                 seen[img.id]["RepoTags"] = sorted(set(seen[img.id]["RepoTags"]) | set(d["RepoTags"]))
                 continue
             u = sizes.get(img.id) or {}
             d["Containers"] = int(u.get("containers", 0))
             d["SharedSize"] = int(u.get("shared_size", 0))
-            d["Size"] = d["VirtualSize"] = int(u.get("size") or d["Size"])
+            d["Size"] = int(u.get("size") or d["Size"])
+            if "VirtualSize" in d:  # before 1.44
+                d["VirtualSize"] = d["Size"]
             seen[img.id] = d
         out["Images"] = list(seen.values())
         out["LayersSize"] = int(usage["layers_size"])
     if "container" in want:
         written = {c["id"]: c for c in usage["containers"]}
         for rec in records(csvc, recs):
-            d = views.container_summary(csvc, rec, networks(request))
+            d = views.container_summary(csvc, rec, networks(request), version)
             sz = written.get(rec.id) or await csvc.sizes(NAMESPACE, rec.id)
             d["SizeRw"], d["SizeRootFs"] = sz["size_rw"], sz["size_root_fs"]
             out["Containers"].append(d)

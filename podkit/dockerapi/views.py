@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from podkit.dockerapi.common import ZERO_TIME, rfc3339
+from podkit.dockerapi.common import MAX_VERSION, ZERO_TIME, Version, rfc3339
 from podkit.hostconfig import resource_fields
 
 if TYPE_CHECKING:
@@ -34,8 +34,33 @@ def _network_mode(rec: Record) -> str:
     return "default" if mode == "default" else mode
 
 
-def _endpoints(rec: Record, networks: NetworkManager | None) -> dict[str, Any]:
+def _endpoints(
+    rec: Record, networks: NetworkManager | None, version: Version = MAX_VERSION
+) -> dict[str, Any]:
     """NetworkSettings.Networks: one entry per attachment (its IP while running)."""
+    out = _endpoint_map(rec, networks)
+    mode = str(rec.config.get("network") or "bridge")
+    for name, ep in out.items():
+        if name in ("bridge", "host", "none"):
+            continue
+        # A user network: the aliases asked for, and every name the container answers to
+        # there (1.44's DNSNames); before 1.45 Aliases held the short id and hostname too.
+        aliases = list(rec.config.get("network_aliases") or []) if name == mode else []
+        ep["DNSNames"] = list(dict.fromkeys([rec.name, *aliases, rec.id[:12]]))
+        if version < (1, 45):
+            aliases = list(dict.fromkeys([*aliases, rec.id[:12], _hostname(rec)]))
+        ep["Aliases"] = aliases or None
+    if version >= (1, 48):
+        for ep in out.values():
+            ep["GwPriority"] = 0
+    return out
+
+
+def _hostname(rec: Record) -> str:
+    return str(rec.config.get("hostname") or rec.id[:12])
+
+
+def _endpoint_map(rec: Record, networks: NetworkManager | None) -> dict[str, Any]:
     mode = str(rec.config.get("network") or "bridge")
     if mode == "none" or mode.startswith("container:") or mode == "pod":
         return {} if mode != "none" else {"none": _endpoint("", {}, rec)}
@@ -149,7 +174,9 @@ def _health(svc: ContainerService, rec: Record) -> dict[str, Any]:
     return {"Health": st}
 
 
-def container_summary(svc: ContainerService, rec: Record, networks: NetworkManager | None) -> dict[str, Any]:
+def container_summary(
+    svc: ContainerService, rec: Record, networks: NetworkManager | None, version: Version = MAX_VERSION
+) -> dict[str, Any]:
     cfg = rec.config
     command = [*(cfg.get("entrypoint") or []), *(cfg.get("cmd") or [])]
     if not command:
@@ -165,8 +192,12 @@ def container_summary(svc: ContainerService, rec: Record, networks: NetworkManag
         "Labels": dict(rec.labels),
         "State": rec.state,
         "Status": str(svc.view(rec)["status"]),
-        "HostConfig": {"NetworkMode": _network_mode(rec)},
-        "NetworkSettings": {"Networks": _endpoints(rec, networks)},
+        "HostConfig": {
+            "NetworkMode": _network_mode(rec),
+            # 1.46 lists the annotations too
+            **({"Annotations": dict(cfg.get("annotations") or {}) or None} if version >= (1, 46) else {}),
+        },
+        "NetworkSettings": {"Networks": _endpoints(rec, networks, version)},
         "Mounts": _mounts(svc, rec),
     }
 
@@ -250,7 +281,9 @@ def _host_config(svc: ContainerService, rec: Record) -> dict[str, Any]:
     }
 
 
-def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManager | None) -> dict[str, Any]:
+def container_inspect(
+    svc: ContainerService, rec: Record, networks: NetworkManager | None, version: Version = MAX_VERSION
+) -> dict[str, Any]:
     cfg = rec.config
     full = svc.view(rec, full=True)
     command = list(full.get("command") or [])
@@ -269,7 +302,7 @@ def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManag
     live = rec.state in _LIVE
     net = rec.network or {}
     bundle = svc.bundle(rec.id)
-    endpoints = _endpoints(rec, networks)
+    endpoints = _endpoints(rec, networks, version)
     first = next(iter(endpoints.values()), None) if endpoints else None
     exposed: dict[str, dict[str, Any]] = {k: {} for k in ports_map(rec)}
     exposed.update({k: {} for k in (image_cfg.get("ExposedPorts") or {})})
@@ -311,7 +344,7 @@ def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManag
         "GraphDriver": {"Name": "overlay2", "Data": None},
         "Mounts": _mounts(svc, rec),
         "Config": {
-            "Hostname": cfg.get("hostname") or rec.id[:12],
+            "Hostname": _hostname(rec),
             "Domainname": cfg.get("domainname") or "",
             "User": cfg.get("user") or image_cfg.get("User") or "",
             "AttachStdin": False,
@@ -334,6 +367,9 @@ def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManag
             "Labels": labels,
             "StopSignal": _signame(stop_signal) if stop_signal else image_cfg.get("StopSignal") or "",
             **({"StopTimeout": cfg["stop_timeout"]} if cfg.get("stop_timeout") is not None else {}),
+            **_healthcheck(cfg, version),
+            # the MAC asked for, where clients before 1.44 set it (dockerd shows it up to 1.51)
+            **({"MacAddress": cfg["mac_address"]} if cfg.get("mac_address") else {}),
         },
         "NetworkSettings": {
             "Bridge": "",
@@ -356,6 +392,23 @@ def container_inspect(svc: ContainerService, rec: Record, networks: NetworkManag
             "Networks": endpoints,
         },
     }
+
+
+def _healthcheck(cfg: dict[str, Any], version: Version) -> dict[str, Any]:
+    """Config.Healthcheck, durations in nanoseconds (StartInterval: 1.44 on)."""
+    hc = cfg.get("healthcheck") or {}
+    if not hc.get("test"):
+        return {}
+    out: dict[str, Any] = {"Test": list(hc["test"])}
+    fields = {"interval": "Interval", "timeout": "Timeout", "start_period": "StartPeriod"}
+    if version >= (1, 44):
+        fields["start_interval"] = "StartInterval"
+    for key, name in fields.items():
+        if hc.get(key):
+            out[name] = int(round(float(hc[key]) * 1e9))
+    if hc.get("retries"):
+        out["Retries"] = int(hc["retries"])
+    return {"Healthcheck": out}
 
 
 def _signame(sig: Any) -> str:
@@ -396,12 +449,16 @@ def _image_created(img: Image) -> tuple[int, str]:
     return int(img.created), rfc3339(img.created)
 
 
-def image_summary(svc: ImageService, img: Image, group: list[Image]) -> dict[str, Any]:
+def image_summary(
+    svc: ImageService, img: Image, group: list[Image], version: Version = MAX_VERSION, containers: int = -1
+) -> dict[str, Any]:
     tags, digests = repo_tags_digests(svc, group)
     size = svc.unpacked_size(img) or img.size
     cfg = img.config.get("config") or {}
     created, _ = _image_created(img)
-    return {
+    if version < (1, 43) and not tags and not digests:
+        tags, digests = ["<none>:<none>"], ["<none>@<none>"]
+    out: dict[str, Any] = {
         "Id": img.id,
         "ParentId": "",
         "RepoTags": tags,
@@ -409,57 +466,92 @@ def image_summary(svc: ImageService, img: Image, group: list[Image]) -> dict[str
         "Created": created,
         "Size": size,
         "SharedSize": -1,
-        "VirtualSize": size,
         "Labels": cfg.get("Labels") or {},
-        "Containers": -1,
+        # the containers using it from 1.51 on (-1, "not counted", before)
+        "Containers": containers if version >= (1, 51) else -1,
     }
+    if version < (1, 44):
+        out["VirtualSize"] = size  # removed in 1.44
+    return out
 
 
-def image_inspect(svc: ImageService, img: Image, group: list[Image]) -> dict[str, Any]:
+# Config fields of image inspect that are a container's, not the image's: gone in 1.50.
+_CONTAINER_ONLY_CONFIG = {
+    "Hostname": "",
+    "Domainname": "",
+    "AttachStdin": False,
+    "AttachStdout": False,
+    "AttachStderr": False,
+    "Tty": False,
+    "OpenStdin": False,
+    "StdinOnce": False,
+    "Image": "",
+}
+
+
+def image_inspect(
+    svc: ImageService, img: Image, group: list[Image], version: Version = MAX_VERSION
+) -> dict[str, Any]:
     tags, digests = repo_tags_digests(svc, group)
     c = img.config
     cfg = dict(c.get("config") or {})
     _, created = _image_created(img)
     size = svc.unpacked_size(img) or img.size
-    return {
+    config: dict[str, Any] = {
+        **(_CONTAINER_ONLY_CONFIG if version < (1, 50) else {}),
+        "User": cfg.get("User") or "",
+        "ExposedPorts": cfg.get("ExposedPorts"),
+        "Env": cfg.get("Env"),
+        "Cmd": cfg.get("Cmd"),
+        "Healthcheck": cfg.get("Healthcheck"),
+        "Volumes": cfg.get("Volumes"),
+        "WorkingDir": cfg.get("WorkingDir") or "",
+        "Entrypoint": cfg.get("Entrypoint"),
+        "OnBuild": cfg.get("OnBuild"),
+        "Labels": cfg.get("Labels"),
+        "StopSignal": cfg.get("StopSignal"),
+    }
+    if version >= (1, 50):
+        # what the OCI image config omits when empty, dockerd omits from 1.50 on
+        config = {k: v for k, v in config.items() if v not in (None, "")}
+    out: dict[str, Any] = {
         "Id": img.id,
         "RepoTags": tags,
         "RepoDigests": digests,
         "Parent": "",
         "Comment": "",
         "Created": created,
-        "DockerVersion": "",
-        "Author": c.get("author") or "",
-        "Config": {
-            "Hostname": "",
-            "Domainname": "",
-            "User": cfg.get("User") or "",
-            "AttachStdin": False,
-            "AttachStdout": False,
-            "AttachStderr": False,
-            "ExposedPorts": cfg.get("ExposedPorts"),
-            "Tty": False,
-            "OpenStdin": False,
-            "StdinOnce": False,
-            "Env": cfg.get("Env"),
-            "Cmd": cfg.get("Cmd"),
-            "Healthcheck": cfg.get("Healthcheck"),
-            "Image": "",
-            "Volumes": cfg.get("Volumes"),
-            "WorkingDir": cfg.get("WorkingDir") or "",
-            "Entrypoint": cfg.get("Entrypoint"),
-            "OnBuild": cfg.get("OnBuild"),
-            "Labels": cfg.get("Labels"),
-            "StopSignal": cfg.get("StopSignal"),
-        },
-        "Architecture": c.get("architecture") or "",
-        "Variant": c.get("variant") or "",
-        "Os": c.get("os") or "linux",
-        "Size": size,
-        "VirtualSize": size,
-        "GraphDriver": {"Name": "overlay2", "Data": None},
-        "RootFS": {"Type": "layers", "Layers": list(img.diff_ids)},
-        "Metadata": {"LastTagTime": rfc3339(img.updated or img.created)},
+    }
+    if version < (1, 45):
+        # the legacy builder's last step container, gone in 1.45
+        out["Container"] = str(c.get("container") or "")
+        out["ContainerConfig"] = _container_config(c.get("container_config"))
+    out.update(
+        {
+            "DockerVersion": str(c.get("docker_version") or ""),
+            "Author": c.get("author") or "",
+            "Config": config,
+            "Architecture": c.get("architecture") or "",
+            "Variant": c.get("variant") or "",
+            "Os": c.get("os") or "linux",
+            "Size": size,
+            "GraphDriver": {"Name": "overlay2", "Data": None},
+            "RootFS": {"Type": "layers", "Layers": list(img.diff_ids)},
+            "Metadata": {"LastTagTime": rfc3339(img.updated or img.created)},
+        }
+    )
+    if version < (1, 44):
+        out["VirtualSize"] = size  # removed in 1.44
+    return out
+
+
+def _container_config(cc: Any) -> dict[str, Any]:
+    cc = cc if isinstance(cc, dict) else {}
+    keys = ("User", "ExposedPorts", "Env", "Cmd", "Volumes", "WorkingDir", "Entrypoint", "OnBuild", "Labels")
+    return {
+        **_CONTAINER_ONLY_CONFIG,
+        **{k: cc.get(k) for k in keys},
+        "WorkingDir": cc.get("WorkingDir") or "",
     }
 
 
