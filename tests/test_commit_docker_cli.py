@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def test_docker_build_classic(env: DockerEnv, tmp_path: Path) -> None:
     )
     e = dict(env.env(), DOCKER_BUILDKIT="0")
     assert DOCKER is not None
+    since = str(time.time() - 1)
     r = subprocess.run(
         [DOCKER, "build", "-t", "dbuilt:1", "--build-arg", "V=7", "--label", "l=1", str(ctx)],
         env=e,
@@ -64,6 +66,13 @@ def test_docker_build_classic(env: DockerEnv, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Step 4/6 : RUN" in r.stdout and "v=7" in r.stdout and "Successfully tagged dbuilt:1" in r.stdout
     assert "ignored.txt" not in r.stdout
+    # dockerd's events for a built image: create (API 1.46), then tag
+    built = env.docker("image", "inspect", "-f", "{{.Id}}", "dbuilt:1").stdout.strip()
+    evs = env.docker(
+        *("events", "--since", since, "--until", str(time.time() + 1), "--filter", "type=image"),
+        *("--filter", f"image={built}", "--format", "{{.Action}}"),
+    ).stdout.split()
+    assert evs[-2:] == ["create", "tag"], evs
     assert env.docker("run", "--rm", "dbuilt:1").stdout == "from-context\n"
     labels = env.docker("image", "inspect", "-f", "{{json .Config.Labels}}", "dbuilt:1").stdout
     assert '"x":"y"' in labels and '"l":"1"' in labels

@@ -595,6 +595,22 @@ def test_endpoint_sysctls_and_interface_sysctls_by_version(env: DockerEnv) -> No
     r = env.docker(*top, check=False)
     assert r.returncode != 0 and "must be supplied using driver option" in r.stderr
     assert env.docker(*top, api_version="1.47").stdout.strip() == "1"
+    # not on connect (yet): refused by name rather than dropped
+    env.docker("create", "--name", "sysc", "busybox", "true")
+    try:
+        r = env.docker(
+            *(
+                "network",
+                "connect",
+                "--driver-opt",
+                "com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.x=1",
+            ),
+            *("bridge", "sysc"),
+            check=False,
+        )
+        assert r.returncode != 0 and "not supported by podkit yet on connect" in r.stderr, r.stderr
+    finally:
+        env.docker("rm", "-f", "sysc")
 
 
 def test_old_api_versions_get_the_old_shapes(env: DockerEnv) -> None:

@@ -33,6 +33,7 @@ from podkit.prune import NETWORK_KEYS, PruneFilters
 routes = Routes()
 _BUILTIN = ("host", "none")
 _BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
+_ENDPOINT_SYSCTLS = "com.docker.network.endpoint.sysctls"
 
 
 def _pseudo_id(name: str) -> str:
@@ -259,6 +260,16 @@ async def connect(request: web.Request) -> web.StreamResponse:
             "IPv6 addresses (EndpointConfig.IPAMConfig.IPv6Address) are not supported by podkit"
         )
     ip = str(ipam.get("IPv4Address") or "") or None
+    driver_opts = ep.get("DriverOpts") or {}
+    if (
+        isinstance(driver_opts, dict)
+        and driver_opts.get(_ENDPOINT_SYSCTLS)
+        and api_version(request) >= (1, 46)
+    ):
+        raise InvalidArgument(
+            f"EndpointConfig.DriverOpts {_ENDPOINT_SYSCTLS} is not supported by podkit yet on connect "
+            "(it is at create: docker run --network name=NET,driver-opt=...)"
+        )
     gw = ep.get("GwPriority") if api_version(request) >= (1, 48) else None
     if gw:
         # docker moves the default route to the highest priority; podkit's stays the first's

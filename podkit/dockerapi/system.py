@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -335,6 +336,17 @@ def _event_matches(ev: Any, f: dict[str, list[str]]) -> bool:
     return True
 
 
+def _as_docker(ev: Any) -> list[Any]:
+    """podkit's event as dockerd's: a built image is ``create`` (API 1.46's event for
+    every new image built), then ``tag`` when the build named it."""
+    if ev.type != "image" or ev.action != "build":
+        return [ev]
+    out = [dataclasses.replace(ev, action="create")]
+    if ev.attributes.get("name"):
+        out.append(dataclasses.replace(ev, action="tag"))
+    return out
+
+
 def _event_json(ev: Any) -> dict[str, Any]:
     attrs = dict(ev.attributes)
     d: dict[str, Any] = {
@@ -373,8 +385,9 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
             for ev in bus.recent(since):
                 if until is not None and ev.time > until:
                     break
-                if _event_matches(ev, f):
-                    await resp.write(json.dumps(_event_json(ev)).encode() + b"\n")
+                for d in _as_docker(ev):
+                    if _event_matches(d, f):
+                        await resp.write(json.dumps(_event_json(d)).encode() + b"\n")
                 seen_until = ev.time
         if until is not None and until <= time.time():
             return resp
@@ -394,8 +407,9 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
                 continue
             if until is not None and ev.time > until:
                 return resp
-            if _event_matches(ev, f):
-                await resp.write(json.dumps(_event_json(ev)).encode() + b"\n")
+            for d in _as_docker(ev):
+                if _event_matches(d, f):
+                    await resp.write(json.dumps(_event_json(d)).encode() + b"\n")
     except (ConnectionResetError, asyncio.CancelledError):
         return resp
     finally:
