@@ -641,6 +641,8 @@ def test_old_api_versions_get_the_old_shapes(env: DockerEnv) -> None:
         assert listing("")["Containers"] >= 1 and listing("/v1.51")["Containers"] >= 1
         assert listing("/v1.50")["Containers"] == -1 and "VirtualSize" not in listing("/v1.50")
         assert listing("/v1.43")["VirtualSize"] == listing("/v1.43")["Size"]
+        d = listing("/v1.48")["Descriptor"]
+        assert d["digest"].startswith("sha256:") and d["size"] > 0 and "Descriptor" not in listing("/v1.47")
         status, data = rawhttp.call(str(env.socket), "GET", "/v1.41/info")
         info = json.loads(data)
         assert info["BridgeNfIptables"] is False and "FirewallBackend" not in info

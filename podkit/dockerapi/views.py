@@ -472,7 +472,15 @@ def image_summary(
     }
     if version < (1, 44):
         out["VirtualSize"] = size  # removed in 1.44
+    out.update(_descriptor(img, version))
     return out
+
+
+def _descriptor(img: Image, version: Version) -> dict[str, Any]:
+    """1.48's Descriptor: the OCI descriptor of what the name points at (index or manifest)."""
+    if version < (1, 48) or not img.digest:
+        return {}
+    return {"Descriptor": {"mediaType": img.media_type, "digest": img.digest, "size": int(img.target_size)}}
 
 
 # Config fields of image inspect that are a container's, not the image's: gone in 1.50.
@@ -542,6 +550,7 @@ def image_inspect(
     )
     if version < (1, 44):
         out["VirtualSize"] = size  # removed in 1.44
+    out.update(_descriptor(img, version))
     return out
 
 
