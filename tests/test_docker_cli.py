@@ -659,6 +659,32 @@ def test_old_api_versions_get_the_old_shapes(env: DockerEnv) -> None:
         env.docker("network", "rm", name)
 
 
+def test_volume_subpath_from_api_145(env: DockerEnv) -> None:
+    """--mount volume-subpath: the part of the volume found at start, confined to it
+    (a symlink in the volume cannot point the mount outside), nothing left mounted."""
+    env.docker("volume", "create", "spv")
+    try:
+        env.docker(
+            *("run", "--rm", "-v", "spv:/v", "busybox", "sh", "-c"),
+            "mkdir -p /v/a/b && echo hi > /v/a/b/f && ln -s / /v/esc && ln -s ../../.. /v/a/up",
+        )
+        m = "type=volume,src=spv,dst=/m,volume-subpath="
+        assert env.docker("run", "--rm", "--mount", m + "a", "busybox", "cat", "/m/b/f").stdout == "hi\n"
+        for escape in ("esc", "a/up"):  # both resolve to the volume's own root
+            out = env.docker("run", "--rm", "--mount", m + escape, "busybox", "ls", "/m").stdout.split()
+            assert out == ["a", "esc"], out
+        r = env.docker("run", "--rm", "--mount", m + "a,readonly", "busybox", "touch", "/m/x", check=False)
+        assert r.returncode != 0 and "Read-only file system" in r.stderr
+        r = env.docker("run", "--rm", "--mount", m + "nosuch", "busybox", "true", check=False)
+        assert r.returncode != 0 and "subpath 'nosuch'" in r.stderr, r.stderr
+        r = env.docker("run", "--rm", "--mount", m + "a", "busybox", "true", api_version="1.44", check=False)
+        assert r.returncode != 0
+        staging = env.daemon.state / "subpaths"
+        assert staging.is_dir() and not any(staging.iterdir())  # released once runc had them
+    finally:
+        env.docker("volume", "rm", "-f", "spv")
+
+
 def test_read_only_binds_are_recursive_from_api_144(env: DockerEnv, tmp_path: Path) -> None:
     import subprocess
 

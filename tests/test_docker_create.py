@@ -4,6 +4,7 @@ pure translation, checked here without a daemon."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -315,3 +316,27 @@ def test_version_steps_of_networking() -> None:
     with pytest.raises(InvalidArgument, match="must be supplied using driver option"):
         translate(top, None, (1, 48))
     assert translate(top, None, (1, 47))["sysctls"] == {"net.ipv4.conf.eth0.log_martians": "1"}
+
+
+@pytest.mark.root
+def test_subpath_staging_is_confined_and_released(tmp_path: Path) -> None:
+    """VolumeOptions.Subpath's staging mount (podkit.containers.subpaths): a lookup
+    confined to the volume, and what a crash left is released by recovery's sweep."""
+    from podkit.containers import subpaths
+    from podkit.snapshots.mount import is_mountpoint
+
+    vol, state = tmp_path / "vol", tmp_path / "state"
+    (vol / "a").mkdir(parents=True)
+    (vol / "a" / "f").write_text("in")
+    (vol / "out").symlink_to("/etc")
+    staged = subpaths.stage(state, "c1", 0, vol, "a", "v")
+    try:
+        assert (staged / "f").read_text() == "in" and is_mountpoint(staged)
+        with pytest.raises(InvalidArgument, match="subpath 'out/passwd': No such file"):
+            subpaths.stage(state, "c1", 1, vol, "out/passwd", "v")  # /etc inside the volume: none
+        with pytest.raises(InvalidArgument, match="relative path inside the volume"):
+            subpaths.check("../x")
+    finally:
+        subpaths.release_all(state)
+    assert not is_mountpoint(staged) and not (state / "subpaths" / "c1").exists()
+    assert (vol / "a" / "f").read_text() == "in"  # released, never deleted through

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from podkit.containers import subpaths
 from podkit.containers.context import ContainerContext
 from podkit.containers.exit import after_exit, finish, release, watch
 from podkit.containers.remove import remove
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 async def recover(ctx: ContainerContext) -> dict[str, int]:
     counts = {"running": 0, "exited": 0, "removed": 0, "restarted": 0}
     _release_cp_mounts(ctx)
+    subpaths.release_all(ctx.state_dir)
     for rec in ctx.store.list():
         outcome: str | None
         try:

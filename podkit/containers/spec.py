@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from podkit.containers import links
+from podkit.containers import links, subpaths
 from podkit.containers.context import ContainerContext
 from podkit.containers.create import command_of
 from podkit.containers.networking import Namespaces
@@ -50,8 +50,8 @@ async def build(
     groups = [str(g) for g in opts.group_add]
     user = await asyncio.to_thread(resolve_user, rootfs, opts.user or cfg.get("User") or "", groups)
     mounts = _etc_files(ctx.bundle(rec.id), opts, hostname, netinfo, links.hosts_entries(linked))
-    for m in opts.mounts:
-        mounts.append(await _mount_spec(ctx, rec, m, rootfs))
+    for n, m in enumerate(opts.mounts):
+        mounts.append(await _mount_spec(ctx, rec, m, rootfs, n))
     workdir = opts.workdir or cfg.get("WorkingDir") or "/"
     if workdir != "/":
         _make_workdir(rootfs, workdir, user)
@@ -237,7 +237,7 @@ def cgroups_path(ctx: ContainerContext, rec: Record, opts: CreateOptions) -> str
     return f"{parent.rstrip('/')}/{rec.id}"
 
 
-async def _mount_spec(ctx: ContainerContext, rec: Record, m: Mount, rootfs: Path) -> dict[str, Any]:
+async def _mount_spec(ctx: ContainerContext, rec: Record, m: Mount, rootfs: Path, n: int) -> dict[str, Any]:
     ro = (["rro"] if "rro" in m.options and m.type != "tmpfs" else ["ro"]) if m.readonly else []
     if m.type == "tmpfs":
         o = [x for x in m.options if x != "ro"]
@@ -251,6 +251,16 @@ async def _mount_spec(ctx: ContainerContext, rec: Record, m: Mount, rootfs: Path
         }
     if m.type == "volume":
         src = ctx.volumes.path(rec.namespace, m.source)
+        sub = subpaths.of(m.options)
+        if sub is not None:
+            # the part of the volume found now, pinned (subpaths.py); no seeding, as docker
+            staged = await asyncio.to_thread(subpaths.stage, ctx.state_dir, rec.id, n, src, sub, m.source)
+            return {
+                "destination": m.target,
+                "type": "bind",
+                "source": str(staged),
+                "options": ["rbind", "rprivate", *ro],
+            }
         if "nocopy" not in m.options:
             # Seeding is a convenience: a mount point the image does not have, or cannot
             # be resolved inside the rootfs, leaves the volume as it is.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podkit.containers import exit as exits
-from podkit.containers import logrotate
+from podkit.containers import logrotate, subpaths
 from podkit.containers.context import LABEL_IMAGE, LABEL_NAMESPACE, ContainerContext, snap_key
 from podkit.containers.links import refresh_linkers
 from podkit.containers.networking import network_up
@@ -84,6 +84,9 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
         raise
     finally:
         pins.close()  # runc has joined what they pin (or will not)
+        if any(subpaths.of(m.options) is not None for m in opts.mounts):
+            # runc has bound them into the container (or will not): its mounts are its own
+            await asyncio.to_thread(subpaths.release, ctx.state_dir, rec.id)
     marks.append(time.perf_counter())
     log.debug(
         "started %s in %.1f ms (rootfs %.1f, network %.1f, spec %.1f, create %.1f, start %.1f)",

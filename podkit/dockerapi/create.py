@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from podkit.containers import subpaths
 from podkit.dockerapi.common import MAX_VERSION, Version
 from podkit.errors import InvalidArgument
 
@@ -378,7 +379,12 @@ def _mount(m: Any, t: _Translation) -> dict[str, Any]:
         if _set(v.get("Subpath")):
             if t.version < (1, 45):
                 raise InvalidArgument("VolumeOptions.Subpath needs API v1.45 or newer")
-            raise _unsupported("HostConfig.Mounts", "VolumeOptions.Subpath", v["Subpath"])
+            if not m.get("Source"):
+                raise InvalidArgument("HostConfig.Mounts: must not set Subpath when using anonymous volumes")
+            sub = v["Subpath"]
+            if not isinstance(sub, str):
+                raise InvalidArgument("HostConfig.Mounts: VolumeOptions.Subpath must be a string")
+            opts.append(subpaths.OPTION + subpaths.check(sub))
         if readonly and t.version >= (1, 44):
             opts.append("rro")  # a volume is a bind too: dockerd makes it recursively read-only
     elif typ == "image":
