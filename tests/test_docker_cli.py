@@ -613,6 +613,37 @@ def test_endpoint_sysctls_and_interface_sysctls_by_version(env: DockerEnv) -> No
         env.docker("rm", "-f", "sysc")
 
 
+def test_gw_priority_picks_the_default_route(env: DockerEnv) -> None:
+    """--network name=B,gw-priority=1 (API 1.48): B's gateway is the default route."""
+    (na, sa), (nb, sb) = (
+        (f"gwa{time.time_ns() % 10**5}", unique_network()[1]),
+        (
+            f"gwb{time.time_ns() % 10**5}",
+            unique_network()[1],
+        ),
+    )
+    env.docker("network", "create", "--subnet", sa, na)
+    env.docker("network", "create", "--subnet", sb, nb)
+    try:
+        gw_b = json.loads(env.docker("network", "inspect", nb).stdout)[0]["IPAM"]["Config"][0]["Gateway"]
+        gw_a = json.loads(env.docker("network", "inspect", na).stdout)[0]["IPAM"]["Config"][0]["Gateway"]
+        route = ("busybox", "ip", "route", "show", "default")
+        r = env.docker("run", "--rm", "--network", na, "--network", f"name={nb},gw-priority=1", *route)
+        assert r.stdout.split()[:3] == ["default", "via", gw_b], r.stdout
+        r = env.docker("run", "--rm", "--network", na, "--network", nb, *route)
+        assert r.stdout.split()[:3] == ["default", "via", gw_a], r.stdout  # a tie: the first's
+        cid = env.docker(
+            *("run", "-d", "--network", na, "--network", f"name={nb},gw-priority=3", "busybox", "sleep", "60")
+        ).stdout.strip()
+        try:
+            eps = json.loads(env.docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", cid).stdout)
+            assert (eps[na]["GwPriority"], eps[nb]["GwPriority"]) == (0, 3)
+        finally:
+            env.docker("rm", "-f", cid)
+    finally:
+        env.docker("network", "rm", na, nb)
+
+
 def test_old_api_versions_get_the_old_shapes(env: DockerEnv) -> None:
     """A client pinned to 1.41 (docker-py's own pin, scripts) gets 1.41's fields back."""
     new = json.loads(env.docker("image", "inspect", "busybox").stdout)[0]

@@ -303,11 +303,11 @@ def test_version_steps_of_networking() -> None:
     """GwPriority (1.48), per-endpoint sysctls (1.46) and interface sysctls (refused 1.48)."""
     eps = {"a": {"GwPriority": 0}, "b": {"GwPriority": 5}}
     body = {"Image": "b", "HostConfig": {"NetworkMode": "a"}, "NetworkingConfig": {"EndpointsConfig": eps}}
-    with pytest.raises(InvalidArgument, match="GwPriority"):
-        translate(body, None, (1, 48))
-    assert translate(body, None, (1, 47))["networks"] == ["b"]  # before 1.48 the field is not read
-    eps["a"]["GwPriority"] = 9
-    assert translate(body, None, (1, 48))["network"] == "a"
+    o = translate(body, None, (1, 48))
+    assert o["gw_priority"] == {"b": 5} and CreateOptions.parse(o).gw_priority == {"b": 5}
+    assert "gw_priority" not in translate(body, None, (1, 47))  # before 1.48 the field is not read
+    with pytest.raises(InvalidArgument, match="not one of the container's networks"):
+        CreateOptions.parse({"image": "b", "network": "a", "gw_priority": {"c": 1}})
     opt = {"com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.log_martians=1"}
     one = {"Image": "b", "NetworkingConfig": {"EndpointsConfig": {"bridge": {"DriverOpts": opt}}}}
     assert translate(one, None)["sysctls"] == {"net.ipv4.conf.eth0.log_martians": "1"}

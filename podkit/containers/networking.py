@@ -114,6 +114,7 @@ async def network_up(
             aliases={net: opts.network_aliases} if opts.network_aliases else None,
             ips={net: opts.ip} if opts.ip else None,
             macs={net: opts.mac_address} if opts.mac_address else None,
+            gateway=_gateway(net, opts),
         )
     except BaseException:
         try:
@@ -218,6 +219,16 @@ async def network_down(ctx: ContainerContext, cid: str) -> None:
         await asyncio.to_thread(networks.remove_netns, cid)
     except Exception as e:  # noqa: BLE001 - releasing: log it, recovery retries it
         log.warning("releasing the network of %s: removing its netns failed: %r", cid[:12], e)
+
+
+def _gateway(first: str, opts: CreateOptions) -> str | None:
+    """The network whose gateway is the default route: the highest GwPriority, the first
+    network's on a tie (None: the first's, as always)."""
+    if not opts.gw_priority or not opts.networks:
+        return None
+    order = [opts.network, *opts.networks]
+    best = max(range(len(order)), key=lambda i: (opts.gw_priority.get(order[i], 0), -i))
+    return None if best == 0 else order[best]
 
 
 async def connect(

@@ -335,6 +335,15 @@ def _network(o: CreateOptions, body: Body) -> None:
         raise InvalidArgument(f"--network-alias is only for user-defined networks, not network mode {net!r}")
     if ports and (net in ("host", "none", "pod") or net.startswith("container:")):
         raise InvalidArgument(f"port publishing is not possible with network mode {net!r}")
+    prio = body.get("gw_priority") or {}
+    if not isinstance(prio, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in prio.values()
+    ):
+        raise InvalidArgument("gw_priority must map network names to integers")
+    for k in prio:
+        if k not in (net, *o.networks):
+            raise InvalidArgument(f"gw_priority names {k!r}, which is not one of the container's networks")
+    o.gw_priority = {str(k): int(v) for k, v in prio.items() if v}
 
 
 def _dns(o: CreateOptions, body: Body) -> None:
@@ -659,7 +668,7 @@ TABLE: tuple[tuple[tuple[str, ...], Parser], ...] = (
     (("ulimits",), _ulimits),
     (("init",), _flag("init")),
     (("restart", "restart_policy", "auto_remove"), _restart),
-    (("ports", "network", "network_aliases", "networks"), _network),
+    (("ports", "network", "network_aliases", "networks", "gw_priority"), _network),
     (("healthcheck", "no_healthcheck"), _healthcheck),
     (("dns", "add_hosts", "dns_search", "dns_options"), _dns),
     (("stop_signal",), _stop_signal),

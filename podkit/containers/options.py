@@ -103,6 +103,8 @@ class CreateOptions:
     healthcheck: dict[str, Any] | None = None  # {test, interval, timeout, retries, start_period}: health.py
     network_aliases: list[str] = field(default_factory=list)  # names on a user network, beside its own
     networks: list[str] = field(default_factory=list)  # more user networks (eth1...): --network repeated
+    # network -> docker's GwPriority: the highest gives the default route (ties: the first)
+    gw_priority: dict[str, int] = field(default_factory=dict)
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)

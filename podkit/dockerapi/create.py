@@ -491,7 +491,7 @@ def _networking(body: dict[str, Any], hc: dict[str, Any], t: _Translation) -> di
                 raise InvalidArgument("NetworkingConfig.EndpointsConfig.Aliases must be a list")
             if aliases:
                 o["network_aliases"] = [str(a) for a in aliases]
-    _gateway_priority(mode, priorities)
+    o.update(_gateway_priority(mode, extra, priorities))
     o.update(_endpoint_sysctls(hc, mode, extra, sysctls, t))
     o["network"] = "bridge" if mode in ("default", "bridge") else mode
     if extra:
@@ -592,19 +592,16 @@ def _main_endpoint(main: str, endpoints: dict[str, dict[str, Any]]) -> dict[str,
     )
 
 
-def _gateway_priority(mode: str, priorities: dict[str, int]) -> None:
-    """EndpointsConfig.GwPriority (1.48): podkit's default route is its first network's,
-    so a priority is honoured where it names that network (or ties with it)."""
-    if not priorities:
-        return
+def _gateway_priority(mode: str, extra: list[str], priorities: dict[str, int]) -> dict[str, Any]:
+    """EndpointsConfig.GwPriority (1.48): the network with the highest gives the default
+    route. Ties go to the first network (dockerd sorts them by name instead)."""
     first = "bridge" if mode in ("default", "bridge") else mode
-    mine = max(priorities.get(first, 0), priorities.get("default", 0) if first == "bridge" else 0)
-    top = max(priorities.items(), key=lambda kv: kv[1])
-    if top[1] > mine:
-        raise InvalidArgument(
-            f"NetworkingConfig.EndpointsConfig.GwPriority: the default gateway of network {top[0]!r} "
-            f"is not supported by podkit yet: the first network ({first!r}) gives the default route"
-        )
+    out: dict[str, int] = {}
+    for net, p in priorities.items():
+        name = "bridge" if net in ("default", "bridge") and first == "bridge" else net
+        if name in (first, *extra):
+            out[name] = p
+    return {"gw_priority": out} if out else {}
 
 
 def _endpoint_sysctls(

@@ -51,8 +51,9 @@ def _endpoints(
             aliases = list(dict.fromkeys([*aliases, rec.id[:12], _hostname(rec)]))
         ep["Aliases"] = aliases or None
     if version >= (1, 48):
-        for ep in out.values():
-            ep["GwPriority"] = 0
+        prio = rec.config.get("gw_priority") or {}
+        for name, ep in out.items():
+            ep["GwPriority"] = int(prio.get(name, 0))
     return out
 
 

@@ -56,6 +56,7 @@ async def attach(
     dns_names: list[str] | None = None,
     aliases: dict[str, list[str]] | None = None,
     macs: dict[str, str] | None = None,
+    gateway: str | None = None,
 ) -> list[dict[str, Any]]:
     """See ``NetworkManager.attach``."""
     if not owner_id:
@@ -70,8 +71,11 @@ async def attach(
     resolved, socks = resolve_ports(ctx, ports)
     per_net = {resolve_name(ctx, k): list(v) for k, v in (aliases or {}).items()}
     mac_of = {resolve_name(ctx, k): v for k, v in (macs or {}).items()}
+    gw = resolve_name(ctx, gateway) if gateway else ""
+    if gw and gw not in names:
+        raise InvalidArgument(f"the default route's network {gateway!r} is not one of those attached")
     req = _Request(
-        owner_id, netns_path, kind, namespace, cni_args, fixed, list(dns_names or []), per_net, mac_of
+        owner_id, netns_path, kind, namespace, cni_args, fixed, list(dns_names or []), per_net, mac_of, gw
     )
     try:
         out = await _attach_all(ctx, req, nets, resolved, ifname_base)
@@ -96,6 +100,7 @@ class _Request:
     dns_names: list[str]  # the names it answers to on every user network
     aliases: dict[str, list[str]]  # network name -> names on that network only
     macs: dict[str, str] = field(default_factory=dict)  # network name -> requested MAC
+    gateway: str = ""  # the network giving the default route ("": the first)
 
     def args_for(self, network: str) -> str:
         if network not in self.fixed and network not in self.macs:
@@ -139,7 +144,7 @@ async def _attach_one(
         firewall=ctx.firewall,
         portmap=use_portmap,
         plugin_masq=False,
-        default_route=not ctx.store.attachments(req.owner_id),
+        default_route=(n.name == req.gateway) if req.gateway else not ctx.store.attachments(req.owner_id),
     )
     rc = {"portMappings": [p.to_cni() for p in pm]}
     async with ctx.net_lock(n.id):

@@ -57,8 +57,8 @@ class Network:
         (``portmap=True``: the user's own entry, ``Network.portmap``, else one with SNAT
         so 127.0.0.1 and hairpinned connections work); firewall only where asked for.
         ``plugin_masq=False`` when the caller masquerades the subnet itself;
-        ``default_route=False`` for an owner's second and later interfaces (one
-        default route per netns: the first network's, as in docker).
+        ``default_route=False`` for all but one of an owner's interfaces (one default
+        route per netns: the first network's, or the one attach is told: GwPriority).
         """
         rng: dict[str, Any] = {"subnet": self.subnet, "gateway": self.gateway}
         if self.ip_range:

@@ -297,13 +297,15 @@ class NetworkManager:
         dns_names: builtins.list[str] | None = None,
         aliases: dict[str, builtins.list[str]] | None = None,
         macs: dict[str, str] | None = None,
+        gateway: str | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Wire an owner's netns: loopback up, then one interface per network.
 
         An empty ``networks`` (or "", "bridge") means the default network; for
         loopback only use ``loopback_up``. ``ips`` asks for fixed addresses, by
         network name (``--ip``), ``macs`` fixed MAC addresses (``--mac-address``);
-        ``cni_args`` are extra ``K=V;...`` CNI_ARGS.
+        ``cni_args`` are extra ``K=V;...`` CNI_ARGS. The default route is the first
+        network's, or ``gateway``'s (a network of the list: docker's GwPriority).
 
         Published ports go to the first network. A host port of 0 gets a free port.
         Returns, per network: network, network_id, interface, ip, prefix,
@@ -327,6 +329,7 @@ class NetworkManager:
             dns_names,
             aliases,
             macs,
+            gateway,
         )
 
     async def connect(
