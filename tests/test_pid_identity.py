@@ -305,3 +305,22 @@ def test_restart_with_containers_of_an_older_podkitd(daemon: Daemon, busybox_ima
     daemon.cli("kill", b.id, check=True)
     wait_for(lambda: c.containers.get(b.id).raw["state"] == "exited", what="b to exit")
     daemon.cli("rm", a.id, b.id, check=True)
+
+
+def test_a_wrapper_script_is_identified_by_the_command_line(tmp_path: Path) -> None:
+    """A conmon configured as a wrapper script execs the real binary: its exe is not
+    the configured path, so only the command line can name the process."""
+    import sys as _sys
+
+    wrapper = tmp_path / "conmon-wrapper"
+    wrapper.write_text('#!/bin/sh\nexec /usr/bin/conmon "$@"\n')
+    wrapper.chmod(0o755)
+    p = subprocess.Popen([_sys.executable, "-c", "import time; time.sleep(60)", "-c", "abc"])
+    try:
+        assert proc_identity.runs(str(wrapper), "-c", "abc")(p.pid) is None
+        assert "not the one for -c other" in (proc_identity.runs(str(wrapper), "-c", "other")(p.pid) or "")
+        # a binary is still compared by exe
+        assert "runs" in (proc_identity.runs("/usr/bin/conmon", "-c", "abc")(p.pid) or "")
+    finally:
+        p.kill()
+        p.wait()
