@@ -80,3 +80,7 @@ def test_docker_build_classic(env: DockerEnv, tmp_path: Path) -> None:
     r = subprocess.run([DOCKER, "build", str(ctx)], env=e, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "Dockerfile:2" in r.stderr and "non-zero code: 4" in r.stderr
     env.docker("rmi", "dbuilt:1")
+    # keeping part of the cache is refused (podkit's prune removes all unused), not overdone
+    r = env.docker("builder", "prune", "-f", "--keep-storage", "1GB", check=False)
+    assert r.returncode != 0 and "keep-storage is not supported by podkit" in r.stderr, r.stderr
+    assert env.docker("builder", "prune", "-f").returncode == 0

@@ -43,6 +43,29 @@ routes.get("/session")(_BUILD)  # type: ignore[arg-type]
 routes.post("/session")(_BUILD)  # type: ignore[arg-type]
 
 
+def _no_space_targets(request: web.Request) -> None:
+    """keep-storage (renamed reserved-space in 1.48), max-used-space and min-free-space
+    (1.48) ask to keep part of the cache; podkit's prune removes all that is unused, so
+    one of them set is refused rather than pruning more than asked."""
+    from podkit.dockerapi.common import api_version
+    from podkit.errors import InvalidArgument
+
+    names = ["keep-storage"]
+    if api_version(request) >= (1, 48):
+        names += ["reserved-space", "max-used-space", "min-free-space"]
+    for name in names:
+        v = request.query.get(name) or "0"
+        try:
+            set_ = float(v) != 0
+        except ValueError:
+            raise InvalidArgument(f"{name} is in bytes and expects an integer, got {v!r}") from None
+        if set_:
+            raise InvalidArgument(
+                f"build/prune {name} is not supported by podkit: its prune removes all the unused build "
+                "cache (use filters until, label)"
+            )
+
+
 @routes.post("/build/prune")
 async def build_prune(request: web.Request) -> web.StreamResponse:
     """The build cache is the images of the build namespace (podkit/build): every one no
@@ -54,6 +77,7 @@ async def build_prune(request: web.Request) -> web.StreamResponse:
     from podkit.dockerapi.common import filters, images
     from podkit.prune import SYSTEM_KEYS, PruneFilters
 
+    _no_space_targets(request)
     f = PruneFilters.parse({k: v for k, v in filters(request).items() if k in SYSTEM_KEYS}, SYSTEM_KEYS)
     res = await asyncio.to_thread(images(request).prune, BUILD_NS, True, f)
     gone = [str(d["Deleted"]).split(":", 1)[-1] for d in res.get("deleted") or [] if "Deleted" in d]
