@@ -340,3 +340,8 @@ def test_subpath_staging_is_confined_and_released(tmp_path: Path) -> None:
         subpaths.release_all(state)
     assert not is_mountpoint(staged) and not (state / "subpaths" / "c1").exists()
     assert (vol / "a" / "f").read_text() == "in"  # released, never deleted through
+    # podkit run --mount takes it too (the same option on the mount)
+    o = CreateOptions.parse({"image": "b", "mounts": ["type=volume,src=v,dst=/d,volume-subpath=a/b"]})
+    assert o.mounts[0].options == ["subpath=a/b"]
+    with pytest.raises(InvalidArgument, match="relative path inside the volume"):
+        CreateOptions.parse({"image": "b", "mounts": ["type=volume,src=v,dst=/d,volume-subpath=../x"]})

@@ -328,9 +328,14 @@ def parse_mount_flag(spec: str) -> Mount:
             raise InvalidArgument(f"invalid --mount {spec!r}: only the 'local' volume driver is available")
         if "volume-opt" in fields:
             raise InvalidArgument(f"invalid --mount {spec!r}: volume-opt: the local driver takes no options")
-        for k in ("volume-label", "volume-subpath"):
-            if k in fields:
-                raise InvalidArgument(f"invalid --mount {spec!r}: {k} is not supported by podkit")
+        if "volume-label" in fields:
+            raise InvalidArgument(f"invalid --mount {spec!r}: volume-label is not supported by podkit")
+        if "volume-subpath" in fields:
+            from podkit.containers import subpaths
+
+            if not source:
+                raise InvalidArgument(f"invalid --mount {spec!r}: an anonymous volume has no subpath")
+            opts.append(subpaths.OPTION + subpaths.check(fields["volume-subpath"] or ""))
     else:
         if source:
             raise InvalidArgument(f"invalid --mount {spec!r}: a tmpfs mount takes no source")
