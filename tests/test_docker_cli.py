@@ -716,6 +716,41 @@ def test_volume_subpath_from_api_145(env: DockerEnv) -> None:
         env.docker("volume", "rm", "-f", "spv")
 
 
+def test_image_mount_from_api_148(env: DockerEnv) -> None:
+    """--mount type=image (API 1.48): the image's files, read-only; the image is in use."""
+    env.docker("run", "--name", "imsrc", "busybox", "sh", "-c", "echo marked > /mark")
+    try:
+        env.docker("commit", "imsrc", "imsrc:1")
+    finally:
+        env.docker("rm", "-f", "imsrc")
+    m = "type=image,source=imsrc:1,target=/img"
+    assert env.docker("run", "--rm", "--mount", m, "busybox", "cat", "/img/mark").stdout == "marked\n"
+    r = env.docker("run", "--rm", "--mount", m, "busybox", "touch", "/img/x", check=False)
+    assert r.returncode != 0 and "Read-only file system" in r.stderr
+    cid = env.docker("run", "-d", "--mount", m, "busybox", "sleep", "60").stdout.strip()
+    try:
+        mounts = json.loads(env.docker("inspect", "-f", "{{json .Mounts}}", cid).stdout)
+        assert [(x["Type"], x["Destination"], x["RW"]) for x in mounts] == [("image", "/img", False)]
+        r = env.docker("rmi", "imsrc:1", check=False)
+        assert r.returncode != 0  # in use by the container's mount
+    finally:
+        env.docker("rm", "-f", cid)
+    env.docker("rmi", "imsrc:1")
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{env.daemon.root / 'metadata.db'}?mode=ro", uri=True)
+    try:  # the views went with their containers
+        assert db.execute("SELECT key FROM snapshots WHERE key LIKE 'imagemount-%'").fetchall() == []
+    finally:
+        db.close()
+    r = env.docker(
+        "run", "--rm", "--mount", "type=image,source=nosuch:1,target=/i", "busybox", "true", check=False
+    )
+    assert r.returncode != 0 and "No such image" in r.stderr
+    r = env.docker("run", "--rm", "--mount", m, "busybox", "true", api_version="1.47", check=False)
+    assert r.returncode != 0
+
+
 def test_read_only_binds_are_recursive_from_api_144(env: DockerEnv, tmp_path: Path) -> None:
     import subprocess
 

@@ -263,8 +263,15 @@ def test_version_steps_of_the_create_body() -> None:
     image = {"Type": "image", "Source": "busybox", "Target": "/i"}
     with pytest.raises(InvalidArgument, match='Mount type "Image" needs API v1.48'):
         translate({"Image": "b", "HostConfig": {"Mounts": [image]}}, None, (1, 47))
-    with pytest.raises(InvalidArgument, match="mount type 'image'"):
-        translate({"Image": "b", "HostConfig": {"Mounts": [image]}}, None, (1, 48))
+    got = translate({"Image": "b", "HostConfig": {"Mounts": [image]}}, None, (1, 48))["mounts"][0]
+    assert (got["type"], got["source"], got["readonly"]) == ("image", "busybox", True)
+    with pytest.raises(InvalidArgument, match="ImageOptions.Subpath"):
+        sub_img = {**image, "ImageOptions": {"Subpath": "bin"}}
+        translate({"Image": "b", "HostConfig": {"Mounts": [sub_img]}}, None)
+    with pytest.raises(InvalidArgument, match="the source is an image ID"):
+        CreateOptions.parse(
+            {"image": "b", "mounts": [{"type": "image", "source": "busybox", "target": "/i"}]}
+        )
     force = {"Type": "bind", "Source": "/tmp", "Target": "/t", "ReadOnly": True}
     force["BindOptions"] = {"ReadOnlyForceRecursive": True}
     with pytest.raises(InvalidArgument, match="ReadOnlyForceRecursive needs API v1.44"):

@@ -165,7 +165,14 @@ class ContainerContext:
         return out
 
     def _image_users(self, ns: str, image: Image) -> list[str]:
-        return [r.name for r in self.store.list(ns) if r.image_id == image.id]
+        return [
+            r.name
+            for r in self.store.list(ns)
+            if r.image_id == image.id
+            or any(
+                m.get("type") == "image" and m.get("source") == image.id for m in r.config.get("mounts") or []
+            )
+        ]
 
     # ------------------------------------------------ locks, changes, tasks
     def lock(self, cid: str) -> asyncio.Lock:

@@ -153,8 +153,14 @@ def _mounts(o: CreateOptions, body: Body) -> None:
     mounts += [parse_tmpfs(t) for t in strings(body.get("tmpfs"), "tmpfs")]
     seen: set[str] = set()
     for m in mounts:
-        if m.type not in ("bind", "volume", "tmpfs"):
+        if m.type not in ("bind", "volume", "tmpfs", "image"):
             raise InvalidArgument(f"invalid mount type {m.type!r}")
+        if m.type == "image":
+            if not m.source.startswith("sha256:"):
+                raise InvalidArgument(
+                    f"invalid image mount at {m.target}: the source is an image ID (sha256:...)"
+                )
+            m.readonly = True  # an image is mounted read-only, as docker's
         if m.target in seen:
             raise InvalidArgument(f"duplicate mount point {m.target}")
         seen.add(m.target)

@@ -149,7 +149,7 @@ def validate_name(name: str) -> str:
 class Mount:
     """One mount of the container: a host bind, a named volume or a tmpfs."""
 
-    type: str  # bind | volume | tmpfs
+    type: str  # bind | volume | tmpfs | image (an image ID's read-only view: subpaths.py)
     target: str
     source: str = ""  # host path (bind) or volume name (volume)
     readonly: bool = False

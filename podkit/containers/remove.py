@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from podkit.containers import subpaths
 from podkit.containers.context import ACTIVE, ContainerContext, original_name, removing_name, snap_key
 from podkit.containers.exit import finish, release, wait_state
 from podkit.containers.stop import resume_quietly, send_signal
@@ -149,6 +150,12 @@ async def _kill_for_removal(ctx: ContainerContext, rec: Record) -> None:
 
 async def _remove_files(ctx: ContainerContext, rec: Record) -> None:
     async def snapshot() -> None:
+        for n, m in enumerate(rec.config.get("mounts") or []):
+            if m.get("type") == "image":  # its read-only view (subpaths.py)
+                try:
+                    await asyncio.to_thread(ctx.snapshots.remove, subpaths.image_key(rec.id, n))
+                except NotFound:
+                    pass  # never started
         try:
             await asyncio.to_thread(ctx.snapshots.remove, snap_key(rec.id))
         except NotFound:

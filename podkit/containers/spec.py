@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podkit.containers import links, subpaths
-from podkit.containers.context import ContainerContext
+from podkit.containers.context import LABEL_NAMESPACE, ContainerContext
 from podkit.containers.create import command_of
 from podkit.containers.networking import Namespaces
 from podkit.containers.option_runtime import THROTTLE_KEYS
 from podkit.containers.options import CreateOptions, Mount, merge_env
 from podkit.containers.rootfs import resolve_user, secure_join
 from podkit.containers.store import Record
-from podkit.errors import InvalidArgument
+from podkit.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from podkit.runtime.spec import Resources
@@ -237,6 +237,22 @@ def cgroups_path(ctx: ContainerContext, rec: Record, opts: CreateOptions) -> str
     return f"{parent.rstrip('/')}/{rec.id}"
 
 
+async def _image_view(ctx: ContainerContext, rec: Record, m: Mount, n: int) -> Path:
+    """An image mount: the image's read-only view, kept under image_key until removal."""
+    key = subpaths.image_key(rec.id, n)
+    if not ctx.snapshots.exists(key):
+        try:
+            image = ctx.images.get(rec.namespace, m.source)
+        except NotFound:
+            raise NotFound(f"image mount at {m.target}: no such image {m.source}") from None
+        if image.chain_id is None:
+            raise InvalidArgument(f"image mount at {m.target}: image {m.source[:19]} has no layers")
+        labels = {"podkit/container": rec.id, LABEL_NAMESPACE: rec.namespace}
+        await asyncio.to_thread(ctx.snapshots.view, key, image.chain_id, labels)
+    mounts = ctx.snapshots.mounts(key)
+    return await asyncio.to_thread(subpaths.stage_mounts, ctx.state_dir, rec.id, n, mounts)
+
+
 async def _mount_spec(ctx: ContainerContext, rec: Record, m: Mount, rootfs: Path, n: int) -> dict[str, Any]:
     ro = (["rro"] if "rro" in m.options and m.type != "tmpfs" else ["ro"]) if m.readonly else []
     if m.type == "tmpfs":
@@ -248,6 +264,13 @@ async def _mount_spec(ctx: ContainerContext, rec: Record, m: Mount, rootfs: Path
             "type": "tmpfs",
             "source": "tmpfs",
             "options": ["nosuid", "nodev", *o, *ro],
+        }
+    if m.type == "image":
+        return {
+            "destination": m.target,
+            "type": "bind",
+            "source": str(await _image_view(ctx, rec, m, n)),
+            "options": ["rbind", "rprivate", "ro"],
         }
     if m.type == "volume":
         src = ctx.volumes.path(rec.namespace, m.source)

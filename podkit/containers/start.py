@@ -84,7 +84,7 @@ async def run(ctx: ContainerContext, rec: Record) -> None:
         raise
     finally:
         pins.close()  # runc has joined what they pin (or will not)
-        if any(subpaths.of(m.options) is not None for m in opts.mounts):
+        if any(subpaths.of(m.options) is not None or m.type == "image" for m in opts.mounts):
             # runc has bound them into the container (or will not): its mounts are its own
             await asyncio.to_thread(subpaths.release, ctx.state_dir, rec.id)
     marks.append(time.perf_counter())

@@ -1,4 +1,5 @@
-"""A volume mounted at a subpath (docker's ``VolumeOptions.Subpath``, API 1.45).
+"""A volume mounted at a subpath (docker's ``VolumeOptions.Subpath``, API 1.45), and
+an image mounted read-only (docker's mount type ``image``, API 1.48).
 
 The subpath is inside a volume that containers write to, so naming it to runc as a
 host path would let a container swap a directory of it for a symlink to ``/`` between
@@ -8,6 +9,8 @@ onto a staging directory, ``<state>/subpaths/<container>/<n>``, which runc binds
 the staging mount is what the lookup found, whatever the name points at later. runc's
 mount in the container is a mount of its own, so the staging ones are released as soon
 as runc has created the container (``release``); recovery releases what a crash left.
+An image mount is a read-only snapshot view of the image (``image_key``), mounted on a
+staging path the same way; the view stays until the container is removed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from podkit.containers.rootfs_fd import open_in_root, open_root
 from podkit.errors import InvalidArgument, PodkitError
-from podkit.snapshots.mount import MS_BIND, MS_REC, sys_mount, unmount
+from podkit.snapshots.mount import MS_BIND, MS_REC, Mount, is_mountpoint, mount_all, sys_mount, unmount
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,21 @@ def stage(state_dir: Path, cid: str, n: int, volume_dir: Path, sub: str, volume:
             os.close(fd)
     finally:
         os.close(root)
+
+
+def image_key(cid: str, n: int) -> str:
+    """The snapshot key of a container's n-th mount when it is an image (a view)."""
+    return f"imagemount-{cid}-{n}"
+
+
+def stage_mounts(state_dir: Path, cid: str, n: int, mounts: list[Mount]) -> Path:
+    """An image mount's snapshot view mounted at a staging path (returned), for runc to
+    bind from; released with the subpaths (the view itself lives until removal)."""
+    target = _dir(state_dir, cid) / str(n)
+    target.mkdir(parents=True, exist_ok=True)
+    if not is_mountpoint(target):
+        mount_all(mounts, target)
+    return target
 
 
 def release(state_dir: Path, cid: str) -> None:

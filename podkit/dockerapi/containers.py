@@ -52,6 +52,14 @@ async def create_container(request: web.Request) -> web.StreamResponse:
     opts = create.translate(b, name, api_version(request), warnings)
     if request.query.get("platform"):
         opts["platform"] = request.query["platform"]  # the host's only: CreateOptions says so
+    for m in opts.get("mounts") or []:
+        if m["type"] == "image":  # by ID: a later tag of the name does not change it
+            try:
+                img = await asyncio.to_thread(images(request).get, NAMESPACE, m["source"])
+            except NotFound:
+                # a 400, not the 404 after which the docker CLI would pull the container's image
+                raise InvalidArgument(f"image mount at {m['target']}: No such image: {m['source']}") from None
+            m["source"] = img.id
     # the settings are checked before the image is looked up, as dockerd's
     parsed = await asyncio.to_thread(CreateOptions.parse, opts)
     # docker answers 404 for a missing image and lets the client pull it (with its

@@ -350,7 +350,12 @@ def _mount(m: Any, t: _Translation) -> dict[str, Any]:
     target = m.get("Target") or m.get("Destination")
     if not target:
         raise InvalidArgument(f"HostConfig.Mounts entry {m!r} has no Target")
-    for f, own in (("VolumeOptions", "volume"), ("BindOptions", "bind"), ("TmpfsOptions", "tmpfs")):
+    for f, own in (
+        ("VolumeOptions", "volume"),
+        ("BindOptions", "bind"),
+        ("TmpfsOptions", "tmpfs"),
+        ("ImageOptions", "image"),
+    ):
         if m.get(f) is not None and typ != own and t.version >= (1, 42):
             raise InvalidArgument(f"{f} must not be specified on mount type {typ!r}")
     readonly = bool(m.get("ReadOnly"))
@@ -390,9 +395,14 @@ def _mount(m: Any, t: _Translation) -> dict[str, Any]:
     elif typ == "image":
         if t.version < (1, 48):
             raise InvalidArgument('Mount type "Image" needs API v1.48 or newer')
-        raise InvalidArgument(
-            "mount type 'image' (API 1.48) is not supported by podkit yet: use bind, volume or tmpfs"
-        )
+        if not m.get("Source"):
+            raise InvalidArgument(f"HostConfig.Mounts: the image mount at {target} names no image (Source)")
+        io = m.get("ImageOptions") or {}
+        if not isinstance(io, dict):
+            raise InvalidArgument("HostConfig.Mounts: ImageOptions must be an object")
+        if _set(io.get("Subpath")):
+            raise _unsupported("HostConfig.Mounts", "ImageOptions.Subpath", io["Subpath"])
+        readonly = True  # the container's create resolves Source to the image's ID
     else:
         raise InvalidArgument(f"unsupported mount type {typ!r}: use bind, volume or tmpfs")
     return {

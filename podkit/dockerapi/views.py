@@ -156,7 +156,7 @@ def _mounts(svc: ContainerService, rec: Record) -> list[dict[str, Any]]:
             d["Source"] = str(svc.volumes.path(rec.namespace, m.get("source") or ""))
             d["Driver"] = "local"
             d["Mode"] = "z" if not ro else "ro"
-        elif typ == "bind":
+        elif typ in ("bind", "image"):
             d["Source"] = m.get("source")
         else:
             d["Source"] = ""
