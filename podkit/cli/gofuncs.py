@@ -2,8 +2,9 @@
 templates, for podkit/cli/gotemplate.py.
 
 The builtins of text/template (``and or not len index slice print printf println eq
-ne lt le gt ge``) and docker's (``json split join title lower upper pad truncate``,
-from github.com/docker/cli/templates). A function raises ``FuncError``; the evaluator
+ne lt le gt ge html js urlquery``; ``call``, whose error names its operand, is the
+evaluator's) and docker's (``json split join title lower upper pad truncate``, from
+github.com/docker/cli/templates). A function raises ``FuncError``; the evaluator
 reports it as Go does (``error calling NAME: ...``).
 """
 
@@ -15,11 +16,48 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from podkit.cli.gojson import NO_VALUE, go_json
+
+
+def go_quote(s: str) -> str:
+    """strconv.Quote: Go's %q of a string (unprintable runes escaped, ``\\x01``,
+    ``\\u00a0``, ``\\U0001f600``; printable ones, é included, as they are)."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch in _QUOTE_ESC:
+            out.append(_QUOTE_ESC[ch])
+        elif ch == " " or ch.isprintable():
+            out.append(ch)
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\x{o:02x}")
+        elif o < 0x10000:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_QUOTE_ESC = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
+
 
 def go_str(v: object) -> str:
     """``v`` as Go's fmt ``%v`` prints it."""
     if v is None:
         return "<nil>"
+    if v is NO_VALUE:
+        return "<no value>"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -66,7 +104,7 @@ def sorted_keys(m: Mapping[Any, Any]) -> list[Any]:
 
 def truth(v: object) -> bool:
     """Go's truth: false, 0, nil and empty strings, lists and maps are false."""
-    if v is None or v is False:
+    if v is None or v is False or v is NO_VALUE:
         return False
     if isinstance(v, int | float | str | list | tuple | dict):
         return bool(v)
@@ -76,6 +114,8 @@ def truth(v: object) -> bool:
 def type_name(v: object) -> str:
     if v is None:
         return "nil"
+    if v is NO_VALUE:
+        return "<nil>"  # fmt's %T of an invalid value
     return {
         bool: "bool",
         int: "int",
@@ -85,27 +125,6 @@ def type_name(v: object) -> str:
         tuple: "[]interface {}",
         dict: "map[string]interface {}",
     }.get(type(v), type(v).__name__)
-
-
-def go_json(v: object) -> str:
-    """docker's ``json`` func: compact, HTML characters left alone; methods (callables
-    in a formatter's fields) are not data and are left out."""
-    return json.dumps(_data(v), separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-class GoMap(dict[str, Any]):
-    """A dict that Go holds as a map, not a struct: ``json`` writes its keys sorted, as
-    encoding/json does (docker's listing contexts marshal through a map)."""
-
-
-def _data(v: object) -> object:
-    if isinstance(v, GoMap):
-        return {k: _data(v[k]) for k in sorted(v) if not callable(v[k])}
-    if isinstance(v, Mapping):
-        return {k: _data(x) for k, x in v.items() if not callable(x)}
-    if isinstance(v, list | tuple):
-        return [_data(x) for x in v]
-    return v
 
 
 class FuncError(Exception):
@@ -125,12 +144,15 @@ def _want_int(v: object) -> int:
 
 
 def _basic(v: object) -> str:
+    """Go's basicKind: ints and floats are different kinds (``eq 1 1.0`` is an error)."""
     if v is None:
         return "nil"
     if isinstance(v, bool):
         return "bool"
-    if isinstance(v, int | float):
-        return "number"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
     if isinstance(v, str):
         return "string"
     return "other"
@@ -152,7 +174,7 @@ def _eq(a: object, *bs: object) -> bool:
 
 def _less(a: object, b: object) -> bool:
     ka, kb = _basic(a), _basic(b)
-    if ka not in ("number", "string") or kb not in ("number", "string"):
+    if ka not in ("int", "float", "string") or kb not in ("int", "float", "string"):
         raise FuncError("invalid type for comparison")
     if ka != kb:
         raise FuncError("incompatible types for comparison")
@@ -186,16 +208,27 @@ def _index(v: object, *keys: object) -> object:
 
 
 def _slice(v: object, *idx: object) -> object:
+    if v is None:
+        raise FuncError("slice of untyped nil")
     if not isinstance(v, str | list | tuple):
         raise FuncError(f"can't slice item of type {type_name(v)}")
     ints = [_want_int(i) for i in idx]
-    if len(ints) > 2:
-        raise FuncError("too many slice indexes")
+    if len(ints) > 3:
+        raise FuncError(f"too many slice indexes: {len(ints)}")
+    if len(ints) == 3 and isinstance(v, str):
+        raise FuncError("cannot 3-index slice a string")
+    cap = len(v)  # a list's capacity is its length here
+    for i in ints:
+        if not 0 <= i <= cap:
+            raise FuncError(f"index out of range: {i}")
     lo = ints[0] if ints else 0
     hi = ints[1] if len(ints) > 1 else len(v)
-    if not 0 <= lo <= hi <= len(v):
-        raise FuncError(f"index out of range: {hi if hi > len(v) else lo}")
-    return v[lo:hi]
+    if len(ints) == 3 and ints[1] > ints[2]:
+        raise FuncError(f"invalid slice index: {ints[1]} > {ints[2]}")
+    if lo > hi:
+        raise FuncError(f"invalid slice index: {lo} > {hi}")
+    out = v.encode()[lo:hi].decode(errors="replace") if isinstance(v, str) else v[lo:hi]
+    return out
 
 
 def _sprint(*args: object) -> str:
@@ -206,6 +239,46 @@ def _sprint(*args: object) -> str:
             out.append(" ")
         out.append(go_str(a))
     return "".join(out)
+
+
+def _html(*args: object) -> str:
+    """text/template's html: HTMLEscapeString of the operands as print joins them."""
+    s = args[0] if len(args) == 1 and isinstance(args[0], str) else _sprint(*args)
+    for a, b in (
+        ("&", "&amp;"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ('"', "&#34;"),
+        ("'", "&#39;"),
+        ("\0", "\ufffd"),
+    ):
+        s = s.replace(a, b)
+    return s
+
+
+_JS = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"}
+
+
+def _js(*args: object) -> str:
+    """text/template's js: JSEscapeString (control and unprintable characters as \\uXXXX)."""
+    s = args[0] if len(args) == 1 and isinstance(args[0], str) else _sprint(*args)
+    out = []
+    for ch in s:
+        if ch in _JS:
+            out.append(_JS[ch])
+        elif ch < " " or (ch >= "\x80" and not ch.isprintable()):
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _urlquery(*args: object) -> str:
+    """text/template's urlquery: url.QueryEscape (space as +)."""
+    from urllib.parse import quote_plus
+
+    s = args[0] if len(args) == 1 and isinstance(args[0], str) else _sprint(*args)
+    return quote_plus(s, safe="")
 
 
 def _sprintln(*args: object) -> str:
@@ -270,7 +343,7 @@ def _verb(verb: str, flags: str, prec: str | None, a: object) -> str:
         if isinstance(a, str) or (verb == "s" and isinstance(a, list | dict)):
             s = a if isinstance(a, str) else go_str(a)
             s = s[:p] if p is not None else s
-            return json.dumps(s, ensure_ascii=False) if verb == "q" else s
+            return go_quote(s) if verb == "q" else s
         if verb == "q" and isinstance(a, int) and not isinstance(a, bool):
             return "'" + json.dumps(chr(a))[1:-1].replace("\\u00", "\\x") + "'"
         return _bad(verb, a)
@@ -321,7 +394,9 @@ def _split(s: object, sep: object) -> list[str]:
 
 
 def _pad_func(s: object, prefix: object, suffix: object) -> str:
-    return " " * _want_int(prefix) + _want_str(s) + " " * _want_int(suffix)
+    """docker's padWithSpace: an empty string stays empty."""
+    text = _want_str(s)
+    return " " * _want_int(prefix) + text + " " * _want_int(suffix) if text else ""
 
 
 def _truncate(s: object, n: object) -> str:
@@ -344,6 +419,10 @@ FUNCS: dict[str, Callable[..., object]] = {
     "le": lambda a, b: _less(a, b) or _eq(a, b),
     "gt": lambda a, b: not (_less(a, b) or _eq(a, b)),
     "ge": lambda a, b: not _less(a, b),
+    "html": _html,
+    "js": _js,
+    "urlquery": _urlquery,
+    "call": lambda f, *a: f(*a),  # evaluated by _Run.call, which names a non-function
     # docker's (github.com/docker/cli/templates)
     "json": go_json,
     "split": _split,
@@ -356,8 +435,8 @@ FUNCS: dict[str, Callable[..., object]] = {
 }
 
 # What docker runs a table's header line with: each function hands its first argument
-# back, so `{{upper .Names}}` heads its column NAMES, not an upper-cased header.
+# back, so `{{upper .Names}}` heads its column NAMES, not an upper-cased header. Not
+# pad: docker pads the header too, to keep it over its column.
 HEADER_FUNCS: dict[str, Callable[..., object]] = {
-    name: (lambda v, *_: v)
-    for name in ("json", "split", "join", "title", "lower", "upper", "pad", "truncate")
+    name: (lambda v, *_: v) for name in ("json", "split", "join", "title", "lower", "upper", "truncate")
 }

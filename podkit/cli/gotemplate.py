@@ -10,10 +10,15 @@ Supported: text and actions with ``{{-``/``-}}`` trimming and ``{{/* comments */
 fields (``.A.B``), ``.``, ``$`` and variables (``$x := ...``, ``$x = ...``), literals
 (strings, raw strings, numbers, chars, true/false/nil), parenthesised pipelines,
 ``|`` pipelines; ``if``/``else if``/``else``, ``range`` (lists, dicts in key order,
-ints; ``$i, $e :=``; ``else``; ``break``/``continue``), ``with``/``else with``; Go's
-functions ``and or not len index slice print printf println eq ne lt le gt ge`` and
-docker's ``json split join title lower upper pad truncate``. Not supported:
-``define``/``template``/``block`` (named templates) and ``call``.
+ints; ``$i, $e :=``; ``else``; ``break``/``continue``), ``with``/``else with``; named
+templates (``define``, ``template``, ``block``: one set per parse, redefinition as
+Go's ``Parse`` allows it -- an empty body never replaces a defined one, two non-empty
+ones are an error; a called template sees only ``.`` and ``$``, the value it is
+given); Go's functions ``and or not len index slice print printf println eq ne lt le
+gt ge html js urlquery call`` and docker's ``json split join title lower upper pad
+truncate``. Variables are checked when parsing, as Go does (``undefined variable``).
+Not as Go: template calls nest at most ``MAX_DEPTH`` deep (Go: 100000; Python's
+stack is shallower).
 
 Values print as Go's fmt prints them (``[a b]``, ``map[k:v]``, ``<nil>``, floats as
 ``%v``). A missing field is an error naming it (docker's raw inspect fallback runs with
@@ -26,10 +31,20 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from podkit.cli.gofuncs import FUNCS, FuncError, go_str, sorted_keys, truth, type_name
+from podkit.cli.gofuncs import (
+    FUNCS,
+    FuncError,
+    go_quote,
+    go_str,
+    sorted_keys,
+    truth,
+    type_name,
+)
+from podkit.cli.gojson import NO_VALUE
 from podkit.errors import InvalidArgument
 
 
@@ -193,7 +208,7 @@ def _lex_action(src: str, i: int, start: int, toks: list[_Tok]) -> tuple[int, bo
             toks.append(_Tok(single[c], c, i))
             i += 1
             continue
-        raise _parse_error(src, start, f"unexpected {c!r} in command")
+        raise _parse_error(src, start, f"unexpected {go_quote(c)} in command")
 
 
 def _unquote(quoted: str, src: str, pos: int) -> str:
@@ -207,6 +222,18 @@ def _unquote(quoted: str, src: str, pos: int) -> str:
             raise _parse_error(src, pos, f"bad string {quoted}") from None
     assert isinstance(out, str)
     return out
+
+
+def _show_tok(t: _Tok) -> str:
+    """A token as Go's parser names it in ``unexpected X in Y`` (lexer item.String)."""
+    if t.kind == "eof":
+        return "EOF"
+    if t.kind == "end":
+        return '"}}"'
+    if t.kind == "ident" and t.val in (*_KEYWORDS, "nil"):
+        return f"<{t.val}>"
+    text = go_quote(t.val) if t.kind == "str" else t.val  # (Go shows a string as written)
+    return go_quote(text[:10]) + "..." if len(text) > 10 else go_quote(text)
 
 
 def _line_col(src: str, pos: int) -> tuple[int, int]:
@@ -260,6 +287,7 @@ class _Ident(_Node):
 @dataclass
 class _Lit(_Node):
     value: object
+    text: str | None = None  # a number as written, as Go's errors show it
 
 
 @dataclass
@@ -292,6 +320,22 @@ class _Loop(_Node):
     kind: str  # break, continue
 
 
+@dataclass
+class _Call(_Node):
+    """``{{template "name" pipeline}}`` (and the call half of ``{{block}}``)."""
+
+    name: str
+    pipe: _Pipe | None
+
+
+_KEYWORDS = ("if", "range", "with", "end", "else", "break", "continue", "define", "template", "block")
+
+
+def _is_empty(nodes: list[_Node]) -> bool:
+    """Go's parse.IsEmptyTree: nothing but white space."""
+    return all(isinstance(n, _Text) and not n.text.strip() for n in nodes)
+
+
 class _Parser:
     def __init__(self, src: str) -> None:
         self.src = src
@@ -299,6 +343,8 @@ class _Parser:
         self.i = 0
         self.loops = 0
         self.funcs = set(FUNCS)
+        self.vars = ["$"]  # declared so far, as Go's parser checks them
+        self.trees: dict[str, list[_Node]] = {}  # the named templates of this parse
 
     def err(self, pos: int, msg: str) -> TemplateError:
         return _parse_error(self.src, pos, msg)
@@ -316,14 +362,26 @@ class _Parser:
         self.i += 1
         return t
 
-    def parse(self) -> list[_Node]:
-        body, stop = self.list_until(())
+    def parse(self) -> dict[str, list[_Node]]:
+        """The named templates, the top level's under "" (unless a ``{{define ""}}``
+        took the name and the top level is empty, as in Go)."""
+        body, stop = self.list_until((), top=True)
         assert stop is None
-        return body
+        self.add("", body, 0)
+        return self.trees
 
-    def list_until(self, stops: tuple[str, ...]) -> tuple[list[_Node], _Tok | None]:
+    def add(self, name: str, body: list[_Node], pos: int) -> None:
+        """Go's Tree.add: a name is taken by its first non-empty body."""
+        old = self.trees.get(name)
+        if old is None or _is_empty(old):
+            self.trees[name] = body
+        elif not _is_empty(body):
+            raise self.err(pos, f"template: multiple definition of template {go_quote(name)}")
+
+    def list_until(self, stops: tuple[str, ...], top: bool = False) -> tuple[list[_Node], _Tok | None]:
         """Nodes up to an ``{{end}}``/``{{else}}`` (one of ``stops``), which is consumed:
-        its keyword token is returned (the rest of an ``else`` action is not)."""
+        its keyword token is returned (the rest of an ``else`` action is not). ``top``:
+        the template's top level, where ``{{define}}`` may stand."""
         out: list[_Node] = []
         while True:
             t = self.next()
@@ -335,19 +393,43 @@ class _Parser:
                 out.append(_Text(t.pos, t.val))
                 continue
             # an action: the token after `{{` was consumed by the lexer; t is its first
-            kw = self.peek_keyword(t)
+            kw = t.val if t.kind == "ident" and t.val in _KEYWORDS else None
             if kw in ("end", "else"):
                 if kw not in stops:
                     raise self.err(t.pos, f"unexpected {{{{{kw}}}}}")
                 return out, t
+            if kw == "define" and top:
+                self.definition()
+                continue
             out.append(self.action(t, kw))
 
-    def peek_keyword(self, t: _Tok) -> str | None:
-        if t.kind == "ident" and t.val in ("if", "range", "with", "end", "else", "break", "continue"):
-            return t.val
-        if t.kind == "ident" and t.val in ("define", "template", "block"):
-            raise self.err(t.pos, f"{{{{{t.val}}}}} (named templates) is not supported")
-        return None
+    def sub_tree(self, context: str) -> list[_Node]:
+        """The body of a ``define`` or ``block``, up to its ``{{end}}``: a tree of its
+        own, so no variables but ``$`` and no enclosing range."""
+        outer_vars, outer_loops = self.vars, self.loops
+        self.vars, self.loops = ["$"], 0
+        try:
+            body, stop = self.list_until(("end", "else"))
+        finally:
+            self.vars, self.loops = outer_vars, outer_loops
+        assert stop is not None
+        if stop.val == "else":
+            raise self.err(stop.pos, f"unexpected {{{{else}}}} in {context}")
+        self.expect_end("end")
+        return body
+
+    def template_name(self, context: str) -> _Tok:
+        t = self.next()
+        if t.kind != "str":
+            raise self.err(t.pos, f"unexpected {_show_tok(t)} in {context}")
+        return t
+
+    def definition(self) -> None:
+        name = self.template_name("define clause")
+        end = self.next()
+        if end.kind != "end":
+            raise self.err(end.pos, f"unexpected {_show_tok(end)} in define clause")
+        self.add(name.val, self.sub_tree("define clause"), name.pos)
 
     def action(self, t: _Tok, kw: str | None) -> _Node:
         if kw is None:
@@ -358,6 +440,19 @@ class _Parser:
                 raise self.err(t.pos, f"{{{{{kw}}}}} outside {{{{range}}}}")
             self.expect_end(kw)
             return _Loop(t.pos, kw)
+        if kw == "define":  # not at the top level
+            raise self.err(t.pos, "unexpected <define> in command")
+        if kw == "template":
+            name = self.template_name("template clause")
+            if self.peek().kind == "end":
+                self.next()
+                return _Call(name.pos, name.val, None)
+            return _Call(name.pos, name.val, self.pipeline("template clause", name.pos))
+        if kw == "block":  # {{define "x"}}body{{end}}{{template "x" pipeline}}
+            name = self.template_name("block clause")
+            pipe = self.pipeline("block clause", name.pos)
+            self.add(name.val, self.sub_tree("block clause"), name.pos)
+            return _Call(name.pos, name.val, pipe)
         return self.branch(kw, t.pos)
 
     def expect_end(self, what: str) -> None:
@@ -366,6 +461,15 @@ class _Parser:
             raise self.err(t.pos, f"unexpected {t.val!r} in {what}")
 
     def branch(self, kw: str, pos: int) -> _Node:
+        # Variables declared in the pipeline or the bodies live until the {{end}} (Go's
+        # parseControl pops them there), the else branch included.
+        mark = len(self.vars)
+        try:
+            return self._branch(kw, pos)
+        finally:
+            del self.vars[mark:]
+
+    def _branch(self, kw: str, pos: int) -> _Node:
         pipe = self.pipeline(kw, pos)
         if kw == "range":
             self.loops += 1
@@ -376,15 +480,18 @@ class _Parser:
         assert stop is not None
         if stop.val == "else":
             nxt = self.peek()
-            if nxt.kind == "ident" and nxt.val in ("if", "with") and kw != "range":
+            if nxt.kind == "ident" and nxt.val == kw and kw in ("if", "with"):
                 # `{{else if ...}}` is `{{else}}{{if ...}}...{{end}}{{end}}` sharing one end
-                if nxt.val != kw:
-                    raise self.err(nxt.pos, f"{{{{else {nxt.val}}}}} inside {{{{{kw}}}}}")
                 self.next()
                 orelse = [self.branch(nxt.val, nxt.pos)]
                 return _Branch(pos, kw, pipe, body, orelse)
+            if nxt.kind != "end":  # Go leaves the word to the else list, which refuses it
+                raise self.err(nxt.pos, f"unexpected {_show_tok(nxt)} in input")
             self.expect_end("else")
-            orelse, stop = self.list_until(("end",))
+            orelse, stop = self.list_until(("end", "else"))
+            assert stop is not None
+            if stop.val == "else":
+                raise self.err(stop.pos, "expected end; found {{else}}")
         # stop is now `end`: its closing delimiter follows
         self.expect_end("end")
         return _Branch(pos, kw, pipe, body, orelse)
@@ -409,6 +516,7 @@ class _Parser:
             break
         if not pipe.decl:
             self.i = save
+        self.vars.extend(pipe.decl)
         while True:
             t = self.peek()
             if t.kind in ("end", "rparen", "eof"):
@@ -460,16 +568,17 @@ class _Parser:
     def operand(self) -> _Node:
         node = self.term()
         names: list[str] = []
+        chain_pos = self.toks[self.i].pos  # Go places a chain where its second part starts
         while self.toks[self.i].kind == "field":  # a chain: no space before the field
             names.append(self.toks[self.i].val)
             self.i += 1
         if not names:
             return node
         if isinstance(node, _Field) and node.base is None:
-            return _Field(node.pos, node.names + tuple(names))
+            return _Field(chain_pos, node.names + tuple(names))
         if isinstance(node, _Lit) and node.value is None:
             raise self.err(node.pos, "nil is not a command")
-        return _Field(node.pos, tuple(names), node)
+        return _Field(chain_pos, tuple(names), node)
 
     def term(self) -> _Node:
         t = self.next()
@@ -478,18 +587,22 @@ class _Parser:
         if t.kind == "dot":
             return _Dot(t.pos)
         if t.kind == "var":
+            if t.val not in self.vars:
+                raise self.err(t.pos, f"undefined variable {go_quote(t.val)}")
             return _Var(t.pos, t.val)
         if t.kind == "str":
             return _Lit(t.pos, t.val)
         if t.kind == "char":
             return _Lit(t.pos, int(t.val))
         if t.kind == "num":
-            return _Lit(t.pos, self.number(t))
+            return _Lit(t.pos, self.number(t), t.val)
         if t.kind == "ident":
             if t.val in ("true", "false"):
                 return _Lit(t.pos, t.val == "true")
             if t.val == "nil":
                 return _Lit(t.pos, None)
+            if t.val in _KEYWORDS:
+                raise self.err(t.pos, f"unexpected <{t.val}> in operand")
             if t.val not in self.funcs:
                 raise self.err(t.pos, f'function "{t.val}" not defined')
             return _Ident(t.pos, t.val)
@@ -534,6 +647,11 @@ class _Missing:
 _MISSING = _Missing()
 
 
+MAX_DEPTH = 1000
+"""How deep ``{{template}}`` calls may nest (Go allows 100000; Python's stack does not)."""
+_STACK = 40 * MAX_DEPTH  # Python frames that many levels of if/range/with may take
+
+
 class Template:
     """A parsed template; ``execute(data)`` renders it."""
 
@@ -544,7 +662,8 @@ class Template:
             self.funcs.update(funcs)
         p = _Parser(src)
         p.funcs = set(self.funcs)
-        self.tree = p.parse()
+        self.trees = p.parse()
+        self.tree = self.trees[""]
 
     def execute(
         self,
@@ -558,10 +677,18 @@ class Template:
         line: see HEADER_FUNCS)."""
         run = _Run(self, data, missing_ok, {**self.funcs, **(funcs or {})})
         out: list[str] = []
+        limit = sys.getrecursionlimit()
+        # pure-Python frames (3.11+ keeps them off the C stack), so a template calling
+        # itself MAX_DEPTH deep fits
+        sys.setrecursionlimit(max(limit, _STACK))
         try:
             run.walk(self.tree, data, out)
         except (_Break, _Continue):  # pragma: no cover - the parser refuses them outside range
             pass
+        except RecursionError:  # templates calling templates, deeper than Python's stack
+            raise TemplateError(f"template: : exceeded maximum template depth ({MAX_DEPTH})") from None
+        finally:
+            sys.setrecursionlimit(limit)
         return "".join(out)
 
 
@@ -572,13 +699,17 @@ class _Run:
     missing_ok: bool
     funcs: dict[str, Callable[..., object]]
     vars: list[list[object]] = field(default_factory=list)  # [name, value] cells, innermost last
+    name: str = ""  # of the template being executed, for errors
+    depth: int = 0
 
     def __post_init__(self) -> None:
         self.vars.append(["$", self.root])
 
     def err(self, node: _Node, msg: str) -> TemplateError:
         line, col = _line_col(self.tmpl.src, node.pos)
-        return TemplateError(f'template: :{line}:{col}: executing "" at <{self.show(node)}>: {msg}')
+        return TemplateError(
+            f"template: :{line}:{col}: executing {go_quote(self.name)} at <{self.show(node)}>: {msg}"
+        )
 
     def show(self, node: _Node) -> str:
         if isinstance(node, _Field):
@@ -591,13 +722,23 @@ class _Run:
         if isinstance(node, _Dot):
             return "."
         if isinstance(node, _Lit):
-            return json.dumps(node.value) if isinstance(node.value, str) else go_str(node.value)
+            if node.text is not None:
+                return node.text
+            if node.value is None:
+                return "nil"
+            return go_quote(node.value) if isinstance(node.value, str) else go_str(node.value)
         if isinstance(node, _Cmd):
             return " ".join(self.show(a) for a in node.args)
         if isinstance(node, _PipeArg):
             return "(" + " | ".join(self.show(c) for c in node.pipe.cmds) + ")"
         if isinstance(node, _Branch):
             return node.kind
+        if isinstance(node, _Call):
+            pipe = " " + self.show(node.pipe) if node.pipe else ""
+            return f"{{{{template {go_quote(node.name)}{pipe}}}}}"
+        if isinstance(node, _Pipe):
+            decl = ", ".join(node.decl) + (" = " if node.assign else " := ") if node.decl else ""
+            return decl + " | ".join(self.show(c) for c in node.cmds)
         return "?"
 
     def walk(self, nodes: list[_Node], dot: object, out: list[str]) -> None:
@@ -612,6 +753,26 @@ class _Run:
                 self.branch(node, dot, out)
             elif isinstance(node, _Loop):
                 raise _Break() if node.kind == "break" else _Continue()
+            elif isinstance(node, _Call):
+                self.call_template(node, dot, out)
+
+    def call_template(self, node: _Call, dot: object, out: list[str]) -> None:
+        body = self.tmpl.trees.get(node.name)
+        if body is None:
+            raise self.err(node, f"template {go_quote(node.name)} not defined")
+        if self.depth >= MAX_DEPTH:
+            raise self.err(node, f"exceeded maximum template depth ({MAX_DEPTH})")
+        # its variables persist, as Go's do; without a pipeline, dot is no value
+        dot = self.pipe(node.pipe, dot) if node.pipe is not None else NO_VALUE
+        # no dynamic scoping: the called template sees only `$`, the value it was given
+        outer = self.vars, self.name
+        self.vars, self.name = [["$", dot]], node.name
+        self.depth += 1
+        try:
+            self.walk(body, dot, out)
+        finally:
+            self.vars, self.name = outer
+            self.depth -= 1
 
     def scoped(self, nodes: list[_Node], dot: object, out: list[str]) -> None:
         mark = len(self.vars)
@@ -651,7 +812,9 @@ class _Run:
         elif coll is None:
             items = []
         else:
-            raise self.err(node, f"range can't iterate over {go_str(coll)}")
+            raise self.err(_last_arg(node.pipe), f"range can't iterate over {go_str(coll)}")
+        if isinstance(coll, int) and len(decl) > 1:
+            raise self.err(_last_arg(node.pipe), f"can't use {coll} to iterate over more than one variable")
         if not items:
             self.scoped(node.orelse, dot, out)
             return
@@ -677,7 +840,7 @@ class _Run:
             v = self.cmd(cmd, dot, v)
         if pipe.decl:
             if pipe.assign:
-                cell = self.lookup_var(pipe, pipe.decl[0])
+                cell = self.lookup_var(_last_arg(pipe), pipe.decl[0])
                 cell[1] = v
             else:
                 for name in pipe.decl:
@@ -688,7 +851,7 @@ class _Run:
         for cell in reversed(self.vars):
             if cell[0] == name:
                 return cell
-        raise self.err(node, f'undefined variable "{name}"')
+        raise self.err(node, f"undefined variable: {name}")
 
     def cmd(self, cmd: _Cmd, dot: object, final: object) -> object:
         first, rest = cmd.args[0], cmd.args[1:]
@@ -698,6 +861,8 @@ class _Run:
             return self.field(first, dot, rest, final)
         if rest or final is not _MISSING:
             raise self.err(first, f"can't give argument to non-function {self.show(first)}")
+        if isinstance(first, _Lit) and first.value is None:
+            raise self.err(first, "nil is not a command")
         return self.arg(first, dot)
 
     def arg(self, node: _Node, dot: object) -> object:
@@ -733,6 +898,8 @@ class _Run:
         return v
 
     def get(self, node: _Field, v: object, name: str) -> object:
+        if v is NO_VALUE:
+            return NO_VALUE
         if isinstance(v, Mapping):
             if name in v:
                 return v[name]
@@ -766,12 +933,37 @@ class _Run:
         args = [self.arg(a, dot) for a in rest]
         if final is not _MISSING:
             args.append(final)
+        fn = self.funcs[name]
+        want, variadic = _arity(fn)
+        if len(args) < want or (len(args) > want and not variadic):
+            least = "at least " if variadic else ""
+            raise self.err(ident, f"wrong number of args for {name}: want {least}{want} got {len(args)}")
+        if name == "call" and fn is FUNCS["call"]:
+            if args[0] is None:
+                raise self.err(cmd, "error calling call: call of nil")
+            if not callable(args[0]):
+                callee = self.show(rest[0]) if rest else "pipeline"
+                raise self.err(cmd, f"error calling call: non-function {callee} of type {type_name(args[0])}")
         try:
-            return self.funcs[name](*args)
+            return fn(*args)
         except FuncError as e:
-            raise self.err(ident, f"error calling {name}: {e}") from None
-        except TypeError:
-            raise self.err(ident, f"wrong number of args for {name}: got {len(args)}") from None
+            if str(e).startswith("wrong type for value"):  # Go checks these before the call
+                raise self.err(ident, str(e)) from None
+            raise self.err(cmd, f"error calling {name}: {e}") from None
+
+
+def _last_arg(pipe: _Pipe) -> _Node:
+    """The node Go's executor last stood at after evaluating ``pipe``: where its errors
+    about the pipeline's value point."""
+    return pipe.cmds[-1].args[-1]
+
+
+def _arity(fn: Callable[..., object]) -> tuple[int, bool]:
+    """(positional parameters, whether more may follow), for Go's ``want N got M``."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return 0, True
+    return code.co_argcount, bool(code.co_flags & 0x04)  # CO_VARARGS
 
 
 def parse(src: str) -> Template:

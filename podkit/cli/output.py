@@ -133,7 +133,8 @@ def format_items(fmt: str, items: Iterable[object], headers: Mapping[str, object
     ``table`` prefix, a header line (the template run on ``headers``) and columns
     aligned as Go's tabwriter does (min width 10, padding 3). The template is parsed
     before anything is printed, so a bad one prints nothing but the error."""
-    from podkit.cli.gofuncs import HEADER_FUNCS, GoMap
+    from podkit.cli.gofuncs import HEADER_FUNCS
+    from podkit.cli.gojson import GoMap
     from podkit.cli.gotemplate import Template
 
     if headers:  # a listing: docker marshals each row through a map, keys sorted

@@ -43,6 +43,13 @@ def dumps(obj: object) -> str:
     return "".join(encode(obj, 0))
 
 
+def dumps_compact(obj: object, default: Callable[[Any], object]) -> str:
+    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=default)``:
+    the C encoder with its non-ASCII string writer."""
+    encode = _json.make_encoder({}, default, _json.encode_basestring, None, ":", ",", False, False, True)
+    return "".join(encode(obj, 0))
+
+
 def dumps_indented(obj: object, indent: int, default: Callable[[Any], object]) -> str:
     """``json.dumps(obj, indent=indent, default=default)``: what json's pure-Python
     encoder writes (the C one has no indent), in the same order of type checks."""
