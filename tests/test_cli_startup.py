@@ -450,3 +450,34 @@ def test_usage_errors_exit_125_like_docker() -> None:
         r = subprocess.run([str(BIN / "podkit"), *argv], capture_output=True, text=True, timeout=30)
         assert r.returncode == 125, (argv, r.returncode, r.stderr)
         assert "error:" in r.stderr and "--help" in r.stderr
+
+
+def test_a_listing_in_json_needs_no_template_engine_json_or_re() -> None:
+    """`ps --format json` is docker's `{{json .}}` of each row, written without parsing
+    a template: no gotemplate, and neither json nor re, are imported for it."""
+    code = (
+        "import sys\n"
+        "from podkit.cli.volumes import VOLUME_HEADERS, volume_fields\n"
+        "from podkit.cli.output import listing\n"
+        "from types import SimpleNamespace\n"  # (argparse imports re)
+        "args = SimpleNamespace(format='json', quiet=False)\n"
+        "listing(args, [{'name': 'v<1>', 'labels': {'a': 'é'}}], [], lambda v: [], lambda v: '',"
+        " volume_fields, VOLUME_HEADERS)\n"
+        "print(sorted(m for m in ('json', 're', 'podkit.cli.gotemplate') if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    line, loaded = r.stdout.splitlines()
+    assert loaded == "[]", loaded
+    assert json.loads(line) == {
+        "Availability": "N/A",
+        "Driver": "local",
+        "Group": "N/A",
+        "Labels": "a=é",
+        "Links": "N/A",
+        "Mountpoint": "",
+        "Name": "v<1>",
+        "Scope": "local",
+        "Size": "N/A",
+        "Status": "N/A",
+    }
+    assert '"Name":"v\\u003c1\\u003e"' in line and '"Labels":"a=é"' in line

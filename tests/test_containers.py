@@ -6,6 +6,7 @@ and output are the point.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -315,7 +316,8 @@ def test_stopped_stays_stopped_across_daemon_restart_and_more(d: Daemon) -> None
     assert first.memory_limit == second.memory_limit == 48 << 20
     assert second.read > first.read
     r = d.cli("stats", "--no-stream", "--format", "json", "us", check=True)
-    assert '"pids"' in r.stdout
+    [row] = [json.loads(line) for line in r.stdout.splitlines()]  # docker's statsContext fields
+    assert row["Container"] == "us" and row["Name"] == "us" and row["PIDs"].isdigit()
     assert us.id
 
 

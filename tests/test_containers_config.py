@@ -152,8 +152,8 @@ def test_listing_filters_inspect_prune(d: Daemon) -> None:
     assert [x.name for x in c.containers.list(all=True, filters={"exited": "2"})] == ["e"]
     assert [x.name for x in c.containers.list(filters={"label": "tier=web"})] == ["a"]
     assert d.cli("ps", "-q", check=True).stdout.split() == [a.id[:12]]
-    rows = json.loads(d.cli("ps", "-a", "--format", "json", check=True).stdout)
-    assert {r["name"] for r in rows} == {"a", "b", "e"}
+    rows = d.cli("ps", "-a", "--format", "json", check=True).stdout.splitlines()  # a line each
+    assert {json.loads(r)["Names"] for r in rows} == {"a", "b", "e"}
     table = d.cli("ps", "-a", check=True).stdout
     assert "Exited (2)" in table and "Created" in table and "Up " in table
     with pytest.raises(errors.InvalidArgument):

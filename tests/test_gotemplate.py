@@ -5,6 +5,7 @@ The expected strings are what docker 28.2 prints for the same templates (checked
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from podkit.cli.gotemplate import Template, TemplateError, render
-from podkit.cli.output import format_items, tabwrite
+from podkit.cli.output import format_items, listing, listing_format, tabwrite
 
 # (template, what docker prints)
 DOCKER_PRINTS = [
@@ -427,7 +428,7 @@ def test_a_listing_row_in_json_escapes_html_as_docker_does() -> None:
         '{"Current":true,"Description":"Current DOCKER_HOST based configuration",'
         '"DockerEndpoint":"tcp://h:1/\\u003cb\\u003e\\u0026c","Error":"","Name":"default"}'
     )
-    assert format_items("{{json .}}", [row], CONTEXT_HEADERS) == line + "\n"
+    assert format_items(listing_format("json"), [row], CONTEXT_HEADERS) == line + "\n"
     assert (
         format_items("{{json .DockerEndpoint}} {{json .}}", [row], CONTEXT_HEADERS)
         == f'"tcp://h:1/<b>&c" {line}\n'
@@ -441,6 +442,59 @@ def test_pad_pads_the_header_too() -> None:
         format_items("table {{pad .Name 2 2}}|{{upper .Name}}|", [CONTEXT_ROW], CONTEXT_HEADERS)
         == "  NAME  |NAME|\n  default  |DEFAULT|\n"
     )
+
+
+def _listed(capsys: pytest.CaptureFixture[str], fmt: str, json_array: bool = False) -> str:
+    from podkit.cli.volumes import VOLUME_HEADERS, volume_fields
+
+    vols = [
+        {"name": "b", "driver": "local", "mountpoint": "/v/b", "labels": {"k": "x&y"}},
+        {"name": "a", "driver": "local", "mountpoint": "/v/a", "labels": {}},
+    ]
+    args = argparse.Namespace(format=fmt, quiet=False)
+    listing(
+        args,
+        vols,
+        ["DRIVER", "VOLUME NAME"],
+        lambda v: [],
+        lambda v: v["name"],
+        volume_fields,
+        VOLUME_HEADERS,
+        json_array=json_array,
+    )
+    return capsys.readouterr().out
+
+
+def test_format_json_of_a_listing_is_a_line_of_docker_fields_an_item(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # docker's formatter runs `{{json .}}` for `--format json` (formatter.JSONFormat):
+    # volume ls prints each volumeContext as one line, its methods' names sorted
+    out = _listed(capsys, "json")
+    assert out == _listed(capsys, "{{json .}}")
+    first, second = out.splitlines()
+    assert first == (
+        '{"Availability":"N/A","Driver":"local","Group":"N/A","Labels":"k=x\\u0026y","Links":"N/A",'
+        '"Mountpoint":"/v/b","Name":"b","Scope":"local","Size":"N/A","Status":"N/A"}'
+    )
+    assert json.loads(second)["Name"] == "a"
+    # pods keep podman's form: the items as one indented array
+    assert [v["name"] for v in json.loads(_listed(capsys, "json", json_array=True))] == ["b", "a"]
+
+
+def test_ps_json_has_docker_28s_fields() -> None:
+    # The keys of docker 28.2's TestContainerContextWriteJSON
+    # (cli/command/formatter/container_test.go; Platform is nil without an image
+    # manifest descriptor), and podkit's Pod. Not run against a dockerd: none here.
+    from podkit.cli.container_listing import PS_HEADERS, ps_fields
+
+    row = {"id": "c" * 64, "name": "web", "image": "docker.io/library/busybox:latest", "created": 1.0}
+    doc = json.loads(
+        format_items(listing_format("json") or "", [ps_fields(row, '"sh"', "", False)], PS_HEADERS)
+    )
+    docker = "Command CreatedAt ID Image Labels LocalVolumes Mounts Names Networks Platform Ports"
+    assert set(doc) == {*(docker + " RunningFor Size State Status").split(), "Pod"}
+    assert doc["Platform"] is None and doc["Size"] == "0B" and doc["Image"] == "busybox:latest"
 
 
 @pytest.mark.parametrize("value", ["a\u2028b\u2029", 'q"\\\x01\x7f', "é😀", 1.5, None, [1, {"k": True}]])

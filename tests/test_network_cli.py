@@ -23,9 +23,9 @@ from tests.helpers import Daemon
 def test_network_commands(daemon: Daemon) -> None:
     br, sub = unique_network()
     r = daemon.cli("network", "ls", "--format", "json", check=True)
-    [default] = json.loads(r.stdout)
-    assert default["name"] == "podkit" and default["default"]
-    assert default["bridge"] == daemon.bridge and default["subnet"] == daemon.subnet
+    [default] = [json.loads(line) for line in r.stdout.splitlines()]  # docker's: a line a network
+    assert default["Name"] == "podkit" and default["Driver"] == "bridge" and default["IPv4"] == "true"
+    assert default["Bridge"] == daemon.bridge and default["Subnet"] == daemon.subnet
 
     r = daemon.cli(
         "network", "create", "--subnet", sub, "--bridge", br, "--label", "team=a", "web", check=True
@@ -151,8 +151,8 @@ def test_network_in_use_by_a_pod(daemon: Daemon) -> None:
         ).stdout.strip()
         [net] = json.loads(daemon.cli("network", "inspect", "n1", check=True).stdout)
         [att] = net["attachments"]
-        listed = json.loads(daemon.cli("network", "ls", "--format", "json", check=True).stdout)
-        assert {n["name"]: n["containers"] for n in listed} == {"podkit": 0, "n1": 1}
+        listed = daemon.cli("network", "ls", "--format", "json", check=True).stdout.splitlines()
+        assert {n["Name"]: n["Containers"] for n in map(json.loads, listed)} == {"podkit": "0", "n1": "1"}
         assert att["owner_id"] == pod and att["kind"] == "pod" and att["interface"] == "eth0"
         assert att["ip"].startswith(subnet_prefix(sub)) and att["ports"][0]["host_ip"] == "127.0.0.1"
         r = daemon.cli("network", "rm", "n1")

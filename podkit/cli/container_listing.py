@@ -12,8 +12,8 @@ from podkit.cli.output import (
     check_template,
     human_size,
     is_template,
+    listing_format,
     print_items,
-    print_json,
     table,
 )
 from podkit.client._json import dumps as json_dumps
@@ -63,6 +63,7 @@ PS_HEADERS = {
     "Mounts": "MOUNTS",
     "Networks": "NETWORKS",
     "LocalVolumes": "LOCAL VOLUMES",
+    "Platform": "PLATFORM",
     "Pod": "POD",
 }
 
@@ -103,6 +104,9 @@ def ps_fields(r: dict[str, Any], command: str, ports: str, no_trunc: bool) -> di
         "Networks": ",".join(r.get("networks") or []),
         "LocalVolumes": str(sum(1 for m in mounts if m.get("type") == "volume")),
         "Pod": (r.get("pod_id") or "")[:12],
+        # docker 28's image platform, nil when the daemon sends no image manifest
+        # descriptor (its classic image store); podkit's listing has none
+        "Platform": None,
         "Label": lambda key: str(labels.get(key, "")),
     }
 
@@ -121,9 +125,7 @@ def cmd_ps(args: argparse.Namespace, client: Client) -> int:
         for r in rows:
             print(r["id"] if args.no_trunc else r["id"][:12])
         return 0
-    if args.format == "json":
-        print_json(rows)
-        return 0
+    fmt = listing_format(args.format)  # json: docker's line of JSON a row
 
     def cmdline(r: dict[str, Any]) -> str:
         c = " ".join(r.get("command") or [])
@@ -145,10 +147,9 @@ def cmd_ps(args: argparse.Namespace, client: Client) -> int:
             own = pod_ports.get(r["pod_id"], [])
         return _ports_text(own)
 
-    if is_template(args.format):
-        print_items(
-            args.format, (ps_fields(r, cmdline(r), ports(r), args.no_trunc) for r in rows), PS_HEADERS
-        )
+    if is_template(fmt):
+        assert fmt is not None
+        print_items(fmt, (ps_fields(r, cmdline(r), ports(r), args.no_trunc) for r in rows), PS_HEADERS)
         return 0
 
     table(
@@ -172,9 +173,10 @@ def cmd_ps(args: argparse.Namespace, client: Client) -> int:
 
 
 def _size_text(r: dict[str, Any]) -> str:
-    """docker's SIZE: what the container wrote, and with its image's layers."""
+    """docker's SIZE: what the container wrote, and with its image's layers; 0B when
+    not measured (its SizeRw is 0 then)."""
     if "size_rw" not in r:
-        return ""
+        return "0B"
     return f"{human_size(r['size_rw'])} (virtual {human_size(r.get('size_root_fs'))})"
 
 
@@ -195,31 +197,28 @@ def cmd_stats(args: argparse.Namespace, client: Client) -> int:
                 # removed since it was listed
         return out
 
+    fmt = listing_format(args.format)  # json: docker's line of JSON a container
+
     def show(stats: list[tuple[Any, str]]) -> None:
         fields = [stats_fields(s, ref, args.no_trunc) for s, ref in stats]
-        if is_template(args.format):
-            print_items(args.format, fields, STATS_HEADERS)
+        if is_template(fmt):
+            assert fmt is not None
+            print_items(fmt, fields, STATS_HEADERS)
         else:
             table(([f[k] for k in keys] for f in fields), [STATS_HEADERS[k] for k in keys])
 
-    if is_template(args.format):
-        check_template(args.format)  # a bad one fails before the first request
+    if is_template(fmt):
+        assert fmt is not None
+        check_template(fmt)  # a bad one fails before the first request
     if args.no_stream:
-        stats = sample()
-        if args.format == "json":
-            print_json([s.raw for s, _ in stats])
-        else:
-            show(stats)
+        show(sample())
         return 0
     try:
         while True:
             stats = sample()
-            if args.format == "json":
-                print(json_dumps([s.raw for s, _ in stats]), flush=True)
-            else:
-                sys.stdout.write("\x1b[2J\x1b[H")
-                show(stats)
-                sys.stdout.flush()
+            sys.stdout.write("\x1b[2J\x1b[H")  # docker redraws the screen whatever the format
+            show(stats)
+            sys.stdout.flush()
             time.sleep(0.8)
     except KeyboardInterrupt:
         return 0

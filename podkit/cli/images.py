@@ -14,8 +14,8 @@ from podkit.cli.output import (
     human_size,
     inspect_each,
     is_template,
+    listing_format,
     print_items,
-    print_json,
     prints_help,
     short_id,
     table,
@@ -233,11 +233,10 @@ def cmd_ls(args: argparse.Namespace, client: Client) -> int:
                 seen.append(ident)
                 print(ident)
         return 0
-    if args.format == "json":
-        print_json([i.to_dict() for i in images])
-        return 0
-    if is_template(args.format):
-        print_items(args.format, (_ls_fields(i, args.no_trunc) for i in images), IMAGE_HEADERS)
+    fmt = listing_format(args.format)  # json: docker's line of JSON an image
+    if is_template(fmt):
+        assert fmt is not None
+        print_items(fmt, (_ls_fields(i, args.no_trunc) for i in images), IMAGE_HEADERS)
         return 0
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     rows = []
@@ -403,10 +402,8 @@ def cmd_history(args: argparse.Namespace, client: Client) -> int:
         for r in rows:
             print(ident(r))
         return 0
-    if args.format == "json":
-        print_json(rows)
-        return 0
-    if is_template(args.format):
+    fmt = listing_format(args.format)  # json: docker's line of JSON a layer
+    if is_template(fmt):
         from podkit.cli.container_listing import docker_time
 
         fields = (
@@ -420,7 +417,8 @@ def cmd_history(args: argparse.Namespace, client: Client) -> int:
             }
             for r in rows
         )
-        print_items(args.format, fields, HISTORY_HEADERS)
+        assert fmt is not None
+        print_items(fmt, fields, HISTORY_HEADERS)
         return 0
     table(
         [

@@ -159,6 +159,7 @@ NETWORK_HEADERS = {
     "Name": "NAME",
     "Driver": "DRIVER",
     "Scope": "SCOPE",
+    "IPv4": "IPV4",
     "IPv6": "IPV6",
     "Internal": "INTERNAL",
     "Labels": "LABELS",
@@ -178,6 +179,7 @@ def network_fields(n: dict[str, Any], no_trunc: bool) -> dict[str, object]:
         "Name": n["name"],
         "Driver": n["driver"],
         "Scope": "local",
+        "IPv4": "true",  # every podkit network has an IPv4 subnet
         "IPv6": "false",
         "Internal": "true" if n.get("internal") else "false",
         "Labels": labels_text(labels),

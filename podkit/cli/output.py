@@ -15,6 +15,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+JSON_FORMAT = "{{json .}}"
+"""What docker's listings run for ``--format json`` (formatter.JSONFormat): one compact
+object a line, with the fields a template sees -- not the indented array of inspect."""
+
+
+def listing_format(fmt: str | None) -> str | None:
+    """A listing's --format: ``json`` is docker's one-object-a-line template."""
+    return JSON_FORMAT if fmt == "json" else fmt
+
+
 def print_json(data: object) -> None:
     sys.stdout.write(dumps_indented(data, 2, str))  # json.dump(data, indent=2, default=str)
     sys.stdout.write("\n")
@@ -41,17 +51,20 @@ def listing(
     id_of: Callable[[dict[str, Any]], str],
     fields: Callable[[dict[str, Any]], Mapping[str, object]] | None = None,
     field_headers: Mapping[str, str] | None = None,
+    json_array: bool = False,
 ) -> None:
     """Print a listing honouring --format json|TEMPLATE and -q, as every `ls` does;
     a template sees ``fields(item)`` (docker's field names) and heads a table's
-    columns with ``field_headers``."""
+    columns with ``field_headers``. ``json`` is docker's: each item's fields as a line
+    of JSON (``json_array``: podman's indented array of the items, for pods)."""
     fmt = getattr(args, "format", None)
     if getattr(args, "quiet", False):
         for it in items:
             print(id_of(it))
-    elif fmt == "json":
+    elif fmt == "json" and json_array:
         print_json(items)
-    elif is_template(fmt):
+    elif fmt == "json" or is_template(fmt):
+        fmt = listing_format(fmt)
         assert fmt is not None
         print_items(fmt, (fields(it) if fields else it for it in items), field_headers or {})
     else:
@@ -133,12 +146,15 @@ def format_items(fmt: str, items: Iterable[object], headers: Mapping[str, object
     ``table`` prefix, a header line (the template run on ``headers``) and columns
     aligned as Go's tabwriter does (min width 10, padding 3). The template is parsed
     before anything is printed, so a bad one prints nothing but the error."""
-    from podkit.cli.gofuncs import HEADER_FUNCS
-    from podkit.cli.gojson import GoMap
-    from podkit.cli.gotemplate import Template
+    from podkit.cli.gojson import GoMap, go_json
 
     if headers:  # a listing: docker marshals each row through a map, keys sorted
         items = (GoMap(it) if isinstance(it, dict) else it for it in items)
+        if fmt == JSON_FORMAT:  # --format json: no template engine (nor json, re) needed
+            return "".join(go_json(it) + "\n" for it in items)
+    from podkit.cli.gofuncs import HEADER_FUNCS
+    from podkit.cli.gotemplate import Template
+
     is_table = fmt.startswith("table")
     body = _unescape((fmt[len("table") :] if is_table else fmt).strip(" "))
     tmpl = Template(body)

@@ -250,6 +250,7 @@ def cmd_ls(args: argparse.Namespace, client: Client) -> int:
         lambda d: d["id"],
         _pod_fields,
         POD_HEADERS,
+        json_array=True,  # podman's `pod ps --format json`
     )
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from podkit.cli.output import ago, check_template, is_template, print_items, print_json, short_id, table
+from podkit.cli.output import ago, check_template, is_template, listing_format, print_items, short_id, table
 from podkit.client._json import dumps as json_dumps
 
 TYPE_CHECKING = False  # not typing's: it stays out of the CLI's start-up (podkit/cli/main.py)
@@ -100,12 +100,11 @@ def cmd_df(args: argparse.Namespace, client: Client) -> int:
     if is_template(args.format):
         check_template(args.format)
     df = client.df()
-    if args.format == "json":
-        print_json(df)
-        return 0
+    fmt = listing_format(args.format)  # json: docker's line of JSON a kind of object
     rows = summary(df)
-    if is_template(args.format):
-        print_items(args.format, rows, DF_HEADERS)
+    if is_template(fmt):
+        assert fmt is not None
+        print_items(fmt, rows, DF_HEADERS)
         return 0
     if not args.verbose:
         table(([r[k] for k in DF_HEADERS] for r in rows), list(DF_HEADERS.values()))

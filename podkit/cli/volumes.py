@@ -91,6 +91,9 @@ VOLUME_HEADERS = {
     "Labels": "LABELS",
     "Links": "LINKS",
     "Size": "SIZE",
+    "Group": "GROUP",
+    "Availability": "AVAILABILITY",
+    "Status": "STATUS",
 }
 
 
@@ -105,6 +108,10 @@ def volume_fields(v: dict[str, Any]) -> dict[str, object]:
         "Label": lambda key: str(labels.get(key, "")),
         "Links": "N/A",
         "Size": "N/A",
+        # a cluster (swarm CSI) volume's: docker's N/A for a local one
+        "Group": "N/A",
+        "Availability": "N/A",
+        "Status": "N/A",
     }
 
 
