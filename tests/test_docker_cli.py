@@ -530,6 +530,24 @@ def test_network_alias_names_and_live_connect(env: DockerEnv) -> None:
         assert b_ip in env.docker("exec", "srv", "ip", "-4", "addr", "show", "eth1").stdout
         r = env.docker("exec", "cli", "nslookup", "db2")
         assert b_ip in r.stdout
+        # a --hostname is one of the names too (docker's DNSNames)
+        env.docker(
+            "run",
+            "-d",
+            "--name",
+            "hosted",
+            "--network",
+            "dnsb",
+            "--hostname",
+            "hh1",
+            "busybox",
+            "sleep",
+            "60",
+        )
+        hh = json.loads(env.docker("inspect", "hosted").stdout)[0]["NetworkSettings"]["Networks"]["dnsb"]
+        assert hh["DNSNames"][0] == "hosted" and hh["DNSNames"][-1] == "hh1"
+        assert hh["IPAddress"] in env.docker("exec", "cli", "nslookup", "hh1").stdout
+        env.docker("rm", "-f", "hosted")
         assert env.docker("exec", "cli", "ping", "-c", "1", "-W", "2", "srv").returncode == 0
         members = json.loads(env.docker("network", "inspect", "dnsb").stdout)[0]["Containers"]
         assert sorted(m["Name"] for m in members.values()) == ["cli", "srv"]

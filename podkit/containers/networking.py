@@ -76,7 +76,7 @@ async def network_up(
         sb = await networks.take_sandbox(
             net_name,
             rec.id,
-            [rec.name, *opts.network_aliases],
+            [*_own_names(rec, opts.hostname), *opts.network_aliases],
             [PortMapping.from_dict(p) for p in opts.ports],
         )
         if sb is not None:
@@ -110,7 +110,7 @@ async def network_up(
             [net, *opts.networks],
             ports=ports,
             namespace=rec.namespace,
-            dns_names=[rec.name],
+            dns_names=_own_names(rec, opts.hostname),
             aliases={net: opts.network_aliases} if opts.network_aliases else None,
             ips={net: opts.ip} if opts.ip else None,
             macs={net: opts.mac_address} if opts.mac_address else None,
@@ -221,6 +221,12 @@ async def network_down(ctx: ContainerContext, cid: str) -> None:
         log.warning("releasing the network of %s: removing its netns failed: %r", cid[:12], e)
 
 
+def _own_names(rec: Record, hostname: str | None) -> list[str]:
+    """The names a container answers to on each of its user networks: its name and, as
+    docker's (DNSNames), its --hostname (the short id the network layer adds)."""
+    return [rec.name, hostname] if hostname and hostname != rec.name else [rec.name]
+
+
 def _gateway(first: str, opts: CreateOptions) -> str | None:
     """The network whose gateway is the default route: the highest GwPriority, the first
     network's on a tie (None: the first's, as always)."""
@@ -251,7 +257,9 @@ async def connect(
         if n.name in names:
             raise Conflict(f"container {rec.name} is already connected to network {n.name}")
         if rec.state in ACTIVE:
-            att = await networks.connect(rec.id, n.name, ip, [rec.name], aliases)
+            att = await networks.connect(
+                rec.id, n.name, ip, _own_names(rec, str(rec.config.get("hostname") or "")), aliases
+            )
             net = dict(rec.network or {})
             net["attachments"] = [*(net.get("attachments") or []), att]
             ctx.store.update(rec.id, network=net)

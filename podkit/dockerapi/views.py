@@ -46,7 +46,7 @@ def _endpoints(
         # A user network: the aliases asked for, and every name the container answers to
         # there (1.44's DNSNames); before 1.45 Aliases held the short id and hostname too.
         aliases = list(rec.config.get("network_aliases") or []) if name == mode else []
-        ep["DNSNames"] = list(dict.fromkeys([rec.name, *aliases, rec.id[:12]]))
+        ep["DNSNames"] = list(dict.fromkeys([rec.name, *aliases, rec.id[:12], _hostname(rec)]))
         if version < (1, 45):
             aliases = list(dict.fromkeys([*aliases, rec.id[:12], _hostname(rec)]))
         ep["Aliases"] = aliases or None
