@@ -110,3 +110,19 @@ def test_attach_websocket(daemon: Daemon, busybox_image: str) -> None:
         assert b"got-hello" in asyncio.run(asyncio.wait_for(talk(), 30))
     finally:
         _req(sock, "DELETE", f"/v1.43/containers/{cid}?force=1")
+
+
+def test_malformed_json_query_parameters_name_the_problem(daemon: Daemon) -> None:
+    """filters (every listing) must be a JSON object; the answer is docker's 400 with
+    a message naming the parameter and what is wrong with it."""
+    from urllib.parse import quote
+
+    sock = daemon.state / "docker.sock"
+    for raw, why in (("nope", "not JSON"), ("[1]", "want an object")):
+        status, _, data = _req(sock, "GET", f"/v1.51/containers/json?filters={quote(raw)}")
+        assert status == 400, data
+        assert json.loads(data)["message"] == f"invalid filters {raw!r}: {why}"
+    status, _, data = _req(
+        sock, "GET", f"/v1.51/images/json?filters={quote(json.dumps({'dangling': ['true']}))}"
+    )
+    assert status == 200 and isinstance(json.loads(data), list)

@@ -130,17 +130,24 @@ def int_arg(request: web.Request, name: str, default: int | None = None) -> int 
         raise InvalidArgument(f"invalid value for {name!r}: {v!r} is not an integer") from None
 
 
+def json_object(raw: str, not_json: str, not_object: str) -> dict[str, Any]:
+    """A query parameter's JSON object; InvalidArgument with the message for what it is
+    instead (not JSON at all, or JSON of another kind)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(not_json) from None
+    if not isinstance(data, dict):
+        raise InvalidArgument(not_object)
+    return data
+
+
 def filters(request: web.Request) -> dict[str, list[str]]:
     """The ``filters`` query: ``{"key": ["v", ...]}`` or the old ``{"key": {"v": true}}``."""
     raw = request.query.get("filters") or request.query.get("filter")
     if not raw:
         return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise InvalidArgument(f"invalid filters {raw!r}: not JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument(f"invalid filters {raw!r}: want an object")
+    data = json_object(raw, f"invalid filters {raw!r}: not JSON", f"invalid filters {raw!r}: want an object")
     out: dict[str, list[str]] = {}
     for k, v in data.items():
         if isinstance(v, dict):
@@ -240,12 +247,8 @@ def check_platform(request: web.Request, img: Any, ref: str, param: str, since: 
         return
     want: list[tuple[str, str, str]] = []
     for r in raw:
-        try:
-            p = json.loads(r)
-        except ValueError:
-            raise InvalidArgument(f"invalid {param} {r!r}: want a JSON OCI platform") from None
-        if not isinstance(p, dict):
-            raise InvalidArgument(f"invalid {param} {r!r}: want a JSON OCI platform")
+        bad = f"invalid {param} {r!r}: want a JSON OCI platform"
+        p = json_object(r, bad, bad)
         want.append((str(p.get("os") or ""), str(p.get("architecture") or ""), str(p.get("variant") or "")))
     cfg = img.config
     have = (str(cfg.get("os") or "linux"), str(cfg.get("architecture") or ""), str(cfg.get("variant") or ""))
