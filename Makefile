@@ -47,9 +47,10 @@ clean:
 critest: setup
 	$(PY) scripts/critest.py
 
-# The fault campaign (issue 10): SIGKILLs podkitd (and conmon) at random points for
-# CHAOS_MINUTES, checking the store and the running containers after each restart and
-# that nothing leaks at the end; prints the counts. Not part of `make test` (which runs
+# The fault campaign (issue 10): SIGKILLs podkitd (and conmon, and podkitd's runc, CNI
+# plugins and iptables-restore mid-operation) at random points for CHAOS_MINUTES,
+# checking the store and the running containers after each restart and that nothing
+# leaks at the end; prints the counts. Not part of `make test` (which runs
 # a 60-second round in tests/test_chaos.py).
 CHAOS_MINUTES ?= 10
 chaos: setup

@@ -25,6 +25,23 @@ root — a small tmpfs — from a container, kill podkitd and restart it into th
 disk: it must come up, answer listings, refuse a write with a clear no-space error,
 remove the filler (which frees the space) and then work as before.
 
+The daemon keeps a pool of warm sandboxes (``pool_size`` 2), so runs and pods take,
+refill and release them; the run, run --rm, -p, pod start, rm and pod rm rounds kill
+podkitd either during the request or, in two of five, just after its answer — into the
+background teardown (--rm, pod rm), the release and the pool's refill that follow it.
+
+Child-kill rounds ("kill runc", "kill cni", "kill iptables-restore";
+scripts/chaos_children.py) SIGKILL one child of podkitd mid-operation — a runc create,
+kill or delete, a bridge/host-local/loopback plugin's ADD or DEL, an iptables-restore —
+found only among the descendants of this campaign's podkitd and of its conmons, while a
+run, run --rm, -p, pod start/rm, rm, CRI sandbox or three concurrent runs (more than the
+pool holds) go on. The client must end (no hang) with a clean error or, when what died
+was background work or was retried, succeed with its published ports forwarded once
+each; the workload's own removal must work; and nothing may be unaccounted for, before
+and after a graceful restart: IPAM leases, veths, forwarding rules, netns pins, runc
+state and conmons that no attachment, container, pod or pool sandbox of the store names.
+Per kind, ``at`` counts what was killed during which operation, and the client's exit.
+
 Rounds go through the kinds in a shuffled order (every kind once per cycle); each
 round's own choices come from ``Random(f"{seed}/{round}")``, so ``--seed S --round N``
 replays round N (after the same setup). After the last round everything is removed,
@@ -62,6 +79,7 @@ import grpc  # noqa: E402
 from cri_api.v1 import api_pb2 as pb  # noqa: E402
 from cri_api.v1 import api_pb2_grpc as pb_grpc  # noqa: E402
 
+from scripts.chaos_children import CNI_PLUGINS, ChildKiller  # noqa: E402
 from tests.fixtures.images import BUSYBOX_CHANGES, build_busybox_rootfs, tar_directory  # noqa: E402
 from tests.fixtures.network import iptables_lines, leases, scrub_subnet, subnet_prefix  # noqa: E402
 from tests.fixtures.registry import RegistryServer  # noqa: E402
@@ -78,6 +96,7 @@ KINDS = (
     "run --rm",
     "run -p",
     "pod create",
+    "pod start",
     "rm",
     "pod rm",
     "exec",
@@ -95,7 +114,26 @@ KINDS = (
     "cri list",
     "conmon",
     "disk full",
+    "kill runc",
+    "kill cni",
+    "kill iptables-restore",
 )
+# What a child-kill round runs while its victim is watched for (chaos_children.py): each
+# makes that child run, in the request or in what follows it in the background (a
+# pool's refill, a teardown, a release).
+CHILD_OPS = {
+    # (runc start is podkit's own (the exec fifo); runc delete runs where podkit cannot
+    # do without it: the members of a pod that shares its pid namespace)
+    "runc": ("run", "run --rm", "pod start", "pod rm", "cri pod"),
+    # ("run x3": three at once, more than the pool holds: the last makes its own sandbox
+    # or waits for one being made, so a plugin dies in the request too)
+    "cni": ("run", "run -p", "run --rm", "run x3", "run x3", "pod start", "pod rm", "rm", "cri pod"),
+    "iptables-restore": ("run -p", "pod start", "rm", "pod rm"),
+}
+# Kinds whose podkitd kill may wait for the client's answer: the work that goes on after
+# it (a --rm's or pod rm's teardown, a release, the pool's refill) is then hit.
+LATE = ("run", "run --rm", "run -p", "pod start", "rm", "pod rm")
+POOL_SIZE = 2  # warm sandboxes: takes, refills and releases in every round that runs
 
 
 class RoundFailed(Exception):
@@ -113,9 +151,20 @@ class Campaign:
         self.seed = seed
         self.kinds = kinds
         (base / "d").mkdir()
-        self.d = Daemon(base / "d", '[cri]\nenabled = true\nsandbox_image = "localhost/none/pause:never"\n')
+        self.d = Daemon(
+            base / "d",
+            '[cri]\nenabled = true\nsandbox_image = "localhost/none/pause:never"\n',
+            pool_size=POOL_SIZE,
+        )
         self.registry = RegistryServer(base / "registry")
-        self.counts: dict[str, int] = {"kill points": 0, "survived": 0, "conmon kills": 0, "disk fills": 0}
+        self.counts: dict[str, int] = {
+            "kill points": 0,
+            "survived": 0,
+            "conmon kills": 0,
+            "disk fills": 0,
+            "child kills": 0,
+            "child kills missed": 0,
+        }
         # per kind: kills, survived, failed, and "at": where podkitd was when killed
         self.by_kind: dict[str, dict[str, Any]] = {}
         self.failures: list[dict[str, Any]] = []
@@ -155,6 +204,12 @@ class Campaign:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+    def _sh(self, script: str, err: Path | None = None) -> subprocess.Popen[bytes]:
+        """A shell script of podkit commands ("$P" is the CLI); its stderr to ``err``."""
+        env = dict(os.environ, PODKIT_HOST=self.d.host, P=str(REPO / ".venv/bin/podkit"))
+        with open(err or os.devnull, "wb") as f:
+            return subprocess.Popen(["sh", "-c", script], env=env, stdout=subprocess.DEVNULL, stderr=f)
 
     def _docker(self, script: str) -> subprocess.Popen[bytes]:
         sock = self.d.state / "docker.sock"
@@ -238,6 +293,11 @@ class Campaign:
             return lambda: self._cli("run", "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "sleep", "30")
         if kind == "pod create":
             return lambda: self._cli("pod", "create", "--name", f"p{n}")
+        if kind == "pod start":  # a pod with a published port, started, and a member
+            return lambda: self._sh(
+                f'"$P" pod create --name p{n} -p 127.0.0.1:{port}:80 --start && '
+                f'"$P" run -d --pod p{n} --name c{n} busybox sleep 30'
+            )
         if kind == "rm":
             victims = self._some(rng, "container")
             return lambda: self._cli("rm", "-f", *victims)
@@ -501,6 +561,8 @@ class Campaign:
                 problems = self.conmon_round(info)
             elif kind == "disk full":
                 problems = self.disk_round(rng, info)
+            elif kind.startswith("kill "):
+                problems = self.child_round(kind.removeprefix("kill "), rng, info)
             else:
                 problems = self.kill_round(kind, rng, info)
         except Exception as e:  # noqa: BLE001 - reported with its round, the campaign goes on
@@ -584,6 +646,12 @@ class Campaign:
         log_from = self.d.log.stat().st_size
         registry_from = self.registry.log.stat().st_size
         proc = start()
+        if kind in LATE and rng.random() < 0.4:
+            # after the answer: into the teardown, release or refill that follows it
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+            delay = rng.uniform(0.0, 0.4)
+            info["delay"] = f"after the answer +{delay:.3f}"
         time.sleep(delay)  # a random kill point inside the operation (not a synchronisation)
         self._kill(info, log_from, registry_from if kind.endswith("pull") else None)
         problems = []
@@ -621,6 +689,234 @@ class Campaign:
         except Exception as e:  # noqa: BLE001
             return [str(e)]
         return []
+
+    # ---- child kills ----
+
+    def _our_roots(self) -> list[int]:
+        """podkitd and the conmons of its state dir (a conmon leaves podkitd when it
+        daemonizes; runc create runs under it): where a child kill's victim is looked for."""
+        roots = [self.d.proc.pid] if self.d.proc is not None else []
+        for pidfile in (self.d.state / "runtime" / "containers").glob("*/conmon.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(pidfile.read_text())
+                # (a pid file of a conmon that ended may name a reused pid: only ours count)
+                if str(self.base) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    roots.append(pid)
+        return roots
+
+    def _child_op(
+        self, op: str, n: int, publish: list[str], err: Path, share: str = ""
+    ) -> Callable[[], subprocess.Popen[bytes]]:
+        """A child-kill round's operation (its set-up, not watched, done here)."""
+        pod = f'"$P" pod create --name p{n} {" ".join(publish)} {share} --start'
+        member = f'"$P" run -d --pod p{n} --name c{n} busybox sleep 30'
+        if op == "rm":
+            self.d.cli(
+                "run", "-d", "--name", f"c{n}", *publish, "busybox", "sleep", "30", check=True, timeout=60
+            )
+        if op == "pod rm":
+            self._sh(f"{pod} && {member}").wait(120)
+        script = {
+            "run": f'"$P" run -d --name c{n} busybox sleep 30',
+            "run -p": f'"$P" run -d --name c{n} {" ".join(publish)} busybox sleep 30',
+            "run --rm": f'"$P" run --rm --name c{n} {" ".join(publish)} busybox true',
+            "pod start": f"{pod} && {member}",
+            "rm": f'"$P" rm -f c{n}',
+            "pod rm": f'"$P" pod rm -f p{n}',
+            "run x3": " ; ".join(f'"$P" run -d --name c{n}-{i} busybox sleep 30 & p{i}=$!' for i in range(3))
+            + " ; wait $p0 && wait $p1 && wait $p2",
+        }.get(op)
+        if script is not None:
+            return lambda: self._sh(script, err)
+        assert op == "cri pod", op
+        cfg = self._sandbox_config(f"cp{n}")
+        code = (
+            "import grpc,sys\n"
+            "from cri_api.v1 import api_pb2 as pb, api_pb2_grpc as g\n"
+            f"ch=grpc.insecure_channel('unix://{self.d.state / 'cri.sock'}')\n"
+            "rt=g.RuntimeServiceStub(ch)\n"
+            f"cfg=pb.PodSandboxConfig.FromString({cfg.SerializeToString()!r})\n"
+            "try:\n"
+            "    sid=rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg),timeout=60).pod_sandbox_id\n"
+            "    cc=pb.ContainerConfig(metadata=pb.ContainerMetadata(name='c'),"
+            f"image=pb.ImageSpec(image={BUSYBOX!r}),command=['sleep','30'],log_path='c.log')\n"
+            "    cid=rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=sid,config=cc,"
+            "sandbox_config=cfg),timeout=60).container_id\n"
+            "    rt.StartContainer(pb.StartContainerRequest(container_id=cid),timeout=60)\n"
+            "except grpc.RpcError as e:\n"
+            "    sys.exit(f'Error: {e.code().name}: {e.details()}')\n"
+        )
+
+        def start() -> subprocess.Popen[bytes]:
+            with open(err, "wb") as f:
+                return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=f)
+
+        return start
+
+    def child_round(self, target: str, rng: random.Random, info: dict[str, Any]) -> list[str]:
+        """SIGKILL a child of podkitd (``target``: chaos_children.TARGETS) during an
+        operation: the client must end with a clear error (or succeed, when what was
+        killed was background work), the workload's own cleanup must work, and after a
+        restart nothing may be left of what the operation half made."""
+        n = self.round
+        op = rng.choice(CHILD_OPS[target])
+        publish = ["-p", f"127.0.0.1:{20000 + rng.randrange(20000)}:80"]
+        if target != "iptables-restore" and rng.random() < 0.5:
+            publish = []
+        # (bridge runs host-local: either may be the one to die; loopback runs first)
+        plugins = (rng.choice(CNI_PLUGINS),)
+        # (an iptables-restore or a host-local lives 1-5 ms, a bridge's ADD or a runc
+        # create 10-50 ms)
+        short = target == "iptables-restore" or target == "cni" and plugins == ("host-local",)
+        delay = rng.uniform(0.0, 0.002 if short else 0.015)
+        info.update(op=op, delay=round(delay, 4), published=bool(publish))
+        err = self.base / f"round{n}.err"
+        share = "--share net,ipc,uts,pid" if target == "runc" else ""
+        start = self._child_op(op, n, publish, err, share)
+        killer = ChildKiller(target, self._our_roots, str(self.base), delay, plugins)
+        killer.start()
+        problems: list[str] = []
+        proc = start()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            problems.append(f"{op}: the client hung after the {target} kill")
+        # a background step's child (a refill's ADD, a teardown's DEL) may come later
+        with contextlib.suppress(Exception):
+            wait_for(lambda: bool(killer.killed), 2, what="a victim")
+        what = killer.stop()
+        tally = self.by_kind[info["kind"]]
+        at = tally.setdefault("at", {})
+        where = f"{what or 'nothing killed'} during {op}"
+        outcome = f"{where}: exit {proc.returncode}"
+        at[outcome] = at.get(outcome, 0) + 1
+        text = err.read_text(errors="replace").strip() if err.exists() else ""
+        info["step"] = f"{where}; client exit {proc.returncode}: {text[-300:]}"
+        if proc.returncode != 0:  # one sample of what the client said, per outcome
+            tally.setdefault("errors", {}).setdefault(outcome, text.splitlines()[-1][:200] if text else "")
+        if what:
+            self.counts["child kills"] += 1
+            tally["kills"] += 1
+        else:
+            self.counts["child kills missed"] += 1
+        if proc.returncode != 0 and ("Traceback" in text or "Error" not in text):
+            problems.append(f"{op}: not a clean error after the {what or 'no'} kill: {text[-600:]}")
+        if proc.returncode != 0 and not what:
+            problems.append(f"{op} failed with nothing killed: {text[-600:]}")
+        if op in ("run", "run -p", "pod start"):  # (what others made is being removed)
+            problems += self._forwarded()
+        problems += self._cleanup_round(n)
+        # what the running daemon leaves (a failed refill's sandbox, a release's rules) ...
+        problems += [f"before the restart: {x}" for x in self._leftovers()]
+        self.d.stop()  # ... and what a graceful restart leaves: left for good
+        self._restart()
+        problems += self.invariants()
+        problems += self._leftovers()
+        return problems
+
+    def _forwarded(self) -> list[str]:
+        """Every attachment that publishes ports through podkit's own rules has them,
+        once each (a killed iptables-restore is retried: the retry must not double them)."""
+        with contextlib.closing(self._db()) as db:
+            atts = db.execute(
+                "SELECT owner_id, network_id, ports, conflist FROM net_attachments WHERE status = 'ready'"
+            ).fetchall()
+        lines = iptables_lines("podkit ports net ")
+        problems = []
+        for a in atts:
+            plugins = (json.loads(a["conflist"] or "{}") or {}).get("plugins") or []
+            if not json.loads(a["ports"] or "[]") or any(p.get("type") == "portmap" for p in plugins):
+                continue
+            mine = [x for x in lines if f"podkit ports net {a['network_id'][:16]} id {a['owner_id']}" in x]
+            if not mine:
+                problems.append(f"{a['owner_id'][:12]} publishes ports but has no forwarding rule")
+            elif len(set(mine)) != len(mine):
+                problems.append(f"{a['owner_id'][:12]}'s forwarding rules are doubled: {mine}")
+        return problems
+
+    def _cleanup_round(self, n: int) -> list[str]:
+        """The workload's own cleanup of what round ``n`` made (whatever the kill left)."""
+        problems = []
+        with contextlib.suppress(Exception):
+            wait_for(lambda: not self._removing(), 30, what="background removals")
+        for args in (("rm", "-f", f"c{n}", f"c{n}-0", f"c{n}-1", f"c{n}-2"), ("pod", "rm", "-f", f"p{n}")):
+            r = self.d.cli(*args, timeout=60)
+            if r.returncode != 0 and "no such" not in r.stderr.lower():
+                problems.append(f"cleanup {' '.join(args)}: {r.returncode} {r.stderr.strip()[-300:]}")
+        rt = self.rt()
+        for p in rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items:
+            if p.metadata.name == f"cp{n}":
+                try:
+                    rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=60)
+                    rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=60)
+                except grpc.RpcError as e:
+                    problems.append(f"cleanup of sandbox cp{n}: {e.code()} {e.details()}")
+        return problems
+
+    def _removing(self) -> bool:
+        try:
+            return any(
+                x.raw["state"] in ("removing", "restarting")
+                for ns in ("default", CRI_NS)
+                for x in self.d.client(ns).containers.list(all=True)
+            )
+        except Exception:
+            return True
+
+    def _leftovers(self) -> list[str]:
+        """What nothing in the store accounts for (waited on a while: a restart's
+        recovery and the pool's refill may still be at work)."""
+        found: list[str] = []
+
+        def none() -> bool:
+            found[:] = self._unaccounted()
+            return not found
+
+        with contextlib.suppress(Exception):
+            wait_for(none, 20, what="nothing unaccounted")
+        return found
+
+    def _unaccounted(self) -> list[str]:
+        with contextlib.closing(self._db()) as db:
+            atts = db.execute("SELECT owner_id, network_id, ports FROM net_attachments").fetchall()
+            nets = {r["id"]: r["bridge"] for r in db.execute("SELECT id, bridge FROM networks")}
+            known = {r["id"] for r in db.execute("SELECT id FROM containers")}
+            ctrs = set(known)
+            known |= {r["id"] for r in db.execute("SELECT id FROM pods")}
+            known |= {r["id"] for r in db.execute("SELECT id FROM net_sandboxes")}
+        owners = {a["owner_id"] for a in atts}
+        known |= owners
+        problems: list[str] = []
+        ipam = self.d.root / "networks" / "ipam"
+        for f in ipam.rglob("*") if ipam.exists() else []:
+            if f.is_file() and f.name != "lock" and not f.name.startswith("last_reserved_ip"):
+                words = f.read_text(errors="replace").split()
+                if not words or words[0] not in owners:
+                    problems.append(f"IPAM lease {f.name} of {words[:1]}: no attachment")
+        for nid, bridge in nets.items():
+            brif = Path(f"/sys/class/net/{bridge}/brif")
+            want = sum(a["network_id"] == nid for a in atts)
+            if brif.exists() and len(os.listdir(brif)) != want:
+                problems.append(f"{len(os.listdir(brif))} veths on {bridge}, {want} attachments")
+        published = {a["owner_id"] for a in atts if json.loads(a["ports"] or "[]")}
+        for line in iptables_lines(*(f"podkit ports net {nid[:16]} id " for nid in nets)):
+            owner = line.rsplit(" id ", 1)[1].split('"')[0].split()[0]
+            if owner not in published:
+                problems.append(f"iptables rule of {owner[:12]}, which publishes nothing: {line[:160]}")
+        pins = self.d.state / "netns"
+        for pin in pins.iterdir() if pins.exists() else []:
+            if not any(k in pin.name for k in known):
+                problems.append(f"netns pin {pin.name} of nothing")
+        runc = self.d.state / "runtime" / "runc"
+        for d in runc.iterdir() if runc.exists() else []:
+            if d.is_dir() and d.name not in ctrs:
+                problems.append(f"runc state of {d.name[:12]}, no container")
+        for pid, cmd in processes_mentioning(str(self.base)):
+            if cmd.startswith(("conmon", "/usr/bin/conmon")) and not any(c in cmd for c in ctrs):
+                problems.append(f"conmon {pid} of no container: {cmd[:160]}")
+        return problems
 
     def _free_mb(self) -> float:
         st = os.statvfs(self.d.root)
