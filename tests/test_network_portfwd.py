@@ -336,3 +336,86 @@ def test_sigkill_of_podkitd_keeps_running_containers_rules_and_drops_gone_ones(
     finally:
         d.stop()
         d.drop_host_network()
+
+
+def _restores_dying(monkeypatch: pytest.MonkeyPatch, deaths: int, after_commit: bool) -> list[str]:
+    """The next ``deaths`` restores die as SIGKILLed ones do (exit -9, nothing said):
+    before their commit (nothing applied), or, ``after_commit``, on their way out."""
+    calls: list[str] = []
+    real = portfwd.restore
+
+    async def dying(script: str) -> tuple[int, str]:
+        calls.append(script)
+        if len(calls) > deaths:
+            return await real(script)
+        if after_commit:
+            await real(script)
+        return -9, ""
+
+    monkeypatch.setattr(portfwd, "restore", dying)
+    return calls
+
+
+def _ghost(prefix: str) -> portfwd.Forward:
+    """An owner's rules on a network of no daemon (a 10.200/13 address: the leak check's)."""
+    return portfwd.Forward(
+        uid(prefix).ljust(64, "0"),
+        uid(f"{prefix}o"),
+        (PortMapping("127.0.0.1", _free_port(), 80),),
+        "10.200.0.9",
+        "10.200.0.0/24",
+    )
+
+
+def test_a_removal_whose_restores_die_is_retried_until_the_rules_are_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the fault campaign (a kill of iptables-restore during rm, twice): the
+    exact removal and its fallback both failed, the teardown went on and freed the
+    address, and the rules forwarded the port to whoever got it next until a restart."""
+    f = _ghost("de1e7e")
+    fwd = portfwd.Forwarder()
+    asyncio.run(fwd.add(f, ""))
+    try:
+        assert len(iptables_lines(f.comment)) == 1
+        calls = _restores_dying(monkeypatch, deaths=3, after_commit=False)
+        asyncio.run(fwd.remove(f))
+        assert iptables_lines(f.comment, f.chain) == []
+        assert len(calls) == 4
+    finally:
+        monkeypatch.undo()
+        asyncio.run(fwd.remove(f))
+    assert iptables_lines(f.comment, f.chain) == []
+
+
+def test_a_removal_that_keeps_failing_raises() -> None:
+    """Past its retries a removal says so (the caller logs it; recovery removes the rules)."""
+    f = _ghost("fa11ed")
+    fwd = portfwd.Forwarder()
+    asyncio.run(fwd.add(f, ""))
+    try:
+        with pytest.MonkeyPatch.context() as m:
+            _restores_dying(m, deaths=1 + portfwd.REMOVE_RETRIES + 1, after_commit=False)
+            with pytest.raises(portfwd.Internal, match="iptables-restore failed"):
+                asyncio.run(fwd.remove(f))
+        assert len(iptables_lines(f.comment)) == 1
+    finally:
+        asyncio.run(fwd.remove(f))
+    assert iptables_lines(f.comment, f.chain) == []
+
+
+def test_an_add_whose_restore_dies_after_its_commit_is_not_doubled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restore killed on its way out applied its rules: the retry must not add the
+    owner's jump a second time (its removal deletes one; the other would stay)."""
+    f = _ghost("d0ub1e")
+    fwd = portfwd.Forwarder()
+    asyncio.run(fwd.ensure_base())
+    calls = _restores_dying(monkeypatch, deaths=1, after_commit=True)
+    try:
+        asyncio.run(fwd.add(f, ""))
+        assert len(calls) == 1
+        assert len(iptables_lines(f.comment)) == 1
+    finally:
+        monkeypatch.undo()
+        asyncio.run(fwd.remove(f))
+    assert iptables_lines(f.comment, f.chain) == []

@@ -189,7 +189,8 @@ async def restore(script: str) -> tuple[int, str]:
     except FileNotFoundError:
         return 127, "iptables-restore not found"
     out, _ = await proc.communicate(script.encode())
-    return proc.returncode or 0, out.decode(errors="replace").strip()
+    rc = proc.returncode or 0
+    return rc, out.decode(errors="replace").strip() or _silent(rc)
 
 
 def restore_sync(script: str) -> tuple[int, str]:
@@ -198,7 +199,14 @@ def restore_sync(script: str) -> tuple[int, str]:
         r = subprocess.run(_RESTORE, input=script.encode(), capture_output=True, check=False)
     except FileNotFoundError:
         return 127, "iptables-restore not found"
-    return r.returncode, (r.stderr or r.stdout).decode(errors="replace").strip()
+    return r.returncode, (r.stderr or r.stdout).decode(errors="replace").strip() or _silent(r.returncode)
+
+
+def _silent(rc: int) -> str:
+    """What to say of a restore that failed without a word (killed, say)."""
+    if rc < 0:
+        return f"iptables-restore was killed by signal {-rc}"
+    return f"iptables-restore exited with status {rc}" if rc else ""
 
 
 async def _restore_checked(script: str) -> None:

@@ -68,6 +68,9 @@ MARK = "0x2000/0x2000"
 BASE_COMMENT = "podkit published ports"
 LOCALNET_COMMENT = "podkit: no outside packets to host loopback"
 MULTIPORT_MAX = 15  # ports one multiport match takes
+# A removal's restore that fails (iptables-restore killed, the xtables lock held past
+# -w) is tried again this many times, 0.05 s apart and doubling, before it gives up.
+REMOVE_RETRIES = 3
 # Host-wide: two daemons making the shared chains at once would declare (flush) them twice.
 LOCK_PATH = "/run/podkit-portfwd.lock"
 
@@ -249,6 +252,10 @@ class Forwarder:
         await self.ensure_base()
         _localnet(bridge, f.ports)
         rc, out = await restore(add_script(f))
+        if rc != 0 and await self.present(f):
+            # It failed after its commit (killed on its way out): the rules are in, and
+            # adding them again would double the owner's jumps.
+            rc = 0
         if rc != 0:
             # The base chains may have gone since (an iptables flush): make them, once more.
             self._ready = False
@@ -262,11 +269,25 @@ class Forwarder:
             await asyncio.to_thread(conntrack.delete_udp, _udp(f))
 
     async def remove(self, f: Forward) -> None:
-        """The owner's rules go (nothing to do when they are gone already)."""
+        """The owner's rules go (nothing to do when they are gone already).
+
+        A removal that fails is tried again (``REMOVE_RETRIES``) before it raises: the
+        owner's address is given up next (a teardown goes on even when this fails), and
+        a rule left behind would forward its ports to whoever gets the address, until a
+        restart's ``reconcile``."""
         rc, out = await restore(delete_script(f))
         if rc != 0:
-            # Not as expected (removed before, or changed by hand): remove what is there.
-            removed = await self._remove_found([(f.network_id, f.owner_id)], await _save())
+            # Not as expected (removed before, changed by hand, or the restore died):
+            # remove what is there.
+            for attempt in range(REMOVE_RETRIES + 1):
+                try:
+                    removed = await self._remove_found([(f.network_id, f.owner_id)], await _save())
+                    break
+                except Internal as e:
+                    if attempt == REMOVE_RETRIES:
+                        raise
+                    log.info("removing %s's port rules: %s; trying again", f.owner_id[:12], e.message)
+                    await asyncio.sleep(0.05 * 2**attempt)
             log.debug(
                 "exact removal of %s's port rules failed (%s); removed %d found",
                 f.owner_id[:12],
