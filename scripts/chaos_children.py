@@ -105,7 +105,8 @@ def _ended(pid: int) -> bool:
 class ChildKiller(threading.Thread):
     """Watches the daemon's processes for the first ``target`` and SIGKILLs it
     ``delay`` seconds after it was seen (it may end first: then the next one is watched
-    for). ``killed`` says what was killed, "" when nothing was."""
+    for); with ``count`` > 1 the next ones too (a retry's). ``killed`` says what was
+    killed ("; "-separated), "" when nothing was."""
 
     POLL = 0.001
 
@@ -116,15 +117,22 @@ class ChildKiller(threading.Thread):
         ours: str,
         delay: float,
         plugins: tuple[str, ...] = CNI_PLUGINS,
+        count: int = 1,
     ) -> None:
         super().__init__(daemon=True)
+        self.count = count
+        self._done: set[int] = set()
+        self._victims: list[str] = []
         self.plugins = plugins
         self.target = target
         self.roots = roots
         self.ours = ours
         self.delay = delay
-        self.killed = ""
         self._halt = threading.Event()
+
+    @property
+    def killed(self) -> str:
+        return "; ".join(self._victims)
 
     def stop(self) -> str:
         self._halt.set()
@@ -135,8 +143,11 @@ class ChildKiller(threading.Thread):
         while not self._halt.is_set():
             for pid in descendants(self.roots()):
                 what = what_it_is(self.target, pid, _argv(pid), self.ours, self.plugins)
-                if what and self._kill(pid, what):
-                    return
+                if what and pid not in self._done and self._kill(pid, what):
+                    self._done.add(pid)
+                    self._victims.append(what)
+                    if len(self._victims) >= self.count:
+                        return
             time.sleep(self.POLL)
 
     def _kill(self, pid: int, what: str) -> bool:
@@ -154,5 +165,4 @@ class ChildKiller(threading.Thread):
             return False  # it ended first: wait for the next
         finally:
             os.close(fd)
-        self.killed = what
         return True
