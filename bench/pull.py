@@ -200,13 +200,13 @@ def drop_networks() -> None:
     _NETWORKS.clear()
 
 
-def start_podkitd(base: Path) -> tuple[Proc, str]:
+def start_podkitd(base: Path, extra_config: str = "") -> tuple[Proc, str]:
     base.mkdir(parents=True)
     n = secrets.randbelow(8 * 256)
     cfg = base / "podkitd.toml"
     bridge, subnet = f"pkb{secrets.token_hex(4)}", f"10.{200 + n // 256}.{n % 256}.0/24"
     _NETWORKS.append((bridge, subnet))
-    cfg.write_text(f'[network]\ndefault_bridge = "{bridge}"\ndefault_subnet = "{subnet}"\n')
+    cfg.write_text(f'[network]\ndefault_bridge = "{bridge}"\ndefault_subnet = "{subnet}"\n' + extra_config)
     sock = base / "state" / "podkit.sock"
     p = Proc(
         [
@@ -374,22 +374,26 @@ def main() -> int:
                 shutil.rmtree(base, ignore_errors=True)
             log(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
 
-        # podkit version round trip and idle memory.
-        d, dhost = start_podkitd(tmp / "podkit-idle")
+        # podkit version round trip and idle memory. Like for like: the CRI is off on
+        # both sides (containerd's plugin is disabled above), each engine answers 15
+        # version calls, then both get the same settling wait.
+        d, dhost = start_podkitd(tmp / "podkit-idle", "\n[cri]\nenabled = false\n")
         procs.append(d)
         rtt = [timed([str(BIN / "podkit"), "-H", dhost, "version"]) for _ in range(15)]
+        ctr_idle: Proc | None = None
+        if have_ctr:
+            ctr_idle, ctr_addr = start_containerd(tmp / "containerd-idle")
+            procs.append(ctr_idle)
+            for _ in range(15):
+                timed(["ctr", "-a", ctr_addr, "version"])
         from podkit.daemon.memory import QUIET
 
-        # Idle means settled: podkitd trims its heap once quiet (podkit.daemon.memory);
-        # containerd gets a settling wait below too. A measurement delay, not a sync.
+        # Idle means settled: podkitd trims its heap once quiet (podkit.daemon.memory),
+        # containerd's Go runtime returns memory on its own schedule; the same wait for
+        # both. A measurement delay, not synchronisation.
         time.sleep(2 * QUIET + 1)
         rss = d.rss_mb()
-        ctr_rss = None
-        if have_ctr:
-            c, _ = start_containerd(tmp / "containerd-idle")
-            procs.append(c)
-            time.sleep(1.0)  # idle means settled: a measurement delay, not synchronisation
-            ctr_rss = c.rss_mb()
+        ctr_rss = ctr_idle.rss_mb() if ctr_idle is not None else None
 
         med = {k: statistics.median(v) for k, v in times.items()}
         print(
