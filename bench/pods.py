@@ -180,6 +180,9 @@ def bench_podman(n: int, tarball: Path, work: Path) -> Result | None:
     conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n')
     os.environ["CONTAINERS_CONF"] = str(conf)
     res = Result("podman")
+    from tests.fixtures.network import podman_bridge_guard
+
+    drop_bridge = podman_bridge_guard()
     try:
         pm("import", "--change", 'CMD ["sh"]', str(tarball), "localhost/busybox:bench")
         pods = []
@@ -206,6 +209,7 @@ def bench_podman(n: int, tarball: Path, work: Path) -> Result | None:
     finally:
         subprocess.run([*base, "pod", "rm", "-a", "-f"], capture_output=True)
         subprocess.run([*base, "system", "reset", "-f"], capture_output=True)
+        drop_bridge()
     return res
 
 

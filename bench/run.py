@@ -435,6 +435,9 @@ def main() -> None:
             }
 
         if shutil.which("podman"):
+            from tests.fixtures.network import podman_bridge_guard
+
+            cleanups.append(podman_bridge_guard())  # runs after podman's rm (reverse order)
             pm = [
                 "podman",
                 "--root",
