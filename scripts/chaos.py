@@ -779,13 +779,18 @@ class Campaign:
         killer = ChildKiller(target, self._our_roots, str(self.base), delay, plugins, count)
         killer.start()
         problems: list[str] = []
+        t0 = time.monotonic()
         proc = start()
         try:
-            proc.wait(60)
+            proc.wait(90)  # (longer than podkit's own 60 s limits: their errors are seen)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             problems.append(f"{op}: the client hung after the {target} kill")
+        took = time.monotonic() - t0
+        info["seconds"] = round(took, 1)
+        if 30 < took < 90:
+            problems.append(f"{op}: the client waited {took:.0f} s for its answer after the {target} kill")
         # a background step's child (a refill's ADD, a teardown's DEL) may come later
         with contextlib.suppress(Exception):
             wait_for(lambda: len(killer.killed.split("; ")) >= count, 2, what="the victims")
@@ -808,8 +813,8 @@ class Campaign:
             problems.append(f"{op}: not a clean error after the {what or 'no'} kill: {text[-600:]}")
         if proc.returncode != 0 and not what:
             problems.append(f"{op} failed with nothing killed: {text[-600:]}")
-        if op in ("run", "run -p", "pod start"):  # (what others made is being removed)
-            problems += self._forwarded()
+        if op in ("run", "run -p", "pod start"):
+            problems += self._forwarded(n)
         problems += self._cleanup_round(n)
         # what the running daemon leaves (a failed refill's sandbox, a release's rules) ...
         problems += [f"before the restart: {x}" for x in self._leftovers()]
@@ -819,13 +824,25 @@ class Campaign:
         problems += self._leftovers()
         return problems
 
-    def _forwarded(self) -> list[str]:
-        """Every attachment that publishes ports through podkit's own rules has them,
-        once each (a killed iptables-restore is retried: the retry must not double them)."""
+    def _forwarded(self, n: int) -> list[str]:
+        """Every attachment of round ``n``'s container or pod (its own, or the pool
+        sandbox it holds) that publishes ports through podkit's own rules has them, once
+        each (a killed iptables-restore is retried: the retry must not double them).
+        Only the round's: an earlier round's container that ends now has its rules
+        removed before its attachment goes."""
+        c = self.d.client()
+        holders = set()
+        for get in (lambda: c.containers.get(f"c{n}").id, lambda: c.pods.get(f"p{n}").id):
+            with contextlib.suppress(Exception):
+                holders.add(get())
         with contextlib.closing(self._db()) as db:
             atts = db.execute(
                 "SELECT owner_id, network_id, ports, conflist FROM net_attachments WHERE status = 'ready'"
             ).fetchall()
+            holders |= {
+                r["id"] for r in db.execute("SELECT id, holder FROM net_sandboxes") if r["holder"] in holders
+            }
+        atts = [a for a in atts if a["owner_id"] in holders]
         lines = iptables_lines("podkit ports net ")
         problems = []
         for a in atts:
