@@ -317,6 +317,8 @@ def test_a_wrapper_script_is_identified_by_the_command_line(tmp_path: Path) -> N
     wrapper.chmod(0o755)
     p = subprocess.Popen([_sys.executable, "-c", "import time; time.sleep(60)", "-c", "abc"])
     try:
+        # until the exec: a child just forked still shows its parent's command line
+        wait_for(lambda: b"abc" in Path(f"/proc/{p.pid}/cmdline").read_bytes(), 10, what="the exec")
         assert proc_identity.runs(str(wrapper), "-c", "abc")(p.pid) is None
         assert "not the one for -c other" in (proc_identity.runs(str(wrapper), "-c", "other")(p.pid) or "")
         # a binary is still compared by exe
