@@ -59,6 +59,12 @@ __all__ = [
 ]
 
 
+# While conmon runs <runtime> create: how often its children are looked at, and how long
+# it may go on without one before the create counts as dead (_runtime_gone).
+RUNTIME_POLL = 0.25
+RUNTIME_GONE_GRACE = 5.0
+
+
 def read_sync_messages(data: bytes) -> list[dict[str, Any]]:
     out = []
     for line in data.splitlines():
@@ -160,9 +166,18 @@ async def launch(
     placing: asyncio.Future[None] | None = None
     if place is not None:
         placing = asyncio.ensure_future(_place_monitor(proc, paths, place))
+    reported = asyncio.ensure_future(asyncio.gather(_read_first_message(sync_r), proc.wait()))
+    watch = asyncio.ensure_future(_runtime_gone(paths, runtime))
+    gone: str | None = None
     try:
-        msg, _ = await asyncio.wait_for(asyncio.gather(_read_first_message(sync_r), proc.wait()), timeout)
+        done, _ = await asyncio.wait({reported, watch}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if reported not in done:
+            gone = watch.result() if watch in done else None
+            raise TimeoutError
+        msg, _ = reported.result()
     except (TimeoutError, asyncio.CancelledError) as e:
+        reported.cancel()
+        reported.add_done_callback(_retrieved)  # what it ends with is moot now
         if placing is not None:
             placing.cancel()
         proc.kill()
@@ -170,13 +185,72 @@ async def launch(
         kill_pidfile(paths.conmon_pidfile, conmon, cid)
         if isinstance(e, asyncio.CancelledError):
             raise
+        if gone is not None:
+            raise RuntimeCreateError(gone) from None
         raise Internal(f"conmon did not report container {cid} created within {timeout:.0f}s") from None
+    finally:
+        watch.cancel()
     if placing is not None:
         await placing
     pid = sync_value(msg) if msg else None
     if pid is None or pid <= 0:
         raise RuntimeCreateError(_create_failure(msg, paths))
     return pid
+
+
+def _retrieved(f: asyncio.Future[Any]) -> None:
+    if not f.cancelled():
+        f.exception()
+
+
+async def _runtime_gone(paths: ConmonPaths, runtime: str, grace: float = RUNTIME_GONE_GRACE) -> str:
+    """Returns (why) once conmon has had no ``<runtime> create`` child for ``grace``
+    seconds without reporting; never returns while the create runs.
+
+    conmon reports a failed create only after reading the container's stderr to its
+    end, and a create killed by a signal leaves its ``runtime init`` behind, holding
+    that pipe open and waiting for a start that never comes: without this, the caller
+    waited out the whole create timeout (found by the fault campaign, scripts/chaos.py,
+    killing runc create). A create that ends normally is reported at once, well inside
+    the grace.
+    """
+    comm = os.path.basename(runtime)[:15]  # the kernel's comm of the runtime's process
+    loop = asyncio.get_running_loop()
+    absent_since: float | None = None
+    while True:
+        await asyncio.sleep(RUNTIME_POLL)
+        monitor = read_pid(paths.conmon_pidfile)
+        kids = _children_comms(monitor) if monitor else None
+        if kids is None or comm in kids:
+            absent_since = None  # not up yet, gone (its own exit reports), or creating
+            continue
+        now = loop.time()
+        if absent_since is None:
+            absent_since = now
+        elif now - absent_since >= grace:
+            return f"{comm} create ended without conmon reporting the container (was it killed?)"
+
+
+def _children_comms(pid: int) -> list[str] | None:
+    """The comm of each child of ``pid`` (None once it is gone)."""
+    out: list[str] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                with open(f"/proc/{kid}/comm") as f:
+                    out.append(f.read().strip())
+            except OSError:
+                continue
+    return out
 
 
 def _prepare_dirs(paths: ConmonPaths) -> None:
