@@ -396,6 +396,22 @@ def test_parallel_runs(d: Daemon) -> None:
     assert d.client().containers.list(all=True) == []
 
 
+def test_a_failed_start_of_an_auto_remove_run_leaves_no_container(d: Daemon) -> None:
+    """As dockerd removes an AutoRemove container whose start failed (and the CLI's
+    run --rm does): the SDK's run, attached and detached, raises the start's error
+    and leaves nothing; without auto_remove the created container stays."""
+    c = d.client()
+    for detach in (False, True):
+        with pytest.raises(errors.PodkitError, match="nonexistent"):
+            c.containers.run("busybox", ["/nonexistent"], detach=detach, auto_remove=True, network="none")
+        assert c.containers.list(all=True) == [], detach
+    with pytest.raises(errors.PodkitError, match="nonexistent"):
+        c.containers.run("busybox", ["/nonexistent"], network="none")
+    (kept,) = c.containers.list(all=True)
+    assert kept.state == "created"
+    c.containers.remove(kept.id)
+
+
 def test_large_streams_through_attach_and_exec(d: Daemon) -> None:
     c = d.client()
     data = os.urandom(3 << 20)

@@ -157,15 +157,25 @@ class ContainersAPI(ContainerOps):
         **options: object,
     ) -> Container | ExecResult:
         """Create and start. Detached: the Container. Attached: its output and exit code
-        (with ``auto_remove=True`` the container is gone when this returns)."""
+        (with ``auto_remove=True`` the container is gone when this returns). A start
+        that fails removes an ``auto_remove`` container again, as dockerd does (and the
+        CLI's ``run --rm``), before the error is raised."""
         if stdin is not None:
             options["open_stdin"] = True
         c = self.create(image, cmd, **options)
-        if detach:
-            self.start(c.id)
-            return self.get(c.id)
-        ws = self.attach_socket(c.id, stdin=stdin is not None, start=True)
-        return _collect(ws, stdin)
+        try:
+            if detach:
+                self.start(c.id)
+                return self.get(c.id)
+            ws = self.attach_socket(c.id, stdin=stdin is not None, start=True)
+            return _collect(ws, stdin)
+        except errors.PodkitError:
+            if options.get("auto_remove"):
+                try:
+                    self.remove(c.id, force=True, volumes=True)
+                except errors.NotFound:
+                    pass  # removed already (it started and ended)
+            raise
 
     def get(self, ref: str, size: bool = False) -> Container:
         """``size``: also measure ``size_rw`` / ``size_root_fs`` (a walk of its writable layer)."""
