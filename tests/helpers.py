@@ -114,6 +114,12 @@ class Daemon:
         # The CRI's gRPC server is off unless a test asks for it: importing grpc adds
         # a few hundred ms of CPU to each of the suite's hundreds of daemons.
         cri = "" if "[cri]" in extra_config else "[cri]\nenabled = false\n\n"
+        if "[cri]" in extra_config and "cni_conf_dir" not in extra_config:
+            # Not the host's /etc/cni/net.d (the CRI's default): podman's and buildah's
+            # packages put podman's bridge there (cni-podman0, 10.88.0.0/16), which the
+            # pods would join. An empty dir of its own: podkit's default network, on this
+            # daemon's bridge and subnet.
+            extra_config = extra_config.replace("[cri]\n", f'[cri]\ncni_conf_dir = "{base / "cni"}"\n', 1)
         self.config.write_text(
             f'[network]\ndefault_bridge = "{self.bridge}"\ndefault_subnet = "{self.subnet}"\n'
             # No pre-warmed sandboxes unless a test asks: most count the veths, leases and
