@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.network import podman_bridge_guard
 from tests.helpers import Daemon
 
 BUILDAH = shutil.which("buildah")
@@ -107,8 +106,6 @@ def test_same_tree_and_config_as_buildah(d: Daemon, tmp_path: Path) -> None:
     archive = tmp_path / "busybox.tar"
     out = tmp_path / "bh.tar"
     d.client().images.save("busybox", archive)
-    # buildah makes podman's default bridge (cni-podman0) and never removes it
-    drop_bridge = podman_bridge_guard()
     try:
         _buildah(broot, "pull", f"docker-archive:{archive}")
         _buildah(
@@ -128,7 +125,6 @@ def test_same_tree_and_config_as_buildah(d: Daemon, tmp_path: Path) -> None:
         _buildah(broot, "push", "bh:1", f"docker-archive:{out}:localhost/bh:1")
     finally:
         subprocess.run(["umount", "-R", str(broot / "root")], capture_output=True)
-        drop_bridge()
     d.client().images.load(out)
 
     pk = d.client().images.get("pk:1").config["config"]
