@@ -30,6 +30,7 @@ from podkit.errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    PodkitError,
     Unavailable,
 )
 
@@ -259,6 +260,15 @@ class OCIRuntime:
             if _NOT_EXIST.search(msg):
                 raise NotFound(f"{self.name}: {msg}")
             if "not running" in msg or "process already finished" in msg:
+                raise Conflict(f"container {cid} is not running")
+            # A container ending meanwhile fails the kill in other words too (--all
+            # reading a cgroup that is being removed: "readdirent ... no such file"):
+            # what counts is whether it still runs.
+            try:
+                st = await self.state(cid)
+            except PodkitError:
+                st = {}  # cannot tell: the kill's own error stands
+            if st is None or st.get("status") == "stopped":
                 raise Conflict(f"container {cid} is not running")
             raise Internal(f"{self.name} kill: {msg}")
 
